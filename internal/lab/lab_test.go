@@ -1,0 +1,118 @@
+package lab
+
+import (
+	"context"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+var env *Env
+
+func TestMain(m *testing.M) {
+	os.Exit(Main(m, Options{Asterisk: true, Redis: true}, func(e *Env) { env = e }))
+}
+
+func TestAsteriskIsVersion22AndBooted(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := env.CLI(ctx, "core show version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out, "Asterisk 22.") {
+		t.Fatalf("core show version = %q, want Asterisk 22.x", out)
+	}
+	log, err := env.AsteriskLog(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, "WARNING") || strings.Contains(line, "ERROR") {
+			t.Errorf("lab Asterisk logged: %s", line)
+		}
+	}
+}
+
+// TestAMIBannerAndLogin speaks raw AMI: the lab's least-privilege user logs in and, Asterisk
+// being booted, gets FullyBooted right after the login response.
+func TestAMIBannerAndLogin(t *testing.T) {
+	c, err := net.DialTimeout("tcp", env.AMIAddr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	_, err = c.Write([]byte("Action: Login\r\nUsername: " + env.AMIUser + "\r\nSecret: " + env.AMISecret + "\r\nActionID: l1\r\n\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got strings.Builder
+	buf := make([]byte, 4096)
+	for !strings.Contains(got.String(), "Event: FullyBooted") {
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("read: %v; got so far %q", err, got.String())
+		}
+		got.Write(buf[:n])
+	}
+	if !strings.HasPrefix(got.String(), "Asterisk Call Manager/") || !strings.Contains(got.String(), "Authentication accepted") {
+		t.Fatalf("unexpected AMI exchange: %q", got.String())
+	}
+}
+
+func TestRedisAnswersPing(t *testing.T) {
+	addr := strings.TrimSuffix(strings.TrimPrefix(env.RedisURL, "redis://"), "/0")
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	n, err := c.Read(buf)
+	if err != nil || string(buf[:n]) != "+PONG\r\n" {
+		t.Fatalf("PING = %q, %v", buf[:n], err)
+	}
+}
+
+func TestProxyCutsAndRestores(t *testing.T) {
+	p, err := NewProxy(env.AMIAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	readBanner := func() error {
+		c, err := net.DialTimeout("tcp", p.Addr(), 5*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 64)
+		n, err := c.Read(buf)
+		if err != nil {
+			return err
+		}
+		if !strings.HasPrefix(string(buf[:n]), "Asterisk Call Manager/") {
+			t.Fatalf("banner through proxy = %q", buf[:n])
+		}
+		return nil
+	}
+	if err := readBanner(); err != nil {
+		t.Fatalf("proxy up: %v", err)
+	}
+	p.SetUp(false)
+	if err := readBanner(); err == nil {
+		t.Fatal("proxy down: still got a banner")
+	}
+	p.SetUp(true)
+	if err := readBanner(); err != nil {
+		t.Fatalf("proxy up again: %v", err)
+	}
+}
