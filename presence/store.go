@@ -1,0 +1,184 @@
+package presence
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+)
+
+// StoreOptions configures the state store.
+type StoreOptions struct {
+	// URL is a redis:// or rediss:// URL. Empty means the embedded in-process store.
+	URL string
+	// Password, when set, overrides the URL's password (so it can come from a file).
+	Password string
+	// DialTimeout, ReadTimeout and WriteTimeout bound every Redis operation. Zero means 2 s, 1 s, 1 s.
+	DialTimeout, ReadTimeout, WriteTimeout time.Duration
+	// SnapshotPath is where the embedded store keeps its data across restarts. Empty means
+	// the embedded store is not persisted.
+	SnapshotPath string
+	// SnapshotInterval is how often the embedded store is written to SnapshotPath. Zero means 10 s.
+	SnapshotInterval time.Duration
+	// Logger receives the store's messages. Nil discards them.
+	Logger *slog.Logger
+	// Registerer receives the store's metrics. Nil registers none.
+	Registerer prometheus.Registerer
+}
+
+// Store is the connection to the state store: a real Redis, or the embedded one.
+type Store struct {
+	rdb      *redis.Client
+	embedded *miniredis.Miniredis
+	opts     StoreOptions
+	log      *slog.Logger
+
+	stop     chan struct{}
+	done     chan struct{}
+	closeMu  sync.Mutex
+	closed   bool
+	snapshot *snapshotter
+}
+
+// OpenStore connects to Redis, or starts the embedded store (restoring its snapshot) when
+// opts.URL is empty. It does not wait for a real Redis to answer: Ping tells whether it does.
+func OpenStore(ctx context.Context, opts StoreOptions) (*Store, error) {
+	if opts.DialTimeout == 0 {
+		opts.DialTimeout = 2 * time.Second
+	}
+	if opts.ReadTimeout == 0 {
+		opts.ReadTimeout = time.Second
+	}
+	if opts.WriteTimeout == 0 {
+		opts.WriteTimeout = time.Second
+	}
+	if opts.SnapshotInterval == 0 {
+		opts.SnapshotInterval = 10 * time.Second
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{opts: opts, log: log, stop: make(chan struct{}), done: make(chan struct{})}
+
+	var ropts *redis.Options
+	if opts.URL != "" {
+		var err error
+		ropts, err = redis.ParseURL(opts.URL)
+		if err != nil {
+			return nil, fmt.Errorf("store: parse redis url: %w", err)
+		}
+		if opts.Password != "" {
+			ropts.Password = opts.Password
+		}
+	} else {
+		s.embedded = miniredis.NewMiniRedis()
+		// Expiry follows the wall clock, as on a real Redis.
+		s.embedded.ClockTTL(true)
+		if err := s.embedded.StartAddr("127.0.0.1:0"); err != nil {
+			return nil, fmt.Errorf("store: start embedded store: %w", err)
+		}
+		ropts = &redis.Options{Addr: s.embedded.Addr()}
+	}
+	ropts.DialTimeout = opts.DialTimeout
+	ropts.ReadTimeout = opts.ReadTimeout
+	ropts.WriteTimeout = opts.WriteTimeout
+	ropts.ContextTimeoutEnabled = true
+	s.rdb = redis.NewClient(ropts)
+	if opts.Registerer != nil {
+		s.rdb.AddHook(newStoreMetrics(opts.Registerer))
+	}
+
+	if s.embedded == nil {
+		close(s.done)
+		return s, nil
+	}
+	if opts.SnapshotPath != "" {
+		s.snapshot = &snapshotter{rdb: s.rdb, path: opts.SnapshotPath}
+		n, err := s.snapshot.restore(ctx)
+		if err != nil {
+			s.rdb.Close()
+			s.embedded.Close()
+			return nil, fmt.Errorf("store: restore embedded store from %s: %w", opts.SnapshotPath, err)
+		}
+		log.Info("embedded store restored", "path", opts.SnapshotPath, "keys", n)
+		go s.snapshotLoop()
+	} else {
+		close(s.done)
+	}
+	return s, nil
+}
+
+// Embedded reports whether the store is the in-process one rather than a Redis server.
+func (s *Store) Embedded() bool { return s.embedded != nil }
+
+// Redis is the client to use for reads and writes.
+func (s *Store) Redis() *redis.Client { return s.rdb }
+
+// Ping checks that the store answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("store: ping: %w", err)
+	}
+	return nil
+}
+
+// Snapshot writes the embedded store to its snapshot file now. It does nothing for a real Redis
+// or when no snapshot path is configured.
+func (s *Store) Snapshot(ctx context.Context) error {
+	if s.snapshot == nil {
+		return nil
+	}
+	return s.snapshot.save(ctx)
+}
+
+func (s *Store) snapshotLoop() {
+	defer close(s.done)
+	t := time.NewTicker(s.opts.SnapshotInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), s.opts.SnapshotInterval)
+			if err := s.snapshot.save(ctx); err != nil {
+				s.log.Error("embedded store snapshot failed", "path", s.opts.SnapshotPath, "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// Close writes a last snapshot of the embedded store and releases the connection.
+func (s *Store) Close(ctx context.Context) error {
+	s.closeMu.Lock()
+	if s.closed {
+		s.closeMu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.closeMu.Unlock()
+
+	close(s.stop)
+	<-s.done
+	var errs []error
+	if s.snapshot != nil {
+		if err := s.snapshot.save(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := s.rdb.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
+		errs = append(errs, fmt.Errorf("store: close: %w", err))
+	}
+	if s.embedded != nil {
+		s.embedded.Close()
+	}
+	return errors.Join(errs...)
+}
