@@ -1,0 +1,117 @@
+// Command testsummary reads `go test -json` on stdin and prints one line per test (so a CI log
+// shows which integration tests ran), the whole output of every test that failed, and a closing
+// "N passed, N failed, N skipped" line. It exits non-zero when anything failed, when a package
+// failed outside its tests (a lab that could not start), or when nothing ran.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+)
+
+// event is one line of `go test -json` (cmd/test2json).
+type event struct {
+	Action  string
+	Package string
+	Test    string
+	Elapsed float64
+	Output  string
+}
+
+func main() {
+	os.Exit(summarise(os.Stdin, os.Stdout))
+}
+
+func summarise(r io.Reader, w io.Writer) int {
+	output := map[string]*strings.Builder{} // package/test → its output
+	var passed, failed, skipped int
+	var failedPkgs []string
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1024*1024), 16*1024*1024)
+	for sc.Scan() {
+		line := sc.Bytes()
+		var e event
+		if err := json.Unmarshal(line, &e); err != nil {
+			// Not test2json (a build error printed by go): show it as it is.
+			fmt.Fprintln(w, string(line))
+			continue
+		}
+		key := e.Package + " " + e.Test
+		switch e.Action {
+		case "output":
+			b := output[key]
+			if b == nil {
+				b = &strings.Builder{}
+				output[key] = b
+			}
+			b.WriteString(e.Output)
+		case "pass", "fail", "skip":
+			if e.Test == "" {
+				short := strings.TrimPrefix(e.Package, "github.com/presenced/presenced/")
+				fmt.Fprintf(w, "%s %s (%.1fs)\n", strings.ToUpper(e.Action), short, e.Elapsed)
+				if e.Action == "fail" {
+					failedPkgs = append(failedPkgs, e.Package)
+					if b := output[key]; b != nil {
+						fmt.Fprint(w, indent(b.String()))
+					}
+				}
+				continue
+			}
+			fmt.Fprintf(w, "    --- %s: %s (%.2fs)\n", strings.ToUpper(e.Action), e.Test, e.Elapsed)
+			switch e.Action {
+			case "pass":
+				passed++
+			case "skip":
+				skipped++
+				if b := output[key]; b != nil {
+					fmt.Fprint(w, indent(lastLines(b.String(), 3)))
+				}
+			case "fail":
+				failed++
+				if b := output[key]; b != nil {
+					fmt.Fprint(w, indent(b.String()))
+				}
+			}
+			delete(output, key)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		fmt.Fprintf(w, "testsummary: read: %v\n", err)
+		return 1
+	}
+	sort.Strings(failedPkgs)
+	if len(failedPkgs) > 0 {
+		fmt.Fprintf(w, "failed packages: %s\n", strings.Join(failedPkgs, " "))
+	}
+	fmt.Fprintf(w, "%d passed, %d failed, %d skipped\n", passed, failed, skipped)
+	if failed > 0 || len(failedPkgs) > 0 || passed == 0 {
+		return 1
+	}
+	return 0
+}
+
+func indent(s string) string {
+	var b strings.Builder
+	for _, l := range strings.SplitAfter(s, "\n") {
+		if l != "" {
+			b.WriteString("        " + l)
+		}
+	}
+	if !strings.HasSuffix(b.String(), "\n") && b.Len() > 0 {
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n") + "\n"
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestSummarise(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		in       string
+		wantCode int
+		want     []string
+	}{
+		{
+			name: "all pass",
+			in: `{"Action":"run","Package":"p","Test":"TestA"}
+{"Action":"output","Package":"p","Test":"TestA","Output":"noise\n"}
+{"Action":"pass","Package":"p","Test":"TestA","Elapsed":0.5}
+{"Action":"pass","Package":"p","Elapsed":1}`,
+			want: []string{"--- PASS: TestA", "PASS p", "1 passed, 0 failed, 0 skipped"},
+		},
+		{
+			name: "failure shows its output",
+			in: `{"Action":"output","Package":"p","Test":"TestB","Output":"b_test.go:9: boom\n"}
+{"Action":"fail","Package":"p","Test":"TestB"}
+{"Action":"pass","Package":"p","Test":"TestA"}
+{"Action":"fail","Package":"p"}`,
+			wantCode: 1,
+			want:     []string{"--- FAIL: TestB", "b_test.go:9: boom", "failed packages: p", "1 passed, 1 failed, 0 skipped"},
+		},
+		{
+			name: "package failing outside tests (lab did not start)",
+			in: `{"Action":"output","Package":"q","Output":"lab: cannot start the test lab\n"}
+{"Action":"fail","Package":"q"}
+{"Action":"pass","Package":"p","Test":"TestA"}`,
+			wantCode: 1,
+			want:     []string{"FAIL q", "lab: cannot start the test lab", "failed packages: q"},
+		},
+		{
+			name:     "nothing ran",
+			in:       `{"Action":"skip","Package":"p"}`,
+			wantCode: 1,
+			want:     []string{"0 passed, 0 failed, 0 skipped"},
+		},
+		{
+			name:     "build error line passed through",
+			in:       "# github.com/x\nx.go:1: syntax error\n",
+			wantCode: 1,
+			want:     []string{"x.go:1: syntax error"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			code := summarise(strings.NewReader(tc.in), &out)
+			if code != tc.wantCode {
+				t.Errorf("code = %d, want %d\n%s", code, tc.wantCode, out.String())
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, out.String())
+				}
+			}
+			if strings.Contains(out.String(), "noise") {
+				t.Errorf("output of a passing test shown:\n%s", out.String())
+			}
+		})
+	}
+}
