@@ -1,0 +1,46 @@
+package presence
+
+import "context"
+
+// Concern is one part of the PBX presenced manages: queue membership (package queue), astdb
+// keys and globals (package followme), lamps and presence (package blf), webhooks. The engine
+// observes through every concern at once, plans with Plan, and hands each concern the
+// operations of the kinds it applies. Concerns speak AMI; presence does not.
+type Concern interface {
+	// Name names the concern in logs, metrics and the journal.
+	Name() string
+	// Kinds lists the operation kinds the concern applies.
+	Kinds() []OpKind
+	// Observe reads what the PBX holds for everything the wanted targets name that the concern
+	// owns, and records it in have (one entry per user of want, already made). It must cost a
+	// constant number of round trips to Asterisk whatever the number of users (bulk lists such
+	// as QueueStatus, DBGetTree, DeviceStateList, PresenceStateList), and record absent state
+	// as nil entries for the keys want names.
+	Observe(ctx context.Context, want map[UserID]*Target, have map[UserID]*Target) error
+	// Apply performs one user's operations, in order, and reports one outcome per operation,
+	// in the same order. Idempotent answers ("Already there", "Not there") are ResultUnchanged.
+	Apply(ctx context.Context, u *User, ops []Op) []Outcome
+}
+
+// Result is what became of one operation.
+type Result string
+
+// The results.
+const (
+	ResultApplied   Result = "applied"   // the PBX changed
+	ResultUnchanged Result = "unchanged" // the PBX already was so (e.g. "Already there")
+	ResultFailed    Result = "failed"    // the operation failed; Error says why
+	ResultPlanned   Result = "planned"   // a preview: nothing was done
+)
+
+// Outcome is the result of one operation.
+type Outcome struct {
+	Op     Op     `json:"op"`
+	Result Result `json:"result"`
+	Error  string `json:"error,omitempty"`
+}
+
+// Failed builds a failed outcome for op.
+func Failed(op Op, err error) Outcome {
+	return Outcome{Op: op, Result: ResultFailed, Error: err.Error()}
+}

@@ -1,0 +1,469 @@
+package presence
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Errors the engine returns; the API maps them to HTTP statuses.
+var (
+	ErrUnknownUser    = errors.New("unknown user")
+	ErrUnknownProfile = errors.New("unknown profile")
+	ErrProfileActive  = errors.New("profile is active")
+	ErrSystemProfile  = errors.New("system-wide profile")
+)
+
+// EngineOptions configures an Engine.
+type EngineOptions struct {
+	Catalog  *Catalog
+	Naming   Naming
+	States   *StateStore
+	Concerns []Concern // applied in this order
+	// ObserveTimeout bounds one batched read of the PBX; zero means 10 s.
+	ObserveTimeout time.Duration
+	// RetryMin and RetryMax bound the backoff of repairs after a failed apply; zero means
+	// 500 ms and 30 s.
+	RetryMin, RetryMax time.Duration
+	Logger             *slog.Logger
+	Registerer         prometheus.Registerer
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Engine switches users between profiles and keeps the PBX in line with what they chose.
+// One user's switches and repairs run one at a time; different users run in parallel.
+type Engine struct {
+	opts    EngineOptions
+	log     *slog.Logger
+	metrics *engineMetrics
+	obs     *observer
+	byKind  map[OpKind]Concern
+	now     func() time.Time
+
+	locksMu sync.Mutex
+	locks   map[UserID]*userLock
+
+	retryMu sync.Mutex
+	retries map[UserID]*retry
+	closed  bool
+
+	ctx    context.Context // repairs run in it
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+type userLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+type retry struct {
+	attempt int
+	timer   *time.Timer
+	due     time.Time
+}
+
+// NewEngine checks the options and returns an engine. Close stops its pending repairs.
+func NewEngine(opts EngineOptions) (*Engine, error) {
+	if opts.Catalog == nil || opts.States == nil {
+		return nil, errors.New("presence: EngineOptions.Catalog and States are required")
+	}
+	if err := opts.Naming.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.ObserveTimeout == 0 {
+		opts.ObserveTimeout = 10 * time.Second
+	}
+	if opts.RetryMin == 0 {
+		opts.RetryMin = 500 * time.Millisecond
+	}
+	if opts.RetryMax == 0 {
+		opts.RetryMax = 30 * time.Second
+	}
+	e := &Engine{
+		opts:    opts,
+		log:     opts.Logger,
+		metrics: newEngineMetrics(opts.Registerer),
+		byKind:  map[OpKind]Concern{},
+		now:     opts.Now,
+		locks:   map[UserID]*userLock{},
+		retries: map[UserID]*retry{},
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	for _, c := range opts.Concerns {
+		for _, k := range c.Kinds() {
+			if other, dup := e.byKind[k]; dup {
+				return nil, fmt.Errorf("presence: operation %s is applied by both %s and %s", k, other.Name(), c.Name())
+			}
+			e.byKind[k] = c
+		}
+	}
+	e.obs = &observer{concerns: opts.Concerns, timeout: opts.ObserveTimeout, onBatch: e.metrics.observed}
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	return e, nil
+}
+
+// Close cancels pending repairs and waits for running ones.
+func (e *Engine) Close() {
+	e.retryMu.Lock()
+	e.closed = true
+	for id, r := range e.retries {
+		r.timer.Stop()
+		delete(e.retries, id)
+	}
+	e.retryMu.Unlock()
+	e.cancel()
+	e.wg.Wait()
+}
+
+// Catalog is the engine's users and system-wide profiles.
+func (e *Engine) Catalog() *Catalog { return e.opts.Catalog }
+
+// lock serialises the work on one user and returns its unlock.
+func (e *Engine) lock(id UserID) func() {
+	e.locksMu.Lock()
+	l := e.locks[id]
+	if l == nil {
+		l = &userLock{}
+		e.locks[id] = l
+	}
+	l.refs++
+	e.locksMu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		e.locksMu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(e.locks, id)
+		}
+		e.locksMu.Unlock()
+	}
+}
+
+// SwitchRequest asks to put a user in a profile.
+type SwitchRequest struct {
+	User    UserID
+	Profile string
+	Info    string
+	Source  Source
+	Actor   string
+}
+
+// SwitchResult is what a switch (or a preview, or a repair) did.
+type SwitchResult struct {
+	SwitchEvent
+	Outcomes []Outcome `json:"outcomes"`
+	// InSync is true when every PBX operation succeeded (a failed webhook does not count).
+	InSync  bool `json:"in_sync"`
+	Preview bool `json:"preview,omitempty"`
+}
+
+// Switch puts the user in the requested profile: it records the new desired state in Redis
+// first (so a crash is repaired on restart), then reads the PBX, applies only what differs,
+// journals every operation's outcome, and schedules repairs if anything failed.
+func (e *Engine) Switch(ctx context.Context, req SwitchRequest) (*SwitchResult, error) {
+	return e.switchUser(ctx, req, false)
+}
+
+// Preview says what Switch would do, changing nothing.
+func (e *Engine) Preview(ctx context.Context, req SwitchRequest) (*SwitchResult, error) {
+	return e.switchUser(ctx, req, true)
+}
+
+func (e *Engine) switchUser(ctx context.Context, req SwitchRequest, preview bool) (*SwitchResult, error) {
+	start := e.now()
+	u, ok := e.opts.Catalog.User(req.User)
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownUser, req.User)
+	}
+	unlock := e.lock(u.ID)
+	defer unlock()
+
+	var (
+		st       UserState
+		profiles []*Profile
+		to       *Profile
+		hooks    []Webhook
+	)
+	for attempt := 0; ; attempt++ {
+		prev, _, err := e.opts.States.Load(ctx, u.ID)
+		var corrupt *CorruptError
+		if errors.As(err, &corrupt) {
+			// Nothing is lost: the unreadable record stays for an admin to look at until this
+			// switch replaces it, and the switch starts from a clean slate.
+			e.log.Error("user state unreadable; switching from an empty state", "user", u.ID, "err", err)
+			prev = UserState{}
+			prev.Version, err = e.storedVersion(ctx, u.ID)
+		}
+		if err != nil {
+			return nil, err
+		}
+		profiles, err = e.profilesOf(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		to = findProfile(profiles, req.Profile)
+		if to == nil {
+			return nil, fmt.Errorf("%w %q", ErrUnknownProfile, req.Profile)
+		}
+		from := findProfile(profiles, prev.Profile)
+		var intent Intent
+		intent, hooks = Desire(u, prev.Intent, from, to, req.Info)
+		st = UserState{
+			Profile: to.ID, Previous: prev.Profile, Since: e.now(), Source: req.Source, Actor: req.Actor,
+			Info: req.Info, Sticky: to.Sticky, Intent: intent, Version: prev.Version,
+		}
+		if preview {
+			break
+		}
+		st, err = e.opts.States.Save(ctx, u.ID, st)
+		if errors.Is(err, ErrConflict) && attempt < 5 {
+			continue // another instance switched this user meanwhile: start over from its state
+		}
+		if err != nil {
+			return nil, err
+		}
+		break
+	}
+
+	ev := SwitchEvent{User: u.ID, Extension: u.Extension, From: st.Previous, To: st.Profile, Info: st.Info,
+		Source: st.Source, Actor: st.Actor, At: st.Since}
+	want := Compile(u, st.Intent, Active{Profile: to, Info: st.Info}, profiles, e.opts.Naming)
+	have, err := e.obs.observe(ctx, u.ID, want)
+	var ops []Op
+	if err == nil {
+		ops = Plan(want, have)
+	}
+	for _, h := range hooks {
+		ops = append(ops, Op{Kind: OpWebhook, Webhook: &h, Event: &ev})
+	}
+	res := &SwitchResult{SwitchEvent: ev, Preview: preview}
+	if err != nil {
+		// The desired state is saved: the repair loop applies it once the PBX answers.
+		res.Outcomes = []Outcome{{Op: Op{Kind: "observe"}, Result: ResultFailed, Error: err.Error()}}
+	} else if preview {
+		for _, op := range ops {
+			res.Outcomes = append(res.Outcomes, Outcome{Op: op, Result: ResultPlanned})
+		}
+	} else {
+		res.Outcomes = e.apply(ctx, u, ops)
+	}
+	res.InSync = inSync(res.Outcomes)
+	if preview {
+		return res, nil
+	}
+	e.finish(u, "switch", res)
+	e.metrics.switched(req.Source, res.InSync, e.now().Sub(start))
+	e.log.Info("switched", "user", u.ID, "from", ev.From, "to", ev.To, "source", ev.Source,
+		"ops", len(res.Outcomes), "in_sync", res.InSync)
+	return res, nil
+}
+
+// storedVersion reads only the version of a user's state, to overwrite unreadable state.
+func (e *Engine) storedVersion(ctx context.Context, id UserID) (int64, error) {
+	v, err := e.opts.States.rdb.HGet(ctx, e.opts.States.userKey(id), "version").Int64()
+	if err != nil {
+		return 0, &CorruptError{Key: e.opts.States.userKey(id), Field: "version", Err: err}
+	}
+	return v, nil
+}
+
+// Repair applies the user's desired state again: whatever drifted on the PBX is put back.
+func (e *Engine) Repair(ctx context.Context, id UserID) (*SwitchResult, error) {
+	u, ok := e.opts.Catalog.User(id)
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownUser, id)
+	}
+	unlock := e.lock(u.ID)
+	defer unlock()
+	st, found, err := e.opts.States.Load(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		e.clearRetry(u.ID)
+		return &SwitchResult{SwitchEvent: SwitchEvent{User: u.ID, Extension: u.Extension}, InSync: true}, nil
+	}
+	want, err := e.desired(ctx, u, st)
+	if err != nil {
+		return nil, err
+	}
+	ev := SwitchEvent{User: u.ID, Extension: u.Extension, From: st.Profile, To: st.Profile, Info: st.Info,
+		Source: SourceSystem, At: e.now()}
+	res := &SwitchResult{SwitchEvent: ev}
+	have, err := e.obs.observe(ctx, u.ID, want)
+	if err != nil {
+		res.Outcomes = []Outcome{{Op: Op{Kind: "observe"}, Result: ResultFailed, Error: err.Error()}}
+	} else if ops := Plan(want, have); len(ops) > 0 {
+		res.Outcomes = e.apply(ctx, u, ops)
+	}
+	res.InSync = inSync(res.Outcomes)
+	if len(res.Outcomes) > 0 || !res.InSync {
+		e.finish(u, "repair", res)
+	} else {
+		e.clearRetry(u.ID)
+	}
+	return res, nil
+}
+
+// desired compiles a user's stored state into the PBX state it means.
+func (e *Engine) desired(ctx context.Context, u *User, st UserState) (*Target, error) {
+	profiles, err := e.profilesOf(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	return Compile(u, st.Intent, Active{Profile: findProfile(profiles, st.Profile), Info: st.Info}, profiles, e.opts.Naming), nil
+}
+
+// finish journals a switch or repair and schedules a repair when it did not get in sync.
+func (e *Engine) finish(u *User, kind string, res *SwitchResult) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := e.opts.States.AppendJournal(ctx, u.ID, JournalEntry{SwitchEvent: res.SwitchEvent, Kind: kind,
+		Outcomes: res.Outcomes, InSync: res.InSync}); err != nil {
+		e.log.Error("journal not written", "user", u.ID, "err", err)
+	}
+	for _, o := range res.Outcomes {
+		e.metrics.op(o)
+		if o.Result == ResultFailed {
+			e.log.Warn("operation failed", "user", u.ID, "op", o.Op.String(), "err", o.Error)
+		}
+	}
+	if res.InSync {
+		e.clearRetry(u.ID)
+	} else {
+		e.scheduleRetry(u.ID)
+	}
+}
+
+// apply hands each concern its operations, concern by concern in the order the plan names
+// them, and returns the outcomes in plan order.
+func (e *Engine) apply(ctx context.Context, u *User, ops []Op) []Outcome {
+	outcomes := make([]Outcome, len(ops))
+	for i := 0; i < len(ops); {
+		c := e.byKind[ops[i].Kind]
+		j := i + 1
+		for j < len(ops) && e.byKind[ops[j].Kind] == c {
+			j++
+		}
+		if c == nil {
+			for k := i; k < j; k++ {
+				outcomes[k] = Outcome{Op: ops[k], Result: ResultFailed, Error: "no concern applies " + string(ops[k].Kind)}
+			}
+		} else {
+			got := c.Apply(ctx, u, ops[i:j])
+			for k := i; k < j; k++ {
+				if k-i < len(got) {
+					outcomes[k] = got[k-i]
+				} else {
+					outcomes[k] = Outcome{Op: ops[k], Result: ResultFailed, Error: c.Name() + " reported no outcome"}
+				}
+			}
+		}
+		i = j
+	}
+	return outcomes
+}
+
+func inSync(outcomes []Outcome) bool {
+	for _, o := range outcomes {
+		if o.Result == ResultFailed && o.Op.Kind != OpWebhook {
+			return false
+		}
+	}
+	return true
+}
+
+func (e *Engine) scheduleRetry(id UserID) {
+	e.retryMu.Lock()
+	defer e.retryMu.Unlock()
+	if e.closed {
+		return
+	}
+	r := e.retries[id]
+	if r == nil {
+		r = &retry{}
+		e.retries[id] = r
+	} else if r.timer != nil {
+		r.timer.Stop()
+	}
+	delay := e.opts.RetryMin << min(r.attempt, 16)
+	if delay > e.opts.RetryMax || delay <= 0 {
+		delay = e.opts.RetryMax
+	}
+	delay = delay/2 + rand.N(delay/2+1) // jitter: a fleet of failed users does not retry in step
+	r.attempt++
+	r.due = e.now().Add(delay)
+	e.metrics.pendingRetries.Set(float64(len(e.retries)))
+	r.timer = time.AfterFunc(delay, func() {
+		e.wg.Add(1)
+		defer e.wg.Done()
+		if e.ctx.Err() != nil {
+			return
+		}
+		if _, err := e.Repair(e.ctx, id); err != nil {
+			e.log.Warn("repair failed", "user", id, "err", err)
+			e.scheduleRetry(id)
+		}
+	})
+}
+
+func (e *Engine) clearRetry(id UserID) {
+	e.retryMu.Lock()
+	defer e.retryMu.Unlock()
+	if r := e.retries[id]; r != nil {
+		r.timer.Stop()
+		delete(e.retries, id)
+		e.metrics.pendingRetries.Set(float64(len(e.retries)))
+	}
+}
+
+// nextRetry reports when a repair of the user is due, if one is.
+func (e *Engine) nextRetry(id UserID) (time.Time, int, bool) {
+	e.retryMu.Lock()
+	defer e.retryMu.Unlock()
+	if r := e.retries[id]; r != nil {
+		return r.due, r.attempt, true
+	}
+	return time.Time{}, 0, false
+}
+
+// profilesOf lists the user's profiles: system-wide ones, then personal ones.
+func (e *Engine) profilesOf(ctx context.Context, u *User) ([]*Profile, error) {
+	personal, err := e.opts.States.PersonalProfiles(ctx, u.ID)
+	var corrupt *CorruptError
+	if err != nil && !errors.As(err, &corrupt) {
+		return nil, err
+	}
+	if err != nil {
+		e.log.Error("personal profile unreadable, left out", "user", u.ID, "err", err)
+	}
+	return append(slices.Clone(e.opts.Catalog.Profiles), personal...), nil
+}
+
+func findProfile(profiles []*Profile, id string) *Profile {
+	for _, p := range profiles {
+		if p.ID == id {
+			return p
+		}
+	}
+	return nil
+}
+
+func sortProfiles(ps []*Profile) {
+	slices.SortFunc(ps, func(a, b *Profile) int { return cmp.Compare(a.ID, b.ID) })
+}

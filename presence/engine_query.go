@@ -1,0 +1,196 @@
+package presence
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// UserStatus is everything about one user's presence: the active profile and why, what the PBX
+// should show, what it shows, and the difference.
+type UserStatus struct {
+	User     *User     `json:"user"`
+	State    UserState `json:"state"`
+	Switched bool      `json:"switched"` // false for a user presenced has never switched
+	Desired  *Target   `json:"desired,omitempty"`
+	Observed *Target   `json:"observed,omitempty"`
+	// Drift lists the operations that would bring the PBX in line; empty when in sync.
+	Drift []Op `json:"drift"`
+	// ObserveError says why the PBX could not be read (then Observed and Drift are empty).
+	ObserveError string `json:"observe_error,omitempty"`
+	// RepairDue is when the next repair runs, after a failure.
+	RepairDue     *time.Time `json:"repair_due,omitempty"`
+	RepairAttempt int        `json:"repair_attempt,omitempty"`
+}
+
+// Status reads the user's state and the PBX and reports the drift between them.
+func (e *Engine) Status(ctx context.Context, id UserID) (*UserStatus, error) {
+	u, ok := e.opts.Catalog.User(id)
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownUser, id)
+	}
+	st, found, err := e.opts.States.Load(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	s := &UserStatus{User: u, State: st, Switched: found, Drift: []Op{}}
+	if due, attempt, ok := e.nextRetry(u.ID); ok {
+		s.RepairDue, s.RepairAttempt = &due, attempt
+	}
+	if !found {
+		return s, nil
+	}
+	s.Desired, err = e.desired(ctx, u, st)
+	if err != nil {
+		return nil, err
+	}
+	s.Observed, err = e.obs.observe(ctx, u.ID, s.Desired)
+	if err != nil {
+		s.ObserveError = err.Error()
+		return s, nil
+	}
+	if ops := Plan(s.Desired, s.Observed); ops != nil {
+		s.Drift = ops
+	}
+	return s, nil
+}
+
+// PresenceEntry is what colleagues see of a user.
+type PresenceEntry struct {
+	User      UserID    `json:"user"`
+	Name      string    `json:"name"`
+	Extension string    `json:"extension"`
+	Profile   string    `json:"profile,omitempty"`
+	Label     string    `json:"label,omitempty"` // the profile's name, or its presence state when private
+	Colour    string    `json:"colour,omitempty"`
+	Icon      string    `json:"icon,omitempty"`
+	Presence  string    `json:"presence,omitempty"`
+	Info      string    `json:"info,omitempty"`
+	Since     time.Time `json:"since,omitempty"`
+}
+
+// Everyone returns every user's presence, in configuration order: one Redis round trip for all
+// states, plus one per user whose active profile is personal.
+func (e *Engine) Everyone(ctx context.Context) ([]PresenceEntry, error) {
+	users := e.opts.Catalog.Users
+	ids := make([]UserID, len(users))
+	for i, u := range users {
+		ids[i] = u.ID
+	}
+	states, err := e.opts.States.LoadMany(ctx, ids)
+	var corrupt *CorruptError
+	if err != nil && !errors.As(err, &corrupt) {
+		return nil, err
+	}
+	out := make([]PresenceEntry, 0, len(users))
+	for _, u := range users {
+		pe := PresenceEntry{User: u.ID, Name: u.DisplayName(), Extension: u.Extension}
+		if st, ok := states[u.ID]; ok {
+			pe.Profile, pe.Info, pe.Since = st.Profile, st.Info, st.Since
+			if st.Intent.Presence != nil {
+				pe.Presence = st.Intent.Presence.State
+			}
+			p, ok := e.opts.Catalog.Profile(st.Profile)
+			if !ok {
+				// A personal profile: its name is the user's own business unless public.
+				if ps, err := e.opts.States.PersonalProfiles(ctx, u.ID); err == nil {
+					p = findProfile(ps, st.Profile)
+				}
+			}
+			if p != nil {
+				pe.Colour, pe.Icon = p.Colour, p.Icon
+				pe.Label = p.Name
+				if p.Visibility == VisibilityPrivate {
+					pe.Profile, pe.Label, pe.Icon = "", pe.Presence, ""
+				}
+			}
+		}
+		out = append(out, pe)
+	}
+	return out, nil
+}
+
+// Profiles lists the profiles the user may switch to: system-wide, then personal.
+func (e *Engine) Profiles(ctx context.Context, id UserID) ([]*Profile, error) {
+	u, ok := e.opts.Catalog.User(id)
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownUser, id)
+	}
+	return e.profilesOf(ctx, u)
+}
+
+// SaveProfile creates or replaces one of the user's personal profiles. System-wide profiles
+// cannot be changed (ErrSystemProfile), nor the active profile (ErrProfileActive).
+func (e *Engine) SaveProfile(ctx context.Context, id UserID, p *Profile) error {
+	u, ok := e.opts.Catalog.User(id)
+	if !ok {
+		return fmt.Errorf("%w %q", ErrUnknownUser, id)
+	}
+	if _, system := e.opts.Catalog.Profile(p.ID); system {
+		return fmt.Errorf("%w %q cannot be changed by a user", ErrSystemProfile, p.ID)
+	}
+	unlock := e.lock(u.ID)
+	defer unlock()
+	if err := e.notActive(ctx, u, p.ID); err != nil {
+		return err
+	}
+	others, err := e.opts.States.PersonalProfiles(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	var rest []*Profile
+	for _, o := range others {
+		if o.ID != p.ID {
+			rest = append(rest, o)
+		}
+	}
+	if err := e.opts.Catalog.ValidateProfile(p, rest); err != nil {
+		return err
+	}
+	p.Owner = u.ID
+	return e.opts.States.SavePersonalProfile(ctx, u.ID, p)
+}
+
+// DeleteProfile removes one of the user's personal profiles.
+func (e *Engine) DeleteProfile(ctx context.Context, id UserID, pid string) error {
+	u, ok := e.opts.Catalog.User(id)
+	if !ok {
+		return fmt.Errorf("%w %q", ErrUnknownUser, id)
+	}
+	if _, system := e.opts.Catalog.Profile(pid); system {
+		return fmt.Errorf("%w %q cannot be deleted by a user", ErrSystemProfile, pid)
+	}
+	unlock := e.lock(u.ID)
+	defer unlock()
+	if err := e.notActive(ctx, u, pid); err != nil {
+		return err
+	}
+	deleted, err := e.opts.States.DeletePersonalProfile(ctx, u.ID, pid)
+	if err != nil {
+		return err
+	}
+	if !deleted {
+		return fmt.Errorf("%w %q", ErrUnknownProfile, pid)
+	}
+	return nil
+}
+
+func (e *Engine) notActive(ctx context.Context, u *User, pid string) error {
+	st, _, err := e.opts.States.Load(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	if st.Profile == pid {
+		return fmt.Errorf("%w: %q is %s's active profile; switch to another one first", ErrProfileActive, pid, u.ID)
+	}
+	return nil
+}
+
+// Journal returns up to n of the user's newest switches and repairs, newest first.
+func (e *Engine) Journal(ctx context.Context, id UserID, n int64) ([]JournalEntry, error) {
+	if _, ok := e.opts.Catalog.User(id); !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownUser, id)
+	}
+	return e.opts.States.Journal(ctx, id, n)
+}

@@ -1,0 +1,201 @@
+package presence
+
+import (
+	"maps"
+	"slices"
+)
+
+// Intent is what the profiles a user went through say the PBX should do for them, in the
+// model's terms: the fold of every action applied so far. A nil field or a missing map entry
+// means no profile has said anything about it, and presenced leaves it alone.
+type Intent struct {
+	Queues    map[string]QueueIntent `json:"queues,omitempty"`
+	DND       *DNDIntent             `json:"dnd,omitempty"`
+	RingList  *RingList              `json:"ring_list,omitempty"`
+	Mobile    *bool                  `json:"mobile,omitempty"`
+	Forward   map[ForwardType]string `json:"forward,omitempty"` // "" = no forwarding
+	NoAnswer  *string                `json:"no_answer,omitempty"`
+	CallerID  *string                `json:"caller_id,omitempty"`
+	Location  *string                `json:"location,omitempty"`
+	Presence  *PresenceValue         `json:"presence,omitempty"`
+	Lamps     map[string]string      `json:"lamps,omitempty"`     // Custom:name → state
+	Variables map[string]*string     `json:"variables,omitempty"` // "astdb:FAMILY/key" or "global:NAME" → value; nil = removed
+}
+
+// QueueIntent is what a user should be in one queue.
+type QueueIntent struct {
+	Member bool   `json:"member"`
+	Paused bool   `json:"paused,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// DNDIntent is do-not-disturb with the text shown for it (profile name and additional info).
+type DNDIntent struct {
+	On   bool   `json:"on"`
+	Text string `json:"text,omitempty"`
+}
+
+// RingList says which of a user's devices ring, how and for how long.
+type RingList struct {
+	Families []Family  `json:"families,omitempty"`
+	Order    RingOrder `json:"order,omitempty"`
+	RingTime int       `json:"ring_time,omitempty"`
+}
+
+// PresenceValue is a presence state with its message.
+type PresenceValue struct {
+	State   string `json:"state"`
+	Message string `json:"message,omitempty"`
+}
+
+// Clone returns a deep copy.
+func (in Intent) Clone() Intent {
+	out := in
+	out.Queues = maps.Clone(in.Queues)
+	out.Forward = maps.Clone(in.Forward)
+	out.Lamps = maps.Clone(in.Lamps)
+	out.Variables = maps.Clone(in.Variables)
+	if in.DND != nil {
+		d := *in.DND
+		out.DND = &d
+	}
+	if in.RingList != nil {
+		r := *in.RingList
+		r.Families = slices.Clone(r.Families)
+		out.RingList = &r
+	}
+	if in.Presence != nil {
+		p := *in.Presence
+		out.Presence = &p
+	}
+	return out
+}
+
+// Webhook is a call to make during a switch. Webhooks are effects, not state: they are not
+// repeated by a repair.
+type Webhook struct {
+	URL     string `json:"url"`
+	Timeout string `json:"timeout,omitempty"`
+}
+
+// Desire is what switching user u from profile from (nil when the user had none) to profile to
+// with additional info makes of the intent prev: from's on_exit chain then to's on_enter chain,
+// folded in order, then to's presence state. It also returns the webhooks the chains call, in
+// order. Desire is pure.
+func Desire(u *User, prev Intent, from, to *Profile, info string) (Intent, []Webhook) {
+	in := prev.Clone()
+	var hooks []Webhook
+	if from != nil {
+		hooks = append(hooks, in.fold(u, from, from.OnExit, info)...)
+	}
+	hooks = append(hooks, in.fold(u, to, to.OnEnter, info)...)
+	if to.Presence != "" {
+		msg := to.Name
+		if info != "" {
+			msg = to.Name + " (" + info + ")"
+		}
+		in.Presence = &PresenceValue{State: to.Presence, Message: msg}
+	}
+	return in, hooks
+}
+
+// fold applies the enabled actions of profile p in order.
+func (in *Intent) fold(u *User, p *Profile, actions []Action, info string) []Webhook {
+	var hooks []Webhook
+	text := p.Name
+	if info != "" {
+		text = p.Name + " (" + info + ")"
+	}
+	for _, a := range actions {
+		if !a.IsEnabled() {
+			continue
+		}
+		on := a.IsOn()
+		switch a.Kind {
+		case ActionQueueLogin, ActionQueueLogout, ActionQueuePause, ActionQueueUnpause:
+			if in.Queues == nil {
+				in.Queues = map[string]QueueIntent{}
+			}
+			for _, q := range a.Queues.Resolve(u) {
+				qi := in.Queues[q]
+				switch a.Kind {
+				case ActionQueueLogin:
+					qi.Member = true
+				case ActionQueueLogout:
+					qi = QueueIntent{}
+				case ActionQueuePause:
+					qi.Paused = true
+					qi.Reason = a.Reason
+					if qi.Reason == "" {
+						qi.Reason = p.Name
+					}
+				case ActionQueueUnpause:
+					qi.Paused, qi.Reason = false, ""
+				}
+				in.Queues[q] = qi
+			}
+		case ActionDND:
+			in.DND = &DNDIntent{On: on}
+			if on {
+				in.DND.Text = text
+			}
+		case ActionFollowMe:
+			in.RingList = &RingList{Families: slices.Clone(a.Families), Order: a.Order, RingTime: a.RingTime}
+		case ActionMobile:
+			in.Mobile = &on
+		case ActionForward:
+			if in.Forward == nil {
+				in.Forward = map[ForwardType]string{}
+			}
+			in.Forward[a.Type] = onOrEmpty(on, a.To)
+		case ActionNoAnswer:
+			in.NoAnswer = ptr(onOrEmpty(on, a.To))
+		case ActionCallerID:
+			in.CallerID = ptr(onOrEmpty(on, a.Value))
+		case ActionLocation:
+			in.Location = ptr(onOrEmpty(on, a.Device))
+		case ActionPresence:
+			pv := PresenceValue{State: a.State, Message: a.Message}
+			if pv.State == "" && in.Presence != nil {
+				pv.State = in.Presence.State
+			}
+			if pv.State == "" {
+				pv.State = "available"
+			}
+			if pv.Message == "" {
+				pv.Message = text
+			}
+			in.Presence = &pv
+		case ActionLamp:
+			if in.Lamps == nil {
+				in.Lamps = map[string]string{}
+			}
+			in.Lamps[a.Device] = a.State
+		case ActionVariable:
+			if in.Variables == nil {
+				in.Variables = map[string]*string{}
+			}
+			scope := a.Scope
+			if scope == "" {
+				scope = "astdb"
+			}
+			if on {
+				in.Variables[scope+":"+a.Name] = ptr(a.Value)
+			} else {
+				in.Variables[scope+":"+a.Name] = nil
+			}
+		case ActionWebhook:
+			hooks = append(hooks, Webhook{URL: a.URL, Timeout: a.Timeout})
+		}
+	}
+	return hooks
+}
+
+func onOrEmpty(on bool, v string) string {
+	if on {
+		return v
+	}
+	return ""
+}
+
+func ptr[T any](v T) *T { return &v }

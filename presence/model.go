@@ -1,0 +1,262 @@
+package presence
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// UserID identifies a user in the configuration, the API and Redis.
+type UserID string
+
+// Family is the kind of a device; follow-me rings devices by family.
+type Family string
+
+// The device families.
+const (
+	FamilyDesk      Family = "desk"
+	FamilySoftphone Family = "softphone"
+	FamilyMobile    Family = "mobile"
+	FamilyDECT      Family = "dect"
+	FamilyExternal  Family = "external"
+)
+
+// Families lists every device family, in the order a ring list uses them.
+func Families() []Family {
+	return []Family{FamilyDesk, FamilySoftphone, FamilyDECT, FamilyMobile, FamilyExternal}
+}
+
+// Valid reports whether f is a known family.
+func (f Family) Valid() bool { return slices.Contains(Families(), f) }
+
+// Device is one of a user's phones: a dial string (PJSIP/1001, PJSIP/1001-mobile, or an external
+// number through a trunk, e.g. PJSIP/+4930123@trunk) and its family.
+type Device struct {
+	Dial   string `json:"dial" mapstructure:"dial"`
+	Family Family `json:"family" mapstructure:"family"`
+}
+
+// QueueMembership is a queue a user may join, with the penalty they join it with.
+type QueueMembership struct {
+	Name    string `json:"name" mapstructure:"name"`
+	Penalty int    `json:"penalty" mapstructure:"penalty"`
+}
+
+// User is a person whose presence presenced manages.
+type User struct {
+	ID        UserID            `json:"id" mapstructure:"id"`
+	Name      string            `json:"name" mapstructure:"name"`
+	Extension string            `json:"extension" mapstructure:"extension"`
+	Devices   []Device          `json:"devices" mapstructure:"devices"`
+	Queues    []QueueMembership `json:"queues" mapstructure:"queues"`
+	// PIN protects feature codes dialed from a device that is not the user's.
+	PIN string `json:"-" mapstructure:"pin"`
+	// TimeZone is an IANA zone name used by schedules; empty means the daemon's zone.
+	TimeZone string `json:"time_zone,omitempty" mapstructure:"time_zone"`
+	// Token authenticates the user on the REST API (Authorization: Bearer <token>).
+	Token string `json:"-" mapstructure:"token"`
+	// DefaultProfile is where dialing the active profile's number again returns to;
+	// empty means "available".
+	DefaultProfile string `json:"default_profile,omitempty" mapstructure:"default_profile"`
+}
+
+// DisplayName is the user's name, or the ID when no name is configured.
+func (u *User) DisplayName() string {
+	if u.Name != "" {
+		return u.Name
+	}
+	return string(u.ID)
+}
+
+// Queue returns the user's membership of queue q.
+func (u *User) Queue(q string) (QueueMembership, bool) {
+	for _, m := range u.Queues {
+		if m.Name == q {
+			return m, true
+		}
+	}
+	return QueueMembership{}, false
+}
+
+// DevicesOf lists the dial strings of the user's devices of the given families, in the
+// user's device order.
+func (u *User) DevicesOf(families []Family) []string {
+	var out []string
+	for _, d := range u.Devices {
+		if slices.Contains(families, d.Family) {
+			out = append(out, d.Dial)
+		}
+	}
+	return out
+}
+
+// Visibility says who sees a profile's name and icon.
+type Visibility string
+
+// The visibilities.
+const (
+	VisibilityPublic  Visibility = "public"  // colleagues see the profile name
+	VisibilityPrivate Visibility = "private" // colleagues see only the presence state
+)
+
+// Profile is a presence profile: what colleagues see and what the PBX does while it is active.
+type Profile struct {
+	ID         string     `json:"id" mapstructure:"id"`
+	Name       string     `json:"name" mapstructure:"name"`
+	Colour     string     `json:"colour,omitempty" mapstructure:"colour"`
+	Icon       string     `json:"icon,omitempty" mapstructure:"icon"`
+	Visibility Visibility `json:"visibility,omitempty" mapstructure:"visibility"`
+	// Activation is the DTMF number that activates the profile (*55<n>); empty means none.
+	Activation string `json:"activation,omitempty" mapstructure:"activation"`
+	// Priority decides among automatic triggers active at once: lower wins.
+	Priority int `json:"priority,omitempty" mapstructure:"priority"`
+	// Sticky profiles are never replaced by schedules or external triggers.
+	Sticky bool `json:"sticky,omitempty" mapstructure:"sticky"`
+	// Presence is the presence state shown while the profile is active (available, away, dnd,
+	// xa, chat, unavailable); empty leaves the presence state alone.
+	Presence string   `json:"presence,omitempty" mapstructure:"presence"`
+	OnEnter  []Action `json:"on_enter,omitempty" mapstructure:"on_enter"`
+	OnExit   []Action `json:"on_exit,omitempty" mapstructure:"on_exit"`
+	// Owner is the user a personal profile belongs to; empty for system-wide profiles.
+	Owner UserID `json:"owner,omitempty" mapstructure:"-"`
+}
+
+// Personal reports whether the profile is a user's own rather than system-wide.
+func (p *Profile) Personal() bool { return p.Owner != "" }
+
+// ActionKind names what an action does.
+type ActionKind string
+
+// The action kinds (SPEC §2). Each lands in Asterisk as Compile describes.
+const (
+	ActionQueueLogin   ActionKind = "queue_login"   // join queues (with the user's penalty)
+	ActionQueueLogout  ActionKind = "queue_logout"  // leave queues
+	ActionQueuePause   ActionKind = "queue_pause"   // pause in queues, with a reason
+	ActionQueueUnpause ActionKind = "queue_unpause" // unpause in queues
+	ActionDND          ActionKind = "dnd"           // do not disturb on (default) or off
+	ActionFollowMe     ActionKind = "followme"      // which device families ring, in which order, how long
+	ActionMobile       ActionKind = "mobile"        // mobile devices ring (default) or not
+	ActionForward      ActionKind = "forward"       // call forward (unconditional, busy, no_answer) set or unset
+	ActionNoAnswer     ActionKind = "no_answer"     // unanswered calls go to voicemail or a number
+	ActionCallerID     ActionKind = "caller_id"     // caller ID for outgoing calls
+	ActionLocation     ActionKind = "location"      // bind the user to a hot-desk device
+	ActionPresence     ActionKind = "presence"      // presence state and message
+	ActionLamp         ActionKind = "lamp"          // a BLF lamp (Custom: device state)
+	ActionVariable     ActionKind = "variable"      // a dialplan variable: astdb key or global
+	ActionWebhook      ActionKind = "webhook"       // an HTTP POST with the switch as JSON
+)
+
+// ActionKinds lists every action kind.
+func ActionKinds() []ActionKind {
+	return []ActionKind{ActionQueueLogin, ActionQueueLogout, ActionQueuePause, ActionQueueUnpause,
+		ActionDND, ActionFollowMe, ActionMobile, ActionForward, ActionNoAnswer, ActionCallerID, ActionLocation,
+		ActionPresence, ActionLamp, ActionVariable, ActionWebhook}
+}
+
+// ForwardType is a kind of call forwarding.
+type ForwardType string
+
+// The forwarding types.
+const (
+	ForwardUnconditional ForwardType = "unconditional"
+	ForwardBusy          ForwardType = "busy"
+	ForwardNoAnswer      ForwardType = "no_answer"
+)
+
+// ForwardTypes lists the forwarding types.
+func ForwardTypes() []ForwardType {
+	return []ForwardType{ForwardUnconditional, ForwardBusy, ForwardNoAnswer}
+}
+
+// RingOrder says whether a ring list rings its devices together or one after the other.
+type RingOrder string
+
+// The ring orders.
+const (
+	RingSimultaneous RingOrder = "simultaneous"
+	RingSequential   RingOrder = "sequential"
+)
+
+// QueueSelector picks queues: "all" of the user's queues, or named ones.
+// In YAML and JSON it is either the string "all" or a list of queue names.
+type QueueSelector []string
+
+// All reports whether the selector means every queue of the user.
+func (s QueueSelector) All() bool { return len(s) == 1 && s[0] == "all" }
+
+// UnmarshalJSON accepts "all", "support" or ["support","sales"].
+func (s *QueueSelector) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*s = QueueSelector{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return fmt.Errorf("queues: want \"all\" or a list of queue names")
+	}
+	*s = many
+	return nil
+}
+
+// Resolve lists the queues the selector picks for u, in u's order; named queues u is not in
+// are left out.
+func (s QueueSelector) Resolve(u *User) []string {
+	var out []string
+	for _, m := range u.Queues {
+		if s.All() || slices.Contains(s, m.Name) {
+			out = append(out, m.Name)
+		}
+	}
+	return out
+}
+
+// Action is one step of a profile's on_enter or on_exit chain. Which fields matter depends on
+// Kind; Validate says which are wrong.
+type Action struct {
+	Kind ActionKind `json:"action" mapstructure:"action"`
+	// Enabled false keeps the action in the profile without running it.
+	Enabled *bool `json:"enabled,omitempty" mapstructure:"enabled"`
+	// On switches dnd, mobile, forward, no_answer, caller_id, location and variable on (default)
+	// or off (unset).
+	On *bool `json:"on,omitempty" mapstructure:"on"`
+
+	Queues   QueueSelector `json:"queues,omitempty" mapstructure:"queues"`       // queue_*
+	Reason   string        `json:"reason,omitempty" mapstructure:"reason"`       // queue_pause; default the profile name
+	Families []Family      `json:"families,omitempty" mapstructure:"families"`   // followme
+	Order    RingOrder     `json:"order,omitempty" mapstructure:"order"`         // followme
+	RingTime int           `json:"ring_time,omitempty" mapstructure:"ring_time"` // followme, seconds
+	Type     ForwardType   `json:"type,omitempty" mapstructure:"type"`           // forward
+	To       string        `json:"to,omitempty" mapstructure:"to"`               // forward, no_answer ("voicemail" or a number)
+	Value    string        `json:"value,omitempty" mapstructure:"value"`         // caller_id, variable
+	Device   string        `json:"device,omitempty" mapstructure:"device"`       // location (dial string), lamp (Custom:name)
+	State    string        `json:"state,omitempty" mapstructure:"state"`         // presence state, lamp state
+	Message  string        `json:"message,omitempty" mapstructure:"message"`     // presence message
+	Scope    string        `json:"scope,omitempty" mapstructure:"scope"`         // variable: astdb (default) or global
+	Name     string        `json:"name,omitempty" mapstructure:"name"`           // variable: FAMILY/key or NAME
+	URL      string        `json:"url,omitempty" mapstructure:"url"`             // webhook
+	Timeout  string        `json:"timeout,omitempty" mapstructure:"timeout"`     // webhook, e.g. "2s"
+}
+
+// IsEnabled reports whether the action runs.
+func (a Action) IsEnabled() bool { return a.Enabled == nil || *a.Enabled }
+
+// IsOn reports whether the action switches its state on (the default) rather than off.
+func (a Action) IsOn() bool { return a.On == nil || *a.On }
+
+// String describes the action for logs and errors.
+func (a Action) String() string {
+	var b strings.Builder
+	b.WriteString(string(a.Kind))
+	if !a.IsOn() {
+		b.WriteString(" off")
+	}
+	if len(a.Queues) > 0 {
+		b.WriteString(" " + strings.Join(a.Queues, ","))
+	}
+	if !a.IsEnabled() {
+		b.WriteString(" (disabled)")
+	}
+	return b.String()
+}

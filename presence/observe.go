@@ -1,0 +1,101 @@
+package presence
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// observer reads the PBX for many users at once. Concurrent callers are batched like a group
+// commit: while one read runs, the callers that arrive join the next read, which starts as soon
+// as the running one ends. A batch costs each concern's constant number of round trips, so
+// 5,000 simultaneous switches cost a handful of reads, not 5,000.
+type observer struct {
+	concerns []Concern
+	timeout  time.Duration
+	onBatch  func(users int, took time.Duration, err error)
+
+	mu      sync.Mutex
+	running bool
+	pending *observeBatch
+}
+
+type observeBatch struct {
+	want map[UserID]*Target
+	have map[UserID]*Target
+	err  error
+	done chan struct{}
+}
+
+// observe returns what the PBX holds for what want names, as of a read that started after the
+// call.
+func (o *observer) observe(ctx context.Context, id UserID, want *Target) (*Target, error) {
+	o.mu.Lock()
+	if o.pending == nil {
+		o.pending = &observeBatch{want: map[UserID]*Target{}, done: make(chan struct{})}
+	}
+	b := o.pending
+	b.want[id] = want
+	if !o.running {
+		o.running = true
+		o.pending = nil
+		go o.run(b)
+	}
+	o.mu.Unlock()
+	select {
+	case <-b.done:
+		if b.err != nil {
+			return nil, b.err
+		}
+		return b.have[id], nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("presence: observe: %w", ctx.Err())
+	}
+}
+
+func (o *observer) run(b *observeBatch) {
+	for b != nil {
+		start := time.Now()
+		b.have, b.err = o.read(b.want)
+		if o.onBatch != nil {
+			o.onBatch(len(b.want), time.Since(start), b.err)
+		}
+		close(b.done)
+		o.mu.Lock()
+		b, o.pending = o.pending, nil
+		if b == nil {
+			o.running = false
+		}
+		o.mu.Unlock()
+	}
+}
+
+// read asks every concern at once. It runs on its own deadline: the batch serves many callers.
+func (o *observer) read(want map[UserID]*Target) (map[UserID]*Target, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+	have := make(map[UserID]*Target, len(want))
+	for id, w := range want {
+		t := NewTarget()
+		t.Interface = w.Interface
+		have[id] = t
+	}
+	// Each concern writes its own sections of have; the maps of a section are touched by one
+	// concern only.
+	errs := make([]error, len(o.concerns))
+	var wg sync.WaitGroup
+	for i, c := range o.concerns {
+		wg.Go(func() {
+			if err := c.Observe(ctx, want, have); err != nil {
+				errs[i] = fmt.Errorf("observe %s: %w", c.Name(), err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return have, nil
+}

@@ -1,0 +1,51 @@
+package presence
+
+import "time"
+
+// Source is what asked for a switch.
+type Source string
+
+// The sources of a switch (SPEC §5).
+const (
+	SourceAPI         Source = "api"          // REST API, a client, a script
+	SourceFeatureCode Source = "feature_code" // *55<n> dialed on a phone
+	SourceSchedule    Source = "schedule"     // a time trigger
+	SourceExternal    Source = "external"     // a calendar or meeting tool
+	SourceExpiry      Source = "expiry"       // a timed profile ran out
+	SourceSystem      Source = "system"       // presenced itself (first start, repair)
+)
+
+// UserState is what presenced keeps in Redis for one user.
+type UserState struct {
+	Profile  string    `json:"profile"`
+	Previous string    `json:"previous,omitempty"`
+	Since    time.Time `json:"since"`
+	Source   Source    `json:"source"`
+	Actor    string    `json:"actor,omitempty"` // who switched: a user ID, "admin", a trigger name
+	Info     string    `json:"info,omitempty"`
+	Sticky   bool      `json:"sticky,omitempty"`
+	Intent   Intent    `json:"intent"`
+	// Version counts the writes; a write whose version is stale is refused (optimistic locking).
+	Version int64 `json:"version"`
+}
+
+// SwitchEvent is one switch as the journal and webhooks report it.
+type SwitchEvent struct {
+	User      UserID    `json:"user"`
+	Extension string    `json:"extension"`
+	From      string    `json:"from,omitempty"`
+	To        string    `json:"to"`
+	Info      string    `json:"info,omitempty"`
+	Source    Source    `json:"source"`
+	Actor     string    `json:"actor,omitempty"`
+	At        time.Time `json:"at"`
+}
+
+// JournalEntry is a switch or repair with the outcome of every operation.
+type JournalEntry struct {
+	ID string `json:"id"`
+	SwitchEvent
+	Kind     string    `json:"kind"` // "switch" or "repair"
+	Outcomes []Outcome `json:"outcomes"`
+	InSync   bool      `json:"in_sync"`
+}

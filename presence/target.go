@@ -1,0 +1,245 @@
+package presence
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Naming is how presenced's state lands in Asterisk: interface templates, astdb families,
+// device and presence names. {ext} is the user's extension, {n} a profile's activation number.
+// The defaults are FreePBX-compatible (SPEC §3).
+type Naming struct {
+	QueueInterface   string `json:"queue_interface" mapstructure:"queue_interface"`
+	StateInterface   string `json:"state_interface" mapstructure:"state_interface"`
+	DNDFamily        string `json:"dnd_family" mapstructure:"dnd_family"`
+	ForwardFamily    string `json:"forward_family" mapstructure:"forward_family"`
+	BusyFamily       string `json:"forward_busy_family" mapstructure:"forward_busy_family"`
+	NoAnswerFamily   string `json:"forward_no_answer_family" mapstructure:"forward_no_answer_family"`
+	ProfileFamily    string `json:"profile_family" mapstructure:"profile_family"`
+	DNDLamp          string `json:"dnd_lamp" mapstructure:"dnd_lamp"`
+	ProfileLamp      string `json:"profile_lamp" mapstructure:"profile_lamp"`
+	PresenceProvider string `json:"presence_provider" mapstructure:"presence_provider"`
+	// LampOff is the state of a lamp that is off. INVALID (the default) leaves a hint that
+	// combines the lamp with the phone showing the phone's own state, so an offline phone does
+	// not look idle (NOT_INUSE would mask it, NOTES.md §3.2).
+	LampOff string `json:"lamp_off" mapstructure:"lamp_off"`
+}
+
+// DefaultNaming returns the FreePBX-compatible names.
+func DefaultNaming() Naming {
+	return Naming{
+		QueueInterface:   "Local/{ext}@presenced-queue-member/n",
+		StateInterface:   "hint:{ext}@hints",
+		DNDFamily:        "DND",
+		ForwardFamily:    "CF",
+		BusyFamily:       "CFB",
+		NoAnswerFamily:   "CFU",
+		ProfileFamily:    "PROFILE",
+		DNDLamp:          "Custom:DND{ext}",
+		ProfileLamp:      "Custom:PROFILE{ext}-{n}",
+		PresenceProvider: "CustomPresence:{ext}",
+		LampOff:          "INVALID",
+	}
+}
+
+// Validate checks that every name is set and that the templates use {ext}.
+func (n Naming) Validate() error {
+	var p problems
+	for _, f := range []struct{ key, v string }{
+		{"queue_interface", n.QueueInterface}, {"state_interface", n.StateInterface},
+		{"dnd_lamp", n.DNDLamp}, {"profile_lamp", n.ProfileLamp}, {"presence_provider", n.PresenceProvider},
+	} {
+		if !strings.Contains(f.v, "{ext}") {
+			p.add("naming."+f.key, "%q must contain {ext}", f.v)
+		}
+	}
+	if !strings.Contains(n.ProfileLamp, "{n}") {
+		p.add("naming.profile_lamp", "%q must contain {n}", n.ProfileLamp)
+	}
+	for _, f := range []struct{ key, v string }{
+		{"dnd_family", n.DNDFamily}, {"forward_family", n.ForwardFamily}, {"forward_busy_family", n.BusyFamily},
+		{"forward_no_answer_family", n.NoAnswerFamily}, {"profile_family", n.ProfileFamily},
+	} {
+		if !variablePattern.MatchString(f.v) || strings.Contains(f.v, "/") {
+			p.add("naming."+f.key, "%q must be letters, digits and '_' (astdb LIKE wildcards '%%' are not allowed)", f.v)
+		}
+	}
+	if !strings.HasPrefix(n.DNDLamp, "Custom:") || !strings.HasPrefix(n.ProfileLamp, "Custom:") {
+		p.add("naming", "lamps must be Custom: devices (the only ones AMI can set)")
+	}
+	if !strings.HasPrefix(n.PresenceProvider, "CustomPresence:") {
+		p.add("naming.presence_provider", "%q must be a CustomPresence: provider", n.PresenceProvider)
+	}
+	if !slices.Contains(deviceStates, n.LampOff) {
+		p.add("naming.lamp_off", "%q is not one of %s", n.LampOff, strings.Join(deviceStates, ", "))
+	}
+	return p.err()
+}
+
+func expand(tmpl, ext string) string { return strings.ReplaceAll(tmpl, "{ext}", ext) }
+
+// Interface is the queue member interface of u.
+func (n Naming) Interface(u *User) string { return expand(n.QueueInterface, u.Extension) }
+
+// ProfileLampOf is the lamp of the profile with activation number num for u.
+func (n Naming) ProfileLampOf(u *User, num string) string {
+	return strings.ReplaceAll(expand(n.ProfileLamp, u.Extension), "{n}", num)
+}
+
+// Target is PBX state as Asterisk holds it, for one user: the keys are Asterisk's own names.
+// As desired state a nil value means "must not exist"; as observed state it means "does not
+// exist". Keys not in a desired Target are not presenced's business.
+type Target struct {
+	// Interface is the user's queue member interface (Naming.QueueInterface), which a queue
+	// concern looks for in every queue Queues names, nil entries included.
+	Interface string                    `json:"interface,omitempty"`
+	Queues    map[string]*QueueMember   `json:"queues,omitempty"`   // queue → member
+	AstDB     map[string]*string        `json:"astdb,omitempty"`    // "FAMILY/key" → value
+	Devices   map[string]string         `json:"devices,omitempty"`  // Custom:name → device state
+	Presence  map[string]*PresenceValue `json:"presence,omitempty"` // CustomPresence:name → state
+	Globals   map[string]*string        `json:"globals,omitempty"`  // global variable → value
+}
+
+// QueueMember is a member of one queue.
+type QueueMember struct {
+	Interface      string `json:"interface"`
+	MemberName     string `json:"member_name,omitempty"`
+	StateInterface string `json:"state_interface,omitempty"`
+	Penalty        int    `json:"penalty"`
+	Paused         bool   `json:"paused"`
+	Reason         string `json:"reason,omitempty"`
+	// Static members come from queues.conf and cannot be removed over AMI (observed only).
+	Static bool `json:"static,omitempty"`
+}
+
+// NewTarget returns an empty Target with its maps made.
+func NewTarget() *Target {
+	return &Target{Queues: map[string]*QueueMember{}, AstDB: map[string]*string{}, Devices: map[string]string{},
+		Presence: map[string]*PresenceValue{}, Globals: map[string]*string{}}
+}
+
+// Active is the profile a user is in, with the additional info of the switch.
+type Active struct {
+	Profile *Profile
+	Info    string
+}
+
+// Compile turns u's intent into the PBX state it means: queue members, astdb keys, lamps,
+// presence and globals, named by n. active is the user's current profile; profiles lists every
+// profile the user has (system-wide and personal), for their lamps. Compile is pure.
+func Compile(u *User, in Intent, active Active, profiles []*Profile, n Naming) *Target {
+	t := NewTarget()
+	t.Interface = n.Interface(u)
+	ext := u.Extension
+	db := func(family, key string, v *string) { t.AstDB[family+"/"+key] = v }
+	set := func(v string) *string {
+		if v == "" {
+			return nil
+		}
+		return &v
+	}
+
+	for q, qi := range in.Queues {
+		m, ok := u.Queue(q)
+		if !ok {
+			continue
+		}
+		if !qi.Member {
+			t.Queues[q] = nil
+			continue
+		}
+		t.Queues[q] = &QueueMember{
+			Interface:      n.Interface(u),
+			MemberName:     u.DisplayName(),
+			StateInterface: expand(n.StateInterface, ext),
+			Penalty:        m.Penalty,
+			Paused:         qi.Paused,
+			Reason:         qi.Reason,
+		}
+	}
+
+	if active.Profile != nil {
+		db(n.ProfileFamily, ext+"/active", set(active.Profile.ID))
+		db(n.ProfileFamily, ext+"/info", set(active.Info))
+		for _, p := range profiles {
+			if p.Activation != "" {
+				state := n.LampOff
+				if p.ID == active.Profile.ID {
+					state = "BUSY"
+				}
+				t.Devices[n.ProfileLampOf(u, p.Activation)] = state
+			}
+		}
+	}
+
+	if in.DND != nil {
+		state, flag := n.LampOff, ""
+		if in.DND.On {
+			state, flag = "BUSY", "YES"
+		}
+		db(n.DNDFamily, ext, set(flag))
+		db(n.ProfileFamily, ext+"/dndtext", set(in.DND.Text))
+		t.Devices[expand(n.DNDLamp, ext)] = state
+	}
+
+	if in.RingList != nil || in.Mobile != nil {
+		rl := RingList{Families: []Family{FamilyDesk, FamilySoftphone, FamilyDECT, FamilyMobile}, Order: RingSimultaneous}
+		if in.RingList != nil {
+			if len(in.RingList.Families) > 0 {
+				rl.Families = slices.Clone(in.RingList.Families)
+			}
+			if in.RingList.Order != "" {
+				rl.Order = in.RingList.Order
+			}
+			rl.RingTime = in.RingList.RingTime
+		}
+		if in.Mobile != nil {
+			rl.Families = slices.DeleteFunc(rl.Families, func(f Family) bool { return f == FamilyMobile })
+			if *in.Mobile {
+				rl.Families = append(rl.Families, FamilyMobile)
+			}
+		}
+		db(n.ProfileFamily, ext+"/dialstring", set(strings.Join(u.DevicesOf(rl.Families), "&")))
+		db(n.ProfileFamily, ext+"/ringmode", set(string(rl.Order)))
+		ringTime := ""
+		if rl.RingTime > 0 {
+			ringTime = fmt.Sprint(rl.RingTime)
+		}
+		db(n.ProfileFamily, ext+"/ringtime", set(ringTime))
+	}
+
+	families := map[ForwardType]string{ForwardUnconditional: n.ForwardFamily, ForwardBusy: n.BusyFamily, ForwardNoAnswer: n.NoAnswerFamily}
+	for typ, to := range in.Forward {
+		db(families[typ], ext, set(to))
+	}
+	if in.NoAnswer != nil {
+		db(n.ProfileFamily, ext+"/noanswer", set(*in.NoAnswer))
+	}
+	if in.CallerID != nil {
+		db(n.ProfileFamily, ext+"/callerid", set(*in.CallerID))
+	}
+	if in.Location != nil {
+		db(n.ProfileFamily, ext+"/location", set(*in.Location))
+	}
+	if in.Presence != nil {
+		p := *in.Presence
+		t.Presence[expand(n.PresenceProvider, ext)] = &p
+	}
+	for dev, state := range in.Lamps {
+		t.Devices[dev] = strings.ToUpper(state)
+	}
+	for key, v := range in.Variables {
+		scope, name, _ := strings.Cut(key, ":")
+		var val *string
+		if v != nil {
+			val = set(*v)
+		}
+		if scope == "global" {
+			t.Globals[name] = val
+		} else {
+			t.AstDB[name] = val
+		}
+	}
+	return t
+}

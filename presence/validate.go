@@ -1,0 +1,363 @@
+package presence
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// The profiles every user has even when the configuration defines none.
+const (
+	ProfileAvailable = "available"
+	ProfileDND       = "dnd"
+)
+
+var (
+	idPattern         = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+	digitsPattern     = regexp.MustCompile(`^[0-9]{1,8}$`)
+	extensionPattern  = regexp.MustCompile(`^[0-9]{1,20}$`)
+	dialPattern       = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]*/[^\s,|&]+$`)
+	queueNamePattern  = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,80}$`)
+	numberPattern     = regexp.MustCompile(`^\+?[0-9*#]{1,32}$`)
+	variablePattern   = regexp.MustCompile(`^[A-Za-z0-9_]+(/[A-Za-z0-9_.-]+)*$`)
+	presenceStates    = []string{"not_set", "unavailable", "available", "away", "xa", "chat", "dnd"}
+	deviceStates      = []string{"NOT_INUSE", "INUSE", "BUSY", "INVALID", "UNAVAILABLE", "RINGING", "RINGINUSE", "ONHOLD"}
+	controlCharacters = "\r\n\x00"
+)
+
+// ValidationError lists every problem found, each naming its field path.
+type ValidationError struct {
+	Problems []string
+}
+
+func (e *ValidationError) Error() string { return strings.Join(e.Problems, "; ") }
+
+type problems struct{ list []string }
+
+func (p *problems) add(path, format string, args ...any) {
+	p.list = append(p.list, path+": "+fmt.Sprintf(format, args...))
+}
+
+func (p *problems) err() error {
+	if len(p.list) == 0 {
+		return nil
+	}
+	return &ValidationError{Problems: p.list}
+}
+
+// Catalog is the validated set of users and system-wide profiles.
+type Catalog struct {
+	Users    []*User
+	Profiles []*Profile // system-wide, in configuration order
+
+	users    map[UserID]*User
+	profiles map[string]*Profile
+	queues   map[string]bool
+}
+
+// NewCatalog validates users and system-wide profiles and adds the "available" and "dnd"
+// profiles when the configuration lacks them. The error names every offending field, e.g.
+// profiles[2].on_enter[0]: unknown action "queue_logon".
+func NewCatalog(users []User, profiles []Profile) (*Catalog, error) {
+	c := &Catalog{users: map[UserID]*User{}, profiles: map[string]*Profile{}, queues: map[string]bool{}}
+	var p problems
+	extensions := map[string]UserID{}
+	tokens := map[string]UserID{}
+	for i := range users {
+		u := users[i]
+		path := fmt.Sprintf("users[%d]", i)
+		if u.ID != "" {
+			path = fmt.Sprintf("users[%d] (%s)", i, u.ID)
+		}
+		validateUser(&p, path, &u)
+		if _, dup := c.users[u.ID]; dup && u.ID != "" {
+			p.add(path+".id", "%q is used by another user", u.ID)
+		}
+		if other, dup := extensions[u.Extension]; dup && u.Extension != "" {
+			p.add(path+".extension", "%q is already the extension of user %q", u.Extension, other)
+		}
+		if other, dup := tokens[u.Token]; dup && u.Token != "" {
+			p.add(path+".token", "is already the token of user %q", other)
+		}
+		extensions[u.Extension] = u.ID
+		tokens[u.Token] = u.ID
+		c.users[u.ID] = &u
+		c.Users = append(c.Users, &u)
+		for _, q := range u.Queues {
+			c.queues[q.Name] = true
+		}
+	}
+	activations := map[string]string{}
+	for i := range profiles {
+		pr := profiles[i]
+		path := fmt.Sprintf("profiles[%d]", i)
+		if pr.ID != "" {
+			path = fmt.Sprintf("profiles[%d] (%s)", i, pr.ID)
+		}
+		pr.Owner = ""
+		c.validateProfile(&p, path, &pr)
+		if _, dup := c.profiles[pr.ID]; dup && pr.ID != "" {
+			p.add(path+".id", "%q is used by another profile", pr.ID)
+		}
+		if other, dup := activations[pr.Activation]; dup && pr.Activation != "" {
+			p.add(path+".activation", "%q is already the activation number of profile %q", pr.Activation, other)
+		}
+		activations[pr.Activation] = pr.ID
+		c.profiles[pr.ID] = &pr
+		c.Profiles = append(c.Profiles, &pr)
+	}
+	for _, def := range defaultProfiles() {
+		if _, ok := c.profiles[def.ID]; ok {
+			continue
+		}
+		if _, taken := activations[def.Activation]; taken {
+			def.Activation = "" // the admin gave the number to another profile
+		}
+		d := def
+		c.profiles[d.ID] = &d
+		c.Profiles = append(c.Profiles, &d)
+	}
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// defaultProfiles are "available" and "dnd" as every user gets them when the configuration
+// does not define them.
+func defaultProfiles() []Profile {
+	off := false
+	return []Profile{
+		{ID: ProfileAvailable, Name: "Available", Colour: "green", Activation: "1", Presence: "available",
+			OnEnter: []Action{
+				{Kind: ActionQueueLogin, Queues: QueueSelector{"all"}},
+				{Kind: ActionQueueUnpause, Queues: QueueSelector{"all"}},
+				{Kind: ActionDND, On: &off},
+			}},
+		{ID: ProfileDND, Name: "Do not disturb", Colour: "red", Activation: "2", Presence: "dnd",
+			OnEnter: []Action{{Kind: ActionDND}},
+			OnExit:  []Action{{Kind: ActionDND, On: &off}}},
+	}
+}
+
+// User returns the user with the given ID.
+func (c *Catalog) User(id UserID) (*User, bool) {
+	u, ok := c.users[id]
+	return u, ok
+}
+
+// UserByExtension returns the user whose primary extension is ext.
+func (c *Catalog) UserByExtension(ext string) (*User, bool) {
+	for _, u := range c.Users {
+		if u.Extension == ext {
+			return u, true
+		}
+	}
+	return nil, false
+}
+
+// Profile returns the system-wide profile with the given ID.
+func (c *Catalog) Profile(id string) (*Profile, bool) {
+	p, ok := c.profiles[id]
+	return p, ok
+}
+
+// KnownQueue reports whether some user may join queue q.
+func (c *Catalog) KnownQueue(q string) bool { return c.queues[q] }
+
+// ValidateProfile checks a personal profile of user owner against the catalog: the same rules
+// as system-wide profiles, and its activation number must not clash with another profile of
+// the user (others lists the user's other personal profiles).
+func (c *Catalog) ValidateProfile(pr *Profile, others []*Profile) error {
+	var p problems
+	c.validateProfile(&p, "profile", pr)
+	if _, system := c.profiles[pr.ID]; system {
+		p.add("id", "%q is a system-wide profile", pr.ID)
+	}
+	if pr.Activation != "" {
+		for _, o := range append(slices.Clone(c.Profiles), others...) {
+			if o.ID != pr.ID && o.Activation == pr.Activation {
+				p.add("activation", "%q is already the activation number of profile %q", pr.Activation, o.ID)
+			}
+		}
+	}
+	return p.err()
+}
+
+func validateUser(p *problems, path string, u *User) {
+	if !idPattern.MatchString(string(u.ID)) {
+		p.add(path+".id", "%q must be 1-64 letters, digits, '.', '-' or '_'", u.ID)
+	}
+	if !extensionPattern.MatchString(u.Extension) {
+		p.add(path+".extension", "%q must be digits", u.Extension)
+	}
+	if len(u.Devices) == 0 {
+		p.add(path+".devices", "at least one device is required")
+	}
+	for i, d := range u.Devices {
+		if !dialPattern.MatchString(d.Dial) {
+			p.add(fmt.Sprintf("%s.devices[%d].dial", path, i), "%q is not a dial string such as PJSIP/1001", d.Dial)
+		}
+		if !d.Family.Valid() {
+			p.add(fmt.Sprintf("%s.devices[%d].family", path, i), "%q is not one of %s", d.Family, joinFamilies(Families()))
+		}
+	}
+	seen := map[string]bool{}
+	for i, q := range u.Queues {
+		qp := fmt.Sprintf("%s.queues[%d]", path, i)
+		if !queueNamePattern.MatchString(q.Name) {
+			p.add(qp+".name", "%q is not a queue name", q.Name)
+		}
+		if seen[q.Name] {
+			p.add(qp+".name", "queue %q listed twice", q.Name)
+		}
+		seen[q.Name] = true
+		if q.Penalty < 0 {
+			p.add(qp+".penalty", "%d must not be negative", q.Penalty)
+		}
+	}
+	if u.PIN != "" && !digitsPattern.MatchString(u.PIN) {
+		p.add(path+".pin", "must be 1-8 digits")
+	}
+	if u.TimeZone != "" {
+		if _, err := time.LoadLocation(u.TimeZone); err != nil {
+			p.add(path+".time_zone", "%q is not a known time zone", u.TimeZone)
+		}
+	}
+	if u.DefaultProfile != "" && !idPattern.MatchString(u.DefaultProfile) {
+		p.add(path+".default_profile", "%q is not a profile id", u.DefaultProfile)
+	}
+	if strings.ContainsAny(u.Name, controlCharacters) {
+		p.add(path+".name", "must not contain control characters")
+	}
+}
+
+func (c *Catalog) validateProfile(p *problems, path string, pr *Profile) {
+	if !idPattern.MatchString(pr.ID) {
+		p.add(path+".id", "%q must be 1-64 letters, digits, '.', '-' or '_'", pr.ID)
+	}
+	if pr.Name == "" {
+		pr.Name = pr.ID
+	}
+	if strings.ContainsAny(pr.Name, controlCharacters) || len(pr.Name) > 80 {
+		p.add(path+".name", "must be at most 80 characters without control characters")
+	}
+	if pr.Activation != "" && !digitsPattern.MatchString(pr.Activation) {
+		p.add(path+".activation", "%q must be 1-8 digits", pr.Activation)
+	}
+	if pr.Visibility != "" && pr.Visibility != VisibilityPublic && pr.Visibility != VisibilityPrivate {
+		p.add(path+".visibility", "%q is not public or private", pr.Visibility)
+	}
+	if pr.Presence != "" && !slices.Contains(presenceStates, pr.Presence) {
+		p.add(path+".presence", "%q is not one of %s", pr.Presence, strings.Join(presenceStates, ", "))
+	}
+	for i := range pr.OnEnter {
+		c.validateAction(p, fmt.Sprintf("%s.on_enter[%d]", path, i), &pr.OnEnter[i])
+	}
+	for i := range pr.OnExit {
+		c.validateAction(p, fmt.Sprintf("%s.on_exit[%d]", path, i), &pr.OnExit[i])
+	}
+}
+
+func (c *Catalog) validateAction(p *problems, path string, a *Action) {
+	if !slices.Contains(ActionKinds(), a.Kind) {
+		if a.Kind == "" {
+			p.add(path+".action", "missing")
+		} else {
+			p.add(path, "unknown action %q", a.Kind)
+		}
+		return
+	}
+	on := a.IsOn()
+	switch a.Kind {
+	case ActionQueueLogin, ActionQueueLogout, ActionQueuePause, ActionQueueUnpause:
+		if len(a.Queues) == 0 {
+			p.add(path+".queues", `required: "all" or a list of queue names`)
+		}
+		if !a.Queues.All() {
+			for _, q := range a.Queues {
+				if !c.queues[q] {
+					p.add(path+".queues", "unknown queue %q (no user is in it)", q)
+				}
+			}
+		}
+		if strings.ContainsAny(a.Reason, controlCharacters) {
+			p.add(path+".reason", "must not contain control characters")
+		}
+	case ActionFollowMe:
+		for _, f := range a.Families {
+			if !f.Valid() {
+				p.add(path+".families", "%q is not one of %s", f, joinFamilies(Families()))
+			}
+		}
+		if a.Order != "" && a.Order != RingSimultaneous && a.Order != RingSequential {
+			p.add(path+".order", "%q is not simultaneous or sequential", a.Order)
+		}
+		if a.RingTime < 0 || a.RingTime > 600 {
+			p.add(path+".ring_time", "%d must be between 0 and 600 seconds", a.RingTime)
+		}
+	case ActionForward:
+		if !slices.Contains(ForwardTypes(), a.Type) {
+			p.add(path+".type", "%q is not unconditional, busy or no_answer", a.Type)
+		}
+		if on && !numberPattern.MatchString(a.To) {
+			p.add(path+".to", "%q is not a number to forward to", a.To)
+		}
+	case ActionNoAnswer:
+		if on && a.To != "voicemail" && !numberPattern.MatchString(a.To) {
+			p.add(path+".to", `%q is neither "voicemail" nor a number`, a.To)
+		}
+	case ActionCallerID:
+		if on && (a.Value == "" || strings.ContainsAny(a.Value, controlCharacters) || len(a.Value) > 80) {
+			p.add(path+".value", "a caller ID of 1-80 characters is required")
+		}
+	case ActionLocation:
+		if on && !dialPattern.MatchString(a.Device) {
+			p.add(path+".device", "%q is not a dial string such as PJSIP/hotdesk-3", a.Device)
+		}
+	case ActionPresence:
+		if a.State != "" && !slices.Contains(presenceStates, a.State) {
+			p.add(path+".state", "%q is not one of %s", a.State, strings.Join(presenceStates, ", "))
+		}
+		if strings.ContainsAny(a.Message, controlCharacters) {
+			p.add(path+".message", "must not contain control characters")
+		}
+	case ActionLamp:
+		if !strings.HasPrefix(a.Device, "Custom:") || len(a.Device) == len("Custom:") {
+			p.add(path+".device", "%q must be a Custom: device, e.g. Custom:MEETING1001", a.Device)
+		}
+		if !slices.Contains(deviceStates, strings.ToUpper(a.State)) {
+			p.add(path+".state", "%q is not one of %s", a.State, strings.Join(deviceStates, ", "))
+		}
+	case ActionVariable:
+		if a.Scope != "" && a.Scope != "astdb" && a.Scope != "global" {
+			p.add(path+".scope", "%q is not astdb or global", a.Scope)
+		}
+		if !variablePattern.MatchString(a.Name) || (a.Scope != "global" && !strings.Contains(a.Name, "/")) {
+			p.add(path+".name", "%q must be FAMILY/key for astdb or NAME for a global", a.Name)
+		}
+		if strings.ContainsAny(a.Value, controlCharacters) {
+			p.add(path+".value", "must not contain control characters")
+		}
+	case ActionWebhook:
+		if u, err := url.Parse(a.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			p.add(path+".url", "%q is not an http(s) URL", a.URL)
+		}
+		if a.Timeout != "" {
+			if d, err := time.ParseDuration(a.Timeout); err != nil || d <= 0 || d > time.Minute {
+				p.add(path+".timeout", "%q must be a duration up to 1m", a.Timeout)
+			}
+		}
+	}
+}
+
+func joinFamilies(fs []Family) string {
+	s := make([]string, len(fs))
+	for i, f := range fs {
+		s[i] = string(f)
+	}
+	return strings.Join(s, ", ")
+}
