@@ -107,8 +107,8 @@ func newTestEngine(t *testing.T, users []User, profiles []Profile) (*Engine, *me
 	}
 	rdb := redis.NewClient(opt)
 	t.Cleanup(func() { rdb.Close() })
-	states, err := NewStateStore(ctx, rdb, StateStoreOptions{Prefix: "test:" + t.Name() + ":" + fmt.Sprint(time.Now().UnixNano()) + ":"})
-	if err != nil {
+	states := NewStateStore(rdb, StateStoreOptions{Prefix: "test:" + t.Name() + ":" + fmt.Sprint(time.Now().UnixNano()) + ":"})
+	if err := states.CheckSchema(ctx); err != nil {
 		t.Fatal(err)
 	}
 	cat, err := NewCatalog(users, profiles)
@@ -327,6 +327,9 @@ func TestPersonalProfiles(t *testing.T) {
 	}
 	if err := e.SaveProfile(ctx, "alice", &Profile{ID: "bad", OnEnter: []Action{{Kind: "teleport"}}}); err == nil || !strings.Contains(err.Error(), `unknown action "teleport"`) {
 		t.Errorf("bad action: %v", err)
+	}
+	if err := e.SaveProfile(ctx, "alice", &Profile{ID: "hook", OnEnter: []Action{{Kind: ActionWebhook, URL: "http://10.0.0.1/x"}}}); err == nil || !strings.Contains(err.Error(), "webhooks are for system-wide profiles only") {
+		t.Errorf("webhook in a personal profile: %v", err)
 	}
 	if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: "home", Source: SourceAPI}); err != nil {
 		t.Fatal(err)

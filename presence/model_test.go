@@ -43,6 +43,8 @@ func TestCatalogRejectsBadDefinitions(t *testing.T) {
 		{"lamp not custom", nil, []Profile{{ID: "x", OnEnter: []Action{{Kind: ActionLamp, Device: "PJSIP/1001", State: "BUSY"}}}}, "must be a Custom: device"},
 		{"variable without family", nil, []Profile{{ID: "x", OnEnter: []Action{{Kind: ActionVariable, Name: "FOO", Value: "1"}}}}, "FAMILY/key"},
 		{"webhook bad url", nil, []Profile{{ID: "x", OnEnter: []Action{{Kind: ActionWebhook, URL: "ftp://x"}}}}, "is not an http(s) URL"},
+		{"presence message too long", nil, []Profile{{ID: "x", OnEnter: []Action{{Kind: ActionPresence, Message: "a," + strings.Repeat("b", 300)}}}}, "keeps 255 bytes"},
+		{"variable with a leading blank", nil, []Profile{{ID: "x", OnEnter: []Action{{Kind: ActionVariable, Name: "A/b", Value: " x"}}}}, "must not start with a blank"},
 		{"user without devices", []User{{ID: "bob", Extension: "1002"}}, nil, "users[0] (bob).devices: at least one device"},
 		{"user bad dial", []User{{ID: "bob", Extension: "1002", Devices: []Device{{Dial: "1002", Family: FamilyDesk}}}}, nil, `devices[0].dial: "1002" is not a dial string`},
 		{"user bad family", []User{{ID: "bob", Extension: "1002", Devices: []Device{{Dial: "PJSIP/1002", Family: "pager"}}}}, nil, `devices[0].family: "pager"`},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -42,6 +43,7 @@ type StateStore struct {
 	prefix        string
 	journalLength int64
 	save          *redis.Script
+	schemaOK      atomic.Bool
 }
 
 // StateStoreOptions configures a StateStore.
@@ -63,27 +65,37 @@ redis.call('HSET', KEYS[1], 'state', ARGV[2], 'version', tostring(next))
 return next
 `
 
-// NewStateStore checks (or writes) the schema version and returns the store.
-func NewStateStore(ctx context.Context, rdb *redis.Client, opts StateStoreOptions) (*StateStore, error) {
+// NewStateStore returns the store. It does no I/O: the schema version is checked (or written,
+// in an empty Redis) by the first operation, or by CheckSchema.
+func NewStateStore(rdb *redis.Client, opts StateStoreOptions) *StateStore {
 	if opts.Prefix == "" {
 		opts.Prefix = "presenced:"
 	}
 	if opts.JournalLength == 0 {
 		opts.JournalLength = 1000
 	}
-	s := &StateStore{rdb: rdb, prefix: opts.Prefix, journalLength: opts.JournalLength, save: redis.NewScript(saveScript)}
-	key := s.prefix + "schema"
-	if err := rdb.SetNX(ctx, key, SchemaVersion, 0).Err(); err != nil {
-		return nil, fmt.Errorf("presence: write schema version: %w", err)
+	return &StateStore{rdb: rdb, prefix: opts.Prefix, journalLength: opts.JournalLength, save: redis.NewScript(saveScript)}
+}
+
+// CheckSchema makes sure Redis holds presenced's schema version, writing it into an empty
+// Redis. Once it succeeded it costs nothing.
+func (s *StateStore) CheckSchema(ctx context.Context) error {
+	if s.schemaOK.Load() {
+		return nil
 	}
-	got, err := rdb.Get(ctx, key).Result()
+	key := s.prefix + "schema"
+	if err := s.rdb.SetNX(ctx, key, SchemaVersion, 0).Err(); err != nil {
+		return fmt.Errorf("presence: write schema version: %w", err)
+	}
+	got, err := s.rdb.Get(ctx, key).Result()
 	if err != nil {
-		return nil, fmt.Errorf("presence: read schema version: %w", err)
+		return fmt.Errorf("presence: read schema version: %w", err)
 	}
 	if got != SchemaVersion {
-		return nil, fmt.Errorf("presence: redis key %s is %q, this presenced uses schema %s", key, got, SchemaVersion)
+		return fmt.Errorf("presence: redis key %s is %q, this presenced uses schema %s", key, got, SchemaVersion)
 	}
-	return s, nil
+	s.schemaOK.Store(true)
+	return nil
 }
 
 func (s *StateStore) userKey(id UserID) string     { return s.prefix + "user:" + string(id) }
@@ -92,6 +104,9 @@ func (s *StateStore) journalKey(id UserID) string  { return s.userKey(id) + ":jo
 
 // Load returns a user's state; found is false for a user presenced has never switched.
 func (s *StateStore) Load(ctx context.Context, id UserID) (st UserState, found bool, err error) {
+	if err := s.CheckSchema(ctx); err != nil {
+		return UserState{}, false, err
+	}
 	vals, err := s.rdb.HMGet(ctx, s.userKey(id), "state", "version").Result()
 	if err != nil {
 		return UserState{}, false, fmt.Errorf("presence: load state of %s: %w", id, err)
@@ -102,6 +117,9 @@ func (s *StateStore) Load(ctx context.Context, id UserID) (st UserState, found b
 // LoadMany returns the states of many users in one round trip; users never switched are absent.
 // Users whose data cannot be read are reported in the error and left out.
 func (s *StateStore) LoadMany(ctx context.Context, ids []UserID) (map[UserID]UserState, error) {
+	if err := s.CheckSchema(ctx); err != nil {
+		return nil, err
+	}
 	cmds := make([]*redis.SliceCmd, len(ids))
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
@@ -148,6 +166,9 @@ func (s *StateStore) decodeState(id UserID, vals []any) (UserState, bool, error)
 // Save writes st if the stored version is still st.Version (0 for a new user) and returns the
 // state with its new version; ErrConflict when another writer came first.
 func (s *StateStore) Save(ctx context.Context, id UserID, st UserState) (UserState, error) {
+	if err := s.CheckSchema(ctx); err != nil {
+		return st, err
+	}
 	b, err := json.Marshal(st)
 	if err != nil {
 		return st, fmt.Errorf("presence: encode state of %s: %w", id, err)
@@ -165,6 +186,9 @@ func (s *StateStore) Save(ctx context.Context, id UserID, st UserState) (UserSta
 
 // AppendJournal adds an entry to the user's journal and trims it; it returns the entry's ID.
 func (s *StateStore) AppendJournal(ctx context.Context, id UserID, e JournalEntry) (string, error) {
+	if err := s.CheckSchema(ctx); err != nil {
+		return "", err
+	}
 	b, err := json.Marshal(e)
 	if err != nil {
 		return "", fmt.Errorf("presence: encode journal entry of %s: %w", id, err)
@@ -182,6 +206,9 @@ func (s *StateStore) AppendJournal(ctx context.Context, id UserID, e JournalEntr
 // Journal returns up to count of the user's newest journal entries, newest first. Entries that
 // cannot be read are reported in the error and left out.
 func (s *StateStore) Journal(ctx context.Context, id UserID, count int64) ([]JournalEntry, error) {
+	if err := s.CheckSchema(ctx); err != nil {
+		return nil, err
+	}
 	msgs, err := s.rdb.XRevRangeN(ctx, s.journalKey(id), "+", "-", count).Result()
 	if err != nil {
 		return nil, fmt.Errorf("presence: read journal of %s: %w", id, err)
@@ -204,6 +231,9 @@ func (s *StateStore) Journal(ctx context.Context, id UserID, count int64) ([]Jou
 // PersonalProfiles returns the user's own profiles. Profiles that cannot be read are reported
 // in the error and left out.
 func (s *StateStore) PersonalProfiles(ctx context.Context, id UserID) ([]*Profile, error) {
+	if err := s.CheckSchema(ctx); err != nil {
+		return nil, err
+	}
 	all, err := s.rdb.HGetAll(ctx, s.profilesKey(id)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("presence: read profiles of %s: %w", id, err)
@@ -225,6 +255,9 @@ func (s *StateStore) PersonalProfiles(ctx context.Context, id UserID) ([]*Profil
 
 // SavePersonalProfile writes (creates or replaces) one of the user's own profiles.
 func (s *StateStore) SavePersonalProfile(ctx context.Context, id UserID, p *Profile) error {
+	if err := s.CheckSchema(ctx); err != nil {
+		return err
+	}
 	b, err := json.Marshal(p)
 	if err != nil {
 		return fmt.Errorf("presence: encode profile %s of %s: %w", p.ID, id, err)
@@ -237,6 +270,9 @@ func (s *StateStore) SavePersonalProfile(ctx context.Context, id UserID, p *Prof
 
 // DeletePersonalProfile removes one of the user's own profiles; false when there was none.
 func (s *StateStore) DeletePersonalProfile(ctx context.Context, id UserID, pid string) (bool, error) {
+	if err := s.CheckSchema(ctx); err != nil {
+		return false, err
+	}
 	n, err := s.rdb.HDel(ctx, s.profilesKey(id), pid).Result()
 	if err != nil {
 		return false, fmt.Errorf("presence: delete profile %s of %s: %w", pid, id, err)

@@ -174,6 +174,14 @@ func (c *Catalog) KnownQueue(q string) bool { return c.queues[q] }
 func (c *Catalog) ValidateProfile(pr *Profile, others []*Profile) error {
 	var p problems
 	c.validateProfile(&p, "profile", pr)
+	for i, chain := range [][]Action{pr.OnEnter, pr.OnExit} {
+		for j, a := range chain {
+			if a.Kind == ActionWebhook {
+				p.add(fmt.Sprintf("%s[%d]", []string{"on_enter", "on_exit"}[i], j),
+					"webhooks are for system-wide profiles only (a user could make presenced call any address)")
+			}
+		}
+	}
 	if _, system := c.profiles[pr.ID]; system {
 		p.add("id", "%q is a system-wide profile", pr.ID)
 	}
@@ -314,6 +322,9 @@ func (c *Catalog) validateAction(p *problems, path string, a *Action) {
 		if on && (a.Value == "" || strings.ContainsAny(a.Value, controlCharacters) || len(a.Value) > 80) {
 			p.add(path+".value", "a caller ID of 1-80 characters is required")
 		}
+		if leadingBlank(a.Value) {
+			p.add(path+".value", "must not start with a blank (AMI drops it)")
+		}
 	case ActionLocation:
 		if on && !dialPattern.MatchString(a.Device) {
 			p.add(path+".device", "%q is not a dial string such as PJSIP/hotdesk-3", a.Device)
@@ -324,6 +335,9 @@ func (c *Catalog) validateAction(p *problems, path string, a *Action) {
 		}
 		if strings.ContainsAny(a.Message, controlCharacters) {
 			p.add(path+".message", "must not contain control characters")
+		}
+		if strings.Contains(a.Message, ",") && len(a.Message) > 255 {
+			p.add(path+".message", "a message with commas is sent base64-encoded, and Asterisk keeps 255 bytes of it; this one has %d", len(a.Message))
 		}
 	case ActionLamp:
 		if !strings.HasPrefix(a.Device, "Custom:") || len(a.Device) == len("Custom:") {
@@ -342,6 +356,9 @@ func (c *Catalog) validateAction(p *problems, path string, a *Action) {
 		if strings.ContainsAny(a.Value, controlCharacters) {
 			p.add(path+".value", "must not contain control characters")
 		}
+		if leadingBlank(a.Value) {
+			p.add(path+".value", "must not start with a blank (AMI drops it)")
+		}
 	case ActionWebhook:
 		if u, err := url.Parse(a.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			p.add(path+".url", "%q is not an http(s) URL", a.URL)
@@ -353,6 +370,8 @@ func (c *Catalog) validateAction(p *problems, path string, a *Action) {
 		}
 	}
 }
+
+func leadingBlank(s string) bool { return strings.HasPrefix(s, " ") || strings.HasPrefix(s, "\t") }
 
 func joinFamilies(fs []Family) string {
 	s := make([]string, len(fs))

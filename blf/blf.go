@@ -1,0 +1,420 @@
+// Package blf is the presence concern for what phones show: BLF lamps (Custom: device states)
+// and presence states (CustomPresence: providers).
+//
+// # Observing
+//
+// Observe costs one DeviceStateList and one PresenceStateList (each only when some user wants
+// a lamp, respectively a presence state), whatever the number of users.
+//
+// Lamps are recorded upper-cased, as Asterisk reports them (it keeps a caller's "not_inuse"
+// spelling in astdb but lists NOT_INUSE). A device DeviceStateList does not list, such as a
+// Custom: device that was never set, is recorded as "UNKNOWN", which is what
+// DEVICE_STATE() reads for it; no lamp can be set to UNKNOWN, so a plan always sets such a
+// lamp. Device names are case-sensitive: Custom:dnd1001 is not Custom:DND1001.
+//
+// Presence states are recorded as PresenceStateList reports them, except that its messages
+// are C-escaped by Asterisk (ast_escape_c: a backslash, quote, apostrophe or question mark
+// gets a backslash before it, a tab becomes \t) while PresenceState and the phones get the
+// text itself; Observe undoes the escaping. Messages stored base64-encoded (option e) are
+// listed decoded already. A provider PresenceStateList does not list (never set) is nil.
+//
+// # Applying
+//
+// device_state is Setvar DEVICE_STATE(Custom:X)=STATE without a channel, and presence is
+// Setvar PRESENCE_STATE(CustomPresence:X)=state,,message (FormatPresence). The fields of that
+// value are split at commas, so a message with a comma is written base64-encoded with option
+// e (state,,base64,e); Asterisk decodes it for PresenceState, PresenceStateList, events and
+// phones, but keeps only the first 255 bytes of a decoded message, so a longer message with
+// commas fails (MaxEncodedMessage). Other messages are written as they are: nothing else in
+// them can break the parsing (leading blanks, quotes, backslashes, '%', ':' and non-ASCII text
+// all survive, which the lab tests check), and they are not limited to 255 bytes. The subtype
+// is always empty, because option e would decode it too.
+package blf
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/presenced/presenced/ami"
+	"github.com/presenced/presenced/presence"
+)
+
+// DefaultMaxInFlight is Options.MaxInFlight when it is zero.
+const DefaultMaxInFlight = 64
+
+// UnknownState is the state Observe records for a lamp Asterisk does not list.
+const UnknownState = "UNKNOWN"
+
+// MaxEncodedMessage is the longest message (in bytes) that can be written base64-encoded:
+// Asterisk 22 cuts decoded presence messages to 255 bytes (the lab shows it; messages
+// written as they are keep their length up to AMI's line limit).
+const MaxEncodedMessage = 255
+
+// Options configures a Concern.
+type Options struct {
+	// AMI is the client the concern acts through; it may be shared with other concerns.
+	// Required. Its user needs write class call (Setvar, DeviceStateList,
+	// PresenceStateList), and Asterisk res_manager_devicestate and res_manager_presencestate.
+	AMI *ami.Client
+	// Logger receives per-operation detail at Debug. nil discards.
+	Logger *slog.Logger
+	// Registerer receives presenced_blf_ops_total. nil means no metrics.
+	Registerer prometheus.Registerer
+	// MaxInFlight bounds the AMI actions the concern has waiting for a reply at once, over all
+	// concurrent Observe and Apply calls. 0 means DefaultMaxInFlight.
+	MaxInFlight int
+}
+
+// DefaultOptions returns Options with every default filled in; AMI must still be set.
+func DefaultOptions() Options {
+	return Options{MaxInFlight: DefaultMaxInFlight}
+}
+
+func (o Options) validate() error {
+	if o.AMI == nil {
+		return errors.New("blf: Options.AMI is required")
+	}
+	if o.MaxInFlight < 0 {
+		return fmt.Errorf("blf: Options.MaxInFlight must not be negative, got %d", o.MaxInFlight)
+	}
+	return nil
+}
+
+// Concern observes and applies lamps and presence states. It implements presence.Concern and
+// is safe for concurrent use.
+type Concern struct {
+	ami *ami.Client
+	log *slog.Logger
+	sem chan struct{}
+	met *metrics
+}
+
+var _ presence.Concern = (*Concern)(nil)
+
+// New validates o and returns a Concern.
+func New(o Options) (*Concern, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	if o.MaxInFlight == 0 {
+		o.MaxInFlight = DefaultMaxInFlight
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	met, err := newMetrics(o.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("blf: Options.Registerer: %w", err)
+	}
+	return &Concern{
+		ami: o.AMI,
+		log: log.With("component", "blf"),
+		sem: make(chan struct{}, o.MaxInFlight),
+		met: met,
+	}, nil
+}
+
+// Name implements presence.Concern: "blf".
+func (c *Concern) Name() string { return "blf" }
+
+// Kinds implements presence.Concern: device_state and presence.
+func (c *Concern) Kinds() []presence.OpKind {
+	return kinds()
+}
+
+// Observe implements presence.Concern. For every user of want it records in
+// have[user].Devices the state of each device want[user].Devices names (UnknownState when
+// Asterisk does not list it) and in have[user].Presence the state of each provider
+// want[user].Presence names (nil when Asterisk does not list it). It touches no other field
+// of have, so other concerns may observe into the same targets concurrently; have must hold a
+// target for every user of want.
+func (c *Concern) Observe(ctx context.Context, want map[presence.UserID]*presence.Target, have map[presence.UserID]*presence.Target) error {
+	var needDevices, needPresence bool
+	for u, w := range want {
+		if w == nil {
+			continue
+		}
+		if have[u] == nil {
+			return fmt.Errorf("blf: observe: no observed target for user %s", u)
+		}
+		needDevices = needDevices || len(w.Devices) > 0
+		needPresence = needPresence || len(w.Presence) > 0
+	}
+
+	var (
+		devices  map[string]string
+		presents map[string]presence.PresenceValue
+		devErr   error
+		presErr  error
+		wg       sync.WaitGroup
+	)
+	if needDevices {
+		wg.Go(func() { devices, devErr = c.listDevices(ctx) })
+	}
+	if needPresence {
+		wg.Go(func() { presents, presErr = c.listPresence(ctx) })
+	}
+	wg.Wait()
+	if err := errors.Join(devErr, presErr); err != nil {
+		return err
+	}
+
+	for u, w := range want {
+		if w == nil {
+			continue
+		}
+		h := have[u]
+		if len(w.Devices) > 0 && h.Devices == nil {
+			h.Devices = map[string]string{}
+		}
+		for d := range w.Devices {
+			if s, ok := devices[d]; ok {
+				h.Devices[d] = s
+			} else {
+				h.Devices[d] = UnknownState
+			}
+		}
+		if len(w.Presence) > 0 && h.Presence == nil {
+			h.Presence = map[string]*presence.PresenceValue{}
+		}
+		for p := range w.Presence {
+			if v, ok := presents[p]; ok {
+				h.Presence[p] = &v
+			} else {
+				h.Presence[p] = nil
+			}
+		}
+	}
+	return nil
+}
+
+func (c *Concern) listDevices(ctx context.Context) (map[string]string, error) {
+	if err := c.acquire(ctx); err != nil {
+		return nil, fmt.Errorf("blf: observe lamps: %w", err)
+	}
+	defer c.release()
+	list, err := c.ami.DeviceStateList(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("blf: observe lamps: %w", err)
+	}
+	out := make(map[string]string, len(list))
+	for _, d := range list {
+		out[d.Device] = strings.ToUpper(d.State)
+	}
+	return out, nil
+}
+
+func (c *Concern) listPresence(ctx context.Context) (map[string]presence.PresenceValue, error) {
+	if err := c.acquire(ctx); err != nil {
+		return nil, fmt.Errorf("blf: observe presence: %w", err)
+	}
+	defer c.release()
+	list, err := c.ami.PresenceStateList(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("blf: observe presence: %w", err)
+	}
+	out := make(map[string]presence.PresenceValue, len(list))
+	for _, p := range list {
+		out[p.Provider] = presence.PresenceValue{State: p.State, Message: unescapeC(p.Message)}
+	}
+	return out, nil
+}
+
+// Apply implements presence.Concern: it performs u's operations in order and reports one
+// outcome per operation. Operations are independent: one that fails does not stop the
+// next. Once ctx is done the remaining operations fail without being sent. Setting a lamp or
+// a presence state is always ResultApplied (Asterisk does not say whether it changed).
+func (c *Concern) Apply(ctx context.Context, u *presence.User, ops []presence.Op) []presence.Outcome {
+	out := make([]presence.Outcome, len(ops))
+	for i, op := range ops {
+		out[i] = c.apply(ctx, op)
+		c.met.count(op.Kind, out[i].Result)
+		c.log.LogAttrs(ctx, slog.LevelDebug, "apply", slog.String("user", userID(u)),
+			slog.String("op", describe(op)), slog.String("result", string(out[i].Result)),
+			slog.String("error", out[i].Error))
+	}
+	return out
+}
+
+func (c *Concern) apply(ctx context.Context, op presence.Op) presence.Outcome {
+	switch op.Kind {
+	case presence.OpDeviceState:
+		state := strings.ToUpper(op.Value)
+		if err := checkDevice(op.Key, state); err != nil {
+			return presence.Failed(op, fmt.Errorf("lamp %s: %w", op.Key, err))
+		}
+		if err := c.setvar(ctx, "DEVICE_STATE("+op.Key+")", state); err != nil {
+			return presence.Failed(op, fmt.Errorf("lamp %s %s: %w", op.Key, state, err))
+		}
+		return presence.Outcome{Op: op, Result: presence.ResultApplied}
+	case presence.OpPresence:
+		if op.Presence == nil {
+			return presence.Failed(op, fmt.Errorf("presence %s: operation has no presence state", op.Key))
+		}
+		if err := checkProvider(op.Key); err != nil {
+			return presence.Failed(op, fmt.Errorf("presence %s: %w", op.Key, err))
+		}
+		v, err := FormatPresence(op.Presence.State, op.Presence.Message)
+		if err != nil {
+			return presence.Failed(op, fmt.Errorf("presence %s: %w", op.Key, err))
+		}
+		if err := c.setvar(ctx, "PRESENCE_STATE("+op.Key+")", v); err != nil {
+			return presence.Failed(op, fmt.Errorf("presence %s %s: %w", op.Key, op.Presence.State, err))
+		}
+		return presence.Outcome{Op: op, Result: presence.ResultApplied}
+	}
+	return presence.Failed(op, fmt.Errorf("blf: cannot apply %s operations", op.Kind))
+}
+
+// setvar sets a function without a channel within the in-flight bound.
+func (c *Concern) setvar(ctx context.Context, variable, value string) error {
+	if err := c.acquire(ctx); err != nil {
+		return err
+	}
+	defer c.release()
+	_, err := c.ami.Do(ctx, ami.Setvar{Variable: variable, Value: value})
+	return err
+}
+
+func (c *Concern) acquire(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	select {
+	case c.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *Concern) release() { <-c.sem }
+
+// DeviceStates lists the states a lamp can be set to (ast_devstate_val); UNKNOWN is not one.
+func DeviceStates() []string {
+	return []string{"NOT_INUSE", "INUSE", "BUSY", "INVALID", "UNAVAILABLE", "RINGING", "RINGINUSE", "ONHOLD"}
+}
+
+// PresenceStates lists the presence states Asterisk accepts (ast_presence_state_val).
+func PresenceStates() []string {
+	return []string{"not_set", "unavailable", "available", "away", "xa", "chat", "dnd"}
+}
+
+// FormatPresence returns the PRESENCE_STATE() value that sets state (any case) and message:
+// "state,,message", or "state,,base64(message),e" when the message contains a comma. It fails
+// for an unknown state, for a message with CR, LF or NUL, which Asterisk's replies cannot
+// carry, and for a message with a comma longer than MaxEncodedMessage bytes, which Asterisk
+// would cut (and presenced would then find different and write again at every repair).
+func FormatPresence(state, message string) (string, error) {
+	s := strings.ToLower(state)
+	if !slices.Contains(PresenceStates(), s) {
+		return "", fmt.Errorf("state %q is not one of %s", state, strings.Join(PresenceStates(), ", "))
+	}
+	if strings.ContainsAny(message, "\r\n\x00") {
+		return "", errors.New("message contains CR, LF or NUL")
+	}
+	if strings.Contains(message, ",") {
+		if len(message) > MaxEncodedMessage {
+			return "", fmt.Errorf("message with commas is %d bytes, Asterisk keeps at most %d of it", len(message), MaxEncodedMessage)
+		}
+		return s + ",," + base64.StdEncoding.EncodeToString([]byte(message)) + ",e", nil
+	}
+	return s + ",," + message, nil
+}
+
+// checkDevice accepts a writable device name (Custom:, the only one DEVICE_STATE can set over
+// AMI) that cannot break out of DEVICE_STATE(...), and a settable state.
+func checkDevice(name, state string) error {
+	if err := checkName(name, "Custom:"); err != nil {
+		return err
+	}
+	if !slices.Contains(DeviceStates(), state) {
+		return fmt.Errorf("state %q is not one of %s", state, strings.Join(DeviceStates(), ", "))
+	}
+	return nil
+}
+
+func checkProvider(name string) error { return checkName(name, "CustomPresence:") }
+
+func checkName(name, prefix string) error {
+	if !strings.HasPrefix(name, prefix) || len(name) == len(prefix) {
+		return fmt.Errorf("not a %s device (only those can be set over AMI)", prefix)
+	}
+	if strings.ContainsAny(name, "(),|&\"'\\ \t\r\n\x00") {
+		return errors.New("name contains characters that would break the function call")
+	}
+	return nil
+}
+
+// unescapeC undoes ast_escape_c, which Asterisk applies to the Subtype and Message of
+// PresenceStateChange events and PresenceStateList items. Unknown escapes stay as they are.
+func unescapeC(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' || i+1 == len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		r, ok := cUnescape(s[i+1])
+		if !ok {
+			b.WriteByte(s[i])
+			continue
+		}
+		b.WriteByte(r)
+		i++
+	}
+	return b.String()
+}
+
+// cUnescape maps the letter after a backslash to the byte ast_escape_c replaced with it
+// (main/utils.c escape_sequences and escape_sequences_map).
+func cUnescape(c byte) (byte, bool) {
+	switch c {
+	case 'a':
+		return '\a', true
+	case 'b':
+		return '\b', true
+	case 'f':
+		return '\f', true
+	case 'n':
+		return '\n', true
+	case 'r':
+		return '\r', true
+	case 't':
+		return '\t', true
+	case 'v':
+		return '\v', true
+	case '\\', '\'', '"', '?':
+		return c, true
+	}
+	return 0, false
+}
+
+// describe is op.String() without its panics on operations of other concerns.
+func describe(op presence.Op) string {
+	switch {
+	case op.Kind == presence.OpDeviceState, op.Kind == presence.OpPresence && op.Presence != nil:
+		return op.String()
+	}
+	return string(op.Kind) + " " + op.Key
+}
+
+func userID(u *presence.User) string {
+	if u == nil {
+		return ""
+	}
+	return string(u.ID)
+}

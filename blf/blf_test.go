@@ -1,0 +1,377 @@
+package blf_test
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/presenced/presenced/ami"
+	"github.com/presenced/presenced/blf"
+	"github.com/presenced/presenced/presence"
+)
+
+func TestNew(t *testing.T) {
+	c := newAMI(t, false, nil)
+	tests := []struct {
+		name      string
+		o         blf.Options
+		errSubstr string
+	}{
+		{"ok", blf.Options{AMI: c}, ""},
+		{"defaults", func() blf.Options { o := blf.DefaultOptions(); o.AMI = c; return o }(), ""},
+		{"no AMI", blf.Options{}, "Options.AMI is required"},
+		{"negative MaxInFlight", blf.Options{AMI: c, MaxInFlight: -1}, "Options.MaxInFlight must not be negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := blf.New(tt.o)
+			if tt.errSubstr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if b.Name() != "blf" || !slices.Equal(b.Kinds(), []presence.OpKind{presence.OpDeviceState, presence.OpPresence}) {
+					t.Errorf("Name %q Kinds %v", b.Name(), b.Kinds())
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.errSubstr) {
+				t.Errorf("New: %v, want %q", err, tt.errSubstr)
+			}
+		})
+	}
+}
+
+// waitExtensionState polls the hint exten@hints until its status is want: hint states follow
+// device states asynchronously.
+func waitExtensionState(t *testing.T, c *ami.Client, exten string, want int) ami.ExtensionStatus {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		es, err := c.ExtensionState(context.Background(), exten, "hints")
+		if err != nil {
+			t.Fatalf("ExtensionState %s@hints: %v", exten, err)
+		}
+		if es.Status == want || time.Now().After(deadline) {
+			return es
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestLamps sets the lab's DND lamp of 1001 and reads it back through the hints phones
+// subscribe to: *761001 (the lamp alone) and 1001 (PJSIP/1001, unregistered, & the lamp).
+func TestLamps(t *testing.T) {
+	b, _ := newConcern(t, 0)
+	check := newAMI(t, true, nil)
+	ctx := testCtx(t)
+	const lamp = "Custom:DND1001"
+	// Custom:DND1001 is shared lab state: put it back afterwards. A lamp never set (UNKNOWN)
+	// cannot be set back; it gets presenced's "off" state instead.
+	orig := getvar(t, check, "DEVICE_STATE("+lamp+")")
+	t.Cleanup(func() {
+		restore := orig
+		if restore == "UNKNOWN" {
+			restore = presence.DefaultNaming().LampOff
+		}
+		if err := check.Setvar(context.Background(), "", "DEVICE_STATE("+lamp+")", restore); err != nil {
+			t.Errorf("restore %s to %s: %v", lamp, restore, err)
+		}
+	})
+	u := &presence.User{ID: "alice", Extension: "1001"}
+
+	tests := []struct {
+		value          string // as the plan carries it
+		state          string // DEVICE_STATE afterwards
+		feature, combo int    // ExtensionState of *761001@hints and 1001@hints
+		featureText    string
+	}{
+		{"BUSY", "BUSY", 2, 2, "Busy"},
+		{"INVALID", "INVALID", 4, 4, "Unavailable"},
+		{"busy", "BUSY", 2, 2, "Busy"},
+		{"NOT_INUSE", "NOT_INUSE", 0, 0, "Idle"}, // masks the offline phone (NOTES.md §3.2)
+	}
+	for _, tt := range tests {
+		t.Run(tt.value, func(t *testing.T) {
+			op := presence.Op{Kind: presence.OpDeviceState, Key: lamp, Value: tt.value}
+			out := b.Apply(ctx, u, []presence.Op{op})
+			if len(out) != 1 || out[0].Result != presence.ResultApplied {
+				t.Fatalf("outcomes %+v", out)
+			}
+			if got := getvar(t, check, "DEVICE_STATE("+lamp+")"); got != tt.state {
+				t.Errorf("DEVICE_STATE = %q, want %q", got, tt.state)
+			}
+			if es := waitExtensionState(t, check, "*761001", tt.feature); es.Status != tt.feature || es.StatusText != tt.featureText {
+				t.Errorf("*761001@hints = %d %s, want %d %s", es.Status, es.StatusText, tt.feature, tt.featureText)
+			}
+			if es := waitExtensionState(t, check, "1001", tt.combo); es.Status != tt.combo {
+				t.Errorf("1001@hints = %d %s, want %d", es.Status, es.StatusText, tt.combo)
+			}
+
+			// Observe agrees, and the plan for the same value (any case) is empty.
+			want := map[presence.UserID]*presence.Target{u.ID: {Devices: map[string]string{lamp: tt.value}}}
+			have := map[presence.UserID]*presence.Target{u.ID: presence.NewTarget()}
+			if err := b.Observe(ctx, want, have); err != nil {
+				t.Fatal(err)
+			}
+			if got := have[u.ID].Devices[lamp]; got != tt.state {
+				t.Errorf("observed %s = %q, want %q", lamp, got, tt.state)
+			}
+			if ops := presence.Plan(want[u.ID], have[u.ID]); len(ops) != 0 {
+				t.Errorf("plan after apply: %v", ops)
+			}
+		})
+	}
+}
+
+func TestObserveDevices(t *testing.T) {
+	b, _ := newConcern(t, 0)
+	check := newAMI(t, true, nil)
+	ctx := testCtx(t)
+	set := "Custom:" + uniq("TObserveSet")
+	never := "Custom:" + uniq("TObserveNever")
+	// astdb keeps the caller's spelling, DeviceStateList reports Asterisk's.
+	if err := check.Setvar(ctx, "", "DEVICE_STATE("+set+")", "not_inuse"); err != nil {
+		t.Fatal(err)
+	}
+	if v := dbGet(t, check, "CustomDevstate/"+strings.TrimPrefix(set, "Custom:")); v == nil || *v != "not_inuse" {
+		t.Fatalf("CustomDevstate holds %s", show(v))
+	}
+
+	tests := []struct {
+		device  string
+		want    string // desired
+		observe string
+		planned bool
+	}{
+		{set, "NOT_INUSE", "NOT_INUSE", false},
+		{set, "not_inuse", "NOT_INUSE", false},
+		{set, "BUSY", "NOT_INUSE", true},
+		{strings.ToLower(set), "NOT_INUSE", "UNKNOWN", true}, // device names are case-sensitive
+		{never, "INVALID", "UNKNOWN", true},
+		{"PJSIP/1001", "UNAVAILABLE", "UNAVAILABLE", false}, // any listed device can be observed
+	}
+	for _, tt := range tests {
+		t.Run(tt.device+"="+tt.want, func(t *testing.T) {
+			want := map[presence.UserID]*presence.Target{"u": {Devices: map[string]string{tt.device: tt.want}}}
+			have := map[presence.UserID]*presence.Target{"u": {}}
+			if err := b.Observe(ctx, want, have); err != nil {
+				t.Fatal(err)
+			}
+			if got := have["u"].Devices[tt.device]; got != tt.observe {
+				t.Errorf("observed %q, want %q", got, tt.observe)
+			}
+			if pbx := getvar(t, check, "DEVICE_STATE("+tt.device+")"); pbx != tt.observe {
+				t.Errorf("observed %q, DEVICE_STATE reads %q", tt.observe, pbx)
+			}
+			if ops := presence.Plan(want["u"], have["u"]); (len(ops) > 0) != tt.planned {
+				t.Errorf("plan %v, want planned %v", ops, tt.planned)
+			}
+		})
+	}
+}
+
+func TestPresence(t *testing.T) {
+	b, _ := newConcern(t, 0)
+	check := newAMI(t, true, nil)
+	ctx := testCtx(t)
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	long := strings.Repeat("Back soon, ", 23) + "ok" // 255 bytes, the longest Asterisk decodes whole
+	raw := strings.Repeat("Back soon. ", 90)         // 990 bytes: long, but written as it is
+
+	tests := []struct {
+		name    string
+		state   string
+		message string
+		stored  string // astdb CustomPresence/<name> afterwards
+		state2  string // PresenceState's State
+	}{
+		{"comma, base64", "away", "In a meeting, back at 3", "away,," + b64("In a meeting, back at 3") + ",e", "away"},
+		{"escaped by the list", "dnd", `He said "back soon?" \o/ 'ok'`, `dnd,,He said "back soon?" \o/ 'ok'`, "dnd"},
+		{"leading blanks", "xa", "  indented", "xa,,  indented", "xa"},
+		{"non-ASCII", "chat", "Büro – zurück um 3", "chat,,Büro – zurück um 3", "chat"},
+		{"percent and colon", "available", "50%: done %s", "available,,50%: done %s", "available"},
+		{"empty message", "UNAVAILABLE", "", "unavailable,,", "unavailable"},
+		{"long with commas", "away", long, "away,," + b64(long) + ",e", "away"},
+		{"long without commas", "away", raw, "away,," + raw, "away"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			name := uniq("TPresence")
+			prov := "CustomPresence:" + name
+			u := &presence.User{ID: "p", Extension: "9210"}
+			want := map[presence.UserID]*presence.Target{u.ID: {Presence: map[string]*presence.PresenceValue{
+				prov: {State: tt.state, Message: tt.message}}}}
+			have := map[presence.UserID]*presence.Target{u.ID: {}}
+			if err := b.Observe(ctx, want, have); err != nil {
+				t.Fatal(err)
+			}
+			if h := have[u.ID].Presence[prov]; h != nil {
+				t.Fatalf("observed %+v before it was set", *h)
+			}
+			ops := presence.Plan(want[u.ID], have[u.ID])
+			if len(ops) != 1 || ops[0].Kind != presence.OpPresence {
+				t.Fatalf("plan %v", ops)
+			}
+			if out := b.Apply(ctx, u, ops); out[0].Result != presence.ResultApplied {
+				t.Fatalf("outcome %+v", out[0])
+			}
+
+			// The PBX, read independently.
+			ps, err := check.PresenceState(ctx, prov)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ps.State != tt.state2 || ps.Message != tt.message || ps.Subtype != "" {
+				t.Errorf("PresenceState = %q %q %q, want %q %q", ps.State, ps.Subtype, ps.Message, tt.state2, tt.message)
+			}
+			if v := dbGet(t, check, "CustomPresence/"+name); v == nil || *v != tt.stored {
+				t.Errorf("astdb CustomPresence/%s = %s, want %q", name, show(v), tt.stored)
+			}
+
+			// Observed again: equal to what was wanted, nothing left to do.
+			have = map[presence.UserID]*presence.Target{u.ID: {}}
+			if err := b.Observe(ctx, want, have); err != nil {
+				t.Fatal(err)
+			}
+			if h := have[u.ID].Presence[prov]; h == nil || h.State != tt.state2 || h.Message != tt.message {
+				t.Errorf("observed %+v, want %q %q", h, tt.state2, tt.message)
+			}
+			if ops := presence.Plan(want[u.ID], have[u.ID]); len(ops) != 0 {
+				t.Errorf("plan after apply: %v", ops)
+			}
+		})
+	}
+}
+
+func TestApplyRefused(t *testing.T) {
+	b, reg := newConcern(t, 0)
+	check := newAMI(t, true, nil)
+	ctx := testCtx(t)
+	name := uniq("TRefused")
+	u := &presence.User{ID: "r", Extension: "9211"}
+	before := actions(t, reg, "Setvar")
+
+	tests := []struct {
+		op        presence.Op
+		errSubstr string
+	}{
+		{presence.Op{Kind: presence.OpDeviceState, Key: "Custom:" + name, Value: "UNKNOWN"}, `state "UNKNOWN" is not one of`},
+		{presence.Op{Kind: presence.OpDeviceState, Key: "PJSIP/9211", Value: "BUSY"}, "not a Custom: device"},
+		{presence.Op{Kind: presence.OpDeviceState, Key: "Custom:" + name + ")", Value: "BUSY"}, "would break the function call"},
+		{presence.Op{Kind: presence.OpPresence, Key: "CustomPresence:" + name, Presence: &presence.PresenceValue{State: "sleepy"}}, `state "sleepy"`},
+		{presence.Op{Kind: presence.OpPresence, Key: "CustomPresence:" + name, Presence: &presence.PresenceValue{State: "away", Message: "a\nb"}}, "CR, LF or NUL"},
+		{presence.Op{Kind: presence.OpPresence, Key: "CustomPresence:" + name, Presence: &presence.PresenceValue{State: "away", Message: strings.Repeat("x,", 128)}}, "Asterisk keeps at most 255"},
+		{presence.Op{Kind: presence.OpPresence, Key: "Custom:" + name, Presence: &presence.PresenceValue{State: "away"}}, "not a CustomPresence: device"},
+		{presence.Op{Kind: presence.OpPresence, Key: "CustomPresence:" + name}, "operation has no presence state"},
+		{presence.Op{Kind: presence.OpDBPut, Key: "F/k", Value: "v"}, "blf: cannot apply db_put operations"},
+	}
+	ops := make([]presence.Op, len(tests))
+	for i, tt := range tests {
+		ops[i] = tt.op
+	}
+	out := b.Apply(ctx, u, ops)
+	for i, tt := range tests {
+		if out[i].Result != presence.ResultFailed || !strings.Contains(out[i].Error, tt.errSubstr) || out[i].Op.Key != tt.op.Key {
+			t.Errorf("op %d %s: %+v, want failed with %q", i, tt.op.Key, out[i], tt.errSubstr)
+		}
+	}
+	if n := actions(t, reg, "Setvar") - before; n != 0 {
+		t.Errorf("%d Setvar sent for refused operations", n)
+	}
+	if ps, err := check.PresenceState(ctx, "CustomPresence:"+name); err != nil || ps.State != "not_set" {
+		t.Errorf("PresenceState %+v %v", ps, err)
+	}
+}
+
+// TestObserveCost checks that observing costs one DeviceStateList and one PresenceStateList,
+// whatever the number of users, and none when no user wants lamps or presence.
+func TestObserveCost(t *testing.T) {
+	b, reg := newConcern(t, 0)
+	ctx := testCtx(t)
+	for _, users := range []int{0, 1, 300} {
+		want := map[presence.UserID]*presence.Target{"nothing": {AstDB: map[string]*string{"F/k": nil}}}
+		have := map[presence.UserID]*presence.Target{"nothing": presence.NewTarget()}
+		for i := range users {
+			ext := fmt.Sprint(93000 + i)
+			id := presence.UserID("cost" + ext)
+			want[id] = &presence.Target{
+				Devices:  map[string]string{"Custom:DND" + ext: "INVALID", "Custom:PROFILE" + ext + "-1": "BUSY"},
+				Presence: map[string]*presence.PresenceValue{"CustomPresence:" + ext: {State: "available"}},
+			}
+			have[id] = presence.NewTarget()
+		}
+		d, p := actions(t, reg, "DeviceStateList"), actions(t, reg, "PresenceStateList")
+		if err := b.Observe(ctx, want, have); err != nil {
+			t.Fatal(err)
+		}
+		wantLists := min(users, 1)
+		if n := actions(t, reg, "DeviceStateList") - d; n != wantLists {
+			t.Errorf("%d users: %d DeviceStateList, want %d", users, n, wantLists)
+		}
+		if n := actions(t, reg, "PresenceStateList") - p; n != wantLists {
+			t.Errorf("%d users: %d PresenceStateList, want %d", users, n, wantLists)
+		}
+		for id, h := range have {
+			if id != "nothing" && (len(h.Devices) != 2 || len(h.Presence) != 1) {
+				t.Fatalf("%s: observed %v %v", id, h.Devices, h.Presence)
+			}
+		}
+	}
+}
+
+// TestApplyConcurrentUsers sets lamps and presence for many users at once over one shared
+// client with a small in-flight bound, and reads them back from the PBX.
+func TestApplyConcurrentUsers(t *testing.T) {
+	b, _ := newConcern(t, 4)
+	check := newAMI(t, true, nil)
+	ctx := testCtx(t)
+	prefix := uniq("TConc")
+	const users = 60
+	var wg sync.WaitGroup
+	for i := range users {
+		wg.Go(func() {
+			ext := fmt.Sprint(9500 + i)
+			ops := []presence.Op{
+				{Kind: presence.OpDeviceState, Key: "Custom:" + prefix + ext, Value: "RINGING"},
+				{Kind: presence.OpPresence, Key: "CustomPresence:" + prefix + ext, Presence: &presence.PresenceValue{State: "away", Message: "Out, " + ext}},
+				{Kind: presence.OpDeviceState, Key: "Custom:" + prefix + ext, Value: "BUSY"},
+			}
+			out := b.Apply(ctx, &presence.User{ID: presence.UserID("c" + ext), Extension: ext}, ops)
+			if !slices.Equal(results(out), []presence.Result{presence.ResultApplied, presence.ResultApplied, presence.ResultApplied}) {
+				t.Errorf("user %s: %+v", ext, out)
+			}
+		})
+	}
+	wg.Wait()
+
+	devs, err := check.DeviceStateList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pres, err := check.PresenceStateList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotDev := map[string]string{}
+	for _, d := range devs {
+		gotDev[d.Device] = d.State
+	}
+	gotPres := map[string]string{}
+	for _, p := range pres {
+		gotPres[p.Provider] = p.State + "|" + p.Message
+	}
+	for i := range users {
+		ext := fmt.Sprint(9500 + i)
+		if s := gotDev["Custom:"+prefix+ext]; s != "BUSY" {
+			t.Errorf("%s: lamp %q, want BUSY (the last operation)", ext, s)
+		}
+		if s := gotPres["CustomPresence:"+prefix+ext]; s != "away|Out, "+ext {
+			t.Errorf("%s: presence %q", ext, s)
+		}
+	}
+}

@@ -1,0 +1,366 @@
+// Package followme is the presence concern for what a profile writes into astdb and into
+// global variables: the ring list, forwarding, caller ID, the no-answer target, the location,
+// the DND flag, the active profile and the dialplan variables of variable actions.
+//
+// # Observing
+//
+// Asterisk sends no events for astdb or global variables (NOTES.md §2, §5), so Observe polls.
+// It costs one DBGetTree per distinct astdb family named by the wanted keys of all users
+// together (a key "PROFILE/1001/active" is in family "PROFILE"), whatever the number of users,
+// plus one Getvar per distinct global variable: AMI has no bulk read of globals, so keep them
+// few (a global is read once however many users want it) and prefer astdb keys, which the
+// dialplan reads with ${DB(...)} just as cheaply.
+//
+// DBGetTree matches families with SQL LIKE, which ignores ASCII case and treats '_' and '%' as
+// wildcards; Observe keeps only the entries whose full path is exactly a wanted key, so such
+// families cost nothing but a larger reply.
+//
+// # Applying
+//
+// db_put is DBPut, db_del is DBDel ("Database entry could not be deleted", which Asterisk also
+// answers for a key that is already gone, is ResultUnchanged) and global is Setvar without a
+// channel (an empty value deletes the global). Values are sent as they are: '%', ':', commas,
+// quotes and backslashes survive. AMI strips blanks at the start of a header value, so a value
+// that starts with a space or tab cannot be stored as such and its operation fails instead of
+// being re-applied for ever.
+package followme
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/presenced/presenced/ami"
+	"github.com/presenced/presenced/presence"
+)
+
+// DefaultMaxInFlight is Options.MaxInFlight when it is zero.
+const DefaultMaxInFlight = 64
+
+// Options configures a Concern.
+type Options struct {
+	// AMI is the client the concern acts through; it may be shared with other concerns.
+	// Required. Its user needs write classes system (DBPut, DBDel, DBGetTree) and call
+	// (Setvar, Getvar).
+	AMI *ami.Client
+	// Logger receives per-operation detail at Debug. nil discards.
+	Logger *slog.Logger
+	// Registerer receives presenced_followme_ops_total. nil means no metrics.
+	Registerer prometheus.Registerer
+	// MaxInFlight bounds the AMI actions the concern has waiting for a reply at once, over all
+	// concurrent Observe and Apply calls. 0 means DefaultMaxInFlight.
+	MaxInFlight int
+}
+
+// DefaultOptions returns Options with every default filled in; AMI must still be set.
+func DefaultOptions() Options {
+	return Options{MaxInFlight: DefaultMaxInFlight}
+}
+
+func (o Options) validate() error {
+	if o.AMI == nil {
+		return errors.New("followme: Options.AMI is required")
+	}
+	if o.MaxInFlight < 0 {
+		return fmt.Errorf("followme: Options.MaxInFlight must not be negative, got %d", o.MaxInFlight)
+	}
+	return nil
+}
+
+// Concern observes and applies astdb keys and global variables. It implements
+// presence.Concern and is safe for concurrent use: the engine may Apply for many users at
+// once over the one shared ami.Client.
+type Concern struct {
+	ami *ami.Client
+	log *slog.Logger
+	sem chan struct{}
+	met *metrics
+}
+
+var _ presence.Concern = (*Concern)(nil)
+
+// New validates o and returns a Concern.
+func New(o Options) (*Concern, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	if o.MaxInFlight == 0 {
+		o.MaxInFlight = DefaultMaxInFlight
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	met, err := newMetrics(o.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("followme: Options.Registerer: %w", err)
+	}
+	return &Concern{
+		ami: o.AMI,
+		log: log.With("component", "followme"),
+		sem: make(chan struct{}, o.MaxInFlight),
+		met: met,
+	}, nil
+}
+
+// Name implements presence.Concern: "followme".
+func (c *Concern) Name() string { return "followme" }
+
+// Kinds implements presence.Concern: db_put, db_del and global.
+func (c *Concern) Kinds() []presence.OpKind {
+	return kinds()
+}
+
+// Observe implements presence.Concern. For every user of want it records in have[user].AstDB
+// each astdb key want[user].AstDB names (nil when the key does not exist) and in
+// have[user].Globals each global want[user].Globals names (nil when unset or empty, which
+// Asterisk does not distinguish). It touches no other field of have, so other concerns may
+// observe into the same targets concurrently; have must hold a target for every user of want.
+//
+// Cost: one DBGetTree per distinct family and one Getvar per distinct global, run
+// concurrently within Options.MaxInFlight. A key that is not "FAMILY/key" is recorded as
+// absent (applying it fails).
+func (c *Concern) Observe(ctx context.Context, want map[presence.UserID]*presence.Target, have map[presence.UserID]*presence.Target) error {
+	families := map[string]bool{}
+	globals := map[string]bool{}
+	for u, w := range want {
+		if w == nil {
+			continue
+		}
+		if have[u] == nil {
+			return fmt.Errorf("followme: observe: no observed target for user %s", u)
+		}
+		for key := range w.AstDB {
+			if fam, _, ok := splitKey(key); ok {
+				families[fam] = true
+			}
+		}
+		for g := range w.Globals {
+			if validGlobal(g) {
+				globals[g] = true
+			}
+		}
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		firstErr error
+		db       = map[string]string{} // "FAMILY/key" → value, exactly as wanted keys are spelled
+		vars     = map[string]string{} // global → value
+		wg       sync.WaitGroup
+	)
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if firstErr == nil {
+			firstErr = err
+			cancel()
+		}
+	}
+	for fam := range families {
+		wg.Go(func() {
+			if err := c.acquire(ctx); err != nil {
+				fail(fmt.Errorf("followme: observe astdb family %s: %w", fam, err))
+				return
+			}
+			entries, err := c.ami.DBGetTree(ctx, fam, "")
+			c.release()
+			if err != nil {
+				fail(fmt.Errorf("followme: observe astdb family %s: %w", fam, err))
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, e := range entries {
+				// Key is the full path, "/FAMILY/sub/key". LIKE may have matched other
+				// spellings of the family; only exact paths can be wanted keys.
+				if k := strings.TrimPrefix(e.Key, "/"); strings.HasPrefix(k, fam+"/") {
+					db[k] = e.Value
+				}
+			}
+		})
+	}
+	for g := range globals {
+		wg.Go(func() {
+			if err := c.acquire(ctx); err != nil {
+				fail(fmt.Errorf("followme: observe global %s: %w", g, err))
+				return
+			}
+			m, err := c.ami.Do(ctx, ami.Getvar{Variable: g})
+			c.release()
+			if err != nil {
+				fail(fmt.Errorf("followme: observe global %s: %w", g, err))
+				return
+			}
+			mu.Lock()
+			vars[g] = m.Get("Value")
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+
+	for u, w := range want {
+		if w == nil {
+			continue
+		}
+		h := have[u]
+		if len(w.AstDB) > 0 && h.AstDB == nil {
+			h.AstDB = map[string]*string{}
+		}
+		for key := range w.AstDB {
+			if v, ok := db[key]; ok {
+				h.AstDB[key] = &v
+			} else {
+				h.AstDB[key] = nil
+			}
+		}
+		if len(w.Globals) > 0 && h.Globals == nil {
+			h.Globals = map[string]*string{}
+		}
+		for g := range w.Globals {
+			if v := vars[g]; v != "" {
+				h.Globals[g] = &v
+			} else {
+				h.Globals[g] = nil
+			}
+		}
+	}
+	return nil
+}
+
+// Apply implements presence.Concern: it performs u's operations in order and reports one
+// outcome per operation. Operations are independent: one that fails does not stop the
+// next. Once ctx is done the remaining operations fail without being sent.
+func (c *Concern) Apply(ctx context.Context, u *presence.User, ops []presence.Op) []presence.Outcome {
+	out := make([]presence.Outcome, len(ops))
+	for i, op := range ops {
+		out[i] = c.apply(ctx, op)
+		c.met.count(op.Kind, out[i].Result)
+		c.log.LogAttrs(ctx, slog.LevelDebug, "apply", slog.String("user", userID(u)),
+			slog.String("op", describe(op)), slog.String("result", string(out[i].Result)),
+			slog.String("error", out[i].Error))
+	}
+	return out
+}
+
+// errAlreadyDeleted is Asterisk's answer to DBDel of a key that does not exist (and to a
+// failed delete: main/db.c cannot tell them apart).
+const errAlreadyDeleted = "Database entry could not be deleted"
+
+func (c *Concern) apply(ctx context.Context, op presence.Op) presence.Outcome {
+	switch op.Kind {
+	case presence.OpDBPut:
+		fam, key, ok := splitKey(op.Key)
+		if !ok {
+			return presence.Failed(op, fmt.Errorf("db put %q: key must be FAMILY/key", op.Key))
+		}
+		if err := checkValue(op.Value); err != nil {
+			return presence.Failed(op, fmt.Errorf("db put %s: %w", op.Key, err))
+		}
+		if _, err := c.do(ctx, ami.DBPut{Family: fam, Key: key, Value: op.Value}); err != nil {
+			return presence.Failed(op, fmt.Errorf("db put %s: %w", op.Key, err))
+		}
+		return presence.Outcome{Op: op, Result: presence.ResultApplied}
+	case presence.OpDBDel:
+		fam, key, ok := splitKey(op.Key)
+		if !ok {
+			return presence.Failed(op, fmt.Errorf("db del %q: key must be FAMILY/key", op.Key))
+		}
+		if _, err := c.do(ctx, ami.DBDel{Family: fam, Key: key}); err != nil {
+			if msg, ok := ami.ResponseMessage(err); ok && msg == errAlreadyDeleted {
+				return presence.Outcome{Op: op, Result: presence.ResultUnchanged}
+			}
+			return presence.Failed(op, fmt.Errorf("db del %s: %w", op.Key, err))
+		}
+		return presence.Outcome{Op: op, Result: presence.ResultApplied}
+	case presence.OpGlobal:
+		if !validGlobal(op.Key) {
+			return presence.Failed(op, fmt.Errorf("global %q: not a variable name (letters, digits, '_', '/', '.', '-')", op.Key))
+		}
+		if err := checkValue(op.Value); err != nil {
+			return presence.Failed(op, fmt.Errorf("global %s: %w", op.Key, err))
+		}
+		if _, err := c.do(ctx, ami.Setvar{Variable: op.Key, Value: op.Value}); err != nil {
+			if op.Value == "" {
+				return presence.Failed(op, fmt.Errorf("global %s clear: %w", op.Key, err))
+			}
+			return presence.Failed(op, fmt.Errorf("global %s set: %w", op.Key, err))
+		}
+		return presence.Outcome{Op: op, Result: presence.ResultApplied}
+	}
+	return presence.Failed(op, fmt.Errorf("followme: cannot apply %s operations", op.Kind))
+}
+
+// do sends a within the in-flight bound.
+func (c *Concern) do(ctx context.Context, a ami.Action) (*ami.Message, error) {
+	if err := c.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer c.release()
+	return c.ami.Do(ctx, a)
+}
+
+func (c *Concern) acquire(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	select {
+	case c.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *Concern) release() { <-c.sem }
+
+// splitKey splits "FAMILY/key" (key may hold further '/') into the DBPut/DBDel parameters.
+func splitKey(k string) (family, key string, ok bool) {
+	family, key, ok = strings.Cut(k, "/")
+	return family, key, ok && family != "" && key != ""
+}
+
+// globalPattern is what presence accepts as a variable name; it keeps out '(' so that a name
+// can never make Getvar/Setvar call a dialplan function.
+var globalPattern = regexp.MustCompile(`^[A-Za-z0-9_]+(/[A-Za-z0-9_.-]+)*$`)
+
+func validGlobal(name string) bool { return globalPattern.MatchString(name) }
+
+// checkValue refuses values AMI would not carry unchanged. CR, LF and NUL are refused by the
+// ami package too; leading blanks are stripped by Asterisk's header parser.
+func checkValue(v string) error {
+	if strings.ContainsAny(v, "\r\n\x00") {
+		return errors.New("value contains CR, LF or NUL")
+	}
+	if v != "" && (v[0] == ' ' || v[0] == '\t') {
+		return fmt.Errorf("value %q starts with blanks, which AMI strips", v)
+	}
+	return nil
+}
+
+func userID(u *presence.User) string {
+	if u == nil {
+		return ""
+	}
+	return string(u.ID)
+}
+
+// describe is op.String() without its panics on operations of other concerns.
+func describe(op presence.Op) string {
+	switch op.Kind {
+	case presence.OpDBPut, presence.OpDBDel, presence.OpGlobal:
+		return op.String()
+	}
+	return string(op.Kind) + " " + op.Key
+}

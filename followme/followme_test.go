@@ -1,0 +1,393 @@
+package followme_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/presenced/presenced/followme"
+	"github.com/presenced/presenced/presence"
+)
+
+// tricky survives astdb and globals unchanged: '%', ':', commas, quotes, backslashes,
+// parentheses, trailing blanks and non-ASCII text.
+const tricky = `50%done: a,b,c %s %d "q" 'a' (p) [b] \ é ?  `
+
+func TestNew(t *testing.T) {
+	c := newAMI(t, false, nil)
+	tests := []struct {
+		name      string
+		o         followme.Options
+		errSubstr string
+	}{
+		{"ok", followme.Options{AMI: c}, ""},
+		{"defaults", func() followme.Options { o := followme.DefaultOptions(); o.AMI = c; return o }(), ""},
+		{"no AMI", followme.Options{}, "Options.AMI is required"},
+		{"negative MaxInFlight", followme.Options{AMI: c, MaxInFlight: -1}, "Options.MaxInFlight must not be negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fm, err := followme.New(tt.o)
+			if tt.errSubstr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fm.Name() != "followme" || !slices.Equal(fm.Kinds(), []presence.OpKind{presence.OpDBPut, presence.OpDBDel, presence.OpGlobal}) {
+					t.Errorf("Name %q Kinds %v", fm.Name(), fm.Kinds())
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.errSubstr) {
+				t.Errorf("New: %v, want %q", err, tt.errSubstr)
+			}
+		})
+	}
+}
+
+func TestObserve(t *testing.T) {
+	fm, _ := newConcern(t, 0)
+	check := newAMI(t, true, nil)
+	ctx := testCtx(t)
+	fam := uniq("PD")
+	other := strings.ToLower(fam) + "x" // a family LIKE-matching nothing wanted
+	glob := uniq("PDG")
+	t.Cleanup(func() {
+		_ = check.DBDelTree(context.Background(), fam, "")
+		_ = check.DBDelTree(context.Background(), strings.ToLower(fam), "")
+		_ = check.Setvar(context.Background(), "", glob, "")
+	})
+
+	seed := map[string]string{
+		fam + "/9201":                       "YES",
+		fam + "/9201/dialstring":            "PJSIP/9201&PJSIP/9201-mobile",
+		fam + "/9201/tricky":                tricky,
+		fam + "/92011":                      "longer extension",
+		fam + "/9202/empty":                 "",
+		strings.ToLower(fam) + "/9201/case": "other spelling of the family",
+	}
+	for k, v := range seed {
+		f, key, _ := strings.Cut(k, "/")
+		if err := check.DBPut(ctx, f, key, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := check.Setvar(ctx, "", glob, tricky); err != nil {
+		t.Fatal(err)
+	}
+
+	want := map[presence.UserID]*presence.Target{
+		"u1": {AstDB: map[string]*string{
+			fam + "/9201":            ptr("YES"),
+			fam + "/9201/dialstring": ptr("PJSIP/9201"),
+			fam + "/9201/tricky":     ptr(tricky),
+			fam + "/9201/absent":     ptr("x"),
+			fam + "/9201/case":       nil,
+			"nofamily":               ptr("x"),
+			other + "/9201":          nil,
+		}, Globals: map[string]*string{glob: nil, glob + "unset": ptr("x")}},
+		"u2": {AstDB: map[string]*string{
+			fam + "/9202/empty": nil,
+			fam + "/9202":       nil,
+		}, Globals: map[string]*string{glob: ptr(tricky)}},
+		"u3": {}, // wants nothing from this concern
+	}
+	wantHave := map[presence.UserID]map[string]*string{
+		"u1": {
+			fam + "/9201":              ptr("YES"),
+			fam + "/9201/dialstring":   ptr("PJSIP/9201&PJSIP/9201-mobile"),
+			fam + "/9201/tricky":       ptr(tricky),
+			fam + "/9201/absent":       nil,
+			fam + "/9201/case":         nil, // only in the other spelling of the family
+			"nofamily":                 nil,
+			other + "/9201":            nil,
+			"global:" + glob:           ptr(tricky),
+			"global:" + glob + "unset": nil,
+		},
+		"u2": {
+			fam + "/9202/empty": ptr(""),
+			fam + "/9202":       nil,
+			"global:" + glob:    ptr(tricky),
+		},
+		"u3": {},
+	}
+
+	have := map[presence.UserID]*presence.Target{}
+	for u := range want {
+		have[u] = presence.NewTarget()
+	}
+	if err := fm.Observe(ctx, want, have); err != nil {
+		t.Fatal(err)
+	}
+	for u, keys := range wantHave {
+		got := map[string]*string{}
+		for k, v := range have[u].AstDB {
+			got[k] = v
+		}
+		for k, v := range have[u].Globals {
+			got["global:"+k] = v
+		}
+		if len(got) != len(keys) {
+			t.Errorf("%s: observed %d entries, want %d", u, len(got), len(keys))
+		}
+		for k, w := range keys {
+			g, ok := got[k]
+			if !ok || show(g) != show(w) {
+				t.Errorf("%s: %s observed %s (present %v), want %s", u, k, show(g), ok, show(w))
+			}
+		}
+		// What was observed agrees with the PBX read independently.
+		for k, v := range have[u].AstDB {
+			if !strings.Contains(k, "/") {
+				continue
+			}
+			if pbx := dbGet(t, check, k); show(pbx) != show(v) {
+				t.Errorf("%s: observed %s, the PBX holds %s", k, show(v), show(pbx))
+			}
+		}
+	}
+
+	// The plan of u1 fixes exactly what differs.
+	ops := presence.Plan(want["u1"], have["u1"])
+	var got []string
+	for _, op := range ops {
+		got = append(got, op.String())
+	}
+	wantOps := []string{
+		fmt.Sprintf("db_put %s/9201/absent=\"x\"", fam),
+		fmt.Sprintf("db_put %s/9201/dialstring=\"PJSIP/9201\"", fam),
+		"db_put nofamily=\"x\"",
+		fmt.Sprintf("global %s=\"\"", glob),
+		fmt.Sprintf("global %sunset=\"x\"", glob),
+	}
+	if !slices.Equal(got, wantOps) {
+		t.Errorf("plan\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(wantOps, "\n"))
+	}
+
+	if err := fm.Observe(ctx, want, map[presence.UserID]*presence.Target{}); err == nil || !strings.Contains(err.Error(), "no observed target") {
+		t.Errorf("Observe without have targets: %v", err)
+	}
+}
+
+func TestApply(t *testing.T) {
+	fm, reg := newConcern(t, 0)
+	check := newAMI(t, true, nil)
+	ctx := testCtx(t)
+	fam := uniq("PD")
+	glob := uniq("PDG")
+	t.Cleanup(func() {
+		_ = check.DBDelTree(context.Background(), fam, "")
+		_ = check.Setvar(context.Background(), "", glob, "")
+		_ = check.Setvar(context.Background(), "", glob+"b", "")
+	})
+	if err := check.DBPut(ctx, fam, "9203/old", "old value"); err != nil {
+		t.Fatal(err)
+	}
+	if err := check.DBPut(ctx, fam, "9203/gone", "to be deleted"); err != nil {
+		t.Fatal(err)
+	}
+	if err := check.Setvar(ctx, "", glob+"b", "to be cleared"); err != nil {
+		t.Fatal(err)
+	}
+	u := &presence.User{ID: "apply", Extension: "9203"}
+
+	tests := []struct {
+		name      string
+		op        presence.Op
+		want      presence.Result
+		errSubstr string
+		check     string  // astdb key, or "global:NAME", read back from the PBX afterwards
+		after     *string // its value there (nil: absent/unset)
+	}{
+		{"put", presence.Op{Kind: presence.OpDBPut, Key: fam + "/9203", Value: "YES"}, presence.ResultApplied, "", fam + "/9203", ptr("YES")},
+		{"put tricky value", presence.Op{Kind: presence.OpDBPut, Key: fam + "/9203/callerid", Value: tricky}, presence.ResultApplied, "", fam + "/9203/callerid", ptr(tricky)},
+		{"overwrite", presence.Op{Kind: presence.OpDBPut, Key: fam + "/9203/old", Value: "new value"}, presence.ResultApplied, "", fam + "/9203/old", ptr("new value")},
+		{"put empty", presence.Op{Kind: presence.OpDBPut, Key: fam + "/9203/empty", Value: ""}, presence.ResultApplied, "", fam + "/9203/empty", ptr("")},
+		{"del", presence.Op{Kind: presence.OpDBDel, Key: fam + "/9203/gone"}, presence.ResultApplied, "", fam + "/9203/gone", nil},
+		{"del missing", presence.Op{Kind: presence.OpDBDel, Key: fam + "/9203/never"}, presence.ResultUnchanged, "", fam + "/9203/never", nil},
+		{"put bad key", presence.Op{Kind: presence.OpDBPut, Key: "nofamily", Value: "x"}, presence.ResultFailed, `db put "nofamily": key must be FAMILY/key`, "", nil},
+		{"del bad key", presence.Op{Kind: presence.OpDBDel, Key: fam + "/"}, presence.ResultFailed, "key must be FAMILY/key", "", nil},
+		{"put leading blank", presence.Op{Kind: presence.OpDBPut, Key: fam + "/9203/lead", Value: "  x"}, presence.ResultFailed, "starts with blanks, which AMI strips", fam + "/9203/lead", nil},
+		{"put too long", presence.Op{Kind: presence.OpDBPut, Key: fam + "/9203/long", Value: strings.Repeat("v", 1100)}, presence.ResultFailed, "db put " + fam + "/9203/long: ami: invalid header", fam + "/9203/long", nil},
+		{"global set", presence.Op{Kind: presence.OpGlobal, Key: glob, Value: tricky}, presence.ResultApplied, "", "global:" + glob, ptr(tricky)},
+		{"global clear", presence.Op{Kind: presence.OpGlobal, Key: glob + "b", Value: ""}, presence.ResultApplied, "", "global:" + glob + "b", nil},
+		{"global function name", presence.Op{Kind: presence.OpGlobal, Key: "DB(" + fam + "/x)", Value: "x"}, presence.ResultFailed, "not a variable name", "", nil},
+		{"other kind", presence.Op{Kind: presence.OpDeviceState, Key: "Custom:X", Value: "BUSY"}, presence.ResultFailed, "followme: cannot apply device_state operations", "", nil},
+	}
+	// One Apply with every operation: outcomes come back one per operation, in order.
+	ops := make([]presence.Op, len(tests))
+	for i, tt := range tests {
+		ops[i] = tt.op
+	}
+	out := fm.Apply(ctx, u, ops)
+	if len(out) != len(ops) {
+		t.Fatalf("%d outcomes for %d operations", len(out), len(ops))
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := out[i]
+			if o.Op.Kind != tt.op.Kind || o.Op.Key != tt.op.Key {
+				t.Errorf("outcome %d is for %v, want %v", i, o.Op, tt.op)
+			}
+			if o.Result != tt.want || !strings.Contains(o.Error, tt.errSubstr) || (tt.errSubstr == "") != (o.Error == "") {
+				t.Errorf("outcome %s %q, want %s with %q", o.Result, o.Error, tt.want, tt.errSubstr)
+			}
+			if tt.check == "" {
+				return
+			}
+			var got *string
+			if name, ok := strings.CutPrefix(tt.check, "global:"); ok {
+				if v := getvar(t, check, name); v != "" {
+					got = &v
+				}
+			} else {
+				got = dbGet(t, check, tt.check)
+			}
+			if show(got) != show(tt.after) {
+				t.Errorf("the PBX holds %s = %s, want %s", tt.check, show(got), show(tt.after))
+			}
+		})
+	}
+
+	// The ops counter saw each outcome.
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() == "presenced_followme_ops_total" {
+			for _, m := range mf.GetMetric() {
+				key := ""
+				for _, l := range m.GetLabel() {
+					key += l.GetValue() + "/"
+				}
+				counts[key] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	for key, n := range map[string]float64{"db_put/applied/": 4, "db_put/failed/": 3, "db_del/applied/": 1, "db_del/unchanged/": 1,
+		"db_del/failed/": 1, "global/applied/": 2, "global/failed/": 1, "other/failed/": 1} {
+		if counts[key] != n {
+			t.Errorf("presenced_followme_ops_total{%s} = %v, want %v", key, counts[key], n)
+		}
+	}
+}
+
+func TestApplyCancelled(t *testing.T) {
+	fm, reg := newConcern(t, 0)
+	check := newAMI(t, true, nil)
+	fam := uniq("PD")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	before := actions(t, reg, "DBPut")
+	out := fm.Apply(ctx, &presence.User{ID: "x"}, []presence.Op{
+		{Kind: presence.OpDBPut, Key: fam + "/a", Value: "1"},
+		{Kind: presence.OpDBDel, Key: fam + "/b"},
+		{Kind: presence.OpGlobal, Key: fam, Value: "1"},
+	})
+	for i, o := range out {
+		if o.Result != presence.ResultFailed || !strings.Contains(o.Error, "context canceled") {
+			t.Errorf("outcome %d: %+v", i, o)
+		}
+	}
+	if n := actions(t, reg, "DBPut") - before; n != 0 {
+		t.Errorf("%d DBPut sent after ctx was done", n)
+	}
+	if v := dbGet(t, check, fam+"/a"); v != nil {
+		t.Errorf("%s/a = %s", fam, *v)
+	}
+}
+
+// TestObserveCost checks that observing costs one DBGetTree per family and one Getvar per
+// distinct global, whatever the number of users.
+func TestObserveCost(t *testing.T) {
+	fm, reg := newConcern(t, 0)
+	ctx := testCtx(t)
+	fam := uniq("PD")
+	glob := uniq("PDG")
+	// The families Compile uses for every user, plus one of this test's own.
+	families := []string{"DND", "CF", "PROFILE", fam}
+
+	for _, users := range []int{1, 300} {
+		want := map[presence.UserID]*presence.Target{}
+		have := map[presence.UserID]*presence.Target{}
+		for i := range users {
+			ext := fmt.Sprint(93000 + i)
+			w := presence.NewTarget()
+			w.AstDB["DND/"+ext] = ptr("YES")
+			w.AstDB["CF/"+ext] = nil
+			w.AstDB["PROFILE/"+ext+"/active"] = ptr("meeting")
+			w.AstDB["PROFILE/"+ext+"/dialstring"] = ptr("PJSIP/" + ext)
+			w.AstDB[fam+"/"+ext] = ptr("x")
+			w.Globals[glob] = ptr("shared by all users")
+			id := presence.UserID("cost" + ext)
+			want[id], have[id] = w, presence.NewTarget()
+		}
+		trees, getvars := actions(t, reg, "DBGetTree"), actions(t, reg, "Getvar")
+		if err := fm.Observe(ctx, want, have); err != nil {
+			t.Fatal(err)
+		}
+		if n := actions(t, reg, "DBGetTree") - trees; n != len(families) {
+			t.Errorf("%d users: %d DBGetTree, want %d (one per family)", users, n, len(families))
+		}
+		if n := actions(t, reg, "Getvar") - getvars; n != 1 {
+			t.Errorf("%d users: %d Getvar, want 1 (one per distinct global)", users, n)
+		}
+		for id, h := range have {
+			if len(h.AstDB) != 5 || len(h.Globals) != 1 {
+				t.Fatalf("%s: observed %d keys and %d globals", id, len(h.AstDB), len(h.Globals))
+			}
+		}
+	}
+}
+
+// TestApplyConcurrentUsers applies for many users at once over one shared client, with a
+// small in-flight bound, and reads the result back from the PBX.
+func TestApplyConcurrentUsers(t *testing.T) {
+	fm, _ := newConcern(t, 4)
+	check := newAMI(t, true, nil)
+	ctx := testCtx(t)
+	fam := uniq("PD")
+	t.Cleanup(func() { _ = check.DBDelTree(context.Background(), fam, "") })
+
+	const users = 100
+	var wg sync.WaitGroup
+	for i := range users {
+		wg.Go(func() {
+			ext := fmt.Sprint(9400 + i)
+			ops := []presence.Op{
+				{Kind: presence.OpDBPut, Key: fam + "/" + ext + "/a", Value: "a" + ext},
+				{Kind: presence.OpDBPut, Key: fam + "/" + ext + "/b", Value: "b, " + ext},
+				{Kind: presence.OpDBDel, Key: fam + "/" + ext + "/a"},
+				{Kind: presence.OpDBDel, Key: fam + "/" + ext + "/a"},
+			}
+			out := fm.Apply(ctx, &presence.User{ID: presence.UserID("c" + ext), Extension: ext}, ops)
+			want := []presence.Result{presence.ResultApplied, presence.ResultApplied, presence.ResultApplied, presence.ResultUnchanged}
+			if !slices.Equal(results(out), want) {
+				t.Errorf("user %s: %v", ext, out)
+			}
+		})
+	}
+	wg.Wait()
+
+	entries, err := check.DBGetTree(ctx, fam, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, e := range entries {
+		got[e.Key] = e.Value
+	}
+	if len(got) != users {
+		t.Errorf("%d entries in %s, want %d", len(got), fam, users)
+	}
+	for i := range users {
+		ext := fmt.Sprint(9400 + i)
+		if v := got["/"+fam+"/"+ext+"/b"]; v != "b, "+ext {
+			t.Errorf("%s/%s/b = %q", fam, ext, v)
+		}
+	}
+}
