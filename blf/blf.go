@@ -71,11 +71,18 @@ type Options struct {
 	// MaxInFlight bounds the AMI actions the concern has waiting for a reply at once, over all
 	// concurrent Observe and Apply calls. 0 means DefaultMaxInFlight.
 	MaxInFlight int
+	// SmallBatch is the most users an observation reads lamp by lamp (Getvar DEVICE_STATE)
+	// and provider by provider (PresenceState); larger batches list every device and presence
+	// state once. 0 means DefaultSmallBatch.
+	SmallBatch int
 }
+
+// DefaultSmallBatch is Options.SmallBatch when it is zero.
+const DefaultSmallBatch = 4
 
 // DefaultOptions returns Options with every default filled in; AMI must still be set.
 func DefaultOptions() Options {
-	return Options{MaxInFlight: DefaultMaxInFlight}
+	return Options{MaxInFlight: DefaultMaxInFlight, SmallBatch: DefaultSmallBatch}
 }
 
 func (o Options) validate() error {
@@ -85,16 +92,20 @@ func (o Options) validate() error {
 	if o.MaxInFlight < 0 {
 		return fmt.Errorf("blf: Options.MaxInFlight must not be negative, got %d", o.MaxInFlight)
 	}
+	if o.SmallBatch < 0 {
+		return fmt.Errorf("blf: Options.SmallBatch must not be negative, got %d", o.SmallBatch)
+	}
 	return nil
 }
 
 // Concern observes and applies lamps and presence states. It implements presence.Concern and
 // is safe for concurrent use.
 type Concern struct {
-	ami *ami.Client
-	log *slog.Logger
-	sem chan struct{}
-	met *metrics
+	ami        *ami.Client
+	log        *slog.Logger
+	sem        chan struct{}
+	met        *metrics
+	smallBatch int
 }
 
 var _ presence.Concern = (*Concern)(nil)
@@ -107,6 +118,9 @@ func New(o Options) (*Concern, error) {
 	if o.MaxInFlight == 0 {
 		o.MaxInFlight = DefaultMaxInFlight
 	}
+	if o.SmallBatch == 0 {
+		o.SmallBatch = DefaultSmallBatch
+	}
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -116,10 +130,11 @@ func New(o Options) (*Concern, error) {
 		return nil, fmt.Errorf("blf: Options.Registerer: %w", err)
 	}
 	return &Concern{
-		ami: o.AMI,
-		log: log.With("component", "blf"),
-		sem: make(chan struct{}, o.MaxInFlight),
-		met: met,
+		ami:        o.AMI,
+		log:        log.With("component", "blf"),
+		sem:        make(chan struct{}, o.MaxInFlight),
+		met:        met,
+		smallBatch: o.SmallBatch,
 	}, nil
 }
 
@@ -138,7 +153,7 @@ func (c *Concern) Kinds() []presence.OpKind {
 // of have, so other concerns may observe into the same targets concurrently; have must hold a
 // target for every user of want.
 func (c *Concern) Observe(ctx context.Context, want map[presence.UserID]*presence.Target, have map[presence.UserID]*presence.Target) error {
-	var needDevices, needPresence bool
+	wantDevices, wantPresence := map[string]bool{}, map[string]bool{}
 	for u, w := range want {
 		if w == nil {
 			continue
@@ -146,10 +161,18 @@ func (c *Concern) Observe(ctx context.Context, want map[presence.UserID]*presenc
 		if have[u] == nil {
 			return fmt.Errorf("blf: observe: no observed target for user %s", u)
 		}
-		needDevices = needDevices || len(w.Devices) > 0
-		needPresence = needPresence || len(w.Presence) > 0
+		for d := range w.Devices {
+			wantDevices[d] = true
+		}
+		for p := range w.Presence {
+			wantPresence[p] = true
+		}
 	}
 
+	// A small batch reads just its lamps and providers, so a switch of one user does not
+	// list every device of the PBX; a large batch lists everything once. Either way the round
+	// trips are bounded by a constant.
+	small := len(want) <= c.smallBatch
 	var (
 		devices  map[string]string
 		presents map[string]presence.PresenceValue
@@ -157,10 +180,18 @@ func (c *Concern) Observe(ctx context.Context, want map[presence.UserID]*presenc
 		presErr  error
 		wg       sync.WaitGroup
 	)
-	if needDevices {
+	switch {
+	case len(wantDevices) == 0:
+	case small:
+		wg.Go(func() { devices, devErr = c.readDevices(ctx, wantDevices) })
+	default:
 		wg.Go(func() { devices, devErr = c.listDevices(ctx) })
 	}
-	if needPresence {
+	switch {
+	case len(wantPresence) == 0:
+	case small:
+		wg.Go(func() { presents, presErr = c.readPresence(ctx, wantPresence) })
+	default:
 		wg.Go(func() { presents, presErr = c.listPresence(ctx) })
 	}
 	wg.Wait()
@@ -211,6 +242,74 @@ func (c *Concern) listDevices(ctx context.Context) (map[string]string, error) {
 		out[d.Device] = strings.ToUpper(d.State)
 	}
 	return out, nil
+}
+
+// readDevices reads the given lamps one by one (Getvar DEVICE_STATE), concurrently. A lamp
+// never set reads UNKNOWN, as it is absent from DeviceStateList.
+func (c *Concern) readDevices(ctx context.Context, names map[string]bool) (map[string]string, error) {
+	var (
+		mu   sync.Mutex
+		out  = make(map[string]string, len(names))
+		errs []error
+		wg   sync.WaitGroup
+	)
+	for d := range names {
+		wg.Go(func() {
+			if err := c.acquire(ctx); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("blf: observe lamp %s: %w", d, err))
+				mu.Unlock()
+				return
+			}
+			v, err := c.ami.Getvar(ctx, "", "DEVICE_STATE("+d+")")
+			c.release()
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("blf: observe lamp %s: %w", d, err))
+				return
+			}
+			if s := strings.ToUpper(v); s != UnknownState {
+				out[d] = s
+			}
+		})
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
+// readPresence reads the given providers one by one (PresenceState), concurrently. A
+// provider never set (not_set) counts as absent, as it is absent from PresenceStateList.
+func (c *Concern) readPresence(ctx context.Context, providers map[string]bool) (map[string]presence.PresenceValue, error) {
+	var (
+		mu   sync.Mutex
+		out  = make(map[string]presence.PresenceValue, len(providers))
+		errs []error
+		wg   sync.WaitGroup
+	)
+	for p := range providers {
+		wg.Go(func() {
+			if err := c.acquire(ctx); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("blf: observe presence %s: %w", p, err))
+				mu.Unlock()
+				return
+			}
+			st, err := c.ami.PresenceState(ctx, p)
+			c.release()
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("blf: observe presence %s: %w", p, err))
+				return
+			}
+			if !strings.EqualFold(st.State, "not_set") {
+				out[p] = presence.PresenceValue{State: strings.ToLower(st.State), Message: st.Message}
+			}
+		})
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
 }
 
 func (c *Concern) listPresence(ctx context.Context) (map[string]presence.PresenceValue, error) {

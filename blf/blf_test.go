@@ -288,12 +288,13 @@ func TestApplyRefused(t *testing.T) {
 	}
 }
 
-// TestObserveCost checks that observing costs one DeviceStateList and one PresenceStateList,
-// whatever the number of users, and none when no user wants lamps or presence.
+// TestObserveCost checks what observing costs: nothing when no user wants lamps or presence;
+// for a small batch one Getvar per lamp and one PresenceState per provider; for a larger one
+// one DeviceStateList and one PresenceStateList whatever the number of users.
 func TestObserveCost(t *testing.T) {
 	b, reg := newConcern(t, 0)
 	ctx := testCtx(t)
-	for _, users := range []int{0, 1, 300} {
+	for _, users := range []int{0, 1, blf.DefaultSmallBatch, 300} {
 		want := map[presence.UserID]*presence.Target{"nothing": {AstDB: map[string]*string{"F/k": nil}}}
 		have := map[presence.UserID]*presence.Target{"nothing": presence.NewTarget()}
 		for i := range users {
@@ -306,15 +307,28 @@ func TestObserveCost(t *testing.T) {
 			have[id] = presence.NewTarget()
 		}
 		d, p := actions(t, reg, "DeviceStateList"), actions(t, reg, "PresenceStateList")
+		g, ps := actions(t, reg, "Getvar"), actions(t, reg, "PresenceState")
 		if err := b.Observe(ctx, want, have); err != nil {
 			t.Fatal(err)
 		}
-		wantLists := min(users, 1)
-		if n := actions(t, reg, "DeviceStateList") - d; n != wantLists {
-			t.Errorf("%d users: %d DeviceStateList, want %d", users, n, wantLists)
+		wantLists, wantGetvars, wantStates := 0, 0, 0
+		switch {
+		case users == 0:
+		case len(want) <= blf.DefaultSmallBatch:
+			wantGetvars, wantStates = 2*users, users
+		default:
+			wantLists = 1
 		}
-		if n := actions(t, reg, "PresenceStateList") - p; n != wantLists {
-			t.Errorf("%d users: %d PresenceStateList, want %d", users, n, wantLists)
+		for _, c := range []struct {
+			action    string
+			before, n int
+		}{
+			{"DeviceStateList", d, wantLists}, {"PresenceStateList", p, wantLists},
+			{"Getvar", g, wantGetvars}, {"PresenceState", ps, wantStates},
+		} {
+			if got := actions(t, reg, c.action) - c.before; got != c.n {
+				t.Errorf("%d users: %d %s, want %d", users, got, c.action, c.n)
+			}
 		}
 		for id, h := range have {
 			if id != "nothing" && (len(h.Devices) != 2 || len(h.Presence) != 1) {

@@ -56,11 +56,17 @@ type Options struct {
 	// MaxInFlight bounds the AMI actions the concern has waiting for a reply at once, over all
 	// concurrent Observe and Apply calls. 0 means DefaultMaxInFlight.
 	MaxInFlight int
+	// SmallBatch is the most users an observation reads key by key (one DBGetTree per user
+	// subtree); larger batches read whole families. 0 means DefaultSmallBatch.
+	SmallBatch int
 }
+
+// DefaultSmallBatch is Options.SmallBatch when it is zero.
+const DefaultSmallBatch = 4
 
 // DefaultOptions returns Options with every default filled in; AMI must still be set.
 func DefaultOptions() Options {
-	return Options{MaxInFlight: DefaultMaxInFlight}
+	return Options{MaxInFlight: DefaultMaxInFlight, SmallBatch: DefaultSmallBatch}
 }
 
 func (o Options) validate() error {
@@ -70,6 +76,9 @@ func (o Options) validate() error {
 	if o.MaxInFlight < 0 {
 		return fmt.Errorf("followme: Options.MaxInFlight must not be negative, got %d", o.MaxInFlight)
 	}
+	if o.SmallBatch < 0 {
+		return fmt.Errorf("followme: Options.SmallBatch must not be negative, got %d", o.SmallBatch)
+	}
 	return nil
 }
 
@@ -77,10 +86,11 @@ func (o Options) validate() error {
 // presence.Concern and is safe for concurrent use: the engine may Apply for many users at
 // once over the one shared ami.Client.
 type Concern struct {
-	ami *ami.Client
-	log *slog.Logger
-	sem chan struct{}
-	met *metrics
+	ami        *ami.Client
+	log        *slog.Logger
+	sem        chan struct{}
+	met        *metrics
+	smallBatch int
 }
 
 var _ presence.Concern = (*Concern)(nil)
@@ -93,6 +103,9 @@ func New(o Options) (*Concern, error) {
 	if o.MaxInFlight == 0 {
 		o.MaxInFlight = DefaultMaxInFlight
 	}
+	if o.SmallBatch == 0 {
+		o.SmallBatch = DefaultSmallBatch
+	}
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -102,10 +115,11 @@ func New(o Options) (*Concern, error) {
 		return nil, fmt.Errorf("followme: Options.Registerer: %w", err)
 	}
 	return &Concern{
-		ami: o.AMI,
-		log: log.With("component", "followme"),
-		sem: make(chan struct{}, o.MaxInFlight),
-		met: met,
+		ami:        o.AMI,
+		log:        log.With("component", "followme"),
+		sem:        make(chan struct{}, o.MaxInFlight),
+		smallBatch: o.SmallBatch,
+		met:        met,
 	}, nil
 }
 
@@ -127,7 +141,13 @@ func (c *Concern) Kinds() []presence.OpKind {
 // concurrently within Options.MaxInFlight. A key that is not "FAMILY/key" is recorded as
 // absent (applying it fails).
 func (c *Concern) Observe(ctx context.Context, want map[presence.UserID]*presence.Target, have map[presence.UserID]*presence.Target) error {
-	families := map[string]bool{}
+	// What to read: for a small batch each wanted key's subtree (DBGetTree Family=PROFILE
+	// Key=1001 answers /PROFILE/1001 and everything under it), for a large one whole families.
+	// Either way the round trips are bounded by a constant, and a switch of one user does not
+	// pull every user's keys.
+	type tree struct{ family, key string }
+	trees := map[tree]bool{}
+	wholeFamilies := len(want) > c.smallBatch
 	globals := map[string]bool{}
 	for u, w := range want {
 		if w == nil {
@@ -137,9 +157,15 @@ func (c *Concern) Observe(ctx context.Context, want map[presence.UserID]*presenc
 			return fmt.Errorf("followme: observe: no observed target for user %s", u)
 		}
 		for key := range w.AstDB {
-			if fam, _, ok := splitKey(key); ok {
-				families[fam] = true
+			fam, rest, ok := splitKey(key)
+			if !ok {
+				continue
 			}
+			first, _, _ := strings.Cut(rest, "/")
+			if wholeFamilies {
+				first = ""
+			}
+			trees[tree{fam, first}] = true
 		}
 		for g := range w.Globals {
 			if validGlobal(g) {
@@ -165,16 +191,17 @@ func (c *Concern) Observe(ctx context.Context, want map[presence.UserID]*presenc
 			cancel()
 		}
 	}
-	for fam := range families {
+	for tr := range trees {
+		fam := tr.family
 		wg.Go(func() {
 			if err := c.acquire(ctx); err != nil {
 				fail(fmt.Errorf("followme: observe astdb family %s: %w", fam, err))
 				return
 			}
-			entries, err := c.ami.DBGetTree(ctx, fam, "")
+			entries, err := c.ami.DBGetTree(ctx, fam, tr.key)
 			c.release()
 			if err != nil {
-				fail(fmt.Errorf("followme: observe astdb family %s: %w", fam, err))
+				fail(fmt.Errorf("followme: observe astdb %s/%s: %w", fam, tr.key, err))
 				return
 			}
 			mu.Lock()

@@ -301,8 +301,9 @@ func TestApplyCancelled(t *testing.T) {
 	}
 }
 
-// TestObserveCost checks that observing costs one DBGetTree per family and one Getvar per
-// distinct global, whatever the number of users.
+// TestObserveCost checks what observing costs: a small batch reads each user's subtrees (one
+// DBGetTree per user and family), a larger one one DBGetTree per family whatever the number of
+// users; always one Getvar per distinct global.
 func TestObserveCost(t *testing.T) {
 	fm, reg := newConcern(t, 0)
 	ctx := testCtx(t)
@@ -311,7 +312,7 @@ func TestObserveCost(t *testing.T) {
 	// The families Compile uses for every user, plus one of this test's own.
 	families := []string{"DND", "CF", "PROFILE", fam}
 
-	for _, users := range []int{1, 300} {
+	for _, users := range []int{1, followme.DefaultSmallBatch, followme.DefaultSmallBatch + 1, 300} {
 		want := map[presence.UserID]*presence.Target{}
 		have := map[presence.UserID]*presence.Target{}
 		for i := range users {
@@ -330,8 +331,12 @@ func TestObserveCost(t *testing.T) {
 		if err := fm.Observe(ctx, want, have); err != nil {
 			t.Fatal(err)
 		}
-		if n := actions(t, reg, "DBGetTree") - trees; n != len(families) {
-			t.Errorf("%d users: %d DBGetTree, want %d (one per family)", users, n, len(families))
+		wantTrees := len(families) // one per family
+		if users <= followme.DefaultSmallBatch {
+			wantTrees = len(families) * users // one per user subtree
+		}
+		if n := actions(t, reg, "DBGetTree") - trees; n != wantTrees {
+			t.Errorf("%d users: %d DBGetTree, want %d", users, n, wantTrees)
 		}
 		if n := actions(t, reg, "Getvar") - getvars; n != 1 {
 			t.Errorf("%d users: %d Getvar, want 1 (one per distinct global)", users, n)

@@ -159,11 +159,8 @@ func TestRoundTrip(t *testing.T) {
 			fromID = from.ID
 		}
 		for _, h := range wh {
-			body, err := json.Marshal(webhook.Payload{User: u.ID, Extension: u.Extension, From: fromID, To: to.ID, Info: info, Source: "test", At: time.Now().UTC()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ops = append(ops, presence.Op{Kind: presence.OpWebhook, Webhook: &h, Value: string(body)})
+			ev := &presence.SwitchEvent{User: u.ID, Extension: u.Extension, From: fromID, To: to.ID, Info: info, Source: presence.SourceAPI, At: time.Now()}
+			ops = append(ops, presence.Op{Kind: presence.OpWebhook, Webhook: &h, Event: ev})
 		}
 		out := e.apply(t, ctx, u, ops)
 		for _, o := range out {
