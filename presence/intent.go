@@ -22,9 +22,10 @@ type Intent struct {
 	Variables map[string]*string     `json:"variables,omitempty"` // "astdb:FAMILY/key" or "global:NAME" → value; nil = removed
 }
 
-// QueueIntent is what a user should be in one queue.
+// QueueIntent is what a user should be in one queue. Member nil means no profile said whether
+// the user is in the queue (only pause was): membership is left alone.
 type QueueIntent struct {
-	Member bool   `json:"member"`
+	Member *bool  `json:"member,omitempty"`
 	Paused bool   `json:"paused,omitempty"`
 	Reason string `json:"reason,omitempty"`
 }
@@ -120,9 +121,9 @@ func (in *Intent) fold(u *User, p *Profile, actions []Action, info string) []Web
 				qi := in.Queues[q]
 				switch a.Kind {
 				case ActionQueueLogin:
-					qi.Member = true
+					qi.Member = ptr(true)
 				case ActionQueueLogout:
-					qi = QueueIntent{}
+					qi = QueueIntent{Member: ptr(false)}
 				case ActionQueuePause:
 					qi.Paused = true
 					qi.Reason = a.Reason

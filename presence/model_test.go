@@ -45,6 +45,7 @@ func TestCatalogRejectsBadDefinitions(t *testing.T) {
 		{"webhook bad url", nil, []Profile{{ID: "x", OnEnter: []Action{{Kind: ActionWebhook, URL: "ftp://x"}}}}, "is not an http(s) URL"},
 		{"presence message too long", nil, []Profile{{ID: "x", OnEnter: []Action{{Kind: ActionPresence, Message: "a," + strings.Repeat("b", 300)}}}}, "keeps 255 bytes"},
 		{"variable with a leading blank", nil, []Profile{{ID: "x", OnEnter: []Action{{Kind: ActionVariable, Name: "A/b", Value: " x"}}}}, "must not start with a blank"},
+		{"reserved user id", []User{func() User { u := alice(); u.ID = "admin"; return u }()}, nil, `"admin" is reserved`},
 		{"user without devices", []User{{ID: "bob", Extension: "1002"}}, nil, "users[0] (bob).devices: at least one device"},
 		{"user bad dial", []User{{ID: "bob", Extension: "1002", Devices: []Device{{Dial: "1002", Family: FamilyDesk}}}}, nil, `devices[0].dial: "1002" is not a dial string`},
 		{"user bad family", []User{{ID: "bob", Extension: "1002", Devices: []Device{{Dial: "PJSIP/1002", Family: "pager"}}}}, nil, `devices[0].family: "pager"`},

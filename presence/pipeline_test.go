@@ -27,15 +27,17 @@ func TestDesireFoldsExitThenEnter(t *testing.T) {
 		OnExit: []Action{{Kind: ActionDND, On: off()}, {Kind: ActionForward, Type: ForwardBusy, On: off()}}}
 
 	in, hooks := Desire(&u, Intent{}, nil, &av, "")
-	if len(hooks) != 0 || in.Queues["support"] != (QueueIntent{Member: true}) || in.Queues["sales"] != (QueueIntent{Member: true}) {
-		t.Fatalf("available: %+v", in.Queues)
+	for _, q := range []string{"support", "sales"} {
+		if qi := in.Queues[q]; qi.Member == nil || !*qi.Member || qi.Paused || len(hooks) != 0 {
+			t.Fatalf("available: %s %+v", q, qi)
+		}
 	}
 	if in.DND == nil || in.DND.On || in.Presence.State != "available" {
 		t.Fatalf("available: dnd %+v presence %+v", in.DND, in.Presence)
 	}
 
 	in, _ = Desire(&u, in, &av, &l, "until 1pm")
-	if q := in.Queues["support"]; !q.Member || !q.Paused || q.Reason != "Lunch" {
+	if q := in.Queues["support"]; q.Member == nil || !*q.Member || !q.Paused || q.Reason != "Lunch" {
 		t.Fatalf("lunch: support %+v", q)
 	}
 	if in.Presence.Message != "Lunch (until 1pm)" || in.Presence.State != "away" {
@@ -43,7 +45,7 @@ func TestDesireFoldsExitThenEnter(t *testing.T) {
 	}
 
 	in, hooks = Desire(&u, in, &l, &meeting, "")
-	if q := in.Queues["sales"]; !q.Member || q.Paused {
+	if q := in.Queues["sales"]; q.Member == nil || !*q.Member || q.Paused {
 		t.Fatalf("meeting: lunch's exit unpauses, the disabled logout does nothing: %+v", q)
 	}
 	if !in.DND.On || in.DND.Text != "Meeting" || in.Forward[ForwardBusy] != "1002" || *in.CallerID != "Support <100>" {
@@ -68,11 +70,12 @@ func TestDesireFoldsExitThenEnter(t *testing.T) {
 
 func TestCompileNamesFreePBXStyle(t *testing.T) {
 	u := alice()
+	u.Queues = append(u.Queues, QueueMembership{Name: "bench1"})
 	n := DefaultNaming()
 	l := lunch()
 	av := defaultProfiles()[0]
 	in := Intent{
-		Queues:    map[string]QueueIntent{"support": {Member: true, Paused: true, Reason: "Lunch"}, "sales": {}, "other": {Member: true}},
+		Queues:    map[string]QueueIntent{"support": {Member: ptr(true), Paused: true, Reason: "Lunch"}, "sales": {Member: ptr(false)}, "other": {Member: ptr(true)}, "bench1": {Paused: true}},
 		DND:       &DNDIntent{On: true, Text: "Lunch (back 1pm)"},
 		RingList:  &RingList{Families: []Family{FamilyDesk, FamilyMobile}, Order: RingSequential, RingTime: 15},
 		Mobile:    off(),
@@ -96,6 +99,7 @@ func TestCompileNamesFreePBXStyle(t *testing.T) {
 		tg.Queues["support"].Interface == "Local/1001@presenced-queue-member/n" && tg.Queues["support"].StateInterface == "hint:1001@hints")
 	check("sales must not be member", tg.Queues["sales"] == nil && hasKey(tg.Queues, "sales"))
 	check("queue the user is not in ignored", !hasKey(tg.Queues, "other"))
+	check("pause without login leaves membership alone", tg.Queues["bench1"] != nil && tg.Queues["bench1"].Optional && tg.Queues["bench1"].Paused)
 	check("interface", tg.Interface == "Local/1001@presenced-queue-member/n")
 	check("active", deref(tg.AstDB["PROFILE/1001/active"]) == "lunch" && deref(tg.AstDB["PROFILE/1001/info"]) == "back 1pm")
 	check("dnd", deref(tg.AstDB["DND/1001"]) == "YES" && tg.Devices["Custom:DND1001"] == "BUSY" && deref(tg.AstDB["PROFILE/1001/dndtext"]) == "Lunch (back 1pm)")
@@ -121,6 +125,9 @@ func TestPlan(t *testing.T) {
 	}{
 		{"in sync", Target{Queues: map[string]*QueueMember{"a": member(false, "", 0), "b": nil}, AstDB: map[string]*string{"DND/1": strp("YES"), "CF/1": nil}},
 			Target{Queues: map[string]*QueueMember{"a": member(false, "", 0)}, AstDB: map[string]*string{"DND/1": strp("YES")}}, nil},
+		{"optional member absent: nothing", Target{Queues: map[string]*QueueMember{"a": {Interface: "x", Paused: true, Optional: true}}}, Target{}, nil},
+		{"optional member present: paused", Target{Queues: map[string]*QueueMember{"a": {Interface: "x", Paused: true, Reason: "Lunch", Optional: true}}},
+			Target{Queues: map[string]*QueueMember{"a": {Interface: "x"}}}, []string{"queue_pause a x paused (Lunch)"}},
 		{"join paused in one op", Target{Queues: map[string]*QueueMember{"a": member(true, "Lunch", 0)}}, Target{}, []string{"queue_add a Local/1001@q/n paused (Lunch)"}},
 		{"leave", Target{Queues: map[string]*QueueMember{"a": nil}}, Target{Queues: map[string]*QueueMember{"a": member(false, "", 0)}}, []string{"queue_remove a Local/1001@q/n"}},
 		{"static member is not removed", Target{Queues: map[string]*QueueMember{"a": nil}}, Target{Queues: map[string]*QueueMember{"a": {Interface: "x", Static: true}}}, nil},

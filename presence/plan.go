@@ -79,7 +79,9 @@ func Plan(want, have *Target) []Op {
 				ops = append(ops, Op{Kind: OpQueueRemove, Queue: q, Member: h})
 			}
 		case h == nil:
-			ops = append(ops, Op{Kind: OpQueueAdd, Queue: q, Member: w})
+			if !w.Optional {
+				ops = append(ops, Op{Kind: OpQueueAdd, Queue: q, Member: w})
+			}
 		default:
 			if w.Paused != h.Paused || (w.Paused && w.Reason != h.Reason) {
 				ops = append(ops, Op{Kind: OpQueuePause, Queue: q, Member: w})

@@ -111,6 +111,9 @@ type QueueMember struct {
 	Reason         string `json:"reason,omitempty"`
 	// Static members come from queues.conf and cannot be removed over AMI (observed only).
 	Static bool `json:"static,omitempty"`
+	// Optional (desired only) means membership is not presenced's business: pause and penalty
+	// are set if the user is in the queue, but presenced neither adds nor removes them.
+	Optional bool `json:"optional,omitempty"`
 }
 
 // NewTarget returns an empty Target with its maps made.
@@ -145,11 +148,12 @@ func Compile(u *User, in Intent, active Active, profiles []*Profile, n Naming) *
 		if !ok {
 			continue
 		}
-		if !qi.Member {
+		if qi.Member != nil && !*qi.Member {
 			t.Queues[q] = nil
 			continue
 		}
 		t.Queues[q] = &QueueMember{
+			Optional:       qi.Member == nil,
 			Interface:      n.Interface(u),
 			MemberName:     u.DisplayName(),
 			StateInterface: expand(n.StateInterface, ext),

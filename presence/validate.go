@@ -199,6 +199,9 @@ func validateUser(p *problems, path string, u *User) {
 	if !idPattern.MatchString(string(u.ID)) {
 		p.add(path+".id", "%q must be 1-64 letters, digits, '.', '-' or '_'", u.ID)
 	}
+	if u.ID == "admin" {
+		p.add(path+".id", `"admin" is reserved: it names the admin token's switches in the journal`)
+	}
 	if !extensionPattern.MatchString(u.Extension) {
 		p.add(path+".extension", "%q must be digits", u.Extension)
 	}

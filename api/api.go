@@ -1,0 +1,236 @@
+// Package api serves presenced's REST API under /api/v1: switching profiles (and previewing a
+// switch), a user's status with desired and observed PBX state and the drift between them,
+// personal profiles, everyone's presence, the journal, and the API's own OpenAPI description.
+//
+// Requests authenticate with "Authorization: Bearer <token>": the admin token may act on every
+// user, a user's token (presence.User.Token) only on that user. Bodies and answers are JSON;
+// errors are {"error": "...", "field": "..."} with the status codes openapi.json lists:
+//
+//	400 the body is not a JSON object, is malformed, has an unknown field or a value of the wrong
+//	    type, or a query parameter is invalid
+//	401 no or an invalid token (with WWW-Authenticate: Bearer)
+//	403 a user's token acting on another user; changing a system-wide profile
+//	404 unknown user, profile or path
+//	405 a method the path does not serve (with Allow)
+//	409 changing or deleting the active profile
+//	413 a body larger than Options.MaxBodyBytes
+//	422 a well-formed request whose values are invalid (presence.ValidationError), naming the field
+//	500 unreadable Redis data (the message names the key) or an internal error; the message of
+//	    any other internal error is logged, not answered
+//
+// A request whose client went away is counted with status 499, as nginx does.
+package api
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/presenced/presenced/presence"
+)
+
+// Prefix is the path every endpoint of the API starts with.
+const Prefix = "/api/v1"
+
+// AdminActor is the actor the journal records for switches made with the admin token.
+const AdminActor = "admin"
+
+// DefaultMaxBodyBytes bounds request bodies when Options.MaxBodyBytes is zero.
+const DefaultMaxBodyBytes = 64 << 10
+
+// Options configures a Handler.
+type Options struct {
+	// Engine does the work; required.
+	Engine *presence.Engine
+	// AdminToken may act on every user. Empty disables admin access.
+	AdminToken string
+	// MaxBodyBytes bounds request bodies; larger ones get 413. Zero means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Logger receives request errors and recovered panics; nil discards them.
+	Logger *slog.Logger
+	// Registerer receives presenced_api_requests_total{route,code} and
+	// presenced_api_request_duration_seconds{route}; nil leaves them unregistered.
+	Registerer prometheus.Registerer
+}
+
+// Handler serves the /api/v1/ subtree; mount it as mux.Handle("/api/v1/", h). It holds no
+// mutable state and serves requests concurrently. The tokens are read from the engine's
+// catalog when New runs: a new catalog needs a new Handler.
+type Handler struct {
+	engine  *presence.Engine
+	tokens  *tokens
+	maxBody int64
+	log     *slog.Logger
+	metrics *metrics
+	routes  []route
+	mux     *http.ServeMux
+}
+
+// access says who may call an endpoint.
+type access int
+
+const (
+	accessPublic access = iota // no token needed
+	accessAny                  // any valid token
+	accessUser                 // the admin token, or the token of the user the path names
+)
+
+// route is one endpoint: its method and path pattern, who may call it, and what it does.
+type route struct {
+	method, path string
+	access       access
+	handle       func(w http.ResponseWriter, r *http.Request, c caller) error
+}
+
+// pattern is the ServeMux pattern of the route, which is also its metrics label.
+func (rt route) pattern() string { return rt.method + " " + rt.path }
+
+// New checks the options and returns the API handler.
+func New(opts Options) (*Handler, error) {
+	if opts.Engine == nil {
+		return nil, errors.New("api: Options.Engine is required")
+	}
+	if opts.MaxBodyBytes < 0 {
+		return nil, fmt.Errorf("api: Options.MaxBodyBytes must not be negative, got %d", opts.MaxBodyBytes)
+	}
+	if opts.MaxBodyBytes == 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	toks, err := newTokens(opts.AdminToken, opts.Engine.Catalog().Users)
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{
+		engine:  opts.Engine,
+		tokens:  toks,
+		maxBody: opts.MaxBodyBytes,
+		log:     opts.Logger.With("component", "api"),
+		mux:     http.NewServeMux(),
+	}
+	h.routes = []route{
+		{http.MethodPut, Prefix + "/users/{user}/profile", accessUser, h.switchProfile(false)},
+		{http.MethodPost, Prefix + "/users/{user}/profile/preview", accessUser, h.switchProfile(true)},
+		{http.MethodGet, Prefix + "/users/{user}", accessUser, h.userStatus},
+		{http.MethodGet, Prefix + "/users/{user}/profiles", accessUser, h.listProfiles},
+		{http.MethodGet, Prefix + "/users/{user}/profiles/{id}", accessUser, h.getProfile},
+		{http.MethodPut, Prefix + "/users/{user}/profiles/{id}", accessUser, h.putProfile},
+		{http.MethodDelete, Prefix + "/users/{user}/profiles/{id}", accessUser, h.deleteProfile},
+		{http.MethodGet, Prefix + "/users/{user}/journal", accessUser, h.journal},
+		{http.MethodGet, Prefix + "/presence", accessAny, h.everyone},
+		{http.MethodGet, Prefix + "/openapi.json", accessPublic, h.openAPI},
+	}
+	labels := []string{"/"}
+	allowed := map[string][]string{} // path → methods, for 405 answers
+	var paths []string
+	for _, rt := range h.routes {
+		h.mux.Handle(rt.pattern(), h.endpoint(rt))
+		labels = append(labels, rt.pattern())
+		if _, seen := allowed[rt.path]; !seen {
+			paths = append(paths, rt.path)
+		}
+		allowed[rt.path] = append(allowed[rt.path], rt.method)
+		if rt.method == http.MethodGet {
+			allowed[rt.path] = append(allowed[rt.path], http.MethodHead) // ServeMux serves HEAD with GET
+		}
+	}
+	for _, p := range paths {
+		h.mux.Handle(p, h.instrument(p, methodNotAllowed(allowed[p])))
+		labels = append(labels, p)
+	}
+	h.mux.Handle("/", h.instrument("/", func(w http.ResponseWriter, r *http.Request) {
+		h.fail(w, r, &apiError{status: http.StatusNotFound, msg: "no such endpoint: " + r.URL.Path})
+	}))
+	h.metrics = newMetrics(opts.Registerer, labels)
+	return h, nil
+}
+
+// ServeHTTP serves one API request.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// endpoint wraps a route with metrics, panic recovery and authorisation.
+func (h *Handler) endpoint(rt route) http.Handler {
+	return h.instrument(rt.pattern(), func(w http.ResponseWriter, r *http.Request) {
+		c, err := h.authorize(r, rt.access)
+		if err == nil {
+			err = rt.handle(w, r, c)
+		}
+		if err != nil {
+			h.fail(w, r, err)
+		}
+	})
+}
+
+// methodNotAllowed answers 405 with Allow for a path served with other methods.
+func methodNotAllowed(methods []string) http.HandlerFunc {
+	allow := strings.Join(slices.Sorted(slices.Values(methods)), ", ")
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		writeJSON(w, http.StatusMethodNotAllowed, errorBody{
+			Error: fmt.Sprintf("method %s not allowed; allowed: %s", r.Method, allow),
+		})
+	}
+}
+
+// instrument counts and times a request under the route label, and turns a panic into a
+// logged 500.
+func (h *Handler) instrument(label string, next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			v := recover()
+			if v != nil && v != http.ErrAbortHandler { // net/http compares it so too
+				h.log.Error("handler panicked", "route", label, "method", r.Method, "path", r.URL.Path,
+					"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				if !sw.wrote {
+					writeJSON(sw, http.StatusInternalServerError, errorBody{Error: "internal error"})
+				}
+			}
+			code := sw.status
+			if code == 0 {
+				code = http.StatusOK
+			}
+			h.metrics.observe(label, code, time.Since(start))
+			h.log.Debug("request", "route", label, "method", r.Method, "path", r.URL.Path, "code", code,
+				"duration", time.Since(start))
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+		}()
+		next(sw, r)
+	})
+}
+
+// statusWriter records the status of a response.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.status, w.wrote = http.StatusOK, true
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,300 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/presenced/presenced/presence"
+)
+
+// Limits of the switch body and the journal query.
+const (
+	maxInfoRunes        = 200
+	defaultJournalLimit = 50
+	maxJournalLimit     = 1000
+)
+
+// switchBody is the body of a switch and of its preview.
+type switchBody struct {
+	Profile string `json:"profile"`
+	Info    string `json:"info,omitempty"`
+}
+
+func (b switchBody) validate() error {
+	var problems []string
+	if b.Profile == "" {
+		problems = append(problems, "profile: required")
+	}
+	if utf8.RuneCountInString(b.Info) > maxInfoRunes {
+		problems = append(problems, fmt.Sprintf("info: at most %d characters", maxInfoRunes))
+	}
+	for _, r := range b.Info {
+		if unicode.IsControl(r) {
+			problems = append(problems, "info: must not contain control characters")
+			break
+		}
+	}
+	if len(problems) > 0 {
+		return &presence.ValidationError{Problems: problems}
+	}
+	return nil
+}
+
+// switchProfile switches the user the path names, or previews the switch.
+func (h *Handler) switchProfile(preview bool) func(http.ResponseWriter, *http.Request, caller) error {
+	run := h.engine.Switch
+	if preview {
+		run = h.engine.Preview
+	}
+	return func(w http.ResponseWriter, r *http.Request, c caller) error {
+		var body switchBody
+		if err := h.decode(w, r, &body); err != nil {
+			return err
+		}
+		if err := body.validate(); err != nil {
+			return err
+		}
+		res, err := run(r.Context(), presence.SwitchRequest{
+			User: pathUser(r), Profile: body.Profile, Info: body.Info, Source: presence.SourceAPI, Actor: c.actor(),
+		})
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, res)
+		return nil
+	}
+}
+
+// userStatusView is a user's status as the API shows it: the active profile and why, the
+// desired and observed PBX state, and the drift. It never holds the PIN or the token
+// (presence.User does not encode them).
+type userStatusView struct {
+	User *presence.User `json:"user"`
+	// Switched is false for a user presenced has never switched; then the profile fields are empty.
+	Switched bool             `json:"switched"`
+	Profile  string           `json:"profile,omitempty"`
+	Previous string           `json:"previous,omitempty"`
+	Info     string           `json:"info,omitempty"`
+	Since    time.Time        `json:"since,omitzero"`
+	Source   presence.Source  `json:"source,omitempty"`
+	Actor    string           `json:"actor,omitempty"`
+	Sticky   bool             `json:"sticky"`
+	Desired  *presence.Target `json:"desired,omitempty"`
+	Observed *presence.Target `json:"observed,omitempty"`
+	Drift    []presence.Op    `json:"drift"`
+	// InSync is true when the PBX could be read and shows what the profile wants.
+	InSync        bool       `json:"in_sync"`
+	ObserveError  string     `json:"observe_error,omitempty"`
+	RepairDue     *time.Time `json:"repair_due,omitempty"`
+	RepairAttempt int        `json:"repair_attempt,omitempty"`
+}
+
+func (h *Handler) userStatus(w http.ResponseWriter, r *http.Request, _ caller) error {
+	st, err := h.engine.Status(r.Context(), pathUser(r))
+	if err != nil {
+		return err
+	}
+	v := userStatusView{
+		User: st.User, Switched: st.Switched,
+		Profile: st.State.Profile, Previous: st.State.Previous, Info: st.State.Info, Since: st.State.Since,
+		Source: st.State.Source, Actor: st.State.Actor, Sticky: st.State.Sticky,
+		Desired: st.Desired, Observed: st.Observed, Drift: st.Drift,
+		InSync:       st.ObserveError == "" && len(st.Drift) == 0,
+		ObserveError: st.ObserveError, RepairDue: st.RepairDue, RepairAttempt: st.RepairAttempt,
+	}
+	if v.Drift == nil {
+		v.Drift = []presence.Op{}
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+// profileView is a profile with whether it is the user's own.
+type profileView struct {
+	*presence.Profile
+	Personal bool `json:"personal"`
+}
+
+func viewOf(p *presence.Profile) profileView { return profileView{Profile: p, Personal: p.Personal()} }
+
+// profileList is the answer of GET /users/{user}/profiles.
+type profileList struct {
+	Profiles []profileView `json:"profiles"`
+}
+
+func (h *Handler) listProfiles(w http.ResponseWriter, r *http.Request, _ caller) error {
+	ps, err := h.engine.Profiles(r.Context(), pathUser(r))
+	if err != nil {
+		return err
+	}
+	out := profileList{Profiles: make([]profileView, 0, len(ps))}
+	for _, p := range ps {
+		out.Profiles = append(out.Profiles, viewOf(p))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// findProfile returns the user's profile pid, or ErrUnknownProfile.
+func (h *Handler) findProfile(r *http.Request, pid string) (*presence.Profile, error) {
+	ps, err := h.engine.Profiles(r.Context(), pathUser(r))
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range ps {
+		if p.ID == pid {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("%w %q", presence.ErrUnknownProfile, pid)
+}
+
+func (h *Handler) getProfile(w http.ResponseWriter, r *http.Request, _ caller) error {
+	p, err := h.findProfile(r, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, viewOf(p))
+	return nil
+}
+
+// profileBody is the body of PUT /users/{user}/profiles/{id}: a profile as GET answers it,
+// whose "personal" is accepted and ignored, so a client can send back what it read.
+type profileBody struct {
+	presence.Profile
+	Personal *bool `json:"personal,omitempty"`
+}
+
+// putProfile creates (201) or replaces (200) a personal profile; the path names its id.
+func (h *Handler) putProfile(w http.ResponseWriter, r *http.Request, _ caller) error {
+	uid, pid := pathUser(r), r.PathValue("id")
+	var body profileBody
+	if err := h.decode(w, r, &body); err != nil {
+		return err
+	}
+	p := body.Profile
+	if p.ID != "" && p.ID != pid {
+		return invalid("id", fmt.Sprintf("%q differs from the path's %q (leave it out)", p.ID, pid))
+	}
+	if p.Owner != "" && p.Owner != uid {
+		return invalid("owner", fmt.Sprintf("%q differs from the path's %q (leave it out)", p.Owner, uid))
+	}
+	p.ID = pid
+	old, err := h.findProfile(r, pid)
+	if err != nil && !errors.Is(err, presence.ErrUnknownProfile) {
+		return err // unknown user, unreadable state
+	}
+	if err := h.engine.SaveProfile(r.Context(), uid, &p); err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if old == nil {
+		status = http.StatusCreated
+		w.Header().Set("Location", Prefix+"/users/"+url.PathEscape(string(uid))+"/profiles/"+url.PathEscape(pid))
+	}
+	writeJSON(w, status, viewOf(&p))
+	return nil
+}
+
+func (h *Handler) deleteProfile(w http.ResponseWriter, r *http.Request, _ caller) error {
+	if err := h.engine.DeleteProfile(r.Context(), pathUser(r), r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// presenceView is what colleagues see of a user; Since is left out for a user never switched.
+type presenceView struct {
+	presence.PresenceEntry
+	Since time.Time `json:"since,omitzero"` // shadows PresenceEntry.Since
+}
+
+// presenceList is the answer of GET /presence.
+type presenceList struct {
+	Users []presenceView `json:"users"`
+}
+
+func (h *Handler) everyone(w http.ResponseWriter, r *http.Request, _ caller) error {
+	all, err := h.engine.Everyone(r.Context())
+	if err != nil {
+		return err
+	}
+	out := presenceList{Users: make([]presenceView, len(all))}
+	for i, pe := range all {
+		out.Users[i] = presenceView{PresenceEntry: pe, Since: pe.Since}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// journalView is the answer of GET /users/{user}/journal: the entries, newest first, and the
+// entries that could not be read (each naming its Redis key and entry ID).
+type journalView struct {
+	Entries    []presence.JournalEntry `json:"entries"`
+	Unreadable []string                `json:"unreadable,omitempty"`
+}
+
+func (h *Handler) journal(w http.ResponseWriter, r *http.Request, _ caller) error {
+	limit := int64(defaultJournalLimit)
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 1 || n > maxJournalLimit {
+			return &apiError{status: http.StatusBadRequest, field: "limit",
+				msg: fmt.Sprintf("limit: %q is not a number from 1 to %d", s, maxJournalLimit)}
+		}
+		limit = n
+	}
+	entries, err := h.engine.Journal(r.Context(), pathUser(r), limit)
+	out := journalView{Entries: entries}
+	if err != nil {
+		// One unreadable entry must not hide the others: answer what could be read and name
+		// what could not. Anything else is an error.
+		corrupt := corruptErrors(err)
+		if corrupt == nil {
+			return err
+		}
+		h.log.Warn("journal entries unreadable", "user", pathUser(r), "err", err)
+		for _, c := range corrupt {
+			out.Unreadable = append(out.Unreadable, c.Error())
+		}
+	}
+	if out.Entries == nil {
+		out.Entries = []presence.JournalEntry{}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// corruptErrors returns the CorruptErrors err is made of, or nil when it holds anything else.
+func corruptErrors(err error) []*presence.CorruptError {
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok { // errors.Join's shape
+		errs = j.Unwrap()
+	}
+	var out []*presence.CorruptError
+	for _, e := range errs {
+		var c *presence.CorruptError
+		if !errors.As(e, &c) {
+			return nil
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func (h *Handler) openAPI(w http.ResponseWriter, _ *http.Request, _ caller) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.Write([]byte(openAPIDocument))
+	return nil
+}
+
+// pathUser is the user the path names.
+func pathUser(r *http.Request) presence.UserID { return presence.UserID(r.PathValue("user")) }

@@ -1,0 +1,234 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/presenced/presenced/internal/lab"
+	"github.com/presenced/presenced/presence"
+)
+
+var env *lab.Env
+
+func TestMain(m *testing.M) {
+	os.Exit(lab.Main(m, lab.Options{Redis: true}, func(e *lab.Env) { env = e }))
+}
+
+// Tokens of the test fixtures.
+const (
+	adminToken = "admin-secret-token"
+	aliceToken = "alice-secret-token"
+	bobToken   = "bob-secret-token"
+	alicePIN   = "9137"
+)
+
+// memPBX is a recording concern over an in-memory PBX: the API tests prove HTTP behaviour,
+// not Asterisk (the concerns' own tests do that against the lab).
+type memPBX struct {
+	mu      sync.Mutex
+	state   presence.Target
+	applied []string
+}
+
+func newMemPBX() *memPBX { return &memPBX{state: *presence.NewTarget()} }
+
+func (m *memPBX) Name() string { return "mem" }
+
+func (m *memPBX) Kinds() []presence.OpKind {
+	return []presence.OpKind{presence.OpQueueAdd, presence.OpQueueRemove, presence.OpQueuePause, presence.OpQueuePenalty,
+		presence.OpDBPut, presence.OpDBDel, presence.OpDeviceState, presence.OpPresence, presence.OpGlobal, presence.OpWebhook}
+}
+
+func (m *memPBX) Observe(_ context.Context, want, have map[presence.UserID]*presence.Target) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for id, w := range want {
+		h := have[id]
+		for q := range w.Queues {
+			if mem := m.state.Queues[q+"|"+w.Interface]; mem != nil {
+				c := *mem
+				h.Queues[q] = &c
+			} else {
+				h.Queues[q] = nil
+			}
+		}
+		for k := range w.AstDB {
+			h.AstDB[k] = m.state.AstDB[k]
+		}
+		for k := range w.Devices {
+			h.Devices[k] = m.state.Devices[k]
+		}
+		for k := range w.Presence {
+			h.Presence[k] = m.state.Presence[k]
+		}
+		for k := range w.Globals {
+			h.Globals[k] = m.state.Globals[k]
+		}
+	}
+	return nil
+}
+
+func (m *memPBX) Apply(_ context.Context, u *presence.User, ops []presence.Op) []presence.Outcome {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]presence.Outcome, len(ops))
+	for i, op := range ops {
+		m.applied = append(m.applied, string(u.ID)+": "+op.String())
+		switch op.Kind {
+		case presence.OpQueueAdd, presence.OpQueuePause, presence.OpQueuePenalty:
+			c := *op.Member
+			m.state.Queues[op.Queue+"|"+op.Member.Interface] = &c
+		case presence.OpQueueRemove:
+			delete(m.state.Queues, op.Queue+"|"+op.Member.Interface)
+		case presence.OpDBPut:
+			v := op.Value
+			m.state.AstDB[op.Key] = &v
+		case presence.OpDBDel:
+			delete(m.state.AstDB, op.Key)
+		case presence.OpDeviceState:
+			m.state.Devices[op.Key] = op.Value
+		case presence.OpPresence:
+			p := *op.Presence
+			m.state.Presence[op.Key] = &p
+		case presence.OpGlobal:
+			v := op.Value
+			m.state.Globals[op.Key] = &v
+		}
+		out[i] = presence.Outcome{Op: op, Result: presence.ResultApplied}
+	}
+	return out
+}
+
+func (m *memPBX) appliedOps() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]string(nil), m.applied...)
+}
+
+// testAPI is a Handler over a real engine on the lab Redis, with a fresh key prefix.
+type testAPI struct {
+	h      *Handler
+	pbx    *memPBX
+	states *presence.StateStore
+	rdb    *redis.Client
+	prefix string
+	reg    *prometheus.Registry
+	logs   *syncBuffer
+}
+
+func fixtureUsers() []presence.User {
+	return []presence.User{
+		{ID: "alice", Name: "Alice", Extension: "1001", PIN: alicePIN, Token: aliceToken,
+			Devices: []presence.Device{{Dial: "PJSIP/1001", Family: presence.FamilyDesk}, {Dial: "PJSIP/1001-mobile", Family: presence.FamilyMobile}},
+			Queues:  []presence.QueueMembership{{Name: "support"}, {Name: "sales", Penalty: 1}}},
+		{ID: "bob", Name: "Bob", Extension: "1002", Token: bobToken,
+			Devices: []presence.Device{{Dial: "PJSIP/1002", Family: presence.FamilyDesk}},
+			Queues:  []presence.QueueMembership{{Name: "support"}}},
+	}
+}
+
+func fixtureProfiles() []presence.Profile {
+	return []presence.Profile{{ID: "lunch", Name: "Lunch", Activation: "3", Presence: "away",
+		OnEnter: []presence.Action{{Kind: presence.ActionQueuePause, Queues: presence.QueueSelector{"all"}, Reason: "Lunch"}},
+		OnExit:  []presence.Action{{Kind: presence.ActionQueueUnpause, Queues: presence.QueueSelector{"all"}}}}}
+}
+
+func newTestAPI(t testing.TB) *testAPI {
+	t.Helper()
+	ctx := context.Background()
+	opt, err := redis.ParseURL(env.RedisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { rdb.Close() })
+	prefix := fmt.Sprintf("apitest:%s:%d:", t.Name(), time.Now().UnixNano())
+	states := presence.NewStateStore(rdb, presence.StateStoreOptions{Prefix: prefix})
+	if err := states.CheckSchema(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := presence.NewCatalog(fixtureUsers(), fixtureProfiles())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pbx := newMemPBX()
+	e, err := presence.NewEngine(presence.EngineOptions{Catalog: cat, Naming: presence.DefaultNaming(), States: states,
+		Concerns: []presence.Concern{pbx}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	logs := &syncBuffer{}
+	reg := prometheus.NewRegistry()
+	h, err := New(Options{Engine: e, AdminToken: adminToken, MaxBodyBytes: 4 << 10, Registerer: reg,
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testAPI{h: h, pbx: pbx, states: states, rdb: rdb, prefix: prefix, reg: reg, logs: logs}
+}
+
+// do sends one request; an empty token sends no Authorization header.
+func (a *testAPI) do(t testing.TB, method, path, token, body string) *httptest.ResponseRecorder {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req := httptest.NewRequest(method, path, rd)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	rec := httptest.NewRecorder()
+	a.h.ServeHTTP(rec, req)
+	return rec
+}
+
+// must sends a request and decodes its answer into v, failing unless the status is want.
+func (a *testAPI) must(t testing.TB, method, path, token, body string, want int, v any) *httptest.ResponseRecorder {
+	t.Helper()
+	rec := a.do(t, method, path, token, body)
+	if rec.Code != want {
+		t.Fatalf("%s %s: status %d, want %d; body %s", method, path, rec.Code, want, rec.Body)
+	}
+	if v != nil {
+		if err := json.Unmarshal(rec.Body.Bytes(), v); err != nil {
+			t.Fatalf("%s %s: answer not JSON: %v: %s", method, path, err, rec.Body)
+		}
+	}
+	return rec
+}
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

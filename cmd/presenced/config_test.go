@@ -1,0 +1,250 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// minimalEnv is the least a configuration needs: the two secrets.
+var minimalEnv = []string{
+	"PRESENCED_ASTERISK_AMI_SECRET=s3cret",
+	"PRESENCED_ASTERISK_ARI_PASSWORD=s3cret",
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestBadConfigIsRefusedWithOneLineNamingTheKey(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		file string // YAML; "" = no file
+		env  []string
+		args []string
+		want string // must appear in the one line
+	}{
+		{name: "missing AMI secret", env: []string{"PRESENCED_ASTERISK_ARI_PASSWORD=x"}, want: "asterisk.ami.secret: required"},
+		{name: "missing ARI password", env: []string{"PRESENCED_ASTERISK_AMI_SECRET=x"}, want: "asterisk.ari.password: required"},
+		{name: "malformed AMI address", env: append([]string{"PRESENCED_ASTERISK_AMI_ADDRESS=pbx.example"}, minimalEnv...), want: `asterisk.ami.address: "pbx.example" is not host:port`},
+		{name: "AMI port not a number", file: "asterisk:\n  ami:\n    address: 127.0.0.1:ami\n", env: minimalEnv, want: "asterisk.ami.address"},
+		{name: "unknown top-level key", file: "asterisks: {}\n", env: minimalEnv, want: "unknown key asterisks"},
+		{name: "unknown nested key", file: "asterisk:\n  ami:\n    adress: 127.0.0.1:5038\n", env: minimalEnv, want: "unknown key asterisk.ami.adress"},
+		{name: "unknown environment variable", env: append([]string{"PRESENCED_ASTERISK_AMI_SECRT=x"}, minimalEnv...), want: "PRESENCED_ASTERISK_AMI_SECRT"},
+		{name: "bad duration", file: "asterisk:\n  ami:\n    ping_interval: often\n", env: minimalEnv, want: "ping_interval"},
+		{name: "negative duration", env: append([]string{"PRESENCED_SHUTDOWN_TIMEOUT=-1s"}, minimalEnv...), want: "shutdown_timeout: -1s must be a positive duration"},
+		{name: "bad ARI url", env: append([]string{"PRESENCED_ASTERISK_ARI_URL=ftp://x"}, minimalEnv...), want: "asterisk.ari.url"},
+		{name: "bad redis url", env: append([]string{"PRESENCED_REDIS_URL=http://x:y@host"}, minimalEnv...), want: "redis.url"},
+		{name: "bad log level", args: []string{"-log-level", "loud"}, env: minimalEnv, want: `log.level: "loud"`},
+		{name: "bad http listen", args: []string{"-http-listen", "8080"}, env: minimalEnv, want: "http.listen"},
+		{name: "bad app name", env: append([]string{"PRESENCED_ASTERISK_ARI_APP=my app"}, minimalEnv...), want: "asterisk.ari.app"},
+		{name: "events without system", env: append([]string{"PRESENCED_ASTERISK_AMI_EVENTS=call,agent"}, minimalEnv...), want: `asterisk.ami.events: "call,agent" must include system`},
+		{name: "bad event class", env: append([]string{"PRESENCED_ASTERISK_AMI_EVENTS=system,calls"}, minimalEnv...), want: "asterisk.ami.events"},
+		{name: "secret and secret file", env: append([]string{"PRESENCED_ASTERISK_AMI_SECRET_FILE=/nonexistent"}, minimalEnv...), want: "asterisk.ami.secret: set either"},
+		{name: "missing secret file", env: []string{"PRESENCED_ASTERISK_AMI_SECRET_FILE=/nonexistent/secret", "PRESENCED_ASTERISK_ARI_PASSWORD=x"}, want: "asterisk.ami.secret_file"},
+		{name: "missing config file", args: []string{"-config", "/nonexistent/presenced.yaml"}, env: minimalEnv, want: "/nonexistent/presenced.yaml"},
+		{name: "malformed YAML", file: "asterisk: [\n", env: minimalEnv, want: "config file"},
+		{name: "stray argument", args: []string{"extra"}, env: minimalEnv, want: `unexpected argument "extra"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := tc.args
+			if tc.file != "" {
+				args = append([]string{"-config", writeFile(t, "presenced.yaml", tc.file)}, args...)
+			}
+			var stdout, stderr bytes.Buffer
+			code := realMain(append(args, "-check-config"), tc.env, &stdout, &stderr)
+			if code == 0 {
+				t.Fatalf("exit code 0, want non-zero; stdout %q", stdout.String())
+			}
+			out := strings.TrimRight(stderr.String(), "\n")
+			if strings.Contains(out, "\n") {
+				t.Errorf("want one line, got:\n%s", out)
+			}
+			if !strings.Contains(out, tc.want) {
+				t.Errorf("got %q, want it to contain %q", out, tc.want)
+			}
+			if strings.Contains(out, "s3cret") {
+				t.Errorf("error shows a secret: %q", out)
+			}
+		})
+	}
+}
+
+func TestConfigPrecedenceAndSecretFiles(t *testing.T) {
+	secret := writeFile(t, "ami-secret", "from-file\n")
+	file := writeFile(t, "presenced.yaml", `
+asterisk:
+  ami:
+    address: 10.0.0.1:5038
+    username: file-user
+    secret_file: `+secret+`
+  ari:
+    url: http://10.0.0.1:8088/ari
+    password: file-password
+log:
+  level: debug
+http:
+  listen: 127.0.0.1:9000
+`)
+	env := []string{
+		"PRESENCED_ASTERISK_AMI_ADDRESS=127.0.0.1:25038", // env beats file
+		"PRESENCED_HTTP_LISTEN=127.0.0.1:9100",           // flag beats env
+		"HOME=/root",                                     // not ours: ignored
+	}
+	cfg, _, err := loadConfig([]string{"-config", file, "-http-listen", "127.0.0.1:9200"}, env, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ name, got, want string }{
+		{"ami address (env over file)", cfg.Asterisk.AMI.Address, "127.0.0.1:25038"},
+		{"ami username (file over default)", cfg.Asterisk.AMI.Username, "file-user"},
+		{"ami secret (from file, newline trimmed)", string(cfg.Asterisk.AMI.Secret), "from-file"},
+		{"ari password (file)", string(cfg.Asterisk.ARI.Password), "file-password"},
+		{"ari app (default)", cfg.Asterisk.ARI.App, "presenced"},
+		{"log level (file)", cfg.Log.Level, "debug"},
+		{"http listen (flag over env over file)", cfg.HTTP.Listen, "127.0.0.1:9200"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %q, want %q", c.name, c.got, c.want)
+		}
+	}
+	if cfg.ShutdownTimeout != 10*time.Second {
+		t.Errorf("shutdown_timeout default = %v", cfg.ShutdownTimeout)
+	}
+	if cfg.InstanceID == "" {
+		t.Error("instance_id: no default")
+	}
+	if s := cfg.Asterisk.AMI.Secret.String(); s != "[redacted]" {
+		t.Errorf("Secret.String() = %q", s)
+	}
+}
+
+// TestProcessExitCode runs the real program (this test binary re-executed as presenced) with a
+// bad configuration: the process exits non-zero with one line on stderr naming the key.
+func TestProcessExitCode(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-check-config")
+	cmd.Env = []string{"PRESENCED_TEST_RUN_MAIN=1", "PRESENCED_ASTERISK_ARI_PASSWORD=x"}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+		t.Fatalf("err = %v, want exit code 2; stderr %q", err, stderr.String())
+	}
+	if got := stderr.String(); strings.Count(got, "\n") != 1 || !strings.Contains(got, "asterisk.ami.secret") {
+		t.Fatalf("stderr = %q, want one line naming asterisk.ami.secret", got)
+	}
+}
+
+// TestExampleConfigLoads keeps deploy/presenced.example.yaml in step with the configuration
+// keys: it must load, with its secret files pointed at files that exist.
+func TestExampleConfigLoads(t *testing.T) {
+	amiSecret := writeFile(t, "ami-secret", "x\n")
+	ariPassword := writeFile(t, "ari-password", "y\n")
+	cfg, _, err := loadConfig([]string{"-config", filepath.Join("..", "..", "deploy", "presenced.example.yaml")}, []string{
+		"PRESENCED_ASTERISK_AMI_SECRET_FILE=" + amiSecret,
+		"PRESENCED_ASTERISK_ARI_PASSWORD_FILE=" + ariPassword,
+	}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Asterisk.AMI.Secret != "x" || cfg.Asterisk.ARI.Password != "y" || cfg.Redis.URL == "" {
+		t.Fatalf("example config loaded as %+v", cfg)
+	}
+}
+
+// issueConfig is the configuration shape the profiles issue says presenced must accept.
+const issueConfig = `
+asterisk:
+  ami: {address: 127.0.0.1:5038, username: presenced, secret: s3cret}
+  ari: {url: http://127.0.0.1:8088/ari, username: presenced, password: s3cret, app: presenced}
+redis: {url: redis://127.0.0.1:6379/0}
+http: {listen: 127.0.0.1:8080}
+api: {admin_token: adm1n}
+users:
+  - id: alice
+    extension: "1001"
+    token: alice-token
+    devices:
+      - {dial: PJSIP/1001, family: desk}
+      - {dial: PJSIP/1001-mobile, family: mobile}
+    queues: [{name: support, penalty: 0}, {name: sales, penalty: 1}]
+profiles:
+  - id: available
+    name: Available
+    activation: "1"
+    presence: available
+    on_enter:
+      - {action: queue_login, queues: all}
+      - {action: queue_unpause, queues: all}
+      - {action: dnd, enabled: false}
+  - id: lunch
+    name: Lunch
+    activation: "3"
+    presence: away
+    on_enter:
+      - {action: queue_pause, queues: all, reason: Lunch}
+    on_exit:
+      - {action: queue_unpause, queues: all}
+`
+
+func TestIssueConfigShapeLoads(t *testing.T) {
+	cfg, _, err := loadConfig([]string{"-config", writeFile(t, "presenced.yaml", issueConfig)}, nil, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, ok := cfg.catalog.User("alice")
+	if !ok || len(u.Devices) != 2 || u.Devices[1].Family != "mobile" || u.Queues[1].Penalty != 1 || u.Token != "alice-token" {
+		t.Fatalf("alice = %+v", u)
+	}
+	lunch, ok := cfg.catalog.Profile("lunch")
+	if !ok || len(lunch.OnEnter) != 1 || !lunch.OnEnter[0].Queues.All() || lunch.OnEnter[0].Reason != "Lunch" || len(lunch.OnExit) != 1 {
+		t.Fatalf("lunch = %+v", lunch)
+	}
+	av, _ := cfg.catalog.Profile("available")
+	if av.OnEnter[2].IsEnabled() {
+		t.Fatal("dnd action with enabled: false is enabled")
+	}
+	if _, ok := cfg.catalog.Profile("dnd"); !ok {
+		t.Fatal("the dnd profile every user has is missing")
+	}
+	if cfg.API.AdminToken != "adm1n" || cfg.Asterisk.Naming.QueueInterface != "Local/{ext}@presenced-queue-member/n" {
+		t.Fatalf("api %+v naming %+v", cfg.API, cfg.Asterisk.Naming)
+	}
+}
+
+func TestBadProfilesAreRefusedAtStartup(t *testing.T) {
+	for _, tc := range []struct{ name, edit, want string }{
+		{"unknown action", "{action: queue_pause, queues: all, reason: Lunch}|{action: queue_logon, queues: all}", `profiles[1] (lunch).on_enter[0]: unknown action "queue_logon"`},
+		{"unknown queue", "{action: queue_pause, queues: all, reason: Lunch}|{action: queue_pause, queues: [salse]}", `unknown queue "salse"`},
+		{"duplicate activation", `activation: "3"|activation: "1"`, `profiles[1] (lunch).activation: "1" is already the activation number of profile "available"`},
+		{"unknown key in a list item", `extension: "1001"|extention: "1001"`, "unknown key users[0].extention"},
+		{"unknown key in an action", "on_exit:\n      - {action: queue_unpause, queues: all}|on_exit:\n      - {action: queue_unpause, queue: all}", "unknown key profiles[1].on_exit[0].queue"},
+		{"bad naming", "app: presenced}|app: presenced}\n  naming: {lamp_off: OFF}", `asterisk.naming.lamp_off: "OFF" is not one of`},
+		{"unknown naming key", "app: presenced}|app: presenced}\n  naming: {dnd_familly: DND}", "unknown key asterisk.naming.dnd_familly"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			from, to, _ := strings.Cut(tc.edit, "|")
+			if !strings.Contains(issueConfig, from) {
+				t.Fatalf("test edit %q does not apply", from)
+			}
+			yaml := strings.Replace(issueConfig, from, to, 1)
+			var stderr bytes.Buffer
+			code := realMain([]string{"-config", writeFile(t, "presenced.yaml", yaml), "-check-config"}, nil, &bytes.Buffer{}, &stderr)
+			out := strings.TrimRight(stderr.String(), "\n")
+			if code != 2 || strings.Contains(out, "\n") || !strings.Contains(out, tc.want) {
+				t.Fatalf("exit %d, stderr %q; want one line with %q", code, out, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,274 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	ariv6 "github.com/CyCoreSystems/ari/v6"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/presenced/presenced/ami"
+	"github.com/presenced/presenced/api"
+	"github.com/presenced/presenced/ari"
+	"github.com/presenced/presenced/blf"
+	"github.com/presenced/presenced/followme"
+	"github.com/presenced/presenced/presence"
+	"github.com/presenced/presenced/queue"
+	"github.com/presenced/presenced/webhook"
+)
+
+// appVariable is the global variable through which the shipped dialplan learns the Stasis
+// application of the presenced instance in charge (deploy/asterisk/extensions_presenced.conf).
+const appVariable = "PRESENCED_APP"
+
+// daemon is one running presenced: its connections, store and HTTP listener.
+type daemon struct {
+	cfg   Config
+	log   *slog.Logger
+	reg   *prometheus.Registry
+	ami   *ami.Client
+	ari    *ari.Client
+	store  *presence.Store
+	states *presence.StateStore
+	engine *presence.Engine
+	api    http.Handler
+
+	resyncs prometheus.Counter
+}
+
+// run starts presenced and blocks until ctx is cancelled, then shuts down within
+// cfg.ShutdownTimeout. started, when not nil, is told the HTTP listener's address.
+func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAddr string)) error {
+	d := &daemon{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
+	d.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	promauto.With(d.reg).NewGauge(prometheus.GaugeOpts{
+		Name:        "presenced_build_info",
+		Help:        "Always 1; the version label says which presenced runs.",
+		ConstLabels: prometheus.Labels{"version": version},
+	}).Set(1)
+	d.resyncs = promauto.With(d.reg).NewCounter(prometheus.CounterOpts{
+		Name: "presenced_asterisk_resyncs_total",
+		Help: "Times Asterisk became ready (AMI logged in, fully booted) and presenced resynchronised with it.",
+	})
+
+	var err error
+	d.ari, err = ari.New(ari.Config{
+		URL:            cfg.Asterisk.ARI.URL,
+		Username:       cfg.Asterisk.ARI.Username,
+		Password:       string(cfg.Asterisk.ARI.Password),
+		App:            cfg.Asterisk.ARI.App,
+		InstanceID:     cfg.InstanceID,
+		RequestTimeout: cfg.Asterisk.ARI.RequestTimeout,
+		Logger:         log,
+		Registerer:     d.reg,
+	})
+	if err != nil {
+		return fmt.Errorf("ari: %w", err)
+	}
+	d.ami, err = ami.New(ami.Config{
+		Addr:         cfg.Asterisk.AMI.Address,
+		Username:     cfg.Asterisk.AMI.Username,
+		Secret:       string(cfg.Asterisk.AMI.Secret),
+		Events:       cfg.Asterisk.AMI.Events,
+		DialTimeout:  cfg.Asterisk.AMI.DialTimeout,
+		PingInterval: cfg.Asterisk.AMI.PingInterval,
+		BackoffMax:   cfg.Asterisk.AMI.BackoffMax,
+		OnReady:      d.asteriskReady,
+		Logger:       log,
+		Registerer:   d.reg,
+	})
+	if err != nil {
+		return fmt.Errorf("ami: %w", err)
+	}
+
+	storeOpts := presence.StoreOptions{
+		URL:          string(cfg.Redis.URL),
+		Password:     string(cfg.Redis.Password),
+		DialTimeout:  cfg.Redis.DialTimeout,
+		ReadTimeout:  cfg.Redis.ReadTimeout,
+		WriteTimeout: cfg.Redis.WriteTimeout,
+		Logger:       log.With("component", "store"),
+		Registerer:   d.reg,
+	}
+	if cfg.Redis.URL == "" {
+		storeOpts.SnapshotPath = cfg.Store.SnapshotPath
+		storeOpts.SnapshotInterval = cfg.Store.SnapshotInterval
+		log.Warn("no redis.url configured: using the embedded in-process store; fine for a single instance, use Redis for several",
+			"snapshot_path", cfg.Store.SnapshotPath, "snapshot_interval", cfg.Store.SnapshotInterval)
+	}
+	d.store, err = presence.OpenStore(ctx, storeOpts)
+	if err != nil {
+		return err
+	}
+
+	if err := d.buildEngine(); err != nil {
+		d.store.Close(context.Background())
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		d.engine.Close()
+		d.store.Close(context.Background())
+		return fmt.Errorf("http: listen on %s: %w", cfg.HTTP.Listen, err)
+	}
+	srv := &http.Server{
+		Handler:           d.routes(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn),
+	}
+	log.Info("presenced starting", "version", version, "instance", cfg.InstanceID, "http", ln.Addr().String(),
+		"ami", cfg.Asterisk.AMI.Address, "ari", cfg.Asterisk.ARI.URL, "stasis_app", d.ari.AppName(),
+		"store", map[bool]string{true: "embedded", false: "redis"}[d.store.Embedded()])
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	wg.Go(func() {
+		if err := d.ami.Run(runCtx); err != nil {
+			errc <- fmt.Errorf("ami: %w", err)
+		}
+	})
+	wg.Go(func() {
+		if err := d.ari.Run(runCtx); err != nil {
+			errc <- fmt.Errorf("ari: %w", err)
+		}
+	})
+	wg.Go(func() { d.drainARIEvents(runCtx) })
+	wg.Go(func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("http: %w", err)
+		}
+	})
+	if started != nil {
+		started(ln.Addr().String())
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	case runErr = <-errc:
+		log.Error("a component failed, shutting down", "err", runErr)
+	}
+	return errors.Join(runErr, d.shutdown(cancel, srv, &wg))
+}
+
+// buildEngine makes the switching engine over the concerns that act on Asterisk, and the API.
+func (d *daemon) buildEngine() error {
+	cfg, log := d.cfg, d.log
+	qc, err := queue.New(queue.Options{AMI: d.ami, Logger: log.With("component", "queue"), Registerer: d.reg})
+	if err != nil {
+		return fmt.Errorf("queue: %w", err)
+	}
+	fc, err := followme.New(followme.Options{AMI: d.ami, Logger: log.With("component", "followme"), Registerer: d.reg})
+	if err != nil {
+		return fmt.Errorf("followme: %w", err)
+	}
+	bc, err := blf.New(blf.Options{AMI: d.ami, Logger: log.With("component", "blf"), Registerer: d.reg})
+	if err != nil {
+		return fmt.Errorf("blf: %w", err)
+	}
+	wc, err := webhook.New(webhook.Options{Logger: log.With("component", "webhook"), Registerer: d.reg})
+	if err != nil {
+		return fmt.Errorf("webhook: %w", err)
+	}
+	d.states = presence.NewStateStore(d.store.Redis(), presence.StateStoreOptions{})
+	d.engine, err = presence.NewEngine(presence.EngineOptions{
+		Catalog:    cfg.catalog,
+		Naming:     cfg.Asterisk.Naming,
+		States:     d.states,
+		Concerns:   []presence.Concern{qc, fc, bc, wc},
+		Logger:     log.With("component", "engine"),
+		Registerer: d.reg,
+	})
+	if err != nil {
+		return err
+	}
+	d.api, err = api.New(api.Options{
+		Engine:       d.engine,
+		AdminToken:   string(cfg.API.AdminToken),
+		MaxBodyBytes: cfg.API.MaxBodyBytes,
+		Logger:       log.With("component", "api"),
+		Registerer:   d.reg,
+	})
+	if err != nil {
+		d.engine.Close()
+		return fmt.Errorf("api: %w", err)
+	}
+	log.Info("profiles loaded", "users", len(cfg.catalog.Users), "system_profiles", len(cfg.catalog.Profiles))
+	return nil
+}
+
+// shutdown stops everything within the configured timeout.
+func (d *daemon) shutdown(cancel context.CancelFunc, srv *http.Server, wg *sync.WaitGroup) error {
+	start := time.Now()
+	ctx, done := context.WithTimeout(context.Background(), d.cfg.ShutdownTimeout)
+	defer done()
+	var errs []error
+	if err := srv.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+	}
+	cancel()
+	stopped := make(chan struct{})
+	go func() { wg.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("shutdown: connections still open after %v", d.cfg.ShutdownTimeout))
+	}
+	d.engine.Close() // pending repairs stop before the store closes
+	if err := d.store.Close(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	d.log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
+	return errors.Join(errs...)
+}
+
+// asteriskReady runs after every AMI (re)connect once Asterisk is fully booted: whatever
+// Asterisk lost (a restart forgets globals) is put back.
+func (d *daemon) asteriskReady(ctx context.Context) {
+	d.resyncs.Inc()
+	app := d.ari.AppName()
+	if err := d.ami.Setvar(ctx, "", appVariable, app); err != nil {
+		d.log.Error("cannot publish the Stasis application to the dialplan", "variable", appVariable, "err", err)
+		return
+	}
+	d.log.Info("asterisk ready: resynchronised", "variable", appVariable, "value", app)
+}
+
+// drainARIEvents consumes the ARI event pipeline. The feature-code application is not part of
+// this daemon yet: a call that reaches the Stasis application is hung up at once, with a log
+// line, rather than left in silence.
+func (d *daemon) drainARIEvents(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-d.ari.Events():
+			if !ok {
+				return
+			}
+			d.log.Debug("ari event", "type", ev.GetType())
+			if start, isStart := ev.(*ariv6.StasisStart); isStart {
+				d.log.Warn("feature-code call reached the Stasis application, which does not handle calls yet: hanging up",
+					"channel", start.Channel.Name, "args", start.Args)
+				if err := d.ari.Hangup(ctx, start.Channel.ID); err != nil {
+					d.log.Error("hang up feature-code call", "channel", start.Channel.Name, "err", err)
+				}
+			}
+		}
+	}
+}

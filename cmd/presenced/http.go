@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// readiness is the body of /readyz: whether presenced can do its work, and per part why not.
+type readiness struct {
+	Ready  bool              `json:"ready"`
+	Checks map[string]string `json:"checks"`
+}
+
+func (d *daemon) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{Registry: d.reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", d.readyz)
+	mux.Handle("/api/v1/", d.api)
+	return mux
+}
+
+// readyz answers 200 when AMI is logged in to a fully booted Asterisk, ARI is connected and the
+// store answers; otherwise 503, the body saying which part is not ready and why.
+func (d *daemon) readyz(w http.ResponseWriter, r *http.Request) {
+	rd := d.readiness(r.Context())
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	if !rd.Ready {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(rd)
+}
+
+func (d *daemon) readiness(ctx context.Context) readiness {
+	rd := readiness{Ready: true, Checks: map[string]string{}}
+	fail := func(part, why string) {
+		rd.Ready = false
+		rd.Checks[part] = why
+	}
+
+	switch s := d.ami.Status(); {
+	case !s.Connected:
+		fail("ami", "not connected to "+d.cfg.Asterisk.AMI.Address+withReason(s.LastError))
+	case !s.LoggedIn:
+		fail("ami", "connected but not logged in"+withReason(s.LastError))
+	case !s.FullyBooted:
+		fail("ami", "logged in, waiting for Asterisk to be fully booted")
+	default:
+		rd.Checks["ami"] = "ok"
+	}
+
+	if s := d.ari.Status(); s.Connected {
+		rd.Checks["ari"] = "ok"
+	} else {
+		fail("ari", "not connected to "+d.cfg.Asterisk.ARI.URL+withReason(s.LastError))
+	}
+
+	pingCtx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := d.store.Ping(pingCtx); err != nil {
+		fail("store", err.Error())
+	} else if err := d.states.CheckSchema(pingCtx); err != nil {
+		fail("store", err.Error())
+	} else {
+		rd.Checks["store"] = "ok"
+	}
+	return rd
+}
+
+func withReason(err string) string {
+	if err == "" {
+		return ""
+	}
+	return ": " + err
+}

@@ -1,0 +1,304 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/presenced/presenced/ami"
+)
+
+// profilesYAML are the users and profiles of the end-to-end tests: the issue's shape plus a
+// profile using most action kinds.
+const profilesYAML = `
+api: {admin_token: adm1n}
+users:
+  - id: alice
+    name: Alice
+    extension: "1001"
+    token: alice-token
+    devices:
+      - {dial: PJSIP/1001, family: desk}
+      - {dial: PJSIP/1001-mobile, family: mobile}
+    queues: [{name: support, penalty: 0}, {name: sales, penalty: 1}]
+  - id: carol
+    name: Carol
+    extension: "1003"
+    token: carol-token
+    devices:
+      - {dial: PJSIP/1003, family: desk}
+    queues: [{name: support, penalty: 2}]
+profiles:
+  - id: available
+    name: Available
+    activation: "1"
+    presence: available
+    on_enter:
+      - {action: queue_login, queues: all}
+      - {action: queue_unpause, queues: all}
+      - {action: dnd, on: false}
+  - id: lunch
+    name: Lunch
+    activation: "3"
+    presence: away
+    on_enter:
+      - {action: queue_pause, queues: all, reason: Lunch}
+    on_exit:
+      - {action: queue_unpause, queues: all}
+  - id: meeting
+    name: In a meeting
+    activation: "4"
+    presence: dnd
+    on_enter:
+      - {action: dnd}
+      - {action: followme, families: [mobile], order: sequential, ring_time: 15}
+      - {action: forward, type: busy, to: "1002"}
+      - {action: caller_id, value: "Support <7001>"}
+      - {action: variable, name: "E2E/1001/meeting", value: "50%: yes, really"}
+    on_exit:
+      - {action: dnd, on: false}
+      - {action: forward, type: busy, on: false}
+      - {action: followme, families: [desk, mobile]}
+  - id: gone
+    name: Gone home
+    activation: "9"
+    on_enter:
+      - {action: queue_logout, queues: all}
+`
+
+// startProfileDaemon runs presenced with profilesYAML against the lab.
+func startProfileDaemon(t *testing.T) (*daemonUnderTest, Config) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "presenced.yaml")
+	if err := os.WriteFile(path, []byte(profilesYAML), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := labConfig(t, env.AMIAddr, env.ARIURL)
+	environ := []string{
+		"PRESENCED_ASTERISK_AMI_ADDRESS=" + base.Asterisk.AMI.Address,
+		"PRESENCED_ASTERISK_AMI_USERNAME=" + env.AMIUser,
+		"PRESENCED_ASTERISK_AMI_SECRET=" + env.AMISecret,
+		"PRESENCED_ASTERISK_ARI_URL=" + env.ARIURL,
+		"PRESENCED_ASTERISK_ARI_PASSWORD=" + env.ARIPassword,
+		"PRESENCED_INSTANCE_ID=" + base.InstanceID,
+		"PRESENCED_HTTP_LISTEN=127.0.0.1:0",
+		"PRESENCED_REDIS_URL=" + env.RedisURL,
+	}
+	cfg, _, err := loadConfig([]string{"-config", path}, environ, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, cfg)
+	d.waitReady(t, 15*time.Second)
+	return d, cfg
+}
+
+func (d *daemonUnderTest) call(t *testing.T, method, path, token string, body any) (int, map[string]any) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, d.base+path, rd)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if len(raw) > 0 && raw[0] == '{' {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			t.Fatalf("%s %s: body %q: %v", method, path, raw, err)
+		}
+	}
+	return resp.StatusCode, out
+}
+
+func (d *daemonUnderTest) switchTo(t *testing.T, user, profile, info string) map[string]any {
+	t.Helper()
+	code, res := d.call(t, http.MethodPut, "/api/v1/users/"+user+"/profile", "adm1n", map[string]string{"profile": profile, "info": info})
+	if code != http.StatusOK {
+		t.Fatalf("switch %s to %s: %d %v", user, profile, code, res)
+	}
+	if res["in_sync"] != true {
+		t.Fatalf("switch %s to %s not in sync: %v", user, profile, res)
+	}
+	return res
+}
+
+// pbx reads the lab Asterisk as an admin's tool would.
+type pbx struct {
+	t *testing.T
+	c *ami.Client
+}
+
+func (p *pbx) ctx() context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	p.t.Cleanup(cancel)
+	return ctx
+}
+
+func (p *pbx) member(queue, iface string) *ami.QueueMember {
+	p.t.Helper()
+	st, err := p.c.QueueStatus(p.ctx(), queue, "")
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	for i, m := range st.Members {
+		if strings.EqualFold(m.Location, iface) {
+			return &st.Members[i]
+		}
+	}
+	return nil
+}
+
+func (p *pbx) db(family, key string) (string, bool) {
+	p.t.Helper()
+	v, err := p.c.DBGet(p.ctx(), family, key)
+	if msg, ok := ami.ResponseMessage(err); ok && strings.Contains(msg, "not found") {
+		return "", false
+	}
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return v, true
+}
+
+func (p *pbx) getvar(name string) string {
+	p.t.Helper()
+	v, err := p.c.Getvar(p.ctx(), "", name)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return v
+}
+
+// TestSwitchThroughAPILandsOnPBX switches Alice through every profile over the REST API and
+// checks each one on the PBX itself.
+func TestSwitchThroughAPILandsOnPBX(t *testing.T) {
+	d, _ := startProfileDaemon(t)
+	p := &pbx{t: t, c: newProbe(t).c}
+	const iface = "Local/1001@presenced-queue-member/n"
+
+	d.switchTo(t, "alice", "available", "")
+	for _, q := range []string{"support", "sales"} {
+		m := p.member(q, iface)
+		if m == nil || m.Paused || m.Name != "Alice" || m.StateInterface != "hint:1001@hints" {
+			t.Fatalf("available: %s member %+v", q, m)
+		}
+	}
+	if m := p.member("sales", iface); m.Penalty != 1 {
+		t.Errorf("sales penalty %d, want 1", m.Penalty)
+	}
+	if v, _ := p.db("PROFILE", "1001/active"); v != "available" {
+		t.Errorf("PROFILE/1001/active = %q", v)
+	}
+	if s := p.getvar("DEVICE_STATE(Custom:PROFILE1001-1)"); s != "BUSY" {
+		t.Errorf("available lamp %q", s)
+	}
+
+	d.switchTo(t, "alice", "lunch", "back at 1")
+	for _, q := range []string{"support", "sales"} {
+		if m := p.member(q, iface); m == nil || !m.Paused || m.PausedReason != "Lunch" {
+			t.Fatalf("lunch: %s member %+v", q, m)
+		}
+	}
+	ps, err := p.c.PresenceState(p.ctx(), "CustomPresence:1001")
+	if err != nil || ps.State != "away" || ps.Message != "Lunch (back at 1)" {
+		t.Fatalf("lunch presence %+v %v", ps, err)
+	}
+	if s := p.getvar("DEVICE_STATE(Custom:PROFILE1001-3)"); s != "BUSY" {
+		t.Errorf("lunch lamp %q", s)
+	}
+	if s := p.getvar("DEVICE_STATE(Custom:PROFILE1001-1)"); s != "INVALID" {
+		t.Errorf("available lamp after leaving it %q", s)
+	}
+
+	d.switchTo(t, "alice", "meeting", "")
+	for _, q := range []string{"support", "sales"} {
+		if m := p.member(q, iface); m == nil || m.Paused {
+			t.Fatalf("meeting: lunch's exit unpauses %s: %+v", q, m)
+		}
+	}
+	for _, c := range []struct{ family, key, want string }{
+		{"DND", "1001", "YES"},
+		{"CFB", "1001", "1002"},
+		{"PROFILE", "1001/dialstring", "PJSIP/1001-mobile"},
+		{"PROFILE", "1001/ringmode", "sequential"},
+		{"PROFILE", "1001/ringtime", "15"},
+		{"PROFILE", "1001/callerid", "Support <7001>"},
+		{"PROFILE", "1001/dndtext", "In a meeting"},
+		{"E2E", "1001/meeting", "50%: yes, really"},
+	} {
+		if v, ok := p.db(c.family, c.key); !ok || v != c.want {
+			t.Errorf("%s/%s = %q (%v), want %q", c.family, c.key, v, ok, c.want)
+		}
+	}
+	es, err := p.c.ExtensionState(p.ctx(), "*761001", "hints")
+	if err != nil || es.StatusText != "Busy" {
+		t.Errorf("DND BLF *761001@hints = %+v %v, want Busy", es, err)
+	}
+
+	d.switchTo(t, "alice", "gone", "")
+	for _, q := range []string{"support", "sales"} {
+		if m := p.member(q, iface); m != nil {
+			t.Fatalf("gone: still in %s: %+v", q, m)
+		}
+	}
+	if _, ok := p.db("DND", "1001"); ok {
+		t.Error("DND/1001 still set after meeting's exit")
+	}
+	if _, ok := p.db("CFB", "1001"); ok {
+		t.Error("CFB/1001 still set after meeting's exit")
+	}
+	if v, _ := p.db("PROFILE", "1001/dialstring"); v != "PJSIP/1001&PJSIP/1001-mobile" {
+		t.Errorf("dialstring after meeting's exit %q", v)
+	}
+
+	code, st := d.call(t, http.MethodGet, "/api/v1/users/alice", "alice-token", nil)
+	if code != http.StatusOK {
+		t.Fatalf("GET alice: %d %v", code, st)
+	}
+	if drift, _ := st["drift"].([]any); len(drift) != 0 {
+		t.Errorf("drift after switches: %v", drift)
+	}
+}
+
+// TestDriftShowsInStatus: an admin unpauses Carol by hand; her status shows the drift, and
+// she may not read Alice's.
+func TestDriftShowsInStatus(t *testing.T) {
+	d, _ := startProfileDaemon(t)
+	p := &pbx{t: t, c: newProbe(t).c}
+	const iface = "Local/1003@presenced-queue-member/n"
+	d.switchTo(t, "carol", "available", "")
+	d.switchTo(t, "carol", "lunch", "")
+	if err := p.c.QueuePause(p.ctx(), iface, "support", false, ""); err != nil {
+		t.Fatal(err)
+	}
+	code, st := d.call(t, http.MethodGet, "/api/v1/users/carol", "carol-token", nil)
+	if code != http.StatusOK {
+		t.Fatalf("GET carol: %d %v", code, st)
+	}
+	drift, _ := st["drift"].([]any)
+	if len(drift) != 1 || !strings.Contains(toJSON(drift), `"queue_pause"`) {
+		t.Fatalf("drift = %s, want the pause", toJSON(drift))
+	}
+	if code, _ := d.call(t, http.MethodGet, "/api/v1/users/alice", "carol-token", nil); code != http.StatusForbidden {
+		t.Errorf("carol reading alice: %d, want 403", code)
+	}
+}
+
+func toJSON(v any) string { b, _ := json.Marshal(v); return string(b) }

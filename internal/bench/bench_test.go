@@ -1,0 +1,384 @@
+// Package bench measures presenced against the lab Asterisk: a single switch touching 10 queues,
+// mass switches through the engine against a minimal client pipelining the naive action set in
+// the same run, and memory per configured user. Figures are recorded in docs/BENCHMARKS.md.
+//
+//	go test -run '^$' -bench . -benchtime 1x ./internal/bench -bench.users 1000
+package bench
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/presenced/presenced/ami"
+	"github.com/presenced/presenced/blf"
+	"github.com/presenced/presenced/followme"
+	"github.com/presenced/presenced/internal/lab"
+	"github.com/presenced/presenced/presence"
+	"github.com/presenced/presenced/queue"
+	"github.com/presenced/presenced/webhook"
+)
+
+var (
+	env         *lab.Env
+	benchUsers  = flag.Int("bench.users", 1000, "users in BenchmarkMassSwitch (each in 5 queues)")
+	benchEvents = flag.String("bench.events", "", `AMI event classes of presenced's connection ("" = the daemon's default, system,call,agent,user)`)
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	os.Exit(lab.Main(m, lab.Options{Asterisk: true, Redis: true}, func(e *lab.Env) { env = e }))
+}
+
+var massQueues = []string{"bench1", "bench2", "bench3", "bench4", "bench5"}
+
+// rig is presenced's switching path over the lab: AMI client, concerns, Redis state, engine.
+type rig struct {
+	ami    *ami.Client
+	engine *presence.Engine
+	rdb    *redis.Client
+
+	concerns []presence.Concern
+}
+
+func newRig(tb testing.TB, users []presence.User, profiles []presence.Profile) *rig {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	c, err := ami.New(ami.Config{Addr: env.AMIAddr, Username: env.AMIUser, Secret: env.AMISecret, Events: *benchEvents})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { c.Run(ctx); close(done) }()
+	tb.Cleanup(func() { cancel(); <-done })
+	for deadline := time.Now().Add(15 * time.Second); !c.Status().FullyBooted; {
+		if time.Now().After(deadline) {
+			tb.Fatalf("AMI not ready: %+v", c.Status())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	log := slog.New(slog.DiscardHandler)
+	reg := prometheus.NewRegistry()
+	qc, err := queue.New(queue.Options{AMI: c, Logger: log, Registerer: reg})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	fc, err := followme.New(followme.Options{AMI: c, Logger: log})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	bc, err := blf.New(blf.Options{AMI: c, Logger: log})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	wc, err := webhook.New(webhook.Options{Logger: log})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	opt, err := redis.ParseURL(env.RedisURL)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	opt.PoolSize = 64
+	rdb := redis.NewClient(opt)
+	tb.Cleanup(func() { rdb.Close() })
+	states := presence.NewStateStore(rdb, presence.StateStoreOptions{Prefix: fmt.Sprintf("bench:%d:", time.Now().UnixNano())})
+	cat, err := presence.NewCatalog(users, profiles)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e, err := presence.NewEngine(presence.EngineOptions{Catalog: cat, Naming: presence.DefaultNaming(), States: states,
+		Concerns: []presence.Concern{qc, fc, bc, wc}, Logger: log, ObserveTimeout: time.Minute})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(e.Close)
+	return &rig{ami: c, engine: e, rdb: rdb, concerns: []presence.Concern{qc, fc, bc, wc}}
+}
+
+// massUsers are n users with extensions 60000.. in the 5 bench queues.
+func massUsers(n int) []presence.User {
+	out := make([]presence.User, n)
+	for i := range out {
+		ext := fmt.Sprint(60000 + i)
+		qs := make([]presence.QueueMembership, len(massQueues))
+		for j, q := range massQueues {
+			qs[j] = presence.QueueMembership{Name: q}
+		}
+		out[i] = presence.User{ID: presence.UserID("b" + ext), Extension: ext,
+			Devices: []presence.Device{{Dial: "PJSIP/" + ext, Family: presence.FamilyDesk}}, Queues: qs}
+	}
+	return out
+}
+
+// massProfiles: in (logged in, unpaused), paused (all queues), out (logged out). No
+// activation numbers and no presence, so a switch touches what the naive client touches plus
+// one astdb key (the active profile).
+func massProfiles() []presence.Profile {
+	all := presence.QueueSelector{"all"}
+	return []presence.Profile{
+		{ID: "available", OnEnter: []presence.Action{{Kind: presence.ActionQueueLogin, Queues: all}, {Kind: presence.ActionQueueUnpause, Queues: all}}},
+		{ID: "dnd", OnEnter: []presence.Action{{Kind: presence.ActionQueuePause, Queues: all, Reason: "DND"}}},
+		{ID: "out", OnEnter: []presence.Action{{Kind: presence.ActionQueueLogout, Queues: all}}},
+	}
+}
+
+// switchAll switches every user at once and fails on any error or drift.
+func (r *rig) switchAll(tb testing.TB, users []presence.User, profile string) time.Duration {
+	tb.Helper()
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(users))
+	for _, u := range users {
+		wg.Go(func() {
+			res, err := r.engine.Switch(context.Background(), presence.SwitchRequest{User: u.ID, Profile: profile, Source: presence.SourceSchedule})
+			if err == nil && !res.InSync {
+				err = fmt.Errorf("%s not in sync: %+v", u.ID, res.Outcomes)
+			}
+			if err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	took := time.Since(start)
+	close(errs)
+	for err := range errs {
+		tb.Fatal(err)
+	}
+	return took
+}
+
+// rawClient is the thinnest AMI client: one connection, events off, actions written back to
+// back while a reader counts the responses.
+type rawClient struct {
+	conn net.Conn
+	r    *bufio.Reader
+}
+
+func dialRaw(tb testing.TB) *rawClient {
+	tb.Helper()
+	c, err := net.Dial("tcp", env.AMIAddr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	rc := &rawClient{conn: c, r: bufio.NewReaderSize(c, 64<<10)}
+	if _, err := rc.r.ReadString('\n'); err != nil { // banner
+		tb.Fatal(err)
+	}
+	fmt.Fprintf(c, "Action: Login\r\nUsername: %s\r\nSecret: %s\r\nEvents: off\r\n\r\n", env.AMIUser, env.AMISecret)
+	if errs := rc.responses(1); errs != 0 {
+		tb.Fatal("raw login failed")
+	}
+	return rc
+}
+
+// run writes all actions pipelined and waits for as many responses; it returns the errors.
+func (rc *rawClient) run(tb testing.TB, actions []string) (time.Duration, int) {
+	tb.Helper()
+	start := time.Now()
+	go func() {
+		w := bufio.NewWriterSize(rc.conn, 64<<10)
+		for _, a := range actions {
+			w.WriteString(a)
+		}
+		w.Flush()
+	}()
+	errs := rc.responses(len(actions))
+	return time.Since(start), errs
+}
+
+func (rc *rawClient) responses(n int) (errs int) {
+	for got := 0; got < n; {
+		line, err := rc.r.ReadString('\n')
+		if err != nil {
+			return n - got + errs
+		}
+		if strings.HasPrefix(line, "Response: ") {
+			got++
+			if !strings.HasPrefix(line, "Response: Success") {
+				errs++
+			}
+		}
+	}
+	return errs
+}
+
+// naiveActions is one action per user and queue.
+func naiveActions(users []presence.User, naming presence.Naming, kind string) []string {
+	out := make([]string, 0, len(users)*len(massQueues))
+	for _, u := range users {
+		iface := naming.Interface(&u)
+		for _, q := range massQueues {
+			switch kind {
+			case "add":
+				out = append(out, fmt.Sprintf("Action: QueueAdd\r\nQueue: %s\r\nInterface: %s\r\nMemberName: %s\r\nStateInterface: hint:%s@hints\r\nPenalty: 0\r\n\r\n", q, iface, u.ID, u.Extension))
+			case "pause":
+				out = append(out, fmt.Sprintf("Action: QueuePause\r\nQueue: %s\r\nInterface: %s\r\nPaused: true\r\nReason: DND\r\n\r\n", q, iface))
+			case "remove":
+				out = append(out, fmt.Sprintf("Action: QueueRemove\r\nQueue: %s\r\nInterface: %s\r\n\r\n", q, iface))
+			}
+		}
+	}
+	return out
+}
+
+// membersIn counts the bench users' members in the bench queues and how many are paused.
+func membersIn(tb testing.TB, c *ami.Client) (members, paused int) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, q := range massQueues {
+		st, err := c.QueueStatus(ctx, q, "")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for _, m := range st.Members {
+			if strings.HasPrefix(m.Location, "Local/6") {
+				members++
+				if m.Paused {
+					paused++
+				}
+			}
+		}
+	}
+	return members, paused
+}
+
+// TestMassSwitchSmall runs the mass-switch path with a few users and checks the PBX after each
+// phase: the benchmark's harness stays honest.
+func TestMassSwitchSmall(t *testing.T) {
+	users := massUsers(20)
+	r := newRig(t, users, massProfiles())
+	r.switchAll(t, users, "available")
+	if m, p := membersIn(t, r.ami); m != 100 || p != 0 {
+		t.Fatalf("after login: %d members, %d paused; want 100, 0", m, p)
+	}
+	r.switchAll(t, users, "dnd")
+	if m, p := membersIn(t, r.ami); m != 100 || p != 100 {
+		t.Fatalf("after pause: %d members, %d paused; want 100, 100", m, p)
+	}
+	r.switchAll(t, users, "out")
+	if m, _ := membersIn(t, r.ami); m != 0 {
+		t.Fatalf("after logout: %d members; want 0", m)
+	}
+}
+
+// BenchmarkMassSwitch: -bench.users users × 5 queues log in, pause and log out at once, first
+// by the minimal client sending the naive action set, then through presenced's engine.
+func BenchmarkMassSwitch(b *testing.B) {
+	users := massUsers(*benchUsers)
+	r := newRig(b, users, massProfiles())
+	raw := dialRaw(b)
+	naming := presence.DefaultNaming()
+	for b.Loop() {
+		var naive, engine [3]time.Duration
+		for i, kind := range []string{"add", "pause", "remove"} {
+			took, errs := raw.run(b, naiveActions(users, naming, kind))
+			if errs != 0 {
+				b.Fatalf("naive %s: %d errors", kind, errs)
+			}
+			naive[i] = took
+		}
+		for i, p := range []string{"available", "dnd", "out"} {
+			engine[i] = r.switchAll(b, users, p)
+		}
+		if m, _ := membersIn(b, r.ami); m != 0 {
+			b.Fatalf("%d members left", m)
+		}
+		n := float64(len(users))
+		for i, phase := range []string{"login", "pause", "logout"} {
+			b.ReportMetric(n/naive[i].Seconds(), "naive-"+phase+"-users/s")
+			b.ReportMetric(n/engine[i].Seconds(), "engine-"+phase+"-users/s")
+			b.ReportMetric(engine[i].Seconds()/naive[i].Seconds(), "ratio-"+phase)
+		}
+	}
+}
+
+// BenchmarkSingleSwitch: one user in 10 queues switches between two profiles that change every
+// queue's pause, DND, presence and a forward; p50 and p99 of the switch latency.
+func BenchmarkSingleSwitch(b *testing.B) {
+	qs := make([]presence.QueueMembership, 10)
+	for i := range qs {
+		qs[i] = presence.QueueMembership{Name: fmt.Sprintf("bench%d", i+1)}
+	}
+	u := presence.User{ID: "single", Extension: "69999", Devices: []presence.Device{{Dial: "PJSIP/69999", Family: presence.FamilyDesk}}, Queues: qs}
+	all := presence.QueueSelector{"all"}
+	off := false
+	profiles := []presence.Profile{
+		{ID: "available", Presence: "available", OnEnter: []presence.Action{
+			{Kind: presence.ActionQueueLogin, Queues: all}, {Kind: presence.ActionQueueUnpause, Queues: all},
+			{Kind: presence.ActionDND, On: &off}, {Kind: presence.ActionForward, Type: presence.ForwardBusy, On: &off}}},
+		{ID: "dnd", Presence: "dnd", OnEnter: []presence.Action{
+			{Kind: presence.ActionQueuePause, Queues: all, Reason: "Busy"}, {Kind: presence.ActionDND},
+			{Kind: presence.ActionForward, Type: presence.ForwardBusy, To: "1002"}}},
+	}
+	r := newRig(b, []presence.User{u}, profiles)
+	ctx := context.Background()
+	if _, err := r.engine.Switch(ctx, presence.SwitchRequest{User: u.ID, Profile: "available", Source: presence.SourceAPI}); err != nil {
+		b.Fatal(err)
+	}
+	var lat []time.Duration
+	i := 0
+	for b.Loop() {
+		p := []string{"dnd", "available"}[i%2]
+		i++
+		start := time.Now()
+		res, err := r.engine.Switch(ctx, presence.SwitchRequest{User: u.ID, Profile: p, Source: presence.SourceAPI})
+		lat = append(lat, time.Since(start))
+		if err != nil || !res.InSync {
+			b.Fatalf("switch to %s: %v %+v", p, err, res)
+		}
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	// leave the bench queues empty for the next benchmark
+	ctx2, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for _, q := range qs {
+		r.ami.QueueRemove(ctx2, presence.DefaultNaming().Interface(&u), q.Name)
+	}
+}
+
+// BenchmarkMemory10kUsers: heap held by a catalog and engine of 10,000 users in 5 queues.
+func BenchmarkMemory10kUsers(b *testing.B) {
+	for b.Loop() {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		users := massUsers(10000)
+		cat, err := presence.NewCatalog(users, massProfiles())
+		if err != nil {
+			b.Fatal(err)
+		}
+		rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+		e, err := presence.NewEngine(presence.EngineOptions{Catalog: cat, Naming: presence.DefaultNaming(),
+			States: presence.NewStateStore(rdb, presence.StateStoreOptions{})})
+		if err != nil {
+			b.Fatal(err)
+		}
+		users = nil
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/10000, "heap-bytes/user")
+		runtime.KeepAlive(e)
+		e.Close()
+		rdb.Close()
+	}
+}

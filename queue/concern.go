@@ -1,0 +1,226 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/presenced/presenced/ami"
+	"github.com/presenced/presenced/presence"
+)
+
+// Defaults applied by New to zero fields of Options.
+const (
+	// DefaultMaxInFlight bounds the AMI actions one Concern has waiting for their reply.
+	DefaultMaxInFlight = 64
+	// DefaultCoalesceWindow is how old an observation may be for Apply to trust it when it
+	// replaces per-queue pauses by one QueuePause for all queues.
+	DefaultCoalesceWindow = 15 * time.Second
+)
+
+// Options configures a Concern.
+type Options struct {
+	// AMI is the client the concern speaks through; required. It is shared: the concern
+	// neither runs nor stops it.
+	AMI *ami.Client
+	// Logger receives per-action detail at Debug and surprises at Warn. nil discards.
+	Logger *slog.Logger
+	// Registerer receives the concern's metrics (presenced_queue_*). nil means no metrics.
+	Registerer prometheus.Registerer
+	// MaxInFlight bounds the actions the concern has sent and not yet got a reply for, over
+	// all concurrent Apply and Observe calls, so that a mass switch pipelines over the one
+	// AMI connection without flooding Asterisk. 0 means DefaultMaxInFlight.
+	MaxInFlight int
+	// CoalesceWindow is how old the last observation may be for Apply to rely on it when it
+	// pauses an interface in all its queues with one action (see Concern.Apply). 0 means
+	// DefaultCoalesceWindow; a negative value turns coalescing off.
+	CoalesceWindow time.Duration
+}
+
+// DefaultOptions returns Options with every default filled in (AMI is still to be set).
+func DefaultOptions() Options {
+	return Options{MaxInFlight: DefaultMaxInFlight, CoalesceWindow: DefaultCoalesceWindow}
+}
+
+func (o Options) validate() error {
+	if o.AMI == nil {
+		return errors.New("queue: Options.AMI is required")
+	}
+	if o.MaxInFlight < 0 {
+		return fmt.Errorf("queue: Options.MaxInFlight must not be negative, got %d", o.MaxInFlight)
+	}
+	return nil
+}
+
+// Concern is the queue concern: it implements presence.Concern for queue membership, pause
+// state and penalties. Create one with New; its methods are safe for concurrent use.
+type Concern struct {
+	ami    *ami.Client
+	log    *slog.Logger
+	met    *metrics
+	window time.Duration
+	sem    chan struct{} // one token per action in flight
+	mem    *memberships
+}
+
+var _ presence.Concern = (*Concern)(nil)
+
+// New returns a Concern speaking through opts.AMI. Errors name the offending Options field.
+func New(opts Options) (*Concern, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	def := DefaultOptions()
+	if opts.MaxInFlight == 0 {
+		opts.MaxInFlight = def.MaxInFlight
+	}
+	if opts.CoalesceWindow == 0 {
+		opts.CoalesceWindow = def.CoalesceWindow
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	met, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &Concern{
+		ami:    opts.AMI,
+		log:    log.With("component", "queue"),
+		met:    met,
+		window: opts.CoalesceWindow,
+		sem:    make(chan struct{}, opts.MaxInFlight),
+		mem:    newMemberships(),
+	}, nil
+}
+
+// Name returns "queue".
+func (c *Concern) Name() string { return "queue" }
+
+// Kinds returns the operation kinds the concern applies: queue_add, queue_remove,
+// queue_pause and queue_penalty.
+func (c *Concern) Kinds() []presence.OpKind {
+	return []presence.OpKind{presence.OpQueueAdd, presence.OpQueueRemove, presence.OpQueuePause, presence.OpQueuePenalty}
+}
+
+// Observe reads every queue with one QueueStatus, whatever the number of users, and records in
+// have[u].Queues, for every queue want[u].Queues names (nil entries included), the member whose
+// interface is want[u].Interface (compared case-insensitively, as Asterisk does), or nil when
+// the interface is not in that queue. It also remembers which queues every interface is in,
+// for Apply.
+func (c *Concern) Observe(ctx context.Context, want, have map[presence.UserID]*presence.Target) error {
+	start := time.Now()
+	conn := c.ami.Status().Since
+	seq := c.mem.mark()
+	l, err := c.list(ctx, ami.QueueStatus{})
+	if err != nil {
+		return fmt.Errorf("queue: observe: %w", err)
+	}
+	st := ami.ParseQueueStatus(l)
+	c.met.observeDuration.Observe(time.Since(start).Seconds())
+	c.met.membersObserved.Set(float64(len(st.Members)))
+
+	members := make(map[string]map[string]*ami.QueueMember) // interface (lower case) → queue → member
+	in := make(map[string]map[string]struct{})              // interface (lower case) → queues
+	for i := range st.Members {
+		m := &st.Members[i]
+		k := key(m.Location)
+		if members[k] == nil {
+			members[k] = map[string]*ami.QueueMember{}
+			in[k] = map[string]struct{}{}
+		}
+		members[k][m.Queue] = m
+		in[k][m.Queue] = struct{}{}
+	}
+	c.mem.install(start, conn, seq, in)
+
+	for id, w := range want {
+		if w == nil {
+			continue
+		}
+		h := have[id]
+		if h == nil {
+			h = presence.NewTarget()
+			have[id] = h
+		}
+		if h.Queues == nil {
+			h.Queues = map[string]*presence.QueueMember{}
+		}
+		h.Interface = w.Interface
+		var mine map[string]*ami.QueueMember
+		if w.Interface != "" {
+			mine = members[key(w.Interface)]
+		}
+		for q := range w.Queues {
+			m := mine[q]
+			if m == nil {
+				h.Queues[q] = nil
+				continue
+			}
+			h.Queues[q] = &presence.QueueMember{
+				Interface:      m.Location,
+				MemberName:     m.Name,
+				StateInterface: m.StateInterface,
+				Penalty:        m.Penalty,
+				Paused:         m.Paused,
+				Reason:         m.PausedReason,
+				Static:         strings.EqualFold(m.Membership, "static"),
+			}
+		}
+	}
+	c.log.Debug("queues observed", "members", len(st.Members), "users", len(want), "duration", time.Since(start))
+	return nil
+}
+
+// acquire takes one of the MaxInFlight slots.
+func (c *Concern) acquire(ctx context.Context) error {
+	if err := ctx.Err(); err != nil { // a caller that gave up starts nothing
+		return fmt.Errorf("queue: %w", err)
+	}
+	select {
+	case c.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("queue: waiting for an AMI slot: %w", ctx.Err())
+	}
+}
+
+func (c *Concern) release() { <-c.sem }
+
+// send sends a, holding a slot while it is in flight, and counts it. unchanged reports that
+// Asterisk refused it with one of the idempotent answers given.
+func (c *Concern) send(ctx context.Context, a ami.Action, idempotent ...string) (unchanged bool, err error) {
+	if err := c.acquire(ctx); err != nil {
+		c.met.actions.WithLabelValues(a.ActionName(), resultTimeout).Inc()
+		return false, err
+	}
+	_, err = c.ami.Do(ctx, a)
+	c.release()
+	if msg, ok := ami.ResponseMessage(err); ok {
+		for _, idem := range idempotent {
+			if strings.EqualFold(strings.TrimSpace(msg), idem) {
+				unchanged = true
+			}
+		}
+	}
+	c.met.actions.WithLabelValues(a.ActionName(), resultOf(err, unchanged)).Inc()
+	return unchanged, err
+}
+
+// list sends the list action a like send.
+func (c *Concern) list(ctx context.Context, a ami.Action) (*ami.List, error) {
+	if err := c.acquire(ctx); err != nil {
+		c.met.actions.WithLabelValues(a.ActionName(), resultTimeout).Inc()
+		return nil, err
+	}
+	l, err := c.ami.List(ctx, a)
+	c.release()
+	c.met.actions.WithLabelValues(a.ActionName(), resultOf(err, false)).Inc()
+	return l, err
+}

@@ -1,0 +1,327 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/presenced/presenced/ami"
+	"github.com/presenced/presenced/presence"
+)
+
+func unstarted(t *testing.T) *ami.Client {
+	t.Helper()
+	c, err := ami.New(ami.Config{Addr: "127.0.0.1:1", Username: "u", Secret: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestNew(t *testing.T) {
+	client := unstarted(t)
+	for _, tc := range []struct {
+		name    string
+		opts    Options
+		wantCap int // MaxInFlight in effect
+		wantErr string
+	}{
+		{"defaults", Options{AMI: client}, DefaultMaxInFlight, ""},
+		{"everything", Options{AMI: client, MaxInFlight: 3, CoalesceWindow: -1, Registerer: prometheus.NewRegistry()}, 3, ""},
+		{"no client", Options{}, 0, "queue: Options.AMI is required"},
+		{"negative in flight", Options{AMI: client, MaxInFlight: -1}, 0, "queue: Options.MaxInFlight must not be negative, got -1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := New(tc.opts)
+			if tc.wantErr != "" {
+				if err == nil || err.Error() != tc.wantErr {
+					t.Fatalf("New: %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Name() != "queue" {
+				t.Errorf("Name = %q", c.Name())
+			}
+			if cap(c.sem) != tc.wantCap {
+				t.Errorf("MaxInFlight = %d, want %d", cap(c.sem), tc.wantCap)
+			}
+			kinds := c.Kinds()
+			for _, k := range []presence.OpKind{presence.OpQueueAdd, presence.OpQueueRemove, presence.OpQueuePause, presence.OpQueuePenalty} {
+				if !slices.Contains(kinds, k) {
+					t.Errorf("Kinds %v lack %s", kinds, k)
+				}
+			}
+		})
+	}
+}
+
+func TestNewRegistersOnce(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	if _, err := New(Options{AMI: unstarted(t), Registerer: reg}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := New(Options{AMI: unstarted(t), Registerer: reg})
+	if err == nil || !strings.Contains(err.Error(), "queue: Options.Registerer") {
+		t.Fatalf("second New on the same registry: %v", err)
+	}
+}
+
+// TestApplyNotConnected: every op fails at once, naming queue and interface, when the AMI
+// client has no connection.
+func TestApplyNotConnected(t *testing.T) {
+	c, err := New(Options{AMI: unstarted(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &presence.QueueMember{Interface: "Local/9000@presenced-queue-member/n", Paused: true, Reason: "x"}
+	ops := []presence.Op{
+		{Kind: presence.OpQueueAdd, Queue: "support", Member: m},
+		{Kind: presence.OpQueueRemove, Queue: "sales", Member: m},
+		{Kind: presence.OpQueuePause, Queue: "support", Member: m},
+		{Kind: presence.OpQueuePenalty, Queue: "support", Member: m},
+		{Kind: presence.OpDBPut, Key: "A/b", Value: "c"},
+		{Kind: presence.OpQueuePause, Queue: "support"},
+	}
+	want := []string{
+		"queue add Local/9000@presenced-queue-member/n to support: ami: not connected",
+		"queue remove Local/9000@presenced-queue-member/n from sales: ami: not connected",
+		"queue pause Local/9000@presenced-queue-member/n in support: ami: not connected",
+		"queue penalty 0 for Local/9000@presenced-queue-member/n in support: ami: not connected",
+		"queue: cannot apply db_put operations",
+		"queue: queue_pause op without queue or member interface",
+	}
+	out := c.Apply(context.Background(), &presence.User{ID: "u"}, ops)
+	if len(out) != len(ops) {
+		t.Fatalf("%d outcomes for %d ops", len(out), len(ops))
+	}
+	for i, o := range out {
+		if o.Result != presence.ResultFailed || o.Error != want[i] || o.Op.Kind != ops[i].Kind {
+			t.Errorf("outcome %d = %+v, want failed %q", i, o, want[i])
+		}
+	}
+}
+
+func TestApplyCancelled(t *testing.T) {
+	c, err := New(Options{AMI: unstarted(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	m := &presence.QueueMember{Interface: "Local/9001@presenced-queue-member/n"}
+	out := c.Apply(ctx, &presence.User{ID: "u"}, []presence.Op{{Kind: presence.OpQueueAdd, Queue: "support", Member: m}})
+	if len(out) != 1 || out[0].Result != presence.ResultFailed || !strings.Contains(out[0].Error, "context canceled") {
+		t.Errorf("outcomes %+v", out)
+	}
+}
+
+func TestPauseGroup(t *testing.T) {
+	const a = "Local/9100@presenced-queue-member/n"
+	m := func(iface string, paused bool, reason string) *presence.QueueMember {
+		return &presence.QueueMember{Interface: iface, Paused: paused, Reason: reason}
+	}
+	pause := func(q string, mm *presence.QueueMember) presence.Op {
+		return presence.Op{Kind: presence.OpQueuePause, Queue: q, Member: mm}
+	}
+	op := func(k presence.OpKind, q string, mm *presence.QueueMember) presence.Op {
+		return presence.Op{Kind: k, Queue: q, Member: mm}
+	}
+	for _, tc := range []struct {
+		name string
+		ops  []presence.Op
+		want []int
+	}{
+		{"two pauses", []presence.Op{pause("sales", m(a, true, "Lunch")), pause("support", m(a, true, "Lunch"))}, []int{0, 1}},
+		{"two unpauses, reasons ignored", []presence.Op{pause("sales", m(a, false, "")), pause("support", m(a, false, "old"))}, []int{0, 1}},
+		{"penalties in between", []presence.Op{pause("a", m(a, true, "L")), op(presence.OpQueuePenalty, "a", m(a, true, "L")),
+			pause("b", m(strings.ToLower(a), true, "L"))}, []int{0, 2}},
+		{"one pause", []presence.Op{pause("sales", m(a, true, "Lunch"))}, nil},
+		{"reasons differ", []presence.Op{pause("sales", m(a, true, "Lunch")), pause("support", m(a, true, "Meeting"))}, nil},
+		{"pause and unpause", []presence.Op{pause("sales", m(a, true, "Lunch")), pause("support", m(a, false, ""))}, nil},
+		{"same queue twice", []presence.Op{pause("sales", m(a, true, "L")), pause("sales", m(a, true, "L"))}, nil},
+		{"two interfaces", []presence.Op{pause("sales", m(a, true, "L")), pause("support", m("PJSIP/1002", true, "L"))}, nil},
+		{"with an add", []presence.Op{op(presence.OpQueueAdd, "x", m(a, true, "L")), pause("sales", m(a, true, "L")), pause("support", m(a, true, "L"))}, nil},
+		{"with a remove", []presence.Op{op(presence.OpQueueRemove, "x", m(a, false, "")), pause("sales", m(a, true, "L")), pause("support", m(a, true, "L"))}, nil},
+		{"member missing", []presence.Op{pause("sales", m(a, true, "L")), pause("support", nil)}, nil},
+		{"no ops", nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			iface, got := pauseGroup(tc.ops)
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("pauseGroup = %v, want %v", got, tc.want)
+			}
+			if got != nil && !strings.EqualFold(iface, a) {
+				t.Errorf("interface %q", iface)
+			}
+		})
+	}
+}
+
+func set(qs ...string) map[string]struct{} {
+	s := map[string]struct{}{}
+	for _, q := range qs {
+		s[q] = struct{}{}
+	}
+	return s
+}
+
+func TestMemberships(t *testing.T) {
+	const a = "Local/9200@presenced-queue-member/n"
+	t0 := time.Now()
+	conn := t0.Add(-time.Hour)
+	for _, tc := range []struct {
+		name   string
+		steps  func(m *memberships)
+		at     time.Time
+		conn   time.Time
+		want   []string // sorted queues; nil with ok false
+		wantOK bool
+	}{
+		{"no observation", func(m *memberships) {}, t0, conn, nil, false},
+		{"observed", func(m *memberships) {
+			m.install(t0, conn, m.mark(), map[string]map[string]struct{}{"local/9200@presenced-queue-member/n": set("sales", "support")})
+		}, t0.Add(time.Second), conn, []string{"sales", "support"}, true},
+		{"observed absent", func(m *memberships) {
+			m.install(t0, conn, m.mark(), map[string]map[string]struct{}{})
+		}, t0, conn, []string{}, true},
+		{"too old", func(m *memberships) {
+			m.install(t0, conn, m.mark(), map[string]map[string]struct{}{key(a): set("sales")})
+		}, t0.Add(time.Minute), conn, nil, false},
+		{"other connection", func(m *memberships) {
+			m.install(t0, conn, m.mark(), map[string]map[string]struct{}{key(a): set("sales")})
+		}, t0, conn.Add(time.Second), nil, false},
+		{"own add and remove followed", func(m *memberships) {
+			m.install(t0, conn, m.mark(), map[string]map[string]struct{}{key(a): set("sales")})
+			m.added(a, "support")
+			m.added(a, "x")
+			m.removed(strings.ToUpper(a), "sales")
+		}, t0, conn, []string{"support", "x"}, true},
+		{"timed out action", func(m *memberships) {
+			m.install(t0, conn, m.mark(), map[string]map[string]struct{}{key(a): set("sales")})
+			m.forget(a)
+		}, t0, conn, nil, false},
+		{"change racing the observation", func(m *memberships) {
+			seq := m.mark()
+			m.added(a, "support") // the QueueStatus may or may not have seen it
+			m.install(t0, conn, seq, map[string]map[string]struct{}{key(a): set("sales")})
+		}, t0, conn, nil, false},
+		{"change before the observation", func(m *memberships) {
+			m.forget(a)
+			m.install(t0, conn, m.mark(), map[string]map[string]struct{}{key(a): set("sales")})
+		}, t0, conn, []string{"sales"}, true},
+		{"older observation finishing later is dropped", func(m *memberships) {
+			m.install(t0, conn, m.mark(), map[string]map[string]struct{}{key(a): set("sales")})
+			m.install(t0.Add(-time.Second), conn, m.mark(), map[string]map[string]struct{}{})
+		}, t0, conn, []string{"sales"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newMemberships()
+			tc.steps(m)
+			got, ok := m.queuesOf(a, tc.at, 15*time.Second, tc.conn)
+			if ok != tc.wantOK {
+				t.Fatalf("ok = %v, want %v", ok, tc.wantOK)
+			}
+			var qs []string
+			if ok {
+				qs = []string{}
+				for q := range got {
+					qs = append(qs, q)
+				}
+				slices.Sort(qs)
+			}
+			if !slices.Equal(qs, tc.want) {
+				t.Errorf("queues %v, want %v", qs, tc.want)
+			}
+		})
+	}
+}
+
+// TestLockSerialisesPerInterface: a second lock of the same interface (any case) waits, and
+// gives up with its ctx; other interfaces are independent.
+func TestLockSerialisesPerInterface(t *testing.T) {
+	m := newMemberships()
+	unlock, err := m.lock(context.Background(), "Local/1@x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := m.lock(context.Background(), "Local/2@x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := m.lock(ctx, "LOCAL/1@X"); err == nil {
+		t.Fatal("second lock of a locked interface succeeded")
+	}
+	got := make(chan struct{})
+	go func() {
+		u, err := m.lock(context.Background(), "local/1@x")
+		if err == nil {
+			u()
+		}
+		close(got)
+	}()
+	unlock()
+	<-got
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.locks) != 0 {
+		t.Errorf("locks left: %v", m.locks)
+	}
+}
+
+func TestExplain(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"permission", &ami.ResponseError{Action: "QueuePause", Message: "Permission denied"},
+			"the AMI user lacks write class agent (manager.conf): QueuePause failed: Permission denied"},
+		{"static", &ami.ResponseError{Action: "QueueRemove", Message: "Member not dynamic"},
+			"a static member (queues.conf) cannot be removed over AMI: QueueRemove failed: Member not dynamic"},
+		{"no such queue", &ami.ResponseError{Action: "QueueRemove", Message: "Unable to remove interface from queue: No such queue"},
+			"no such queue: QueueRemove failed: Unable to remove interface from queue: No such queue"},
+		{"dropped", fmt.Errorf("ami: QueueAdd: %w", ami.ErrConnClosed),
+			"the AMI connection dropped; Asterisk may or may not have done it: ami: QueueAdd: ami: connection closed"},
+		{"not connected", ami.ErrNotConnected, "ami: not connected"},
+		{"timeout", fmt.Errorf("ami: QueueAdd: %w", context.DeadlineExceeded), "ami: QueueAdd: context deadline exceeded"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := explain(tc.err)
+			if got.Error() != tc.want || !errors.Is(got, tc.err) {
+				t.Errorf("explain = %q, want %q wrapping the original", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestResultOf(t *testing.T) {
+	for _, tc := range []struct {
+		err        error
+		idempotent bool
+		want       string
+	}{
+		{nil, false, resultSuccess},
+		{&ami.ResponseError{Message: "Unable to add interface: Already there"}, true, resultUnchanged},
+		{&ami.ResponseError{Message: "Interface not found"}, false, resultError},
+		{fmt.Errorf("x: %w", context.DeadlineExceeded), false, resultTimeout},
+		{ami.ErrNotConnected, false, resultDisconnected},
+		{fmt.Errorf("x: %w", ami.ErrConnClosed), false, resultDisconnected},
+		{fmt.Errorf("x: %w", ami.ErrInvalidHeader), false, resultError},
+	} {
+		if got := resultOf(tc.err, tc.idempotent); got != tc.want {
+			t.Errorf("resultOf(%v, %v) = %s, want %s", tc.err, tc.idempotent, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,509 @@
+package queue
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/presenced/presenced/ami"
+	"github.com/presenced/presenced/presence"
+)
+
+func TestObserve(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := testCtx(t)
+	paused, plain, absent := iface(ext(t, 1)), iface(ext(t, 2)), iface(ext(t, 3))
+	f.cleanup(t, paused, plain, absent)
+	f.add(t, ami.QueueMemberSpec{Queue: "support", Interface: paused, MemberName: "Alice Test",
+		StateInterface: "hint:" + ext(t, 1) + "@hints", Penalty: 3, Paused: true, Reason: "Lunch: back at 2"})
+	f.add(t, ami.QueueMemberSpec{Queue: "sales", Interface: plain})
+
+	want := map[presence.UserID]*presence.Target{
+		// Asterisk matches interfaces case-insensitively; so does Observe.
+		"paused": {Interface: strings.ToUpper(paused), Queues: map[string]*presence.QueueMember{"support": {}, "sales": nil}},
+		"plain":  {Interface: plain, Queues: map[string]*presence.QueueMember{"sales": {}, "support": {}}},
+		"absent": {Interface: absent, Queues: map[string]*presence.QueueMember{"support": {}, "sales": nil}},
+		"static": {Interface: "PJSIP/1002", Queues: map[string]*presence.QueueMember{"sales": nil, "support": nil}},
+	}
+	have := map[presence.UserID]*presence.Target{}
+	for id := range want {
+		have[id] = presence.NewTarget()
+	}
+	if err := f.c.Observe(ctx, want, have); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		user  presence.UserID
+		queue string
+		want  *presence.QueueMember
+	}{
+		{"paused", "support", &presence.QueueMember{Interface: paused, MemberName: "Alice Test",
+			StateInterface: "hint:" + ext(t, 1) + "@hints", Penalty: 3, Paused: true, Reason: "Lunch: back at 2"}},
+		{"paused", "sales", nil},
+		{"plain", "sales", &presence.QueueMember{Interface: plain, MemberName: plain, StateInterface: plain}},
+		{"plain", "support", nil},
+		{"absent", "support", nil},
+		{"absent", "sales", nil},
+		{"static", "sales", &presence.QueueMember{Interface: "PJSIP/1002", MemberName: "Bob", StateInterface: "PJSIP/1002", Static: true}},
+		{"static", "support", nil},
+	} {
+		t.Run(string(tc.user)+"/"+tc.queue, func(t *testing.T) {
+			got, ok := have[tc.user].Queues[tc.queue]
+			if !ok {
+				t.Fatalf("no entry for %s", tc.queue)
+			}
+			switch {
+			case tc.want == nil && got != nil:
+				t.Errorf("got %+v, want absent", *got)
+			case tc.want != nil && (got == nil || *got != *tc.want):
+				t.Errorf("got %+v, want %+v", got, *tc.want)
+			}
+		})
+	}
+	if n := f.count.count("QueueStatus"); n != 1 {
+		t.Errorf("%d QueueStatus actions for %d users, want 1", n, len(want))
+	}
+	if n := f.actions("QueueStatus", resultSuccess); n != 1 {
+		t.Errorf("presenced_queue_actions_total{QueueStatus,success} = %d", n)
+	}
+}
+
+func TestApplyOps(t *testing.T) {
+	f := newFixture(t, nil)
+	for i, tc := range []struct {
+		name    string
+		setup   *ami.QueueMemberSpec // added behind the concern's back first
+		kind    presence.OpKind
+		queue   string
+		member  presence.QueueMember // Interface "" = the test's own
+		result  presence.Result
+		errText []string              // substrings of the error
+		check   *presence.QueueMember // the member on the PBX afterwards; nil = absent
+		actions map[string]int        // actions sent, by name
+	}{
+		{name: "add", kind: presence.OpQueueAdd, queue: "support",
+			member: presence.QueueMember{MemberName: "Ann", StateInterface: "hint:1001@hints", Penalty: 2},
+			result: presence.ResultApplied, check: &presence.QueueMember{MemberName: "Ann", StateInterface: "hint:1001@hints", Penalty: 2},
+			actions: map[string]int{"QueueAdd": 1}},
+		{name: "add paused with reason, one action", kind: presence.OpQueueAdd, queue: "sales",
+			member: presence.QueueMember{MemberName: "Ann", Penalty: 1, Paused: true, Reason: "Lunch (back at 2)"},
+			result: presence.ResultApplied, check: &presence.QueueMember{MemberName: "Ann", Penalty: 1, Paused: true, Reason: "Lunch (back at 2)"},
+			actions: map[string]int{"QueueAdd": 1, "QueuePause": 0}},
+		{name: "add twice", setup: &ami.QueueMemberSpec{Queue: "support", MemberName: "Ann", Penalty: 1, Paused: true, Reason: "Lunch"},
+			kind: presence.OpQueueAdd, queue: "support", member: presence.QueueMember{MemberName: "Ann", Penalty: 1, Paused: true, Reason: "Lunch"},
+			result: presence.ResultUnchanged, check: &presence.QueueMember{MemberName: "Ann", Penalty: 1, Paused: true, Reason: "Lunch"},
+			actions: map[string]int{"QueueAdd": 1, "QueueStatus": 1, "QueuePause": 0, "QueuePenalty": 0}},
+		{name: "add, already there unpaused", setup: &ami.QueueMemberSpec{Queue: "support", MemberName: "Other", Penalty: 4},
+			kind: presence.OpQueueAdd, queue: "support", member: presence.QueueMember{MemberName: "Ann", Penalty: 1, Paused: true, Reason: "Meeting"},
+			result: presence.ResultApplied, check: &presence.QueueMember{MemberName: "Other", Penalty: 1, Paused: true, Reason: "Meeting"},
+			actions: map[string]int{"QueueAdd": 1, "QueueStatus": 1, "QueuePause": 1, "QueuePenalty": 1}},
+		{name: "remove", setup: &ami.QueueMemberSpec{Queue: "support"}, kind: presence.OpQueueRemove, queue: "support",
+			result: presence.ResultApplied, actions: map[string]int{"QueueRemove": 1}},
+		{name: "remove, not there", kind: presence.OpQueueRemove, queue: "support",
+			result: presence.ResultUnchanged, actions: map[string]int{"QueueRemove": 1}},
+		{name: "pause with reason", setup: &ami.QueueMemberSpec{Queue: "support", MemberName: "Ann"},
+			kind: presence.OpQueuePause, queue: "support", member: presence.QueueMember{Paused: true, Reason: "Meeting"},
+			result: presence.ResultApplied, check: &presence.QueueMember{MemberName: "Ann", Paused: true, Reason: "Meeting"},
+			actions: map[string]int{"QueuePause": 1}},
+		{name: "unpause", setup: &ami.QueueMemberSpec{Queue: "support", MemberName: "Ann", Paused: true, Reason: "Meeting"},
+			kind: presence.OpQueuePause, queue: "support", member: presence.QueueMember{},
+			result: presence.ResultApplied, check: &presence.QueueMember{MemberName: "Ann"},
+			actions: map[string]int{"QueuePause": 1}},
+		{name: "penalty", setup: &ami.QueueMemberSpec{Queue: "sales", MemberName: "Ann", Penalty: 1},
+			kind: presence.OpQueuePenalty, queue: "sales", member: presence.QueueMember{Penalty: 5},
+			result: presence.ResultApplied, check: &presence.QueueMember{MemberName: "Ann", Penalty: 5},
+			actions: map[string]int{"QueuePenalty": 1}},
+		{name: "static member cannot be removed", kind: presence.OpQueueRemove, queue: "sales",
+			member: presence.QueueMember{Interface: "PJSIP/1002", MemberName: "Bob", Static: true},
+			result: presence.ResultFailed, check: &presence.QueueMember{MemberName: "Bob"},
+			errText: []string{"queue remove PJSIP/1002 from sales", "static member", "Member not dynamic"}},
+		{name: "add to unknown queue", kind: presence.OpQueueAdd, queue: "nosuchqueue",
+			result: presence.ResultFailed, errText: []string{"to nosuchqueue", "no such queue", "Unable to add interface to queue: No such queue"}},
+		{name: "pause in unknown queue", kind: presence.OpQueuePause, queue: "nosuchqueue", member: presence.QueueMember{Paused: true},
+			result: presence.ResultFailed, errText: []string{"queue pause", "in nosuchqueue", "Interface not found"}},
+		{name: "pause of a non-member", kind: presence.OpQueuePause, queue: "support", member: presence.QueueMember{Paused: true},
+			result: presence.ResultFailed, errText: []string{"queue pause", "in support: not a member, or no such queue", "Interface not found"}},
+		{name: "penalty of a non-member", kind: presence.OpQueuePenalty, queue: "support", member: presence.QueueMember{Penalty: 1},
+			result: presence.ResultFailed, errText: []string{"queue penalty 1 for", "in support", "Invalid interface, queuename or penalty"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testCtx(t)
+			me := iface(ext(t, i))
+			f.cleanup(t, me)
+			if tc.setup != nil {
+				spec := *tc.setup
+				spec.Interface = me
+				f.add(t, spec)
+			}
+			m := tc.member
+			if m.Interface == "" {
+				m.Interface = me
+			}
+			before := map[string]int{}
+			for a := range tc.actions {
+				before[a] = f.count.count(a)
+			}
+			op := presence.Op{Kind: tc.kind, Queue: tc.queue, Member: &m}
+			out := f.c.Apply(ctx, &presence.User{ID: "u"}, []presence.Op{op})
+			if len(out) != 1 {
+				t.Fatalf("outcomes %+v", out)
+			}
+			if out[0].Result != tc.result || out[0].Op.Kind != op.Kind || out[0].Op.Queue != op.Queue {
+				t.Errorf("outcome %+v, want %s", out[0], tc.result)
+			}
+			for _, s := range tc.errText {
+				if !strings.Contains(out[0].Error, s) {
+					t.Errorf("error %q lacks %q", out[0].Error, s)
+				}
+			}
+			if tc.result == presence.ResultFailed && !strings.Contains(out[0].Error, m.Interface) {
+				t.Errorf("error %q does not name the interface", out[0].Error)
+			}
+			for a, n := range tc.actions {
+				if got := f.count.count(a) - before[a]; got != n {
+					t.Errorf("%d %s actions sent, want %d", got, a, n)
+				}
+			}
+			if tc.queue == "nosuchqueue" {
+				return
+			}
+			got, ok := f.member(t, tc.queue, m.Interface)
+			switch {
+			case tc.check == nil && ok:
+				t.Errorf("member %s still in %s: %+v", m.Interface, tc.queue, got)
+			case tc.check != nil && !ok:
+				t.Errorf("member %s not in %s", m.Interface, tc.queue)
+			case tc.check != nil:
+				w := tc.check
+				if got.Name != w.MemberName || got.Penalty != w.Penalty || got.Paused != w.Paused || (w.Paused && got.PausedReason != w.Reason) ||
+					(w.StateInterface != "" && got.StateInterface != w.StateInterface) {
+					t.Errorf("member on the PBX %+v, want %+v", got, *w)
+				}
+			}
+		})
+	}
+}
+
+// pauseOps are the ops that pause (or unpause) iface in queues.
+func pauseOps(iface string, paused bool, reason string, queues ...string) []presence.Op {
+	var ops []presence.Op
+	for _, q := range queues {
+		ops = append(ops, presence.Op{Kind: presence.OpQueuePause, Queue: q,
+			Member: &presence.QueueMember{Interface: iface, Paused: paused, Reason: reason}})
+	}
+	return ops
+}
+
+// observeOne observes one user wanting iface in queues.
+func observeOne(t *testing.T, f *fixture, iface string, queues ...string) *presence.Target {
+	t.Helper()
+	w := &presence.Target{Interface: iface, Queues: map[string]*presence.QueueMember{}}
+	for _, q := range queues {
+		w.Queues[q] = &presence.QueueMember{Interface: iface}
+	}
+	have := map[presence.UserID]*presence.Target{"u": presence.NewTarget()}
+	if err := f.c.Observe(testCtx(t), map[presence.UserID]*presence.Target{"u": w}, have); err != nil {
+		t.Fatal(err)
+	}
+	return have["u"]
+}
+
+func TestCoalescedPauseAll(t *testing.T) {
+	for i, tc := range []struct {
+		name      string
+		window    int // Options.CoalesceWindow in ns; 0 = default
+		behind    func(t *testing.T, f *fixture, me string)
+		pauses    int // QueuePause actions sent
+		coalesced int // presenced_queue_pause_coalesced_ops_total
+		result    presence.Result
+		paused    bool // on the PBX afterwards, in both queues
+	}{
+		{name: "one action for every queue", pauses: 1, coalesced: 2, result: presence.ResultApplied, paused: true},
+		{name: "stale observation: one action per queue", window: 1, pauses: 2, result: presence.ResultApplied, paused: true},
+		{name: "coalescing off", window: -1, pauses: 2, result: presence.ResultApplied, paused: true},
+		{name: "member gone from every queue: refused, then one action per queue",
+			behind: func(t *testing.T, f *fixture, me string) {
+				for _, q := range []string{"support", "sales"} {
+					if err := f.pbx.QueueRemove(testCtx(t), me, q); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}, pauses: 3, result: presence.ResultFailed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, func(o *Options) { o.CoalesceWindow = time.Duration(tc.window) })
+			me := iface(ext(t, i))
+			f.cleanup(t, me)
+			f.add(t, ami.QueueMemberSpec{Queue: "support", Interface: me})
+			f.add(t, ami.QueueMemberSpec{Queue: "sales", Interface: me})
+			observeOne(t, f, me, "support", "sales")
+			if tc.behind != nil {
+				tc.behind(t, f, me)
+			}
+			out := f.c.Apply(testCtx(t), &presence.User{ID: "u"}, pauseOps(me, true, "Lunch", "sales", "support"))
+			for _, o := range out {
+				if o.Result != tc.result {
+					t.Errorf("outcome %+v, want %s", o, tc.result)
+				}
+				if tc.result == presence.ResultFailed && !strings.Contains(o.Error, "in "+o.Op.Queue+": not a member") {
+					t.Errorf("error %q does not name its queue", o.Error)
+				}
+			}
+			if n := f.count.count("QueuePause"); n != tc.pauses {
+				t.Errorf("%d QueuePause actions sent, want %d", n, tc.pauses)
+			}
+			if n := int(testutil.ToFloat64(f.c.met.coalesced)); n != tc.coalesced {
+				t.Errorf("coalesced ops = %d, want %d", n, tc.coalesced)
+			}
+			if !tc.paused {
+				return
+			}
+			if n := f.actions("QueuePause", resultSuccess); n != tc.pauses {
+				t.Errorf("presenced_queue_actions_total{QueuePause,success} = %d, want %d", n, tc.pauses)
+			}
+			for _, q := range []string{"support", "sales"} {
+				if m, ok := f.member(t, q, me); !ok || !m.Paused || m.PausedReason != "Lunch" {
+					t.Errorf("%s on the PBX: %+v (member: %v)", q, m, ok)
+				}
+			}
+
+			// And back: unpause everywhere, again as one action when it may.
+			out = f.c.Apply(testCtx(t), &presence.User{ID: "u"}, pauseOps(me, false, "", "sales", "support"))
+			for _, o := range out {
+				if o.Result != presence.ResultApplied {
+					t.Errorf("unpause outcome %+v", o)
+				}
+			}
+			if n := f.count.count("QueuePause"); n != 2*tc.pauses {
+				t.Errorf("%d QueuePause actions after unpausing, want %d", n, 2*tc.pauses)
+			}
+			for _, q := range []string{"support", "sales"} {
+				if m, ok := f.member(t, q, me); !ok || m.Paused {
+					t.Errorf("%s on the PBX after unpausing: %+v (member: %v)", q, m, ok)
+				}
+			}
+		})
+	}
+}
+
+// TestCoalescingFollowsOwnChanges: the membership Apply relies on follows the adds and
+// removes the concern makes itself after the observation.
+func TestCoalescingFollowsOwnChanges(t *testing.T) {
+	f := newFixture(t, nil)
+	me := iface(ext(t, 0))
+	f.cleanup(t, me)
+	f.add(t, ami.QueueMemberSpec{Queue: "support", Interface: me})
+	observeOne(t, f, me, "support", "sales")
+	// The concern adds the member to sales: it knows the interface is now in both.
+	out := f.c.Apply(testCtx(t), &presence.User{ID: "u"}, []presence.Op{{Kind: presence.OpQueueAdd, Queue: "sales",
+		Member: &presence.QueueMember{Interface: me}}})
+	if out[0].Result != presence.ResultApplied {
+		t.Fatalf("add: %+v", out[0])
+	}
+	out = f.c.Apply(testCtx(t), &presence.User{ID: "u"}, pauseOps(me, true, "Away", "sales", "support"))
+	if n := f.count.count("QueuePause"); n != 1 || out[0].Result != presence.ResultApplied || out[1].Result != presence.ResultApplied {
+		t.Errorf("%d QueuePause actions, outcomes %+v; want one for both queues", n, out)
+	}
+	// The concern removes it from sales: a pause of support and sales no longer covers
+	// exactly its queues, so it goes per queue (and sales fails, truthfully).
+	out = f.c.Apply(testCtx(t), &presence.User{ID: "u"}, []presence.Op{{Kind: presence.OpQueueRemove, Queue: "sales",
+		Member: &presence.QueueMember{Interface: me}}})
+	if out[0].Result != presence.ResultApplied {
+		t.Fatalf("remove: %+v", out[0])
+	}
+	out = f.c.Apply(testCtx(t), &presence.User{ID: "u"}, pauseOps(me, false, "", "sales", "support"))
+	if n := f.count.count("QueuePause"); n != 3 {
+		t.Errorf("%d QueuePause actions in all, want 3", n)
+	}
+	if out[0].Result != presence.ResultFailed || out[1].Result != presence.ResultApplied {
+		t.Errorf("outcomes %+v", out)
+	}
+	for _, q := range []string{"support"} {
+		if m, ok := f.member(t, q, me); !ok || m.Paused {
+			t.Errorf("%s on the PBX: %+v (member %v)", q, m, ok)
+		}
+	}
+}
+
+// TestRoundTrip runs presenced's loop for one user: Compile → Observe → Plan → Apply →
+// Observe → Plan, which must then be empty, through three profiles.
+func TestRoundTrip(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := testCtx(t)
+	u := &presence.User{ID: "ann", Name: "Ann Example", Extension: ext(t, 1),
+		Queues: []presence.QueueMembership{{Name: "support", Penalty: 1}, {Name: "sales", Penalty: 2}}}
+	naming := presence.DefaultNaming()
+	f.cleanup(t, naming.Interface(u))
+	all := presence.QueueSelector{"all"}
+	lunch := &presence.Profile{ID: "lunch", Name: "Lunch", OnEnter: []presence.Action{
+		{Kind: presence.ActionQueueLogin, Queues: all},
+		{Kind: presence.ActionQueuePause, Queues: all, Reason: "Lunch break"},
+	}}
+	available := &presence.Profile{ID: "available", Name: "Available", OnEnter: []presence.Action{
+		{Kind: presence.ActionQueueUnpause, Queues: all},
+	}}
+	gone := &presence.Profile{ID: "gone", Name: "Gone", OnEnter: []presence.Action{
+		{Kind: presence.ActionQueueLogout, Queues: all},
+	}}
+	profiles := []*presence.Profile{lunch, available, gone}
+
+	var in presence.Intent
+	var from *presence.Profile
+	for _, step := range []struct {
+		to      *presence.Profile
+		kinds   []presence.OpKind
+		actions map[string]int
+		check   func(q string, m ami.QueueMember, ok bool) bool
+	}{
+		{lunch, []presence.OpKind{presence.OpQueueAdd, presence.OpQueueAdd}, map[string]int{"QueueAdd": 2, "QueuePause": 0},
+			func(q string, m ami.QueueMember, ok bool) bool {
+				return ok && m.Paused && m.PausedReason == "Lunch break" && m.Name == "Ann Example" &&
+					m.StateInterface == "hint:"+u.Extension+"@hints" && m.Penalty == map[string]int{"support": 1, "sales": 2}[q]
+			}},
+		{available, []presence.OpKind{presence.OpQueuePause, presence.OpQueuePause}, map[string]int{"QueuePause": 1},
+			func(q string, m ami.QueueMember, ok bool) bool { return ok && !m.Paused }},
+		{gone, []presence.OpKind{presence.OpQueueRemove, presence.OpQueueRemove}, map[string]int{"QueueRemove": 2},
+			func(q string, m ami.QueueMember, ok bool) bool { return !ok }},
+	} {
+		in, _ = presence.Desire(u, in, from, step.to, "")
+		from = step.to
+		full := presence.Compile(u, in, presence.Active{Profile: step.to}, profiles, naming)
+		want := &presence.Target{Interface: full.Interface, Queues: full.Queues} // the queue concern's part
+		wants := map[presence.UserID]*presence.Target{u.ID: want}
+
+		have := map[presence.UserID]*presence.Target{u.ID: presence.NewTarget()}
+		if err := f.c.Observe(ctx, wants, have); err != nil {
+			t.Fatal(err)
+		}
+		ops := presence.Plan(want, have[u.ID])
+		var kinds []presence.OpKind
+		for _, op := range ops {
+			kinds = append(kinds, op.Kind)
+		}
+		if !slices.Equal(kinds, step.kinds) {
+			t.Fatalf("%s: plan %v, want kinds %v", step.to.ID, ops, step.kinds)
+		}
+		before := map[string]int{}
+		for a := range step.actions {
+			before[a] = f.count.count(a)
+		}
+		for _, o := range f.c.Apply(ctx, u, ops) {
+			if o.Result != presence.ResultApplied {
+				t.Errorf("%s: outcome %+v", step.to.ID, o)
+			}
+		}
+		for a, n := range step.actions {
+			if got := f.count.count(a) - before[a]; got != n {
+				t.Errorf("%s: %d %s actions, want %d", step.to.ID, got, a, n)
+			}
+		}
+		for _, q := range []string{"support", "sales"} {
+			m, ok := f.member(t, q, naming.Interface(u))
+			if !step.check(q, m, ok) {
+				t.Errorf("%s: %s on the PBX: %+v (member: %v)", step.to.ID, q, m, ok)
+			}
+		}
+
+		have = map[presence.UserID]*presence.Target{u.ID: presence.NewTarget()}
+		if err := f.c.Observe(ctx, wants, have); err != nil {
+			t.Fatal(err)
+		}
+		if ops := presence.Plan(want, have[u.ID]); len(ops) != 0 {
+			t.Errorf("%s: plan after apply = %v, want empty", step.to.ID, ops)
+		}
+	}
+}
+
+// TestConcurrentApply applies 50 users' logins (paused) and then logouts in parallel over one
+// AMI connection, observing meanwhile, with at most MaxInFlight actions in flight.
+func TestConcurrentApply(t *testing.T) {
+	const users, maxInFlight = 50, 4
+	f := newFixture(t, func(o *Options) { o.MaxInFlight = maxInFlight })
+	ctx := testCtx(t)
+	ifaces := make([]string, users)
+	want := map[presence.UserID]*presence.Target{}
+	for i := range ifaces {
+		ifaces[i] = iface(ext(t, i))
+		w := &presence.Target{Interface: ifaces[i], Queues: map[string]*presence.QueueMember{}}
+		for _, q := range []string{"support", "sales"} {
+			w.Queues[q] = &presence.QueueMember{Interface: ifaces[i], MemberName: fmt.Sprintf("User %d", i),
+				Penalty: i % 3, Paused: true, Reason: "Mass " + q}
+		}
+		want[presence.UserID(fmt.Sprint(i))] = w
+	}
+	f.cleanup(t, ifaces...)
+
+	run := func(plan func(id presence.UserID, have *presence.Target) []presence.Op) {
+		have := map[presence.UserID]*presence.Target{}
+		for id := range want {
+			have[id] = presence.NewTarget()
+		}
+		if err := f.c.Observe(ctx, want, have); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for _, id := range slices.Sorted(maps.Keys(want)) {
+			ops := plan(id, have[id])
+			wg.Go(func() {
+				for _, o := range f.c.Apply(ctx, &presence.User{ID: id}, ops) {
+					if o.Result != presence.ResultApplied {
+						t.Errorf("user %s: %+v", id, o)
+					}
+				}
+			})
+		}
+		wg.Go(func() { // an observation racing the applies
+			if err := f.c.Observe(ctx, want, map[presence.UserID]*presence.Target{}); err != nil {
+				t.Error(err)
+			}
+		})
+		wg.Wait()
+	}
+
+	run(func(id presence.UserID, have *presence.Target) []presence.Op { return presence.Plan(want[id], have) })
+	st, err := f.pbx.QueueStatus(ctx, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]ami.QueueMember{}
+	for _, m := range st.Members {
+		seen[m.Queue+" "+m.Location] = m
+	}
+	for i, me := range ifaces {
+		for _, q := range []string{"support", "sales"} {
+			m, ok := seen[q+" "+me]
+			if !ok || !m.Paused || m.PausedReason != "Mass "+q || m.Penalty != i%3 || m.Name != fmt.Sprintf("User %d", i) {
+				t.Errorf("%s in %s on the PBX: %+v (member %v)", me, q, m, ok)
+			}
+		}
+	}
+	if n := f.count.count("QueueAdd"); n != 2*users {
+		t.Errorf("%d QueueAdd actions, want %d", n, 2*users)
+	}
+
+	for _, w := range want {
+		for q := range w.Queues {
+			w.Queues[q] = nil
+		}
+	}
+	run(func(id presence.UserID, have *presence.Target) []presence.Op { return presence.Plan(want[id], have) })
+	for _, me := range ifaces {
+		for _, q := range []string{"support", "sales"} {
+			if m, ok := f.member(t, q, me); ok {
+				t.Errorf("%s still in %s: %+v", me, q, m)
+			}
+		}
+	}
+	// At most MaxInFlight actions at once, and more than one: pipelined, not serialised.
+	if peak := f.count.maxInFlight(); peak > maxInFlight || peak < 2 {
+		t.Errorf("%d actions in flight at most, want 2..%d", peak, maxInFlight)
+	} else {
+		t.Logf("at most %d actions in flight", peak)
+	}
+}
