@@ -31,10 +31,10 @@ const appVariable = "PRESENCED_APP"
 
 // daemon is one running presenced: its connections, store and HTTP listener.
 type daemon struct {
-	cfg   Config
-	log   *slog.Logger
-	reg   *prometheus.Registry
-	ami   *ami.Client
+	cfg    Config
+	log    *slog.Logger
+	reg    *prometheus.Registry
+	ami    *ami.Client
 	ari    *ari.Client
 	store  *presence.Store
 	states *presence.StateStore
