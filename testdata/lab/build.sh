@@ -33,4 +33,7 @@ if ! docker image inspect "$image" >/dev/null 2>&1; then
 	docker build -q --build-arg "BASE=$BASE_IMAGE" -f testdata/asterisk/Dockerfile -t "$image" . >&2
 fi
 docker tag "$image" presenced-lab-asterisk:latest
+# Older builds (other config hashes) are not used any more: drop their tags.
+docker image ls --format '{{.Repository}}:{{.Tag}}' presenced-lab-asterisk |
+	grep -v -e ":latest$" -e "^$image$" | xargs -r docker rmi >/dev/null 2>&1 || true
 echo "$image"
