@@ -52,6 +52,9 @@ const (
 	ARIPassword = "presenced-secret"
 	// AsteriskConf is the asterisk.conf the lab Asterisk runs with, inside its container.
 	AsteriskConf = "/etc/asterisk-lab/asterisk.conf"
+	// ContainerLabel marks the lab's containers, so leftovers of a killed test run can be found
+	// (docker ps --filter label=presenced.lab).
+	ContainerLabel = "presenced.lab"
 )
 
 // Options says which parts of the lab to start.
@@ -169,6 +172,7 @@ func RepoRoot() string {
 
 func (e *Env) startAsterisk(ctx context.Context) error {
 	ctr, err := testcontainers.Run(ctx, e.Image,
+		testcontainers.WithLabels(map[string]string{ContainerLabel: "asterisk"}),
 		testcontainers.WithExposedPorts("5038/tcp", "8088/tcp", "5060/udp"),
 		testcontainers.WithHostConfigModifier(loopbackOnly("5038/tcp", "8088/tcp", "5060/udp")),
 		testcontainers.WithWaitStrategyAndDeadline(2*time.Minute,
@@ -193,6 +197,7 @@ func (e *Env) startAsterisk(ctx context.Context) error {
 
 func (e *Env) startRedis(ctx context.Context) error {
 	ctr, err := testcontainers.Run(ctx, e.Image,
+		testcontainers.WithLabels(map[string]string{ContainerLabel: "redis"}),
 		testcontainers.WithCmd("redis-server", "--bind", "0.0.0.0", "--protected-mode", "no",
 			"--save", "", "--appendonly", "no"),
 		testcontainers.WithExposedPorts("6379/tcp"),
