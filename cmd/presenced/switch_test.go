@@ -302,3 +302,53 @@ func TestDriftShowsInStatus(t *testing.T) {
 }
 
 func toJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
+
+// TestConcurrentSwitchesOfOneUserOnPBX: many API switches of one user at once are serialised:
+// every one is journaled, and the PBX ends in the state of the last one.
+func TestConcurrentSwitchesOfOneUserOnPBX(t *testing.T) {
+	d, _ := startProfileDaemon(t)
+	p := &pbx{t: t, c: newProbe(t).c}
+	const iface = "Local/1001@presenced-queue-member/n"
+	d.switchTo(t, "alice", "available", "")
+	profiles := []string{"lunch", "available", "meeting", "lunch", "available", "meeting", "lunch", "available"}
+	done := make(chan int, len(profiles))
+	for _, pr := range profiles {
+		go func() {
+			code, _ := d.call(t, http.MethodPut, "/api/v1/users/alice/profile", "alice-token", map[string]string{"profile": pr})
+			done <- code
+		}()
+	}
+	for range profiles {
+		if code := <-done; code != http.StatusOK {
+			t.Fatalf("concurrent switch: %d", code)
+		}
+	}
+	code, j := d.call(t, http.MethodGet, "/api/v1/users/alice/journal?limit=20", "alice-token", nil)
+	if code != http.StatusOK {
+		t.Fatalf("journal: %d", code)
+	}
+	entries, _ := j["entries"].([]any)
+	if len(entries) != len(profiles)+1 {
+		t.Fatalf("journal has %d entries, want %d", len(entries), len(profiles)+1)
+	}
+	for i := 0; i+1 < len(entries); i++ { // newest first; each switch starts where the previous ended
+		cur, prev := entries[i].(map[string]any), entries[i+1].(map[string]any)
+		if cur["from"] != prev["to"] {
+			t.Fatalf("journal entry %d from %v, the one before went to %v", i, cur["from"], prev["to"])
+		}
+	}
+	last := entries[0].(map[string]any)["to"].(string)
+	if v, _ := p.db("PROFILE", "1001/active"); v != last {
+		t.Fatalf("PBX says %q, the last switch went to %q", v, last)
+	}
+	wantPaused := last == "lunch"
+	for _, q := range []string{"support", "sales"} {
+		if m := p.member(q, iface); m == nil || m.Paused != wantPaused {
+			t.Fatalf("after the last switch (%s): %s member %+v", last, q, m)
+		}
+	}
+	_, dndSet := p.db("DND", "1001")
+	if dndSet != (last == "meeting") {
+		t.Fatalf("after the last switch (%s): DND set %v", last, dndSet)
+	}
+}

@@ -35,6 +35,7 @@ import (
 var (
 	env         *lab.Env
 	benchUsers  = flag.Int("bench.users", 1000, "users in BenchmarkMassSwitch (each in 5 queues)")
+	benchRounds = flag.Int("bench.rounds", 3, "rounds of BenchmarkMassSwitch; each client's median is reported")
 	benchEvents = flag.String("bench.events", "", `AMI event classes of presenced's connection ("" = the daemon's default, system,call,agent,user)`)
 )
 
@@ -218,21 +219,31 @@ func (rc *rawClient) responses(n int) (errs int) {
 	return errs
 }
 
-// naiveActions is one action per user and queue.
-func naiveActions(users []presence.User, naming presence.Naming, kind string) []string {
-	out := make([]string, 0, len(users)*len(massQueues))
+// rawActions is what a thin client sends for one phase of the mass switch. Both sets write the
+// active profile where the dialplan reads it, as presenced does:
+//   - "naive": one action per user and queue (the obvious way);
+//   - "same": exactly the actions presenced's engine sends (one QueuePause without Queue per
+//     user for "pause all"): the raw limit of presenced's own plan.
+func rawActions(users []presence.User, naming presence.Naming, set, phase string) []string {
+	out := make([]string, 0, len(users)*(len(massQueues)+1))
+	profile := map[string]string{"login": "available", "pause": "dnd", "logout": "out"}[phase]
 	for _, u := range users {
 		iface := naming.Interface(&u)
-		for _, q := range massQueues {
-			switch kind {
-			case "add":
-				out = append(out, fmt.Sprintf("Action: QueueAdd\r\nQueue: %s\r\nInterface: %s\r\nMemberName: %s\r\nStateInterface: hint:%s@hints\r\nPenalty: 0\r\n\r\n", q, iface, u.ID, u.Extension))
-			case "pause":
-				out = append(out, fmt.Sprintf("Action: QueuePause\r\nQueue: %s\r\nInterface: %s\r\nPaused: true\r\nReason: DND\r\n\r\n", q, iface))
-			case "remove":
-				out = append(out, fmt.Sprintf("Action: QueueRemove\r\nQueue: %s\r\nInterface: %s\r\n\r\n", q, iface))
+		if phase == "pause" && set == "same" {
+			out = append(out, fmt.Sprintf("Action: QueuePause\r\nInterface: %s\r\nPaused: true\r\nReason: DND\r\n\r\n", iface))
+		} else {
+			for _, q := range massQueues {
+				switch phase {
+				case "login":
+					out = append(out, fmt.Sprintf("Action: QueueAdd\r\nQueue: %s\r\nInterface: %s\r\nMemberName: %s\r\nStateInterface: hint:%s@hints\r\nPenalty: 0\r\n\r\n", q, iface, u.ID, u.Extension))
+				case "pause":
+					out = append(out, fmt.Sprintf("Action: QueuePause\r\nQueue: %s\r\nInterface: %s\r\nPaused: true\r\nReason: DND\r\n\r\n", q, iface))
+				case "logout":
+					out = append(out, fmt.Sprintf("Action: QueueRemove\r\nQueue: %s\r\nInterface: %s\r\n\r\n", q, iface))
+				}
 			}
 		}
+		out = append(out, fmt.Sprintf("Action: DBPut\r\nFamily: PROFILE\r\nKey: %s/active\r\nVal: %s\r\n\r\n", u.Extension, profile))
 	}
 	return out
 }
@@ -278,35 +289,60 @@ func TestMassSwitchSmall(t *testing.T) {
 	}
 }
 
-// BenchmarkMassSwitch: -bench.users users × 5 queues log in, pause and log out at once, first
-// by the minimal client sending the naive action set, then through presenced's engine.
+// BenchmarkMassSwitch: -bench.users users × 5 queues log in, pause in every queue and log
+// out, all at once, by three clients in the same run: the naive action set and the engine's own
+// action set, each sent pipelined by the thinnest client over one connection, and presenced's
+// engine (Redis state, batched observation, plan, apply over its AMI client). The clients take
+// turns over -bench.rounds rounds, in a rotating order, and the medians are reported: users/s
+// per client and phase, and the ratios engine time ÷ naive time and engine time ÷ raw time of
+// the same actions (below 1: the engine is faster).
 func BenchmarkMassSwitch(b *testing.B) {
 	users := massUsers(*benchUsers)
 	r := newRig(b, users, massProfiles())
 	raw := dialRaw(b)
 	naming := presence.DefaultNaming()
+	phases := []string{"login", "pause", "logout"}
+	clients := []string{"naive", "same", "engine"}
+	engineProfile := map[string]string{"login": "available", "pause": "dnd", "logout": "out"}
 	for b.Loop() {
-		var naive, engine [3]time.Duration
-		for i, kind := range []string{"add", "pause", "remove"} {
-			took, errs := raw.run(b, naiveActions(users, naming, kind))
-			if errs != 0 {
-				b.Fatalf("naive %s: %d errors", kind, errs)
+		took := map[string][]float64{} // client/phase → seconds per round
+		for round := range *benchRounds {
+			for i := range clients {
+				client := clients[(i+round)%len(clients)]
+				for _, phase := range phases {
+					var d time.Duration
+					if client == "engine" {
+						d = r.switchAll(b, users, engineProfile[phase])
+					} else {
+						var errs int
+						d, errs = raw.run(b, rawActions(users, naming, client, phase))
+						if errs != 0 {
+							b.Fatalf("%s %s: %d errors", client, phase, errs)
+						}
+					}
+					took[client+"/"+phase] = append(took[client+"/"+phase], d.Seconds())
+				}
+				if m, _ := membersIn(b, r.ami); m != 0 {
+					b.Fatalf("%s left %d members", client, m)
+				}
 			}
-			naive[i] = took
-		}
-		for i, p := range []string{"available", "dnd", "out"} {
-			engine[i] = r.switchAll(b, users, p)
-		}
-		if m, _ := membersIn(b, r.ami); m != 0 {
-			b.Fatalf("%d members left", m)
 		}
 		n := float64(len(users))
-		for i, phase := range []string{"login", "pause", "logout"} {
-			b.ReportMetric(n/naive[i].Seconds(), "naive-"+phase+"-users/s")
-			b.ReportMetric(n/engine[i].Seconds(), "engine-"+phase+"-users/s")
-			b.ReportMetric(engine[i].Seconds()/naive[i].Seconds(), "ratio-"+phase)
+		for _, phase := range phases {
+			med := func(client string) float64 { return median(took[client+"/"+phase]) }
+			for _, client := range clients {
+				b.ReportMetric(n/med(client), client+"-"+phase+"-users/s")
+			}
+			b.ReportMetric(med("engine")/med("naive"), "engine/naive-"+phase)
+			b.ReportMetric(med("engine")/med("same"), "engine/raw-"+phase)
 		}
 	}
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 // BenchmarkSingleSwitch: one user in 10 queues switches between two profiles that change every
