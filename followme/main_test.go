@@ -7,13 +7,9 @@ package followme_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
 	"os"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -29,67 +25,15 @@ func TestMain(m *testing.M) {
 	os.Exit(lab.Main(m, lab.Options{Asterisk: true}, func(e *lab.Env) { env = e }))
 }
 
-type tWriter struct{ t testing.TB }
+func logger(t testing.TB) *slog.Logger { return lab.Logger(t) }
 
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
+func uniq(prefix string) string { return lab.Unique(prefix) }
 
-func logger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
+func testCtx(t testing.TB) context.Context { return lab.Context(t) }
 
-// uniq returns prefix plus 8 random hex digits: letters and digits only, safe in astdb names
-// (where '_' and '%' are LIKE wildcards) and in global names.
-func uniq(prefix string) string {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return prefix + hex.EncodeToString(b[:])
-}
-
-func testCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// newAMI runs an ami.Client against the lab until the test ends and waits for FullyBooted.
-// test selects the lab's all-powerful test user (for checking) instead of the daemon's.
+// newAMI returns a client of the lab; test picks the lab's all-powerful test user.
 func newAMI(t testing.TB, test bool, reg prometheus.Registerer) *ami.Client {
-	t.Helper()
-	cfg := ami.Config{
-		Addr:       env.AMIAddr,
-		Username:   env.AMIUser,
-		Secret:     env.AMISecret,
-		BackoffMin: 20 * time.Millisecond,
-		BackoffMax: 200 * time.Millisecond,
-		Registerer: reg,
-	}
-	if test {
-		cfg.Username, cfg.Secret = env.AMITestUser, env.AMITestSecret
-	}
-	c, err := ami.New(cfg)
-	if err != nil {
-		t.Fatalf("ami.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("ami Run: %v", err)
-		}
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for !c.Status().FullyBooted {
-		if time.Now().After(deadline) {
-			t.Fatalf("AMI not fully booted: %+v", c.Status())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return c
+	return env.AMI(t, test, func(c *ami.Config) { c.Registerer = reg })
 }
 
 // newConcern returns a followme concern on its own daemon-user client, and that client's
@@ -104,57 +48,13 @@ func newConcern(t testing.TB, maxInFlight int) (*followme.Concern, *prometheus.R
 	return c, reg
 }
 
-// actions returns presenced_ami_actions_total{action,result="success"} from reg.
 func actions(t testing.TB, reg *prometheus.Registry, action string) int {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "presenced_ami_actions_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			var a, r string
-			for _, l := range m.GetLabel() {
-				switch l.GetName() {
-				case "action":
-					a = l.GetValue()
-				case "result":
-					r = l.GetValue()
-				}
-			}
-			if a == action && r == "success" {
-				return int(m.GetCounter().GetValue())
-			}
-		}
-	}
-	return 0
+	return lab.ActionCount(t, reg, action)
 }
 
-// dbGet reads family/key from the PBX: its value, or nil when it does not exist.
-func dbGet(t testing.TB, c *ami.Client, fullKey string) *string {
-	t.Helper()
-	fam, key, _ := strings.Cut(fullKey, "/")
-	v, err := c.DBGet(context.Background(), fam, key)
-	if msg, ok := ami.ResponseMessage(err); ok && msg == "Database entry not found" {
-		return nil
-	}
-	if err != nil {
-		t.Fatalf("DBGet %s: %v", fullKey, err)
-	}
-	return &v
-}
+func dbGet(t testing.TB, c *ami.Client, fullKey string) *string { return lab.DBGet(t, c, fullKey) }
 
-func getvar(t testing.TB, c *ami.Client, name string) string {
-	t.Helper()
-	v, err := c.Getvar(context.Background(), "", name)
-	if err != nil {
-		t.Fatalf("Getvar %s: %v", name, err)
-	}
-	return v
-}
+func getvar(t testing.TB, c *ami.Client, name string) string { return lab.Getvar(t, c, name) }
 
 func ptr(s string) *string { return &s }
 

@@ -30,22 +30,9 @@ func TestMain(m *testing.M) {
 	os.Exit(lab.Main(m, lab.Options{Asterisk: true}, func(e *lab.Env) { env = e }))
 }
 
-type tWriter struct{ t testing.TB }
+func testLogger(t testing.TB) *slog.Logger { return lab.Logger(t) }
 
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-func testCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+func testCtx(t testing.TB) context.Context { return lab.Context(t) }
 
 // ext returns a unique extension for user i of test t: 9, five digits from the test's name, and
 // two digits for i.
@@ -142,45 +129,17 @@ func lines(b []byte, f func(string)) []byte {
 }
 
 // startClient runs an AMI client against the lab until the test ends and waits for
-// FullyBooted. test logs in as the all-powerful test user, else as the daemon's user.
+// FullyBooted. test logs in as the all-powerful test user, else as the daemon's user. Events
+// are limited to system and Pings are off, so only the tests' own actions are counted.
 func startClient(t testing.TB, test bool, mod func(*ami.Config)) *ami.Client {
 	t.Helper()
-	cfg := ami.Config{
-		Addr:         env.AMIAddr,
-		Username:     env.AMIUser,
-		Secret:       env.AMISecret,
-		Events:       "system",
-		PingInterval: time.Hour, // no Pings among the counted actions
-		BackoffMin:   20 * time.Millisecond,
-		BackoffMax:   200 * time.Millisecond,
-	}
-	if test {
-		cfg.Username, cfg.Secret = env.AMITestUser, env.AMITestSecret
-	}
-	if mod != nil {
-		mod(&cfg)
-	}
-	c, err := ami.New(cfg)
-	if err != nil {
-		t.Fatalf("ami.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("ami Run: %v", err)
+	return env.AMI(t, test, func(cfg *ami.Config) {
+		cfg.Events = "system"
+		cfg.PingInterval = time.Hour // no Pings among the counted actions
+		if mod != nil {
+			mod(cfg)
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for !c.Status().FullyBooted {
-		if time.Now().After(deadline) {
-			t.Fatalf("AMI client not FullyBooted: %+v", c.Status())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return c
 }
 
 // fixture is a Concern on its own AMI client (the daemon's least-privilege user, its
