@@ -32,6 +32,7 @@
 package blf
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -71,6 +72,10 @@ type Options struct {
 	// MaxInFlight bounds the AMI actions the concern has waiting for a reply at once, over all
 	// concurrent Observe and Apply calls. 0 means DefaultMaxInFlight.
 	MaxInFlight int
+	// Reader, when set, is a second client the concern observes through: Asterisk serves one
+	// session's actions one at a time, so large lists on the session that carries the changes
+	// would hold them up. nil observes through AMI.
+	Reader *ami.Client
 	// SmallBatch is the most users an observation reads lamp by lamp (Getvar DEVICE_STATE)
 	// and provider by provider (PresenceState); larger batches list every device and presence
 	// state once. 0 means DefaultSmallBatch.
@@ -102,6 +107,7 @@ func (o Options) validate() error {
 // is safe for concurrent use.
 type Concern struct {
 	ami        *ami.Client
+	reader     *ami.Client // observation; ami when no second client is configured
 	log        *slog.Logger
 	sem        chan struct{}
 	met        *metrics
@@ -131,6 +137,7 @@ func New(o Options) (*Concern, error) {
 	}
 	return &Concern{
 		ami:        o.AMI,
+		reader:     cmp.Or(o.Reader, o.AMI),
 		log:        log.With("component", "blf"),
 		sem:        make(chan struct{}, o.MaxInFlight),
 		met:        met,
@@ -233,7 +240,7 @@ func (c *Concern) listDevices(ctx context.Context) (map[string]string, error) {
 		return nil, fmt.Errorf("blf: observe lamps: %w", err)
 	}
 	defer c.release()
-	list, err := c.ami.DeviceStateList(ctx)
+	list, err := c.reader.DeviceStateList(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("blf: observe lamps: %w", err)
 	}
@@ -261,7 +268,7 @@ func (c *Concern) readDevices(ctx context.Context, names map[string]bool) (map[s
 				mu.Unlock()
 				return
 			}
-			v, err := c.ami.Getvar(ctx, "", "DEVICE_STATE("+d+")")
+			v, err := c.reader.Getvar(ctx, "", "DEVICE_STATE("+d+")")
 			c.release()
 			mu.Lock()
 			defer mu.Unlock()
@@ -295,7 +302,7 @@ func (c *Concern) readPresence(ctx context.Context, providers map[string]bool) (
 				mu.Unlock()
 				return
 			}
-			st, err := c.ami.PresenceState(ctx, p)
+			st, err := c.reader.PresenceState(ctx, p)
 			c.release()
 			mu.Lock()
 			defer mu.Unlock()
@@ -317,7 +324,7 @@ func (c *Concern) listPresence(ctx context.Context) (map[string]presence.Presenc
 		return nil, fmt.Errorf("blf: observe presence: %w", err)
 	}
 	defer c.release()
-	list, err := c.ami.PresenceStateList(ctx)
+	list, err := c.reader.PresenceStateList(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("blf: observe presence: %w", err)
 	}

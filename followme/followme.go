@@ -26,6 +26,7 @@
 package followme
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -56,6 +57,10 @@ type Options struct {
 	// MaxInFlight bounds the AMI actions the concern has waiting for a reply at once, over all
 	// concurrent Observe and Apply calls. 0 means DefaultMaxInFlight.
 	MaxInFlight int
+	// Reader, when set, is a second client the concern observes through: Asterisk serves one
+	// session's actions one at a time, so large lists on the session that carries the changes
+	// would hold them up. nil observes through AMI.
+	Reader *ami.Client
 	// SmallBatch is the most users an observation reads key by key (one DBGetTree per user
 	// subtree); larger batches read whole families. 0 means DefaultSmallBatch.
 	SmallBatch int
@@ -87,6 +92,7 @@ func (o Options) validate() error {
 // once over the one shared ami.Client.
 type Concern struct {
 	ami        *ami.Client
+	reader     *ami.Client // observation; ami when no second client is configured
 	log        *slog.Logger
 	sem        chan struct{}
 	met        *metrics
@@ -116,6 +122,7 @@ func New(o Options) (*Concern, error) {
 	}
 	return &Concern{
 		ami:        o.AMI,
+		reader:     cmp.Or(o.Reader, o.AMI),
 		log:        log.With("component", "followme"),
 		sem:        make(chan struct{}, o.MaxInFlight),
 		smallBatch: o.SmallBatch,
@@ -198,7 +205,7 @@ func (c *Concern) Observe(ctx context.Context, want map[presence.UserID]*presenc
 				fail(fmt.Errorf("followme: observe astdb family %s: %w", fam, err))
 				return
 			}
-			entries, err := c.ami.DBGetTree(ctx, fam, tr.key)
+			entries, err := c.reader.DBGetTree(ctx, fam, tr.key)
 			c.release()
 			if err != nil {
 				fail(fmt.Errorf("followme: observe astdb %s/%s: %w", fam, tr.key, err))
@@ -221,7 +228,7 @@ func (c *Concern) Observe(ctx context.Context, want map[presence.UserID]*presenc
 				fail(fmt.Errorf("followme: observe global %s: %w", g, err))
 				return
 			}
-			m, err := c.ami.Do(ctx, ami.Getvar{Variable: g})
+			m, err := c.reader.Do(ctx, ami.Getvar{Variable: g})
 			c.release()
 			if err != nil {
 				fail(fmt.Errorf("followme: observe global %s: %w", g, err))

@@ -120,7 +120,9 @@ func (c *Concern) coalescible(ops []presence.Op) []int {
 	if group == nil {
 		return nil
 	}
-	st := c.ami.Status()
+	// The snapshot is tied to the connection that read it: a new one means Asterisk may have
+	// restarted (which drops every connection) since.
+	st := c.reader.Status()
 	if !st.LoggedIn {
 		return nil
 	}

@@ -40,6 +40,10 @@ type Options struct {
 	// pauses an interface in all its queues with one action (see Concern.Apply). 0 means
 	// DefaultCoalesceWindow; a negative value turns coalescing off.
 	CoalesceWindow time.Duration
+	// Reader, when set, is a second client the concern reads through (QueueStatus): Asterisk
+	// serves one session's actions one at a time, so a large QueueStatus on the session that
+	// carries the changes would hold them up. nil reads through AMI.
+	Reader *ami.Client
 }
 
 // DefaultOptions returns Options with every default filled in (AMI is still to be set).
@@ -61,6 +65,7 @@ func (o Options) validate() error {
 // state and penalties. Create one with New; its methods are safe for concurrent use.
 type Concern struct {
 	ami    *ami.Client
+	reader *ami.Client // reads (QueueStatus); ami when no second client is configured
 	log    *slog.Logger
 	met    *metrics
 	window time.Duration
@@ -90,8 +95,13 @@ func New(opts Options) (*Concern, error) {
 	if err != nil {
 		return nil, err
 	}
+	reader := opts.Reader
+	if reader == nil {
+		reader = opts.AMI
+	}
 	return &Concern{
 		ami:    opts.AMI,
+		reader: reader,
 		log:    log.With("component", "queue"),
 		met:    met,
 		window: opts.CoalesceWindow,
@@ -116,7 +126,7 @@ func (c *Concern) Kinds() []presence.OpKind {
 // for Apply.
 func (c *Concern) Observe(ctx context.Context, want, have map[presence.UserID]*presence.Target) error {
 	start := time.Now()
-	conn := c.ami.Status().Since
+	conn := c.reader.Status().Since
 	seq := c.mem.mark()
 	l, err := c.list(ctx, ami.QueueStatus{})
 	if err != nil {
@@ -213,13 +223,13 @@ func (c *Concern) send(ctx context.Context, a ami.Action, idempotent ...string) 
 	return unchanged, err
 }
 
-// list sends the list action a like send.
+// list sends the list action a like send, through the reading client.
 func (c *Concern) list(ctx context.Context, a ami.Action) (*ami.List, error) {
 	if err := c.acquire(ctx); err != nil {
 		c.met.actions.WithLabelValues(a.ActionName(), resultTimeout).Inc()
 		return nil, err
 	}
-	l, err := c.ami.List(ctx, a)
+	l, err := c.reader.List(ctx, a)
 	c.release()
 	c.met.actions.WithLabelValues(a.ActionName(), resultOf(err, false)).Inc()
 	return l, err

@@ -507,3 +507,42 @@ func TestConcurrentApply(t *testing.T) {
 		t.Logf("at most %d actions in flight", peak)
 	}
 }
+
+// TestReaderConnection: with Options.Reader the concern observes through the second client
+// and changes the PBX through the first, and pausing in every queue is still one action.
+func TestReaderConnection(t *testing.T) {
+	reads := newCounter()
+	var reader *ami.Client
+	f := newFixture(t, func(o *Options) {
+		reader = startClient(t, false, func(cfg *ami.Config) { cfg.Dial = reads.dial })
+		o.Reader = reader
+	})
+	me := iface(ext(t, 0))
+	f.cleanup(t, me)
+	f.add(t, ami.QueueMemberSpec{Queue: "support", Interface: me})
+	f.add(t, ami.QueueMemberSpec{Queue: "sales", Interface: me})
+	observeOne(t, f, me, "support", "sales")
+	if n := reads.count("QueueStatus"); n != 1 {
+		t.Errorf("%d QueueStatus on the reading connection, want 1", n)
+	}
+	if n := f.count.count("QueueStatus"); n != 0 {
+		t.Errorf("%d QueueStatus on the changing connection, want 0", n)
+	}
+	out := f.c.Apply(testCtx(t), &presence.User{ID: "u"}, pauseOps(me, true, "Lunch", "sales", "support"))
+	for _, o := range out {
+		if o.Result != presence.ResultApplied {
+			t.Errorf("outcome %+v", o)
+		}
+	}
+	if n := f.count.count("QueuePause"); n != 1 {
+		t.Errorf("%d QueuePause on the changing connection, want 1 (all queues at once)", n)
+	}
+	if n := reads.count("QueuePause"); n != 0 {
+		t.Errorf("%d QueuePause on the reading connection", n)
+	}
+	for _, q := range []string{"support", "sales"} {
+		if m, ok := f.member(t, q, me); !ok || !m.Paused || m.PausedReason != "Lunch" {
+			t.Errorf("%s on the PBX: %+v (member: %v)", q, m, ok)
+		}
+	}
+}

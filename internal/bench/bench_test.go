@@ -35,6 +35,7 @@ import (
 var (
 	env         *lab.Env
 	benchUsers  = flag.Int("bench.users", 1000, "users in BenchmarkMassSwitch (each in 5 queues)")
+	benchReader = flag.Bool("bench.reader", true, "give the concerns a second AMI connection to observe through, as the daemon does")
 	benchRounds = flag.Int("bench.rounds", 3, "rounds of BenchmarkMassSwitch; each client's median is reported")
 	benchEvents = flag.String("bench.events", "", `AMI event classes of presenced's connection ("" = the daemon's default, system,call,agent,user)`)
 )
@@ -57,31 +58,22 @@ type rig struct {
 
 func newRig(tb testing.TB, users []presence.User, profiles []presence.Profile) *rig {
 	tb.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	c, err := ami.New(ami.Config{Addr: env.AMIAddr, Username: env.AMIUser, Secret: env.AMISecret, Events: *benchEvents})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { c.Run(ctx); close(done) }()
-	tb.Cleanup(func() { cancel(); <-done })
-	for deadline := time.Now().Add(15 * time.Second); !c.Status().FullyBooted; {
-		if time.Now().After(deadline) {
-			tb.Fatalf("AMI not ready: %+v", c.Status())
-		}
-		time.Sleep(20 * time.Millisecond)
+	c := env.AMI(tb, false, func(cfg *ami.Config) { cfg.Events = *benchEvents })
+	reader := c
+	if *benchReader {
+		reader = env.AMI(tb, false, func(cfg *ami.Config) { cfg.Events = "system" })
 	}
 	log := slog.New(slog.DiscardHandler)
 	reg := prometheus.NewRegistry()
-	qc, err := queue.New(queue.Options{AMI: c, Logger: log, Registerer: reg})
+	qc, err := queue.New(queue.Options{AMI: c, Reader: reader, Logger: log, Registerer: reg})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	fc, err := followme.New(followme.Options{AMI: c, Logger: log})
+	fc, err := followme.New(followme.Options{AMI: c, Reader: reader, Logger: log})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	bc, err := blf.New(blf.Options{AMI: c, Logger: log})
+	bc, err := blf.New(blf.Options{AMI: c, Reader: reader, Logger: log})
 	if err != nil {
 		tb.Fatal(err)
 	}
