@@ -23,10 +23,18 @@ var (
 	queueNamePattern  = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,80}$`)
 	numberPattern     = regexp.MustCompile(`^\+?[0-9*#]{1,32}$`)
 	variablePattern   = regexp.MustCompile(`^[A-Za-z0-9_]+(/[A-Za-z0-9_.-]+)*$`)
-	presenceStates    = []string{"not_set", "unavailable", "available", "away", "xa", "chat", "dnd"}
-	deviceStates      = []string{"NOT_INUSE", "INUSE", "BUSY", "INVALID", "UNAVAILABLE", "RINGING", "RINGINUSE", "ONHOLD"}
 	controlCharacters = "\r\n\x00"
 )
+
+// presenceStates are the states PRESENCE_STATE accepts.
+func presenceStates() []string {
+	return []string{"not_set", "unavailable", "available", "away", "xa", "chat", "dnd"}
+}
+
+// deviceStates are the states DEVICE_STATE(Custom:...) accepts.
+func deviceStates() []string {
+	return []string{"NOT_INUSE", "INUSE", "BUSY", "INVALID", "UNAVAILABLE", "RINGING", "RINGINUSE", "ONHOLD"}
+}
 
 // ValidationError lists every problem found, each naming its field path.
 type ValidationError struct {
@@ -262,8 +270,8 @@ func (c *Catalog) validateProfile(p *problems, path string, pr *Profile) {
 	if pr.Visibility != "" && pr.Visibility != VisibilityPublic && pr.Visibility != VisibilityPrivate {
 		p.add(path+".visibility", "%q is not public or private", pr.Visibility)
 	}
-	if pr.Presence != "" && !slices.Contains(presenceStates, pr.Presence) {
-		p.add(path+".presence", "%q is not one of %s", pr.Presence, strings.Join(presenceStates, ", "))
+	if pr.Presence != "" && !slices.Contains(presenceStates(), pr.Presence) {
+		p.add(path+".presence", "%q is not one of %s", pr.Presence, strings.Join(presenceStates(), ", "))
 	}
 	for i := range pr.OnEnter {
 		c.validateAction(p, fmt.Sprintf("%s.on_enter[%d]", path, i), &pr.OnEnter[i])
@@ -333,8 +341,8 @@ func (c *Catalog) validateAction(p *problems, path string, a *Action) {
 			p.add(path+".device", "%q is not a dial string such as PJSIP/hotdesk-3", a.Device)
 		}
 	case ActionPresence:
-		if a.State != "" && !slices.Contains(presenceStates, a.State) {
-			p.add(path+".state", "%q is not one of %s", a.State, strings.Join(presenceStates, ", "))
+		if a.State != "" && !slices.Contains(presenceStates(), a.State) {
+			p.add(path+".state", "%q is not one of %s", a.State, strings.Join(presenceStates(), ", "))
 		}
 		if strings.ContainsAny(a.Message, controlCharacters) {
 			p.add(path+".message", "must not contain control characters")
@@ -346,8 +354,8 @@ func (c *Catalog) validateAction(p *problems, path string, a *Action) {
 		if !strings.HasPrefix(a.Device, "Custom:") || len(a.Device) == len("Custom:") {
 			p.add(path+".device", "%q must be a Custom: device, e.g. Custom:MEETING1001", a.Device)
 		}
-		if !slices.Contains(deviceStates, strings.ToUpper(a.State)) {
-			p.add(path+".state", "%q is not one of %s", a.State, strings.Join(deviceStates, ", "))
+		if !slices.Contains(deviceStates(), strings.ToUpper(a.State)) {
+			p.add(path+".state", "%q is not one of %s", a.State, strings.Join(deviceStates(), ", "))
 		}
 	case ActionVariable:
 		if a.Scope != "" && a.Scope != "astdb" && a.Scope != "global" {
