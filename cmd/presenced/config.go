@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/viper"
 
+	"github.com/presenced/presenced/ari/featurecode"
 	"github.com/presenced/presenced/presence"
 	"go.yaml.in/yaml/v3"
 )
@@ -47,19 +48,22 @@ func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
 // the command line, in increasing precedence.
 type Config struct {
 	// InstanceID names this daemon among several; it makes the Stasis application name unique.
-	InstanceID      string         `mapstructure:"instance_id"`
-	Log             LogConfig      `mapstructure:"log"`
-	Asterisk        AsteriskConfig `mapstructure:"asterisk"`
-	Redis           RedisConfig    `mapstructure:"redis"`
-	Store           StoreConfig    `mapstructure:"store"`
-	HTTP            HTTPConfig     `mapstructure:"http"`
-	API             APIConfig      `mapstructure:"api"`
-	ShutdownTimeout time.Duration  `mapstructure:"shutdown_timeout"`
+	InstanceID      string             `mapstructure:"instance_id"`
+	Log             LogConfig          `mapstructure:"log"`
+	Asterisk        AsteriskConfig     `mapstructure:"asterisk"`
+	Redis           RedisConfig        `mapstructure:"redis"`
+	Store           StoreConfig        `mapstructure:"store"`
+	HTTP            HTTPConfig         `mapstructure:"http"`
+	API             APIConfig          `mapstructure:"api"`
+	FeatureCodes    FeatureCodesConfig `mapstructure:"feature_codes"`
+	ShutdownTimeout time.Duration      `mapstructure:"shutdown_timeout"`
 	// Users and Profiles are validated into a presence.Catalog.
 	Users    []presence.User    `mapstructure:"users"`
 	Profiles []presence.Profile `mapstructure:"profiles"`
 
 	catalog *presence.Catalog
+	// observeFeatureCode, set by tests, sees the outcome of every feature-code call.
+	observeFeatureCode func(featurecode.Outcome)
 }
 
 // APIConfig configures the REST API.
@@ -67,6 +71,21 @@ type APIConfig struct {
 	AdminToken     Secret `mapstructure:"admin_token"`
 	AdminTokenFile string `mapstructure:"admin_token_file"`
 	MaxBodyBytes   int64  `mapstructure:"max_body_bytes"`
+}
+
+// FeatureCodesConfig configures the *55 feature codes (package ari/featurecode).
+type FeatureCodesConfig struct {
+	// DefaultProfile is where dialing the active profile's number returns to, for users
+	// without a default_profile of their own.
+	DefaultProfile string `mapstructure:"default_profile"`
+	// AlwaysPIN asks users who have a PIN for it also on their own phones.
+	AlwaysPIN bool `mapstructure:"always_pin"`
+	// PINAttempts wrong PINs lock a user's feature codes for Lockout.
+	PINAttempts int           `mapstructure:"pin_attempts"`
+	Lockout     time.Duration `mapstructure:"lockout"`
+	// FirstDigitTimeout and DigitTimeout bound the wait for the first and each further digit.
+	FirstDigitTimeout time.Duration `mapstructure:"first_digit_timeout"`
+	DigitTimeout      time.Duration `mapstructure:"digit_timeout"`
 }
 
 // LogConfig configures logging.
@@ -173,6 +192,12 @@ func defaults() map[string]any {
 		"api.admin_token_file":                     "",
 		"api.max_body_bytes":                       65536,
 		"shutdown_timeout":                         "10s",
+		"feature_codes.default_profile":            presence.ProfileAvailable,
+		"feature_codes.always_pin":                 false,
+		"feature_codes.pin_attempts":               5,
+		"feature_codes.lockout":                    "15m",
+		"feature_codes.first_digit_timeout":        "5s",
+		"feature_codes.digit_timeout":              "3s",
 	}
 }
 
@@ -188,6 +213,7 @@ var flagKeys = map[string]string{
 type options struct {
 	configPath  string
 	checkConfig bool
+	printHints  bool
 	version     bool
 }
 
@@ -199,6 +225,7 @@ func loadConfig(args, environ []string, stderr io.Writer) (Config, options, erro
 	fs.SetOutput(stderr)
 	fs.StringVar(&opts.configPath, "config", "", "YAML configuration `file` (default: none, environment and flags only)")
 	fs.BoolVar(&opts.checkConfig, "check-config", false, "validate the configuration and exit")
+	fs.BoolVar(&opts.printHints, "print-hints", false, "print the per-user BLF hint contexts for *55<n> keys (extensions.conf) and exit")
 	fs.BoolVar(&opts.version, "version", false, "print the version and exit")
 	flagVals := map[string]*string{}
 	for name, key := range flagKeys {
@@ -515,6 +542,12 @@ func (c *Config) Validate() error {
 	if c.API.MaxBodyBytes < 1024 {
 		add("api.max_body_bytes", "%d is too small (at least 1024)", c.API.MaxBodyBytes)
 	}
+	if c.FeatureCodes.PINAttempts < 1 {
+		add("feature_codes.pin_attempts", "%d must be at least 1", c.FeatureCodes.PINAttempts)
+	}
+	positive("feature_codes.lockout", c.FeatureCodes.Lockout)
+	positive("feature_codes.first_digit_timeout", c.FeatureCodes.FirstDigitTimeout)
+	positive("feature_codes.digit_timeout", c.FeatureCodes.DigitTimeout)
 	var verr *presence.ValidationError
 	if err := c.Asterisk.Naming.Validate(); errors.As(err, &verr) {
 		for _, p := range verr.Problems {
@@ -528,6 +561,11 @@ func (c *Config) Validate() error {
 		problems = append(problems, err.Error())
 	}
 	c.catalog = catalog
+	if catalog != nil {
+		if _, ok := catalog.Profile(c.FeatureCodes.DefaultProfile); !ok {
+			add("feature_codes.default_profile", "%q is not a system-wide profile", c.FeatureCodes.DefaultProfile)
+		}
+	}
 	if len(problems) > 0 {
 		return fmt.Errorf("invalid configuration: %s", strings.Join(problems, "; "))
 	}

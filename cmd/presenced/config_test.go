@@ -55,6 +55,12 @@ func TestBadConfigIsRefusedWithOneLineNamingTheKey(t *testing.T) {
 		{name: "missing config file", args: []string{"-config", "/nonexistent/presenced.yaml"}, env: minimalEnv, want: "/nonexistent/presenced.yaml"},
 		{name: "malformed YAML", file: "asterisk: [\n", env: minimalEnv, want: "config file"},
 		{name: "stray argument", args: []string{"extra"}, env: minimalEnv, want: `unexpected argument "extra"`},
+		{name: "zero PIN attempts", env: append([]string{"PRESENCED_FEATURE_CODES_PIN_ATTEMPTS=0"}, minimalEnv...), want: "feature_codes.pin_attempts: 0 must be at least 1"},
+		{name: "zero lockout", file: "feature_codes: {lockout: 0s}\n", env: minimalEnv, want: "feature_codes.lockout"},
+		{name: "negative digit timeout", env: append([]string{"PRESENCED_FEATURE_CODES_DIGIT_TIMEOUT=-1s"}, minimalEnv...), want: "feature_codes.digit_timeout"},
+		{name: "bad first digit timeout", file: "feature_codes: {first_digit_timeout: soon}\n", env: minimalEnv, want: "first_digit_timeout"},
+		{name: "unknown default profile", env: append([]string{"PRESENCED_FEATURE_CODES_DEFAULT_PROFILE=nap"}, minimalEnv...), want: `feature_codes.default_profile: "nap" is not a system-wide profile`},
+		{name: "unknown feature_codes key", file: "feature_codes: {always_pn: true}\n", env: minimalEnv, want: "unknown key feature_codes.always_pn"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := tc.args
@@ -246,5 +252,22 @@ func TestBadProfilesAreRefusedAtStartup(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q; want one line with %q", code, out, tc.want)
 			}
 		})
+	}
+}
+
+// TestPrintHints: -print-hints prints the per-user BLF contexts of the configuration and exits.
+func TestPrintHints(t *testing.T) {
+	path := writeFile(t, "presenced.yaml", profilesYAML)
+	var stdout, stderr strings.Builder
+	if code := realMain([]string{"-config", path, "-print-hints"}, minimalEnv, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	for _, want := range []string{
+		"[presenced-hints-1001] ; Alice\ninclude => presenced-hints\nexten => *551,hint,Custom:PROFILE1001-1 ; Available\n",
+		"exten => *559,hint,Custom:PROFILE1003-9 ; Gone home\n",
+	} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
 	}
 }

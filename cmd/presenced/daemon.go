@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	ariv6 "github.com/CyCoreSystems/ari/v6"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -18,6 +17,7 @@ import (
 	"github.com/presenced/presenced/ami"
 	"github.com/presenced/presenced/api"
 	"github.com/presenced/presenced/ari"
+	"github.com/presenced/presenced/ari/featurecode"
 	"github.com/presenced/presenced/blf"
 	"github.com/presenced/presenced/followme"
 	"github.com/presenced/presenced/presence"
@@ -40,6 +40,7 @@ type daemon struct {
 	states *presence.StateStore
 	engine *presence.Engine
 	api    http.Handler
+	fc     *featurecode.App
 
 	resyncs prometheus.Counter
 }
@@ -146,7 +147,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 			errc <- fmt.Errorf("ari: %w", err)
 		}
 	})
-	wg.Go(func() { d.drainARIEvents(runCtx) })
+	wg.Go(func() { d.fc.Run(runCtx, d.ari.Events()) })
 	wg.Go(func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http: %w", err)
@@ -208,6 +209,26 @@ func (d *daemon) buildEngine() error {
 		d.engine.Close()
 		return fmt.Errorf("api: %w", err)
 	}
+	d.fc, err = featurecode.New(featurecode.Options{
+		Channels:          d.ari,
+		Engine:            d.engine,
+		States:            d.states,
+		Redis:             d.store.Redis(),
+		DefaultProfile:    cfg.FeatureCodes.DefaultProfile,
+		AlwaysPIN:         cfg.FeatureCodes.AlwaysPIN,
+		PINAttempts:       cfg.FeatureCodes.PINAttempts,
+		Lockout:           cfg.FeatureCodes.Lockout,
+		FirstDigitTimeout: cfg.FeatureCodes.FirstDigitTimeout,
+		DigitTimeout:      cfg.FeatureCodes.DigitTimeout,
+		RequestTimeout:    cfg.Asterisk.ARI.RequestTimeout,
+		Observe:           cfg.observeFeatureCode,
+		Logger:            log.With("component", "featurecode"),
+		Registerer:        d.reg,
+	})
+	if err != nil {
+		d.engine.Close()
+		return err
+	}
 	log.Info("profiles loaded", "users", len(cfg.catalog.Users), "system_profiles", len(cfg.catalog.Profiles))
 	return nil
 }
@@ -247,28 +268,4 @@ func (d *daemon) asteriskReady(ctx context.Context) {
 		return
 	}
 	d.log.Info("asterisk ready: resynchronised", "variable", appVariable, "value", app)
-}
-
-// drainARIEvents consumes the ARI event pipeline. The feature-code application is not part of
-// this daemon yet: a call that reaches the Stasis application is hung up at once, with a log
-// line, rather than left in silence.
-func (d *daemon) drainARIEvents(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev, ok := <-d.ari.Events():
-			if !ok {
-				return
-			}
-			d.log.Debug("ari event", "type", ev.GetType())
-			if start, isStart := ev.(*ariv6.StasisStart); isStart {
-				d.log.Warn("feature-code call reached the Stasis application, which does not handle calls yet: hanging up",
-					"channel", start.Channel.Name, "args", start.Args)
-				if err := d.ari.Hangup(ctx, start.Channel.ID); err != nil {
-					d.log.Error("hang up feature-code call", "channel", start.Channel.Name, "err", err)
-				}
-			}
-		}
-	}
 }

@@ -4,7 +4,7 @@
 // Usage:
 //
 //	presenced [-config presenced.yaml] [-log-level info] [-log-format text|json]
-//	          [-http-listen 127.0.0.1:8080] [-instance-id ID] [-check-config] [-version]
+//	          [-http-listen 127.0.0.1:8080] [-instance-id ID] [-check-config] [-print-hints] [-version]
 //
 // Every configuration key can also be set from the environment: asterisk.ami.secret is
 // PRESENCED_ASTERISK_AMI_SECRET. Precedence: flags, then environment, then the file.
@@ -18,6 +18,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/presenced/presenced/ari/featurecode"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -37,6 +39,13 @@ func realMain(args, environ []string, stdout, stderr io.Writer) int {
 	}
 	if opts.version {
 		fmt.Fprintf(stdout, "presenced %s\n", version)
+		return 0
+	}
+	if opts.printHints {
+		if err := featurecode.WriteHints(stdout, cfg.catalog, cfg.Asterisk.Naming); err != nil {
+			fmt.Fprintf(stderr, "presenced: %v\n", err)
+			return 1
+		}
 		return 0
 	}
 	if opts.checkConfig {

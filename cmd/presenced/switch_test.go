@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/presenced/presenced/ami"
 )
 
@@ -95,9 +97,34 @@ func startProfileDaemon(t *testing.T) (*daemonUnderTest, Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	forgetUsers(t, "alice", "carol")
 	d := startDaemon(t, cfg)
 	d.waitReady(t, 15*time.Second)
 	return d, cfg
+}
+
+// forgetUsers deletes what earlier tests left of the users in the lab Redis (state, journal,
+// personal profiles, PIN failures), so that each test starts from users never switched.
+func forgetUsers(t *testing.T, ids ...string) {
+	t.Helper()
+	opt, err := redis.ParseURL(env.RedisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, id := range ids {
+		keys, err := rdb.Keys(ctx, "presenced:user:"+id+"*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, "presenced:pinfail:"+id)
+		if err := rdb.Del(ctx, keys...).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func (d *daemonUnderTest) call(t *testing.T, method, path, token string, body any) (int, map[string]any) {

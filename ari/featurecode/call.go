@@ -1,0 +1,479 @@
+package featurecode
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/presenced/presenced/presence"
+)
+
+// Sounds of the prompts, from Asterisk's core sounds (asterisk-core-sounds-en).
+const (
+	soundConfirm     = "sound:activated"
+	soundPIN         = "sound:agent-pass"
+	soundBadPIN      = "sound:auth-incorrect"
+	soundError       = "sound:beeperr"
+	soundInvalid     = "sound:pbx-invalid"
+	soundGoodbye     = "sound:goodbye"
+	soundCurrentIs   = "sound:is-set-to"
+	soundEnterNumber = "sound:beep"
+)
+
+const (
+	pinTriesPerCall      = 3  // PIN entries per call before it hangs up
+	maxDigits            = 16 // longest number keyed in
+	digitBuffer          = 64 // digits queued for a call
+	playbackEventsBuffer = 16 // finished playbacks queued for a call
+)
+
+// Modes of the Stasis() call (its first argument).
+const (
+	modeActivate = "activate"
+	modeMenu     = "menu"
+)
+
+// request is what the dialplan's Stasis() arguments ask for.
+type request struct {
+	mode   string // modeActivate or modeMenu
+	number string // activation number (activate)
+	ext    string // the user to switch, from *55<n>*<ext>; "" means the caller
+	caller string // ${CALLERID(num)}
+}
+
+// parseArgs reads Stasis(app,<mode>,<n>[*<ext>],<caller>).
+func parseArgs(args []string) (request, error) {
+	var r request
+	if len(args) == 0 {
+		return r, errors.New("no arguments")
+	}
+	r.mode = args[0]
+	if len(args) > 2 {
+		r.caller = args[2]
+	}
+	arg := ""
+	if len(args) > 1 {
+		arg = args[1]
+	}
+	switch r.mode {
+	case modeMenu:
+		if arg != "" {
+			return r, fmt.Errorf("menu takes no number, got %q", arg)
+		}
+	case modeActivate:
+		r.number, r.ext, _ = strings.Cut(arg, "*")
+		if !isDigits(r.number) {
+			return r, fmt.Errorf("activation number %q is not digits", r.number)
+		}
+		if strings.Contains(arg, "*") && !isDigits(r.ext) {
+			return r, fmt.Errorf("extension %q in %q is not digits", r.ext, arg)
+		}
+	default:
+		return r, fmt.Errorf("unknown mode %q", r.mode)
+	}
+	return r, nil
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// sayDigits is the media that reads a number digit by digit.
+func sayDigits(n string) []string {
+	var out []string
+	for _, c := range n {
+		if c >= '0' && c <= '9' {
+			out = append(out, "sound:digits/"+string(c))
+		}
+	}
+	return out
+}
+
+// call is one feature-code call, run by its own goroutine.
+type call struct {
+	app              *App
+	log              *slog.Logger
+	id, name, caller string
+	args             []string
+	started          time.Time
+
+	digits    chan string   // DTMF digits, in order
+	playbacks chan string   // IDs of finished playbacks
+	goneCh    chan struct{} // closed when the channel left the application
+	goneOnce  sync.Once
+	seq       int // playback sequence, call goroutine only
+}
+
+func newCall(a *App, id, name, caller string, args []string, started time.Time) *call {
+	return &call{
+		app: a, id: id, name: name, caller: caller, args: args, started: started,
+		log:       a.log.With("channel", name, "channel_id", id),
+		digits:    make(chan string, digitBuffer),
+		playbacks: make(chan string, playbackEventsBuffer),
+		goneCh:    make(chan struct{}),
+	}
+}
+
+// digit hands a digit to the call; called by the event loop, never blocks.
+func (c *call) digit(d string) {
+	select {
+	case c.digits <- d:
+	default:
+		c.log.Warn("feature-code call: digit dropped, the call is not reading", "digit", d)
+	}
+}
+
+// playbackFinished hands a finished playback to the call; never blocks.
+func (c *call) playbackFinished(id string) {
+	select {
+	case c.playbacks <- id:
+	default:
+	}
+}
+
+// hungUp marks the channel as gone; called by the event loop, never blocks.
+func (c *call) hungUp(why string) {
+	c.goneOnce.Do(func() {
+		c.log.Debug("feature-code call: channel gone", "why", why)
+		close(c.goneCh)
+	})
+}
+
+func (c *call) isGone() bool {
+	select {
+	case <-c.goneCh:
+		return true
+	default:
+		return false
+	}
+}
+
+// run handles the call from StasisStart to hangup.
+func (c *call) run(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, c.app.opts.MaxCallDuration)
+	defer cancel()
+	out := c.flow(ctx)
+	out.ChannelID = c.id
+	if out.Result == ResultSwitched {
+		c.app.metrics.latency.Observe(out.Latency.Seconds())
+	}
+	c.app.metrics.calls.WithLabelValues(string(out.Result)).Inc()
+	level := slog.LevelInfo
+	if out.Result == ResultFailed {
+		level = slog.LevelError
+	}
+	c.log.Log(ctx, level, "feature-code call", "args", c.args, "caller", c.caller, "user", out.User,
+		"profile", out.Profile, "result", out.Result, "latency", out.Latency, "err", out.Err)
+	if !c.isGone() {
+		hctx, hcancel := context.WithTimeout(context.WithoutCancel(ctx), c.app.opts.RequestTimeout)
+		if err := c.app.opts.Channels.Hangup(hctx, c.id); err != nil && !c.isGone() {
+			c.log.Debug("feature-code call: hang up", "err", err)
+		}
+		hcancel()
+	}
+	if c.app.opts.Observe != nil {
+		c.app.opts.Observe(out)
+	}
+}
+
+// flow is the dialogue; it returns how it ended, after the final prompt.
+func (c *call) flow(ctx context.Context) Outcome {
+	var out Outcome
+	end := func(r Result, err error) Outcome {
+		out.Result, out.Err = r, err
+		if c.isGone() {
+			out.Result = ResultHangup
+			return out
+		}
+		if prompt := promptFor(r); len(prompt) > 0 {
+			c.playAndWait(ctx, prompt...)
+		}
+		return out
+	}
+	req, err := parseArgs(c.args)
+	if err != nil {
+		return end(ResultFailed, fmt.Errorf("stasis arguments %q: %w", c.args, err))
+	}
+	if err := c.request(ctx, "answer", func(ctx context.Context) error { return c.app.opts.Channels.Answer(ctx, c.id) }); err != nil {
+		return end(ResultFailed, err)
+	}
+
+	cat := c.app.opts.Engine.Catalog()
+	callerUser, ok := userOfDevice(cat, c.name)
+	if !ok && req.caller != "" {
+		callerUser, _ = cat.UserByExtension(req.caller)
+	}
+	target, own := callerUser, true
+	if req.ext != "" {
+		t, ok := cat.UserByExtension(req.ext)
+		if !ok {
+			return end(ResultUnknownUser, fmt.Errorf("no user has extension %s", req.ext))
+		}
+		target, own = t, callerUser != nil && callerUser.ID == t.ID
+	}
+	if target == nil {
+		return end(ResultUnknownUser, fmt.Errorf("caller %q (%s) is no user's device", req.caller, c.name))
+	}
+	out.User = target.ID
+
+	decided := c.started // the last digit that decided the switch
+	if !own || (c.app.opts.AlwaysPIN && target.PIN != "") {
+		if target.PIN == "" {
+			return end(ResultDenied, errors.New("a PIN is needed from another user's phone, and the user has none"))
+		}
+		last, r, err := c.checkPIN(ctx, target)
+		if r != "" {
+			return end(r, err)
+		}
+		decided = last
+	}
+
+	state, _, err := c.app.opts.States.Load(ctx, target.ID)
+	if err != nil {
+		return end(ResultFailed, fmt.Errorf("load state: %w", err))
+	}
+	profiles, err := c.app.opts.Engine.Profiles(ctx, target.ID)
+	if err != nil {
+		return end(ResultFailed, fmt.Errorf("profiles: %w", err))
+	}
+
+	number := req.number
+	if req.mode == modeMenu {
+		prompt := []string{soundCurrentIs}
+		if cur := findProfile(profiles, func(p *presence.Profile) bool { return p.ID == state.Profile }); cur != nil && cur.Activation != "" {
+			prompt = append(prompt, sayDigits(cur.Activation)...)
+		} else {
+			prompt = append(prompt, "sound:digits/0")
+		}
+		prompt = append(prompt, soundEnterNumber)
+		n, last, r := c.collect(ctx, prompt)
+		switch {
+		case r != "":
+			return end(r, nil)
+		case n == "":
+			return end(ResultNoChange, nil)
+		}
+		number, decided = n, last
+	}
+
+	pr := findProfile(profiles, func(p *presence.Profile) bool { return p.Activation == number })
+	if pr == nil {
+		return end(ResultUnknownProfile, fmt.Errorf("no profile of %s has activation number %q", target.ID, number))
+	}
+	if pr.ID == state.Profile {
+		def := target.DefaultProfile
+		if def == "" {
+			def = c.app.opts.DefaultProfile
+		}
+		back := findProfile(profiles, func(p *presence.Profile) bool { return p.ID == def })
+		if back == nil {
+			return end(ResultFailed, fmt.Errorf("default profile %q of %s does not exist", def, target.ID))
+		}
+		pr = back
+	}
+	out.Profile = pr.ID
+
+	// Nothing is switched for a caller who already hung up; a switch that started completes
+	// (its context does not end with the call).
+	if c.isGone() {
+		return end(ResultHangup, nil)
+	}
+	actor := string(target.ID)
+	if callerUser != nil {
+		actor = string(callerUser.ID)
+	} else if req.caller != "" {
+		actor = req.caller
+	}
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), c.app.opts.SwitchTimeout)
+	res, err := c.app.opts.Engine.Switch(sctx, presence.SwitchRequest{
+		User: target.ID, Profile: pr.ID, Source: presence.SourceFeatureCode, Actor: actor,
+	})
+	scancel()
+	if err != nil {
+		return end(ResultFailed, fmt.Errorf("switch to %s: %w", pr.ID, err))
+	}
+	if !res.InSync {
+		c.log.Warn("feature-code switch recorded but not fully applied; repairs follow", "user", target.ID, "profile", pr.ID)
+	}
+	out.Result = ResultSwitched
+	if c.isGone() {
+		return out
+	}
+	pb, err := c.play(ctx, promptFor(ResultSwitched)...)
+	if err != nil {
+		out.Err = fmt.Errorf("confirmation prompt: %w", err)
+		return out
+	}
+	out.Latency = time.Since(decided)
+	c.waitPlayback(ctx, pb)
+	return out
+}
+
+// promptFor is what the caller hears when a call ends with r.
+func promptFor(r Result) []string {
+	switch r {
+	case ResultSwitched:
+		return []string{soundConfirm}
+	case ResultBadPIN:
+		return []string{soundBadPIN}
+	case ResultLockedOut:
+		return []string{soundError, soundGoodbye}
+	case ResultUnknownProfile, ResultUnknownUser:
+		return []string{soundError, soundInvalid}
+	case ResultNoChange:
+		return []string{soundGoodbye}
+	case ResultHangup:
+		return nil
+	}
+	return []string{soundError}
+}
+
+func findProfile(ps []*presence.Profile, match func(*presence.Profile) bool) *presence.Profile {
+	for _, p := range ps {
+		if match(p) {
+			return p
+		}
+	}
+	return nil
+}
+
+// checkPIN asks for the user's PIN, up to pinTriesPerCall times, counting failures in Redis.
+// It returns the time of the last digit and "" when the PIN was right.
+func (c *call) checkPIN(ctx context.Context, u *presence.User) (time.Time, Result, error) {
+	pins := c.app.pins()
+	locked, err := pins.locked(ctx, u.ID)
+	if err != nil {
+		return time.Time{}, ResultFailed, err
+	}
+	if locked {
+		return time.Time{}, ResultLockedOut, errors.New("feature codes locked after too many wrong PINs")
+	}
+	prompt := []string{soundPIN}
+	for range pinTriesPerCall {
+		got, last, r := c.collect(ctx, prompt)
+		if r != "" {
+			return last, r, nil
+		}
+		if subtle.ConstantTimeCompare([]byte(got), []byte(u.PIN)) == 1 {
+			if err := pins.reset(ctx, u.ID); err != nil {
+				c.log.Warn("reset PIN failures", "user", u.ID, "err", err)
+			}
+			return last, "", nil
+		}
+		c.app.metrics.pinFailures.Inc()
+		lockedNow, err := pins.fail(ctx, u.ID)
+		if err != nil {
+			return last, ResultFailed, err
+		}
+		if lockedNow {
+			c.app.metrics.lockouts.Inc()
+			c.log.Warn("feature codes locked: too many wrong PINs", "user", u.ID, "lockout", c.app.opts.Lockout)
+			return last, ResultLockedOut, errors.New("wrong PIN: locked out")
+		}
+		prompt = []string{soundBadPIN, soundPIN}
+	}
+	return time.Time{}, ResultBadPIN, errors.New("wrong PIN")
+}
+
+// collect plays prompt (the first digit interrupts it) and reads digits up to '#'. It returns
+// the digits without the '#', the time of the '#', and "" or why it failed.
+func (c *call) collect(ctx context.Context, prompt []string) (string, time.Time, Result) {
+	opts := c.app.opts
+	pb, err := c.play(ctx, prompt...)
+	if err != nil {
+		if c.isGone() {
+			return "", time.Time{}, ResultHangup
+		}
+		return "", time.Time{}, ResultFailed
+	}
+	playing := true
+	timer := time.NewTimer(opts.MaxCallDuration)
+	defer timer.Stop()
+	var b strings.Builder
+	for {
+		select {
+		case <-ctx.Done():
+			return "", time.Time{}, ResultTimeout
+		case <-c.goneCh:
+			return "", time.Time{}, ResultHangup
+		case id := <-c.playbacks:
+			if playing && id == pb {
+				playing = false
+				timer.Reset(opts.FirstDigitTimeout)
+			}
+		case d := <-c.digits:
+			c.log.Debug("feature-code call: digit", "digit", d)
+			if playing {
+				playing = false
+				sctx, cancel := context.WithTimeout(ctx, opts.RequestTimeout)
+				_ = opts.Channels.StopPlayback(sctx, pb)
+				cancel()
+			}
+			if d == "#" {
+				return b.String(), time.Now(), ""
+			}
+			if len(d) == 1 && d[0] >= '0' && d[0] <= '9' {
+				if b.Len() >= maxDigits {
+					return "", time.Time{}, ResultUnknownProfile
+				}
+				b.WriteString(d)
+			}
+			timer.Reset(opts.DigitTimeout)
+		case <-timer.C:
+			return "", time.Time{}, ResultTimeout
+		}
+	}
+}
+
+// play starts media on the channel and returns the playback ID.
+func (c *call) play(ctx context.Context, media ...string) (string, error) {
+	c.seq++
+	id := fmt.Sprintf("%s-fc%d", c.id, c.seq)
+	err := c.request(ctx, "play", func(ctx context.Context) error { return c.app.opts.Channels.Play(ctx, c.id, id, media...) })
+	return id, err
+}
+
+// waitPlayback waits until the playback finished, the channel left or ctx ended.
+func (c *call) waitPlayback(ctx context.Context, id string) {
+	for {
+		select {
+		case got := <-c.playbacks:
+			if got == id {
+				return
+			}
+		case <-c.goneCh:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (c *call) playAndWait(ctx context.Context, media ...string) {
+	if id, err := c.play(ctx, media...); err == nil {
+		c.waitPlayback(ctx, id)
+	}
+}
+
+// request runs one ARI request bounded by RequestTimeout.
+func (c *call) request(ctx context.Context, what string, f func(context.Context) error) error {
+	rctx, cancel := context.WithTimeout(ctx, c.app.opts.RequestTimeout)
+	defer cancel()
+	if err := f(rctx); err != nil {
+		return fmt.Errorf("%s %s: %w", what, c.name, err)
+	}
+	return nil
+}
