@@ -31,16 +31,17 @@ const appVariable = "PRESENCED_APP"
 
 // daemon is one running presenced: its connections, store and HTTP listener.
 type daemon struct {
-	cfg    Config
-	log    *slog.Logger
-	reg    *prometheus.Registry
-	ami    *ami.Client
-	ari    *ari.Client
-	store  *presence.Store
-	states *presence.StateStore
-	engine *presence.Engine
-	api    http.Handler
-	fc     *featurecode.App
+	cfg     Config
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	ami     *ami.Client // changes and events
+	amiRead *ami.Client // bulk reads of the PBX
+	ari     *ari.Client
+	store   *presence.Store
+	states  *presence.StateStore
+	engine  *presence.Engine
+	api     http.Handler
+	fc      *featurecode.App
 
 	resyncs prometheus.Counter
 }
@@ -77,19 +78,30 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 	if err != nil {
 		return fmt.Errorf("ari: %w", err)
 	}
-	d.ami, err = ami.New(ami.Config{
-		Addr:         cfg.Asterisk.AMI.Address,
-		Username:     cfg.Asterisk.AMI.Username,
-		Secret:       string(cfg.Asterisk.AMI.Secret),
-		Events:       cfg.Asterisk.AMI.Events,
-		DialTimeout:  cfg.Asterisk.AMI.DialTimeout,
-		PingInterval: cfg.Asterisk.AMI.PingInterval,
-		BackoffMax:   cfg.Asterisk.AMI.BackoffMax,
-		OnReady:      d.asteriskReady,
-		Logger:       log,
-		Registerer:   d.reg,
-	})
-	if err != nil {
+	// Two AMI sessions: the main one carries changes and the events, the read one the bulk
+	// reads of the PBX. Asterisk serves one session's actions one at a time, so a large list
+	// on the main session would hold up the changes queued behind it.
+	amiConfig := func(role string) ami.Config {
+		return ami.Config{
+			Addr:         cfg.Asterisk.AMI.Address,
+			Username:     cfg.Asterisk.AMI.Username,
+			Secret:       string(cfg.Asterisk.AMI.Secret),
+			Events:       cfg.Asterisk.AMI.Events,
+			DialTimeout:  cfg.Asterisk.AMI.DialTimeout,
+			PingInterval: cfg.Asterisk.AMI.PingInterval,
+			BackoffMax:   cfg.Asterisk.AMI.BackoffMax,
+			Logger:       log.With("connection", role),
+			Registerer:   prometheus.WrapRegistererWith(prometheus.Labels{"connection": role}, d.reg),
+		}
+	}
+	mainCfg := amiConfig("main")
+	mainCfg.OnReady = d.asteriskReady
+	if d.ami, err = ami.New(mainCfg); err != nil {
+		return fmt.Errorf("ami: %w", err)
+	}
+	readCfg := amiConfig("read")
+	readCfg.Events = "system" // FullyBooted only: the main session receives the events
+	if d.amiRead, err = ami.New(readCfg); err != nil {
 		return fmt.Errorf("ami: %w", err)
 	}
 
@@ -136,10 +148,15 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	wg.Go(func() {
 		if err := d.ami.Run(runCtx); err != nil {
 			errc <- fmt.Errorf("ami: %w", err)
+		}
+	})
+	wg.Go(func() {
+		if err := d.amiRead.Run(runCtx); err != nil {
+			errc <- fmt.Errorf("ami (read connection): %w", err)
 		}
 	})
 	wg.Go(func() {
@@ -170,15 +187,15 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 // buildEngine makes the switching engine over the concerns that act on Asterisk, and the API.
 func (d *daemon) buildEngine() error {
 	cfg, log := d.cfg, d.log
-	qc, err := queue.New(queue.Options{AMI: d.ami, Logger: log.With("component", "queue"), Registerer: d.reg})
+	qc, err := queue.New(queue.Options{AMI: d.ami, Reader: d.amiRead, Logger: log.With("component", "queue"), Registerer: d.reg})
 	if err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
-	fc, err := followme.New(followme.Options{AMI: d.ami, Logger: log.With("component", "followme"), Registerer: d.reg})
+	fc, err := followme.New(followme.Options{AMI: d.ami, Reader: d.amiRead, Logger: log.With("component", "followme"), Registerer: d.reg})
 	if err != nil {
 		return fmt.Errorf("followme: %w", err)
 	}
-	bc, err := blf.New(blf.Options{AMI: d.ami, Logger: log.With("component", "blf"), Registerer: d.reg})
+	bc, err := blf.New(blf.Options{AMI: d.ami, Reader: d.amiRead, Logger: log.With("component", "blf"), Registerer: d.reg})
 	if err != nil {
 		return fmt.Errorf("blf: %w", err)
 	}

@@ -194,14 +194,14 @@ func TestStartsWithoutAsteriskThenConnects(t *testing.T) {
 	if rd.Checks["store"] != "ok" {
 		t.Errorf("store check = %q (embedded store)", rd.Checks["store"])
 	}
-	if v := d.metric(t, "presenced_ami_connected"); v != 0 {
+	if v := d.metric(t, `presenced_ami_connected{connection="main"}`); v != 0 {
 		t.Errorf("presenced_ami_connected = %v while down", v)
 	}
 
 	amiProxy.SetUp(true)
 	ariProxy.SetUp(true)
 	d.waitReady(t, 15*time.Second)
-	if v := d.metric(t, "presenced_ami_connected"); v != 1 {
+	if v := d.metric(t, `presenced_ami_connected{connection="main"}`); v != 1 {
 		t.Errorf("presenced_ami_connected = %v once up", v)
 	}
 	if v := d.metric(t, "presenced_ari_connected"); v != 1 {
@@ -240,7 +240,7 @@ func TestSurvivesAsteriskRestart(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if v := d.metric(t, "presenced_ami_reconnects_total"); v < 1 {
+	if v := d.metric(t, `presenced_ami_reconnects_total{connection="main"}`); v < 1 {
 		t.Errorf("presenced_ami_reconnects_total = %v after a restart", v)
 	}
 	d.waitReady(t, 30*time.Second)

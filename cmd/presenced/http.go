@@ -56,7 +56,11 @@ func (d *daemon) readiness(ctx context.Context) readiness {
 	case !s.FullyBooted:
 		fail("ami", "logged in, waiting for Asterisk to be fully booted")
 	default:
-		rd.Checks["ami"] = "ok"
+		if r := d.amiRead.Status(); !r.FullyBooted {
+			fail("ami", "read connection not ready"+withReason(r.LastError))
+		} else {
+			rd.Checks["ami"] = "ok"
+		}
 	}
 
 	if s := d.ari.Status(); s.Connected {
