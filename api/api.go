@@ -1,6 +1,7 @@
 // Package api serves presenced's REST API under /api/v1: switching profiles (and previewing a
 // switch), a user's status with desired and observed PBX state and the drift between them,
-// personal profiles, everyone's presence, the journal, and the API's own OpenAPI description.
+// personal profiles, everyone's presence, the journal, timed profiles ("until") and external
+// triggers (with package trigger), and the API's own OpenAPI description.
 //
 // Requests authenticate with "Authorization: Bearer <token>": the admin token may act on every
 // user, a user's token (presence.User.Token) only on that user. Bodies and answers are JSON;
@@ -15,6 +16,7 @@
 //	409 changing or deleting the active profile
 //	413 a body larger than Options.MaxBodyBytes
 //	422 a well-formed request whose values are invalid (presence.ValidationError), naming the field
+//	503 the trigger endpoint of an API built without the trigger scheduler
 //	500 unreadable Redis data (the message names the key) or an internal error; the message of
 //	    any other internal error is logged, not answered
 //
@@ -34,6 +36,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/presenced/presenced/presence"
+	"github.com/presenced/presenced/trigger"
 )
 
 // Prefix is the path every endpoint of the API starts with.
@@ -55,6 +58,11 @@ type Options struct {
 	MaxBodyBytes int64
 	// Logger receives request errors and recovered panics; nil discards them.
 	Logger *slog.Logger
+	// Triggers serves timed profiles ("until"), external triggers and the "why" of GET user;
+	// nil disables them ("until" is refused, the trigger endpoint answers 503).
+	Triggers *trigger.Scheduler
+	// Now is the clock "until" is measured from; nil means time.Now.
+	Now func() time.Time
 	// Registerer receives presenced_api_requests_total{route,code} and
 	// presenced_api_request_duration_seconds{route}; nil leaves them unregistered.
 	Registerer prometheus.Registerer
@@ -64,13 +72,15 @@ type Options struct {
 // mutable state and serves requests concurrently. The tokens are read from the engine's
 // catalog when New runs: a new catalog needs a new Handler.
 type Handler struct {
-	engine  *presence.Engine
-	tokens  *tokens
-	maxBody int64
-	log     *slog.Logger
-	metrics *metrics
-	routes  []route
-	mux     *http.ServeMux
+	engine   *presence.Engine
+	triggers *trigger.Scheduler
+	now      func() time.Time
+	tokens   *tokens
+	maxBody  int64
+	log      *slog.Logger
+	metrics  *metrics
+	routes   []route
+	mux      *http.ServeMux
 }
 
 // access says who may call an endpoint.
@@ -106,16 +116,21 @@ func New(opts Options) (*Handler, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	toks, err := newTokens(opts.AdminToken, opts.Engine.Catalog().Users)
 	if err != nil {
 		return nil, err
 	}
 	h := &Handler{
-		engine:  opts.Engine,
-		tokens:  toks,
-		maxBody: opts.MaxBodyBytes,
-		log:     opts.Logger.With("component", "api"),
-		mux:     http.NewServeMux(),
+		engine:   opts.Engine,
+		triggers: opts.Triggers,
+		now:      opts.Now,
+		tokens:   toks,
+		maxBody:  opts.MaxBodyBytes,
+		log:      opts.Logger.With("component", "api"),
+		mux:      http.NewServeMux(),
 	}
 	h.routes = []route{
 		{http.MethodPut, Prefix + "/users/{user}/profile", accessUser, h.switchProfile(false)},
@@ -126,6 +141,7 @@ func New(opts Options) (*Handler, error) {
 		{http.MethodPut, Prefix + "/users/{user}/profiles/{id}", accessUser, h.putProfile},
 		{http.MethodDelete, Prefix + "/users/{user}/profiles/{id}", accessUser, h.deleteProfile},
 		{http.MethodGet, Prefix + "/users/{user}/journal", accessUser, h.journal},
+		{http.MethodPost, Prefix + "/users/{user}/triggers/{name}", accessUser, h.externalTrigger},
 		{http.MethodGet, Prefix + "/presence", accessAny, h.everyone},
 		{http.MethodGet, Prefix + "/openapi.json", accessPublic, h.openAPI},
 	}

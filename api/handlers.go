@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/presenced/presenced/presence"
+	"github.com/presenced/presenced/trigger"
 )
 
 // Limits of the switch body and the journal query.
@@ -24,6 +25,34 @@ const (
 type switchBody struct {
 	Profile string `json:"profile"`
 	Info    string `json:"info,omitempty"`
+	// Until makes the profile timed: an RFC 3339 time or a duration ("90m"); at that moment the
+	// user returns to the previous profile.
+	Until string `json:"until,omitempty"`
+}
+
+// maxUntil bounds how far ahead a timed profile may end.
+const maxUntil = 366 * 24 * time.Hour
+
+// until parses the body's until relative to now; zero when absent.
+func (b switchBody) until(now time.Time) (time.Time, error) {
+	if b.Until == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, b.Until)
+	if err != nil {
+		d, derr := time.ParseDuration(b.Until)
+		if derr != nil {
+			return time.Time{}, invalid("until", fmt.Sprintf("%q is neither an RFC 3339 time nor a duration such as 90m", b.Until))
+		}
+		t = now.Add(d)
+	}
+	if !t.After(now) {
+		return time.Time{}, invalid("until", fmt.Sprintf("%q is not in the future", b.Until))
+	}
+	if t.Sub(now) > maxUntil {
+		return time.Time{}, invalid("until", fmt.Sprintf("%q is more than a year ahead", b.Until))
+	}
+	return t, nil
 }
 
 func (b switchBody) validate() error {
@@ -60,11 +89,24 @@ func (h *Handler) switchProfile(preview bool) func(http.ResponseWriter, *http.Re
 		if err := body.validate(); err != nil {
 			return err
 		}
+		until, err := body.until(h.now())
+		if err != nil {
+			return err
+		}
+		if !until.IsZero() && h.triggers == nil {
+			return invalid("until", "timed profiles need the trigger scheduler, which this API was built without")
+		}
 		res, err := run(r.Context(), presence.SwitchRequest{
 			User: pathUser(r), Profile: body.Profile, Info: body.Info, Source: presence.SourceAPI, Actor: c.actor(),
+			Until: until,
 		})
 		if err != nil {
 			return err
+		}
+		if !until.IsZero() && !preview {
+			if err := h.triggers.Timed(r.Context(), pathUser(r), res.State); err != nil {
+				return fmt.Errorf("switched, but the return at %s is not scheduled: %w", until.Format(time.RFC3339), err)
+			}
 		}
 		writeJSON(w, http.StatusOK, res)
 		return nil
@@ -77,17 +119,28 @@ func (h *Handler) switchProfile(preview bool) func(http.ResponseWriter, *http.Re
 type userStatusView struct {
 	User *presence.User `json:"user"`
 	// Switched is false for a user presenced has never switched; then the profile fields are empty.
-	Switched bool             `json:"switched"`
-	Profile  string           `json:"profile,omitempty"`
-	Previous string           `json:"previous,omitempty"`
-	Info     string           `json:"info,omitempty"`
-	Since    time.Time        `json:"since,omitzero"`
-	Source   presence.Source  `json:"source,omitempty"`
-	Actor    string           `json:"actor,omitempty"`
-	Sticky   bool             `json:"sticky"`
-	Desired  *presence.Target `json:"desired,omitempty"`
-	Observed *presence.Target `json:"observed,omitempty"`
-	Drift    []presence.Op    `json:"drift"`
+	Switched bool            `json:"switched"`
+	Profile  string          `json:"profile,omitempty"`
+	Previous string          `json:"previous,omitempty"`
+	Info     string          `json:"info,omitempty"`
+	Since    time.Time       `json:"since,omitzero"`
+	Source   presence.Source `json:"source,omitempty"`
+	Actor    string          `json:"actor,omitempty"`
+	Sticky   bool            `json:"sticky"`
+	// Until is when the active profile ends (a timed profile, a schedule's range).
+	Until *time.Time `json:"until,omitempty"`
+	// Trigger is what set the active profile while triggers hold the user: "schedule:<entry>",
+	// "external:<name>", or the actor of a timed profile.
+	Trigger string `json:"trigger,omitempty"`
+	// ReturnsTo is where the user goes when the active triggers end.
+	ReturnsTo string `json:"returns_to,omitempty"`
+	// ActiveTriggers are the triggers holding the user, the winner decided by priority.
+	ActiveTriggers []trigger.Activation `json:"active_triggers,omitempty"`
+	// NextChange is the next scheduled change of profile, within a week.
+	NextChange *trigger.Change  `json:"next_change,omitempty"`
+	Desired    *presence.Target `json:"desired,omitempty"`
+	Observed   *presence.Target `json:"observed,omitempty"`
+	Drift      []presence.Op    `json:"drift"`
 	// InSync is true when the PBX could be read and shows what the profile wants.
 	InSync        bool       `json:"in_sync"`
 	ObserveError  string     `json:"observe_error,omitempty"`
@@ -111,7 +164,54 @@ func (h *Handler) userStatus(w http.ResponseWriter, r *http.Request, _ caller) e
 	if v.Drift == nil {
 		v.Drift = []presence.Op{}
 	}
+	if st.Switched {
+		v.Until = st.State.Until
+	}
+	if h.triggers != nil {
+		why, err := h.triggers.Why(r.Context(), st.User.ID, st.State)
+		if err != nil {
+			return err
+		}
+		v.Trigger, v.ReturnsTo, v.ActiveTriggers, v.NextChange = why.Trigger, why.ReturnsTo, why.Active, why.Next
+	}
 	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+// triggerBody is the body of POST /users/{user}/triggers/{name}.
+type triggerBody struct {
+	State   string `json:"state"`
+	Profile string `json:"profile,omitempty"`
+}
+
+// externalTrigger starts or ends an external trigger (a calendar, a meeting tool).
+func (h *Handler) externalTrigger(w http.ResponseWriter, r *http.Request, _ caller) error {
+	var body triggerBody
+	if err := h.decode(w, r, &body); err != nil {
+		return err
+	}
+	name := r.PathValue("name")
+	var problems []string
+	if err := trigger.TriggerName(name); err != nil {
+		problems = append(problems, "name: "+err.Error())
+	}
+	switch {
+	case body.State != "start" && body.State != "end":
+		problems = append(problems, fmt.Sprintf("state: %q is not start or end", body.State))
+	case body.State == "start" && body.Profile == "":
+		problems = append(problems, "profile: required to start a trigger")
+	}
+	if len(problems) > 0 {
+		return &presence.ValidationError{Problems: problems}
+	}
+	if h.triggers == nil {
+		return &apiError{status: http.StatusServiceUnavailable, msg: "external triggers need the trigger scheduler, which this API was built without"}
+	}
+	res, err := h.triggers.External(r.Context(), pathUser(r), name, body.State == "start", body.Profile)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/presenced/presenced/presence"
+	"github.com/presenced/presenced/trigger"
 )
 
 // openAPIDoc is the part of an OpenAPI document the tests look at.
@@ -216,6 +217,11 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"PresenceList":    reflect.TypeFor[presenceList](),
 		"JournalEntry":    reflect.TypeFor[presence.JournalEntry](),
 		"Journal":         reflect.TypeFor[journalView](),
+		"Schedule":        reflect.TypeFor[presence.Schedule](),
+		"Activation":      reflect.TypeFor[trigger.Activation](),
+		"Change":          reflect.TypeFor[trigger.Change](),
+		"TriggerRequest":  reflect.TypeFor[triggerBody](),
+		"TriggerResult":   reflect.TypeFor[trigger.ExternalResult](),
 	} {
 		schema, ok := doc.Components.Schemas[name]
 		if !ok {

@@ -161,6 +161,13 @@ type SwitchRequest struct {
 	Info    string
 	Source  Source
 	Actor   string
+	// Until, when set, is when the profile is meant to end; it is recorded in the state for
+	// the "why" (package trigger schedules the return).
+	Until time.Time
+	// Guard, when set, is called with the user's current state under the user's lock, before
+	// anything is written; an error abandons the switch and is returned. With the versioned
+	// save it makes "switch only if nothing changed since I looked" atomic across instances.
+	Guard func(current UserState) error
 }
 
 // SwitchResult is what a switch (or a preview, or a repair) did.
@@ -170,6 +177,8 @@ type SwitchResult struct {
 	// InSync is true when every PBX operation succeeded (a failed webhook does not count).
 	InSync  bool `json:"in_sync"`
 	Preview bool `json:"preview,omitempty"`
+	// State is the state the switch saved (with its new version); not encoded.
+	State UserState `json:"-"`
 }
 
 // Switch puts the user in the requested profile: it records the new desired state in Redis
@@ -212,6 +221,11 @@ func (e *Engine) switchUser(ctx context.Context, req SwitchRequest, preview bool
 		if err != nil {
 			return nil, err
 		}
+		if req.Guard != nil {
+			if err := req.Guard(prev); err != nil {
+				return nil, err
+			}
+		}
 		profiles, err = e.profilesOf(ctx, u)
 		if err != nil {
 			return nil, err
@@ -226,6 +240,10 @@ func (e *Engine) switchUser(ctx context.Context, req SwitchRequest, preview bool
 		st = UserState{
 			Profile: to.ID, Previous: prev.Profile, Since: e.now(), Source: req.Source, Actor: req.Actor,
 			Info: req.Info, Sticky: to.Sticky, Intent: intent, Version: prev.Version,
+		}
+		if !req.Until.IsZero() {
+			until := req.Until
+			st.Until = &until
 		}
 		if preview {
 			break
@@ -251,7 +269,7 @@ func (e *Engine) switchUser(ctx context.Context, req SwitchRequest, preview bool
 	for _, h := range hooks {
 		ops = append(ops, Op{Kind: OpWebhook, Webhook: &h, Event: &ev})
 	}
-	res := &SwitchResult{SwitchEvent: ev, Preview: preview}
+	res := &SwitchResult{SwitchEvent: ev, Preview: preview, State: st}
 	if err != nil {
 		// The desired state is saved: the repair loop applies it once the PBX answers.
 		res.Outcomes = []Outcome{{Op: Op{Kind: "observe"}, Result: ResultFailed, Error: err.Error()}}

@@ -59,6 +59,23 @@ type User struct {
 	// DefaultProfile is where dialing the active profile's number again returns to;
 	// empty means "available".
 	DefaultProfile string `json:"default_profile,omitempty" mapstructure:"default_profile"`
+	// Schedules are the user's own time triggers (package trigger); empty means the
+	// system-wide ones.
+	Schedules []Schedule `json:"schedules,omitempty" mapstructure:"schedules"`
+}
+
+// Schedule is a time trigger: at a time on chosen weekdays, or during a range (From to To)
+// that returns at its end, the user switches to Profile. Times are "HH:MM" in the user's
+// time zone; days are mon…sun (empty means every day). Holidays is "" (the entry does not run
+// on holidays), "only" (it runs only on holidays, replacing the others) or "also".
+type Schedule struct {
+	Name     string   `json:"name" mapstructure:"name"`
+	Days     []string `json:"days,omitempty" mapstructure:"days"`
+	At       string   `json:"at,omitempty" mapstructure:"at"`
+	From     string   `json:"from,omitempty" mapstructure:"from"`
+	To       string   `json:"to,omitempty" mapstructure:"to"`
+	Profile  string   `json:"profile" mapstructure:"profile"`
+	Holidays string   `json:"holidays,omitempty" mapstructure:"holidays"`
 }
 
 // DisplayName is the user's name, or the ID when no name is configured.

@@ -24,7 +24,9 @@ type UserState struct {
 	Actor    string    `json:"actor,omitempty"` // who switched: a user ID, "admin", a trigger name
 	Info     string    `json:"info,omitempty"`
 	Sticky   bool      `json:"sticky,omitempty"`
-	Intent   Intent    `json:"intent"`
+	// Until is when a timed profile ends or a schedule's range returns; nil when open-ended.
+	Until  *time.Time `json:"until,omitempty"`
+	Intent Intent     `json:"intent"`
 	// Version counts the writes; a write whose version is stale is refused (optimistic locking).
 	Version int64 `json:"version"`
 }

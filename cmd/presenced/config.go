@@ -23,6 +23,7 @@ import (
 
 	"github.com/presenced/presenced/ari/featurecode"
 	"github.com/presenced/presenced/presence"
+	"github.com/presenced/presenced/trigger"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -60,6 +61,11 @@ type Config struct {
 	// Users and Profiles are validated into a presence.Catalog.
 	Users    []presence.User    `mapstructure:"users"`
 	Profiles []presence.Profile `mapstructure:"profiles"`
+	// Schedules are the system-wide schedule entries every user without their own inherits;
+	// Holidays (YYYY-MM-DD) suppress them (package trigger).
+	Schedules []presence.Schedule `mapstructure:"schedules"`
+	Holidays  []string            `mapstructure:"holidays"`
+	Triggers  TriggersConfig      `mapstructure:"triggers"`
 
 	catalog *presence.Catalog
 	// observeFeatureCode, set by tests, sees the outcome of every feature-code call.
@@ -86,6 +92,15 @@ type FeatureCodesConfig struct {
 	// FirstDigitTimeout and DigitTimeout bound the wait for the first and each further digit.
 	FirstDigitTimeout time.Duration `mapstructure:"first_digit_timeout"`
 	DigitTimeout      time.Duration `mapstructure:"digit_timeout"`
+}
+
+// TriggersConfig configures schedules, timed profiles and external triggers (package trigger).
+type TriggersConfig struct {
+	// DefaultTimeZone is the IANA zone of users without time_zone; empty means the daemon's
+	// local zone.
+	DefaultTimeZone string `mapstructure:"default_time_zone"`
+	// Tick is how often due triggers are looked for.
+	Tick time.Duration `mapstructure:"tick"`
 }
 
 // LogConfig configures logging.
@@ -198,6 +213,9 @@ func defaults() map[string]any {
 		"feature_codes.lockout":                    "15m",
 		"feature_codes.first_digit_timeout":        "5s",
 		"feature_codes.digit_timeout":              "3s",
+		"triggers.default_time_zone":               "",
+		"triggers.tick":                            "1s",
+		"holidays":                                 []string{},
 	}
 }
 
@@ -304,6 +322,7 @@ func loadConfig(args, environ []string, stderr io.Writer) (Config, options, erro
 	var cfg Config
 	err := v.UnmarshalExact(&cfg, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
 		mapstructure.StringToTimeDurationHookFunc(),
+		stringToHolidays,
 	)))
 	if err != nil {
 		return Config{}, opts, fmt.Errorf("config: %w", oneLine(err))
@@ -318,6 +337,19 @@ func loadConfig(args, environ []string, stderr io.Writer) (Config, options, erro
 		return Config{}, opts, err
 	}
 	return cfg, opts, nil
+}
+
+// stringToHolidays reads holidays from a string (PRESENCED_HOLIDAYS="2026-12-25,2027-01-01").
+func stringToHolidays(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() != reflect.String || to != reflect.TypeFor[[]string]() {
+		return data, nil
+	}
+	s, _ := data.(string)
+	var out []string
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
+		out = append(out, f)
+	}
+	return out, nil
 }
 
 func envName(key string) string {
@@ -359,8 +391,9 @@ func unknownKeys(settings map[string]any, prefix string, defs map[string]any) []
 // listKeys are the configuration keys holding lists of structs, with the struct type.
 func listKeys() map[string]reflect.Type {
 	return map[string]reflect.Type{
-		"users":    reflect.TypeFor[presence.User](),
-		"profiles": reflect.TypeFor[presence.Profile](),
+		"users":     reflect.TypeFor[presence.User](),
+		"profiles":  reflect.TypeFor[presence.Profile](),
+		"schedules": reflect.TypeFor[presence.Schedule](),
 	}
 }
 
@@ -561,6 +594,19 @@ func (c *Config) Validate() error {
 		problems = append(problems, err.Error())
 	}
 	c.catalog = catalog
+	if c.Triggers.DefaultTimeZone != "" {
+		if _, err := time.LoadLocation(c.Triggers.DefaultTimeZone); err != nil {
+			add("triggers.default_time_zone", "%q is not a known time zone", c.Triggers.DefaultTimeZone)
+		}
+	}
+	positive("triggers.tick", c.Triggers.Tick)
+	if catalog != nil {
+		if err := trigger.Check(catalog, c.Schedules, c.Holidays); errors.As(err, &verr) {
+			problems = append(problems, verr.Problems...)
+		} else if err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
 	if catalog != nil {
 		if _, ok := catalog.Profile(c.FeatureCodes.DefaultProfile); !ok {
 			add("feature_codes.default_profile", "%q is not a system-wide profile", c.FeatureCodes.DefaultProfile)

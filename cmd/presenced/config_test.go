@@ -271,3 +271,53 @@ func TestPrintHints(t *testing.T) {
 		}
 	}
 }
+
+// triggerConfig is the triggers' configuration shape (README "Triggers").
+const triggerConfig = issueConfig + `
+schedules:
+  - {name: lunch, days: [mon, tue, wed, thu, fri], from: "12:00", to: "13:00", profile: lunch}
+  - {name: morning, days: [mon, tue, wed, thu, fri], at: "09:00", profile: available}
+holidays: ["2026-12-25", "2027-01-01"]
+triggers: {default_time_zone: Europe/Berlin, tick: 2s}
+`
+
+func TestTriggerConfigLoads(t *testing.T) {
+	own := strings.Replace(triggerConfig, "    token: alice-token\n",
+		"    token: alice-token\n    time_zone: America/New_York\n    schedules: [{name: early, at: \"07:30\", profile: available}]\n", 1)
+	cfg, _, err := loadConfig([]string{"-config", writeFile(t, "presenced.yaml", own)}, nil, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Schedules) != 2 || cfg.Schedules[0].From != "12:00" || len(cfg.Holidays) != 2 ||
+		cfg.Triggers.DefaultTimeZone != "Europe/Berlin" || cfg.Triggers.Tick != 2*time.Second {
+		t.Fatalf("triggers: %+v %+v %+v", cfg.Schedules, cfg.Holidays, cfg.Triggers)
+	}
+	u, _ := cfg.catalog.User("alice")
+	if len(u.Schedules) != 1 || u.Schedules[0].At != "07:30" {
+		t.Fatalf("alice's schedules: %+v", u.Schedules)
+	}
+	cfg, _, err = loadConfig([]string{"-config", writeFile(t, "presenced.yaml", issueConfig)},
+		[]string{"PRESENCED_HOLIDAYS=2026-12-25,2027-01-01"}, &bytes.Buffer{})
+	if err != nil || len(cfg.Holidays) != 2 || cfg.Holidays[1] != "2027-01-01" {
+		t.Fatalf("holidays from the environment: %v %v", cfg.Holidays, err)
+	}
+}
+
+func TestBadTriggerConfigNamesTheKey(t *testing.T) {
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"bad time", `schedules: [{name: x, at: "9am", profile: lunch}]`, `schedules[0].at: "9am" is not a time HH:MM`},
+		{"unknown profile", `schedules: [{name: x, at: "09:00", profile: nap}]`, `schedules[0].profile: "nap" is not a system-wide profile`},
+		{"bad day", `schedules: [{name: x, days: [monday], at: "09:00", profile: lunch}]`, `schedules[0].days: "monday"`},
+		{"unknown field", `schedules: [{name: x, when: "09:00", profile: lunch}]`, "unknown key schedules[0].when"},
+		{"bad holiday", `holidays: ["25.12.2026"]`, `holidays[0]: "25.12.2026" is not a date`},
+		{"bad zone", `triggers: {default_time_zone: Mars/Olympus}`, `triggers.default_time_zone: "Mars/Olympus"`},
+		{"zero tick", `triggers: {tick: 0s}`, "triggers.tick"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := loadConfig([]string{"-config", writeFile(t, "presenced.yaml", issueConfig+tc.yaml+"\n")}, nil, &bytes.Buffer{})
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("got %v, want one line with %q", err, tc.want)
+			}
+		})
+	}
+}

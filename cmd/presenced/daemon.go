@@ -22,6 +22,7 @@ import (
 	"github.com/presenced/presenced/followme"
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/queue"
+	"github.com/presenced/presenced/trigger"
 	"github.com/presenced/presenced/webhook"
 )
 
@@ -42,6 +43,7 @@ type daemon struct {
 	engine  *presence.Engine
 	api     http.Handler
 	fc      *featurecode.App
+	trig    *trigger.Scheduler
 
 	resyncs prometheus.Counter
 }
@@ -148,7 +150,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 4)
+	errc := make(chan error, 5)
 	wg.Go(func() {
 		if err := d.ami.Run(runCtx); err != nil {
 			errc <- fmt.Errorf("ami: %w", err)
@@ -165,6 +167,11 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 		}
 	})
 	wg.Go(func() { d.fc.Run(runCtx, d.ari.Events()) })
+	wg.Go(func() {
+		if err := d.trig.Run(runCtx); err != nil {
+			errc <- fmt.Errorf("triggers: %w", err)
+		}
+	})
 	wg.Go(func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http: %w", err)
@@ -215,8 +222,31 @@ func (d *daemon) buildEngine() error {
 	if err != nil {
 		return err
 	}
+	loc := time.Local
+	if cfg.Triggers.DefaultTimeZone != "" {
+		if loc, err = time.LoadLocation(cfg.Triggers.DefaultTimeZone); err != nil {
+			d.engine.Close()
+			return fmt.Errorf("triggers.default_time_zone: %w", err)
+		}
+	}
+	d.trig, err = trigger.New(trigger.Options{
+		Engine:          d.engine,
+		States:          d.states,
+		Redis:           d.store.Redis(),
+		Schedules:       cfg.Schedules,
+		Holidays:        cfg.Holidays,
+		DefaultLocation: loc,
+		Tick:            cfg.Triggers.Tick,
+		Logger:          log.With("component", "trigger"),
+		Registerer:      d.reg,
+	})
+	if err != nil {
+		d.engine.Close()
+		return fmt.Errorf("triggers: %w", err)
+	}
 	d.api, err = api.New(api.Options{
 		Engine:       d.engine,
+		Triggers:     d.trig,
 		AdminToken:   string(cfg.API.AdminToken),
 		MaxBodyBytes: cfg.API.MaxBodyBytes,
 		Logger:       log.With("component", "api"),

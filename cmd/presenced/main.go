@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	_ "time/tzdata" // time zones for schedules in a scratch image
 
 	"github.com/presenced/presenced/ari/featurecode"
 )

@@ -379,3 +379,38 @@ func TestConcurrentSwitchesOfOneUserOnPBX(t *testing.T) {
 		t.Fatalf("after the last switch (%s): DND set %v", last, dndSet)
 	}
 }
+
+// TestTriggersAreWired: the daemon serves timed profiles, external triggers and the "why"
+// (package trigger has the behaviour's tests, on a controlled clock).
+func TestTriggersAreWired(t *testing.T) {
+	d, _ := startProfileDaemon(t)
+	d.switchTo(t, "carol", "available", "")
+	code, res := d.call(t, http.MethodPost, "/api/v1/users/carol/triggers/calendar", "carol-token",
+		map[string]string{"state": "start", "profile": "lunch"})
+	if code != http.StatusOK || res["switched"] != true {
+		t.Fatalf("external start: %d %v", code, res)
+	}
+	code, st := d.call(t, http.MethodGet, "/api/v1/users/carol", "carol-token", nil)
+	if code != http.StatusOK || st["profile"] != "lunch" || st["source"] != "external" ||
+		st["trigger"] != "external:calendar" || st["returns_to"] != "available" {
+		t.Fatalf("GET carol during the trigger: %d %s", code, toJSON(st))
+	}
+	code, res = d.call(t, http.MethodPost, "/api/v1/users/carol/triggers/calendar", "carol-token", map[string]string{"state": "end"})
+	if code != http.StatusOK || res["switched"] != true || res["profile"] != "available" {
+		t.Fatalf("external end: %d %v", code, res)
+	}
+	code, res = d.call(t, http.MethodPut, "/api/v1/users/carol/profile", "carol-token",
+		map[string]string{"profile": "lunch", "until": "1h"})
+	if code != http.StatusOK {
+		t.Fatalf("timed switch: %d %v", code, res)
+	}
+	_, st = d.call(t, http.MethodGet, "/api/v1/users/carol", "carol-token", nil)
+	next, _ := st["next_change"].(map[string]any)
+	if st["until"] == nil || next["kind"] != "expiry" || next["at"] != st["until"] {
+		t.Fatalf("GET carol after a timed switch: %s", toJSON(st))
+	}
+	d.switchTo(t, "carol", "available", "") // cancels the return
+	if v := d.metric(t, `presenced_trigger_events_total{kind="external_start",result="switched"}`); v < 1 {
+		t.Errorf("external starts counted: %v", v)
+	}
+}

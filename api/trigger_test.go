@@ -1,0 +1,168 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/presenced/presenced/presence"
+	"github.com/presenced/presenced/trigger"
+)
+
+// fakeClock is a controllable clock.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// newTriggerAPI is a Handler with a trigger scheduler, engine and API on one controlled clock.
+func newTriggerAPI(t *testing.T) (*testAPI, *trigger.Scheduler, *fakeClock) {
+	t.Helper()
+	ctx := context.Background()
+	opt, err := redis.ParseURL(env.RedisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { rdb.Close() })
+	prefix := fmt.Sprintf("apitest:%s:%d:", t.Name(), time.Now().UnixNano())
+	states := presence.NewStateStore(rdb, presence.StateStoreOptions{Prefix: prefix})
+	if err := states.CheckSchema(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := presence.NewCatalog(fixtureUsers(), fixtureProfiles())
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &fakeClock{now: time.Date(2026, 6, 1, 8, 0, 0, 0, time.UTC)}
+	pbx := newMemPBX()
+	e, err := presence.NewEngine(presence.EngineOptions{Catalog: cat, Naming: presence.DefaultNaming(), States: states,
+		Concerns: []presence.Concern{pbx}, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	s, err := trigger.New(trigger.Options{Engine: e, States: states, Redis: rdb, Prefix: prefix, Now: clock.Now,
+		Schedules: []presence.Schedule{{Name: "lunch", From: "12:00", To: "13:00", Profile: "lunch"}}, DefaultLocation: time.UTC})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(Options{Engine: e, AdminToken: adminToken, Triggers: s, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testAPI{h: h, pbx: pbx, states: states, rdb: rdb, prefix: prefix}, s, clock
+}
+
+func TestTimedProfileThroughTheAPI(t *testing.T) {
+	a, s, clock := newTriggerAPI(t)
+	ctx := context.Background()
+	a.must(t, "PUT", "/api/v1/users/alice/profile", aliceToken, `{"profile":"available"}`, 200, nil)
+	a.must(t, "PUT", "/api/v1/users/alice/profile", aliceToken, `{"profile":"dnd","until":"30m"}`, 200, nil)
+	var v userStatusView
+	a.must(t, "GET", "/api/v1/users/alice", aliceToken, "", 200, &v)
+	want := clock.Now().Add(30 * time.Minute)
+	if v.Profile != "dnd" || v.Until == nil || !v.Until.Equal(want) || v.Trigger != "alice" || v.ReturnsTo != "available" ||
+		v.NextChange == nil || v.NextChange.Kind != "expiry" || !v.NextChange.At.Equal(want) {
+		t.Fatalf("status: %+v, next %+v", v, v.NextChange)
+	}
+	clock.Add(30 * time.Minute)
+	if err := s.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v = userStatusView{}
+	a.must(t, "GET", "/api/v1/users/alice", aliceToken, "", 200, &v)
+	if v.Profile != "available" || v.Source != presence.SourceExpiry || v.Until != nil {
+		t.Fatalf("after expiry: %+v", v)
+	}
+	// The next change is the lunch range at 12:00.
+	if v.NextChange == nil || v.NextChange.Trigger != "schedule:lunch" || v.NextChange.At.Hour() != 12 {
+		t.Fatalf("next change: %+v", v.NextChange)
+	}
+	until := clock.Now().Add(2 * time.Hour).Format(time.RFC3339)
+	a.must(t, "PUT", "/api/v1/users/alice/profile", aliceToken, `{"profile":"dnd","until":"`+until+`"}`, 200, nil)
+	for _, tc := range []struct{ body, msg string }{
+		{`{"profile":"dnd","until":"-5m"}`, "not in the future"},
+		{`{"profile":"dnd","until":"2020-01-01T00:00:00Z"}`, "not in the future"},
+		{`{"profile":"dnd","until":"9000h"}`, "more than a year ahead"},
+	} {
+		rec := a.do(t, "PUT", "/api/v1/users/alice/profile", aliceToken, tc.body)
+		if rec.Code != 422 || !contains(rec.Body.String(), tc.msg) {
+			t.Errorf("%s: %d %s", tc.body, rec.Code, rec.Body)
+		}
+	}
+}
+
+func TestExternalTriggerEndpoint(t *testing.T) {
+	a, _, _ := newTriggerAPI(t)
+	a.must(t, "PUT", "/api/v1/users/alice/profile", aliceToken, `{"profile":"available"}`, 200, nil)
+	for _, step := range []struct {
+		token, body string
+		status      int
+		switched    bool
+		profile     string
+	}{
+		{aliceToken, `{"state":"end"}`, 200, false, "available"},
+		{aliceToken, `{"state":"start","profile":"dnd"}`, 200, true, "dnd"},
+		{adminToken, `{"state":"start","profile":"dnd"}`, 200, false, "dnd"},
+		{bobToken, `{"state":"end"}`, 403, false, "dnd"},
+		{aliceToken, `{"state":"end"}`, 200, true, "available"},
+		{aliceToken, `{"state":"end"}`, 200, false, "available"},
+		{aliceToken, `{"state":"start"}`, 422, false, "available"},
+		{aliceToken, `{"state":"begin","profile":"dnd"}`, 422, false, "available"},
+		{aliceToken, `{"state":"start","profile":"nope"}`, 404, false, "available"},
+		{"", `{"state":"end"}`, 401, false, "available"},
+	} {
+		rec := a.do(t, "POST", "/api/v1/users/alice/triggers/zoom", step.token, step.body)
+		if rec.Code != step.status {
+			t.Fatalf("%s: status %d, want %d: %s", step.body, rec.Code, step.status, rec.Body)
+		}
+		if rec.Code == 200 {
+			var res trigger.ExternalResult
+			if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil {
+				t.Fatal(err)
+			}
+			if res.Switched != step.switched || res.Trigger != "external:zoom" {
+				t.Errorf("%s: %+v, want switched=%v", step.body, res, step.switched)
+			}
+		}
+		var v userStatusView
+		a.must(t, "GET", "/api/v1/users/alice", adminToken, "", 200, &v)
+		if v.Profile != step.profile {
+			t.Errorf("%s: alice in %q, want %q", step.body, v.Profile, step.profile)
+		}
+	}
+}
+
+func TestTriggersNeedTheScheduler(t *testing.T) {
+	a := newTestAPI(t)
+	rec := a.do(t, "PUT", "/api/v1/users/alice/profile", aliceToken, `{"profile":"dnd","until":"30m"}`)
+	if rec.Code != 422 || !contains(rec.Body.String(), "timed profiles need the trigger scheduler") {
+		t.Errorf("until without scheduler: %d %s", rec.Code, rec.Body)
+	}
+	rec = a.do(t, "POST", "/api/v1/users/alice/triggers/zoom", aliceToken, `{"state":"end"}`)
+	if rec.Code != 503 {
+		t.Errorf("trigger without scheduler: %d %s", rec.Code, rec.Body)
+	}
+}
+
+func contains(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,247 @@
+package trigger
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/presenced/presenced/internal/lab"
+	"github.com/presenced/presenced/presence"
+)
+
+var env *lab.Env
+
+func TestMain(m *testing.M) {
+	os.Exit(lab.Main(m, lab.Options{Redis: true}, func(e *lab.Env) { env = e }))
+}
+
+// memPBX is a recording presence.Concern over an in-memory PBX, as in presence/engine_test.go:
+// these tests prove the triggers, not Asterisk.
+type memPBX struct {
+	mu    sync.Mutex
+	state presence.Target
+	ops   int
+}
+
+func newMemPBX() *memPBX { return &memPBX{state: *presence.NewTarget()} }
+
+func (m *memPBX) Name() string { return "mem" }
+
+func (m *memPBX) Kinds() []presence.OpKind {
+	return []presence.OpKind{presence.OpQueueAdd, presence.OpQueueRemove, presence.OpQueuePause, presence.OpQueuePenalty,
+		presence.OpDBPut, presence.OpDBDel, presence.OpDeviceState, presence.OpPresence, presence.OpGlobal, presence.OpWebhook}
+}
+
+func (m *memPBX) Observe(_ context.Context, want, have map[presence.UserID]*presence.Target) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for id, w := range want {
+		h := have[id]
+		for q := range w.Queues {
+			if mem := m.state.Queues[q+"|"+w.Interface]; mem != nil {
+				c := *mem
+				h.Queues[q] = &c
+			} else {
+				h.Queues[q] = nil
+			}
+		}
+		for k := range w.AstDB {
+			h.AstDB[k] = m.state.AstDB[k]
+		}
+		for k := range w.Devices {
+			h.Devices[k] = m.state.Devices[k]
+		}
+		for k := range w.Presence {
+			h.Presence[k] = m.state.Presence[k]
+		}
+		for k := range w.Globals {
+			h.Globals[k] = m.state.Globals[k]
+		}
+	}
+	return nil
+}
+
+func (m *memPBX) Apply(_ context.Context, _ *presence.User, ops []presence.Op) []presence.Outcome {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]presence.Outcome, len(ops))
+	for i, op := range ops {
+		m.ops++
+		switch op.Kind {
+		case presence.OpQueueAdd, presence.OpQueuePause, presence.OpQueuePenalty:
+			c := *op.Member
+			m.state.Queues[op.Queue+"|"+op.Member.Interface] = &c
+		case presence.OpQueueRemove:
+			delete(m.state.Queues, op.Queue+"|"+op.Member.Interface)
+		case presence.OpDBPut:
+			v := op.Value
+			m.state.AstDB[op.Key] = &v
+		case presence.OpDBDel:
+			delete(m.state.AstDB, op.Key)
+		case presence.OpDeviceState:
+			m.state.Devices[op.Key] = op.Value
+		case presence.OpPresence:
+			p := *op.Presence
+			m.state.Presence[op.Key] = &p
+		case presence.OpGlobal:
+			v := op.Value
+			m.state.Globals[op.Key] = &v
+		}
+		out[i] = presence.Outcome{Op: op, Result: presence.ResultApplied}
+	}
+	return out
+}
+
+// clock is a controllable clock.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+func (c *clock) Add(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.now = c.now.Add(d) }
+
+// rig is one presenced instance (engine + scheduler) over the lab Redis.
+type rig struct {
+	t      testing.TB
+	e      *presence.Engine
+	s      *Scheduler
+	states *presence.StateStore
+	rdb    *redis.Client
+	clock  *clock
+	pbx    *memPBX
+}
+
+// world is what instances share: Redis, a key prefix, the configuration and the clock.
+type world struct {
+	rdb      *redis.Client
+	prefix   string
+	users    []presence.User
+	profiles []presence.Profile
+	clock    *clock
+	opts     Options // Schedules, Holidays, DefaultLocation
+}
+
+func newWorld(t testing.TB, start time.Time, users []presence.User, profiles []presence.Profile, opts Options) *world {
+	t.Helper()
+	opt, err := redis.ParseURL(env.RedisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.PoolSize = 200
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { rdb.Close() })
+	return &world{rdb: rdb, prefix: fmt.Sprintf("trigtest:%s:%d:", t.Name(), time.Now().UnixNano()),
+		users: users, profiles: profiles, clock: &clock{now: start}, opts: opts}
+}
+
+// instance starts one presenced instance (a daemon, as after a restart) in the world.
+func (w *world) instance(t testing.TB) *rig {
+	t.Helper()
+	states := presence.NewStateStore(w.rdb, presence.StateStoreOptions{Prefix: w.prefix})
+	if err := states.CheckSchema(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := presence.NewCatalog(w.users, w.profiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pbx := newMemPBX()
+	e, err := presence.NewEngine(presence.EngineOptions{Catalog: cat, Naming: presence.DefaultNaming(), States: states,
+		Concerns: []presence.Concern{pbx}, Now: w.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	opts := w.opts
+	opts.Engine, opts.States, opts.Redis, opts.Prefix, opts.Now = e, states, w.rdb, w.prefix, w.clock.Now
+	s, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &rig{t: t, e: e, s: s, states: states, rdb: w.rdb, clock: w.clock, pbx: pbx}
+}
+
+func (r *rig) step() {
+	r.t.Helper()
+	if err := r.s.Step(context.Background()); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *rig) state(id presence.UserID) presence.UserState {
+	r.t.Helper()
+	st, _, err := r.states.Load(context.Background(), id)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return st
+}
+
+func (r *rig) switchTo(id presence.UserID, profile string, src presence.Source, until time.Time) presence.UserState {
+	r.t.Helper()
+	res, err := r.e.Switch(context.Background(), presence.SwitchRequest{User: id, Profile: profile, Source: src, Actor: string(id), Until: until})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if !until.IsZero() {
+		if err := r.s.Timed(context.Background(), id, res.State); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	return res.State
+}
+
+// expect fails unless the user is in profile, switched by source.
+func (r *rig) expect(id presence.UserID, profile string, src presence.Source) {
+	r.t.Helper()
+	st := r.state(id)
+	if st.Profile != profile || st.Source != src {
+		r.t.Fatalf("%s is in %q (source %s, actor %s), want %q (source %s)", id, st.Profile, st.Source, st.Actor, profile, src)
+	}
+}
+
+func (r *rig) journalLen(id presence.UserID) int {
+	r.t.Helper()
+	j, err := r.states.Journal(context.Background(), id, 1000)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return len(j)
+}
+
+func testUser(id string, ext int, tz string, sched ...presence.Schedule) presence.User {
+	e := fmt.Sprint(ext)
+	return presence.User{ID: presence.UserID(id), Extension: e, TimeZone: tz, Schedules: sched,
+		Devices: []presence.Device{{Dial: "PJSIP/" + e, Family: presence.FamilyDesk}},
+		Queues:  []presence.QueueMembership{{Name: "support"}}}
+}
+
+func testProfiles() []presence.Profile {
+	return []presence.Profile{
+		{ID: "lunch", Name: "Lunch", Presence: "away", Priority: 5},
+		{ID: "meeting", Name: "Meeting", Presence: "dnd", Priority: 1},
+		{ID: "focus", Name: "Focus", Presence: "dnd", Priority: 3},
+		{ID: "vacation", Name: "Vacation", Presence: "xa", Sticky: true},
+		{ID: "closed", Name: "Closed", Presence: "xa"},
+	}
+}
+
+func mustLoad(t testing.TB, name string) *time.Location {
+	t.Helper()
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}
