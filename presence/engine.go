@@ -485,3 +485,68 @@ func findProfile(profiles []*Profile, id string) *Profile {
 func sortProfiles(ps []*Profile) {
 	slices.SortFunc(ps, func(a, b *Profile) int { return cmp.Compare(a.ID, b.ID) })
 }
+
+// RepairSummary is what RepairAll did.
+type RepairSummary struct {
+	Users    int           // users presenced has switched, all checked
+	Repaired int           // users whose PBX state had drifted and was put back
+	Failed   int           // users still out of sync (a repair is scheduled for each)
+	Took     time.Duration // from start to the last repair done
+}
+
+// RepairAll checks every user presenced has switched against the PBX and puts back whatever
+// drifted, through the same read, plan and apply as a switch. It runs after Asterisk became
+// ready (a restart forgets dynamic queue members without persistentmembers, a reload can drop
+// them) and at startup (the PBX may have changed while presenced was down). At most
+// parallel users are repaired at once; their PBX reads share batches.
+func (e *Engine) RepairAll(ctx context.Context, parallel int) (RepairSummary, error) {
+	start := e.now()
+	users := e.opts.Catalog.Users
+	ids := make([]UserID, len(users))
+	for i, u := range users {
+		ids[i] = u.ID
+	}
+	states, err := e.opts.States.LoadMany(ctx, ids)
+	var corrupt *CorruptError
+	if err != nil && !errors.As(err, &corrupt) {
+		return RepairSummary{}, err
+	}
+	if err != nil {
+		e.log.Error("some user states are unreadable; those users are not repaired", "err", err)
+	}
+	var (
+		mu  sync.Mutex
+		sum = RepairSummary{Users: len(states)}
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, max(parallel, 1))
+	)
+	for _, id := range ids {
+		if _, ok := states[id]; !ok {
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return sum, fmt.Errorf("presence: repair all: %w", ctx.Err())
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			res, err := e.Repair(ctx, id)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				sum.Failed++
+				e.log.Warn("repair failed", "user", id, "err", err)
+			case !res.InSync:
+				sum.Failed++
+			case len(res.Outcomes) > 0:
+				sum.Repaired++
+			}
+		})
+	}
+	wg.Wait()
+	sum.Took = e.now().Sub(start)
+	return sum, nil
+}

@@ -397,3 +397,39 @@ func TestStateSaveConflict(t *testing.T) {
 		t.Fatalf("stale save overwrote: %+v", got)
 	}
 }
+
+// TestRepairAllPutsBackWhatDrifted: after the PBX lost its state (an Asterisk restart without
+// persistent members), RepairAll restores every switched user and leaves the others alone.
+func TestRepairAllPutsBackWhatDrifted(t *testing.T) {
+	ctx := context.Background()
+	us := users(30)
+	e, pbx, _ := newTestEngine(t, us, nil)
+	for _, u := range us[:20] {
+		if _, err := e.Switch(ctx, SwitchRequest{User: u.ID, Profile: ProfileAvailable, Source: SourceAPI}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pbx.mu.Lock()
+	before := len(pbx.state.Queues)
+	pbx.state = *NewTarget() // Asterisk restarted and forgot everything
+	pbx.applied = nil
+	pbx.mu.Unlock()
+
+	sum, err := e.RepairAll(ctx, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Users != 20 || sum.Repaired != 20 || sum.Failed != 0 {
+		t.Fatalf("summary %+v, want 20 users checked and repaired", sum)
+	}
+	pbx.mu.Lock()
+	after := len(pbx.state.Queues)
+	pbx.mu.Unlock()
+	if after != before || before != 40 {
+		t.Fatalf("queue members before %d, after repair %d; want 40", before, after)
+	}
+	sum, err = e.RepairAll(ctx, 8)
+	if err != nil || sum.Repaired != 0 || sum.Failed != 0 {
+		t.Fatalf("second RepairAll in sync: %+v %v", sum, err)
+	}
+}

@@ -30,6 +30,10 @@ import (
 // application of the presenced instance in charge (deploy/asterisk/extensions_presenced.conf).
 const appVariable = "PRESENCED_APP"
 
+// repairParallel is how many users a full repair works on at once; their PBX reads share
+// batches.
+const repairParallel = 64
+
 // daemon is one running presenced: its connections, store and HTTP listener.
 type daemon struct {
 	cfg     Config
@@ -312,7 +316,24 @@ func (d *daemon) asteriskReady(ctx context.Context) {
 	app := d.ari.AppName()
 	if err := d.ami.Setvar(ctx, "", appVariable, app); err != nil {
 		d.log.Error("cannot publish the Stasis application to the dialplan", "variable", appVariable, "err", err)
+	} else {
+		d.log.Info("asterisk ready: dialplan told the Stasis application", "variable", appVariable, "value", app)
+	}
+	// Every switched user's PBX state is checked and what drifted is put back: after a restart
+	// Asterisk may have forgotten dynamic queue members, and presenced may have been down
+	// while the PBX changed. The reads go through the read connection: give it time to come up.
+	for !d.amiRead.Status().FullyBooted {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	sum, err := d.engine.RepairAll(ctx, repairParallel)
+	if err != nil {
+		d.log.Error("repair after Asterisk became ready", "err", err)
 		return
 	}
-	d.log.Info("asterisk ready: resynchronised", "variable", appVariable, "value", app)
+	d.log.Info("asterisk ready: users checked", "users", sum.Users, "repaired", sum.Repaired,
+		"still_failing", sum.Failed, "took", sum.Took.Round(time.Millisecond))
 }

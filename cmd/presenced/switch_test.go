@@ -414,3 +414,45 @@ func TestTriggersAreWired(t *testing.T) {
 		t.Errorf("external starts counted: %v", v)
 	}
 }
+
+// TestStartupRepairsWhatChangedWhileDown: presenced stops, an admin removes Alice from her
+// queues and unpauses her by hand; the next presenced puts her back, paused, by itself, once
+// Asterisk is ready.
+func TestStartupRepairsWhatChangedWhileDown(t *testing.T) {
+	d, cfg := startProfileDaemon(t)
+	p := &pbx{t: t, c: newProbe(t).c}
+	const iface = "Local/1001@presenced-queue-member/n"
+	d.switchTo(t, "alice", "available", "")
+	d.switchTo(t, "alice", "lunch", "")
+	d.stop(t)
+
+	if err := p.c.QueueRemove(p.ctx(), iface, "support"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.c.QueuePause(p.ctx(), iface, "sales", false, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.c.DBDel(p.ctx(), "PROFILE", "1001/active"); err != nil {
+		t.Fatal(err)
+	}
+
+	d2 := startDaemon(t, cfg) // same Redis: it knows Alice is at lunch
+	d2.waitReady(t, 15*time.Second)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		sup, sal := p.member("support", iface), p.member("sales", iface)
+		active, _ := p.db("PROFILE", "1001/active")
+		if sup != nil && sup.Paused && sup.PausedReason == "Lunch" && sal != nil && sal.Paused && active == "lunch" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not repaired after startup: support %+v, sales %+v, active %q", sup, sal, active)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	code, j := d2.call(t, http.MethodGet, "/api/v1/users/alice/journal?limit=1", "alice-token", nil)
+	entries, _ := j["entries"].([]any)
+	if code != http.StatusOK || len(entries) != 1 || entries[0].(map[string]any)["kind"] != "repair" {
+		t.Fatalf("journal after startup repair: %d %v", code, j)
+	}
+}
