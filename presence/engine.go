@@ -33,8 +33,20 @@ type EngineOptions struct {
 	// RetryMin and RetryMax bound the backoff of repairs after a failed apply; zero means
 	// 500 ms and 30 s.
 	RetryMin, RetryMax time.Duration
-	Logger             *slog.Logger
-	Registerer         prometheus.Registerer
+	// NudgeDelay is how long a repair asked for by a PBX event waits, so that a burst of events
+	// makes one repair; zero means 200 ms.
+	NudgeDelay time.Duration
+	// FlapLimit repairs of one user that changed the PBX within FlapWindow mean someone keeps
+	// changing it back: further nudges are reported, not acted on, until the window has
+	// passed. Zero means 5 and 1 minute.
+	FlapLimit  int
+	FlapWindow time.Duration
+	// OwnChangeQuiet is how long after presenced changed a user's PBX state the PBX's reports
+	// of changes to that user are taken for the echo of presenced's own actions and ignored;
+	// zero means 1 s. A change by hand inside it is found by the next periodic check.
+	OwnChangeQuiet time.Duration
+	Logger         *slog.Logger
+	Registerer     prometheus.Registerer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -54,6 +66,7 @@ type Engine struct {
 
 	retryMu sync.Mutex
 	retries map[UserID]*retry
+	nudges  map[UserID]*nudge
 	closed  bool
 
 	ctx    context.Context // repairs run in it
@@ -64,6 +77,14 @@ type Engine struct {
 type userLock struct {
 	mu   sync.Mutex
 	refs int
+}
+
+// nudge is the event-driven repair state of one user.
+type nudge struct {
+	applied  time.Time // when presenced last changed the user's PBX state
+	pending  bool
+	repairs  []time.Time // repairs that changed the PBX, within the flap window
+	reported bool        // the flapping was reported in this window
 }
 
 type retry struct {
@@ -89,6 +110,18 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 	if opts.RetryMax == 0 {
 		opts.RetryMax = 30 * time.Second
 	}
+	if opts.NudgeDelay == 0 {
+		opts.NudgeDelay = 200 * time.Millisecond
+	}
+	if opts.FlapLimit == 0 {
+		opts.FlapLimit = 5
+	}
+	if opts.FlapWindow == 0 {
+		opts.FlapWindow = time.Minute
+	}
+	if opts.OwnChangeQuiet == 0 {
+		opts.OwnChangeQuiet = time.Second
+	}
 	e := &Engine{
 		opts:    opts,
 		log:     opts.Logger,
@@ -97,6 +130,7 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 		now:     opts.Now,
 		locks:   map[UserID]*userLock{},
 		retries: map[UserID]*retry{},
+		nudges:  map[UserID]*nudge{},
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -122,7 +156,9 @@ func (e *Engine) Close() {
 	e.retryMu.Lock()
 	e.closed = true
 	for id, r := range e.retries {
-		r.timer.Stop()
+		if r.timer.Stop() {
+			e.wg.Done()
+		}
 		delete(e.retries, id)
 	}
 	e.retryMu.Unlock()
@@ -371,6 +407,16 @@ func (e *Engine) finish(u *User, kind string, res *SwitchResult) {
 // apply hands each concern its operations, concern by concern in the order the plan names
 // them, and returns the outcomes in plan order.
 func (e *Engine) apply(ctx context.Context, u *User, ops []Op) []Outcome {
+	if len(ops) > 0 {
+		e.retryMu.Lock()
+		n := e.nudges[u.ID]
+		if n == nil {
+			n = &nudge{}
+			e.nudges[u.ID] = n
+		}
+		n.applied = e.now()
+		e.retryMu.Unlock()
+	}
 	outcomes := make([]Outcome, len(ops))
 	for i := 0; i < len(ops); {
 		c := e.byKind[ops[i].Kind]
@@ -416,8 +462,8 @@ func (e *Engine) scheduleRetry(id UserID) {
 	if r == nil {
 		r = &retry{}
 		e.retries[id] = r
-	} else if r.timer != nil {
-		r.timer.Stop()
+	} else if r.timer != nil && r.timer.Stop() {
+		e.wg.Done() // the stopped timer will not run
 	}
 	delay := e.opts.RetryMin << min(r.attempt, 16)
 	if delay > e.opts.RetryMax || delay <= 0 {
@@ -427,8 +473,9 @@ func (e *Engine) scheduleRetry(id UserID) {
 	r.attempt++
 	r.due = e.now().Add(delay)
 	e.metrics.pendingRetries.Set(float64(len(e.retries)))
+	// Counted while scheduled (not when it fires), so Close never waits while a timer adds.
+	e.wg.Add(1)
 	r.timer = time.AfterFunc(delay, func() {
-		e.wg.Add(1)
 		defer e.wg.Done()
 		if e.ctx.Err() != nil {
 			return
@@ -444,7 +491,9 @@ func (e *Engine) clearRetry(id UserID) {
 	e.retryMu.Lock()
 	defer e.retryMu.Unlock()
 	if r := e.retries[id]; r != nil {
-		r.timer.Stop()
+		if r.timer.Stop() {
+			e.wg.Done()
+		}
 		delete(e.retries, id)
 		e.metrics.pendingRetries.Set(float64(len(e.retries)))
 	}
@@ -549,4 +598,71 @@ func (e *Engine) RepairAll(ctx context.Context, parallel int) (RepairSummary, er
 	wg.Wait()
 	sum.Took = e.now().Sub(start)
 	return sum, nil
+}
+
+// Nudge asks for a repair of the user soon, because the PBX reported a change of their state
+// (a queue member paused or removed by hand, say). Reports within OwnChangeQuiet of presenced
+// changing the user's state are its own actions' echo and ignored. Nudges within NudgeDelay
+// make one repair; a
+// repair that finds nothing to do costs one read. A user whose state keeps being changed back
+// (FlapLimit repairs that changed the PBX within FlapWindow) is reported once and not repaired
+// again by nudges until the window has passed: presenced does not fight forever. It reports
+// whether a repair was scheduled.
+func (e *Engine) Nudge(id UserID) bool {
+	if _, ok := e.opts.Catalog.User(id); !ok {
+		return false
+	}
+	e.retryMu.Lock()
+	defer e.retryMu.Unlock()
+	if e.closed {
+		return false
+	}
+	n := e.nudges[id]
+	if n == nil {
+		n = &nudge{}
+		e.nudges[id] = n
+	}
+	now := e.now()
+	if now.Sub(n.applied) < e.opts.OwnChangeQuiet {
+		return false // the echo of presenced's own change
+	}
+	n.repairs = slices.DeleteFunc(n.repairs, func(t time.Time) bool { return now.Sub(t) > e.opts.FlapWindow })
+	if len(n.repairs) == 0 {
+		n.reported = false
+	}
+	if len(n.repairs) >= e.opts.FlapLimit {
+		if !n.reported {
+			n.reported = true
+			e.metrics.flapping.Inc()
+			e.log.Warn("the PBX keeps changing this user's state back; reported, not repaired again for now",
+				"user", id, "repairs", len(n.repairs), "window", e.opts.FlapWindow)
+		}
+		return false
+	}
+	if n.pending {
+		return false
+	}
+	n.pending = true
+	e.wg.Add(1)
+	time.AfterFunc(e.opts.NudgeDelay, func() {
+		defer e.wg.Done()
+		e.retryMu.Lock()
+		n.pending = false
+		e.retryMu.Unlock()
+		if e.ctx.Err() != nil {
+			return
+		}
+		res, err := e.Repair(e.ctx, id)
+		if err != nil {
+			e.log.Warn("repair after a PBX change failed", "user", id, "err", err)
+			return
+		}
+		if len(res.Outcomes) > 0 {
+			e.metrics.driftRepairs.Inc()
+			e.retryMu.Lock()
+			n.repairs = append(n.repairs, e.now())
+			e.retryMu.Unlock()
+		}
+	})
+	return true
 }

@@ -15,6 +15,8 @@ type engineMetrics struct {
 	observeTime    prometheus.Histogram
 	observeErrors  prometheus.Counter
 	pendingRetries prometheus.Gauge
+	driftRepairs   prometheus.Counter
+	flapping       prometheus.Counter
 }
 
 func newEngineMetrics(reg prometheus.Registerer) *engineMetrics {
@@ -46,6 +48,14 @@ func newEngineMetrics(reg prometheus.Registerer) *engineMetrics {
 		observeErrors: f.NewCounter(prometheus.CounterOpts{
 			Name: "presenced_observe_errors_total",
 			Help: "Batched reads of the PBX that failed.",
+		}),
+		driftRepairs: f.NewCounter(prometheus.CounterOpts{
+			Name: "presenced_drift_repairs_total",
+			Help: "Repairs, asked for by a change the PBX reported, that found drift and put it back.",
+		}),
+		flapping: f.NewCounter(prometheus.CounterOpts{
+			Name: "presenced_drift_flapping_total",
+			Help: "Times a user's PBX state kept being changed back and was reported instead of repaired again.",
 		}),
 		pendingRetries: f.NewGauge(prometheus.GaugeOpts{
 			Name: "presenced_repairs_pending",

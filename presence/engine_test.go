@@ -433,3 +433,58 @@ func TestRepairAllPutsBackWhatDrifted(t *testing.T) {
 		t.Fatalf("second RepairAll in sync: %+v %v", sum, err)
 	}
 }
+
+// TestNudgeRepairsAndStopsFightingAFlappingMember: a change reported by the PBX is repaired
+// after a nudge; when someone keeps changing it back, presenced reports it and stops.
+func TestNudgeRepairsAndStopsFightingAFlappingMember(t *testing.T) {
+	ctx := context.Background()
+	u := alice()
+	e, pbx, _ := newTestEngine(t, []User{u}, []Profile{lunch()})
+	e.opts.NudgeDelay, e.opts.FlapLimit, e.opts.FlapWindow = 5*time.Millisecond, 3, time.Minute
+	e.opts.OwnChangeQuiet = 30 * time.Millisecond
+	if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: ProfileAvailable, Source: SourceAPI}); err != nil {
+		t.Fatal(err)
+	}
+	if e.Nudge("alice") {
+		t.Fatal("the echo of presenced's own switch scheduled a repair")
+	}
+	time.Sleep(40 * time.Millisecond)
+	iface := DefaultNaming().Interface(&u)
+	removeByHand := func() {
+		pbx.mu.Lock()
+		delete(pbx.state.Queues, "support|"+iface)
+		pbx.mu.Unlock()
+	}
+	isMember := func() bool {
+		pbx.mu.Lock()
+		defer pbx.mu.Unlock()
+		return pbx.state.Queues["support|"+iface] != nil
+	}
+	waitMember := func() {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !isMember(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("not repaired after a nudge")
+			}
+		}
+	}
+	for i := range 3 {
+		removeByHand()
+		if !e.Nudge("alice") {
+			t.Fatalf("nudge %d: no repair scheduled", i)
+		}
+		waitMember()
+		time.Sleep(40 * time.Millisecond) // let the repair record itself and its quiet pass
+	}
+	removeByHand()
+	if e.Nudge("alice") {
+		t.Fatal("a member changed back three times within the window is still fought")
+	}
+	time.Sleep(50 * time.Millisecond)
+	if isMember() {
+		t.Fatal("repaired although reported as flapping")
+	}
+	if e.Nudge("nobody") {
+		t.Fatal("nudge of an unknown user")
+	}
+}

@@ -153,11 +153,14 @@ func TestContinueInDialplan(t *testing.T) {
 		return ok && se.Channel.ID == id
 	})
 	// Operations on a channel outside Stasis are refused with 409 (or 404
-	// once it is gone).
+	// once it is gone; or, seen in the lab while the channel is torn down
+	// after leaving the dialplan, 500 "Failed to answer channel").
 	err := c.Answer(ctx, id)
 	var re *ari.RequestError
-	if !errors.As(err, &re) || (re.StatusCode != 409 && re.StatusCode != 404) {
-		t.Errorf("Answer after continue = %v, want a 409 or 404 RequestError", err)
+	refused := errors.As(err, &re) && (re.StatusCode == 409 || re.StatusCode == 404 ||
+		(re.StatusCode == 500 && strings.Contains(re.Message, "Failed to answer channel")))
+	if !refused {
+		t.Errorf("Answer after continue = %v, want a 409 or 404 RequestError (or 500 Failed to answer channel)", err)
 	} else {
 		t.Logf("Answer after continue: %v", err)
 	}

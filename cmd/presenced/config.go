@@ -58,6 +58,7 @@ type Config struct {
 	API             APIConfig          `mapstructure:"api"`
 	FeatureCodes    FeatureCodesConfig `mapstructure:"feature_codes"`
 	ShutdownTimeout time.Duration      `mapstructure:"shutdown_timeout"`
+	Reconcile       ReconcileConfig    `mapstructure:"reconcile"`
 	// Users and Profiles are validated into a presence.Catalog.
 	Users    []presence.User    `mapstructure:"users"`
 	Profiles []presence.Profile `mapstructure:"profiles"`
@@ -70,6 +71,12 @@ type Config struct {
 	catalog *presence.Catalog
 	// observeFeatureCode, set by tests, sees the outcome of every feature-code call.
 	observeFeatureCode func(featurecode.Outcome)
+}
+
+// ReconcileConfig configures how presenced finds drift it is not told about.
+type ReconcileConfig struct {
+	// Interval is how often every user's PBX state is checked (astdb changes have no events).
+	Interval time.Duration `mapstructure:"interval"`
 }
 
 // APIConfig configures the REST API.
@@ -207,6 +214,7 @@ func defaults() map[string]any {
 		"api.admin_token_file":                     "",
 		"api.max_body_bytes":                       65536,
 		"shutdown_timeout":                         "10s",
+		"reconcile.interval":                       "5m",
 		"feature_codes.default_profile":            presence.ProfileAvailable,
 		"feature_codes.always_pin":                 false,
 		"feature_codes.pin_attempts":               5,
@@ -572,6 +580,7 @@ func (c *Config) Validate() error {
 		add("http.listen", "%v", err)
 	}
 	positive("shutdown_timeout", c.ShutdownTimeout)
+	positive("reconcile.interval", c.Reconcile.Interval)
 	if c.API.MaxBodyBytes < 1024 {
 		add("api.max_body_bytes", "%d is too small (at least 1024)", c.API.MaxBodyBytes)
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -171,6 +172,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 		}
 	})
 	wg.Go(func() { d.fc.Run(runCtx, d.ari.Events()) })
+	wg.Go(func() { d.watchPBX(runCtx) })
 	wg.Go(func() {
 		if err := d.trig.Run(runCtx); err != nil {
 			errc <- fmt.Errorf("triggers: %w", err)
@@ -336,4 +338,53 @@ func (d *daemon) asteriskReady(ctx context.Context) {
 	}
 	d.log.Info("asterisk ready: users checked", "users", sum.Users, "repaired", sum.Repaired,
 		"still_failing", sum.Failed, "took", sum.Took.Round(time.Millisecond))
+}
+
+// watchPBX finds drift: a change the PBX reports on a user's queue member (paused, removed,
+// added by hand) nudges a repair of that user (the engine ignores the echo of its own actions
+// and stops fighting a member that keeps flipping); a gap in the event stream, and every
+// reconcile.interval (astdb changes have no events), checks every user.
+func (d *daemon) watchPBX(ctx context.Context) {
+	users := map[string]presence.UserID{} // member interface, lower case → user
+	for _, u := range d.cfg.catalog.Users {
+		users[strings.ToLower(d.cfg.Asterisk.Naming.Interface(u))] = u.ID
+	}
+	sub := d.ami.Subscribe(4096)
+	defer sub.Close()
+	tick := time.NewTicker(d.cfg.Reconcile.Interval)
+	defer tick.Stop()
+	checkAll := func(why string) {
+		if !d.ami.Status().FullyBooted {
+			return // the ready hook checks everyone once Asterisk is back
+		}
+		sum, err := d.engine.RepairAll(ctx, repairParallel)
+		if err != nil {
+			d.log.Warn("checking every user", "why", why, "err", err)
+			return
+		}
+		d.log.Info("every user checked", "why", why, "users", sum.Users, "repaired", sum.Repaired,
+			"still_failing", sum.Failed, "took", sum.Took.Round(time.Millisecond))
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			checkAll("periodic")
+		case ev, ok := <-sub.Events():
+			if !ok {
+				return
+			}
+			switch ev.Event() {
+			case "QueueMemberAdded", "QueueMemberRemoved", "QueueMemberPause", "QueueMemberPenalty":
+				if id, ok := users[strings.ToLower(ev.Get("Interface"))]; ok {
+					d.engine.Nudge(id)
+				}
+			case ami.EventResync:
+				if ev.Synthetic() {
+					checkAll("events were dropped")
+				}
+			}
+		}
+	}
 }
