@@ -84,7 +84,7 @@ func TestPreviewChangesNothing(t *testing.T) {
 			t.Errorf("preview outcome %s: %s", o.Op, o.Result)
 		}
 	}
-	if ops := a.pbx.appliedOps(); len(ops) != 0 {
+	if ops := a.pbx.Applied(); len(ops) != 0 {
 		t.Fatalf("preview applied %v", ops)
 	}
 	var j journalView
@@ -255,7 +255,7 @@ func TestErrors(t *testing.T) {
 			}
 		})
 	}
-	if ops := a.pbx.appliedOps(); len(ops) != 0 {
+	if ops := a.pbx.Applied(); len(ops) != 0 {
 		t.Fatalf("failed requests changed the PBX: %v", ops)
 	}
 }

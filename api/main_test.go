@@ -19,6 +19,7 @@ import (
 
 	"github.com/presenced/presenced/internal/lab"
 	"github.com/presenced/presenced/presence"
+	"github.com/presenced/presenced/presence/presencetest"
 )
 
 var env *lab.Env
@@ -35,93 +36,10 @@ const (
 	alicePIN   = "9137"
 )
 
-// memPBX is a recording concern over an in-memory PBX: the API tests prove HTTP behaviour,
-// not Asterisk (the concerns' own tests do that against the lab).
-type memPBX struct {
-	mu      sync.Mutex
-	state   presence.Target
-	applied []string
-}
-
-func newMemPBX() *memPBX { return &memPBX{state: *presence.NewTarget()} }
-
-func (m *memPBX) Name() string { return "mem" }
-
-func (m *memPBX) Kinds() []presence.OpKind {
-	return []presence.OpKind{presence.OpQueueAdd, presence.OpQueueRemove, presence.OpQueuePause, presence.OpQueuePenalty,
-		presence.OpDBPut, presence.OpDBDel, presence.OpDeviceState, presence.OpPresence, presence.OpGlobal, presence.OpWebhook}
-}
-
-func (m *memPBX) Observe(_ context.Context, want, have map[presence.UserID]*presence.Target) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for id, w := range want {
-		h := have[id]
-		for q := range w.Queues {
-			if mem := m.state.Queues[q+"|"+w.Interface]; mem != nil {
-				c := *mem
-				h.Queues[q] = &c
-			} else {
-				h.Queues[q] = nil
-			}
-		}
-		for k := range w.AstDB {
-			h.AstDB[k] = m.state.AstDB[k]
-		}
-		for k := range w.Devices {
-			h.Devices[k] = m.state.Devices[k]
-		}
-		for k := range w.Presence {
-			h.Presence[k] = m.state.Presence[k]
-		}
-		for k := range w.Globals {
-			h.Globals[k] = m.state.Globals[k]
-		}
-	}
-	return nil
-}
-
-func (m *memPBX) Apply(_ context.Context, u *presence.User, ops []presence.Op) []presence.Outcome {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make([]presence.Outcome, len(ops))
-	for i, op := range ops {
-		m.applied = append(m.applied, string(u.ID)+": "+op.String())
-		switch op.Kind {
-		case presence.OpQueueAdd, presence.OpQueuePause, presence.OpQueuePenalty:
-			c := *op.Member
-			m.state.Queues[op.Queue+"|"+op.Member.Interface] = &c
-		case presence.OpQueueRemove:
-			delete(m.state.Queues, op.Queue+"|"+op.Member.Interface)
-		case presence.OpDBPut:
-			v := op.Value
-			m.state.AstDB[op.Key] = &v
-		case presence.OpDBDel:
-			delete(m.state.AstDB, op.Key)
-		case presence.OpDeviceState:
-			m.state.Devices[op.Key] = op.Value
-		case presence.OpPresence:
-			p := *op.Presence
-			m.state.Presence[op.Key] = &p
-		case presence.OpGlobal:
-			v := op.Value
-			m.state.Globals[op.Key] = &v
-		}
-		out[i] = presence.Outcome{Op: op, Result: presence.ResultApplied}
-	}
-	return out
-}
-
-func (m *memPBX) appliedOps() []string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]string(nil), m.applied...)
-}
-
 // testAPI is a Handler over a real engine on the lab Redis, with a fresh key prefix.
 type testAPI struct {
 	h      *Handler
-	pbx    *memPBX
+	pbx    *presencetest.PBX
 	states *presence.StateStore
 	rdb    *redis.Client
 	prefix string
@@ -164,7 +82,7 @@ func newTestAPI(t testing.TB) *testAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pbx := newMemPBX()
+	pbx := presencetest.NewPBX()
 	e, err := presence.NewEngine(presence.EngineOptions{Catalog: cat, Naming: presence.DefaultNaming(), States: states,
 		Concerns: []presence.Concern{pbx}})
 	if err != nil {

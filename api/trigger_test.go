@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/presenced/presenced/presence"
+	"github.com/presenced/presenced/presence/presencetest"
 	"github.com/presenced/presenced/trigger"
 )
 
@@ -47,7 +48,7 @@ func newTriggerAPI(t *testing.T) (*testAPI, *trigger.Scheduler, *fakeClock) {
 		t.Fatal(err)
 	}
 	clock := &fakeClock{now: time.Date(2026, 6, 1, 8, 0, 0, 0, time.UTC)}
-	pbx := newMemPBX()
+	pbx := presencetest.NewPBX()
 	e, err := presence.NewEngine(presence.EngineOptions{Catalog: cat, Naming: presence.DefaultNaming(), States: states,
 		Concerns: []presence.Concern{pbx}, Now: clock.Now})
 	if err != nil {

@@ -442,13 +442,30 @@ func TestNudgeRepairsAndStopsFightingAFlappingMember(t *testing.T) {
 	e, pbx, _ := newTestEngine(t, []User{u}, []Profile{lunch()})
 	e.opts.NudgeDelay, e.opts.FlapLimit, e.opts.FlapWindow = 5*time.Millisecond, 3, time.Minute
 	e.opts.OwnChangeQuiet = 30 * time.Millisecond
+	// settled waits until the engine recorded n repairs and the quiet after its last change
+	// passed: no fixed sleeps, so a loaded machine cannot make the test flaky.
+	settled := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			e.retryMu.Lock()
+			nd := e.nudges["alice"]
+			done := nd != nil && len(nd.repairs) >= n && !nd.pending && time.Since(nd.applied) > e.opts.OwnChangeQuiet
+			e.retryMu.Unlock()
+			if done {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the engine did not record repair %d", n)
+			}
+		}
+	}
 	if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: ProfileAvailable, Source: SourceAPI}); err != nil {
 		t.Fatal(err)
 	}
 	if e.Nudge("alice") {
 		t.Fatal("the echo of presenced's own switch scheduled a repair")
 	}
-	time.Sleep(40 * time.Millisecond)
+	settled(0)
 	iface := DefaultNaming().Interface(&u)
 	removeByHand := func() {
 		pbx.mu.Lock()
@@ -474,7 +491,7 @@ func TestNudgeRepairsAndStopsFightingAFlappingMember(t *testing.T) {
 			t.Fatalf("nudge %d: no repair scheduled", i)
 		}
 		waitMember()
-		time.Sleep(40 * time.Millisecond) // let the repair record itself and its quiet pass
+		settled(i + 1)
 	}
 	removeByHand()
 	if e.Nudge("alice") {

@@ -12,7 +12,7 @@ import (
 // BenchmarkWave09 measures the 09:00 wave: 10,000 users whose schedule fires at 09:00, from the
 // Step that claims the due events to the last switch. Every switch goes through Engine.Switch
 // (run concurrently; the engine batches its PBX reads) against the lab Redis; the PBX is the
-// in-memory recording presence.Concern memPBX (as in presence/engine_test.go), so the figure is
+// in-memory recording concern presencetest.PBX, so the figure is
 // presenced's own cost (Redis round trips, claims, locks, journal), not Asterisk's.
 //
 //	go test ./trigger -run '^$' -bench Wave09 -benchtime 3x

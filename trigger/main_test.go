@@ -12,89 +12,13 @@ import (
 
 	"github.com/presenced/presenced/internal/lab"
 	"github.com/presenced/presenced/presence"
+	"github.com/presenced/presenced/presence/presencetest"
 )
 
 var env *lab.Env
 
 func TestMain(m *testing.M) {
 	os.Exit(lab.Main(m, lab.Options{Redis: true}, func(e *lab.Env) { env = e }))
-}
-
-// memPBX is a recording presence.Concern over an in-memory PBX, as in presence/engine_test.go:
-// these tests prove the triggers, not Asterisk.
-type memPBX struct {
-	mu    sync.Mutex
-	state presence.Target
-	ops   int
-}
-
-func newMemPBX() *memPBX { return &memPBX{state: *presence.NewTarget()} }
-
-func (m *memPBX) Name() string { return "mem" }
-
-func (m *memPBX) Kinds() []presence.OpKind {
-	return []presence.OpKind{presence.OpQueueAdd, presence.OpQueueRemove, presence.OpQueuePause, presence.OpQueuePenalty,
-		presence.OpDBPut, presence.OpDBDel, presence.OpDeviceState, presence.OpPresence, presence.OpGlobal, presence.OpWebhook}
-}
-
-func (m *memPBX) Observe(_ context.Context, want, have map[presence.UserID]*presence.Target) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for id, w := range want {
-		h := have[id]
-		for q := range w.Queues {
-			if mem := m.state.Queues[q+"|"+w.Interface]; mem != nil {
-				c := *mem
-				h.Queues[q] = &c
-			} else {
-				h.Queues[q] = nil
-			}
-		}
-		for k := range w.AstDB {
-			h.AstDB[k] = m.state.AstDB[k]
-		}
-		for k := range w.Devices {
-			h.Devices[k] = m.state.Devices[k]
-		}
-		for k := range w.Presence {
-			h.Presence[k] = m.state.Presence[k]
-		}
-		for k := range w.Globals {
-			h.Globals[k] = m.state.Globals[k]
-		}
-	}
-	return nil
-}
-
-func (m *memPBX) Apply(_ context.Context, _ *presence.User, ops []presence.Op) []presence.Outcome {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make([]presence.Outcome, len(ops))
-	for i, op := range ops {
-		m.ops++
-		switch op.Kind {
-		case presence.OpQueueAdd, presence.OpQueuePause, presence.OpQueuePenalty:
-			c := *op.Member
-			m.state.Queues[op.Queue+"|"+op.Member.Interface] = &c
-		case presence.OpQueueRemove:
-			delete(m.state.Queues, op.Queue+"|"+op.Member.Interface)
-		case presence.OpDBPut:
-			v := op.Value
-			m.state.AstDB[op.Key] = &v
-		case presence.OpDBDel:
-			delete(m.state.AstDB, op.Key)
-		case presence.OpDeviceState:
-			m.state.Devices[op.Key] = op.Value
-		case presence.OpPresence:
-			p := *op.Presence
-			m.state.Presence[op.Key] = &p
-		case presence.OpGlobal:
-			v := op.Value
-			m.state.Globals[op.Key] = &v
-		}
-		out[i] = presence.Outcome{Op: op, Result: presence.ResultApplied}
-	}
-	return out
 }
 
 // clock is a controllable clock.
@@ -119,7 +43,7 @@ type rig struct {
 	states *presence.StateStore
 	rdb    *redis.Client
 	clock  *clock
-	pbx    *memPBX
+	pbx    *presencetest.PBX
 }
 
 // world is what instances share: Redis, a key prefix, the configuration and the clock.
@@ -156,7 +80,7 @@ func (w *world) instance(t testing.TB) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pbx := newMemPBX()
+	pbx := presencetest.NewPBX()
 	e, err := presence.NewEngine(presence.EngineOptions{Catalog: cat, Naming: presence.DefaultNaming(), States: states,
 		Concerns: []presence.Concern{pbx}, Now: w.clock.Now})
 	if err != nil {

@@ -1,0 +1,101 @@
+// Package presencetest provides a recording in-memory PBX for tests of code built on the
+// presence engine (the API, triggers): it proves that code and the engine's loop, not Asterisk.
+// The concern packages test against the lab Asterisk.
+package presencetest
+
+import (
+	"context"
+	"sync"
+
+	"github.com/presenced/presenced/presence"
+)
+
+// PBX is a presence.Concern for every operation kind over an in-memory PBX state. Every
+// operation succeeds. It is safe for concurrent use.
+type PBX struct {
+	mu      sync.Mutex
+	state   presence.Target
+	applied []string
+}
+
+// NewPBX returns an empty PBX.
+func NewPBX() *PBX { return &PBX{state: *presence.NewTarget()} }
+
+// Name implements presence.Concern.
+func (m *PBX) Name() string { return "mem" }
+
+// Kinds implements presence.Concern: every kind.
+func (m *PBX) Kinds() []presence.OpKind {
+	return []presence.OpKind{presence.OpQueueAdd, presence.OpQueueRemove, presence.OpQueuePause, presence.OpQueuePenalty,
+		presence.OpDBPut, presence.OpDBDel, presence.OpDeviceState, presence.OpPresence, presence.OpGlobal, presence.OpWebhook}
+}
+
+// Observe implements presence.Concern.
+func (m *PBX) Observe(_ context.Context, want, have map[presence.UserID]*presence.Target) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for id, w := range want {
+		h := have[id]
+		for q := range w.Queues {
+			if mem := m.state.Queues[q+"|"+w.Interface]; mem != nil {
+				c := *mem
+				h.Queues[q] = &c
+			} else {
+				h.Queues[q] = nil
+			}
+		}
+		for k := range w.AstDB {
+			h.AstDB[k] = m.state.AstDB[k]
+		}
+		for k := range w.Devices {
+			h.Devices[k] = m.state.Devices[k]
+		}
+		for k := range w.Presence {
+			h.Presence[k] = m.state.Presence[k]
+		}
+		for k := range w.Globals {
+			h.Globals[k] = m.state.Globals[k]
+		}
+	}
+	return nil
+}
+
+// Apply implements presence.Concern: it changes the in-memory state and records each
+// operation as "user: operation".
+func (m *PBX) Apply(_ context.Context, u *presence.User, ops []presence.Op) []presence.Outcome {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]presence.Outcome, len(ops))
+	for i, op := range ops {
+		m.applied = append(m.applied, string(u.ID)+": "+op.String())
+		switch op.Kind {
+		case presence.OpQueueAdd, presence.OpQueuePause, presence.OpQueuePenalty:
+			c := *op.Member
+			m.state.Queues[op.Queue+"|"+op.Member.Interface] = &c
+		case presence.OpQueueRemove:
+			delete(m.state.Queues, op.Queue+"|"+op.Member.Interface)
+		case presence.OpDBPut:
+			v := op.Value
+			m.state.AstDB[op.Key] = &v
+		case presence.OpDBDel:
+			delete(m.state.AstDB, op.Key)
+		case presence.OpDeviceState:
+			m.state.Devices[op.Key] = op.Value
+		case presence.OpPresence:
+			p := *op.Presence
+			m.state.Presence[op.Key] = &p
+		case presence.OpGlobal:
+			v := op.Value
+			m.state.Globals[op.Key] = &v
+		}
+		out[i] = presence.Outcome{Op: op, Result: presence.ResultApplied}
+	}
+	return out
+}
+
+// Applied returns every operation applied so far, as "user: operation", in order.
+func (m *PBX) Applied() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]string(nil), m.applied...)
+}
