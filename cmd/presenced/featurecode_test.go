@@ -4,10 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -46,26 +43,7 @@ type fcLab struct {
 // waits until the dialplan sends feature codes to it.
 func startFeatureCodeDaemon(t *testing.T, yaml string) *fcLab {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "presenced.yaml")
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	base := labConfig(t, env.AMIAddr, env.ARIURL)
-	environ := []string{
-		"PRESENCED_ASTERISK_AMI_ADDRESS=" + base.Asterisk.AMI.Address,
-		"PRESENCED_ASTERISK_AMI_USERNAME=" + env.AMIUser,
-		"PRESENCED_ASTERISK_AMI_SECRET=" + env.AMISecret,
-		"PRESENCED_ASTERISK_ARI_URL=" + env.ARIURL,
-		"PRESENCED_ASTERISK_ARI_PASSWORD=" + env.ARIPassword,
-		"PRESENCED_INSTANCE_ID=" + base.InstanceID,
-		"PRESENCED_HTTP_LISTEN=127.0.0.1:0",
-		"PRESENCED_REDIS_URL=" + env.RedisURL,
-	}
-	cfg, _, err := loadConfig([]string{"-config", path}, environ, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	forgetUsers(t, "alice", "carol")
+	cfg := profileConfig(t, yaml)
 	f := &fcLab{t: t, cfg: cfg, outcomes: make(chan featurecode.Outcome, 1024)}
 	f.cfg.observeFeatureCode = func(o featurecode.Outcome) { f.outcomes <- o }
 	f.ami = newProbe(t).c

@@ -75,11 +75,12 @@ profiles:
       - {action: queue_logout, queues: all}
 `
 
-// startProfileDaemon runs presenced with profilesYAML against the lab.
-func startProfileDaemon(t *testing.T) (*daemonUnderTest, Config) {
+// profileConfig is the configuration of a presenced with the given YAML (users, profiles, ...)
+// against the lab Asterisk and Redis. The users alice and carol start with no state.
+func profileConfig(t *testing.T, yaml string) Config {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "presenced.yaml")
-	if err := os.WriteFile(path, []byte(profilesYAML), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	base := labConfig(t, env.AMIAddr, env.ARIURL)
@@ -98,6 +99,13 @@ func startProfileDaemon(t *testing.T) (*daemonUnderTest, Config) {
 		t.Fatal(err)
 	}
 	forgetUsers(t, "alice", "carol")
+	return cfg
+}
+
+// startProfileDaemon runs presenced with profilesYAML against the lab.
+func startProfileDaemon(t *testing.T) (*daemonUnderTest, Config) {
+	t.Helper()
+	cfg := profileConfig(t, profilesYAML)
 	d := startDaemon(t, cfg)
 	d.waitReady(t, 15*time.Second)
 	return d, cfg
