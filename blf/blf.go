@@ -45,6 +45,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/presenced/presenced/ami"
+	"github.com/presenced/presenced/internal/inflight"
+	"github.com/presenced/presenced/internal/opcount"
 	"github.com/presenced/presenced/presence"
 )
 
@@ -109,8 +111,8 @@ type Concern struct {
 	ami        *ami.Client
 	reader     *ami.Client // observation; ami when no second client is configured
 	log        *slog.Logger
-	sem        chan struct{}
-	met        *metrics
+	sem        inflight.Limit
+	met        *opcount.Counter
 	smallBatch int
 }
 
@@ -139,7 +141,7 @@ func New(o Options) (*Concern, error) {
 		ami:        o.AMI,
 		reader:     cmp.Or(o.Reader, o.AMI),
 		log:        log.With("component", "blf"),
-		sem:        make(chan struct{}, o.MaxInFlight),
+		sem:        inflight.New(o.MaxInFlight),
 		met:        met,
 		smallBatch: o.SmallBatch,
 	}, nil
@@ -236,10 +238,10 @@ func (c *Concern) Observe(ctx context.Context, want map[presence.UserID]*presenc
 }
 
 func (c *Concern) listDevices(ctx context.Context) (map[string]string, error) {
-	if err := c.acquire(ctx); err != nil {
+	if err := c.sem.Acquire(ctx); err != nil {
 		return nil, fmt.Errorf("blf: observe lamps: %w", err)
 	}
-	defer c.release()
+	defer c.sem.Release()
 	list, err := c.reader.DeviceStateList(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("blf: observe lamps: %w", err)
@@ -262,14 +264,14 @@ func (c *Concern) readDevices(ctx context.Context, names map[string]bool) (map[s
 	)
 	for d := range names {
 		wg.Go(func() {
-			if err := c.acquire(ctx); err != nil {
+			if err := c.sem.Acquire(ctx); err != nil {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("blf: observe lamp %s: %w", d, err))
 				mu.Unlock()
 				return
 			}
 			v, err := c.reader.Getvar(ctx, "", "DEVICE_STATE("+d+")")
-			c.release()
+			c.sem.Release()
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -296,14 +298,14 @@ func (c *Concern) readPresence(ctx context.Context, providers map[string]bool) (
 	)
 	for p := range providers {
 		wg.Go(func() {
-			if err := c.acquire(ctx); err != nil {
+			if err := c.sem.Acquire(ctx); err != nil {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("blf: observe presence %s: %w", p, err))
 				mu.Unlock()
 				return
 			}
 			st, err := c.reader.PresenceState(ctx, p)
-			c.release()
+			c.sem.Release()
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -320,10 +322,10 @@ func (c *Concern) readPresence(ctx context.Context, providers map[string]bool) (
 }
 
 func (c *Concern) listPresence(ctx context.Context) (map[string]presence.PresenceValue, error) {
-	if err := c.acquire(ctx); err != nil {
+	if err := c.sem.Acquire(ctx); err != nil {
 		return nil, fmt.Errorf("blf: observe presence: %w", err)
 	}
-	defer c.release()
+	defer c.sem.Release()
 	list, err := c.reader.PresenceStateList(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("blf: observe presence: %w", err)
@@ -343,7 +345,7 @@ func (c *Concern) Apply(ctx context.Context, u *presence.User, ops []presence.Op
 	out := make([]presence.Outcome, len(ops))
 	for i, op := range ops {
 		out[i] = c.apply(ctx, op)
-		c.met.count(op.Kind, out[i].Result)
+		c.met.Count(op.Kind, out[i].Result)
 		c.log.LogAttrs(ctx, slog.LevelDebug, "apply", slog.String("user", userID(u)),
 			slog.String("op", describe(op)), slog.String("result", string(out[i].Result)),
 			slog.String("error", out[i].Error))
@@ -383,27 +385,13 @@ func (c *Concern) apply(ctx context.Context, op presence.Op) presence.Outcome {
 
 // setvar sets a function without a channel within the in-flight bound.
 func (c *Concern) setvar(ctx context.Context, variable, value string) error {
-	if err := c.acquire(ctx); err != nil {
+	if err := c.sem.Acquire(ctx); err != nil {
 		return err
 	}
-	defer c.release()
+	defer c.sem.Release()
 	_, err := c.ami.Do(ctx, ami.Setvar{Variable: variable, Value: value})
 	return err
 }
-
-func (c *Concern) acquire(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	select {
-	case c.sem <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (c *Concern) release() { <-c.sem }
 
 // DeviceStates lists the states a lamp can be set to (ast_devstate_val); UNKNOWN is not one.
 func DeviceStates() []string {

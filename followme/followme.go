@@ -38,6 +38,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/presenced/presenced/ami"
+	"github.com/presenced/presenced/internal/inflight"
+	"github.com/presenced/presenced/internal/opcount"
 	"github.com/presenced/presenced/presence"
 )
 
@@ -94,8 +96,8 @@ type Concern struct {
 	ami        *ami.Client
 	reader     *ami.Client // observation; ami when no second client is configured
 	log        *slog.Logger
-	sem        chan struct{}
-	met        *metrics
+	sem        inflight.Limit
+	met        *opcount.Counter
 	smallBatch int
 }
 
@@ -124,7 +126,7 @@ func New(o Options) (*Concern, error) {
 		ami:        o.AMI,
 		reader:     cmp.Or(o.Reader, o.AMI),
 		log:        log.With("component", "followme"),
-		sem:        make(chan struct{}, o.MaxInFlight),
+		sem:        inflight.New(o.MaxInFlight),
 		smallBatch: o.SmallBatch,
 		met:        met,
 	}, nil
@@ -201,12 +203,12 @@ func (c *Concern) Observe(ctx context.Context, want map[presence.UserID]*presenc
 	for tr := range trees {
 		fam := tr.family
 		wg.Go(func() {
-			if err := c.acquire(ctx); err != nil {
+			if err := c.sem.Acquire(ctx); err != nil {
 				fail(fmt.Errorf("followme: observe astdb family %s: %w", fam, err))
 				return
 			}
 			entries, err := c.reader.DBGetTree(ctx, fam, tr.key)
-			c.release()
+			c.sem.Release()
 			if err != nil {
 				fail(fmt.Errorf("followme: observe astdb %s/%s: %w", fam, tr.key, err))
 				return
@@ -224,12 +226,12 @@ func (c *Concern) Observe(ctx context.Context, want map[presence.UserID]*presenc
 	}
 	for g := range globals {
 		wg.Go(func() {
-			if err := c.acquire(ctx); err != nil {
+			if err := c.sem.Acquire(ctx); err != nil {
 				fail(fmt.Errorf("followme: observe global %s: %w", g, err))
 				return
 			}
 			m, err := c.reader.Do(ctx, ami.Getvar{Variable: g})
-			c.release()
+			c.sem.Release()
 			if err != nil {
 				fail(fmt.Errorf("followme: observe global %s: %w", g, err))
 				return
@@ -280,7 +282,7 @@ func (c *Concern) Apply(ctx context.Context, u *presence.User, ops []presence.Op
 	out := make([]presence.Outcome, len(ops))
 	for i, op := range ops {
 		out[i] = c.apply(ctx, op)
-		c.met.count(op.Kind, out[i].Result)
+		c.met.Count(op.Kind, out[i].Result)
 		c.log.LogAttrs(ctx, slog.LevelDebug, "apply", slog.String("user", userID(u)),
 			slog.String("op", describe(op)), slog.String("result", string(out[i].Result)),
 			slog.String("error", out[i].Error))
@@ -338,26 +340,12 @@ func (c *Concern) apply(ctx context.Context, op presence.Op) presence.Outcome {
 
 // do sends a within the in-flight bound.
 func (c *Concern) do(ctx context.Context, a ami.Action) (*ami.Message, error) {
-	if err := c.acquire(ctx); err != nil {
+	if err := c.sem.Acquire(ctx); err != nil {
 		return nil, err
 	}
-	defer c.release()
+	defer c.sem.Release()
 	return c.ami.Do(ctx, a)
 }
-
-func (c *Concern) acquire(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	select {
-	case c.sem <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (c *Concern) release() { <-c.sem }
 
 // splitKey splits "FAMILY/key" (key may hold further '/') into the DBPut/DBDel parameters.
 func splitKey(k string) (family, key string, ok bool) {

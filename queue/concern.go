@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/presenced/presenced/ami"
+	"github.com/presenced/presenced/internal/inflight"
 	"github.com/presenced/presenced/presence"
 )
 
@@ -69,7 +70,7 @@ type Concern struct {
 	log    *slog.Logger
 	met    *metrics
 	window time.Duration
-	sem    chan struct{} // one token per action in flight
+	sem    inflight.Limit // one slot per action in flight
 	mem    *memberships
 }
 
@@ -105,7 +106,7 @@ func New(opts Options) (*Concern, error) {
 		log:    log.With("component", "queue"),
 		met:    met,
 		window: opts.CoalesceWindow,
-		sem:    make(chan struct{}, opts.MaxInFlight),
+		sem:    inflight.New(opts.MaxInFlight),
 		mem:    newMemberships(),
 	}, nil
 }
@@ -193,15 +194,13 @@ func (c *Concern) acquire(ctx context.Context) error {
 	if err := ctx.Err(); err != nil { // a caller that gave up starts nothing
 		return fmt.Errorf("queue: %w", err)
 	}
-	select {
-	case c.sem <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("queue: waiting for an AMI slot: %w", ctx.Err())
+	if err := c.sem.Acquire(ctx); err != nil {
+		return fmt.Errorf("queue: waiting for an AMI slot: %w", err)
 	}
+	return nil
 }
 
-func (c *Concern) release() { <-c.sem }
+func (c *Concern) release() { c.sem.Release() }
 
 // send sends a, holding a slot while it is in flight, and counts it. unchanged reports that
 // Asterisk refused it with one of the idempotent answers given.
