@@ -252,7 +252,7 @@ func (e *Engine) switchUser(ctx context.Context, req SwitchRequest, preview bool
 			// switch replaces it, and the switch starts from a clean slate.
 			e.log.Error("user state unreadable; switching from an empty state", "user", u.ID, "err", err)
 			prev = UserState{}
-			prev.Version, err = e.storedVersion(ctx, u.ID)
+			prev.Version, err = e.opts.States.Version(ctx, u.ID)
 		}
 		if err != nil {
 			return nil, err
@@ -325,15 +325,6 @@ func (e *Engine) switchUser(ctx context.Context, req SwitchRequest, preview bool
 	e.log.Info("switched", "user", u.ID, "from", ev.From, "to", ev.To, "source", ev.Source,
 		"ops", len(res.Outcomes), "in_sync", res.InSync)
 	return res, nil
-}
-
-// storedVersion reads only the version of a user's state, to overwrite unreadable state.
-func (e *Engine) storedVersion(ctx context.Context, id UserID) (int64, error) {
-	v, err := e.opts.States.rdb.HGet(ctx, e.opts.States.userKey(id), "version").Int64()
-	if err != nil {
-		return 0, &CorruptError{Key: e.opts.States.userKey(id), Field: "version", Err: err}
-	}
-	return v, nil
 }
 
 // Repair applies the user's desired state again: whatever drifted on the PBX is put back.

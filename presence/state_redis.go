@@ -163,6 +163,19 @@ func (s *StateStore) decodeState(id UserID, vals []any) (UserState, bool, error)
 	return st, true, nil
 }
 
+// Version reads only the version of a user's state, so that state that cannot be read can be
+// replaced by a compare-and-set all the same.
+func (s *StateStore) Version(ctx context.Context, id UserID) (int64, error) {
+	if err := s.CheckSchema(ctx); err != nil {
+		return 0, err
+	}
+	v, err := s.rdb.HGet(ctx, s.userKey(id), "version").Int64()
+	if err != nil {
+		return 0, &CorruptError{Key: s.userKey(id), Field: "version", Err: err}
+	}
+	return v, nil
+}
+
 // Save writes st if the stored version is still st.Version (0 for a new user) and returns the
 // state with its new version; ErrConflict when another writer came first.
 func (s *StateStore) Save(ctx context.Context, id UserID, st UserState) (UserState, error) {
