@@ -31,6 +31,9 @@ const (
 	ResultUnchanged Result = "unchanged" // the PBX already was so (e.g. "Already there")
 	ResultFailed    Result = "failed"    // the operation failed; Error says why
 	ResultPlanned   Result = "planned"   // a preview: nothing was done
+	ResultReported  Result = "reported"  // drift left as it is under the report policy
+	ResultAdopted   Result = "adopted"   // drift accepted as the desired state under the adopt policy
+	ResultDeferred  Result = "deferred"  // a queue change waiting for the user's call to end
 )
 
 // Outcome is the result of one operation.
@@ -38,6 +41,8 @@ type Outcome struct {
 	Op     Op     `json:"op"`
 	Result Result `json:"result"`
 	Error  string `json:"error,omitempty"`
+	// Note says why an operation was reported, adopted or deferred.
+	Note string `json:"note,omitempty"`
 }
 
 // Failed builds a failed outcome for op.

@@ -45,8 +45,18 @@ type EngineOptions struct {
 	// of changes to that user are taken for the echo of presenced's own actions and ignored;
 	// zero means 1 s. A change by hand inside it is found by the next periodic check.
 	OwnChangeQuiet time.Duration
-	Logger         *slog.Logger
-	Registerer     prometheus.Registerer
+	// Policies says, per kind of state, what a repair does about drift: enforce (put it back),
+	// report (warn) or adopt (accept the PBX's value). Nil enforces everything.
+	Policies Policies
+	// Devices reports the state of the users' own devices. A user on a call keeps their queue
+	// state until the call ends (repairs and automatic switches wait, visibly), and the status
+	// warns about a device in use that the profile does not ring. Nil: nobody is on a call.
+	Devices DeviceStates
+	// RoundTrips, when set, counts the AMI actions sent so far; RepairAll reports how many it
+	// took.
+	RoundTrips func() uint64
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -64,10 +74,12 @@ type Engine struct {
 	locksMu sync.Mutex
 	locks   map[UserID]*userLock
 
-	retryMu sync.Mutex
-	retries map[UserID]*retry
-	nudges  map[UserID]*nudge
-	closed  bool
+	retryMu   sync.Mutex
+	retries   map[UserID]*retry
+	nudges    map[UserID]*nudge
+	drift     map[UserID]*driftRecord // drift left on the PBX: reported, or waiting for a call's end
+	outOfSync map[UserID]bool         // users whose last switch or repair left them out of sync
+	closed    bool
 
 	ctx    context.Context // repairs run in it
 	cancel context.CancelFunc
@@ -85,6 +97,12 @@ type nudge struct {
 	pending  bool
 	repairs  []time.Time // repairs that changed the PBX, within the flap window
 	reported bool        // the flapping was reported in this window
+}
+
+// driftRecord is the drift a user's last switch or repair left on the PBX on purpose.
+type driftRecord struct {
+	reported []Op // under the report policy
+	deferred []Op // queue changes waiting for the user's call to end
 }
 
 type retry struct {
@@ -123,14 +141,19 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 		opts.OwnChangeQuiet = time.Second
 	}
 	e := &Engine{
-		opts:    opts,
-		log:     opts.Logger,
-		metrics: newEngineMetrics(opts.Registerer),
-		byKind:  map[OpKind]Concern{},
-		now:     opts.Now,
-		locks:   map[UserID]*userLock{},
-		retries: map[UserID]*retry{},
-		nudges:  map[UserID]*nudge{},
+		opts:      opts,
+		log:       opts.Logger,
+		metrics:   newEngineMetrics(opts.Registerer),
+		byKind:    map[OpKind]Concern{},
+		now:       opts.Now,
+		locks:     map[UserID]*userLock{},
+		retries:   map[UserID]*retry{},
+		nudges:    map[UserID]*nudge{},
+		drift:     map[UserID]*driftRecord{},
+		outOfSync: map[UserID]bool{},
+	}
+	if err := opts.Policies.Validate(); err != nil {
+		return nil, err
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -314,7 +337,7 @@ func (e *Engine) switchUser(ctx context.Context, req SwitchRequest, preview bool
 			res.Outcomes = append(res.Outcomes, Outcome{Op: op, Result: ResultPlanned})
 		}
 	} else {
-		res.Outcomes = e.apply(ctx, u, ops)
+		res.Outcomes = e.decideAndApply(ctx, u, st, ops, nil, !req.Source.Manual(), false)
 	}
 	res.InSync = inSync(res.Outcomes)
 	if preview {
@@ -327,8 +350,22 @@ func (e *Engine) switchUser(ctx context.Context, req SwitchRequest, preview bool
 	return res, nil
 }
 
-// Repair applies the user's desired state again: whatever drifted on the PBX is put back.
+// Repair checks the user's PBX state against their desired state and deals with every
+// difference as the policy of its kind says: enforced drift is put back through the same plan
+// and apply as a switch, reported drift is recorded (the status warns), adopted drift becomes
+// the desired state until the next switch. Queue changes for a user on a call wait until the
+// call ends.
 func (e *Engine) Repair(ctx context.Context, id UserID) (*SwitchResult, error) {
+	return e.repair(ctx, id, false)
+}
+
+// Reconcile puts the user's whole desired state back on the PBX now, whatever the policies
+// say: the one-call fix for reported drift and for changes waiting for a call to end.
+func (e *Engine) Reconcile(ctx context.Context, id UserID) (*SwitchResult, error) {
+	return e.repair(ctx, id, true)
+}
+
+func (e *Engine) repair(ctx context.Context, id UserID, force bool) (*SwitchResult, error) {
 	u, ok := e.opts.Catalog.User(id)
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownUser, id)
@@ -347,22 +384,87 @@ func (e *Engine) Repair(ctx context.Context, id UserID) (*SwitchResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	src, actor := SourceSystem, ""
+	if force {
+		src, actor = SourceAPI, "reconcile"
+	}
 	ev := SwitchEvent{User: u.ID, Extension: u.Extension, From: st.Profile, To: st.Profile, Info: st.Info,
-		Source: SourceSystem, At: e.now()}
-	res := &SwitchResult{SwitchEvent: ev}
+		Source: src, Actor: actor, At: e.now()}
+	res := &SwitchResult{SwitchEvent: ev, State: st}
 	have, err := e.obs.observe(ctx, u.ID, want)
 	if err != nil {
 		res.Outcomes = []Outcome{{Op: Op{Kind: "observe"}, Result: ResultFailed, Error: err.Error()}}
 	} else if ops := Plan(want, have); len(ops) > 0 {
-		res.Outcomes = e.apply(ctx, u, ops)
+		res.Outcomes = e.decideAndApply(ctx, u, st, ops, have, !force, !force)
 	}
 	res.InSync = inSync(res.Outcomes)
-	if len(res.Outcomes) > 0 || !res.InSync {
-		e.finish(u, "repair", res)
-	} else {
-		e.clearRetry(u.ID)
+	kind := "repair"
+	if force {
+		kind = "reconcile"
 	}
+	e.finish(u, kind, res)
 	return res, nil
+}
+
+// decideAndApply applies ops, except that with policies (a repair) reported and adopted drift
+// is recorded instead, and with waitCall queue operations wait while the user is on a call.
+// have is the observed state (for adopting). Outcomes are in the order of ops.
+func (e *Engine) decideAndApply(ctx context.Context, u *User, st UserState, ops []Op, have *Target, waitCall, policies bool) []Outcome {
+	out := make([]Outcome, len(ops))
+	var (
+		apply   []Op
+		at      []int
+		adopted *Target
+		adopts  []int
+	)
+	device, busy := "", false
+	if waitCall {
+		device, busy = onCall(e.opts.Devices, u)
+	}
+	for i, op := range ops {
+		pol := PolicyEnforce
+		if policies && KindOf(op.Kind) != "" {
+			pol = e.opts.Policies.Of(KindOf(op.Kind))
+		}
+		switch {
+		case pol == PolicyReport:
+			out[i] = Outcome{Op: op, Result: ResultReported, Note: "left as it is: the " + string(KindOf(op.Kind)) + " policy is report"}
+		case pol == PolicyAdopt && have != nil:
+			if adopted == nil {
+				adopted = NewTarget()
+				if st.Adopted != nil {
+					overlayInto(adopted, st.Adopted)
+				}
+			}
+			adopt(adopted, op, have)
+			adopts = append(adopts, i)
+			out[i] = Outcome{Op: op, Result: ResultAdopted, Note: "the PBX's value is now the desired state, until the next switch"}
+		case busy && isQueueOp(op.Kind):
+			out[i] = Outcome{Op: op, Result: ResultDeferred, Note: "waiting for the call on " + device + " to end"}
+		default:
+			apply = append(apply, op)
+			at = append(at, i)
+		}
+	}
+	if adopted != nil {
+		if err := e.opts.States.SaveAdopted(ctx, u.ID, st.Version, adopted); err != nil {
+			for _, i := range adopts {
+				out[i] = Failed(out[i].Op, fmt.Errorf("adopt: %w", err))
+			}
+		}
+	}
+	for k, o := range e.apply(ctx, u, apply) {
+		out[at[k]] = o
+	}
+	return out
+}
+
+func isQueueOp(k OpKind) bool {
+	switch k {
+	case OpQueueAdd, OpQueueRemove, OpQueuePause, OpQueuePenalty:
+		return true
+	}
+	return false
 }
 
 // desired compiles a user's stored state into the PBX state it means.
@@ -371,28 +473,97 @@ func (e *Engine) desired(ctx context.Context, u *User, st UserState) (*Target, e
 	if err != nil {
 		return nil, err
 	}
-	return Compile(u, st.Intent, Active{Profile: findProfile(profiles, st.Profile), Info: st.Info}, profiles, e.opts.Naming), nil
+	return e.compile(u, st, profiles), nil
 }
 
-// finish journals a switch or repair and schedules a repair when it did not get in sync.
+// compile is the PBX state a user's stored state means, with what it adopted from the PBX.
+func (e *Engine) compile(u *User, st UserState, profiles []*Profile) *Target {
+	t := Compile(u, st.Intent, Active{Profile: findProfile(profiles, st.Profile), Info: st.Info}, profiles, e.opts.Naming)
+	overlay(t, st.Adopted)
+	return t
+}
+
+// finish records what a switch, repair or reconcile left on the PBX, journals it when it did
+// something or found something new, counts it, and schedules a repair when an operation
+// failed.
 func (e *Engine) finish(u *User, kind string, res *SwitchResult) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := e.opts.States.AppendJournal(ctx, u.ID, JournalEntry{SwitchEvent: res.SwitchEvent, Kind: kind,
-		Outcomes: res.Outcomes, InSync: res.InSync}); err != nil {
-		e.log.Error("journal not written", "user", u.ID, "err", err)
+	var reported, deferred []Op
+	failed, changed := false, false
+	for _, o := range res.Outcomes {
+		switch o.Result {
+		case ResultReported:
+			reported = append(reported, o.Op)
+		case ResultDeferred:
+			deferred = append(deferred, o.Op)
+		case ResultFailed:
+			failed = failed || o.Op.Kind != OpWebhook
+			changed = true
+		case ResultApplied, ResultAdopted:
+			changed = true
+		}
+	}
+	e.retryMu.Lock()
+	prev := e.drift[u.ID]
+	if prev == nil {
+		prev = &driftRecord{}
+	}
+	newReported, newDeferred := newOps(prev.reported, reported), newOps(prev.deferred, deferred)
+	settled := len(prev.reported)+len(prev.deferred) > 0 && len(reported)+len(deferred) == 0
+	if len(reported)+len(deferred) == 0 {
+		delete(e.drift, u.ID)
+	} else {
+		e.drift[u.ID] = &driftRecord{reported: reported, deferred: deferred}
+	}
+	if res.InSync {
+		delete(e.outOfSync, u.ID)
+	} else {
+		e.outOfSync[u.ID] = true
+	}
+	e.metrics.outOfSync.Set(float64(len(e.outOfSync)))
+	e.retryMu.Unlock()
+
+	if kind != "switch" {
+		e.metrics.drift(res.Outcomes, newReported, newDeferred)
+	}
+	if kind == "switch" || changed || len(newReported)+len(newDeferred) > 0 || settled {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if _, err := e.opts.States.AppendJournal(ctx, u.ID, JournalEntry{SwitchEvent: res.SwitchEvent, Kind: kind,
+			Outcomes: res.Outcomes, InSync: res.InSync}); err != nil {
+			e.log.Error("journal not written", "user", u.ID, "err", err)
+		}
+		cancel()
 	}
 	for _, o := range res.Outcomes {
 		e.metrics.op(o)
-		if o.Result == ResultFailed {
+		switch o.Result {
+		case ResultFailed:
 			e.log.Warn("operation failed", "user", u.ID, "op", o.Op.String(), "err", o.Error)
+		case ResultAdopted:
+			e.log.Info("drift adopted", "user", u.ID, "op", o.Op.String())
 		}
 	}
-	if res.InSync {
-		e.clearRetry(u.ID)
-	} else {
-		e.scheduleRetry(u.ID)
+	for _, op := range newReported {
+		e.log.Warn("drift reported, not repaired (policy report)", "user", u.ID, "op", op.String())
 	}
+	for _, op := range newDeferred {
+		e.log.Info("queue change waits for the user's call to end", "user", u.ID, "op", op.String())
+	}
+	if failed {
+		e.scheduleRetry(u.ID)
+	} else {
+		e.clearRetry(u.ID)
+	}
+}
+
+// newOps returns the operations of cur not in prev.
+func newOps(prev, cur []Op) []Op {
+	var out []Op
+	for _, op := range cur {
+		if !slices.ContainsFunc(prev, func(p Op) bool { return p.String() == op.String() }) {
+			out = append(out, op)
+		}
+	}
+	return out
 }
 
 // apply hands each concern its operations, concern by concern in the order the plan names
@@ -434,9 +605,12 @@ func (e *Engine) apply(ctx context.Context, u *User, ops []Op) []Outcome {
 	return outcomes
 }
 
+// inSync reports whether the PBX matches the desired state after these outcomes: nothing
+// failed (but a webhook), was only reported, or waits for a call to end.
 func inSync(outcomes []Outcome) bool {
 	for _, o := range outcomes {
-		if o.Result == ResultFailed && o.Op.Kind != OpWebhook {
+		switch {
+		case o.Result == ResultFailed && o.Op.Kind != OpWebhook, o.Result == ResultReported, o.Result == ResultDeferred:
 			return false
 		}
 	}
@@ -528,19 +702,29 @@ func sortProfiles(ps []*Profile) {
 
 // RepairSummary is what RepairAll did.
 type RepairSummary struct {
-	Users    int           // users presenced has switched, all checked
-	Repaired int           // users whose PBX state had drifted and was put back
-	Failed   int           // users still out of sync (a repair is scheduled for each)
-	Took     time.Duration // from start to the last repair done
+	Users      int           // users presenced has switched, all checked
+	Drifted    int           // users whose PBX state differed from their desired state
+	Repaired   int           // users whose PBX state had drifted and was put back
+	Failed     int           // users still out of sync (a repair is scheduled for each)
+	Took       time.Duration // from start to the last repair done
+	RoundTrips uint64        // AMI actions sent meanwhile (EngineOptions.RoundTrips), reads and repairs
 }
 
-// RepairAll checks every user presenced has switched against the PBX and puts back whatever
-// drifted, through the same read, plan and apply as a switch. It runs after Asterisk became
-// ready (a restart forgets dynamic queue members without persistentmembers, a reload can drop
-// them) and at startup (the PBX may have changed while presenced was down). At most
-// parallel users are repaired at once; their PBX reads share batches.
+// RepairAll is the full reconcile: it checks every user presenced has switched against the PBX
+// and deals with whatever drifted as the policies say, through the same plan and apply as a
+// switch. It runs after Asterisk became ready (a restart forgets dynamic queue members without
+// persistentmembers, a reload can drop them), at startup (the PBX may have changed while
+// presenced was down) and periodically (astdb changes have no events).
+//
+// One bulk read of the PBX serves every user: its round trips do not grow with the number of
+// users. Only the users found drifted (or with drift on record) are then repaired one by one,
+// under their lock and on a fresh read, at most parallel at a time.
 func (e *Engine) RepairAll(ctx context.Context, parallel int) (RepairSummary, error) {
 	start := e.now()
+	var rt0 uint64
+	if e.opts.RoundTrips != nil {
+		rt0 = e.opts.RoundTrips()
+	}
 	users := e.opts.Catalog.Users
 	ids := make([]UserID, len(users))
 	for i, u := range users {
@@ -554,16 +738,49 @@ func (e *Engine) RepairAll(ctx context.Context, parallel int) (RepairSummary, er
 	if err != nil {
 		e.log.Error("some user states are unreadable; those users are not repaired", "err", err)
 	}
+	switched := make([]UserID, 0, len(states))
+	for _, id := range ids {
+		if _, ok := states[id]; ok {
+			switched = append(switched, id)
+		}
+	}
+	personal, err := e.opts.States.PersonalProfilesMany(ctx, switched)
+	if err != nil && !errors.As(err, &corrupt) {
+		return RepairSummary{}, err
+	}
+	if err != nil {
+		e.log.Error("some personal profiles are unreadable, left out", "err", err)
+	}
+	want := make(map[UserID]*Target, len(switched))
+	for _, id := range switched {
+		u, _ := e.opts.Catalog.User(id)
+		want[id] = e.compile(u, states[id], append(slices.Clone(e.opts.Catalog.Profiles), personal[id]...))
+	}
+	have, err := e.obs.read(want)
+	if err != nil {
+		return RepairSummary{Users: len(switched)}, fmt.Errorf("presence: repair all: %w", err)
+	}
+	sum := RepairSummary{Users: len(switched)}
+	var check []UserID
+	e.retryMu.Lock()
+	for _, id := range switched {
+		drifted := len(Plan(want[id], have[id])) > 0
+		if drifted {
+			sum.Drifted++
+		}
+		// Users with drift or a failure on record are checked again too, so that what
+		// settled meanwhile is cleared under their lock.
+		if drifted || e.drift[id] != nil || e.outOfSync[id] || e.retries[id] != nil {
+			check = append(check, id)
+		}
+	}
+	e.retryMu.Unlock()
 	var (
 		mu  sync.Mutex
-		sum = RepairSummary{Users: len(states)}
 		wg  sync.WaitGroup
 		sem = make(chan struct{}, max(parallel, 1))
 	)
-	for _, id := range ids {
-		if _, ok := states[id]; !ok {
-			continue
-		}
+	for _, id := range check {
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
@@ -581,14 +798,41 @@ func (e *Engine) RepairAll(ctx context.Context, parallel int) (RepairSummary, er
 				e.log.Warn("repair failed", "user", id, "err", err)
 			case !res.InSync:
 				sum.Failed++
-			case len(res.Outcomes) > 0:
+			case slices.ContainsFunc(res.Outcomes, func(o Outcome) bool { return o.Result == ResultApplied }):
 				sum.Repaired++
 			}
 		})
 	}
 	wg.Wait()
 	sum.Took = e.now().Sub(start)
+	if e.opts.RoundTrips != nil {
+		sum.RoundTrips = e.opts.RoundTrips() - rt0
+	}
+	e.metrics.reconciled(sum)
 	return sum, nil
+}
+
+// DeviceChanged tells the engine that one of the user's devices changed state. When the user's
+// call ended and queue changes were waiting for it, they are made now.
+func (e *Engine) DeviceChanged(id UserID) bool {
+	u, ok := e.opts.Catalog.User(id)
+	if !ok {
+		return false
+	}
+	if _, busy := onCall(e.opts.Devices, u); busy {
+		return false
+	}
+	e.retryMu.Lock()
+	defer e.retryMu.Unlock()
+	if e.closed || e.drift[id] == nil || len(e.drift[id].deferred) == 0 {
+		return false
+	}
+	e.wg.Go(func() {
+		if _, err := e.Repair(e.ctx, id); err != nil {
+			e.log.Warn("repair after a call ended failed", "user", id, "err", err)
+		}
+	})
+	return true
 }
 
 // Nudge asks for a repair of the user soon, because the PBX reported a change of their state
@@ -648,7 +892,7 @@ func (e *Engine) Nudge(id UserID) bool {
 			e.log.Warn("repair after a PBX change failed", "user", id, "err", err)
 			return
 		}
-		if len(res.Outcomes) > 0 {
+		if slices.ContainsFunc(res.Outcomes, func(o Outcome) bool { return o.Result == ResultApplied }) {
 			e.metrics.driftRepairs.Inc()
 			e.retryMu.Lock()
 			n.repairs = append(n.repairs, e.now())

@@ -17,6 +17,19 @@ type engineMetrics struct {
 	pendingRetries prometheus.Gauge
 	driftRepairs   prometheus.Counter
 	flapping       prometheus.Counter
+
+	driftFound    *prometheus.CounterVec
+	driftRepaired *prometheus.CounterVec
+	driftReported *prometheus.CounterVec
+	driftAdopted  *prometheus.CounterVec
+	driftDeferred *prometheus.CounterVec
+	outOfSync     prometheus.Gauge
+
+	reconcileDuration   prometheus.Gauge
+	reconcileRoundTrips prometheus.Gauge
+	reconcileUsers      prometheus.Gauge
+	reconcileDrifted    prometheus.Gauge
+	reconcileLast       prometheus.Gauge
 }
 
 func newEngineMetrics(reg prometheus.Registerer) *engineMetrics {
@@ -57,6 +70,50 @@ func newEngineMetrics(reg prometheus.Registerer) *engineMetrics {
 			Name: "presenced_drift_flapping_total",
 			Help: "Times a user's PBX state kept being changed back and was reported instead of repaired again.",
 		}),
+		driftFound: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "presenced_drift_found_total",
+			Help: "Differences between a user's desired and observed PBX state found by repairs, by kind of state (a reported difference counts once, not at every check).",
+		}, []string{"kind"}),
+		driftRepaired: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "presenced_drift_repaired_total",
+			Help: "Differences put back on the PBX by repairs and reconciles, by kind of state.",
+		}, []string{"kind"}),
+		driftReported: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "presenced_drift_reported_total",
+			Help: "Differences left on the PBX and reported (policy report), by kind of state.",
+		}, []string{"kind"}),
+		driftAdopted: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "presenced_drift_adopted_total",
+			Help: "Differences accepted as the desired state (policy adopt), by kind of state.",
+		}, []string{"kind"}),
+		driftDeferred: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "presenced_drift_deferred_total",
+			Help: "Queue changes of repairs made to wait because the user was on a call, by kind of state.",
+		}, []string{"kind"}),
+		outOfSync: f.NewGauge(prometheus.GaugeOpts{
+			Name: "presenced_users_out_of_sync",
+			Help: "Users whose PBX state does not match their profile after their last switch or repair (failed, reported or waiting for a call to end).",
+		}),
+		reconcileDuration: f.NewGauge(prometheus.GaugeOpts{
+			Name: "presenced_reconcile_last_duration_seconds",
+			Help: "Wall time of the last full reconcile (every user checked against the PBX).",
+		}),
+		reconcileRoundTrips: f.NewGauge(prometheus.GaugeOpts{
+			Name: "presenced_reconcile_last_round_trips",
+			Help: "AMI actions sent during the last full reconcile (reads and repairs).",
+		}),
+		reconcileUsers: f.NewGauge(prometheus.GaugeOpts{
+			Name: "presenced_reconcile_last_users",
+			Help: "Users checked by the last full reconcile.",
+		}),
+		reconcileDrifted: f.NewGauge(prometheus.GaugeOpts{
+			Name: "presenced_reconcile_last_drifted_users",
+			Help: "Users in whose PBX state the last full reconcile found differences.",
+		}),
+		reconcileLast: f.NewGauge(prometheus.GaugeOpts{
+			Name: "presenced_reconcile_last_completed_timestamp_seconds",
+			Help: "When the last full reconcile completed, in Unix time.",
+		}),
 		pendingRetries: f.NewGauge(prometheus.GaugeOpts{
 			Name: "presenced_repairs_pending",
 			Help: "Users whose last switch or repair failed and who wait for a retry.",
@@ -67,7 +124,49 @@ func newEngineMetrics(reg prometheus.Registerer) *engineMetrics {
 			m.switches.WithLabelValues(string(s), r)
 		}
 	}
+	for _, k := range DriftKinds() {
+		for _, v := range []*prometheus.CounterVec{m.driftFound, m.driftRepaired, m.driftReported, m.driftAdopted, m.driftDeferred} {
+			v.WithLabelValues(string(k))
+		}
+	}
 	return m
+}
+
+// drift counts what a repair found and did. Differences already reported or deferred by the
+// previous check are not counted again.
+func (m *engineMetrics) drift(outcomes []Outcome, newReported, newDeferred []Op) {
+	for _, o := range outcomes {
+		k := string(KindOf(o.Op.Kind))
+		if k == "" {
+			continue
+		}
+		switch o.Result {
+		case ResultApplied:
+			m.driftFound.WithLabelValues(k).Inc()
+			m.driftRepaired.WithLabelValues(k).Inc()
+		case ResultAdopted:
+			m.driftFound.WithLabelValues(k).Inc()
+			m.driftAdopted.WithLabelValues(k).Inc()
+		case ResultFailed:
+			m.driftFound.WithLabelValues(k).Inc()
+		}
+	}
+	for _, op := range newReported {
+		m.driftFound.WithLabelValues(string(KindOf(op.Kind))).Inc()
+		m.driftReported.WithLabelValues(string(KindOf(op.Kind))).Inc()
+	}
+	for _, op := range newDeferred {
+		m.driftFound.WithLabelValues(string(KindOf(op.Kind))).Inc()
+		m.driftDeferred.WithLabelValues(string(KindOf(op.Kind))).Inc()
+	}
+}
+
+func (m *engineMetrics) reconciled(sum RepairSummary) {
+	m.reconcileDuration.Set(sum.Took.Seconds())
+	m.reconcileRoundTrips.Set(float64(sum.RoundTrips))
+	m.reconcileUsers.Set(float64(sum.Users))
+	m.reconcileDrifted.Set(float64(sum.Drifted))
+	m.reconcileLast.Set(float64(time.Now().UnixMilli()) / 1000)
 }
 
 func (m *engineMetrics) switched(src Source, inSync bool, took time.Duration) {

@@ -17,6 +17,15 @@ type UserStatus struct {
 	Observed *Target   `json:"observed,omitempty"`
 	// Drift lists the operations that would bring the PBX in line; empty when in sync.
 	Drift []Op `json:"drift"`
+	// Differences says the same in words, with the policy that applies to each.
+	Differences []Difference `json:"differences"`
+	// Warnings are what the user should know: their device status does not match their
+	// profile, or a device they use will not ring in it.
+	Warnings []Warning `json:"warnings"`
+	// Pending lists the queue changes waiting for the user's call to end.
+	Pending []Op `json:"pending"`
+	// OnCall names the user's device that is in a call, if one is.
+	OnCall string `json:"on_call,omitempty"`
 	// ObserveError says why the PBX could not be read (then Observed and Drift are empty).
 	ObserveError string `json:"observe_error,omitempty"`
 	// RepairDue is when the next repair runs, after a failure.
@@ -24,8 +33,21 @@ type UserStatus struct {
 	RepairAttempt int        `json:"repair_attempt,omitempty"`
 }
 
+// StatusOptions refines Status.
+type StatusOptions struct {
+	// Device is the device the asking client runs on (e.g. "PJSIP/1001"): the status warns when
+	// the active profile does not ring it. Empty means every device of the user's that the PBX
+	// reports reachable.
+	Device string
+}
+
 // Status reads the user's state and the PBX and reports the drift between them.
 func (e *Engine) Status(ctx context.Context, id UserID) (*UserStatus, error) {
+	return e.StatusWith(ctx, id, StatusOptions{})
+}
+
+// StatusWith is Status with options.
+func (e *Engine) StatusWith(ctx context.Context, id UserID, opts StatusOptions) (*UserStatus, error) {
 	u, ok := e.opts.Catalog.User(id)
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownUser, id)
@@ -34,16 +56,30 @@ func (e *Engine) Status(ctx context.Context, id UserID) (*UserStatus, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &UserStatus{User: u, State: st, Switched: found, Drift: []Op{}}
+	s := &UserStatus{User: u, State: st, Switched: found, Drift: []Op{}, Differences: []Difference{},
+		Warnings: []Warning{}, Pending: []Op{}}
 	if due, attempt, ok := e.nextRetry(u.ID); ok {
 		s.RepairDue, s.RepairAttempt = &due, attempt
 	}
+	s.OnCall, _ = onCall(e.opts.Devices, u)
+	e.retryMu.Lock()
+	if rec := e.drift[u.ID]; rec != nil {
+		s.Pending = append(s.Pending, rec.deferred...)
+	}
+	e.retryMu.Unlock()
 	if !found {
 		return s, nil
 	}
 	s.Desired, err = e.desired(ctx, u, st)
 	if err != nil {
 		return nil, err
+	}
+	devices := online(e.opts.Devices, u)
+	if opts.Device != "" {
+		devices = []string{opts.Device}
+	}
+	if quiet := notRinging(s.Desired, e.opts.Naming, u, devices); len(quiet) > 0 {
+		s.Warnings = append(s.Warnings, willNotRingWarning(quiet))
 	}
 	s.Observed, err = e.obs.observe(ctx, u.ID, s.Desired)
 	if err != nil {
@@ -52,6 +88,12 @@ func (e *Engine) Status(ctx context.Context, id UserID) (*UserStatus, error) {
 	}
 	if ops := Plan(s.Desired, s.Observed); ops != nil {
 		s.Drift = ops
+		for _, op := range ops {
+			d := describe(op, s.Observed, e.opts.Naming, u.Extension)
+			d.Policy = e.opts.Policies.Of(d.Kind)
+			s.Differences = append(s.Differences, d)
+		}
+		s.Warnings = append([]Warning{mismatchWarning(s.Differences)}, s.Warnings...)
 	}
 	return s, nil
 }

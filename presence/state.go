@@ -15,6 +15,11 @@ const (
 	SourceSystem      Source = "system"       // presenced itself (first start, repair)
 )
 
+// Manual reports whether a person asked for the switch just now (the API, a feature code):
+// such a switch is made at once, even during a call; the others (schedules, triggers, expiry,
+// presenced itself) leave a user's queue state alone until their call ends.
+func (s Source) Manual() bool { return s == SourceAPI || s == SourceFeatureCode }
+
 // UserState is what presenced keeps in Redis for one user.
 type UserState struct {
 	Profile  string    `json:"profile"`
@@ -29,6 +34,9 @@ type UserState struct {
 	Intent Intent     `json:"intent"`
 	// Version counts the writes; a write whose version is stale is refused (optimistic locking).
 	Version int64 `json:"version"`
+	// Adopted is what the desired state accepted from the PBX under the adopt drift policy,
+	// until the next switch. It is stored beside the state (StateStore.SaveAdopted).
+	Adopted *Target `json:"adopted,omitempty"`
 }
 
 // SwitchEvent is one switch as the journal and webhooks report it.

@@ -35,7 +35,7 @@ func (e *CorruptError) Unwrap() error { return e.Err }
 // StateStore keeps users' states, personal profiles and journals in Redis:
 //
 //	presenced:schema                  "1"
-//	presenced:user:<id>               hash: state (JSON UserState), version
+//	presenced:user:<id>               hash: state (JSON UserState), version, adopted (JSON Target)
 //	presenced:user:<id>:profiles      hash: profile id → JSON Profile
 //	presenced:user:<id>:journal       stream of JournalEntry, trimmed to about JournalLength
 type StateStore struct {
@@ -43,6 +43,7 @@ type StateStore struct {
 	prefix        string
 	journalLength int64
 	save          *redis.Script
+	adopt         *redis.Script
 	schemaOK      atomic.Bool
 }
 
@@ -62,7 +63,19 @@ if not cur then cur = '0' end
 if cur ~= ARGV[1] then return redis.error_reply('CONFLICT') end
 local next = tonumber(cur) + 1
 redis.call('HSET', KEYS[1], 'state', ARGV[2], 'version', tostring(next))
+redis.call('HDEL', KEYS[1], 'adopted')
 return next
+`
+
+// adoptScript writes (or, with an empty ARGV[2], deletes) what a user's desired state adopted
+// from the PBX, if the state's version is still ARGV[1]. The version is not bumped: adopting is
+// not a switch.
+const adoptScript = `
+local cur = redis.call('HGET', KEYS[1], 'version')
+if not cur then cur = '0' end
+if cur ~= ARGV[1] then return redis.error_reply('CONFLICT') end
+if ARGV[2] == '' then redis.call('HDEL', KEYS[1], 'adopted') else redis.call('HSET', KEYS[1], 'adopted', ARGV[2]) end
+return 1
 `
 
 // NewStateStore returns the store. It does no I/O: the schema version is checked (or written,
@@ -74,7 +87,8 @@ func NewStateStore(rdb *redis.Client, opts StateStoreOptions) *StateStore {
 	if opts.JournalLength == 0 {
 		opts.JournalLength = 1000
 	}
-	return &StateStore{rdb: rdb, prefix: opts.Prefix, journalLength: opts.JournalLength, save: redis.NewScript(saveScript)}
+	return &StateStore{rdb: rdb, prefix: opts.Prefix, journalLength: opts.JournalLength, save: redis.NewScript(saveScript),
+		adopt: redis.NewScript(adoptScript)}
 }
 
 // CheckSchema makes sure Redis holds presenced's schema version, writing it into an empty
@@ -107,7 +121,7 @@ func (s *StateStore) Load(ctx context.Context, id UserID) (st UserState, found b
 	if err := s.CheckSchema(ctx); err != nil {
 		return UserState{}, false, err
 	}
-	vals, err := s.rdb.HMGet(ctx, s.userKey(id), "state", "version").Result()
+	vals, err := s.rdb.HMGet(ctx, s.userKey(id), "state", "version", "adopted").Result()
 	if err != nil {
 		return UserState{}, false, fmt.Errorf("presence: load state of %s: %w", id, err)
 	}
@@ -123,7 +137,7 @@ func (s *StateStore) LoadMany(ctx context.Context, ids []UserID) (map[UserID]Use
 	cmds := make([]*redis.SliceCmd, len(ids))
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
-			cmds[i] = p.HMGet(ctx, s.userKey(id), "state", "version")
+			cmds[i] = p.HMGet(ctx, s.userKey(id), "state", "version", "adopted")
 		}
 		return nil
 	})
@@ -159,8 +173,39 @@ func (s *StateStore) decodeState(id UserID, vals []any) (UserState, bool, error)
 	if err != nil {
 		return UserState{}, false, &CorruptError{Key: s.userKey(id), Field: "version", Err: err}
 	}
-	st.Version = n
+	st.Version, st.Adopted = n, nil
+	if raw, _ := vals[2].(string); raw != "" {
+		var t Target
+		if err := json.Unmarshal([]byte(raw), &t); err != nil {
+			return UserState{}, false, &CorruptError{Key: s.userKey(id), Field: "adopted", Err: err}
+		}
+		st.Adopted = &t
+	}
 	return st, true, nil
+}
+
+// SaveAdopted records what the user's desired state adopted from the PBX (nil forgets it), if
+// the state's version is still version; ErrConflict otherwise. A switch forgets adoptions.
+func (s *StateStore) SaveAdopted(ctx context.Context, id UserID, version int64, adopted *Target) error {
+	if err := s.CheckSchema(ctx); err != nil {
+		return err
+	}
+	var raw string
+	if adopted != nil {
+		b, err := json.Marshal(adopted)
+		if err != nil {
+			return fmt.Errorf("presence: encode adopted state of %s: %w", id, err)
+		}
+		raw = string(b)
+	}
+	err := s.adopt.Run(ctx, s.rdb, []string{s.userKey(id)}, strconv.FormatInt(version, 10), raw).Err()
+	if err != nil {
+		if strings.Contains(err.Error(), "CONFLICT") {
+			return ErrConflict
+		}
+		return fmt.Errorf("presence: save adopted state of %s: %w", id, err)
+	}
+	return nil
 }
 
 // Version reads only the version of a user's state, so that state that cannot be read can be
@@ -182,6 +227,7 @@ func (s *StateStore) Save(ctx context.Context, id UserID, st UserState) (UserSta
 	if err := s.CheckSchema(ctx); err != nil {
 		return st, err
 	}
+	st.Adopted = nil // a switch forgets what was adopted; the script deletes it
 	b, err := json.Marshal(st)
 	if err != nil {
 		return st, fmt.Errorf("presence: encode state of %s: %w", id, err)
@@ -263,6 +309,45 @@ func (s *StateStore) PersonalProfiles(ctx context.Context, id UserID) ([]*Profil
 		out = append(out, &p)
 	}
 	sortProfiles(out)
+	return out, errors.Join(errs...)
+}
+
+// PersonalProfilesMany returns the own profiles of many users in one round trip. Profiles that
+// cannot be read are reported in the error and left out.
+func (s *StateStore) PersonalProfilesMany(ctx context.Context, ids []UserID) (map[UserID][]*Profile, error) {
+	if err := s.CheckSchema(ctx); err != nil {
+		return nil, err
+	}
+	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.HGetAll(ctx, s.profilesKey(id))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("presence: read profiles: %w", err)
+	}
+	out := make(map[UserID][]*Profile, len(ids))
+	var errs []error
+	for i, id := range ids {
+		all := cmds[i].Val()
+		if len(all) == 0 {
+			continue
+		}
+		ps := make([]*Profile, 0, len(all))
+		for pid, raw := range all {
+			var p Profile
+			if err := json.Unmarshal([]byte(raw), &p); err != nil {
+				errs = append(errs, &CorruptError{Key: s.profilesKey(id), Field: pid, Err: err})
+				continue
+			}
+			p.ID, p.Owner = pid, id
+			ps = append(ps, &p)
+		}
+		sortProfiles(ps)
+		out[id] = ps
+	}
 	return out, errors.Join(errs...)
 }
 

@@ -1,0 +1,326 @@
+package presence
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// fakeDevices is a DeviceStates the test sets by hand.
+type fakeDevices struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (d *fakeDevices) DeviceState(dev string) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.m[dev]
+}
+
+func (d *fakeDevices) set(dev, state string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.m == nil {
+		d.m = map[string]string{}
+	}
+	d.m[dev] = state
+}
+
+func (m *memPBX) member(q, iface string) *QueueMember {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if mem := m.state.Queues[q+"|"+iface]; mem != nil {
+		c := *mem
+		return &c
+	}
+	return nil
+}
+
+func (m *memPBX) unpauseByHand(q, iface string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.state.Queues[q+"|"+iface].Paused = false
+	m.state.Queues[q+"|"+iface].Reason = ""
+}
+
+func resultsOf(res *SwitchResult) []string {
+	var out []string
+	for _, o := range res.Outcomes {
+		out = append(out, string(o.Result)+" "+o.Op.String())
+	}
+	return out
+}
+
+// TestDriftPolicies: a member unpaused by hand is put back (enforce), left alone and warned
+// about until a reconcile (report), or accepted until the next switch (adopt).
+func TestDriftPolicies(t *testing.T) {
+	for _, pol := range []Policy{PolicyEnforce, PolicyReport, PolicyAdopt} {
+		t.Run(string(pol), func(t *testing.T) {
+			ctx := context.Background()
+			u := alice()
+			e, pbx, _ := newTestEngine(t, []User{u}, []Profile{lunch()})
+			reg := prometheus.NewRegistry()
+			e.metrics = newEngineMetrics(reg)
+			e.opts.Policies = Policies{DriftQueuePause: pol}
+			iface := DefaultNaming().Interface(&u)
+			for _, p := range []string{ProfileAvailable, "lunch"} {
+				if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: p, Source: SourceAPI}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			pbx.unpauseByHand("support", iface)
+
+			res, err := e.Repair(ctx, "alice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Join(resultsOf(res), "; ")
+			st, err := e.Status(ctx, "alice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := pbx.member("support", iface)
+			found := testutil.ToFloat64(e.metrics.driftFound.WithLabelValues("queue_pause"))
+			switch pol {
+			case PolicyEnforce:
+				if !m.Paused || !res.InSync || len(st.Warnings) != 0 {
+					t.Fatalf("enforce: paused %v, in sync %v (%s), warnings %v", m.Paused, res.InSync, got, st.Warnings)
+				}
+				if r := testutil.ToFloat64(e.metrics.driftRepaired.WithLabelValues("queue_pause")); r != 1 || found != 1 {
+					t.Fatalf("enforce: found %v repaired %v, want 1 and 1", found, r)
+				}
+			case PolicyReport:
+				if m.Paused || res.InSync || !strings.HasPrefix(got, "reported queue_pause support") {
+					t.Fatalf("report: paused %v, in sync %v, outcomes %s", m.Paused, res.InSync, got)
+				}
+				if len(st.Warnings) != 1 || st.Warnings[0].Code != WarningStatusMismatch {
+					t.Fatalf("report: warnings %+v", st.Warnings)
+				}
+				want := "Your device status does not match your profile: queue support: not paused, the profile says paused (Lunch)"
+				if !strings.HasPrefix(st.Warnings[0].Message, want) {
+					t.Fatalf("report: warning %q, want it to start with %q", st.Warnings[0].Message, want)
+				}
+				if g := testutil.ToFloat64(e.metrics.outOfSync); g != 1 {
+					t.Fatalf("report: users out of sync %v, want 1", g)
+				}
+				// A second check reports nothing new: the metric counts the difference once.
+				if _, err := e.Repair(ctx, "alice"); err != nil {
+					t.Fatal(err)
+				}
+				if r := testutil.ToFloat64(e.metrics.driftReported.WithLabelValues("queue_pause")); r != 1 {
+					t.Fatalf("report: reported %v after two checks, want 1", r)
+				}
+				// The one-call fix.
+				res, err := e.Reconcile(ctx, "alice")
+				if err != nil || !res.InSync || !pbx.member("support", iface).Paused {
+					t.Fatalf("reconcile: %v in sync %v paused %v", err, res.InSync, pbx.member("support", iface).Paused)
+				}
+				if st, _ := e.Status(ctx, "alice"); len(st.Warnings) != 0 || testutil.ToFloat64(e.metrics.outOfSync) != 0 {
+					t.Fatalf("after reconcile: warnings %v, out of sync %v", st.Warnings, testutil.ToFloat64(e.metrics.outOfSync))
+				}
+			case PolicyAdopt:
+				if m.Paused || !res.InSync || !strings.HasPrefix(got, "adopted queue_pause support") {
+					t.Fatalf("adopt: paused %v, in sync %v, outcomes %s", m.Paused, res.InSync, got)
+				}
+				if len(st.Drift) != 0 || st.Desired.Queues["support"].Paused || st.State.Adopted == nil {
+					t.Fatalf("adopt: drift %v, desired %+v, adopted %+v", st.Drift, st.Desired.Queues["support"], st.State.Adopted)
+				}
+				if a := testutil.ToFloat64(e.metrics.driftAdopted.WithLabelValues("queue_pause")); a != 1 {
+					t.Fatalf("adopt: adopted %v, want 1", a)
+				}
+				// The next switch forgets what was adopted.
+				if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: "lunch", Source: SourceAPI}); err != nil {
+					t.Fatal(err)
+				}
+				st, _ := e.Status(ctx, "alice")
+				if st.State.Adopted != nil || !pbx.member("support", iface).Paused {
+					t.Fatalf("after a switch: adopted %+v, paused %v", st.State.Adopted, pbx.member("support", iface).Paused)
+				}
+			}
+		})
+	}
+}
+
+// TestQueueChangesWaitForTheCallToEnd: a repair does not touch the queue state of a user on a
+// call (the change is pending and visible) but repairs the rest; the call's end makes it.
+// A schedule waits too; the user's own switch does not.
+func TestQueueChangesWaitForTheCallToEnd(t *testing.T) {
+	ctx := context.Background()
+	u := alice()
+	dnd := Profile{ID: "dnd2", Name: "Quiet", OnEnter: []Action{{Kind: ActionDND}, {Kind: ActionQueuePause, Queues: QueueSelector{"all"}, Reason: "Quiet"}}}
+	e, pbx, _ := newTestEngine(t, []User{u}, []Profile{lunch(), dnd})
+	devs := &fakeDevices{}
+	e.opts.Devices = devs
+	iface := DefaultNaming().Interface(&u)
+	for _, p := range []string{ProfileAvailable, "dnd2"} {
+		if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: p, Source: SourceAPI}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	devs.set("PJSIP/1001", "INUSE")
+	pbx.unpauseByHand("support", iface)
+	pbx.mu.Lock()
+	delete(pbx.state.AstDB, "DND/1001")
+	pbx.mu.Unlock()
+
+	res, err := e.Repair(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(resultsOf(res), "; ")
+	if !strings.Contains(got, "deferred queue_pause support") || !strings.Contains(got, `applied db_put DND/1001="YES"`) {
+		t.Fatalf("outcomes %s: want the pause deferred and DND put back", got)
+	}
+	if pbx.member("support", iface).Paused {
+		t.Fatal("a user on a call was paused")
+	}
+	st, err := e.Status(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.OnCall != "PJSIP/1001" || len(st.Pending) != 1 || st.Pending[0].Queue != "support" {
+		t.Fatalf("status: on call %q, pending %v", st.OnCall, st.Pending)
+	}
+	if e.DeviceChanged("alice") {
+		t.Fatal("a repair was started while the call goes on")
+	}
+	devs.set("PJSIP/1001", "NOT_INUSE")
+	if !e.DeviceChanged("alice") {
+		t.Fatal("the call's end started no repair")
+	}
+	waitFor(t, "the pause made after the call", func() bool { return pbx.member("support", iface).Paused })
+	waitFor(t, "nothing pending", func() bool {
+		st, err := e.Status(ctx, "alice")
+		return err == nil && len(st.Pending) == 0
+	})
+
+	// A schedule waits for the call; the user's own switch does not.
+	devs.set("PJSIP/1001", "BUSY")
+	res, err = e.Switch(ctx, SwitchRequest{User: "alice", Profile: ProfileAvailable, Source: SourceSchedule})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(resultsOf(res), "; "); !strings.Contains(got, "deferred queue_pause") || !pbx.member("support", iface).Paused {
+		t.Fatalf("scheduled switch during a call: %s", got)
+	}
+	if _, err = e.Switch(ctx, SwitchRequest{User: "alice", Profile: "lunch", Source: SourceAPI}); err != nil {
+		t.Fatal(err)
+	}
+	if m := pbx.member("support", iface); !m.Paused || m.Reason != "Lunch" {
+		t.Fatalf("the user's own switch during a call: member %+v, want paused (Lunch)", m)
+	}
+}
+
+// TestRepairAllReadsThePBXOnce: a full reconcile of many users costs one bulk read, then one
+// read per repair of the few that drifted.
+func TestRepairAllReadsThePBXOnce(t *testing.T) {
+	ctx := context.Background()
+	us := users(300)
+	e, pbx, _ := newTestEngine(t, us, nil)
+	var rt uint64
+	e.opts.RoundTrips = func() uint64 { return rt }
+	for _, u := range us {
+		if _, err := e.Switch(ctx, SwitchRequest{User: u.ID, Profile: ProfileAvailable, Source: SourceAPI}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pbx.observes.Store(0)
+	rt = 100
+	sum, err := e.RepairAll(ctx, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := pbx.observes.Load(); n != 1 || sum.Users != 300 || sum.Drifted != 0 || sum.Repaired != 0 {
+		t.Fatalf("in sync: %d reads, summary %+v; want 1 read and nothing to do", n, sum)
+	}
+	for _, u := range us[:3] {
+		pbx.mu.Lock()
+		delete(pbx.state.Queues, "sales|"+DefaultNaming().Interface(&u))
+		pbx.mu.Unlock()
+	}
+	pbx.observes.Store(0)
+	sum, err = e.RepairAll(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := pbx.observes.Load(); n != 4 || sum.Drifted != 3 || sum.Repaired != 3 {
+		t.Fatalf("3 drifted: %d reads, summary %+v; want 1 + 3 reads and 3 repaired", n, sum)
+	}
+}
+
+func TestStatusWarnsWhenTheDeviceInUseWillNotRing(t *testing.T) {
+	ctx := context.Background()
+	u := alice()
+	deskOnly := Profile{ID: "desk", Name: "Desk", OnEnter: []Action{{Kind: ActionFollowMe, Families: []Family{FamilyDesk}}}}
+	e, _, _ := newTestEngine(t, []User{u}, []Profile{deskOnly})
+	devs := &fakeDevices{}
+	e.opts.Devices = devs
+	if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: "desk", Source: SourceAPI}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		online  map[string]string
+		device  string
+		warning string
+	}{
+		{"nothing online", nil, "", ""},
+		{"desk online", map[string]string{"PJSIP/1001": "NOT_INUSE"}, "", ""},
+		{"softphone online", map[string]string{"PJSIP/1001-soft": "NOT_INUSE", "PJSIP/1001-mobile": "UNAVAILABLE"}, "",
+			"The device you use will not ring in this profile: PJSIP/1001-soft."},
+		{"client names its device", nil, "PJSIP/1001-mobile", "The device you use will not ring in this profile: PJSIP/1001-mobile."},
+		{"client on the desk", nil, "pjsip/1001", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			devs.mu.Lock()
+			devs.m = tc.online
+			devs.mu.Unlock()
+			st, err := e.StatusWith(ctx, "alice", StatusOptions{Device: tc.device})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got string
+			for _, w := range st.Warnings {
+				if w.Code == WarningWillNotRing {
+					got = w.Message
+				}
+			}
+			if tc.warning == "" && got != "" || !strings.HasPrefix(got, tc.warning) {
+				t.Fatalf("warning %q, want %q", got, tc.warning)
+			}
+		})
+	}
+}
+
+func TestPoliciesValidate(t *testing.T) {
+	for _, tc := range []struct {
+		p    Policies
+		want string
+	}{
+		{nil, ""},
+		{Policies{DriftQueuePause: PolicyReport, DriftAstDB: PolicyAdopt, DriftLamp: PolicyEnforce}, ""},
+		{Policies{"queue": PolicyReport}, `unknown kind of state "queue"`},
+		{Policies{DriftLamp: "ignore"}, `lamp: unknown policy "ignore"`},
+	} {
+		err := tc.p.Validate()
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%v: %v, want %q", tc.p, err, tc.want)
+		}
+	}
+}
+
+// waitFor polls cond until it holds, for at most 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
