@@ -141,6 +141,7 @@ func New(opts Options) (*Handler, error) {
 		{http.MethodPut, Prefix + "/users/{user}/profiles/{id}", accessUser, h.putProfile},
 		{http.MethodDelete, Prefix + "/users/{user}/profiles/{id}", accessUser, h.deleteProfile},
 		{http.MethodGet, Prefix + "/users/{user}/journal", accessUser, h.journal},
+		{http.MethodPost, Prefix + "/users/{user}/reconcile", accessUser, h.reconcile},
 		{http.MethodPost, Prefix + "/users/{user}/triggers/{name}", accessUser, h.externalTrigger},
 		{http.MethodGet, Prefix + "/presence", accessAny, h.everyone},
 		{http.MethodGet, Prefix + "/openapi.json", accessPublic, h.openAPI},

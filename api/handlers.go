@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -141,6 +142,16 @@ type userStatusView struct {
 	Desired    *presence.Target `json:"desired,omitempty"`
 	Observed   *presence.Target `json:"observed,omitempty"`
 	Drift      []presence.Op    `json:"drift"`
+	// Differences says what drifted in words, with the policy that applies to each.
+	Differences []presence.Difference `json:"differences"`
+	// Warnings: the device status does not match the profile; a device in use will not ring.
+	Warnings []presence.Warning `json:"warnings"`
+	// Pending lists queue changes waiting for the user's call to end.
+	Pending []presence.Op `json:"pending"`
+	// OnCall names the user's device in a call.
+	OnCall string `json:"on_call,omitempty"`
+	// Adopted is what the desired state accepted from the PBX (adopt policy) until the next switch.
+	Adopted *presence.Target `json:"adopted,omitempty"`
 	// InSync is true when the PBX could be read and shows what the profile wants.
 	InSync        bool       `json:"in_sync"`
 	ObserveError  string     `json:"observe_error,omitempty"`
@@ -149,7 +160,12 @@ type userStatusView struct {
 }
 
 func (h *Handler) userStatus(w http.ResponseWriter, r *http.Request, _ caller) error {
-	st, err := h.engine.Status(r.Context(), pathUser(r))
+	device := r.URL.Query().Get("device")
+	if len(device) > 200 || strings.ContainsFunc(device, unicode.IsControl) {
+		return &apiError{status: http.StatusBadRequest, field: "device",
+			msg: "device: at most 200 characters, no control characters"}
+	}
+	st, err := h.engine.StatusWith(r.Context(), pathUser(r), presence.StatusOptions{Device: device})
 	if err != nil {
 		return err
 	}
@@ -158,6 +174,8 @@ func (h *Handler) userStatus(w http.ResponseWriter, r *http.Request, _ caller) e
 		Profile: st.State.Profile, Previous: st.State.Previous, Info: st.State.Info, Since: st.State.Since,
 		Source: st.State.Source, Actor: st.State.Actor, Sticky: st.State.Sticky,
 		Desired: st.Desired, Observed: st.Observed, Drift: st.Drift,
+		Differences: st.Differences, Warnings: st.Warnings, Pending: st.Pending, OnCall: st.OnCall,
+		Adopted:      st.State.Adopted,
 		InSync:       st.ObserveError == "" && len(st.Drift) == 0,
 		ObserveError: st.ObserveError, RepairDue: st.RepairDue, RepairAttempt: st.RepairAttempt,
 	}
@@ -175,6 +193,17 @@ func (h *Handler) userStatus(w http.ResponseWriter, r *http.Request, _ caller) e
 		v.Trigger, v.ReturnsTo, v.ActiveTriggers, v.NextChange = why.Trigger, why.ReturnsTo, why.Active, why.Next
 	}
 	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+// reconcile puts the user's whole desired state back on the PBX: the one-call fix for the
+// status's "does not match your profile" warning and for changes waiting for a call to end.
+func (h *Handler) reconcile(w http.ResponseWriter, r *http.Request, c caller) error {
+	res, err := h.engine.Reconcile(r.Context(), pathUser(r), c.actor())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
 	return nil
 }
 

@@ -222,6 +222,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"Change":          reflect.TypeFor[trigger.Change](),
 		"TriggerRequest":  reflect.TypeFor[triggerBody](),
 		"TriggerResult":   reflect.TypeFor[trigger.ExternalResult](),
+		"Difference":      reflect.TypeFor[presence.Difference](),
+		"Warning":         reflect.TypeFor[presence.Warning](),
 	} {
 		schema, ok := doc.Components.Schemas[name]
 		if !ok {

@@ -117,7 +117,7 @@ func TestDriftPolicies(t *testing.T) {
 					t.Fatalf("report: reported %v after two checks, want 1", r)
 				}
 				// The one-call fix.
-				res, err := e.Reconcile(ctx, "alice")
+				res, err := e.Reconcile(ctx, "alice", "alice")
 				if err != nil || !res.InSync || !pbx.member("support", iface).Paused {
 					t.Fatalf("reconcile: %v in sync %v paused %v", err, res.InSync, pbx.member("support", iface).Paused)
 				}

@@ -356,16 +356,17 @@ func (e *Engine) switchUser(ctx context.Context, req SwitchRequest, preview bool
 // the desired state until the next switch. Queue changes for a user on a call wait until the
 // call ends.
 func (e *Engine) Repair(ctx context.Context, id UserID) (*SwitchResult, error) {
-	return e.repair(ctx, id, false)
+	return e.repair(ctx, id, false, "")
 }
 
 // Reconcile puts the user's whole desired state back on the PBX now, whatever the policies
-// say: the one-call fix for reported drift and for changes waiting for a call to end.
-func (e *Engine) Reconcile(ctx context.Context, id UserID) (*SwitchResult, error) {
-	return e.repair(ctx, id, true)
+// say: the one-call fix for reported drift and for changes waiting for a call to end. actor
+// (who asked) is journaled.
+func (e *Engine) Reconcile(ctx context.Context, id UserID, actor string) (*SwitchResult, error) {
+	return e.repair(ctx, id, true, actor)
 }
 
-func (e *Engine) repair(ctx context.Context, id UserID, force bool) (*SwitchResult, error) {
+func (e *Engine) repair(ctx context.Context, id UserID, force bool, actor string) (*SwitchResult, error) {
 	u, ok := e.opts.Catalog.User(id)
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownUser, id)
@@ -384,9 +385,9 @@ func (e *Engine) repair(ctx context.Context, id UserID, force bool) (*SwitchResu
 	if err != nil {
 		return nil, err
 	}
-	src, actor := SourceSystem, ""
+	src := SourceSystem
 	if force {
-		src, actor = SourceAPI, "reconcile"
+		src = SourceAPI
 	}
 	ev := SwitchEvent{User: u.ID, Extension: u.Extension, From: st.Profile, To: st.Profile, Info: st.Info,
 		Source: src, Actor: actor, At: e.now()}

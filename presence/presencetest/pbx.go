@@ -99,3 +99,11 @@ func (m *PBX) Applied() []string {
 	defer m.mu.Unlock()
 	return append([]string(nil), m.applied...)
 }
+
+// Edit changes the PBX state as someone else than presenced would (by hand, a phone). Queue
+// members are keyed "queue|interface".
+func (m *PBX) Edit(f func(state *presence.Target)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f(&m.state)
+}

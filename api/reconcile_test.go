@@ -1,0 +1,60 @@
+package api
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/presenced/presenced/presence"
+)
+
+// TestWarningsAndReconcile: a pause undone by hand shows as "your device status does not
+// match your profile" in the user's status, naming what differs, and POST .../reconcile
+// fixes it in one call.
+func TestWarningsAndReconcile(t *testing.T) {
+	a := newTestAPI(t)
+	a.must(t, "PUT", "/api/v1/users/alice/profile", aliceToken, `{"profile":"available"}`, 200, nil)
+	a.must(t, "PUT", "/api/v1/users/alice/profile", aliceToken, `{"profile":"lunch"}`, 200, nil)
+	var st userStatusView
+	a.must(t, "GET", "/api/v1/users/alice", aliceToken, "", 200, &st)
+	if len(st.Warnings) != 0 || len(st.Differences) != 0 || st.Pending == nil || !st.InSync {
+		t.Fatalf("in sync: %+v", st)
+	}
+	iface := presence.DefaultNaming().Interface(&fixtureUsers()[0])
+	a.pbx.Edit(func(s *presence.Target) {
+		for key, m := range s.Queues {
+			if strings.HasSuffix(key, "|"+iface) {
+				m.Paused, m.Reason = false, ""
+			}
+		}
+	})
+	a.must(t, "GET", "/api/v1/users/alice", aliceToken, "", 200, &st)
+	if st.InSync || len(st.Warnings) != 1 || st.Warnings[0].Code != presence.WarningStatusMismatch ||
+		!strings.Contains(st.Warnings[0].Message, "Your device status does not match your profile: queue ") ||
+		!strings.Contains(st.Warnings[0].Message, "not paused, the profile says paused (Lunch)") ||
+		len(st.Differences) == 0 || st.Differences[0].Policy != presence.PolicyEnforce {
+		t.Fatalf("after an unpause by hand: %+v", st)
+	}
+
+	a.must(t, "POST", "/api/v1/users/alice/reconcile", bobToken, "", 403, nil)
+	a.must(t, "POST", "/api/v1/users/nobody/reconcile", adminToken, "", 404, nil)
+	var res presence.SwitchResult
+	a.must(t, "POST", "/api/v1/users/alice/reconcile", aliceToken, "", 200, &res)
+	if !res.InSync || res.Actor != "alice" || len(res.Outcomes) != len(st.Differences) {
+		t.Fatalf("reconcile: %+v, want %d operations", res, len(st.Differences))
+	}
+	for _, o := range res.Outcomes {
+		if o.Result != presence.ResultApplied || o.Op.Kind != presence.OpQueuePause {
+			t.Errorf("reconcile outcome %s: %s", o.Op, o.Result)
+		}
+	}
+	a.must(t, "GET", "/api/v1/users/alice", aliceToken, "", 200, &st)
+	if !st.InSync || len(st.Warnings) != 0 {
+		t.Fatalf("after reconcile: %+v", st)
+	}
+	var j journalView
+	a.must(t, "GET", "/api/v1/users/alice/journal?limit=1", aliceToken, "", 200, &j)
+	if len(j.Entries) != 1 || j.Entries[0].Kind != "reconcile" || j.Entries[0].Actor != "alice" {
+		t.Fatalf("journal: %+v", j.Entries)
+	}
+	a.must(t, "GET", "/api/v1/users/alice?device=%01", aliceToken, "", 400, nil)
+}
