@@ -30,6 +30,7 @@ type Client struct {
 	met    *metrics
 	idBase string
 	idSeq  atomic.Uint64
+	sent   atomic.Uint64 // actions written to Asterisk
 
 	mu      sync.Mutex
 	cur     *conn // logged-in connection, nil while down
@@ -42,6 +43,10 @@ type Client struct {
 
 	hooks sync.WaitGroup // OnReady goroutines
 }
+
+// ActionsSent counts the actions this client sent to Asterisk so far (round trips), whatever
+// their answer. The difference of two readings is the cost of what ran in between.
+func (c *Client) ActionsSent() uint64 { return c.sent.Load() }
 
 // Status is a snapshot of the client's connection state.
 type Status struct {
@@ -421,6 +426,7 @@ func (c *Client) roundTrip(ctx context.Context, cn *conn, a Action, list bool) (
 	cl := &call{action: name, list: list, done: make(chan struct{})}
 	c.log.Debug("AMI action", "action", name, "action_id", id)
 	start := time.Now()
+	c.sent.Add(1)
 	if err := cn.send(id, cl, msg); err != nil {
 		result := resultDisconnected
 		if !errors.Is(err, ErrNotConnected) && !errors.Is(err, ErrConnClosed) {

@@ -77,6 +77,30 @@ type Config struct {
 type ReconcileConfig struct {
 	// Interval is how often every user's PBX state is checked (astdb changes have no events).
 	Interval time.Duration `mapstructure:"interval"`
+	// Policy says, per kind of state, what presenced does when the PBX differs from a user's
+	// profile: enforce (put it back), report (warn in the user's status) or adopt (accept the
+	// PBX's value until the user's next switch).
+	Policy PolicyConfig `mapstructure:"policy"`
+}
+
+// PolicyConfig is the drift policy of every kind of state (presence.DriftKinds).
+type PolicyConfig struct {
+	QueueMembership presence.Policy `mapstructure:"queue_membership"`
+	QueuePause      presence.Policy `mapstructure:"queue_pause"`
+	QueuePenalty    presence.Policy `mapstructure:"queue_penalty"`
+	AstDB           presence.Policy `mapstructure:"astdb"`
+	Lamp            presence.Policy `mapstructure:"lamp"`
+	Presence        presence.Policy `mapstructure:"presence"`
+	Global          presence.Policy `mapstructure:"global"`
+}
+
+// Policies is the configuration as the engine takes it.
+func (p PolicyConfig) Policies() presence.Policies {
+	return presence.Policies{
+		presence.DriftQueueMembership: p.QueueMembership, presence.DriftQueuePause: p.QueuePause,
+		presence.DriftQueuePenalty: p.QueuePenalty, presence.DriftAstDB: p.AstDB, presence.DriftLamp: p.Lamp,
+		presence.DriftPresence: p.Presence, presence.DriftGlobal: p.Global,
+	}
 }
 
 // APIConfig configures the REST API.
@@ -215,6 +239,13 @@ func defaults() map[string]any {
 		"api.max_body_bytes":                       65536,
 		"shutdown_timeout":                         "10s",
 		"reconcile.interval":                       "5m",
+		"reconcile.policy.queue_membership":        "enforce",
+		"reconcile.policy.queue_pause":             "enforce",
+		"reconcile.policy.queue_penalty":           "enforce",
+		"reconcile.policy.astdb":                   "enforce",
+		"reconcile.policy.lamp":                    "enforce",
+		"reconcile.policy.presence":                "enforce",
+		"reconcile.policy.global":                  "enforce",
 		"feature_codes.default_profile":            presence.ProfileAvailable,
 		"feature_codes.always_pin":                 false,
 		"feature_codes.pin_attempts":               5,
@@ -581,6 +612,14 @@ func (c *Config) Validate() error {
 	}
 	positive("shutdown_timeout", c.ShutdownTimeout)
 	positive("reconcile.interval", c.Reconcile.Interval)
+	policies := c.Reconcile.Policy.Policies()
+	for _, kind := range presence.DriftKinds() {
+		switch pol := policies[kind]; pol {
+		case presence.PolicyEnforce, presence.PolicyReport, presence.PolicyAdopt:
+		default:
+			add("reconcile.policy."+string(kind), "%q is not enforce, report or adopt", pol)
+		}
+	}
 	if c.API.MaxBodyBytes < 1024 {
 		add("api.max_body_bytes", "%d is too small (at least 1024)", c.API.MaxBodyBytes)
 	}

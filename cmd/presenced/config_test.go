@@ -56,6 +56,8 @@ func TestBadConfigIsRefusedWithOneLineNamingTheKey(t *testing.T) {
 		{name: "malformed YAML", file: "asterisk: [\n", env: minimalEnv, want: "config file"},
 		{name: "stray argument", args: []string{"extra"}, env: minimalEnv, want: `unexpected argument "extra"`},
 		{name: "zero PIN attempts", env: append([]string{"PRESENCED_FEATURE_CODES_PIN_ATTEMPTS=0"}, minimalEnv...), want: "feature_codes.pin_attempts: 0 must be at least 1"},
+		{name: "unknown drift policy", file: "reconcile:\n  policy:\n    queue_pause: ignore\n", env: minimalEnv, want: `reconcile.policy.queue_pause: "ignore" is not enforce, report or adopt`},
+		{name: "unknown kind of state", file: "reconcile:\n  policy:\n    queue: report\n", env: minimalEnv, want: "unknown key reconcile.policy.queue"},
 		{name: "zero lockout", file: "feature_codes: {lockout: 0s}\n", env: minimalEnv, want: "feature_codes.lockout"},
 		{name: "negative digit timeout", env: append([]string{"PRESENCED_FEATURE_CODES_DIGIT_TIMEOUT=-1s"}, minimalEnv...), want: "feature_codes.digit_timeout"},
 		{name: "bad first digit timeout", file: "feature_codes: {first_digit_timeout: soon}\n", env: minimalEnv, want: "first_digit_timeout"},

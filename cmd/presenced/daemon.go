@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -49,6 +50,7 @@ type daemon struct {
 	api     http.Handler
 	fc      *featurecode.App
 	trig    *trigger.Scheduler
+	devices *blf.Devices // the users' phones' states, for who is on a call
 
 	resyncs prometheus.Counter
 }
@@ -217,11 +219,21 @@ func (d *daemon) buildEngine() error {
 		return fmt.Errorf("webhook: %w", err)
 	}
 	d.states = presence.NewStateStore(d.store.Redis(), presence.StateStoreOptions{})
+	var phones []string
+	for _, u := range cfg.catalog.Users {
+		for _, dev := range u.Devices {
+			phones = append(phones, dev.Dial)
+		}
+	}
+	d.devices = blf.NewDevices(phones)
 	d.engine, err = presence.NewEngine(presence.EngineOptions{
 		Catalog:    cfg.catalog,
 		Naming:     cfg.Asterisk.Naming,
 		States:     d.states,
 		Concerns:   []presence.Concern{qc, fc, bc, wc},
+		Policies:   cfg.Reconcile.Policy.Policies(),
+		Devices:    d.devices,
+		RoundTrips: func() uint64 { return d.ami.ActionsSent() + d.amiRead.ActionsSent() },
 		Logger:     log.With("component", "engine"),
 		Registerer: d.reg,
 	})
@@ -331,23 +343,43 @@ func (d *daemon) asteriskReady(ctx context.Context) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	sum, err := d.engine.RepairAll(ctx, repairParallel)
-	if err != nil {
-		d.log.Error("repair after Asterisk became ready", "err", err)
-		return
+	// Who is on a call: the events kept it while connected; what happened meanwhile is read.
+	if err := d.devices.Load(ctx, d.amiRead); err != nil {
+		d.log.Warn("cannot read the phones' states; calls in progress are not known until their next change", "err", err)
 	}
-	d.log.Info("asterisk ready: users checked", "users", sum.Users, "repaired", sum.Repaired,
-		"still_failing", sum.Failed, "took", sum.Took.Round(time.Millisecond))
+	d.reconcileAll(ctx, "asterisk ready")
 }
 
-// watchPBX finds drift: a change the PBX reports on a user's queue member (paused, removed,
-// added by hand) nudges a repair of that user (the engine ignores the echo of its own actions
-// and stops fighting a member that keeps flipping); a gap in the event stream, and every
-// reconcile.interval (astdb changes have no events), checks every user.
+// reconcileAll checks every user against the PBX (Engine.RepairAll) and logs what it found.
+func (d *daemon) reconcileAll(ctx context.Context, why string) {
+	sum, err := d.engine.RepairAll(ctx, repairParallel)
+	if err != nil {
+		d.log.Error("full reconcile failed", "why", why, "err", err)
+		return
+	}
+	d.log.Info("full reconcile: every user checked", "why", why, "users", sum.Users, "drifted", sum.Drifted,
+		"repaired", sum.Repaired, "out_of_sync", sum.Failed, "round_trips", sum.RoundTrips,
+		"took", sum.Took.Round(time.Millisecond))
+}
+
+// watchPBX finds drift and calls. A change the PBX reports on a user's queue member (paused,
+// removed, added by hand), DND lamp or presence nudges a repair of that user (the engine
+// ignores the echo of its own actions and stops fighting a member that keeps flipping). A
+// user's phone changing state may end the call queue changes wait for. A reload of app_queue
+// or of the dialplan, a gap in the event stream, and every reconcile.interval (astdb changes
+// have no events) check every user.
 func (d *daemon) watchPBX(ctx context.Context) {
-	users := map[string]presence.UserID{} // member interface, lower case → user
+	naming := d.cfg.Asterisk.Naming
+	members := map[string]presence.UserID{} // member interface, lower case → user
+	lamps := map[string]presence.UserID{}   // DND lamp and presence provider, lower case → user
+	phones := map[string]presence.UserID{}  // device, lower case → user
 	for _, u := range d.cfg.catalog.Users {
-		users[strings.ToLower(d.cfg.Asterisk.Naming.Interface(u))] = u.ID
+		members[strings.ToLower(naming.Interface(u))] = u.ID
+		lamps[strings.ToLower(strings.ReplaceAll(naming.DNDLamp, "{ext}", u.Extension))] = u.ID
+		lamps[strings.ToLower(strings.ReplaceAll(naming.PresenceProvider, "{ext}", u.Extension))] = u.ID
+		for _, dev := range u.Devices {
+			phones[strings.ToLower(dev.Dial)] = u.ID
+		}
 	}
 	sub := d.ami.Subscribe(4096)
 	defer sub.Close()
@@ -357,13 +389,7 @@ func (d *daemon) watchPBX(ctx context.Context) {
 		if !d.ami.Status().FullyBooted {
 			return // the ready hook checks everyone once Asterisk is back
 		}
-		sum, err := d.engine.RepairAll(ctx, repairParallel)
-		if err != nil {
-			d.log.Warn("checking every user", "why", why, "err", err)
-			return
-		}
-		d.log.Info("every user checked", "why", why, "users", sum.Users, "repaired", sum.Repaired,
-			"still_failing", sum.Failed, "took", sum.Took.Round(time.Millisecond))
+		d.reconcileAll(ctx, why)
 	}
 	for {
 		select {
@@ -377,9 +403,29 @@ func (d *daemon) watchPBX(ctx context.Context) {
 			}
 			switch ev.Event() {
 			case "QueueMemberAdded", "QueueMemberRemoved", "QueueMemberPause", "QueueMemberPenalty":
-				if id, ok := users[strings.ToLower(ev.Get("Interface"))]; ok {
+				if id, ok := members[strings.ToLower(ev.Get("Interface"))]; ok {
 					d.engine.Nudge(id)
 				}
+			case "DeviceStateChange":
+				if dev, changed := d.devices.Handle(ev); changed {
+					d.engine.DeviceChanged(phones[strings.ToLower(dev)])
+				} else if id, ok := lamps[strings.ToLower(ev.Get("Device"))]; ok {
+					d.engine.Nudge(id)
+				}
+			case "PresenceStateChange":
+				if id, ok := lamps[strings.ToLower(ev.Get("Presentity"))]; ok {
+					d.engine.Nudge(id)
+				}
+			case "Reload":
+				// app_queue's reload keeps dynamic members but destroys the queues removed from
+				// queues.conf with theirs; a dialplan reload may drop hints. Check everyone.
+				if m := strings.ToLower(ev.Get("Module")); m == "" || strings.Contains(m, "app_queue") ||
+					strings.Contains(m, "pbx_config") || strings.Contains(m, "all") {
+					checkAll("reload of " + cmp.Or(ev.Get("Module"), "everything"))
+				}
+			case "Shutdown":
+				d.log.Warn("asterisk is shutting down; presenced reconnects and restores every user once it is back",
+					"shutdown", ev.Get("Shutdown"), "restart", ev.Get("Restart"))
 			case ami.EventResync:
 				if ev.Synthetic() {
 					checkAll("events were dropped")

@@ -52,6 +52,8 @@ const (
 	ARIPassword = "presenced-secret"
 	// AsteriskConf is the asterisk.conf the lab Asterisk runs with, inside its container.
 	AsteriskConf = "/etc/asterisk-lab/asterisk.conf"
+	// QueuesConf is the lab Asterisk's queues.conf, inside its container.
+	QueuesConf = "/etc/asterisk-lab/queues.conf"
 	// ContainerLabel marks the lab's containers, so leftovers of a killed test run can be found
 	// (docker ps --filter label=presenced.lab).
 	ContainerLabel = "presenced.lab"

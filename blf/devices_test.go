@@ -1,0 +1,63 @@
+package blf_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/presenced/presenced/ami"
+	"github.com/presenced/presenced/blf"
+)
+
+// TestDevicesFollowThePBX: the tracker loads the states of its devices in one
+// DeviceStateList, follows their DeviceStateChange events, and ignores other devices.
+func TestDevicesFollowThePBX(t *testing.T) {
+	ctx := testCtx(t)
+	c := newAMI(t, false, nil)
+	phone, other := "Custom:"+uniq("phone"), "Custom:"+uniq("other")
+	if err := c.Setvar(ctx, "", "DEVICE_STATE("+phone+")", "NOT_INUSE"); err != nil {
+		t.Fatal(err)
+	}
+	d := blf.NewDevices([]string{phone, "PJSIP/nobody"})
+	if err := d.Load(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.DeviceState(phone); got != "NOT_INUSE" {
+		t.Fatalf("after Load: %s is %q, want NOT_INUSE", phone, got)
+	}
+	if got := d.DeviceState("PJSIP/nobody"); got != "" {
+		t.Fatalf("a device Asterisk does not list: %q, want unknown", got)
+	}
+
+	sub := c.Subscribe(256)
+	defer sub.Close()
+	for _, dev := range []string{other, phone} {
+		if err := c.Setvar(ctx, "", "DEVICE_STATE("+dev+")", "INUSE"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case ev := <-sub.Events():
+			dev, changed := d.Handle(ev)
+			if changed && dev != phone {
+				t.Fatalf("Handle reported %q, which is not tracked", dev)
+			}
+			if changed {
+				if got := d.DeviceState(phone); got != "INUSE" {
+					t.Fatalf("after the event: %q, want INUSE", got)
+				}
+				if d.DeviceState(other) != "" {
+					t.Fatal("an untracked device was recorded")
+				}
+				// The same state again is no change.
+				if _, again := d.Handle(ami.NewMessage("Event", "DeviceStateChange", "Device", phone, "State", "inuse")); again {
+					t.Fatal("the same state reported as a change")
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatal("no DeviceStateChange for the tracked device")
+		}
+	}
+}
