@@ -26,12 +26,11 @@ func findChannel(t *testing.T, c *ami.Client, uniqueid string) (ami.ChannelInfo,
 func TestOriginatePlayDTMFHangup(t *testing.T) {
 	c := newClient(t, clientOpts{})
 	ctx := testCtx(t)
-	sub := c.Subscribe(1000)
-	// DTMF events are class dtmf, which the daemon's user does not read
-	// (and the default Events mask leaves out): watch them with the test
-	// user and Events: on.
+	// The daemon's user does not receive OriginateResponse, DTMF or Hangup events (read
+	// classes, Events mask and manager.conf event filters, eventfilter_test.go): watch them
+	// with the test user and Events: on.
 	watcher := newClient(t, clientOpts{test: true, mod: func(cfg *ami.Config) { cfg.Events = "on" }})
-	dtmf := watcher.Subscribe(10000)
+	sub := watcher.Subscribe(10000)
 
 	id1, id2 := uniq("pd1-"), uniq("pd2-")
 	err := c.Originate(ctx, ami.OriginateSpec{
@@ -85,7 +84,7 @@ func TestOriginatePlayDTMFHangup(t *testing.T) {
 	if err := c.PlayDTMF(ctx, ch2.Channel, "5", 0, true); err != nil {
 		t.Fatal(err)
 	}
-	ev := waitEvent(t, dtmf, "DTMFEnd on ;2", func(m *ami.Message) bool {
+	ev := waitEvent(t, sub, "DTMFEnd on ;2", func(m *ami.Message) bool {
 		return m.Event() == "DTMFEnd" && m.Get("Uniqueid") == id2 && m.Get("Digit") == "5"
 	})
 	if ev.Get("Direction") != "Received" {
@@ -96,7 +95,7 @@ func TestOriginatePlayDTMFHangup(t *testing.T) {
 	if err := c.PlayDTMF(ctx, ch1.Channel, "7", 150*time.Millisecond, false); err != nil {
 		t.Fatal(err)
 	}
-	ev = waitEvent(t, dtmf, "DTMFEnd 7", func(m *ami.Message) bool {
+	ev = waitEvent(t, sub, "DTMFEnd 7", func(m *ami.Message) bool {
 		return m.Event() == "DTMFEnd" && m.Get("Digit") == "7"
 	})
 	if ev.Get("Uniqueid") != id2 || ev.Get("Direction") != "Received" || ev.Get("DurationMs") != "150" {

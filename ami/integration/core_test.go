@@ -12,7 +12,9 @@ import (
 func TestUserEvent(t *testing.T) {
 	c := newClient(t, clientOpts{})
 	ctx := testCtx(t)
-	sub := c.Subscribe(1000)
+	// The daemon's user sends it but does not receive UserEvents (manager.conf event filters,
+	// eventfilter_test.go): watch with the test user.
+	sub := newClient(t, clientOpts{test: true}).Subscribe(1000)
 	name := uniq("PDTest")
 	if err := c.UserEvent(ctx, name, ami.Header{Key: "Data", Value: tricky}, ami.Header{Key: "Data", Value: "second"},
 		ami.Header{Key: "Other", Value: ""}); err != nil {

@@ -351,10 +351,22 @@ func (d *daemon) asteriskReady(ctx context.Context) {
 }
 
 // reconcileAll checks every user against the PBX (Engine.RepairAll) and logs what it found.
+// The global through which the dialplan finds presenced's Stasis application is checked too:
+// a "dialplan reload" with clearglobalvars=yes clears it and sends no event.
 func (d *daemon) reconcileAll(ctx context.Context, why string) {
+	app := d.ari.AppName()
+	if got, err := d.ami.Getvar(ctx, "", appVariable); err == nil && got != app {
+		if err := d.ami.Setvar(ctx, "", appVariable, app); err != nil {
+			d.log.Error("cannot publish the Stasis application to the dialplan", "variable", appVariable, "err", err)
+		} else {
+			d.log.Warn("the dialplan had lost the Stasis application; put back", "variable", appVariable, "was", got, "value", app)
+		}
+	}
 	sum, err := d.engine.RepairAll(ctx, repairParallel)
 	if err != nil {
-		d.log.Error("full reconcile failed", "why", why, "err", err)
+		if ctx.Err() == nil {
+			d.log.Error("full reconcile failed", "why", why, "err", err)
+		}
 		return
 	}
 	d.log.Info("full reconcile: every user checked", "why", why, "users", sum.Users, "drifted", sum.Drifted,
@@ -418,7 +430,9 @@ func (d *daemon) watchPBX(ctx context.Context) {
 				}
 			case "Reload":
 				// app_queue's reload keeps dynamic members but destroys the queues removed from
-				// queues.conf with theirs; a dialplan reload may drop hints. Check everyone.
+				// queues.conf with theirs; a reload of pbx_config (a plain "dialplan reload"
+				// sends no Reload event: the periodic check covers it) may clear globals.
+				// Check everyone.
 				if m := strings.ToLower(ev.Get("Module")); m == "" || strings.Contains(m, "app_queue") ||
 					strings.Contains(m, "pbx_config") || strings.Contains(m, "all") {
 					checkAll("reload of " + cmp.Or(ev.Get("Module"), "everything"))
