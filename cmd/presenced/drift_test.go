@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/presenced/presenced/ami"
+	"github.com/presenced/presenced/internal/lab"
 )
 
 // The drift tests of issue 5: hand changes on the lab Asterisk under each drift policy,
@@ -526,4 +527,55 @@ func TestQueueChangesWaitForTheCallToEnd(t *testing.T) {
 		t.Errorf("pending after the user's switch during the call: %s", st.raw)
 	}
 	hangUp()
+}
+
+// TestAMIReconnectRepairsWhatChangedMeanwhile: presenced's AMI sessions drop while Asterisk
+// keeps running; meanwhile an admin unpauses Alice and deletes her active-profile key, which
+// presenced cannot see. When the sessions come back, the full reconcile of the ready hook puts
+// both back by itself.
+func TestAMIReconnectRepairsWhatChangedMeanwhile(t *testing.T) {
+	proxy, err := lab.NewProxy(env.AMIAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	cfg := profileConfig(t, profilesYAML)
+	cfg.Asterisk.AMI.Address = proxy.Addr()
+	cfg.Asterisk.AMI.PingInterval, cfg.Asterisk.AMI.BackoffMax = time.Second, 500*time.Millisecond
+	d := startDaemon(t, cfg)
+	d.waitReady(t, 15*time.Second)
+	p := &pbx{t: t, c: newProbe(t).c}
+	const iface = "Local/1001@presenced-queue-member/n"
+	d.switchTo(t, "alice", "available", "")
+	d.switchTo(t, "alice", "lunch", "")
+	resyncs := d.metric(t, "presenced_asterisk_resyncs_total")
+
+	proxy.SetUp(false)
+	for deadline := time.Now().Add(10 * time.Second); d.metric(t, `presenced_ami_connected{connection="main"}`) != 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("presenced did not notice its AMI sessions dropped")
+		}
+	}
+	if err := p.c.QueuePause(p.ctx(), iface, "sales", false, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.c.DBDel(p.ctx(), "PROFILE", "1001/active"); err != nil {
+		t.Fatal(err)
+	}
+	proxy.SetUp(true)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		sal := p.member("sales", iface)
+		active, _ := p.db("PROFILE", "1001/active")
+		if sal != nil && sal.Paused && sal.PausedReason == "Lunch" && active == "lunch" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not repaired after the AMI reconnect: sales %+v, active %q", sal, active)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := d.metric(t, "presenced_asterisk_resyncs_total"); got <= resyncs {
+		t.Fatalf("presenced_asterisk_resyncs_total = %v, want more than %v: the repair was not the reconnect's", got, resyncs)
+	}
 }
