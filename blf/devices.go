@@ -54,6 +54,15 @@ func (d *Devices) Handle(ev *ami.Message) (device string, changed bool) {
 	return name, true
 }
 
+// Reset forgets every device's state (all unknown).
+func (d *Devices) Reset() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for k := range d.states {
+		d.states[k] = ""
+	}
+}
+
 // Load replaces every tracked device's state with what one DeviceStateList reports; devices
 // it does not list become unknown.
 func (d *Devices) Load(ctx context.Context, c *ami.Client) error {

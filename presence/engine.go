@@ -356,17 +356,27 @@ func (e *Engine) switchUser(ctx context.Context, req SwitchRequest, preview bool
 // the desired state until the next switch. Queue changes for a user on a call wait until the
 // call ends.
 func (e *Engine) Repair(ctx context.Context, id UserID) (*SwitchResult, error) {
-	return e.repair(ctx, id, false, "")
+	return e.repair(ctx, id, false, "", nil)
 }
 
 // Reconcile puts the user's whole desired state back on the PBX now, whatever the policies
 // say: the one-call fix for reported drift and for changes waiting for a call to end. actor
 // (who asked) is journaled.
 func (e *Engine) Reconcile(ctx context.Context, id UserID, actor string) (*SwitchResult, error) {
-	return e.repair(ctx, id, true, actor)
+	return e.repair(ctx, id, true, actor, nil)
 }
 
-func (e *Engine) repair(ctx context.Context, id UserID, force bool, actor string) (*SwitchResult, error) {
+// observed is what a full reconcile read of one user's PBX state, for the state version it
+// read it for.
+type observed struct {
+	version int64
+	have    *Target
+}
+
+// repair checks one user. seen, when set, is what a full reconcile read for the user: it is
+// used instead of a new read when the user's state is still the version it was read for
+// (nothing was switched since; a change by hand meanwhile makes an event and another check).
+func (e *Engine) repair(ctx context.Context, id UserID, force bool, actor string, seen *observed) (*SwitchResult, error) {
 	u, ok := e.opts.Catalog.User(id)
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownUser, id)
@@ -392,7 +402,12 @@ func (e *Engine) repair(ctx context.Context, id UserID, force bool, actor string
 	ev := SwitchEvent{User: u.ID, Extension: u.Extension, From: st.Profile, To: st.Profile, Info: st.Info,
 		Source: src, Actor: actor, At: e.now()}
 	res := &SwitchResult{SwitchEvent: ev, State: st}
-	have, err := e.obs.observe(ctx, u.ID, want)
+	var have *Target
+	if seen != nil && seen.version == st.Version {
+		have = seen.have
+	} else {
+		have, err = e.obs.observe(ctx, u.ID, want)
+	}
 	if err != nil {
 		res.Outcomes = []Outcome{{Op: Op{Kind: "observe"}, Result: ResultFailed, Error: err.Error()}}
 	} else if ops := Plan(want, have); len(ops) > 0 {
@@ -719,7 +734,8 @@ type RepairSummary struct {
 //
 // One bulk read of the PBX serves every user: its round trips do not grow with the number of
 // users. Only the users found drifted (or with drift on record) are then repaired one by one,
-// under their lock and on a fresh read, at most parallel at a time.
+// under their lock, at most parallel at a time: from that read when their state did not change
+// since, else on a fresh one.
 func (e *Engine) RepairAll(ctx context.Context, parallel int) (RepairSummary, error) {
 	start := e.now()
 	var rt0 uint64
@@ -790,7 +806,7 @@ func (e *Engine) RepairAll(ctx context.Context, parallel int) (RepairSummary, er
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			res, err := e.Repair(ctx, id)
+			res, err := e.repair(ctx, id, false, "", &observed{version: states[id].Version, have: have[id]})
 			mu.Lock()
 			defer mu.Unlock()
 			switch {

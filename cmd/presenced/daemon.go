@@ -343,11 +343,15 @@ func (d *daemon) asteriskReady(ctx context.Context) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	// Who is on a call: the events kept it while connected; what happened meanwhile is read.
+	// Who is on a call: what the events said before the connection dropped may be stale (a
+	// restart ends every call), and reading every phone's state is slow on a large PBX
+	// (DeviceStateList lists every queue member's pause device too): users are put back
+	// first, as if nobody were on a call, then the phones' states are read.
+	d.devices.Reset()
+	d.reconcileAll(ctx, "asterisk ready")
 	if err := d.devices.Load(ctx, d.amiRead); err != nil {
 		d.log.Warn("cannot read the phones' states; calls in progress are not known until their next change", "err", err)
 	}
-	d.reconcileAll(ctx, "asterisk ready")
 }
 
 // reconcileAll checks every user against the PBX (Engine.RepairAll) and logs what it found.
