@@ -233,10 +233,11 @@ func TestReconcile(t *testing.T) {
 	}
 }
 
-// rcRestartReconcile restarts Asterisk and does what the daemon does once it is ready again:
-// wait for both AMI sessions, reload the phones' states, reconcile every user. It expects
-// drifted users (all repaired), reports the time from FullyBooted (the main session's
-// OnReady) to every user checked and in sync, and returns how long the reconcile took.
+// rcRestartReconcile restarts Asterisk and does what the daemon does once it is ready again
+// (cmd/presenced asteriskReady): wait for both AMI sessions, forget the phones' states,
+// reconcile every user, then read the phones' states. It expects drifted users (all
+// repaired), reports the time from FullyBooted (the main session's OnReady) to every user
+// checked and in sync, and returns how long the reconcile took.
 func rcRestartReconcile(t *testing.T, ctx context.Context, r *rcRig, what string, drifted int) time.Duration {
 	t.Helper()
 	r.mainReady.drain()
@@ -254,11 +255,7 @@ func rcRestartReconcile(t *testing.T, ctx context.Context, r *rcRig, what string
 		t.Fatal(err)
 	}
 	m0, r0 := rcActions(t, r.mainReg), rcActions(t, r.readReg)
-	reads := time.Now()
-	if err := r.devices.Load(ctx, r.read); err != nil {
-		t.Fatal(err)
-	}
-	devices := time.Since(reads)
+	r.devices.Reset()
 	reconcile := time.Now()
 	sum, err := r.engine.RepairAll(ctx, rcParallel)
 	done := time.Now()
@@ -267,10 +264,14 @@ func rcRestartReconcile(t *testing.T, ctx context.Context, r *rcRig, what string
 		t.Fatalf("%s: reconcile after the restart: %v", what, err)
 	}
 	main, read := rcDiff(m0, rcActions(t, r.mainReg)), rcDiff(r0, rcActions(t, r.readReg))
-	t.Logf("restart, %s, %d users: restart to FullyBooted %v; FullyBooted to every user in sync %v (read session ready +%v, phones' states %v, reconcile %v: %d repaired); round trips: main %d %v, read %d %v",
+	if err := r.devices.Load(ctx, r.read); err != nil {
+		t.Fatal(err)
+	}
+	devices := time.Since(done)
+	t.Logf("restart, %s, %d users: restart to FullyBooted %v; FullyBooted to every user in sync %v (read session ready +%v, reconcile %v: %d repaired; round trips: main %d %v, read %d %v); then the phones' states (DeviceStateList) %v",
 		what, sum.Users, booted.Sub(start).Round(time.Millisecond), done.Sub(booted).Round(time.Millisecond),
-		max(readReady.Sub(booted), 0).Round(time.Millisecond), devices.Round(time.Millisecond), done.Sub(reconcile).Round(time.Millisecond),
-		sum.Repaired, rcTotal(main), main, rcTotal(read), read)
+		max(readReady.Sub(booted), 0).Round(time.Millisecond), done.Sub(reconcile).Round(time.Millisecond),
+		sum.Repaired, rcTotal(main), main, rcTotal(read), read, devices.Round(time.Millisecond))
 	if sum.Drifted != drifted || sum.Repaired != drifted || sum.Failed != 0 {
 		t.Fatalf("%s: reconcile after the restart: %+v; want %d drifted, %d repaired, 0 failed", what, sum, drifted, drifted)
 	}
