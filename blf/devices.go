@@ -58,6 +58,11 @@ func (d *Devices) Handle(ev *ami.Message) (device string, changed bool) {
 func (d *Devices) Reset() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.forget()
+}
+
+// forget makes every device's state unknown; d.mu is held.
+func (d *Devices) forget() {
 	for k := range d.states {
 		d.states[k] = ""
 	}
@@ -72,9 +77,7 @@ func (d *Devices) Load(ctx context.Context, c *ami.Client) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for k := range d.states {
-		d.states[k] = ""
-	}
+	d.forget()
 	for _, s := range list {
 		key := strings.ToLower(s.Device)
 		if _, ok := d.states[key]; ok {

@@ -297,6 +297,12 @@ func (s *StateStore) PersonalProfiles(ctx context.Context, id UserID) ([]*Profil
 	if err != nil {
 		return nil, fmt.Errorf("presence: read profiles of %s: %w", id, err)
 	}
+	return s.decodeProfiles(id, all)
+}
+
+// decodeProfiles reads the fields of a user's profiles hash, sorted; profiles that cannot be
+// read are reported in the error and left out.
+func (s *StateStore) decodeProfiles(id UserID, all map[string]string) ([]*Profile, error) {
 	out := make([]*Profile, 0, len(all))
 	var errs []error
 	for pid, raw := range all {
@@ -335,17 +341,10 @@ func (s *StateStore) PersonalProfilesMany(ctx context.Context, ids []UserID) (ma
 		if len(all) == 0 {
 			continue
 		}
-		ps := make([]*Profile, 0, len(all))
-		for pid, raw := range all {
-			var p Profile
-			if err := json.Unmarshal([]byte(raw), &p); err != nil {
-				errs = append(errs, &CorruptError{Key: s.profilesKey(id), Field: pid, Err: err})
-				continue
-			}
-			p.ID, p.Owner = pid, id
-			ps = append(ps, &p)
+		ps, err := s.decodeProfiles(id, all)
+		if err != nil {
+			errs = append(errs, err)
 		}
-		sortProfiles(ps)
 		out[id] = ps
 	}
 	return out, errors.Join(errs...)

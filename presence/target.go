@@ -87,6 +87,12 @@ func (n Naming) ProfileLampOf(u *User, num string) string {
 	return strings.ReplaceAll(expand(n.ProfileLamp, u.Extension), "{n}", num)
 }
 
+// DNDLampOf is u's DND lamp (Custom:DND<ext> by default).
+func (n Naming) DNDLampOf(u *User) string { return expand(n.DNDLamp, u.Extension) }
+
+// PresenceProviderOf is u's presence provider (CustomPresence:<ext> by default).
+func (n Naming) PresenceProviderOf(u *User) string { return expand(n.PresenceProvider, u.Extension) }
+
 // Target is PBX state as Asterisk holds it, for one user: the keys are Asterisk's own names.
 // As desired state a nil value means "must not exist"; as observed state it means "does not
 // exist". Keys not in a desired Target are not presenced's business.
@@ -184,7 +190,7 @@ func Compile(u *User, in Intent, active Active, profiles []*Profile, n Naming) *
 		}
 		db(n.DNDFamily, ext, set(flag))
 		db(n.ProfileFamily, ext+"/dndtext", set(in.DND.Text))
-		t.Devices[expand(n.DNDLamp, ext)] = state
+		t.Devices[n.DNDLampOf(u)] = state
 	}
 
 	if in.RingList != nil || in.Mobile != nil {
@@ -228,7 +234,7 @@ func Compile(u *User, in Intent, active Active, profiles []*Profile, n Naming) *
 	}
 	if in.Presence != nil {
 		p := *in.Presence
-		t.Presence[expand(n.PresenceProvider, ext)] = &p
+		t.Presence[n.PresenceProviderOf(u)] = &p
 	}
 	for dev, state := range in.Lamps {
 		t.Devices[dev] = strings.ToUpper(state)

@@ -391,8 +391,8 @@ func (d *daemon) watchPBX(ctx context.Context) {
 	phones := map[string]presence.UserID{}  // device, lower case → user
 	for _, u := range d.cfg.catalog.Users {
 		members[strings.ToLower(naming.Interface(u))] = u.ID
-		lamps[strings.ToLower(strings.ReplaceAll(naming.DNDLamp, "{ext}", u.Extension))] = u.ID
-		lamps[strings.ToLower(strings.ReplaceAll(naming.PresenceProvider, "{ext}", u.Extension))] = u.ID
+		lamps[strings.ToLower(naming.DNDLampOf(u))] = u.ID
+		lamps[strings.ToLower(naming.PresenceProviderOf(u))] = u.ID
 		for _, dev := range u.Devices {
 			phones[strings.ToLower(dev.Dial)] = u.ID
 		}
