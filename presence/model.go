@@ -277,3 +277,23 @@ func (a Action) String() string {
 	}
 	return b.String()
 }
+
+// PresenceLabel is the neutral text of a presence state ("Away" for away): what colleagues and
+// the phones see of a user in a private profile instead of the profile's name and info.
+func PresenceLabel(state string) string {
+	switch state {
+	case "available":
+		return "Available"
+	case "away":
+		return "Away"
+	case "xa":
+		return "Extended away"
+	case "dnd":
+		return "Do not disturb"
+	case "chat":
+		return "Available to chat"
+	case "unavailable":
+		return "Unavailable"
+	}
+	return "Not set"
+}
