@@ -258,6 +258,9 @@ func (e *Engine) switchUser(ctx context.Context, req SwitchRequest, preview bool
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownUser, req.User)
 	}
+	if err := e.opts.Catalog.ValidateInfo(req.Info); err != nil {
+		return nil, err
+	}
 	unlock := e.lock(u.ID)
 	defer unlock()
 
@@ -294,11 +297,16 @@ func (e *Engine) switchUser(ctx context.Context, req SwitchRequest, preview bool
 			return nil, fmt.Errorf("%w %q", ErrUnknownProfile, req.Profile)
 		}
 		from := findProfile(profiles, prev.Profile)
-		var intent Intent
-		intent, hooks = Desire(u, prev.Intent, from, to, req.Info)
+		allow := e.allow(u)
+		steps := prev.lineage()
+		if from != nil {
+			steps = append(steps, Step{Profile: from.ID, Exit: true, Info: req.Info})
+		}
+		steps = CompactSteps(u, append(steps, Step{Profile: to.ID, Info: req.Info}), profiles, allow)
+		hooks = switchWebhooks(u, from, to, req.Info, allow)
 		st = UserState{
 			Profile: to.ID, Previous: prev.Profile, Since: e.now(), Source: req.Source, Actor: req.Actor,
-			Info: req.Info, Sticky: to.Sticky, Intent: intent, Version: prev.Version,
+			Info: req.Info, Sticky: to.Sticky, Steps: steps, Version: prev.Version,
 		}
 		if !req.Until.IsZero() {
 			until := req.Until
@@ -319,7 +327,7 @@ func (e *Engine) switchUser(ctx context.Context, req SwitchRequest, preview bool
 
 	ev := SwitchEvent{User: u.ID, Extension: u.Extension, From: st.Previous, To: st.Profile, Info: st.Info,
 		Source: st.Source, Actor: st.Actor, At: st.Since}
-	want := Compile(u, st.Intent, Active{Profile: to, Info: st.Info}, profiles, e.opts.Naming)
+	want := Compile(u, e.intentOf(u, st, profiles), Active{Profile: to, Info: st.Info}, profiles, e.opts.Naming)
 	have, err := e.obs.observe(ctx, u.ID, want)
 	var ops []Op
 	if err == nil {
@@ -494,9 +502,32 @@ func (e *Engine) desired(ctx context.Context, u *User, st UserState) (*Target, e
 
 // compile is the PBX state a user's stored state means, with what it adopted from the PBX.
 func (e *Engine) compile(u *User, st UserState, profiles []*Profile) *Target {
-	t := Compile(u, st.Intent, Active{Profile: findProfile(profiles, st.Profile), Info: st.Info}, profiles, e.opts.Naming)
+	t := Compile(u, e.intentOf(u, st, profiles), Active{Profile: findProfile(profiles, st.Profile), Info: st.Info}, profiles, e.opts.Naming)
 	overlay(t, st.Adopted)
 	return t
+}
+
+// intentOf is what a user's stored state means in the model's terms: the fold of their
+// lineage, with the actions their personal profiles may no longer run left out.
+func (e *Engine) intentOf(u *User, st UserState, profiles []*Profile) Intent {
+	return FoldSteps(u, st.lineage(), profiles, e.allow(u))
+}
+
+// allow says which actions of a profile run for u: every action of a system-wide profile,
+// and the actions of u's personal profiles that the catalog's rules allow now (a profile may
+// have been stored under looser rules, or by a presenced that had none).
+func (e *Engine) allow(u *User) func(*Profile, *Action) bool {
+	return func(p *Profile, a *Action) bool {
+		if !p.Personal() {
+			return true
+		}
+		if err := e.opts.Catalog.CheckPersonalAction(u, *a); err != nil {
+			e.metrics.refusedActions.Inc()
+			e.log.Debug("action of a personal profile refused", "user", u.ID, "profile", p.ID, "action", a.String(), "err", err)
+			return false
+		}
+		return true
+	}
 }
 
 // finish records what a switch, repair or reconcile left on the PBX, journals it when it did

@@ -17,6 +17,7 @@ type engineMetrics struct {
 	pendingRetries prometheus.Gauge
 	driftRepairs   prometheus.Counter
 	flapping       prometheus.Counter
+	refusedActions prometheus.Counter
 
 	driftFound    *prometheus.CounterVec
 	driftRepaired *prometheus.CounterVec
@@ -65,6 +66,10 @@ func newEngineMetrics(reg prometheus.Registerer) *engineMetrics {
 		driftRepairs: f.NewCounter(prometheus.CounterOpts{
 			Name: "presenced_drift_repairs_total",
 			Help: "Repairs, asked for by a change the PBX reported, that found drift and put it back.",
+		}),
+		refusedActions: f.NewCounter(prometheus.CounterOpts{
+			Name: "presenced_personal_actions_refused_total",
+			Help: "Actions of personal profiles left out when a desired state was compiled, because the personal-profile rules do not allow them (stored under older rules); counted at every compile.",
 		}),
 		flapping: f.NewCounter(prometheus.CounterOpts{
 			Name: "presenced_drift_flapping_total",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -125,21 +126,24 @@ func (e *Engine) Everyone(ctx context.Context) ([]PresenceEntry, error) {
 	if err != nil && !errors.As(err, &corrupt) {
 		return nil, err
 	}
+	switched := make([]UserID, 0, len(states))
+	for id := range states {
+		switched = append(switched, id)
+	}
+	personal, err := e.opts.States.PersonalProfilesMany(ctx, switched)
+	if err != nil && !errors.As(err, &corrupt) {
+		return nil, err
+	}
 	out := make([]PresenceEntry, 0, len(users))
 	for _, u := range users {
 		pe := PresenceEntry{User: u.ID, Name: u.DisplayName(), Extension: u.Extension}
 		if st, ok := states[u.ID]; ok {
 			pe.Profile, pe.Info, pe.Since = st.Profile, st.Info, st.Since
-			if st.Intent.Presence != nil {
-				pe.Presence = st.Intent.Presence.State
+			profiles := append(slices.Clone(e.opts.Catalog.Profiles), personal[u.ID]...)
+			if pv := e.presenceOf(u, st, profiles); pv != nil {
+				pe.Presence = pv.State
 			}
-			p, ok := e.opts.Catalog.Profile(st.Profile)
-			if !ok {
-				// A personal profile: its name is the user's own business unless public.
-				if ps, err := e.opts.States.PersonalProfiles(ctx, u.ID); err == nil {
-					p = findProfile(ps, st.Profile)
-				}
-			}
+			p := findProfile(profiles, st.Profile)
 			if p != nil {
 				pe.Colour, pe.Icon = p.Colour, p.Icon
 				pe.Label = p.Name
@@ -151,6 +155,11 @@ func (e *Engine) Everyone(ctx context.Context) ([]PresenceEntry, error) {
 		out = append(out, pe)
 	}
 	return out, nil
+}
+
+// presenceOf is the presence state and message the user's state desires.
+func (e *Engine) presenceOf(u *User, st UserState, profiles []*Profile) *PresenceValue {
+	return e.intentOf(u, st, profiles).Presence
 }
 
 // Profiles lists the profiles the user may switch to: system-wide, then personal.
@@ -187,11 +196,32 @@ func (e *Engine) SaveProfile(ctx context.Context, id UserID, p *Profile) error {
 			rest = append(rest, o)
 		}
 	}
-	if err := e.opts.Catalog.ValidateProfile(p, rest); err != nil {
+	if err := e.opts.Catalog.ValidateProfile(u, p, rest); err != nil {
 		return err
 	}
 	p.Owner = u.ID
-	return e.opts.States.SavePersonalProfile(ctx, u.ID, p)
+	if err := e.opts.States.SavePersonalProfile(ctx, u.ID, p); err != nil {
+		return err
+	}
+	e.profileChanged(u.ID)
+	return nil
+}
+
+// profileChanged repairs the user after one of their personal profiles changed or went: their
+// desired state is compiled from their profiles, so what the old version put there and the new
+// one does not is no longer desired, and what the new one says is.
+func (e *Engine) profileChanged(id UserID) {
+	e.retryMu.Lock()
+	defer e.retryMu.Unlock()
+	if e.closed {
+		return
+	}
+	e.wg.Go(func() {
+		if _, err := e.Repair(e.ctx, id); err != nil {
+			e.log.Warn("repair after a personal profile changed failed", "user", id, "err", err)
+			e.scheduleRetry(id)
+		}
+	})
 }
 
 // DeleteProfile removes one of the user's personal profiles.
@@ -215,6 +245,7 @@ func (e *Engine) DeleteProfile(ctx context.Context, id UserID, pid string) error
 	if !deleted {
 		return fmt.Errorf("%w %q", ErrUnknownProfile, pid)
 	}
+	e.profileChanged(u.ID)
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -100,6 +101,13 @@ func (m *memPBX) setFail(k OpKind) { m.mu.Lock(); m.failKind = k; m.mu.Unlock() 
 // newTestEngine runs an engine over the lab Redis with a fresh key prefix.
 func newTestEngine(t *testing.T, users []User, profiles []Profile) (*Engine, *memPBX, *StateStore) {
 	t.Helper()
+	return newTestEngineFrom(t, CatalogConfig{Users: users, Profiles: profiles}, nil)
+}
+
+// newTestEngineFrom is newTestEngine with the catalog's rules and limits, and metrics in reg
+// (nil for none).
+func newTestEngineFrom(t *testing.T, cfg CatalogConfig, reg prometheus.Registerer) (*Engine, *memPBX, *StateStore) {
+	t.Helper()
 	ctx := context.Background()
 	opt, err := redis.ParseURL(env.RedisURL)
 	if err != nil {
@@ -111,13 +119,13 @@ func newTestEngine(t *testing.T, users []User, profiles []Profile) (*Engine, *me
 	if err := states.CheckSchema(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cat, err := NewCatalog(users, profiles)
+	cat, err := NewCatalogFrom(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pbx := newMemPBX()
 	e, err := NewEngine(EngineOptions{Catalog: cat, Naming: DefaultNaming(), States: states, Concerns: []Concern{pbx},
-		RetryMin: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond})
+		RetryMin: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -87,28 +87,64 @@ func Desire(u *User, prev Intent, from, to *Profile, info string) (Intent, []Web
 	in := prev.Clone()
 	var hooks []Webhook
 	if from != nil {
-		hooks = append(hooks, in.fold(u, from, from.OnExit, info)...)
+		hooks = append(hooks, in.fold(u, from, true, info, nil)...)
 	}
-	hooks = append(hooks, in.fold(u, to, to.OnEnter, info)...)
-	if to.Presence != "" {
-		msg := to.Name
-		if info != "" {
-			msg = to.Name + " (" + info + ")"
-		}
-		in.Presence = &PresenceValue{State: to.Presence, Message: msg}
-	}
+	hooks = append(hooks, in.fold(u, to, false, info, nil)...)
 	return in, hooks
 }
 
-// fold applies the enabled actions of profile p in order.
-func (in *Intent) fold(u *User, p *Profile, actions []Action, info string) []Webhook {
+// folding is what a fold of a lineage records besides the intent: which actions it may run,
+// and which step last wrote (and which steps were read for) each part of the intent.
+type folding struct {
+	allow  func(*Profile, *Action) bool // nil runs every enabled action
+	step   int
+	writer map[string]int // part of the intent → the step that last wrote it
+	needed map[int]bool   // steps whose writes a later step read
+}
+
+func (f *folding) wrote(part string) {
+	if f != nil && f.writer != nil {
+		f.writer[part] = f.step
+	}
+}
+
+func (f *folding) read(part string) {
+	if f != nil && f.writer != nil {
+		if w, ok := f.writer[part]; ok {
+			f.needed[w] = true
+		}
+	}
+}
+
+// presenceMessage is the message a presence state shows for profile p: the text given (or,
+// when none, the profile's name with the info), cut to what Asterisk keeps; for a private
+// profile only the neutral text of the state, whatever was given.
+func presenceMessage(p *Profile, state, given, text string) string {
+	if p.Visibility == VisibilityPrivate {
+		return PresenceLabel(state)
+	}
+	if given != "" {
+		return given
+	}
+	return truncateText(text, MaxPresenceMessage)
+}
+
+// fold applies the enabled actions of p's on_exit chain (exit) or on_enter chain and presence
+// state, in order, and returns the webhooks they call. f, when not nil, filters the actions and
+// records what each part of the intent came from.
+func (in *Intent) fold(u *User, p *Profile, exit bool, info string, f *folding) []Webhook {
 	var hooks []Webhook
 	text := p.Name
 	if info != "" {
 		text = p.Name + " (" + info + ")"
 	}
-	for _, a := range actions {
-		if !a.IsEnabled() {
+	actions := p.OnEnter
+	if exit {
+		actions = p.OnExit
+	}
+	for i := range actions {
+		a := &actions[i]
+		if !a.IsEnabled() || (f != nil && f.allow != nil && !f.allow(p, a)) {
 			continue
 		}
 		on := a.IsOn()
@@ -122,16 +158,21 @@ func (in *Intent) fold(u *User, p *Profile, actions []Action, info string) []Web
 				switch a.Kind {
 				case ActionQueueLogin:
 					qi.Member = ptr(true)
+					f.wrote("queue:" + q + ":member")
 				case ActionQueueLogout:
 					qi = QueueIntent{Member: ptr(false)}
+					f.wrote("queue:" + q + ":member")
+					f.wrote("queue:" + q + ":pause")
 				case ActionQueuePause:
 					qi.Paused = true
 					qi.Reason = a.Reason
 					if qi.Reason == "" {
 						qi.Reason = p.Name
 					}
+					f.wrote("queue:" + q + ":pause")
 				case ActionQueueUnpause:
 					qi.Paused, qi.Reason = false, ""
+					f.wrote("queue:" + q + ":pause")
 				}
 				in.Queues[q] = qi
 			}
@@ -140,38 +181,46 @@ func (in *Intent) fold(u *User, p *Profile, actions []Action, info string) []Web
 			if on {
 				in.DND.Text = text
 			}
+			f.wrote("dnd")
 		case ActionFollowMe:
 			in.RingList = &RingList{Families: slices.Clone(a.Families), Order: a.Order, RingTime: a.RingTime}
+			f.wrote("ring_list")
 		case ActionMobile:
 			in.Mobile = &on
+			f.wrote("mobile")
 		case ActionForward:
 			if in.Forward == nil {
 				in.Forward = map[ForwardType]string{}
 			}
 			in.Forward[a.Type] = onOrEmpty(on, a.To)
+			f.wrote("forward:" + string(a.Type))
 		case ActionNoAnswer:
 			in.NoAnswer = ptr(onOrEmpty(on, a.To))
+			f.wrote("no_answer")
 		case ActionCallerID:
 			in.CallerID = ptr(onOrEmpty(on, a.Value))
+			f.wrote("caller_id")
 		case ActionLocation:
 			in.Location = ptr(onOrEmpty(on, a.Device))
+			f.wrote("location")
 		case ActionPresence:
-			pv := PresenceValue{State: a.State, Message: a.Message}
+			pv := PresenceValue{State: a.State}
 			if pv.State == "" && in.Presence != nil {
 				pv.State = in.Presence.State
+				f.read("presence")
 			}
 			if pv.State == "" {
 				pv.State = "available"
 			}
-			if pv.Message == "" {
-				pv.Message = text
-			}
+			pv.Message = presenceMessage(p, pv.State, a.Message, text)
 			in.Presence = &pv
+			f.wrote("presence")
 		case ActionLamp:
 			if in.Lamps == nil {
 				in.Lamps = map[string]string{}
 			}
 			in.Lamps[a.Device] = a.State
+			f.wrote("lamp:" + a.Device)
 		case ActionVariable:
 			if in.Variables == nil {
 				in.Variables = map[string]*string{}
@@ -185,9 +234,14 @@ func (in *Intent) fold(u *User, p *Profile, actions []Action, info string) []Web
 			} else {
 				in.Variables[scope+":"+a.Name] = nil
 			}
+			f.wrote("variable:" + scope + ":" + a.Name)
 		case ActionWebhook:
 			hooks = append(hooks, Webhook{URL: a.URL, Timeout: a.Timeout})
 		}
+	}
+	if !exit && p.Presence != "" {
+		in.Presence = &PresenceValue{State: p.Presence, Message: presenceMessage(p, p.Presence, "", text)}
+		f.wrote("presence")
 	}
 	return hooks
 }

@@ -59,6 +59,9 @@ type User struct {
 	// DefaultProfile is where dialing the active profile's number again returns to;
 	// empty means "available".
 	DefaultProfile string `json:"default_profile,omitempty" mapstructure:"default_profile"`
+	// CallerIDs are the numbers (besides the extension) the user may present as caller ID in
+	// a personal profile; the admin assigns them.
+	CallerIDs []string `json:"caller_ids,omitempty" mapstructure:"caller_ids"`
 	// Schedules are the user's own time triggers (package trigger); empty means the
 	// system-wide ones.
 	Schedules []Schedule `json:"schedules,omitempty" mapstructure:"schedules"`

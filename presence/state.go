@@ -30,8 +30,10 @@ type UserState struct {
 	Info     string    `json:"info,omitempty"`
 	Sticky   bool      `json:"sticky,omitempty"`
 	// Until is when a timed profile ends or a schedule's range returns; nil when open-ended.
-	Until  *time.Time `json:"until,omitempty"`
-	Intent Intent     `json:"intent"`
+	Until *time.Time `json:"until,omitempty"`
+	// Steps are the action chains the user's switches applied, compacted (Step): the desired
+	// state is their fold, compiled from the profiles as they are now.
+	Steps []Step `json:"steps"`
 	// Version counts the writes; a write whose version is stale is refused (optimistic locking).
 	Version int64 `json:"version"`
 	// Adopted is what the desired state accepted from the PBX under the adopt drift policy,

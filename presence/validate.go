@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // The profiles every user has even when the configuration defines none.
@@ -16,15 +17,17 @@ const (
 )
 
 var (
-	idPattern         = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
-	digitsPattern     = regexp.MustCompile(`^[0-9]{1,8}$`)
-	extensionPattern  = regexp.MustCompile(`^[0-9]{1,20}$`)
-	dialPattern       = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]*/[^\s,|&]+$`)
-	queueNamePattern  = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,80}$`)
-	numberPattern     = regexp.MustCompile(`^\+?[0-9*#]{1,32}$`)
-	variablePattern   = regexp.MustCompile(`^[A-Za-z0-9_]+(/[A-Za-z0-9_.-]+)*$`)
-	controlCharacters = "\r\n\x00"
+	idPattern        = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+	digitsPattern    = regexp.MustCompile(`^[0-9]{1,8}$`)
+	extensionPattern = regexp.MustCompile(`^[0-9]{1,20}$`)
+	dialPattern      = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]*/[^\s,|&]+$`)
+	queueNamePattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,80}$`)
+	numberPattern    = regexp.MustCompile(`^\+?[0-9*#]{1,32}$`)
+	variablePattern  = regexp.MustCompile(`^[A-Za-z0-9_]+(/[A-Za-z0-9_.-]+)*$`)
 )
+
+// maxVariableName bounds the name of a variable (astdb FAMILY/key or global).
+const maxVariableName = 200
 
 // presenceStates are the states PRESENCE_STATE accepts.
 func presenceStates() []string {
@@ -56,7 +59,8 @@ func (p *problems) err() error {
 	return &ValidationError{Problems: p.list}
 }
 
-// Catalog is the validated set of users and system-wide profiles.
+// Catalog is the validated set of users and system-wide profiles, with the rules for personal
+// profiles and the limits.
 type Catalog struct {
 	Users    []*User
 	Profiles []*Profile // system-wide, in configuration order
@@ -64,14 +68,70 @@ type Catalog struct {
 	users    map[UserID]*User
 	profiles map[string]*Profile
 	queues   map[string]bool
+	rules    PersonalRules
+	limits   Limits
+	hotDesks []string
 }
 
-// NewCatalog validates users and system-wide profiles and adds the "available" and "dnd"
-// profiles when the configuration lacks them. The error names every offending field, e.g.
-// profiles[2].on_enter[0]: unknown action "queue_logon".
+// CatalogConfig is what a Catalog is made of.
+type CatalogConfig struct {
+	Users    []User
+	Profiles []Profile // system-wide
+	// Personal is what users may put into their own profiles.
+	Personal PersonalRules
+	// Limits; zero fields take DefaultLimits.
+	Limits Limits
+	// HotDesks are the dial strings of shared phones any user may bind to with a location
+	// action in a personal profile (besides their own devices).
+	HotDesks []string
+	// Naming is how presenced names its state in Asterisk; zero means DefaultNaming. No
+	// personal variable or lamp pattern may reach those names.
+	Naming Naming
+}
+
+// NewCatalog validates users and system-wide profiles with the default rules and limits; see
+// NewCatalogFrom.
 func NewCatalog(users []User, profiles []Profile) (*Catalog, error) {
-	c := &Catalog{users: map[UserID]*User{}, profiles: map[string]*Profile{}, queues: map[string]bool{}}
+	return NewCatalogFrom(CatalogConfig{Users: users, Profiles: profiles})
+}
+
+// NewCatalogFrom validates users, system-wide profiles, the personal-profile rules and the
+// limits, and adds the "available" and "dnd" profiles when the configuration lacks them. The
+// error names every offending field, e.g. profiles[2].on_enter[0]: unknown action "queue_logon".
+func NewCatalogFrom(cfg CatalogConfig) (*Catalog, error) {
+	users, profiles := cfg.Users, cfg.Profiles
+	c := &Catalog{users: map[UserID]*User{}, profiles: map[string]*Profile{}, queues: map[string]bool{},
+		rules: cfg.Personal, limits: cfg.Limits}
 	var p problems
+	def := DefaultLimits()
+	for _, l := range []struct {
+		key      string
+		v        *int
+		def, max int
+	}{
+		{"limits.info_length", &c.limits.InfoLength, def.InfoLength, MaxInfoBytes},
+		{"limits.personal_profiles", &c.limits.PersonalProfiles, def.PersonalProfiles, 1000},
+		{"limits.actions", &c.limits.Actions, def.Actions, 200},
+		{"limits.external_triggers", &c.limits.ExternalTriggers, def.ExternalTriggers, 1000},
+	} {
+		if *l.v == 0 {
+			*l.v = l.def
+		}
+		if *l.v < 1 || *l.v > l.max {
+			p.add(l.key, "%d is not between 1 and %d", *l.v, l.max)
+		}
+	}
+	naming := cfg.Naming
+	if naming == (Naming{}) {
+		naming = DefaultNaming()
+	}
+	c.rules.validate(&p, naming)
+	for i, d := range cfg.HotDesks {
+		if !dialPattern.MatchString(d) || len(d) > 200 {
+			p.add(fmt.Sprintf("hot_desks[%d]", i), "%q is not a dial string such as PJSIP/hotdesk-3", d)
+		}
+	}
+	c.hotDesks = slices.Clone(cfg.HotDesks)
 	extensions := map[string]UserID{}
 	tokens := map[string]UserID{}
 	for i := range users {
@@ -176,19 +236,30 @@ func (c *Catalog) Profile(id string) (*Profile, bool) {
 // KnownQueue reports whether some user may join queue q.
 func (c *Catalog) KnownQueue(q string) bool { return c.queues[q] }
 
-// ValidateProfile checks a personal profile of user owner against the catalog: the same rules
-// as system-wide profiles, and its activation number must not clash with another profile of
-// the user (others lists the user's other personal profiles).
-func (c *Catalog) ValidateProfile(pr *Profile, others []*Profile) error {
+// ValidateProfile checks a personal profile of user u against the catalog: the rules of every
+// profile, the personal rules (only what is u's own, PersonalRules), the limits, and its
+// activation number must not clash with another profile of the user (others lists the user's
+// other personal profiles).
+func (c *Catalog) ValidateProfile(u *User, pr *Profile, others []*Profile) error {
 	var p problems
 	c.validateProfile(&p, "profile", pr)
 	for i, chain := range [][]Action{pr.OnEnter, pr.OnExit} {
-		for j, a := range chain {
-			if a.Kind == ActionWebhook {
-				p.add(fmt.Sprintf("%s[%d]", []string{"on_enter", "on_exit"}[i], j),
-					"webhooks are for system-wide profiles only (a user could make presenced call any address)")
+		for j := range chain {
+			path := fmt.Sprintf("%s[%d]", []string{"on_enter", "on_exit"}[i], j)
+			if chain[j].Kind == ActionWebhook {
+				p.add(path, "webhooks are for system-wide profiles only (a user could make presenced call any address)")
+				continue
+			}
+			// The personal rules are checked on actions that are valid as such: one problem
+			// per field is enough.
+			var base problems
+			if c.validateAction(&base, path, &chain[j]); len(base.list) == 0 {
+				c.allowPersonal(&p, path, u, &chain[j])
 			}
 		}
+	}
+	if n := len(others) + 1; n > c.limits.PersonalProfiles {
+		p.add("id", "you have %d personal profiles already, the limit is %d (limits.personal_profiles)", len(others), c.limits.PersonalProfiles)
 	}
 	if _, system := c.profiles[pr.ID]; system {
 		p.add("id", "%q is a system-wide profile", pr.ID)
@@ -236,6 +307,8 @@ func validateUser(p *problems, path string, u *User) {
 		seen[q.Name] = true
 		if q.Penalty < 0 {
 			p.add(qp+".penalty", "%d must not be negative", q.Penalty)
+		} else if q.Penalty > MaxPenalty {
+			p.add(qp+".penalty", "%d is more than %d, the highest penalty app_queue keeps (a C int)", q.Penalty, MaxPenalty)
 		}
 	}
 	if u.PIN != "" && !digitsPattern.MatchString(u.PIN) {
@@ -249,8 +322,13 @@ func validateUser(p *problems, path string, u *User) {
 	if u.DefaultProfile != "" && !idPattern.MatchString(u.DefaultProfile) {
 		p.add(path+".default_profile", "%q is not a profile id", u.DefaultProfile)
 	}
-	if strings.ContainsAny(u.Name, controlCharacters) {
-		p.add(path+".name", "must not contain control characters")
+	if badText(u.Name) || utf8.RuneCountInString(u.Name) > 80 {
+		p.add(path+".name", "must be at most 80 characters without control characters")
+	}
+	for i, n := range u.CallerIDs {
+		if !callerIDNumberPattern.MatchString(n) {
+			p.add(fmt.Sprintf("%s.caller_ids[%d]", path, i), "%q must be 1-20 digits with an optional leading +", n)
+		}
 	}
 }
 
@@ -261,8 +339,17 @@ func (c *Catalog) validateProfile(p *problems, path string, pr *Profile) {
 	if pr.Name == "" {
 		pr.Name = pr.ID
 	}
-	if strings.ContainsAny(pr.Name, controlCharacters) || len(pr.Name) > 80 {
-		p.add(path+".name", "must be at most 80 characters without control characters")
+	if badText(pr.Name) || utf8.RuneCountInString(pr.Name) > 80 || len(pr.Name) > maxNameBytes {
+		p.add(path+".name", "must be at most 80 characters (%d bytes) without control characters", maxNameBytes)
+	}
+	if pr.Colour != "" && !colourPattern.MatchString(pr.Colour) {
+		p.add(path+".colour", "%q is neither a colour name such as green nor #rgb or #rrggbb", pr.Colour)
+	}
+	if pr.Icon != "" && !iconPattern.MatchString(pr.Icon) {
+		p.add(path+".icon", "%q must be 1-40 lower-case letters, digits and '-'", pr.Icon)
+	}
+	if n := len(pr.OnEnter) + len(pr.OnExit); n > c.limits.Actions {
+		p.add(path, "%d actions, the limit is %d (limits.actions)", n, c.limits.Actions)
 	}
 	if pr.Activation != "" && !digitsPattern.MatchString(pr.Activation) {
 		p.add(path+".activation", "%q must be 1-8 digits", pr.Activation)
@@ -290,6 +377,15 @@ func (c *Catalog) validateAction(p *problems, path string, a *Action) {
 		}
 		return
 	}
+	for _, f := range []struct{ name, v string }{
+		{"reason", a.Reason}, {"to", a.To}, {"value", a.Value}, {"device", a.Device}, {"state", a.State},
+		{"message", a.Message}, {"scope", a.Scope}, {"name", a.Name}, {"url", a.URL}, {"timeout", a.Timeout},
+	} {
+		if badText(f.v) {
+			p.add(path+"."+f.name, "must be text without control characters")
+			return
+		}
+	}
 	on := a.IsOn()
 	switch a.Kind {
 	case ActionQueueLogin, ActionQueueLogout, ActionQueuePause, ActionQueueUnpause:
@@ -303,8 +399,8 @@ func (c *Catalog) validateAction(p *problems, path string, a *Action) {
 				}
 			}
 		}
-		if strings.ContainsAny(a.Reason, controlCharacters) {
-			p.add(path+".reason", "must not contain control characters")
+		if utf8.RuneCountInString(a.Reason) > 80 || len(a.Reason) > maxNameBytes {
+			p.add(path+".reason", "at most 80 characters (%d bytes)", maxNameBytes)
 		}
 	case ActionFollowMe:
 		for _, f := range a.Families {
@@ -330,29 +426,26 @@ func (c *Catalog) validateAction(p *problems, path string, a *Action) {
 			p.add(path+".to", `%q is neither "voicemail" nor a number`, a.To)
 		}
 	case ActionCallerID:
-		if on && (a.Value == "" || strings.ContainsAny(a.Value, controlCharacters) || len(a.Value) > 80) {
+		if on && (a.Value == "" || utf8.RuneCountInString(a.Value) > 80) {
 			p.add(path+".value", "a caller ID of 1-80 characters is required")
 		}
 		if leadingBlank(a.Value) {
 			p.add(path+".value", "must not start with a blank (AMI drops it)")
 		}
 	case ActionLocation:
-		if on && !dialPattern.MatchString(a.Device) {
+		if on && (!dialPattern.MatchString(a.Device) || len(a.Device) > 200) {
 			p.add(path+".device", "%q is not a dial string such as PJSIP/hotdesk-3", a.Device)
 		}
 	case ActionPresence:
 		if a.State != "" && !slices.Contains(presenceStates(), a.State) {
 			p.add(path+".state", "%q is not one of %s", a.State, strings.Join(presenceStates(), ", "))
 		}
-		if strings.ContainsAny(a.Message, controlCharacters) {
-			p.add(path+".message", "must not contain control characters")
-		}
-		if strings.Contains(a.Message, ",") && len(a.Message) > 255 {
-			p.add(path+".message", "a message with commas is sent base64-encoded, and Asterisk keeps 255 bytes of it; this one has %d", len(a.Message))
+		if len(a.Message) > MaxPresenceMessage {
+			p.add(path+".message", "at most %d bytes: a message with commas is sent base64-encoded, and Asterisk keeps 255 bytes of it; this one has %d", MaxPresenceMessage, len(a.Message))
 		}
 	case ActionLamp:
-		if !strings.HasPrefix(a.Device, "Custom:") || len(a.Device) == len("Custom:") {
-			p.add(path+".device", "%q must be a Custom: device, e.g. Custom:MEETING1001", a.Device)
+		if !lampPattern.MatchString(a.Device) {
+			p.add(path+".device", "%q must be a Custom: device of at most 80 letters, digits and _.:@#*+-, e.g. Custom:MEETING1001", a.Device)
 		}
 		if !slices.Contains(deviceStates(), strings.ToUpper(a.State)) {
 			p.add(path+".state", "%q is not one of %s", a.State, strings.Join(deviceStates(), ", "))
@@ -361,17 +454,21 @@ func (c *Catalog) validateAction(p *problems, path string, a *Action) {
 		if a.Scope != "" && a.Scope != "astdb" && a.Scope != "global" {
 			p.add(path+".scope", "%q is not astdb or global", a.Scope)
 		}
-		if !variablePattern.MatchString(a.Name) || (a.Scope != "global" && !strings.Contains(a.Name, "/")) {
-			p.add(path+".name", "%q must be FAMILY/key for astdb or NAME for a global", a.Name)
+		if !variablePattern.MatchString(a.Name) || len(a.Name) > maxVariableName || (a.Scope != "global" && !strings.Contains(a.Name, "/")) {
+			p.add(path+".name", "%q must be FAMILY/key for astdb or NAME for a global, at most %d characters", a.Name, maxVariableName)
 		}
-		if strings.ContainsAny(a.Value, controlCharacters) {
-			p.add(path+".value", "must not contain control characters")
+		limit := MaxAstDBValue
+		if a.Scope == "global" {
+			limit = MaxGlobalValue
+		}
+		if len(a.Value) > limit {
+			p.add(path+".value", "at most %d bytes (AMI's header line limit); this one has %d", limit, len(a.Value))
 		}
 		if leadingBlank(a.Value) {
 			p.add(path+".value", "must not start with a blank (AMI drops it)")
 		}
 	case ActionWebhook:
-		if u, err := url.Parse(a.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if u, err := url.Parse(a.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(a.URL) > 2000 {
 			p.add(path+".url", "%q is not an http(s) URL", a.URL)
 		}
 		if a.Timeout != "" {

@@ -67,6 +67,11 @@ type Config struct {
 	Schedules []presence.Schedule `mapstructure:"schedules"`
 	Holidays  []string            `mapstructure:"holidays"`
 	Triggers  TriggersConfig      `mapstructure:"triggers"`
+	// PersonalProfiles says what users may put into their own profiles; HotDesks are the
+	// shared phones they may bind to; Limits bound what one user can make presenced keep.
+	PersonalProfiles presence.PersonalRules `mapstructure:"personal_profiles"`
+	HotDesks         []string               `mapstructure:"hot_desks"`
+	Limits           presence.Limits        `mapstructure:"limits"`
 
 	catalog *presence.Catalog
 	// observeFeatureCode, set by tests, sees the outcome of every feature-code call.
@@ -195,6 +200,7 @@ type HTTPConfig struct {
 // viper only applies environment variables to keys it knows.
 func defaults() map[string]any {
 	n := presence.DefaultNaming()
+	lim := presence.DefaultLimits()
 	return map[string]any{
 		"asterisk.naming.queue_interface":          n.QueueInterface,
 		"asterisk.naming.state_interface":          n.StateInterface,
@@ -255,6 +261,16 @@ func defaults() map[string]any {
 		"triggers.default_time_zone":               "",
 		"triggers.tick":                            "1s",
 		"holidays":                                 []string{},
+		"hot_desks":                                []string{},
+		"personal_profiles.allowed_actions":        kindNames(presence.DefaultPersonalActions()),
+		"personal_profiles.variables":              []string{},
+		"personal_profiles.lamps":                  []string{},
+		"personal_profiles.forward_allow":          []string{},
+		"personal_profiles.forward_deny":           []string{},
+		"limits.info_length":                       lim.InfoLength,
+		"limits.personal_profiles":                 lim.PersonalProfiles,
+		"limits.actions":                           lim.Actions,
+		"limits.external_triggers":                 lim.ExternalTriggers,
 	}
 }
 
@@ -376,6 +392,14 @@ func loadConfig(args, environ []string, stderr io.Writer) (Config, options, erro
 		return Config{}, opts, err
 	}
 	return cfg, opts, nil
+}
+
+func kindNames(kinds []presence.ActionKind) []string {
+	out := make([]string, len(kinds))
+	for i, k := range kinds {
+		out[i] = string(k)
+	}
+	return out
 }
 
 // stringToHolidays reads holidays from a string (PRESENCED_HOLIDAYS="2026-12-25,2027-01-01").
@@ -635,7 +659,8 @@ func (c *Config) Validate() error {
 			problems = append(problems, "asterisk."+p)
 		}
 	}
-	catalog, err := presence.NewCatalog(c.Users, c.Profiles)
+	catalog, err := presence.NewCatalogFrom(presence.CatalogConfig{Users: c.Users, Profiles: c.Profiles,
+		Personal: c.PersonalProfiles, Limits: c.Limits, HotDesks: c.HotDesks, Naming: c.Asterisk.Naming})
 	if errors.As(err, &verr) {
 		problems = append(problems, verr.Problems...)
 	} else if err != nil {

@@ -82,7 +82,7 @@ type rcDesired struct {
 }
 
 // rcDesire computes, for the catalog's users, the state a switch to their profile from no
-// profile at all saves (presence.Desire) and what it compiles to (presence.Compile): the setup
+// profile at all saves (its one step, whose fold is presence.Desire's) and what it compiles to (presence.Compile): the setup
 // writes exactly that to Redis and to the PBX.
 func rcDesire(cat *presence.Catalog, naming presence.Naming) []rcDesired {
 	out := make([]rcDesired, len(cat.Users))
@@ -93,7 +93,8 @@ func rcDesire(cat *presence.Catalog, naming presence.Naming) []rcDesired {
 			to, _ = cat.Profile("lunch")
 		}
 		in, _ := presence.Desire(u, presence.Intent{}, nil, to, "")
-		st := presence.UserState{Profile: to.ID, Since: since, Source: presence.SourceAPI, Actor: "bench", Intent: in}
+		st := presence.UserState{Profile: to.ID, Since: since, Source: presence.SourceAPI, Actor: "bench",
+			Steps: []presence.Step{{Profile: to.ID}}}
 		out[i] = rcDesired{user: u, state: st,
 			target: presence.Compile(u, in, presence.Active{Profile: to}, cat.Profiles, naming)}
 	}
