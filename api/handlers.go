@@ -9,15 +9,13 @@ import (
 	"strings"
 	"time"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/trigger"
 )
 
-// Limits of the switch body and the journal query.
+// Limits of the journal query.
 const (
-	maxInfoRunes        = 200
 	defaultJournalLimit = 50
 	maxJournalLimit     = 1000
 )
@@ -56,22 +54,11 @@ func (b switchBody) until(now time.Time) (time.Time, error) {
 	return t, nil
 }
 
+// validate checks what the engine does not: the info is checked by the engine against the
+// configured limits (presence.Catalog.ValidateInfo), for every way of switching.
 func (b switchBody) validate() error {
-	var problems []string
 	if b.Profile == "" {
-		problems = append(problems, "profile: required")
-	}
-	if utf8.RuneCountInString(b.Info) > maxInfoRunes {
-		problems = append(problems, fmt.Sprintf("info: at most %d characters", maxInfoRunes))
-	}
-	for _, r := range b.Info {
-		if unicode.IsControl(r) {
-			problems = append(problems, "info: must not contain control characters")
-			break
-		}
-	}
-	if len(problems) > 0 {
-		return &presence.ValidationError{Problems: problems}
+		return invalid("profile", "required")
 	}
 	return nil
 }

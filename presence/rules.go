@@ -358,7 +358,7 @@ func (c *Catalog) ValidateInfo(info string) error {
 func (c *Catalog) validateInfo(p *problems, info string) {
 	switch {
 	case badText(info):
-		p.add("info", "must be text without control characters")
+		p.add("info", "must not contain control characters or invalid UTF-8")
 	case utf8.RuneCountInString(info) > c.limits.InfoLength:
 		p.add("info", "at most %d characters", c.limits.InfoLength)
 	case len(info) > MaxInfoBytes:

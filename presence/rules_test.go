@@ -95,7 +95,7 @@ func TestPersonalActionsReachOnlyTheUsersOwnState(t *testing.T) {
 		{"a queue the user is not in", cat, Action{Kind: ActionQueueLogin, Queues: QueueSelector{"billing"}}, `"billing" is not one of your queues`},
 		{"own queues", cat, Action{Kind: ActionQueuePause, Queues: QueueSelector{"all"}}, ""},
 		{"webhook", cat, Action{Kind: ActionWebhook, URL: "http://10.0.0.1/"}, "webhooks are for system-wide profiles only"},
-		{"control character", cat, Action{Kind: ActionPresence, State: "away", Message: "a\vb"}, "without control characters"},
+		{"control character", cat, Action{Kind: ActionPresence, State: "away", Message: "a\vb"}, "must not contain control characters"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cat.CheckPersonalAction(u, tc.a)

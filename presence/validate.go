@@ -382,7 +382,7 @@ func (c *Catalog) validateAction(p *problems, path string, a *Action) {
 		{"message", a.Message}, {"scope", a.Scope}, {"name", a.Name}, {"url", a.URL}, {"timeout", a.Timeout},
 	} {
 		if badText(f.v) {
-			p.add(path+"."+f.name, "must be text without control characters")
+			p.add(path+"."+f.name, "must not contain control characters or invalid UTF-8")
 			return
 		}
 	}

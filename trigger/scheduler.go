@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -147,7 +149,7 @@ func New(opts Options) (*Scheduler, error) {
 		unlock: redis.NewScript(unlockScript),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "presenced_trigger_events_total",
-			Help: "Trigger events handled, by kind (at, start, end, expiry, external) and result (switched, kept, skipped, failed).",
+			Help: "Trigger events handled, by kind (at, start, end, expiry, external) and result (switched, kept, skipped, failed, refused).",
 		}, []string{"kind", "result"}),
 	}
 	if opts.Registerer != nil {
@@ -619,6 +621,7 @@ func (s *Scheduler) External(ctx context.Context, id presence.UserID, name strin
 	decide := func(st presence.UserState, rec *Record) Decision {
 		return End(st, rec, act.Name, presence.SourceExternal)
 	}
+	tooMany := false
 	if start {
 		out.State = "start"
 		prio, err := s.priority(ctx, id, profile)
@@ -626,9 +629,22 @@ func (s *Scheduler) External(ctx context.Context, id presence.UserID, name strin
 			return nil, err
 		}
 		act.Priority = prio
-		decide = func(st presence.UserState, rec *Record) Decision { return Start(st, rec, act) }
+		limit := s.opts.Engine.Catalog().Limits().ExternalTriggers
+		decide = func(st presence.UserState, rec *Record) Decision {
+			if rec.Valid(st) && rec.find(act.Name) < 0 && externalCount(rec) >= limit {
+				tooMany = true
+				return Decision{Record: rec, Reason: "too many external triggers"}
+			}
+			return Start(st, rec, act)
+		}
 	}
 	d, res, err := s.applyDecision(ctx, id, decide)
+	if tooMany {
+		limit := s.opts.Engine.Catalog().Limits().ExternalTriggers
+		s.events.WithLabelValues("external_start", "refused").Inc()
+		return nil, &presence.ValidationError{Problems: []string{fmt.Sprintf(
+			"name: %d external triggers hold %s already, the limit is %d (limits.external_triggers); end one first", limit, id, limit)}}
+	}
 	kind := "external_" + out.State
 	if err != nil {
 		s.events.WithLabelValues(kind, "failed").Inc()
@@ -640,6 +656,17 @@ func (s *Scheduler) External(ctx context.Context, id presence.UserID, name strin
 		out.Profile, out.Reason = d.Profile, ""
 	}
 	return out, nil
+}
+
+// externalCount is how many external triggers the record holds.
+func externalCount(rec *Record) int {
+	n := 0
+	for _, a := range rec.Active {
+		if a.Source == presence.SourceExternal {
+			n++
+		}
+	}
+	return n
 }
 
 // Change is a coming change of a user's profile.
@@ -710,8 +737,9 @@ func (s *Scheduler) Why(ctx context.Context, id presence.UserID, st presence.Use
 
 // TriggerName is the name part of an external trigger's activation, checked for use in a key.
 func TriggerName(name string) error {
-	if name == "" || len(name) > 64 || strings.ContainsAny(name, " |:/") {
-		return fmt.Errorf("trigger name %q: 1 to 64 characters, no space, '|', ':' or '/'", name)
+	if name == "" || len(name) > 64 || strings.ContainsAny(name, " |:/") || !utf8.ValidString(name) ||
+		strings.ContainsFunc(name, func(r rune) bool { return unicode.IsControl(r) || unicode.IsSpace(r) }) {
+		return fmt.Errorf("trigger name %q: 1 to 64 characters, no space, control character, '|', ':' or '/'", name)
 	}
 	return nil
 }

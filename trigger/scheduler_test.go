@@ -2,6 +2,9 @@ package trigger
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -104,6 +107,49 @@ func TestExternalStartEndIdempotent(t *testing.T) {
 	}
 	if _, err := r.s.External(ctx, "alice", "zoom", true, "nope"); err == nil {
 		t.Error("starting with an unknown profile succeeded")
+	}
+}
+
+// TestExternalTriggersPerUserAreBounded: a user can be held by at most limits.external_triggers
+// external triggers at once; starting one more is refused naming the limit, an active one
+// may be started again, and once one ends another may start.
+func TestExternalTriggersPerUserAreBounded(t *testing.T) {
+	w := newWorld(t, monday, []presence.User{testUser("alice", 1001, "")}, testProfiles(), Options{})
+	r := w.instance(t)
+	ctx := context.Background()
+	r.switchTo("alice", "available", presence.SourceAPI, time.Time{})
+	limit := presence.DefaultLimits().ExternalTriggers
+	for i := range limit {
+		if _, err := r.s.External(ctx, "alice", fmt.Sprint("cal", i), true, "meeting"); err != nil {
+			t.Fatalf("trigger %d: %v", i, err)
+		}
+	}
+	_, err := r.s.External(ctx, "alice", "one-more", true, "meeting")
+	var invalid *presence.ValidationError
+	if !errors.As(err, &invalid) || !strings.Contains(err.Error(), "limits.external_triggers") {
+		t.Fatalf("trigger %d: %v, want the limit named", limit+1, err)
+	}
+	if _, err := r.s.External(ctx, "alice", "cal0", true, "meeting"); err != nil {
+		t.Fatalf("an active trigger started again: %v", err)
+	}
+	if _, err := r.s.External(ctx, "alice", "cal0", false, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.s.External(ctx, "alice", "one-more", true, "meeting"); err != nil {
+		t.Fatalf("after one ended: %v", err)
+	}
+}
+
+func TestTriggerNamesAreText(t *testing.T) {
+	for _, name := range []string{"a\r\nb", "a\u000bb", "\u0001", "a b", "a:b", ""} {
+		if err := TriggerName(name); err == nil {
+			t.Errorf("%q accepted", name)
+		}
+	}
+	for _, name := range []string{"zoom", "calendar-1", "teams_meeting.2"} {
+		if err := TriggerName(name); err != nil {
+			t.Errorf("%q: %v", name, err)
+		}
 	}
 }
 
