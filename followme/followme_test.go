@@ -181,6 +181,7 @@ func TestApply(t *testing.T) {
 		_ = check.DBDelTree(context.Background(), fam, "")
 		_ = check.Setvar(context.Background(), "", glob, "")
 		_ = check.Setvar(context.Background(), "", glob+"b", "")
+		_ = check.Setvar(context.Background(), "", glob+"c", "")
 	})
 	if err := check.DBPut(ctx, fam, "9203/old", "old value"); err != nil {
 		t.Fatal(err)
@@ -211,6 +212,12 @@ func TestApply(t *testing.T) {
 		{"del bad key", presence.Op{Kind: presence.OpDBDel, Key: fam + "/"}, presence.ResultFailed, "key must be FAMILY/key", "", nil},
 		{"put leading blank", presence.Op{Kind: presence.OpDBPut, Key: fam + "/9203/lead", Value: "  x"}, presence.ResultFailed, "starts with blanks, which AMI strips", fam + "/9203/lead", nil},
 		{"put too long", presence.Op{Kind: presence.OpDBPut, Key: fam + "/9203/long", Value: strings.Repeat("v", 1100)}, presence.ResultFailed, "db put " + fam + "/9203/long: ami: invalid header", fam + "/9203/long", nil},
+		// presence.MaxAstDBValue and MaxGlobalValue, which validation holds values to, are
+		// exactly what the PBX takes.
+		{"put longest value", presence.Op{Kind: presence.OpDBPut, Key: fam + "/9203/longest", Value: strings.Repeat("v", presence.MaxAstDBValue)}, presence.ResultApplied, "", fam + "/9203/longest", ptr(strings.Repeat("v", presence.MaxAstDBValue))},
+		{"put one byte more", presence.Op{Kind: presence.OpDBPut, Key: fam + "/9203/longer", Value: strings.Repeat("v", presence.MaxAstDBValue+1)}, presence.ResultFailed, "Asterisk accepts at most 1022", fam + "/9203/longer", nil},
+		{"global longest value", presence.Op{Kind: presence.OpGlobal, Key: glob + "c", Value: strings.Repeat("g", presence.MaxGlobalValue)}, presence.ResultApplied, "", "global:" + glob + "c", ptr(strings.Repeat("g", presence.MaxGlobalValue))},
+		{"global one byte more", presence.Op{Kind: presence.OpGlobal, Key: glob + "c", Value: strings.Repeat("g", presence.MaxGlobalValue+1)}, presence.ResultFailed, "Asterisk accepts at most 1022", "global:" + glob + "c", ptr(strings.Repeat("g", presence.MaxGlobalValue))},
 		{"global set", presence.Op{Kind: presence.OpGlobal, Key: glob, Value: tricky}, presence.ResultApplied, "", "global:" + glob, ptr(tricky)},
 		{"global clear", presence.Op{Kind: presence.OpGlobal, Key: glob + "b", Value: ""}, presence.ResultApplied, "", "global:" + glob + "b", nil},
 		{"global function name", presence.Op{Kind: presence.OpGlobal, Key: "DB(" + fam + "/x)", Value: "x"}, presence.ResultFailed, "not a variable name", "", nil},
@@ -268,8 +275,8 @@ func TestApply(t *testing.T) {
 			}
 		}
 	}
-	for key, n := range map[string]float64{"db_put/applied/": 4, "db_put/failed/": 3, "db_del/applied/": 1, "db_del/unchanged/": 1,
-		"db_del/failed/": 1, "global/applied/": 2, "global/failed/": 1, "other/failed/": 1} {
+	for key, n := range map[string]float64{"db_put/applied/": 5, "db_put/failed/": 4, "db_del/applied/": 1, "db_del/unchanged/": 1,
+		"db_del/failed/": 1, "global/applied/": 3, "global/failed/": 2, "other/failed/": 1} {
 		if counts[key] != n {
 			t.Errorf("presenced_followme_ops_total{%s} = %v, want %v", key, counts[key], n)
 		}
