@@ -133,7 +133,7 @@ func TestPersonalRulesValidate(t *testing.T) {
 			"penalty: 99999999999 is more than 2147483647"},
 		{"colour", CatalogConfig{Profiles: []Profile{{ID: "x", Colour: "red;background:url(x)"}}}, "profiles[0] (x).colour"},
 		{"icon", CatalogConfig{Profiles: []Profile{{ID: "x", Icon: "<svg>"}}}, "profiles[0] (x).icon"},
-		{"too many actions", CatalogConfig{Profiles: []Profile{{ID: "x", OnEnter: make([]Action, 21)}}}, "21 actions, the limit is 20"},
+		{"too many actions", CatalogConfig{Profiles: []Profile{{ID: "x", OnEnter: make([]Action, 21)}}}, "profiles[0] (x).on_enter: 21 actions in on_enter and on_exit, the limit is 20"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := NewCatalogFrom(tc.cfg)
@@ -326,7 +326,7 @@ func TestLimits(t *testing.T) {
 	for i := range four {
 		four[i] = Action{Kind: ActionDND}
 	}
-	if err := e.SaveProfile(ctx, "alice", &Profile{ID: "a", OnEnter: four}); err == nil || !strings.Contains(err.Error(), "4 actions, the limit is 3") {
+	if err := e.SaveProfile(ctx, "alice", &Profile{ID: "a", OnEnter: four}); err == nil || !strings.Contains(err.Error(), "4 actions in on_enter and on_exit, the limit is 3") {
 		t.Errorf("four actions: %v", err)
 	}
 	for _, info := range []string{"eleven char", "a\r\nAction: Logoff", "\x01"} {

@@ -349,7 +349,11 @@ func (c *Catalog) validateProfile(p *problems, path string, pr *Profile) {
 		p.add(path+".icon", "%q must be 1-40 lower-case letters, digits and '-'", pr.Icon)
 	}
 	if n := len(pr.OnEnter) + len(pr.OnExit); n > c.limits.Actions {
-		p.add(path, "%d actions, the limit is %d (limits.actions)", n, c.limits.Actions)
+		chain := ".on_enter"
+		if len(pr.OnEnter) == 0 {
+			chain = ".on_exit"
+		}
+		p.add(path+chain, "%d actions in on_enter and on_exit, the limit is %d (limits.actions)", n, c.limits.Actions)
 	}
 	if pr.Activation != "" && !digitsPattern.MatchString(pr.Activation) {
 		p.add(path+".activation", "%q must be 1-8 digits", pr.Activation)
