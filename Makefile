@@ -2,13 +2,14 @@
 #   make up     build the images (from Debian's packages; no registry needed) and bring up
 #               the lab Asterisk + Redis + presenced (deploy/compose.yaml)
 #   make test   every test: vet, gofmt, unit and integration tests (real Asterisk 22 and Redis
-#               in containers) with -race. Fails when Docker or the lab cannot be had.
+#               in containers) with -race, then every fuzz target briefly. Fails when Docker or
+#               the lab cannot be had.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 COMPOSE := docker-compose -f deploy/compose.yaml -p presenced
 GO_TEST_FLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: up down logs test images bin lab-image vet
+.PHONY: up down logs test images bin lab-image vet fuzz
 
 up: images
 	$(COMPOSE) up -d
@@ -36,3 +37,8 @@ vet:
 
 test: lab-image vet
 	go test $(GO_TEST_FLAGS) -json ./... | go run ./internal/testsummary
+	bash testdata/fuzz.sh
+
+# Every fuzz target for FUZZ_TIME each (make test runs them for 3s; e.g. make fuzz FUZZ_TIME=5m).
+fuzz:
+	bash testdata/fuzz.sh

@@ -29,7 +29,7 @@ func (c *fakeClock) Add(d time.Duration) {
 }
 
 // newTriggerAPI is a Handler with a trigger scheduler, engine and API on one controlled clock.
-func newTriggerAPI(t *testing.T) (*testAPI, *trigger.Scheduler, *fakeClock) {
+func newTriggerAPI(t testing.TB) (*testAPI, *trigger.Scheduler, *fakeClock) {
 	t.Helper()
 	ctx := context.Background()
 	opt, err := redis.ParseURL(env.RedisURL)
