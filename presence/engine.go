@@ -333,8 +333,9 @@ func (e *Engine) switchUser(ctx context.Context, req SwitchRequest, preview bool
 	if err == nil {
 		ops = Plan(want, have)
 	}
+	hookEvent := privateRedacted(ev, findProfile(profiles, st.Previous), to)
 	for _, h := range hooks {
-		ops = append(ops, Op{Kind: OpWebhook, Webhook: &h, Event: &ev})
+		ops = append(ops, Op{Kind: OpWebhook, Webhook: &h, Event: &hookEvent})
 	}
 	res := &SwitchResult{SwitchEvent: ev, Preview: preview, State: st}
 	if err != nil {
@@ -356,6 +357,19 @@ func (e *Engine) switchUser(ctx context.Context, req SwitchRequest, preview bool
 	e.log.Info("switched", "user", u.ID, "from", ev.From, "to", ev.To, "source", ev.Source,
 		"ops", len(res.Outcomes), "in_sync", res.InSync)
 	return res, nil
+}
+
+// privateRedacted is a switch as the admin's webhooks see it: a user's own private profile is
+// not named, nor the info of a switch into one (webhooks feed chat and wallboard tools that
+// colleagues see).
+func privateRedacted(ev SwitchEvent, from, to *Profile) SwitchEvent {
+	if from != nil && from.Personal() && from.Visibility == VisibilityPrivate {
+		ev.From = ""
+	}
+	if to.Personal() && to.Visibility == VisibilityPrivate {
+		ev.To, ev.Info = "", ""
+	}
+	return ev
 }
 
 // Repair checks the user's PBX state against their desired state and deals with every

@@ -338,3 +338,46 @@ func TestLimits(t *testing.T) {
 		t.Errorf("info of 10 characters: %v", err)
 	}
 }
+
+// TestWebhooksDoNotNamePrivateProfiles: the admin's webhooks see that a user switched, not the
+// name or info of the user's own private profile.
+func TestWebhooksDoNotNamePrivateProfiles(t *testing.T) {
+	ctx := context.Background()
+	avail := Profile{ID: ProfileAvailable, Name: "Available", Presence: "available",
+		OnEnter: []Action{{Kind: ActionWebhook, URL: "http://hooks.example/enter"}},
+		OnExit:  []Action{{Kind: ActionWebhook, URL: "http://hooks.example/exit"}}}
+	e, _, _ := newTestEngine(t, []User{alice()}, []Profile{avail})
+	if err := e.SaveProfile(ctx, "alice", &Profile{ID: "doc", Name: "Oncology", Visibility: VisibilityPrivate, Presence: "away"}); err != nil {
+		t.Fatal(err)
+	}
+	hookEvents := func(res *SwitchResult) []SwitchEvent {
+		var out []SwitchEvent
+		for _, o := range res.Outcomes {
+			if o.Op.Kind == OpWebhook {
+				out = append(out, *o.Op.Event)
+			}
+		}
+		return out
+	}
+	for _, step := range []struct{ to, info, wantFrom, wantTo, wantInfo string }{
+		{ProfileAvailable, "", "", ProfileAvailable, ""},
+		{"doc", "chemo at St. Mary", ProfileAvailable, "", ""},
+		{ProfileAvailable, "back", "", ProfileAvailable, "back"},
+	} {
+		res, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: step.to, Info: step.info, Source: SourceAPI})
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs := hookEvents(res)
+		if len(evs) != 1 {
+			t.Fatalf("switch to %s: webhooks %+v", step.to, evs)
+		}
+		if ev := evs[0]; ev.From != step.wantFrom || ev.To != step.wantTo || ev.Info != step.wantInfo {
+			t.Errorf("switch to %s: the webhook sees %q → %q (%q), want %q → %q (%q)", step.to, ev.From, ev.To, ev.Info,
+				step.wantFrom, step.wantTo, step.wantInfo)
+		}
+		if res.To != step.to || res.Info != step.info {
+			t.Errorf("the user's own answer is redacted: %+v", res.SwitchEvent)
+		}
+	}
+}
