@@ -3,6 +3,8 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -29,12 +31,20 @@ func TestMain(m *testing.M) {
 }
 
 // Tokens of the test fixtures.
-const (
-	adminToken = "admin-secret-token"
-	aliceToken = "alice-secret-token"
-	bobToken   = "bob-secret-token"
-	alicePIN   = "9137"
+var (
+	adminToken = testToken("admin")
+	aliceToken = testToken("alice")
+	bobToken   = testToken("bob")
 )
+
+const alicePIN = "9137"
+
+// testToken is the token of name in the tests: random-looking and long enough for
+// secret.CheckToken, the same in every run.
+func testToken(name string) string {
+	sum := sha256.Sum256([]byte("presenced api test token " + name))
+	return name + "-" + base64.RawURLEncoding.EncodeToString(sum[:18])
+}
 
 // testAPI is a Handler over a real engine on the lab Redis, with a fresh key prefix.
 type testAPI struct {
