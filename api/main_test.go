@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/presenced/presenced/internal/lab"
+	"github.com/presenced/presenced/internal/throttle"
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/presence/presencetest"
 )
@@ -76,6 +77,13 @@ func fixtureProfiles() []presence.Profile {
 
 func newTestAPI(t testing.TB) *testAPI {
 	t.Helper()
+	return newTestAPIWith(t, fixtureUsers(), nil)
+}
+
+// newTestAPIWith is newTestAPI with other users, and options edited by edit (when not nil).
+// The throttle counts failed authentications in the lab Redis, under the test's prefix.
+func newTestAPIWith(t testing.TB, users []presence.User, edit func(*Options)) *testAPI {
+	t.Helper()
 	ctx := context.Background()
 	opt, err := redis.ParseURL(env.RedisURL)
 	if err != nil {
@@ -88,7 +96,7 @@ func newTestAPI(t testing.TB) *testAPI {
 	if err := states.CheckSchema(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cat, err := presence.NewCatalog(fixtureUsers(), fixtureProfiles())
+	cat, err := presence.NewCatalog(users, fixtureProfiles())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,8 +109,18 @@ func newTestAPI(t testing.TB) *testAPI {
 	t.Cleanup(e.Close)
 	logs := &syncBuffer{}
 	reg := prometheus.NewRegistry()
-	h, err := New(Options{Engine: e, AdminToken: adminToken, MaxBodyBytes: 4 << 10, Registerer: reg,
-		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	topts := throttle.DefaultOptions()
+	topts.Redis, topts.KeyPrefix = rdb, prefix+"authfail:"
+	limiter, err := throttle.New(topts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Engine: e, AdminToken: adminToken, MaxBodyBytes: 4 << 10, Registerer: reg, Throttle: limiter,
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	if edit != nil {
+		edit(&opts)
+	}
+	h, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
