@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/presenced/presenced/ari/featurecode"
 	"github.com/presenced/presenced/internal/secret"
+	"github.com/presenced/presenced/presence"
 )
 
 // weakConfigCase edits issueConfig (from → to) and expects one line naming the key; the
@@ -337,4 +340,45 @@ func TestFeatureCodePINFromHashAndFile(t *testing.T) {
 		t.Errorf("PIN failures counted %v, want 3", got)
 	}
 	f.rdb.Del(f.ctx(), featurecode.PINFailureKey("", "carol"))
+}
+
+// TestLabConfigAndREADMETokens: deploy/presenced.lab.yaml (make up) passes the token checks,
+// and every token the README's curl examples send is one the lab accepts for that user.
+func TestLabConfigAndREADMETokens(t *testing.T) {
+	cfg, _, err := loadConfig([]string{"-config", filepath.Join("..", "..", "deploy", "presenced.lab.yaml")}, minimalEnv, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bearers := regexp.MustCompile(`Bearer (lab-[A-Za-z0-9_-]+)`).FindAllStringSubmatch(string(readme), -1)
+	basics := regexp.MustCompile(`curl -u ([a-z0-9]+):(lab-[A-Za-z0-9_-]+)`).FindAllStringSubmatch(string(readme), -1)
+	if len(bearers) < 5 || len(basics) < 2 {
+		t.Fatalf("README examples: %d Bearer, %d Basic; the test looks for more", len(bearers), len(basics))
+	}
+	for _, m := range bearers {
+		ok := m[1] == string(cfg.API.AdminToken)
+		for _, u := range cfg.catalog.Users {
+			ok = ok || m[1] == u.Token
+		}
+		if !ok {
+			t.Errorf("README sends Bearer %s, which the lab does not know", m[1])
+		}
+	}
+	for _, m := range basics {
+		u, ok := cfg.catalog.User(presence.UserID(m[1]))
+		if !ok {
+			u, ok = cfg.catalog.UserByExtension(m[1])
+		}
+		if !ok {
+			t.Errorf("README signs in as %s, no lab user", m[1])
+			continue
+		}
+		h, err := secret.ParseHash(u.TokenHash)
+		if u.Token != m[2] && (err != nil || !h.Verify(m[2])) {
+			t.Errorf("README signs in as %s with a token that is not %s's", m[1], u.ID)
+		}
+	}
 }
