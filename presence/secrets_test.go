@@ -34,6 +34,7 @@ func TestCatalogChecksSecrets(t *testing.T) {
 		{"guessable token", with(func(u *User) { u.Token = "abcdefghijklmnopqrstuvwxyz" }), "users[0] (alice).token: too guessable (about 9 bits; at least 64)"},
 		{"weak token from a file", with(func(u *User) { u.Token, u.TokenFile = "alice-token", "/etc/presenced/alice" }), "users[0] (alice).token_file: too short"},
 		{"token and hash", with(func(u *User) { u.Token, u.TokenHash = strong, hash }), "users[0] (alice).token_hash: set only one of token, token_hash and token_file"},
+		{"hash as token", with(func(u *User) { u.Token = hash }), "users[0] (alice).token: is a hash: give it as token_hash"},
 		{"bad hash", with(func(u *User) { u.TokenHash = "$2b$10$short" }), "users[0] (alice).token_hash: bcrypt hash: want 60 characters"},
 		{"pin and hash", with(func(u *User) { u.PIN, u.PINHash = "1234", hash }), "users[0] (alice).pin_hash: set only one of pin, pin_hash and pin_file"},
 		{"bad pin", with(func(u *User) { u.PIN = "12a4" }), "users[0] (alice).pin: must be 1-8 digits"},

@@ -270,7 +270,9 @@ func validateSecrets(p *problems, path string, u *User) {
 	if u.Token != "" && u.TokenHash != "" {
 		p.add(path+".token_hash", "set only one of token, token_hash and token_file")
 	} else if u.Token != "" {
-		if err := secret.CheckToken(u.Token); err != nil {
+		if secret.IsHash(u.Token) {
+			p.add(tokenKey, "is a hash: give it as token_hash")
+		} else if err := secret.CheckToken(u.Token); err != nil {
 			p.add(tokenKey, "%v", err)
 		}
 	}

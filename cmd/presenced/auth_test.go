@@ -52,6 +52,7 @@ func TestWeakOrConflictingSecretsAreRefused(t *testing.T) {
 		{name: "weak admin token file", from: admin, to: "api: {admin_token_file: " + weakFile + "}", want: "api.admin_token_file: too short"},
 		{name: "admin token and hash", from: admin, to: "api: {admin_token: " + testToken("admin") + ", admin_token_hash: '" + hash + "'}", want: "api.admin_token_hash: set only one of api.admin_token, api.admin_token_hash and api.admin_token_file"},
 		{name: "admin token file and hash", from: admin, to: "api: {admin_token_file: " + strongFile + ", admin_token_hash: '" + hash + "'}", want: "api.admin_token_file: set only one of"},
+		{name: "admin hash as token", from: admin, to: "api: {admin_token: '" + hash + "'}", want: "api.admin_token: is a hash: give it as api.admin_token_hash"},
 		{name: "bad admin hash", from: admin, to: "api: {admin_token_hash: '$argon2i$v=19$m=65536,t=2,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc'}", want: "api.admin_token_hash: an argon2i or argon2d hash: use argon2id"},
 		{name: "short user token", from: alice, to: "    token: alice-token\n", want: "users[0] (alice).token: too short: at least 16 characters"},
 		{name: "guessable user token", from: alice, to: "    token: alicealicealicealice\n", want: "users[0] (alice).token: too guessable (about"},

@@ -757,7 +757,9 @@ func (c *Config) validateAPIAuth(add func(key, format string, args ...any)) {
 	case c.API.AdminToken != "" && c.API.AdminTokenHash != "":
 		add("api.admin_token_hash", "set only one of api.admin_token, api.admin_token_hash and api.admin_token_file")
 	case c.API.AdminToken != "":
-		if err := secret.CheckToken(string(c.API.AdminToken)); err != nil {
+		if secret.IsHash(string(c.API.AdminToken)) {
+			add(adminKey, "is a hash: give it as api.admin_token_hash")
+		} else if err := secret.CheckToken(string(c.API.AdminToken)); err != nil {
 			add(adminKey, "%v", err)
 		}
 	case c.API.AdminTokenHash != "":

@@ -144,6 +144,13 @@ func parseBcrypt(s string) (*Hash, error) {
 	return &Hash{bcrypt: []byte(s)}, nil
 }
 
+// IsHash reports whether s is a hash ParseHash accepts: a token that is one was meant as a
+// token_hash.
+func IsHash(s string) bool {
+	_, err := ParseHash(s)
+	return err == nil
+}
+
 // Verify reports whether secret is the secret h was made from. It takes as long as the hash's
 // parameters say (tens of milliseconds by default): callers bound how many run at once.
 func (h *Hash) Verify(secret string) bool {

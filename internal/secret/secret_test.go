@@ -61,6 +61,9 @@ func TestNewHashVerifies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !IsHash(s) || IsHash("mlJ8R4xO8bNvY3q1PfZ0wH+6xJ2kcT5V") {
+		t.Fatal("IsHash")
+	}
 	if h.Kind() != "argon2id" || !h.Verify("mlJ8R4xO8bNvY3q1PfZ0wH+6xJ2kcT5V") || h.Verify("mlJ8R4xO8bNvY3q1PfZ0wH+6xJ2kcT5W") || h.Verify("") {
 		t.Fatal("the hash verifies the wrong secrets")
 	}
