@@ -3,19 +3,25 @@
 // personal profiles, everyone's presence, the journal, timed profiles ("until") and external
 // triggers (with package trigger), and the API's own OpenAPI description.
 //
-// Requests authenticate with "Authorization: Bearer <token>": the admin token may act on every
-// user, a user's token (presence.User.Token) only on that user. Bodies and answers are JSON;
-// errors are {"error": "...", "field": "..."} with the status codes openapi.json lists:
+// Requests authenticate with "Authorization: Bearer <token>" (tokens the configuration holds
+// as they are) or HTTP Basic auth with the user id, extension or "admin" and the token (every
+// token, and the only way for tokens given as hashes): the admin token may act on every user,
+// a user's token (presence.User.Token, TokenHash) only on that user. A client address with too
+// many failed authentications is refused for a while (package internal/throttle). Bodies and
+// answers are JSON; errors are {"error": "...", "field": "..."} with the status codes
+// openapi.json lists:
 //
 //	400 the body is not a JSON object, is malformed, has an unknown field or a value of the wrong
 //	    type, or a query parameter is invalid
-//	401 no or an invalid token (with WWW-Authenticate: Bearer)
+//	401 no or an invalid token (with WWW-Authenticate: Bearer, or Basic after a failed Basic)
 //	403 a user's token acting on another user; changing a system-wide profile
 //	404 unknown user, profile or path
 //	405 a method the path does not serve (with Allow)
 //	409 changing or deleting the active profile
 //	413 a body larger than Options.MaxBodyBytes
 //	422 a well-formed request whose values are invalid (presence.ValidationError), naming the field
+//	429 too many failed authentications from the client's address (with Retry-After), answered
+//	    before any credential is verified
 //	503 the trigger endpoint of an API built without the trigger scheduler
 //	500 unreadable Redis data (the message names the key) or an internal error; the message of
 //	    any other internal error is logged, not answered
@@ -28,6 +34,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -35,6 +42,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/presenced/presenced/internal/throttle"
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/trigger"
 )
@@ -52,8 +60,18 @@ const DefaultMaxBodyBytes = 64 << 10
 type Options struct {
 	// Engine does the work; required.
 	Engine *presence.Engine
-	// AdminToken may act on every user. Empty disables admin access.
-	AdminToken string
+	// AdminToken may act on every user. Empty disables admin access, unless AdminTokenHash is
+	// set: an argon2id or bcrypt hash of the admin token (package internal/secret), presented
+	// with Basic auth as user "admin". At most one of the two.
+	AdminToken     string
+	AdminTokenHash string
+	// Throttle counts failed authentications per client address and refuses an address it
+	// blocks (429) before verifying anything; nil means one in this process's memory with
+	// throttle.DefaultOptions().
+	Throttle *throttle.Limiter
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names the client address
+	// (throttle.ClientAddr); empty means the TCP peer is the client.
+	TrustedProxies []netip.Prefix
 	// MaxBodyBytes bounds request bodies; larger ones get 413. Zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// Logger receives request errors and recovered panics; nil discards them.
@@ -63,19 +81,24 @@ type Options struct {
 	Triggers *trigger.Scheduler
 	// Now is the clock "until" is measured from; nil means time.Now.
 	Now func() time.Time
-	// Registerer receives presenced_api_requests_total{route,code} and
-	// presenced_api_request_duration_seconds{route}; nil leaves them unregistered.
+	// Registerer receives presenced_api_requests_total{route,code},
+	// presenced_api_request_duration_seconds{route}, presenced_api_auth_failures_total{reason},
+	// presenced_api_throttled_total and presenced_api_hash_verifications_total; nil leaves
+	// them unregistered.
 	Registerer prometheus.Registerer
 }
 
-// Handler serves the /api/v1/ subtree; mount it as mux.Handle("/api/v1/", h). It holds no
-// mutable state and serves requests concurrently. The tokens are read from the engine's
-// catalog when New runs: a new catalog needs a new Handler.
+// Handler serves the /api/v1/ subtree; mount it as mux.Handle("/api/v1/", h). It serves
+// requests concurrently; its only mutable state is the cache of credentials verified against
+// hashes and the throttle's counters. The tokens are read from the engine's catalog when New
+// runs: a new catalog needs a new Handler.
 type Handler struct {
 	engine   *presence.Engine
 	triggers *trigger.Scheduler
 	now      func() time.Time
-	tokens   *tokens
+	creds    *credentials
+	throttle *throttle.Limiter
+	proxies  []netip.Prefix
 	maxBody  int64
 	log      *slog.Logger
 	metrics  *metrics
@@ -119,15 +142,22 @@ func New(opts Options) (*Handler, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	toks, err := newTokens(opts.AdminToken, opts.Engine.Catalog().Users)
+	creds, err := newCredentials(opts.AdminToken, opts.AdminTokenHash, opts.Engine.Catalog().Users)
 	if err != nil {
 		return nil, err
+	}
+	if opts.Throttle == nil {
+		if opts.Throttle, err = throttle.New(throttle.DefaultOptions()); err != nil {
+			return nil, err
+		}
 	}
 	h := &Handler{
 		engine:   opts.Engine,
 		triggers: opts.Triggers,
 		now:      opts.Now,
-		tokens:   toks,
+		creds:    creds,
+		throttle: opts.Throttle,
+		proxies:  opts.TrustedProxies,
 		maxBody:  opts.MaxBodyBytes,
 		log:      opts.Logger.With("component", "api"),
 		mux:      http.NewServeMux(),
@@ -168,6 +198,7 @@ func New(opts Options) (*Handler, error) {
 		h.fail(w, r, &apiError{status: http.StatusNotFound, msg: "no such endpoint: " + r.URL.Path})
 	}))
 	h.metrics = newMetrics(opts.Registerer, labels)
+	creds.verified = h.metrics.hashVerifications.Inc
 	return h, nil
 }
 
@@ -177,7 +208,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.Serv
 // endpoint wraps a route with metrics, panic recovery and authorisation.
 func (h *Handler) endpoint(rt route) http.Handler {
 	return h.instrument(rt.pattern(), func(w http.ResponseWriter, r *http.Request) {
-		c, err := h.authorize(r, rt.access)
+		c, err := h.authorize(r, rt)
 		if err == nil {
 			err = rt.handle(w, r, c)
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/presenced/presenced/presence"
 )
@@ -29,10 +30,11 @@ type problem struct {
 
 // apiError is an error the API answers with a given status.
 type apiError struct {
-	status    int
-	msg       string
-	field     string
-	challenge string // WWW-Authenticate, for 401
+	status     int
+	msg        string
+	field      string
+	challenge  string        // WWW-Authenticate, for 401
+	retryAfter time.Duration // Retry-After, for 429
 }
 
 func (e *apiError) Error() string { return e.msg }
@@ -48,6 +50,9 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &apiErr):
 		if apiErr.challenge != "" {
 			w.Header().Set("WWW-Authenticate", apiErr.challenge)
+		}
+		if apiErr.retryAfter > 0 {
+			w.Header().Set("Retry-After", retryAfter(apiErr.retryAfter))
 		}
 		if apiErr.status >= 500 {
 			h.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)

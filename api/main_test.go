@@ -3,6 +3,8 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/presenced/presenced/internal/lab"
+	"github.com/presenced/presenced/internal/throttle"
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/presence/presencetest"
 )
@@ -29,12 +32,20 @@ func TestMain(m *testing.M) {
 }
 
 // Tokens of the test fixtures.
-const (
-	adminToken = "admin-secret-token"
-	aliceToken = "alice-secret-token"
-	bobToken   = "bob-secret-token"
-	alicePIN   = "9137"
+var (
+	adminToken = testToken("admin")
+	aliceToken = testToken("alice")
+	bobToken   = testToken("bob")
 )
+
+const alicePIN = "9137"
+
+// testToken is the token of name in the tests: random-looking and long enough for
+// secret.CheckToken, the same in every run.
+func testToken(name string) string {
+	sum := sha256.Sum256([]byte("presenced api test token " + name))
+	return name + "-" + base64.RawURLEncoding.EncodeToString(sum[:18])
+}
 
 // testAPI is a Handler over a real engine on the lab Redis, with a fresh key prefix.
 type testAPI struct {
@@ -66,6 +77,13 @@ func fixtureProfiles() []presence.Profile {
 
 func newTestAPI(t testing.TB) *testAPI {
 	t.Helper()
+	return newTestAPIWith(t, fixtureUsers(), nil)
+}
+
+// newTestAPIWith is newTestAPI with other users, and options edited by edit (when not nil).
+// The throttle counts failed authentications in the lab Redis, under the test's prefix.
+func newTestAPIWith(t testing.TB, users []presence.User, edit func(*Options)) *testAPI {
+	t.Helper()
 	ctx := context.Background()
 	opt, err := redis.ParseURL(env.RedisURL)
 	if err != nil {
@@ -78,7 +96,7 @@ func newTestAPI(t testing.TB) *testAPI {
 	if err := states.CheckSchema(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cat, err := presence.NewCatalog(fixtureUsers(), fixtureProfiles())
+	cat, err := presence.NewCatalog(users, fixtureProfiles())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,8 +109,18 @@ func newTestAPI(t testing.TB) *testAPI {
 	t.Cleanup(e.Close)
 	logs := &syncBuffer{}
 	reg := prometheus.NewRegistry()
-	h, err := New(Options{Engine: e, AdminToken: adminToken, MaxBodyBytes: 4 << 10, Registerer: reg,
-		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	topts := throttle.DefaultOptions()
+	topts.Redis, topts.KeyPrefix = rdb, prefix+"authfail:"
+	limiter, err := throttle.New(topts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Engine: e, AdminToken: adminToken, MaxBodyBytes: 4 << 10, Registerer: reg, Throttle: limiter,
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	if edit != nil {
+		edit(&opts)
+	}
+	h, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

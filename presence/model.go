@@ -52,10 +52,22 @@ type User struct {
 	Queues    []QueueMembership `json:"queues" mapstructure:"queues"`
 	// PIN protects feature codes dialed from a device that is not the user's.
 	PIN string `json:"-" mapstructure:"pin"`
+	// PINHash is an argon2id or bcrypt hash of the PIN (package internal/secret), instead of
+	// PIN; PINFile names a file holding the PIN, which the configuration loader reads into PIN.
+	// At most one of PIN, PINHash and PINFile.
+	PINHash string `json:"-" mapstructure:"pin_hash"`
+	PINFile string `json:"-" mapstructure:"pin_file"`
 	// TimeZone is an IANA zone name used by schedules; empty means the daemon's zone.
 	TimeZone string `json:"time_zone,omitempty" mapstructure:"time_zone"`
-	// Token authenticates the user on the REST API (Authorization: Bearer <token>).
+	// Token authenticates the user on the REST API (Authorization: Bearer <token>, or Basic
+	// with the user id and the token).
 	Token string `json:"-" mapstructure:"token"`
+	// TokenHash is an argon2id or bcrypt hash of the token, instead of Token: the user
+	// authenticates with Basic auth (user id or extension, and the token). TokenFile names a
+	// file holding the token, which the configuration loader reads into Token. At most one of
+	// Token, TokenHash and TokenFile.
+	TokenHash string `json:"-" mapstructure:"token_hash"`
+	TokenFile string `json:"-" mapstructure:"token_file"`
 	// DefaultProfile is where dialing the active profile's number again returns to;
 	// empty means "available".
 	DefaultProfile string `json:"default_profile,omitempty" mapstructure:"default_profile"`

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/presenced/presenced/internal/secret"
 )
 
 // The profiles every user has even when the configuration defines none.
@@ -148,7 +150,11 @@ func NewCatalogFrom(cfg CatalogConfig) (*Catalog, error) {
 			p.add(path+".extension", "%q is already the extension of user %q", u.Extension, other)
 		}
 		if other, dup := tokens[u.Token]; dup && u.Token != "" {
-			p.add(path+".token", "is already the token of user %q", other)
+			key := path + ".token"
+			if u.TokenFile != "" {
+				key = path + ".token_file"
+			}
+			p.add(key, "is already the token of user %q", other)
 		}
 		extensions[u.Extension] = u.ID
 		tokens[u.Token] = u.ID
@@ -311,9 +317,7 @@ func validateUser(p *problems, path string, u *User) {
 			p.add(qp+".penalty", "%d is more than %d, the highest penalty app_queue keeps (a C int)", q.Penalty, MaxPenalty)
 		}
 	}
-	if u.PIN != "" && !digitsPattern.MatchString(u.PIN) {
-		p.add(path+".pin", "must be 1-8 digits")
-	}
+	validateSecrets(p, path, u)
 	if u.TimeZone != "" {
 		if _, err := time.LoadLocation(u.TimeZone); err != nil {
 			p.add(path+".time_zone", "%q is not a known time zone", u.TimeZone)
@@ -328,6 +332,45 @@ func validateUser(p *problems, path string, u *User) {
 	for i, n := range u.CallerIDs {
 		if !callerIDNumberPattern.MatchString(n) {
 			p.add(fmt.Sprintf("%s.caller_ids[%d]", path, i), "%q must be 1-20 digits with an optional leading +", n)
+		}
+	}
+}
+
+// validateSecrets checks the user's token and PIN: at most one of token, token_hash and
+// token_file (the loader has read token_file into Token, so a Token with TokenFile set came
+// from the file), a token long and random enough (secret.CheckToken), a hash presenced can
+// verify, and a PIN of 1-8 digits. No message quotes a secret.
+func validateSecrets(p *problems, path string, u *User) {
+	tokenKey := path + ".token"
+	if u.TokenFile != "" {
+		tokenKey = path + ".token_file"
+	}
+	if u.Token != "" && u.TokenHash != "" {
+		p.add(path+".token_hash", "set only one of token, token_hash and token_file")
+	} else if u.Token != "" {
+		if secret.IsHash(u.Token) {
+			p.add(tokenKey, "is a hash: give it as token_hash")
+		} else if err := secret.CheckToken(u.Token); err != nil {
+			p.add(tokenKey, "%v", err)
+		}
+	}
+	if u.TokenHash != "" {
+		if _, err := secret.ParseHash(u.TokenHash); err != nil {
+			p.add(path+".token_hash", "%v", err)
+		}
+	}
+	pinKey := path + ".pin"
+	if u.PINFile != "" {
+		pinKey = path + ".pin_file"
+	}
+	if u.PIN != "" && u.PINHash != "" {
+		p.add(path+".pin_hash", "set only one of pin, pin_hash and pin_file")
+	} else if u.PIN != "" && !digitsPattern.MatchString(u.PIN) {
+		p.add(pinKey, "must be 1-8 digits")
+	}
+	if u.PINHash != "" {
+		if _, err := secret.ParseHash(u.PINHash); err != nil {
+			p.add(path+".pin_hash", "%v", err)
 		}
 	}
 }

@@ -2,7 +2,6 @@ package featurecode
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -230,8 +229,8 @@ func (c *call) flow(ctx context.Context) Outcome {
 	out.User = target.ID
 
 	decided := c.started // the last digit that decided the switch
-	if !own || (c.app.opts.AlwaysPIN && target.PIN != "") {
-		if target.PIN == "" {
+	if !own || (c.app.opts.AlwaysPIN && hasPIN(target)) {
+		if !hasPIN(target) {
 			return end(ResultDenied, errors.New("a PIN is needed from another user's phone, and the user has none"))
 		}
 		last, r, err := c.checkPIN(ctx, target)
@@ -367,7 +366,7 @@ func (c *call) checkPIN(ctx context.Context, u *presence.User) (time.Time, Resul
 		if r != "" {
 			return last, r, nil
 		}
-		if subtle.ConstantTimeCompare([]byte(got), []byte(u.PIN)) == 1 {
+		if pinMatches(u, got) {
 			if err := pins.reset(ctx, u.ID); err != nil {
 				c.log.Warn("reset PIN failures", "user", u.ID, "err", err)
 			}

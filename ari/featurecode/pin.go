@@ -2,13 +2,28 @@ package featurecode
 
 import (
 	"context"
+	"crypto/subtle"
 	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/presenced/presenced/internal/secret"
 	"github.com/presenced/presenced/presence"
 )
+
+// hasPIN reports whether u has a PIN, given as it is (pin, pin_file) or as a hash (pin_hash).
+func hasPIN(u *presence.User) bool { return u.PIN != "" || u.PINHash != "" }
+
+// pinMatches reports whether got is u's PIN. A pin_hash is verified with its slow hash (tens
+// of milliseconds; PIN entries are few and far between), a plain PIN in constant time.
+func pinMatches(u *presence.User, got string) bool {
+	if u.PINHash != "" {
+		h, err := secret.ParseHash(u.PINHash) // checked when the configuration was loaded
+		return err == nil && h.Verify(got)
+	}
+	return u.PIN != "" && subtle.ConstantTimeCompare([]byte(got), []byte(u.PIN)) == 1
+}
 
 // pinFailures counts a user's wrong PINs in Redis, under <prefix>pinfail:<user>, so that a
 // lockout holds across restarts and across instances. The counter expires Lockout after the

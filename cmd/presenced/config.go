@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
@@ -22,6 +23,8 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/presenced/presenced/ari/featurecode"
+	"github.com/presenced/presenced/internal/secret"
+	"github.com/presenced/presenced/internal/throttle"
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/trigger"
 	"go.yaml.in/yaml/v3"
@@ -110,9 +113,28 @@ func (p PolicyConfig) Policies() presence.Policies {
 
 // APIConfig configures the REST API.
 type APIConfig struct {
+	// AdminToken may act on every user; or AdminTokenFile names a file holding it, or
+	// AdminTokenHash is an argon2id or bcrypt hash of it (presented with Basic auth as user
+	// "admin"). At most one of the three; none disables admin access.
 	AdminToken     Secret `mapstructure:"admin_token"`
 	AdminTokenFile string `mapstructure:"admin_token_file"`
+	AdminTokenHash string `mapstructure:"admin_token_hash"`
 	MaxBodyBytes   int64  `mapstructure:"max_body_bytes"`
+	// Throttle blocks client addresses with too many failed authentications.
+	Throttle ThrottleConfig `mapstructure:"throttle"`
+	// TrustedProxies are the reverse proxies (addresses or CIDRs) whose X-Forwarded-For names
+	// the client; without them the TCP peer is the client.
+	TrustedProxies []string `mapstructure:"trusted_proxies"`
+}
+
+// ThrottleConfig says when a client address is blocked (internal/throttle): Failures failed
+// authentications within Window block it for Block. MaxAddresses bounds the addresses counted
+// in memory while Redis is unreachable.
+type ThrottleConfig struct {
+	Failures     int           `mapstructure:"failures"`
+	Window       time.Duration `mapstructure:"window"`
+	Block        time.Duration `mapstructure:"block"`
+	MaxAddresses int           `mapstructure:"max_addresses"`
 }
 
 // FeatureCodesConfig configures the *55 feature codes (package ari/featurecode).
@@ -242,6 +264,12 @@ func defaults() map[string]any {
 		"http.listen":                              "127.0.0.1:8080",
 		"api.admin_token":                          "",
 		"api.admin_token_file":                     "",
+		"api.admin_token_hash":                     "",
+		"api.throttle.failures":                    10,
+		"api.throttle.window":                      "5m",
+		"api.throttle.block":                       "15m",
+		"api.throttle.max_addresses":               10000,
+		"api.trusted_proxies":                      []string{},
 		"api.max_body_bytes":                       65536,
 		"shutdown_timeout":                         "10s",
 		"reconcile.interval":                       "5m",
@@ -287,6 +315,7 @@ type options struct {
 	configPath  string
 	checkConfig bool
 	printHints  bool
+	hashSecret  bool
 	version     bool
 }
 
@@ -299,6 +328,7 @@ func loadConfig(args, environ []string, stderr io.Writer) (Config, options, erro
 	fs.StringVar(&opts.configPath, "config", "", "YAML configuration `file` (default: none, environment and flags only)")
 	fs.BoolVar(&opts.checkConfig, "check-config", false, "validate the configuration and exit")
 	fs.BoolVar(&opts.printHints, "print-hints", false, "print the per-user BLF hint contexts for *55<n> keys (extensions.conf) and exit")
+	fs.BoolVar(&opts.hashSecret, "hash-secret", false, "read a token or PIN from the first line of standard input, print its argon2id hash (for token_hash, pin_hash, api.admin_token_hash) and exit")
 	fs.BoolVar(&opts.version, "version", false, "print the version and exit")
 	flagVals := map[string]*string{}
 	for name, key := range flagKeys {
@@ -310,7 +340,7 @@ func loadConfig(args, environ []string, stderr io.Writer) (Config, options, erro
 	if fs.NArg() > 0 {
 		return Config{}, opts, fmt.Errorf("command line: unexpected argument %q", fs.Arg(0))
 	}
-	if opts.version {
+	if opts.version || opts.hashSecret {
 		return Config{}, opts, nil
 	}
 
@@ -520,8 +550,12 @@ func oneLine(err error) error {
 	return errors.New(strings.Join(strings.Fields(err.Error()), " "))
 }
 
-// readSecretFiles fills secrets from their *_file keys (trailing newline removed).
+// readSecretFiles fills secrets from their *_file keys (trailing newline removed), the users'
+// token_file and pin_file included.
 func (c *Config) readSecretFiles() error {
+	if c.API.AdminTokenFile != "" && c.API.AdminTokenHash != "" {
+		return errors.New("api.admin_token_file: set only one of api.admin_token, api.admin_token_hash and api.admin_token_file")
+	}
 	for _, s := range []struct {
 		key, fileKey string
 		value        *Secret
@@ -548,6 +582,51 @@ func (c *Config) readSecretFiles() error {
 			return fmt.Errorf("%s: file %s is empty", s.fileKey, s.file)
 		}
 		*s.value = Secret(val)
+	}
+	return c.readUserSecretFiles()
+}
+
+// readUserSecretFiles reads the users' token_file and pin_file into Token and PIN, leaving the
+// *_file keys set (presence's validation then names them in its errors). A file key next to
+// its plain or hashed sibling is refused here, naming the file key.
+func (c *Config) readUserSecretFiles() error {
+	var problems []string
+	for i := range c.Users {
+		u := &c.Users[i]
+		path := fmt.Sprintf("users[%d]", i)
+		if u.ID != "" {
+			path = fmt.Sprintf("users[%d] (%s)", i, u.ID)
+		}
+		for _, f := range []struct {
+			key, siblings string
+			file          string
+			plain, hash   *string
+		}{
+			{"token_file", "token, token_hash and token_file", u.TokenFile, &u.Token, &u.TokenHash},
+			{"pin_file", "pin, pin_hash and pin_file", u.PINFile, &u.PIN, &u.PINHash},
+		} {
+			if f.file == "" {
+				continue
+			}
+			if *f.plain != "" || *f.hash != "" {
+				problems = append(problems, fmt.Sprintf("%s.%s: set only one of %s", path, f.key, f.siblings))
+				continue
+			}
+			b, err := os.ReadFile(f.file)
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("%s.%s: %v", path, f.key, err))
+				continue
+			}
+			val := strings.TrimRight(string(b), "\r\n")
+			if val == "" {
+				problems = append(problems, fmt.Sprintf("%s.%s: file %s is empty", path, f.key, f.file))
+				continue
+			}
+			*f.plain = val
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("invalid configuration: %s", strings.Join(problems, "; "))
 	}
 	return nil
 }
@@ -647,6 +726,7 @@ func (c *Config) Validate() error {
 	if c.API.MaxBodyBytes < 1024 {
 		add("api.max_body_bytes", "%d is too small (at least 1024)", c.API.MaxBodyBytes)
 	}
+	c.validateAPIAuth(add)
 	if c.FeatureCodes.PINAttempts < 1 {
 		add("feature_codes.pin_attempts", "%d must be at least 1", c.FeatureCodes.PINAttempts)
 	}
@@ -689,6 +769,58 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("invalid configuration: %s", strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// validateAPIAuth checks the admin token (long and random enough, or a hash presenced can
+// verify), the throttle and the trusted proxies.
+func (c *Config) validateAPIAuth(add func(key, format string, args ...any)) {
+	adminKey := "api.admin_token"
+	if c.API.AdminTokenFile != "" {
+		adminKey = "api.admin_token_file"
+	}
+	switch {
+	case c.API.AdminToken != "" && c.API.AdminTokenHash != "":
+		add("api.admin_token_hash", "set only one of api.admin_token, api.admin_token_hash and api.admin_token_file")
+	case c.API.AdminToken != "":
+		if secret.IsHash(string(c.API.AdminToken)) {
+			add(adminKey, "is a hash: give it as api.admin_token_hash")
+		} else if err := secret.CheckToken(string(c.API.AdminToken)); err != nil {
+			add(adminKey, "%v", err)
+		}
+	case c.API.AdminTokenHash != "":
+		if _, err := secret.ParseHash(c.API.AdminTokenHash); err != nil {
+			add("api.admin_token_hash", "%v", err)
+		}
+	}
+	t := c.API.Throttle
+	if t.Failures < 1 || t.Failures > 1000 {
+		add("api.throttle.failures", "%d must be between 1 and 1000", t.Failures)
+	}
+	if t.Window < time.Second || t.Window > 24*time.Hour {
+		add("api.throttle.window", "%v must be between 1s and 24h", t.Window)
+	}
+	if t.Block < time.Second || t.Block > 24*time.Hour {
+		add("api.throttle.block", "%v must be between 1s and 24h", t.Block)
+	}
+	if t.MaxAddresses < 100 || t.MaxAddresses > 10_000_000 {
+		add("api.throttle.max_addresses", "%d must be between 100 and 10000000", t.MaxAddresses)
+	}
+	for i, p := range c.API.TrustedProxies {
+		if _, err := throttle.ParsePrefix(p); err != nil {
+			add(fmt.Sprintf("api.trusted_proxies[%d]", i), "%v", err)
+		}
+	}
+}
+
+// trustedProxies are api.trusted_proxies as prefixes (Validate has checked them).
+func (c *Config) trustedProxies() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range c.API.TrustedProxies {
+		if p, err := throttle.ParsePrefix(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // redactURLError keeps a URL parse error from echoing a password.

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"os"
 	"os/exec"
@@ -15,6 +17,13 @@ import (
 var minimalEnv = []string{
 	"PRESENCED_ASTERISK_AMI_SECRET=s3cret",
 	"PRESENCED_ASTERISK_ARI_PASSWORD=s3cret",
+}
+
+// testToken is the API token of name in the tests: random-looking and long enough for the
+// configuration's token check, the same in every run.
+func testToken(name string) string {
+	sum := sha256.Sum256([]byte("presenced test token " + name))
+	return name + "-" + base64.RawURLEncoding.EncodeToString(sum[:18])
 }
 
 func writeFile(t *testing.T, name, content string) string {
@@ -172,17 +181,17 @@ func TestExampleConfigLoads(t *testing.T) {
 }
 
 // issueConfig is the configuration shape the profiles issue says presenced must accept.
-const issueConfig = `
+var issueConfig = `
 asterisk:
   ami: {address: 127.0.0.1:5038, username: presenced, secret: s3cret}
   ari: {url: http://127.0.0.1:8088/ari, username: presenced, password: s3cret, app: presenced}
 redis: {url: redis://127.0.0.1:6379/0}
 http: {listen: 127.0.0.1:8080}
-api: {admin_token: adm1n}
+api: {admin_token: ` + testToken("admin") + `}
 users:
   - id: alice
     extension: "1001"
-    token: alice-token
+    token: ` + testToken("alice") + `
     devices:
       - {dial: PJSIP/1001, family: desk}
       - {dial: PJSIP/1001-mobile, family: mobile}
@@ -212,7 +221,7 @@ func TestIssueConfigShapeLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 	u, ok := cfg.catalog.User("alice")
-	if !ok || len(u.Devices) != 2 || u.Devices[1].Family != "mobile" || u.Queues[1].Penalty != 1 || u.Token != "alice-token" {
+	if !ok || len(u.Devices) != 2 || u.Devices[1].Family != "mobile" || u.Queues[1].Penalty != 1 || u.Token != testToken("alice") {
 		t.Fatalf("alice = %+v", u)
 	}
 	lunch, ok := cfg.catalog.Profile("lunch")
@@ -226,7 +235,7 @@ func TestIssueConfigShapeLoads(t *testing.T) {
 	if _, ok := cfg.catalog.Profile("dnd"); !ok {
 		t.Fatal("the dnd profile every user has is missing")
 	}
-	if cfg.API.AdminToken != "adm1n" || cfg.Asterisk.Naming.QueueInterface != "Local/{ext}@presenced-queue-member/n" {
+	if cfg.API.AdminToken != Secret(testToken("admin")) || cfg.Asterisk.Naming.QueueInterface != "Local/{ext}@presenced-queue-member/n" {
 		t.Fatalf("api %+v naming %+v", cfg.API, cfg.Asterisk.Naming)
 	}
 }
@@ -275,7 +284,7 @@ func TestPrintHints(t *testing.T) {
 }
 
 // triggerConfig is the triggers' configuration shape (README "Triggers").
-const triggerConfig = issueConfig + `
+var triggerConfig = issueConfig + `
 schedules:
   - {name: lunch, days: [mon, tue, wed, thu, fri], from: "12:00", to: "13:00", profile: lunch}
   - {name: morning, days: [mon, tue, wed, thu, fri], at: "09:00", profile: available}
@@ -284,8 +293,9 @@ triggers: {default_time_zone: Europe/Berlin, tick: 2s}
 `
 
 func TestTriggerConfigLoads(t *testing.T) {
-	own := strings.Replace(triggerConfig, "    token: alice-token\n",
-		"    token: alice-token\n    time_zone: America/New_York\n    schedules: [{name: early, at: \"07:30\", profile: available}]\n", 1)
+	alice := "    token: " + testToken("alice") + "\n"
+	own := strings.Replace(triggerConfig, alice,
+		alice+"    time_zone: America/New_York\n    schedules: [{name: early, at: \"07:30\", profile: available}]\n", 1)
 	cfg, _, err := loadConfig([]string{"-config", writeFile(t, "presenced.yaml", own)}, nil, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 	"github.com/presenced/presenced/ari/featurecode"
 	"github.com/presenced/presenced/blf"
 	"github.com/presenced/presenced/followme"
+	"github.com/presenced/presenced/internal/throttle"
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/queue"
 	"github.com/presenced/presenced/trigger"
@@ -35,6 +36,10 @@ const appVariable = "PRESENCED_APP"
 // repairParallel is how many users a full repair works on at once; their PBX reads share
 // batches.
 const repairParallel = 64
+
+// authFailureKeyPrefix starts the Redis keys counting failed API authentications per client
+// address (internal/throttle).
+const authFailureKeyPrefix = "presenced:authfail:"
 
 // daemon is one running presenced: its connections, store and HTTP listener.
 type daemon struct {
@@ -262,13 +267,32 @@ func (d *daemon) buildEngine() error {
 		d.engine.Close()
 		return fmt.Errorf("triggers: %w", err)
 	}
+	// Failed authentications are counted in Redis, shared by every instance serving the API.
+	limiter, err := throttle.New(throttle.Options{
+		Redis:      d.store.Redis(),
+		KeyPrefix:  authFailureKeyPrefix,
+		Failures:   cfg.API.Throttle.Failures,
+		Window:     cfg.API.Throttle.Window,
+		Block:      cfg.API.Throttle.Block,
+		MaxKeys:    cfg.API.Throttle.MaxAddresses,
+		Timeout:    cfg.Redis.ReadTimeout,
+		Logger:     log.With("component", "api"),
+		Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"limiter": "api"}, d.reg),
+	})
+	if err != nil {
+		d.engine.Close()
+		return fmt.Errorf("api: %w", err)
+	}
 	d.api, err = api.New(api.Options{
-		Engine:       d.engine,
-		Triggers:     d.trig,
-		AdminToken:   string(cfg.API.AdminToken),
-		MaxBodyBytes: cfg.API.MaxBodyBytes,
-		Logger:       log.With("component", "api"),
-		Registerer:   d.reg,
+		Engine:         d.engine,
+		Triggers:       d.trig,
+		AdminToken:     string(cfg.API.AdminToken),
+		AdminTokenHash: cfg.API.AdminTokenHash,
+		Throttle:       limiter,
+		TrustedProxies: cfg.trustedProxies(),
+		MaxBodyBytes:   cfg.API.MaxBodyBytes,
+		Logger:         log.With("component", "api"),
+		Registerer:     d.reg,
 	})
 	if err != nil {
 		d.engine.Close()

@@ -42,7 +42,7 @@ type driftUser struct {
 	device  string // dial string of the user's desk device; PJSIP/<ext> when empty
 }
 
-func (u driftUser) token() string { return u.id + "-token" }
+func (u driftUser) token() string { return testToken(u.id) }
 func (u driftUser) iface() string { return "Local/" + u.ext + "@presenced-queue-member/n" }
 
 // driftQueues are the queues every drift user is in.
@@ -58,7 +58,7 @@ func startDriftDaemon(t *testing.T, u driftUser, reconcile string) (*daemonUnder
 		u.device = "PJSIP/" + u.ext
 	}
 	yaml := fmt.Sprintf(`
-api: {admin_token: adm1n}
+api: {admin_token: %s}
 users:
   - id: %s
     name: Drift %s
@@ -67,7 +67,7 @@ users:
     devices:
       - {dial: "%s", family: desk}
     queues: [{name: support, penalty: 0}, {name: sales, penalty: 1}]
-`, u.id, u.ext, u.ext, u.token(), u.device) + driftProfilesYAML
+`, testToken("admin"), u.id, u.ext, u.ext, u.token(), u.device) + driftProfilesYAML
 	if reconcile != "" {
 		yaml += "reconcile: " + reconcile + "\n"
 	}

@@ -15,7 +15,7 @@ import (
 // benchYAML has n users (extensions 2000...) and two profiles with PBX state to apply.
 func benchYAML(n int) string {
 	var b strings.Builder
-	b.WriteString("api: {admin_token: adm1n}\nusers:\n")
+	b.WriteString("api: {admin_token: " + testToken("admin") + "}\nusers:\n")
 	for i := range n {
 		fmt.Fprintf(&b, "  - {id: u%d, extension: \"%d\", devices: [{dial: PJSIP/%d, family: desk}]}\n", 2000+i, 2000+i, 2000+i)
 	}

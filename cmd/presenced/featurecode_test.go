@@ -17,7 +17,7 @@ import (
 )
 
 // fcYAML is profilesYAML with a PIN for Carol and short digit timeouts.
-const fcYAML = profilesYAML + `
+var fcYAML = profilesYAML + `
 feature_codes:
   first_digit_timeout: 1500ms
   digit_timeout: 1s
@@ -26,7 +26,8 @@ feature_codes:
 `
 
 func withPIN(yaml string) string {
-	return strings.Replace(yaml, "    token: carol-token\n", "    token: carol-token\n    pin: \"4321\"\n", 1)
+	carol := "    token: " + testToken("carol") + "\n"
+	return strings.Replace(yaml, carol, carol+"    pin: \"4321\"\n", 1)
 }
 
 // fcLab drives feature-code calls against a daemon running in-process.
@@ -153,7 +154,7 @@ func (f *fcLab) outcome(id string, within time.Duration) featurecode.Outcome {
 // activeProfile reads the user's profile from the REST API (Redis).
 func (f *fcLab) activeProfile(user string) string {
 	f.t.Helper()
-	code, st := f.d.call(f.t, http.MethodGet, "/api/v1/users/"+user, "adm1n", nil)
+	code, st := f.d.call(f.t, http.MethodGet, "/api/v1/users/"+user, testToken("admin"), nil)
 	if code != http.StatusOK {
 		f.t.Fatalf("GET %s: %d %v", user, code, st)
 	}
@@ -316,14 +317,14 @@ func TestFeatureCodes(t *testing.T) {
 		done := make(chan int, 1)
 		id, _ := f.dial("*553", alice)
 		go func() {
-			code, _ := f.d.call(t, http.MethodPut, "/api/v1/users/alice/profile", "adm1n", map[string]string{"profile": "meeting"})
+			code, _ := f.d.call(t, http.MethodPut, "/api/v1/users/alice/profile", testToken("admin"), map[string]string{"profile": "meeting"})
 			done <- code
 		}()
 		o := f.outcome(id, 15*time.Second)
 		if code := <-done; code != http.StatusOK || o.Result != featurecode.ResultSwitched {
 			t.Fatalf("API %d, feature code %s (%v)", code, o.Result, o.Err)
 		}
-		code, j := f.d.call(t, http.MethodGet, "/api/v1/users/alice/journal?limit=3", "adm1n", nil)
+		code, j := f.d.call(t, http.MethodGet, "/api/v1/users/alice/journal?limit=3", testToken("admin"), nil)
 		if code != http.StatusOK {
 			t.Fatalf("journal: %d", code)
 		}

@@ -5,22 +5,32 @@
 //
 //	presenced [-config presenced.yaml] [-log-level info] [-log-format text|json]
 //	          [-http-listen 127.0.0.1:8080] [-instance-id ID] [-check-config] [-print-hints] [-version]
+//	presenced -hash-secret < token.txt
 //
 // Every configuration key can also be set from the environment: asterisk.ami.secret is
 // PRESENCED_ASTERISK_AMI_SECRET. Precedence: flags, then environment, then the file.
+//
+// -hash-secret reads a token or PIN from the first line of standard input and prints an
+// argon2id hash of it for token_hash, pin_hash or api.admin_token_hash; a token must pass the
+// same strength check as in the configuration.
 package main
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"regexp"
+	"strings"
 	"syscall"
 	_ "time/tzdata" // time zones for schedules in a scratch image
 
 	"github.com/presenced/presenced/ari/featurecode"
+	"github.com/presenced/presenced/internal/secret"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -41,6 +51,9 @@ func realMain(args, environ []string, stdout, stderr io.Writer) int {
 	if opts.version {
 		fmt.Fprintf(stdout, "presenced %s\n", version)
 		return 0
+	}
+	if opts.hashSecret {
+		return hashSecret(os.Stdin, stdout, stderr)
 	}
 	if opts.printHints {
 		if err := featurecode.WriteHints(stdout, cfg.catalog, cfg.Asterisk.Naming); err != nil {
@@ -69,4 +82,36 @@ func newLogger(c LogConfig, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, hopts))
 	}
 	return slog.New(slog.NewTextHandler(w, hopts))
+}
+
+// pinPattern is what a PIN is (presence validates pin the same way).
+var pinPattern = regexp.MustCompile(`^[0-9]{1,8}$`)
+
+// hashSecret prints an argon2id hash of the secret on the first line of in: a PIN (1-8 digits)
+// or a token that passes secret.CheckToken. It returns the exit code: 2 when the secret is
+// missing or too weak.
+func hashSecret(in io.Reader, stdout, stderr io.Writer) int {
+	line, err := bufio.NewReader(io.LimitReader(in, 4096)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		fmt.Fprintf(stderr, "presenced: -hash-secret: read standard input: %v\n", err)
+		return 2
+	}
+	s := strings.TrimRight(line, "\r\n")
+	if s == "" {
+		fmt.Fprintln(stderr, "presenced: -hash-secret: no secret on the first line of standard input")
+		return 2
+	}
+	if !pinPattern.MatchString(s) {
+		if err := secret.CheckToken(s); err != nil {
+			fmt.Fprintf(stderr, "presenced: -hash-secret: not a PIN (1-8 digits), and as a token %v\n", err)
+			return 2
+		}
+	}
+	h, err := secret.NewHash(s)
+	if err != nil {
+		fmt.Fprintf(stderr, "presenced: -hash-secret: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, h)
+	return 0
 }

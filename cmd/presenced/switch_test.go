@@ -19,13 +19,13 @@ import (
 
 // profilesYAML are the users and profiles of the end-to-end tests: the issue's shape plus a
 // profile using most action kinds.
-const profilesYAML = `
-api: {admin_token: adm1n}
+var profilesYAML = `
+api: {admin_token: ` + testToken("admin") + `}
 users:
   - id: alice
     name: Alice
     extension: "1001"
-    token: alice-token
+    token: ` + testToken("alice") + `
     devices:
       - {dial: PJSIP/1001, family: desk}
       - {dial: PJSIP/1001-mobile, family: mobile}
@@ -33,7 +33,7 @@ users:
   - id: carol
     name: Carol
     extension: "1003"
-    token: carol-token
+    token: ` + testToken("carol") + `
     devices:
       - {dial: PJSIP/1003, family: desk}
     queues: [{name: support, penalty: 2}]
@@ -164,7 +164,7 @@ func (d *daemonUnderTest) call(t *testing.T, method, path, token string, body an
 
 func (d *daemonUnderTest) switchTo(t *testing.T, user, profile, info string) map[string]any {
 	t.Helper()
-	code, res := d.call(t, http.MethodPut, "/api/v1/users/"+user+"/profile", "adm1n", map[string]string{"profile": profile, "info": info})
+	code, res := d.call(t, http.MethodPut, "/api/v1/users/"+user+"/profile", testToken("admin"), map[string]string{"profile": profile, "info": info})
 	if code != http.StatusOK {
 		t.Fatalf("switch %s to %s: %d %v", user, profile, code, res)
 	}
@@ -303,7 +303,7 @@ func TestSwitchThroughAPILandsOnPBX(t *testing.T) {
 		t.Errorf("dialstring after meeting's exit %q", v)
 	}
 
-	code, st := d.call(t, http.MethodGet, "/api/v1/users/alice", "alice-token", nil)
+	code, st := d.call(t, http.MethodGet, "/api/v1/users/alice", testToken("alice"), nil)
 	if code != http.StatusOK {
 		t.Fatalf("GET alice: %d %v", code, st)
 	}
@@ -336,7 +336,7 @@ func TestHandUnpauseIsRepaired(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Logf("repaired %v after the hand unpause", time.Since(start).Round(time.Millisecond))
-	code, j := d.call(t, http.MethodGet, "/api/v1/users/carol/journal?limit=1", "carol-token", nil)
+	code, j := d.call(t, http.MethodGet, "/api/v1/users/carol/journal?limit=1", testToken("carol"), nil)
 	entries, _ := j["entries"].([]any)
 	if code != http.StatusOK || len(entries) != 1 || entries[0].(map[string]any)["kind"] != "repair" {
 		t.Fatalf("journal: %d %v", code, j)
@@ -352,7 +352,7 @@ func TestDriftShowsInStatus(t *testing.T) {
 	if err := p.c.DBDel(p.ctx(), "PROFILE", "1003/active"); err != nil {
 		t.Fatal(err)
 	}
-	code, st := d.call(t, http.MethodGet, "/api/v1/users/carol", "carol-token", nil)
+	code, st := d.call(t, http.MethodGet, "/api/v1/users/carol", testToken("carol"), nil)
 	if code != http.StatusOK {
 		t.Fatalf("GET carol: %d %v", code, st)
 	}
@@ -360,7 +360,7 @@ func TestDriftShowsInStatus(t *testing.T) {
 	if len(drift) != 1 || !strings.Contains(toJSON(drift), `"PROFILE/1003/active"`) {
 		t.Fatalf("drift = %s, want the deleted key", toJSON(drift))
 	}
-	if code, _ := d.call(t, http.MethodGet, "/api/v1/users/alice", "carol-token", nil); code != http.StatusForbidden {
+	if code, _ := d.call(t, http.MethodGet, "/api/v1/users/alice", testToken("carol"), nil); code != http.StatusForbidden {
 		t.Errorf("carol reading alice: %d, want 403", code)
 	}
 }
@@ -378,7 +378,7 @@ func TestConcurrentSwitchesOfOneUserOnPBX(t *testing.T) {
 	done := make(chan int, len(profiles))
 	for _, pr := range profiles {
 		go func() {
-			code, _ := d.call(t, http.MethodPut, "/api/v1/users/alice/profile", "alice-token", map[string]string{"profile": pr})
+			code, _ := d.call(t, http.MethodPut, "/api/v1/users/alice/profile", testToken("alice"), map[string]string{"profile": pr})
 			done <- code
 		}()
 	}
@@ -387,7 +387,7 @@ func TestConcurrentSwitchesOfOneUserOnPBX(t *testing.T) {
 			t.Fatalf("concurrent switch: %d", code)
 		}
 	}
-	code, j := d.call(t, http.MethodGet, "/api/v1/users/alice/journal?limit=20", "alice-token", nil)
+	code, j := d.call(t, http.MethodGet, "/api/v1/users/alice/journal?limit=20", testToken("alice"), nil)
 	if code != http.StatusOK {
 		t.Fatalf("journal: %d", code)
 	}
@@ -422,26 +422,26 @@ func TestConcurrentSwitchesOfOneUserOnPBX(t *testing.T) {
 func TestTriggersAreWired(t *testing.T) {
 	d, _ := startProfileDaemon(t)
 	d.switchTo(t, "carol", "available", "")
-	code, res := d.call(t, http.MethodPost, "/api/v1/users/carol/triggers/calendar", "carol-token",
+	code, res := d.call(t, http.MethodPost, "/api/v1/users/carol/triggers/calendar", testToken("carol"),
 		map[string]string{"state": "start", "profile": "lunch"})
 	if code != http.StatusOK || res["switched"] != true {
 		t.Fatalf("external start: %d %v", code, res)
 	}
-	code, st := d.call(t, http.MethodGet, "/api/v1/users/carol", "carol-token", nil)
+	code, st := d.call(t, http.MethodGet, "/api/v1/users/carol", testToken("carol"), nil)
 	if code != http.StatusOK || st["profile"] != "lunch" || st["source"] != "external" ||
 		st["trigger"] != "external:calendar" || st["returns_to"] != "available" {
 		t.Fatalf("GET carol during the trigger: %d %s", code, toJSON(st))
 	}
-	code, res = d.call(t, http.MethodPost, "/api/v1/users/carol/triggers/calendar", "carol-token", map[string]string{"state": "end"})
+	code, res = d.call(t, http.MethodPost, "/api/v1/users/carol/triggers/calendar", testToken("carol"), map[string]string{"state": "end"})
 	if code != http.StatusOK || res["switched"] != true || res["profile"] != "available" {
 		t.Fatalf("external end: %d %v", code, res)
 	}
-	code, res = d.call(t, http.MethodPut, "/api/v1/users/carol/profile", "carol-token",
+	code, res = d.call(t, http.MethodPut, "/api/v1/users/carol/profile", testToken("carol"),
 		map[string]string{"profile": "lunch", "until": "1h"})
 	if code != http.StatusOK {
 		t.Fatalf("timed switch: %d %v", code, res)
 	}
-	_, st = d.call(t, http.MethodGet, "/api/v1/users/carol", "carol-token", nil)
+	_, st = d.call(t, http.MethodGet, "/api/v1/users/carol", testToken("carol"), nil)
 	next, _ := st["next_change"].(map[string]any)
 	if st["until"] == nil || next["kind"] != "expiry" || next["at"] != st["until"] {
 		t.Fatalf("GET carol after a timed switch: %s", toJSON(st))
@@ -487,7 +487,7 @@ func TestStartupRepairsWhatChangedWhileDown(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	code, j := d2.call(t, http.MethodGet, "/api/v1/users/alice/journal?limit=1", "alice-token", nil)
+	code, j := d2.call(t, http.MethodGet, "/api/v1/users/alice/journal?limit=1", testToken("alice"), nil)
 	entries, _ := j["entries"].([]any)
 	if code != http.StatusOK || len(entries) != 1 || entries[0].(map[string]any)["kind"] != "repair" {
 		t.Fatalf("journal after startup repair: %d %v", code, j)
