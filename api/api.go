@@ -20,6 +20,10 @@
 //	500 unreadable Redis data (the message names the key) or an internal error; the message of
 //	    any other internal error is logged, not answered
 //
+// GET /presence is open to every valid token. A user whose active profile is private shows to
+// colleagues only as the presence state and its neutral text; the user and the admin see it
+// all.
+//
 // A request whose client went away is counted with status 499, as nginx does.
 package api
 

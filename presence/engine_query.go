@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -98,23 +99,38 @@ func (e *Engine) StatusWith(ctx context.Context, id UserID, opts StatusOptions) 
 	return s, nil
 }
 
-// PresenceEntry is what colleagues see of a user.
+// PresenceEntry is what colleagues see of a user. For a user whose active profile is private
+// (or cannot be found), colleagues see only Presence, Label (the state's neutral text,
+// PresenceLabel) and Since; the user themselves and admins see everything.
 type PresenceEntry struct {
-	User      UserID    `json:"user"`
-	Name      string    `json:"name"`
-	Extension string    `json:"extension"`
-	Profile   string    `json:"profile,omitempty"`
-	Label     string    `json:"label,omitempty"` // the profile's name, or its presence state when private
-	Colour    string    `json:"colour,omitempty"`
-	Icon      string    `json:"icon,omitempty"`
-	Presence  string    `json:"presence,omitempty"`
-	Info      string    `json:"info,omitempty"`
-	Since     time.Time `json:"since,omitempty"`
+	User      UserID `json:"user"`
+	Name      string `json:"name"`
+	Extension string `json:"extension"`
+	Profile   string `json:"profile,omitempty"`
+	// Label is the profile's name, or the presence state's neutral text when the viewer may not
+	// see the profile.
+	Label    string    `json:"label,omitempty"`
+	Colour   string    `json:"colour,omitempty"`
+	Icon     string    `json:"icon,omitempty"`
+	Presence string    `json:"presence,omitempty"`
+	Info     string    `json:"info,omitempty"`
+	Since    time.Time `json:"since,omitempty"`
+	// Private tells a viewer who sees everything (the user, an admin) that colleagues see only
+	// the presence state and its neutral text.
+	Private bool `json:"private,omitempty"`
 }
 
-// Everyone returns every user's presence, in configuration order: one Redis round trip for all
-// states, plus one per user whose active profile is personal.
-func (e *Engine) Everyone(ctx context.Context) ([]PresenceEntry, error) {
+// EveryoneOptions says who asks for everyone's presence.
+type EveryoneOptions struct {
+	// Viewer is the user asking: their own entry is complete. Empty when no user asks.
+	Viewer UserID
+	// Admin sees every entry complete.
+	Admin bool
+}
+
+// Everyone returns every user's presence, in configuration order, as opts's viewer may see it:
+// one Redis round trip for all states and one for all personal profiles.
+func (e *Engine) Everyone(ctx context.Context, opts EveryoneOptions) ([]PresenceEntry, error) {
 	users := e.opts.Catalog.Users
 	ids := make([]UserID, len(users))
 	for i, u := range users {
@@ -125,32 +141,61 @@ func (e *Engine) Everyone(ctx context.Context) ([]PresenceEntry, error) {
 	if err != nil && !errors.As(err, &corrupt) {
 		return nil, err
 	}
+	switched := make([]UserID, 0, len(states))
+	for _, id := range ids {
+		if _, ok := states[id]; ok {
+			switched = append(switched, id)
+		}
+	}
+	// Unreadable personal profiles are left out, as everywhere: the active profile not found
+	// shows as private.
+	personal, err := e.opts.States.PersonalProfilesMany(ctx, switched)
+	if err != nil && !errors.As(err, &corrupt) {
+		return nil, err
+	}
 	out := make([]PresenceEntry, 0, len(users))
 	for _, u := range users {
-		pe := PresenceEntry{User: u.ID, Name: u.DisplayName(), Extension: u.Extension}
-		if st, ok := states[u.ID]; ok {
-			pe.Profile, pe.Info, pe.Since = st.Profile, st.Info, st.Since
-			if st.Intent.Presence != nil {
-				pe.Presence = st.Intent.Presence.State
-			}
-			p, ok := e.opts.Catalog.Profile(st.Profile)
-			if !ok {
-				// A personal profile: its name is the user's own business unless public.
-				if ps, err := e.opts.States.PersonalProfiles(ctx, u.ID); err == nil {
-					p = findProfile(ps, st.Profile)
-				}
-			}
-			if p != nil {
-				pe.Colour, pe.Icon = p.Colour, p.Icon
-				pe.Label = p.Name
-				if p.Visibility == VisibilityPrivate {
-					pe.Profile, pe.Label, pe.Icon = "", pe.Presence, ""
-				}
-			}
+		st, ok := states[u.ID]
+		if !ok {
+			out = append(out, PresenceEntry{User: u.ID, Name: u.DisplayName(), Extension: u.Extension})
+			continue
 		}
-		out = append(out, pe)
+		profiles := e.opts.Catalog.Profiles
+		if own := personal[u.ID]; len(own) > 0 {
+			profiles = append(slices.Clone(profiles), own...)
+		}
+		out = append(out, e.presenceEntry(u, st, profiles, opts.Admin || opts.Viewer == u.ID))
 	}
 	return out, nil
+}
+
+// presenceEntry is what a viewer sees of a switched user; full is for the user themselves and
+// admins. Colleagues see a private profile, or one that cannot be found, as its presence state
+// only.
+func (e *Engine) presenceEntry(u *User, st UserState, profiles []*Profile, full bool) PresenceEntry {
+	pe := PresenceEntry{User: u.ID, Name: u.DisplayName(), Extension: u.Extension, Since: st.Since}
+	if pv := e.presenceOf(u, st, profiles); pv != nil {
+		pe.Presence = pv.State
+	}
+	p := findProfile(profiles, st.Profile)
+	private := p == nil || p.Visibility == VisibilityPrivate
+	if private && !full {
+		pe.Label = PresenceLabel(pe.Presence)
+		return pe
+	}
+	pe.Profile, pe.Info, pe.Private = st.Profile, st.Info, private
+	if p != nil {
+		pe.Label, pe.Colour, pe.Icon = p.Name, p.Colour, p.Icon
+	} else {
+		pe.Label = PresenceLabel(pe.Presence)
+	}
+	return pe
+}
+
+// presenceOf is the presence state the user's stored state means, given their profiles
+// (system-wide, then personal).
+func (e *Engine) presenceOf(u *User, st UserState, profiles []*Profile) *PresenceValue {
+	return st.Intent.Presence
 }
 
 // Profiles lists the profiles the user may switch to: system-wide, then personal.

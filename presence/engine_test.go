@@ -366,7 +366,7 @@ func TestCorruptStateIsReportedNotLost(t *testing.T) {
 	if _, err := e.Status(ctx, us[0].ID); err == nil || !strings.Contains(err.Error(), states.userKey(us[0].ID)) {
 		t.Fatalf("status of corrupt user: %v", err)
 	}
-	everyone, err := e.Everyone(ctx)
+	everyone, err := e.Everyone(ctx, EveryoneOptions{Admin: true})
 	if err != nil || len(everyone) != 2 {
 		t.Fatalf("everyone: %v %v", everyone, err)
 	}
