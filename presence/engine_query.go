@@ -2,7 +2,6 @@ package presence
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -129,7 +128,9 @@ type EveryoneOptions struct {
 }
 
 // Everyone returns every user's presence, in configuration order, as opts's viewer may see it:
-// one Redis round trip for all states and one for all personal profiles.
+// one Redis round trip for all states and one for all personal profiles. A user whose record
+// cannot be read is left out (the StateStore logs the key once and counts it); the others are
+// answered.
 func (e *Engine) Everyone(ctx context.Context, opts EveryoneOptions) ([]PresenceEntry, error) {
 	users := e.opts.Catalog.Users
 	ids := make([]UserID, len(users))
@@ -137,9 +138,12 @@ func (e *Engine) Everyone(ctx context.Context, opts EveryoneOptions) ([]Presence
 		ids[i] = u.ID
 	}
 	states, err := e.opts.States.LoadMany(ctx, ids)
-	var corrupt *CorruptError
-	if err != nil && !errors.As(err, &corrupt) {
+	if err != nil && !corruptOnly(err) {
 		return nil, err
+	}
+	unreadable := map[string]bool{}
+	for _, c := range corruptErrors(err) {
+		unreadable[c.Key] = true
 	}
 	switched := make([]UserID, 0, len(states))
 	for _, id := range ids {
@@ -150,21 +154,22 @@ func (e *Engine) Everyone(ctx context.Context, opts EveryoneOptions) ([]Presence
 	// Unreadable personal profiles are left out, as everywhere: the active profile not found
 	// shows as private.
 	personal, err := e.opts.States.PersonalProfilesMany(ctx, switched)
-	if err != nil && !errors.As(err, &corrupt) {
+	if err != nil && !corruptOnly(err) {
 		return nil, err
 	}
 	out := make([]PresenceEntry, 0, len(users))
 	for _, u := range users {
 		st, ok := states[u.ID]
-		if !ok {
-			out = append(out, PresenceEntry{User: u.ID, Name: u.DisplayName(), Extension: u.Extension})
-			continue
+		switch {
+		case ok:
+			profiles := e.opts.Catalog.Profiles
+			if own := personal[u.ID]; len(own) > 0 {
+				profiles = append(slices.Clone(profiles), own...)
+			}
+			out = append(out, e.presenceEntry(u, st, profiles, opts.Admin || opts.Viewer == u.ID))
+		case !unreadable[e.opts.States.userKey(u.ID)]:
+			out = append(out, PresenceEntry{User: u.ID, Name: u.DisplayName(), Extension: u.Extension}) // never switched
 		}
-		profiles := e.opts.Catalog.Profiles
-		if own := personal[u.ID]; len(own) > 0 {
-			profiles = append(slices.Clone(profiles), own...)
-		}
-		out = append(out, e.presenceEntry(u, st, profiles, opts.Admin || opts.Viewer == u.ID))
 	}
 	return out, nil
 }
