@@ -74,7 +74,10 @@ func newTestAPI(t testing.TB) *testAPI {
 	rdb := redis.NewClient(opt)
 	t.Cleanup(func() { rdb.Close() })
 	prefix := fmt.Sprintf("apitest:%s:%d:", t.Name(), time.Now().UnixNano())
-	states := presence.NewStateStore(rdb, presence.StateStoreOptions{Prefix: prefix})
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	reg := prometheus.NewRegistry()
+	states := presence.NewStateStore(rdb, presence.StateStoreOptions{Prefix: prefix, Logger: logger, Registerer: reg})
 	if err := states.CheckSchema(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -89,10 +92,7 @@ func newTestAPI(t testing.TB) *testAPI {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Close)
-	logs := &syncBuffer{}
-	reg := prometheus.NewRegistry()
-	h, err := New(Options{Engine: e, AdminToken: adminToken, MaxBodyBytes: 4 << 10, Registerer: reg,
-		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	h, err := New(Options{Engine: e, AdminToken: adminToken, MaxBodyBytes: 4 << 10, Registerer: reg, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
