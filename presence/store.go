@@ -21,6 +21,8 @@ type StoreOptions struct {
 	// Password, when set, overrides the URL's password (so it can come from a file).
 	Password string
 	// DialTimeout, ReadTimeout and WriteTimeout bound every Redis operation. Zero means 2 s, 1 s, 1 s.
+	// A failed command is retried once (unless the URL sets max_retries), on a new
+	// connection when its connection broke.
 	DialTimeout, ReadTimeout, WriteTimeout time.Duration
 	// SnapshotPath is where the embedded store keeps its data across restarts. Empty means
 	// the embedded store is not persisted.
@@ -94,6 +96,12 @@ func OpenStore(ctx context.Context, opts StoreOptions) (*Store, error) {
 	ropts.ReadTimeout = opts.ReadTimeout
 	ropts.WriteTimeout = opts.WriteTimeout
 	ropts.ContextTimeoutEnabled = true
+	if ropts.MaxRetries == 0 { // not set in the URL (max_retries)
+		// One retry covers a pooled connection that died (Redis restarted); go-redis's
+		// default of three makes a hung Redis hold a request for 4 read timeouts and more
+		// before it is answered 503.
+		ropts.MaxRetries = 1
+	}
 	ropts.OnConnect = s.onConnect
 	s.rdb = redis.NewClient(ropts)
 	if opts.Registerer != nil {
