@@ -82,7 +82,8 @@ type StateStoreOptions struct {
 	// JournalLength bounds each user's journal (approximately); zero means 1000.
 	JournalLength int64
 	// SchemaCheckInterval is how often the schema version is checked again; zero means
-	// DefaultSchemaCheckInterval. It is also checked after every new connection to Redis.
+	// DefaultSchemaCheckInterval. It is also checked after the store was found unavailable,
+	// and, in a StateStore made by Store.StateStore, on every new connection.
 	SchemaCheckInterval time.Duration
 	// Logger receives, once per change rather than at every read, the records found unreadable
 	// and readable again, the store becoming unavailable and available again, and schema
