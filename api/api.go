@@ -22,9 +22,16 @@
 //	422 a well-formed request whose values are invalid (presence.ValidationError), naming the field
 //	429 too many failed authentications from the client's address (with Retry-After), answered
 //	    before any credential is verified
-//	503 the trigger endpoint of an API built without the trigger scheduler
+//	503 the state store is unavailable: down, unreachable, not answering in time, loading its
+//	    data, read-only, or holding a schema this presenced does not understand
+//	    ({"error": "state store unavailable: <reason>"}, with Retry-After); or the trigger
+//	    endpoint of an API built without the trigger scheduler
 //	500 unreadable Redis data (the message names the key) or an internal error; the message of
 //	    any other internal error is logged, not answered
+//
+// GET /presence is open to every valid token. A user whose active profile is private shows to
+// colleagues only as the presence state and its neutral text; the user and the admin see it
+// all. A user whose record cannot be read is left out of it rather than failing it.
 //
 // A request whose client went away is counted with status 499, as nginx does.
 package api

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,6 +14,9 @@ import (
 
 // statusClientClosed is the status recorded for a request whose client went away.
 const statusClientClosed = 499
+
+// storeRetryAfter is the Retry-After of a 503 answered because the state store is unavailable.
+const storeRetryAfter = 5 * time.Second
 
 // errorBody is every error answer: what went wrong and, when one field is to blame, which.
 type errorBody struct {
@@ -45,6 +49,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		apiErr  *apiError
 		invalid *presence.ValidationError
 		corrupt *presence.CorruptError
+		unavail *presence.UnavailableError
 	)
 	switch {
 	case errors.As(err, &apiErr):
@@ -66,6 +71,12 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeJSON(w, http.StatusConflict, errorBody{Error: err.Error()})
 	case errors.Is(err, presence.ErrSystemProfile):
 		writeJSON(w, http.StatusForbidden, errorBody{Error: err.Error()})
+	case errors.As(err, &unavail):
+		// The store logs the outage when it starts and ends; one line per request would drown
+		// the log. The answer gives the reason without the store's address.
+		h.log.Debug("state store unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", strconv.Itoa(int(storeRetryAfter/time.Second)))
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: unavail.Message()})
 	case errors.As(err, &corrupt):
 		// The message names the Redis key and field, and the decoding error: no secrets.
 		h.log.Error("unreadable redis data", "method", r.Method, "path", r.URL.Path, "err", err)

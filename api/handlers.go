@@ -337,8 +337,15 @@ type presenceList struct {
 	Users []presenceView `json:"users"`
 }
 
-func (h *Handler) everyone(w http.ResponseWriter, r *http.Request, _ caller) error {
-	all, err := h.engine.Everyone(r.Context())
+// everyone answers every user's presence. Any valid token may read it; a user whose active
+// profile is private shows to colleagues only as the presence state and its neutral text,
+// while the user themselves and the admin see everything (presence.Engine.Everyone).
+func (h *Handler) everyone(w http.ResponseWriter, r *http.Request, c caller) error {
+	opts := presence.EveryoneOptions{Admin: c.admin}
+	if c.user != nil {
+		opts.Viewer = c.user.ID
+	}
+	all, err := h.engine.Everyone(r.Context(), opts)
 	if err != nil {
 		return err
 	}

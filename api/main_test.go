@@ -92,7 +92,10 @@ func newTestAPIWith(t testing.TB, users []presence.User, edit func(*Options)) *t
 	rdb := redis.NewClient(opt)
 	t.Cleanup(func() { rdb.Close() })
 	prefix := fmt.Sprintf("apitest:%s:%d:", t.Name(), time.Now().UnixNano())
-	states := presence.NewStateStore(rdb, presence.StateStoreOptions{Prefix: prefix})
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	reg := prometheus.NewRegistry()
+	states := presence.NewStateStore(rdb, presence.StateStoreOptions{Prefix: prefix, Logger: logger, Registerer: reg})
 	if err := states.CheckSchema(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -107,16 +110,13 @@ func newTestAPIWith(t testing.TB, users []presence.User, edit func(*Options)) *t
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Close)
-	logs := &syncBuffer{}
-	reg := prometheus.NewRegistry()
 	topts := throttle.DefaultOptions()
 	topts.Redis, topts.KeyPrefix = rdb, prefix+"authfail:"
 	limiter, err := throttle.New(topts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := Options{Engine: e, AdminToken: adminToken, MaxBodyBytes: 4 << 10, Registerer: reg, Throttle: limiter,
-		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	opts := Options{Engine: e, AdminToken: adminToken, MaxBodyBytes: 4 << 10, Registerer: reg, Throttle: limiter, Logger: logger}
 	if edit != nil {
 		edit(&opts)
 	}

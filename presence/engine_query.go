@@ -2,7 +2,6 @@ package presence
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -99,65 +98,107 @@ func (e *Engine) StatusWith(ctx context.Context, id UserID, opts StatusOptions) 
 	return s, nil
 }
 
-// PresenceEntry is what colleagues see of a user.
+// PresenceEntry is what colleagues see of a user. For a user whose active profile is private
+// (or cannot be found), colleagues see only Presence, Label (the state's neutral text,
+// PresenceLabel) and Since; the user themselves and admins see everything.
 type PresenceEntry struct {
-	User      UserID    `json:"user"`
-	Name      string    `json:"name"`
-	Extension string    `json:"extension"`
-	Profile   string    `json:"profile,omitempty"`
-	Label     string    `json:"label,omitempty"` // the profile's name, or its presence state when private
-	Colour    string    `json:"colour,omitempty"`
-	Icon      string    `json:"icon,omitempty"`
-	Presence  string    `json:"presence,omitempty"`
-	Info      string    `json:"info,omitempty"`
-	Since     time.Time `json:"since,omitempty"`
+	User      UserID `json:"user"`
+	Name      string `json:"name"`
+	Extension string `json:"extension"`
+	Profile   string `json:"profile,omitempty"`
+	// Label is the profile's name, or the presence state's neutral text when the viewer may not
+	// see the profile.
+	Label    string    `json:"label,omitempty"`
+	Colour   string    `json:"colour,omitempty"`
+	Icon     string    `json:"icon,omitempty"`
+	Presence string    `json:"presence,omitempty"`
+	Info     string    `json:"info,omitempty"`
+	Since    time.Time `json:"since,omitempty"`
+	// Private tells a viewer who sees everything (the user, an admin) that colleagues see only
+	// the presence state and its neutral text.
+	Private bool `json:"private,omitempty"`
 }
 
-// Everyone returns every user's presence, in configuration order: one Redis round trip for all
-// states, plus one per user whose active profile is personal.
-func (e *Engine) Everyone(ctx context.Context) ([]PresenceEntry, error) {
+// EveryoneOptions says who asks for everyone's presence.
+type EveryoneOptions struct {
+	// Viewer is the user asking: their own entry is complete. Empty when no user asks.
+	Viewer UserID
+	// Admin sees every entry complete.
+	Admin bool
+}
+
+// Everyone returns every user's presence, in configuration order, as opts's viewer may see it:
+// one Redis round trip for all states and one for all personal profiles. A user whose record
+// cannot be read is left out (the StateStore logs the key once and counts it); the others are
+// answered.
+func (e *Engine) Everyone(ctx context.Context, opts EveryoneOptions) ([]PresenceEntry, error) {
 	users := e.opts.Catalog.Users
 	ids := make([]UserID, len(users))
 	for i, u := range users {
 		ids[i] = u.ID
 	}
 	states, err := e.opts.States.LoadMany(ctx, ids)
-	var corrupt *CorruptError
-	if err != nil && !errors.As(err, &corrupt) {
+	if err != nil && !corruptOnly(err) {
 		return nil, err
 	}
-	switched := make([]UserID, 0, len(states))
-	for id := range states {
-		switched = append(switched, id)
+	unreadable := map[string]bool{}
+	for _, c := range corruptErrors(err) {
+		unreadable[c.Key] = true
 	}
+	switched := make([]UserID, 0, len(states))
+	for _, id := range ids {
+		if _, ok := states[id]; ok {
+			switched = append(switched, id)
+		}
+	}
+	// Unreadable personal profiles are left out, as everywhere: the active profile not found
+	// shows as private.
 	personal, err := e.opts.States.PersonalProfilesMany(ctx, switched)
-	if err != nil && !errors.As(err, &corrupt) {
+	if err != nil && !corruptOnly(err) {
 		return nil, err
 	}
 	out := make([]PresenceEntry, 0, len(users))
 	for _, u := range users {
-		pe := PresenceEntry{User: u.ID, Name: u.DisplayName(), Extension: u.Extension}
-		if st, ok := states[u.ID]; ok {
-			pe.Profile, pe.Info, pe.Since = st.Profile, st.Info, st.Since
-			profiles := append(slices.Clone(e.opts.Catalog.Profiles), personal[u.ID]...)
-			if pv := e.presenceOf(u, st, profiles); pv != nil {
-				pe.Presence = pv.State
+		st, ok := states[u.ID]
+		switch {
+		case ok:
+			profiles := e.opts.Catalog.Profiles
+			if own := personal[u.ID]; len(own) > 0 {
+				profiles = append(slices.Clone(profiles), own...)
 			}
-			p := findProfile(profiles, st.Profile)
-			if p != nil {
-				pe.Colour, pe.Icon = p.Colour, p.Icon
-				pe.Label = p.Name
-				if p.Visibility == VisibilityPrivate {
-					pe.Profile, pe.Label, pe.Icon = "", pe.Presence, ""
-				}
-			}
+			out = append(out, e.presenceEntry(u, st, profiles, opts.Admin || opts.Viewer == u.ID))
+		case !unreadable[e.opts.States.userKey(u.ID)]:
+			out = append(out, PresenceEntry{User: u.ID, Name: u.DisplayName(), Extension: u.Extension}) // never switched
 		}
-		out = append(out, pe)
 	}
 	return out, nil
 }
 
-// presenceOf is the presence state and message the user's state desires.
+// presenceEntry is what a viewer sees of a switched user; full is for the user themselves and
+// admins. Colleagues see a private profile, or one that cannot be found, as its presence state
+// only.
+func (e *Engine) presenceEntry(u *User, st UserState, profiles []*Profile, full bool) PresenceEntry {
+	pe := PresenceEntry{User: u.ID, Name: u.DisplayName(), Extension: u.Extension, Since: st.Since}
+	if pv := e.presenceOf(u, st, profiles); pv != nil {
+		pe.Presence = pv.State
+	}
+	p := findProfile(profiles, st.Profile)
+	private := p == nil || p.Visibility == VisibilityPrivate
+	if private && !full {
+		pe.Label = PresenceLabel(pe.Presence)
+		return pe
+	}
+	pe.Profile, pe.Info, pe.Private = st.Profile, st.Info, private
+	if p != nil {
+		pe.Label, pe.Colour, pe.Icon = p.Name, p.Colour, p.Icon
+	} else {
+		pe.Label = PresenceLabel(pe.Presence)
+	}
+	return pe
+}
+
+// presenceOf is the presence state the user's stored state means, given their profiles
+// (system-wide, then personal).
 func (e *Engine) presenceOf(u *User, st UserState, profiles []*Profile) *PresenceValue {
 	return e.intentOf(u, st, profiles).Presence
 }

@@ -5,28 +5,40 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
-	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
 // SchemaVersion is the layout of presenced's keys in Redis. A store written by another
-// layout is refused rather than misread.
+// layout is refused rather than misread (see CheckSchema).
 const SchemaVersion = "1"
+
+// DefaultSchemaCheckInterval is how often the schema version is checked again when
+// StateStoreOptions.SchemaCheckInterval is zero.
+const DefaultSchemaCheckInterval = 30 * time.Second
 
 // ErrConflict means another writer changed a user's state since it was read.
 var ErrConflict = errors.New("presence: state changed concurrently")
 
-// CorruptError is Redis data presenced cannot read. The data is left as it is.
+// CorruptError is Redis data presenced cannot read: a value that does not decode, or a key that
+// holds another type of value than presenced keeps there. The data is left as it is.
 type CorruptError struct {
-	Key   string
+	Key string
+	// Field is the hash field or stream entry; empty when the whole key is unreadable.
 	Field string
 	Err   error
 }
 
 func (e *CorruptError) Error() string {
+	if e.Field == "" {
+		return fmt.Sprintf("presence: unreadable data in redis key %s: %v (fix or delete it)", e.Key, e.Err)
+	}
 	return fmt.Sprintf("presence: unreadable data in redis key %s field %s: %v (fix or delete it)", e.Key, e.Field, e.Err)
 }
 
@@ -38,13 +50,29 @@ func (e *CorruptError) Unwrap() error { return e.Err }
 //	presenced:user:<id>               hash: state (JSON UserState), version, adopted (JSON Target)
 //	presenced:user:<id>:profiles      hash: profile id → JSON Profile
 //	presenced:user:<id>:journal       stream of JournalEntry, trimmed to about JournalLength
+//
+// Errors: an *UnavailableError (errors.Is ErrStoreUnavailable) when the store cannot serve or
+// holds another schema; a *CorruptError naming the key when a record cannot be read. Reads of
+// many records leave the unreadable ones out and report them, joined, beside what they read.
+// Every record found unreadable is counted and logged once, not at every read (see
+// StateStoreOptions.Logger).
 type StateStore struct {
 	rdb           *redis.Client
 	prefix        string
 	journalLength int64
 	save          *redis.Script
 	adopt         *redis.Script
-	schemaOK      atomic.Bool
+	log           *slog.Logger
+
+	schemaEvery time.Duration
+	schemaMu    sync.Mutex                  // one schema check at a time; guards tried, triedErr
+	tried       time.Time                   // when the last check ended
+	triedErr    error                       // what it returned
+	schema      atomic.Pointer[schemaCheck] // the last check's result; nil before the first
+	recheck     atomic.Bool                 // the store was found unavailable since the last check
+	down        atomic.Bool                 // the last operation found the store unavailable
+
+	unreadable *unreadableRecords
 }
 
 // StateStoreOptions configures a StateStore.
@@ -53,6 +81,17 @@ type StateStoreOptions struct {
 	Prefix string
 	// JournalLength bounds each user's journal (approximately); zero means 1000.
 	JournalLength int64
+	// SchemaCheckInterval is how often the schema version is checked again; zero means
+	// DefaultSchemaCheckInterval. It is also checked after the store was found unavailable,
+	// and, in a StateStore made by Store.StateStore, on every new connection.
+	SchemaCheckInterval time.Duration
+	// Logger receives, once per change rather than at every read, the records found unreadable
+	// and readable again, the store becoming unavailable and available again, and schema
+	// mismatches. Nil discards them.
+	Logger *slog.Logger
+	// Registerer receives presenced_store_unreadable_records_total{kind} and
+	// presenced_store_unreadable_records{kind}; nil registers none.
+	Registerer prometheus.Registerer
 }
 
 // saveScript writes a user's state if its version is still ARGV[1], and returns the new
@@ -79,7 +118,8 @@ return 1
 `
 
 // NewStateStore returns the store. It does no I/O: the schema version is checked (or written,
-// in an empty Redis) by the first operation, or by CheckSchema.
+// in an empty Redis) by the first operation, or by CheckSchema. Store.StateStore makes one
+// that also checks every new connection.
 func NewStateStore(rdb *redis.Client, opts StateStoreOptions) *StateStore {
 	if opts.Prefix == "" {
 		opts.Prefix = "presenced:"
@@ -87,67 +127,99 @@ func NewStateStore(rdb *redis.Client, opts StateStoreOptions) *StateStore {
 	if opts.JournalLength == 0 {
 		opts.JournalLength = 1000
 	}
-	return &StateStore{rdb: rdb, prefix: opts.Prefix, journalLength: opts.JournalLength, save: redis.NewScript(saveScript),
-		adopt: redis.NewScript(adoptScript)}
+	if opts.SchemaCheckInterval <= 0 {
+		opts.SchemaCheckInterval = DefaultSchemaCheckInterval
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &StateStore{rdb: rdb, prefix: opts.Prefix, journalLength: opts.JournalLength, save: redis.NewScript(saveScript),
+		adopt: redis.NewScript(adoptScript), log: log, schemaEvery: opts.SchemaCheckInterval,
+		unreadable: newUnreadableRecords(log, opts.Registerer)}
+	return s
 }
 
-// CheckSchema makes sure Redis holds presenced's schema version, writing it into an empty
-// Redis. Once it succeeded it costs nothing.
-func (s *StateStore) CheckSchema(ctx context.Context) error {
-	if s.schemaOK.Load() {
-		return nil
+// fail describes the failure of a command on key (see StoreError) and notes an outage: the
+// first failure of an outage is logged, the rest are not.
+func (s *StateStore) fail(err error, op, key string) error {
+	err = StoreError(err, "presence: "+op, key)
+	var (
+		u      *UnavailableError
+		schema *SchemaError
+	)
+	if errors.As(err, &u) && !errors.As(err, &schema) { // a mismatch is logged by the check
+		s.recheck.Store(true) // what answers next may be another Redis, or an empty one
+		if !s.down.Swap(true) {
+			s.log.Error("state store unavailable: requests that need it answer 503 until it is back", "reason", u.Reason, "err", err)
+		}
 	}
-	key := s.prefix + "schema"
-	if err := s.rdb.SetNX(ctx, key, SchemaVersion, 0).Err(); err != nil {
-		return fmt.Errorf("presence: write schema version: %w", err)
+	return err
+}
+
+// ok notes a command that reached the store.
+func (s *StateStore) ok() {
+	if s.down.Load() && s.down.Swap(false) {
+		s.log.Info("state store available again")
 	}
-	got, err := s.rdb.Get(ctx, key).Result()
-	if err != nil {
-		return fmt.Errorf("presence: read schema version: %w", err)
-	}
-	if got != SchemaVersion {
-		return fmt.Errorf("presence: redis key %s is %q, this presenced uses schema %s", key, got, SchemaVersion)
-	}
-	s.schemaOK.Store(true)
-	return nil
 }
 
 func (s *StateStore) userKey(id UserID) string     { return s.prefix + "user:" + string(id) }
 func (s *StateStore) profilesKey(id UserID) string { return s.userKey(id) + ":profiles" }
 func (s *StateStore) journalKey(id UserID) string  { return s.userKey(id) + ":journal" }
 
+// stateFields are the fields of a user's hash that Load reads.
+var stateFields = []string{"state", "version", "adopted"}
+
 // Load returns a user's state; found is false for a user presenced has never switched.
 func (s *StateStore) Load(ctx context.Context, id UserID) (st UserState, found bool, err error) {
-	if err := s.CheckSchema(ctx); err != nil {
+	if err := s.EnsureSchema(ctx); err != nil {
 		return UserState{}, false, err
 	}
-	vals, err := s.rdb.HMGet(ctx, s.userKey(id), "state", "version", "adopted").Result()
+	key := s.userKey(id)
+	vals, err := s.rdb.HMGet(ctx, key, stateFields...).Result()
 	if err != nil {
-		return UserState{}, false, fmt.Errorf("presence: load state of %s: %w", id, err)
+		err = s.fail(err, "load state of "+string(id), key)
+		s.unreadable.note(kindState, key, err)
+		return UserState{}, false, err
 	}
-	return s.decodeState(id, vals)
+	s.ok()
+	st, found, err = s.decodeState(id, vals)
+	s.unreadable.note(kindState, key, err)
+	return st, found, err
 }
 
 // LoadMany returns the states of many users in one round trip; users never switched are absent.
-// Users whose data cannot be read are reported in the error and left out.
+// Users whose data cannot be read (a value that does not decode, a key of another type) are
+// left out and reported: the error is then made only of *CorruptErrors, one per user. Any
+// other error (the store unavailable) comes alone, with a nil map.
 func (s *StateStore) LoadMany(ctx context.Context, ids []UserID) (map[UserID]UserState, error) {
-	if err := s.CheckSchema(ctx); err != nil {
+	if err := s.EnsureSchema(ctx); err != nil {
 		return nil, err
 	}
 	cmds := make([]*redis.SliceCmd, len(ids))
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	// The pipeline's own error is its first command's; each command is judged below, so
+	// that one key of another type does not fail the others.
+	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
-			cmds[i] = p.HMGet(ctx, s.userKey(id), "state", "version", "adopted")
+			cmds[i] = p.HMGet(ctx, s.userKey(id), stateFields...)
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("presence: load states: %w", err)
-	}
 	out := make(map[UserID]UserState, len(ids))
 	var errs []error
 	for i, id := range ids {
-		st, found, err := s.decodeState(id, cmds[i].Val())
+		key := s.userKey(id)
+		st, found, err := UserState{}, false, cmds[i].Err()
+		if err != nil {
+			err = s.fail(err, "load states", key)
+			if !corruptOnly(err) {
+				return nil, err
+			}
+		} else {
+			st, found, err = s.decodeState(id, cmds[i].Val())
+		}
+		s.unreadable.note(kindState, key, err)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -156,6 +228,7 @@ func (s *StateStore) LoadMany(ctx context.Context, ids []UserID) (map[UserID]Use
 			out[id] = st
 		}
 	}
+	s.ok()
 	return out, errors.Join(errs...)
 }
 
@@ -184,10 +257,13 @@ func (s *StateStore) decodeState(id UserID, vals []any) (UserState, bool, error)
 	return st, true, nil
 }
 
+// conflict tells the CONFLICT reply of saveScript and adoptScript.
+func conflict(err error) bool { return redis.HasErrorPrefix(err, "CONFLICT") }
+
 // SaveAdopted records what the user's desired state adopted from the PBX (nil forgets it), if
 // the state's version is still version; ErrConflict otherwise. A switch forgets adoptions.
 func (s *StateStore) SaveAdopted(ctx context.Context, id UserID, version int64, adopted *Target) error {
-	if err := s.CheckSchema(ctx); err != nil {
+	if err := s.EnsureSchema(ctx); err != nil {
 		return err
 	}
 	var raw string
@@ -198,25 +274,37 @@ func (s *StateStore) SaveAdopted(ctx context.Context, id UserID, version int64, 
 		}
 		raw = string(b)
 	}
-	err := s.adopt.Run(ctx, s.rdb, []string{s.userKey(id)}, strconv.FormatInt(version, 10), raw).Err()
-	if err != nil {
-		if strings.Contains(err.Error(), "CONFLICT") {
-			return ErrConflict
-		}
-		return fmt.Errorf("presence: save adopted state of %s: %w", id, err)
+	key := s.userKey(id)
+	err := s.adopt.Run(ctx, s.rdb, []string{key}, strconv.FormatInt(version, 10), raw).Err()
+	if conflict(err) {
+		s.ok()
+		return ErrConflict
 	}
+	if err != nil {
+		return s.fail(err, "save adopted state of "+string(id), key)
+	}
+	s.ok()
 	return nil
 }
 
 // Version reads only the version of a user's state, so that state that cannot be read can be
 // replaced by a compare-and-set all the same.
 func (s *StateStore) Version(ctx context.Context, id UserID) (int64, error) {
-	if err := s.CheckSchema(ctx); err != nil {
+	if err := s.EnsureSchema(ctx); err != nil {
 		return 0, err
 	}
-	v, err := s.rdb.HGet(ctx, s.userKey(id), "version").Int64()
-	if err != nil {
-		return 0, &CorruptError{Key: s.userKey(id), Field: "version", Err: err}
+	key := s.userKey(id)
+	raw, err := s.rdb.HGet(ctx, key, "version").Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return 0, s.fail(err, "read state version of "+string(id), key)
+	}
+	s.ok()
+	v, perr := strconv.ParseInt(raw, 10, 64)
+	if err != nil || perr != nil {
+		if err == nil {
+			err = perr
+		}
+		return 0, &CorruptError{Key: key, Field: "version", Err: err}
 	}
 	return v, nil
 }
@@ -224,7 +312,7 @@ func (s *StateStore) Version(ctx context.Context, id UserID) (int64, error) {
 // Save writes st if the stored version is still st.Version (0 for a new user) and returns the
 // state with its new version; ErrConflict when another writer came first.
 func (s *StateStore) Save(ctx context.Context, id UserID, st UserState) (UserState, error) {
-	if err := s.CheckSchema(ctx); err != nil {
+	if err := s.EnsureSchema(ctx); err != nil {
 		return st, err
 	}
 	st.Adopted = nil // a switch forgets what was adopted; the script deletes it
@@ -232,72 +320,89 @@ func (s *StateStore) Save(ctx context.Context, id UserID, st UserState) (UserSta
 	if err != nil {
 		return st, fmt.Errorf("presence: encode state of %s: %w", id, err)
 	}
-	n, err := s.save.Run(ctx, s.rdb, []string{s.userKey(id)}, strconv.FormatInt(st.Version, 10), string(b)).Int64()
-	if err != nil {
-		if strings.Contains(err.Error(), "CONFLICT") {
-			return st, ErrConflict
-		}
-		return st, fmt.Errorf("presence: save state of %s: %w", id, err)
+	key := s.userKey(id)
+	n, err := s.save.Run(ctx, s.rdb, []string{key}, strconv.FormatInt(st.Version, 10), string(b)).Int64()
+	if conflict(err) {
+		s.ok()
+		return st, ErrConflict
 	}
+	if err != nil {
+		return st, s.fail(err, "save state of "+string(id), key)
+	}
+	s.ok()
 	st.Version = n
 	return st, nil
 }
 
 // AppendJournal adds an entry to the user's journal and trims it; it returns the entry's ID.
 func (s *StateStore) AppendJournal(ctx context.Context, id UserID, e JournalEntry) (string, error) {
-	if err := s.CheckSchema(ctx); err != nil {
+	if err := s.EnsureSchema(ctx); err != nil {
 		return "", err
 	}
 	b, err := json.Marshal(e)
 	if err != nil {
 		return "", fmt.Errorf("presence: encode journal entry of %s: %w", id, err)
 	}
+	key := s.journalKey(id)
 	jid, err := s.rdb.XAdd(ctx, &redis.XAddArgs{
-		Stream: s.journalKey(id), MaxLen: s.journalLength, Approx: true,
+		Stream: key, MaxLen: s.journalLength, Approx: true,
 		Values: map[string]any{"entry": string(b)},
 	}).Result()
 	if err != nil {
-		return "", fmt.Errorf("presence: append journal of %s: %w", id, err)
+		return "", s.fail(err, "append journal of "+string(id), key)
 	}
+	s.ok()
 	return jid, nil
 }
 
 // Journal returns up to count of the user's newest journal entries, newest first. Entries that
-// cannot be read are reported in the error and left out.
+// cannot be read are reported in the error (*CorruptErrors only) and left out.
 func (s *StateStore) Journal(ctx context.Context, id UserID, count int64) ([]JournalEntry, error) {
-	if err := s.CheckSchema(ctx); err != nil {
+	if err := s.EnsureSchema(ctx); err != nil {
 		return nil, err
 	}
-	msgs, err := s.rdb.XRevRangeN(ctx, s.journalKey(id), "+", "-", count).Result()
+	key := s.journalKey(id)
+	msgs, err := s.rdb.XRevRangeN(ctx, key, "+", "-", count).Result()
 	if err != nil {
-		return nil, fmt.Errorf("presence: read journal of %s: %w", id, err)
+		err = s.fail(err, "read journal of "+string(id), key)
+		s.unreadable.note(kindJournal, key, err)
+		return nil, err
 	}
+	s.ok()
 	out := make([]JournalEntry, 0, len(msgs))
 	var errs []error
 	for _, m := range msgs {
 		raw, _ := m.Values["entry"].(string)
 		var e JournalEntry
 		if err := json.Unmarshal([]byte(raw), &e); err != nil {
-			errs = append(errs, &CorruptError{Key: s.journalKey(id), Field: m.ID, Err: err})
+			errs = append(errs, &CorruptError{Key: key, Field: m.ID, Err: err})
 			continue
 		}
 		e.ID = m.ID
 		out = append(out, e)
 	}
-	return out, errors.Join(errs...)
+	err = errors.Join(errs...)
+	s.unreadable.note(kindJournal, key, err)
+	return out, err
 }
 
 // PersonalProfiles returns the user's own profiles. Profiles that cannot be read are reported
-// in the error and left out.
+// in the error (*CorruptErrors only) and left out.
 func (s *StateStore) PersonalProfiles(ctx context.Context, id UserID) ([]*Profile, error) {
-	if err := s.CheckSchema(ctx); err != nil {
+	if err := s.EnsureSchema(ctx); err != nil {
 		return nil, err
 	}
-	all, err := s.rdb.HGetAll(ctx, s.profilesKey(id)).Result()
+	key := s.profilesKey(id)
+	all, err := s.rdb.HGetAll(ctx, key).Result()
 	if err != nil {
-		return nil, fmt.Errorf("presence: read profiles of %s: %w", id, err)
+		err = s.fail(err, "read profiles of "+string(id), key)
+		s.unreadable.note(kindProfile, key, err)
+		return nil, err
 	}
-	return s.decodeProfiles(id, all)
+	s.ok()
+	ps, err := s.decodeProfiles(id, all)
+	s.unreadable.note(kindProfile, key, err)
+	return ps, err
 }
 
 // decodeProfiles reads the fields of a user's profiles hash, sorted; profiles that cannot be
@@ -319,60 +424,76 @@ func (s *StateStore) decodeProfiles(id UserID, all map[string]string) ([]*Profil
 }
 
 // PersonalProfilesMany returns the own profiles of many users in one round trip. Profiles that
-// cannot be read are reported in the error and left out.
+// cannot be read (a value that does not decode, a key of another type) are left out and
+// reported: the error is then made only of *CorruptErrors. Any other error (the store
+// unavailable) comes alone, with a nil map.
 func (s *StateStore) PersonalProfilesMany(ctx context.Context, ids []UserID) (map[UserID][]*Profile, error) {
-	if err := s.CheckSchema(ctx); err != nil {
+	if err := s.EnsureSchema(ctx); err != nil {
 		return nil, err
 	}
 	cmds := make([]*redis.MapStringStringCmd, len(ids))
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error { // each command is judged below
 		for i, id := range ids {
 			cmds[i] = p.HGetAll(ctx, s.profilesKey(id))
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("presence: read profiles: %w", err)
-	}
 	out := make(map[UserID][]*Profile, len(ids))
 	var errs []error
 	for i, id := range ids {
+		key := s.profilesKey(id)
+		if err := cmds[i].Err(); err != nil {
+			err = s.fail(err, "read profiles", key)
+			if !corruptOnly(err) {
+				return nil, err
+			}
+			s.unreadable.note(kindProfile, key, err)
+			errs = append(errs, err)
+			continue
+		}
 		all := cmds[i].Val()
 		if len(all) == 0 {
+			s.unreadable.note(kindProfile, key, nil)
 			continue
 		}
 		ps, err := s.decodeProfiles(id, all)
+		s.unreadable.note(kindProfile, key, err)
 		if err != nil {
 			errs = append(errs, err)
 		}
 		out[id] = ps
 	}
+	s.ok()
 	return out, errors.Join(errs...)
 }
 
 // SavePersonalProfile writes (creates or replaces) one of the user's own profiles.
 func (s *StateStore) SavePersonalProfile(ctx context.Context, id UserID, p *Profile) error {
-	if err := s.CheckSchema(ctx); err != nil {
+	if err := s.EnsureSchema(ctx); err != nil {
 		return err
 	}
 	b, err := json.Marshal(p)
 	if err != nil {
 		return fmt.Errorf("presence: encode profile %s of %s: %w", p.ID, id, err)
 	}
-	if err := s.rdb.HSet(ctx, s.profilesKey(id), p.ID, string(b)).Err(); err != nil {
-		return fmt.Errorf("presence: save profile %s of %s: %w", p.ID, id, err)
+	key := s.profilesKey(id)
+	if err := s.rdb.HSet(ctx, key, p.ID, string(b)).Err(); err != nil {
+		return s.fail(err, fmt.Sprintf("save profile %s of %s", p.ID, id), key)
 	}
+	s.ok()
 	return nil
 }
 
 // DeletePersonalProfile removes one of the user's own profiles; false when there was none.
 func (s *StateStore) DeletePersonalProfile(ctx context.Context, id UserID, pid string) (bool, error) {
-	if err := s.CheckSchema(ctx); err != nil {
+	if err := s.EnsureSchema(ctx); err != nil {
 		return false, err
 	}
-	n, err := s.rdb.HDel(ctx, s.profilesKey(id), pid).Result()
+	key := s.profilesKey(id)
+	n, err := s.rdb.HDel(ctx, key, pid).Result()
 	if err != nil {
-		return false, fmt.Errorf("presence: delete profile %s of %s: %w", pid, id, err)
+		return false, s.fail(err, fmt.Sprintf("delete profile %s of %s", pid, id), key)
 	}
+	s.ok()
 	return n > 0, nil
 }

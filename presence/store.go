@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -20,6 +21,8 @@ type StoreOptions struct {
 	// Password, when set, overrides the URL's password (so it can come from a file).
 	Password string
 	// DialTimeout, ReadTimeout and WriteTimeout bound every Redis operation. Zero means 2 s, 1 s, 1 s.
+	// A failed command is retried once (unless the URL sets max_retries), on a new
+	// connection when its connection broke.
 	DialTimeout, ReadTimeout, WriteTimeout time.Duration
 	// SnapshotPath is where the embedded store keeps its data across restarts. Empty means
 	// the embedded store is not persisted.
@@ -44,6 +47,9 @@ type Store struct {
 	closeMu  sync.Mutex
 	closed   bool
 	snapshot *snapshotter
+
+	// states is the StateStore made by StateStore, whose schema every new connection checks.
+	states atomic.Pointer[StateStore]
 }
 
 // OpenStore connects to Redis, or starts the embedded store (restoring its snapshot) when
@@ -90,6 +96,13 @@ func OpenStore(ctx context.Context, opts StoreOptions) (*Store, error) {
 	ropts.ReadTimeout = opts.ReadTimeout
 	ropts.WriteTimeout = opts.WriteTimeout
 	ropts.ContextTimeoutEnabled = true
+	if ropts.MaxRetries == 0 { // not set in the URL (max_retries)
+		// One retry covers a pooled connection that died (Redis restarted); go-redis's
+		// default of three makes a hung Redis hold a request for 4 read timeouts and more
+		// before it is answered 503.
+		ropts.MaxRetries = 1
+	}
+	ropts.OnConnect = s.onConnect
 	s.rdb = redis.NewClient(ropts)
 	if opts.Registerer != nil {
 		s.rdb.AddHook(newStoreMetrics(opts.Registerer))
@@ -120,6 +133,24 @@ func (s *Store) Embedded() bool { return s.embedded != nil }
 
 // Redis is the client to use for reads and writes.
 func (s *Store) Redis() *redis.Client { return s.rdb }
+
+// StateStore returns the StateStore over this store. Every new connection to Redis checks its
+// schema version before it is used (Redis restarted, from another data set, or a failover):
+// on a mismatch the connection is refused, so no command reaches a layout this presenced does
+// not understand, however the client reconnected. Make one StateStore per Store.
+func (s *Store) StateStore(opts StateStoreOptions) *StateStore {
+	st := NewStateStore(s.rdb, opts)
+	s.states.Store(st)
+	return st
+}
+
+// onConnect runs on every new connection before its first command.
+func (s *Store) onConnect(ctx context.Context, cn *redis.Conn) error {
+	if st := s.states.Load(); st != nil {
+		return st.checkConn(ctx, cn)
+	}
+	return nil
+}
 
 // Ping checks that the store answers.
 func (s *Store) Ping(ctx context.Context) error {

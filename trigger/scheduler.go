@@ -244,9 +244,24 @@ func (s *Scheduler) location(id presence.UserID) *time.Location {
 func (s *Scheduler) Run(ctx context.Context) error {
 	t := time.NewTicker(s.opts.Tick)
 	defer t.Stop()
+	failing := "" // what the last failed step said, so that a failure repeated every tick is logged once
 	for {
-		if err := s.Step(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error("trigger step failed", "err", err)
+		err := s.Step(ctx)
+		switch {
+		case ctx.Err() != nil:
+		case err != nil:
+			why := err.Error()
+			var u *presence.UnavailableError
+			if errors.As(err, &u) {
+				why = u.Message() // the same outage, whatever connection failed
+			}
+			if why != failing {
+				s.log.Error("trigger step failed; logged again when the error changes", "err", err)
+				failing = why
+			}
+		case failing != "":
+			s.log.Info("trigger steps work again")
+			failing = ""
 		}
 		select {
 		case <-ctx.Done():
@@ -260,6 +275,11 @@ func (s *Scheduler) Run(ctx context.Context) error {
 // due (at the first step from MaxLate back, so a restart catches up), then claims and fires
 // every due event. Tests call it with a controlled clock.
 func (s *Scheduler) Step(ctx context.Context) error {
+	// The keys below are part of the state store's layout: none is written into a store that
+	// holds another schema.
+	if err := s.opts.States.EnsureSchema(ctx); err != nil {
+		return err
+	}
 	now := s.now()
 	s.mu.Lock()
 	plan := !now.Before(s.nextPlan)
@@ -299,7 +319,7 @@ func (s *Scheduler) plan(ctx context.Context, from, to time.Time) error {
 	}
 	for batch := range slices.Chunk(zs, 1000) {
 		if err := s.opts.Redis.ZAddNX(ctx, s.dueKey(), batch...).Err(); err != nil {
-			return fmt.Errorf("trigger: plan schedules: %w", err)
+			return presence.StoreError(err, "trigger: plan schedules", s.dueKey())
 		}
 	}
 	return nil
@@ -313,7 +333,7 @@ func (s *Scheduler) fireDue(ctx context.Context, now time.Time) error {
 		members, err := s.opts.Redis.ZRangeByScore(ctx, s.dueKey(), &redis.ZRangeBy{
 			Min: "-inf", Max: fmt.Sprint(now.UnixMilli()), Count: batch}).Result()
 		if err != nil {
-			return fmt.Errorf("trigger: read due events: %w", err)
+			return presence.StoreError(err, "trigger: read due events", s.dueKey())
 		}
 		if len(members) == 0 {
 			return nil
@@ -506,7 +526,7 @@ func (s *Scheduler) loadRecord(ctx context.Context, id presence.UserID) (*Record
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("trigger: load record of %s: %w", id, err)
+		return nil, presence.StoreError(err, "trigger: load record of "+string(id), s.recordKey(id))
 	}
 	var rec Record
 	if err := json.Unmarshal(raw, &rec); err != nil {
@@ -519,7 +539,7 @@ func (s *Scheduler) loadRecord(ctx context.Context, id presence.UserID) (*Record
 func (s *Scheduler) saveRecord(ctx context.Context, id presence.UserID, rec *Record) error {
 	if rec == nil {
 		if err := s.opts.Redis.Del(ctx, s.recordKey(id)).Err(); err != nil {
-			return fmt.Errorf("trigger: delete record of %s: %w", id, err)
+			return presence.StoreError(err, "trigger: delete record of "+string(id), s.recordKey(id))
 		}
 		return nil
 	}
@@ -528,7 +548,7 @@ func (s *Scheduler) saveRecord(ctx context.Context, id presence.UserID, rec *Rec
 		return fmt.Errorf("trigger: encode record of %s: %w", id, err)
 	}
 	if err := s.opts.Redis.Set(ctx, s.recordKey(id), b, 0).Err(); err != nil {
-		return fmt.Errorf("trigger: save record of %s: %w", id, err)
+		return presence.StoreError(err, "trigger: save record of "+string(id), s.recordKey(id))
 	}
 	return nil
 }
@@ -544,7 +564,7 @@ func (s *Scheduler) lock(ctx context.Context, id presence.UserID) (func(), error
 	for {
 		ok, err := s.opts.Redis.SetNX(ctx, key, token, 30*time.Second).Result()
 		if err != nil {
-			return nil, fmt.Errorf("trigger: lock %s: %w", id, err)
+			return nil, presence.StoreError(err, "trigger: lock "+string(id), key)
 		}
 		if ok {
 			return func() {
@@ -593,7 +613,7 @@ func (s *Scheduler) Timed(ctx context.Context, id presence.UserID, st presence.U
 	}
 	b, _ := json.Marshal(event{User: id, Kind: kindExpiry, Name: untilName, At: until.UnixMilli()})
 	if err := s.opts.Redis.ZAdd(ctx, s.dueKey(), redis.Z{Score: float64(until.UnixMilli()), Member: string(b)}).Err(); err != nil {
-		return fmt.Errorf("trigger: schedule the return of %s: %w", id, err)
+		return presence.StoreError(err, "trigger: schedule the return of "+string(id), s.dueKey())
 	}
 	return nil
 }

@@ -180,6 +180,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 	})
 	wg.Go(func() { d.fc.Run(runCtx, d.ari.Events()) })
 	wg.Go(func() { d.watchPBX(runCtx) })
+	wg.Go(func() { d.states.WatchSchema(runCtx) })
 	wg.Go(func() {
 		if err := d.trig.Run(runCtx); err != nil {
 			errc <- fmt.Errorf("triggers: %w", err)
@@ -223,7 +224,8 @@ func (d *daemon) buildEngine() error {
 	if err != nil {
 		return fmt.Errorf("webhook: %w", err)
 	}
-	d.states = presence.NewStateStore(d.store.Redis(), presence.StateStoreOptions{})
+	d.states = d.store.StateStore(presence.StateStoreOptions{
+		Logger: log.With("component", "store"), Registerer: d.reg})
 	var phones []string
 	for _, u := range cfg.catalog.Users {
 		for _, dev := range u.Devices {

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
 	"strings"
@@ -114,5 +115,38 @@ func TestProxyCutsAndRestores(t *testing.T) {
 	p.SetUp(true)
 	if err := readBanner(); err != nil {
 		t.Fatalf("proxy up again: %v", err)
+	}
+}
+
+// TestProxyHangsAndResumes: a hung proxy keeps the connection open and answers nothing; once
+// it resumes, what was held back is delivered.
+func TestProxyHangsAndResumes(t *testing.T) {
+	p, err := NewProxy(strings.TrimSuffix(strings.TrimPrefix(env.RedisURL, "redis://"), "/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c, err := net.DialTimeout("tcp", p.Addr(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ping := func(wait time.Duration) (string, error) {
+		c.SetDeadline(time.Now().Add(wait))
+		buf := make([]byte, 64)
+		n, err := c.Read(buf)
+		return string(buf[:n]), err
+	}
+	p.SetHung(true)
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	var ne net.Error
+	if got, err := ping(300 * time.Millisecond); !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("hung proxy answered %q, %v; want a read timeout", got, err)
+	}
+	p.SetHung(false)
+	if got, err := ping(5 * time.Second); err != nil || got != "+PONG\r\n" {
+		t.Fatalf("after resuming: %q, %v; want the held-back PONG", got, err)
 	}
 }

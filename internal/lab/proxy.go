@@ -1,24 +1,26 @@
 package lab
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 )
 
 // Proxy is a TCP forwarder on 127.0.0.1 in front of a lab service. Tests use it to make a
-// service unreachable (SetUp(false) refuses new connections and cuts the open ones) and
-// reachable again, without touching the service itself.
+// service unreachable (SetUp(false) refuses new connections and cuts the open ones), hung
+// (SetHung(true) keeps connections open but forwards nothing) and reachable again, without
+// touching the service itself.
 type Proxy struct {
 	target string
 	ln     net.Listener
 
-	mu    sync.Mutex
-	up    bool
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	mu     sync.Mutex
+	up     bool
+	hung   bool
+	moving *sync.Cond // signalled when hung, up or the proxy's life change
+	closed bool
+	conns  map[net.Conn]struct{}
+	wg     sync.WaitGroup
 }
 
 // NewProxy listens on 127.0.0.1:0 and forwards every accepted connection to target.
@@ -29,6 +31,7 @@ func NewProxy(target string) (*Proxy, error) {
 		return nil, fmt.Errorf("lab: proxy listen: %w", err)
 	}
 	p := &Proxy{target: target, ln: ln, up: true, conns: map[net.Conn]struct{}{}}
+	p.moving = sync.NewCond(&p.mu)
 	p.wg.Add(1)
 	go p.accept()
 	return p, nil
@@ -47,14 +50,38 @@ func (p *Proxy) SetUp(up bool) {
 			c.Close()
 		}
 	}
+	p.moving.Broadcast()
+}
+
+// SetHung makes the service look hung (true): connections are accepted and stay open, but
+// nothing passes in either direction until SetHung(false), when what was held back is
+// delivered (to peers that may have given up by then).
+func (p *Proxy) SetHung(hung bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.hung = hung
+	p.moving.Broadcast()
 }
 
 // Close stops the proxy and cuts every connection.
 func (p *Proxy) Close() error {
 	err := p.ln.Close()
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
 	p.SetUp(false)
 	p.wg.Wait()
 	return err
+}
+
+// flowing waits while the proxy is hung and reports whether data may pass.
+func (p *Proxy) flowing() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.hung && p.up && !p.closed {
+		p.moving.Wait()
+	}
+	return p.up && !p.closed
 }
 
 func (p *Proxy) accept() {
@@ -102,9 +129,20 @@ func (p *Proxy) track(conns ...net.Conn) bool {
 
 func (p *Proxy) pipe(dst, src net.Conn) {
 	defer p.wg.Done()
-	_, err := io.Copy(dst, src)
-	if err != nil && !errors.Is(err, net.ErrClosed) {
-		_ = err // a cut connection ends here; nothing to report
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if !p.flowing() {
+				break
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				break // a cut connection ends here; nothing to report
+			}
+		}
+		if err != nil {
+			break
+		}
 	}
 	dst.Close()
 	src.Close()
