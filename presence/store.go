@@ -26,6 +26,9 @@ type StoreOptions struct {
 	SnapshotPath string
 	// SnapshotInterval is how often the embedded store is written to SnapshotPath. Zero means 10 s.
 	SnapshotInterval time.Duration
+	// SnapshotTimeout bounds writing one periodic snapshot. Zero means SnapshotInterval. (The
+	// last one, in Close, is bounded by Close's context.)
+	SnapshotTimeout time.Duration
 	// Logger receives the store's messages. Nil discards them.
 	Logger *slog.Logger
 	// Registerer receives the store's metrics. Nil registers none.
@@ -39,7 +42,8 @@ type Store struct {
 	opts     StoreOptions
 	log      *slog.Logger
 
-	stop     chan struct{}
+	stop     context.CancelFunc // ends the periodic snapshots, and abandons one in progress
+	stopped  context.Context
 	done     chan struct{}
 	closeMu  sync.Mutex
 	closed   bool
@@ -61,11 +65,15 @@ func OpenStore(ctx context.Context, opts StoreOptions) (*Store, error) {
 	if opts.SnapshotInterval == 0 {
 		opts.SnapshotInterval = 10 * time.Second
 	}
+	if opts.SnapshotTimeout == 0 {
+		opts.SnapshotTimeout = opts.SnapshotInterval
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{opts: opts, log: log, stop: make(chan struct{}), done: make(chan struct{})}
+	s := &Store{opts: opts, log: log, done: make(chan struct{})}
+	s.stopped, s.stop = context.WithCancel(context.Background())
 
 	var ropts *redis.Options
 	if opts.URL != "" {
@@ -144,11 +152,11 @@ func (s *Store) snapshotLoop() {
 	defer t.Stop()
 	for {
 		select {
-		case <-s.stop:
+		case <-s.stopped.Done():
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), s.opts.SnapshotInterval)
-			if err := s.snapshot.save(ctx); err != nil {
+			ctx, cancel := context.WithTimeout(s.stopped, s.opts.SnapshotTimeout)
+			if err := s.snapshot.save(ctx); err != nil && s.stopped.Err() == nil {
 				s.log.Error("embedded store snapshot failed", "path", s.opts.SnapshotPath, "err", err)
 			}
 			cancel()
@@ -156,7 +164,9 @@ func (s *Store) snapshotLoop() {
 	}
 }
 
-// Close writes a last snapshot of the embedded store and releases the connection.
+// Close writes a last snapshot of the embedded store, bounded by ctx, and releases the
+// connection. A periodic snapshot in progress is abandoned for it (the file is replaced whole
+// or not at all), so the last snapshot starts at once.
 func (s *Store) Close(ctx context.Context) error {
 	s.closeMu.Lock()
 	if s.closed {
@@ -166,7 +176,7 @@ func (s *Store) Close(ctx context.Context) error {
 	s.closed = true
 	s.closeMu.Unlock()
 
-	close(s.stop)
+	s.stop()
 	<-s.done
 	var errs []error
 	if s.snapshot != nil {
