@@ -138,8 +138,9 @@ func TestIdleConnectionsClosedOnTime(t *testing.T) {
 }
 
 // TestSlowHeaderAndSlowBodyAreCut: a client that sends its headers a byte at a time is cut at
-// http.read_header_timeout; one that sends its body (with a valid token) a byte at a time is
-// cut at http.read_timeout, and its switch does not happen.
+// http.read_header_timeout; headers over http.max_header_bytes are answered 431; a client that
+// sends its body (with a valid token) a byte at a time is cut at http.read_timeout, and its
+// switch does not happen.
 func TestSlowHeaderAndSlowBodyAreCut(t *testing.T) {
 	cfg := profileConfig(t, profilesYAML)
 	cfg.HTTP.ReadHeaderTimeout = time.Second
@@ -174,6 +175,28 @@ func TestSlowHeaderAndSlowBodyAreCut(t *testing.T) {
 		}
 		if strings.HasPrefix(answer, "HTTP/1.1 200") {
 			t.Errorf("the slow header was answered: %q", answer)
+		}
+	})
+
+	t.Run("headers over http.max_header_bytes", func(t *testing.T) {
+		c := dialDaemon(t, d)
+		// net/http reads up to 4 KiB more than MaxHeaderBytes before it gives up.
+		big := strings.Repeat("a", cfg.HTTP.MaxHeaderBytes+8<<10)
+		go io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: presenced\r\nX-Big: "+big+"\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Errorf("%d bytes of headers: %d, want 431", len(big), resp.StatusCode)
+		}
+		small := dialDaemon(t, d)
+		io.WriteString(small, "GET /healthz HTTP/1.1\r\nHost: presenced\r\nX-Big: "+big[:cfg.HTTP.MaxHeaderBytes/2]+"\r\n\r\n")
+		small.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if resp, err := http.ReadResponse(bufio.NewReader(small), nil); err != nil || resp.StatusCode != http.StatusOK {
+			t.Errorf("%d bytes of headers: %v %v, want 200", cfg.HTTP.MaxHeaderBytes/2, resp, err)
 		}
 	})
 
