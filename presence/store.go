@@ -42,9 +42,9 @@ type Store struct {
 	opts     StoreOptions
 	log      *slog.Logger
 
-	stop     context.CancelFunc // ends the periodic snapshots, and abandons one in progress
+	stop     context.CancelFunc // ends the loops, and abandons a periodic snapshot in progress
 	stopped  context.Context
-	done     chan struct{}
+	loops    sync.WaitGroup // the embedded store's clock and snapshots
 	closeMu  sync.Mutex
 	closed   bool
 	snapshot *snapshotter
@@ -72,7 +72,7 @@ func OpenStore(ctx context.Context, opts StoreOptions) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{opts: opts, log: log, done: make(chan struct{})}
+	s := &Store{opts: opts, log: log}
 	s.stopped, s.stop = context.WithCancel(context.Background())
 
 	var ropts *redis.Options
@@ -87,11 +87,11 @@ func OpenStore(ctx context.Context, opts StoreOptions) (*Store, error) {
 		}
 	} else {
 		s.embedded = miniredis.NewMiniRedis()
-		// Expiry follows the wall clock, as on a real Redis.
-		s.embedded.ClockTTL(true)
 		if err := s.embedded.StartAddr("127.0.0.1:0"); err != nil {
 			return nil, fmt.Errorf("store: start embedded store: %w", err)
 		}
+		// Expiry follows the wall clock, as on a real Redis, a tick at a time (ttlLoop).
+		s.loops.Go(s.ttlLoop)
 		ropts = &redis.Options{Addr: s.embedded.Addr()}
 	}
 	ropts.DialTimeout = opts.DialTimeout
@@ -104,21 +104,20 @@ func OpenStore(ctx context.Context, opts StoreOptions) (*Store, error) {
 	}
 
 	if s.embedded == nil {
-		close(s.done)
 		return s, nil
 	}
 	if opts.SnapshotPath != "" {
 		s.snapshot = &snapshotter{rdb: s.rdb, path: opts.SnapshotPath}
 		n, err := s.snapshot.restore(ctx)
 		if err != nil {
+			s.stop()
+			s.loops.Wait()
 			s.rdb.Close()
 			s.embedded.Close()
 			return nil, fmt.Errorf("store: restore embedded store from %s: %w", opts.SnapshotPath, err)
 		}
 		log.Info("embedded store restored", "path", opts.SnapshotPath, "keys", n)
-		go s.snapshotLoop()
-	} else {
-		close(s.done)
+		s.loops.Go(s.snapshotLoop)
 	}
 	return s, nil
 }
@@ -146,8 +145,29 @@ func (s *Store) Snapshot(ctx context.Context) error {
 	return s.snapshot.save(ctx)
 }
 
+// ttlTick is how often the embedded store's expiry follows the wall clock: keys expire up to a
+// tick late. miniredis's own ClockTTL follows it on every command instead, walking and sorting
+// every key each time, so that each command costs in proportion to the whole store (a snapshot
+// of 3,000 keys took 5 s with it, 0.4 s without).
+const ttlTick = time.Second
+
+func (s *Store) ttlLoop() {
+	t := time.NewTicker(ttlTick)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-s.stopped.Done():
+			return
+		case <-t.C:
+			now := time.Now()
+			s.embedded.FastForward(now.Sub(last))
+			last = now
+		}
+	}
+}
+
 func (s *Store) snapshotLoop() {
-	defer close(s.done)
 	t := time.NewTicker(s.opts.SnapshotInterval)
 	defer t.Stop()
 	for {
@@ -177,7 +197,7 @@ func (s *Store) Close(ctx context.Context) error {
 	s.closeMu.Unlock()
 
 	s.stop()
-	<-s.done
+	s.loops.Wait()
 	var errs []error
 	if s.snapshot != nil {
 		if err := s.snapshot.save(ctx); err != nil {

@@ -105,6 +105,37 @@ func TestEmbeddedStoreSnapshotsPeriodically(t *testing.T) {
 	}
 }
 
+// TestEmbeddedStoreExpiresKeysWithTheClock: keys with a time to live expire in the embedded
+// store as on a real Redis (a tick late at most), and their TTL goes down meanwhile.
+func TestEmbeddedStoreExpiresKeysWithTheClock(t *testing.T) {
+	ctx := context.Background()
+	s, err := OpenStore(ctx, StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	r := s.Redis()
+	if err := r.Set(ctx, "short", "v", 1500*time.Millisecond).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Set(ctx, "long", "v", time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for r.Exists(ctx, "short").Val() == 1 {
+		if time.Since(start) > 1500*time.Millisecond+ttlTick+time.Second {
+			t.Fatalf("key with a TTL of 1.5s still there after %v", time.Since(start))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if took := time.Since(start); took < 1400*time.Millisecond {
+		t.Errorf("key with a TTL of 1.5s expired after %v", took)
+	}
+	if ttl := r.PTTL(ctx, "long").Val(); ttl >= time.Hour || ttl < 59*time.Minute {
+		t.Errorf("TTL of the hour key %v after %v, want it gone down by that much", ttl, time.Since(start))
+	}
+}
+
 func TestEmbeddedStoreRefusesDamagedSnapshot(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct{ name, content, want string }{
