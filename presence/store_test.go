@@ -2,6 +2,7 @@ package presence
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,6 +103,39 @@ func TestEmbeddedStoreSnapshotsPeriodically(t *testing.T) {
 			t.Fatalf("no periodic snapshot with key k in %s: %q", path, b)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestEmbeddedStoreSnapshotsManyKeys: a snapshot reads the store in batches; every key of
+// several batches is kept.
+func TestEmbeddedStoreSnapshotsManyKeys(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "store.json")
+	s, err := OpenStore(ctx, StoreOptions{SnapshotPath: path, SnapshotInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 2*snapshotBatch + 500
+	p := s.Redis().Pipeline()
+	for i := range n {
+		p.HSet(ctx, fmt.Sprintf("presenced:user:u%d", i), "state", fmt.Sprint(i))
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := OpenStore(ctx, StoreOptions{SnapshotPath: path, SnapshotInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close(ctx)
+	if got := s2.Redis().DBSize(ctx).Val(); got != n {
+		t.Fatalf("%d keys after the restore, want %d", got, n)
+	}
+	if v := s2.Redis().HGet(ctx, fmt.Sprintf("presenced:user:u%d", n-1), "state").Val(); v != fmt.Sprint(n-1) {
+		t.Errorf("last key's state %q", v)
 	}
 }
 
