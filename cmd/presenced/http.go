@@ -26,8 +26,9 @@ type httpServer struct {
 // by maxBody (api.max_body_bytes), the REST API's included.
 //
 // How the timeouts of net/http apply here:
-//   - ReadHeaderTimeout runs from the connection's first byte (or a kept-alive connection's
-//     next request's first byte) to the end of the headers: a slow header is cut at it.
+//   - ReadHeaderTimeout runs from the connection's start (on a kept-alive connection, from
+//     the next request's first bytes) to the end of the headers: a connection that sends
+//     nothing, or its headers slowly, is closed at it.
 //   - ReadTimeout runs from the same point to the end of the body: a slow body is cut at it.
 //     It does not bound the handler: net/http lifts the read deadline once the request is
 //     read, so an API switch that legitimately takes several seconds (the engine's PBX read
