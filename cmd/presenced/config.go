@@ -411,7 +411,7 @@ var bareNumber = regexp.MustCompile(`^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[
 
 // durationWithUnit decodes a time.Duration from a string with a unit ("10s", "5m", "1h30m")
 // and refuses a bare number, YAML integer or float or string: decoded as is it would be
-// nanoseconds, and reconcile.interval: 300 would check every user 3 million times a second.
+// nanoseconds (reconcile.interval: 300 would start a full reconcile every 300 ns).
 func durationWithUnit(from, to reflect.Type, data any) (any, error) {
 	if to != reflect.TypeFor[time.Duration]() || from == to {
 		return data, nil
