@@ -2,6 +2,7 @@ package presence
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,6 +103,70 @@ func TestEmbeddedStoreSnapshotsPeriodically(t *testing.T) {
 			t.Fatalf("no periodic snapshot with key k in %s: %q", path, b)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestEmbeddedStoreSnapshotsManyKeys: a snapshot reads the store in batches; every key of
+// several batches is kept.
+func TestEmbeddedStoreSnapshotsManyKeys(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "store.json")
+	s, err := OpenStore(ctx, StoreOptions{SnapshotPath: path, SnapshotInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 2*snapshotBatch + 500
+	p := s.Redis().Pipeline()
+	for i := range n {
+		p.HSet(ctx, fmt.Sprintf("presenced:user:u%d", i), "state", fmt.Sprint(i))
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := OpenStore(ctx, StoreOptions{SnapshotPath: path, SnapshotInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close(ctx)
+	if got := s2.Redis().DBSize(ctx).Val(); got != n {
+		t.Fatalf("%d keys after the restore, want %d", got, n)
+	}
+	if v := s2.Redis().HGet(ctx, fmt.Sprintf("presenced:user:u%d", n-1), "state").Val(); v != fmt.Sprint(n-1) {
+		t.Errorf("last key's state %q", v)
+	}
+}
+
+// TestEmbeddedStoreExpiresKeysWithTheClock: keys with a time to live expire in the embedded
+// store as on a real Redis (a tick late at most), and their TTL goes down meanwhile.
+func TestEmbeddedStoreExpiresKeysWithTheClock(t *testing.T) {
+	ctx := context.Background()
+	s, err := OpenStore(ctx, StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	r := s.Redis()
+	if err := r.Set(ctx, "short", "v", 1500*time.Millisecond).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Set(ctx, "long", "v", time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for r.Exists(ctx, "short").Val() == 1 {
+		if time.Since(start) > 1500*time.Millisecond+ttlTick+time.Second {
+			t.Fatalf("key with a TTL of 1.5s still there after %v", time.Since(start))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if took := time.Since(start); took < 1400*time.Millisecond {
+		t.Errorf("key with a TTL of 1.5s expired after %v", took)
+	}
+	if ttl := r.PTTL(ctx, "long").Val(); ttl >= time.Hour || ttl < 59*time.Minute {
+		t.Errorf("TTL of the hour key %v after %v, want it gone down by that much", ttl, time.Since(start))
 	}
 }
 

@@ -60,7 +60,7 @@ type Config struct {
 	HTTP            HTTPConfig         `mapstructure:"http"`
 	API             APIConfig          `mapstructure:"api"`
 	FeatureCodes    FeatureCodesConfig `mapstructure:"feature_codes"`
-	ShutdownTimeout time.Duration      `mapstructure:"shutdown_timeout"`
+	ShutdownTimeout time.Duration      `mapstructure:"shutdown_timeout"` // the whole shutdown (daemon.shutdown)
 	Reconcile       ReconcileConfig    `mapstructure:"reconcile"`
 	// Users and Profiles are validated into a presence.Catalog.
 	Users    []presence.User    `mapstructure:"users"`
@@ -211,11 +211,31 @@ type RedisConfig struct {
 type StoreConfig struct {
 	SnapshotPath     string        `mapstructure:"snapshot_path"`
 	SnapshotInterval time.Duration `mapstructure:"snapshot_interval"`
+	// SnapshotTimeout bounds writing one snapshot; the final one, at shutdown, gets it on a
+	// deadline of its own, after everything else has stopped.
+	SnapshotTimeout time.Duration `mapstructure:"snapshot_timeout"`
 }
 
-// HTTPConfig is the HTTP listener (metrics, health, readiness).
+// HTTPConfig is the HTTP listener (API, metrics, health, readiness) and the limits that keep
+// slow or idle clients from holding it (newHTTPServer).
 type HTTPConfig struct {
 	Listen string `mapstructure:"listen"`
+	// ReadHeaderTimeout bounds reading a request's headers; ReadTimeout the whole request,
+	// headers and body. Neither bounds the handler once the request is read.
+	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout"`
+	ReadTimeout       time.Duration `mapstructure:"read_timeout"`
+	// WriteTimeout bounds handling a request and writing its answer, from the end of its
+	// headers.
+	WriteTimeout time.Duration `mapstructure:"write_timeout"`
+	// IdleTimeout is how long a kept-alive connection may wait for its next request.
+	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
+	// ShutdownTimeout is how long requests in progress get to finish at shutdown before their
+	// connections are closed.
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+	// MaxConnections caps the connections open at once; more are refused with 503.
+	MaxConnections int `mapstructure:"max_connections"`
+	// MaxHeaderBytes bounds a request's headers (431 beyond).
+	MaxHeaderBytes int `mapstructure:"max_header_bytes"`
 }
 
 // defaults holds every configuration key with its default value. Every key must be here:
@@ -261,7 +281,15 @@ func defaults() map[string]any {
 		"redis.write_timeout":                      "1s",
 		"store.snapshot_path":                      "presenced-store.json",
 		"store.snapshot_interval":                  "10s",
+		"store.snapshot_timeout":                   "4s",
 		"http.listen":                              "127.0.0.1:8080",
+		"http.read_header_timeout":                 "5s",
+		"http.read_timeout":                        "15s",
+		"http.write_timeout":                       "90s",
+		"http.idle_timeout":                        "30s",
+		"http.shutdown_timeout":                    "4s",
+		"http.max_connections":                     1024,
+		"http.max_header_bytes":                    32 << 10,
 		"api.admin_token":                          "",
 		"api.admin_token_file":                     "",
 		"api.admin_token_hash":                     "",
@@ -406,11 +434,11 @@ func loadConfig(args, environ []string, stderr io.Writer) (Config, options, erro
 
 	var cfg Config
 	err := v.UnmarshalExact(&cfg, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
-		mapstructure.StringToTimeDurationHookFunc(),
+		durationWithUnit,
 		stringToHolidays,
 	)))
 	if err != nil {
-		return Config{}, opts, fmt.Errorf("config: %w", oneLine(err))
+		return Config{}, opts, fmt.Errorf("invalid configuration: %s", strings.Join(decodeProblems(err), "; "))
 	}
 	if err := cfg.readSecretFiles(); err != nil {
 		return Config{}, opts, err
@@ -429,6 +457,85 @@ func kindNames(kinds []presence.ActionKind) []string {
 	for i, k := range kinds {
 		out[i] = string(k)
 	}
+	return out
+}
+
+// bareNumber is a number without a unit, as YAML or an environment variable may give it.
+var bareNumber = regexp.MustCompile(`^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$`)
+
+// durationWithUnit decodes a time.Duration from a string with a unit ("10s", "5m", "1h30m")
+// and refuses a bare number, YAML integer or float or string: decoded as is it would be
+// nanoseconds (reconcile.interval: 300 would start a full reconcile every 300 ns).
+func durationWithUnit(from, to reflect.Type, data any) (any, error) {
+	if to != reflect.TypeFor[time.Duration]() || from == to {
+		return data, nil
+	}
+	switch from.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return nil, noUnit(fmt.Sprint(data))
+	case reflect.String:
+		s := strings.TrimSpace(reflect.ValueOf(data).String())
+		if bareNumber.MatchString(s) {
+			return nil, noUnit(s)
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a duration such as 500ms, 10s, 5m or 1h30m", s)
+		}
+		return d, nil
+	}
+	return data, nil
+}
+
+// noUnit is the error for a duration given as a bare number; it suggests what to write.
+func noUnit(n string) error {
+	hint := "a unit, e.g. 10s or 5m"
+	if i, err := strconv.ParseUint(n, 10, 63); err == nil && i >= 60 && i%60 == 0 {
+		hint = n + "s or " + strconv.FormatUint(i/60, 10) + "m"
+	} else if err == nil {
+		hint = n + "s or " + n + "ms"
+	} else if _, err := time.ParseDuration(n + "s"); err == nil {
+		hint = n + "s"
+	}
+	return fmt.Errorf("%s has no unit (write %s)", n, hint)
+}
+
+// decodeProblems turns a decoding error into one "key: problem" per key. mapstructure names
+// the key in its DecodeError ('asterisk.ami.ping_interval'); nested structs join their fields'
+// errors.
+func decodeProblems(err error) []string {
+	var out []string
+	var walk func(error)
+	walk = func(err error) {
+		var de *mapstructure.DecodeError
+		switch e := err.(type) {
+		case interface{ Unwrap() []error }:
+			for _, inner := range e.Unwrap() {
+				walk(inner)
+			}
+		case *mapstructure.DecodeError:
+			if errors.As(e.Unwrap(), &de) {
+				walk(e.Unwrap()) // the innermost names the key
+				return
+			}
+			var pe *mapstructure.ParseError
+			if errors.As(e.Unwrap(), &pe) && pe.Expected.IsValid() {
+				out = append(out, fmt.Sprintf("%s: %q is not a valid %s", e.Name(), fmt.Sprint(pe.Value), pe.Expected.Type()))
+				return
+			}
+			out = append(out, e.Name()+": "+oneLine(e.Unwrap()).Error())
+		default:
+			if inner := errors.Unwrap(err); inner != nil {
+				walk(inner)
+				return
+			}
+			out = append(out, oneLine(err).Error())
+		}
+	}
+	walk(err)
+	sort.Strings(out)
 	return out
 }
 
@@ -677,14 +784,6 @@ func (c *Config) Validate() error {
 	if !hasSystem {
 		add("asterisk.ami.events", "%q must include system: presenced waits for FullyBooted before it acts", c.Asterisk.AMI.Events)
 	}
-	positive := func(key string, d time.Duration) {
-		if d <= 0 {
-			add(key, "%v must be a positive duration", d)
-		}
-	}
-	positive("asterisk.ami.dial_timeout", c.Asterisk.AMI.DialTimeout)
-	positive("asterisk.ami.ping_interval", c.Asterisk.AMI.PingInterval)
-	positive("asterisk.ami.backoff_max", c.Asterisk.AMI.BackoffMax)
 	if u, err := url.Parse(c.Asterisk.ARI.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		add("asterisk.ari.url", "%q is not an http(s) URL such as http://127.0.0.1:8088/ari", c.Asterisk.ARI.URL)
 	} else if err := checkHostPort(u.Host); err != nil && u.Port() != "" {
@@ -699,22 +798,15 @@ func (c *Config) Validate() error {
 	if !namePattern.MatchString(c.Asterisk.ARI.App) {
 		add("asterisk.ari.app", "%q must be letters, digits, '-' or '_'", c.Asterisk.ARI.App)
 	}
-	positive("asterisk.ari.request_timeout", c.Asterisk.ARI.RequestTimeout)
 	if c.Redis.URL != "" {
 		if _, err := redis.ParseURL(string(c.Redis.URL)); err != nil {
 			add("redis.url", "not a redis:// URL: %v", redactURLError(err))
 		}
-	} else if c.Store.SnapshotPath != "" {
-		positive("store.snapshot_interval", c.Store.SnapshotInterval)
 	}
-	positive("redis.dial_timeout", c.Redis.DialTimeout)
-	positive("redis.read_timeout", c.Redis.ReadTimeout)
-	positive("redis.write_timeout", c.Redis.WriteTimeout)
 	if err := checkHostPort(c.HTTP.Listen); err != nil {
 		add("http.listen", "%v", err)
 	}
-	positive("shutdown_timeout", c.ShutdownTimeout)
-	positive("reconcile.interval", c.Reconcile.Interval)
+	problems = append(problems, c.limitProblems()...)
 	policies := c.Reconcile.Policy.Policies()
 	for _, kind := range presence.DriftKinds() {
 		switch pol := policies[kind]; pol {
@@ -723,16 +815,7 @@ func (c *Config) Validate() error {
 			add("reconcile.policy."+string(kind), "%q is not enforce, report or adopt", pol)
 		}
 	}
-	if c.API.MaxBodyBytes < 1024 {
-		add("api.max_body_bytes", "%d is too small (at least 1024)", c.API.MaxBodyBytes)
-	}
 	c.validateAPIAuth(add)
-	if c.FeatureCodes.PINAttempts < 1 {
-		add("feature_codes.pin_attempts", "%d must be at least 1", c.FeatureCodes.PINAttempts)
-	}
-	positive("feature_codes.lockout", c.FeatureCodes.Lockout)
-	positive("feature_codes.first_digit_timeout", c.FeatureCodes.FirstDigitTimeout)
-	positive("feature_codes.digit_timeout", c.FeatureCodes.DigitTimeout)
 	var verr *presence.ValidationError
 	if err := c.Asterisk.Naming.Validate(); errors.As(err, &verr) {
 		for _, p := range verr.Problems {
@@ -752,7 +835,6 @@ func (c *Config) Validate() error {
 			add("triggers.default_time_zone", "%q is not a known time zone", c.Triggers.DefaultTimeZone)
 		}
 	}
-	positive("triggers.tick", c.Triggers.Tick)
 	if catalog != nil {
 		if err := trigger.Check(catalog, c.Schedules, c.Holidays); errors.As(err, &verr) {
 			problems = append(problems, verr.Problems...)

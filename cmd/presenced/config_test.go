@@ -51,7 +51,7 @@ func TestBadConfigIsRefusedWithOneLineNamingTheKey(t *testing.T) {
 		{name: "unknown nested key", file: "asterisk:\n  ami:\n    adress: 127.0.0.1:5038\n", env: minimalEnv, want: "unknown key asterisk.ami.adress"},
 		{name: "unknown environment variable", env: append([]string{"PRESENCED_ASTERISK_AMI_SECRT=x"}, minimalEnv...), want: "PRESENCED_ASTERISK_AMI_SECRT"},
 		{name: "bad duration", file: "asterisk:\n  ami:\n    ping_interval: often\n", env: minimalEnv, want: "ping_interval"},
-		{name: "negative duration", env: append([]string{"PRESENCED_SHUTDOWN_TIMEOUT=-1s"}, minimalEnv...), want: "shutdown_timeout: -1s must be a positive duration"},
+		{name: "negative duration", env: append([]string{"PRESENCED_SHUTDOWN_TIMEOUT=-1s"}, minimalEnv...), want: "shutdown_timeout: -1s is out of range (allowed 3s to 10m)"},
 		{name: "bad ARI url", env: append([]string{"PRESENCED_ASTERISK_ARI_URL=ftp://x"}, minimalEnv...), want: "asterisk.ari.url"},
 		{name: "bad redis url", env: append([]string{"PRESENCED_REDIS_URL=http://x:y@host"}, minimalEnv...), want: "redis.url"},
 		{name: "bad log level", args: []string{"-log-level", "loud"}, env: minimalEnv, want: `log.level: "loud"`},
@@ -64,7 +64,7 @@ func TestBadConfigIsRefusedWithOneLineNamingTheKey(t *testing.T) {
 		{name: "missing config file", args: []string{"-config", "/nonexistent/presenced.yaml"}, env: minimalEnv, want: "/nonexistent/presenced.yaml"},
 		{name: "malformed YAML", file: "asterisk: [\n", env: minimalEnv, want: "config file"},
 		{name: "stray argument", args: []string{"extra"}, env: minimalEnv, want: `unexpected argument "extra"`},
-		{name: "zero PIN attempts", env: append([]string{"PRESENCED_FEATURE_CODES_PIN_ATTEMPTS=0"}, minimalEnv...), want: "feature_codes.pin_attempts: 0 must be at least 1"},
+		{name: "zero PIN attempts", env: append([]string{"PRESENCED_FEATURE_CODES_PIN_ATTEMPTS=0"}, minimalEnv...), want: "feature_codes.pin_attempts: 0 is out of range (allowed 1 to 20)"},
 		{name: "unknown drift policy", file: "reconcile:\n  policy:\n    queue_pause: ignore\n", env: minimalEnv, want: `reconcile.policy.queue_pause: "ignore" is not enforce, report or adopt`},
 		{name: "unknown kind of state", file: "reconcile:\n  policy:\n    queue: report\n", env: minimalEnv, want: "unknown key reconcile.policy.queue"},
 		{name: "zero lockout", file: "feature_codes: {lockout: 0s}\n", env: minimalEnv, want: "feature_codes.lockout"},
@@ -331,5 +331,136 @@ func TestBadTriggerConfigNamesTheKey(t *testing.T) {
 				t.Fatalf("got %v, want one line with %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestDurationsNeedUnitsAndRanges: a bare number is refused wherever a duration is read (a YAML
+// integer or float, a quoted number, an environment variable), and every interval, timeout and
+// number is checked against its range; each error names the key (and the range).
+func TestDurationsNeedUnitsAndRanges(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		yaml string
+		env  []string
+		want []string // each must appear in the one line
+	}{
+		{name: "bare integer, top level", yaml: "shutdown_timeout: 10", want: []string{"shutdown_timeout: 10 has no unit (write 10s or 10ms)"}},
+		{name: "bare integer, nested", yaml: "reconcile: {interval: 300}", want: []string{"reconcile.interval: 300 has no unit (write 300s or 5m)"}},
+		{name: "bare integer, two levels down", yaml: "asterisk: {ami: {ping_interval: 5}}", want: []string{"asterisk.ami.ping_interval: 5 has no unit"}},
+		{name: "bare zero", yaml: "triggers: {tick: 0}", want: []string{"triggers.tick: 0 has no unit"}},
+		{name: "bare float", yaml: "triggers: {tick: 0.5}", want: []string{"triggers.tick: 0.5 has no unit (write 0.5s)"}},
+		{name: "bare float, nested", yaml: "http: {idle_timeout: 1.5}", want: []string{"http.idle_timeout: 1.5 has no unit"}},
+		{name: "bare exponent", yaml: "http: {read_timeout: 1e3}", want: []string{"http.read_timeout: 1000 has no unit"}},
+		{name: "quoted number", yaml: `feature_codes: {lockout: "900"}`, want: []string{"feature_codes.lockout: 900 has no unit (write 900s or 15m)"}},
+		{name: "number from the environment", env: []string{"PRESENCED_STORE_SNAPSHOT_INTERVAL=10"}, want: []string{"store.snapshot_interval: 10 has no unit"}},
+		{name: "exponent from the environment", env: []string{"PRESENCED_HTTP_WRITE_TIMEOUT=1e3"}, want: []string{"http.write_timeout: 1e3 has no unit (write a unit"}},
+		{name: "not a duration", yaml: "asterisk: {ari: {request_timeout: soon}}", want: []string{`asterisk.ari.request_timeout: "soon" is not a duration`}},
+		{name: "several at once", yaml: "reconcile: {interval: 300}\ntriggers: {tick: 1}\nredis: {read_timeout: 2}",
+			want: []string{"reconcile.interval: 300 has no unit", "triggers.tick: 1 has no unit", "redis.read_timeout: 2 has no unit"}},
+		{name: "reconcile too often", yaml: "reconcile: {interval: 1s}", want: []string{"reconcile.interval: 1s is out of range (allowed 10s to 24h: a full reconcile reads every user's state from Asterisk)"}},
+		{name: "reconcile a typo too long", yaml: "reconcile: {interval: 300h}", want: []string{"reconcile.interval: 300h is out of range (allowed 10s to 24h)"}},
+		{name: "tick of a nanosecond", yaml: "triggers: {tick: 1ns}", want: []string{"triggers.tick: 1ns is out of range (allowed 100ms to 1m"}},
+		{name: "ping of a nanosecond", yaml: "asterisk: {ami: {ping_interval: 1ns}}", want: []string{"asterisk.ami.ping_interval: 1ns is out of range (allowed 1s to 5m"}},
+		{name: "backoff of a nanosecond", env: []string{"PRESENCED_ASTERISK_AMI_BACKOFF_MAX=1ns"}, want: []string{"asterisk.ami.backoff_max: 1ns is out of range (allowed 1s to 10m"}},
+		{name: "snapshots too often", yaml: "store: {snapshot_interval: 100ms}", want: []string{"store.snapshot_interval: 100ms is out of range (allowed 1s to 1h"}},
+		{name: "snapshot timeout too short", yaml: "store: {snapshot_timeout: 10ms}", want: []string{"store.snapshot_timeout: 10ms is out of range (allowed 1s to 5m)"}},
+		{name: "first digit too soon", yaml: "feature_codes: {first_digit_timeout: 100ms}", want: []string{"feature_codes.first_digit_timeout: 100ms is out of range (allowed 1s to 1m)"}},
+		{name: "digit timeout too long", yaml: "feature_codes: {digit_timeout: 1m}", want: []string{"feature_codes.digit_timeout: 1m is out of range (allowed 1s to 30s)"}},
+		{name: "lockout too short", yaml: "feature_codes: {lockout: 1s}", want: []string{"feature_codes.lockout: 1s is out of range (allowed 1m to 24h: it is what makes guessing PINs slow)"}},
+		{name: "redis timeout too short", yaml: "redis: {dial_timeout: 1ms}", want: []string{"redis.dial_timeout: 1ms is out of range (allowed 100ms to 1m)"}},
+		{name: "AMI dial timeout too long", yaml: "asterisk: {ami: {dial_timeout: 2h}}", want: []string{"asterisk.ami.dial_timeout: 2h is out of range (allowed 500ms to 1m)"}},
+		{name: "write timeout shorter than a switch", yaml: "http: {write_timeout: 5s}", want: []string{"http.write_timeout: 5s is out of range (allowed 15s to 1h: an API switch reads the PBX for up to 10s)"}},
+		{name: "idle timeout too long", yaml: "http: {idle_timeout: 2h}", want: []string{"http.idle_timeout: 2h is out of range (allowed 1s to 1h)"}},
+		{name: "header timeout too short", yaml: "http: {read_header_timeout: 10ms}", want: []string{"http.read_header_timeout: 10ms is out of range (allowed 1s to 5m)"}},
+		{name: "read timeout shorter than the headers'", yaml: "http: {read_timeout: 2s, read_header_timeout: 3s}", want: []string{"http.read_timeout: 2s is shorter than http.read_header_timeout 3s"}},
+		{name: "http shutdown too long", yaml: "http: {shutdown_timeout: 1h}", want: []string{"http.shutdown_timeout: 1h is out of range (allowed 1s to 5m)"}},
+		{name: "shutdown stages over the whole", yaml: "shutdown_timeout: 8s\nhttp: {shutdown_timeout: 5s}\nstore: {snapshot_timeout: 3s}",
+			want: []string{"shutdown_timeout: 8s leaves the engine 0s after http.shutdown_timeout 5s and store.snapshot_timeout 3s, less than the 1s it needs"}},
+		{name: "body limit too small", yaml: "api: {max_body_bytes: 100}", want: []string{"api.max_body_bytes: 100 is out of range (allowed 1024 to 8388608)"}},
+		{name: "body limit too large", env: []string{"PRESENCED_API_MAX_BODY_BYTES=1000000000"}, want: []string{"api.max_body_bytes: 1000000000 is out of range"}},
+		{name: "PIN attempts too many", yaml: "feature_codes: {pin_attempts: 1000}", want: []string{"feature_codes.pin_attempts: 1000 is out of range (allowed 1 to 20)"}},
+		{name: "no connections", yaml: "http: {max_connections: 0}", want: []string{"http.max_connections: 0 is out of range (allowed 8 to 65536)"}},
+		{name: "a million connections", env: []string{"PRESENCED_HTTP_MAX_CONNECTIONS=1000000"}, want: []string{"http.max_connections: 1000000 is out of range (allowed 8 to 65536)"}},
+		{name: "header limit too small", yaml: "http: {max_header_bytes: 100}", want: []string{"http.max_header_bytes: 100 is out of range (allowed 4096 to 1048576)"}},
+		{name: "connections not a number", yaml: "http: {max_connections: many}", want: []string{`http.max_connections: "many" is not a valid int`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"-check-config"}
+			if tc.yaml != "" {
+				args = append(args, "-config", writeFile(t, "presenced.yaml", tc.yaml+"\n"))
+			}
+			var stdout, stderr bytes.Buffer
+			code := realMain(args, append(tc.env, minimalEnv...), &stdout, &stderr)
+			out := strings.TrimRight(stderr.String(), "\n")
+			if code != 2 || strings.Contains(out, "\n") {
+				t.Fatalf("exit %d, stderr %q; want exit 2 and one line", code, out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("got %q, want it to contain %q", out, w)
+				}
+			}
+		})
+	}
+}
+
+// TestDurationsAndRangesThatLoad: values with units at the edges of their ranges load, the
+// environment's durations keep needing a unit and get one, and the embedded store's snapshot
+// keys are not checked when Redis is used.
+func TestDurationsAndRangesThatLoad(t *testing.T) {
+	yaml := `
+reconcile: {interval: 10s}
+triggers: {tick: 100ms}
+asterisk: {ami: {ping_interval: 1s, backoff_max: 1s}}
+store: {snapshot_interval: 1s, snapshot_timeout: 1s}
+feature_codes: {lockout: 24h, first_digit_timeout: 1s, digit_timeout: 30s, pin_attempts: 20}
+http: {max_connections: 8, max_header_bytes: 4096, read_header_timeout: 1s, read_timeout: 1s, write_timeout: 15s}
+api: {max_body_bytes: 1024}
+shutdown_timeout: 3s
+`
+	cfg, _, err := loadConfig([]string{"-config", writeFile(t, "presenced.yaml", yaml)},
+		append([]string{"PRESENCED_HTTP_IDLE_TIMEOUT=90s", "PRESENCED_HTTP_SHUTDOWN_TIMEOUT=1s"}, minimalEnv...), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		key       string
+		got, want time.Duration
+	}{
+		{"reconcile.interval", cfg.Reconcile.Interval, 10 * time.Second},
+		{"triggers.tick", cfg.Triggers.Tick, 100 * time.Millisecond},
+		{"asterisk.ami.backoff_max", cfg.Asterisk.AMI.BackoffMax, time.Second},
+		{"feature_codes.lockout", cfg.FeatureCodes.Lockout, 24 * time.Hour},
+		{"http.idle_timeout (environment)", cfg.HTTP.IdleTimeout, 90 * time.Second},
+		{"http.shutdown_timeout (environment)", cfg.HTTP.ShutdownTimeout, time.Second},
+		{"store.snapshot_timeout", cfg.Store.SnapshotTimeout, time.Second},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.key, c.got, c.want)
+		}
+	}
+	if engine := cfg.engineShutdownBudget(); engine != time.Second {
+		t.Errorf("engine's part of shutdown_timeout 3s = %v, want 1s", engine)
+	}
+
+	cfg, _, err = loadConfig([]string{"-config", writeFile(t, "presenced.yaml", "redis: {url: redis://127.0.0.1:6379/0}\nstore: {snapshot_interval: 1ms, snapshot_timeout: 1ms}\n")},
+		minimalEnv, &bytes.Buffer{})
+	if err != nil {
+		t.Fatalf("store.* with Redis: %v", err)
+	}
+	if engine := cfg.engineShutdownBudget(); engine != cfg.ShutdownTimeout-cfg.HTTP.ShutdownTimeout {
+		t.Errorf("engine's part with Redis = %v, want all HTTP leaves", engine)
+	}
+
+	cfg, _, err = loadConfig(nil, minimalEnv, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := cfg.HTTP; h.ReadHeaderTimeout != 5*time.Second || h.ReadTimeout != 15*time.Second || h.WriteTimeout != 90*time.Second ||
+		h.IdleTimeout != 30*time.Second || h.ShutdownTimeout != 4*time.Second || h.MaxConnections != 1024 || h.MaxHeaderBytes != 32<<10 {
+		t.Errorf("http defaults %+v", h)
+	}
+	if cfg.ShutdownTimeout != 10*time.Second || cfg.Store.SnapshotTimeout != 4*time.Second || cfg.engineShutdownBudget() != 2*time.Second {
+		t.Errorf("shutdown defaults: %v, snapshot %v, engine %v", cfg.ShutdownTimeout, cfg.Store.SnapshotTimeout, cfg.engineShutdownBudget())
 	}
 }

@@ -131,6 +131,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 	if cfg.Redis.URL == "" {
 		storeOpts.SnapshotPath = cfg.Store.SnapshotPath
 		storeOpts.SnapshotInterval = cfg.Store.SnapshotInterval
+		storeOpts.SnapshotTimeout = cfg.Store.SnapshotTimeout
 		log.Warn("no redis.url configured: using the embedded in-process store; fine for a single instance, use Redis for several",
 			"snapshot_path", cfg.Store.SnapshotPath, "snapshot_interval", cfg.Store.SnapshotInterval)
 	}
@@ -150,16 +151,14 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 		d.store.Close(context.Background())
 		return fmt.Errorf("http: listen on %s: %w", cfg.HTTP.Listen, err)
 	}
-	srv := &http.Server{
-		Handler:           d.routes(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn),
-	}
+	hs := newHTTPServer(cfg.HTTP, cfg.API.MaxBodyBytes, ln, d.routes(), log.With("component", "http"), d.reg)
 	log.Info("presenced starting", "version", version, "instance", cfg.InstanceID, "http", ln.Addr().String(),
 		"ami", cfg.Asterisk.AMI.Address, "ari", cfg.Asterisk.ARI.URL, "stasis_app", d.ari.AppName(),
 		"store", map[bool]string{true: "embedded", false: "redis"}[d.store.Embedded()])
 
-	runCtx, cancel := context.WithCancel(ctx)
+	// The components run until the shutdown's engine stage stops them, not until ctx ends: the
+	// HTTP requests that the HTTP stage lets finish still reach Asterisk.
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	var wg sync.WaitGroup
 	errc := make(chan error, 5)
@@ -187,7 +186,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 		}
 	})
 	wg.Go(func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := hs.serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http: %w", err)
 		}
 	})
@@ -202,7 +201,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 	case runErr = <-errc:
 		log.Error("a component failed, shutting down", "err", runErr)
 	}
-	return errors.Join(runErr, d.shutdown(cancel, srv, &wg))
+	return errors.Join(runErr, d.shutdown(cancel, hs, &wg))
 }
 
 // buildEngine makes the switching engine over the concerns that act on Asterisk, and the API.
@@ -324,27 +323,68 @@ func (d *daemon) buildEngine() error {
 	return nil
 }
 
-// shutdown stops everything within the configured timeout.
-func (d *daemon) shutdown(cancel context.CancelFunc, srv *http.Server, wg *sync.WaitGroup) error {
+// shutdown stops presenced within shutdown_timeout, in three stages, each on a deadline of
+// its own, so that a stage that overruns cannot eat into the next:
+//
+//  1. HTTP (http.shutdown_timeout): no new connections; the requests in progress may finish;
+//     then every connection still open is closed, so no slow client can hold the shutdown.
+//  2. engine (what the other two stages leave of shutdown_timeout): the connections to
+//     Asterisk, the triggers, the feature codes and the PBX watcher stop, the HTTP handlers
+//     still running return, the pending repairs stop.
+//  3. store (store.snapshot_timeout): the embedded store's final snapshot, last, on a fresh
+//     deadline: it holds every switch that was acknowledged, however slow a client or a
+//     stage before it was.
+//
+// A client cut off in stage 1 is no error; a stage that overruns its budget is, but the
+// stages after it still run.
+func (d *daemon) shutdown(cancel context.CancelFunc, hs *httpServer, wg *sync.WaitGroup) error {
 	start := time.Now()
-	ctx, done := context.WithTimeout(context.Background(), d.cfg.ShutdownTimeout)
-	defer done()
 	var errs []error
-	if err := srv.Shutdown(ctx); err != nil {
+
+	stage, budget := time.Now(), d.cfg.HTTP.ShutdownTimeout
+	ctx, done := context.WithTimeout(context.Background(), budget)
+	forced, err := hs.stop(ctx)
+	done()
+	if err != nil {
 		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 	}
+	if forced > 0 {
+		d.log.Warn("shutdown: requests still in progress after http.shutdown_timeout; their connections closed",
+			"connections", forced, "budget", budget)
+	}
+	d.log.Info("shutdown: HTTP stopped", "took", time.Since(stage).Round(time.Millisecond), "budget", budget,
+		"connections_closed", forced)
+
+	stage, budget = time.Now(), d.cfg.engineShutdownBudget()
+	ctx, done = context.WithTimeout(context.Background(), budget)
 	cancel()
 	stopped := make(chan struct{})
-	go func() { wg.Wait(); close(stopped) }()
+	go func() {
+		defer close(stopped)
+		wg.Wait()             // AMI, ARI, triggers, feature codes, the PBX watcher, the HTTP listener
+		hs.requests.wait(ctx) // handlers whose connection stage 1 closed
+		d.engine.Close()      // pending repairs stop before the store closes
+	}()
 	select {
 	case <-stopped:
+		d.log.Info("shutdown: engine stopped", "took", time.Since(stage).Round(time.Millisecond), "budget", budget)
 	case <-ctx.Done():
-		errs = append(errs, fmt.Errorf("shutdown: connections still open after %v", d.cfg.ShutdownTimeout))
+		running, _ := hs.requests.wait(ctx)
+		errs = append(errs, fmt.Errorf("shutdown: the engine did not stop within %v (%d HTTP requests still running); the store is closed anyway", budget, running))
+		d.log.Error("shutdown: the engine did not stop within its budget; closing the store anyway", "budget", budget,
+			"http_requests_running", running)
 	}
-	d.engine.Close() // pending repairs stop before the store closes
-	if err := d.store.Close(ctx); err != nil {
+	done()
+
+	stage, budget = time.Now(), d.cfg.Store.SnapshotTimeout
+	ctx, done = context.WithTimeout(context.Background(), budget)
+	err = d.store.Close(ctx)
+	done()
+	if err != nil {
 		errs = append(errs, err)
 	}
+	d.log.Info("shutdown: store closed", "took", time.Since(stage).Round(time.Millisecond), "budget", budget,
+		"final_snapshot", d.cfg.embeddedSnapshots(), "ok", err == nil)
 	d.log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
 	return errors.Join(errs...)
 }

@@ -38,7 +38,6 @@ func labConfig(t *testing.T, amiAddr, ariURL string) Config {
 		"PRESENCED_ASTERISK_AMI_USERNAME=" + env.AMIUser,
 		"PRESENCED_ASTERISK_AMI_SECRET=" + env.AMISecret,
 		"PRESENCED_ASTERISK_AMI_PING_INTERVAL=1s",
-		"PRESENCED_ASTERISK_AMI_BACKOFF_MAX=500ms",
 		"PRESENCED_ASTERISK_ARI_URL=" + ariURL,
 		"PRESENCED_ASTERISK_ARI_USERNAME=" + env.ARIUser,
 		"PRESENCED_ASTERISK_ARI_PASSWORD=" + env.ARIPassword,
@@ -50,6 +49,9 @@ func labConfig(t *testing.T, amiAddr, ariURL string) Config {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Below asterisk.ami.backoff_max's minimum (1s), which protects Asterisk from reconnects:
+	// the tests that drop the connection want it back at once.
+	cfg.Asterisk.AMI.BackoffMax = 500 * time.Millisecond
 	return cfg
 }
 

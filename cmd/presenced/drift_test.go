@@ -51,8 +51,9 @@ var driftQueues = []string{"support", "sales"}
 // startDriftDaemon runs presenced for u alone, with reconcile (the YAML value of the reconcile
 // key, e.g. "{policy: {queue_pause: report}}"; empty for the defaults), and returns it with an
 // admin's AMI connection to the lab Asterisk. The daemon reconnects quickly (as labConfig's).
+// tweaks change the loaded configuration, for values below the minimums loadConfig enforces.
 // When the test ends the daemon stops and u's queue members are removed.
-func startDriftDaemon(t *testing.T, u driftUser, reconcile string) (*daemonUnderTest, *pbx) {
+func startDriftDaemon(t *testing.T, u driftUser, reconcile string, tweaks ...func(*Config)) (*daemonUnderTest, *pbx) {
 	t.Helper()
 	if u.device == "" {
 		u.device = "PJSIP/" + u.ext
@@ -74,6 +75,9 @@ users:
 	cfg := profileConfig(t, yaml)
 	cfg.Asterisk.AMI.PingInterval = time.Second
 	cfg.Asterisk.AMI.BackoffMax = 500 * time.Millisecond
+	for _, tweak := range tweaks {
+		tweak(&cfg)
+	}
 	forgetUsers(t, u.id)
 	p := &pbx{t: t, c: newProbe(t).c}
 	d := startDaemon(t, cfg)
@@ -326,10 +330,11 @@ func TestHandQueueRemoveIsRepaired(t *testing.T) {
 }
 
 // TestDeletedDNDKeyFoundByPeriodicCheck: astdb changes have no AMI event; a DND key deleted
-// by hand is found by the periodic check (reconcile.interval 1s here) and put back.
+// by hand is found by the periodic check (reconcile.interval 1s here, below the 10s a
+// configuration may set) and put back.
 func TestDeletedDNDKeyFoundByPeriodicCheck(t *testing.T) {
 	u := driftUser{id: "drift-dnd", ext: "2604"}
-	d, p := startDriftDaemon(t, u, "{interval: 1s}")
+	d, p := startDriftDaemon(t, u, "", func(c *Config) { c.Reconcile.Interval = time.Second })
 	d.switchTo(t, u.id, "dnd", "")
 	if v, ok := p.db("DND", u.ext); !ok || v != "YES" {
 		t.Fatalf("DND/%s = %q (%v) after switching to dnd", u.ext, v, ok)
