@@ -116,36 +116,27 @@ func (r *PersonalRules) validate(p *problems, n Naming) {
 		}
 	}
 	owned := ownedKeys(n, "1001")
-	for i, pat := range r.Variables {
-		path := fmt.Sprintf("personal_profiles.variables[%d]", i)
-		if err := checkPattern(pat, variablePattern, false); err != nil {
-			p.add(path, "%q: %v", pat, err)
-			continue
-		}
-		for _, key := range owned.astdb {
-			if matchPattern(pat, "1001", key) {
-				p.add(path, "%q reaches %s, which presenced itself manages", pat, strings.ReplaceAll(key, "1001", "<ext>"))
-				break
+	checkPatterns := func(key string, pats []string, valid *regexp.Regexp, lamp bool, managed []string) {
+		for i, pat := range pats {
+			path := fmt.Sprintf("personal_profiles.%s[%d]", key, i)
+			if lamp && !strings.HasPrefix(pat, "Custom:") {
+				p.add(path, "%q must be a Custom: device pattern, e.g. Custom:USER{ext}-*", pat)
+				continue
+			}
+			if err := checkPattern(pat, valid, lamp); err != nil {
+				p.add(path, "%q: %v", pat, err)
+				continue
+			}
+			for _, name := range managed {
+				if matchPattern(pat, "1001", name) {
+					p.add(path, "%q reaches %s, which presenced itself manages", pat, strings.ReplaceAll(name, "1001", "<ext>"))
+					break
+				}
 			}
 		}
 	}
-	for i, pat := range r.Lamps {
-		path := fmt.Sprintf("personal_profiles.lamps[%d]", i)
-		if !strings.HasPrefix(pat, "Custom:") {
-			p.add(path, "%q must be a Custom: device pattern, e.g. Custom:USER{ext}-*", pat)
-			continue
-		}
-		if err := checkPattern(pat, lampPattern, true); err != nil {
-			p.add(path, "%q: %v", pat, err)
-			continue
-		}
-		for _, dev := range owned.lamps {
-			if matchPattern(pat, "1001", dev) {
-				p.add(path, "%q reaches %s, which presenced itself manages", pat, strings.ReplaceAll(dev, "1001", "<ext>"))
-				break
-			}
-		}
-	}
+	checkPatterns("variables", r.Variables, variablePattern, false, owned.astdb)
+	checkPatterns("lamps", r.Lamps, lampPattern, true, owned.lamps)
 	compile := func(key string, pats []string) []*regexp.Regexp {
 		var out []*regexp.Regexp
 		for i, pat := range pats {
