@@ -123,6 +123,10 @@ type FeatureCodesConfig struct {
 	// FirstDigitTimeout and DigitTimeout bound the wait for the first and each further digit.
 	FirstDigitTimeout time.Duration `mapstructure:"first_digit_timeout"`
 	DigitTimeout      time.Duration `mapstructure:"digit_timeout"`
+	// TrustedContexts are the dialplan contexts in which a call that is no user's device is
+	// identified by its caller ID number without a PIN (never Local channels: forwards, queue
+	// calls). Empty: only a user's own devices switch without a PIN.
+	TrustedContexts []string `mapstructure:"trusted_contexts"`
 }
 
 // TriggersConfig configures schedules, timed profiles and external triggers (package trigger).
@@ -252,6 +256,7 @@ func defaults() map[string]any {
 		"feature_codes.lockout":                    "15m",
 		"feature_codes.first_digit_timeout":        "5s",
 		"feature_codes.digit_timeout":              "3s",
+		"feature_codes.trusted_contexts":           []string{},
 		"triggers.default_time_zone":               "",
 		"triggers.tick":                            "1s",
 		"holidays":                                 []string{},
@@ -629,6 +634,11 @@ func (c *Config) Validate() error {
 	positive("feature_codes.lockout", c.FeatureCodes.Lockout)
 	positive("feature_codes.first_digit_timeout", c.FeatureCodes.FirstDigitTimeout)
 	positive("feature_codes.digit_timeout", c.FeatureCodes.DigitTimeout)
+	for i, name := range c.FeatureCodes.TrustedContexts {
+		if err := featurecode.CheckContext(name); err != nil {
+			add(fmt.Sprintf("feature_codes.trusted_contexts[%d]", i), "%v", err)
+		}
+	}
 	var verr *presence.ValidationError
 	if err := c.Asterisk.Naming.Validate(); errors.As(err, &verr) {
 		for _, p := range verr.Problems {
