@@ -167,7 +167,8 @@ type Outcome struct {
 	// Context is the dialplan context the channel dialled the feature code from
 	// (channel.dialplan.context of the StasisStart).
 	Context string
-	// PIN is set when the call was asked for a PIN.
+	// PIN is set when the call needed the PIN of the user it switches: it was asked for it,
+	// or denied when the user has none.
 	PIN bool
 	// Actor is who the switch was journaled as: the proven caller's user ID, or
 	// "pin:<channel>" for a call that proved itself only by the PIN.
