@@ -421,14 +421,13 @@ func (c *call) checkPIN(ctx context.Context, u *presence.User) (time.Time, Resul
 	prompt := []string{soundPIN}
 	for range pinTriesPerCall {
 		got, last, r := c.collect(ctx, prompt)
-		switch r {
-		case "":
-		case resultTooLong: // no PIN is that long: a wrong one
-			got = ""
-		default:
+		if r == resultTooLong {
+			got, r = "", "" // no PIN is that long: a wrong one ("" is no user's PIN)
+		}
+		if r != "" {
 			return last, r, nil
 		}
-		if r == "" && subtle.ConstantTimeCompare([]byte(got), []byte(u.PIN)) == 1 {
+		if subtle.ConstantTimeCompare([]byte(got), []byte(u.PIN)) == 1 {
 			if err := pins.reset(ctx, u.ID); err != nil {
 				c.log.Warn("reset PIN failures", "user", u.ID, "err", err)
 			}

@@ -12,15 +12,16 @@ import (
 	"github.com/presenced/presenced/ari/featurecode"
 )
 
-// benchYAML has n users (extensions 2000...) and two profiles with PBX state to apply. The
-// users have no phones in the lab: their calls come through the lab trunk, whose context
-// lab-trusted is trusted (testdata/asterisk/conf/pjsip.conf).
+// benchYAML has n users (extensions 2000...) and two profiles with PBX state to apply.
 func benchYAML(n int) string {
 	var b strings.Builder
-	b.WriteString("api: {admin_token: adm1n}\nfeature_codes: {trusted_contexts: [lab-trusted]}\nusers:\n")
+	b.WriteString("api: {admin_token: adm1n}\nusers:\n")
 	for i := range n {
 		fmt.Fprintf(&b, "  - {id: u%d, extension: \"%d\", devices: [{dial: PJSIP/%d, family: desk}]}\n", 2000+i, 2000+i, 2000+i)
 	}
+	// The users have no phones in the lab: their calls come through the lab trunk, whose
+	// context lab-trusted is trusted (testdata/asterisk/conf/pjsip.conf).
+	b.WriteString("feature_codes: {trusted_contexts: [lab-trusted]}\n")
 	b.WriteString(`profiles:
   - id: available
     name: Available

@@ -480,7 +480,6 @@ func withBob(yaml string) string {
 	return strings.Replace(yaml, "  - id: carol\n", `  - id: bob
     name: Bob
     extension: "1002"
-    token: bob-token
     devices:
       - {dial: PJSIP/1002-mobile, family: mobile}
   - id: carol
@@ -573,7 +572,7 @@ func TestFeatureCodeForwards(t *testing.T) {
 		if o.Actor != "pin:Local/*553@lab-route" || o.Caller != "" {
 			t.Errorf("actor %q caller %q", o.Actor, o.Caller)
 		}
-		code, j := f.d.call(t, http.MethodGet, "/api/v1/users/carol/journal?limit=1", "adm1n", nil)
+		code, j := f.d.call(t, http.MethodGet, "/api/v1/users/carol/journal?limit=1", string(f.cfg.API.AdminToken), nil)
 		entries, _ := j["entries"].([]any)
 		if code != http.StatusOK || len(entries) != 1 {
 			t.Fatalf("journal: %d %v", code, j)
