@@ -37,23 +37,45 @@ const (
 	modeMenu     = "menu"
 )
 
+// maxExtensionDigits is the longest extension *55<n>*<ext> may name (presence allows 20 digits).
+const maxExtensionDigits = 20
+
 // request is what the dialplan's Stasis() arguments ask for.
 type request struct {
 	mode   string // modeActivate or modeMenu
 	number string // activation number (activate)
 	ext    string // the user to switch, from *55<n>*<ext>; "" means the caller
-	caller string // ${CALLERID(num)}
+	// transfer is ${BLINDTRANSFER}${ATTENDEDTRANSFER}: the channel that transferred this one
+	// to the feature code, "" when it dialled the code itself.
+	transfer string
+	caller   string // ${CALLERID(num)}
+	// legacy is set for the argument list of an older dialplan, which does not say whether
+	// the call was transferred.
+	legacy bool
 }
 
-// parseArgs reads Stasis(app,<mode>,<n>[*<ext>],<caller>).
+// parseArgs reads the arguments of Stasis(app,<mode>,<n>[*<ext>],<transfer>,<caller>). The
+// caller number comes last because it is the one argument a caller may choose (a trunk's
+// caller ID may hold commas, which Stasis() splits): whatever it holds, it cannot shift the
+// arguments before it, and the pieces after the transfer argument are joined back. The
+// argument list of older dialplans, <mode>,<n>[*<ext>],<caller>, is still read (legacy): a
+// caller number with a comma then looks like a transfer, which only makes presenced ask for
+// a PIN.
 func parseArgs(args []string) (request, error) {
 	var r request
 	if len(args) == 0 {
 		return r, errors.New("no arguments")
 	}
 	r.mode = args[0]
-	if len(args) > 2 {
-		r.caller = args[2]
+	switch {
+	case len(args) <= 3:
+		r.legacy = true
+		if len(args) == 3 {
+			r.caller = args[2]
+		}
+	default:
+		r.transfer = args[2]
+		r.caller = strings.Join(args[3:], ",")
 	}
 	arg := ""
 	if len(args) > 1 {
@@ -65,12 +87,19 @@ func parseArgs(args []string) (request, error) {
 			return r, fmt.Errorf("menu takes no number, got %q", arg)
 		}
 	case modeActivate:
-		r.number, r.ext, _ = strings.Cut(arg, "*")
+		var hasExt bool
+		r.number, r.ext, hasExt = strings.Cut(arg, "*")
 		if !isDigits(r.number) {
 			return r, fmt.Errorf("activation number %q is not digits", r.number)
 		}
-		if strings.Contains(arg, "*") && !isDigits(r.ext) {
+		if len(r.number) > maxDigits {
+			return r, fmt.Errorf("activation number %q is longer than %d digits", r.number, maxDigits)
+		}
+		if hasExt && !isDigits(r.ext) {
 			return r, fmt.Errorf("extension %q in %q is not digits", r.ext, arg)
+		}
+		if len(r.ext) > maxExtensionDigits {
+			return r, fmt.Errorf("extension %q is longer than %d digits", r.ext, maxExtensionDigits)
 		}
 	default:
 		return r, fmt.Errorf("unknown mode %q", r.mode)
@@ -103,11 +132,14 @@ func sayDigits(n string) []string {
 
 // call is one feature-code call, run by its own goroutine.
 type call struct {
-	app              *App
-	log              *slog.Logger
-	id, name, caller string
-	args             []string
-	started          time.Time
+	app     *App
+	log     *slog.Logger
+	id      string // channel ID
+	name    string // channel name
+	context string // dialplan context the channel entered the application from
+	caller  string // caller ID number of the channel (logged)
+	args    []string
+	started time.Time
 
 	digits    chan string   // DTMF digits, in order
 	playbacks chan string   // IDs of finished playbacks
@@ -116,9 +148,9 @@ type call struct {
 	seq       int // playback sequence, call goroutine only
 }
 
-func newCall(a *App, id, name, caller string, args []string, started time.Time) *call {
+func newCall(a *App, id, name, dialplanContext, caller string, args []string, started time.Time) *call {
 	return &call{
-		app: a, id: id, name: name, caller: caller, args: args, started: started,
+		app: a, id: id, name: name, context: dialplanContext, caller: caller, args: args, started: started,
 		log:       a.log.With("channel", name, "channel_id", id),
 		digits:    make(chan string, digitBuffer),
 		playbacks: make(chan string, playbackEventsBuffer),
@@ -165,7 +197,7 @@ func (c *call) run(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, c.app.opts.MaxCallDuration)
 	defer cancel()
 	out := c.flow(ctx)
-	out.ChannelID = c.id
+	out.ChannelID, out.Channel = c.id, c.name
 	if out.Result == ResultSwitched {
 		c.app.metrics.latency.Observe(out.Latency.Seconds())
 	}
@@ -174,7 +206,8 @@ func (c *call) run(ctx context.Context) {
 	if out.Result == ResultFailed {
 		level = slog.LevelError
 	}
-	c.log.Log(ctx, level, "feature-code call", "args", c.args, "caller", c.caller, "user", out.User,
+	c.log.Log(ctx, level, "feature-code call", "args", c.args, "caller", c.caller, "context", c.context,
+		"identity", out.Identity, "proven_caller", out.Caller, "pin", out.PIN, "user", out.User,
 		"profile", out.Profile, "result", out.Result, "latency", out.Latency, "err", out.Err)
 	if !c.isGone() {
 		hctx, hcancel := context.WithTimeout(context.WithoutCancel(ctx), c.app.opts.RequestTimeout)
@@ -190,7 +223,7 @@ func (c *call) run(ctx context.Context) {
 
 // flow is the dialogue; it returns how it ended, after the final prompt.
 func (c *call) flow(ctx context.Context) Outcome {
-	var out Outcome
+	out := Outcome{Context: c.context, Identity: IdentityNone}
 	end := func(r Result, err error) Outcome {
 		out.Result, out.Err = r, err
 		if c.isGone() {
@@ -206,32 +239,50 @@ func (c *call) flow(ctx context.Context) Outcome {
 	if err != nil {
 		return end(ResultFailed, fmt.Errorf("stasis arguments %q: %w", c.args, err))
 	}
+	if req.legacy {
+		c.app.legacyArgs.Do(func() {
+			c.log.Warn("feature codes: the Stasis() arguments are those of an older extensions_presenced.conf, "+
+				"which does not say whether a call was transferred to the feature code; install the current one", "args", c.args)
+		})
+	}
 	if err := c.request(ctx, "answer", func(ctx context.Context) error { return c.app.opts.Channels.Answer(ctx, c.id) }); err != nil {
 		return end(ResultFailed, err)
 	}
 
 	cat := c.app.opts.Engine.Catalog()
-	callerUser, ok := userOfDevice(cat, c.name)
-	if !ok && req.caller != "" {
-		callerUser, _ = cat.UserByExtension(req.caller)
+	from := identify(cat, c.app.trusted, c.name, c.context, req)
+	out.Identity = from.how
+	if from.user != nil {
+		out.Caller = from.user.ID
 	}
-	target, own := callerUser, true
-	if req.ext != "" {
+	// The user to switch: the one *55<n>*<ext> names, else the proven caller, else the one
+	// the caller ID claims to be (who must then give their PIN).
+	target := from.user
+	switch {
+	case req.ext != "":
 		t, ok := cat.UserByExtension(req.ext)
 		if !ok {
 			return end(ResultUnknownUser, fmt.Errorf("no user has extension %s", req.ext))
 		}
-		target, own = t, callerUser != nil && callerUser.ID == t.ID
+		target = t
+	case target == nil && req.caller != "":
+		target, _ = cat.UserByExtension(req.caller)
 	}
 	if target == nil {
-		return end(ResultUnknownUser, fmt.Errorf("caller %q (%s) is no user's device", req.caller, c.name))
+		return end(ResultUnknownUser, fmt.Errorf("caller %q (%s) is no user's device and no user's extension", req.caller, c.name))
 	}
 	out.User = target.ID
 
 	decided := c.started // the last digit that decided the switch
-	if !own || (c.app.opts.AlwaysPIN && hasPIN(target)) {
+	proven := from.user != nil && from.user.ID == target.ID
+	if !proven || (c.app.opts.AlwaysPIN && hasPIN(target)) {
+		out.PIN = true
 		if !hasPIN(target) {
-			return end(ResultDenied, errors.New("a PIN is needed from another user's phone, and the user has none"))
+			why := from.why
+			if from.user != nil {
+				why = fmt.Sprintf("the call comes from %s, not from %s", from.user.ID, target.ID)
+			}
+			return end(ResultDenied, fmt.Errorf("a PIN is needed (%s), and %s has none", why, target.ID))
 		}
 		last, r, err := c.checkPIN(ctx, target)
 		if r != "" {
@@ -260,6 +311,8 @@ func (c *call) flow(ctx context.Context) Outcome {
 		prompt = append(prompt, soundEnterNumber)
 		n, last, r := c.collect(ctx, prompt)
 		switch {
+		case r == resultTooLong:
+			return end(ResultUnknownProfile, fmt.Errorf("more than %d digits keyed in", maxDigits))
 		case r != "":
 			return end(r, nil)
 		case n == "":
@@ -290,12 +343,13 @@ func (c *call) flow(ctx context.Context) Outcome {
 	if c.isGone() {
 		return end(ResultHangup, nil)
 	}
-	actor := string(target.ID)
-	if callerUser != nil {
-		actor = string(callerUser.ID)
-	} else if req.caller != "" {
-		actor = req.caller
+	// The journal names the user the call is proven to come from, never one it only claims
+	// to be: a call proven by the PIN alone is journaled by its channel.
+	actor := "pin:" + deviceOf(c.name)
+	if from.user != nil {
+		actor = string(from.user.ID)
 	}
+	out.Actor = actor
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), c.app.opts.SwitchTimeout)
 	res, err := c.app.opts.Engine.Switch(sctx, presence.SwitchRequest{
 		User: target.ID, Profile: pr.ID, Source: presence.SourceFeatureCode, Actor: actor,
@@ -363,6 +417,9 @@ func (c *call) checkPIN(ctx context.Context, u *presence.User) (time.Time, Resul
 	prompt := []string{soundPIN}
 	for range pinTriesPerCall {
 		got, last, r := c.collect(ctx, prompt)
+		if r == resultTooLong {
+			got, r = "", "" // no PIN is that long: a wrong one ("" is no user's PIN)
+		}
 		if r != "" {
 			return last, r, nil
 		}
@@ -387,8 +444,15 @@ func (c *call) checkPIN(ctx context.Context, u *presence.User) (time.Time, Resul
 	return time.Time{}, ResultBadPIN, errors.New("wrong PIN")
 }
 
-// collect plays prompt (the first digit interrupts it) and reads digits up to '#'. It returns
-// the digits without the '#', the time of the '#', and "" or why it failed.
+// resultTooLong is what collect returns for more than maxDigits digits; the caller turns it
+// into one of the Results (a wrong PIN, an unknown profile).
+const resultTooLong Result = "too_long"
+
+// collect plays prompt (the first digit interrupts it) and reads digits up to '#': 0-9 count,
+// other keys (*, A-D) are ignored. It returns the digits without the '#', the time of the '#',
+// and "" or why it failed: resultTooLong (at the '#') for more than maxDigits digits,
+// ResultTimeout, ResultHangup or ResultFailed. Digits keyed after the '#' stay queued for the
+// next prompt.
 func (c *call) collect(ctx context.Context, prompt []string) (string, time.Time, Result) {
 	opts := c.app.opts
 	pb, err := c.play(ctx, prompt...)
@@ -402,6 +466,7 @@ func (c *call) collect(ctx context.Context, prompt []string) (string, time.Time,
 	timer := time.NewTimer(opts.MaxCallDuration)
 	defer timer.Stop()
 	var b strings.Builder
+	tooLong := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -422,13 +487,17 @@ func (c *call) collect(ctx context.Context, prompt []string) (string, time.Time,
 				cancel()
 			}
 			if d == "#" {
+				if tooLong {
+					return "", time.Now(), resultTooLong
+				}
 				return b.String(), time.Now(), ""
 			}
 			if len(d) == 1 && d[0] >= '0' && d[0] <= '9' {
 				if b.Len() >= maxDigits {
-					return "", time.Time{}, ResultUnknownProfile
+					tooLong = true // refused at the '#': the whole entry is one wrong entry
+				} else {
+					b.WriteString(d)
 				}
-				b.WriteString(d)
 			}
 			timer.Reset(opts.DigitTimeout)
 		case <-timer.C:

@@ -5,8 +5,17 @@
 // The shipped dialplan (deploy/asterisk/extensions_presenced.conf, context presenced-features)
 // sends those calls to the application with the arguments
 //
-//	activate,<n>[*<ext>],<caller number>     for *55<n> and *55<n>*<ext>
-//	menu,,<caller number>                     for *55
+//	activate,<n>[*<ext>],<transferred by>,<caller number>   for *55<n> and *55<n>*<ext>
+//	menu,,<transferred by>,<caller number>                   for *55
+//
+// (<transferred by> is ${BLINDTRANSFER}${ATTENDEDTRANSFER}, empty unless the call was
+// transferred to the feature code; older dialplans leave it out.)
+//
+// A call is the user's only when it is proven to come from the user: its channel is one of
+// the user's devices, or the admin trusts the context it dialled the code from (see identify).
+// Any other call, Local channels (forwards, queue calls), trunks and unknown endpoints
+// included, switches a user only with that user's PIN, whether it names the user by
+// *55<n>*<ext> or by its caller ID.
 //
 // The App consumes the events of an ari.Client: each call runs on its own goroutine, and the
 // events of its channel (digits, hangup) are routed to it without ever blocking the event
@@ -83,9 +92,15 @@ type Options struct {
 	DefaultProfile string
 
 	// AlwaysPIN asks users who have a PIN for it on every call, also from their own phones.
-	// Without it the PIN is only asked when a user switches from a phone that is not theirs
-	// (*55<n>*<ext>).
+	// Without it the PIN is only asked when the call is not proven to come from the user it
+	// switches (see Identity).
 	AlwaysPIN bool
+
+	// TrustedContexts are the dialplan contexts (channel.dialplan.context of the StasisStart:
+	// the context that includes presenced-features) in which a caller ID number identifies
+	// the caller without a PIN, for channels that are no user's device. Local channels and
+	// transferred calls are never trusted. Each must pass CheckContext.
+	TrustedContexts []string
 
 	// PINAttempts wrong PINs in a row lock the user's feature codes for Lockout. Zero means
 	// DefaultPINAttempts and DefaultLockout.
@@ -142,9 +157,22 @@ func Results() []Result {
 // Outcome is what one call did.
 type Outcome struct {
 	ChannelID string
-	User      presence.UserID // "" when the user is unknown
+	Channel   string          // the channel's name
+	User      presence.UserID // the user to switch; "" when the user is unknown
 	Profile   string          // the profile switched to, if any
 	Result    Result
+	// Caller is the user the call is proven to come from, "" when none (Identity says how).
+	Caller   presence.UserID
+	Identity Identity
+	// Context is the dialplan context the channel dialled the feature code from
+	// (channel.dialplan.context of the StasisStart).
+	Context string
+	// PIN is set when the call needed the PIN of the user it switches: it was asked for it,
+	// or denied when the user has none.
+	PIN bool
+	// Actor is who the switch was journaled as: the proven caller's user ID, or
+	// "pin:<channel>" for a call that proved itself only by the PIN.
+	Actor string
 	// Latency is the time from the last digit that decided the switch (the StasisStart of a
 	// *55<n> call) to the confirmation prompt starting, the switch applied in between. Zero
 	// when nothing was switched.
@@ -157,6 +185,9 @@ type App struct {
 	opts    Options
 	log     *slog.Logger
 	metrics *metrics
+	trusted map[string]bool // Options.TrustedContexts
+
+	legacyArgs sync.Once // warns once about the arguments of an older dialplan
 
 	mu    sync.Mutex
 	calls map[string]*call // by channel ID
@@ -176,6 +207,13 @@ func New(opts Options) (*App, error) {
 		return nil, errors.New("featurecode: Options.Redis is required")
 	case opts.PINAttempts < 0:
 		return nil, fmt.Errorf("featurecode: Options.PINAttempts %d must not be negative", opts.PINAttempts)
+	}
+	trusted := make(map[string]bool, len(opts.TrustedContexts))
+	for i, name := range opts.TrustedContexts {
+		if err := CheckContext(name); err != nil {
+			return nil, fmt.Errorf("featurecode: Options.TrustedContexts[%d]: %w", i, err)
+		}
+		trusted[name] = true
 	}
 	for name, d := range map[string]time.Duration{
 		"Lockout": opts.Lockout, "FirstDigitTimeout": opts.FirstDigitTimeout, "DigitTimeout": opts.DigitTimeout,
@@ -212,7 +250,7 @@ func New(opts Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &App{opts: opts, log: opts.Logger, metrics: m, calls: map[string]*call{}}, nil
+	return &App{opts: opts, log: opts.Logger, metrics: m, trusted: trusted, calls: map[string]*call{}}, nil
 }
 
 // Run handles the events until ctx is done or events is closed, then waits for the calls in
@@ -279,11 +317,14 @@ func (a *App) gone(id, why string) {
 
 // start begins a call on its own goroutine.
 func (a *App) start(ctx context.Context, e *ari.StasisStart) {
-	caller := ""
+	caller, dialplanContext := "", ""
 	if e.Channel.Caller != nil {
 		caller = e.Channel.Caller.Number
 	}
-	c := newCall(a, e.Channel.ID, e.Channel.Name, caller, e.Args, time.Now())
+	if e.Channel.Dialplan != nil {
+		dialplanContext = e.Channel.Dialplan.Context
+	}
+	c := newCall(a, e.Channel.ID, e.Channel.Name, dialplanContext, caller, e.Args, time.Now())
 	a.mu.Lock()
 	if _, dup := a.calls[c.id]; dup {
 		a.mu.Unlock()
@@ -328,22 +369,4 @@ func (a *App) resync(ctx context.Context) {
 			}
 		}
 	})
-}
-
-// userOfDevice returns the user one of whose devices the channel is, from its name
-// ("PJSIP/1001-0000002a" is device PJSIP/1001).
-func userOfDevice(cat *presence.Catalog, channelName string) (*presence.User, bool) {
-	i := strings.LastIndexByte(channelName, '-')
-	if i <= 0 || strings.HasPrefix(channelName, "Local/") {
-		return nil, false
-	}
-	dev := channelName[:i]
-	for _, u := range cat.Users {
-		for _, d := range u.Devices {
-			if strings.EqualFold(d.Dial, dev) {
-				return u, true
-			}
-		}
-	}
-	return nil, false
 }

@@ -52,7 +52,7 @@ func TestFeatureCodeCall(t *testing.T) {
 		return ok && ss.Channel.ID == id
 	})
 	ss := ev.(*ari.StasisStart)
-	if want := []string{"activate", "1234", "1001"}; !slices.Equal(ss.Args, want) {
+	if want := []string{"activate", "1234", "", "1001"}; !slices.Equal(ss.Args, want) { // <n>, transferred by, caller
 		t.Errorf("StasisStart args = %q, want %q", ss.Args, want)
 	}
 	if ss.GetApplication() != c.AppName() || !strings.HasSuffix(ss.Channel.Name, ";2") ||

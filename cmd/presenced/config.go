@@ -150,6 +150,10 @@ type FeatureCodesConfig struct {
 	// FirstDigitTimeout and DigitTimeout bound the wait for the first and each further digit.
 	FirstDigitTimeout time.Duration `mapstructure:"first_digit_timeout"`
 	DigitTimeout      time.Duration `mapstructure:"digit_timeout"`
+	// TrustedContexts are the dialplan contexts in which a call that is no user's device is
+	// identified by its caller ID number without a PIN (never Local channels: forwards, queue
+	// calls). Empty: only a user's own devices switch without a PIN.
+	TrustedContexts []string `mapstructure:"trusted_contexts"`
 }
 
 // TriggersConfig configures schedules, timed profiles and external triggers (package trigger).
@@ -314,6 +318,7 @@ func defaults() map[string]any {
 		"feature_codes.lockout":                    "15m",
 		"feature_codes.first_digit_timeout":        "5s",
 		"feature_codes.digit_timeout":              "3s",
+		"feature_codes.trusted_contexts":           []string{},
 		"triggers.default_time_zone":               "",
 		"triggers.tick":                            "1s",
 		"holidays":                                 []string{},
@@ -816,6 +821,11 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validateAPIAuth(add)
+	for i, name := range c.FeatureCodes.TrustedContexts {
+		if err := featurecode.CheckContext(name); err != nil {
+			add(fmt.Sprintf("feature_codes.trusted_contexts[%d]", i), "%v", err)
+		}
+	}
 	var verr *presence.ValidationError
 	if err := c.Asterisk.Naming.Validate(); errors.As(err, &verr) {
 		for _, p := range verr.Problems {

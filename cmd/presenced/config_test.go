@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -72,6 +73,10 @@ func TestBadConfigIsRefusedWithOneLineNamingTheKey(t *testing.T) {
 		{name: "bad first digit timeout", file: "feature_codes: {first_digit_timeout: soon}\n", env: minimalEnv, want: "first_digit_timeout"},
 		{name: "unknown default profile", env: append([]string{"PRESENCED_FEATURE_CODES_DEFAULT_PROFILE=nap"}, minimalEnv...), want: `feature_codes.default_profile: "nap" is not a system-wide profile`},
 		{name: "unknown feature_codes key", file: "feature_codes: {always_pn: true}\n", env: minimalEnv, want: "unknown key feature_codes.always_pn"},
+		{name: "bad trusted context", file: "feature_codes: {trusted_contexts: [from-internal, \"from internal\"]}\n", env: minimalEnv,
+			want: `feature_codes.trusted_contexts[1]: "from internal" is not a dialplan context name`},
+		{name: "feature-code context trusted", env: append([]string{"PRESENCED_FEATURE_CODES_TRUSTED_CONTEXTS=from-internal,presenced-features"}, minimalEnv...),
+			want: `feature_codes.trusted_contexts[1]: "presenced-features" cannot be trusted`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := tc.args
@@ -177,6 +182,29 @@ func TestExampleConfigLoads(t *testing.T) {
 	}
 	if cfg.Asterisk.AMI.Secret != "x" || cfg.Asterisk.ARI.Password != "y" || cfg.Redis.URL == "" {
 		t.Fatalf("example config loaded as %+v", cfg)
+	}
+}
+
+// TestTrustedContextsLoad reads feature_codes.trusted_contexts from the file and from the
+// environment (a comma-separated list, which wins); by default there is none.
+func TestTrustedContextsLoad(t *testing.T) {
+	file := writeFile(t, "presenced.yaml", "feature_codes: {trusted_contexts: [from-internal-trusted]}\n")
+	for _, tc := range []struct {
+		args, env []string
+		want      []string
+	}{
+		{env: minimalEnv, want: nil},
+		{args: []string{"-config", file}, env: minimalEnv, want: []string{"from-internal-trusted"}},
+		{args: []string{"-config", file}, env: append([]string{"PRESENCED_FEATURE_CODES_TRUSTED_CONTEXTS=a-phones,b_phones"}, minimalEnv...),
+			want: []string{"a-phones", "b_phones"}},
+	} {
+		cfg, _, err := loadConfig(tc.args, tc.env, &bytes.Buffer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(cfg.FeatureCodes.TrustedContexts, tc.want) {
+			t.Errorf("loadConfig(%q, %q): trusted contexts %q, want %q", tc.args, tc.env, cfg.FeatureCodes.TrustedContexts, tc.want)
+		}
 	}
 }
 

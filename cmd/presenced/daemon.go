@@ -310,6 +310,7 @@ func (d *daemon) buildEngine() error {
 		Lockout:           cfg.FeatureCodes.Lockout,
 		FirstDigitTimeout: cfg.FeatureCodes.FirstDigitTimeout,
 		DigitTimeout:      cfg.FeatureCodes.DigitTimeout,
+		TrustedContexts:   cfg.FeatureCodes.TrustedContexts,
 		RequestTimeout:    cfg.Asterisk.ARI.RequestTimeout,
 		Observe:           cfg.observeFeatureCode,
 		Logger:            log.With("component", "featurecode"),

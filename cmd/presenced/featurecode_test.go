@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -38,6 +39,7 @@ type fcLab struct {
 	ami      *ami.Client
 	rdb      *redis.Client
 	outcomes chan featurecode.Outcome
+	seen     map[string]bool // uniqueids of the Stasis channels found so far
 }
 
 // startFeatureCodeDaemon runs presenced with yaml (profilesYAML's users) against the lab and
@@ -45,7 +47,7 @@ type fcLab struct {
 func startFeatureCodeDaemon(t *testing.T, yaml string) *fcLab {
 	t.Helper()
 	cfg := profileConfig(t, yaml)
-	f := &fcLab{t: t, cfg: cfg, outcomes: make(chan featurecode.Outcome, 1024)}
+	f := &fcLab{t: t, cfg: cfg, outcomes: make(chan featurecode.Outcome, 1024), seen: map[string]bool{}}
 	f.cfg.observeFeatureCode = func(o featurecode.Outcome) { f.outcomes <- o }
 	f.ami = newProbe(t).c
 	opt, err := redis.ParseURL(env.RedisURL)
@@ -86,25 +88,43 @@ func uniqID(prefix string) string {
 	return prefix + hex.EncodeToString(b[:])
 }
 
-// dial calls exten in presenced-features as callerID (NOTES.md §11 A) and returns the
-// uniqueid and the name of the channel in the Stasis application (the ;2 half).
-func (f *fcLab) dial(exten, callerID string) (id, name string) {
+// dial calls exten from the desk phone of extension phone (1001, 1002 or 1003): the lab
+// Asterisk calls itself over SIP as that endpoint (testdata/asterisk/conf/pjsip.conf,
+// lab-phone-<ext>), so the call runs in the phones' context (internal, which includes
+// presenced-features) on a channel PJSIP/<phone>-<n> with the endpoint's caller ID, as a call
+// from that phone would. It returns the uniqueid and the name of that channel once it is in the
+// Stasis application.
+func (f *fcLab) dial(exten, phone string) (id, name string) {
+	f.t.Helper()
+	f.originate(ami.OriginateSpec{Channel: "PJSIP/" + exten + "@lab-phone-" + phone, Application: "Wait", Data: "30",
+		Async: true, ChannelID: uniqID("fc-")})
+	return f.inStasis(func(c ami.ChannelInfo) bool {
+		return strings.HasPrefix(c.Channel, "PJSIP/"+phone+"-") && c.Exten == exten
+	})
+}
+
+// dialLocal calls exten in presenced-features through a Local channel with the given caller ID
+// (NOTES.md §11 A): a call that comes from no device, like a forward.
+func (f *fcLab) dialLocal(exten, callerID string) (id, name string) {
+	f.t.Helper()
+	base := uniqID("fc-")
+	f.originate(ami.OriginateSpec{Channel: "Local/" + exten + "@presenced-features", Application: "Wait", Data: "30",
+		CallerID: callerID, Async: true, ChannelID: base + "-1", OtherChannelID: base + "-2"})
+	return f.inStasis(func(c ami.ChannelInfo) bool { return c.Uniqueid == base+"-2" })
+}
+
+func (f *fcLab) originate(spec ami.OriginateSpec) {
+	f.t.Helper()
+	if err := f.ami.Originate(f.ctx(), spec); err != nil {
+		f.t.Fatalf("originate %s: %v", spec.Channel, err)
+	}
+}
+
+// inStasis waits for a channel not seen before that matches and is in the Stasis application,
+// and returns its uniqueid and name.
+func (f *fcLab) inStasis(match func(ami.ChannelInfo) bool) (id, name string) {
 	t := f.t
 	t.Helper()
-	base := uniqID("fc-")
-	err := f.ami.Originate(f.ctx(), ami.OriginateSpec{
-		Channel:        "Local/" + exten + "@presenced-features",
-		Application:    "Wait",
-		Data:           "30",
-		CallerID:       callerID,
-		Async:          true,
-		ChannelID:      base + "-1",
-		OtherChannelID: base + "-2",
-	})
-	if err != nil {
-		t.Fatalf("originate %s: %v", exten, err)
-	}
-	id = base + "-2"
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		chans, err := f.ami.CoreShowChannels(f.ctx())
@@ -112,12 +132,13 @@ func (f *fcLab) dial(exten, callerID string) (id, name string) {
 			t.Fatal(err)
 		}
 		for _, c := range chans {
-			if c.Uniqueid == id && c.Application == "Stasis" {
-				return id, c.Channel
+			if c.Application == "Stasis" && !f.seen[c.Uniqueid] && match(c) {
+				f.seen[c.Uniqueid] = true
+				return c.Uniqueid, c.Channel
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("call to %s never reached the Stasis application", exten)
+			t.Fatal("the call never reached the Stasis application")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -180,22 +201,27 @@ func (f *fcLab) expect(o featurecode.Outcome, result featurecode.Result, user, e
 	}
 }
 
-// TestFeatureCodes drives *55 calls from the lab through the whole daemon: activation,
-// toggling back, the menu, errors, timeouts, hangups, PINs and their lockout (across a
-// restart), lamps and hints.
+// TestFeatureCodes drives *55 calls from the users' phones through the whole daemon:
+// activation, toggling back, the menu, errors, timeouts, hangups, PINs and their lockout
+// (across a restart), lamps and hints.
 func TestFeatureCodes(t *testing.T) {
 	f := startFeatureCodeDaemon(t, withPIN(fcYAML))
 	f.d.switchTo(t, "alice", "available", "")
 	f.d.switchTo(t, "carol", "available", "")
 	p := &pbx{t: t, c: f.ami}
-	const alice, carol = `"Alice" <1001>`, `"Carol" <1003>`
+	const alice, carol = "1001", "1003" // their desk phones
 
 	t.Run("activate", func(t *testing.T) {
 		id, _ := f.dial("*553", alice)
 		o := f.outcome(id, 15*time.Second)
 		f.expect(o, featurecode.ResultSwitched, "alice", "1001", "lunch")
-		if o.User != "alice" || o.Latency <= 0 {
+		if o.User != "alice" || o.Latency <= 0 || o.PIN {
 			t.Errorf("outcome %+v", o)
+		}
+		// The phone's context (pjsip.conf context=internal) includes presenced-features: the
+		// StasisStart reports the including context.
+		if o.Caller != "alice" || o.Identity != featurecode.IdentityDevice || o.Context != "internal" || o.Actor != "alice" {
+			t.Errorf("identification: caller %q identity %s context %q actor %q", o.Caller, o.Identity, o.Context, o.Actor)
 		}
 		if m := p.member("support", "Local/1001@presenced-queue-member/n"); m == nil || !m.Paused || m.PausedReason != "Lunch" {
 			t.Errorf("lunch: support member %+v", m)
@@ -219,9 +245,32 @@ func TestFeatureCodes(t *testing.T) {
 		id, _ := f.dial("*5577", alice)
 		f.expect(f.outcome(id, 15*time.Second), featurecode.ResultUnknownProfile, "alice", "1001", "available")
 	})
-	t.Run("unknown caller", func(t *testing.T) {
-		id, _ := f.dial("*553", `"Mallory" <1999>`)
+	t.Run("phone of no user", func(t *testing.T) {
+		id, _ := f.dial("*553", "1002") // Bob's phone; Bob is no user here
 		f.expect(f.outcome(id, 15*time.Second), featurecode.ResultUnknownUser, "", "", "")
+	})
+	t.Run("caller ID alone proves nothing", func(t *testing.T) {
+		id, _ := f.dialLocal("*553", `"Mallory" <1999>`)
+		f.expect(f.outcome(id, 15*time.Second), featurecode.ResultUnknownUser, "", "", "")
+		id, _ = f.dialLocal("*553", `"Alice" <1001>`) // Alice has no PIN
+		o := f.outcome(id, 15*time.Second)
+		f.expect(o, featurecode.ResultDenied, "alice", "1001", "available")
+		if o.Caller != "" || o.Identity != featurecode.IdentityNone || !o.PIN {
+			t.Errorf("Local channel with Alice's caller ID: caller %q identity %s pin %v", o.Caller, o.Identity, o.PIN)
+		}
+		id, _ = f.dialLocal("*553", `"Carol" <1003>`) // Carol's PIN is asked; nobody keys it
+		f.expect(f.outcome(id, 15*time.Second), featurecode.ResultTimeout, "carol", "1003", "available")
+	})
+	t.Run("trunk call with a user's caller ID asks the PIN", func(t *testing.T) {
+		// The lab trunk's context lab-trusted is not trusted by this daemon.
+		f.originate(ami.OriginateSpec{Channel: "PJSIP/*553@lab-trunk-out", Application: "Wait", Data: "30",
+			CallerID: `"Carol" <1003>`, Async: true, ChannelID: uniqID("fc-")})
+		id, name := f.inStasis(func(c ami.ChannelInfo) bool { return strings.HasPrefix(c.Channel, "PJSIP/lab-trunk-") })
+		o := f.outcome(id, 15*time.Second)
+		f.expect(o, featurecode.ResultTimeout, "carol", "1003", "available")
+		if !o.PIN || o.Identity != featurecode.IdentityNone || o.Context != "lab-trusted" || o.Channel != name {
+			t.Errorf("trunk call: pin %v identity %s context %q channel %q", o.PIN, o.Identity, o.Context, o.Channel)
+		}
 	})
 	t.Run("menu", func(t *testing.T) {
 		id, name := f.dial("*55", alice)
@@ -423,5 +472,221 @@ func loadHints(t *testing.T, conf string) {
 		if out, err := env.CLI(ctx, cmd); err != nil {
 			t.Fatalf("%s: %v %s", cmd, err, out)
 		}
+	}
+}
+
+// withBob adds Bob (extension 1002, no PIN) to a users list: his device is his mobile, so his
+// desk phone PJSIP/1002 (lab-phone-1002) is a phone of no user's, like a shared phone.
+func withBob(yaml string) string {
+	return strings.Replace(yaml, "  - id: carol\n", `  - id: bob
+    name: Bob
+    extension: "1002"
+    devices:
+      - {dial: PJSIP/1002-mobile, family: mobile}
+  - id: carol
+`, 1)
+}
+
+// TestFeatureCodeForwards replays issue 10's attack through the shipped dialplan: a forward
+// to a feature code (set on the PBX directly) plus a call from another user's phone switched
+// that caller with no PIN, because the forward's Local channel carries the caller's ID. Now a
+// call that reaches *55<n> through a forward or a transfer must give the PIN of the user it
+// would switch, even when the admin trusts the contexts involved; the user's own phone still
+// switches without one. Judged on the PBX through the test's own AMI login.
+func TestFeatureCodeForwards(t *testing.T) {
+	forgetUsers(t, "bob")
+	f := startFeatureCodeDaemon(t, withBob(withPIN(fcYAML)))
+	for _, u := range []string{"alice", "bob", "carol"} {
+		f.d.switchTo(t, u, "available", "")
+	}
+	p := &pbx{t: t, c: f.ami}
+	const alicePhone, bobPhone, carolPhone = "1001", "1002", "1003"
+	const carolMember = "Local/1003@presenced-queue-member/n"
+
+	// unchanged checks that Carol is still available on the PBX: no DND, logged in and not
+	// paused in support, her profile key and the REST API say available.
+	unchanged := func(t *testing.T) {
+		t.Helper()
+		if v, ok := p.db("DND", "1003"); ok {
+			t.Errorf("DND/1003 = %q, want no key", v)
+		}
+		if m := p.member("support", carolMember); m == nil || m.Paused {
+			t.Errorf("support member %s = %+v, want logged in, not paused", carolMember, m)
+		}
+		if v, _ := p.db("PROFILE", "1003/active"); v != "available" {
+			t.Errorf("PROFILE/1003/active = %q, want available", v)
+		}
+		if got := f.activeProfile("carol"); got != "available" {
+			t.Errorf("carol's profile %q, want available", got)
+		}
+	}
+	dbPut := func(t *testing.T, family, key, value string) {
+		t.Helper()
+		if err := f.ami.DBPut(f.ctx(), family, key, value); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = f.ami.DBDel(context.Background(), family, key) })
+	}
+	// forwardedCall: the user of phone calls ext, whose line forwards (CF) to code; it returns
+	// the forward's Local channel in the Stasis application.
+	forwardedCall := func(t *testing.T, phone, ext, code string) (id, name string) {
+		t.Helper()
+		dbPut(t, "CF", ext, code)
+		f.originate(ami.OriginateSpec{Channel: "PJSIP/" + ext + "@lab-phone-" + phone, Application: "Wait", Data: "30",
+			Async: true, ChannelID: uniqID("fc-")})
+		return f.inStasis(func(c ami.ChannelInfo) bool { return strings.HasPrefix(c.Channel, "Local/"+code+"@lab-route-") })
+	}
+	notSwitched := func(t *testing.T, o featurecode.Outcome, user presence.UserID) {
+		t.Helper()
+		if o.Result != featurecode.ResultTimeout && o.Result != featurecode.ResultBadPIN && o.Result != featurecode.ResultDenied {
+			t.Errorf("call ended %s (%v), want timeout, bad_pin or denied", o.Result, o.Err)
+		}
+		if o.User != user || o.Caller != "" || o.Identity != featurecode.IdentityNone || !o.PIN {
+			t.Errorf("outcome user %q caller %q identity %s pin %v; want user %s, no caller, a PIN asked", o.User, o.Caller, o.Identity, o.PIN, user)
+		}
+	}
+
+	for _, code := range []string{"*554", "*553"} { // meeting (DND on), lunch (queues paused)
+		t.Run("forward to "+code+" asks the caller's PIN", func(t *testing.T) {
+			// Alice's line forwards to the feature code; Carol calls Alice from her phone.
+			id, name := forwardedCall(t, carolPhone, alicePhone, code)
+			o := f.outcome(id, 20*time.Second)
+			notSwitched(t, o, "carol")
+			if o.Result != featurecode.ResultTimeout {
+				t.Errorf("result %s, want timeout (the PIN prompt, nobody keys)", o.Result)
+			}
+			// The forward runs in PRESENCED_FORWARD_CONTEXT (the lab's lab-route).
+			if o.Context != "lab-route" || !strings.HasPrefix(o.Channel, "Local/"+code+"@lab-route-") || o.Channel != name {
+				t.Errorf("forward: context %q channel %q", o.Context, o.Channel)
+			}
+			unchanged(t)
+		})
+	}
+	t.Run("the PIN through a forward switches, journaled by the channel", func(t *testing.T) {
+		id, name := forwardedCall(t, carolPhone, alicePhone, "*553")
+		f.keys(name, "4321#")
+		o := f.outcome(id, 20*time.Second)
+		f.expect(o, featurecode.ResultSwitched, "carol", "1003", "lunch")
+		if m := p.member("support", carolMember); m == nil || !m.Paused {
+			t.Errorf("lunch: support member %+v, want paused", m)
+		}
+		if o.Actor != "pin:Local/*553@lab-route" || o.Caller != "" {
+			t.Errorf("actor %q caller %q", o.Actor, o.Caller)
+		}
+		code, j := f.d.call(t, http.MethodGet, "/api/v1/users/carol/journal?limit=1", string(f.cfg.API.AdminToken), nil)
+		entries, _ := j["entries"].([]any)
+		if code != http.StatusOK || len(entries) != 1 {
+			t.Fatalf("journal: %d %v", code, j)
+		}
+		if e := entries[0].(map[string]any); e["actor"] != "pin:Local/*553@lab-route" || e["to"] != "lunch" {
+			t.Errorf("journal entry %v, want actor pin:Local/*553@lab-route", e)
+		}
+		f.d.switchTo(t, "carol", "available", "")
+	})
+	t.Run("forward for a user without PIN is denied", func(t *testing.T) {
+		// Carol's line forwards to *554; Alice (no PIN) calls Carol.
+		id, _ := forwardedCall(t, alicePhone, carolPhone, "*554")
+		o := f.outcome(id, 20*time.Second)
+		notSwitched(t, o, "alice")
+		if o.Result != featurecode.ResultDenied {
+			t.Errorf("result %s, want denied", o.Result)
+		}
+		if v, ok := p.db("DND", "1001"); ok {
+			t.Errorf("DND/1001 = %q, want no key", v)
+		}
+		if got := f.activeProfile("alice"); got != "available" {
+			t.Errorf("alice's profile %q", got)
+		}
+	})
+	t.Run("a call transferred to the code asks the PIN, even from the user's phone", func(t *testing.T) {
+		// Carol calls Alice, whose line forwards to an answering device; that side blind
+		// transfers Carol's call to *554: Carol's own phone channel enters the feature code.
+		sink := fmt.Sprintf("8%07d", time.Now().UnixNano()%10_000_000) // a device in lab-sink
+		dbPut(t, "LABSINK", sink, "answer")
+		dbPut(t, "CF", alicePhone, sink)
+		f.originate(ami.OriginateSpec{Channel: "PJSIP/" + alicePhone + "@lab-phone-" + carolPhone, Application: "Wait", Data: "30",
+			Async: true, ChannelID: uniqID("fc-")})
+		transferer := f.bridged("Local/" + sink + "@lab-route-")
+		if _, err := f.ami.Do(f.ctx(), ami.Raw{Name: "BlindTransfer", Headers: []ami.Header{
+			{Key: "Channel", Value: transferer}, {Key: "Context", Value: "internal"}, {Key: "Exten", Value: "*554"}}}); err != nil {
+			t.Fatalf("BlindTransfer %s: %v", transferer, err)
+		}
+		id, name := f.inStasis(func(c ami.ChannelInfo) bool {
+			return strings.HasPrefix(c.Channel, "PJSIP/"+carolPhone+"-") && c.Exten == "*554"
+		})
+		o := f.outcome(id, 20*time.Second)
+		notSwitched(t, o, "carol")
+		if o.Result != featurecode.ResultTimeout || o.Channel != name || o.Context != "internal" {
+			t.Errorf("transferred call: result %s channel %q context %q", o.Result, o.Channel, o.Context)
+		}
+		unchanged(t)
+	})
+	t.Run("the own phone switches without PIN", func(t *testing.T) {
+		id, _ := f.dial("*554", carolPhone)
+		o := f.outcome(id, 15*time.Second)
+		f.expect(o, featurecode.ResultSwitched, "carol", "1003", "meeting")
+		if o.PIN || o.Identity != featurecode.IdentityDevice || o.Actor != "carol" {
+			t.Errorf("outcome %+v", o)
+		}
+		if v, _ := p.db("DND", "1003"); v != "YES" {
+			t.Errorf("DND/1003 = %q after meeting", v)
+		}
+		id, _ = f.dial("*554", carolPhone)
+		f.expect(f.outcome(id, 15*time.Second), featurecode.ResultSwitched, "carol", "1003", "available")
+		unchanged(t)
+	})
+	t.Run("a phone of no user's needs the PIN", func(t *testing.T) {
+		id, _ := f.dial("*553", bobPhone) // Bob has no PIN
+		o := f.outcome(id, 15*time.Second)
+		notSwitched(t, o, "bob")
+		if o.Result != featurecode.ResultDenied || o.Context != "internal" {
+			t.Errorf("result %s context %q, want denied in internal", o.Result, o.Context)
+		}
+	})
+
+	// The admin trusts the phones' context and even the forward context: a phone of no user's
+	// is identified by its caller ID, a forward's Local channel still is not.
+	f.d.stop(t)
+	f.cfg.FeatureCodes.TrustedContexts = []string{"internal", "lab-route"}
+	f.start()
+	t.Run("trusted context identifies by caller ID", func(t *testing.T) {
+		id, _ := f.dial("*553", bobPhone)
+		o := f.outcome(id, 15*time.Second)
+		f.expect(o, featurecode.ResultSwitched, "bob", "1002", "lunch")
+		if o.PIN || o.Identity != featurecode.IdentityTrustedContext || o.Caller != "bob" || o.Actor != "bob" {
+			t.Errorf("outcome %+v", o)
+		}
+		id, _ = f.dial("*553", bobPhone)
+		f.expect(f.outcome(id, 15*time.Second), featurecode.ResultSwitched, "bob", "1002", "available")
+	})
+	t.Run("a forward in a trusted context still asks the PIN", func(t *testing.T) {
+		id, _ := forwardedCall(t, carolPhone, alicePhone, "*554")
+		o := f.outcome(id, 20*time.Second)
+		notSwitched(t, o, "carol")
+		if o.Result != featurecode.ResultTimeout || o.Context != "lab-route" {
+			t.Errorf("result %s context %q", o.Result, o.Context)
+		}
+		unchanged(t)
+	})
+}
+
+// bridged waits until a channel whose name starts with prefix is bridged and returns its name.
+func (f *fcLab) bridged(prefix string) string {
+	f.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		chans, err := f.ami.CoreShowChannels(f.ctx())
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		for _, c := range chans {
+			if strings.HasPrefix(c.Channel, prefix) && strings.HasSuffix(c.Channel, ";1") && c.BridgeID != "" {
+				return c.Channel
+			}
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("no channel %s... was bridged", prefix)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

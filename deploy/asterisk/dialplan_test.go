@@ -698,7 +698,7 @@ func testFeatureCodeFallback(t *testing.T, c *ami.Client, r *recorder) {
 	}
 	call(t, c, "presenced-features", "*559582", `"Alice" <9581>`, nil)
 	ch = "Local/*559582@presenced-features-"
-	r.wait(t, "Stasis(pdnotconnected,...)", 10*time.Second, onChannel(ch, newexten("Stasis", "pdnotconnected,activate,9582,9581")))
+	r.wait(t, "Stasis(pdnotconnected,...)", 10*time.Second, onChannel(ch, newexten("Stasis", "pdnotconnected,activate,9582,,9581")))
 	r.wait(t, "Playback(beeperr) after Stasis failed", 10*time.Second, onChannel(ch, newexten("Playback", "beeperr")))
 }
 
