@@ -320,18 +320,18 @@ func TestFeatureCodePINFromHashAndFile(t *testing.T) {
 	f := startFeatureCodeDaemon(t, yaml)
 	f.d.switchTo(t, "alice", "available", "")
 	f.d.switchTo(t, "carol", "available", "")
-	const aliceCID, carolCID = `"Alice" <1001>`, `"Carol" <1003>`
+	const alicePhone, carolPhone = "1001", "1003" // their desk phones
 
-	id, name := f.dial("*559*1003", aliceCID)
+	id, name := f.dial("*559*1003", alicePhone)
 	f.keys(name, "4321#")
 	f.expect(f.outcome(id, 20*time.Second), featurecode.ResultSwitched, "carol", "1003", "gone")
 
-	id, name = f.dial("*553*1001", carolCID)
+	id, name = f.dial("*553*1001", carolPhone)
 	f.keys(name, "2468#")
 	f.expect(f.outcome(id, 20*time.Second), featurecode.ResultSwitched, "alice", "1001", "lunch")
 
 	failures := f.d.metric(t, "presenced_featurecode_pin_failures_total")
-	id, name = f.dial("*551*1003", aliceCID)
+	id, name = f.dial("*551*1003", alicePhone)
 	for range 3 {
 		f.keys(name, "4322#")
 		time.Sleep(300 * time.Millisecond)
