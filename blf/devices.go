@@ -15,13 +15,16 @@ import (
 // device is in use (presence.DeviceStates) without a round trip. Devices not in the set are
 // ignored, so a busy PBX's channels and queues do not grow it. It is safe for concurrent use.
 type Devices struct {
+	events *ami.Client // whose DeviceStateChange events Watch follows; nil until then
+
 	mu     sync.RWMutex
 	states map[string]string // device name, lower case → state, upper case ("" unknown)
 }
 
-// NewDevices tracks the named devices. Names compare case-insensitively.
-func NewDevices(names []string) *Devices {
-	d := &Devices{states: make(map[string]string, len(names))}
+// NewDevices tracks the named devices, as events of client report them (Watch).
+// Names compare case-insensitively.
+func NewDevices(client *ami.Client, names []string) *Devices {
+	d := &Devices{events: client, states: make(map[string]string, len(names))}
 	for _, n := range names {
 		d.states[strings.ToLower(n)] = ""
 	}

@@ -17,7 +17,7 @@ func TestDevicesFollowThePBX(t *testing.T) {
 	if err := c.Setvar(ctx, "", "DEVICE_STATE("+phone+")", "NOT_INUSE"); err != nil {
 		t.Fatal(err)
 	}
-	d := blf.NewDevices([]string{phone, "PJSIP/nobody"})
+	d := blf.NewDevices(c, []string{phone, "PJSIP/nobody"})
 	if err := d.Load(ctx, c); err != nil {
 		t.Fatal(err)
 	}

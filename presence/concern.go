@@ -49,3 +49,24 @@ type Outcome struct {
 func Failed(op Op, err error) Outcome {
 	return Outcome{Op: op, Result: ResultFailed, Error: err.Error()}
 }
+
+// Watcher is a concern that watches the PBX for changes of the state it applies and says whose
+// state they touch. An event is a reason to look, never a verdict: a Watcher does not decide
+// what changed, the engine compares the desired state with what the PBX shows again (and the
+// echo of presenced's own change finds nothing to do).
+type Watcher interface {
+	// Watch reports through w until ctx ends (then it returns nil) or it cannot go on.
+	Watch(ctx context.Context, w Watch) error
+}
+
+// Watch is what a Watcher needs to know and whom it tells.
+type Watch struct {
+	// Catalog and Naming say whose queue member, lamp or device an event names.
+	Catalog *Catalog
+	Naming  Naming
+	// Changed says that user id's PBX state (or call state) may have changed.
+	Changed func(id UserID)
+	// All says that anyone's PBX state may have changed and the concern cannot tell whose:
+	// events were lost, a module was reloaded. why is logged.
+	All func(why string)
+}

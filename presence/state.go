@@ -39,6 +39,9 @@ type UserState struct {
 	// Adopted is what the desired state accepted from the PBX under the adopt drift policy,
 	// until the next switch. It is stored beside the state (StateStore.SaveAdopted).
 	Adopted *Target `json:"adopted,omitempty"`
+	// Record is what the engine's last look at the user's PBX state found; it is stored beside
+	// the state (StateStore.SaveRecord), not in it.
+	Record *Record `json:"-"`
 }
 
 // SwitchEvent is one switch as the journal and webhooks report it.

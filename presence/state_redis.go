@@ -47,7 +47,10 @@ func (e *CorruptError) Unwrap() error { return e.Err }
 // StateStore keeps users' states, personal profiles and journals in Redis:
 //
 //	presenced:schema                  "1"
-//	presenced:user:<id>               hash: state (JSON UserState), version, adopted (JSON Target)
+//	presenced:user:<id>               hash: state (JSON UserState), version, adopted (JSON Target),
+//	                                  record (JSON Record)
+//	presenced:outofsync               set of the users whose record is not in sync
+//	presenced:retries                 sorted set of the users with a retry due, by its time (ms)
 //	presenced:user:<id>:profiles      hash: profile id → JSON Profile
 //	presenced:user:<id>:journal       stream of JournalEntry, trimmed to about JournalLength
 //
@@ -62,6 +65,7 @@ type StateStore struct {
 	journalLength int64
 	save          *redis.Script
 	adopt         *redis.Script
+	saveRecord    *redis.Script
 	log           *slog.Logger
 
 	schemaEvery time.Duration
@@ -135,7 +139,7 @@ func NewStateStore(rdb *redis.Client, opts StateStoreOptions) *StateStore {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &StateStore{rdb: rdb, prefix: opts.Prefix, journalLength: opts.JournalLength, save: redis.NewScript(saveScript),
-		adopt: redis.NewScript(adoptScript), log: log, schemaEvery: opts.SchemaCheckInterval,
+		adopt: redis.NewScript(adoptScript), saveRecord: redis.NewScript(saveRecordScript), log: log, schemaEvery: opts.SchemaCheckInterval,
 		unreadable: newUnreadableRecords(log, opts.Registerer)}
 	return s
 }
@@ -169,7 +173,7 @@ func (s *StateStore) profilesKey(id UserID) string { return s.userKey(id) + ":pr
 func (s *StateStore) journalKey(id UserID) string  { return s.userKey(id) + ":journal" }
 
 // stateFields are the fields of a user's hash that Load reads.
-var stateFields = []string{"state", "version", "adopted"}
+var stateFields = []string{"state", "version", "adopted", "record"}
 
 // Load returns a user's state; found is false for a user presenced has never switched.
 func (s *StateStore) Load(ctx context.Context, id UserID) (st UserState, found bool, err error) {
@@ -254,6 +258,9 @@ func (s *StateStore) decodeState(id UserID, vals []any) (UserState, bool, error)
 		}
 		st.Adopted = &t
 	}
+	rec, err := s.decodeRecord(id, vals[3])
+	s.unreadable.note(kindRecord, s.userKey(id)+" record", err)
+	st.Record = rec // an unreadable record counts as none: the next check writes a new one
 	return st, true, nil
 }
 

@@ -14,6 +14,7 @@ const (
 	kindState   = "state"   // presenced:user:<id>
 	kindProfile = "profile" // presenced:user:<id>:profiles
 	kindJournal = "journal" // presenced:user:<id>:journal
+	kindRecord  = "record"  // field record of presenced:user:<id> (an unreadable one counts as none)
 )
 
 // unreadableRecords remembers which keys were found unreadable, so that a bad record is logged
@@ -39,15 +40,15 @@ func newUnreadableRecords(log *slog.Logger, reg prometheus.Registerer) *unreadab
 		reads: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "presenced_store_unreadable_records_total",
 			Help: "Reads of the state store that met a record presenced cannot read (a value that does not decode, a key " +
-				"holding another type) and left it out, by kind of record (state, profile, journal). The log names the key.",
+				"holding another type) and left it out, by kind of record (state, profile, journal, record). The log names the key.",
 		}, []string{"kind"}),
 		known: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "presenced_store_unreadable_records",
-			Help: "Keys of the state store found unreadable at their last read, by kind of record (state, profile, journal).",
+			Help: "Keys of the state store found unreadable at their last read, by kind of record (state, profile, journal, record).",
 		}, []string{"kind"}),
 		bad: map[string]badRecord{},
 	}
-	for _, k := range []string{kindState, kindProfile, kindJournal} {
+	for _, k := range []string{kindState, kindProfile, kindJournal, kindRecord} {
 		u.reads.WithLabelValues(k)
 		u.known.WithLabelValues(k)
 	}

@@ -231,7 +231,7 @@ func (d *daemon) buildEngine() error {
 			phones = append(phones, dev.Dial)
 		}
 	}
-	d.devices = blf.NewDevices(phones)
+	d.devices = blf.NewDevices(d.ami, phones)
 	d.engine, err = presence.NewEngine(presence.EngineOptions{
 		Catalog:    cfg.catalog,
 		Naming:     cfg.Asterisk.Naming,

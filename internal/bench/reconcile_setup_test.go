@@ -329,7 +329,7 @@ func newRCRig(t *testing.T, cat *presence.Catalog, states *presence.StateStore) 
 			phones = append(phones, d.Dial)
 		}
 	}
-	r.devices = blf.NewDevices(phones)
+	r.devices = blf.NewDevices(r.main, phones)
 	r.engine, err = presence.NewEngine(presence.EngineOptions{
 		Catalog: cat, Naming: presence.DefaultNaming(), States: states,
 		Concerns:       []presence.Concern{qc, fc, bc, wc},

@@ -1,0 +1,86 @@
+package blf
+
+import (
+	"context"
+	"strings"
+
+	"github.com/presenced/presenced/ami"
+	"github.com/presenced/presenced/presence"
+)
+
+// watchBuffer is how many events a subscription holds before it overflows (and the watcher
+// asks for everyone to be checked).
+const watchBuffer = 4096
+
+var (
+	_ presence.Watcher = (*Concern)(nil)
+	_ presence.Watcher = (*Devices)(nil)
+)
+
+// Watch implements presence.Watcher for the lamps and presence presenced sets: a change of a
+// user's DND lamp (a phone's DND key may toggle it) or of their presence provider names that
+// user. Lost events ask for everyone.
+func (c *Concern) Watch(ctx context.Context, w presence.Watch) error {
+	owner := map[string]presence.UserID{} // DND lamp and presence provider, lower case → user
+	for _, u := range w.Catalog.Users {
+		owner[strings.ToLower(w.Naming.DNDLampOf(u))] = u.ID
+		owner[strings.ToLower(w.Naming.PresenceProviderOf(u))] = u.ID
+	}
+	return watch(ctx, c.ami, w, "lamp events were dropped", func(ev *ami.Message) {
+		var name string
+		switch ev.Event() {
+		case "DeviceStateChange":
+			name = ev.Get("Device")
+		case "PresenceStateChange":
+			name = ev.Get("Presentity")
+		default:
+			return
+		}
+		if id, ok := owner[strings.ToLower(name)]; ok {
+			w.Changed(id)
+		}
+	})
+}
+
+// Watch implements presence.Watcher for the users' phones: keeps their states from
+// DeviceStateChange and names the user whose phone changed (a call that ended lets the queue
+// changes waiting for it go). Lost events ask for everyone.
+func (d *Devices) Watch(ctx context.Context, w presence.Watch) error {
+	owner := map[string]presence.UserID{} // device, lower case → user
+	for _, u := range w.Catalog.Users {
+		for _, dev := range u.Devices {
+			owner[strings.ToLower(dev.Dial)] = u.ID
+		}
+	}
+	return watch(ctx, d.events, w, "phone state events were dropped", func(ev *ami.Message) {
+		if dev, changed := d.Handle(ev); changed {
+			if id, ok := owner[strings.ToLower(dev)]; ok {
+				w.Changed(id)
+			}
+		}
+	})
+}
+
+// watch hands every event of a new subscription of c to handle until ctx ends, and asks for
+// everyone when the subscription lost events.
+func watch(ctx context.Context, c *ami.Client, w presence.Watch, lost string, handle func(*ami.Message)) error {
+	sub := c.Subscribe(watchBuffer)
+	defer sub.Close()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-sub.Events():
+			if !ok {
+				return nil
+			}
+			if ev.Event() == ami.EventResync {
+				if ev.Synthetic() {
+					w.All(lost)
+				}
+				continue
+			}
+			handle(ev)
+		}
+	}
+}

@@ -1,0 +1,58 @@
+package blf_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/presenced/presenced/blf"
+	"github.com/presenced/presenced/presence"
+	"github.com/presenced/presenced/presence/presencetest"
+)
+
+// TestWatchNamesTheUserOfALampAndAPhone: a user's DND lamp and presence set by hand (a phone's
+// DND key, an admin), and a state change of one of their phones, are reported as that user's
+// changes; other lamps and devices are not.
+func TestWatchNamesTheUserOfALampAndAPhone(t *testing.T) {
+	ctx := testCtx(t)
+	ext := "97" + uniq("")[len(uniq(""))-4:]
+	phone := "Custom:" + uniq("phone")
+	// Watch reads only the users of the catalog: a Custom: device stands in for a phone here
+	// (a real phone's state changes need a call), which a validated catalog would refuse.
+	cat := &presence.Catalog{Users: []*presence.User{{ID: "watched", Extension: ext,
+		Devices: []presence.Device{{Dial: phone, Family: presence.FamilyDesk}}}}}
+	events := newAMI(t, false, nil) // the daemon's user: system,call,agent,user
+	c, err := blf.New(blf.Options{AMI: events})
+	if err != nil {
+		t.Fatal(err)
+	}
+	devices := blf.NewDevices(events, []string{phone})
+	lamps, phones := presencetest.NewWatchRecorder(), presencetest.NewWatchRecorder()
+	lamps.Start(t, c, cat, 0)
+	phones.Start(t, devices, cat, 100*time.Millisecond)
+	admin := newAMI(t, true, nil)
+	set := func(name, value string) {
+		t.Helper()
+		if err := admin.Setvar(ctx, "", name, value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set("DEVICE_STATE(Custom:"+uniq("other")+")", "BUSY")
+	set("DEVICE_STATE(Custom:DND"+ext+")", "BUSY")
+	lamps.WaitFor(t, "the DND lamp set by hand", 5*time.Second, func() bool { return lamps.Changed("watched") >= 1 })
+	set("PRESENCE_STATE(CustomPresence:"+ext+")", "away,,by hand")
+	lamps.WaitFor(t, "the presence set by hand", 5*time.Second, func() bool { return lamps.Changed("watched") >= 2 })
+	set("DEVICE_STATE("+phone+")", "INUSE")
+	phones.WaitFor(t, "the phone in use", 5*time.Second, func() bool { return phones.Changed("watched") >= 1 })
+	if got := devices.DeviceState(phone); got != "INUSE" {
+		t.Errorf("the phone's state is %q, want INUSE", got)
+	}
+	if n := phones.Changed("watched"); n != 1 {
+		t.Errorf("the lamps counted as phone changes: %d", n)
+	}
+	if all := append(lamps.All(), phones.All()...); len(all) != 0 {
+		t.Errorf("everyone asked for: %v", all)
+	}
+	t.Cleanup(func() {
+		_ = admin.Setvar(testCtx(t), "", "DEVICE_STATE(Custom:DND"+ext+")", "NOT_INUSE")
+	})
+}

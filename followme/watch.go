@@ -1,0 +1,41 @@
+package followme
+
+import (
+	"context"
+	"strings"
+
+	"github.com/presenced/presenced/ami"
+	"github.com/presenced/presenced/presence"
+)
+
+// watchBuffer is how many events the concern's subscription holds before it overflows.
+const watchBuffer = 256
+
+var _ presence.Watcher = (*Concern)(nil)
+
+// Watch implements presence.Watcher. astdb sends no events when a key changes (the periodic
+// check finds those); a reload of the dialplan (pbx_config, with clearglobalvars=yes) may clear
+// globals, and says nothing of whose: it asks for everyone. A plain "dialplan reload" sends no
+// event at all; the periodic check covers it too.
+func (c *Concern) Watch(ctx context.Context, w presence.Watch) error {
+	sub := c.ami.Subscribe(watchBuffer)
+	defer sub.Close()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-sub.Events():
+			if !ok {
+				return nil
+			}
+			switch {
+			case ev.Event() == "Reload":
+				if m := strings.ToLower(ev.Get("Module")); strings.Contains(m, "pbx_config") {
+					w.All("reload of " + ev.Get("Module"))
+				}
+			case ev.Event() == ami.EventResync && ev.Synthetic():
+				w.All("dialplan events were dropped")
+			}
+		}
+	}
+}

@@ -1,0 +1,57 @@
+package queue
+
+import (
+	"testing"
+	"time"
+
+	"github.com/presenced/presenced/ami"
+	"github.com/presenced/presenced/presence"
+	"github.com/presenced/presenced/presence/presencetest"
+)
+
+// TestWatchNamesTheUserOfAMember: a member of a user's interface added, paused and removed by
+// hand (on a second AMI login) is reported as that user's change, a member of nobody's is not,
+// and a reload of app_queue asks for everyone.
+func TestWatchNamesTheUserOfAMember(t *testing.T) {
+	client := startClient(t, false, func(c *ami.Config) { c.Events = "system,agent" })
+	c, err := New(Options{AMI: client, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pbx := startClient(t, true, nil)
+	mine, other := ext(t, 0), ext(t, 1)
+	cat, err := presence.NewCatalog([]presence.User{{ID: "watched", Extension: mine,
+		Devices: []presence.Device{{Dial: "PJSIP/" + mine, Family: presence.FamilyDesk}}, Queues: []presence.QueueMembership{{Name: "support"}}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := presencetest.NewWatchRecorder()
+	rec.Start(t, c, cat, 100*time.Millisecond)
+	ctx := testCtx(t)
+	t.Cleanup(func() {
+		_ = pbx.QueueRemove(testCtx(t), iface(mine), "support")
+		_ = pbx.QueueRemove(testCtx(t), iface(other), "support")
+	})
+	if err := pbx.QueueAdd(ctx, ami.QueueMemberSpec{Queue: "support", Interface: iface(other)}); err != nil {
+		t.Fatal(err)
+	}
+	steps := []func() error{
+		func() error { return pbx.QueueAdd(ctx, ami.QueueMemberSpec{Queue: "support", Interface: iface(mine)}) },
+		func() error { return pbx.QueuePause(ctx, iface(mine), "support", true, "by hand") },
+		func() error { return pbx.QueuePenalty(ctx, iface(mine), "support", 3) },
+		func() error { return pbx.QueueRemove(ctx, iface(mine), "support") },
+	}
+	for i, step := range steps {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+		rec.WaitFor(t, "the change named alice's user", 5*time.Second, func() bool { return rec.Changed("watched") >= i+1 })
+	}
+	if n := len(rec.All()); n != 0 {
+		t.Fatalf("everyone asked for %d times without a reload: %v", n, rec.All())
+	}
+	if _, err := env.Exec(ctx, "asterisk", "-rx", "module reload app_queue.so"); err != nil {
+		t.Fatal(err)
+	}
+	rec.WaitFor(t, "a reload of app_queue asks for everyone", 10*time.Second, func() bool { return len(rec.All()) > 0 })
+}
