@@ -25,7 +25,7 @@ type Record struct {
 	// Reported is drift left on the PBX under the report policy.
 	Reported []Op `json:"reported,omitempty"`
 	// Deferred are queue changes waiting for the user's call to end (on the device OnCall).
-	Deferred []Op  `json:"deferred,omitempty"`
+	Deferred []Op   `json:"deferred,omitempty"`
 	OnCall   string `json:"on_call,omitempty"`
 	// Failed are the operations that failed, with their errors.
 	Failed []Outcome `json:"failed,omitempty"`
