@@ -109,7 +109,7 @@ func newTestAPIWith(t testing.TB, users []presence.User, edit func(*Options)) *t
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(e.Close)
+	presencetest.Run(t, e)
 	topts := throttle.DefaultOptions()
 	topts.Redis, topts.KeyPrefix = rdb, prefix+"authfail:"
 	limiter, err := throttle.New(topts)

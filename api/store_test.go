@@ -114,7 +114,7 @@ func storeOutageAPI(t *testing.T) (*testAPI, *lab.Proxy) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(e.Close)
+	presencetest.Run(t, e)
 	s, err := trigger.New(trigger.Options{Engine: e, States: states, Redis: store.Redis(), Prefix: prefix, DefaultLocation: time.UTC})
 	if err != nil {
 		t.Fatal(err)

@@ -54,7 +54,7 @@ func newTriggerAPI(t testing.TB) (*testAPI, *trigger.Scheduler, *fakeClock) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(e.Close)
+	presencetest.Run(t, e)
 	s, err := trigger.New(trigger.Options{Engine: e, States: states, Redis: rdb, Prefix: prefix, Now: clock.Now,
 		Schedules: []presence.Schedule{{Name: "lunch", From: "12:00", To: "13:00", Profile: "lunch"}}, DefaultLocation: time.UTC})
 	if err != nil {

@@ -15,16 +15,17 @@ import (
 // device is in use (presence.DeviceStates) without a round trip. Devices not in the set are
 // ignored, so a busy PBX's channels and queues do not grow it. It is safe for concurrent use.
 type Devices struct {
-	events *ami.Client // whose DeviceStateChange events Watch follows; nil until then
+	events *ami.Client // whose DeviceStateChange events Watch follows
+	reader *ami.Client // through which Reload lists every device's state
 
 	mu     sync.RWMutex
 	states map[string]string // device name, lower case → state, upper case ("" unknown)
 }
 
-// NewDevices tracks the named devices, as events of client report them (Watch).
-// Names compare case-insensitively.
-func NewDevices(client *ami.Client, names []string) *Devices {
-	d := &Devices{events: client, states: make(map[string]string, len(names))}
+// NewDevices tracks the named devices, as the events of client report them (Watch) and
+// DeviceStateList through reader lists them (Reload). Names compare case-insensitively.
+func NewDevices(client, reader *ami.Client, names []string) *Devices {
+	d := &Devices{events: client, reader: reader, states: make(map[string]string, len(names))}
 	for _, n := range names {
 		d.states[strings.ToLower(n)] = ""
 	}
@@ -71,10 +72,10 @@ func (d *Devices) forget() {
 	}
 }
 
-// Load replaces every tracked device's state with what one DeviceStateList reports; devices
-// it does not list become unknown.
-func (d *Devices) Load(ctx context.Context, c *ami.Client) error {
-	list, err := c.DeviceStateList(ctx)
+// Reload replaces every tracked device's state with what one DeviceStateList reports;
+// devices it does not list become unknown. It implements presence.PhoneStates.
+func (d *Devices) Reload(ctx context.Context) error {
+	list, err := d.reader.DeviceStateList(ctx)
 	if err != nil {
 		return fmt.Errorf("blf: load device states: %w", err)
 	}

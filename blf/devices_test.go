@@ -17,8 +17,8 @@ func TestDevicesFollowThePBX(t *testing.T) {
 	if err := c.Setvar(ctx, "", "DEVICE_STATE("+phone+")", "NOT_INUSE"); err != nil {
 		t.Fatal(err)
 	}
-	d := blf.NewDevices(c, []string{phone, "PJSIP/nobody"})
-	if err := d.Load(ctx, c); err != nil {
+	d := blf.NewDevices(c, c, []string{phone, "PJSIP/nobody"})
+	if err := d.Reload(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if got := d.DeviceState(phone); got != "NOT_INUSE" {

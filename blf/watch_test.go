@@ -25,7 +25,7 @@ func TestWatchNamesTheUserOfALampAndAPhone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	devices := blf.NewDevices(events, []string{phone})
+	devices := blf.NewDevices(events, events, []string{phone})
 	lamps, phones := presencetest.NewWatchRecorder(), presencetest.NewWatchRecorder()
 	lamps.Start(t, c, cat, 0)
 	phones.Start(t, devices, cat, 100*time.Millisecond)

@@ -1,6 +1,7 @@
 package presence
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -337,6 +338,23 @@ func onCall(ds DeviceStates, u *User) (string, bool) {
 	return "", false
 }
 
+// phones are the known states of the user's devices.
+func phones(ds DeviceStates, u *User) map[string]string {
+	if ds == nil {
+		return nil
+	}
+	var out map[string]string
+	for _, d := range u.Devices {
+		if s := ds.DeviceState(d.Dial); s != "" {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[d.Dial] = s
+		}
+	}
+	return out
+}
+
 // online lists the user's devices that are reachable (registered, in use or idle).
 func online(ds DeviceStates, u *User) []string {
 	if ds == nil {
@@ -371,4 +389,12 @@ func notRinging(want *Target, n Naming, u *User, devices []string) []string {
 		}
 	}
 	return out
+}
+
+// PhoneStates are DeviceStates that can be forgotten and read again (blf.Devices): after
+// Asterisk became ready, what the events said before may be stale (a restart ends every call).
+type PhoneStates interface {
+	DeviceStates
+	Reset()
+	Reload(ctx context.Context) error
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -64,10 +65,17 @@ func TestDriftPolicies(t *testing.T) {
 		t.Run(string(pol), func(t *testing.T) {
 			ctx := context.Background()
 			u := alice()
-			e, pbx, _ := newTestEngine(t, []User{u}, []Profile{lunch()})
 			reg := prometheus.NewRegistry()
-			e.metrics = newEngineMetrics(reg)
-			e.opts.Policies = Policies{DriftQueuePause: pol}
+			e, pbx, states := newTestEngineWith(t, CatalogConfig{Users: []User{u}, Profiles: []Profile{lunch()}}, func(o *EngineOptions) {
+				o.Registerer, o.Policies = reg, Policies{DriftQueuePause: pol}
+			})
+			outOfSync := func() int64 {
+				n, _, err := states.RecordCounts(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
 			iface := DefaultNaming().Interface(&u)
 			for _, p := range []string{ProfileAvailable, "lunch"} {
 				if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: p, Source: SourceAPI}); err != nil {
@@ -106,7 +114,7 @@ func TestDriftPolicies(t *testing.T) {
 				if !strings.HasPrefix(st.Warnings[0].Message, want) {
 					t.Fatalf("report: warning %q, want it to start with %q", st.Warnings[0].Message, want)
 				}
-				if g := testutil.ToFloat64(e.metrics.outOfSync); g != 1 {
+				if g := outOfSync(); g != 1 {
 					t.Fatalf("report: users out of sync %v, want 1", g)
 				}
 				// A second check reports nothing new: the metric counts the difference once.
@@ -121,8 +129,8 @@ func TestDriftPolicies(t *testing.T) {
 				if err != nil || !res.InSync || !pbx.member("support", iface).Paused {
 					t.Fatalf("reconcile: %v in sync %v paused %v", err, res.InSync, pbx.member("support", iface).Paused)
 				}
-				if st, _ := e.Status(ctx, "alice"); len(st.Warnings) != 0 || testutil.ToFloat64(e.metrics.outOfSync) != 0 {
-					t.Fatalf("after reconcile: warnings %v, out of sync %v", st.Warnings, testutil.ToFloat64(e.metrics.outOfSync))
+				if st, _ := e.Status(ctx, "alice"); len(st.Warnings) != 0 || outOfSync() != 0 {
+					t.Fatalf("after reconcile: warnings %v, out of sync %v", st.Warnings, outOfSync())
 				}
 			case PolicyAdopt:
 				if m.Paused || !res.InSync || !strings.HasPrefix(got, "adopted queue_pause support") {
@@ -154,9 +162,10 @@ func TestQueueChangesWaitForTheCallToEnd(t *testing.T) {
 	ctx := context.Background()
 	u := alice()
 	dnd := Profile{ID: "dnd2", Name: "Quiet", OnEnter: []Action{{Kind: ActionDND}, {Kind: ActionQueuePause, Queues: QueueSelector{"all"}, Reason: "Quiet"}}}
-	e, pbx, _ := newTestEngine(t, []User{u}, []Profile{lunch(), dnd})
 	devs := &fakeDevices{}
-	e.opts.Devices = devs
+	e, pbx, _ := newTestEngineWith(t, CatalogConfig{Users: []User{u}, Profiles: []Profile{lunch(), dnd}}, func(o *EngineOptions) {
+		o.Devices = devs
+	})
 	iface := DefaultNaming().Interface(&u)
 	for _, p := range []string{ProfileAvailable, "dnd2"} {
 		if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: p, Source: SourceAPI}); err != nil {
@@ -187,13 +196,13 @@ func TestQueueChangesWaitForTheCallToEnd(t *testing.T) {
 	if st.OnCall != "PJSIP/1001" || len(st.Pending) != 1 || st.Pending[0].Queue != "support" {
 		t.Fatalf("status: on call %q, pending %v", st.OnCall, st.Pending)
 	}
-	if e.DeviceChanged("alice") {
-		t.Fatal("a repair was started while the call goes on")
+	// A look during the call (a phone's state changed: the device watcher touches the user)
+	// leaves the pause waiting; the call's end makes it.
+	if res, err := e.Repair(ctx, "alice"); err != nil || pbx.member("support", iface).Paused {
+		t.Fatalf("a look during the call: %v, %s", err, strings.Join(resultsOf(res), "; "))
 	}
 	devs.set("PJSIP/1001", "NOT_INUSE")
-	if !e.DeviceChanged("alice") {
-		t.Fatal("the call's end started no repair")
-	}
+	e.Touch("alice")
 	waitFor(t, "the pause made after the call", func() bool { return pbx.member("support", iface).Paused })
 	waitFor(t, "nothing pending", func() bool {
 		st, err := e.Status(ctx, "alice")
@@ -222,17 +231,16 @@ func TestQueueChangesWaitForTheCallToEnd(t *testing.T) {
 func TestRepairAllReadsThePBXOnce(t *testing.T) {
 	ctx := context.Background()
 	us := users(300)
-	e, pbx, _ := newTestEngine(t, us, nil)
-	var rt uint64
-	e.opts.RoundTrips = func() uint64 { return rt }
+	var rt atomic.Uint64
+	e, pbx, _ := newTestEngineWith(t, CatalogConfig{Users: us}, func(o *EngineOptions) { o.RoundTrips = rt.Load })
 	for _, u := range us {
 		if _, err := e.Switch(ctx, SwitchRequest{User: u.ID, Profile: ProfileAvailable, Source: SourceAPI}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	pbx.observes.Store(0)
-	rt = 100
-	sum, err := e.RepairAll(ctx, 8)
+	rt.Store(100)
+	sum, err := e.RepairAll(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +253,7 @@ func TestRepairAllReadsThePBXOnce(t *testing.T) {
 		pbx.mu.Unlock()
 	}
 	pbx.observes.Store(0)
-	sum, err = e.RepairAll(ctx, 1)
+	sum, err = e.RepairAll(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,9 +272,8 @@ func TestStatusWarnsWhenTheDeviceInUseWillNotRing(t *testing.T) {
 	ctx := context.Background()
 	u := alice()
 	deskOnly := Profile{ID: "desk", Name: "Desk", OnEnter: []Action{{Kind: ActionFollowMe, Families: []Family{FamilyDesk}}}}
-	e, _, _ := newTestEngine(t, []User{u}, []Profile{deskOnly})
 	devs := &fakeDevices{}
-	e.opts.Devices = devs
+	e, _, _ := newTestEngineWith(t, CatalogConfig{Users: []User{u}, Profiles: []Profile{deskOnly}}, func(o *EngineOptions) { o.Devices = devs })
 	if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: "desk", Source: SourceAPI}); err != nil {
 		t.Fatal(err)
 	}
@@ -287,6 +294,11 @@ func TestStatusWarnsWhenTheDeviceInUseWillNotRing(t *testing.T) {
 			devs.mu.Lock()
 			devs.m = tc.online
 			devs.mu.Unlock()
+			// A phone's change makes a pass (the device watcher), which records the phones:
+			// every instance's status says the same.
+			if _, err := e.Repair(ctx, "alice"); err != nil {
+				t.Fatal(err)
+			}
 			st, err := e.StatusWith(ctx, "alice", StatusOptions{Device: tc.device})
 			if err != nil {
 				t.Fatal(err)

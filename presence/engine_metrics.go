@@ -1,6 +1,7 @@
 package presence
 
 import (
+	"context"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,7 +15,7 @@ type engineMetrics struct {
 	observeBatch   prometheus.Histogram
 	observeTime    prometheus.Histogram
 	observeErrors  prometheus.Counter
-	pendingRetries prometheus.Gauge
+	running        prometheus.Gauge
 	driftRepairs   prometheus.Counter
 	flapping       prometheus.Counter
 	refusedActions prometheus.Counter
@@ -24,7 +25,6 @@ type engineMetrics struct {
 	driftReported *prometheus.CounterVec
 	driftAdopted  *prometheus.CounterVec
 	driftDeferred *prometheus.CounterVec
-	outOfSync     prometheus.Gauge
 
 	reconcileDuration   prometheus.Gauge
 	reconcileRoundTrips prometheus.Gauge
@@ -33,8 +33,11 @@ type engineMetrics struct {
 	reconcileLast       prometheus.Gauge
 }
 
-func newEngineMetrics(reg prometheus.Registerer) *engineMetrics {
+func newEngineMetrics(reg prometheus.Registerer, states *StateStore) *engineMetrics {
 	f := promauto.With(reg) // a nil Registerer makes unregistered metrics
+	if reg != nil {
+		reg.MustRegister(&recordCollector{states: states})
+	}
 	m := &engineMetrics{
 		switches: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "presenced_switches_total",
@@ -95,10 +98,6 @@ func newEngineMetrics(reg prometheus.Registerer) *engineMetrics {
 			Name: "presenced_drift_deferred_total",
 			Help: "Queue changes of repairs made to wait because the user was on a call, by kind of state.",
 		}, []string{"kind"}),
-		outOfSync: f.NewGauge(prometheus.GaugeOpts{
-			Name: "presenced_users_out_of_sync",
-			Help: "Users whose PBX state does not match their profile after their last switch or repair (failed, reported or waiting for a call to end).",
-		}),
 		reconcileDuration: f.NewGauge(prometheus.GaugeOpts{
 			Name: "presenced_reconcile_last_duration_seconds",
 			Help: "Wall time of the last full reconcile (every user checked against the PBX).",
@@ -119,9 +118,9 @@ func newEngineMetrics(reg prometheus.Registerer) *engineMetrics {
 			Name: "presenced_reconcile_last_completed_timestamp_seconds",
 			Help: "When the last full reconcile completed, in Unix time.",
 		}),
-		pendingRetries: f.NewGauge(prometheus.GaugeOpts{
-			Name: "presenced_repairs_pending",
-			Help: "Users whose last switch or repair failed and who wait for a retry.",
+		running: f.NewGauge(prometheus.GaugeOpts{
+			Name: "presenced_engine_running",
+			Help: "1 while this instance's engine runs: it is the one writing to Asterisk (the leader).",
 		}),
 	}
 	for _, s := range []Source{SourceAPI, SourceFeatureCode, SourceSchedule, SourceExternal, SourceExpiry, SourceSystem} {
@@ -193,4 +192,31 @@ func (m *engineMetrics) observed(users int, took time.Duration, err error) {
 	if err != nil {
 		m.observeErrors.Inc()
 	}
+}
+
+// recordCollector reports the users' records as every instance reads them from Redis, at
+// scrape time: how many users are out of sync and how many wait for a retry.
+type recordCollector struct{ states *StateStore }
+
+var (
+	outOfSyncDesc = prometheus.NewDesc("presenced_users_out_of_sync",
+		"Users whose PBX state does not match their profile after their last check (failed, reported or waiting for a call to end), as recorded in Redis.", nil, nil)
+	retriesDesc = prometheus.NewDesc("presenced_repairs_pending",
+		"Users whose last check failed and who wait for a retry, as recorded in Redis.", nil, nil)
+)
+
+func (c *recordCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- outOfSyncDesc
+	ch <- retriesDesc
+}
+
+func (c *recordCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	out, retries, err := c.states.RecordCounts(ctx)
+	if err != nil {
+		return // the store is down: no value rather than a wrong one, and the rest of the scrape stands
+	}
+	ch <- prometheus.MustNewConstMetric(outOfSyncDesc, prometheus.GaugeValue, float64(out))
+	ch <- prometheus.MustNewConstMetric(retriesDesc, prometheus.GaugeValue, float64(retries))
 }

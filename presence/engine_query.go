@@ -58,15 +58,16 @@ func (e *Engine) StatusWith(ctx context.Context, id UserID, opts StatusOptions) 
 	}
 	s := &UserStatus{User: u, State: st, Switched: found, Drift: []Op{}, Differences: []Difference{},
 		Warnings: []Warning{}, Pending: []Op{}}
-	if due, attempt, ok := e.nextRetry(u.ID); ok {
-		s.RepairDue, s.RepairAttempt = &due, attempt
+	// What the last pass found is in Redis: every instance answers the same.
+	rec := st.Record
+	if rec != nil {
+		if rec.RetryAt != nil {
+			due := *rec.RetryAt
+			s.RepairDue, s.RepairAttempt = &due, rec.Attempts
+		}
+		s.OnCall = rec.OnCall
+		s.Pending = append(s.Pending, rec.Deferred...)
 	}
-	s.OnCall, _ = onCall(e.opts.Devices, u)
-	e.retryMu.Lock()
-	if rec := e.drift[u.ID]; rec != nil {
-		s.Pending = append(s.Pending, rec.deferred...)
-	}
-	e.retryMu.Unlock()
 	if !found {
 		return s, nil
 	}
@@ -74,7 +75,7 @@ func (e *Engine) StatusWith(ctx context.Context, id UserID, opts StatusOptions) 
 	if err != nil {
 		return nil, err
 	}
-	devices := online(e.opts.Devices, u)
+	devices := online(rec, u)
 	if opts.Device != "" {
 		devices = []string{opts.Device}
 	}
@@ -248,22 +249,10 @@ func (e *Engine) SaveProfile(ctx context.Context, id UserID, p *Profile) error {
 	return nil
 }
 
-// profileChanged repairs the user after one of their personal profiles changed or went: their
-// desired state is compiled from their profiles, so what the old version put there and the new
-// one does not is no longer desired, and what the new one says is.
-func (e *Engine) profileChanged(id UserID) {
-	e.retryMu.Lock()
-	defer e.retryMu.Unlock()
-	if e.closed {
-		return
-	}
-	e.wg.Go(func() {
-		if _, err := e.Repair(e.ctx, id); err != nil {
-			e.log.Warn("repair after a personal profile changed failed", "user", id, "err", err)
-			e.scheduleRetry(id)
-		}
-	})
-}
+// profileChanged asks for a pass over the user after one of their personal profiles changed
+// or went: their desired state is compiled from their profiles, so what the old version put
+// there and the new one does not is no longer desired, and what the new one says is.
+func (e *Engine) profileChanged(id UserID) { e.Touch(id) }
 
 // DeleteProfile removes one of the user's personal profiles.
 func (e *Engine) DeleteProfile(ctx context.Context, id UserID, pid string) error {

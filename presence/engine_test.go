@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -108,6 +109,13 @@ func newTestEngine(t *testing.T, users []User, profiles []Profile) (*Engine, *me
 // (nil for none).
 func newTestEngineFrom(t *testing.T, cfg CatalogConfig, reg prometheus.Registerer) (*Engine, *memPBX, *StateStore) {
 	t.Helper()
+	return newTestEngineWith(t, cfg, func(o *EngineOptions) { o.Registerer = reg })
+}
+
+// newTestEngineWith is newTestEngine with the catalog's rules and limits, and engine options
+// changed by opts.
+func newTestEngineWith(t *testing.T, cfg CatalogConfig, opts func(*EngineOptions)) (*Engine, *memPBX, *StateStore) {
+	t.Helper()
 	ctx := context.Background()
 	opt, err := redis.ParseURL(env.RedisURL)
 	if err != nil {
@@ -124,13 +132,39 @@ func newTestEngineFrom(t *testing.T, cfg CatalogConfig, reg prometheus.Registere
 		t.Fatal(err)
 	}
 	pbx := newMemPBX()
-	e, err := NewEngine(EngineOptions{Catalog: cat, Naming: DefaultNaming(), States: states, Concerns: []Concern{pbx},
-		RetryMin: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond, Registerer: reg})
+	o := EngineOptions{Catalog: cat, Naming: DefaultNaming(), States: states, Concerns: []Concern{pbx},
+		RetryMin: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond}
+	if opts != nil {
+		opts(&o)
+	}
+	e, err := NewEngine(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(e.Close)
+	runEngine(t, e)
 	return e, pbx, states
+}
+
+// runEngine runs e until the test ends and returns once it runs (as presencetest.Run, which
+// this package's tests cannot import).
+func runEngine(t testing.TB, e *Engine) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("engine Run: %v", err)
+		}
+	})
+	for !e.Running() {
+		select {
+		case err := <-done:
+			t.Fatalf("engine Run: %v", err)
+		case <-time.After(time.Millisecond):
+		}
+	}
 }
 
 func users(n int) []User {
@@ -423,7 +457,7 @@ func TestRepairAllPutsBackWhatDrifted(t *testing.T) {
 	pbx.applied = nil
 	pbx.mu.Unlock()
 
-	sum, err := e.RepairAll(ctx, 8)
+	sum, err := e.RepairAll(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -436,44 +470,28 @@ func TestRepairAllPutsBackWhatDrifted(t *testing.T) {
 	if after != before || before != 40 {
 		t.Fatalf("queue members before %d, after repair %d; want 40", before, after)
 	}
-	sum, err = e.RepairAll(ctx, 8)
+	sum, err = e.RepairAll(ctx)
 	if err != nil || sum.Repaired != 0 || sum.Failed != 0 {
 		t.Fatalf("second RepairAll in sync: %+v %v", sum, err)
 	}
 }
 
-// TestNudgeRepairsAndStopsFightingAFlappingMember: a change reported by the PBX is repaired
-// after a nudge; when someone keeps changing it back, presenced reports it and stops.
-func TestNudgeRepairsAndStopsFightingAFlappingMember(t *testing.T) {
+// TestEventsRepairAndFlappingIsNotFought: a change the PBX reports is looked at whenever it
+// comes (right after presenced's own change too): the echo of presenced's own switch finds
+// nothing to do, a change by hand is put back; when someone keeps changing it back, presenced
+// reports it and stops repairing until the window has passed, while a reconcile still applies.
+func TestEventsRepairAndFlappingIsNotFought(t *testing.T) {
 	ctx := context.Background()
 	u := alice()
-	e, pbx, _ := newTestEngine(t, []User{u}, []Profile{lunch()})
-	e.opts.NudgeDelay, e.opts.FlapLimit, e.opts.FlapWindow = 5*time.Millisecond, 3, time.Minute
-	e.opts.OwnChangeQuiet = 30 * time.Millisecond
-	// settled waits until the engine recorded n repairs and the quiet after its last change
-	// passed: no fixed sleeps, so a loaded machine cannot make the test flaky.
-	settled := func(n int) {
-		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-			e.retryMu.Lock()
-			nd := e.nudges["alice"]
-			done := nd != nil && len(nd.repairs) >= n && !nd.pending && time.Since(nd.applied) > e.opts.OwnChangeQuiet
-			e.retryMu.Unlock()
-			if done {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the engine did not record repair %d", n)
-			}
-		}
-	}
+	e, pbx, _ := newTestEngineWith(t, CatalogConfig{Users: []User{u}, Profiles: []Profile{lunch()}}, func(o *EngineOptions) {
+		o.FlapLimit, o.FlapWindow = 3, time.Minute
+	})
 	if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: ProfileAvailable, Source: SourceAPI}); err != nil {
 		t.Fatal(err)
 	}
-	if e.Nudge("alice") {
-		t.Fatal("the echo of presenced's own switch scheduled a repair")
+	if res, err := e.Repair(ctx, "alice"); err != nil || len(res.Outcomes) != 0 || !res.InSync {
+		t.Fatalf("the echo of presenced's own switch: %v %v", err, resultsOf(res))
 	}
-	settled(0)
 	iface := DefaultNaming().Interface(&u)
 	removeByHand := func() {
 		pbx.mu.Lock()
@@ -485,31 +503,23 @@ func TestNudgeRepairsAndStopsFightingAFlappingMember(t *testing.T) {
 		defer pbx.mu.Unlock()
 		return pbx.state.Queues["support|"+iface] != nil
 	}
-	waitMember := func() {
-		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); !isMember(); time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("not repaired after a nudge")
-			}
-		}
-	}
 	for i := range 3 {
 		removeByHand()
-		if !e.Nudge("alice") {
-			t.Fatalf("nudge %d: no repair scheduled", i)
-		}
-		waitMember()
-		settled(i + 1)
+		e.Touch("alice") // what the queue watcher does on QueueMemberRemoved
+		waitFor(t, fmt.Sprintf("repair %d", i+1), isMember)
 	}
 	removeByHand()
-	if e.Nudge("alice") {
-		t.Fatal("a member changed back three times within the window is still fought")
+	res, err := e.Repair(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond)
-	if isMember() {
-		t.Fatal("repaired although reported as flapping")
+	if isMember() || res.InSync || len(res.Outcomes) == 0 || res.Outcomes[0].Result != ResultReported {
+		t.Fatalf("a member changed back three times within the window is still fought: member %v, %v", isMember(), resultsOf(res))
 	}
-	if e.Nudge("nobody") {
-		t.Fatal("nudge of an unknown user")
+	if n := testutil.ToFloat64(e.metrics.flapping); n != 1 {
+		t.Errorf("flapping reported %v times, want 1", n)
+	}
+	if res, err := e.Reconcile(ctx, "alice", "alice"); err != nil || !res.InSync || !isMember() {
+		t.Fatalf("a reconcile of a flapping user: %v %v, member %v", err, resultsOf(res), isMember())
 	}
 }

@@ -29,9 +29,20 @@ type Record struct {
 	OnCall   string `json:"on_call,omitempty"`
 	// Failed are the operations that failed, with their errors.
 	Failed []Outcome `json:"failed,omitempty"`
+	// Phones are the states of the user's devices as the check knew them (for who is on a call
+	// and which device will not ring, the same on every instance).
+	Phones map[string]string `json:"phones,omitempty"`
 	// Attempts counts the checks in a row that failed; RetryAt is when the next one is due.
 	Attempts int        `json:"attempts,omitempty"`
 	RetryAt  *time.Time `json:"retry_at,omitempty"`
+}
+
+// DeviceState implements DeviceStates over the phones the record knows.
+func (r *Record) DeviceState(device string) string {
+	if r == nil {
+		return ""
+	}
+	return r.Phones[device]
 }
 
 // settled reports whether the record holds nothing the engine must come back for.

@@ -60,7 +60,10 @@ type SwitchEvent struct {
 type JournalEntry struct {
 	ID string `json:"id"`
 	SwitchEvent
-	Kind     string    `json:"kind"` // "switch" or "repair"
+	Kind     string    `json:"kind"` // "switch", "repair" or "reconcile"
 	Outcomes []Outcome `json:"outcomes"`
 	InSync   bool      `json:"in_sync"`
+	// SupersededBy is, for a switch a later one replaced before it was applied, the state
+	// version of the switch applied instead; the superseded switch made no operations.
+	SupersededBy int64 `json:"superseded_by,omitempty"`
 }

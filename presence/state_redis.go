@@ -99,7 +99,9 @@ type StateStoreOptions struct {
 }
 
 // saveScript writes a user's state if its version is still ARGV[1], and returns the new
-// version; otherwise it answers CONFLICT. One round trip, atomic.
+// version; otherwise it answers CONFLICT. A user's first state gets the record ARGV[3] (no
+// version applied yet), so that the engine knows the state for a switch to apply. One round
+// trip, atomic.
 const saveScript = `
 local cur = redis.call('HGET', KEYS[1], 'version')
 if not cur then cur = '0' end
@@ -107,6 +109,7 @@ if cur ~= ARGV[1] then return redis.error_reply('CONFLICT') end
 local next = tonumber(cur) + 1
 redis.call('HSET', KEYS[1], 'state', ARGV[2], 'version', tostring(next))
 redis.call('HDEL', KEYS[1], 'adopted')
+redis.call('HSETNX', KEYS[1], 'record', ARGV[3])
 return next
 `
 
@@ -328,7 +331,7 @@ func (s *StateStore) Save(ctx context.Context, id UserID, st UserState) (UserSta
 		return st, fmt.Errorf("presence: encode state of %s: %w", id, err)
 	}
 	key := s.userKey(id)
-	n, err := s.save.Run(ctx, s.rdb, []string{key}, strconv.FormatInt(st.Version, 10), string(b)).Int64()
+	n, err := s.save.Run(ctx, s.rdb, []string{key}, strconv.FormatInt(st.Version, 10), string(b), `{"version":0}`).Int64()
 	if conflict(err) {
 		s.ok()
 		return st, ErrConflict

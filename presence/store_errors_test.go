@@ -95,7 +95,7 @@ func newStoreFixture(t *testing.T, url string, us []User, ps []Profile, schemaEv
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(f.e.Close)
+	runEngine(t, f.e)
 	return f
 }
 
@@ -156,7 +156,7 @@ func TestUnreadableRecordsAreLeftOutNamedAndCounted(t *testing.T) {
 		kind      string
 		reads     float64
 		knownKeys float64
-	}{{kindState, 9, 3}, {kindProfile, 3, 1}, {kindJournal, 0, 0}} {
+	}{{kindState, 9, 3}, {kindProfile, 3, 1}, {kindJournal, 0, 0}, {kindRecord, 0, 0}} {
 		if got := testutil.ToFloat64(f.states.unreadable.reads.WithLabelValues(tc.kind)); got != tc.reads {
 			t.Errorf("presenced_store_unreadable_records_total{kind=%q} = %v, want %v", tc.kind, got, tc.reads)
 		}
@@ -164,8 +164,8 @@ func TestUnreadableRecordsAreLeftOutNamedAndCounted(t *testing.T) {
 			t.Errorf("presenced_store_unreadable_records{kind=%q} = %v, want %v", tc.kind, got, tc.knownKeys)
 		}
 	}
-	if n := testutil.CollectAndCount(f.reg, "presenced_store_unreadable_records_total"); n != 3 {
-		t.Errorf("the counter is registered with %d kinds, want 3", n)
+	if n := testutil.CollectAndCount(f.reg, "presenced_store_unreadable_records_total"); n != 4 {
+		t.Errorf("the counter is registered with %d kinds, want 4", n)
 	}
 	for _, k := range []string{key(wrongType), key(badJSON), key(badVersion), f.states.profilesKey(badProfiles)} {
 		if lines := f.logs.lines("unreadable record", "key="+k+" "); len(lines) != 1 {
@@ -202,7 +202,7 @@ func TestUnreadableRecordsAreLeftOutNamedAndCounted(t *testing.T) {
 	// A state that is not JSON is replaced by the next switch; the others switch as before.
 	f.switchTo(t, badJSON, ProfileDND)
 	f.switchTo(t, ok, ProfileAvailable)
-	sum, err := f.e.RepairAll(ctx, 4)
+	sum, err := f.e.RepairAll(ctx)
 	if err != nil || sum.Users != 3 {
 		t.Errorf("full reconcile with unreadable records: %+v %v; want the 3 readable switched users", sum, err)
 	}

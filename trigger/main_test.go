@@ -54,6 +54,12 @@ type world struct {
 	profiles []presence.Profile
 	clock    *clock
 	opts     Options // Schedules, Holidays, DefaultLocation
+
+	// The engine (and its PBX) every instance switches through: only one engine writes to
+	// Asterisk at a time (the leader's), while every instance's scheduler runs against Redis.
+	engine *presence.Engine
+	states *presence.StateStore
+	pbx    *presencetest.PBX
 }
 
 func newWorld(t testing.TB, start time.Time, users []presence.User, profiles []presence.Profile, opts Options) *world {
@@ -69,24 +75,28 @@ func newWorld(t testing.TB, start time.Time, users []presence.User, profiles []p
 		users: users, profiles: profiles, clock: &clock{now: start}, opts: opts}
 }
 
-// instance starts one presenced instance (a daemon, as after a restart) in the world.
+// instance starts one presenced instance (a daemon, as after a restart) in the world: a
+// scheduler of its own over the world's engine.
 func (w *world) instance(t testing.TB) *rig {
 	t.Helper()
-	states := presence.NewStateStore(w.rdb, presence.StateStoreOptions{Prefix: w.prefix})
-	if err := states.CheckSchema(context.Background()); err != nil {
-		t.Fatal(err)
+	if w.engine == nil {
+		w.states = presence.NewStateStore(w.rdb, presence.StateStoreOptions{Prefix: w.prefix})
+		if err := w.states.CheckSchema(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		cat, err := presence.NewCatalog(w.users, w.profiles)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.pbx = presencetest.NewPBX()
+		w.engine, err = presence.NewEngine(presence.EngineOptions{Catalog: cat, Naming: presence.DefaultNaming(), States: w.states,
+			Concerns: []presence.Concern{w.pbx}, Now: w.clock.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		presencetest.Run(t, w.engine)
 	}
-	cat, err := presence.NewCatalog(w.users, w.profiles)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pbx := presencetest.NewPBX()
-	e, err := presence.NewEngine(presence.EngineOptions{Catalog: cat, Naming: presence.DefaultNaming(), States: states,
-		Concerns: []presence.Concern{pbx}, Now: w.clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
+	e, states, pbx := w.engine, w.states, w.pbx
 	opts := w.opts
 	opts.Engine, opts.States, opts.Redis, opts.Prefix, opts.Now = e, states, w.rdb, w.prefix, w.clock.Now
 	s, err := New(opts)

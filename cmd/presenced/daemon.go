@@ -1,14 +1,12 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -33,9 +31,8 @@ import (
 // application of the presenced instance in charge (deploy/asterisk/extensions_presenced.conf).
 const appVariable = "PRESENCED_APP"
 
-// repairParallel is how many users a full repair works on at once; their PBX reads share
-// batches.
-const repairParallel = 64
+// engineWorkers is how many users the engine works on at once; their PBX reads share batches.
+const engineWorkers = 64
 
 // authFailureKeyPrefix starts the Redis keys counting failed API authentications per client
 // address (internal/throttle).
@@ -147,7 +144,6 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
-		d.engine.Close()
 		d.store.Close(context.Background())
 		return fmt.Errorf("http: listen on %s: %w", cfg.HTTP.Listen, err)
 	}
@@ -178,7 +174,11 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 		}
 	})
 	wg.Go(func() { d.fc.Run(runCtx, d.ari.Events()) })
-	wg.Go(func() { d.watchPBX(runCtx) })
+	wg.Go(func() {
+		if err := d.engine.Run(runCtx); err != nil {
+			errc <- fmt.Errorf("engine: %w", err)
+		}
+	})
 	wg.Go(func() { d.states.WatchSchema(runCtx) })
 	wg.Go(func() {
 		if err := d.trig.Run(runCtx); err != nil {
@@ -231,17 +231,21 @@ func (d *daemon) buildEngine() error {
 			phones = append(phones, dev.Dial)
 		}
 	}
-	d.devices = blf.NewDevices(d.ami, phones)
+	d.devices = blf.NewDevices(d.ami, d.amiRead, phones)
 	d.engine, err = presence.NewEngine(presence.EngineOptions{
-		Catalog:    cfg.catalog,
-		Naming:     cfg.Asterisk.Naming,
-		States:     d.states,
-		Concerns:   []presence.Concern{qc, fc, bc, wc},
-		Policies:   cfg.Reconcile.Policy.Policies(),
-		Devices:    d.devices,
-		RoundTrips: func() uint64 { return d.ami.ActionsSent() + d.amiRead.ActionsSent() },
-		Logger:     log.With("component", "engine"),
-		Registerer: d.reg,
+		Catalog:       cfg.catalog,
+		Naming:        cfg.Asterisk.Naming,
+		States:        d.states,
+		Concerns:      []presence.Concern{qc, fc, bc, wc},
+		Watchers:      []presence.Watcher{qc, fc, bc, d.devices},
+		Workers:       engineWorkers,
+		CheckInterval: cfg.Reconcile.Interval,
+		Globals:       map[string]string{appVariable: d.ari.AppName()},
+		Policies:      cfg.Reconcile.Policy.Policies(),
+		Devices:       d.devices,
+		RoundTrips:    func() uint64 { return d.ami.ActionsSent() + d.amiRead.ActionsSent() },
+		Logger:        log.With("component", "engine"),
+		Registerer:    d.reg,
 	})
 	if err != nil {
 		return err
@@ -249,7 +253,6 @@ func (d *daemon) buildEngine() error {
 	loc := time.Local
 	if cfg.Triggers.DefaultTimeZone != "" {
 		if loc, err = time.LoadLocation(cfg.Triggers.DefaultTimeZone); err != nil {
-			d.engine.Close()
 			return fmt.Errorf("triggers.default_time_zone: %w", err)
 		}
 	}
@@ -265,7 +268,6 @@ func (d *daemon) buildEngine() error {
 		Registerer:      d.reg,
 	})
 	if err != nil {
-		d.engine.Close()
 		return fmt.Errorf("triggers: %w", err)
 	}
 	// Failed authentications are counted in Redis, shared by every instance serving the API.
@@ -281,7 +283,6 @@ func (d *daemon) buildEngine() error {
 		Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"limiter": "api"}, d.reg),
 	})
 	if err != nil {
-		d.engine.Close()
 		return fmt.Errorf("api: %w", err)
 	}
 	d.api, err = api.New(api.Options{
@@ -296,7 +297,6 @@ func (d *daemon) buildEngine() error {
 		Registerer:     d.reg,
 	})
 	if err != nil {
-		d.engine.Close()
 		return fmt.Errorf("api: %w", err)
 	}
 	d.fc, err = featurecode.New(featurecode.Options{
@@ -317,7 +317,6 @@ func (d *daemon) buildEngine() error {
 		Registerer:        d.reg,
 	})
 	if err != nil {
-		d.engine.Close()
 		return err
 	}
 	log.Info("profiles loaded", "users", len(cfg.catalog.Users), "system_profiles", len(cfg.catalog.Profiles))
@@ -362,9 +361,8 @@ func (d *daemon) shutdown(cancel context.CancelFunc, hs *httpServer, wg *sync.Wa
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		wg.Wait()             // AMI, ARI, triggers, feature codes, the PBX watcher, the HTTP listener
+		wg.Wait()             // AMI, ARI, triggers, feature codes, the engine, the HTTP listener
 		hs.requests.wait(ctx) // handlers whose connection stage 1 closed
-		d.engine.Close()      // pending repairs stop before the store closes
 	}()
 	select {
 	case <-stopped:
@@ -390,132 +388,10 @@ func (d *daemon) shutdown(cancel context.CancelFunc, hs *httpServer, wg *sync.Wa
 	return errors.Join(errs...)
 }
 
-// asteriskReady runs after every AMI (re)connect once Asterisk is fully booted: whatever
-// Asterisk lost (a restart forgets globals) is put back.
+// asteriskReady runs after every AMI (re)connect once Asterisk is fully booted: the engine
+// puts back whatever Asterisk lost (a restart forgets globals and, without persistentmembers,
+// dynamic queue members) and reads the phones' states again.
 func (d *daemon) asteriskReady(ctx context.Context) {
 	d.resyncs.Inc()
-	app := d.ari.AppName()
-	if err := d.ami.Setvar(ctx, "", appVariable, app); err != nil {
-		d.log.Error("cannot publish the Stasis application to the dialplan", "variable", appVariable, "err", err)
-	} else {
-		d.log.Info("asterisk ready: dialplan told the Stasis application", "variable", appVariable, "value", app)
-	}
-	// Every switched user's PBX state is checked and what drifted is put back: after a restart
-	// Asterisk may have forgotten dynamic queue members, and presenced may have been down
-	// while the PBX changed. The reads go through the read connection: give it time to come up.
-	for !d.amiRead.Status().FullyBooted {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	// Who is on a call: what the events said before the connection dropped may be stale (a
-	// restart ends every call), and reading every phone's state is slow on a large PBX
-	// (DeviceStateList lists every queue member's pause device too): users are put back
-	// first, as if nobody were on a call, then the phones' states are read.
-	d.devices.Reset()
-	d.reconcileAll(ctx, "asterisk ready")
-	if err := d.devices.Load(ctx, d.amiRead); err != nil {
-		d.log.Warn("cannot read the phones' states; calls in progress are not known until their next change", "err", err)
-	}
-}
-
-// reconcileAll checks every user against the PBX (Engine.RepairAll) and logs what it found.
-// The global through which the dialplan finds presenced's Stasis application is checked too:
-// a "dialplan reload" with clearglobalvars=yes clears it and sends no event.
-func (d *daemon) reconcileAll(ctx context.Context, why string) {
-	app := d.ari.AppName()
-	if got, err := d.ami.Getvar(ctx, "", appVariable); err == nil && got != app {
-		if err := d.ami.Setvar(ctx, "", appVariable, app); err != nil {
-			d.log.Error("cannot publish the Stasis application to the dialplan", "variable", appVariable, "err", err)
-		} else {
-			d.log.Warn("the dialplan had lost the Stasis application; put back", "variable", appVariable, "was", got, "value", app)
-		}
-	}
-	sum, err := d.engine.RepairAll(ctx, repairParallel)
-	if err != nil {
-		if ctx.Err() == nil {
-			d.log.Error("full reconcile failed", "why", why, "err", err)
-		}
-		return
-	}
-	d.log.Info("full reconcile: every user checked", "why", why, "users", sum.Users, "drifted", sum.Drifted,
-		"repaired", sum.Repaired, "out_of_sync", sum.Failed, "round_trips", sum.RoundTrips,
-		"took", sum.Took.Round(time.Millisecond))
-}
-
-// watchPBX finds drift and calls. A change the PBX reports on a user's queue member (paused,
-// removed, added by hand), DND lamp or presence nudges a repair of that user (the engine
-// ignores the echo of its own actions and stops fighting a member that keeps flipping). A
-// user's phone changing state may end the call queue changes wait for. A reload of app_queue
-// or of the dialplan, a gap in the event stream, and every reconcile.interval (astdb changes
-// have no events) check every user.
-func (d *daemon) watchPBX(ctx context.Context) {
-	naming := d.cfg.Asterisk.Naming
-	members := map[string]presence.UserID{} // member interface, lower case → user
-	lamps := map[string]presence.UserID{}   // DND lamp and presence provider, lower case → user
-	phones := map[string]presence.UserID{}  // device, lower case → user
-	for _, u := range d.cfg.catalog.Users {
-		members[strings.ToLower(naming.Interface(u))] = u.ID
-		lamps[strings.ToLower(naming.DNDLampOf(u))] = u.ID
-		lamps[strings.ToLower(naming.PresenceProviderOf(u))] = u.ID
-		for _, dev := range u.Devices {
-			phones[strings.ToLower(dev.Dial)] = u.ID
-		}
-	}
-	sub := d.ami.Subscribe(4096)
-	defer sub.Close()
-	tick := time.NewTicker(d.cfg.Reconcile.Interval)
-	defer tick.Stop()
-	checkAll := func(why string) {
-		if !d.ami.Status().FullyBooted {
-			return // the ready hook checks everyone once Asterisk is back
-		}
-		d.reconcileAll(ctx, why)
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			checkAll("periodic")
-		case ev, ok := <-sub.Events():
-			if !ok {
-				return
-			}
-			switch ev.Event() {
-			case "QueueMemberAdded", "QueueMemberRemoved", "QueueMemberPause", "QueueMemberPenalty":
-				if id, ok := members[strings.ToLower(ev.Get("Interface"))]; ok {
-					d.engine.Nudge(id)
-				}
-			case "DeviceStateChange":
-				if dev, changed := d.devices.Handle(ev); changed {
-					d.engine.DeviceChanged(phones[strings.ToLower(dev)])
-				} else if id, ok := lamps[strings.ToLower(ev.Get("Device"))]; ok {
-					d.engine.Nudge(id)
-				}
-			case "PresenceStateChange":
-				if id, ok := lamps[strings.ToLower(ev.Get("Presentity"))]; ok {
-					d.engine.Nudge(id)
-				}
-			case "Reload":
-				// app_queue's reload keeps dynamic members but destroys the queues removed from
-				// queues.conf with theirs; a reload of pbx_config (a plain "dialplan reload"
-				// sends no Reload event: the periodic check covers it) may clear globals.
-				// Check everyone.
-				if m := strings.ToLower(ev.Get("Module")); m == "" || strings.Contains(m, "app_queue") ||
-					strings.Contains(m, "pbx_config") || strings.Contains(m, "all") {
-					checkAll("reload of " + cmp.Or(ev.Get("Module"), "everything"))
-				}
-			case "Shutdown":
-				d.log.Warn("asterisk is shutting down; presenced reconnects and restores every user once it is back",
-					"shutdown", ev.Get("Shutdown"), "restart", ev.Get("Restart"))
-			case ami.EventResync:
-				if ev.Synthetic() {
-					checkAll("events were dropped")
-				}
-			}
-		}
-	}
+	d.engine.AsteriskReady(ctx)
 }

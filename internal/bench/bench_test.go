@@ -28,6 +28,7 @@ import (
 	"github.com/presenced/presenced/followme"
 	"github.com/presenced/presenced/internal/lab"
 	"github.com/presenced/presenced/presence"
+	"github.com/presenced/presenced/presence/presencetest"
 	"github.com/presenced/presenced/queue"
 	"github.com/presenced/presenced/webhook"
 )
@@ -98,7 +99,7 @@ func newRig(tb testing.TB, users []presence.User, profiles []presence.Profile) *
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(e.Close)
+	presencetest.Run(tb, e)
 	return &rig{ami: c, engine: e, rdb: rdb, concerns: []presence.Concern{qc, fc, bc, wc}}
 }
 
@@ -406,7 +407,6 @@ func BenchmarkMemory10kUsers(b *testing.B) {
 		runtime.ReadMemStats(&after)
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/10000, "heap-bytes/user")
 		runtime.KeepAlive(e)
-		e.Close()
 		rdb.Close()
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/presenced/presenced/followme"
 	"github.com/presenced/presenced/internal/lab"
 	"github.com/presenced/presenced/presence"
+	"github.com/presenced/presenced/presence/presencetest"
 	"github.com/presenced/presenced/queue"
 	"github.com/presenced/presenced/webhook"
 )
@@ -292,7 +293,8 @@ type rcRig struct {
 	engine           *presence.Engine
 }
 
-// newRCRig builds the rig for cat's users, their states in states; it stops with the test.
+// newRCRig builds the rig for cat's users, their states in states; start runs its engine, and
+// it stops with the test.
 func newRCRig(t *testing.T, cat *presence.Catalog, states *presence.StateStore) *rcRig {
 	t.Helper()
 	r := &rcRig{mainReg: prometheus.NewRegistry(), readReg: prometheus.NewRegistry(),
@@ -329,7 +331,7 @@ func newRCRig(t *testing.T, cat *presence.Catalog, states *presence.StateStore) 
 			phones = append(phones, d.Dial)
 		}
 	}
-	r.devices = blf.NewDevices(r.main, phones)
+	r.devices = blf.NewDevices(r.main, r.read, phones)
 	r.engine, err = presence.NewEngine(presence.EngineOptions{
 		Catalog: cat, Naming: presence.DefaultNaming(), States: states,
 		Concerns:       []presence.Concern{qc, fc, bc, wc},
@@ -341,9 +343,12 @@ func newRCRig(t *testing.T, cat *presence.Catalog, states *presence.StateStore) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(r.engine.Close)
 	return r
 }
+
+// start runs the rig's engine until the test ends. It checks everyone as it starts, as a
+// daemon does.
+func (r *rcRig) start(t *testing.T) { presencetest.Run(t, r.engine) }
 
 // rcLogWriter writes log lines to the test's log.
 type rcLogWriter struct{ t *testing.T }

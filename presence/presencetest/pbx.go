@@ -6,6 +6,8 @@ package presencetest
 import (
 	"context"
 	"sync"
+	"testing"
+	"time"
 
 	"github.com/presenced/presenced/presence"
 )
@@ -106,4 +108,25 @@ func (m *PBX) Edit(f func(state *presence.Target)) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	f(&m.state)
+}
+
+// Run runs e until the test ends and returns once it runs (Engine.Run).
+func Run(t testing.TB, e *presence.Engine) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("engine Run: %v", err)
+		}
+	})
+	for !e.Running() {
+		select {
+		case err := <-done:
+			t.Fatalf("engine Run: %v", err)
+		case <-time.After(time.Millisecond):
+		}
+	}
 }
