@@ -200,8 +200,9 @@ func (e *Env) startAsterisk(ctx context.Context) error {
 func (e *Env) startRedis(ctx context.Context) error {
 	ctr, err := testcontainers.Run(ctx, e.Image,
 		testcontainers.WithLabels(map[string]string{ContainerLabel: "redis"}),
-		testcontainers.WithCmd("redis-server", "--bind", "0.0.0.0", "--protected-mode", "no",
-			"--save", "", "--appendonly", "no"),
+		// The absolute path and DEBUG from inside the container let RestartRedis restart it.
+		testcontainers.WithCmd("/usr/bin/redis-server", "--bind", "0.0.0.0", "--protected-mode", "no",
+			"--save", "", "--appendonly", "no", "--enable-debug-command", "local"),
 		testcontainers.WithExposedPorts("6379/tcp"),
 		testcontainers.WithHostConfigModifier(loopbackOnly("6379/tcp")),
 		testcontainers.WithWaitStrategyAndDeadline(time.Minute, wait.ForLog("Ready to accept connections")),
@@ -218,6 +219,30 @@ func (e *Env) startRedis(ctx context.Context) error {
 	}
 	e.RedisURL = "redis://" + addr + "/0"
 	return nil
+}
+
+// RestartRedis restarts the lab Redis in place (DEBUG RESTART: the same process image and port,
+// a new run): it loses every key, as a Redis without persistence does, and every connection
+// is cut. It returns once Redis answers again.
+func (e *Env) RestartRedis(ctx context.Context) error {
+	if e.redis == nil {
+		return errors.New("lab: redis is not running")
+	}
+	// The connection that sends DEBUG RESTART is cut by the restart: its error says nothing.
+	_, _, _ = e.redis.Exec(ctx, []string{"redis-cli", "DEBUG", "RESTART"}, tcexec.Multiplexed())
+	for {
+		code, out, err := e.redis.Exec(ctx, []string{"redis-cli", "PING"}, tcexec.Multiplexed())
+		if err == nil && code == 0 {
+			if b, _ := io.ReadAll(out); strings.TrimSpace(string(b)) == "PONG" {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("lab: redis does not answer after DEBUG RESTART: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // loopbackOnly publishes the ports on 127.0.0.1 only, on ports Docker picks.

@@ -82,6 +82,44 @@ func TestRedisAnswersPing(t *testing.T) {
 	}
 }
 
+// TestRestartRedisLosesKeysAndConnections: after RestartRedis the data is gone, open
+// connections are cut, and a new connection on the same address is served.
+func TestRestartRedisLosesKeysAndConnections(t *testing.T) {
+	addr := strings.TrimSuffix(strings.TrimPrefix(env.RedisURL, "redis://"), "/0")
+	roundTrip := func(c net.Conn, cmd string) (string, error) {
+		if _, err := c.Write([]byte(cmd + "\r\n")); err != nil {
+			return "", err
+		}
+		buf := make([]byte, 64)
+		n, err := c.Read(buf)
+		return string(buf[:n]), err
+	}
+	dial := func() net.Conn {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		return c
+	}
+	old := dial()
+	if got, err := roundTrip(old, "SET TestRestartRedis v"); err != nil || got != "+OK\r\n" {
+		t.Fatalf("SET = %q, %v", got, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := env.RestartRedis(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := roundTrip(old, "PING"); err == nil {
+		t.Errorf("the connection from before the restart still answers: %q", got)
+	}
+	if got, err := roundTrip(dial(), "EXISTS TestRestartRedis"); err != nil || got != ":0\r\n" {
+		t.Fatalf("EXISTS after the restart = %q, %v; want :0", got, err)
+	}
+}
+
 func TestProxyCutsAndRestores(t *testing.T) {
 	p, err := NewProxy(env.AMIAddr)
 	if err != nil {
