@@ -277,10 +277,18 @@ func TestWorkQueueOneWorkerPerKey(t *testing.T) {
 			t.Fatal("some key's last add was never followed by a pass")
 		}
 	}
-	if err := q.ShutDownWithDrain(context.Background()); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := q.ShutDownWithDrain(ctx); err != nil {
 		t.Fatal(err)
 	}
-	wg.Wait()
+	workersDone := make(chan struct{})
+	go func() { wg.Wait(); close(workersDone) }()
+	select {
+	case <-workersDone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("ShutDown left workers waiting in Get")
+	}
 	if n := overlaps.Load(); n != 0 {
 		t.Errorf("%d times two workers held one key", n)
 	}
@@ -581,7 +589,9 @@ func TestWorkQueueShutDown(t *testing.T) {
 		if _, ok := q.Get(); ok {
 			t.Error("a was handed out again after the shutdown")
 		}
-		if err := q.ShutDownWithDrain(context.Background()); err != nil {
+		ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := q.ShutDownWithDrain(ctx); err != nil {
 			t.Errorf("a third shutdown: %v", err)
 		}
 	})
@@ -592,6 +602,22 @@ func TestWorkQueueShutDown(t *testing.T) {
 		cancel()
 		if err := q.ShutDownWithDrain(ctx); err != nil {
 			t.Fatal(err)
+		}
+	})
+
+	t.Run("a waiting Get is woken", func(t *testing.T) {
+		q := newTestWorkQueue[string](t, nil, workQueueOptions{})
+		q.AddAfter("a", priorityHigh, time.Hour)
+		got := make(chan bool, 1)
+		go func() { _, ok := q.Get(); got <- ok }()
+		time.AfterFunc(20*time.Millisecond, q.ShutDown) // Get is waiting by then, most likely
+		select {
+		case ok := <-got:
+			if ok {
+				t.Fatal("Get handed out a key that was not due")
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("ShutDown left a waiting Get asleep")
 		}
 	})
 }
@@ -682,50 +708,83 @@ func wqHistogram(t *testing.T, g prometheus.Gatherer, name string) (count, sum f
 	return 0, 0
 }
 
-// BenchmarkWorkQueue measures Add/Get/Done with 64 workers over 10,000 keys: b.N adds from 4
-// adders, until every key has had a pass after its last add.
+// BenchmarkWorkQueue measures Add/Get/Done with 64 workers over 10,000 keys.
+//
+//   - burst: 4 adders add b.N times, round the keys, as fast as they can; the workers coalesce
+//     what they can (passes/add says how much), until every key has had a pass after its last add.
+//   - cycle: the 10,000 keys are added, and each worker adds its key again after Done, until
+//     b.N passes; every add is one pass (ns/op is one Add, Get and Done).
 func BenchmarkWorkQueue(b *testing.B) {
 	const workers, keys, adders = 64, 10_000, 4
-	q, err := newWorkQueue[int](workQueueOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer q.ShutDown()
-	var passes atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for {
-				k, ok := q.Get()
-				if !ok {
-					return
-				}
-				passes.Add(1)
-				q.Done(k)
-			}
-		})
-	}
-	b.ResetTimer()
-	var adding sync.WaitGroup
-	for a := range adders {
-		adding.Go(func() {
-			for i := a; i < b.N; i += adders {
-				q.Add(i%keys, workPriority(i%2))
-			}
-		})
-	}
-	adding.Wait()
-	for {
-		q.mu.Lock()
-		idle := q.waiting == [numPriorities]int{} && len(q.running) == 0
-		q.mu.Unlock()
-		if idle {
-			break
+	run := func(b *testing.B, worker func(q *workQueue[int], k int) bool, add func(q *workQueue[int])) {
+		q, err := newWorkQueue[int](workQueueOptions{})
+		if err != nil {
+			b.Fatal(err)
 		}
-		runtime.Gosched()
+		defer q.ShutDown()
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				for {
+					k, ok := q.Get()
+					if !ok {
+						return
+					}
+					if !worker(q, k) {
+						return
+					}
+				}
+			})
+		}
+		b.ResetTimer()
+		add(q)
+		for {
+			q.mu.Lock()
+			idle := q.waiting == [numPriorities]int{} && len(q.running) == 0
+			q.mu.Unlock()
+			if idle {
+				break
+			}
+			runtime.Gosched()
+		}
+		b.StopTimer()
+		q.ShutDown()
+		wg.Wait()
 	}
-	b.StopTimer()
-	q.ShutDown()
-	wg.Wait()
-	b.ReportMetric(float64(passes.Load())/float64(b.N), "passes/add")
+
+	b.Run("burst", func(b *testing.B) {
+		var passes atomic.Int64
+		run(b, func(q *workQueue[int], k int) bool {
+			passes.Add(1)
+			q.Done(k)
+			return true
+		}, func(q *workQueue[int]) {
+			var adding sync.WaitGroup
+			for a := range adders {
+				adding.Go(func() {
+					for i := a; i < b.N; i += adders {
+						q.Add(i%keys, workPriority(i%2))
+					}
+				})
+			}
+			adding.Wait()
+		})
+		b.ReportMetric(float64(passes.Load())/float64(b.N), "passes/add")
+	})
+
+	b.Run("cycle", func(b *testing.B) {
+		var left atomic.Int64
+		left.Store(int64(b.N))
+		run(b, func(q *workQueue[int], k int) bool {
+			q.Done(k)
+			if left.Add(-1) >= int64(keys) {
+				q.Add(k, workPriority(k%2))
+			}
+			return true
+		}, func(q *workQueue[int]) {
+			for k := range min(keys, b.N) {
+				q.Add(k, workPriority(k%2))
+			}
+		})
+	})
 }
