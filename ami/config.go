@@ -56,6 +56,13 @@ type Config struct {
 	// connection ends or Run returns. A typical OnReady re-lists the
 	// state it mirrors (QueueStatus, DeviceStateList, DBGetTree, ...).
 	OnReady func(ctx context.Context)
+	// Gate, when set, is asked right before an action is written to the
+	// socket (Login, Challenge, Ping and Logoff excepted); an error keeps
+	// the action off the wire and the call returns it wrapped in ErrGated.
+	// presenced gates its writing session on holding the leadership, so
+	// that an instance that lost it stops writing to Asterisk before
+	// another one can start. It must be quick and must not block.
+	Gate func() error
 
 	// Logger receives state changes at Info, problems at Warn and
 	// per-action detail at Debug. nil discards.

@@ -108,6 +108,16 @@ func (cn *conn) send(id string, cl *call, msg *Message) error {
 
 	b := msg.appendWire(nil)
 	cn.wmu.Lock()
+	if gate := cn.c.cfg.Gate; gate != nil && !ungated(cl.action) {
+		// Asked as close to the socket as can be: the write follows at once.
+		if err := gate(); err != nil {
+			cn.wmu.Unlock()
+			cn.mu.Lock()
+			delete(cn.pending, id)
+			cn.mu.Unlock()
+			return fmt.Errorf("ami: %s: %w: %w", cl.action, ErrGated, err)
+		}
+	}
 	_ = cn.nc.SetWriteDeadline(time.Now().Add(cn.c.cfg.DialTimeout))
 	_, err := cn.nc.Write(b)
 	cn.wmu.Unlock()
@@ -248,4 +258,14 @@ func (cn *conn) feed(id string, m *Message) bool {
 		close(cl.done)
 	}
 	return true
+}
+
+// ungated reports whether an action is written whatever Config.Gate says: those that keep the
+// session itself alive.
+func ungated(action string) bool {
+	switch strings.ToLower(action) {
+	case "login", "challenge", "ping", "logoff":
+		return true
+	}
+	return false
 }

@@ -22,6 +22,11 @@ var (
 	// by the caller. Such actions are never sent.
 	ErrInvalidHeader = errors.New("ami: invalid header")
 
+	// ErrGated is wrapped by the error of a call whose action Config.Gate
+	// kept off the wire (presenced: this instance does not hold the
+	// leadership). It was not sent ([SafeToRetry] reports true).
+	ErrGated = errors.New("ami: gated")
+
 	// ErrPermissionDenied matches (with errors.Is) a [*ResponseError] whose
 	// message is Asterisk's "Permission denied": the AMI user lacks the
 	// write class the action needs (see manager.conf).
@@ -66,5 +71,5 @@ func ResponseMessage(err error) (msg string, ok bool) {
 // Asterisk (the client was not connected), so retrying it cannot apply it
 // twice.
 func SafeToRetry(err error) bool {
-	return errors.Is(err, ErrNotConnected)
+	return errors.Is(err, ErrNotConnected) || errors.Is(err, ErrGated)
 }

@@ -219,6 +219,14 @@ func (e *Engine) Switch(ctx context.Context, req SwitchRequest) (*SwitchResult, 
 	if t == nil {
 		return nil, ErrNotRunning
 	}
+	u, ok := e.opts.Catalog.User(req.User)
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownUser, req.User)
+	}
+	// One user's switches are made one after the other, each applied (and journaled) before
+	// the next is saved, so that every switch has its pass and the journal their order.
+	unlock := e.lock(u.ID)
+	defer unlock()
 	u, st, from, to, err := e.save(ctx, req)
 	if err != nil {
 		return nil, err
@@ -236,8 +244,8 @@ func (e *Engine) Switch(ctx context.Context, req SwitchRequest) (*SwitchResult, 
 	return &out, nil
 }
 
-// save writes the state req asks for, under the user's lock, and returns it with what it was
-// made of.
+// save writes the state req asks for and returns it with what it was made of; the caller
+// holds the user's lock.
 func (e *Engine) save(ctx context.Context, req SwitchRequest) (u *User, st UserState, from, to *Profile, err error) {
 	u, ok := e.opts.Catalog.User(req.User)
 	if !ok {
@@ -246,8 +254,6 @@ func (e *Engine) save(ctx context.Context, req SwitchRequest) (u *User, st UserS
 	if err := e.opts.Catalog.ValidateInfo(req.Info); err != nil {
 		return nil, st, nil, nil, err
 	}
-	unlock := e.lock(u.ID)
-	defer unlock()
 	for attempt := 0; ; attempt++ {
 		st, from, to, _, _, err = e.next(ctx, u, req)
 		if err != nil {

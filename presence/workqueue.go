@@ -73,8 +73,8 @@ func (o workQueueOptions) validate() error {
 //   - One worker per key: Get never hands out a key that is being processed (between its Get and
 //     its Done). A key added meanwhile waits and is handed out once more after Done, so a cause
 //     that arrives during a pass always leads to one later pass, and a burst of causes to one.
-//   - Priority: every waiting key of priorityHigh leaves before any of priorityLow; FIFO within
-//     a priority.
+//   - Priority: every ready key (waiting, not being processed) of priorityHigh leaves before any
+//     of priorityLow; FIFO within a priority.
 //   - Delayed adds (AddAfter, AddRateLimited) wait on one timer goroutine. Of two delayed adds of
 //     a key the earlier time wins (and the higher priority); an immediate add, or a key already
 //     waiting, makes a delayed add moot.
@@ -83,7 +83,25 @@ func (o workQueueOptions) validate() error {
 //     ShutDownWithDrain also waits for the keys being processed.
 //
 // Create one with newWorkQueue; its methods are safe for concurrent use. It owns a goroutine
-// until ShutDown.
+// until ShutDown. A worker, as in controller-runtime's reconcileHandler:
+//
+//	for {
+//		key, ok := q.Get()
+//		if !ok {
+//			return // shut down
+//		}
+//		after, err := pass(ctx, key)
+//		switch {
+//		case err != nil:
+//			q.AddRateLimited(key)
+//		case after > 0:
+//			q.Forget(key)
+//			q.AddAfter(key, priorityLow, after)
+//		default:
+//			q.Forget(key)
+//		}
+//		q.Done(key)
+//	}
 type workQueue[K comparable] struct {
 	now      func() time.Time
 	newTimer func(time.Duration) (<-chan time.Time, func() bool)
@@ -191,7 +209,9 @@ func (q *workQueue[K]) AddAfter(key K, p workPriority, d time.Duration) {
 }
 
 // AddRateLimited asks for a pass over key at priorityLow after its backoff, the delay its
-// number of failures since its last Forget calls for, and counts one more failure.
+// number of failures since its last Forget calls for, and counts one more failure. Like any
+// delayed add it is moot if key already waits (a cause arrived during the failed pass): the
+// next pass then comes at once, and the count still grows.
 func (q *workQueue[K]) AddRateLimited(key K) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -313,6 +333,11 @@ func (q *workQueue[K]) ShutDown() {
 // ShutDownWithDrain is ShutDown, then waits until every key handed out is Done or ctx ends.
 func (q *workQueue[K]) ShutDownWithDrain(ctx context.Context) error {
 	q.ShutDown()
+	select {
+	case <-q.drainedC:
+		return nil
+	default:
+	}
 	select {
 	case <-q.drainedC:
 		return nil
