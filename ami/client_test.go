@@ -1064,3 +1064,40 @@ func TestAsteriskInputLimits(t *testing.T) {
 		t.Errorf("server received %d actions, want 2", n)
 	}
 }
+
+// TestGateKeepsActionsOffTheWire: while Config.Gate refuses, actions fail with ErrGated (safe to
+// retry) and never reach the server, while the session stays alive (Ping); once it allows,
+// they go through.
+func TestGateKeepsActionsOffTheWire(t *testing.T) {
+	srv := amitest.NewServer(t)
+	var setvars atomic.Int32
+	srv.Handle("Setvar", func(c *amitest.Conn, req *ami.Message) {
+		setvars.Add(1)
+		_ = c.Send(ami.NewMessage("Response", "Success", "ActionID", req.ActionID()))
+	})
+	var closed atomic.Bool
+	closed.Store(true)
+	c := startClient(t, srv, func(cfg *ami.Config) {
+		cfg.Gate = func() error {
+			if closed.Load() {
+				return errors.New("not the leader")
+			}
+			return nil
+		}
+	})
+	waitFor(t, "booted", func() bool { return c.Status().FullyBooted })
+	err := c.Setvar(ctxTimeout(t, 2*time.Second), "", "X", "1")
+	if !errors.Is(err, ami.ErrGated) || !ami.SafeToRetry(err) || !strings.Contains(err.Error(), "not the leader") {
+		t.Fatalf("gated Setvar: %v", err)
+	}
+	if err := c.Ping(ctxTimeout(t, 2*time.Second)); err != nil {
+		t.Fatalf("Ping while gated: %v", err)
+	}
+	if n := setvars.Load(); n != 0 {
+		t.Fatalf("the server got %d Setvar while gated", n)
+	}
+	closed.Store(false)
+	if err := c.Setvar(ctxTimeout(t, 2*time.Second), "", "X", "1"); err != nil || setvars.Load() != 1 {
+		t.Fatalf("Setvar once allowed: %v, server got %d", err, setvars.Load())
+	}
+}
