@@ -67,6 +67,11 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeJSON(w, http.StatusUnprocessableEntity, validationBody(invalid))
 	case errors.Is(err, presence.ErrUnknownUser), errors.Is(err, presence.ErrUnknownProfile):
 		writeJSON(w, http.StatusNotFound, errorBody{Error: err.Error()})
+	case errors.Is(err, presence.ErrNotRunning), errors.Is(err, presence.ErrFenced):
+		// This instance does not write to Asterisk (a standby, or one shutting down): another
+		// one does, or will within a lease.
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "this instance is not the leader, which carries out changes; try again or ask the leader"})
 	case errors.Is(err, presence.ErrProfileActive):
 		writeJSON(w, http.StatusConflict, errorBody{Error: err.Error()})
 	case errors.Is(err, presence.ErrSystemProfile):

@@ -36,6 +36,9 @@ type EngineOptions struct {
 	// Workers is how many keys (users) the engine works on at once; zero means 64. Their PBX
 	// reads share batches.
 	Workers int
+	// RunWait is how long a switch, a reconcile or a repair waits for the engine to run (an
+	// instance being elected leader) before it fails with ErrNotRunning; zero means 10 s.
+	RunWait time.Duration
 	// CheckInterval is how often Run checks every user against the PBX (astdb changes send no
 	// events); zero means never (tests), the daemon sets reconcile.interval.
 	CheckInterval time.Duration
@@ -114,6 +117,9 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 	}
 	if opts.ObserveTimeout == 0 {
 		opts.ObserveTimeout = 10 * time.Second
+	}
+	if opts.RunWait == 0 {
+		opts.RunWait = 10 * time.Second
 	}
 	if opts.RetryMin == 0 {
 		opts.RetryMin = 500 * time.Millisecond
@@ -215,13 +221,16 @@ type SwitchResult struct {
 // outcome, which Switch returns. A failed operation is retried with backoff.
 func (e *Engine) Switch(ctx context.Context, req SwitchRequest) (*SwitchResult, error) {
 	start := e.now()
-	t := e.term()
-	if t == nil {
-		return nil, ErrNotRunning
-	}
 	u, ok := e.opts.Catalog.User(req.User)
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownUser, req.User)
+	}
+	if err := e.opts.Catalog.ValidateInfo(req.Info); err != nil {
+		return nil, err
+	}
+	t, err := e.awaitTerm(ctx)
+	if err != nil {
+		return nil, err
 	}
 	// One user's switches are made one after the other, each applied (and journaled) before
 	// the next is saved, so that every switch has its pass and the journal their order.

@@ -106,6 +106,30 @@ func (e *Engine) term() *term {
 	return e.run
 }
 
+// awaitTerm returns the running term, waiting up to EngineOptions.RunWait for the engine to run
+// (an instance that is being elected leader, or one that just started); ErrNotRunning after.
+func (e *Engine) awaitTerm(ctx context.Context) (*term, error) {
+	if t := e.term(); t != nil {
+		return t, nil
+	}
+	deadline := time.NewTimer(e.opts.RunWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %w", ErrNotRunning, ctx.Err())
+		case <-deadline.C:
+			return nil, ErrNotRunning
+		case <-tick.C:
+			if t := e.term(); t != nil {
+				return t, nil
+			}
+		}
+	}
+}
+
 // Running reports whether the engine runs (this instance writes to Asterisk).
 func (e *Engine) Running() bool { return e.term() != nil }
 
@@ -259,9 +283,9 @@ func (e *Engine) Repair(ctx context.Context, id UserID) (*SwitchResult, error) {
 	if _, ok := e.opts.Catalog.User(id); !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownUser, id)
 	}
-	t := e.term()
-	if t == nil {
-		return nil, ErrNotRunning
+	t, err := e.awaitTerm(ctx)
+	if err != nil {
+		return nil, err
 	}
 	return t.await(ctx, workKey{user: id}, priorityLow, request{})
 }
@@ -273,9 +297,9 @@ func (e *Engine) Reconcile(ctx context.Context, id UserID, actor string) (*Switc
 	if _, ok := e.opts.Catalog.User(id); !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownUser, id)
 	}
-	t := e.term()
-	if t == nil {
-		return nil, ErrNotRunning
+	t, err := e.awaitTerm(ctx)
+	if err != nil {
+		return nil, err
 	}
 	return t.await(ctx, workKey{user: id}, priorityHigh, request{force: true, actor: actor})
 }
@@ -654,9 +678,9 @@ type RepairSummary struct {
 // Asterisk-wide state) against the PBX and deals with whatever drifted as the policies say,
 // and waits until that is done. See CheckAll.
 func (e *Engine) RepairAll(ctx context.Context) (RepairSummary, error) {
-	t := e.term()
-	if t == nil {
-		return RepairSummary{}, ErrNotRunning
+	t, err := e.awaitTerm(ctx)
+	if err != nil {
+		return RepairSummary{}, err
 	}
 	ch := make(chan allResult, 1)
 	t.checkAll("asked", ch)

@@ -63,9 +63,11 @@ type StateStore struct {
 	rdb           *redis.Client
 	prefix        string
 	journalLength int64
-	save          *redis.Script
-	adopt         *redis.Script
-	saveRecord    *redis.Script
+	save          script
+	adopt         script
+	saveRecord    script
+	journal       script
+	fence         func() (Fence, bool)
 	log           *slog.Logger
 
 	schemaEvery time.Duration
@@ -96,6 +98,11 @@ type StateStoreOptions struct {
 	// Registerer receives presenced_store_unreadable_records_total{kind} and
 	// presenced_store_unreadable_records{kind}; nil registers none.
 	Registerer prometheus.Registerer
+	// Fence, when set, makes the engine's writes (states, adopted drift, records, the journal)
+	// conditional on this instance's leadership: refused with ErrFenced when it says this
+	// instance does not lead, or when its key no longer holds its value in Redis. Personal
+	// profiles are the users' own data and are not fenced.
+	Fence func() (Fence, bool)
 }
 
 // saveScript writes a user's state if its version is still ARGV[1], and returns the new
@@ -112,6 +119,10 @@ redis.call('HDEL', KEYS[1], 'adopted')
 redis.call('HSETNX', KEYS[1], 'record', ARGV[3])
 return next
 `
+
+// journalScript appends an entry (ARGV[2]) to a user's journal, trimmed to about ARGV[1]
+// entries, and returns its ID.
+const journalScript = `return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'entry', ARGV[2])`
 
 // adoptScript writes (or, with an empty ARGV[2], deletes) what a user's desired state adopted
 // from the PBX, if the state's version is still ARGV[1]. The version is not bumped: adopting is
@@ -141,8 +152,9 @@ func NewStateStore(rdb *redis.Client, opts StateStoreOptions) *StateStore {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &StateStore{rdb: rdb, prefix: opts.Prefix, journalLength: opts.JournalLength, save: redis.NewScript(saveScript),
-		adopt: redis.NewScript(adoptScript), saveRecord: redis.NewScript(saveRecordScript), log: log, schemaEvery: opts.SchemaCheckInterval,
+	s := &StateStore{rdb: rdb, prefix: opts.Prefix, journalLength: opts.JournalLength, save: newScript(saveScript),
+		adopt: newScript(adoptScript), saveRecord: newScript(saveRecordScript), journal: newScript(journalScript),
+		fence: opts.Fence, log: log, schemaEvery: opts.SchemaCheckInterval,
 		unreadable: newUnreadableRecords(log, opts.Registerer)}
 	return s
 }
@@ -285,7 +297,10 @@ func (s *StateStore) SaveAdopted(ctx context.Context, id UserID, version int64, 
 		raw = string(b)
 	}
 	key := s.userKey(id)
-	err := s.adopt.Run(ctx, s.rdb, []string{key}, strconv.FormatInt(version, 10), raw).Err()
+	err := s.run(ctx, s.adopt, []string{key}, strconv.FormatInt(version, 10), raw).Err()
+	if fenced(err) {
+		return ErrFenced
+	}
 	if conflict(err) {
 		s.ok()
 		return ErrConflict
@@ -331,7 +346,10 @@ func (s *StateStore) Save(ctx context.Context, id UserID, st UserState) (UserSta
 		return st, fmt.Errorf("presence: encode state of %s: %w", id, err)
 	}
 	key := s.userKey(id)
-	n, err := s.save.Run(ctx, s.rdb, []string{key}, strconv.FormatInt(st.Version, 10), string(b), `{"version":0}`).Int64()
+	n, err := s.run(ctx, s.save, []string{key}, strconv.FormatInt(st.Version, 10), string(b), `{"version":0}`).Int64()
+	if fenced(err) {
+		return st, ErrFenced
+	}
 	if conflict(err) {
 		s.ok()
 		return st, ErrConflict
@@ -354,10 +372,10 @@ func (s *StateStore) AppendJournal(ctx context.Context, id UserID, e JournalEntr
 		return "", fmt.Errorf("presence: encode journal entry of %s: %w", id, err)
 	}
 	key := s.journalKey(id)
-	jid, err := s.rdb.XAdd(ctx, &redis.XAddArgs{
-		Stream: key, MaxLen: s.journalLength, Approx: true,
-		Values: map[string]any{"entry": string(b)},
-	}).Result()
+	jid, err := s.run(ctx, s.journal, []string{key}, strconv.FormatInt(s.journalLength, 10), string(b)).Text()
+	if fenced(err) {
+		return "", ErrFenced
+	}
 	if err != nil {
 		return "", s.fail(err, "append journal of "+string(id), key)
 	}

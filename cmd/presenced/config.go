@@ -23,6 +23,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/presenced/presenced/ari/featurecode"
+	"github.com/presenced/presenced/leader"
 	"github.com/presenced/presenced/internal/secret"
 	"github.com/presenced/presenced/internal/throttle"
 	"github.com/presenced/presenced/presence"
@@ -62,6 +63,7 @@ type Config struct {
 	FeatureCodes    FeatureCodesConfig `mapstructure:"feature_codes"`
 	ShutdownTimeout time.Duration      `mapstructure:"shutdown_timeout"` // the whole shutdown (daemon.shutdown)
 	Reconcile       ReconcileConfig    `mapstructure:"reconcile"`
+	Leader          LeaderConfig       `mapstructure:"leader"`
 	// Users and Profiles are validated into a presence.Catalog.
 	Users    []presence.User    `mapstructure:"users"`
 	Profiles []presence.Profile `mapstructure:"profiles"`
@@ -79,6 +81,18 @@ type Config struct {
 	catalog *presence.Catalog
 	// observeFeatureCode, set by tests, sees the outcome of every feature-code call.
 	observeFeatureCode func(featurecode.Outcome)
+}
+
+// LeaderConfig configures the election of the one instance that writes to Asterisk (package
+// leader): a lease in Redis, keyed by asterisk.id.
+type LeaderConfig struct {
+	// Lease is how long a leader's lease lasts without a renewal: a standby takes over at most
+	// this long after the leader died.
+	Lease time.Duration `mapstructure:"lease"`
+	// RenewInterval is how often the leader renews; ClockDriftMargin how long before its lease
+	// can expire a leader that could not renew stops writing. Zero means lease/3 and lease/10.
+	RenewInterval    time.Duration `mapstructure:"renew_interval"`
+	ClockDriftMargin time.Duration `mapstructure:"clock_drift_margin"`
 }
 
 // ReconcileConfig configures how presenced finds drift it is not told about.
@@ -173,6 +187,9 @@ type LogConfig struct {
 
 // AsteriskConfig says how to reach Asterisk.
 type AsteriskConfig struct {
+	// ID names the Asterisk presenced writes to: the instances sharing one ID elect one
+	// leader among them (one Redis can serve several PBXes under different IDs).
+	ID     string          `mapstructure:"id"`
 	AMI    AMIConfig       `mapstructure:"ami"`
 	ARI    ARIConfig       `mapstructure:"ari"`
 	Naming presence.Naming `mapstructure:"naming"`
@@ -305,6 +322,10 @@ func defaults() map[string]any {
 		"api.max_body_bytes":                       65536,
 		"shutdown_timeout":                         "10s",
 		"reconcile.interval":                       "5m",
+		"asterisk.id":                              "default",
+		"leader.lease":                             leader.DefaultLease.String(),
+		"leader.renew_interval":                    "0s",
+		"leader.clock_drift_margin":                "0s",
 		"reconcile.policy.queue_membership":        "enforce",
 		"reconcile.policy.queue_pause":             "enforce",
 		"reconcile.policy.queue_penalty":           "enforce",
@@ -760,6 +781,15 @@ func (c *Config) Validate() error {
 	}
 	if !namePattern.MatchString(c.InstanceID) {
 		add("instance_id", "%q must be letters, digits, '-' or '_'", c.InstanceID)
+	}
+	if !namePattern.MatchString(c.Asterisk.ID) || len(c.Asterisk.ID) > 64 {
+		add("asterisk.id", "%q must be 1-64 letters, digits, '-' or '_'", c.Asterisk.ID)
+	}
+	if c.Leader.RenewInterval != 0 && (c.Leader.RenewInterval < 100*time.Millisecond || c.Leader.RenewInterval > c.Leader.Lease/2) {
+		add("leader.renew_interval", "%s is out of range (allowed 0 for lease/3, or 100ms to half of leader.lease: a renewal must be tried twice within a lease)", formatDuration(c.Leader.RenewInterval))
+	}
+	if c.Leader.ClockDriftMargin != 0 && (c.Leader.ClockDriftMargin < 10*time.Millisecond || c.Leader.ClockDriftMargin > c.Leader.Lease/2) {
+		add("leader.clock_drift_margin", "%s is out of range (allowed 0 for lease/10, or 10ms to half of leader.lease)", formatDuration(c.Leader.ClockDriftMargin))
 	}
 	if _, ok := logLevels[c.Log.Level]; !ok {
 		add("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)

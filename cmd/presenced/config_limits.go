@@ -61,6 +61,7 @@ func (c *Config) limits() ([]durationLimit, []numberLimit) {
 		{"feature_codes.first_digit_timeout", c.FeatureCodes.FirstDigitTimeout, sec, minute, ""},
 		{"feature_codes.digit_timeout", c.FeatureCodes.DigitTimeout, sec, 30 * sec, ""},
 		{"triggers.tick", c.Triggers.Tick, 100 * ms, minute, "every tick reads the due triggers from the store"},
+		{"leader.lease", c.Leader.Lease, sec, minute, "the leader renews it several times per lease"},
 	}
 	if c.embeddedSnapshots() {
 		durations = append(durations,

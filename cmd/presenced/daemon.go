@@ -20,6 +20,7 @@ import (
 	"github.com/presenced/presenced/ari/featurecode"
 	"github.com/presenced/presenced/blf"
 	"github.com/presenced/presenced/followme"
+	"github.com/presenced/presenced/leader"
 	"github.com/presenced/presenced/internal/throttle"
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/queue"
@@ -53,6 +54,7 @@ type daemon struct {
 	fc      *featurecode.App
 	trig    *trigger.Scheduler
 	devices *blf.Devices // the users' phones' states, for who is on a call
+	elector *leader.Elector
 
 	resyncs prometheus.Counter
 }
@@ -107,6 +109,14 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 	}
 	mainCfg := amiConfig("main")
 	mainCfg.OnReady = d.asteriskReady
+	// The main session is the one that writes to Asterisk: only the leader may, and it stops
+	// before its lease can expire (package leader). The read session only reads.
+	mainCfg.Gate = func() error {
+		if _, ok := d.elector.Leading(); !ok {
+			return errNotLeader
+		}
+		return nil
+	}
 	if d.ami, err = ami.New(mainCfg); err != nil {
 		return fmt.Errorf("ami: %w", err)
 	}
@@ -175,16 +185,11 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 	})
 	wg.Go(func() { d.fc.Run(runCtx, d.ari.Events()) })
 	wg.Go(func() {
-		if err := d.engine.Run(runCtx); err != nil {
-			errc <- fmt.Errorf("engine: %w", err)
+		if err := d.elector.Run(runCtx); err != nil {
+			errc <- fmt.Errorf("leader election: %w", err)
 		}
 	})
 	wg.Go(func() { d.states.WatchSchema(runCtx) })
-	wg.Go(func() {
-		if err := d.trig.Run(runCtx); err != nil {
-			errc <- fmt.Errorf("triggers: %w", err)
-		}
-	})
 	wg.Go(func() {
 		if err := hs.serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http: %w", err)
@@ -223,8 +228,22 @@ func (d *daemon) buildEngine() error {
 	if err != nil {
 		return fmt.Errorf("webhook: %w", err)
 	}
+	d.elector, err = leader.New(leader.Options{
+		Redis: d.store.Redis(), Asterisk: cfg.Asterisk.ID, Instance: cfg.InstanceID,
+		Lease: cfg.Leader.Lease, RenewInterval: cfg.Leader.RenewInterval, ClockDriftMargin: cfg.Leader.ClockDriftMargin,
+		OnStartedLeading: d.lead, Logger: log.With("component", "leader"), Registerer: d.reg,
+	})
+	if err != nil {
+		return fmt.Errorf("leader: %w", err)
+	}
+	// The engine's writes to Redis are fenced by the lease: a leader that lost it cannot
+	// overwrite what the next one writes.
+	fence := func() (presence.Fence, bool) {
+		f, ok := d.elector.Fence()
+		return presence.Fence{Key: f.Key, Value: f.Value}, ok
+	}
 	d.states = d.store.StateStore(presence.StateStoreOptions{
-		Logger: log.With("component", "store"), Registerer: d.reg})
+		Logger: log.With("component", "store"), Registerer: d.reg, Fence: fence})
 	var phones []string
 	for _, u := range cfg.catalog.Users {
 		for _, dev := range u.Devices {
@@ -386,6 +405,28 @@ func (d *daemon) shutdown(cancel context.CancelFunc, hs *httpServer, wg *sync.Wa
 		"final_snapshot", d.cfg.embeddedSnapshots(), "ok", err == nil)
 	d.log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
 	return errors.Join(errs...)
+}
+
+// errNotLeader is why the main AMI session writes nothing while this instance is not the leader.
+var errNotLeader = errors.New("this instance is not the leader")
+
+// lead is the term of this instance as the leader (package leader), until ctx ends: the engine
+// runs (it puts PRESENCED_APP back, checks everyone, and works off its queue), and so do the
+// schedules and timed profiles.
+func (d *daemon) lead(ctx context.Context, epoch int64) {
+	d.log.Info("leading: this instance writes to Asterisk", "epoch", epoch, "asterisk", d.cfg.Asterisk.ID)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := d.engine.Run(ctx); err != nil {
+			d.log.Error("engine stopped", "err", err)
+		}
+	})
+	wg.Go(func() {
+		if err := d.trig.Run(ctx); err != nil && ctx.Err() == nil {
+			d.log.Error("triggers stopped", "err", err)
+		}
+	})
+	wg.Wait()
 }
 
 // asteriskReady runs after every AMI (re)connect once Asterisk is fully booted: the engine

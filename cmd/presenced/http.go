@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"github.com/presenced/presenced/leader"
 	"log/slog"
 	"net"
 	"net/http"
@@ -132,6 +134,10 @@ func (f *inFlight) wait(ctx context.Context) (int, error) {
 type readiness struct {
 	Ready  bool              `json:"ready"`
 	Checks map[string]string `json:"checks"`
+	// Role says whether this instance writes to Asterisk: "leader", or "standby" (a standby
+	// is ready: it serves the API), with the leader it knows of.
+	Role   string `json:"role"`
+	Leader string `json:"leader,omitempty"`
 }
 
 func (d *daemon) routes() http.Handler {
@@ -196,6 +202,19 @@ func (d *daemon) readiness(ctx context.Context) readiness {
 		fail("store", err.Error())
 	} else {
 		rd.Checks["store"] = "ok"
+	}
+	if epoch, ok := d.elector.Leading(); ok {
+		rd.Role, rd.Leader = "leader", fmt.Sprintf("%s (epoch %d)", d.cfg.InstanceID, epoch)
+	} else {
+		rd.Role = "standby"
+		switch who, epoch, err := d.elector.Leader(pingCtx); {
+		case errors.Is(err, leader.ErrNoLeader):
+			rd.Leader = "none: an election is under way"
+		case err != nil:
+			rd.Leader = "unknown: " + err.Error()
+		default:
+			rd.Leader = fmt.Sprintf("%s (epoch %d)", who, epoch)
+		}
 	}
 	return rd
 }
