@@ -73,6 +73,7 @@ type StateStore struct {
 	down        atomic.Bool                 // the last operation found the store unavailable
 
 	unreadable *unreadableRecords
+	wait       *waitReplicas // nil: acknowledged writes do not wait for replicas (confirmed)
 }
 
 // StateStoreOptions configures a StateStore.
@@ -321,7 +322,11 @@ func (s *StateStore) Save(ctx context.Context, id UserID, st UserState) (UserSta
 		return st, fmt.Errorf("presence: encode state of %s: %w", id, err)
 	}
 	key := s.userKey(id)
-	n, err := s.save.Run(ctx, s.rdb, []string{key}, strconv.FormatInt(st.Version, 10), string(b)).Int64()
+	var n int64
+	err = s.confirmed(ctx, "save state of "+string(id), func(c redis.Cmdable) (err error) {
+		n, err = s.save.Run(ctx, c, []string{key}, strconv.FormatInt(st.Version, 10), string(b)).Int64()
+		return err
+	})
 	if conflict(err) {
 		s.ok()
 		return st, ErrConflict
@@ -344,10 +349,14 @@ func (s *StateStore) AppendJournal(ctx context.Context, id UserID, e JournalEntr
 		return "", fmt.Errorf("presence: encode journal entry of %s: %w", id, err)
 	}
 	key := s.journalKey(id)
-	jid, err := s.rdb.XAdd(ctx, &redis.XAddArgs{
-		Stream: key, MaxLen: s.journalLength, Approx: true,
-		Values: map[string]any{"entry": string(b)},
-	}).Result()
+	var jid string
+	err = s.confirmed(ctx, "append journal of "+string(id), func(c redis.Cmdable) (err error) {
+		jid, err = c.XAdd(ctx, &redis.XAddArgs{
+			Stream: key, MaxLen: s.journalLength, Approx: true,
+			Values: map[string]any{"entry": string(b)},
+		}).Result()
+		return err
+	})
 	if err != nil {
 		return "", s.fail(err, "append journal of "+string(id), key)
 	}
@@ -477,8 +486,9 @@ func (s *StateStore) SavePersonalProfile(ctx context.Context, id UserID, p *Prof
 		return fmt.Errorf("presence: encode profile %s of %s: %w", p.ID, id, err)
 	}
 	key := s.profilesKey(id)
-	if err := s.rdb.HSet(ctx, key, p.ID, string(b)).Err(); err != nil {
-		return s.fail(err, fmt.Sprintf("save profile %s of %s", p.ID, id), key)
+	op := fmt.Sprintf("save profile %s of %s", p.ID, id)
+	if err := s.confirmed(ctx, op, func(c redis.Cmdable) error { return c.HSet(ctx, key, p.ID, string(b)).Err() }); err != nil {
+		return s.fail(err, op, key)
 	}
 	s.ok()
 	return nil
@@ -490,7 +500,11 @@ func (s *StateStore) DeletePersonalProfile(ctx context.Context, id UserID, pid s
 		return false, err
 	}
 	key := s.profilesKey(id)
-	n, err := s.rdb.HDel(ctx, key, pid).Result()
+	var n int64
+	err := s.confirmed(ctx, fmt.Sprintf("delete profile %s of %s", pid, id), func(c redis.Cmdable) (err error) {
+		n, err = c.HDel(ctx, key, pid).Result()
+		return err
+	})
 	if err != nil {
 		return false, s.fail(err, fmt.Sprintf("delete profile %s of %s", pid, id), key)
 	}
