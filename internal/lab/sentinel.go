@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,21 +29,23 @@ const (
 
 // SentinelOptions says how to start a Sentinel group.
 type SentinelOptions struct {
-	// Passwords makes the master and the replica require SentinelRedisPassword and the
+	// Replicas is how many replicas the master has at the start. Zero means one.
+	Replicas int
+	// Passwords makes the master and the replicas require SentinelRedisPassword and the
 	// sentinels SentinelPassword.
 	Passwords bool
 	// DownAfter is how long the master must not answer before the sentinels fail it over
 	// (down-after-milliseconds). Zero means 1 s, for fast tests; Redis's default is 30 s.
 	DownAfter time.Duration
 	// ReplicationProxy routes the replica's replication link through a Proxy in the test
-	// process (Sentinel.Replication): SetHung(true) holds the replication stream back, so the
+	// process (Sentinel.Replication; one replica only): SetHung(true) holds the replication stream back, so the
 	// master acknowledges writes the replica does not get, and SetUp(false) then drops them,
 	// as a network partition or a master dying with a replication backlog would.
 	ReplicationProxy bool
 }
 
-// Sentinel is a running Redis Sentinel group from the lab image: a master, one replica and three
-// sentinels (quorum 2), each in its own container. Debian's redis-server runs as a sentinel
+// Sentinel is a running Redis Sentinel group from the lab image: a master, its replicas and
+// three sentinels (quorum 2), each in its own container. Debian's redis-server runs as a sentinel
 // with --sentinel.
 //
 // Addresses. Sentinel gives its clients the master's address as the sentinels know it, the
@@ -64,18 +67,26 @@ type Sentinel struct {
 	// Replication is the proxy on the replica's replication link; nil without
 	// SentinelOptions.ReplicationProxy.
 	Replication *Proxy
-	// FirstMaster and FirstReplica are the addresses of the master and the replica at the start.
-	FirstMaster, FirstReplica string
+	// FirstMaster and FirstReplicas are the addresses of the master and its replicas at the
+	// start.
+	FirstMaster   string
+	FirstReplicas []string
 
 	nodes     map[string]*testcontainers.DockerContainer // master and replica, by address
 	sentinels []*testcontainers.DockerContainer
 }
 
 // StartSentinel starts a Sentinel group and returns once every sentinel monitors the master,
-// knows the replica and the two other sentinels, so that a failover can happen.
+// knows the replicas and the two other sentinels, so that a failover can happen.
 func (e *Env) StartSentinel(ctx context.Context, opts SentinelOptions) (_ *Sentinel, err error) {
 	if opts.DownAfter == 0 {
 		opts.DownAfter = time.Second
+	}
+	if opts.Replicas == 0 {
+		opts.Replicas = 1
+	}
+	if opts.ReplicationProxy && opts.Replicas != 1 {
+		return nil, errors.New("lab: a replication proxy needs exactly one replica")
 	}
 	s := &Sentinel{MasterName: SentinelMaster, nodes: map[string]*testcontainers.DockerContainer{}}
 	if opts.Passwords {
@@ -87,9 +98,10 @@ func (e *Env) StartSentinel(ctx context.Context, opts SentinelOptions) (_ *Senti
 		}
 	}()
 
-	var servers [2]*testcontainers.DockerContainer
-	var addrs [2]string
-	if err := parallel(2, func(i int) error {
+	n := 1 + opts.Replicas
+	servers := make([]*testcontainers.DockerContainer, n)
+	addrs := make([]string, n)
+	if err := parallel(n, func(i int) error {
 		ctr, addr, err := e.startSentinelRedis(ctx, s.Password)
 		servers[i], addrs[i] = ctr, addr
 		return err
@@ -100,11 +112,13 @@ func (e *Env) StartSentinel(ctx context.Context, opts SentinelOptions) (_ *Senti
 	}); err != nil {
 		return nil, err
 	}
-	s.FirstMaster, s.FirstReplica = addrs[0], addrs[1]
+	s.FirstMaster, s.FirstReplicas = addrs[0], addrs[1:]
 	if err := s.reachable(ctx, s.FirstMaster); err != nil {
 		return nil, err
 	}
-	if err := s.replicate(ctx, servers[1], opts.ReplicationProxy); err != nil {
+	if err := parallel(opts.Replicas, func(i int) error {
+		return s.replicate(ctx, servers[1+i], addrs[1+i], opts.ReplicationProxy)
+	}, func(int) {}); err != nil {
 		return nil, err
 	}
 
@@ -200,8 +214,8 @@ func (s *Sentinel) reachable(ctx context.Context, addr string) error {
 // Through the proxy the master sees the replica connect from the gateway, so the replica
 // announces its own address (replica-announce-ip): the sentinels learn the replicas from the
 // master, and must be given an address they can reach.
-func (s *Sentinel) replicate(ctx context.Context, replica *testcontainers.DockerContainer, proxy bool) error {
-	c := s.Client(s.FirstReplica)
+func (s *Sentinel) replicate(ctx context.Context, replica *testcontainers.DockerContainer, addr string, proxy bool) error {
+	c := s.Client(addr)
 	defer c.Close()
 	host, port, _ := net.SplitHostPort(s.FirstMaster)
 	if proxy {
@@ -221,7 +235,7 @@ func (s *Sentinel) replicate(ctx context.Context, replica *testcontainers.Docker
 		if s.Replication, err = newProxy(net.JoinHostPort(gateway, "0"), s.FirstMaster); err != nil {
 			return err
 		}
-		replicaHost, _, _ := net.SplitHostPort(s.FirstReplica)
+		replicaHost, _, _ := net.SplitHostPort(addr)
 		if err := c.ConfigSet(ctx, "replica-announce-ip", replicaHost).Err(); err != nil {
 			return fmt.Errorf("lab: replica-announce-ip: %w", err)
 		}
@@ -267,7 +281,7 @@ func sentinelConf(master, masterAddr string, downAfter time.Duration, password, 
 	return conf
 }
 
-// waitReady waits until every sentinel knows the replica (up and linked) and the two others.
+// waitReady waits until every sentinel knows the replicas (up and linked) and the two others.
 func (s *Sentinel) waitReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -278,12 +292,14 @@ func (s *Sentinel) waitReady(ctx context.Context) error {
 			replicas, err := sc.Replicas(ctx, s.MasterName).Result()
 			others, err2 := sc.Sentinels(ctx, s.MasterName).Result()
 			if err = errors.Join(err, err2); err == nil {
-				ok := false
+				linked := 0
 				for _, r := range replicas {
-					ok = ok || (net.JoinHostPort(r["ip"], r["port"]) == s.FirstReplica && r["flags"] == "slave" &&
-						r["master-link-status"] == "ok")
+					if slices.Contains(s.FirstReplicas, net.JoinHostPort(r["ip"], r["port"])) && r["flags"] == "slave" &&
+						r["master-link-status"] == "ok" {
+						linked++
+					}
 				}
-				if ok && len(others) == 2 {
+				if linked == len(s.FirstReplicas) && len(others) == 2 {
 					break
 				}
 				last = fmt.Sprintf("replicas %v, other sentinels %d", replicas, len(others))

@@ -55,8 +55,8 @@ func TestSentinelGroupFailsOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("failover: %s → %s in %v after the pause", master, promoted, time.Since(start).Round(time.Millisecond))
-	if promoted != s.FirstReplica {
-		t.Errorf("promoted %s, want the replica %s", promoted, s.FirstReplica)
+	if promoted != s.FirstReplicas[0] {
+		t.Errorf("promoted %s, want the replica %s", promoted, s.FirstReplicas[0])
 	}
 	nc := s.Client(promoted)
 	defer nc.Close()
