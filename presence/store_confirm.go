@@ -67,7 +67,14 @@ func (s *StateStore) confirmed(ctx context.Context, op string, write func(c redi
 	if err := write(cn); err != nil {
 		return err
 	}
-	got, err := cn.Wait(ctx, s.wait.n, s.wait.timeout).Result()
+	// go-redis gives WAIT's reply the wait and 10 s more; a master that hangs meanwhile is
+	// given up after the wait and one read timeout, as any other command.
+	wctx, cancel := context.WithTimeout(ctx, s.wait.timeout+s.rdb.Options().ReadTimeout)
+	defer cancel()
+	got, err := cn.Wait(wctx, s.wait.n, s.wait.timeout).Result()
+	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
+		return &UnavailableError{Reason: "timed out", Op: "presence: " + op, Err: err}
+	}
 	if err != nil {
 		return err
 	}

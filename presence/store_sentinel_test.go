@@ -302,9 +302,20 @@ func TestUnconfirmedSwitchesAreRefusedNotLost(t *testing.T) {
 		t.Errorf("presenced_store_unconfirmed_writes_total = %v, want 1", n)
 	}
 
-	// The master hangs with the writes the replica never got, and they are dropped.
+	// The master hangs with the writes the replica never got, and they are dropped. A switch
+	// waiting for the replica meanwhile fails after the wait and one read timeout (300 ms).
+	hung := make(chan error, 1)
+	start = time.Now()
+	go func() { hung <- sw(waits, ProfileDND, "master hangs while waiting") }()
+	time.Sleep(150 * time.Millisecond)
 	if err := g.Pause(ctx, g.FirstMaster); err != nil {
 		t.Fatal(err)
+	}
+	if err := <-hung; !errors.Is(err, ErrStoreUnavailable) {
+		t.Errorf("switch waiting for the replica when the master hung: %v; want a store-unavailable error", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("the switch waiting for the replica when the master hung failed after %v; want 800ms and a little", took)
 	}
 	g.Replication.SetUp(false)
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
