@@ -78,6 +78,8 @@ type Store struct {
 
 	// states is the StateStore made by StateStore, whose schema every new connection checks.
 	states atomic.Pointer[StateStore]
+	// wait makes acknowledged writes wait for replicas (Confirmed); nil when they do not.
+	wait *waitReplicas
 }
 
 // OpenStore connects to Redis, or starts the embedded store (restoring its snapshot) when
@@ -117,7 +119,7 @@ func OpenStore(ctx context.Context, opts StoreOptions) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{opts: opts, log: log}
+	s := &Store{opts: opts, log: log, wait: newWaitReplicas(opts.WaitReplicas, opts.WaitTimeout, opts.Registerer)}
 	s.stopped, s.stop = context.WithCancel(context.Background())
 
 	var ropts *redis.Options
@@ -219,10 +221,10 @@ func (s *Store) Redis() *redis.Client { return s.rdb }
 // on a mismatch the connection is refused, so no command reaches a layout this presenced does
 // not understand, however the client reconnected. Make one StateStore per Store.
 //
-// Its acknowledged writes wait for StoreOptions.WaitReplicas replicas (see StateStore.confirmed).
+// Its acknowledged writes wait for StoreOptions.WaitReplicas replicas (see Confirmed).
 func (s *Store) StateStore(opts StateStoreOptions) *StateStore {
 	st := NewStateStore(s.rdb, opts)
-	st.wait = newWaitReplicas(s.opts.WaitReplicas, s.opts.WaitTimeout, opts.Registerer)
+	st.wait = s.wait
 	s.states.Store(st)
 	return st
 }

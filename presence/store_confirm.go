@@ -16,7 +16,7 @@ import (
 // unknown: a failover now loses it, no failover keeps it.
 var ErrUnconfirmed = errors.New("write not confirmed by the replicas")
 
-// waitReplicas is how the StateStore makes the writes it acknowledges survive a failover.
+// waitReplicas is how the store makes the writes presenced acknowledges survive a failover.
 //
 // Redis replicates asynchronously: the master answers a write before any replica has it, and
 // a replica promoted by Sentinel lacks whatever had not reached it, so a switch presenced
@@ -50,43 +50,58 @@ func newWaitReplicas(n int, timeout time.Duration, reg prometheus.Registerer) *w
 }
 
 // confirmed runs write (the commands of one write presenced acknowledges) and, when the store
-// waits for replicas, sends WAIT on the same connection. It returns write's error as it is, so
-// that the caller tells a script's reply (CONFLICT) from a failure and describes it; WAIT's own
-// failure comes back for the caller to describe too. A write that too few replicas confirmed is
-// an *UnavailableError wrapping ErrUnconfirmed (503): the caller must not acknowledge it.
+// waits for replicas, sends WAIT on the same connection (see Store.Confirmed). op says what the
+// write is, as for fail ("save state of alice").
+func (s *StateStore) confirmed(ctx context.Context, op string, write func(c redis.Cmdable) error) error {
+	return s.wait.confirm(ctx, s.rdb, "presence: "+op, write)
+}
+
+// Confirmed runs write, the commands of one write its caller will acknowledge, and when the
+// store waits for replicas (StoreOptions.WaitReplicas) sends WAIT on the same connection, so
+// that the write survives a failover once Confirmed returns nil. Packages that keep their own
+// keys in the state store use it for the writes they acknowledge, or that must not go back in
+// time on a failover (a lease's epoch).
 //
 // write gets the client, or the connection WAIT will be sent on; it runs its commands there
-// (a script's Run included) and returns their error. op says what the write is, as for fail
-// ("save state of alice").
-func (s *StateStore) confirmed(ctx context.Context, op string, write func(c redis.Cmdable) error) error {
-	if s.wait == nil {
-		return write(s.rdb)
+// (a script's Run included) and returns their error, which Confirmed returns as it is, so that
+// the caller tells a script's own reply from a failure and describes it (StoreError); WAIT's
+// failure comes back likewise. A write that too few replicas confirmed in time is an
+// *UnavailableError wrapping ErrUnconfirmed: the caller must not acknowledge it. op says what
+// the write is ("trigger: save external trigger of alice").
+func (s *Store) Confirmed(ctx context.Context, op string, write func(c redis.Cmdable) error) error {
+	return s.wait.confirm(ctx, s.rdb, op, write)
+}
+
+// confirm is Confirmed; w nil writes without waiting.
+func (w *waitReplicas) confirm(ctx context.Context, rdb *redis.Client, op string, write func(c redis.Cmdable) error) error {
+	if w == nil {
+		return write(rdb)
 	}
-	cn := s.rdb.Conn()
+	cn := rdb.Conn()
 	defer cn.Close()
 	if err := write(cn); err != nil {
 		return err
 	}
 	// go-redis gives WAIT's reply the wait and 10 s more; a master that hangs meanwhile is
 	// given up after the wait and one read timeout, as any other command.
-	wctx, cancel := context.WithTimeout(ctx, s.wait.timeout+s.rdb.Options().ReadTimeout)
+	wctx, cancel := context.WithTimeout(ctx, w.timeout+rdb.Options().ReadTimeout)
 	defer cancel()
-	got, err := cn.Wait(wctx, s.wait.n, s.wait.timeout).Result()
+	got, err := cn.Wait(wctx, w.n, w.timeout).Result()
 	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
-		return &UnavailableError{Reason: "timed out", Op: "presence: " + op, Err: err}
+		return &UnavailableError{Reason: "timed out", Op: op, Err: err}
 	}
 	if err != nil {
 		return err
 	}
-	if got < int64(s.wait.n) {
-		if s.wait.unconfirmed != nil {
-			s.wait.unconfirmed.Inc()
+	if got < int64(w.n) {
+		if w.unconfirmed != nil {
+			w.unconfirmed.Inc()
 		}
 		return &UnavailableError{
 			Reason: fmt.Sprintf("the write was not confirmed by %d replica(s) within %s, so it could be lost if Redis fails over (it may also stay: repeat the request)",
-				s.wait.n, s.wait.timeout),
-			Op:  "presence: " + op,
-			Err: fmt.Errorf("%w (WAIT %d: %d confirmed)", ErrUnconfirmed, s.wait.n, got),
+				w.n, w.timeout),
+			Op:  op,
+			Err: fmt.Errorf("%w (WAIT %d: %d confirmed)", ErrUnconfirmed, w.n, got),
 		}
 	}
 	return nil
