@@ -28,7 +28,7 @@ type StoreOptions struct {
 	// WaitReplicas is how many replicas must hold each write presenced acknowledges (a switch's
 	// state and journal entry, a personal profile) before it is acknowledged: Redis WAIT, bounded
 	// by WaitTimeout (zero means 1 s). A write not confirmed in time fails with an
-	// *UnavailableError (see StateStore.confirmed). Zero does not wait; it needs a Redis server.
+	// *UnavailableError (see Store.Confirmed). Zero does not wait; it needs a Redis server.
 	WaitReplicas int
 	WaitTimeout  time.Duration
 	// DialTimeout, ReadTimeout and WriteTimeout bound every Redis operation. Zero means 2 s, 1 s, 1 s.

@@ -68,6 +68,11 @@ func (s *StateStore) confirmed(ctx context.Context, op string, write func(c redi
 // failure comes back likewise. A write that too few replicas confirmed in time is an
 // *UnavailableError wrapping ErrUnconfirmed: the caller must not acknowledge it. op says what
 // the write is ("trigger: save external trigger of alice").
+//
+// The write and WAIT go on one connection taken from the pool for them (go-redis's Conn): a
+// command that fails on a broken connection is not retried on another, as the client's own
+// commands are once, since WAIT would not cover a write made elsewhere. (The pool drops idle
+// connections the server closed before handing them out.)
 func (s *Store) Confirmed(ctx context.Context, op string, write func(c redis.Cmdable) error) error {
 	return s.wait.confirm(ctx, s.rdb, op, write)
 }
