@@ -34,12 +34,13 @@ func newScript(src string) script {
 	return script{plain: redis.NewScript(src), fenced: redis.NewScript(fencePrelude + src)}
 }
 
-// run runs the script, under the store's fence if it has one: refused at once (ErrFenced)
+// run runs the script on c (the store's client, or the connection of a confirmed write), under
+// the store's fence if it has one: refused at once (ErrFenced)
 // when the store's fence says this instance does not lead, and by Redis when the lease
 // changed meanwhile.
-func (s *StateStore) run(ctx context.Context, sc script, keys []string, args ...any) *redis.Cmd {
+func (s *StateStore) run(ctx context.Context, c redis.Scripter, sc script, keys []string, args ...any) *redis.Cmd {
 	if s.fence == nil {
-		return sc.plain.Run(ctx, s.rdb, keys, args...)
+		return sc.plain.Run(ctx, c, keys, args...)
 	}
 	f, ok := s.fence()
 	if !ok {
@@ -47,7 +48,7 @@ func (s *StateStore) run(ctx context.Context, sc script, keys []string, args ...
 		cmd.SetErr(ErrFenced)
 		return cmd
 	}
-	return sc.fenced.Run(ctx, s.rdb, append(keys, f.Key), append(args, f.Value)...)
+	return sc.fenced.Run(ctx, c, append(keys, f.Key), append(args, f.Value)...)
 }
 
 // fenced reports whether err is the refusal of a fenced write.

@@ -82,7 +82,7 @@ func (s *StateStore) SaveRecord(ctx context.Context, id UserID, r Record) error 
 		retry = strconv.FormatInt(r.RetryAt.UnixMilli(), 10)
 	}
 	key := s.userKey(id)
-	err = s.run(ctx, s.saveRecord, []string{key, s.outOfSyncKey(), s.retriesKey()}, string(b), string(id), inSync, retry).Err()
+	err = s.run(ctx, s.rdb, s.saveRecord, []string{key, s.outOfSyncKey(), s.retriesKey()}, string(b), string(id), inSync, retry).Err()
 	if fenced(err) {
 		return ErrFenced
 	}

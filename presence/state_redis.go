@@ -79,6 +79,7 @@ type StateStore struct {
 	down        atomic.Bool                 // the last operation found the store unavailable
 
 	unreadable *unreadableRecords
+	wait       *waitReplicas // nil: acknowledged writes do not wait for replicas (confirmed)
 }
 
 // StateStoreOptions configures a StateStore.
@@ -297,7 +298,7 @@ func (s *StateStore) SaveAdopted(ctx context.Context, id UserID, version int64, 
 		raw = string(b)
 	}
 	key := s.userKey(id)
-	err := s.run(ctx, s.adopt, []string{key}, strconv.FormatInt(version, 10), raw).Err()
+	err := s.run(ctx, s.rdb, s.adopt, []string{key}, strconv.FormatInt(version, 10), raw).Err()
 	if fenced(err) {
 		return ErrFenced
 	}
@@ -346,7 +347,11 @@ func (s *StateStore) Save(ctx context.Context, id UserID, st UserState) (UserSta
 		return st, fmt.Errorf("presence: encode state of %s: %w", id, err)
 	}
 	key := s.userKey(id)
-	n, err := s.run(ctx, s.save, []string{key}, strconv.FormatInt(st.Version, 10), string(b), `{"version":0}`).Int64()
+	var n int64
+	err = s.confirmed(ctx, "save state of "+string(id), func(c redis.Cmdable) (err error) {
+		n, err = s.run(ctx, c, s.save, []string{key}, strconv.FormatInt(st.Version, 10), string(b), `{"version":0}`).Int64()
+		return err
+	})
 	if fenced(err) {
 		return st, ErrFenced
 	}
@@ -372,7 +377,11 @@ func (s *StateStore) AppendJournal(ctx context.Context, id UserID, e JournalEntr
 		return "", fmt.Errorf("presence: encode journal entry of %s: %w", id, err)
 	}
 	key := s.journalKey(id)
-	jid, err := s.run(ctx, s.journal, []string{key}, strconv.FormatInt(s.journalLength, 10), string(b)).Text()
+	var jid string
+	err = s.confirmed(ctx, "append journal of "+string(id), func(c redis.Cmdable) (err error) {
+		jid, err = s.run(ctx, c, s.journal, []string{key}, strconv.FormatInt(s.journalLength, 10), string(b)).Text()
+		return err
+	})
 	if fenced(err) {
 		return "", ErrFenced
 	}
@@ -505,8 +514,9 @@ func (s *StateStore) SavePersonalProfile(ctx context.Context, id UserID, p *Prof
 		return fmt.Errorf("presence: encode profile %s of %s: %w", p.ID, id, err)
 	}
 	key := s.profilesKey(id)
-	if err := s.rdb.HSet(ctx, key, p.ID, string(b)).Err(); err != nil {
-		return s.fail(err, fmt.Sprintf("save profile %s of %s", p.ID, id), key)
+	op := fmt.Sprintf("save profile %s of %s", p.ID, id)
+	if err := s.confirmed(ctx, op, func(c redis.Cmdable) error { return c.HSet(ctx, key, p.ID, string(b)).Err() }); err != nil {
+		return s.fail(err, op, key)
 	}
 	s.ok()
 	return nil
@@ -518,7 +528,11 @@ func (s *StateStore) DeletePersonalProfile(ctx context.Context, id UserID, pid s
 		return false, err
 	}
 	key := s.profilesKey(id)
-	n, err := s.rdb.HDel(ctx, key, pid).Result()
+	var n int64
+	err := s.confirmed(ctx, fmt.Sprintf("delete profile %s of %s", pid, id), func(c redis.Cmdable) (err error) {
+		n, err = c.HDel(ctx, key, pid).Result()
+		return err
+	})
 	if err != nil {
 		return false, s.fail(err, fmt.Sprintf("delete profile %s of %s", pid, id), key)
 	}

@@ -16,10 +16,21 @@ import (
 
 // StoreOptions configures the state store.
 type StoreOptions struct {
-	// URL is a redis:// or rediss:// URL. Empty means the embedded in-process store.
+	// URL is a redis:// or rediss:// URL. Empty (and no Sentinel) means the embedded in-process
+	// store.
 	URL string
-	// Password, when set, overrides the URL's password (so it can come from a file).
-	Password string
+	// Sentinel, when set, finds the Redis master through Redis Sentinel and follows it when the
+	// sentinels fail it over; URL must then be empty.
+	Sentinel *SentinelOptions
+	// Username and Password, when set, override the URL's (so the password can come from a
+	// file); with Sentinel they are the master's (and its replicas') credentials.
+	Username, Password string
+	// WaitReplicas is how many replicas must hold each write presenced acknowledges (a switch's
+	// state and journal entry, a personal profile) before it is acknowledged: Redis WAIT, bounded
+	// by WaitTimeout (zero means 1 s). A write not confirmed in time fails with an
+	// *UnavailableError (see Store.Confirmed). Zero does not wait; it needs a Redis server.
+	WaitReplicas int
+	WaitTimeout  time.Duration
 	// DialTimeout, ReadTimeout and WriteTimeout bound every Redis operation. Zero means 2 s, 1 s, 1 s.
 	// A failed command is retried once (unless the URL sets max_retries), on a new
 	// connection when its connection broke.
@@ -38,6 +49,19 @@ type StoreOptions struct {
 	Registerer prometheus.Registerer
 }
 
+// SentinelOptions says how to find the master through Redis Sentinel.
+type SentinelOptions struct {
+	// MasterName is the name the sentinels monitor the master by.
+	MasterName string
+	// Addresses are host:port of sentinels; one that answers is enough (it names the others).
+	Addresses []string
+	// Username and Password authenticate to the sentinels (their requirepass, or an ACL user);
+	// empty when they need none.
+	Username, Password string
+	// DB is the database number on the master.
+	DB int
+}
+
 // Store is the connection to the state store: a real Redis, or the embedded one.
 type Store struct {
 	rdb      *redis.Client
@@ -54,6 +78,8 @@ type Store struct {
 
 	// states is the StateStore made by StateStore, whose schema every new connection checks.
 	states atomic.Pointer[StateStore]
+	// wait makes acknowledged writes wait for replicas (Confirmed); nil when they do not.
+	wait *waitReplicas
 }
 
 // OpenStore connects to Redis, or starts the embedded store (restoring its snapshot) when
@@ -74,24 +100,49 @@ func OpenStore(ctx context.Context, opts StoreOptions) (*Store, error) {
 	if opts.SnapshotTimeout == 0 {
 		opts.SnapshotTimeout = opts.SnapshotInterval
 	}
+	if opts.WaitTimeout == 0 {
+		opts.WaitTimeout = time.Second
+	}
+	switch {
+	case opts.WaitReplicas < 0 || opts.WaitTimeout < 0:
+		return nil, errors.New("store: WaitReplicas and WaitTimeout must not be negative")
+	case opts.WaitReplicas > 0 && opts.URL == "" && opts.Sentinel == nil:
+		return nil, errors.New("store: WaitReplicas needs a Redis server with replicas, not the embedded store")
+	case opts.Sentinel != nil && opts.URL != "":
+		return nil, errors.New("store: set either URL or Sentinel, not both")
+	case opts.Sentinel != nil && opts.Sentinel.MasterName == "":
+		return nil, errors.New("store: Sentinel.MasterName is empty")
+	case opts.Sentinel != nil && len(opts.Sentinel.Addresses) == 0:
+		return nil, errors.New("store: Sentinel.Addresses is empty")
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{opts: opts, log: log}
+	s := &Store{opts: opts, log: log, wait: newWaitReplicas(opts.WaitReplicas, opts.WaitTimeout, opts.Registerer)}
 	s.stopped, s.stop = context.WithCancel(context.Background())
 
 	var ropts *redis.Options
-	if opts.URL != "" {
+	switch {
+	case opts.Sentinel != nil:
+		s.rdb = newFailoverClient(opts)
+		// The schema check goes on the client's own options, not FailoverOptions.OnConnect:
+		// go-redis hands that to its connections to the sentinels too (sentinel.go,
+		// sentinelOptions), where there is no schema to read. No connection is open yet.
+		s.rdb.Options().OnConnect = s.onConnect
+	case opts.URL != "":
 		var err error
 		ropts, err = redis.ParseURL(opts.URL)
 		if err != nil {
 			return nil, fmt.Errorf("store: parse redis url: %w", err)
 		}
+		if opts.Username != "" {
+			ropts.Username = opts.Username
+		}
 		if opts.Password != "" {
 			ropts.Password = opts.Password
 		}
-	} else {
+	default:
 		s.embedded = miniredis.NewMiniRedis()
 		if err := s.embedded.StartAddr("127.0.0.1:0"); err != nil {
 			return nil, fmt.Errorf("store: start embedded store: %w", err)
@@ -100,18 +151,20 @@ func OpenStore(ctx context.Context, opts StoreOptions) (*Store, error) {
 		s.loops.Go(s.ttlLoop)
 		ropts = &redis.Options{Addr: s.embedded.Addr()}
 	}
-	ropts.DialTimeout = opts.DialTimeout
-	ropts.ReadTimeout = opts.ReadTimeout
-	ropts.WriteTimeout = opts.WriteTimeout
-	ropts.ContextTimeoutEnabled = true
-	if ropts.MaxRetries == 0 { // not set in the URL (max_retries)
-		// One retry covers a pooled connection that died (Redis restarted); go-redis's
-		// default of three makes a hung Redis hold a request for 4 read timeouts and more
-		// before it is answered 503.
-		ropts.MaxRetries = 1
+	if ropts != nil {
+		ropts.DialTimeout = opts.DialTimeout
+		ropts.ReadTimeout = opts.ReadTimeout
+		ropts.WriteTimeout = opts.WriteTimeout
+		ropts.ContextTimeoutEnabled = true
+		if ropts.MaxRetries == 0 { // not set in the URL (max_retries)
+			// One retry covers a pooled connection that died (Redis restarted); go-redis's
+			// default of three makes a hung Redis hold a request for 4 read timeouts and more
+			// before it is answered 503.
+			ropts.MaxRetries = 1
+		}
+		ropts.OnConnect = s.onConnect
+		s.rdb = redis.NewClient(ropts)
 	}
-	ropts.OnConnect = s.onConnect
-	s.rdb = redis.NewClient(ropts)
 	if opts.Registerer != nil {
 		s.rdb.AddHook(newStoreMetrics(opts.Registerer))
 	}
@@ -135,6 +188,28 @@ func OpenStore(ctx context.Context, opts StoreOptions) (*Store, error) {
 	return s, nil
 }
 
+// newFailoverClient is the client of a master found through Redis Sentinel, with the same
+// timeouts and single retry as a client of a URL. On each new connection it asks a sentinel
+// for the master's address, and when a sentinel announces a failover (+switch-master) it
+// closes its connections to the old master: the next command connects to the new one.
+func newFailoverClient(opts StoreOptions) *redis.Client {
+	so := opts.Sentinel
+	return redis.NewFailoverClient(&redis.FailoverOptions{
+		MasterName:            so.MasterName,
+		SentinelAddrs:         so.Addresses,
+		SentinelUsername:      so.Username,
+		SentinelPassword:      so.Password,
+		Username:              opts.Username,
+		Password:              opts.Password,
+		DB:                    so.DB,
+		DialTimeout:           opts.DialTimeout,
+		ReadTimeout:           opts.ReadTimeout,
+		WriteTimeout:          opts.WriteTimeout,
+		ContextTimeoutEnabled: true,
+		MaxRetries:            1,
+	})
+}
+
 // Embedded reports whether the store is the in-process one rather than a Redis server.
 func (s *Store) Embedded() bool { return s.embedded != nil }
 
@@ -145,8 +220,11 @@ func (s *Store) Redis() *redis.Client { return s.rdb }
 // schema version before it is used (Redis restarted, from another data set, or a failover):
 // on a mismatch the connection is refused, so no command reaches a layout this presenced does
 // not understand, however the client reconnected. Make one StateStore per Store.
+//
+// Its acknowledged writes wait for StoreOptions.WaitReplicas replicas (see Confirmed).
 func (s *Store) StateStore(opts StateStoreOptions) *StateStore {
 	st := NewStateStore(s.rdb, opts)
+	st.wait = s.wait
 	s.states.Store(st)
 	return st
 }

@@ -217,15 +217,52 @@ type ARIConfig struct {
 	RequestTimeout time.Duration `mapstructure:"request_timeout"`
 }
 
-// RedisConfig is the state store. An empty URL means the embedded store.
+// RedisConfig is the state store: a Redis server at URL, a master found through Sentinel, or
+// (neither) the embedded store.
 type RedisConfig struct {
-	URL          Secret        `mapstructure:"url"`
-	URLFile      string        `mapstructure:"url_file"`
-	Password     Secret        `mapstructure:"password"`
-	PasswordFile string        `mapstructure:"password_file"`
-	DialTimeout  time.Duration `mapstructure:"dial_timeout"`
-	ReadTimeout  time.Duration `mapstructure:"read_timeout"`
-	WriteTimeout time.Duration `mapstructure:"write_timeout"`
+	URL     Secret `mapstructure:"url"`
+	URLFile string `mapstructure:"url_file"`
+	// Username and Password override the URL's; with Sentinel they are the master's.
+	Username     string         `mapstructure:"username"`
+	Password     Secret         `mapstructure:"password"`
+	PasswordFile string         `mapstructure:"password_file"`
+	DB           int            `mapstructure:"db"` // with Sentinel; a URL names its database
+	DialTimeout  time.Duration  `mapstructure:"dial_timeout"`
+	ReadTimeout  time.Duration  `mapstructure:"read_timeout"`
+	WriteTimeout time.Duration  `mapstructure:"write_timeout"`
+	Sentinel     SentinelConfig `mapstructure:"sentinel"`
+}
+
+// SentinelConfig finds the Redis master through Redis Sentinel (instead of redis.url), and
+// says how many replicas must confirm a write before presenced acknowledges it.
+type SentinelConfig struct {
+	MasterName string   `mapstructure:"master_name"`
+	Addresses  []string `mapstructure:"addresses"`
+	// Username, Password and PasswordFile authenticate to the sentinels.
+	Username     string `mapstructure:"username"`
+	Password     Secret `mapstructure:"password"`
+	PasswordFile string `mapstructure:"password_file"`
+	// WaitReplicas replicas must hold a switch's state and journal entry (and a personal
+	// profile) within WaitTimeout, or the request fails with 503 (presence.StoreOptions).
+	WaitReplicas int           `mapstructure:"wait_replicas"`
+	WaitTimeout  time.Duration `mapstructure:"wait_timeout"`
+}
+
+// enabled reports whether the master is found through Sentinel.
+func (s SentinelConfig) enabled() bool { return s.MasterName != "" || len(s.Addresses) > 0 }
+
+// embedded reports whether the embedded in-process store is used: no redis.url, no Sentinel.
+func (r RedisConfig) embedded() bool { return r.URL == "" && !r.Sentinel.enabled() }
+
+// kind names the store for the log: embedded, redis or sentinel.
+func (r RedisConfig) kind() string {
+	switch {
+	case r.Sentinel.enabled():
+		return "sentinel"
+	case r.URL != "":
+		return "redis"
+	}
+	return "embedded"
 }
 
 // StoreConfig configures the embedded store used when no Redis URL is set.
@@ -295,11 +332,20 @@ func defaults() map[string]any {
 		"asterisk.ari.request_timeout":             "5s",
 		"redis.url":                                "",
 		"redis.url_file":                           "",
+		"redis.username":                           "",
 		"redis.password":                           "",
 		"redis.password_file":                      "",
+		"redis.db":                                 0,
 		"redis.dial_timeout":                       "2s",
 		"redis.read_timeout":                       "1s",
 		"redis.write_timeout":                      "1s",
+		"redis.sentinel.master_name":               "",
+		"redis.sentinel.addresses":                 []string{},
+		"redis.sentinel.username":                  "",
+		"redis.sentinel.password":                  "",
+		"redis.sentinel.password_file":             "",
+		"redis.sentinel.wait_replicas":             1,
+		"redis.sentinel.wait_timeout":              "1s",
 		"store.snapshot_path":                      "presenced-store.json",
 		"store.snapshot_interval":                  "10s",
 		"store.snapshot_timeout":                   "4s",
@@ -698,6 +744,7 @@ func (c *Config) readSecretFiles() error {
 		{"asterisk.ari.password", "asterisk.ari.password_file", &c.Asterisk.ARI.Password, c.Asterisk.ARI.PasswordFile},
 		{"redis.url", "redis.url_file", &c.Redis.URL, c.Redis.URLFile},
 		{"redis.password", "redis.password_file", &c.Redis.Password, c.Redis.PasswordFile},
+		{"redis.sentinel.password", "redis.sentinel.password_file", &c.Redis.Sentinel.Password, c.Redis.Sentinel.PasswordFile},
 		{"api.admin_token", "api.admin_token_file", &c.API.AdminToken, c.API.AdminTokenFile},
 	} {
 		if s.file == "" {
@@ -838,6 +885,7 @@ func (c *Config) Validate() error {
 			add("redis.url", "not a redis:// URL: %v", redactURLError(err))
 		}
 	}
+	c.validateSentinel(add)
 	if err := checkHostPort(c.HTTP.Listen); err != nil {
 		add("http.listen", "%v", err)
 	}
@@ -891,6 +939,38 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("invalid configuration: %s", strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// validateSentinel checks redis.sentinel: a master name and the sentinels' addresses together,
+// never beside redis.url; redis.db only with it (a URL names its database).
+func (c *Config) validateSentinel(add func(key, format string, args ...any)) {
+	s := c.Redis.Sentinel
+	if !s.enabled() {
+		if c.Redis.DB != 0 {
+			add("redis.db", "only with redis.sentinel (redis.url names its database: redis://host:6379/%d)", c.Redis.DB)
+		}
+		return
+	}
+	if c.Redis.URL != "" {
+		add("redis.sentinel", "set either redis.url or redis.sentinel, not both")
+	}
+	if s.MasterName == "" {
+		add("redis.sentinel.master_name", "required with redis.sentinel.addresses: the name the sentinels monitor the master by")
+	} else if strings.ContainsAny(s.MasterName, " \t\r\n") {
+		add("redis.sentinel.master_name", "%q must not contain spaces", s.MasterName)
+	}
+	if len(s.Addresses) == 0 {
+		add("redis.sentinel.addresses", "required with redis.sentinel.master_name: host:port of the sentinels (%s=a:26379,b:26379)",
+			envName("redis.sentinel.addresses"))
+	}
+	for i, a := range s.Addresses {
+		if err := checkHostPort(a); err != nil {
+			add(fmt.Sprintf("redis.sentinel.addresses[%d]", i), "%v", err)
+		}
+	}
+	if s.Username != "" && s.Password == "" {
+		add("redis.sentinel.username", "needs redis.sentinel.password (or redis.sentinel.password_file)")
+	}
 }
 
 // validateAPIAuth checks the admin token (long and random enough, or a hash presenced can

@@ -31,7 +31,7 @@ const minEngineShutdown = time.Second
 // embeddedSnapshots reports whether the embedded store is used and written to a file, so that
 // its snapshot keys matter.
 func (c *Config) embeddedSnapshots() bool {
-	return c.Redis.URL == "" && c.Store.SnapshotPath != ""
+	return c.Redis.embedded() && c.Store.SnapshotPath != ""
 }
 
 // limits lists every interval, timeout and number of the configuration with its range.
@@ -69,11 +69,20 @@ func (c *Config) limits() ([]durationLimit, []numberLimit) {
 			durationLimit{"store.snapshot_timeout", c.Store.SnapshotTimeout, sec, 5 * minute, ""},
 		)
 	}
+	if c.Redis.Sentinel.enabled() {
+		durations = append(durations, durationLimit{"redis.sentinel.wait_timeout", c.Redis.Sentinel.WaitTimeout, 10 * ms, 30 * sec,
+			"replicas on the same network confirm a write in about a millisecond"})
+	}
 	numbers := []numberLimit{
 		{"api.max_body_bytes", c.API.MaxBodyBytes, 1 << 10, 8 << 20},
 		{"feature_codes.pin_attempts", int64(c.FeatureCodes.PINAttempts), 1, 20},
 		{"http.max_connections", int64(c.HTTP.MaxConnections), 8, 65536},
 		{"http.max_header_bytes", int64(c.HTTP.MaxHeaderBytes), 4 << 10, 1 << 20},
+	}
+	if c.Redis.Sentinel.enabled() {
+		numbers = append(numbers,
+			numberLimit{"redis.db", int64(c.Redis.DB), 0, 1 << 16},
+			numberLimit{"redis.sentinel.wait_replicas", int64(c.Redis.Sentinel.WaitReplicas), 0, 16})
 	}
 	return durations, numbers
 }

@@ -492,3 +492,104 @@ shutdown_timeout: 3s
 		t.Errorf("shutdown defaults: %v, snapshot %v, engine %v", cfg.ShutdownTimeout, cfg.Store.SnapshotTimeout, cfg.engineShutdownBudget())
 	}
 }
+
+// TestSentinelConfig: redis.sentinel loads from the file and from the environment (the
+// addresses as a comma-separated list, the sentinels' password from a file), and every mistake
+// is refused in one line naming its key.
+func TestSentinelConfig(t *testing.T) {
+	pw := writeFile(t, "sentinel-password", "sentinel-s3cret\n")
+	cfg, _, err := loadConfig([]string{"-config", writeFile(t, "presenced.yaml", `
+redis:
+  password: master-s3cret
+  username: presenced
+  db: 2
+  sentinel:
+    master_name: presenced
+    addresses: [10.0.0.1:26379, "sentinel-b:26379"]
+    username: watcher
+    password_file: `+pw+`
+    wait_timeout: 250ms
+`)}, minimalEnv, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cfg.Redis.Sentinel
+	if s.MasterName != "presenced" || !slices.Equal(s.Addresses, []string{"10.0.0.1:26379", "sentinel-b:26379"}) ||
+		s.Username != "watcher" || s.Password != "sentinel-s3cret" || s.WaitReplicas != 1 || s.WaitTimeout != 250*time.Millisecond ||
+		cfg.Redis.DB != 2 || cfg.Redis.Username != "presenced" || cfg.Redis.Password != "master-s3cret" {
+		t.Errorf("from the file: %+v, redis %+v", s, cfg.Redis)
+	}
+	if cfg.Redis.embedded() || cfg.Redis.kind() != "sentinel" || cfg.embeddedSnapshots() {
+		t.Errorf("with sentinel: embedded %v, kind %s, snapshots %v", cfg.Redis.embedded(), cfg.Redis.kind(), cfg.embeddedSnapshots())
+	}
+
+	cfg, _, err = loadConfig(nil, append([]string{
+		"PRESENCED_REDIS_SENTINEL_MASTER_NAME=mymaster",
+		"PRESENCED_REDIS_SENTINEL_ADDRESSES=10.0.0.1:26379,10.0.0.2:26379, 10.0.0.3:26379",
+		"PRESENCED_REDIS_SENTINEL_WAIT_REPLICAS=0",
+	}, minimalEnv...), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := cfg.Redis.Sentinel; s.MasterName != "mymaster" || len(s.Addresses) != 3 || s.Addresses[2] != "10.0.0.3:26379" || s.WaitReplicas != 0 ||
+		s.WaitTimeout != time.Second {
+		t.Errorf("from the environment: %+v", s)
+	}
+
+	for _, tc := range []struct {
+		name string
+		yaml string
+		env  []string
+		want []string
+	}{
+		{name: "url and sentinel", yaml: "redis: {url: redis://127.0.0.1:6379/0, sentinel: {master_name: m, addresses: [10.0.0.1:26379]}}",
+			want: []string{"redis.sentinel: set either redis.url or redis.sentinel, not both"}},
+		{name: "addresses without a master name", env: []string{"PRESENCED_REDIS_SENTINEL_ADDRESSES=10.0.0.1:26379"},
+			want: []string{"redis.sentinel.master_name: required with redis.sentinel.addresses"}},
+		{name: "master name without addresses", yaml: "redis: {sentinel: {master_name: m}}",
+			want: []string{"redis.sentinel.addresses: required with redis.sentinel.master_name", "PRESENCED_REDIS_SENTINEL_ADDRESSES=a:26379,b:26379"}},
+		{name: "address without a port", yaml: "redis: {sentinel: {master_name: m, addresses: [10.0.0.1:26379, sentinel-b]}}",
+			want: []string{`redis.sentinel.addresses[1]: "sentinel-b" is not host:port`}},
+		{name: "master name with a space", yaml: "redis: {sentinel: {master_name: my master, addresses: [10.0.0.1:26379]}}",
+			want: []string{`redis.sentinel.master_name: "my master" must not contain spaces`}},
+		{name: "sentinel user without a password", yaml: "redis: {sentinel: {master_name: m, addresses: [10.0.0.1:26379], username: watcher}}",
+			want: []string{"redis.sentinel.username: needs redis.sentinel.password"}},
+		{name: "sentinel password and file", env: []string{"PRESENCED_REDIS_SENTINEL_PASSWORD=x", "PRESENCED_REDIS_SENTINEL_PASSWORD_FILE=/nonexistent"},
+			want: []string{"redis.sentinel.password: set either redis.sentinel.password or redis.sentinel.password_file, not both"}},
+		{name: "db with a url", yaml: "redis: {url: redis://127.0.0.1:6379/0, db: 3}",
+			want: []string{"redis.db: only with redis.sentinel (redis.url names its database: redis://host:6379/3)"}},
+		{name: "db of the embedded store", env: []string{"PRESENCED_REDIS_DB=1"}, want: []string{"redis.db: only with redis.sentinel"}},
+		{name: "negative db", yaml: "redis: {db: -1, sentinel: {master_name: m, addresses: [10.0.0.1:26379]}}",
+			want: []string{"redis.db: -1 is out of range (allowed 0 to 65536)"}},
+		{name: "wait for too many replicas", yaml: "redis: {sentinel: {master_name: m, addresses: [10.0.0.1:26379], wait_replicas: 100}}",
+			want: []string{"redis.sentinel.wait_replicas: 100 is out of range (allowed 0 to 16)"}},
+		{name: "wait timeout without a unit", yaml: "redis: {sentinel: {master_name: m, addresses: [10.0.0.1:26379], wait_timeout: 500}}",
+			want: []string{"redis.sentinel.wait_timeout: 500 has no unit"}},
+		{name: "wait timeout too short", yaml: "redis: {sentinel: {master_name: m, addresses: [10.0.0.1:26379], wait_timeout: 1ms}}",
+			want: []string{"redis.sentinel.wait_timeout: 1ms is out of range (allowed 10ms to 30s: replicas on the same network confirm a write in about a millisecond)"}},
+		{name: "unknown sentinel key", yaml: "redis: {sentinel: {master: m}}", want: []string{"unknown key redis.sentinel.master"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"-check-config"}
+			if tc.yaml != "" {
+				args = append(args, "-config", writeFile(t, "presenced.yaml", tc.yaml+"\n"))
+			}
+			var stdout, stderr bytes.Buffer
+			code := realMain(args, append(tc.env, minimalEnv...), &stdout, &stderr)
+			out := strings.TrimRight(stderr.String(), "\n")
+			if code != 2 || strings.Contains(out, "\n") {
+				t.Fatalf("exit %d, stderr %q; want exit 2 and one line", code, out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("got %q, want it to contain %q", out, w)
+				}
+			}
+		})
+	}
+
+	// Without redis.sentinel its limits are not checked (as the embedded store's with Redis).
+	if _, _, err := loadConfig(nil, append([]string{"PRESENCED_REDIS_SENTINEL_WAIT_TIMEOUT=1h"}, minimalEnv...), &bytes.Buffer{}); err != nil {
+		t.Errorf("sentinel limits without sentinel: %v", err)
+	}
+}

@@ -128,6 +128,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 
 	storeOpts := presence.StoreOptions{
 		URL:          string(cfg.Redis.URL),
+		Username:     cfg.Redis.Username,
 		Password:     string(cfg.Redis.Password),
 		DialTimeout:  cfg.Redis.DialTimeout,
 		ReadTimeout:  cfg.Redis.ReadTimeout,
@@ -135,11 +136,16 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 		Logger:       log.With("component", "store"),
 		Registerer:   d.reg,
 	}
-	if cfg.Redis.URL == "" {
+	if s := cfg.Redis.Sentinel; s.enabled() {
+		storeOpts.Sentinel = &presence.SentinelOptions{MasterName: s.MasterName, Addresses: s.Addresses,
+			Username: s.Username, Password: string(s.Password), DB: cfg.Redis.DB}
+		storeOpts.WaitReplicas, storeOpts.WaitTimeout = s.WaitReplicas, s.WaitTimeout
+	}
+	if cfg.Redis.embedded() {
 		storeOpts.SnapshotPath = cfg.Store.SnapshotPath
 		storeOpts.SnapshotInterval = cfg.Store.SnapshotInterval
 		storeOpts.SnapshotTimeout = cfg.Store.SnapshotTimeout
-		log.Warn("no redis.url configured: using the embedded in-process store; fine for a single instance, use Redis for several",
+		log.Warn("neither redis.url nor redis.sentinel configured: using the embedded in-process store; fine for a single instance, use Redis for several",
 			"snapshot_path", cfg.Store.SnapshotPath, "snapshot_interval", cfg.Store.SnapshotInterval)
 	}
 	d.store, err = presence.OpenStore(ctx, storeOpts)
@@ -160,7 +166,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 	hs := newHTTPServer(cfg.HTTP, cfg.API.MaxBodyBytes, ln, d.routes(), log.With("component", "http"), d.reg)
 	log.Info("presenced starting", "version", version, "instance", cfg.InstanceID, "http", ln.Addr().String(),
 		"ami", cfg.Asterisk.AMI.Address, "ari", cfg.Asterisk.ARI.URL, "stasis_app", d.ari.AppName(),
-		"store", map[bool]string{true: "embedded", false: "redis"}[d.store.Embedded()])
+		"store", cfg.Redis.kind())
 
 	// The components run until the shutdown's engine stage stops them, not until ctx ends: the
 	// HTTP requests that the HTTP stage lets finish still reach Asterisk.

@@ -26,7 +26,12 @@ type Proxy struct {
 // NewProxy listens on 127.0.0.1:0 and forwards every accepted connection to target.
 // The proxy starts up (forwarding).
 func NewProxy(target string) (*Proxy, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return newProxy("127.0.0.1:0", target)
+}
+
+// newProxy is a Proxy listening on listen (host:port).
+func newProxy(listen, target string) (*Proxy, error) {
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, fmt.Errorf("lab: proxy listen: %w", err)
 	}

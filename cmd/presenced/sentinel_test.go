@@ -1,0 +1,203 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/presenced/presenced/internal/lab"
+)
+
+// apiSwitch is one switch through the API and its answer.
+type apiSwitch struct {
+	user, profile, info string
+	start, end          time.Time
+	code                int
+	errMsg              string // the answer's "error"
+}
+
+// put switches through the API without a testing.T (it runs on the stream's goroutines).
+func (d *daemonUnderTest) put(user, profile, info string) apiSwitch {
+	s := apiSwitch{user: user, profile: profile, info: info, start: time.Now()}
+	defer func() { s.end = time.Now() }()
+	b, _ := json.Marshal(map[string]string{"profile": profile, "info": info})
+	req, _ := http.NewRequest(http.MethodPut, d.base+"/api/v1/users/"+user+"/profile", bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+testToken("admin"))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.errMsg = err.Error()
+		return s
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	s.code = resp.StatusCode
+	var body struct {
+		Error string `json:"error"`
+	}
+	json.Unmarshal(raw, &body)
+	s.errMsg = body.Error
+	s.end = time.Now()
+	return s
+}
+
+// TestSentinelFailoverUnderAPISwitches: presenced with redis.sentinel (passwords on the
+// sentinels and on the master, one of two replicas to confirm each write) answers a stream of
+// API switches while the master is killed (docker kill) and a replica promoted. No switch begun
+// after the kill is answered 200 before a replica can have been promoted (down-after, 1 s), the
+// switches in flight wait or fail, and those begun after the failover are answered 200. Every
+// switch answered 200 is in the new master (the user's state is the last one answered 200, or a
+// later one answered 503: an unconfirmed write may stay) and in the journal presenced serves;
+// every other answer is 503 "state store unavailable: …"; presenced is ready again by itself
+// and its next switch lands on the PBX.
+func TestSentinelFailoverUnderAPISwitches(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	g, err := env.StartSentinel(ctx, lab.SentinelOptions{Replicas: 2, Passwords: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close(context.Background())
+
+	cfg := profileConfig(t, profilesYAML)
+	cfg.Redis.URL = ""
+	cfg.Redis.Password = Secret(g.Password)
+	cfg.Redis.Sentinel = SentinelConfig{MasterName: g.MasterName, Addresses: g.Addresses, Password: Secret(g.SentinelPassword),
+		WaitReplicas: 1, WaitTimeout: 500 * time.Millisecond}
+	cfg.Redis.DialTimeout, cfg.Redis.ReadTimeout, cfg.Redis.WriteTimeout = 300*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, cfg)
+	d.waitReady(t, 15*time.Second)
+
+	var (
+		mu       sync.Mutex
+		switches = map[string][]apiSwitch{}
+		stop     = make(chan struct{})
+		wg       sync.WaitGroup
+	)
+	for _, user := range []string{"alice", "carol"} {
+		wg.Go(func() {
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+				s := d.put(user, []string{"available", "lunch"}[n%2], fmt.Sprintf("%s #%d", user, n))
+				mu.Lock()
+				switches[user] = append(switches[user], s)
+				mu.Unlock()
+			}
+		})
+	}
+	time.Sleep(time.Second)
+	killed := time.Now()
+	if err := g.Kill(ctx, g.FirstMaster); err != nil {
+		t.Fatal(err)
+	}
+	dead := time.Now() // docker kill has returned
+	promoted, err := g.WaitForFailover(ctx, g.FirstMaster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failedOver := time.Now()
+	time.Sleep(2 * time.Second)
+	close(stop)
+	wg.Wait()
+
+	nc := g.Client(promoted)
+	defer nc.Close()
+	var (
+		ok, failed, during int
+		slowest            time.Duration
+		firstOKAfter       time.Time
+		okAfterFailover    bool
+	)
+	for user, ss := range switches {
+		last := -1
+		for i, s := range ss {
+			slowest = max(slowest, s.end.Sub(s.start))
+			if s.start.After(dead) && s.start.Before(failedOver) {
+				during++
+			}
+			switch {
+			case s.code == http.StatusOK:
+				ok++
+				last = i
+				if s.start.After(dead) && (firstOKAfter.IsZero() || s.end.Before(firstOKAfter)) {
+					firstOKAfter = s.end
+				}
+				okAfterFailover = okAfterFailover || s.start.After(failedOver)
+			case s.code == http.StatusServiceUnavailable && strings.HasPrefix(s.errMsg, "state store unavailable: "):
+				failed++
+			default:
+				t.Errorf("%s: %d %q; want 200, or 503 for the store", s.info, s.code, s.errMsg)
+			}
+		}
+		if last < 0 {
+			t.Fatalf("%s: no switch answered 200", user)
+		}
+		raw, err := nc.HGet(ctx, "presenced:user:"+user, "state").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st struct{ Info string }
+		json.Unmarshal([]byte(raw), &st)
+		found := st.Info == ss[last].info
+		for _, s := range ss[last+1:] {
+			found = found || st.Info == s.info
+		}
+		if !found {
+			t.Errorf("%s: the new master holds %q; the last switch answered 200 was %q", user, st.Info, ss[last].info)
+		}
+		code, body := d.call(t, http.MethodGet, "/api/v1/users/"+user+"/journal?limit=500", testToken("admin"), nil)
+		if code != http.StatusOK {
+			t.Fatalf("journal of %s: %d %v", user, code, body)
+		}
+		inJournal := map[string]bool{}
+		entries, _ := body["entries"].([]any)
+		for _, e := range entries {
+			if info, _ := e.(map[string]any)["info"].(string); info != "" {
+				inJournal[info] = true
+			}
+		}
+		for _, s := range ss {
+			if s.code == http.StatusOK && !inJournal[s.info] {
+				t.Errorf("%s: answered 200, not in the journal presenced serves", s.info)
+			}
+		}
+	}
+	// The sentinels cannot promote a replica before the master has not answered for
+	// down-after (1 s); presenced may hear of the new master before the test sees every
+	// sentinel agree.
+	if !okAfterFailover {
+		t.Fatal("no switch begun after the failover was answered 200")
+	}
+	if !firstOKAfter.After(dead.Add(time.Second)) {
+		t.Errorf("the first switch begun after the kill was answered 200 %v after it, before the sentinels could fail over",
+			firstOKAfter.Sub(dead))
+	}
+	if failed == 0 && slowest < time.Second {
+		t.Errorf("no switch failed or waited a second (slowest %v): the kill did not reach the store", slowest)
+	}
+	t.Logf("%d switches answered 200, %d answered 503, %d began between the kill and the failover; the sentinels agreed on the new "+
+		"master %v after the kill, the first switch begun after the kill was answered 200 %v after it; the slowest answer took %v",
+		ok, failed, during, failedOver.Sub(killed).Round(time.Millisecond), firstOKAfter.Sub(killed).Round(time.Millisecond),
+		slowest.Round(time.Millisecond))
+
+	d.waitReady(t, 15*time.Second)
+	d.switchTo(t, "alice", "lunch", "after the failover")
+	p := &pbx{t: t, c: newProbe(t).c}
+	if m := p.member("support", "Local/1001@presenced-queue-member/n"); m == nil || !m.Paused {
+		t.Errorf("alice in support after the failover: %+v, want paused (lunch)", m)
+	}
+}
