@@ -23,9 +23,9 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/presenced/presenced/ari/featurecode"
-	"github.com/presenced/presenced/leader"
 	"github.com/presenced/presenced/internal/secret"
 	"github.com/presenced/presenced/internal/throttle"
+	"github.com/presenced/presenced/leader"
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/trigger"
 	"go.yaml.in/yaml/v3"
