@@ -67,6 +67,9 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeJSON(w, http.StatusUnprocessableEntity, validationBody(invalid))
 	case errors.Is(err, presence.ErrUnknownUser), errors.Is(err, presence.ErrUnknownProfile):
 		writeJSON(w, http.StatusNotFound, errorBody{Error: err.Error()})
+	case errors.Is(err, presence.ErrNoLeader):
+		w.Header().Set("Retry-After", "5")
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: err.Error()})
 	case errors.Is(err, presence.ErrNotRunning), errors.Is(err, presence.ErrFenced):
 		// This instance does not write to Asterisk (a standby, or one shutting down): another
 		// one does, or will within a lease.

@@ -22,6 +22,8 @@ var (
 	// ErrNotRunning means the engine is not the one writing to Asterisk (Run is not running):
 	// a standby, or a daemon shutting down.
 	ErrNotRunning = errors.New("presence: the engine is not running")
+	// ErrStateChanged means a switch's Expect did not hold: the user's state changed since.
+	ErrStateChanged = errors.New("presence: the user's state changed meanwhile")
 )
 
 // EngineOptions configures an Engine.
@@ -37,8 +39,13 @@ type EngineOptions struct {
 	// reads share batches.
 	Workers int
 	// RunWait is how long a switch, a reconcile or a repair waits for the engine to run (an
-	// instance being elected leader) before it fails with ErrNotRunning; zero means 10 s.
+	// instance being elected leader) before it fails with ErrNotRunning, or, with a Relay,
+	// for some instance to lead before it fails with ErrNoLeader; zero means 10 s.
 	RunWait time.Duration
+	// Relay, when set, carries the switches, reconciles and repairs asked of this instance
+	// while its engine does not run to the one that runs (the leader), and serves those of the
+	// others while it runs. Without it they wait for this instance's engine to run.
+	Relay *Relay
 	// CheckInterval is how often Run checks every user against the PBX (astdb changes send no
 	// events); zero means never (tests), the daemon sets reconcile.interval.
 	CheckInterval time.Duration
@@ -189,18 +196,25 @@ func (e *Engine) lock(id UserID) func() {
 
 // SwitchRequest asks to put a user in a profile.
 type SwitchRequest struct {
-	User    UserID
-	Profile string
-	Info    string
-	Source  Source
-	Actor   string
+	User    UserID `json:"user"`
+	Profile string `json:"profile"`
+	Info    string `json:"info,omitempty"`
+	Source  Source `json:"source"`
+	Actor   string `json:"actor,omitempty"`
 	// Until, when set, is when the profile is meant to end; it is recorded in the state for
 	// the "why" (package trigger schedules the return).
-	Until time.Time
-	// Guard, when set, is called with the user's current state under the user's lock, before
-	// anything is written; an error abandons the switch and is returned. With the versioned
-	// save it makes "switch only if nothing changed since I looked" atomic across instances.
-	Guard func(current UserState) error
+	Until time.Time `json:"until,omitzero"`
+	// Expect, when set, makes the switch happen only if the user's state is still the one
+	// looked at (its version and since); otherwise it fails with ErrStateChanged and nothing is
+	// written. With the versioned save it makes "switch only if nothing changed since I
+	// looked" atomic across instances.
+	Expect *Expectation `json:"expect,omitempty"`
+}
+
+// Expectation is the state a switch expects the user to be in (SwitchRequest.Expect).
+type Expectation struct {
+	Version int64     `json:"version"`
+	Since   time.Time `json:"since"`
 }
 
 // SwitchResult is what a switch (or a preview, or a repair) did.
@@ -231,6 +245,10 @@ func (e *Engine) Switch(ctx context.Context, req SwitchRequest) (*SwitchResult, 
 	t, err := e.awaitTerm(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if t == nil { // another instance runs the engine
+		r := req
+		return e.opts.Relay.call(ctx, relayRequest{Op: relaySwitch, Switch: &r}, e.opts.RunWait)
 	}
 	// One user's switches are made one after the other, each applied (and journaled) before
 	// the next is saved, so that every switch has its pass and the journal their order.
@@ -293,10 +311,8 @@ func (e *Engine) next(ctx context.Context, u *User, req SwitchRequest) (st UserS
 	if err != nil {
 		return st, nil, nil, nil, prev, err
 	}
-	if req.Guard != nil {
-		if err := req.Guard(prev); err != nil {
-			return st, nil, nil, nil, prev, err
-		}
+	if x := req.Expect; x != nil && (prev.Version != x.Version || !prev.Since.Equal(x.Since)) {
+		return st, nil, nil, nil, prev, fmt.Errorf("%w: %s is at version %d, the switch expected %d", ErrStateChanged, u.ID, prev.Version, x.Version)
 	}
 	profiles, err = e.profilesOf(ctx, u)
 	if err != nil {

@@ -108,8 +108,9 @@ func (e *Engine) term() *term {
 
 // awaitTerm returns the running term, waiting up to EngineOptions.RunWait for the engine to run
 // (an instance that is being elected leader, or one that just started); ErrNotRunning after.
+// With a Relay it does not wait: nil, nil means the request goes to the instance that runs.
 func (e *Engine) awaitTerm(ctx context.Context) (*term, error) {
-	if t := e.term(); t != nil {
+	if t := e.term(); t != nil || e.opts.Relay != nil {
 		return t, nil
 	}
 	deadline := time.NewTimer(e.opts.RunWait)
@@ -164,6 +165,9 @@ func (e *Engine) Run(ctx context.Context) error {
 
 	for range e.opts.Workers {
 		t.wg.Go(t.work)
+	}
+	if e.opts.Relay != nil {
+		t.wg.Go(func() { e.opts.Relay.serve(ctx, e) })
 	}
 	watch := Watch{Catalog: e.opts.Catalog, Naming: e.opts.Naming, Changed: t.touch,
 		All: func(why string) { t.checkAll(why, nil) }}
@@ -271,6 +275,12 @@ func (t *term) await(ctx context.Context, key workKey, prio workPriority, req re
 func (e *Engine) Touch(id UserID) {
 	if t := e.term(); t != nil {
 		t.touch(id)
+	} else if e.opts.Relay != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := e.opts.Relay.call(ctx, relayRequest{Op: relayTouch, User: id}, e.opts.RunWait); err != nil {
+			e.log.Warn("cannot ask the leader to look at a user", "user", id, "err", err)
+		}
 	}
 }
 
@@ -287,6 +297,9 @@ func (e *Engine) Repair(ctx context.Context, id UserID) (*SwitchResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	if t == nil {
+		return e.opts.Relay.call(ctx, relayRequest{Op: relayRepair, User: id}, e.opts.RunWait)
+	}
 	return t.await(ctx, workKey{user: id}, priorityLow, request{})
 }
 
@@ -300,6 +313,9 @@ func (e *Engine) Reconcile(ctx context.Context, id UserID, actor string) (*Switc
 	t, err := e.awaitTerm(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if t == nil {
+		return e.opts.Relay.call(ctx, relayRequest{Op: relayReconcile, User: id, Actor: actor}, e.opts.RunWait)
 	}
 	return t.await(ctx, workKey{user: id}, priorityHigh, request{force: true, actor: actor})
 }
@@ -678,9 +694,15 @@ type RepairSummary struct {
 // Asterisk-wide state) against the PBX and deals with whatever drifted as the policies say,
 // and waits until that is done. See CheckAll.
 func (e *Engine) RepairAll(ctx context.Context) (RepairSummary, error) {
-	t, err := e.awaitTerm(ctx)
-	if err != nil {
-		return RepairSummary{}, err
+	t := e.term()
+	if t == nil && e.opts.Relay == nil {
+		var err error
+		if t, err = e.awaitTerm(ctx); err != nil {
+			return RepairSummary{}, err
+		}
+	}
+	if t == nil {
+		return RepairSummary{}, ErrNotRunning // the full check is the leader's own
 	}
 	ch := make(chan allResult, 1)
 	t.checkAll("asked", ch)

@@ -452,8 +452,6 @@ func (s *Scheduler) priority(ctx context.Context, id presence.UserID, pid string
 	return 0, fmt.Errorf("%w %q", presence.ErrUnknownProfile, pid)
 }
 
-// errChanged abandons a switch whose user changed after the decision was taken.
-var errChanged = errors.New("trigger: user state changed meanwhile")
 
 // apply takes the user's trigger lock, loads the state and the record, decides, switches when
 // the decision says so (only if the state is still the one decided on) and saves the record.
@@ -482,14 +480,9 @@ func (s *Scheduler) applyDecision(ctx context.Context, id presence.UserID, decid
 		if d.Switch {
 			res, err := s.opts.Engine.Switch(ctx, presence.SwitchRequest{
 				User: id, Profile: d.Profile, Source: d.Source, Actor: d.Actor, Until: d.Until,
-				Guard: func(cur presence.UserState) error {
-					if cur.Version != st.Version || !cur.Since.Equal(st.Since) {
-						return errChanged
-					}
-					return nil
-				},
+				Expect: &presence.Expectation{Version: st.Version, Since: st.Since},
 			})
-			if errors.Is(err, errChanged) && attempt < 3 {
+			if errors.Is(err, presence.ErrStateChanged) && attempt < 3 {
 				continue
 			}
 			if err != nil {

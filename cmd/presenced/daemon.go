@@ -257,6 +257,21 @@ func (d *daemon) buildEngine() error {
 		}
 	}
 	d.devices = blf.NewDevices(d.ami, d.amiRead, phones)
+	// Every instance serves the whole API: what a standby is asked to do, the leader does.
+	relay, err := presence.NewRelay(presence.RelayOptions{
+		Redis: d.store.Redis(), Asterisk: cfg.Asterisk.ID, Instance: cfg.InstanceID,
+		LeaderExists: func(ctx context.Context) (bool, error) {
+			_, _, err := d.elector.Leader(ctx)
+			if errors.Is(err, leader.ErrNoLeader) {
+				return false, nil
+			}
+			return err == nil, err
+		},
+		Logger: log.With("component", "relay"),
+	})
+	if err != nil {
+		return err
+	}
 	d.engine, err = presence.NewEngine(presence.EngineOptions{
 		Catalog:       cfg.catalog,
 		Naming:        cfg.Asterisk.Naming,
@@ -266,6 +281,7 @@ func (d *daemon) buildEngine() error {
 		Workers:       engineWorkers,
 		CheckInterval: cfg.Reconcile.Interval,
 		Globals:       map[string]string{appVariable: d.ari.AppName()},
+		Relay:         relay,
 		Policies:      cfg.Reconcile.Policy.Policies(),
 		Devices:       d.devices,
 		RoundTrips:    func() uint64 { return d.ami.ActionsSent() + d.amiRead.ActionsSent() },
