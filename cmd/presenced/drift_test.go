@@ -96,13 +96,6 @@ users:
 	return d, p
 }
 
-// ownChangeQuiet is a little more than how long after presenced changed a user's PBX state
-// the PBX's reports of changes to that user are taken for the echo of presenced's own actions
-// and ignored (presence.EngineOptions.OwnChangeQuiet, 1 s). Nothing shows when it has passed,
-// so a test that wants presenced to notice a hand change waits for it after the last switch.
-const ownChangeQuiet = 1100 * time.Millisecond
-
-func pastOwnChanges(since time.Time) { time.Sleep(time.Until(since.Add(ownChangeQuiet))) }
 
 // eventually polls cond until it holds and returns how long that took; after within it fails
 // the test, naming what it waited for.
@@ -209,13 +202,12 @@ func (s driftStatus) warning(code string) (string, bool) {
 }
 
 // pauseForLunchThenUnpauseByHand switches u to available and then lunch (paused in both
-// queues), and then, past the echo of presenced's own actions, unpauses u in support from the
+// queues), and then unpauses u in support from the
 // admin's AMI connection.
 func pauseForLunchThenUnpauseByHand(t *testing.T, d *daemonUnderTest, p *pbx, u driftUser) {
 	t.Helper()
 	d.switchTo(t, u.id, "available", "")
 	d.switchTo(t, u.id, "lunch", "")
-	pastOwnChanges(time.Now())
 	if err := p.c.QueuePause(p.ctx(), u.iface(), "support", false, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +307,6 @@ func TestHandQueueRemoveIsRepaired(t *testing.T) {
 	d, p := startDriftDaemon(t, u, "")
 	d.switchTo(t, u.id, "available", "")
 	d.switchTo(t, u.id, "lunch", "")
-	pastOwnChanges(time.Now())
 	if err := p.c.QueueRemove(p.ctx(), u.iface(), "support"); err != nil {
 		t.Fatal(err)
 	}
@@ -493,9 +484,7 @@ func TestQueueChangesWaitForTheCallToEnd(t *testing.T) {
 
 	d.switchTo(t, u.id, "available", "")
 	d.switchTo(t, u.id, "lunch", "")
-	switched := time.Now()
 	call()
-	pastOwnChanges(switched)
 	if err := p.c.QueuePause(p.ctx(), u.iface(), "support", false, ""); err != nil {
 		t.Fatal(err)
 	}

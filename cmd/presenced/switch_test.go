@@ -321,7 +321,6 @@ func TestHandUnpauseIsRepaired(t *testing.T) {
 	const iface = "Local/1003@presenced-queue-member/n"
 	d.switchTo(t, "carol", "available", "")
 	d.switchTo(t, "carol", "lunch", "")
-	time.Sleep(1100 * time.Millisecond) // past the echo of presenced's own switch
 	if err := p.c.QueuePause(p.ctx(), iface, "support", false, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -341,6 +340,36 @@ func TestHandUnpauseIsRepaired(t *testing.T) {
 	if code != http.StatusOK || len(entries) != 1 || entries[0].(map[string]any)["kind"] != "repair" {
 		t.Fatalf("journal: %d %v", code, j)
 	}
+}
+
+// TestHandChangesRightAfterOwnChangesAreRepaired: an event is a reason to look, never a
+// verdict, so a change by hand 100 ms after presenced's own change (which an echo window used to
+// swallow) is found and put back within 2 s: an unpause right after a switch, a QueueRemove
+// right after a repair.
+func TestHandChangesRightAfterOwnChangesAreRepaired(t *testing.T) {
+	d, _ := startProfileDaemon(t)
+	p := &pbx{t: t, c: newProbe(t).c}
+	const iface = "Local/1003@presenced-queue-member/n"
+	d.switchTo(t, "carol", "available", "")
+	d.switchTo(t, "carol", "lunch", "")
+	time.Sleep(100 * time.Millisecond)
+	if err := p.c.QueuePause(p.ctx(), iface, "support", false, ""); err != nil {
+		t.Fatal(err)
+	}
+	took := eventually(t, 2*time.Second, "the unpause 100 ms after the switch repaired", func() bool {
+		m := p.member("support", iface)
+		return m != nil && m.Paused && m.PausedReason == "Lunch"
+	})
+	t.Logf("unpause 100 ms after the switch: repaired in %v", took.Round(time.Millisecond))
+	time.Sleep(100 * time.Millisecond) // 100 ms after that repair
+	if err := p.c.QueueRemove(p.ctx(), iface, "support"); err != nil {
+		t.Fatal(err)
+	}
+	took = eventually(t, 2*time.Second, "the QueueRemove 100 ms after the repair repaired", func() bool {
+		m := p.member("support", iface)
+		return m != nil && m.Paused && m.PausedReason == "Lunch"
+	})
+	t.Logf("QueueRemove 100 ms after the repair: repaired in %v", took.Round(time.Millisecond))
 }
 
 // TestDriftShowsInStatus: astdb changes have no events, so a key deleted by hand shows as drift
