@@ -452,7 +452,6 @@ func (s *Scheduler) priority(ctx context.Context, id presence.UserID, pid string
 	return 0, fmt.Errorf("%w %q", presence.ErrUnknownProfile, pid)
 }
 
-
 // apply takes the user's trigger lock, loads the state and the record, decides, switches when
 // the decision says so (only if the state is still the one decided on) and saves the record.
 // It answers the result label: switched, kept (record changed only) or skipped.

@@ -96,7 +96,6 @@ users:
 	return d, p
 }
 
-
 // eventually polls cond until it holds and returns how long that took; after within it fails
 // the test, naming what it waited for.
 func eventually(t *testing.T, within time.Duration, what string, cond func() bool) time.Duration {
