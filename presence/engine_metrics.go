@@ -68,7 +68,7 @@ func newEngineMetrics(reg prometheus.Registerer, states *StateStore) *engineMetr
 		}),
 		driftRepairs: f.NewCounter(prometheus.CounterOpts{
 			Name: "presenced_drift_repairs_total",
-			Help: "Repairs, asked for by a change the PBX reported, that found drift and put it back.",
+			Help: "Repairs (passes that were neither a switch nor a reconcile) that found drift and changed the PBX.",
 		}),
 		refusedActions: f.NewCounter(prometheus.CounterOpts{
 			Name: "presenced_personal_actions_refused_total",

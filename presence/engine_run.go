@@ -613,6 +613,7 @@ func newOps(prev, cur []Op) []Op {
 
 // repaired notes a repair of the user that changed the PBX, for the flap protection.
 func (t *term) repaired(id UserID) {
+	t.e.metrics.driftRepairs.Inc()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.flaps[id] = append(t.flaps[id], t.e.now())
