@@ -1,0 +1,152 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/presenced/presenced/ari/featurecode"
+)
+
+// TestFailoverAfterKill: a leader presenced (a real process) is killed with SIGKILL; the standby
+// (in-process) takes over: it leads, owns PRESENCED_APP, serves a *55<n> call from a user's
+// phone, repairs drift, and nothing the killed leader acknowledged is lost.
+func TestFailoverAfterKill(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "presenced")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	yaml := withPIN(fcYAML)
+	cfgB := profileConfig(t, yaml) // forgets alice and carol
+	cfgB.InstanceID = "fo-b"
+	path := filepath.Join(dir, "presenced.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// The leader: presenced as a process of its own.
+	port := freePort(t)
+	leaderURL := fmt.Sprintf("http://127.0.0.1:%d", port)
+	a := exec.Command(bin, "-config", path)
+	a.Env = append(os.Environ(),
+		"PRESENCED_ASTERISK_AMI_ADDRESS="+env.AMIAddr,
+		"PRESENCED_ASTERISK_AMI_USERNAME="+env.AMIUser,
+		"PRESENCED_ASTERISK_AMI_SECRET="+env.AMISecret,
+		"PRESENCED_ASTERISK_ARI_URL="+env.ARIURL,
+		"PRESENCED_ASTERISK_ARI_PASSWORD="+env.ARIPassword,
+		"PRESENCED_INSTANCE_ID=fo-a",
+		fmt.Sprintf("PRESENCED_HTTP_LISTEN=127.0.0.1:%d", port),
+		"PRESENCED_REDIS_URL="+env.RedisURL,
+		"PRESENCED_LOG_FORMAT=json",
+	)
+	a.Stdout, a.Stderr = testWriter{t}, testWriter{t}
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killed := false
+	t.Cleanup(func() {
+		if !killed {
+			_ = a.Process.Kill()
+		}
+		_ = a.Wait()
+	})
+	waitRoleAt(t, leaderURL, "leader", 20*time.Second)
+
+	// The standby, in-process, driving feature-code calls.
+	f := &fcLab{t: t, cfg: cfgB, outcomes: make(chan featurecode.Outcome, 1024), seen: map[string]bool{}}
+	f.cfg.observeFeatureCode = func(o featurecode.Outcome) { f.outcomes <- o }
+	f.ami = newProbe(t).c
+	opt, err := redis.ParseURL(env.RedisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.rdb = redis.NewClient(opt)
+	t.Cleanup(func() { f.rdb.Close() })
+	f.d = startDaemon(t, f.cfg)
+	f.d.waitRole(t, "standby", 20*time.Second)
+	p := &pbx{t: t, c: f.ami}
+	const iface = "Local/1001@presenced-queue-member/n"
+
+	// Switches acknowledged by the leader (one through the standby).
+	f.d.switchTo(t, "carol", "available", "")
+	f.d.switchTo(t, "alice", "available", "")
+	f.d.switchTo(t, "alice", "meeting", "before the kill")
+
+	if err := a.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	killed = true
+	killedAt := time.Now()
+	f.d.waitRole(t, "leader", 10*time.Second)
+	leads := time.Since(killedAt)
+	appB := cfgB.Asterisk.ARI.App + "-fo-b"
+	eventually(t, 10*time.Second, "PRESENCED_APP is the new leader's", func() bool { return p.getvar(appVariable) == appB })
+	owns := time.Since(killedAt)
+
+	// Nothing acknowledged is lost.
+	if got := f.activeProfile("alice"); got != "meeting" {
+		t.Fatalf("alice's profile after the failover %q, want meeting (acknowledged before the kill)", got)
+	}
+	// A feature code from Alice's phone, served by the new leader.
+	id, _ := f.dial("*553", "1001")
+	f.expect(f.outcome(id, 20*time.Second), featurecode.ResultSwitched, "alice", "1001", "lunch")
+	served := time.Since(killedAt)
+	if served > 10*time.Second+5*time.Second { // the call itself (answer, digits, prompt) takes a few seconds
+		t.Errorf("the feature code was served %v after the kill", served)
+	}
+	// Drift is repaired by the new leader.
+	if err := p.c.QueuePause(p.ctx(), iface, "support", false, ""); err != nil {
+		t.Fatal(err)
+	}
+	repaired := eventually(t, 2*time.Second, "the hand unpause repaired by the new leader", func() bool {
+		m := p.member("support", iface)
+		return m != nil && m.Paused && m.PausedReason == "Lunch"
+	})
+	t.Logf("kill -9 of the leader: the standby leads after %v, owns PRESENCED_APP after %v, a *553 call switched alice %v after the kill; a hand unpause repaired in %v",
+		leads.Round(time.Millisecond), owns.Round(time.Millisecond), served.Round(time.Millisecond), repaired.Round(time.Millisecond))
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// waitRoleAt waits until the presenced at base is ready in role.
+func waitRoleAt(t *testing.T, base, role string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			var rd readiness
+			_ = json.NewDecoder(resp.Body).Decode(&rd)
+			resp.Body.Close()
+			if rd.Ready && rd.Role == role {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not a ready %s after %v: %+v", base, role, within, rd)
+			}
+		} else if time.Now().After(deadline) {
+			t.Fatalf("%s not a ready %s after %v: %v", base, role, within, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
