@@ -426,15 +426,19 @@ func (c *Client) roundTrip(ctx context.Context, cn *conn, a Action, list bool) (
 	cl := &call{action: name, list: list, done: make(chan struct{})}
 	c.log.Debug("AMI action", "action", name, "action_id", id)
 	start := time.Now()
-	c.sent.Add(1)
 	if err := cn.send(id, cl, msg); err != nil {
 		result := resultDisconnected
-		if !errors.Is(err, ErrNotConnected) && !errors.Is(err, ErrConnClosed) {
+		switch {
+		case errors.Is(err, ErrGated):
+			result = resultGated // never on the wire: not counted as sent
+		case !errors.Is(err, ErrNotConnected) && !errors.Is(err, ErrConnClosed):
 			result = resultError
+			c.sent.Add(1)
 		}
 		c.met.actions.WithLabelValues(name, result).Inc()
 		return nil, err
 	}
+	c.sent.Add(1)
 
 	select {
 	case <-cl.done:

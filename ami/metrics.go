@@ -12,6 +12,7 @@ const (
 	resultError        = "error"
 	resultTimeout      = "timeout"
 	resultDisconnected = "disconnected"
+	resultGated        = "gated" // kept off the wire by Config.Gate
 )
 
 // metrics holds the client's collectors. They always exist; with a nil
@@ -49,7 +50,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"action"}),
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "presenced_ami_actions_total",
-			Help: "AMI actions by result: success, error (Response: Error or not encodable), timeout (caller's ctx ended), disconnected.",
+			Help: "AMI actions by result: success, error (Response: Error or not encodable), timeout (caller's ctx ended), disconnected, gated (kept off the wire: this instance does not lead).",
 		}, []string{"action", "result"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "presenced_ami_events_total",

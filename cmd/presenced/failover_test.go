@@ -8,12 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/presenced/presenced/ari/featurecode"
+	"github.com/presenced/presenced/internal/lab"
 )
 
 // TestFailoverAfterKill: a leader presenced (a real process) is killed with SIGKILL; the standby
@@ -150,3 +152,81 @@ func waitRoleAt(t *testing.T, base, role string, within time.Duration) {
 	}
 }
 
+
+// amiWrites sums the daemon's AMI actions on the main (writing) session that went on the wire,
+// Pings aside: presenced_ami_actions_total{connection="main"} without result "gated".
+func (d *daemonUnderTest) amiWrites(t *testing.T) float64 {
+	t.Helper()
+	_, body := d.get(t, "/metrics")
+	var n float64
+	for _, line := range strings.Split(body, "\n") {
+		if !strings.HasPrefix(line, "presenced_ami_actions_total{") || !strings.Contains(line, `connection="main"`) ||
+			strings.Contains(line, `action="Ping"`) || strings.Contains(line, `result="gated"`) {
+			continue
+		}
+		var v float64
+		if _, err := fmt.Sscan(line[strings.LastIndex(line, " ")+1:], &v); err == nil {
+			n += v
+		}
+	}
+	return n
+}
+
+// TestLeaderCutOffFromRedisStopsWriting: the leader loses Redis (through a cutting proxy). It
+// steps down before its lease can expire, and sends no AMI action from then on; the standby
+// leads only after that, and repairs what the cut-off leader no longer does.
+func TestLeaderCutOffFromRedisStopsWriting(t *testing.T) {
+	proxy, err := lab.NewProxy(strings.TrimSuffix(strings.TrimPrefix(env.RedisURL, "redis://"), "/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	cfgA := profileConfig(t, profilesYAML)
+	cfgB := cfgA
+	cfgA.InstanceID, cfgB.InstanceID = "cut-a", "cut-b"
+	cfgA.Redis.URL = Secret("redis://" + proxy.Addr() + "/0")
+	cfgA.Redis.DialTimeout, cfgA.Redis.ReadTimeout, cfgA.Redis.WriteTimeout = 300*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond
+	p := &pbx{t: t, c: newProbe(t).c}
+	const iface = "Local/1001@presenced-queue-member/n"
+
+	a := startDaemon(t, cfgA)
+	a.waitRole(t, "leader", 20*time.Second)
+	b := startDaemon(t, cfgB)
+	b.waitRole(t, "standby", 20*time.Second)
+	a.switchTo(t, "alice", "available", "")
+	a.switchTo(t, "alice", "lunch", "")
+
+	proxy.SetUp(false)
+	cut := time.Now()
+	var steppedDown time.Time
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, rd := a.readiness(t); rd.Role == "standby" {
+			steppedDown = time.Now()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the cut-off leader did not step down")
+		}
+	}
+	writes := a.amiWrites(t)
+	// What the cut-off leader would have repaired.
+	if err := p.c.QueuePause(p.ctx(), iface, "support", false, ""); err != nil {
+		t.Fatal(err)
+	}
+	b.waitRole(t, "leader", 15*time.Second)
+	takenOver := time.Now()
+	if !steppedDown.Before(takenOver) {
+		t.Fatalf("the standby led (%v after the cut) before the cut-off leader stepped down (%v)", takenOver.Sub(cut), steppedDown.Sub(cut))
+	}
+	eventually(t, 5*time.Second, "the hand unpause repaired by the new leader", func() bool {
+		m := p.member("support", iface)
+		return m != nil && m.Paused && m.PausedReason == "Lunch"
+	})
+	time.Sleep(time.Second)
+	if got := a.amiWrites(t); got != writes {
+		t.Fatalf("the cut-off leader sent %v AMI actions after it stepped down", got-writes)
+	}
+	t.Logf("cut off from Redis: stepped down %v after the cut, the standby led %v after it (%v later); no AMI write from the old leader since",
+		steppedDown.Sub(cut).Round(time.Millisecond), takenOver.Sub(cut).Round(time.Millisecond), takenOver.Sub(steppedDown).Round(time.Millisecond))
+	proxy.SetUp(true)
+}
