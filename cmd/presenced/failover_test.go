@@ -152,7 +152,6 @@ func waitRoleAt(t *testing.T, base, role string, within time.Duration) {
 	}
 }
 
-
 // amiWrites sums the daemon's AMI actions on the main (writing) session that went on the wire,
 // Pings aside: presenced_ami_actions_total{connection="main"} without result "gated".
 func (d *daemonUnderTest) amiWrites(t *testing.T) float64 {
