@@ -457,7 +457,9 @@ func TestSchemaCheckedOnReconnect(t *testing.T) {
 	}
 	defer proxy.Close()
 	us := users(1)
-	f := newStoreFixture(t, "redis://"+proxy.Addr()+"/0", us, nil, time.Hour)
+	// One connection: the engine's own work (its first full check, a switch's pass) must not
+	// open a new one meanwhile, which would check the schema before the test means it to.
+	f := newStoreFixture(t, "redis://"+proxy.Addr()+"/0?pool_size=1", us, nil, time.Hour)
 	f.switchTo(t, us[0].ID, ProfileDND)
 	f.must(t, f.lab.Set(ctx, f.states.prefix+"schema", "2", 0).Err())
 	if _, _, err := f.states.Load(ctx, us[0].ID); err != nil {
