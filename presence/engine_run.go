@@ -348,6 +348,8 @@ func (t *term) passUser(key workKey) {
 	}
 	res, retry, err := t.e.check(t.ctx, t, key.user, m, seen)
 	switch {
+	case errors.Is(err, ErrUnknownUser):
+		t.q.Forget(key) // nothing to retry: a touch of a user the catalog does not know
 	case err != nil:
 		t.e.log.Warn("pass over a user failed", "user", key.user, "err", err)
 		t.q.AddRateLimited(key)
