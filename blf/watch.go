@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/presenced/presenced/ami"
+	"github.com/presenced/presenced/internal/amiwatch"
 	"github.com/presenced/presenced/presence"
 )
 
@@ -26,7 +27,7 @@ func (c *Concern) Watch(ctx context.Context, w presence.Watch) error {
 		owner[strings.ToLower(w.Naming.DNDLampOf(u))] = u.ID
 		owner[strings.ToLower(w.Naming.PresenceProviderOf(u))] = u.ID
 	}
-	return watch(ctx, c.ami, w, "lamp events were dropped", func(ev *ami.Message) {
+	return amiwatch.Run(ctx, c.ami, watchBuffer, func() { w.All("lamp events were dropped") }, func(ev *ami.Message) {
 		var name string
 		switch ev.Event() {
 		case "DeviceStateChange":
@@ -52,35 +53,11 @@ func (d *Devices) Watch(ctx context.Context, w presence.Watch) error {
 			owner[strings.ToLower(dev.Dial)] = u.ID
 		}
 	}
-	return watch(ctx, d.events, w, "phone state events were dropped", func(ev *ami.Message) {
+	return amiwatch.Run(ctx, d.events, watchBuffer, func() { w.All("phone state events were dropped") }, func(ev *ami.Message) {
 		if dev, changed := d.Handle(ev); changed {
 			if id, ok := owner[strings.ToLower(dev)]; ok {
 				w.Changed(id)
 			}
 		}
 	})
-}
-
-// watch hands every event of a new subscription of c to handle until ctx ends, and asks for
-// everyone when the subscription lost events.
-func watch(ctx context.Context, c *ami.Client, w presence.Watch, lost string, handle func(*ami.Message)) error {
-	sub := c.Subscribe(watchBuffer)
-	defer sub.Close()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev, ok := <-sub.Events():
-			if !ok {
-				return nil
-			}
-			if ev.Event() == ami.EventResync {
-				if ev.Synthetic() {
-					w.All(lost)
-				}
-				continue
-			}
-			handle(ev)
-		}
-	}
 }

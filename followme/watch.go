@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/presenced/presenced/ami"
+	"github.com/presenced/presenced/internal/amiwatch"
 	"github.com/presenced/presenced/presence"
 )
 
@@ -18,24 +19,9 @@ var _ presence.Watcher = (*Concern)(nil)
 // globals, and says nothing of whose: it asks for everyone. A plain "dialplan reload" sends no
 // event at all; the periodic check covers it too.
 func (c *Concern) Watch(ctx context.Context, w presence.Watch) error {
-	sub := c.ami.Subscribe(watchBuffer)
-	defer sub.Close()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev, ok := <-sub.Events():
-			if !ok {
-				return nil
-			}
-			switch {
-			case ev.Event() == "Reload":
-				if m := strings.ToLower(ev.Get("Module")); strings.Contains(m, "pbx_config") {
-					w.All("reload of " + ev.Get("Module"))
-				}
-			case ev.Event() == ami.EventResync && ev.Synthetic():
-				w.All("dialplan events were dropped")
-			}
+	return amiwatch.Run(ctx, c.ami, watchBuffer, func() { w.All("dialplan events were dropped") }, func(ev *ami.Message) {
+		if ev.Event() == "Reload" && strings.Contains(strings.ToLower(ev.Get("Module")), "pbx_config") {
+			w.All("reload of " + ev.Get("Module"))
 		}
-	}
+	})
 }

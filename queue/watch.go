@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/presenced/presenced/ami"
+	"github.com/presenced/presenced/internal/amiwatch"
 	"github.com/presenced/presenced/presence"
 )
 
@@ -24,32 +25,18 @@ func (c *Concern) Watch(ctx context.Context, w presence.Watch) error {
 	for _, u := range w.Catalog.Users {
 		members[strings.ToLower(w.Naming.Interface(u))] = u.ID
 	}
-	sub := c.ami.Subscribe(watchBuffer)
-	defer sub.Close()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev, ok := <-sub.Events():
-			if !ok {
-				return nil
+	return amiwatch.Run(ctx, c.ami, watchBuffer, func() { w.All("queue events were dropped") }, func(ev *ami.Message) {
+		switch ev.Event() {
+		case "QueueMemberAdded", "QueueMemberRemoved", "QueueMemberPause", "QueueMemberPenalty":
+			if id, ok := members[strings.ToLower(ev.Get("Interface"))]; ok {
+				w.Changed(id)
 			}
-			switch ev.Event() {
-			case "QueueMemberAdded", "QueueMemberRemoved", "QueueMemberPause", "QueueMemberPenalty":
-				if id, ok := members[strings.ToLower(ev.Get("Interface"))]; ok {
-					w.Changed(id)
-				}
-			case "Reload":
-				if m := strings.ToLower(ev.Get("Module")); m == "" || strings.Contains(m, "app_queue") || strings.Contains(m, "all") {
-					w.All("reload of " + orEverything(ev.Get("Module")))
-				}
-			case ami.EventResync:
-				if ev.Synthetic() {
-					w.All("queue events were dropped")
-				}
+		case "Reload":
+			if m := strings.ToLower(ev.Get("Module")); m == "" || strings.Contains(m, "app_queue") || strings.Contains(m, "all") {
+				w.All("reload of " + orEverything(ev.Get("Module")))
 			}
 		}
-	}
+	})
 }
 
 func orEverything(module string) string {
