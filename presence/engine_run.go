@@ -423,7 +423,7 @@ func (e *Engine) check(ctx context.Context, t *term, id UserID, m passMode, seen
 		return nil, false, err
 	}
 	if !found {
-		return &SwitchResult{SwitchEvent: SwitchEvent{User: u.ID, Extension: u.Extension, At: e.now()}, InSync: true}, false, nil
+		return &SwitchResult{SwitchEvent: SwitchEvent{User: u.ID, Extension: u.Extension, At: e.now()}, Outcomes: []Outcome{}, InSync: true}, false, nil
 	}
 	profiles, err := e.profilesOf(ctx, u)
 	if err != nil {
@@ -447,7 +447,7 @@ func (e *Engine) check(ctx context.Context, t *term, id UserID, m passMode, seen
 	case m.forced:
 		kind, ev.Source = "reconcile", SourceAPI
 	}
-	res := &SwitchResult{SwitchEvent: ev, State: st}
+	res := &SwitchResult{SwitchEvent: ev, State: st, Outcomes: []Outcome{}}
 	if switched {
 		e.journalSuperseded(ctx, t, u, st, m.switches)
 	}

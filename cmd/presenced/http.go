@@ -212,6 +212,8 @@ func (d *daemon) readiness(ctx context.Context) readiness {
 			rd.Leader = "none: an election is under way"
 		case err != nil:
 			rd.Leader = "unknown: " + err.Error()
+		case who == d.cfg.InstanceID:
+			rd.Leader = fmt.Sprintf("%s (this instance, waiting for an earlier lease to run out before it writes)", who)
 		default:
 			rd.Leader = fmt.Sprintf("%s (epoch %d)", who, epoch)
 		}
