@@ -78,9 +78,9 @@
 // the last renewal a replica holds, and Sentinel promotes the replica with the most data, so
 // the new master keeps the lease (and its :until and :epoch) at least ClockDriftMargin past the
 // leader's deadline: a failover either keeps the lease (the leader renews it on the new master)
-// or the leader steps down before anyone can take it there. Redis 7 replicates an expiry as the
-// time it ends, so the new master ends the lease when the old one would have, by its own clock:
-// the margin covers the Redis servers' clocks too. While too few replicas confirm (a replica
+// or the leader steps down before anyone can take it there. Redis 7 and later replicate an
+// expiry as the time it ends, so the new master ends the lease when the old one would have, by
+// its own clock: the margin covers the Redis servers' clocks too. While too few replicas confirm (a replica
 // down with wait_replicas: 1 and one replica, or right after a failover), no instance can take
 // or keep the lease: availability is the price, as for the switches. Without Confirm the rule
 // holds only as long as what a failover loses is shorter than ClockDriftMargin. The release is

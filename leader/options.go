@@ -39,7 +39,8 @@ type Options struct {
 	// that Confirm fails counts as failed: the instance does not lead on a lease it took
 	// unconfirmed (it releases it at once), and a renewal not confirmed does not extend the
 	// leader's deadline. op says what is written. Nil writes to Redis directly: enough for a
-	// Redis without replicas; with Sentinel see "Limits" in the package documentation.
+	// Redis without replicas; with Sentinel see "Across a failover of Redis" in the package
+	// documentation.
 	Confirm func(ctx context.Context, op string, write func(c redis.Cmdable) error) error
 	// Asterisk names the Asterisk the lease guards; required. The lease key is
 	// <Prefix>leader:<Asterisk>, so one Redis can serve the instances of several PBXes. Letters,
