@@ -173,6 +173,9 @@ func TestLeadershipAcrossSentinelFailover(t *testing.T) {
 		})
 		return leader, standby, name
 	}
+	// The term that runs a lease after the pause was renewed or taken on the new master: the
+	// one before ended by then unless it was renewed there.
+	time.Sleep(time.Until(paused.Add(cfgs[0].Leader.Lease)))
 	_, _, _ = waitRoles()
 	after, ok := w.latest()
 	if !ok {
