@@ -66,17 +66,34 @@
 // takes over the Asterisk as a new leader does (full reconcile), which is also what makes it
 // safe for the same instance to lead again.
 //
+// # Across a failover of Redis (Sentinel)
+//
+// Replication is asynchronous: the master answers before any replica has the write, and a
+// failover to a replica that lacks the last renewals ends the lease early in the new master,
+// while the leader still leads until its local deadline; one that lacks the acquisition loses
+// the lease altogether. Either would let a standby lead beside the leader. So the acquisitions
+// and renewals go through Options.Confirm when it is set (presenced passes
+// presence.Store.Confirmed, which sends WAIT for redis.sentinel.wait_replicas replicas): an
+// acquisition or renewal counts only once replicas hold it. The local deadline then follows
+// the last renewal a replica holds, and Sentinel promotes the replica with the most data, so
+// the new master keeps the lease (and its :until and :epoch) at least ClockDriftMargin past the
+// leader's deadline: a failover either keeps the lease (the leader renews it on the new master)
+// or the leader steps down before anyone can take it there. Redis 7 and later replicate an
+// expiry as the time it ends, so the new master ends the lease when the old one would have, by
+// its own clock: the margin covers the Redis servers' clocks too. While too few replicas confirm (a replica
+// down with wait_replicas: 1 and one replica, or right after a failover), no instance can take
+// or keep the lease: availability is the price, as for the switches. Without Confirm the rule
+// holds only as long as what a failover loses is shorter than ClockDriftMargin. The release is
+// not confirmed: a lost release leaves the lease to expire.
+//
 // # Limits
 //
 // The deadline is kept on this process's monotonic clock, which goes on while the process is
 // paused (a garbage collection, SIGSTOP) but not while the whole machine is suspended; and a
 // write allowed by Leading must reach Asterisk within ClockDriftMargin, so check it as close to
 // the write as possible. Epochs increase as long as Redis's clock does not go back (see
-// scripts.go). With Redis
-// Sentinel, replication is asynchronous: a failover that loses the last renewals may end the
-// lease early in the new master; the rule holds as long as the lost part is shorter than
-// ClockDriftMargin. The lease is not meant for a Redis Cluster (its keys and a fenced write's
-// keys would have to share a hash slot).
+// scripts.go). The lease is not meant for a Redis Cluster (its keys and a fenced write's keys
+// would have to share a hash slot).
 package leader
 
 import (
@@ -300,19 +317,61 @@ func (e *Elector) standby(a attempt) {
 	}
 }
 
+// errHeld and errNotRenewed end a write given to Options.Confirm when the script wrote
+// nothing (another holds the lease, or this one is lost), so that nothing is waited for.
+var (
+	errHeld       = errors.New("leader: the lease is held by another")
+	errNotRenewed = errors.New("leader: the lease is no longer this term's")
+)
+
+// write runs write on Redis, through Options.Confirm when it is set (see there).
+func (e *Elector) write(ctx context.Context, op string, write func(c redis.Cmdable) error) error {
+	if e.opts.Confirm == nil {
+		return write(e.opts.Redis)
+	}
+	return e.opts.Confirm(ctx, op, write)
+}
+
 // acquire runs the acquire script once. It is not abandoned when ctx ends (a lease taken but
-// never heard of would stay until it expired); Run releases what it took.
+// never heard of would stay until it expired); Run releases what it took. A lease taken but
+// not confirmed (Options.Confirm) is released at once and the attempt fails.
 func (e *Elector) acquire(ctx context.Context) (attempt, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.RenewInterval)
 	defer cancel()
-	start := time.Now()
-	res, err := acquireScript.Run(ctx, e.opts.Redis, []string{e.key, e.epochKey, e.untilKey},
-		e.opts.Instance, e.opts.Lease.Milliseconds()).Slice()
-	received := time.Now()
-	if err != nil {
-		return attempt{}, fmt.Errorf("leader: acquire lease %s: %w", e.key, err)
+	var a attempt
+	op := "leader: acquire lease " + e.key
+	err := e.write(ctx, op, func(c redis.Cmdable) error {
+		start := time.Now()
+		res, err := acquireScript.Run(ctx, c, []string{e.key, e.epochKey, e.untilKey},
+			e.opts.Instance, e.opts.Lease.Milliseconds()).Slice()
+		if err != nil {
+			return err
+		}
+		if a, err = e.parseAcquired(res, start, time.Now()); err != nil {
+			return err
+		}
+		if a.lease == nil {
+			return errHeld
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errHeld):
+		return a, nil
+	case err != nil && a.lease != nil:
+		// Taken, but perhaps only on a master about to be failed over: not leading on it.
+		e.release(context.WithoutCancel(ctx), a.lease)
+		return attempt{}, fmt.Errorf("%s: taken but not confirmed, released: %w", op, err)
+	case err != nil:
+		return attempt{}, fmt.Errorf("%s: %w", op, err)
 	}
-	bad := fmt.Errorf("leader: acquire lease %s: unexpected answer %v", e.key, res)
+	return a, nil
+}
+
+// parseAcquired reads the acquire script's answer res; start is when the request left,
+// received when the answer arrived.
+func (e *Elector) parseAcquired(res []any, start, received time.Time) (attempt, error) {
+	bad := fmt.Errorf("unexpected answer %v", res)
 	if len(res) < 3 {
 		return attempt{}, bad
 	}
@@ -350,24 +409,35 @@ type renewal struct {
 	err    error
 }
 
-// renew runs the renew script once and sends the answer to out (buffered: never blocks).
+// renew runs the renew script once and sends the answer to out (buffered: never blocks). A
+// renewal that Options.Confirm fails is a failed renewal: it does not extend the deadline.
 func (e *Elector) renew(ctx context.Context, l *lease, out chan<- renewal) {
 	ctx, cancel := context.WithTimeout(ctx, e.opts.RenewInterval)
 	defer cancel()
 	r := renewal{start: time.Now()}
-	res, err := renewScript.Run(ctx, e.opts.Redis, []string{e.key, e.untilKey}, l.value,
-		e.opts.Lease.Milliseconds()).Slice()
+	err := e.write(ctx, "leader: renew lease "+e.key, func(c redis.Cmdable) error {
+		res, err := renewScript.Run(ctx, c, []string{e.key, e.untilKey}, l.value,
+			e.opts.Lease.Milliseconds()).Slice()
+		switch {
+		case err != nil:
+			return err
+		case len(res) == 0:
+			return fmt.Errorf("unexpected answer %v", res)
+		}
+		if n, _ := res[0].(int64); n != 1 {
+			if len(res) > 1 {
+				r.holder, _ = res[1].(string)
+			}
+			return errNotRenewed
+		}
+		return nil
+	})
 	switch {
+	case errors.Is(err, errNotRenewed):
 	case err != nil:
 		r.err = fmt.Errorf("leader: renew lease %s: %w", e.key, err)
-	case len(res) == 0:
-		r.err = fmt.Errorf("leader: renew lease %s: unexpected answer %v", e.key, res)
 	default:
-		n, _ := res[0].(int64)
-		r.ours = n == 1
-		if len(res) > 1 {
-			r.holder, _ = res[1].(string)
-		}
+		r.ours = true
 	}
 	out <- r
 }

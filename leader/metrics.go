@@ -25,7 +25,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		renewFailures: f.NewCounter(prometheus.CounterOpts{
 			Name: "presenced_leader_lease_renew_failures_total",
-			Help: "Renewals of the leader lease that failed: Redis did not answer in time, or the lease was found lost.",
+			Help: "Renewals of the leader lease that failed: Redis did not answer in time, too few replicas confirmed them (Options.Confirm), or the lease was found lost.",
 		}),
 		epoch: f.NewGauge(prometheus.GaugeOpts{
 			Name: "presenced_leader_epoch",

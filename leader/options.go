@@ -31,6 +31,17 @@ type Options struct {
 	// Redis holds the lease; required. Every instance that may lead the same Asterisk must use
 	// the same Redis and database. A Sentinel (failover) client serves as well as a plain one.
 	Redis redis.Cmdable
+	// Confirm, when set, carries the writes that take and renew the lease, so that they
+	// survive a failover of Redis: it calls write with the client, or a connection of it, to
+	// run them on (the same Redis as Redis), and when write returns nil it returns nil only
+	// once what write wrote is safe (presence.Store.Confirmed: WAIT until enough replicas hold
+	// it); it returns write's own error as it is, without waiting. An acquisition or renewal
+	// that Confirm fails counts as failed: the instance does not lead on a lease it took
+	// unconfirmed (it releases it at once), and a renewal not confirmed does not extend the
+	// leader's deadline. op says what is written. Nil writes to Redis directly: enough for a
+	// Redis without replicas; with Sentinel see "Across a failover of Redis" in the package
+	// documentation.
+	Confirm func(ctx context.Context, op string, write func(c redis.Cmdable) error) error
 	// Asterisk names the Asterisk the lease guards; required. The lease key is
 	// <Prefix>leader:<Asterisk>, so one Redis can serve the instances of several PBXes. Letters,
 	// digits and punctuation, no spaces, at most 200 bytes.

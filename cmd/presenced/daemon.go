@@ -235,7 +235,8 @@ func (d *daemon) buildEngine() error {
 		return fmt.Errorf("webhook: %w", err)
 	}
 	d.elector, err = leader.New(leader.Options{
-		Redis: d.store.Redis(), Asterisk: cfg.Asterisk.ID, Instance: cfg.InstanceID,
+		// With Sentinel, the lease is taken and renewed only once replicas hold it (WAIT).
+		Redis: d.store.Redis(), Confirm: d.store.Confirmed, Asterisk: cfg.Asterisk.ID, Instance: cfg.InstanceID,
 		Lease: cfg.Leader.Lease, RenewInterval: cfg.Leader.RenewInterval, ClockDriftMargin: cfg.Leader.ClockDriftMargin,
 		OnStartedLeading: d.lead, Logger: log.With("component", "leader"), Registerer: d.reg,
 	})

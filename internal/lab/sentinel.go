@@ -40,7 +40,11 @@ type SentinelOptions struct {
 	// ReplicationProxy routes the replica's replication link through a Proxy in the test
 	// process (Sentinel.Replication; one replica only): SetHung(true) holds the replication stream back, so the
 	// master acknowledges writes the replica does not get, and SetUp(false) then drops them,
-	// as a network partition or a master dying with a replication backlog would.
+	// as a network partition or a master dying with a replication backlog would. The
+	// sentinels put a replica whose master address is not the master's back on the master
+	// directly (+fix-slave-config) once failover-timeout (10 s here) has passed since they
+	// first saw it: a test that holds the stream back later than that raises failover-timeout
+	// first (SENTINEL SET <master> failover-timeout).
 	ReplicationProxy bool
 }
 
