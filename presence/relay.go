@@ -34,6 +34,7 @@ type Relay struct {
 	stream   string
 	instance string
 	leader   func(ctx context.Context) (bool, error)
+	confirm  func(ctx context.Context, op string, write func(redis.Cmdable) error) error
 	timeout  time.Duration
 	log      *slog.Logger
 }
@@ -49,6 +50,9 @@ type RelayOptions struct {
 	Instance string
 	// LeaderExists reports whether some instance holds the leadership now; required.
 	LeaderExists func(ctx context.Context) (bool, error)
+	// Confirm, when set, runs the writes of a request and of its answer and waits until they
+	// would survive a failover of Redis (Store.Confirmed); nil writes without waiting.
+	Confirm func(ctx context.Context, op string, write func(redis.Cmdable) error) error
 	// Timeout bounds a request that has no deadline of its own; zero means 30 s.
 	Timeout time.Duration
 	Logger  *slog.Logger
@@ -76,8 +80,11 @@ func NewRelay(opts RelayOptions) (*Relay, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.Confirm == nil {
+		opts.Confirm = func(_ context.Context, _ string, write func(redis.Cmdable) error) error { return write(opts.Redis) }
+	}
 	return &Relay{rdb: opts.Redis, stream: opts.Prefix + "relay:" + opts.Asterisk, instance: opts.Instance,
-		leader: opts.LeaderExists, timeout: opts.Timeout, log: opts.Logger}, nil
+		leader: opts.LeaderExists, confirm: opts.Confirm, timeout: opts.Timeout, log: opts.Logger}, nil
 }
 
 // The operations a relay carries.
@@ -132,8 +139,11 @@ func (r *Relay) call(ctx context.Context, req relayRequest, noLeader time.Durati
 	if err != nil {
 		return nil, fmt.Errorf("presence: relay: encode %s: %w", req.Op, err)
 	}
-	if err := r.rdb.XAdd(ctx, &redis.XAddArgs{Stream: r.stream, MaxLen: 10000, Approx: true,
-		Values: map[string]any{"request": string(raw)}}).Err(); err != nil {
+	err = r.confirm(ctx, "presence: relay "+req.Op, func(c redis.Cmdable) error {
+		return c.XAdd(ctx, &redis.XAddArgs{Stream: r.stream, MaxLen: 10000, Approx: true,
+			Values: map[string]any{"request": string(raw)}}).Err()
+	})
+	if err != nil {
 		return nil, StoreError(err, "presence: relay "+req.Op, r.stream)
 	}
 	if req.Op == relayTouch {
@@ -256,10 +266,13 @@ func (r *Relay) carryOut(ctx context.Context, e *Engine, req relayRequest) {
 	}
 	actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer acancel()
-	_, perr := r.rdb.TxPipelined(actx, func(p redis.Pipeliner) error {
-		p.RPush(actx, r.replyKey(req.ID), raw)
-		p.Expire(actx, r.replyKey(req.ID), time.Minute)
-		return nil
+	perr := r.confirm(actx, "presence: relay answer", func(c redis.Cmdable) error {
+		_, err := c.TxPipelined(actx, func(p redis.Pipeliner) error {
+			p.RPush(actx, r.replyKey(req.ID), raw)
+			p.Expire(actx, r.replyKey(req.ID), time.Minute)
+			return nil
+		})
+		return err
 	})
 	if perr != nil {
 		r.log.Warn("relay: cannot answer a request", "op", req.Op, "from", req.From, "err", perr)

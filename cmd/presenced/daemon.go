@@ -260,7 +260,7 @@ func (d *daemon) buildEngine() error {
 	d.devices = blf.NewDevices(d.ami, d.amiRead, phones)
 	// Every instance serves the whole API: what a standby is asked to do, the leader does.
 	relay, err := presence.NewRelay(presence.RelayOptions{
-		Redis: d.store.Redis(), Asterisk: cfg.Asterisk.ID, Instance: cfg.InstanceID,
+		Redis: d.store.Redis(), Confirm: d.store.Confirmed, Asterisk: cfg.Asterisk.ID, Instance: cfg.InstanceID,
 		LeaderExists: func(ctx context.Context) (bool, error) {
 			_, _, err := d.elector.Leader(ctx)
 			if errors.Is(err, leader.ErrNoLeader) {
