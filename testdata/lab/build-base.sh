@@ -16,8 +16,9 @@ if [[ "$force" != "--force" ]] && docker image inspect "$BASE_IMAGE" >/dev/null 
 fi
 
 if ! command -v debootstrap >/dev/null 2>&1; then
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+	# Another apt (a test installing its own tools) may hold the lock: wait for it.
+	apt-get -o DPkg::Lock::Timeout=600 update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq debootstrap >/dev/null
 fi
 
 # The mirror this machine already uses; never a hard-coded host.
