@@ -337,14 +337,13 @@ func (c *Concern) listPresence(ctx context.Context) (map[string]presence.Presenc
 	return out, nil
 }
 
-// Apply implements presence.Concern: it performs u's operations in order and reports one
-// outcome per operation. Operations are independent: one that fails does not stop the
-// next. Once ctx is done the remaining operations fail without being sent. Setting a lamp or
-// a presence state is always ResultApplied (Asterisk does not say whether it changed).
+// Apply implements presence.Concern: it sends u's operations at once (presence.ApplyAll: they
+// name distinct devices and providers) and reports one outcome per operation. Operations are
+// independent: one that fails does not stop the others. Once ctx is done the operations not
+// yet sent fail. Setting a lamp or a presence state is always ResultApplied (Asterisk does not say whether it changed).
 func (c *Concern) Apply(ctx context.Context, u *presence.User, ops []presence.Op) []presence.Outcome {
-	out := make([]presence.Outcome, len(ops))
+	out := presence.ApplyAll(ops, func(op presence.Op) presence.Outcome { return c.apply(ctx, op) })
 	for i, op := range ops {
-		out[i] = c.apply(ctx, op)
 		c.met.Count(op.Kind, out[i].Result)
 		c.log.LogAttrs(ctx, slog.LevelDebug, "apply", slog.String("user", userID(u)),
 			slog.String("op", describe(op)), slog.String("result", string(out[i].Result)),

@@ -1,6 +1,9 @@
 package presence
 
-import "context"
+import (
+	"context"
+	"sync"
+)
 
 // Concern is one part of the PBX presenced manages: queue membership (package queue), astdb
 // keys and globals (package followme), lamps and presence (package blf), webhooks. The engine
@@ -17,8 +20,11 @@ type Concern interface {
 	// as QueueStatus, DBGetTree, DeviceStateList, PresenceStateList), and record absent state
 	// as nil entries for the keys want names.
 	Observe(ctx context.Context, want map[UserID]*Target, have map[UserID]*Target) error
-	// Apply performs one user's operations, in order, and reports one outcome per operation,
-	// in the same order. Idempotent answers ("Already there", "Not there") are ResultUnchanged.
+	// Apply performs one user's operations and reports one outcome per operation, in the
+	// same order. The operations of one plan name distinct things (a queue, an astdb key, a
+	// device, a variable, each once), so a concern may send them all at once (ApplyAll) rather
+	// than one after the other. Idempotent answers ("Already there", "Not there") are
+	// ResultUnchanged.
 	Apply(ctx context.Context, u *User, ops []Op) []Outcome
 }
 
@@ -69,4 +75,36 @@ type Watch struct {
 	// All says that anyone's PBX state may have changed and the concern cannot tell whose:
 	// events were lost, a module was reloaded. why is logged.
 	All func(why string)
+}
+
+// ApplyAll performs ops with apply and returns the outcomes in the order of ops. Operations on
+// different things (a queue, an astdb key, a device, a variable) run at once, each in its own
+// goroutine: over one AMI session their actions go out back to back and their answers come
+// back together, one round trip for all instead of one each. Operations on the same thing
+// (which one plan never holds, but a caller may) run one after the other, in order.
+func ApplyAll(ops []Op, apply func(Op) Outcome) []Outcome {
+	out := make([]Outcome, len(ops))
+	if len(ops) == 1 {
+		out[0] = apply(ops[0])
+		return out
+	}
+	chains := map[string][]int{}
+	var order []string
+	for i, op := range ops {
+		k := op.Queue + "\x00" + op.Key
+		if _, ok := chains[k]; !ok {
+			order = append(order, k)
+		}
+		chains[k] = append(chains[k], i)
+	}
+	var wg sync.WaitGroup
+	for _, k := range order {
+		wg.Go(func() {
+			for _, i := range chains[k] {
+				out[i] = apply(ops[i])
+			}
+		})
+	}
+	wg.Wait()
+	return out
 }

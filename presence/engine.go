@@ -226,6 +226,8 @@ type SwitchResult struct {
 	Preview bool `json:"preview,omitempty"`
 	// State is the state the switch saved (with its new version); not encoded.
 	State UserState `json:"-"`
+
+	journal *JournalEntry // what the pass journals, written with the record (term.record)
 }
 
 // Switch puts the user in the requested profile: it records the new desired state in Redis
@@ -299,7 +301,7 @@ func (e *Engine) save(ctx context.Context, req SwitchRequest) (u *User, st UserS
 
 // next computes the state switching u as req asks makes of the stored one (prev).
 func (e *Engine) next(ctx context.Context, u *User, req SwitchRequest) (st UserState, from, to *Profile, profiles []*Profile, prev UserState, err error) {
-	prev, _, err = e.opts.States.Load(ctx, u.ID)
+	prev, _, profiles, err, perr := e.loadUser(ctx, u)
 	var corrupt *CorruptError
 	if errors.As(err, &corrupt) {
 		// Nothing is lost: the unreadable record stays for an admin to look at until this
@@ -314,9 +316,8 @@ func (e *Engine) next(ctx context.Context, u *User, req SwitchRequest) (st UserS
 	if x := req.Expect; x != nil && (prev.Version != x.Version || !prev.Since.Equal(x.Since)) {
 		return st, nil, nil, nil, prev, fmt.Errorf("%w: %s is at version %d, the switch expected %d", ErrStateChanged, u.ID, prev.Version, x.Version)
 	}
-	profiles, err = e.profilesOf(ctx, u)
-	if err != nil {
-		return st, nil, nil, nil, prev, err
+	if perr != nil {
+		return st, nil, nil, nil, prev, perr
 	}
 	to = findProfile(profiles, req.Profile)
 	if to == nil {
@@ -541,6 +542,20 @@ func inSync(outcomes []Outcome) bool {
 // profilesOf lists the user's profiles: system-wide ones, then personal ones.
 func (e *Engine) profilesOf(ctx context.Context, u *User) ([]*Profile, error) {
 	personal, err := e.opts.States.PersonalProfiles(ctx, u.ID)
+	return e.withPersonal(u, personal, err)
+}
+
+// loadUser reads the user's state and profiles in one round trip (StateStore.LoadUser): the
+// state and its error as StateStore.Load returns them, the profiles as profilesOf does.
+func (e *Engine) loadUser(ctx context.Context, u *User) (st UserState, found bool, profiles []*Profile, stateErr, profilesErr error) {
+	st, found, personal, stateErr, profilesErr := e.opts.States.LoadUser(ctx, u.ID)
+	profiles, profilesErr = e.withPersonal(u, personal, profilesErr)
+	return st, found, profiles, stateErr, profilesErr
+}
+
+// withPersonal is the system-wide profiles, then the personal ones read with err: profiles
+// that could not be read are logged and left out; any other error is returned.
+func (e *Engine) withPersonal(u *User, personal []*Profile, err error) ([]*Profile, error) {
 	var corrupt *CorruptError
 	if err != nil && !errors.As(err, &corrupt) {
 		return nil, err

@@ -418,16 +418,15 @@ func (e *Engine) check(ctx context.Context, t *term, id UserID, m passMode, seen
 	if !ok {
 		return nil, false, fmt.Errorf("%w %q", ErrUnknownUser, id)
 	}
-	st, found, err := e.opts.States.Load(ctx, u.ID)
+	st, found, profiles, err, perr := e.loadUser(ctx, u)
 	if err != nil {
 		return nil, false, err
 	}
 	if !found {
 		return &SwitchResult{SwitchEvent: SwitchEvent{User: u.ID, Extension: u.Extension, At: e.now()}, Outcomes: []Outcome{}, InSync: true}, false, nil
 	}
-	profiles, err := e.profilesOf(ctx, u)
-	if err != nil {
-		return nil, false, err
+	if perr != nil {
+		return nil, false, perr
 	}
 	want := e.compile(u, st, profiles)
 	// A state version the record has not seen applied (the first state of a user comes with a
@@ -545,12 +544,8 @@ func (e *Engine) finish(ctx context.Context, u *User, kind string, res *SwitchRe
 		e.metrics.drift(res.Outcomes, newReported, newDeferred)
 	}
 	if kind == "switch" || changed || len(newReported)+len(newDeferred) > 0 || settled {
-		jctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		if _, err := e.opts.States.AppendJournal(jctx, u.ID, JournalEntry{SwitchEvent: res.SwitchEvent, Kind: kind,
-			Outcomes: res.Outcomes, InSync: res.InSync}); err != nil {
-			e.log.Error("journal not written", "user", u.ID, "err", err)
-		}
-		cancel()
+		// written with the record, in one round trip (term.record)
+		res.journal = &JournalEntry{SwitchEvent: res.SwitchEvent, Kind: kind, Outcomes: res.Outcomes, InSync: res.InSync}
 	}
 	for _, o := range res.Outcomes {
 		e.metrics.op(o)
@@ -581,7 +576,8 @@ func (e *Engine) finish(ctx context.Context, u *User, kind string, res *SwitchRe
 	return len(failed) > 0
 }
 
-// record writes the user's record, with the retry the queue holds for them.
+// record writes the user's record, with the retry the queue holds for them, and the pass's
+// journal entry if it has one.
 func (t *term) record(key workKey, res *SwitchResult) {
 	rec := res.State.Record
 	if rec == nil {
@@ -597,8 +593,12 @@ func (t *term) record(key workKey, res *SwitchResult) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(t.ctx), 5*time.Second)
 	defer cancel()
-	if err := t.e.opts.States.SaveRecord(ctx, key.user, *rec); err != nil {
-		t.e.log.Error("record not written", "user", key.user, "err", err)
+	if err := t.e.opts.States.SaveRecordJournal(ctx, key.user, *rec, res.journal); err != nil {
+		if res.journal != nil {
+			t.e.log.Error("record and journal not written", "user", key.user, "err", err)
+		} else {
+			t.e.log.Error("record not written", "user", key.user, "err", err)
+		}
 	}
 }
 

@@ -55,24 +55,40 @@ func (r *Record) settled() bool {
 func (s *StateStore) outOfSyncKey() string { return s.prefix + "outofsync" }
 func (s *StateStore) retriesKey() string   { return s.prefix + "retries" }
 
-// saveRecordScript writes a user's record and keeps the indexes in step. KEYS: the user's hash,
-// the out-of-sync set, the retries sorted set. ARGV: the record (JSON), the user id, "1" when in
-// sync, the retry time in Unix milliseconds ("" for none).
+// saveRecordScript writes a user's record and keeps the indexes in step, and appends an entry
+// to the user's journal with it. KEYS: the user's hash, the out-of-sync set, the retries sorted
+// set, the user's journal. ARGV: the record (JSON), the user id, "1" when in sync, the retry
+// time in Unix milliseconds ("" for none), the journal's length bound, the journal entry (JSON;
+// "" for none).
 const saveRecordScript = `
 redis.call('HSET', KEYS[1], 'record', ARGV[1])
 if ARGV[3] == '1' then redis.call('SREM', KEYS[2], ARGV[2]) else redis.call('SADD', KEYS[2], ARGV[2]) end
 if ARGV[4] == '' then redis.call('ZREM', KEYS[3], ARGV[2]) else redis.call('ZADD', KEYS[3], ARGV[4], ARGV[2]) end
-return 1
+if ARGV[6] ~= '' then return redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*', 'entry', ARGV[6]) end
+return ''
 `
 
 // SaveRecord writes the user's record.
 func (s *StateStore) SaveRecord(ctx context.Context, id UserID, r Record) error {
+	return s.SaveRecordJournal(ctx, id, r, nil)
+}
+
+// SaveRecordJournal writes the user's record and, when e is not nil, appends e to the user's
+// journal, in one round trip: the end of every pass over a user. With an entry it is
+// acknowledged like AppendJournal (through Store.Confirmed).
+func (s *StateStore) SaveRecordJournal(ctx context.Context, id UserID, r Record, e *JournalEntry) error {
 	if err := s.EnsureSchema(ctx); err != nil {
 		return err
 	}
 	b, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("presence: encode record of %s: %w", id, err)
+	}
+	var entry []byte
+	if e != nil {
+		if entry, err = json.Marshal(e); err != nil {
+			return fmt.Errorf("presence: encode journal entry of %s: %w", id, err)
+		}
 	}
 	inSync, retry := "0", ""
 	if r.InSync {
@@ -82,12 +98,20 @@ func (s *StateStore) SaveRecord(ctx context.Context, id UserID, r Record) error 
 		retry = strconv.FormatInt(r.RetryAt.UnixMilli(), 10)
 	}
 	key := s.userKey(id)
-	err = s.run(ctx, s.rdb, s.saveRecord, []string{key, s.outOfSyncKey(), s.retriesKey()}, string(b), string(id), inSync, retry).Err()
+	keys := []string{key, s.outOfSyncKey(), s.retriesKey(), s.journalKey(id)}
+	args := []any{string(b), string(id), inSync, retry, strconv.FormatInt(s.journalLength, 10), string(entry)}
+	op := "save record of " + string(id)
+	if e == nil {
+		err = s.run(ctx, s.rdb, s.saveRecord, keys, args...).Err()
+	} else {
+		op = "save record and journal of " + string(id)
+		err = s.confirmed(ctx, op, func(c redis.Cmdable) error { return s.run(ctx, c, s.saveRecord, keys, args...).Err() })
+	}
 	if fenced(err) {
 		return ErrFenced
 	}
 	if err != nil {
-		return s.fail(err, "save record of "+string(id), key)
+		return s.fail(err, op, key)
 	}
 	s.ok()
 	return nil

@@ -442,6 +442,38 @@ func (s *StateStore) PersonalProfiles(ctx context.Context, id UserID) ([]*Profil
 	return ps, err
 }
 
+// LoadUser is Load and PersonalProfiles in one round trip: what every look at a user starts
+// with. stateErr is what Load would return, profilesErr what PersonalProfiles would.
+func (s *StateStore) LoadUser(ctx context.Context, id UserID) (st UserState, found bool, personal []*Profile, stateErr, profilesErr error) {
+	if err := s.EnsureSchema(ctx); err != nil {
+		return UserState{}, false, nil, err, err
+	}
+	key, pkey := s.userKey(id), s.profilesKey(id)
+	var stCmd *redis.SliceCmd
+	var pCmd *redis.MapStringStringCmd
+	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error { // each command is judged below
+		stCmd = p.HMGet(ctx, key, stateFields...)
+		pCmd = p.HGetAll(ctx, pkey)
+		return nil
+	})
+	if vals, err := stCmd.Result(); err != nil {
+		stateErr = s.fail(err, "load state of "+string(id), key)
+	} else {
+		st, found, stateErr = s.decodeState(id, vals)
+	}
+	s.unreadable.note(kindState, key, stateErr)
+	if all, err := pCmd.Result(); err != nil {
+		profilesErr = s.fail(err, "read profiles of "+string(id), pkey)
+	} else {
+		personal, profilesErr = s.decodeProfiles(id, all)
+	}
+	s.unreadable.note(kindProfile, pkey, profilesErr)
+	if stCmd.Err() == nil && pCmd.Err() == nil {
+		s.ok()
+	}
+	return st, found, personal, stateErr, profilesErr
+}
+
 // decodeProfiles reads the fields of a user's profiles hash, sorted; profiles that cannot be
 // read are reported in the error and left out.
 func (s *StateStore) decodeProfiles(id UserID, all map[string]string) ([]*Profile, error) {

@@ -19,8 +19,9 @@ const (
 	msgNotThere     = "Unable to remove interface: Not there"
 )
 
-// Apply performs one user's queue operations in order and returns one outcome per operation,
-// in the same order. Operations of other kinds fail. Calls for different users may run in
+// Apply performs one user's queue operations and returns one outcome per operation, in the
+// same order. The operations name distinct queues, so they are sent at once
+// (presence.ApplyAll). Operations of other kinds fail. Calls for different users may run in
 // parallel; calls for the same interface are serialised.
 //
 //   - queue_add sends one QueueAdd with the member's name, state interface and penalty, and,
@@ -94,19 +95,23 @@ func (c *Concern) Apply(ctx context.Context, u *presence.User, ops []presence.Op
 		defer unlock()
 	}
 
-	group := c.coalescible(ops)
 	done := make([]bool, len(ops))
+	if group := c.coalescible(ops); len(group) > 0 && c.pauseAll(ctx, log, ops, group, out) {
+		for _, j := range group {
+			done[j] = true
+		}
+	}
+	// The rest name distinct queues (a pause and a penalty in one queue are independent): they
+	// are sent at once.
+	var rest []presence.Op
+	var at []int
 	for i, op := range ops {
-		if done[i] {
-			continue
+		if !done[i] {
+			rest, at = append(rest, op), append(at, i)
 		}
-		if len(group) > 0 && i == group[0] && c.pauseAll(ctx, log, ops, group, out) {
-			for _, j := range group {
-				done[j] = true
-			}
-			continue
-		}
-		out[i] = c.apply(ctx, log, op)
+	}
+	for k, o := range presence.ApplyAll(rest, func(op presence.Op) presence.Outcome { return c.apply(ctx, log, op) }) {
+		out[at[k]] = o
 	}
 	return out
 }

@@ -59,10 +59,20 @@ type rig struct {
 
 func newRig(tb testing.TB, users []presence.User, profiles []presence.Profile) *rig {
 	tb.Helper()
-	c := env.AMI(tb, false, func(cfg *ami.Config) { cfg.Events = *benchEvents })
+	return newRigWith(tb, users, profiles, nil)
+}
+
+// newRigWith is newRig with mod adjusting the configuration of the main AMI session (reader
+// false) and of the read session (reader true), e.g. to record what they send.
+func newRigWith(tb testing.TB, users []presence.User, profiles []presence.Profile, mod func(reader bool, cfg *ami.Config)) *rig {
+	tb.Helper()
+	if mod == nil {
+		mod = func(bool, *ami.Config) {}
+	}
+	c := env.AMI(tb, false, func(cfg *ami.Config) { cfg.Events = *benchEvents; mod(false, cfg) })
 	reader := c
 	if *benchReader {
-		reader = env.AMI(tb, false, func(cfg *ami.Config) { cfg.Events = "system" })
+		reader = env.AMI(tb, false, func(cfg *ami.Config) { cfg.Events = "system"; mod(true, cfg) })
 	}
 	log := slog.New(slog.DiscardHandler)
 	reg := prometheus.NewRegistry()
@@ -336,53 +346,6 @@ func median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
 	return s[len(s)/2]
-}
-
-// BenchmarkSingleSwitch: one user in 10 queues switches between two profiles that change every
-// queue's pause, DND, presence and a forward; p50 and p99 of the switch latency.
-func BenchmarkSingleSwitch(b *testing.B) {
-	qs := make([]presence.QueueMembership, 10)
-	for i := range qs {
-		qs[i] = presence.QueueMembership{Name: fmt.Sprintf("bench%d", i+1)}
-	}
-	u := presence.User{ID: "single", Extension: "69999", Devices: []presence.Device{{Dial: "PJSIP/69999", Family: presence.FamilyDesk}}, Queues: qs}
-	all := presence.QueueSelector{"all"}
-	off := false
-	profiles := []presence.Profile{
-		{ID: "available", Presence: "available", OnEnter: []presence.Action{
-			{Kind: presence.ActionQueueLogin, Queues: all}, {Kind: presence.ActionQueueUnpause, Queues: all},
-			{Kind: presence.ActionDND, On: &off}, {Kind: presence.ActionForward, Type: presence.ForwardBusy, On: &off}}},
-		{ID: "dnd", Presence: "dnd", OnEnter: []presence.Action{
-			{Kind: presence.ActionQueuePause, Queues: all, Reason: "Busy"}, {Kind: presence.ActionDND},
-			{Kind: presence.ActionForward, Type: presence.ForwardBusy, To: "1002"}}},
-	}
-	r := newRig(b, []presence.User{u}, profiles)
-	ctx := context.Background()
-	if _, err := r.engine.Switch(ctx, presence.SwitchRequest{User: u.ID, Profile: "available", Source: presence.SourceAPI}); err != nil {
-		b.Fatal(err)
-	}
-	var lat []time.Duration
-	i := 0
-	for b.Loop() {
-		p := []string{"dnd", "available"}[i%2]
-		i++
-		start := time.Now()
-		res, err := r.engine.Switch(ctx, presence.SwitchRequest{User: u.ID, Profile: p, Source: presence.SourceAPI})
-		lat = append(lat, time.Since(start))
-		if err != nil || !res.InSync {
-			b.Fatalf("switch to %s: %v %+v", p, err, res)
-		}
-	}
-	b.StopTimer()
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
-	// leave the bench queues empty for the next benchmark
-	ctx2, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	for _, q := range qs {
-		r.ami.QueueRemove(ctx2, presence.DefaultNaming().Interface(&u), q.Name)
-	}
 }
 
 // BenchmarkMemory10kUsers: heap held by a catalog and engine of 10,000 users in 5 queues.

@@ -447,7 +447,7 @@ type rcRaw struct {
 	r    *bufio.Reader
 }
 
-func rcDialRaw(t *testing.T) *rcRaw {
+func rcDialRaw(t testing.TB) *rcRaw {
 	t.Helper()
 	c, err := net.Dial("tcp", env.AMIAddr)
 	if err != nil {
