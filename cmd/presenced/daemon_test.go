@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 }
 
 // labConfig is a configuration pointing at the given AMI address and ARI URL.
-func labConfig(t *testing.T, amiAddr, ariURL string) Config {
+func labConfig(t testing.TB, amiAddr, ariURL string) Config {
 	t.Helper()
 	environ := []string{
 		"PRESENCED_ASTERISK_AMI_ADDRESS=" + amiAddr,
@@ -62,12 +62,22 @@ type daemonUnderTest struct {
 	done   chan error
 }
 
-func startDaemon(t *testing.T, cfg Config) *daemonUnderTest {
+func startDaemon(t testing.TB, cfg Config) *daemonUnderTest {
+	t.Helper()
+	return startDaemonAt(t, cfg, slog.LevelDebug)
+}
+
+// slogInfo is the log level of daemons under benchmark: a debug line per AMI action, written
+// through the test's log, would be most of what they do.
+const slogInfo = slog.LevelInfo
+
+// startDaemonAt is startDaemon logging at level.
+func startDaemonAt(t testing.TB, cfg Config, level slog.Level) *daemonUnderTest {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &daemonUnderTest{cancel: cancel, done: make(chan error, 1)}
 	addr := make(chan string, 1)
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
 	go func() { d.done <- run(ctx, cfg, log, func(a string) { addr <- a }) }()
 	select {
 	case a := <-addr:
@@ -82,7 +92,7 @@ func startDaemon(t *testing.T, cfg Config) *daemonUnderTest {
 }
 
 // stop shuts the daemon down; it must finish cleanly within its 10 s budget.
-func (d *daemonUnderTest) stop(t *testing.T) {
+func (d *daemonUnderTest) stop(t testing.TB) {
 	if d.cancel == nil {
 		return
 	}
@@ -102,14 +112,14 @@ func (d *daemonUnderTest) stop(t *testing.T) {
 	}
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
 
-func (d *daemonUnderTest) get(t *testing.T, path string) (int, string) {
+func (d *daemonUnderTest) get(t testing.TB, path string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(d.base + path)
 	if err != nil {
@@ -120,7 +130,7 @@ func (d *daemonUnderTest) get(t *testing.T, path string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func (d *daemonUnderTest) readiness(t *testing.T) (int, readiness) {
+func (d *daemonUnderTest) readiness(t testing.TB) (int, readiness) {
 	t.Helper()
 	code, body := d.get(t, "/readyz")
 	var rd readiness
@@ -131,7 +141,7 @@ func (d *daemonUnderTest) readiness(t *testing.T) (int, readiness) {
 }
 
 // waitReady polls /readyz until it answers 200.
-func (d *daemonUnderTest) waitReady(t *testing.T, within time.Duration) {
+func (d *daemonUnderTest) waitReady(t testing.TB, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {

@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -55,7 +57,13 @@ func TestFeatureCodeLatencyAndLoad(t *testing.T) {
 	if os.Getenv("PRESENCED_FC_BENCH") == "1" {
 		users, sequential = 200, 100
 	}
-	f := startFeatureCodeDaemon(t, benchYAML(users))
+	level := slog.LevelDebug
+	if os.Getenv("PRESENCED_FC_BENCH") == "1" {
+		// Measured as deployed: a debug line per AMI action through the test's log would be
+		// much of what the daemon does in the burst.
+		level = slogInfo
+	}
+	f := startFeatureCodeDaemonAt(t, benchYAML(users), level)
 	for i := range users {
 		f.d.switchTo(t, fmt.Sprintf("u%d", 2000+i), "available", "")
 	}
@@ -93,6 +101,7 @@ func TestFeatureCodeLatencyAndLoad(t *testing.T) {
 		len(seq), percentile(seq, .5), percentile(seq, .99), slices.Max(seq))
 
 	// 200 calls at once, one per user.
+	before := f.d.histograms(t)
 	start := time.Now()
 	for i := range users {
 		originate("*553", fmt.Sprintf(`"U" <%d>`, 2000+i))
@@ -116,6 +125,25 @@ func TestFeatureCodeLatencyAndLoad(t *testing.T) {
 	t.Logf("burst of %d concurrent calls: all ended in %v; %d switched, failures %v; latency p50 %v p99 %v max %v",
 		users, time.Since(start).Round(time.Millisecond), len(burst), failed,
 		percentile(burst, .5), percentile(burst, .99), slices.Max(burst))
+	// Where the burst's time went, from the daemon's own metrics (means over the burst).
+	after := f.d.histograms(t)
+	for _, name := range []string{
+		`presenced_switch_duration_seconds{source="feature_code"}`,
+		`presenced_workqueue_queue_duration_seconds`,
+		`presenced_workqueue_work_duration_seconds`,
+		`presenced_observe_duration_seconds`,
+		`presenced_observe_batch_users`,
+	} {
+		a, b := after[name], before[name]
+		if n := a.count - b.count; n > 0 {
+			t.Logf("burst: %s mean %.4g over %d", name, (a.sum-b.sum)/n, int(n))
+		}
+	}
+	for name, a := range after {
+		if b := before[name]; strings.HasPrefix(name, "presenced_ari_request_duration_seconds") && a.count > b.count {
+			t.Logf("burst: %s mean %.4g over %d", name, (a.sum-b.sum)/(a.count-b.count), int(a.count-b.count))
+		}
+	}
 	p := &pbx{t: t, c: f.ami}
 	for _, ext := range []int{2001, 2000 + users/2, 2000 + users - 1} {
 		if v, _ := p.db("PROFILE", fmt.Sprint(ext)+"/active"); v != "lunch" {
@@ -133,4 +161,40 @@ func sumCounts(m map[featurecode.Result]int) int {
 		n += v
 	}
 	return n
+}
+
+// histogram is a histogram's sum and count.
+type histogram struct{ sum, count float64 }
+
+// histograms reads every histogram's sum and count from /metrics, by name and labels (the
+// labels of the _sum line, as written).
+func (d *daemonUnderTest) histograms(t testing.TB) map[string]histogram {
+	t.Helper()
+	_, body := d.get(t, "/metrics")
+	out := map[string]histogram{}
+	for line := range strings.SplitSeq(body, "\n") {
+		name, value, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			continue
+		}
+		base, labels, _ := strings.Cut(name, "{")
+		if labels != "" {
+			labels = "{" + labels
+		}
+		switch {
+		case strings.HasSuffix(base, "_sum"):
+			h := out[strings.TrimSuffix(base, "_sum")+labels]
+			h.sum = v
+			out[strings.TrimSuffix(base, "_sum")+labels] = h
+		case strings.HasSuffix(base, "_count"):
+			h := out[strings.TrimSuffix(base, "_count")+labels]
+			h.count = v
+			out[strings.TrimSuffix(base, "_count")+labels] = h
+		}
+	}
+	return out
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -40,14 +41,21 @@ type fcLab struct {
 	rdb      *redis.Client
 	outcomes chan featurecode.Outcome
 	seen     map[string]bool // uniqueids of the Stasis channels found so far
+	level    slog.Level      // the daemon's log level
 }
 
 // startFeatureCodeDaemon runs presenced with yaml (profilesYAML's users) against the lab and
 // waits until the dialplan sends feature codes to it.
 func startFeatureCodeDaemon(t *testing.T, yaml string) *fcLab {
 	t.Helper()
+	return startFeatureCodeDaemonAt(t, yaml, slog.LevelDebug)
+}
+
+// startFeatureCodeDaemonAt is startFeatureCodeDaemon logging at level.
+func startFeatureCodeDaemonAt(t *testing.T, yaml string, level slog.Level) *fcLab {
+	t.Helper()
 	cfg := profileConfig(t, yaml)
-	f := &fcLab{t: t, cfg: cfg, outcomes: make(chan featurecode.Outcome, 1024), seen: map[string]bool{}}
+	f := &fcLab{t: t, cfg: cfg, outcomes: make(chan featurecode.Outcome, 1024), seen: map[string]bool{}, level: level}
 	f.cfg.observeFeatureCode = func(o featurecode.Outcome) { f.outcomes <- o }
 	f.ami = newProbe(t).c
 	opt, err := redis.ParseURL(env.RedisURL)
@@ -64,7 +72,7 @@ func startFeatureCodeDaemon(t *testing.T, yaml string) *fcLab {
 func (f *fcLab) start() {
 	t := f.t
 	t.Helper()
-	f.d = startDaemon(t, f.cfg)
+	f.d = startDaemonAt(t, f.cfg, f.level)
 	f.d.waitReady(t, 15*time.Second)
 	app := f.cfg.Asterisk.ARI.App + "-" + f.cfg.InstanceID
 	deadline := time.Now().Add(10 * time.Second)

@@ -11,7 +11,7 @@ import (
 )
 
 // waitRole waits until the daemon is ready in the given role ("leader" or "standby").
-func (d *daemonUnderTest) waitRole(t *testing.T, role string, within time.Duration) readiness {
+func (d *daemonUnderTest) waitRole(t testing.TB, role string, within time.Duration) readiness {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {

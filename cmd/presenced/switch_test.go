@@ -77,7 +77,7 @@ profiles:
 
 // profileConfig is the configuration of a presenced with the given YAML (users, profiles, ...)
 // against the lab Asterisk and Redis. The users alice and carol start with no state.
-func profileConfig(t *testing.T, yaml string) Config {
+func profileConfig(t testing.TB, yaml string) Config {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "presenced.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
@@ -113,7 +113,7 @@ func startProfileDaemon(t *testing.T) (*daemonUnderTest, Config) {
 
 // forgetUsers deletes what earlier tests left of the users in the lab Redis (state, journal,
 // personal profiles, PIN failures), so that each test starts from users never switched.
-func forgetUsers(t *testing.T, ids ...string) {
+func forgetUsers(t testing.TB, ids ...string) {
 	t.Helper()
 	opt, err := redis.ParseURL(env.RedisURL)
 	if err != nil {
@@ -135,7 +135,7 @@ func forgetUsers(t *testing.T, ids ...string) {
 	}
 }
 
-func (d *daemonUnderTest) call(t *testing.T, method, path, token string, body any) (int, map[string]any) {
+func (d *daemonUnderTest) call(t testing.TB, method, path, token string, body any) (int, map[string]any) {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -162,7 +162,7 @@ func (d *daemonUnderTest) call(t *testing.T, method, path, token string, body an
 	return resp.StatusCode, out
 }
 
-func (d *daemonUnderTest) switchTo(t *testing.T, user, profile, info string) map[string]any {
+func (d *daemonUnderTest) switchTo(t testing.TB, user, profile, info string) map[string]any {
 	t.Helper()
 	code, res := d.call(t, http.MethodPut, "/api/v1/users/"+user+"/profile", testToken("admin"), map[string]string{"profile": profile, "info": info})
 	if code != http.StatusOK {
