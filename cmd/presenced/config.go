@@ -23,6 +23,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/presenced/presenced/ari/featurecode"
+	"github.com/presenced/presenced/internal/httpserve"
 	"github.com/presenced/presenced/internal/secret"
 	"github.com/presenced/presenced/internal/throttle"
 	"github.com/presenced/presenced/leader"
@@ -275,7 +276,7 @@ type StoreConfig struct {
 }
 
 // HTTPConfig is the HTTP listener (API, metrics, health, readiness) and the limits that keep
-// slow or idle clients from holding it (newHTTPServer).
+// slow or idle clients from holding it (package internal/httpserve).
 type HTTPConfig struct {
 	Listen string `mapstructure:"listen"`
 	// ReadHeaderTimeout bounds reading a request's headers; ReadTimeout the whole request,
@@ -294,6 +295,12 @@ type HTTPConfig struct {
 	MaxConnections int `mapstructure:"max_connections"`
 	// MaxHeaderBytes bounds a request's headers (431 beyond).
 	MaxHeaderBytes int `mapstructure:"max_header_bytes"`
+}
+
+// limits are the listener's bounds, every request body bounded by maxBody.
+func (c HTTPConfig) limits(maxBody int64) httpserve.Limits {
+	return httpserve.Limits{ReadHeaderTimeout: c.ReadHeaderTimeout, ReadTimeout: c.ReadTimeout, WriteTimeout: c.WriteTimeout,
+		IdleTimeout: c.IdleTimeout, MaxHeaderBytes: c.MaxHeaderBytes, MaxConnections: c.MaxConnections, MaxBodyBytes: maxBody}
 }
 
 // defaults holds every configuration key with its default value. Every key must be here:

@@ -20,6 +20,7 @@ import (
 	"github.com/presenced/presenced/ari/featurecode"
 	"github.com/presenced/presenced/blf"
 	"github.com/presenced/presenced/followme"
+	"github.com/presenced/presenced/internal/httpserve"
 	"github.com/presenced/presenced/internal/throttle"
 	"github.com/presenced/presenced/leader"
 	"github.com/presenced/presenced/presence"
@@ -163,7 +164,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 		d.store.Close(context.Background())
 		return fmt.Errorf("http: listen on %s: %w", cfg.HTTP.Listen, err)
 	}
-	hs := newHTTPServer(cfg.HTTP, cfg.API.MaxBodyBytes, ln, d.routes(), log.With("component", "http"), d.reg)
+	hs := httpserve.New(cfg.HTTP.limits(cfg.API.MaxBodyBytes), ln, d.routes(), log.With("component", "http"), d.reg)
 	log.Info("presenced starting", "version", version, "instance", cfg.InstanceID, "http", ln.Addr().String(),
 		"ami", cfg.Asterisk.AMI.Address, "ari", cfg.Asterisk.ARI.URL, "stasis_app", d.ari.AppName(),
 		"store", cfg.Redis.kind())
@@ -197,7 +198,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 	})
 	wg.Go(func() { d.states.WatchSchema(runCtx) })
 	wg.Go(func() {
-		if err := hs.serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := hs.Serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http: %w", err)
 		}
 	})
@@ -379,13 +380,13 @@ func (d *daemon) buildEngine() error {
 //
 // A client cut off in stage 1 is no error; a stage that overruns its budget is, but the
 // stages after it still run.
-func (d *daemon) shutdown(cancel context.CancelFunc, hs *httpServer, wg *sync.WaitGroup) error {
+func (d *daemon) shutdown(cancel context.CancelFunc, hs *httpserve.Server, wg *sync.WaitGroup) error {
 	start := time.Now()
 	var errs []error
 
 	stage, budget := time.Now(), d.cfg.HTTP.ShutdownTimeout
 	ctx, done := context.WithTimeout(context.Background(), budget)
-	forced, err := hs.stop(ctx)
+	forced, err := hs.Stop(ctx)
 	done()
 	if err != nil {
 		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
@@ -403,14 +404,14 @@ func (d *daemon) shutdown(cancel context.CancelFunc, hs *httpServer, wg *sync.Wa
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		wg.Wait()             // AMI, ARI, triggers, feature codes, the engine, the HTTP listener
-		hs.requests.wait(ctx) // handlers whose connection stage 1 closed
+		wg.Wait()    // AMI, ARI, triggers, feature codes, the engine, the HTTP listener
+		hs.Wait(ctx) // handlers whose connection stage 1 closed
 	}()
 	select {
 	case <-stopped:
 		d.log.Info("shutdown: engine stopped", "took", time.Since(stage).Round(time.Millisecond), "budget", budget)
 	case <-ctx.Done():
-		running, _ := hs.requests.wait(ctx)
+		running, _ := hs.Wait(ctx)
 		errs = append(errs, fmt.Errorf("shutdown: the engine did not stop within %v (%d HTTP requests still running); the store is closed anyway", budget, running))
 		d.log.Error("shutdown: the engine did not stop within its budget; closing the store anyway", "budget", budget,
 			"http_requests_running", running)

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/presenced/presenced/internal/httpserve"
 )
 
 // The HTTP server's limits (issue 10): idle and slow clients are cut at their timeouts, the
@@ -476,9 +478,9 @@ func TestHandlerOutlivesReadTimeout(t *testing.T) {
 	}
 	cfg := HTTPConfig{ReadHeaderTimeout: readTimeout, ReadTimeout: readTimeout, WriteTimeout: 10 * time.Second,
 		IdleTimeout: 10 * time.Second, MaxConnections: 8, MaxHeaderBytes: 4096}
-	hs := newHTTPServer(cfg, 1024, ln, handler, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-	go hs.serve()
-	defer hs.srv.Close()
+	hs := httpserve.New(cfg.limits(1024), ln, handler, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	go hs.Serve()
+	defer hs.Close()
 	for _, tc := range []struct{ method, body string }{
 		{http.MethodGet, ""},
 		{http.MethodPut, `{"profile": "lunch"}`},
