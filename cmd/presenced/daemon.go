@@ -33,9 +33,6 @@ import (
 // application of the presenced instance in charge (deploy/asterisk/extensions_presenced.conf).
 const appVariable = "PRESENCED_APP"
 
-// engineWorkers is how many users the engine works on at once; their PBX reads share batches.
-const engineWorkers = 64
-
 // authFailureKeyPrefix starts the Redis keys counting failed API authentications per client
 // address (internal/throttle).
 const authFailureKeyPrefix = "presenced:authfail:"
@@ -280,7 +277,6 @@ func (d *daemon) buildEngine() error {
 		States:        d.states,
 		Concerns:      []presence.Concern{qc, fc, bc, wc},
 		Watchers:      []presence.Watcher{qc, fc, bc, d.devices},
-		Workers:       engineWorkers,
 		CheckInterval: cfg.Reconcile.Interval,
 		Globals:       map[string]string{appVariable: d.ari.AppName()},
 		Relay:         relay,

@@ -34,11 +34,12 @@ import (
 )
 
 var (
-	env         *lab.Env
-	benchUsers  = flag.Int("bench.users", 1000, "users in BenchmarkMassSwitch (each in 5 queues)")
-	benchReader = flag.Bool("bench.reader", true, "give the concerns a second AMI connection to observe through, as the daemon does")
-	benchRounds = flag.Int("bench.rounds", 3, "rounds of BenchmarkMassSwitch; each client's median is reported")
-	benchEvents = flag.String("bench.events", "", `AMI event classes of presenced's connection ("" = the daemon's default, system,call,agent,user)`)
+	env          *lab.Env
+	benchUsers   = flag.Int("bench.users", 1000, "users in BenchmarkMassSwitch (each in 5 queues)")
+	benchReader  = flag.Bool("bench.reader", true, "give the concerns a second AMI connection to observe through, as the daemon does")
+	benchRounds  = flag.Int("bench.rounds", 3, "rounds of BenchmarkMassSwitch; each client's median is reported")
+	benchEvents  = flag.String("bench.events", "", `AMI event classes of presenced's connection ("" = the daemon's default, system,call,agent,user)`)
+	benchWorkers = flag.Int("bench.workers", 0, "the engine's workers (0 = the engine's default)")
 )
 
 func TestMain(m *testing.M) {
@@ -53,6 +54,7 @@ type rig struct {
 	ami    *ami.Client
 	engine *presence.Engine
 	rdb    *redis.Client
+	reg    *prometheus.Registry
 
 	concerns []presence.Concern
 }
@@ -105,12 +107,12 @@ func newRigWith(tb testing.TB, users []presence.User, profiles []presence.Profil
 		tb.Fatal(err)
 	}
 	e, err := presence.NewEngine(presence.EngineOptions{Catalog: cat, Naming: presence.DefaultNaming(), States: states,
-		Concerns: []presence.Concern{qc, fc, bc, wc}, Logger: log, ObserveTimeout: time.Minute})
+		Concerns: []presence.Concern{qc, fc, bc, wc}, Logger: log, ObserveTimeout: time.Minute, Workers: *benchWorkers, Registerer: reg})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	presencetest.Run(tb, e)
-	return &rig{ami: c, engine: e, rdb: rdb, concerns: []presence.Concern{qc, fc, bc, wc}}
+	return &rig{ami: c, engine: e, rdb: rdb, reg: reg, concerns: []presence.Concern{qc, fc, bc, wc}}
 }
 
 // massUsers are n users with extensions 60000.. in the 5 bench queues.
@@ -308,14 +310,17 @@ func BenchmarkMassSwitch(b *testing.B) {
 	clients := []string{"naive", "same", "engine"}
 	engineProfile := map[string]string{"login": "available", "pause": "dnd", "logout": "out"}
 	for b.Loop() {
-		took := map[string][]float64{} // client/phase → seconds per round
+		took := map[string][]float64{}    // client/phase → seconds per round
+		batches := map[string][]float64{} // phase → the engine's PBX reads per round
 		for round := range *benchRounds {
 			for i := range clients {
 				client := clients[(i+round)%len(clients)]
 				for _, phase := range phases {
 					var d time.Duration
 					if client == "engine" {
+						before := r.histCount(b, "presenced_observe_batch_users")
 						d = r.switchAll(b, users, engineProfile[phase])
+						batches[phase] = append(batches[phase], float64(r.histCount(b, "presenced_observe_batch_users")-before))
 					} else {
 						var errs int
 						d, errs = raw.run(b, rawActions(users, naming, client, phase))
@@ -338,8 +343,27 @@ func BenchmarkMassSwitch(b *testing.B) {
 			}
 			b.ReportMetric(med("engine")/med("naive"), "engine/naive-"+phase)
 			b.ReportMetric(med("engine")/med("same"), "engine/raw-"+phase)
+			b.ReportMetric(median(batches[phase]), "engine-reads-"+phase)
 		}
 	}
+}
+
+// histCount is how many observations the engine's histogram name holds.
+func (r *rig) histCount(tb testing.TB, name string) uint64 {
+	tb.Helper()
+	mfs, err := r.reg.Gather()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var n uint64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				n += m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	return n
 }
 
 func median(xs []float64) float64 {
