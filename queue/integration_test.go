@@ -546,3 +546,68 @@ func TestReaderConnection(t *testing.T) {
 		}
 	}
 }
+
+// TestWriterSessions: with Options.Writers, changes are spread over the sessions, each
+// interface's changes (spelled in any case) over one of them, and all of them land.
+func TestWriterSessions(t *testing.T) {
+	counts := []*counter{newCounter(), newCounter()}
+	f := newFixture(t, func(o *Options) {
+		for _, c := range counts {
+			o.Writers = append(o.Writers, startClient(t, false, func(cfg *ami.Config) { cfg.Dial = c.dial }))
+		}
+	})
+	all := append([]*counter{f.count}, counts...)
+	var ifaces []string
+	for i := range 12 {
+		ifaces = append(ifaces, iface(ext(t, 20+i)))
+	}
+	f.cleanup(t, ifaces...)
+	sessionOf := func(me string) int { // the one session that carried me's changes
+		t.Helper()
+		before := make([]int, len(all))
+		for i, c := range all {
+			before[i] = c.count("QueueAdd") + c.count("QueueRemove")
+		}
+		var ops []presence.Op
+		for _, q := range []string{"support", "sales"} {
+			ops = append(ops, presence.Op{Kind: presence.OpQueueAdd, Queue: q, Member: &presence.QueueMember{Interface: me, MemberName: "w", StateInterface: me}})
+		}
+		for _, o := range f.c.Apply(testCtx(t), &presence.User{ID: "u"}, ops) {
+			if o.Result != presence.ResultApplied {
+				t.Fatalf("%s: outcome %+v", me, o)
+			}
+		}
+		var ops2 []presence.Op
+		for _, q := range []string{"support", "sales"} {
+			ops2 = append(ops2, presence.Op{Kind: presence.OpQueueRemove, Queue: q, Member: &presence.QueueMember{Interface: strings.ToUpper(me)}})
+		}
+		for _, o := range f.c.Apply(testCtx(t), &presence.User{ID: "u"}, ops2) {
+			if o.Result != presence.ResultApplied {
+				t.Fatalf("%s: remove outcome %+v", me, o)
+			}
+		}
+		session := -1
+		for i, c := range all {
+			switch n := c.count("QueueAdd") + c.count("QueueRemove") - before[i]; {
+			case n == 4 && session < 0:
+				session = i
+			case n != 0:
+				t.Fatalf("%s: %d changes over session %d: an interface's changes went over more than one session", me, n, i)
+			}
+		}
+		if session < 0 {
+			t.Fatalf("%s: its changes went over no session", me)
+		}
+		return session
+	}
+	used := map[int]bool{}
+	for _, me := range ifaces {
+		used[sessionOf(me)] = true
+		if _, ok := f.member(t, "support", me); ok {
+			t.Errorf("%s still in support after its removal", me)
+		}
+	}
+	if len(used) < 2 {
+		t.Errorf("12 interfaces all went over session %v: the changes are not spread", used)
+	}
+}

@@ -206,6 +206,10 @@ type AMIConfig struct {
 	DialTimeout  time.Duration `mapstructure:"dial_timeout"`
 	PingInterval time.Duration `mapstructure:"ping_interval"`
 	BackoffMax   time.Duration `mapstructure:"backoff_max"`
+	// WriteSessions is how many sessions queue changes are spread over, the main one
+	// included (an interface's changes always over the same one): Asterisk applies changes of
+	// different sessions partly in parallel.
+	WriteSessions int `mapstructure:"write_sessions"`
 }
 
 // ARIConfig is the Asterisk REST Interface connection.
@@ -331,6 +335,7 @@ func defaults() map[string]any {
 		"asterisk.ami.dial_timeout":                "5s",
 		"asterisk.ami.ping_interval":               "10s",
 		"asterisk.ami.backoff_max":                 "30s",
+		"asterisk.ami.write_sessions":              4,
 		"asterisk.ari.url":                         "http://127.0.0.1:8088/ari",
 		"asterisk.ari.username":                    "presenced",
 		"asterisk.ari.password":                    "",

@@ -44,6 +44,9 @@ type daemon struct {
 	reg     *prometheus.Registry
 	ami     *ami.Client // changes and events
 	amiRead *ami.Client // bulk reads of the PBX
+	// amiWrite are the further sessions queue changes are spread over
+	// (asterisk.ami.write_sessions), gated like ami.
+	amiWrite []*ami.Client
 	ari     *ari.Client
 	store   *presence.Store
 	states  *presence.StateStore
@@ -118,6 +121,16 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 	if d.ami, err = ami.New(mainCfg); err != nil {
 		return fmt.Errorf("ami: %w", err)
 	}
+	for i := 2; i <= cfg.Asterisk.AMI.WriteSessions; i++ {
+		wc := amiConfig(fmt.Sprintf("write%d", i))
+		wc.Events = "system" // FullyBooted only
+		wc.Gate = mainCfg.Gate
+		c, err := ami.New(wc)
+		if err != nil {
+			return fmt.Errorf("ami: %w", err)
+		}
+		d.amiWrite = append(d.amiWrite, c)
+	}
 	readCfg := amiConfig("read")
 	readCfg.Events = "system" // FullyBooted only: the main session receives the events
 	if d.amiRead, err = ami.New(readCfg); err != nil {
@@ -171,7 +184,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 5)
+	errc := make(chan error, 5+len(d.amiWrite))
 	wg.Go(func() {
 		if err := d.ami.Run(runCtx); err != nil {
 			errc <- fmt.Errorf("ami: %w", err)
@@ -182,6 +195,13 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 			errc <- fmt.Errorf("ami (read connection): %w", err)
 		}
 	})
+	for i, c := range d.amiWrite {
+		wg.Go(func() {
+			if err := c.Run(runCtx); err != nil {
+				errc <- fmt.Errorf("ami (write connection %d): %w", i+2, err)
+			}
+		})
+	}
 	wg.Go(func() {
 		if err := d.ari.Run(runCtx); err != nil {
 			errc <- fmt.Errorf("ari: %w", err)
@@ -216,7 +236,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 // buildEngine makes the switching engine over the concerns that act on Asterisk, and the API.
 func (d *daemon) buildEngine() error {
 	cfg, log := d.cfg, d.log
-	qc, err := queue.New(queue.Options{AMI: d.ami, Reader: d.amiRead, Logger: log.With("component", "queue"), Registerer: d.reg})
+	qc, err := queue.New(queue.Options{AMI: d.ami, Reader: d.amiRead, Writers: d.amiWrite, Logger: log.With("component", "queue"), Registerer: d.reg})
 	if err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
@@ -282,7 +302,13 @@ func (d *daemon) buildEngine() error {
 		Relay:         relay,
 		Policies:      cfg.Reconcile.Policy.Policies(),
 		Devices:       d.devices,
-		RoundTrips:    func() uint64 { return d.ami.ActionsSent() + d.amiRead.ActionsSent() },
+		RoundTrips: func() uint64 {
+			n := d.ami.ActionsSent() + d.amiRead.ActionsSent()
+			for _, c := range d.amiWrite {
+				n += c.ActionsSent()
+			}
+			return n
+		},
 		Logger:        log.With("component", "engine"),
 		Registerer:    d.reg,
 	})

@@ -163,14 +163,16 @@ func waitRoleAt(t *testing.T, base, role string, within time.Duration) {
 	}
 }
 
-// amiWrites sums the daemon's AMI actions on the main (writing) session that went on the wire,
-// Pings aside: presenced_ami_actions_total{connection="main"} without result "gated".
+// amiWrites sums the daemon's AMI actions on the writing sessions (main, write2...) that went
+// on the wire, Pings aside: presenced_ami_actions_total{connection=~"main|write.*"} without
+// result "gated".
 func (d *daemonUnderTest) amiWrites(t *testing.T) float64 {
 	t.Helper()
 	_, body := d.get(t, "/metrics")
 	var n float64
 	for _, line := range strings.Split(body, "\n") {
-		if !strings.HasPrefix(line, "presenced_ami_actions_total{") || !strings.Contains(line, `connection="main"`) ||
+		writing := strings.Contains(line, `connection="main"`) || strings.Contains(line, `connection="write`)
+		if !strings.HasPrefix(line, "presenced_ami_actions_total{") || !writing ||
 			strings.Contains(line, `action="Ping"`) || strings.Contains(line, `result="gated"`) {
 			continue
 		}

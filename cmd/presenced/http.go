@@ -64,10 +64,15 @@ func (d *daemon) readiness(ctx context.Context) readiness {
 	case !s.FullyBooted:
 		fail("ami", "logged in, waiting for Asterisk to be fully booted")
 	default:
+		rd.Checks["ami"] = "ok"
 		if r := d.amiRead.Status(); !r.FullyBooted {
 			fail("ami", "read connection not ready"+withReason(r.LastError))
-		} else {
-			rd.Checks["ami"] = "ok"
+		}
+		for i, c := range d.amiWrite {
+			if w := c.Status(); !w.FullyBooted {
+				fail("ami", fmt.Sprintf("write connection %d not ready", i+2)+withReason(w.LastError))
+				break
+			}
 		}
 	}
 

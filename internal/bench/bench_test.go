@@ -40,6 +40,7 @@ var (
 	benchRounds  = flag.Int("bench.rounds", 3, "rounds of BenchmarkMassSwitch; each client's median is reported")
 	benchEvents  = flag.String("bench.events", "", `AMI event classes of presenced's connection ("" = the daemon's default, system,call,agent,user)`)
 	benchWorkers = flag.Int("bench.workers", 0, "the engine's workers (0 = the engine's default)")
+	benchWriters = flag.Int("bench.writers", 0, "further AMI sessions for the queue concern's changes (queue.Options.Writers)")
 )
 
 func TestMain(m *testing.M) {
@@ -76,9 +77,13 @@ func newRigWith(tb testing.TB, users []presence.User, profiles []presence.Profil
 	if *benchReader {
 		reader = env.AMI(tb, false, func(cfg *ami.Config) { cfg.Events = "system"; mod(true, cfg) })
 	}
+	var writers []*ami.Client
+	for range *benchWriters {
+		writers = append(writers, env.AMI(tb, false, func(cfg *ami.Config) { cfg.Events = "system"; mod(false, cfg) }))
+	}
 	log := slog.New(slog.DiscardHandler)
 	reg := prometheus.NewRegistry()
-	qc, err := queue.New(queue.Options{AMI: c, Reader: reader, Logger: log, Registerer: reg})
+	qc, err := queue.New(queue.Options{AMI: c, Reader: reader, Writers: writers, Logger: log, Registerer: reg})
 	if err != nil {
 		tb.Fatal(err)
 	}
