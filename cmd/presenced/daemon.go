@@ -47,15 +47,15 @@ type daemon struct {
 	// amiWrite are the further sessions queue changes are spread over
 	// (asterisk.ami.write_sessions), gated like ami.
 	amiWrite []*ami.Client
-	ari     *ari.Client
-	store   *presence.Store
-	states  *presence.StateStore
-	engine  *presence.Engine
-	api     http.Handler
-	fc      *featurecode.App
-	trig    *trigger.Scheduler
-	devices *blf.Devices // the users' phones' states, for who is on a call
-	elector *leader.Elector
+	ari      *ari.Client
+	store    *presence.Store
+	states   *presence.StateStore
+	engine   *presence.Engine
+	api      http.Handler
+	fc       *featurecode.App
+	trig     *trigger.Scheduler
+	devices  *blf.Devices // the users' phones' states, for who is on a call
+	elector  *leader.Elector
 
 	resyncs prometheus.Counter
 }
@@ -309,8 +309,8 @@ func (d *daemon) buildEngine() error {
 			}
 			return n
 		},
-		Logger:        log.With("component", "engine"),
-		Registerer:    d.reg,
+		Logger:     log.With("component", "engine"),
+		Registerer: d.reg,
 	})
 	if err != nil {
 		return err
