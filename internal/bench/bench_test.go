@@ -40,7 +40,7 @@ var (
 	benchRounds  = flag.Int("bench.rounds", 3, "rounds of BenchmarkMassSwitch; each client's median is reported")
 	benchEvents  = flag.String("bench.events", "", `AMI event classes of presenced's connection ("" = the daemon's default, system,call,agent,user)`)
 	benchWorkers = flag.Int("bench.workers", 0, "the engine's workers (0 = the engine's default)")
-	benchWriters = flag.Int("bench.writers", 0, "further AMI sessions for the queue concern's changes (queue.Options.Writers)")
+	benchWriters = flag.Int("bench.writers", 3, "further AMI sessions for the queue concern's changes (queue.Options.Writers; 3 as the daemon's default asterisk.ami.write_sessions of 4)")
 )
 
 func TestMain(m *testing.M) {
