@@ -62,12 +62,13 @@ type rig struct {
 
 func newRig(tb testing.TB, users []presence.User, profiles []presence.Profile) *rig {
 	tb.Helper()
-	return newRigWith(tb, users, profiles, nil)
+	return newRigWith(tb, users, profiles, *benchWriters, nil)
 }
 
-// newRigWith is newRig with mod adjusting the configuration of the main AMI session (reader
-// false) and of the read session (reader true), e.g. to record what they send.
-func newRigWith(tb testing.TB, users []presence.User, profiles []presence.Profile, mod func(reader bool, cfg *ami.Config)) *rig {
+// newRigWith is newRig with writers further sessions for queue changes, and mod adjusting the
+// configuration of the writing AMI sessions (reader false) and of the read session (reader
+// true), e.g. to record what they send.
+func newRigWith(tb testing.TB, users []presence.User, profiles []presence.Profile, writers int, mod func(reader bool, cfg *ami.Config)) *rig {
 	tb.Helper()
 	if mod == nil {
 		mod = func(bool, *ami.Config) {}
@@ -77,13 +78,13 @@ func newRigWith(tb testing.TB, users []presence.User, profiles []presence.Profil
 	if *benchReader {
 		reader = env.AMI(tb, false, func(cfg *ami.Config) { cfg.Events = "system"; mod(true, cfg) })
 	}
-	var writers []*ami.Client
-	for range *benchWriters {
-		writers = append(writers, env.AMI(tb, false, func(cfg *ami.Config) { cfg.Events = "system"; mod(false, cfg) }))
+	var more []*ami.Client
+	for range writers {
+		more = append(more, env.AMI(tb, false, func(cfg *ami.Config) { cfg.Events = "system"; mod(false, cfg) }))
 	}
 	log := slog.New(slog.DiscardHandler)
 	reg := prometheus.NewRegistry()
-	qc, err := queue.New(queue.Options{AMI: c, Reader: reader, Writers: writers, Logger: log, Registerer: reg})
+	qc, err := queue.New(queue.Options{AMI: c, Reader: reader, Writers: more, Logger: log, Registerer: reg})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -300,19 +301,22 @@ func TestMassSwitchSmall(t *testing.T) {
 }
 
 // BenchmarkMassSwitch: -bench.users users × 5 queues log in, pause in every queue and log
-// out, all at once, by three clients in the same run: the naive action set and the engine's own
+// out, all at once, by four clients in the same run: the naive action set and the engine's own
 // action set, each sent pipelined by the thinnest client over one connection, and presenced's
-// engine (Redis state, batched observation, plan, apply over its AMI client). The clients take
-// turns over -bench.rounds rounds, in a rotating order, and the medians are reported: users/s
-// per client and phase, and the ratios engine time ÷ naive time and engine time ÷ raw time of
-// the same actions (below 1: the engine is faster).
+// engine (Redis state, batched observation, plan, apply) changing the PBX over 1 + -bench.writers
+// sessions ("engine") and over one ("engine1"). The clients take turns over -bench.rounds
+// rounds, in a rotating order, and the medians are reported: users/s per client and phase, the
+// ratios engine time ÷ naive time and engine time ÷ raw time of the same actions (below 1: the
+// engine is faster), engine1 ÷ naive, and the engine's PBX reads per phase.
 func BenchmarkMassSwitch(b *testing.B) {
 	users := massUsers(*benchUsers)
 	r := newRig(b, users, massProfiles())
+	// The same engine changing the PBX over one session only.
+	r1 := newRigWith(b, users, massProfiles(), 0, nil)
 	raw := dialRaw(b)
 	naming := presence.DefaultNaming()
 	phases := []string{"login", "pause", "logout"}
-	clients := []string{"naive", "same", "engine"}
+	clients := []string{"naive", "same", "engine", "engine1"}
 	engineProfile := map[string]string{"login": "available", "pause": "dnd", "logout": "out"}
 	for b.Loop() {
 		took := map[string][]float64{}    // client/phase → seconds per round
@@ -322,7 +326,9 @@ func BenchmarkMassSwitch(b *testing.B) {
 				client := clients[(i+round)%len(clients)]
 				for _, phase := range phases {
 					var d time.Duration
-					if client == "engine" {
+					if client == "engine1" {
+						d = r1.switchAll(b, users, engineProfile[phase])
+					} else if client == "engine" {
 						before := r.histCount(b, "presenced_observe_batch_users")
 						d = r.switchAll(b, users, engineProfile[phase])
 						batches[phase] = append(batches[phase], float64(r.histCount(b, "presenced_observe_batch_users")-before))
@@ -348,6 +354,7 @@ func BenchmarkMassSwitch(b *testing.B) {
 			}
 			b.ReportMetric(med("engine")/med("naive"), "engine/naive-"+phase)
 			b.ReportMetric(med("engine")/med("same"), "engine/raw-"+phase)
+			b.ReportMetric(med("engine1")/med("naive"), "engine1/naive-"+phase)
 			b.ReportMetric(median(batches[phase]), "engine-reads-"+phase)
 		}
 	}

@@ -129,7 +129,7 @@ func singleProfiles() []presence.Profile {
 func BenchmarkSingleSwitch(b *testing.B) {
 	u := singleUser("69999")
 	var main, reader amiRecorder
-	r := newRigWith(b, []presence.User{u}, singleProfiles(), func(isReader bool, cfg *ami.Config) {
+	r := newRigWith(b, []presence.User{u}, singleProfiles(), *benchWriters, func(isReader bool, cfg *ami.Config) {
 		if isReader {
 			cfg.Dial = reader.dial
 		} else {
