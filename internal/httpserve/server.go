@@ -147,3 +147,7 @@ func (h *Server) Wait(ctx context.Context) (int, error) { return h.requests.wait
 
 // Close closes the listener and every connection at once.
 func (h *Server) Close() error { return h.srv.Close() }
+
+// RegisterOnShutdown registers f to be called when Stop begins (http.Server.RegisterOnShutdown):
+// handlers that stream end there, so that they do not hold the shutdown to its budget.
+func (h *Server) RegisterOnShutdown(f func()) { h.srv.RegisterOnShutdown(f) }
