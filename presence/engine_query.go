@@ -118,6 +118,9 @@ type PresenceEntry struct {
 	// Private tells a viewer who sees everything (the user, an admin) that colleagues see only
 	// the presence state and its neutral text.
 	Private bool `json:"private,omitempty"`
+	// OnCall is true while one of the user's devices is in a call (as the last look at the
+	// PBX found).
+	OnCall bool `json:"on_call,omitempty"`
 }
 
 // EveryoneOptions says who asks for everyone's presence.
@@ -179,7 +182,8 @@ func (e *Engine) Everyone(ctx context.Context, opts EveryoneOptions) ([]Presence
 // admins. Colleagues see a private profile, or one that cannot be found, as its presence state
 // only.
 func (e *Engine) presenceEntry(u *User, st UserState, profiles []*Profile, full bool) PresenceEntry {
-	pe := PresenceEntry{User: u.ID, Name: u.DisplayName(), Extension: u.Extension, Since: st.Since}
+	pe := PresenceEntry{User: u.ID, Name: u.DisplayName(), Extension: u.Extension, Since: st.Since,
+		OnCall: st.Record != nil && st.Record.OnCall != ""}
 	if pv := e.presenceOf(u, st, profiles); pv != nil {
 		pe.Presence = pv.State
 	}
@@ -196,6 +200,27 @@ func (e *Engine) presenceEntry(u *User, st UserState, profiles []*Profile, full 
 		pe.Label = PresenceLabel(pe.Presence)
 	}
 	return pe
+}
+
+// PresenceOf is one user's entry of Everyone, as opts's viewer may see it: what a live view
+// sends when the user's state or record changes (StateStore.Changes).
+func (e *Engine) PresenceOf(ctx context.Context, id UserID, opts EveryoneOptions) (PresenceEntry, error) {
+	u, ok := e.opts.Catalog.User(id)
+	if !ok {
+		return PresenceEntry{}, fmt.Errorf("%w %q", ErrUnknownUser, id)
+	}
+	st, found, err := e.opts.States.Load(ctx, u.ID)
+	if err != nil {
+		return PresenceEntry{}, err
+	}
+	if !found {
+		return PresenceEntry{User: u.ID, Name: u.DisplayName(), Extension: u.Extension}, nil
+	}
+	profiles, err := e.profilesOf(ctx, u)
+	if err != nil {
+		return PresenceEntry{}, err
+	}
+	return e.presenceEntry(u, st, profiles, opts.Admin || opts.Viewer == u.ID), nil
 }
 
 // presenceOf is the presence state the user's stored state means, given their profiles

@@ -90,6 +90,7 @@ func (s *StateStore) SaveRecord(ctx context.Context, id UserID, r Record) error 
 		return s.fail(err, "save record of "+string(id), key)
 	}
 	s.ok()
+	s.announce(ctx, id)
 	return nil
 }
 

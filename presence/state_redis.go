@@ -364,6 +364,7 @@ func (s *StateStore) Save(ctx context.Context, id UserID, st UserState) (UserSta
 	}
 	s.ok()
 	st.Version = n
+	s.announce(ctx, id)
 	return st, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/presenced/presenced/account"
 	"github.com/presenced/presenced/ami"
 	"github.com/presenced/presenced/api"
 	"github.com/presenced/presenced/ari"
@@ -25,6 +26,7 @@ import (
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/queue"
 	"github.com/presenced/presenced/trigger"
+	"github.com/presenced/presenced/web"
 	"github.com/presenced/presenced/webhook"
 )
 
@@ -51,6 +53,8 @@ type daemon struct {
 	states  *presence.StateStore
 	engine  *presence.Engine
 	api     http.Handler
+	web     *web.Handler
+	acc     *account.Service
 	fc      *featurecode.App
 	trig    *trigger.Scheduler
 	devices *blf.Devices // the users' phones' states, for who is on a call
@@ -196,6 +200,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 		}
 	})
 	wg.Go(func() { d.states.WatchSchema(runCtx) })
+	wg.Go(func() { d.web.Run(runCtx) })
+	hs.srv.RegisterOnShutdown(d.web.Shutdown) // the event streams end; the HTTP stage does not wait for them
 	wg.Go(func() {
 		if err := hs.serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http: %w", err)
@@ -326,6 +332,33 @@ func (d *daemon) buildEngine() error {
 	})
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
+	}
+	d.acc, err = account.New(account.Options{
+		Redis:          d.store.Redis(),
+		Catalog:        cfg.catalog,
+		AdminToken:     string(cfg.API.AdminToken),
+		AdminTokenHash: cfg.API.AdminTokenHash,
+		IdleTimeout:    cfg.Web.SessionIdle,
+		MaxAge:         cfg.Web.SessionMax,
+		Attempts:       cfg.Web.PasswordAttempts,
+		Lockout:        cfg.Web.Lockout,
+		Logger:         log.With("component", "account"),
+	})
+	if err != nil {
+		return fmt.Errorf("web: %w", err)
+	}
+	d.web, err = web.New(web.Options{
+		Engine:         d.engine,
+		States:         d.states,
+		Accounts:       d.acc,
+		Triggers:       d.trig,
+		Location:       loc,
+		TrustedProxies: cfg.trustedProxies(),
+		Health:         d.health,
+		Logger:         log,
+	})
+	if err != nil {
+		return fmt.Errorf("web: %w", err)
 	}
 	d.api, err = api.New(api.Options{
 		Engine:         d.engine,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/presenced/presenced/leader"
+	"github.com/presenced/presenced/web"
 	"log/slog"
 	"net"
 	"net/http"
@@ -149,7 +150,14 @@ func (d *daemon) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", d.readyz)
 	mux.Handle("/api/v1/", d.api)
+	mux.Handle("/", d.web) // the web app: every path the others do not serve
 	return mux
+}
+
+// health is this instance's summary for the web app's admin page.
+func (d *daemon) health(ctx context.Context) web.Health {
+	rd := d.readiness(ctx)
+	return web.Health{Instance: d.cfg.InstanceID, Role: rd.Role, Leader: rd.Leader, Ready: rd.Ready, Checks: rd.Checks}
 }
 
 // readyz answers 200 when AMI is logged in to a fully booted Asterisk, ARI is connected and the

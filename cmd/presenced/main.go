@@ -6,13 +6,15 @@
 //	presenced [-config presenced.yaml] [-log-level info] [-log-format text|json]
 //	          [-http-listen 127.0.0.1:8080] [-instance-id ID] [-check-config] [-print-hints] [-version]
 //	presenced -hash-secret < token.txt
+//	presenced -hash-password < password.txt
 //
 // Every configuration key can also be set from the environment: asterisk.ami.secret is
 // PRESENCED_ASTERISK_AMI_SECRET. Precedence: flags, then environment, then the file.
 //
 // -hash-secret reads a token or PIN from the first line of standard input and prints an
 // argon2id hash of it for token_hash, pin_hash or api.admin_token_hash; a token must pass the
-// same strength check as in the configuration.
+// same strength check as in the configuration. -hash-password does the same for a web app
+// password (a user's password_hash).
 package main
 
 import (
@@ -29,6 +31,7 @@ import (
 	"syscall"
 	_ "time/tzdata" // time zones for schedules in a scratch image
 
+	"github.com/presenced/presenced/account"
 	"github.com/presenced/presenced/ari/featurecode"
 	"github.com/presenced/presenced/internal/secret"
 )
@@ -54,6 +57,9 @@ func realMain(args, environ []string, stdout, stderr io.Writer) int {
 	}
 	if opts.hashSecret {
 		return hashSecret(os.Stdin, stdout, stderr)
+	}
+	if opts.hashPass {
+		return hashPassword(os.Stdin, stdout, stderr)
 	}
 	if opts.printHints {
 		if err := featurecode.WriteHints(stdout, cfg.catalog, cfg.Asterisk.Naming); err != nil {
@@ -110,6 +116,29 @@ func hashSecret(in io.Reader, stdout, stderr io.Writer) int {
 	h, err := secret.NewHash(s)
 	if err != nil {
 		fmt.Fprintf(stderr, "presenced: -hash-secret: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, h)
+	return 0
+}
+
+// hashPassword prints an argon2id hash of the web app password on the first line of in (for a
+// user's password_hash), after checking it as the web app checks a new password. It never
+// prints the password.
+func hashPassword(in io.Reader, stdout, stderr io.Writer) int {
+	line, err := bufio.NewReader(io.LimitReader(in, 4096)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		fmt.Fprintf(stderr, "presenced: -hash-password: read standard input: %v\n", err)
+		return 2
+	}
+	pw := strings.TrimRight(line, "\r\n")
+	if err := account.CheckPassword(pw); err != nil {
+		fmt.Fprintf(stderr, "presenced: -hash-password: %v\n", err)
+		return 2
+	}
+	h, err := secret.NewHash(pw)
+	if err != nil {
+		fmt.Fprintf(stderr, "presenced: -hash-password: %v\n", err)
 		return 1
 	}
 	fmt.Fprintln(stdout, h)

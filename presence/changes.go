@@ -1,0 +1,52 @@
+package presence
+
+import (
+	"context"
+	"log/slog"
+)
+
+// changesChannel is the Redis channel, after the store's prefix, on which every write of a
+// user's state (a switch) or record (what a pass found on the PBX) is announced with the
+// user's id, for the instances' live views (the web app's Server-Sent Events).
+const changesChannel = "changes"
+
+// announce publishes that a user's state or record changed. It is best effort: a live view
+// that misses it is wrong until the next change, never the state itself.
+func (s *StateStore) announce(ctx context.Context, id UserID) {
+	if err := s.rdb.Publish(context.WithoutCancel(ctx), s.prefix+changesChannel, string(id)).Err(); err != nil {
+		s.log.Debug("change not announced", "user", id, "err", err)
+	}
+}
+
+// Changes delivers the ids of the users whose state or record changes, on any instance
+// sharing this Redis, until ctx ends; then the channel is closed. A reader that falls behind
+// loses announcements (go-redis drops them after a while), never blocks the writers. A
+// reconnect to Redis may lose the announcements made meanwhile; the subscription is renewed
+// by itself.
+func (s *StateStore) Changes(ctx context.Context, log *slog.Logger) <-chan UserID {
+	out := make(chan UserID, 256)
+	ps := s.rdb.Subscribe(ctx, s.prefix+changesChannel)
+	go func() {
+		defer close(out)
+		defer ps.Close()
+		msgs := ps.Channel()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case m, ok := <-msgs:
+				if !ok {
+					return
+				}
+				select {
+				case out <- UserID(m.Payload):
+				default:
+					if log != nil {
+						log.Warn("change announcement dropped: the reader is behind", "user", m.Payload)
+					}
+				}
+			}
+		}
+	}()
+	return out
+}

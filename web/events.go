@@ -1,0 +1,233 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/presenced/presenced/presence"
+)
+
+// The live updates: every instance's hub subscribes to the state store's change
+// announcements (presence.StateStore.Changes), reads the changed user's entry once per view
+// (what colleagues may see, and the whole of it for the user and admins) and sends it to every
+// browser connected to this instance's /events, rendered as the colleagues page's row.
+
+// clientBuffer is how many updates a slow browser may lag behind; beyond it, it misses some and
+// is told to reload.
+const clientBuffer = 64
+
+// heartbeat keeps idle event streams (and the proxies between) open.
+const heartbeat = 25 * time.Second
+
+// update is one message of the event stream.
+type update struct {
+	User presence.UserID `json:"user"`
+	HTML string          `json:"html"` // the colleagues page's row
+	// Entry is the entry itself, for scripts that want the data.
+	Entry presence.PresenceEntry `json:"entry"`
+}
+
+type client struct {
+	user  presence.UserID // empty: the admin by token
+	admin bool
+	ch    chan []byte // encoded updates; nil message: reload
+}
+
+// hub fans the changes out to the connected browsers.
+type hub struct {
+	engine *presence.Engine
+	log    *slog.Logger
+	row    *template.Template // renders one colleagues row
+
+	mu      sync.Mutex
+	clients map[*client]struct{}
+	last    map[presence.UserID]presence.PresenceEntry // the last full entry sent per user
+	closed  bool
+}
+
+func newHub(e *presence.Engine, log *slog.Logger) *hub {
+	return &hub{engine: e, log: log, clients: map[*client]struct{}{}, last: map[presence.UserID]presence.PresenceEntry{}}
+}
+
+// run sends the changes the channel announces until it closes.
+func (hb *hub) run(ctx context.Context, changes <-chan presence.UserID) {
+	for id := range changes {
+		hb.changed(ctx, id)
+	}
+}
+
+// changed sends a user's new entry to every client, as each may see it.
+func (hb *hub) changed(ctx context.Context, id presence.UserID) {
+	hb.mu.Lock()
+	n := len(hb.clients)
+	hb.mu.Unlock()
+	if n == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	full, err := hb.engine.PresenceOf(ctx, id, presence.EveryoneOptions{Admin: true})
+	if err != nil {
+		hb.log.Warn("live update not sent", "user", id, "err", err)
+		return
+	}
+	hb.mu.Lock()
+	same := hb.last[id] == full
+	hb.last[id] = full
+	hb.mu.Unlock()
+	if same {
+		return // a pass that changed nothing visible
+	}
+	colleague := full
+	if full.Private {
+		if colleague, err = hb.engine.PresenceOf(ctx, id, presence.EveryoneOptions{}); err != nil {
+			hb.log.Warn("live update not sent", "user", id, "err", err)
+			return
+		}
+	}
+	var fullMsg, colleagueMsg []byte
+	encode := func(e presence.PresenceEntry, own bool) []byte {
+		var buf bytes.Buffer
+		if hb.row != nil {
+			if err := hb.row.ExecuteTemplate(&buf, "row", rowData{Entry: e, Me: own}); err != nil {
+				hb.log.Error("live update not rendered", "err", err)
+			}
+		}
+		b, _ := json.Marshal(update{User: id, HTML: buf.String(), Entry: e})
+		return b
+	}
+	fullMsg, colleagueMsg = encode(full, false), encode(colleague, false)
+	ownMsg := encode(full, true)
+	hb.mu.Lock()
+	defer hb.mu.Unlock()
+	for c := range hb.clients {
+		msg := colleagueMsg
+		switch {
+		case c.user == id:
+			msg = ownMsg
+		case c.admin:
+			msg = fullMsg
+		}
+		select {
+		case c.ch <- msg:
+		default: // too slow: it will be told to reload when it catches up
+			select {
+			case <-c.ch:
+			default:
+			}
+			select {
+			case c.ch <- nil:
+			default:
+			}
+		}
+	}
+}
+
+// rowData is one row of the colleagues list.
+type rowData struct {
+	Entry presence.PresenceEntry
+	Me    bool
+}
+
+func (hb *hub) add(c *client) bool {
+	hb.mu.Lock()
+	defer hb.mu.Unlock()
+	if hb.closed {
+		return false
+	}
+	hb.clients[c] = struct{}{}
+	return true
+}
+
+func (hb *hub) remove(c *client) {
+	hb.mu.Lock()
+	defer hb.mu.Unlock()
+	if _, ok := hb.clients[c]; ok {
+		delete(hb.clients, c)
+		close(c.ch)
+	}
+}
+
+// close ends every stream (the server shuts down) and refuses new ones.
+func (hb *hub) close() {
+	hb.mu.Lock()
+	defer hb.mu.Unlock()
+	hb.closed = true
+	for c := range hb.clients {
+		delete(hb.clients, c)
+		close(c.ch)
+	}
+}
+
+// Shutdown ends every event stream, so that the HTTP server's shutdown does not wait for them
+// (register it with http.Server.RegisterOnShutdown).
+func (h *Handler) Shutdown() { h.hub.close() }
+
+// Clients is how many event streams are open on this instance.
+func (h *Handler) Clients() int {
+	h.hub.mu.Lock()
+	defer h.hub.mu.Unlock()
+	return len(h.hub.clients)
+}
+
+// events streams the live updates to a signed-in browser (Server-Sent Events): an event
+// "presence" per change of anyone's entry, "reload" when the browser fell behind.
+func (h *Handler) events(w http.ResponseWriter, r *http.Request, v *viewer) {
+	rc := http.NewResponseController(w)
+	c := &client{admin: v.admin, ch: make(chan []byte, clientBuffer)}
+	if v.user != nil {
+		c.user = v.user.ID
+	}
+	if !h.hub.add(c) {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	defer h.hub.remove(c)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	write := func(s string) bool {
+		// The server's write timeout bounds a whole answer: a stream extends it at each write.
+		rc.SetWriteDeadline(time.Now().Add(heartbeat + 10*time.Second))
+		if _, err := fmt.Fprint(w, s); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	if !write("retry: 2000\n: connected\n\n") {
+		return
+	}
+	tick := time.NewTicker(heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case msg, ok := <-c.ch:
+			if !ok {
+				return
+			}
+			if msg == nil {
+				if !write("event: reload\ndata: {}\n\n") {
+					return
+				}
+				continue
+			}
+			if !write("event: presence\ndata: " + string(msg) + "\n\n") {
+				return
+			}
+		case <-tick.C:
+			if !write(": keepalive\n\n") {
+				return
+			}
+		}
+	}
+}
