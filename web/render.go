@@ -31,6 +31,7 @@ func (h *Handler) parse() error {
 		"when":     h.when,
 		"ago":      h.ago,
 		"source":   sourceWords,
+		"trigger":  triggerWords,
 		"opWords":  opWords,
 		"result":   resultWords,
 		"colour":   colourOf,
@@ -136,6 +137,21 @@ func sourceWords(s presence.Source) string {
 		return "set by presenced"
 	}
 	return string(s)
+}
+
+// triggerWords names a trigger (trigger.Why): "schedule <entry>", "external trigger <name>";
+// "" for a timed profile's actor, which "why" already names.
+func triggerWords(t string) string {
+	if name, ok := strings.CutPrefix(t, "schedule:"); ok {
+		return "schedule " + name
+	}
+	if name, ok := strings.CutPrefix(t, "external:"); ok {
+		return "external trigger " + name
+	}
+	if t == "until" {
+		return "the end of a timed profile"
+	}
+	return ""
 }
 
 // opWords says what an operation does on the PBX in words.

@@ -145,7 +145,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "+
 		"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	hd.Set("X-Content-Type-Options", "nosniff")
-	hd.Set("Referrer-Policy", "no-referrer") // a set-password link's token must not leak
+	// A set-password link's token must not leak to other sites; same-origin (not no-referrer)
+	// keeps the Origin header of our own forms, which browsers send as "null" under no-referrer.
+	hd.Set("Referrer-Policy", "same-origin")
 	hd.Set("X-Frame-Options", "DENY")
 	defer func() {
 		if v := recover(); v != nil && v != http.ErrAbortHandler {
@@ -244,8 +246,9 @@ func tokenMatches(got, want string) bool {
 	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
 
-// sameOrigin refuses a request whose Origin (or, without one, Referer is not checked:
-// Referrer-Policy no-referrer) names another site. Browsers send Origin with every POST.
+// sameOrigin refuses a request whose Origin names another site (or is "null": a sandboxed
+// frame, a page of another origin under no-referrer). Browsers send Origin with every POST;
+// a request without one (not a browser) is judged by its CSRF token alone.
 func sameOrigin(r *http.Request) bool {
 	o := r.Header.Get("Origin")
 	if o == "" {
