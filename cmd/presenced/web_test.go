@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/presenced/presenced/internal/secret"
+	"github.com/presenced/presenced/presence"
 )
 
 // The browser tests of the web app (issue 12): Debian's chromium, headless, driven by chromedp
@@ -58,7 +59,24 @@ func startWebDaemon(t *testing.T) (*daemonUnderTest, *pbx) {
     queues: [{name: support, penalty: 0}, {name: sales, penalty: 1}]
 `, u.id, webName(u), u.ext, u.token(), hash, u == webAdmin, u.ext)
 	}
-	yaml := fmt.Sprintf("api: {admin_token: %s}\nusers:%s", testToken("admin"), users.String()) + driftProfilesYAML + `
+	yaml := fmt.Sprintf("api: {admin_token: %s}\nusers:%s", testToken("admin"), users.String()) + `
+profiles:
+  - id: available
+    name: Available
+    colour: green
+    presence: available
+    on_enter:
+      - {action: queue_login, queues: all}
+      - {action: queue_unpause, queues: all}
+      - {action: dnd, on: false}
+  - id: lunch
+    name: Lunch
+    colour: orange
+    presence: away
+    on_enter:
+      - {action: queue_pause, queues: all, reason: Lunch}
+    on_exit:
+      - {action: queue_unpause, queues: all}
   - id: meeting
     name: In a meeting
     colour: red
@@ -311,6 +329,7 @@ func TestWebColleaguesLive(t *testing.T) {
 			t.Errorf("bob's info after %s: %q, want %q", tc.profile, got, tc.infoShown)
 		}
 		if tc.profile == "lunch" {
+			act(t, ctx, "let the highlight fade", chromedp.Sleep(1300*time.Millisecond))
 			screenshot(t, ctx, "colleagues")
 		}
 	}
@@ -515,5 +534,35 @@ func TestWebLayoutAndKeyboard(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLabWebPasswords: the passwords the README gives for the lab's web app are the lab
+// configuration's, and carol is its admin.
+func TestLabWebPasswords(t *testing.T) {
+	cfg, _, err := loadConfig([]string{"-config", filepath.Join("..", "..", "deploy", "presenced.lab.yaml")}, minimalEnv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"alice", "bob", "carol"} {
+		pw := id + "-password"
+		if !strings.Contains(string(readme), "`"+pw+"`") {
+			t.Errorf("README does not give %s's password %s", id, pw)
+		}
+		u, ok := cfg.catalog.User(presence.UserID(id))
+		if !ok {
+			t.Fatalf("no lab user %s", id)
+		}
+		h, err := secret.ParseHash(u.PasswordHash)
+		if err != nil || !h.Verify(pw) {
+			t.Errorf("%s's password_hash is not of %q (%v)", id, pw, err)
+		}
+		if u.Admin != (id == "carol") {
+			t.Errorf("%s admin = %v", id, u.Admin)
+		}
 	}
 }
