@@ -29,6 +29,11 @@
 //	500 unreadable Redis data (the message names the key) or an internal error; the message of
 //	    any other internal error is logged, not answered
 //
+// The web app's passwords (package account): PUT /users/{user}/password sets the user's
+// password (a user's token must give the current one, the admin's need not), POST
+// /users/{user}/password-link (admin only) makes a one-time set-password link, and the public
+// POST /password spends one.
+//
 // GET /presence is open to every valid token. A user whose active profile is private shows to
 // colleagues only as the presence state and its neutral text; the user and the admin see it
 // all. A user whose record cannot be read is left out of it rather than failing it.
@@ -49,6 +54,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/presenced/presenced/account"
 	"github.com/presenced/presenced/internal/throttle"
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/trigger"
@@ -86,6 +92,9 @@ type Options struct {
 	// Triggers serves timed profiles ("until"), external triggers and the "why" of GET user;
 	// nil disables them ("until" is refused, the trigger endpoint answers 503).
 	Triggers *trigger.Scheduler
+	// Accounts serves the web app's passwords (PUT /users/{user}/password, set-password links);
+	// nil answers them 503.
+	Accounts *account.Service
 	// Now is the clock "until" is measured from; nil means time.Now.
 	Now func() time.Time
 	// Registerer receives presenced_api_requests_total{route,code},
@@ -102,6 +111,7 @@ type Options struct {
 type Handler struct {
 	engine   *presence.Engine
 	triggers *trigger.Scheduler
+	accounts *account.Service
 	now      func() time.Time
 	creds    *credentials
 	throttle *throttle.Limiter
@@ -161,6 +171,7 @@ func New(opts Options) (*Handler, error) {
 	h := &Handler{
 		engine:   opts.Engine,
 		triggers: opts.Triggers,
+		accounts: opts.Accounts,
 		now:      opts.Now,
 		creds:    creds,
 		throttle: opts.Throttle,
@@ -180,6 +191,9 @@ func New(opts Options) (*Handler, error) {
 		{http.MethodGet, Prefix + "/users/{user}/journal", accessUser, h.journal},
 		{http.MethodPost, Prefix + "/users/{user}/reconcile", accessUser, h.reconcile},
 		{http.MethodPost, Prefix + "/users/{user}/triggers/{name}", accessUser, h.externalTrigger},
+		{http.MethodPut, Prefix + "/users/{user}/password", accessUser, h.setPassword},
+		{http.MethodPost, Prefix + "/users/{user}/password-link", accessUser, h.passwordLink},
+		{http.MethodPost, Prefix + "/password", accessPublic, h.useLink},
 		{http.MethodGet, Prefix + "/presence", accessAny, h.everyone},
 		{http.MethodGet, Prefix + "/openapi.json", accessPublic, h.openAPI},
 	}

@@ -363,6 +363,7 @@ func (d *daemon) buildEngine() error {
 	d.api, err = api.New(api.Options{
 		Engine:         d.engine,
 		Triggers:       d.trig,
+		Accounts:       d.acc,
 		AdminToken:     string(cfg.API.AdminToken),
 		AdminTokenHash: cfg.API.AdminTokenHash,
 		Throttle:       limiter,
