@@ -23,22 +23,26 @@ type page struct {
 }
 
 // pageNames are the templates in templates/ besides layout.html.
-var pageNames = []string{"signin", "setpassword", "status", "colleagues", "journal", "password", "admin", "error"}
+var pageNames = []string{"signin", "setpassword", "status", "colleagues", "journal", "password", "admin", "error",
+	"profiles", "profile"}
 
 func (h *Handler) parse() error {
 	funcs := template.FuncMap{
-		"clock":    func(t time.Time) string { return t.Format("15:04") },
-		"when":     h.when,
-		"ago":      h.ago,
-		"source":   sourceWords,
-		"trigger":  triggerWords,
-		"opWords":  opWords,
-		"result":   resultWords,
-		"colour":   colourOf,
-		"initials": initials,
-		"lower":    strings.ToLower,
-		"rowOf":    func(e presence.PresenceEntry, me presence.UserID) rowData { return rowData{Entry: e, Me: e.User == me} },
-		"iso":      func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"clock":         func(t time.Time) string { return t.Format("15:04") },
+		"when":          h.when,
+		"ago":           h.ago,
+		"source":        sourceWords,
+		"trigger":       triggerWords,
+		"opWords":       opWords,
+		"result":        resultWords,
+		"colour":        colourOf,
+		"initials":      initials,
+		"lower":         strings.ToLower,
+		"rowOf":         func(e presence.PresenceEntry, me presence.UserID) rowData { return rowData{Entry: e, Me: e.User == me} },
+		"iso":           func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"list":          func(v ...string) []string { return v },
+		"families":      presence.Families,
+		"presenceLabel": presence.PresenceLabel,
 	}
 	for _, name := range pageNames {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html",

@@ -123,6 +123,10 @@ func New(opts Options) (*Handler, error) {
 	h.mux.Handle("GET /colleagues", h.user(h.colleaguesPage))
 	h.mux.Handle("GET /events", h.user(h.events))
 	h.mux.Handle("GET /journal", h.user(h.journalPage))
+	h.mux.Handle("GET /profiles", h.own(h.profilesPage))
+	h.mux.Handle("GET /profiles/{id}", h.own(h.profileEditPage))
+	h.mux.Handle("POST /profiles/{id}", h.own(h.profileOp))
+	h.mux.Handle("POST /profiles/{id}/delete", h.own(h.deleteProfile))
 	h.mux.Handle("GET /password", h.user(h.passwordPage))
 	h.mux.Handle("POST /password", h.user(h.changePassword))
 	h.mux.Handle("GET /admin", h.user(h.adminPage))
@@ -211,9 +215,15 @@ func (h *Handler) user(next userHandler) http.Handler {
 				return
 			}
 		}
-		if v.user == nil && !strings.HasPrefix(r.URL.Path, "/admin") && r.URL.Path != "/signout" &&
-			r.URL.Path != "/events" && r.URL.Path != "/colleagues" && r.URL.Path != "/journal" {
-			http.Redirect(w, r, "/admin", http.StatusSeeOther) // the admin by token has no status of their own
+		next(w, r, v)
+	})
+}
+
+// own serves signed-in users on their own things (not the admin by token, who has none).
+func (h *Handler) own(next userHandler) http.Handler {
+	return h.user(func(w http.ResponseWriter, r *http.Request, v *viewer) {
+		if v.user == nil {
+			http.Redirect(w, r, "/admin", http.StatusSeeOther)
 			return
 		}
 		next(w, r, v)

@@ -153,7 +153,7 @@ func browser(t *testing.T, width, height int) context.Context {
 	if err := chromedp.Do(bctx, chromedp.EmulateViewport(int64(width), int64(height))); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(bctx, 2*time.Minute)
+	ctx, cancel := context.WithTimeout(bctx, time.Minute)
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -494,7 +494,7 @@ func TestWebLayoutAndKeyboard(t *testing.T) {
 				screenshot(t, ctx, "signin-phone")
 			}
 			signIn(t, ctx, d, webAdmin.id, "#status-card")
-			for _, path := range []string{"/", "/colleagues", "/journal", "/password", "/admin", "/?user=" + webAlice.id} {
+			for _, path := range []string{"/", "/colleagues", "/journal", "/password", "/admin", "/?user=" + webAlice.id, "/profiles", "/profiles/new"} {
 				act(t, ctx, "open "+path, chromedp.Navigate(d.base+path), chromedp.WaitVisible(chromedp.CSS("main")))
 				type measure struct {
 					ScrollWidth, Width int
@@ -564,5 +564,113 @@ func TestLabWebPasswords(t *testing.T) {
 		if u.Admin != (id == "carol") {
 			t.Errorf("%s admin = %v", id, u.Admin)
 		}
+	}
+}
+
+// TestWebProfileEditor: alice makes a personal profile with three actions in the editor, moves
+// one up and disables another, saves, previews and switches to it: the PBX shows exactly the
+// enabled actions. Deleting it while it is active is refused on the page; a system-wide profile
+// shows read-only.
+func TestWebProfileEditor(t *testing.T) {
+	d, p := startWebDaemon(t)
+	d.switchTo(t, webAlice.id, "available", "")
+	ctx := browser(t, 1440, 900)
+	signIn(t, ctx, d, webAlice.id, "#status-card")
+	add := func(kind, wantRow string) {
+		t.Helper()
+		act(t, ctx, "add "+kind,
+			chromedp.SetValue(chromedp.CSS("#add_on_enter"), kind),
+			chromedp.Click(chromedp.CSS(`button[value="add on_enter"]`)),
+			chromedp.WaitVisible(chromedp.CSS("#"+wantRow)))
+	}
+	act(t, ctx, "new profile",
+		chromedp.Navigate(d.base+"/profiles"),
+		chromedp.Click(chromedp.CSS(`a[href="/profiles/new"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#id")),
+		chromedp.SendKeys(chromedp.CSS("#id"), "focus"),
+		chromedp.SendKeys(chromedp.CSS("#name"), "Focus time"),
+		chromedp.SendKeys(chromedp.CSS("#colour"), "purple"),
+		chromedp.SetValue(chromedp.CSS("#visibility"), "private"))
+	add("queue_pause", "on_enter-0-row")
+	act(t, ctx, "reason", chromedp.SendKeys(chromedp.CSS("#on_enter-0-reason"), "Focus"))
+	add("dnd", "on_enter-1-row")
+	add("presence", "on_enter-2-row")
+	act(t, ctx, "presence fields",
+		chromedp.SetValue(chromedp.CSS("#on_enter-2-state"), "dnd"),
+		chromedp.SendKeys(chromedp.CSS("#on_enter-2-message"), "deep work"),
+		// presence up, above dnd; then disable dnd (now the third)
+		chromedp.Click(chromedp.CSS(`button[value="up on_enter 2"]`)),
+		chromedp.WaitReady(chromedp.CSS(`#on_enter-1-row input[value="presence"]`)),
+		chromedp.Click(chromedp.CSS(`button[value="toggle on_enter 2"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#on_enter-2-row.off`)))
+	if got := eval[string](t, ctx, "reason kept", `document.querySelector("#on_enter-0-reason").value`); got != "Focus" {
+		t.Fatalf("the reason typed before the edits reads %q", got)
+	}
+	screenshot(t, ctx, "profile-editor")
+	act(t, ctx, "save", chromedp.Click(chromedp.CSS("#save")), chromedp.WaitVisible(chromedp.CSS(".notice, #problems")))
+	if got := text(t, ctx, ".notice"); got != "Profile saved." {
+		t.Fatalf("after save: %q (%s)", got, text(t, ctx, "#problems"))
+	}
+	code, saved := d.call(t, http.MethodGet, "/api/v1/users/"+webAlice.id+"/profiles/focus", webAlice.token(), nil)
+	if code != http.StatusOK {
+		t.Fatalf("GET focus: %d %v", code, saved)
+	}
+	var kinds []string
+	var enabled []bool
+	for _, a := range saved["on_enter"].([]any) {
+		m := a.(map[string]any)
+		kinds = append(kinds, m["action"].(string))
+		enabled = append(enabled, m["enabled"] != false)
+	}
+	if fmt.Sprint(kinds) != "[queue_pause presence dnd]" || fmt.Sprint(enabled) != "[true true false]" {
+		t.Fatalf("saved on_enter: %v enabled %v", kinds, enabled)
+	}
+
+	act(t, ctx, "preview", chromedp.Click(chromedp.CSS("#preview")), chromedp.WaitVisible(chromedp.CSS("#preview-result")))
+	if got := text(t, ctx, "#preview-result"); !strings.Contains(got, "pause in queue support (Focus)") || strings.Contains(got, "DND") {
+		t.Errorf("preview: %q", got)
+	}
+	act(t, ctx, "switch to it",
+		chromedp.Navigate(d.base+"/"),
+		chromedp.Click(chromedp.CSS(`button[data-profile="focus"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#active-profile[data-id="focus"]`)))
+	eventually(t, 5*time.Second, "paused for Focus", func() bool { return p.inQueues(webAlice, "Focus") })
+	ps, err := p.c.PresenceState(p.ctx(), "CustomPresence:"+webAlice.ext)
+	// A private profile shows on the PBX with the state's neutral text, not its message.
+	if err != nil || ps.State != "dnd" || ps.Message != "Do not disturb" {
+		t.Errorf("presence on the PBX: %+v %v", ps, err)
+	}
+	if v, ok := p.db("DND", webAlice.ext); ok && v == "YES" {
+		t.Errorf("the disabled dnd action is in effect: DND/%s = %q", webAlice.ext, v)
+	}
+
+	// Active: locked in the editor, and its deletion refused.
+	act(t, ctx, "editor of the active profile", chromedp.Navigate(d.base+"/profiles/focus"), chromedp.WaitVisible(chromedp.CSS("#locked")))
+	if !eval[bool](t, ctx, "disabled", `document.querySelector("#editor fieldset").disabled`) {
+		t.Error("the active profile's editor is not locked")
+	}
+	act(t, ctx, "delete the active profile",
+		chromedp.Navigate(d.base+"/profiles"),
+		chromedp.Click(chromedp.CSS(`#p-focus button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(".error")))
+	if got := text(t, ctx, ".error"); !strings.Contains(got, "active") {
+		t.Errorf("deleting the active profile: %q", got)
+	}
+	if code, _ := d.call(t, http.MethodGet, "/api/v1/users/"+webAlice.id+"/profiles/focus", webAlice.token(), nil); code != http.StatusOK {
+		t.Fatalf("the active profile was deleted: %d", code)
+	}
+	screenshot(t, ctx, "profiles")
+	// A system-wide profile is read-only.
+	act(t, ctx, "system profile", chromedp.Navigate(d.base+"/profiles/lunch"), chromedp.WaitVisible(chromedp.CSS("#locked")))
+	if got := text(t, ctx, "#locked"); !strings.Contains(got, "system-wide") {
+		t.Errorf("system profile: %q", got)
+	}
+	// After a switch away, it can be deleted.
+	d.switchTo(t, webAlice.id, "available", "")
+	act(t, ctx, "delete", chromedp.Navigate(d.base+"/profiles"),
+		chromedp.Click(chromedp.CSS(`#p-focus button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(".notice")))
+	if code, _ := d.call(t, http.MethodGet, "/api/v1/users/"+webAlice.id+"/profiles/focus", webAlice.token(), nil); code != http.StatusNotFound {
+		t.Errorf("after delete: %d", code)
 	}
 }
