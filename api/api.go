@@ -29,6 +29,9 @@
 //	500 unreadable Redis data (the message names the key) or an internal error; the message of
 //	    any other internal error is logged, not answered
 //
+// A user's schedule: GET /users/{user}/schedule (the inherited entries, the user's own, the
+// coming week), PUT and DELETE /users/{user}/schedule/{name} (the user's own entries).
+//
 // The web app's passwords (package account): PUT /users/{user}/password sets the user's
 // password (a user's token must give the current one, the admin's need not), POST
 // /users/{user}/password-link (admin only) makes a one-time set-password link, and the public
@@ -191,6 +194,9 @@ func New(opts Options) (*Handler, error) {
 		{http.MethodGet, Prefix + "/users/{user}/journal", accessUser, h.journal},
 		{http.MethodPost, Prefix + "/users/{user}/reconcile", accessUser, h.reconcile},
 		{http.MethodPost, Prefix + "/users/{user}/triggers/{name}", accessUser, h.externalTrigger},
+		{http.MethodGet, Prefix + "/users/{user}/schedule", accessUser, h.getSchedule},
+		{http.MethodPut, Prefix + "/users/{user}/schedule/{name}", accessUser, h.putSchedule},
+		{http.MethodDelete, Prefix + "/users/{user}/schedule/{name}", accessUser, h.deleteSchedule},
 		{http.MethodPut, Prefix + "/users/{user}/password", accessUser, h.setPassword},
 		{http.MethodPost, Prefix + "/users/{user}/password-link", accessUser, h.passwordLink},
 		{http.MethodPost, Prefix + "/password", accessPublic, h.useLink},

@@ -24,7 +24,7 @@ type page struct {
 
 // pageNames are the templates in templates/ besides layout.html.
 var pageNames = []string{"signin", "setpassword", "status", "colleagues", "journal", "password", "admin", "error",
-	"profiles", "profile"}
+	"profiles", "profile", "schedule"}
 
 func (h *Handler) parse() error {
 	funcs := template.FuncMap{
@@ -33,6 +33,7 @@ func (h *Handler) parse() error {
 		"ago":           h.ago,
 		"source":        sourceWords,
 		"trigger":       triggerWords,
+		"actor":         actorWords,
 		"opWords":       opWords,
 		"result":        resultWords,
 		"colour":        colourOf,
@@ -156,6 +157,14 @@ func triggerWords(t string) string {
 		return "the end of a timed profile"
 	}
 	return ""
+}
+
+// actorWords is who switched: a trigger in words, or the user or "admin".
+func actorWords(a string) string {
+	if w := triggerWords(a); w != "" {
+		return w
+	}
+	return a
 }
 
 // opWords says what an operation does on the PBX in words.

@@ -674,3 +674,53 @@ func TestWebProfileEditor(t *testing.T) {
 		t.Errorf("after delete: %d", code)
 	}
 }
+
+// TestWebPersonalSchedule: alice adds a schedule entry of her own for the next minute on the
+// schedule page (real time); it shows in the week view and switches her when due: the PBX
+// pauses her for Lunch and her status says a schedule did it.
+func TestWebPersonalSchedule(t *testing.T) {
+	d, p := startWebDaemon(t)
+	d.switchTo(t, webAlice.id, "available", "")
+	ctx := browser(t, 1440, 900)
+	signIn(t, ctx, d, webAlice.id, "#status-card")
+	at := time.Now().Add(10 * time.Second).Truncate(time.Minute).Add(time.Minute) // the daemon's zone: UTC in the tests
+	act(t, ctx, "add an entry",
+		chromedp.Navigate(d.base+"/schedule"),
+		chromedp.WaitVisible(chromedp.CSS("#add-entry")),
+		chromedp.SendKeys(chromedp.CSS("#sname"), "web-lunch"),
+		chromedp.SetValue(chromedp.CSS("#sprofile"), "lunch"),
+		chromedp.SetValue(chromedp.CSS("#skind"), "at"),
+		chromedp.SetValue(chromedp.CSS("#sat"), at.In(time.Local).Format("15:04")),
+		chromedp.Click(chromedp.CSS("#save-entry")),
+		chromedp.WaitVisible(chromedp.CSS(".notice, #problems")))
+	if got := text(t, ctx, ".notice"); got != "Schedule entry saved." {
+		t.Fatalf("after saving: %q %q", got, text(t, ctx, "#problems"))
+	}
+	if week := text(t, ctx, "#week"); !strings.Contains(week, at.In(time.Local).Format("15:04")+" Lunch (web-lunch)") {
+		t.Errorf("week view: %s", week)
+	}
+	code, sched := d.call(t, http.MethodGet, "/api/v1/users/"+webAlice.id+"/schedule", webAlice.token(), nil)
+	if code != http.StatusOK || !strings.Contains(toJSON(sched), `"name":"web-lunch"`) {
+		t.Fatalf("schedule through the API: %d %v", code, sched)
+	}
+	screenshot(t, ctx, "schedule")
+	eventually(t, time.Until(at)+10*time.Second, "the entry switches alice to lunch", func() bool {
+		return d.status(t, webAlice).Profile == "lunch"
+	})
+	if late := time.Since(at); late > 5*time.Second {
+		t.Errorf("switched %v after the entry's time", late)
+	}
+	eventually(t, 5*time.Second, "paused for Lunch", func() bool { return p.inQueues(webAlice, "Lunch") })
+	act(t, ctx, "status", chromedp.Navigate(d.base+"/"), chromedp.WaitVisible(chromedp.CSS(`#active-profile[data-id="lunch"]`)))
+	if why := text(t, ctx, "#why"); !strings.Contains(why, "set by a schedule") || !strings.Contains(why, "schedule web-lunch") {
+		t.Errorf("why: %q", why)
+	}
+	// Disable, then delete, on the page.
+	act(t, ctx, "disable",
+		chromedp.Navigate(d.base+"/schedule"),
+		chromedp.Click(chromedp.CSS(`form[action="/schedule/web-lunch/toggle"] button`)),
+		chromedp.WaitVisible(chromedp.CSS("#s-web-lunch.off")))
+	act(t, ctx, "delete",
+		chromedp.Click(chromedp.CSS(`form[action="/schedule/web-lunch/delete"] button`)),
+		chromedp.WaitNotPresent(chromedp.CSS("#s-web-lunch")))
+}
