@@ -1,7 +1,6 @@
 package web
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -44,7 +43,7 @@ type client struct {
 type hub struct {
 	engine *presence.Engine
 	log    *slog.Logger
-	row    *template.Template // renders one colleagues row
+	row    func(e presence.PresenceEntry, me bool) template.HTML // renders one colleagues row
 
 	mu      sync.Mutex
 	clients map[*client]struct{}
@@ -94,13 +93,7 @@ func (hb *hub) changed(ctx context.Context, id presence.UserID) {
 	}
 	var fullMsg, colleagueMsg []byte
 	encode := func(e presence.PresenceEntry, own bool) []byte {
-		var buf bytes.Buffer
-		if hb.row != nil {
-			if err := hb.row.ExecuteTemplate(&buf, "row", rowData{Entry: e, Me: own}); err != nil {
-				hb.log.Error("live update not rendered", "err", err)
-			}
-		}
-		b, _ := json.Marshal(update{User: id, HTML: buf.String(), Entry: e})
+		b, _ := json.Marshal(update{User: id, HTML: string(hb.row(e, own)), Entry: e})
 		return b
 	}
 	fullMsg, colleagueMsg = encode(full, false), encode(colleague, false)
@@ -128,12 +121,6 @@ func (hb *hub) changed(ctx context.Context, id presence.UserID) {
 			}
 		}
 	}
-}
-
-// rowData is one row of the colleagues list.
-type rowData struct {
-	Entry presence.PresenceEntry
-	Me    bool
 }
 
 func (hb *hub) add(c *client) bool {

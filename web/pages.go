@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
@@ -347,9 +348,10 @@ func (h *Handler) fix(w http.ResponseWriter, r *http.Request, v *viewer) {
 
 // colleaguesData is the colleagues page.
 type colleaguesData struct {
-	Me      presence.UserID
-	Query   string
-	Entries []presence.PresenceEntry
+	Query string
+	// Rows are the people's rows (rowHTML), joined: one value for the template to print.
+	Rows template.HTML
+	N    int
 }
 
 func (h *Handler) colleaguesPage(w http.ResponseWriter, r *http.Request, v *viewer) {
@@ -362,12 +364,15 @@ func (h *Handler) colleaguesPage(w http.ResponseWriter, r *http.Request, v *view
 		h.fail(w, r, err)
 		return
 	}
-	d := colleaguesData{Me: opts.Viewer, Query: strings.TrimSpace(r.URL.Query().Get("q"))}
+	d := colleaguesData{Query: strings.TrimSpace(r.URL.Query().Get("q"))}
+	var rows strings.Builder
 	for _, e := range all {
 		if matches(e, d.Query) {
-			d.Entries = append(d.Entries, e)
+			rows.WriteString(string(h.rowHTML(e, e.User == opts.Viewer)))
+			d.N++
 		}
 	}
+	d.Rows = template.HTML(rows.String()) // each row escaped by rowHTML
 	h.render(w, r, http.StatusOK, "colleagues", v, page{Title: "Colleagues", Nav: "colleagues", Data: d})
 }
 

@@ -39,7 +39,6 @@ func (h *Handler) parse() error {
 		"colour":        colourOf,
 		"initials":      initials,
 		"lower":         strings.ToLower,
-		"rowOf":         func(e presence.PresenceEntry, me presence.UserID) rowData { return rowData{Entry: e, Me: e.User == me} },
 		"iso":           func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"list":          func(v ...string) []string { return v },
 		"families":      presence.Families,

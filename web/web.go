@@ -105,7 +105,7 @@ func New(opts Options) (*Handler, error) {
 	if err := h.parse(); err != nil {
 		return nil, err
 	}
-	h.hub.row = h.pages["colleagues"]
+	h.hub.row = h.rowHTML
 	static, err := fs.Sub(staticFS, "static")
 	if err != nil {
 		return nil, err

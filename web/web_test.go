@@ -9,6 +9,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -32,12 +33,30 @@ const testPassword = "a-test-password"
 type app struct {
 	srv    *httptest.Server
 	engine *presence.Engine
+	h      *Handler
+	acc    *account.Service
 }
 
-func newApp(t *testing.T) *app {
+func newApp(t *testing.T) *app { return newAppWith(t, nil) }
+
+// newAppWith is newApp with more users (password testPassword, no admin), e.g. for benchmarks.
+func newAppWith(t testing.TB, extra []presence.User) *app {
 	t.Helper()
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	var rdb *redis.Client
+	if url := os.Getenv("PRESENCED_WEB_BENCH_REDIS"); url != "" {
+		// A real Redis for the benchmarks (docs/BENCHMARKS.md); the tests use miniredis.
+		opt, err := redis.ParseURL(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rdb = redis.NewClient(opt)
+		if err := rdb.FlushDB(context.Background()).Err(); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		mr := miniredis.RunT(t)
+		rdb = redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	}
 	t.Cleanup(func() { rdb.Close() })
 	hash, err := secret.NewHash(testPassword)
 	if err != nil {
@@ -48,7 +67,11 @@ func newApp(t *testing.T) *app {
 			Devices: []presence.Device{{Dial: "PJSIP/" + ext, Family: presence.FamilyDesk}},
 			Queues:  []presence.QueueMembership{{Name: "support"}}}
 	}
-	cat, err := presence.NewCatalog([]presence.User{user("alice", "1001", false), user("bob", "1002", false), user("carol", "1003", true)},
+	users := []presence.User{user("alice", "1001", false), user("bob", "1002", false), user("carol", "1003", true)}
+	for _, u := range extra {
+		users = append(users, user(string(u.ID), u.Extension, false))
+	}
+	cat, err := presence.NewCatalog(users,
 		[]presence.Profile{
 			{ID: "available", Name: "Available", Colour: "green", Presence: "available"},
 			{ID: "lunch", Name: "Lunch", Colour: "orange", Presence: "away", OnEnter: []presence.Action{{Kind: presence.ActionQueuePause, Queues: presence.QueueSelector{"all"}, Reason: "Lunch"}}},
@@ -78,7 +101,7 @@ func newApp(t *testing.T) *app {
 	srv := httptest.NewServer(h)
 	srv.Config.RegisterOnShutdown(h.Shutdown)
 	t.Cleanup(func() { h.Shutdown(); srv.Close(); cancel(); <-done })
-	return &app{srv: srv, engine: e}
+	return &app{srv: srv, engine: e, h: h, acc: acc}
 }
 
 // browserClient is a browser without JavaScript: cookies, no redirects followed.
