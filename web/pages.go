@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/presenced/presenced/account"
+	"github.com/presenced/presenced/internal/throttle"
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/trigger"
 )
@@ -49,7 +50,19 @@ func (h *Handler) signin(w http.ResponseWriter, r *http.Request) {
 		h.showSignin(w, r, http.StatusForbidden, d, "This form is out of date. Please sign in again.")
 		return
 	}
+	var addr string
+	if h.opts.Throttle != nil {
+		addr = throttle.Key(throttle.ClientAddr(r, h.opts.TrustedProxies))
+		if wait := h.opts.Throttle.Blocked(r.Context(), addr); wait > 0 {
+			h.showSignin(w, r, http.StatusTooManyRequests, d, fmt.Sprintf(
+				"Too many failed sign-ins from your address: try again in %s.", wait.Round(time.Minute)))
+			return
+		}
+	}
 	who, err := h.acc.Authenticate(r.Context(), d.Name, r.PostForm.Get("password"))
+	if h.opts.Throttle != nil && (errors.Is(err, account.ErrWrongPassword) || errors.As(err, new(*account.LockedError))) {
+		h.opts.Throttle.Fail(r.Context(), addr)
+	}
 	var locked *account.LockedError
 	switch {
 	case errors.As(err, &locked):

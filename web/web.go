@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/presenced/presenced/account"
+	"github.com/presenced/presenced/internal/throttle"
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/trigger"
 )
@@ -64,8 +65,13 @@ type Options struct {
 	Triggers *trigger.Scheduler
 	// Location is the time zone of users without one of their own; nil means time.Local.
 	Location *time.Location
-	// TrustedProxies may say, in X-Forwarded-Proto, that the client came over TLS.
+	// TrustedProxies may say, in X-Forwarded-Proto, that the client came over TLS, and in
+	// X-Forwarded-For who the client is (throttle.ClientAddr).
 	TrustedProxies []netip.Prefix
+	// Throttle counts failed sign-ins per client address, with the REST API's failed
+	// authentications (the same limiter): a blocked address is refused before any password
+	// is looked at. Nil: only the per-user lockout of package account.
+	Throttle *throttle.Limiter
 	// Health, when set, feeds the admin page's summary of this instance.
 	Health func(ctx context.Context) Health
 	Logger *slog.Logger

@@ -347,19 +347,6 @@ func (d *daemon) buildEngine() error {
 	if err != nil {
 		return fmt.Errorf("web: %w", err)
 	}
-	d.web, err = web.New(web.Options{
-		Engine:         d.engine,
-		States:         d.states,
-		Accounts:       d.acc,
-		Triggers:       d.trig,
-		Location:       loc,
-		TrustedProxies: cfg.trustedProxies(),
-		Health:         d.health,
-		Logger:         log,
-	})
-	if err != nil {
-		return fmt.Errorf("web: %w", err)
-	}
 	d.api, err = api.New(api.Options{
 		Engine:         d.engine,
 		Triggers:       d.trig,
@@ -374,6 +361,20 @@ func (d *daemon) buildEngine() error {
 	})
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
+	}
+	d.web, err = web.New(web.Options{
+		Engine:         d.engine,
+		States:         d.states,
+		Accounts:       d.acc,
+		Triggers:       d.trig,
+		Location:       loc,
+		TrustedProxies: cfg.trustedProxies(),
+		Throttle:       limiter,
+		Health:         d.health,
+		Logger:         log,
+	})
+	if err != nil {
+		return fmt.Errorf("web: %w", err)
 	}
 	d.fc, err = featurecode.New(featurecode.Options{
 		Channels:          d.ari,

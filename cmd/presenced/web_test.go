@@ -121,7 +121,7 @@ func webName(u driftUser) string {
 }
 
 // forgetAccounts deletes what the web app keeps of the users in the lab Redis: passwords they
-// set, wrong-password counters.
+// set, wrong-password counters, and the failures counted against the tests' address.
 func forgetAccounts(t *testing.T, ids ...string) {
 	t.Helper()
 	rdb := labRedisClient(t)
@@ -130,6 +130,9 @@ func forgetAccounts(t *testing.T, ids ...string) {
 	for _, id := range ids {
 		rdb.Del(ctx, "presenced:password:"+id, "presenced:pwfail:user:"+id)
 	}
+	// Failed sign-ins count against the address too, with the API's failed authentications.
+	rdb.Del(ctx, authFailureKeyPrefix+"127.0.0.1")
+	t.Cleanup(func() { rdb.Del(context.Background(), authFailureKeyPrefix+"127.0.0.1") })
 }
 
 // browser starts a headless chromium of its own for the test, at the given window size.
