@@ -47,12 +47,69 @@ type hub struct {
 
 	mu      sync.Mutex
 	clients map[*client]struct{}
-	last    map[presence.UserID]presence.PresenceEntry // the last full entry sent per user
-	closed  bool
+	// last is everyone's full entry as last read (the view of everyone, viewOf), kept by the
+	// change announcements; loaded is when it was last read whole.
+	last   map[presence.UserID]presence.PresenceEntry
+	read   map[presence.UserID]time.Time // when each entry of last was read
+	loaded time.Time
+	closed bool
+}
+
+// viewTTL is how long the view of everyone is trusted without being read whole again: the
+// change announcements keep it current meanwhile, but one lost (a reconnect to Redis) is
+// corrected within it.
+const viewTTL = 10 * time.Second
+
+// colleagueView is what colleagues see of a full entry: for a private profile (or one that
+// cannot be found), only the presence state with its neutral text (presence.Engine.Everyone).
+func colleagueView(full presence.PresenceEntry) presence.PresenceEntry {
+	if !full.Private {
+		return full
+	}
+	return presence.PresenceEntry{User: full.User, Name: full.Name, Extension: full.Extension, Since: full.Since,
+		Presence: full.Presence, Label: presence.PresenceLabel(full.Presence), OnCall: full.OnCall}
+}
+
+// everyone returns every user's entry as the viewer may see it, in configuration order, from
+// the view kept in memory; it is read whole from the store when older than viewTTL.
+func (hb *hub) everyone(ctx context.Context, now time.Time, opts presence.EveryoneOptions) ([]presence.PresenceEntry, error) {
+	hb.mu.Lock()
+	fresh := now.Sub(hb.loaded) < viewTTL
+	hb.mu.Unlock()
+	if !fresh {
+		asked := time.Now()
+		all, err := hb.engine.Everyone(ctx, presence.EveryoneOptions{Admin: true})
+		if err != nil {
+			return nil, err
+		}
+		hb.mu.Lock()
+		for _, e := range all {
+			if hb.read[e.User].Before(asked) { // not newer from a change meanwhile
+				hb.last[e.User], hb.read[e.User] = e, asked
+			}
+		}
+		hb.loaded = now
+		hb.mu.Unlock()
+	}
+	hb.mu.Lock()
+	defer hb.mu.Unlock()
+	out := make([]presence.PresenceEntry, 0, len(hb.last))
+	for _, u := range hb.engine.Catalog().Users {
+		e, ok := hb.last[u.ID]
+		if !ok {
+			continue // unreadable (Everyone leaves it out)
+		}
+		if !opts.Admin && opts.Viewer != u.ID {
+			e = colleagueView(e)
+		}
+		out = append(out, e)
+	}
+	return out, nil
 }
 
 func newHub(e *presence.Engine, log *slog.Logger) *hub {
-	return &hub{engine: e, log: log, clients: map[*client]struct{}{}, last: map[presence.UserID]presence.PresenceEntry{}}
+	return &hub{engine: e, log: log, clients: map[*client]struct{}{}, last: map[presence.UserID]presence.PresenceEntry{},
+		read: map[presence.UserID]time.Time{}}
 }
 
 // run sends the changes the channel announces until it closes.
@@ -65,11 +122,12 @@ func (hb *hub) run(ctx context.Context, changes <-chan presence.UserID) {
 // changed sends a user's new entry to every client, as each may see it.
 func (hb *hub) changed(ctx context.Context, id presence.UserID) {
 	hb.mu.Lock()
-	n := len(hb.clients)
+	n, noView := len(hb.clients), hb.loaded.IsZero()
 	hb.mu.Unlock()
-	if n == 0 {
-		return
+	if n == 0 && noView {
+		return // nobody to tell, no view to keep
 	}
+	asked := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	full, err := hb.engine.PresenceOf(ctx, id, presence.EveryoneOptions{Admin: true})
@@ -79,18 +137,12 @@ func (hb *hub) changed(ctx context.Context, id presence.UserID) {
 	}
 	hb.mu.Lock()
 	same := hb.last[id] == full
-	hb.last[id] = full
+	hb.last[id], hb.read[id] = full, asked
 	hb.mu.Unlock()
-	if same {
+	if same || n == 0 {
 		return // a pass that changed nothing visible
 	}
-	colleague := full
-	if full.Private {
-		if colleague, err = hb.engine.PresenceOf(ctx, id, presence.EveryoneOptions{}); err != nil {
-			hb.log.Warn("live update not sent", "user", id, "err", err)
-			return
-		}
-	}
+	colleague := colleagueView(full)
 	var fullMsg, colleagueMsg []byte
 	encode := func(e presence.PresenceEntry, own bool) []byte {
 		b, _ := json.Marshal(update{User: id, HTML: string(hb.row(e, own)), Entry: e})

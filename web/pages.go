@@ -372,7 +372,7 @@ func (h *Handler) colleaguesPage(w http.ResponseWriter, r *http.Request, v *view
 	if v.user != nil {
 		opts.Viewer = v.user.ID
 	}
-	all, err := h.engine.Everyone(r.Context(), opts)
+	all, err := h.hub.everyone(r.Context(), h.now(), opts)
 	if err != nil {
 		h.fail(w, r, err)
 		return
