@@ -138,3 +138,16 @@ func (h *Handler) useLink(w http.ResponseWriter, r *http.Request, _ caller) erro
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
+
+// stream serves GET /events: the live updates, as the caller may see them.
+func (h *Handler) stream(w http.ResponseWriter, r *http.Request, c caller) error {
+	if h.events == nil {
+		return &apiError{status: http.StatusServiceUnavailable, msg: "live updates need the web app, which this API was built without"}
+	}
+	var viewer presence.UserID
+	if c.user != nil {
+		viewer = c.user.ID
+	}
+	h.events(w, r, viewer, c.admin)
+	return nil
+}

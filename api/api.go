@@ -37,6 +37,10 @@
 // /users/{user}/password-link (admin only) makes a one-time set-password link, and the public
 // POST /password spends one.
 //
+// GET /events streams, as Server-Sent Events, every change of anyone's entry of GET /presence
+// as the token may see it (event "presence": {"user", "entry", "html"}; "reload" when the
+// client fell behind): what the web app's pages are updated by.
+//
 // GET /presence is open to every valid token. A user whose active profile is private shows to
 // colleagues only as the presence state and its neutral text; the user and the admin see it
 // all. A user whose record cannot be read is left out of it rather than failing it.
@@ -95,6 +99,10 @@ type Options struct {
 	// Triggers serves timed profiles ("until"), external triggers and the "why" of GET user;
 	// nil disables them ("until" is refused, the trigger endpoint answers 503).
 	Triggers *trigger.Scheduler
+	// Events, when set, streams the live updates (GET /events) to a caller as the viewer may
+	// see them (viewer empty for the admin token); nil answers 503. The web app serves it
+	// (web.Handler.Stream).
+	Events func(w http.ResponseWriter, r *http.Request, viewer presence.UserID, admin bool)
 	// Accounts serves the web app's passwords (PUT /users/{user}/password, set-password links);
 	// nil answers them 503.
 	Accounts *account.Service
@@ -115,6 +123,7 @@ type Handler struct {
 	engine   *presence.Engine
 	triggers *trigger.Scheduler
 	accounts *account.Service
+	events   func(w http.ResponseWriter, r *http.Request, viewer presence.UserID, admin bool)
 	now      func() time.Time
 	creds    *credentials
 	throttle *throttle.Limiter
@@ -175,6 +184,7 @@ func New(opts Options) (*Handler, error) {
 		engine:   opts.Engine,
 		triggers: opts.Triggers,
 		accounts: opts.Accounts,
+		events:   opts.Events,
 		now:      opts.Now,
 		creds:    creds,
 		throttle: opts.Throttle,
@@ -201,6 +211,7 @@ func New(opts Options) (*Handler, error) {
 		{http.MethodPost, Prefix + "/users/{user}/password-link", accessUser, h.passwordLink},
 		{http.MethodPost, Prefix + "/password", accessPublic, h.useLink},
 		{http.MethodGet, Prefix + "/presence", accessAny, h.everyone},
+		{http.MethodGet, Prefix + "/events", accessAny, h.stream},
 		{http.MethodGet, Prefix + "/openapi.json", accessPublic, h.openAPI},
 	}
 	labels := []string{"/"}

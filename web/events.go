@@ -219,11 +219,19 @@ func (h *Handler) Clients() int {
 // events streams the live updates to a signed-in browser (Server-Sent Events): an event
 // "presence" per change of anyone's entry, "reload" when the browser fell behind.
 func (h *Handler) events(w http.ResponseWriter, r *http.Request, v *viewer) {
-	rc := http.NewResponseController(w)
-	c := &client{admin: v.admin, ch: make(chan []byte, clientBuffer)}
+	var id presence.UserID
 	if v.user != nil {
-		c.user = v.user.ID
+		id = v.user.ID
 	}
+	h.Stream(w, r, id, v.admin)
+}
+
+// Stream serves the live updates to one client as viewer may see them (viewer empty: the
+// admin by token), until the client goes or the server shuts down: the web app's /events, and
+// the REST API's GET /api/v1/events for the holder of a token.
+func (h *Handler) Stream(w http.ResponseWriter, r *http.Request, viewer presence.UserID, admin bool) {
+	rc := http.NewResponseController(w)
+	c := &client{user: viewer, admin: admin, ch: make(chan []byte, clientBuffer)}
 	if !h.hub.add(c) {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return

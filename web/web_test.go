@@ -423,3 +423,53 @@ func TestLocalPathAndOrigin(t *testing.T) {
 		}
 	}
 }
+
+// TestAPIStream: the REST API's stream (Handler.Stream behind GET
+// /api/v1/events) sends a colleague's private profile as its presence state only, the user
+// their own in full.
+func TestAPIStream(t *testing.T) {
+	a := newApp(t)
+	read := func(viewer presence.UserID, admin bool) *bufio.Reader {
+		pr, pw := io.Pipe()
+		w := &streamRecorder{header: http.Header{}, w: pw}
+		r := httptest.NewRequest(http.MethodGet, "/api/v1/events", nil)
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		go func() { a.h.Stream(w, r.WithContext(ctx), viewer, admin); pw.Close() }()
+		return bufio.NewReader(pr)
+	}
+	bob, admin := read("bob", false), read("", true)
+	for a.h.Clients() < 2 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := a.engine.Switch(context.Background(), presence.SwitchRequest{User: "alice", Profile: "secret", Info: "the dentist", Source: presence.SourceAPI}); err != nil {
+		t.Fatal(err)
+	}
+	for who, rd := range map[string]*bufio.Reader{"bob": bob, "admin": admin} {
+		for {
+			line, err := rd.ReadString('\n')
+			if err != nil {
+				t.Fatalf("%s: %v", who, err)
+			}
+			data, ok := strings.CutPrefix(line, "data: ")
+			if !ok || !strings.Contains(data, `"user":"alice"`) {
+				continue
+			}
+			if hidden := !strings.Contains(data, "dentist"); hidden != (who == "bob") {
+				t.Errorf("%s sees %s", who, data)
+			}
+			break
+		}
+	}
+}
+
+// streamRecorder is a ResponseWriter that writes the body to a pipe and can flush.
+type streamRecorder struct {
+	header http.Header
+	w      io.Writer
+}
+
+func (s *streamRecorder) Header() http.Header         { return s.header }
+func (s *streamRecorder) WriteHeader(int)             {}
+func (s *streamRecorder) Write(b []byte) (int, error) { return s.w.Write(b) }
+func (s *streamRecorder) Flush()                      {}

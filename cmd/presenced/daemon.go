@@ -347,21 +347,6 @@ func (d *daemon) buildEngine() error {
 	if err != nil {
 		return fmt.Errorf("web: %w", err)
 	}
-	d.api, err = api.New(api.Options{
-		Engine:         d.engine,
-		Triggers:       d.trig,
-		Accounts:       d.acc,
-		AdminToken:     string(cfg.API.AdminToken),
-		AdminTokenHash: cfg.API.AdminTokenHash,
-		Throttle:       limiter,
-		TrustedProxies: cfg.trustedProxies(),
-		MaxBodyBytes:   cfg.API.MaxBodyBytes,
-		Logger:         log.With("component", "api"),
-		Registerer:     d.reg,
-	})
-	if err != nil {
-		return fmt.Errorf("api: %w", err)
-	}
 	d.web, err = web.New(web.Options{
 		Engine:         d.engine,
 		States:         d.states,
@@ -375,6 +360,22 @@ func (d *daemon) buildEngine() error {
 	})
 	if err != nil {
 		return fmt.Errorf("web: %w", err)
+	}
+	d.api, err = api.New(api.Options{
+		Engine:         d.engine,
+		Triggers:       d.trig,
+		Accounts:       d.acc,
+		Events:         d.web.Stream,
+		AdminToken:     string(cfg.API.AdminToken),
+		AdminTokenHash: cfg.API.AdminTokenHash,
+		Throttle:       limiter,
+		TrustedProxies: cfg.trustedProxies(),
+		MaxBodyBytes:   cfg.API.MaxBodyBytes,
+		Logger:         log.With("component", "api"),
+		Registerer:     d.reg,
+	})
+	if err != nil {
+		return fmt.Errorf("api: %w", err)
 	}
 	d.fc, err = featurecode.New(featurecode.Options{
 		Channels:          d.ari,
