@@ -151,3 +151,35 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, c caller) error
 	h.events(w, r, viewer, c.admin)
 	return nil
 }
+
+// overviewView is the answer of GET /users.
+type overviewView struct {
+	Users []presence.UserSummary `json:"users"`
+}
+
+// overview serves GET /users (admin only): every user's presence and PBX summary, filtered by
+// ?filter= (out_of_sync, reported, on_call) and ?profile=.
+func (h *Handler) overview(w http.ResponseWriter, r *http.Request, c caller) error {
+	if !c.admin {
+		return &apiError{status: http.StatusForbidden, msg: "only the admin sees every user's summary"}
+	}
+	q := r.URL.Query()
+	filter, profile := q.Get("filter"), q.Get("profile")
+	switch filter {
+	case "", "out_of_sync", "reported", "on_call":
+	default:
+		return &apiError{status: http.StatusBadRequest, field: "filter", msg: "filter: one of out_of_sync, reported, on_call"}
+	}
+	all, err := h.engine.Overview(r.Context())
+	if err != nil {
+		return err
+	}
+	v := overviewView{Users: []presence.UserSummary{}}
+	for _, s := range all {
+		if s.Matches(filter) && (profile == "" || s.Profile == profile) {
+			v.Users = append(v.Users, s)
+		}
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}

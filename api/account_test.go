@@ -60,3 +60,24 @@ func TestPasswordEndpoints(t *testing.T) {
 		t.Fatalf("stored: %q, %v", stored, err)
 	}
 }
+
+// TestOverview: GET /users is the admin's, filtered by profile and by what the PBX showed.
+func TestOverview(t *testing.T) {
+	a := newTestAPI(t)
+	a.must(t, "PUT", "/api/v1/users/alice/profile", adminToken, `{"profile":"lunch"}`, http.StatusOK, nil)
+	var v overviewView
+	a.must(t, "GET", "/api/v1/users", adminToken, "", http.StatusOK, &v)
+	if len(v.Users) != len(fixtureUsers()) || v.Users[0].User != "alice" || !v.Users[0].Checked || !v.Users[0].InSync {
+		t.Fatalf("overview %+v", v.Users)
+	}
+	a.must(t, "GET", "/api/v1/users?profile=lunch", adminToken, "", http.StatusOK, &v)
+	if len(v.Users) != 1 || v.Users[0].User != "alice" {
+		t.Fatalf("profile filter %+v", v.Users)
+	}
+	a.must(t, "GET", "/api/v1/users?filter=out_of_sync", adminToken, "", http.StatusOK, &v)
+	if len(v.Users) != 0 {
+		t.Fatalf("out of sync %+v", v.Users)
+	}
+	a.must(t, "GET", "/api/v1/users?filter=sideways", adminToken, "", http.StatusBadRequest, nil)
+	a.must(t, "GET", "/api/v1/users", aliceToken, "", http.StatusForbidden, nil)
+}

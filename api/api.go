@@ -37,6 +37,10 @@
 // /users/{user}/password-link (admin only) makes a one-time set-password link, and the public
 // POST /password spends one.
 //
+// GET /users (admin token only) is every user's presence with what the engine's last look at
+// their PBX found (in sync, reported drift, on a call), filtered as the web app's admin page
+// filters it.
+//
 // GET /events streams, as Server-Sent Events, every change of anyone's entry of GET /presence
 // as the token may see it (event "presence": {"user", "entry", "html"}; "reload" when the
 // client fell behind): what the web app's pages are updated by.
@@ -212,6 +216,7 @@ func New(opts Options) (*Handler, error) {
 		{http.MethodPost, Prefix + "/password", accessPublic, h.useLink},
 		{http.MethodGet, Prefix + "/presence", accessAny, h.everyone},
 		{http.MethodGet, Prefix + "/events", accessAny, h.stream},
+		{http.MethodGet, Prefix + "/users", accessAny, h.overview},
 		{http.MethodGet, Prefix + "/openapi.json", accessPublic, h.openAPI},
 	}
 	labels := []string{"/"}

@@ -322,3 +322,61 @@ func (e *Engine) Journal(ctx context.Context, id UserID, n int64) ([]JournalEntr
 	}
 	return e.opts.States.Journal(ctx, id, n)
 }
+
+// UserSummary is one user on an admin's overview: their whole presence entry and what the
+// engine's last look at their PBX state found.
+type UserSummary struct {
+	PresenceEntry
+	// Checked is false until the engine has looked at the user's PBX state.
+	Checked bool `json:"checked"`
+	// InSync is false while something failed, was only reported, or waits for a call.
+	InSync bool `json:"in_sync"`
+	// Reported, Deferred and Failed count the differences left under the report policy, the
+	// queue changes waiting for a call to end, and the operations that failed.
+	Reported int `json:"reported"`
+	Deferred int `json:"deferred"`
+	Failed   int `json:"failed"`
+}
+
+// Overview returns every user's summary, in configuration order, for admins: one read of
+// everyone's presence (Everyone) and one of their records.
+func (e *Engine) Overview(ctx context.Context) ([]UserSummary, error) {
+	all, err := e.Everyone(ctx, EveryoneOptions{Admin: true})
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]UserID, len(all))
+	for i, pe := range all {
+		ids[i] = pe.User
+	}
+	states, err := e.opts.States.LoadMany(ctx, ids)
+	if err != nil && !corruptOnly(err) {
+		return nil, err
+	}
+	out := make([]UserSummary, len(all))
+	for i, pe := range all {
+		s := UserSummary{PresenceEntry: pe, InSync: true}
+		if rec := states[pe.User].Record; rec != nil {
+			s.Checked, s.InSync = true, rec.InSync
+			s.Reported, s.Deferred, s.Failed = len(rec.Reported), len(rec.Deferred), len(rec.Failed)
+		}
+		out[i] = s
+	}
+	return out, nil
+}
+
+// Matches reports whether the summary passes an overview filter: "" (everyone),
+// "out_of_sync", "reported" (drift left under the report policy) or "on_call".
+func (s UserSummary) Matches(filter string) bool {
+	switch filter {
+	case "":
+		return true
+	case "out_of_sync":
+		return !s.InSync
+	case "reported":
+		return s.Reported > 0
+	case "on_call":
+		return s.OnCall
+	}
+	return false
+}

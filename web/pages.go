@@ -468,14 +468,8 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, v *view
 	}
 }
 
-// adminRow is one user on the admin page.
-type adminRow struct {
-	presence.PresenceEntry
-	InSync   bool
-	Checked  bool // the engine has looked at the user's PBX state
-	Reported int  // differences reported, not repaired
-	Failed   int
-}
+// adminFilters are the admin page's filters, as presence.UserSummary.Matches knows them.
+var adminFilters = []string{"", "out_of_sync", "reported", "on_call"}
 
 // adminData is the admin page.
 type adminData struct {
@@ -483,7 +477,7 @@ type adminData struct {
 	Filter   string
 	Profile  string
 	Profiles []*presence.Profile
-	Rows     []adminRow
+	Rows     []presence.UserSummary
 	Counts   map[string]int
 	Link     *account.Link
 	LinkURL  string
@@ -499,17 +493,8 @@ func (h *Handler) showAdmin(w http.ResponseWriter, r *http.Request, v *viewer, l
 		return
 	}
 	ctx := r.Context()
-	all, err := h.engine.Everyone(ctx, presence.EveryoneOptions{Admin: true})
+	all, err := h.engine.Overview(ctx)
 	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	ids := make([]presence.UserID, len(all))
-	for i, e := range all {
-		ids[i] = e.User
-	}
-	states, err := h.opts.States.LoadMany(ctx, ids)
-	if err != nil && len(states) == 0 {
 		h.fail(w, r, err)
 		return
 	}
@@ -520,27 +505,17 @@ func (h *Handler) showAdmin(w http.ResponseWriter, r *http.Request, v *viewer, l
 		hl := h.opts.Health(ctx)
 		d.Health = &hl
 	}
-	for _, e := range all {
-		row := adminRow{PresenceEntry: e, InSync: true}
-		if rec := states[e.User].Record; rec != nil {
-			row.Checked, row.InSync, row.Reported, row.Failed = true, rec.InSync, len(rec.Reported), len(rec.Failed)
-		}
-		keep := map[string]bool{
-			"":            true,
-			"out_of_sync": !row.InSync,
-			"reported":    row.Reported > 0,
-			"on_call":     row.OnCall,
-		}
-		for k, ok := range keep {
-			if ok && k != "" {
-				d.Counts[k]++
+	for _, row := range all {
+		for _, f := range adminFilters {
+			if f != "" && row.Matches(f) {
+				d.Counts[f]++
 			}
 		}
-		if keep[d.Filter] && (d.Profile == "" || e.Profile == d.Profile) {
+		if row.Matches(d.Filter) && (d.Profile == "" || row.Profile == d.Profile) {
 			d.Rows = append(d.Rows, row)
 		}
 	}
-	slices.SortStableFunc(d.Rows, func(a, b adminRow) int { return cmp.Compare(boolInt(a.InSync), boolInt(b.InSync)) })
+	slices.SortStableFunc(d.Rows, func(a, b presence.UserSummary) int { return cmp.Compare(boolInt(a.InSync), boolInt(b.InSync)) })
 	h.render(w, r, http.StatusOK, "admin", v, page{Title: "Admin", Nav: "admin", Data: d})
 }
 
