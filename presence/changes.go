@@ -5,18 +5,14 @@ import (
 	"log/slog"
 )
 
-// changesChannel is the Redis channel, after the store's prefix, on which every write of a
+// changesSuffix names the Redis channel, after the store's prefix, on which every write of a
 // user's state (a switch) or record (what a pass found on the PBX) is announced with the
 // user's id, for the instances' live views (the web app's Server-Sent Events).
-const changesChannel = "changes"
+const changesSuffix = "changes"
 
-// announce publishes that a user's state or record changed. It is best effort: a live view
-// that misses it is wrong until the next change, never the state itself.
-func (s *StateStore) announce(ctx context.Context, id UserID) {
-	if err := s.rdb.Publish(context.WithoutCancel(ctx), s.prefix+changesChannel, string(id)).Err(); err != nil {
-		s.log.Debug("change not announced", "user", id, "err", err)
-	}
-}
+// changesChannel is the channel the save scripts announce changes on (saveScript,
+// saveRecordScript: in the same round trip as the write).
+func (s *StateStore) changesChannel() string { return s.prefix + changesSuffix }
 
 // Changes delivers the ids of the users whose state or record changes, on any instance
 // sharing this Redis, until ctx ends; then the channel is closed. A reader that falls behind
@@ -25,7 +21,7 @@ func (s *StateStore) announce(ctx context.Context, id UserID) {
 // by itself.
 func (s *StateStore) Changes(ctx context.Context, log *slog.Logger) <-chan UserID {
 	out := make(chan UserID, 256)
-	ps := s.rdb.Subscribe(ctx, s.prefix+changesChannel)
+	ps := s.rdb.Subscribe(ctx, s.changesChannel())
 	go func() {
 		defer close(out)
 		defer ps.Close()

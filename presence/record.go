@@ -57,11 +57,13 @@ func (s *StateStore) retriesKey() string   { return s.prefix + "retries" }
 
 // saveRecordScript writes a user's record and keeps the indexes in step. KEYS: the user's hash,
 // the out-of-sync set, the retries sorted set. ARGV: the record (JSON), the user id, "1" when in
-// sync, the retry time in Unix milliseconds ("" for none).
+// sync, the retry time in Unix milliseconds ("" for none), the channel the change is announced
+// on (changes.go).
 const saveRecordScript = `
 redis.call('HSET', KEYS[1], 'record', ARGV[1])
 if ARGV[3] == '1' then redis.call('SREM', KEYS[2], ARGV[2]) else redis.call('SADD', KEYS[2], ARGV[2]) end
 if ARGV[4] == '' then redis.call('ZREM', KEYS[3], ARGV[2]) else redis.call('ZADD', KEYS[3], ARGV[4], ARGV[2]) end
+redis.call('PUBLISH', ARGV[5], ARGV[2])
 return 1
 `
 
@@ -82,7 +84,8 @@ func (s *StateStore) SaveRecord(ctx context.Context, id UserID, r Record) error 
 		retry = strconv.FormatInt(r.RetryAt.UnixMilli(), 10)
 	}
 	key := s.userKey(id)
-	err = s.run(ctx, s.rdb, s.saveRecord, []string{key, s.outOfSyncKey(), s.retriesKey()}, string(b), string(id), inSync, retry).Err()
+	err = s.run(ctx, s.rdb, s.saveRecord, []string{key, s.outOfSyncKey(), s.retriesKey()}, string(b), string(id), inSync, retry,
+		s.changesChannel()).Err()
 	if fenced(err) {
 		return ErrFenced
 	}
@@ -90,7 +93,6 @@ func (s *StateStore) SaveRecord(ctx context.Context, id UserID, r Record) error 
 		return s.fail(err, "save record of "+string(id), key)
 	}
 	s.ok()
-	s.announce(ctx, id)
 	return nil
 }
 
