@@ -3,6 +3,7 @@ package presence
 import (
 	"context"
 	"log/slog"
+	"time"
 )
 
 // changesSuffix names the Redis channel, after the store's prefix, on which every write of a
@@ -23,9 +24,13 @@ func (s *StateStore) Changes(ctx context.Context, log *slog.Logger) <-chan UserI
 	out := make(chan UserID, 256)
 	ps := s.rdb.Subscribe(ctx, s.changesChannel())
 	go func() {
-		defer close(out)
+		// The reader hears of the end at once; closing the subscription may wait for a
+		// reconnect in progress (a Redis that is down, a Sentinel failover).
 		defer ps.Close()
+		defer close(out)
 		msgs := ps.Channel()
+		var dropped int
+		var logged time.Time
 		for {
 			select {
 			case <-ctx.Done():
@@ -37,8 +42,11 @@ func (s *StateStore) Changes(ctx context.Context, log *slog.Logger) <-chan UserI
 				select {
 				case out <- UserID(m.Payload):
 				default:
-					if log != nil {
-						log.Warn("change announcement dropped: the reader is behind", "user", m.Payload)
+					// A burst (a full check writes every user's record) may outrun the reader:
+					// logged once a minute at most, with the count.
+					if dropped++; log != nil && time.Since(logged) > time.Minute {
+						log.Warn("change announcements dropped: the reader is behind", "dropped", dropped)
+						dropped, logged = 0, time.Now()
 					}
 				}
 			}

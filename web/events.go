@@ -114,8 +114,16 @@ func newHub(e *presence.Engine, log *slog.Logger) *hub {
 
 // run sends the changes the channel announces until it closes.
 func (hb *hub) run(ctx context.Context, changes <-chan presence.UserID) {
-	for id := range changes {
-		hb.changed(ctx, id)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case id, ok := <-changes:
+			if !ok {
+				return
+			}
+			hb.changed(ctx, id)
+		}
 	}
 }
 
