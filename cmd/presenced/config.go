@@ -432,6 +432,7 @@ type options struct {
 	printHints  bool
 	hashSecret  bool
 	hashPass    bool
+	pwLink      string
 	version     bool
 }
 
@@ -445,6 +446,7 @@ func loadConfig(args, environ []string, stderr io.Writer) (Config, options, erro
 	fs.BoolVar(&opts.checkConfig, "check-config", false, "validate the configuration and exit")
 	fs.BoolVar(&opts.printHints, "print-hints", false, "print the per-user BLF hint contexts for *55<n> keys (extensions.conf) and exit")
 	fs.BoolVar(&opts.hashPass, "hash-password", false, "read a web app password from the first line of standard input, print its argon2id hash (for a user's password_hash) and exit")
+	fs.StringVar(&opts.pwLink, "password-link", "", "make a one-time set-password link for the `user` (id or extension) in the configured Redis, print its path and exit")
 	fs.BoolVar(&opts.hashSecret, "hash-secret", false, "read a token or PIN from the first line of standard input, print its argon2id hash (for token_hash, pin_hash, api.admin_token_hash) and exit")
 	fs.BoolVar(&opts.version, "version", false, "print the version and exit")
 	flagVals := map[string]*string{}

@@ -130,25 +130,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 		return fmt.Errorf("ami: %w", err)
 	}
 
-	storeOpts := presence.StoreOptions{
-		URL:          string(cfg.Redis.URL),
-		Username:     cfg.Redis.Username,
-		Password:     string(cfg.Redis.Password),
-		DialTimeout:  cfg.Redis.DialTimeout,
-		ReadTimeout:  cfg.Redis.ReadTimeout,
-		WriteTimeout: cfg.Redis.WriteTimeout,
-		Logger:       log.With("component", "store"),
-		Registerer:   d.reg,
-	}
-	if s := cfg.Redis.Sentinel; s.enabled() {
-		storeOpts.Sentinel = &presence.SentinelOptions{MasterName: s.MasterName, Addresses: s.Addresses,
-			Username: s.Username, Password: string(s.Password), DB: cfg.Redis.DB}
-		storeOpts.WaitReplicas, storeOpts.WaitTimeout = s.WaitReplicas, s.WaitTimeout
-	}
+	storeOpts := storeOptions(cfg, log, d.reg)
 	if cfg.Redis.embedded() {
-		storeOpts.SnapshotPath = cfg.Store.SnapshotPath
-		storeOpts.SnapshotInterval = cfg.Store.SnapshotInterval
-		storeOpts.SnapshotTimeout = cfg.Store.SnapshotTimeout
 		log.Warn("neither redis.url nor redis.sentinel configured: using the embedded in-process store; fine for a single instance, use Redis for several",
 			"snapshot_path", cfg.Store.SnapshotPath, "snapshot_interval", cfg.Store.SnapshotInterval)
 	}
@@ -219,6 +202,31 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 		log.Error("a component failed, shutting down", "err", runErr)
 	}
 	return errors.Join(runErr, d.shutdown(cancel, hs, &wg))
+}
+
+// storeOptions are the state store's options of the configuration; reg may be nil.
+func storeOptions(cfg Config, log *slog.Logger, reg prometheus.Registerer) presence.StoreOptions {
+	storeOpts := presence.StoreOptions{
+		URL:          string(cfg.Redis.URL),
+		Username:     cfg.Redis.Username,
+		Password:     string(cfg.Redis.Password),
+		DialTimeout:  cfg.Redis.DialTimeout,
+		ReadTimeout:  cfg.Redis.ReadTimeout,
+		WriteTimeout: cfg.Redis.WriteTimeout,
+		Logger:       log.With("component", "store"),
+		Registerer:   reg,
+	}
+	if s := cfg.Redis.Sentinel; s.enabled() {
+		storeOpts.Sentinel = &presence.SentinelOptions{MasterName: s.MasterName, Addresses: s.Addresses,
+			Username: s.Username, Password: string(s.Password), DB: cfg.Redis.DB}
+		storeOpts.WaitReplicas, storeOpts.WaitTimeout = s.WaitReplicas, s.WaitTimeout
+	}
+	if cfg.Redis.embedded() {
+		storeOpts.SnapshotPath = cfg.Store.SnapshotPath
+		storeOpts.SnapshotInterval = cfg.Store.SnapshotInterval
+		storeOpts.SnapshotTimeout = cfg.Store.SnapshotTimeout
+	}
+	return storeOpts
 }
 
 // buildEngine makes the switching engine over the concerns that act on Asterisk, and the API.

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -726,4 +728,38 @@ func TestWebPersonalSchedule(t *testing.T) {
 	act(t, ctx, "delete",
 		chromedp.Click(chromedp.CSS(`form[action="/schedule/web-lunch/delete"] button`)),
 		chromedp.WaitNotPresent(chromedp.CSS("#s-web-lunch")))
+}
+
+// TestPasswordLinkCLI: presenced -password-link makes a set-password link in the configured
+// Redis, which the web app then accepts; with the embedded store it refuses, saying why.
+func TestPasswordLinkCLI(t *testing.T) {
+	path := writeFile(t, "presenced.yaml", `
+users:
+  - id: cli-user
+    extension: "2790"
+    devices: [{dial: PJSIP/2790, family: desk}]
+`)
+	var stdout, stderr strings.Builder
+	if code := realMain([]string{"-config", path, "-password-link", "2790"}, minimalEnv, &stdout, &stderr); code != 2 ||
+		!strings.Contains(stderr.String(), "embedded store") {
+		t.Fatalf("embedded store: exit %d, %q", code, stderr.String())
+	}
+	stdout.Reset()
+	stderr.Reset()
+	env := append([]string{"PRESENCED_REDIS_URL=" + env.RedisURL}, minimalEnv...)
+	if code := realMain([]string{"-config", path, "-password-link", "2790"}, env, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	m := regexp.MustCompile(`^/set-password\?token=([A-Za-z0-9_-]{43})\n\(for cli-user, once, until `).FindStringSubmatch(stdout.String())
+	if m == nil {
+		t.Fatalf("printed %q", stdout.String())
+	}
+	sum := sha256.Sum256([]byte(m[1]))
+	rdb := labRedisClient(t)
+	if v, err := rdb.Get(context.Background(), "presenced:pwlink:"+hex.EncodeToString(sum[:])).Result(); err != nil || v != "cli-user" {
+		t.Fatalf("the link in Redis: %q, %v", v, err)
+	}
+	if code := realMain([]string{"-config", path, "-password-link", "nobody"}, env, &stdout, &stderr); code != 2 {
+		t.Errorf("unknown user: exit %d", code)
+	}
 }
