@@ -37,6 +37,8 @@ func (h *Handler) parse() error {
 		"opWords":       opWords,
 		"result":        resultWords,
 		"colour":        colourOf,
+		"icon":          iconSVG,
+		"iconNames":     func() []string { return iconNames },
 		"initials":      initials,
 		"lower":         strings.ToLower,
 		"iso":           func(t time.Time) string { return t.UTC().Format(time.RFC3339) },

@@ -66,6 +66,7 @@ profiles:
   - id: available
     name: Available
     colour: green
+    icon: available
     presence: available
     on_enter:
       - {action: queue_login, queues: all}
@@ -74,6 +75,7 @@ profiles:
   - id: lunch
     name: Lunch
     colour: orange
+    icon: lunch
     presence: away
     on_enter:
       - {action: queue_pause, queues: all, reason: Lunch}
@@ -256,7 +258,7 @@ func TestWebSwitchStatusAndFix(t *testing.T) {
 	if st.Profile != "lunch" || !strings.Contains(st.raw, `"info":"back at 2pm"`) || !strings.Contains(st.raw, `"until":`) {
 		t.Errorf("status through the API after the page's switch: %s", st.raw)
 	}
-	screenshot(t, ctx, "status-desktop")
+	screenshot(t, ctx, "status-lunch")
 
 	// A hand unpause in support: reported, so the page warns and offers Fix.
 	if err := p.c.QueuePause(p.ctx(), webAlice.iface(), "support", false, ""); err != nil {
@@ -595,6 +597,7 @@ func TestWebProfileEditor(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS("#id"), "focus"),
 		chromedp.SendKeys(chromedp.CSS("#name"), "Focus time"),
 		chromedp.SendKeys(chromedp.CSS("#colour"), "purple"),
+		chromedp.SetValue(chromedp.CSS("#icon"), "focus"),
 		chromedp.SetValue(chromedp.CSS("#visibility"), "private"))
 	add("queue_pause", "on_enter-0-row")
 	act(t, ctx, "reason", chromedp.SendKeys(chromedp.CSS("#on_enter-0-reason"), "Focus"))
@@ -627,7 +630,7 @@ func TestWebProfileEditor(t *testing.T) {
 		kinds = append(kinds, m["action"].(string))
 		enabled = append(enabled, m["enabled"] != false)
 	}
-	if fmt.Sprint(kinds) != "[queue_pause presence dnd]" || fmt.Sprint(enabled) != "[true true false]" {
+	if fmt.Sprint(kinds) != "[queue_pause presence dnd]" || fmt.Sprint(enabled) != "[true true false]" || saved["icon"] != "focus" {
 		t.Fatalf("saved on_enter: %v enabled %v", kinds, enabled)
 	}
 
