@@ -30,7 +30,7 @@ func benchApp(tb testing.TB) *app {
 	for i := range extra {
 		extra[i] = presence.User{ID: presence.UserID(fmt.Sprintf("u%04d", i)), Extension: fmt.Sprint(4000 + i)}
 	}
-	a := newAppWith(tb, extra)
+	a := newAppWith(tb, extra, nil)
 	ctx := context.Background()
 	for i, u := range a.engine.Catalog().Users {
 		p := []string{"available", "lunch", "secret"}[i%3]

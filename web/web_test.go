@@ -20,6 +20,7 @@ import (
 
 	"github.com/presenced/presenced/account"
 	"github.com/presenced/presenced/internal/secret"
+	"github.com/presenced/presenced/internal/throttle"
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/presence/presencetest"
 )
@@ -37,10 +38,11 @@ type app struct {
 	acc    *account.Service
 }
 
-func newApp(t *testing.T) *app { return newAppWith(t, nil) }
+func newApp(t *testing.T) *app { return newAppWith(t, nil, nil) }
 
-// newAppWith is newApp with more users (password testPassword, no admin), e.g. for benchmarks.
-func newAppWith(t testing.TB, extra []presence.User) *app {
+// newAppWith is newApp with more users (password testPassword, no admin), e.g. for benchmarks,
+// and the handler's options edited by edit (when not nil).
+func newAppWith(t testing.TB, extra []presence.User, edit func(*Options)) *app {
 	t.Helper()
 	var rdb *redis.Client
 	if url := os.Getenv("PRESENCED_WEB_BENCH_REDIS"); url != "" {
@@ -91,7 +93,11 @@ func newAppWith(t testing.TB, extra []presence.User) *app {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := New(Options{Engine: e, States: states, Accounts: acc, Location: time.UTC})
+	opts := Options{Engine: e, States: states, Accounts: acc, Location: time.UTC}
+	if edit != nil {
+		edit(&opts)
+	}
+	h, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -473,3 +479,24 @@ func (s *streamRecorder) Header() http.Header         { return s.header }
 func (s *streamRecorder) WriteHeader(int)             {}
 func (s *streamRecorder) Write(b []byte) (int, error) { return s.w.Write(b) }
 func (s *streamRecorder) Flush()                      {}
+
+// TestSignInThrottledByAddress: failed sign-ins count against the client's address too, over
+// every user: a blocked address is refused even the right password.
+func TestSignInThrottledByAddress(t *testing.T) {
+	topts := throttle.DefaultOptions()
+	topts.Failures = 3
+	limiter, err := throttle.New(topts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newAppWith(t, nil, func(o *Options) { o.Throttle = limiter })
+	c := a.client(t)
+	for i, name := range []string{"alice", "bob", "carol"} {
+		if code := c.signIn(name, "wrong-password-x"); code != http.StatusUnauthorized { // the third blocks from then on
+			t.Fatalf("wrong password %d (%s): %d", i+1, name, code)
+		}
+	}
+	if code := c.signIn("alice", testPassword); code != http.StatusTooManyRequests {
+		t.Fatalf("right password from a blocked address: %d", code)
+	}
+}
