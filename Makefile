@@ -2,14 +2,14 @@
 #   make up     build the images (from Debian's packages; no registry needed) and bring up
 #               the lab Asterisk + Redis + presenced (deploy/compose.yaml)
 #   make test   every test: vet, gofmt, unit and integration tests (real Asterisk 22 and Redis
-#               in containers) with -race, then every fuzz target briefly. Fails when Docker or
-#               the lab cannot be had.
+#               in containers, the web app in Debian's chromium, installed when missing) with
+#               -race, then every fuzz target briefly. Fails when Docker or the lab cannot be had.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 COMPOSE := docker-compose -f deploy/compose.yaml -p presenced
 GO_TEST_FLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: up down logs test images bin lab-image vet fuzz
+.PHONY: up down logs test images bin lab-image browser vet fuzz
 
 up: images
 	$(COMPOSE) up -d
@@ -30,12 +30,20 @@ lab-image:
 images: bin lab-image
 	docker build -q --target prebuilt -t presenced:latest .
 
+# The web app's browser tests (cmd/presenced/web_test.go) drive Debian's chromium headless:
+# installed from Debian's packages, like the lab's Asterisk, when it is missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  if [ "$$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
 vet:
 	go vet ./...
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 
-test: lab-image vet
+test: lab-image browser vet
 	go test $(GO_TEST_FLAGS) -json ./... | go run ./internal/testsummary
 	bash testdata/fuzz.sh
 

@@ -29,6 +29,22 @@
 //	500 unreadable Redis data (the message names the key) or an internal error; the message of
 //	    any other internal error is logged, not answered
 //
+// A user's schedule: GET /users/{user}/schedule (the inherited entries, the user's own, the
+// coming week), PUT and DELETE /users/{user}/schedule/{name} (the user's own entries).
+//
+// The web app's passwords (package account): PUT /users/{user}/password sets the user's
+// password (a user's token must give the current one, the admin's need not), POST
+// /users/{user}/password-link (admin only) makes a one-time set-password link, and the public
+// POST /password spends one.
+//
+// GET /users (admin token only) is every user's presence with what the engine's last look at
+// their PBX found (in sync, reported drift, on a call), filtered as the web app's admin page
+// filters it.
+//
+// GET /events streams, as Server-Sent Events, every change of anyone's entry of GET /presence
+// as the token may see it (event "presence": {"user", "entry", "html"}; "reload" when the
+// client fell behind): what the web app's pages are updated by.
+//
 // GET /presence is open to every valid token. A user whose active profile is private shows to
 // colleagues only as the presence state and its neutral text; the user and the admin see it
 // all. A user whose record cannot be read is left out of it rather than failing it.
@@ -49,6 +65,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/presenced/presenced/account"
 	"github.com/presenced/presenced/internal/throttle"
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/trigger"
@@ -86,6 +103,13 @@ type Options struct {
 	// Triggers serves timed profiles ("until"), external triggers and the "why" of GET user;
 	// nil disables them ("until" is refused, the trigger endpoint answers 503).
 	Triggers *trigger.Scheduler
+	// Events, when set, streams the live updates (GET /events) to a caller as the viewer may
+	// see them (viewer empty for the admin token); nil answers 503. The web app serves it
+	// (web.Handler.Stream).
+	Events func(w http.ResponseWriter, r *http.Request, viewer presence.UserID, admin bool)
+	// Accounts serves the web app's passwords (PUT /users/{user}/password, set-password links);
+	// nil answers them 503.
+	Accounts *account.Service
 	// Now is the clock "until" is measured from; nil means time.Now.
 	Now func() time.Time
 	// Registerer receives presenced_api_requests_total{route,code},
@@ -102,6 +126,8 @@ type Options struct {
 type Handler struct {
 	engine   *presence.Engine
 	triggers *trigger.Scheduler
+	accounts *account.Service
+	events   func(w http.ResponseWriter, r *http.Request, viewer presence.UserID, admin bool)
 	now      func() time.Time
 	creds    *credentials
 	throttle *throttle.Limiter
@@ -161,6 +187,8 @@ func New(opts Options) (*Handler, error) {
 	h := &Handler{
 		engine:   opts.Engine,
 		triggers: opts.Triggers,
+		accounts: opts.Accounts,
+		events:   opts.Events,
 		now:      opts.Now,
 		creds:    creds,
 		throttle: opts.Throttle,
@@ -180,7 +208,15 @@ func New(opts Options) (*Handler, error) {
 		{http.MethodGet, Prefix + "/users/{user}/journal", accessUser, h.journal},
 		{http.MethodPost, Prefix + "/users/{user}/reconcile", accessUser, h.reconcile},
 		{http.MethodPost, Prefix + "/users/{user}/triggers/{name}", accessUser, h.externalTrigger},
+		{http.MethodGet, Prefix + "/users/{user}/schedule", accessUser, h.getSchedule},
+		{http.MethodPut, Prefix + "/users/{user}/schedule/{name}", accessUser, h.putSchedule},
+		{http.MethodDelete, Prefix + "/users/{user}/schedule/{name}", accessUser, h.deleteSchedule},
+		{http.MethodPut, Prefix + "/users/{user}/password", accessUser, h.setPassword},
+		{http.MethodPost, Prefix + "/users/{user}/password-link", accessUser, h.passwordLink},
+		{http.MethodPost, Prefix + "/password", accessPublic, h.useLink},
 		{http.MethodGet, Prefix + "/presence", accessAny, h.everyone},
+		{http.MethodGet, Prefix + "/events", accessAny, h.stream},
+		{http.MethodGet, Prefix + "/users", accessAny, h.overview},
 		{http.MethodGet, Prefix + "/openapi.json", accessPublic, h.openAPI},
 	}
 	labels := []string{"/"}

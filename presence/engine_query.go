@@ -118,6 +118,9 @@ type PresenceEntry struct {
 	// Private tells a viewer who sees everything (the user, an admin) that colleagues see only
 	// the presence state and its neutral text.
 	Private bool `json:"private,omitempty"`
+	// OnCall is true while one of the user's devices is in a call (as the last look at the
+	// PBX found).
+	OnCall bool `json:"on_call,omitempty"`
 }
 
 // EveryoneOptions says who asks for everyone's presence.
@@ -179,7 +182,8 @@ func (e *Engine) Everyone(ctx context.Context, opts EveryoneOptions) ([]Presence
 // admins. Colleagues see a private profile, or one that cannot be found, as its presence state
 // only.
 func (e *Engine) presenceEntry(u *User, st UserState, profiles []*Profile, full bool) PresenceEntry {
-	pe := PresenceEntry{User: u.ID, Name: u.DisplayName(), Extension: u.Extension, Since: st.Since}
+	pe := PresenceEntry{User: u.ID, Name: u.DisplayName(), Extension: u.Extension, Since: st.Since,
+		OnCall: st.Record != nil && st.Record.OnCall != ""}
 	if pv := e.presenceOf(u, st, profiles); pv != nil {
 		pe.Presence = pv.State
 	}
@@ -196,6 +200,27 @@ func (e *Engine) presenceEntry(u *User, st UserState, profiles []*Profile, full 
 		pe.Label = PresenceLabel(pe.Presence)
 	}
 	return pe
+}
+
+// PresenceOf is one user's entry of Everyone, as opts's viewer may see it: what a live view
+// sends when the user's state or record changes (StateStore.Changes).
+func (e *Engine) PresenceOf(ctx context.Context, id UserID, opts EveryoneOptions) (PresenceEntry, error) {
+	u, ok := e.opts.Catalog.User(id)
+	if !ok {
+		return PresenceEntry{}, fmt.Errorf("%w %q", ErrUnknownUser, id)
+	}
+	st, found, err := e.opts.States.Load(ctx, u.ID)
+	if err != nil {
+		return PresenceEntry{}, err
+	}
+	if !found {
+		return PresenceEntry{User: u.ID, Name: u.DisplayName(), Extension: u.Extension}, nil
+	}
+	profiles, err := e.profilesOf(ctx, u)
+	if err != nil {
+		return PresenceEntry{}, err
+	}
+	return e.presenceEntry(u, st, profiles, opts.Admin || opts.Viewer == u.ID), nil
 }
 
 // presenceOf is the presence state the user's stored state means, given their profiles
@@ -296,4 +321,62 @@ func (e *Engine) Journal(ctx context.Context, id UserID, n int64) ([]JournalEntr
 		return nil, fmt.Errorf("%w %q", ErrUnknownUser, id)
 	}
 	return e.opts.States.Journal(ctx, id, n)
+}
+
+// UserSummary is one user on an admin's overview: their whole presence entry and what the
+// engine's last look at their PBX state found.
+type UserSummary struct {
+	PresenceEntry
+	// Checked is false until the engine has looked at the user's PBX state.
+	Checked bool `json:"checked"`
+	// InSync is false while something failed, was only reported, or waits for a call.
+	InSync bool `json:"in_sync"`
+	// Reported, Deferred and Failed count the differences left under the report policy, the
+	// queue changes waiting for a call to end, and the operations that failed.
+	Reported int `json:"reported"`
+	Deferred int `json:"deferred"`
+	Failed   int `json:"failed"`
+}
+
+// Overview returns every user's summary, in configuration order, for admins: one read of
+// everyone's presence (Everyone) and one of their records.
+func (e *Engine) Overview(ctx context.Context) ([]UserSummary, error) {
+	all, err := e.Everyone(ctx, EveryoneOptions{Admin: true})
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]UserID, len(all))
+	for i, pe := range all {
+		ids[i] = pe.User
+	}
+	states, err := e.opts.States.LoadMany(ctx, ids)
+	if err != nil && !corruptOnly(err) {
+		return nil, err
+	}
+	out := make([]UserSummary, len(all))
+	for i, pe := range all {
+		s := UserSummary{PresenceEntry: pe, InSync: true}
+		if rec := states[pe.User].Record; rec != nil {
+			s.Checked, s.InSync = true, rec.InSync
+			s.Reported, s.Deferred, s.Failed = len(rec.Reported), len(rec.Deferred), len(rec.Failed)
+		}
+		out[i] = s
+	}
+	return out, nil
+}
+
+// Matches reports whether the summary passes an overview filter: "" (everyone),
+// "out_of_sync", "reported" (drift left under the report policy) or "on_call".
+func (s UserSummary) Matches(filter string) bool {
+	switch filter {
+	case "":
+		return true
+	case "out_of_sync":
+		return !s.InSync
+	case "reported":
+		return s.Reported > 0
+	case "on_call":
+		return s.OnCall
+	}
+	return false
 }

@@ -68,6 +68,12 @@ type User struct {
 	// Token, TokenHash and TokenFile.
 	TokenHash string `json:"-" mapstructure:"token_hash"`
 	TokenFile string `json:"-" mapstructure:"token_file"`
+	// PasswordHash is an argon2id or bcrypt hash of the password the user signs in to the web
+	// app with (package account); a password the user sets later is stored hashed in Redis
+	// and replaces it. Empty: the user has no password until an admin's set-password link.
+	PasswordHash string `json:"-" mapstructure:"password_hash"`
+	// Admin lets the user, signed in to the web app, see and act on every user.
+	Admin bool `json:"admin,omitempty" mapstructure:"admin"`
 	// DefaultProfile is where dialing the active profile's number again returns to;
 	// empty means "available".
 	DefaultProfile string `json:"default_profile,omitempty" mapstructure:"default_profile"`

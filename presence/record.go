@@ -55,17 +55,19 @@ func (r *Record) settled() bool {
 func (s *StateStore) outOfSyncKey() string { return s.prefix + "outofsync" }
 func (s *StateStore) retriesKey() string   { return s.prefix + "retries" }
 
-// saveRecordScript writes a user's record and keeps the indexes in step, and appends an entry
-// to the user's journal with it. KEYS: the user's hash, the out-of-sync set, the retries sorted
-// set, the user's journal. ARGV: the record (JSON), the user id, "1" when in sync, the retry
-// time in Unix milliseconds ("" for none), the journal's length bound, the journal entry (JSON;
-// "" for none).
+// saveRecordScript writes a user's record and keeps the indexes in step, appends an entry to
+// the user's journal with it, and announces the change. KEYS: the user's hash, the out-of-sync
+// set, the retries sorted set, the user's journal. ARGV: the record (JSON), the user id, "1"
+// when in sync, the retry time in Unix milliseconds ("" for none), the journal's length bound,
+// the journal entry (JSON; "" for none), the channel the change is announced on (changes.go).
 const saveRecordScript = `
 redis.call('HSET', KEYS[1], 'record', ARGV[1])
 if ARGV[3] == '1' then redis.call('SREM', KEYS[2], ARGV[2]) else redis.call('SADD', KEYS[2], ARGV[2]) end
 if ARGV[4] == '' then redis.call('ZREM', KEYS[3], ARGV[2]) else redis.call('ZADD', KEYS[3], ARGV[4], ARGV[2]) end
-if ARGV[6] ~= '' then return redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*', 'entry', ARGV[6]) end
-return ''
+local id = ''
+if ARGV[6] ~= '' then id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*', 'entry', ARGV[6]) end
+redis.call('PUBLISH', ARGV[7], ARGV[2])
+return id
 `
 
 // SaveRecord writes the user's record.
@@ -99,7 +101,7 @@ func (s *StateStore) SaveRecordJournal(ctx context.Context, id UserID, r Record,
 	}
 	key := s.userKey(id)
 	keys := []string{key, s.outOfSyncKey(), s.retriesKey(), s.journalKey(id)}
-	args := []any{string(b), string(id), inSync, retry, strconv.FormatInt(s.journalLength, 10), string(entry)}
+	args := []any{string(b), string(id), inSync, retry, strconv.FormatInt(s.journalLength, 10), string(entry), s.changesChannel()}
 	op := "save record of " + string(id)
 	if e == nil {
 		err = s.run(ctx, s.rdb, s.saveRecord, keys, args...).Err()

@@ -370,3 +370,7 @@ func truncateText(s string, n int) string {
 	}
 	return s[:n]
 }
+
+// PersonalActions are the action kinds personal profiles may use
+// (personal_profiles.allowed_actions), for editors to offer.
+func (c *Catalog) PersonalActions() []ActionKind { return slices.Clone(c.rules.allowed) }

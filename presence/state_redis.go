@@ -108,8 +108,8 @@ type StateStoreOptions struct {
 
 // saveScript writes a user's state if its version is still ARGV[1], and returns the new
 // version; otherwise it answers CONFLICT. A user's first state gets the record ARGV[3] (no
-// version applied yet), so that the engine knows the state for a switch to apply. One round
-// trip, atomic.
+// version applied yet), so that the engine knows the state for a switch to apply. It announces
+// the change (ARGV[5] on channel ARGV[4], changes.go). One round trip, atomic.
 const saveScript = `
 local cur = redis.call('HGET', KEYS[1], 'version')
 if not cur then cur = '0' end
@@ -118,6 +118,7 @@ local next = tonumber(cur) + 1
 redis.call('HSET', KEYS[1], 'state', ARGV[2], 'version', tostring(next))
 redis.call('HDEL', KEYS[1], 'adopted')
 redis.call('HSETNX', KEYS[1], 'record', ARGV[3])
+redis.call('PUBLISH', ARGV[4], ARGV[5])
 return next
 `
 
@@ -349,7 +350,8 @@ func (s *StateStore) Save(ctx context.Context, id UserID, st UserState) (UserSta
 	key := s.userKey(id)
 	var n int64
 	err = s.confirmed(ctx, "save state of "+string(id), func(c redis.Cmdable) (err error) {
-		n, err = s.run(ctx, c, s.save, []string{key}, strconv.FormatInt(st.Version, 10), string(b), `{"version":0}`).Int64()
+		n, err = s.run(ctx, c, s.save, []string{key}, strconv.FormatInt(st.Version, 10), string(b), `{"version":0}`,
+			s.changesChannel(), string(id)).Int64()
 		return err
 	})
 	if fenced(err) {

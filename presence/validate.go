@@ -359,6 +359,11 @@ func validateSecrets(p *problems, path string, u *User) {
 			p.add(path+".token_hash", "%v", err)
 		}
 	}
+	if u.PasswordHash != "" {
+		if _, err := secret.ParseHash(u.PasswordHash); err != nil {
+			p.add(path+".password_hash", "%v", err)
+		}
+	}
 	pinKey := path + ".pin"
 	if u.PINFile != "" {
 		pinKey = path + ".pin_file"

@@ -300,23 +300,50 @@ func (s *Scheduler) Step(ctx context.Context) error {
 	return s.fireDue(ctx, now)
 }
 
-// plan writes the occurrences starting in (from, to] of every user's schedule.
+// plan writes the occurrences starting in (from, to] of every user's schedule: inherited and
+// personal (personal.go).
 func (s *Scheduler) plan(ctx context.Context, from, to time.Time) error {
+	personal, err := s.personalEntries(ctx)
+	if err != nil {
+		return err
+	}
+	var zs []redis.Z
+	for _, u := range s.opts.Engine.Catalog().Users {
+		entries := s.entriesOf(u.ID)
+		if own := personal[u.ID]; len(own) > 0 {
+			entries = append(slices.Clone(entries), own...)
+		}
+		zs = append(zs, s.occurrenceEvents(u.ID, entries, from, to)...)
+	}
+	return s.addDue(ctx, zs)
+}
+
+// planEntries writes the occurrences in (from, to] of some of one user's entries.
+func (s *Scheduler) planEntries(ctx context.Context, id presence.UserID, entries []Entry, from, to time.Time) error {
+	return s.addDue(ctx, s.occurrenceEvents(id, entries, from, to))
+}
+
+// occurrenceEvents are the due events of the entries' occurrences in (from, to].
+func (s *Scheduler) occurrenceEvents(id presence.UserID, entries []Entry, from, to time.Time) []redis.Z {
 	var zs []redis.Z
 	add := func(ev event) {
 		b, _ := json.Marshal(ev)
 		zs = append(zs, redis.Z{Score: float64(ev.At), Member: string(b)})
 	}
-	for _, u := range s.opts.Engine.Catalog().Users {
-		for _, o := range Occurrences(s.entriesOf(u.ID), s.holidays, s.location(u.ID), from, to) {
-			if !o.Entry.Range {
-				add(event{User: u.ID, Kind: kindAt, Name: o.Entry.Name, Profile: o.Entry.Profile, At: o.Start.UnixMilli()})
-				continue
-			}
-			add(event{User: u.ID, Kind: kindStart, Name: o.Entry.Name, Profile: o.Entry.Profile, At: o.Start.UnixMilli(), End: o.End.UnixMilli()})
-			add(event{User: u.ID, Kind: kindEnd, Name: o.Entry.Name, Profile: o.Entry.Profile, At: o.End.UnixMilli()})
+	for _, o := range Occurrences(entries, s.holidays, s.location(id), from, to) {
+		if !o.Entry.Range {
+			add(event{User: id, Kind: kindAt, Name: o.Entry.Name, Profile: o.Entry.Profile, At: o.Start.UnixMilli()})
+			continue
 		}
+		add(event{User: id, Kind: kindStart, Name: o.Entry.Name, Profile: o.Entry.Profile, At: o.Start.UnixMilli(), End: o.End.UnixMilli()})
+		add(event{User: id, Kind: kindEnd, Name: o.Entry.Name, Profile: o.Entry.Profile, At: o.End.UnixMilli()})
 	}
+	return zs
+}
+
+// addDue adds due events; one already there stays as it is (the same occurrence planned
+// twice is the same member).
+func (s *Scheduler) addDue(ctx context.Context, zs []redis.Z) error {
 	for batch := range slices.Chunk(zs, 1000) {
 		if err := s.opts.Redis.ZAddNX(ctx, s.dueKey(), batch...).Err(); err != nil {
 			return presence.StoreError(err, "trigger: plan schedules", s.dueKey())
@@ -406,9 +433,15 @@ func (s *Scheduler) fire(ctx context.Context, now time.Time, ev event) (string, 
 			return End(st, rec, untilName, presence.SourceExpiry)
 		})
 	}
-	// A schedule event: its entry must still be configured as it was planned.
-	i := slices.IndexFunc(s.entriesOf(ev.User), func(e Entry) bool { return e.Name == ev.Name && e.Profile == ev.Profile })
-	if i < 0 {
+	// A schedule event: its entry must still be configured (or kept, enabled) as it was planned.
+	entries, err := s.entries(ctx, ev.User)
+	if err != nil {
+		return "", err
+	}
+	// The end of a range that started still ends it when the entry has gone since (a personal
+	// entry deleted or disabled during its range): the user returns as the start promised.
+	i := slices.IndexFunc(entries, func(e Entry) bool { return e.Name == ev.Name && e.Profile == ev.Profile })
+	if i < 0 && ev.Kind != kindEnd {
 		return "skipped", nil
 	}
 	name := "schedule:" + ev.Name
@@ -734,7 +767,11 @@ func (s *Scheduler) Why(ctx context.Context, id presence.UserID, st presence.Use
 			}
 		}
 	}
-	for _, o := range Occurrences(s.entriesOf(id), s.holidays, s.location(id), now.Add(-48*time.Hour), now.Add(8*24*time.Hour)) {
+	entries, err := s.entries(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range Occurrences(entries, s.holidays, s.location(id), now.Add(-48*time.Hour), now.Add(8*24*time.Hour)) {
 		name := "schedule:" + o.Entry.Name
 		if o.Entry.Range {
 			consider(Change{At: o.Start, Profile: o.Entry.Profile, Trigger: name, Kind: kindStart})

@@ -62,6 +62,7 @@ type Config struct {
 	HTTP            HTTPConfig         `mapstructure:"http"`
 	API             APIConfig          `mapstructure:"api"`
 	FeatureCodes    FeatureCodesConfig `mapstructure:"feature_codes"`
+	Web             WebConfig          `mapstructure:"web"`
 	ShutdownTimeout time.Duration      `mapstructure:"shutdown_timeout"` // the whole shutdown (daemon.shutdown)
 	Reconcile       ReconcileConfig    `mapstructure:"reconcile"`
 	Leader          LeaderConfig       `mapstructure:"leader"`
@@ -169,6 +170,16 @@ type FeatureCodesConfig struct {
 	// identified by its caller ID number without a PIN (never Local channels: forwards, queue
 	// calls). Empty: only a user's own devices switch without a PIN.
 	TrustedContexts []string `mapstructure:"trusted_contexts"`
+}
+
+// WebConfig configures the web app's sign-in (packages web and account).
+type WebConfig struct {
+	// SessionIdle ends a session not used for that long; SessionMax one that old.
+	SessionIdle time.Duration `mapstructure:"session_idle"`
+	SessionMax  time.Duration `mapstructure:"session_max"`
+	// PasswordAttempts wrong passwords lock a user's sign-in for Lockout.
+	PasswordAttempts int           `mapstructure:"password_attempts"`
+	Lockout          time.Duration `mapstructure:"lockout"`
 }
 
 // TriggersConfig configures schedules, timed profiles and external triggers (package trigger).
@@ -399,6 +410,10 @@ func defaults() map[string]any {
 		"feature_codes.digit_timeout":              "3s",
 		"feature_codes.trusted_contexts":           []string{},
 		"triggers.default_time_zone":               "",
+		"web.session_idle":                         "30m",
+		"web.session_max":                          "12h",
+		"web.password_attempts":                    5,
+		"web.lockout":                              "15m",
 		"triggers.tick":                            "1s",
 		"holidays":                                 []string{},
 		"hot_desks":                                []string{},
@@ -428,6 +443,8 @@ type options struct {
 	checkConfig bool
 	printHints  bool
 	hashSecret  bool
+	hashPass    bool
+	pwLink      string
 	version     bool
 }
 
@@ -440,6 +457,8 @@ func loadConfig(args, environ []string, stderr io.Writer) (Config, options, erro
 	fs.StringVar(&opts.configPath, "config", "", "YAML configuration `file` (default: none, environment and flags only)")
 	fs.BoolVar(&opts.checkConfig, "check-config", false, "validate the configuration and exit")
 	fs.BoolVar(&opts.printHints, "print-hints", false, "print the per-user BLF hint contexts for *55<n> keys (extensions.conf) and exit")
+	fs.BoolVar(&opts.hashPass, "hash-password", false, "read a web app password from the first line of standard input, print its argon2id hash (for a user's password_hash) and exit")
+	fs.StringVar(&opts.pwLink, "password-link", "", "make a one-time set-password link for the `user` (id or extension) in the configured Redis, print its path and exit")
 	fs.BoolVar(&opts.hashSecret, "hash-secret", false, "read a token or PIN from the first line of standard input, print its argon2id hash (for token_hash, pin_hash, api.admin_token_hash) and exit")
 	fs.BoolVar(&opts.version, "version", false, "print the version and exit")
 	flagVals := map[string]*string{}
@@ -452,7 +471,7 @@ func loadConfig(args, environ []string, stderr io.Writer) (Config, options, erro
 	if fs.NArg() > 0 {
 		return Config{}, opts, fmt.Errorf("command line: unexpected argument %q", fs.Arg(0))
 	}
-	if opts.version || opts.hashSecret {
+	if opts.version || opts.hashSecret || opts.hashPass {
 		return Config{}, opts, nil
 	}
 

@@ -60,6 +60,9 @@ func (c *Config) limits() ([]durationLimit, []numberLimit) {
 		{"feature_codes.lockout", c.FeatureCodes.Lockout, minute, 24 * hr, "it is what makes guessing PINs slow"},
 		{"feature_codes.first_digit_timeout", c.FeatureCodes.FirstDigitTimeout, sec, minute, ""},
 		{"feature_codes.digit_timeout", c.FeatureCodes.DigitTimeout, sec, 30 * sec, ""},
+		{"web.session_idle", c.Web.SessionIdle, minute, 24 * hr, ""},
+		{"web.session_max", c.Web.SessionMax, minute, 30 * 24 * hr, ""},
+		{"web.lockout", c.Web.Lockout, minute, 24 * hr, "it is what makes guessing passwords slow"},
 		{"triggers.tick", c.Triggers.Tick, 100 * ms, minute, "every tick reads the due triggers from the store"},
 		{"leader.lease", c.Leader.Lease, sec, minute, "the leader renews it several times per lease"},
 	}
@@ -77,6 +80,7 @@ func (c *Config) limits() ([]durationLimit, []numberLimit) {
 		{"api.max_body_bytes", c.API.MaxBodyBytes, 1 << 10, 8 << 20},
 		{"asterisk.ami.write_sessions", int64(c.Asterisk.AMI.WriteSessions), 1, 16},
 		{"feature_codes.pin_attempts", int64(c.FeatureCodes.PINAttempts), 1, 20},
+		{"web.password_attempts", int64(c.Web.PasswordAttempts), 1, 20},
 		{"http.max_connections", int64(c.HTTP.MaxConnections), 8, 65536},
 		{"http.max_header_bytes", int64(c.HTTP.MaxHeaderBytes), 4 << 10, 1 << 20},
 	}
@@ -110,6 +114,10 @@ func (c *Config) limitProblems() []string {
 	if c.HTTP.ReadTimeout < c.HTTP.ReadHeaderTimeout {
 		problems = append(problems, fmt.Sprintf("http.read_timeout: %s is shorter than http.read_header_timeout %s (it bounds the headers and the body)",
 			formatDuration(c.HTTP.ReadTimeout), formatDuration(c.HTTP.ReadHeaderTimeout)))
+	}
+	if c.Web.SessionMax < c.Web.SessionIdle {
+		problems = append(problems, fmt.Sprintf("web.session_max: %s is shorter than web.session_idle %s",
+			formatDuration(c.Web.SessionMax), formatDuration(c.Web.SessionIdle)))
 	}
 	if engine := c.engineShutdownBudget(); engine < minEngineShutdown {
 		others := "http.shutdown_timeout " + formatDuration(c.HTTP.ShutdownTimeout)

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/presenced/presenced/account"
 	"github.com/presenced/presenced/ami"
 	"github.com/presenced/presenced/api"
 	"github.com/presenced/presenced/ari"
@@ -26,6 +27,7 @@ import (
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/queue"
 	"github.com/presenced/presenced/trigger"
+	"github.com/presenced/presenced/web"
 	"github.com/presenced/presenced/webhook"
 )
 
@@ -52,6 +54,8 @@ type daemon struct {
 	states   *presence.StateStore
 	engine   *presence.Engine
 	api      http.Handler
+	web      *web.Handler
+	acc      *account.Service
 	fc       *featurecode.App
 	trig     *trigger.Scheduler
 	devices  *blf.Devices // the users' phones' states, for who is on a call
@@ -137,25 +141,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 		return fmt.Errorf("ami: %w", err)
 	}
 
-	storeOpts := presence.StoreOptions{
-		URL:          string(cfg.Redis.URL),
-		Username:     cfg.Redis.Username,
-		Password:     string(cfg.Redis.Password),
-		DialTimeout:  cfg.Redis.DialTimeout,
-		ReadTimeout:  cfg.Redis.ReadTimeout,
-		WriteTimeout: cfg.Redis.WriteTimeout,
-		Logger:       log.With("component", "store"),
-		Registerer:   d.reg,
-	}
-	if s := cfg.Redis.Sentinel; s.enabled() {
-		storeOpts.Sentinel = &presence.SentinelOptions{MasterName: s.MasterName, Addresses: s.Addresses,
-			Username: s.Username, Password: string(s.Password), DB: cfg.Redis.DB}
-		storeOpts.WaitReplicas, storeOpts.WaitTimeout = s.WaitReplicas, s.WaitTimeout
-	}
+	storeOpts := storeOptions(cfg, log, d.reg)
 	if cfg.Redis.embedded() {
-		storeOpts.SnapshotPath = cfg.Store.SnapshotPath
-		storeOpts.SnapshotInterval = cfg.Store.SnapshotInterval
-		storeOpts.SnapshotTimeout = cfg.Store.SnapshotTimeout
 		log.Warn("neither redis.url nor redis.sentinel configured: using the embedded in-process store; fine for a single instance, use Redis for several",
 			"snapshot_path", cfg.Store.SnapshotPath, "snapshot_interval", cfg.Store.SnapshotInterval)
 	}
@@ -214,6 +201,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 		}
 	})
 	wg.Go(func() { d.states.WatchSchema(runCtx) })
+	wg.Go(func() { d.web.Run(runCtx) })
+	hs.RegisterOnShutdown(d.web.Shutdown) // the event streams end; the HTTP stage does not wait for them
 	wg.Go(func() {
 		if err := hs.Serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http: %w", err)
@@ -231,6 +220,31 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 		log.Error("a component failed, shutting down", "err", runErr)
 	}
 	return errors.Join(runErr, d.shutdown(cancel, hs, &wg))
+}
+
+// storeOptions are the state store's options of the configuration; reg may be nil.
+func storeOptions(cfg Config, log *slog.Logger, reg prometheus.Registerer) presence.StoreOptions {
+	storeOpts := presence.StoreOptions{
+		URL:          string(cfg.Redis.URL),
+		Username:     cfg.Redis.Username,
+		Password:     string(cfg.Redis.Password),
+		DialTimeout:  cfg.Redis.DialTimeout,
+		ReadTimeout:  cfg.Redis.ReadTimeout,
+		WriteTimeout: cfg.Redis.WriteTimeout,
+		Logger:       log.With("component", "store"),
+		Registerer:   reg,
+	}
+	if s := cfg.Redis.Sentinel; s.enabled() {
+		storeOpts.Sentinel = &presence.SentinelOptions{MasterName: s.MasterName, Addresses: s.Addresses,
+			Username: s.Username, Password: string(s.Password), DB: cfg.Redis.DB}
+		storeOpts.WaitReplicas, storeOpts.WaitTimeout = s.WaitReplicas, s.WaitTimeout
+	}
+	if cfg.Redis.embedded() {
+		storeOpts.SnapshotPath = cfg.Store.SnapshotPath
+		storeOpts.SnapshotInterval = cfg.Store.SnapshotInterval
+		storeOpts.SnapshotTimeout = cfg.Store.SnapshotTimeout
+	}
+	return storeOpts
 }
 
 // buildEngine makes the switching engine over the concerns that act on Asterisk, and the API.
@@ -350,9 +364,39 @@ func (d *daemon) buildEngine() error {
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
 	}
+	d.acc, err = account.New(account.Options{
+		Redis:          d.store.Redis(),
+		Catalog:        cfg.catalog,
+		AdminToken:     string(cfg.API.AdminToken),
+		AdminTokenHash: cfg.API.AdminTokenHash,
+		IdleTimeout:    cfg.Web.SessionIdle,
+		MaxAge:         cfg.Web.SessionMax,
+		Attempts:       cfg.Web.PasswordAttempts,
+		Lockout:        cfg.Web.Lockout,
+		Logger:         log.With("component", "account"),
+	})
+	if err != nil {
+		return fmt.Errorf("web: %w", err)
+	}
+	d.web, err = web.New(web.Options{
+		Engine:         d.engine,
+		States:         d.states,
+		Accounts:       d.acc,
+		Triggers:       d.trig,
+		Location:       loc,
+		TrustedProxies: cfg.trustedProxies(),
+		Throttle:       limiter,
+		Health:         d.health,
+		Logger:         log,
+	})
+	if err != nil {
+		return fmt.Errorf("web: %w", err)
+	}
 	d.api, err = api.New(api.Options{
 		Engine:         d.engine,
 		Triggers:       d.trig,
+		Accounts:       d.acc,
+		Events:         d.web.Stream,
 		AdminToken:     string(cfg.API.AdminToken),
 		AdminTokenHash: cfg.API.AdminTokenHash,
 		Throttle:       limiter,

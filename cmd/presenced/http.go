@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/presenced/presenced/leader"
+	"github.com/presenced/presenced/web"
 )
 
 // readiness is the body of /readyz: whether presenced can do its work, and per part why not.
@@ -32,7 +33,14 @@ func (d *daemon) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", d.readyz)
 	mux.Handle("/api/v1/", d.api)
+	mux.Handle("/", d.web) // the web app: every path the others do not serve
 	return mux
+}
+
+// health is this instance's summary for the web app's admin page.
+func (d *daemon) health(ctx context.Context) web.Health {
+	rd := d.readiness(ctx)
+	return web.Health{Instance: d.cfg.InstanceID, Role: rd.Role, Leader: rd.Leader, Ready: rd.Ready, Checks: rd.Checks}
 }
 
 // readyz answers 200 when AMI is logged in to a fully booted Asterisk, ARI is connected and the

@@ -6,13 +6,16 @@
 //	presenced [-config presenced.yaml] [-log-level info] [-log-format text|json]
 //	          [-http-listen 127.0.0.1:8080] [-instance-id ID] [-check-config] [-print-hints] [-version]
 //	presenced -hash-secret < token.txt
+//	presenced -hash-password < password.txt
+//	presenced -config presenced.yaml -password-link alice
 //
 // Every configuration key can also be set from the environment: asterisk.ami.secret is
 // PRESENCED_ASTERISK_AMI_SECRET. Precedence: flags, then environment, then the file.
 //
 // -hash-secret reads a token or PIN from the first line of standard input and prints an
 // argon2id hash of it for token_hash, pin_hash or api.admin_token_hash; a token must pass the
-// same strength check as in the configuration.
+// same strength check as in the configuration. -hash-password does the same for a web app
+// password (a user's password_hash).
 package main
 
 import (
@@ -27,10 +30,13 @@ import (
 	"regexp"
 	"strings"
 	"syscall"
+	"time"
 	_ "time/tzdata" // time zones for schedules in a scratch image
 
+	"github.com/presenced/presenced/account"
 	"github.com/presenced/presenced/ari/featurecode"
 	"github.com/presenced/presenced/internal/secret"
+	"github.com/presenced/presenced/presence"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -55,6 +61,9 @@ func realMain(args, environ []string, stdout, stderr io.Writer) int {
 	if opts.hashSecret {
 		return hashSecret(os.Stdin, stdout, stderr)
 	}
+	if opts.hashPass {
+		return hashPassword(os.Stdin, stdout, stderr)
+	}
 	if opts.printHints {
 		if err := featurecode.WriteHints(stdout, cfg.catalog, cfg.Asterisk.Naming); err != nil {
 			fmt.Fprintf(stderr, "presenced: %v\n", err)
@@ -65,6 +74,9 @@ func realMain(args, environ []string, stdout, stderr io.Writer) int {
 	if opts.checkConfig {
 		fmt.Fprintln(stdout, "presenced: configuration ok")
 		return 0
+	}
+	if opts.pwLink != "" {
+		return passwordLink(cfg, opts.pwLink, stdout, stderr)
 	}
 	log := newLogger(cfg.Log, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -113,5 +125,67 @@ func hashSecret(in io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintln(stdout, h)
+	return 0
+}
+
+// hashPassword prints an argon2id hash of the web app password on the first line of in (for a
+// user's password_hash), after checking it as the web app checks a new password. It never
+// prints the password.
+func hashPassword(in io.Reader, stdout, stderr io.Writer) int {
+	line, err := bufio.NewReader(io.LimitReader(in, 4096)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		fmt.Fprintf(stderr, "presenced: -hash-password: read standard input: %v\n", err)
+		return 2
+	}
+	pw := strings.TrimRight(line, "\r\n")
+	if err := account.CheckPassword(pw); err != nil {
+		fmt.Fprintf(stderr, "presenced: -hash-password: %v\n", err)
+		return 2
+	}
+	h, err := secret.NewHash(pw)
+	if err != nil {
+		fmt.Fprintf(stderr, "presenced: -hash-password: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, h)
+	return 0
+}
+
+// passwordLink makes a one-time set-password link for a user in the configured Redis (the web
+// app's accounts, package account) and prints the web app's path with it; the admin gives the
+// user that path on presenced's address. The embedded store lives in the daemon's process, so
+// there the admin page or the API makes links instead.
+func passwordLink(cfg Config, name string, stdout, stderr io.Writer) int {
+	if cfg.Redis.embedded() {
+		fmt.Fprintln(stderr, "presenced: -password-link needs redis.url or redis.sentinel: the embedded store lives in the daemon (make the link on the admin page, or POST /api/v1/users/{user}/password-link)")
+		return 2
+	}
+	u, ok := cfg.catalog.User(presence.UserID(name))
+	if !ok {
+		if u, ok = cfg.catalog.UserByExtension(name); !ok {
+			fmt.Fprintf(stderr, "presenced: -password-link: no user %q\n", name)
+			return 2
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	log := newLogger(cfg.Log, stderr)
+	store, err := presence.OpenStore(ctx, storeOptions(cfg, log, nil))
+	if err != nil {
+		fmt.Fprintf(stderr, "presenced: -password-link: %v\n", err)
+		return 1
+	}
+	defer store.Close(context.Background())
+	acc, err := account.New(account.Options{Redis: store.Redis(), Catalog: cfg.catalog, Logger: log})
+	if err != nil {
+		fmt.Fprintf(stderr, "presenced: -password-link: %v\n", err)
+		return 1
+	}
+	link, err := acc.NewLink(ctx, u.ID, 0)
+	if err != nil {
+		fmt.Fprintf(stderr, "presenced: -password-link: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "/set-password?token=%s\n(for %s, once, until %s)\n", link.Token, u.ID, link.Expires.Format(time.RFC3339))
 	return 0
 }

@@ -1,0 +1,56 @@
+package presence
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// changesSuffix names the Redis channel, after the store's prefix, on which every write of a
+// user's state (a switch) or record (what a pass found on the PBX) is announced with the
+// user's id, for the instances' live views (the web app's Server-Sent Events).
+const changesSuffix = "changes"
+
+// changesChannel is the channel the save scripts announce changes on (saveScript,
+// saveRecordScript: in the same round trip as the write).
+func (s *StateStore) changesChannel() string { return s.prefix + changesSuffix }
+
+// Changes delivers the ids of the users whose state or record changes, on any instance
+// sharing this Redis, until ctx ends; then the channel is closed. A reader that falls behind
+// loses announcements (go-redis drops them after a while), never blocks the writers. A
+// reconnect to Redis may lose the announcements made meanwhile; the subscription is renewed
+// by itself.
+func (s *StateStore) Changes(ctx context.Context, log *slog.Logger) <-chan UserID {
+	out := make(chan UserID, 256)
+	ps := s.rdb.Subscribe(ctx, s.changesChannel())
+	go func() {
+		// The reader hears of the end at once; closing the subscription may wait for a
+		// reconnect in progress (a Redis that is down, a Sentinel failover).
+		defer ps.Close()
+		defer close(out)
+		msgs := ps.Channel()
+		var dropped int
+		var logged time.Time
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case m, ok := <-msgs:
+				if !ok {
+					return
+				}
+				select {
+				case out <- UserID(m.Payload):
+				default:
+					// A burst (a full check writes every user's record) may outrun the reader:
+					// logged once a minute at most, with the count.
+					if dropped++; log != nil && time.Since(logged) > time.Minute {
+						log.Warn("change announcements dropped: the reader is behind", "dropped", dropped)
+						dropped, logged = 0, time.Now()
+					}
+				}
+			}
+		}
+	}()
+	return out
+}

@@ -1,0 +1,229 @@
+package trigger
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/presenced/presenced/presence"
+)
+
+// Personal schedules: entries a user keeps in Redis (the web app's "My schedule", the API's
+// /users/{user}/schedule), added to the entries the user inherits from the configuration
+// (their own users[].schedules, else the system-wide schedules). They fire exactly as those
+// do, and the precedence among triggers is the same: a range's profile priority decides among
+// ranges, a timed profile chosen by hand outranks them, a sticky profile is kept (precedence.go).
+// A disabled entry is kept and does not fire.
+
+// MaxPersonalEntries is how many schedule entries one user may keep.
+const MaxPersonalEntries = 20
+
+// PersonalEntry is one of a user's own schedule entries.
+type PersonalEntry struct {
+	presence.Schedule
+	// Disabled keeps the entry without firing it.
+	Disabled bool `json:"disabled,omitempty"`
+}
+
+func (s *Scheduler) personalKey(id presence.UserID) string {
+	return s.opts.Prefix + "schedule:" + string(id)
+}
+
+// personalUsersKey is the set of users who keep entries, so that planning reads only theirs.
+func (s *Scheduler) personalUsersKey() string { return s.opts.Prefix + "schedule:users" }
+
+// Personal returns the user's own entries, by name.
+func (s *Scheduler) Personal(ctx context.Context, id presence.UserID) ([]PersonalEntry, error) {
+	all, err := s.opts.Redis.HGetAll(ctx, s.personalKey(id)).Result()
+	if err != nil {
+		return nil, presence.StoreError(err, "trigger: read the schedule of "+string(id), s.personalKey(id))
+	}
+	return decodePersonal(s, id, all), nil
+}
+
+// decodePersonal reads the hash of a user's entries; an unreadable one is logged and left out.
+func decodePersonal(s *Scheduler, id presence.UserID, all map[string]string) []PersonalEntry {
+	out := make([]PersonalEntry, 0, len(all))
+	for name, v := range all {
+		var e PersonalEntry
+		if err := json.Unmarshal([]byte(v), &e); err != nil || e.Name != name {
+			s.log.Error("personal schedule entry unreadable; left out", "user", id, "name", name, "err", err)
+			continue
+		}
+		out = append(out, e)
+	}
+	slices.SortFunc(out, func(a, b PersonalEntry) int { return cmp.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Inherited returns the entries the user inherits from the configuration: their own
+// users[].schedules, else the system-wide ones. They cannot be changed through the API.
+func (s *Scheduler) Inherited(id presence.UserID) []presence.Schedule {
+	if u, ok := s.opts.Engine.Catalog().User(id); ok && len(u.Schedules) > 0 {
+		return u.Schedules
+	}
+	return s.opts.Schedules
+}
+
+// Location is the time zone the user's schedule runs in.
+func (s *Scheduler) Location(id presence.UserID) *time.Location { return s.location(id) }
+
+// SavePersonal creates or replaces one of the user's own entries (by name), checked as the
+// configuration's are, for a profile the user may switch to (personal ones included). An
+// enabled entry's occurrences of the coming Horizon are written to Redis at once, so an entry
+// for a minute from now fires; a disabled one's are taken back.
+func (s *Scheduler) SavePersonal(ctx context.Context, id presence.UserID, e PersonalEntry) error {
+	if _, ok := s.opts.Engine.Catalog().User(id); !ok {
+		return fmt.Errorf("%w %q", presence.ErrUnknownUser, id)
+	}
+	var problems []string
+	if err := TriggerName(e.Name); err != nil {
+		problems = append(problems, "name: "+err.Error())
+	}
+	entry, err := ParseEntry(e.Schedule)
+	var verr *presence.ValidationError
+	if errors.As(err, &verr) {
+		problems = append(problems, verr.Problems...)
+	} else if err != nil {
+		return err
+	}
+	if slices.ContainsFunc(s.Inherited(id), func(x presence.Schedule) bool { return x.Name == e.Name }) {
+		problems = append(problems, fmt.Sprintf("name: %q is the name of an entry you inherit", e.Name))
+	}
+	if e.Profile != "" {
+		ps, err := s.opts.Engine.Profiles(ctx, id)
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(ps, func(p *presence.Profile) bool { return p.ID == e.Profile }) {
+			problems = append(problems, fmt.Sprintf("profile: %q is none of your profiles", e.Profile))
+		}
+	}
+	own, err := s.Personal(ctx, id)
+	if err != nil {
+		return err
+	}
+	if len(own) >= MaxPersonalEntries && !slices.ContainsFunc(own, func(x PersonalEntry) bool { return x.Name == e.Name }) {
+		problems = append(problems, fmt.Sprintf("name: you have %d schedule entries, the limit is %d", len(own), MaxPersonalEntries))
+	}
+	if len(problems) > 0 {
+		return &presence.ValidationError{Problems: problems}
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	_, err = s.opts.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, s.personalKey(id), e.Name, b)
+		p.SAdd(ctx, s.personalUsersKey(), string(id))
+		return nil
+	})
+	if err != nil {
+		return presence.StoreError(err, "trigger: save the schedule of "+string(id), s.personalKey(id))
+	}
+	if err := s.unplan(ctx, id, e.Name); err != nil {
+		return err
+	}
+	if !e.Disabled {
+		now := s.now()
+		return s.planEntries(ctx, id, []Entry{entry}, now, now.Add(s.opts.Horizon))
+	}
+	return nil
+}
+
+// DeletePersonal removes one of the user's own entries and its planned occurrences;
+// presence.ErrUnknownProfile's sibling: false when there was none.
+func (s *Scheduler) DeletePersonal(ctx context.Context, id presence.UserID, name string) (bool, error) {
+	n, err := s.opts.Redis.HDel(ctx, s.personalKey(id), name).Result()
+	if err != nil {
+		return false, presence.StoreError(err, "trigger: delete from the schedule of "+string(id), s.personalKey(id))
+	}
+	if n == 0 {
+		return false, nil
+	}
+	return true, s.unplan(ctx, id, name)
+}
+
+// unplan takes the planned occurrences of one of the user's entries back from the due set
+// (ends of ranges already started stay: the user returns as planned).
+func (s *Scheduler) unplan(ctx context.Context, id presence.UserID, name string) error {
+	members, err := s.opts.Redis.ZRangeByScore(ctx, s.dueKey(), &redis.ZRangeBy{
+		Min: strconv.FormatInt(s.now().Add(-s.opts.MaxLate).UnixMilli(), 10), Max: "+inf"}).Result()
+	if err != nil {
+		return presence.StoreError(err, "trigger: read the due events", s.dueKey())
+	}
+	var drop []any
+	for _, m := range members {
+		var ev event
+		if json.Unmarshal([]byte(m), &ev) == nil && ev.User == id && ev.Name == name && ev.Kind != kindEnd {
+			drop = append(drop, m)
+		}
+	}
+	if len(drop) > 0 {
+		if err := s.opts.Redis.ZRem(ctx, s.dueKey(), drop...).Err(); err != nil {
+			return presence.StoreError(err, "trigger: take back planned events", s.dueKey())
+		}
+	}
+	return nil
+}
+
+// personalEntries returns the enabled personal entries of the users who keep any, parsed.
+func (s *Scheduler) personalEntries(ctx context.Context) (map[presence.UserID][]Entry, error) {
+	ids, err := s.opts.Redis.SMembers(ctx, s.personalUsersKey()).Result()
+	if err != nil {
+		return nil, presence.StoreError(err, "trigger: read who keeps schedules", s.personalUsersKey())
+	}
+	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	if _, err := s.opts.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.HGetAll(ctx, s.personalKey(presence.UserID(id)))
+		}
+		return nil
+	}); err != nil {
+		return nil, presence.StoreError(err, "trigger: read the personal schedules", s.personalUsersKey())
+	}
+	out := map[presence.UserID][]Entry{}
+	for i, id := range ids {
+		out[presence.UserID(id)] = enabledEntries(s, presence.UserID(id), cmds[i].Val())
+	}
+	return out, nil
+}
+
+// enabledEntries parses a user's enabled entries from their hash.
+func enabledEntries(s *Scheduler, id presence.UserID, all map[string]string) []Entry {
+	var out []Entry
+	for _, pe := range decodePersonal(s, id, all) {
+		if pe.Disabled {
+			continue
+		}
+		if e, err := ParseEntry(pe.Schedule); err == nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// entries are the user's effective entries: inherited, then their own enabled ones.
+func (s *Scheduler) entries(ctx context.Context, id presence.UserID) ([]Entry, error) {
+	all, err := s.opts.Redis.HGetAll(ctx, s.personalKey(id)).Result()
+	if err != nil {
+		return nil, presence.StoreError(err, "trigger: read the schedule of "+string(id), s.personalKey(id))
+	}
+	return append(slices.Clone(s.entriesOf(id)), enabledEntries(s, id, all)...), nil
+}
+
+// Week lists the occurrences of the user's effective entries from from for seven days.
+func (s *Scheduler) Week(ctx context.Context, id presence.UserID, from time.Time) ([]Occurrence, error) {
+	es, err := s.entries(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return Occurrences(es, s.holidays, s.location(id), from, from.Add(7*24*time.Hour)), nil
+}
