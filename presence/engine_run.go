@@ -359,7 +359,15 @@ func (t *term) passUser(key workKey) {
 		t.q.Forget(key)
 	}
 	if err == nil {
-		t.record(key, res)
+		if rerr := t.record(key, res); rerr != nil {
+			// The record still names the last version recorded: the next pass finds the switch
+			// not yet recorded and journals it then. Nobody is told it is done before it is.
+			t.q.AddRateLimited(key)
+			if res.journal != nil {
+				err = fmt.Errorf("presence: %s of %s: the PBX is done, but the journal entry was not written (the next pass writes it): %w",
+					res.journal.Kind, key.user, rerr)
+			}
+		}
 		if slices.ContainsFunc(res.Outcomes, func(o Outcome) bool { return o.Result == ResultApplied }) {
 			t.mu.Lock()
 			t.changed[key.user] = t.e.now()
@@ -577,11 +585,11 @@ func (e *Engine) finish(ctx context.Context, u *User, kind string, res *SwitchRe
 }
 
 // record writes the user's record, with the retry the queue holds for them, and the pass's
-// journal entry if it has one.
-func (t *term) record(key workKey, res *SwitchResult) {
+// journal entry if it has one; it returns why it could not.
+func (t *term) record(key workKey, res *SwitchResult) error {
 	rec := res.State.Record
 	if rec == nil {
-		return
+		return nil
 	}
 	if n := t.q.NumRequeues(key); n > 0 {
 		rec.Attempts = n
@@ -593,13 +601,15 @@ func (t *term) record(key workKey, res *SwitchResult) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(t.ctx), 5*time.Second)
 	defer cancel()
-	if err := t.e.opts.States.SaveRecordJournal(ctx, key.user, *rec, res.journal); err != nil {
+	err := t.e.opts.States.SaveRecordJournal(ctx, key.user, *rec, res.journal)
+	if err != nil {
 		if res.journal != nil {
-			t.e.log.Error("record and journal not written", "user", key.user, "err", err)
+			t.e.log.Error("record and journal not written; the pass is retried", "user", key.user, "err", err)
 		} else {
-			t.e.log.Error("record not written", "user", key.user, "err", err)
+			t.e.log.Error("record not written; the pass is retried", "user", key.user, "err", err)
 		}
 	}
+	return err
 }
 
 // newOps returns the operations of cur not in prev.
