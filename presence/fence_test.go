@@ -82,3 +82,54 @@ func mustVersion(t *testing.T, s *StateStore, id UserID) int64 {
 	}
 	return st.Version
 }
+
+// flipAfterApply is a concern that ends the leadership (leading = false) once it has applied.
+type flipAfterApply struct {
+	*memPBX
+	leading *atomic.Bool
+}
+
+func (f flipAfterApply) Apply(ctx context.Context, u *User, ops []Op) []Outcome {
+	out := f.memPBX.Apply(ctx, u, ops)
+	f.leading.Store(false)
+	return out
+}
+
+// TestSwitchNotJournaledIsNotAcknowledged: a switch applied whose record and journal entry
+// cannot be written (here: the lease lost in between) is answered with the error, not as
+// done; the next pass, once the store takes writes again, journals it.
+func TestSwitchNotJournaledIsNotAcknowledged(t *testing.T) {
+	ctx := context.Background()
+	var leading atomic.Bool
+	leading.Store(true)
+	var lease string
+	e, _, states := newTestEngineWith(t, CatalogConfig{Users: []User{alice()}, Profiles: []Profile{lunch()}}, func(o *EngineOptions) {
+		lease = o.States.prefix + "leader:pbx"
+		o.States.fence = func() (Fence, bool) { return Fence{Key: lease, Value: "me 1"}, leading.Load() }
+		o.Concerns = []Concern{flipAfterApply{memPBX: o.Concerns[0].(*memPBX), leading: &leading}}
+	})
+	if err := states.rdb.Set(ctx, lease, "me 1", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: "lunch", Source: SourceAPI})
+	if !errors.Is(err, ErrFenced) {
+		t.Fatalf("switch whose journal entry could not be written: %v, want ErrFenced", err)
+	}
+	if j, _ := states.Journal(ctx, "alice", 10); len(j) != 0 {
+		t.Fatalf("journal after the refused write: %+v", j)
+	}
+	// Leading again: the retry finds the PBX done (nothing to apply, so the concern does not
+	// take the lease away again) and writes the record with the switch's journal entry.
+	leading.Store(true)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		j, _ := states.Journal(ctx, "alice", 10)
+		if len(j) == 1 && j[0].Kind == "switch" && j[0].To == "lunch" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the switch was never journaled: %+v", j)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
