@@ -107,6 +107,7 @@ type Service struct {
 	catalog  *presence.Catalog
 	throttle *throttle.Limiter
 	admin    *secret.Hash // nil: no admin sign-in with a token
+	adminFP  string       // identifies the configured admin credential: sessions made with another end
 	decoy    *secret.Hash // verified for unknown names, so they take as long as known ones
 	slow     chan struct{}
 	log      *slog.Logger
@@ -168,6 +169,9 @@ func New(opts Options) (*Service, error) {
 		if s.admin, err = secret.ParseHash(adminHash); err != nil {
 			return nil, fmt.Errorf("account: admin token hash: %w", err)
 		}
+		// The fingerprint of what is configured (the token, or its hash), not of the hash made
+		// above, which has a new salt at every start.
+		s.adminFP = digest("admin\x00" + opts.AdminToken + "\x00" + opts.AdminTokenHash)[:16]
 	}
 	decoy, err := secret.NewHash(rand.Text())
 	if err != nil {
@@ -194,6 +198,10 @@ func (i Identity) ID() string {
 func (s *Service) passwordKey(id presence.UserID) string { return s.prefix + "password:" + string(id) }
 func (s *Service) linkKey(token string) string           { return s.prefix + "pwlink:" + digest(token) }
 func (s *Service) sessionKey(id string) string           { return s.prefix + "session:" + digest(id) }
+
+// genKey counts the passwords set for a user: a session remembers the count it was opened
+// under, so setting a password ends the user's sessions (the one that set it is renewed).
+func (s *Service) genKey(id presence.UserID) string { return s.prefix + "pwgen:" + string(id) }
 
 // digest names a secret in Redis without storing it: someone who reads Redis cannot use a
 // session or a link.
@@ -314,7 +322,8 @@ func CheckPassword(password string) error {
 }
 
 // SetPassword stores a new password for the user, hashed (argon2id); it replaces the
-// configuration's password_hash. Sessions already open stay open.
+// configuration's password_hash. Every session of the user ends (Start a new one for the
+// person who set it).
 func (s *Service) SetPassword(ctx context.Context, id presence.UserID, password string) error {
 	if _, ok := s.catalog.User(id); !ok {
 		return fmt.Errorf("%w %q", presence.ErrUnknownUser, id)
@@ -326,10 +335,14 @@ func (s *Service) SetPassword(ctx context.Context, id presence.UserID, password 
 	if err != nil {
 		return fmt.Errorf("account: hash the password of %s: %w", id, err)
 	}
-	if err := s.rdb.Set(ctx, s.passwordKey(id), h, 0).Err(); err != nil {
+	if _, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, s.passwordKey(id), h, 0)
+		p.Incr(ctx, s.genKey(id))
+		return nil
+	}); err != nil {
 		return fmt.Errorf("account: store the password of %s: %w", id, err)
 	}
-	s.log.Info("password set", "user", id)
+	s.log.Info("password set; the user's sessions end", "user", id)
 	return nil
 }
 
@@ -413,6 +426,10 @@ type Session struct {
 	CSRF    string          `json:"csrf"` // the token every state-changing request carries
 	Created time.Time       `json:"created"`
 	Seen    time.Time       `json:"seen"`
+	// Gen is the user's password count when the session was opened (genKey); Cred the admin
+	// credential's fingerprint for the admin by token. Either changed: the session ends.
+	Gen  string `json:"gen,omitempty"`
+	Cred string `json:"cred,omitempty"`
 }
 
 // Start opens a session for who.
@@ -421,6 +438,13 @@ func (s *Service) Start(ctx context.Context, who Identity) (*Session, error) {
 	ss := &Session{ID: randomToken(), Admin: who.Admin, CSRF: randomToken(), Created: now, Seen: now}
 	if who.User != nil {
 		ss.User = who.User.ID
+		gen, err := s.rdb.Get(ctx, s.genKey(ss.User)).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("account: read the password count of %s: %w", ss.User, err)
+		}
+		ss.Gen = gen
+	} else {
+		ss.Cred = s.adminFP
 	}
 	if err := s.save(ctx, ss); err != nil {
 		return nil, err
@@ -463,6 +487,20 @@ func (s *Service) Session(ctx context.Context, id string) (*Session, error) {
 	var ss Session
 	if err := json.Unmarshal(b, &ss); err != nil {
 		return nil, ErrNoSession
+	}
+	switch {
+	case ss.User == "" && (!ss.Admin || ss.Cred != s.adminFP || s.admin == nil):
+		s.End(ctx, id) // the admin token changed since, or admin sign-in is off
+		return nil, ErrNoSession
+	case ss.User != "":
+		gen, err := s.rdb.Get(ctx, s.genKey(ss.User)).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("account: read the password count of %s: %w", ss.User, err)
+		}
+		if gen != ss.Gen {
+			s.End(ctx, id) // a password was set since
+			return nil, ErrNoSession
+		}
 	}
 	ss.ID = id
 	now := s.now()

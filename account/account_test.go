@@ -202,3 +202,48 @@ func TestSessionsExpire(t *testing.T) {
 		t.Fatalf("made-up session: %v", err)
 	}
 }
+
+// TestSessionsEndWithTheCredential: setting a password ends the user's sessions; a session of
+// the admin by token ends when the admin token changes.
+func TestSessionsEndWithTheCredential(t *testing.T) {
+	s, _, rdb := newService(t)
+	ctx := context.Background()
+	alice, _ := s.catalog.User("alice")
+	one, _ := s.Start(ctx, Identity{User: alice})
+	two, _ := s.Start(ctx, Identity{User: alice})
+	if err := s.SetPassword(ctx, "alice", "another-password"); err != nil {
+		t.Fatal(err)
+	}
+	for _, ss := range []*Session{one, two} {
+		if _, err := s.Session(ctx, ss.ID); !errors.Is(err, ErrNoSession) {
+			t.Errorf("a session opened before the password was set: %v", err)
+		}
+	}
+	three, _ := s.Start(ctx, Identity{User: alice})
+	if _, err := s.Session(ctx, three.ID); err != nil {
+		t.Fatalf("a session opened after: %v", err)
+	}
+
+	adm, err := s.Start(ctx, Identity{Admin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Session(ctx, adm.ID); err != nil {
+		t.Fatalf("admin session: %v", err)
+	}
+	rotated, err := New(Options{Redis: rdb, Catalog: s.catalog, AdminToken: "a-new-admin-token-987654321"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rotated.Session(ctx, adm.ID); !errors.Is(err, ErrNoSession) {
+		t.Fatalf("admin session after the token changed: %v", err)
+	}
+	same, err := New(Options{Redis: rdb, Catalog: s.catalog, AdminToken: "the-admin-token-0123456789"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm2, _ := same.Start(ctx, Identity{Admin: true})
+	if _, err := s.Session(ctx, adm2.ID); err != nil {
+		t.Fatalf("admin session across a restart with the same token: %v", err)
+	}
+}

@@ -413,6 +413,10 @@ type journalData struct {
 
 func (h *Handler) journalPage(w http.ResponseWriter, r *http.Request, v *viewer) {
 	u, ok := h.target(v, r.URL.Query().Get("user"))
+	if !ok && v.user == nil && r.URL.Query().Get("user") == "" {
+		http.Redirect(w, r, "/admin", http.StatusSeeOther) // the admin by token has no journal of their own
+		return
+	}
 	if !ok {
 		h.render(w, r, http.StatusForbidden, "error", v, page{Title: "Refused", Message: "You may read only your own journal."})
 		return
@@ -464,6 +468,13 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, v *view
 	case err != nil:
 		h.fail(w, r, err)
 	default:
+		// A new password ends the user's sessions, this one too: a new one for this browser.
+		s, err := h.acc.Start(r.Context(), account.Identity{User: v.user, Admin: v.admin})
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		h.setCookie(w, r, sessionCookie, s.ID, 0)
 		http.Redirect(w, r, "/password?done=password", http.StatusSeeOther)
 	}
 }
