@@ -186,14 +186,19 @@ func signIn(t *testing.T, ctx context.Context, d *daemonUnderTest, name string, 
 	)
 }
 
-// screenshot saves the page to docs/screenshots/name.png (the README shows them).
+// screenshot saves the page as name.png: to docs/screenshots (the README shows them) when
+// PRESENCED_SCREENSHOTS=1, else to the test's own directory, so that a test run leaves the
+// tree as it was.
 func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
-	dir := filepath.Join("..", "..", "docs", "screenshots")
+	dir := t.TempDir()
+	if os.Getenv("PRESENCED_SCREENSHOTS") == "1" {
+		dir = filepath.Join("..", "..", "docs", "screenshots")
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
