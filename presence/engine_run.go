@@ -159,6 +159,10 @@ func (e *Engine) Run(ctx context.Context) error {
 		return errors.New("presence: the engine is already running")
 	}
 	e.run = t
+	// Nobody wrote to Asterisk while the engine did not run (a new leader takes over, or the
+	// daemon just started): what drifted meanwhile is put back by a full check, asked for
+	// before anyone sees the engine run, so that whatever they ask for comes with it or after.
+	ready := t.askReady()
 	e.runMu.Unlock()
 	e.metrics.running.Set(1)
 	e.log.Info("engine running: this instance writes to Asterisk", "workers", e.opts.Workers)
@@ -192,9 +196,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			}
 		})
 	}
-	// Nobody wrote to Asterisk while the engine did not run (a new leader takes over, or the
-	// daemon just started): put back what drifted meanwhile.
-	t.wg.Go(func() { e.AsteriskReady(ctx) })
+	t.wg.Go(func() { t.afterReady(ctx, ready) })
 
 	<-ctx.Done()
 	e.runMu.Lock()
@@ -738,17 +740,34 @@ func (e *Engine) AsteriskReady(ctx context.Context) {
 	if t == nil {
 		return
 	}
+	t.afterReady(ctx, t.askReady())
+}
+
+// askReady asks for the checks of AsteriskReady: the Asterisk-wide state, then everyone, with
+// the phones' states forgotten. It returns where the full check answers.
+func (t *term) askReady() chan allResult {
 	t.q.Add(globalKey, priorityHigh)
-	ps, _ := e.opts.Devices.(PhoneStates)
-	if ps != nil {
+	if ps, ok := t.e.opts.Devices.(PhoneStates); ok {
 		ps.Reset()
 	}
-	if _, err := e.RepairAll(ctx); err != nil {
-		e.log.Warn("the check after Asterisk became ready failed; it is retried", "err", err)
+	done := make(chan allResult, 1)
+	t.checkAll("asterisk ready", done)
+	return done
+}
+
+// afterReady waits for the full check askReady asked for, then reads the phones' states again.
+func (t *term) afterReady(ctx context.Context, done chan allResult) {
+	select {
+	case r := <-done:
+		if r.err != nil {
+			t.e.log.Warn("the check after Asterisk became ready failed; it is retried", "err", r.err)
+		}
+	case <-ctx.Done():
+		return
 	}
-	if ps != nil {
+	if ps, ok := t.e.opts.Devices.(PhoneStates); ok {
 		if err := ps.Reload(ctx); err != nil {
-			e.log.Warn("cannot read the phones' states; calls in progress are not known until their next change", "err", err)
+			t.e.log.Warn("cannot read the phones' states; calls in progress are not known until their next change", "err", err)
 		}
 	}
 }

@@ -292,7 +292,9 @@ func TestManyUsersShareObservations(t *testing.T) {
 	ctx := context.Background()
 	us := users(200)
 	e, pbx, _ := newTestEngine(t, us, nil)
-	pbx.observeDelay = 5 * time.Millisecond
+	// A read long enough that the switches saved meanwhile (each a Redis round trip or two
+	// apart, more on a loaded machine) join the next read rather than start their own.
+	pbx.observeDelay = 20 * time.Millisecond
 	var wg sync.WaitGroup
 	for _, u := range us {
 		wg.Go(func() {
