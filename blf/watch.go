@@ -29,16 +29,19 @@ func (c *Concern) Watch(ctx context.Context, w presence.Watch) error {
 	}
 	return amiwatch.Run(ctx, c.ami, watchBuffer, func() { w.All("lamp events were dropped") }, func(ev *ami.Message) {
 		var name string
+		var agrees func(*presence.Target) bool
 		switch ev.Event() {
 		case "DeviceStateChange":
 			name = ev.Get("Device")
+			agrees = lampShown(name, ev.Get("State"))
 		case "PresenceStateChange":
 			name = ev.Get("Presentity")
+			agrees = presenceShown(name, ev.Get("Status"), unescapeC(ev.Get("Message")))
 		default:
 			return
 		}
 		if id, ok := owner[strings.ToLower(name)]; ok {
-			w.Changed(id)
+			w.Saw(id, agrees)
 		}
 	})
 }
@@ -60,4 +63,30 @@ func (d *Devices) Watch(ctx context.Context, w presence.Watch) error {
 			}
 		}
 	})
+}
+
+// lampShown is what a DeviceStateChange shows of a lamp: whether a desired Target agrees, as
+// Plan compares lamps. A lamp the desired state does not name is not presenced's business.
+func lampShown(device, state string) func(want *presence.Target) bool {
+	return func(want *presence.Target) bool {
+		for d, w := range want.Devices {
+			if strings.EqualFold(d, device) && !strings.EqualFold(w, state) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// presenceShown is what a PresenceStateChange shows of a presence provider (its Message
+// unescaped as Asterisk escapes it): whether a desired Target agrees, as Plan compares them.
+func presenceShown(provider, state, message string) func(want *presence.Target) bool {
+	return func(want *presence.Target) bool {
+		for p, w := range want.Presence {
+			if strings.EqualFold(p, provider) && w != nil && (!strings.EqualFold(w.State, state) || w.Message != message) {
+				return false
+			}
+		}
+		return true
+	}
 }

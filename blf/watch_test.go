@@ -11,7 +11,8 @@ import (
 
 // TestWatchNamesTheUserOfALampAndAPhone: a user's DND lamp and presence set by hand (a phone's
 // DND key, an admin), and a state change of one of their phones, are reported as that user's
-// changes; other lamps and devices are not.
+// changes, with what the events showed (which desired states agree with them); other lamps and
+// devices are not.
 func TestWatchNamesTheUserOfALampAndAPhone(t *testing.T) {
 	ctx := testCtx(t)
 	ext := "97" + uniq("")[len(uniq(""))-4:]
@@ -37,10 +38,37 @@ func TestWatchNamesTheUserOfALampAndAPhone(t *testing.T) {
 		}
 	}
 	set("DEVICE_STATE(Custom:"+uniq("other")+")", "BUSY")
-	set("DEVICE_STATE(Custom:DND"+ext+")", "BUSY")
-	lamps.WaitFor(t, "the DND lamp set by hand", 5*time.Second, func() bool { return lamps.Changed("watched") >= 1 })
-	set("PRESENCE_STATE(CustomPresence:"+ext+")", "away,,by hand")
-	lamps.WaitFor(t, "the presence set by hand", 5*time.Second, func() bool { return lamps.Changed("watched") >= 2 })
+	lamp := func(state string) *presence.Target {
+		return &presence.Target{Devices: map[string]string{"Custom:DND" + ext: state}}
+	}
+	pres := func(state, message string) *presence.Target {
+		return &presence.Target{Presence: map[string]*presence.PresenceValue{"CustomPresence:" + ext: {State: state, Message: message}}}
+	}
+	// Each change, and desired states that agree and disagree with what its event shows.
+	for i, step := range []struct {
+		name, variable, value string
+		agree, differ         []*presence.Target
+	}{
+		{"the DND lamp set by hand", "DEVICE_STATE(Custom:DND" + ext + ")", "BUSY",
+			[]*presence.Target{lamp("BUSY"), lamp("busy"), presence.NewTarget()}, []*presence.Target{lamp("INVALID"), lamp("NOT_INUSE")}},
+		{"the DND lamp off (INVALID)", "DEVICE_STATE(Custom:DND" + ext + ")", "INVALID",
+			[]*presence.Target{lamp("INVALID")}, []*presence.Target{lamp("BUSY")}},
+		{"the presence set by hand", "PRESENCE_STATE(CustomPresence:" + ext + ")", "away,,by hand",
+			[]*presence.Target{pres("away", "by hand"), pres("AWAY", "by hand"), lamp("BUSY")}, []*presence.Target{pres("away", ""), pres("available", "by hand")}},
+	} {
+		set(step.variable, step.value)
+		lamps.WaitFor(t, step.name, 5*time.Second, func() bool { return lamps.Changed("watched") >= i+1 })
+		for _, w := range step.agree {
+			if !lamps.Agrees("watched", w) {
+				t.Errorf("%s: the event disagrees with %+v %+v", step.name, w.Devices, w.Presence)
+			}
+		}
+		for _, w := range step.differ {
+			if lamps.Agrees("watched", w) {
+				t.Errorf("%s: the event agrees with %+v %+v", step.name, w.Devices, w.Presence)
+			}
+		}
+	}
 	set("DEVICE_STATE("+phone+")", "INUSE")
 	phones.WaitFor(t, "the phone in use", 5*time.Second, func() bool { return phones.Changed("watched") >= 1 })
 	if got := devices.DeviceState(phone); got != "INUSE" {

@@ -75,6 +75,13 @@ type Watch struct {
 	// All says that anyone's PBX state may have changed and the concern cannot tell whose:
 	// events were lost, a module was reloaded. why is logged.
 	All func(why string)
+	// Saw says that an event showed part of user id's PBX state; agrees tells whether a
+	// desired Target agrees with what the event showed. The user gets a pass, as with
+	// Changed, unless the desired state the engine last set out to apply for them (and then
+	// applied in full) agrees: such an event shows the PBX as presenced wants it (most often
+	// presenced's own change arriving), and there is nothing to look at. agrees must only
+	// read the Target.
+	Saw func(id UserID, agrees func(want *Target) bool)
 }
 
 // ApplyAll performs ops with apply and returns the outcomes in the order of ops. Operations on

@@ -19,6 +19,7 @@ type engineMetrics struct {
 	driftRepairs   prometheus.Counter
 	flapping       prometheus.Counter
 	refusedActions prometheus.Counter
+	eventsAgreed   prometheus.Counter
 
 	driftFound    *prometheus.CounterVec
 	driftRepaired *prometheus.CounterVec
@@ -69,6 +70,10 @@ func newEngineMetrics(reg prometheus.Registerer, states *StateStore) *engineMetr
 		driftRepairs: f.NewCounter(prometheus.CounterOpts{
 			Name: "presenced_drift_repairs_total",
 			Help: "Repairs (passes that were neither a switch nor a reconcile) that found drift and changed the PBX.",
+		}),
+		eventsAgreed: f.NewCounter(prometheus.CounterOpts{
+			Name: "presenced_events_agreed_total",
+			Help: "PBX events that showed a user's PBX state as presenced had just applied it, so that no pass followed.",
 		}),
 		refusedActions: f.NewCounter(prometheus.CounterOpts{
 			Name: "presenced_personal_actions_refused_total",

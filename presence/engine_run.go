@@ -79,6 +79,7 @@ type term struct {
 	changed    map[UserID]time.Time   // when a pass last changed the user's PBX state
 	flaps      map[UserID][]time.Time // repairs that changed the PBX, within the flap window
 	flapped    map[UserID]bool        // reported as flapping in this window
+	expect     map[UserID]*expectation
 	allWaiting []chan allResult
 	allWhy     []string
 	over       bool
@@ -150,7 +151,8 @@ func (e *Engine) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	t := &term{e: e, ctx: ctx, q: q, reg: reg, waiting: map[UserID][]*pending{}, lastSwitch: map[UserID]*SwitchResult{},
-		seen: map[UserID]*observed{}, changed: map[UserID]time.Time{}, flaps: map[UserID][]time.Time{}, flapped: map[UserID]bool{}}
+		seen: map[UserID]*observed{}, changed: map[UserID]time.Time{}, flaps: map[UserID][]time.Time{}, flapped: map[UserID]bool{},
+		expect: map[UserID]*expectation{}}
 	e.runMu.Lock()
 	if e.run != nil {
 		e.runMu.Unlock()
@@ -173,7 +175,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	if e.opts.Relay != nil {
 		t.wg.Go(func() { e.opts.Relay.serve(ctx, e) })
 	}
-	watch := Watch{Catalog: e.opts.Catalog, Naming: e.opts.Naming, Changed: t.touch,
+	watch := Watch{Catalog: e.opts.Catalog, Naming: e.opts.Naming, Changed: t.touch, Saw: t.saw,
 		All: func(why string) { t.checkAll(why, nil) }}
 	for _, w := range e.opts.Watchers {
 		t.wg.Go(func() {
@@ -252,6 +254,76 @@ func (t *term) work() {
 
 // touch asks for a pass over a user (a PBX event concerning them, a profile edited).
 func (t *term) touch(id UserID) { t.q.Add(workKey{user: id}, priorityLow) }
+
+// expectation is the desired state a pass over a user set out to apply: while the pass runs,
+// and after it if it left the PBX so, events showing the PBX as it says need no pass of their
+// own (Watch.Saw). It lives in the term's memory only: a new leader starts without any, and
+// then every event is looked at.
+type expectation struct {
+	want    *Target
+	passing bool // a pass is applying want now
+	// let is set when an event that agreed with want was let go during the pass: if the pass
+	// then does not leave the PBX as want says, the user is looked at again.
+	let bool
+}
+
+// saw is Watch.Saw: a pass over the user unless the expectation agrees with the event.
+func (t *term) saw(id UserID, agrees func(want *Target) bool) {
+	t.mu.Lock()
+	x := t.expect[id]
+	ok := x != nil && agrees(x.want)
+	if ok && x.passing {
+		x.let = true
+	}
+	t.mu.Unlock()
+	if ok {
+		t.e.metrics.eventsAgreed.Inc()
+		return
+	}
+	t.touch(id)
+}
+
+// expecting records that a pass over the user is about to apply want.
+func (t *term) expecting(id UserID, want *Target) {
+	t.mu.Lock()
+	t.expect[id] = &expectation{want: want, passing: true}
+	t.mu.Unlock()
+}
+
+// expected ends the pass's expectation: it stays for the events to come when the pass left the
+// PBX as it wanted (clean); otherwise it is dropped, and a user whose events were let go during
+// the pass is looked at again.
+func (t *term) expected(id UserID, clean bool) {
+	t.mu.Lock()
+	x := t.expect[id]
+	again := false
+	if x != nil {
+		x.passing = false
+		if !clean {
+			delete(t.expect, id)
+			again = x.let
+		}
+		x.let = false
+	}
+	t.mu.Unlock()
+	if again {
+		t.touch(id)
+	}
+}
+
+// leftAsWanted reports whether a pass's outcomes leave the PBX as its desired state says: every
+// operation on the PBX applied or found done already (webhooks are not PBX state).
+func leftAsWanted(outcomes []Outcome) bool {
+	for _, o := range outcomes {
+		if o.Op.Kind == OpWebhook {
+			continue
+		}
+		if o.Result != ResultApplied && o.Result != ResultUnchanged {
+			return false
+		}
+	}
+	return true
+}
 
 // await asks for a pass over a user and waits for the one that covers req.
 func (t *term) await(ctx context.Context, key workKey, prio workPriority, req request) (*SwitchResult, error) {
@@ -439,6 +511,9 @@ func (e *Engine) check(ctx context.Context, t *term, id UserID, m passMode, seen
 		return nil, false, perr
 	}
 	want := e.compile(u, st, profiles)
+	if t != nil {
+		t.expecting(u.ID, want)
+	}
 	// A state version the record has not seen applied (the first state of a user comes with a
 	// record of version 0: StateStore.Save) is a switch: applied whatever the policies say, and
 	// journaled as a switch, whichever pass gets to it first (one of the instance that saved
@@ -488,6 +563,9 @@ func (e *Engine) check(ctx context.Context, t *term, id UserID, m passMode, seen
 		}
 	}
 	res.InSync = inSync(res.Outcomes)
+	if t != nil {
+		t.expected(u.ID, leftAsWanted(res.Outcomes))
+	}
 	retry := e.finish(ctx, u, kind, res)
 	if switched && t != nil {
 		t.mu.Lock()

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"strconv"
 	"strings"
 
 	"github.com/presenced/presenced/ami"
@@ -29,7 +30,7 @@ func (c *Concern) Watch(ctx context.Context, w presence.Watch) error {
 		switch ev.Event() {
 		case "QueueMemberAdded", "QueueMemberRemoved", "QueueMemberPause", "QueueMemberPenalty":
 			if id, ok := members[strings.ToLower(ev.Get("Interface"))]; ok {
-				w.Changed(id)
+				w.Saw(id, memberShown(ev))
 			}
 		case "Reload":
 			if m := strings.ToLower(ev.Get("Module")); m == "" || strings.Contains(m, "app_queue") || strings.Contains(m, "all") {
@@ -44,4 +45,51 @@ func orEverything(module string) string {
 		return "everything"
 	}
 	return module
+}
+
+// memberShown is what a member event (QueueMemberAdded, QueueMemberRemoved, QueueMemberPause,
+// QueueMemberPenalty) shows of the member: whether a desired Target agrees with it, as Plan
+// would compare them. Every member event carries the member's whole state (NOTES: "Member
+// events"): Paused, PausedReason (only meaningful while paused: an unpause with a reason shows
+// it in that one event) and Penalty. A queue the desired state does not name is not presenced's
+// business.
+func memberShown(ev *ami.Message) func(want *presence.Target) bool {
+	q := ev.Get("Queue")
+	if ev.Event() == "QueueMemberRemoved" {
+		return func(want *presence.Target) bool {
+			w, named := wantedIn(want, q)
+			return !named || w == nil || w.Optional
+		}
+	}
+	paused := ev.Get("Paused") == "1"
+	reason := ev.Get("PausedReason")
+	penalty, err := strconv.Atoi(ev.Get("Penalty"))
+	static := strings.EqualFold(ev.Get("Membership"), "static")
+	return func(want *presence.Target) bool {
+		w, named := wantedIn(want, q)
+		switch {
+		case !named:
+			return true
+		case w == nil:
+			return static // a static member cannot be removed: Plan leaves it
+		}
+		if w.Paused != paused || (paused && w.Reason != reason) {
+			return false
+		}
+		return static || (err == nil && w.Penalty == penalty)
+	}
+}
+
+// wantedIn is the desired member of queue q, and whether the desired state names q; queue names
+// are matched in any case, as app_queue does.
+func wantedIn(want *presence.Target, q string) (*presence.QueueMember, bool) {
+	if w, ok := want.Queues[q]; ok {
+		return w, true
+	}
+	for name, w := range want.Queues {
+		if strings.EqualFold(name, q) {
+			return w, true
+		}
+	}
+	return nil, false
 }

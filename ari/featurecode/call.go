@@ -224,10 +224,30 @@ func (c *call) run(ctx context.Context) {
 // flow is the dialogue; it returns how it ended, after the final prompt.
 func (c *call) flow(ctx context.Context) Outcome {
 	out := Outcome{Context: c.context, Identity: IdentityNone}
+	// The channel is answered while the call is identified and, for a number dialled whole
+	// (*55<n>), switched: nothing before the first prompt needs it answered, and under load
+	// Asterisk takes a while to answer (hundreds of milliseconds for a burst of calls), time
+	// the switch need not wait for. What plays a prompt or collects digits waits for it.
+	answered := make(chan error, 1)
+	go func() {
+		answered <- c.request(ctx, "answer", func(ctx context.Context) error { return c.app.opts.Channels.Answer(ctx, c.id) })
+	}()
+	var answerErr error
+	var answerDone bool
+	waitAnswer := func() error {
+		if !answerDone {
+			answerErr, answerDone = <-answered, true
+		}
+		return answerErr
+	}
 	end := func(r Result, err error) Outcome {
 		out.Result, out.Err = r, err
 		if c.isGone() {
 			out.Result = ResultHangup
+			return out
+		}
+		if aerr := waitAnswer(); aerr != nil {
+			out.Result, out.Err = ResultFailed, errors.Join(err, aerr)
 			return out
 		}
 		if prompt := promptFor(r); len(prompt) > 0 {
@@ -244,9 +264,6 @@ func (c *call) flow(ctx context.Context) Outcome {
 			c.log.Warn("feature codes: the Stasis() arguments are those of an older extensions_presenced.conf, "+
 				"which does not say whether a call was transferred to the feature code; install the current one", "args", c.args)
 		})
-	}
-	if err := c.request(ctx, "answer", func(ctx context.Context) error { return c.app.opts.Channels.Answer(ctx, c.id) }); err != nil {
-		return end(ResultFailed, err)
 	}
 
 	cat := c.app.opts.Engine.Catalog()
@@ -284,6 +301,9 @@ func (c *call) flow(ctx context.Context) Outcome {
 			}
 			return end(ResultDenied, fmt.Errorf("a PIN is needed (%s), and %s has none", why, target.ID))
 		}
+		if err := waitAnswer(); err != nil {
+			return end(ResultFailed, err)
+		}
 		last, r, err := c.checkPIN(ctx, target)
 		if r != "" {
 			return end(r, err)
@@ -309,6 +329,9 @@ func (c *call) flow(ctx context.Context) Outcome {
 			prompt = append(prompt, "sound:digits/0")
 		}
 		prompt = append(prompt, soundEnterNumber)
+		if err := waitAnswer(); err != nil {
+			return end(ResultFailed, err)
+		}
 		n, last, r := c.collect(ctx, prompt)
 		switch {
 		case r == resultTooLong:
@@ -363,6 +386,10 @@ func (c *call) flow(ctx context.Context) Outcome {
 	}
 	out.Result = ResultSwitched
 	if c.isGone() {
+		return out
+	}
+	if err := waitAnswer(); err != nil {
+		out.Err = fmt.Errorf("confirmation prompt: %w", err)
 		return out
 	}
 	pb, err := c.play(ctx, promptFor(ResultSwitched)...)

@@ -321,3 +321,46 @@ func TestKeyedEntries(t *testing.T) {
 		})
 	}
 }
+
+// TestSwitchDoesNotWaitForTheAnswer: a number dialled whole is switched while Asterisk is still
+// answering the channel (slow under a burst of calls); nothing is played, and no digits are
+// asked for, before the channel is answered.
+func TestSwitchDoesNotWaitForTheAnswer(t *testing.T) {
+	h := newHarness(t, testRedis(t), Options{})
+	defer h.stop()
+	h.channels.gate = make(chan struct{})
+	// bob on his own phone: no PIN, switched before the answer.
+	h.send(testCall{id: "direct", channel: "PJSIP/1002-00000001", context: "from-internal", args: args("activate,3,,1002")})
+	// bob's phone switching alice: her PIN is asked for, after the answer.
+	h.send(testCall{id: "pin", channel: "PJSIP/1002-00000002", context: "from-internal", args: args("activate,3*1001,,1002"), keys: "1234#"})
+	deadline := time.Now().Add(5 * time.Second)
+	var switched []presence.SwitchRequest
+	for len(switched) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no switch while the channel was being answered")
+		}
+		time.Sleep(5 * time.Millisecond)
+		switched = h.engine.taken()
+	}
+	if len(switched) != 1 || switched[0].User != "bob" {
+		t.Fatalf("switched before the answer: %+v, want bob only", switched)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if h.askedPIN("pin") || len(h.engine.taken()) != 0 {
+		t.Fatal("the PIN call went on before its channel was answered")
+	}
+	close(h.channels.gate)
+	for _, id := range []string{"direct", "pin"} {
+		if o := h.outcome(t, id, 5*time.Second); o.Result != ResultSwitched {
+			t.Errorf("call %s: %s (%v), want switched", id, o.Result, o.Err)
+		}
+	}
+	if !h.askedPIN("pin") || !slices.Contains(h.channels.media("direct"), soundConfirm) {
+		t.Errorf("prompts: direct %v, pin %v", h.channels.media("direct"), h.channels.media("pin"))
+	}
+	h.channels.mu.Lock()
+	defer h.channels.mu.Unlock()
+	if len(h.channels.unanswered) != 0 {
+		t.Errorf("played before the answer: %v", h.channels.unanswered)
+	}
+}

@@ -25,12 +25,29 @@ import (
 type fakeChannels struct {
 	events chan<- ari.Event
 
-	mu      sync.Mutex
-	played  map[string][]string // channel ID -> every medium played, in order
-	hangups map[string]int
+	// gate, when set before a call, holds every Answer until it is closed.
+	gate chan struct{}
+
+	mu         sync.Mutex
+	played     map[string][]string // channel ID -> every medium played, in order
+	hangups    map[string]int
+	answered   map[string]bool
+	unanswered []string // media played on a channel not answered yet
 }
 
-func (f *fakeChannels) Answer(context.Context, string) error { return nil }
+func (f *fakeChannels) Answer(ctx context.Context, id string) error {
+	if f.gate != nil {
+		select {
+		case <-f.gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	f.mu.Lock()
+	f.answered[id] = true
+	f.mu.Unlock()
+	return nil
+}
 
 func (f *fakeChannels) Hangup(_ context.Context, id string) error {
 	f.mu.Lock()
@@ -42,6 +59,9 @@ func (f *fakeChannels) Hangup(_ context.Context, id string) error {
 func (f *fakeChannels) Play(_ context.Context, channelID, playbackID string, media ...string) error {
 	f.mu.Lock()
 	f.played[channelID] = append(f.played[channelID], media...)
+	if !f.answered[channelID] {
+		f.unanswered = append(f.unanswered, media...)
+	}
 	f.mu.Unlock()
 	select {
 	case f.events <- &ari.PlaybackFinished{Playback: ari.PlaybackData{ID: playbackID, TargetURI: "channel:" + channelID, State: "done"}}:
@@ -145,7 +165,7 @@ func newHarness(t testing.TB, rdb redis.Cmdable, opts Options) *harness {
 		engine:   &fakeEngine{cat: identityCatalog(t)},
 		outcomes: make(chan Outcome, 16),
 	}
-	h.channels = &fakeChannels{events: h.events, played: map[string][]string{}, hangups: map[string]int{}}
+	h.channels = &fakeChannels{events: h.events, played: map[string][]string{}, hangups: map[string]int{}, answered: map[string]bool{}}
 	opts.Channels, opts.Engine, opts.States, opts.Redis = h.channels, h.engine, fakeStates{}, rdb
 	if opts.TrustedContexts == nil {
 		opts.TrustedContexts = []string{trustedContext}

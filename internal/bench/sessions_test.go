@@ -66,6 +66,26 @@ func BenchmarkSessions(b *testing.B) {
 		wg.Wait()
 		return time.Since(start)
 	}
+	// byQueue sends as over k sessions, queue by queue (every change of one queue on one
+	// session, the queues dealt round robin) and waits for every answer.
+	byQueue := func(as []string, k int) time.Duration {
+		parts := make([][]string, k)
+		for i, a := range as {
+			s := (i % len(massQueues)) % k
+			parts[s] = append(parts[s], a)
+		}
+		start := time.Now()
+		var wg sync.WaitGroup
+		for s := range k {
+			wg.Go(func() {
+				if errs, err := raws[s].do(parts[s]); err != nil || errs != 0 {
+					b.Errorf("session %d of %d: %d errors, %v", s, k, errs, err)
+				}
+			})
+		}
+		wg.Wait()
+		return time.Since(start)
+	}
 	for b.Loop() {
 		took := map[string][]float64{}
 		for round := range *benchRounds {
@@ -76,10 +96,13 @@ func BenchmarkSessions(b *testing.B) {
 				adds, removes := queueActions(round)
 				took[fmt.Sprintf("qadd-%d", k)] = append(took[fmt.Sprintf("qadd-%d", k)], split(adds, len(massQueues), k).Seconds())
 				took[fmt.Sprintf("qremove-%d", k)] = append(took[fmt.Sprintf("qremove-%d", k)], split(removes, len(massQueues), k).Seconds())
+				took[fmt.Sprintf("qaddq-%d", k)] = append(took[fmt.Sprintf("qaddq-%d", k)], byQueue(adds, k).Seconds())
+				took[fmt.Sprintf("qremoveq-%d", k)] = append(took[fmt.Sprintf("qremoveq-%d", k)], byQueue(removes, k).Seconds())
 			}
 		}
-		for _, what := range []string{"switch", "qadd", "qremove"} {
-			per := map[string]int{"switch": 4 * n, "qadd": len(massQueues) * n, "qremove": len(massQueues) * n}[what]
+		for _, what := range []string{"switch", "qadd", "qremove", "qaddq", "qremoveq"} {
+			per := map[string]int{"switch": 4 * n, "qadd": len(massQueues) * n, "qremove": len(massQueues) * n,
+				"qaddq": len(massQueues) * n, "qremoveq": len(massQueues) * n}[what]
 			for _, k := range counts {
 				b.ReportMetric(float64(per)/median(took[fmt.Sprintf("%s-%d", what, k)]), fmt.Sprintf("%s-%dsess-actions/s", what, k))
 			}

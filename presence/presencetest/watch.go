@@ -14,13 +14,15 @@ import (
 type WatchRecorder struct {
 	mu      sync.Mutex
 	changed map[presence.UserID]int
+	agrees  map[presence.UserID]func(*presence.Target) bool // the last Saw of each user
 	all     []string
 	wake    chan struct{}
 }
 
 // NewWatchRecorder returns an empty recorder.
 func NewWatchRecorder() *WatchRecorder {
-	return &WatchRecorder{changed: map[presence.UserID]int{}, wake: make(chan struct{}, 1)}
+	return &WatchRecorder{changed: map[presence.UserID]int{}, agrees: map[presence.UserID]func(*presence.Target) bool{},
+		wake: make(chan struct{}, 1)}
 }
 
 // Start runs w.Watch with cat and the default naming reporting to r, until the test ends, and
@@ -30,7 +32,8 @@ func (r *WatchRecorder) Start(t testing.TB, w presence.Watcher, cat *presence.Ca
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- w.Watch(ctx, presence.Watch{Catalog: cat, Naming: presence.DefaultNaming(), Changed: r.onChanged, All: r.onAll})
+		done <- w.Watch(ctx, presence.Watch{Catalog: cat, Naming: presence.DefaultNaming(), Changed: r.onChanged,
+			Saw: r.onSaw, All: r.onAll})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -46,6 +49,25 @@ func (r *WatchRecorder) onChanged(id presence.UserID) {
 	r.changed[id]++
 	r.mu.Unlock()
 	r.poke()
+}
+
+// onSaw counts as Changed (a recorder expects nothing, so every event is a look) and keeps
+// what the event showed.
+func (r *WatchRecorder) onSaw(id presence.UserID, agrees func(*presence.Target) bool) {
+	r.mu.Lock()
+	r.changed[id]++
+	r.agrees[id] = agrees
+	r.mu.Unlock()
+	r.poke()
+}
+
+// Agrees reports whether want agrees with what the last event the watcher reported with Saw
+// for id showed; false when there was none.
+func (r *WatchRecorder) Agrees(id presence.UserID, want *presence.Target) bool {
+	r.mu.Lock()
+	f := r.agrees[id]
+	r.mu.Unlock()
+	return f != nil && f(want)
 }
 
 func (r *WatchRecorder) onAll(why string) {
