@@ -109,4 +109,3 @@ func TestEventsThatAgreeNeedNoPass(t *testing.T) {
 	}
 	waitObserves("the look after the pass that reported", n+4)
 }
-
