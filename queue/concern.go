@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -86,6 +88,27 @@ type Concern struct {
 	window  time.Duration
 	sem     inflight.Limit // one slot per action in flight
 	mem     *memberships
+	size    atomic.Pointer[pbxSize] // of the last read of every queue
+}
+
+// pbxSize is how big a read of every queue was: what a read of one interface is weighed
+// against.
+type pbxSize struct {
+	queues, members, interfaces int
+}
+
+// perMember reports whether reading n interfaces one by one (QueueStatus with Member: one
+// QueueParams per queue and the interface's members each) costs Asterisk less than one read of
+// every queue, judged by the size of the last such read; the one-by-one reads are weighed
+// double, for the round trips they add. Unknown size: read every queue.
+func (c *Concern) perMember(n int) bool {
+	s := c.size.Load()
+	if s == nil || s.interfaces == 0 {
+		return false
+	}
+	one := s.queues + (s.members+s.interfaces-1)/s.interfaces + 1
+	all := s.queues + s.members + 1
+	return 2*n*one <= all
 }
 
 var _ presence.Concern = (*Concern)(nil)
@@ -135,7 +158,9 @@ func (c *Concern) Kinds() []presence.OpKind {
 	return []presence.OpKind{presence.OpQueueAdd, presence.OpQueueRemove, presence.OpQueuePause, presence.OpQueuePenalty}
 }
 
-// Observe reads every queue with one QueueStatus, whatever the number of users, and records in
+// Observe reads every queue with one QueueStatus (or, when that costs Asterisk more than
+// reading the few users' interfaces one by one, judged by the size of the last read of every
+// queue, one QueueStatus per interface: perMember), and records in
 // have[u].Queues, for every queue want[u].Queues names (nil entries included), the member whose
 // interface is want[u].Interface (compared case-insensitively, as Asterisk does), or nil when
 // the interface is not in that queue. It also remembers which queues every interface is in,
@@ -144,27 +169,54 @@ func (c *Concern) Observe(ctx context.Context, want, have map[presence.UserID]*p
 	start := time.Now()
 	conn := c.reader.Status().Since
 	seq := c.mem.mark()
-	l, err := c.list(ctx, ami.QueueStatus{})
-	if err != nil {
-		return fmt.Errorf("queue: observe: %w", err)
-	}
-	st := ami.ParseQueueStatus(l)
-	c.met.observeDuration.Observe(time.Since(start).Seconds())
-	c.met.membersObserved.Set(float64(len(st.Members)))
-
-	members := make(map[string]map[string]*ami.QueueMember) // interface (lower case) → queue → member
-	in := make(map[string]map[string]struct{})              // interface (lower case) → queues
-	for i := range st.Members {
-		m := &st.Members[i]
-		k := key(m.Location)
-		if members[k] == nil {
-			members[k] = map[string]*ami.QueueMember{}
-			in[k] = map[string]struct{}{}
+	ifaces := map[string]string{} // lower case → as the desired state names it
+	for _, w := range want {
+		if w != nil && w.Interface != "" && len(w.Queues) > 0 {
+			ifaces[key(w.Interface)] = w.Interface
 		}
-		members[k][m.Queue] = m
-		in[k][m.Queue] = struct{}{}
 	}
-	c.mem.install(start, conn, seq, in)
+	var (
+		members map[string]map[string]*ami.QueueMember // interface (lower case) → queue → member
+		err     error
+	)
+	perMember := c.perMember(len(ifaces))
+	if perMember {
+		members, err = c.readMembers(ctx, ifaces)
+		if err != nil {
+			return fmt.Errorf("queue: observe: %w", err)
+		}
+		in := make(map[string]map[string]struct{}, len(ifaces))
+		for k := range ifaces {
+			in[k] = map[string]struct{}{}
+			for q := range members[k] {
+				in[k][q] = struct{}{}
+			}
+		}
+		c.mem.installFor(start, conn, seq, in)
+		c.met.observeDuration.Observe(time.Since(start).Seconds())
+	} else {
+		l, err := c.list(ctx, ami.QueueStatus{})
+		if err != nil {
+			return fmt.Errorf("queue: observe: %w", err)
+		}
+		st := ami.ParseQueueStatus(l)
+		c.met.observeDuration.Observe(time.Since(start).Seconds())
+		c.met.membersObserved.Set(float64(len(st.Members)))
+		members = make(map[string]map[string]*ami.QueueMember)
+		in := make(map[string]map[string]struct{}) // interface (lower case) → queues
+		for i := range st.Members {
+			m := &st.Members[i]
+			k := key(m.Location)
+			if members[k] == nil {
+				members[k] = map[string]*ami.QueueMember{}
+				in[k] = map[string]struct{}{}
+			}
+			members[k][m.Queue] = m
+			in[k][m.Queue] = struct{}{}
+		}
+		c.mem.install(start, conn, seq, in)
+		c.size.Store(&pbxSize{queues: len(st.Params), members: len(st.Members), interfaces: len(members)})
+	}
 
 	for id, w := range want {
 		if w == nil {
@@ -200,8 +252,46 @@ func (c *Concern) Observe(ctx context.Context, want, have map[presence.UserID]*p
 			}
 		}
 	}
-	c.log.Debug("queues observed", "members", len(st.Members), "users", len(want), "duration", time.Since(start))
+	c.log.Debug("queues observed", "interfaces", len(members), "users", len(want), "one_by_one", perMember, "duration", time.Since(start))
 	return nil
+}
+
+// readMembers reads the given interfaces (lower case → as written) one by one, at once:
+// QueueStatus with Member, which Asterisk matches exactly (case and all) against each
+// member's interface or name, so the members are kept by interface, compared case-insensitively.
+// A member whose interface differs from presenced's own only in case is not found this way;
+// the next read of every queue (the periodic full check reads everyone) sees it.
+func (c *Concern) readMembers(ctx context.Context, ifaces map[string]string) (map[string]map[string]*ami.QueueMember, error) {
+	var (
+		mu   sync.Mutex
+		out  = make(map[string]map[string]*ami.QueueMember, len(ifaces))
+		errs []error
+		wg   sync.WaitGroup
+	)
+	for k, iface := range ifaces {
+		wg.Go(func() {
+			l, err := c.list(ctx, ami.QueueStatus{Member: iface})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("member %s: %w", iface, err))
+				return
+			}
+			st := ami.ParseQueueStatus(l)
+			for i := range st.Members {
+				m := &st.Members[i]
+				if key(m.Location) != k {
+					continue // a member whose name is this interface
+				}
+				if out[k] == nil {
+					out[k] = map[string]*ami.QueueMember{}
+				}
+				out[k][m.Queue] = m
+			}
+		})
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
 }
 
 // acquire takes one of the MaxInFlight slots.

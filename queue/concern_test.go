@@ -218,6 +218,42 @@ func TestMemberships(t *testing.T) {
 			m.forget(a)
 			m.install(t0, conn, m.mark(), map[string]map[string]struct{}{key(a): set("sales")})
 		}, t0, conn, []string{"sales"}, true},
+		{"interface read on its own", func(m *memberships) {
+			m.install(t0, conn, m.mark(), map[string]map[string]struct{}{key(a): set("sales")})
+			m.installFor(t0.Add(time.Second), conn, m.mark(), map[string]map[string]struct{}{key(a): set("support")})
+		}, t0.Add(time.Second), conn, []string{"support"}, true},
+		{"interface read on its own after the snapshot aged", func(m *memberships) {
+			m.install(t0.Add(-time.Minute), conn, m.mark(), map[string]map[string]struct{}{key(a): set("sales")})
+			m.installFor(t0, conn, m.mark(), map[string]map[string]struct{}{key(a): set("support")})
+		}, t0.Add(time.Second), conn, []string{"support"}, true},
+		{"interface read on its own, absent", func(m *memberships) {
+			m.install(t0, conn, m.mark(), map[string]map[string]struct{}{key(a): set("sales")})
+			m.installFor(t0.Add(time.Second), conn, m.mark(), map[string]map[string]struct{}{key(a): {}})
+		}, t0.Add(time.Second), conn, []string{}, true},
+		{"interface read on its own outlives an older snapshot installed later", func(m *memberships) {
+			m.install(t0, conn, m.mark(), map[string]map[string]struct{}{key(a): set("sales")})
+			seq := m.mark()
+			m.installFor(t0.Add(2*time.Second), conn, m.mark(), map[string]map[string]struct{}{key(a): set("support")})
+			m.install(t0.Add(time.Second), conn, seq, map[string]map[string]struct{}{key(a): set("x")})
+		}, t0.Add(2 * time.Second), conn, []string{"support"}, true},
+		{"newer snapshot replaces a read on its own", func(m *memberships) {
+			m.installFor(t0.Add(time.Second), conn, m.mark(), map[string]map[string]struct{}{key(a): set("support")})
+			m.install(t0.Add(2*time.Second), conn, m.mark(), map[string]map[string]struct{}{key(a): set("x")})
+		}, t0.Add(2 * time.Second), conn, []string{"x"}, true},
+		{"older read on its own is dropped", func(m *memberships) {
+			m.install(t0, conn, m.mark(), map[string]map[string]struct{}{key(a): set("sales")})
+			m.installFor(t0.Add(-time.Second), conn, m.mark(), map[string]map[string]struct{}{key(a): set("support")})
+		}, t0, conn, []string{"sales"}, true},
+		{"change racing a read on its own", func(m *memberships) {
+			m.install(t0, conn, m.mark(), map[string]map[string]struct{}{key(a): set("sales")})
+			seq := m.mark()
+			m.added(a, "support")
+			m.installFor(t0.Add(time.Second), conn, seq, map[string]map[string]struct{}{key(a): set("sales")})
+		}, t0.Add(time.Second), conn, nil, false},
+		{"read on its own on another connection", func(m *memberships) {
+			m.install(t0.Add(-time.Minute), conn, m.mark(), map[string]map[string]struct{}{key(a): set("sales")})
+			m.installFor(t0, conn.Add(time.Second), m.mark(), map[string]map[string]struct{}{key(a): set("support")})
+		}, t0, conn, nil, false},
 		{"older observation finishing later is dropped", func(m *memberships) {
 			m.install(t0, conn, m.mark(), map[string]map[string]struct{}{key(a): set("sales")})
 			m.install(t0.Add(-time.Second), conn, m.mark(), map[string]map[string]struct{}{})
@@ -323,5 +359,35 @@ func TestResultOf(t *testing.T) {
 		if got := resultOf(tc.err, tc.idempotent); got != tc.want {
 			t.Errorf("resultOf(%v, %v) = %s, want %s", tc.err, tc.idempotent, got, tc.want)
 		}
+	}
+}
+
+// TestPerMember: interfaces are read one by one only where that costs Asterisk less than a
+// read of every queue, by the size of the last one.
+func TestPerMember(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		size *pbxSize
+		n    int
+		want bool
+	}{
+		{"size unknown", nil, 1, false},
+		{"empty PBX", &pbxSize{queues: 12}, 1, false},
+		{"few members", &pbxSize{queues: 12, members: 10, interfaces: 5}, 1, false},
+		{"40 members, one user", &pbxSize{queues: 12, members: 40, interfaces: 20}, 1, true},
+		{"5,000 members, one user", &pbxSize{queues: 12, members: 5000, interfaces: 1000}, 1, true},
+		{"5,000 members, 139 users", &pbxSize{queues: 12, members: 5000, interfaces: 1000}, 139, true},
+		{"5,000 members, 140 users", &pbxSize{queues: 12, members: 5000, interfaces: 1000}, 140, false},
+		{"100,000 members in 10 queues, 1,000 users", &pbxSize{queues: 10, members: 100000, interfaces: 10000}, 1000, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &Concern{}
+			if tc.size != nil {
+				c.size.Store(tc.size)
+			}
+			if got := c.perMember(tc.n); got != tc.want {
+				t.Errorf("perMember(%d) = %v, want %v", tc.n, got, tc.want)
+			}
+		})
 	}
 }

@@ -15,62 +15,82 @@ import (
 	"github.com/presenced/presenced/presence"
 )
 
+// TestObserve: the members of the users' interfaces as Asterisk holds them, read with one
+// QueueStatus of every queue, or, where the PBX is big and the users few, with one
+// QueueStatus per interface.
 func TestObserve(t *testing.T) {
-	f := newFixture(t, nil)
-	ctx := testCtx(t)
 	paused, plain, absent := iface(ext(t, 1)), iface(ext(t, 2)), iface(ext(t, 3))
-	f.cleanup(t, paused, plain, absent)
-	f.add(t, ami.QueueMemberSpec{Queue: "support", Interface: paused, MemberName: "Alice Test",
-		StateInterface: "hint:" + ext(t, 1) + "@hints", Penalty: 3, Paused: true, Reason: "Lunch: back at 2"})
-	f.add(t, ami.QueueMemberSpec{Queue: "sales", Interface: plain})
-
-	want := map[presence.UserID]*presence.Target{
-		// Asterisk matches interfaces case-insensitively; so does Observe.
-		"paused": {Interface: strings.ToUpper(paused), Queues: map[string]*presence.QueueMember{"support": {}, "sales": nil}},
-		"plain":  {Interface: plain, Queues: map[string]*presence.QueueMember{"sales": {}, "support": {}}},
-		"absent": {Interface: absent, Queues: map[string]*presence.QueueMember{"support": {}, "sales": nil}},
-		"static": {Interface: "PJSIP/1002", Queues: map[string]*presence.QueueMember{"sales": nil, "support": nil}},
-	}
-	have := map[presence.UserID]*presence.Target{}
-	for id := range want {
-		have[id] = presence.NewTarget()
-	}
-	if err := f.c.Observe(ctx, want, have); err != nil {
-		t.Fatal(err)
-	}
 	for _, tc := range []struct {
-		user  presence.UserID
-		queue string
-		want  *presence.QueueMember
+		name       string
+		oneByOne   bool
+		pausedName string // how the desired state writes the paused user's interface
+		reads      int
 	}{
-		{"paused", "support", &presence.QueueMember{Interface: paused, MemberName: "Alice Test",
-			StateInterface: "hint:" + ext(t, 1) + "@hints", Penalty: 3, Paused: true, Reason: "Lunch: back at 2"}},
-		{"paused", "sales", nil},
-		{"plain", "sales", &presence.QueueMember{Interface: plain, MemberName: plain, StateInterface: plain}},
-		{"plain", "support", nil},
-		{"absent", "support", nil},
-		{"absent", "sales", nil},
-		{"static", "sales", &presence.QueueMember{Interface: "PJSIP/1002", MemberName: "Bob", StateInterface: "PJSIP/1002", Static: true}},
-		{"static", "support", nil},
+		// Asterisk matches interfaces case-insensitively; so does the read of every queue.
+		{"every queue", false, strings.ToUpper(paused), 1},
+		// QueueStatus with Member matches exactly: presenced's own interfaces as it adds them.
+		{"one by one", true, paused, 4},
 	} {
-		t.Run(string(tc.user)+"/"+tc.queue, func(t *testing.T) {
-			got, ok := have[tc.user].Queues[tc.queue]
-			if !ok {
-				t.Fatalf("no entry for %s", tc.queue)
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, nil)
+			ctx := testCtx(t)
+			f.cleanup(t, paused, plain, absent)
+			f.add(t, ami.QueueMemberSpec{Queue: "support", Interface: paused, MemberName: "Alice Test",
+				StateInterface: "hint:" + ext(t, 1) + "@hints", Penalty: 3, Paused: true, Reason: "Lunch: back at 2"})
+			f.add(t, ami.QueueMemberSpec{Queue: "sales", Interface: plain})
+			if tc.oneByOne {
+				// As if the last read of every queue had listed 100,000 members.
+				f.c.size.Store(&pbxSize{queues: 12, members: 100000, interfaces: 20000})
 			}
-			switch {
-			case tc.want == nil && got != nil:
-				t.Errorf("got %+v, want absent", *got)
-			case tc.want != nil && (got == nil || *got != *tc.want):
-				t.Errorf("got %+v, want %+v", got, *tc.want)
+			want := map[presence.UserID]*presence.Target{
+				"paused": {Interface: tc.pausedName, Queues: map[string]*presence.QueueMember{"support": {}, "sales": nil}},
+				"plain":  {Interface: plain, Queues: map[string]*presence.QueueMember{"sales": {}, "support": {}}},
+				"absent": {Interface: absent, Queues: map[string]*presence.QueueMember{"support": {}, "sales": nil}},
+				"static": {Interface: "PJSIP/1002", Queues: map[string]*presence.QueueMember{"sales": nil, "support": nil}},
+			}
+			have := map[presence.UserID]*presence.Target{}
+			for id := range want {
+				have[id] = presence.NewTarget()
+			}
+			if err := f.c.Observe(ctx, want, have); err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range []struct {
+				user  presence.UserID
+				queue string
+				want  *presence.QueueMember
+			}{
+				{"paused", "support", &presence.QueueMember{Interface: paused, MemberName: "Alice Test",
+					StateInterface: "hint:" + ext(t, 1) + "@hints", Penalty: 3, Paused: true, Reason: "Lunch: back at 2"}},
+				{"paused", "sales", nil},
+				{"plain", "sales", &presence.QueueMember{Interface: plain, MemberName: plain, StateInterface: plain}},
+				{"plain", "support", nil},
+				{"absent", "support", nil},
+				{"absent", "sales", nil},
+				{"static", "sales", &presence.QueueMember{Interface: "PJSIP/1002", MemberName: "Bob", StateInterface: "PJSIP/1002", Static: true}},
+				{"static", "support", nil},
+			} {
+				got, ok := have[m.user].Queues[m.queue]
+				switch {
+				case !ok:
+					t.Errorf("%s/%s: no entry", m.user, m.queue)
+				case m.want == nil && got != nil:
+					t.Errorf("%s/%s: got %+v, want absent", m.user, m.queue, *got)
+				case m.want != nil && (got == nil || *got != *m.want):
+					t.Errorf("%s/%s: got %+v, want %+v", m.user, m.queue, got, *m.want)
+				}
+			}
+			if n := f.count.count("QueueStatus"); n != tc.reads {
+				t.Errorf("%d QueueStatus actions for %d users, want %d", n, len(want), tc.reads)
+			}
+			if n := f.actions("QueueStatus", resultSuccess); n != tc.reads {
+				t.Errorf("presenced_queue_actions_total{QueueStatus,success} = %d, want %d", n, tc.reads)
+			}
+			// What Apply knows of the interfaces' queues afterwards: the same either way.
+			if in, ok := f.c.mem.queuesOf(paused, time.Now(), time.Minute, f.c.reader.Status().Since); !ok || len(in) != 1 {
+				t.Errorf("queues of %s after the read: %v (known %v), want support", paused, in, ok)
 			}
 		})
-	}
-	if n := f.count.count("QueueStatus"); n != 1 {
-		t.Errorf("%d QueueStatus actions for %d users, want 1", n, len(want))
-	}
-	if n := f.actions("QueueStatus", resultSuccess); n != 1 {
-		t.Errorf("presenced_queue_actions_total{QueueStatus,success} = %d", n)
 	}
 }
 

@@ -26,6 +26,9 @@ type memberships struct {
 	seq     uint64            // counts recorded changes
 	changed map[string]uint64 // interface → seq of its last recorded change
 	locks   map[string]*ifaceLock
+	// read and readConn are, for an interface read on its own (installFor) after the last
+	// whole snapshot, when and on which connection; its entry in queues is that read's.
+	read, readConn map[string]time.Time
 }
 
 type ifaceLock struct {
@@ -35,10 +38,12 @@ type ifaceLock struct {
 
 func newMemberships() *memberships {
 	return &memberships{
-		queues:  map[string]map[string]struct{}{},
-		unsure:  map[string]struct{}{},
-		changed: map[string]uint64{},
-		locks:   map[string]*ifaceLock{},
+		queues:   map[string]map[string]struct{}{},
+		unsure:   map[string]struct{}{},
+		changed:  map[string]uint64{},
+		locks:    map[string]*ifaceLock{},
+		read:     map[string]time.Time{},
+		readConn: map[string]time.Time{},
 	}
 }
 
@@ -62,6 +67,7 @@ func (m *memberships) install(taken, conn time.Time, seq uint64, queues map[stri
 	if taken.Before(m.taken) {
 		return
 	}
+	old, oldUnsure := m.queues, m.unsure
 	m.taken, m.conn, m.queues = taken, conn, queues
 	m.unsure = map[string]struct{}{}
 	for k, s := range m.changed {
@@ -69,6 +75,52 @@ func (m *memberships) install(taken, conn time.Time, seq uint64, queues map[stri
 			m.unsure[k] = struct{}{}
 		} else {
 			delete(m.changed, k)
+		}
+	}
+	// An interface read on its own after this snapshot was taken keeps what that read said.
+	for k, t := range m.read {
+		if !t.After(taken) || !m.readConn[k].Equal(conn) {
+			delete(m.read, k)
+			delete(m.readConn, k)
+			continue
+		}
+		if q, ok := old[k]; ok {
+			m.queues[k] = q
+		} else {
+			delete(m.queues, k)
+		}
+		if _, ok := oldUnsure[k]; ok {
+			m.unsure[k] = struct{}{}
+		} else {
+			delete(m.unsure, k)
+		}
+	}
+}
+
+// installFor records what reads of single interfaces (QueueStatus with Member), sent at taken
+// on the connection identified by conn after change number seq, found: queues holds, for each
+// interface read, the queues it is in. Each interface's entry is replaced unless a newer read
+// of it (or a newer whole snapshot) is installed already; one the concern changed after seq is
+// marked unsure.
+func (m *memberships) installFor(taken, conn time.Time, seq uint64, queues map[string]map[string]struct{}) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if taken.Before(m.taken) {
+		return
+	}
+	for k, q := range queues {
+		if t, ok := m.read[k]; ok && taken.Before(t) {
+			continue
+		}
+		if m.queues == nil {
+			m.queues = map[string]map[string]struct{}{}
+		}
+		m.queues[k] = q
+		m.read[k], m.readConn[k] = taken, conn
+		if m.changed[k] > seq {
+			m.unsure[k] = struct{}{}
+		} else {
+			delete(m.unsure, k)
 		}
 	}
 }
@@ -106,13 +158,16 @@ func (m *memberships) touch(iface string) string {
 }
 
 // queuesOf returns the queues iface is in, and whether that is known well enough to act on:
-// there is a snapshot, it is at most maxAge old at now, it was taken on the AMI connection
-// identified by conn, and nothing since made iface's membership uncertain.
+// there is a snapshot, or a read of iface on its own, at most maxAge old at now, taken on the
+// AMI connection identified by conn, and nothing since made iface's membership uncertain.
 func (m *memberships) queuesOf(iface string, now time.Time, maxAge time.Duration, conn time.Time) (map[string]struct{}, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k := key(iface)
-	if m.taken.IsZero() || now.Sub(m.taken) > maxAge || !conn.Equal(m.conn) {
+	whole := !m.taken.IsZero() && now.Sub(m.taken) <= maxAge && conn.Equal(m.conn)
+	t, own := m.read[k]
+	own = own && now.Sub(t) <= maxAge && conn.Equal(m.readConn[k])
+	if !whole && !own {
 		return nil, false
 	}
 	if _, ok := m.unsure[k]; ok {

@@ -307,7 +307,8 @@ func TestMassSwitchSmall(t *testing.T) {
 // sessions ("engine") and over one ("engine1"). The clients take turns over -bench.rounds
 // rounds, in a rotating order, and the medians are reported: users/s per client and phase, the
 // ratios engine time ÷ naive time and engine time ÷ raw time of the same actions (below 1: the
-// engine is faster), engine1 ÷ naive, and the engine's PBX reads per phase.
+// engine is faster), engine1 ÷ naive, and the engine's PBX reads per phase with the seconds
+// they took.
 func BenchmarkMassSwitch(b *testing.B) {
 	users := massUsers(*benchUsers)
 	r := newRig(b, users, massProfiles())
@@ -319,8 +320,10 @@ func BenchmarkMassSwitch(b *testing.B) {
 	clients := []string{"naive", "same", "engine", "engine1"}
 	engineProfile := map[string]string{"login": "available", "pause": "dnd", "logout": "out"}
 	for b.Loop() {
-		took := map[string][]float64{}    // client/phase → seconds per round
-		batches := map[string][]float64{} // phase → the engine's PBX reads per round
+		took := map[string][]float64{}         // client/phase → seconds per round
+		batches := map[string][]float64{}      // phase → the engine's PBX reads per round
+		reading := map[string][]float64{}      // phase → seconds the engine spent reading the PBX
+		queueReading := map[string][]float64{} // phase → of which the queue concern's reads
 		for round := range *benchRounds {
 			for i := range clients {
 				client := clients[(i+round)%len(clients)]
@@ -330,8 +333,12 @@ func BenchmarkMassSwitch(b *testing.B) {
 						d = r1.switchAll(b, users, engineProfile[phase])
 					} else if client == "engine" {
 						before := r.histCount(b, "presenced_observe_batch_users")
+						readBefore := r.histSum(b, "presenced_observe_duration_seconds")
+						queueBefore := r.histSum(b, "presenced_queue_observe_duration_seconds")
 						d = r.switchAll(b, users, engineProfile[phase])
 						batches[phase] = append(batches[phase], float64(r.histCount(b, "presenced_observe_batch_users")-before))
+						reading[phase] = append(reading[phase], r.histSum(b, "presenced_observe_duration_seconds")-readBefore)
+						queueReading[phase] = append(queueReading[phase], r.histSum(b, "presenced_queue_observe_duration_seconds")-queueBefore)
 					} else {
 						var errs int
 						d, errs = raw.run(b, rawActions(users, naming, client, phase))
@@ -356,6 +363,8 @@ func BenchmarkMassSwitch(b *testing.B) {
 			b.ReportMetric(med("engine")/med("same"), "engine/raw-"+phase)
 			b.ReportMetric(med("engine1")/med("naive"), "engine1/naive-"+phase)
 			b.ReportMetric(median(batches[phase]), "engine-reads-"+phase)
+			b.ReportMetric(median(reading[phase]), "engine-read-s-"+phase)
+			b.ReportMetric(median(queueReading[phase]), "engine-queue-read-s-"+phase)
 		}
 	}
 }
@@ -376,6 +385,24 @@ func (r *rig) histCount(tb testing.TB, name string) uint64 {
 		}
 	}
 	return n
+}
+
+// histSum is the sum of the engine's histogram name.
+func (r *rig) histSum(tb testing.TB, name string) float64 {
+	tb.Helper()
+	mfs, err := r.reg.Gather()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetHistogram().GetSampleSum()
+			}
+		}
+	}
+	return sum
 }
 
 func median(xs []float64) float64 {
