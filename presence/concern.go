@@ -15,10 +15,11 @@ type Concern interface {
 	// Kinds lists the operation kinds the concern applies.
 	Kinds() []OpKind
 	// Observe reads what the PBX holds for everything the wanted targets name that the concern
-	// owns, and records it in have (one entry per user of want, already made). It must cost a
-	// constant number of round trips to Asterisk whatever the number of users (bulk lists such
-	// as QueueStatus, DBGetTree, DeviceStateList, PresenceStateList), and record absent state
-	// as nil entries for the keys want names.
+	// owns, and records it in have (one entry per user of want, already made). Its cost must
+	// not grow with the number of users beyond a constant number of round trips to Asterisk
+	// (bulk lists such as QueueStatus, DBGetTree, DeviceStateList, PresenceStateList); for a few
+	// users it may read what is theirs alone where that costs Asterisk less. It records absent
+	// state as nil entries for the keys want names.
 	Observe(ctx context.Context, want map[UserID]*Target, have map[UserID]*Target) error
 	// Apply performs one user's operations and reports one outcome per operation, in the
 	// same order. The operations of one plan name distinct things (a queue, an astdb key, a

@@ -82,6 +82,11 @@ func TestDriftPolicies(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			// The full check an engine starts with is over (a loaded machine may run it late,
+			// after the hand change, and have it deal with the drift before Repair).
+			if _, err := e.RepairAll(ctx); err != nil {
+				t.Fatal(err)
+			}
 			pbx.unpauseByHand("support", iface)
 
 			res, err := e.Repair(ctx, "alice")

@@ -505,31 +505,53 @@ func (e *Engine) allow(u *User) func(*Profile, *Action) bool {
 	}
 }
 
-// apply hands each concern its operations, concern by concern in the order the plan names
-// them, and returns the outcomes in plan order.
+// apply hands each concern its operations, in plan order, to every concern at once (they change
+// different things: a switch costs one round trip, not one per concern), but to the webhooks
+// after the rest; it returns the outcomes in plan order.
 func (e *Engine) apply(ctx context.Context, u *User, ops []Op) []Outcome {
 	outcomes := make([]Outcome, len(ops))
-	for i := 0; i < len(ops); {
-		c := e.byKind[ops[i].Kind]
-		j := i + 1
-		for j < len(ops) && e.byKind[ops[j].Kind] == c {
-			j++
-		}
+	groups := map[Concern][]int{} // concern → its operations' indexes, in order
+	var order []Concern
+	for i, op := range ops {
+		c := e.byKind[op.Kind]
 		if c == nil {
-			for k := i; k < j; k++ {
-				outcomes[k] = Outcome{Op: ops[k], Result: ResultFailed, Error: "no concern applies " + string(ops[k].Kind)}
-			}
-		} else {
-			got := c.Apply(ctx, u, ops[i:j])
-			for k := i; k < j; k++ {
-				if k-i < len(got) {
-					outcomes[k] = got[k-i]
-				} else {
-					outcomes[k] = Outcome{Op: ops[k], Result: ResultFailed, Error: c.Name() + " reported no outcome"}
-				}
+			outcomes[i] = Outcome{Op: op, Result: ResultFailed, Error: "no concern applies " + string(op.Kind)}
+			continue
+		}
+		if _, ok := groups[c]; !ok {
+			order = append(order, c)
+		}
+		groups[c] = append(groups[c], i)
+	}
+	run := func(c Concern) {
+		idx := groups[c]
+		mine := make([]Op, len(idx))
+		for k, i := range idx {
+			mine[k] = ops[i]
+		}
+		got := c.Apply(ctx, u, mine)
+		for k, i := range idx {
+			if k < len(got) {
+				outcomes[i] = got[k]
+			} else {
+				outcomes[i] = Outcome{Op: ops[i], Result: ResultFailed, Error: c.Name() + " reported no outcome"}
 			}
 		}
-		i = j
+	}
+	// The concerns change different things: they apply at once, each its operations in
+	// order. Webhooks tell others what was done, so they go after.
+	webhooks := func(c Concern) bool { return ops[groups[c][0]].Kind == OpWebhook }
+	var wg sync.WaitGroup
+	for _, c := range order {
+		if !webhooks(c) {
+			wg.Go(func() { run(c) })
+		}
+	}
+	wg.Wait()
+	for _, c := range order {
+		if webhooks(c) {
+			run(c)
+		}
 	}
 	return outcomes
 }

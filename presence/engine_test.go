@@ -22,8 +22,8 @@ type memPBX struct {
 	state        Target
 	observes     atomic.Int64
 	applied      []string
-	failKind     OpKind // ops of this kind fail while set
-	observeDelay time.Duration
+	failKind     OpKind       // ops of this kind fail while set
+	observeDelay atomic.Int64 // nanoseconds each read takes; set while the engine runs
 }
 
 func newMemPBX() *memPBX { return &memPBX{state: *NewTarget()} }
@@ -35,7 +35,7 @@ func (m *memPBX) Kinds() []OpKind {
 
 func (m *memPBX) Observe(ctx context.Context, want, have map[UserID]*Target) error {
 	m.observes.Add(1)
-	time.Sleep(m.observeDelay)
+	time.Sleep(time.Duration(m.observeDelay.Load()))
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for id, w := range want {
@@ -294,7 +294,7 @@ func TestManyUsersShareObservations(t *testing.T) {
 	e, pbx, _ := newTestEngine(t, us, nil)
 	// A read long enough that the switches saved meanwhile (each a Redis round trip or two
 	// apart, more on a loaded machine) join the next read rather than start their own.
-	pbx.observeDelay = 20 * time.Millisecond
+	pbx.observeDelay.Store(int64(20 * time.Millisecond))
 	var wg sync.WaitGroup
 	for _, u := range us {
 		wg.Go(func() {
