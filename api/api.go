@@ -205,6 +205,7 @@ func New(opts Options) (*Handler, error) {
 		{http.MethodGet, Prefix + "/users/{user}/profiles/{id}", accessUser, h.getProfile},
 		{http.MethodPut, Prefix + "/users/{user}/profiles/{id}", accessUser, h.putProfile},
 		{http.MethodDelete, Prefix + "/users/{user}/profiles/{id}", accessUser, h.deleteProfile},
+		{http.MethodPost, Prefix + "/users/{user}/profiles/{id}/preview", accessUser, h.previewProfile},
 		{http.MethodGet, Prefix + "/users/{user}/journal", accessUser, h.journal},
 		{http.MethodPost, Prefix + "/users/{user}/reconcile", accessUser, h.reconcile},
 		{http.MethodPost, Prefix + "/users/{user}/triggers/{name}", accessUser, h.externalTrigger},

@@ -29,6 +29,7 @@ import (
 	"github.com/presenced/presenced/leader"
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/trigger"
+	"github.com/presenced/presenced/web/icon"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -970,6 +971,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("invalid configuration: %s", strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// warnings are what is valid in the configuration but probably not meant: a system-wide
+// profile's icon that the web app does not draw (package web/icon).
+func (c *Config) warnings() []string {
+	return icon.Unknown(c.Profiles)
 }
 
 // validateSentinel checks redis.sentinel: a master name and the sentinels' addresses together,
