@@ -126,6 +126,7 @@ func New(opts Options) (*Handler, error) {
 	h.mux.Handle("GET /status-card", h.user(h.statusCard))
 	h.mux.Handle("POST /switch", h.user(h.switchProfile))
 	h.mux.Handle("POST /fix", h.user(h.fix))
+	h.mux.Handle("POST /device", h.own(h.setDevice))
 	h.mux.Handle("GET /colleagues", h.user(h.colleaguesPage))
 	h.mux.Handle("GET /events", h.user(h.events))
 	h.mux.Handle("GET /journal", h.user(h.journalPage))

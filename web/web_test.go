@@ -70,6 +70,8 @@ func newAppWith(t testing.TB, extra []presence.User, edit func(*Options)) *app {
 			Queues:  []presence.QueueMembership{{Name: "support"}}}
 	}
 	users := []presence.User{user("alice", "1001", false), user("bob", "1002", false), user("carol", "1003", true)}
+	// alice has a mobile too (device_test.go).
+	users[0].Devices = append(users[0].Devices, presence.Device{Dial: "PJSIP/1001-mobile", Family: presence.FamilyMobile})
 	for _, u := range extra {
 		users = append(users, user(string(u.ID), u.Extension, false))
 	}
