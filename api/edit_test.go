@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/presenced/presenced/presence"
 )
@@ -169,5 +170,44 @@ func decodeJSON(t *testing.T, b []byte, v any) {
 	t.Helper()
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("not JSON: %v: %s", err, b)
+	}
+}
+
+// TestScheduleTimeZone: PATCH /users/{user}/schedule sets the zone the user's own entries run
+// in; the week shows them in it, the inherited ones keep the configuration's; an unknown zone
+// is 422 at time_zone; another user's token is refused.
+func TestScheduleTimeZone(t *testing.T) {
+	a, _, _ := newTriggerAPI(t) // 2026-06-01 08:00 UTC; the inherited "lunch" 12:00-13:00 UTC
+	a.must(t, "PUT", "/api/v1/users/alice/schedule/deep", aliceToken, `{"at":"09:30","profile":"lunch"}`, 200, nil)
+	var v scheduleView
+	a.must(t, "PATCH", "/api/v1/users/alice/schedule", aliceToken, `{"time_zone":"America/New_York"}`, 200, &v)
+	if v.TimeZone != "America/New_York" || !v.OwnTimeZone || v.InheritedTimeZone != "UTC" {
+		t.Fatalf("zones: %+v", v)
+	}
+	first := map[string]time.Time{}
+	for _, o := range v.Week {
+		if _, ok := first[o.Entry]; !ok {
+			first[o.Entry] = o.Start
+		}
+	}
+	// 09:30 in New York (EDT, UTC-4) is 13:30 UTC; the inherited lunch stays at 12:00 UTC.
+	if !first["deep"].Equal(time.Date(2026, 6, 1, 13, 30, 0, 0, time.UTC)) || !first["lunch"].Equal(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)) {
+		t.Errorf("first occurrences %v", first)
+	}
+	var e errorBody
+	a.must(t, "PATCH", "/api/v1/users/alice/schedule", aliceToken, `{"time_zone":"Atlantis/Capital"}`, 422, &e)
+	if e.Field != "time_zone" || !strings.Contains(e.Error, "Atlantis/Capital") {
+		t.Errorf("unknown zone: %+v", e)
+	}
+	a.must(t, "PATCH", "/api/v1/users/alice/schedule", bobToken, `{"time_zone":"UTC"}`, 403, nil)
+	a.must(t, "PATCH", "/api/v1/users/alice/schedule", aliceToken, `{"zone":"UTC"}`, 400, nil)
+	// Absent leaves it; "" resets it.
+	a.must(t, "PATCH", "/api/v1/users/alice/schedule", aliceToken, `{}`, 200, &v)
+	if v.TimeZone != "America/New_York" {
+		t.Errorf("{} changed the zone: %+v", v)
+	}
+	a.must(t, "PATCH", "/api/v1/users/alice/schedule", adminToken, `{"time_zone":""}`, 200, &v)
+	if v.TimeZone != "UTC" || v.OwnTimeZone {
+		t.Errorf("after the reset: %+v", v)
 	}
 }

@@ -314,11 +314,20 @@ func (h *Handler) switchProfile(w http.ResponseWriter, r *http.Request, v *viewe
 		return
 	}
 	profile, info := r.PostForm.Get("profile"), strings.TrimSpace(r.PostForm.Get("info"))
+	// "until 16:00" is in the user's own time zone (My schedule), else the configured one.
 	loc := h.opts.Location
 	if u.TimeZone != "" {
 		if l, err := time.LoadLocation(u.TimeZone); err == nil {
 			loc = l
 		}
+	}
+	if h.opts.Triggers != nil {
+		l, _, err := h.opts.Triggers.TimeZone(r.Context(), u.ID)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		loc = l
 	}
 	until, err := parseUntil(r.PostForm.Get("until"), r.PostForm.Get("until_time"), h.now(), loc)
 	if err == nil && !until.IsZero() && h.opts.Triggers == nil {

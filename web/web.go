@@ -136,6 +136,7 @@ func New(opts Options) (*Handler, error) {
 	h.mux.Handle("POST /profiles/{id}/delete", h.own(h.deleteProfile))
 	h.mux.Handle("GET /schedule", h.own(h.schedulePage))
 	h.mux.Handle("POST /schedule", h.own(h.saveSchedule))
+	h.mux.Handle("POST /schedule/time-zone", h.own(h.saveTimeZone))
 	h.mux.Handle("POST /schedule/{name}/toggle", h.own(h.toggleSchedule))
 	h.mux.Handle("POST /schedule/{name}/delete", h.own(h.deleteSchedule))
 	h.mux.Handle("GET /password", h.user(h.passwordPage))
