@@ -3,10 +3,12 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -24,6 +26,10 @@ const clientBuffer = 64
 
 // heartbeat keeps idle event streams (and the proxies between) open.
 const heartbeat = 25 * time.Second
+
+// streamRetry is the Retry-After of an event stream refused because Options.MaxStreams are
+// open.
+const streamRetry = 60 * time.Second
 
 // update is one message of the event stream.
 type update struct {
@@ -183,14 +189,24 @@ func (hb *hub) changed(ctx context.Context, id presence.UserID) {
 	}
 }
 
-func (hb *hub) add(c *client) bool {
+// Why a stream is refused.
+var (
+	errShuttingDown = errors.New("shutting down")
+	errTooMany      = errors.New("too many event streams")
+)
+
+// add registers a client: errShuttingDown once closed, errTooMany when max (> 0) are open.
+func (hb *hub) add(c *client, max int) error {
 	hb.mu.Lock()
 	defer hb.mu.Unlock()
 	if hb.closed {
-		return false
+		return errShuttingDown
+	}
+	if max > 0 && len(hb.clients) >= max {
+		return errTooMany
 	}
 	hb.clients[c] = struct{}{}
-	return true
+	return nil
 }
 
 func (hb *hub) remove(c *client) {
@@ -240,8 +256,17 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request, v *viewer) {
 func (h *Handler) Stream(w http.ResponseWriter, r *http.Request, viewer presence.UserID, admin bool) {
 	rc := http.NewResponseController(w)
 	c := &client{user: viewer, admin: admin, ch: make(chan []byte, clientBuffer)}
-	if !h.hub.add(c) {
-		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+	switch err := h.hub.add(c, h.opts.MaxStreams); err {
+	case nil:
+	case errTooMany:
+		// The page falls back to reloading what it shows now and then (static/app.js), and
+		// tries the stream again later.
+		h.log.Debug("event stream refused: the cap is reached", "max_streams", h.opts.MaxStreams)
+		w.Header().Set("Retry-After", strconv.Itoa(int(streamRetry/time.Second)))
+		http.Error(w, "too many live update streams open; retry later", http.StatusServiceUnavailable)
+		return
+	default:
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}
 	defer h.hub.remove(c)
