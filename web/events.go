@@ -118,7 +118,9 @@ func newHub(e *presence.Engine, log *slog.Logger) *hub {
 		read: map[presence.UserID]time.Time{}}
 }
 
-// run sends the changes the channel announces until it closes.
+// run sends the changes the channel announces until it closes. An empty id says the
+// subscription was (re)established (presence.StateStore.Changes): announcements made while it
+// was down are lost, so everyone is read again at once (resync).
 func (hb *hub) run(ctx context.Context, changes <-chan presence.UserID) {
 	for {
 		select {
@@ -128,8 +130,54 @@ func (hb *hub) run(ctx context.Context, changes <-chan presence.UserID) {
 			if !ok {
 				return
 			}
+			if id == "" {
+				hb.resync(ctx)
+				continue
+			}
 			hb.changed(ctx, id)
 		}
+	}
+}
+
+// resync reads everyone's entry again, keeps it in the view and sends every entry that differs
+// from the view's to the connected browsers: level-triggered, so that a change whose
+// announcement was lost (Redis's pub/sub connection was down) shows at once, not after viewTTL.
+func (hb *hub) resync(ctx context.Context) {
+	hb.mu.Lock()
+	n, noView := len(hb.clients), hb.loaded.IsZero()
+	hb.mu.Unlock()
+	if n == 0 && noView {
+		return // nobody to tell, no view to keep
+	}
+	asked := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	all, err := hb.engine.Everyone(ctx, presence.EveryoneOptions{Admin: true})
+	if err != nil {
+		hb.log.Warn("view not read again after the change announcements were resubscribed", "err", err)
+		hb.mu.Lock()
+		hb.loaded = time.Time{} // the next page reads it whole
+		hb.mu.Unlock()
+		return
+	}
+	var changed []presence.PresenceEntry
+	hb.mu.Lock()
+	for _, e := range all {
+		if !hb.read[e.User].Before(asked) {
+			continue // newer from an announcement meanwhile
+		}
+		// An entry the view did not hold is not known to have changed: no page shows it.
+		if old, ok := hb.last[e.User]; ok && old != e {
+			changed = append(changed, e)
+		}
+		hb.last[e.User], hb.read[e.User] = e, asked
+	}
+	hb.mu.Unlock()
+	if n > 0 && len(changed) > 0 {
+		hb.log.Info("changes missed while the change announcements were unsubscribed, sent", "users", len(changed))
+	}
+	for _, e := range changed {
+		hb.send(e)
 	}
 }
 
@@ -156,6 +204,12 @@ func (hb *hub) changed(ctx context.Context, id presence.UserID) {
 	if same || n == 0 {
 		return // a pass that changed nothing visible
 	}
+	hb.send(full)
+}
+
+// send sends a user's new full entry to every client, as each may see it.
+func (hb *hub) send(full presence.PresenceEntry) {
+	id := full.User
 	colleague := colleagueView(full)
 	var fullMsg, colleagueMsg []byte
 	encode := func(e presence.PresenceEntry, own bool) []byte {
