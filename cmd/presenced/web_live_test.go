@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 // TestWebLiveAfterPubSubReconnect: a change whose announcement is lost while the pub/sub
@@ -89,4 +91,54 @@ func TestWebLiveAfterPubSubReconnect(t *testing.T) {
 	// Announcements flow again on the new subscription.
 	d.switchTo(t, webBob.id, "available", "back")
 	wait("back", 3*time.Second)
+}
+
+// TestWebStreamsFullFallBack: with http.max_event_streams taken (1, held by an API client),
+// the colleagues page's stream is refused (503); the page says so (data-live="polling") and
+// reloads the list now and then instead: a colleague's switch shows within the 20 s of a
+// reload, without reloading the page. The API is served all along.
+func TestWebStreamsFullFallBack(t *testing.T) {
+	d, _ := startWebDaemonWith(t, func(c *Config) { c.HTTP.MaxEventStreams = 1 })
+	d.switchTo(t, webBob.id, "available", "")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, d.base+"/api/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer "+testToken("admin"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the one event stream: %v %v", resp, err)
+	}
+	defer resp.Body.Close()
+	req, _ = http.NewRequest(http.MethodGet, d.base+"/api/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer "+testToken("admin"))
+	second, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second.Body.Close()
+	if second.StatusCode != http.StatusServiceUnavailable || second.Header.Get("Retry-After") == "" {
+		t.Fatalf("a second stream: %d, Retry-After %q", second.StatusCode, second.Header.Get("Retry-After"))
+	}
+
+	bctx := browser(t, 1440, 900)
+	signIn(t, bctx, d, webAlice.id, "#status-card")
+	act(t, bctx, "open colleagues",
+		chromedp.Navigate(d.base+"/colleagues"),
+		chromedp.WaitVisible(chromedp.CSS("#u-web-bob")),
+		chromedp.WaitVisible(chromedp.CSS(`html[data-live="polling"]`)))
+	eval[bool](t, bctx, "mark the page", `window.notReloaded = true`)
+	d.switchTo(t, webBob.id, "lunch", "polled")
+	took := eventually(t, 30*time.Second, "bob's row shows Lunch", func() bool {
+		return text(t, bctx, "#u-web-bob .label") == "Lunch"
+	})
+	t.Logf("shown %v after the switch, by a reload of the list", took.Round(time.Millisecond))
+	if got := text(t, bctx, "#u-web-bob .pinfo"); got != "polled" {
+		t.Errorf("bob's info: %q", got)
+	}
+	if !eval[bool](t, bctx, "no reload", `window.notReloaded === true`) {
+		t.Error("the page was reloaded")
+	}
+	if got := eval[string](t, bctx, "rows", `document.querySelectorAll("#people .person").length + ""`); got == "0" {
+		t.Errorf("the list is empty after the reload: %s", got)
+	}
 }

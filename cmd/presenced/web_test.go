@@ -43,6 +43,12 @@ var (
 // reconcile.policy.queue_pause report, so that a hand unpause is reported, not repaired.
 func startWebDaemon(t *testing.T) (*daemonUnderTest, *pbx) {
 	t.Helper()
+	return startWebDaemonWith(t, nil)
+}
+
+// startWebDaemonWith is startWebDaemon with the configuration edited by edit (when not nil).
+func startWebDaemonWith(t *testing.T, edit func(*Config)) (*daemonUnderTest, *pbx) {
+	t.Helper()
 	hash, err := secret.NewHash(webPassword)
 	if err != nil {
 		t.Fatal(err)
@@ -94,6 +100,9 @@ profiles:
 reconcile: {policy: {queue_pause: report}}
 `
 	cfg := profileConfig(t, yaml)
+	if edit != nil {
+		edit(&cfg)
+	}
 	ids := []string{webAlice.id, webBob.id, webAdmin.id, webLock.id}
 	forgetUsers(t, ids...)
 	forgetAccounts(t, ids...)
