@@ -1,5 +1,5 @@
 // Package api serves presenced's REST API under /api/v1: switching profiles (and previewing a
-// switch), a user's status with desired and observed PBX state and the drift between them,
+// switch, also to a personal profile as edited, unsaved), a user's status with desired and observed PBX state and the drift between them,
 // personal profiles, everyone's presence, the journal, timed profiles ("until") and external
 // triggers (with package trigger), and the API's own OpenAPI description.
 //

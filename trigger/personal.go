@@ -242,6 +242,9 @@ func (s *Scheduler) SavePersonal(ctx context.Context, id presence.UserID, e Pers
 // DeletePersonal removes one of the user's own entries and its planned occurrences;
 // presence.ErrUnknownProfile's sibling: false when there was none.
 func (s *Scheduler) DeletePersonal(ctx context.Context, id presence.UserID, name string) (bool, error) {
+	if TriggerName(name) != nil {
+		return false, nil // no entry has that name (nor is the time zone's field one)
+	}
 	n, err := s.opts.Redis.HDel(ctx, s.personalKey(id), name).Result()
 	if err != nil {
 		return false, presence.StoreError(err, "trigger: delete from the schedule of "+string(id), s.personalKey(id))

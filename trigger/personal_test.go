@@ -123,6 +123,9 @@ func TestPersonalTimeZone(t *testing.T) {
 	if es, err := r.s.Personal(ctx, "alice"); err != nil || len(es) != 1 {
 		t.Fatalf("the zone shows as an entry: %+v %v", es, err)
 	}
+	if deleted, err := r.s.DeletePersonal(ctx, "alice", timeZoneField); deleted || err != nil {
+		t.Fatalf("the zone deleted as an entry: %v %v", deleted, err)
+	}
 	week, err := r.s.Week(ctx, "alice", r.clock.Now())
 	if err != nil {
 		t.Fatal(err)
