@@ -516,7 +516,7 @@ func TestWebLayoutAndKeyboard(t *testing.T) {
 				screenshot(t, ctx, "signin-phone")
 			}
 			signIn(t, ctx, d, webAdmin.id, "#status-card")
-			for _, path := range []string{"/", "/colleagues", "/journal", "/password", "/admin", "/?user=" + webAlice.id, "/profiles", "/profiles/new"} {
+			for _, path := range []string{"/", "/colleagues", "/journal", "/password", "/admin", "/?user=" + webAlice.id, "/profiles", "/profiles/new", "/schedule"} {
 				act(t, ctx, "open "+path, chromedp.Navigate(d.base+path), chromedp.WaitVisible(chromedp.CSS("main")))
 				type measure struct {
 					ScrollWidth, Width int
@@ -538,9 +538,10 @@ func TestWebLayoutAndKeyboard(t *testing.T) {
 				if len(res.Unlabelled) > 0 {
 					t.Errorf("%s: controls without a label: %v", path, res.Unlabelled)
 				}
-				// Tab through the page: every visible control gets the focus.
+				// Tab through the page: every visible control gets the focus (a time input takes
+				// a Tab per field, hence twice as many).
 				seen := map[string]bool{}
-				for i := 0; i < res.Controls+3; i++ {
+				for i := 0; i < 2*res.Controls+3; i++ {
 					act(t, ctx, "tab", chromedp.KeyEvent("\t"))
 					seen[eval[string](t, ctx, "focus", `document.activeElement ? (document.activeElement.getAttribute("data-k") || "") : ""`)] = true
 				}
