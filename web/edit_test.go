@@ -94,6 +94,21 @@ func TestEditorPreviewsUnsavedEdits(t *testing.T) {
 	if code != http.StatusUnprocessableEntity || !strings.Contains(body, `id="icon-err"`) || !strings.Contains(body, `id="activation-err"`) {
 		t.Fatalf("save with icon rocket: %d %s", code, body)
 	}
+	// The active profile is locked: its preview is of what is stored, whatever the form says,
+	// and it cannot be saved.
+	if _, err := a.engine.Switch(context.Background(), presence.SwitchRequest{User: "alice", Profile: "focus", Source: presence.SourceAPI}); err != nil {
+		t.Fatal(err)
+	}
+	code, body, _ = c.post("/profiles/focus", focusForm(tok, "preview", "Edited", "focus"))
+	if code != http.StatusOK || !strings.Contains(body, `id="locked"`) || !strings.Contains(body, `id="preview-result"`) || strings.Contains(body, "(Edited)") {
+		t.Errorf("preview of the active profile: %d %s", code, body)
+	}
+	if code, _, _ = c.post("/profiles/focus", focusForm(tok, "save", "Edited", "focus")); code != http.StatusConflict {
+		t.Errorf("save of the active profile: %d", code)
+	}
+	if got := stored(); got != "Stored" {
+		t.Fatalf("the active profile changed: reason %q", got)
+	}
 	// Bob cannot preview (nor see) alice's profile: his own "focus" is a new one to him.
 	b := a.client(t)
 	b.signIn("bob", testPassword)

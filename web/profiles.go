@@ -276,7 +276,9 @@ func (h *Handler) profileOp(w http.ResponseWriter, r *http.Request, v *viewer) {
 				code := http.StatusConflict
 				if op[0] == "preview" {
 					code = http.StatusOK
-					h.preview(w, r, v, e, nil)
+					if !h.preview(w, r, v, e, nil) {
+						return
+					}
 				}
 				h.showEditor(w, r, v, code, e, "")
 				return
