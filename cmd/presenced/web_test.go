@@ -170,7 +170,8 @@ func browser(t *testing.T, width, height int) context.Context {
 	if err := chromedp.Do(bctx, chromedp.EmulateViewport(int64(width), int64(height))); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(bctx, time.Minute)
+	// Two minutes: a schedule entry waits for the next minute (TestWebPersonalSchedule).
+	ctx, cancel := context.WithTimeout(bctx, 2*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -656,6 +657,7 @@ func TestWebProfileEditor(t *testing.T) {
 	}
 	// The preview is of the profile as edited, unsaved: another pause reason shows in it, and
 	// the stored profile keeps its own.
+	eval[bool](t, ctx, "drop the first preview", `(function(){document.getElementById("preview-result").remove();return true})()`)
 	act(t, ctx, "edit the reason and preview",
 		chromedp.SetValue(chromedp.CSS("#on_enter-0-reason"), "Deep work"),
 		chromedp.Click(chromedp.CSS("#preview")),
