@@ -59,6 +59,9 @@ type hub struct {
 	read   map[presence.UserID]time.Time // when each entry of last was read
 	loaded time.Time
 	closed bool
+	// refused counts the streams refused since refusedLogged (add).
+	refused       int
+	refusedLogged time.Time
 }
 
 // viewTTL is how long the view of everyone is trusted without being read whole again: the
@@ -249,14 +252,20 @@ var (
 	errTooMany      = errors.New("too many event streams")
 )
 
-// add registers a client: errShuttingDown once closed, errTooMany when max (> 0) are open.
-func (hb *hub) add(c *client, max int) error {
+// add registers a client: errShuttingDown once closed, errTooMany when limit (> 0) are open.
+// Refusals are logged at most once a minute, with their count since.
+func (hb *hub) add(c *client, limit int) error {
 	hb.mu.Lock()
 	defer hb.mu.Unlock()
 	if hb.closed {
 		return errShuttingDown
 	}
-	if max > 0 && len(hb.clients) >= max {
+	if limit > 0 && len(hb.clients) >= limit {
+		if hb.refused++; time.Since(hb.refusedLogged) > time.Minute {
+			hb.log.Warn("live update streams refused: http.max_event_streams are open; the pages reload instead",
+				"max_event_streams", limit, "refused", hb.refused)
+			hb.refused, hb.refusedLogged = 0, time.Now()
+		}
 		return errTooMany
 	}
 	hb.clients[c] = struct{}{}
@@ -315,7 +324,6 @@ func (h *Handler) Stream(w http.ResponseWriter, r *http.Request, viewer presence
 	case errTooMany:
 		// The page falls back to reloading what it shows now and then (static/app.js), and
 		// tries the stream again later.
-		h.log.Debug("event stream refused: the cap is reached", "max_streams", h.opts.MaxStreams)
 		w.Header().Set("Retry-After", strconv.Itoa(int(streamRetry/time.Second)))
 		http.Error(w, "too many live update streams open; retry later", http.StatusServiceUnavailable)
 		return
