@@ -844,6 +844,7 @@ func TestWebDeviceWarning(t *testing.T) {
 	act(t, ctx, "choose the desk phone",
 		chromedp.SetValue(chromedp.CSS("#device"), desk),
 		chromedp.Click(chromedp.CSS("#set-device")),
+		chromedp.WaitVisible(chromedp.CSS(".notice")),
 		chromedp.WaitVisible(chromedp.CSS("#warning")))
 	want := "Your desk phone " + desk + " will not ring in this profile."
 	if got := text(t, ctx, "#warning"); !strings.Contains(got, want) {
@@ -860,6 +861,8 @@ func TestWebDeviceWarning(t *testing.T) {
 	if code, _ := d.call(t, http.MethodGet, "/api/v1/users/"+webAlice.id+"?device=PJSIP/"+webBob.ext, webAlice.token(), nil); code != http.StatusBadRequest {
 		t.Errorf("bob's phone as alice's device: %d", code)
 	}
+	// The same notice comes back: the old one goes first, so that the wait is for the new page.
+	eval[bool](t, ctx, "drop the notice", `(function(){document.querySelector(".notice").remove();return true})()`)
 	act(t, ctx, "any phone",
 		chromedp.SetValue(chromedp.CSS("#device"), ""),
 		chromedp.Click(chromedp.CSS("#set-device")),
