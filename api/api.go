@@ -1,5 +1,5 @@
 // Package api serves presenced's REST API under /api/v1: switching profiles (and previewing a
-// switch), a user's status with desired and observed PBX state and the drift between them,
+// switch, also to a personal profile as edited, unsaved), a user's status with desired and observed PBX state and the drift between them,
 // personal profiles, everyone's presence, the journal, timed profiles ("until") and external
 // triggers (with package trigger), and the API's own OpenAPI description.
 //
@@ -30,7 +30,8 @@
 //	    any other internal error is logged, not answered
 //
 // A user's schedule: GET /users/{user}/schedule (the inherited entries, the user's own, the
-// coming week), PUT and DELETE /users/{user}/schedule/{name} (the user's own entries).
+// coming week, the time zones), PATCH /users/{user}/schedule (the time zone the user's own
+// entries run in), PUT and DELETE /users/{user}/schedule/{name} (the user's own entries).
 //
 // The web app's passwords (package account): PUT /users/{user}/password sets the user's
 // password (a user's token must give the current one, the admin's need not), POST
@@ -205,10 +206,12 @@ func New(opts Options) (*Handler, error) {
 		{http.MethodGet, Prefix + "/users/{user}/profiles/{id}", accessUser, h.getProfile},
 		{http.MethodPut, Prefix + "/users/{user}/profiles/{id}", accessUser, h.putProfile},
 		{http.MethodDelete, Prefix + "/users/{user}/profiles/{id}", accessUser, h.deleteProfile},
+		{http.MethodPost, Prefix + "/users/{user}/profiles/{id}/preview", accessUser, h.previewProfile},
 		{http.MethodGet, Prefix + "/users/{user}/journal", accessUser, h.journal},
 		{http.MethodPost, Prefix + "/users/{user}/reconcile", accessUser, h.reconcile},
 		{http.MethodPost, Prefix + "/users/{user}/triggers/{name}", accessUser, h.externalTrigger},
 		{http.MethodGet, Prefix + "/users/{user}/schedule", accessUser, h.getSchedule},
+		{http.MethodPatch, Prefix + "/users/{user}/schedule", accessUser, h.patchSchedule},
 		{http.MethodPut, Prefix + "/users/{user}/schedule/{name}", accessUser, h.putSchedule},
 		{http.MethodDelete, Prefix + "/users/{user}/schedule/{name}", accessUser, h.deleteSchedule},
 		{http.MethodPut, Prefix + "/users/{user}/password", accessUser, h.setPassword},

@@ -12,6 +12,7 @@ import (
 
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/trigger"
+	"github.com/presenced/presenced/web/icon"
 )
 
 // Limits of the journal query.
@@ -152,6 +153,15 @@ func (h *Handler) userStatus(w http.ResponseWriter, r *http.Request, _ caller) e
 		return &apiError{status: http.StatusBadRequest, field: "device",
 			msg: "device: at most 200 characters, no control characters"}
 	}
+	if u, ok := h.engine.Catalog().User(pathUser(r)); ok && device != "" {
+		// Only the user's own devices: the warning is about where they take calls.
+		d, ok := ownDevice(u, device)
+		if !ok {
+			return &apiError{status: http.StatusBadRequest, field: "device",
+				msg: fmt.Sprintf("device: %q is not one of %s's devices", device, u.ID)}
+		}
+		device = d
+	}
 	st, err := h.engine.StatusWith(r.Context(), pathUser(r), presence.StatusOptions{Device: device})
 	if err != nil {
 		return err
@@ -181,6 +191,16 @@ func (h *Handler) userStatus(w http.ResponseWriter, r *http.Request, _ caller) e
 	}
 	writeJSON(w, http.StatusOK, v)
 	return nil
+}
+
+// ownDevice returns the dial string of u's device that device names (letter case aside).
+func ownDevice(u *presence.User, device string) (string, bool) {
+	for _, d := range u.Devices {
+		if strings.EqualFold(d.Dial, device) {
+			return d.Dial, true
+		}
+	}
+	return "", false
 }
 
 // reconcile puts the user's whole desired state back on the PBX: the one-call fix for the
@@ -290,21 +310,18 @@ type profileBody struct {
 // putProfile creates (201) or replaces (200) a personal profile; the path names its id.
 func (h *Handler) putProfile(w http.ResponseWriter, r *http.Request, _ caller) error {
 	uid, pid := pathUser(r), r.PathValue("id")
-	var body profileBody
-	if err := h.decode(w, r, &body); err != nil {
+	pp, err := h.profileBodyOf(w, r)
+	if err != nil {
 		return err
 	}
-	p := body.Profile
-	if p.ID != "" && p.ID != pid {
-		return invalid("id", fmt.Sprintf("%q differs from the path's %q (leave it out)", p.ID, pid))
-	}
-	if p.Owner != "" && p.Owner != uid {
-		return invalid("owner", fmt.Sprintf("%q differs from the path's %q (leave it out)", p.Owner, uid))
-	}
-	p.ID = pid
+	p := *pp
 	old, err := h.findProfile(r, pid)
 	if err != nil && !errors.Is(err, presence.ErrUnknownProfile) {
 		return err // unknown user, unreadable state
+	}
+	if err := icon.Check(&p, nil); err != nil {
+		// Every problem at once: the icon's and the engine's.
+		return icon.Check(&p, h.engine.CheckProfile(r.Context(), uid, &p))
 	}
 	if err := h.engine.SaveProfile(r.Context(), uid, &p); err != nil {
 		return err
@@ -315,6 +332,47 @@ func (h *Handler) putProfile(w http.ResponseWriter, r *http.Request, _ caller) e
 		w.Header().Set("Location", Prefix+"/users/"+url.PathEscape(string(uid))+"/profiles/"+url.PathEscape(pid))
 	}
 	writeJSON(w, status, viewOf(&p))
+	return nil
+}
+
+// profileBodyOf reads a profile body (PUT, and the preview of an edit) for the path's user
+// and profile id.
+func (h *Handler) profileBodyOf(w http.ResponseWriter, r *http.Request) (*presence.Profile, error) {
+	uid, pid := pathUser(r), r.PathValue("id")
+	var body profileBody
+	if err := h.decode(w, r, &body); err != nil {
+		return nil, err
+	}
+	p := body.Profile
+	if p.ID != "" && p.ID != pid {
+		return nil, invalid("id", fmt.Sprintf("%q differs from the path's %q (leave it out)", p.ID, pid))
+	}
+	if p.Owner != "" && p.Owner != uid {
+		return nil, invalid("owner", fmt.Sprintf("%q differs from the path's %q (leave it out)", p.Owner, uid))
+	}
+	p.ID = pid
+	return &p, nil
+}
+
+// previewProfile says what switching to a personal profile as the body gives it would do,
+// storing nothing: the profile editor's preview of unsaved edits. The body is checked as PUT
+// checks it (422 naming the fields); for this preview it replaces the stored profile of its id,
+// or joins the others when there is none.
+func (h *Handler) previewProfile(w http.ResponseWriter, r *http.Request, c caller) error {
+	p, err := h.profileBodyOf(w, r)
+	if err != nil {
+		return err
+	}
+	uid := pathUser(r)
+	if err := icon.Check(p, nil); err != nil {
+		return icon.Check(p, h.engine.CheckProfile(r.Context(), uid, p))
+	}
+	res, err := h.engine.PreviewWith(r.Context(), presence.SwitchRequest{User: uid, Profile: p.ID,
+		Source: presence.SourceAPI, Actor: c.actor()}, presence.PreviewOptions{Candidate: p})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
 	return nil
 }
 

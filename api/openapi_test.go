@@ -231,6 +231,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"UserSchedule":          reflect.TypeFor[scheduleView](),
 		"Occurrence":            reflect.TypeFor[occurrenceView](),
 		"ScheduleEntryRequest":  reflect.TypeFor[scheduleBody](),
+		"ScheduleSettings":      reflect.TypeFor[scheduleSettings](),
 		"PersonalScheduleEntry": reflect.TypeFor[trigger.PersonalEntry](),
 	} {
 		schema, ok := doc.Components.Schemas[name]

@@ -11,7 +11,7 @@ import (
 func TestPresenceHidesPrivateProfiles(t *testing.T) {
 	a := newTestAPI(t)
 	a.must(t, "PUT", "/api/v1/users/alice/profiles/clinic", aliceToken,
-		`{"name":"Oncology","colour":"purple","icon":"hospital","visibility":"private","presence":"away"}`, 201, nil)
+		`{"name":"Oncology","colour":"purple","icon":"headset","visibility":"private","presence":"away"}`, 201, nil)
 	a.must(t, "PUT", "/api/v1/users/alice/profile", aliceToken,
 		`{"profile":"clinic","info":"chemo at St. Mary, back Tuesday"}`, 200, nil)
 	alice := func(token string) (presenceView, string) {
@@ -31,7 +31,7 @@ func TestPresenceHidesPrivateProfiles(t *testing.T) {
 		got.Colour != "" || got.Icon != "" || got.Private {
 		t.Errorf("bob sees alice as %+v, want only the presence state and its neutral text", got)
 	}
-	for _, secret := range []string{"clinic", "Oncology", "chemo", "purple", "hospital", "private"} {
+	for _, secret := range []string{"clinic", "Oncology", "chemo", "purple", "headset", "private"} {
 		if strings.Contains(body, secret) {
 			t.Errorf("bob's answer shows %q: %s", secret, body)
 		}
@@ -39,7 +39,7 @@ func TestPresenceHidesPrivateProfiles(t *testing.T) {
 	for _, token := range []string{aliceToken, adminToken} {
 		got, _ := alice(token)
 		if got.Profile != "clinic" || got.Label != "Oncology" || got.Info != "chemo at St. Mary, back Tuesday" ||
-			got.Colour != "purple" || got.Icon != "hospital" || got.Presence != "away" || !got.Private {
+			got.Colour != "purple" || got.Icon != "headset" || got.Presence != "away" || !got.Private {
 			t.Errorf("%s sees alice as %+v, want everything", token, got)
 		}
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"time"
 
@@ -13,10 +14,15 @@ import (
 
 // scheduleView is the answer of GET /users/{user}/schedule.
 type scheduleView struct {
-	TimeZone  string                  `json:"time_zone"`
-	Inherited []presence.Schedule     `json:"inherited"`
-	Personal  []trigger.PersonalEntry `json:"personal"`
-	Week      []occurrenceView        `json:"week"`
+	// TimeZone is the zone the user's own entries run in: theirs (OwnTimeZone), else
+	// InheritedTimeZone.
+	TimeZone    string `json:"time_zone"`
+	OwnTimeZone bool   `json:"own_time_zone"`
+	// InheritedTimeZone is the configuration's zone, which the inherited entries run in.
+	InheritedTimeZone string                  `json:"inherited_time_zone"`
+	Inherited         []presence.Schedule     `json:"inherited"`
+	Personal          []trigger.PersonalEntry `json:"personal"`
+	Week              []occurrenceView        `json:"week"`
 }
 
 // occurrenceView is one occurrence of the coming week.
@@ -67,7 +73,12 @@ func scheduleOf(r *http.Request, s *trigger.Scheduler, id presence.UserID, now t
 	if err != nil {
 		return nil, err
 	}
-	v := &scheduleView{TimeZone: s.Location(id).String(), Inherited: s.Inherited(id), Personal: own, Week: []occurrenceView{}}
+	loc, ownZone, err := s.TimeZone(r.Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	v := &scheduleView{TimeZone: loc.String(), OwnTimeZone: ownZone, InheritedTimeZone: s.Location(id).String(),
+		Inherited: s.Inherited(id), Personal: own, Week: []occurrenceView{}}
 	if v.Inherited == nil {
 		v.Inherited = []presence.Schedule{}
 	}
@@ -80,6 +91,40 @@ func scheduleOf(r *http.Request, s *trigger.Scheduler, id presence.UserID, now t
 		v.Week = append(v.Week, ov)
 	}
 	return v, nil
+}
+
+// scheduleSettings is the body of PATCH /users/{user}/schedule.
+type scheduleSettings struct {
+	// TimeZone is the IANA zone the user's own entries run in; "" returns them to the
+	// configuration's. Absent leaves it as it is.
+	TimeZone *string `json:"time_zone"`
+}
+
+// patchSchedule changes the settings of the user's schedule (their time zone) and answers the
+// schedule as GET does.
+func (h *Handler) patchSchedule(w http.ResponseWriter, r *http.Request, _ caller) error {
+	if h.triggers == nil {
+		return noScheduler
+	}
+	var body scheduleSettings
+	if err := h.decode(w, r, &body); err != nil {
+		return err
+	}
+	id := pathUser(r)
+	if _, ok := h.engine.Catalog().User(id); !ok {
+		return fmt.Errorf("%w %q", presence.ErrUnknownUser, id)
+	}
+	if body.TimeZone != nil {
+		if err := h.triggers.SetTimeZone(r.Context(), id, *body.TimeZone); err != nil {
+			return err
+		}
+	}
+	v, err := scheduleOf(r, h.triggers, id, h.now())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
 }
 
 func (h *Handler) putSchedule(w http.ResponseWriter, r *http.Request, _ caller) error {

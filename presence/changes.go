@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // changesSuffix names the Redis channel, after the store's prefix, on which every write of a
@@ -19,7 +21,9 @@ func (s *StateStore) changesChannel() string { return s.prefix + changesSuffix }
 // sharing this Redis, until ctx ends; then the channel is closed. A reader that falls behind
 // loses announcements (go-redis drops them after a while), never blocks the writers. A
 // reconnect to Redis may lose the announcements made meanwhile; the subscription is renewed
-// by itself.
+// by itself, and each time it is (re)established, the first time included, Changes delivers an
+// empty id: anything may have changed meanwhile, and a reader that keeps a view re-reads it
+// whole.
 func (s *StateStore) Changes(ctx context.Context, log *slog.Logger) <-chan UserID {
 	out := make(chan UserID, 256)
 	ps := s.rdb.Subscribe(ctx, s.changesChannel())
@@ -28,7 +32,7 @@ func (s *StateStore) Changes(ctx context.Context, log *slog.Logger) <-chan UserI
 		// reconnect in progress (a Redis that is down, a Sentinel failover).
 		defer ps.Close()
 		defer close(out)
-		msgs := ps.Channel()
+		msgs := ps.ChannelWithSubscriptions() // *redis.Subscription on every (re)subscribe
 		var dropped int
 		var logged time.Time
 		for {
@@ -39,8 +43,19 @@ func (s *StateStore) Changes(ctx context.Context, log *slog.Logger) <-chan UserI
 				if !ok {
 					return
 				}
+				msg, isMsg := m.(*redis.Message)
+				if !isMsg {
+					if sub, ok := m.(*redis.Subscription); ok && sub.Kind == "subscribe" {
+						select { // never dropped: it stands for every announcement lost
+						case out <- "":
+						case <-ctx.Done():
+							return
+						}
+					}
+					continue
+				}
 				select {
-				case out <- UserID(m.Payload):
+				case out <- UserID(msg.Payload):
 				default:
 					// A burst (a full check writes every user's record) may outrun the reader:
 					// logged once a minute at most, with the count.

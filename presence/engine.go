@@ -291,7 +291,7 @@ func (e *Engine) save(ctx context.Context, req SwitchRequest) (u *User, st UserS
 		return nil, st, nil, nil, err
 	}
 	for attempt := 0; ; attempt++ {
-		st, from, to, _, _, err = e.next(ctx, u, req)
+		st, from, to, _, _, err = e.next(ctx, u, req, nil)
 		if err != nil {
 			return nil, st, nil, nil, err
 		}
@@ -306,9 +306,13 @@ func (e *Engine) save(ctx context.Context, req SwitchRequest) (u *User, st UserS
 	}
 }
 
-// next computes the state switching u as req asks makes of the stored one (prev).
-func (e *Engine) next(ctx context.Context, u *User, req SwitchRequest) (st UserState, from, to *Profile, profiles []*Profile, prev UserState, err error) {
+// next computes the state switching u as req asks makes of the stored one (prev). A candidate
+// (PreviewOptions.Candidate) stands in for the stored personal profile of its id.
+func (e *Engine) next(ctx context.Context, u *User, req SwitchRequest, candidate *Profile) (st UserState, from, to *Profile, profiles []*Profile, prev UserState, err error) {
 	prev, _, profiles, err, perr := e.loadUser(ctx, u)
+	if candidate != nil && perr == nil {
+		profiles = withCandidate(profiles, candidate)
+	}
 	var corrupt *CorruptError
 	if errors.As(err, &corrupt) {
 		// Nothing is lost: the unreadable record stays for an admin to look at until this
@@ -357,6 +361,21 @@ func (st UserState) event(u *User) SwitchEvent {
 // Preview says what Switch would do, changing nothing: the operations a switch would apply to
 // the PBX as it is now (policies and calls aside), and the webhooks it would call.
 func (e *Engine) Preview(ctx context.Context, req SwitchRequest) (*SwitchResult, error) {
+	return e.PreviewWith(ctx, req, PreviewOptions{})
+}
+
+// PreviewOptions refines Preview.
+type PreviewOptions struct {
+	// Candidate, when set, is one of the user's personal profiles as it is being edited, not
+	// stored: it is checked as SaveProfile checks a profile (a *ValidationError, or
+	// ErrSystemProfile for the id of a system-wide one) and, for this preview only, replaces the
+	// stored personal profile of its id or joins the others. Its Owner is set to the user.
+	Candidate *Profile
+}
+
+// PreviewWith is Preview with options: e.g. what switching to a profile being edited would do
+// (the profile editor's Preview, before saving).
+func (e *Engine) PreviewWith(ctx context.Context, req SwitchRequest, opts PreviewOptions) (*SwitchResult, error) {
 	u, ok := e.opts.Catalog.User(req.User)
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownUser, req.User)
@@ -364,7 +383,16 @@ func (e *Engine) Preview(ctx context.Context, req SwitchRequest) (*SwitchResult,
 	if err := e.opts.Catalog.ValidateInfo(req.Info); err != nil {
 		return nil, err
 	}
-	st, from, to, profiles, _, err := e.next(ctx, u, req)
+	var candidate *Profile
+	if opts.Candidate != nil {
+		c := *opts.Candidate
+		if err := e.CheckProfile(ctx, u.ID, &c); err != nil {
+			return nil, err
+		}
+		c.Owner = u.ID
+		candidate = &c
+	}
+	st, from, to, profiles, _, err := e.next(ctx, u, req, candidate)
 	if err != nil {
 		return nil, err
 	}
@@ -593,6 +621,16 @@ func (e *Engine) withPersonal(u *User, personal []*Profile, err error) ([]*Profi
 		e.log.Error("personal profile unreadable, left out", "user", u.ID, "err", err)
 	}
 	return append(slices.Clone(e.opts.Catalog.Profiles), personal...), nil
+}
+
+// withCandidate is profiles with c in place of the profile of its id, or after them.
+func withCandidate(profiles []*Profile, c *Profile) []*Profile {
+	out := slices.Clone(profiles)
+	if i := slices.IndexFunc(out, func(p *Profile) bool { return p.ID == c.ID }); i >= 0 {
+		out[i] = c
+		return out
+	}
+	return append(out, c)
 }
 
 func findProfile(profiles []*Profile, id string) *Profile {

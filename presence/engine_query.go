@@ -253,6 +253,33 @@ func (e *Engine) SaveProfile(ctx context.Context, id UserID, p *Profile) error {
 	if err := e.notActive(ctx, u, p.ID); err != nil {
 		return err
 	}
+	if err := e.checkProfile(ctx, u, p); err != nil {
+		return err
+	}
+	p.Owner = u.ID
+	if err := e.opts.States.SavePersonalProfile(ctx, u.ID, p); err != nil {
+		return err
+	}
+	e.profileChanged(u.ID)
+	return nil
+}
+
+// CheckProfile checks one of the user's personal profiles as SaveProfile does before it stores
+// it (whether it is active aside), storing nothing: a *ValidationError naming every problem,
+// ErrSystemProfile for the id of a system-wide profile.
+func (e *Engine) CheckProfile(ctx context.Context, id UserID, p *Profile) error {
+	u, ok := e.opts.Catalog.User(id)
+	if !ok {
+		return fmt.Errorf("%w %q", ErrUnknownUser, id)
+	}
+	if _, system := e.opts.Catalog.Profile(p.ID); system {
+		return fmt.Errorf("%w %q cannot be changed by a user", ErrSystemProfile, p.ID)
+	}
+	return e.checkProfile(ctx, u, p)
+}
+
+// checkProfile validates p against the catalog beside the user's other personal profiles.
+func (e *Engine) checkProfile(ctx context.Context, u *User, p *Profile) error {
 	others, err := e.opts.States.PersonalProfiles(ctx, u.ID)
 	if err != nil {
 		return err
@@ -263,15 +290,7 @@ func (e *Engine) SaveProfile(ctx context.Context, id UserID, p *Profile) error {
 			rest = append(rest, o)
 		}
 	}
-	if err := e.opts.Catalog.ValidateProfile(u, p, rest); err != nil {
-		return err
-	}
-	p.Owner = u.ID
-	if err := e.opts.States.SavePersonalProfile(ctx, u.ID, p); err != nil {
-		return err
-	}
-	e.profileChanged(u.ID)
-	return nil
+	return e.opts.Catalog.ValidateProfile(u, p, rest)
 }
 
 // profileChanged asks for a pass over the user after one of their personal profiles changed

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/redis/go-redis/v9"
 
@@ -24,6 +26,17 @@ import (
 
 // MaxPersonalEntries is how many schedule entries one user may keep.
 const MaxPersonalEntries = 20
+
+// A user may also keep a time zone of their own for their own entries (SetTimeZone): it is
+// stored in the hash of their entries under timeZoneField, which no entry can be named (an
+// entry's name holds no ':', TriggerName), so one read brings both. The entries they inherit
+// keep the configuration's zone (their users[].time_zone, else triggers.default_time_zone).
+
+// timeZoneField is the field of a user's schedule hash that holds their own time zone.
+const timeZoneField = ":time_zone"
+
+// maxTimeZoneLen bounds a time zone's name (the longest IANA name has 32 characters).
+const maxTimeZoneLen = 64
 
 // PersonalEntry is one of a user's own schedule entries.
 type PersonalEntry struct {
@@ -52,6 +65,9 @@ func (s *Scheduler) Personal(ctx context.Context, id presence.UserID) ([]Persona
 func decodePersonal(s *Scheduler, id presence.UserID, all map[string]string) []PersonalEntry {
 	out := make([]PersonalEntry, 0, len(all))
 	for name, v := range all {
+		if name == timeZoneField {
+			continue
+		}
 		var e PersonalEntry
 		if err := json.Unmarshal([]byte(v), &e); err != nil || e.Name != name {
 			s.log.Error("personal schedule entry unreadable; left out", "user", id, "name", name, "err", err)
@@ -72,8 +88,89 @@ func (s *Scheduler) Inherited(id presence.UserID) []presence.Schedule {
 	return s.opts.Schedules
 }
 
-// Location is the time zone the user's schedule runs in.
+// Location is the time zone the entries the user inherits run in (Inherited): the
+// configuration's.
 func (s *Scheduler) Location(id presence.UserID) *time.Location { return s.location(id) }
+
+// TimeZone is the time zone the user's own entries run in, and whether the user chose it
+// (SetTimeZone); else it is the zone of the entries they inherit (Location).
+func (s *Scheduler) TimeZone(ctx context.Context, id presence.UserID) (*time.Location, bool, error) {
+	name, err := s.opts.Redis.HGet(ctx, s.personalKey(id), timeZoneField).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, false, presence.StoreError(err, "trigger: read the time zone of "+string(id), s.personalKey(id))
+	}
+	loc, own := s.ownLocation(id, name)
+	return loc, own, nil
+}
+
+// ownLocation is the zone of a user's own entries given the name they keep ("" for none).
+func (s *Scheduler) ownLocation(id presence.UserID, name string) (*time.Location, bool) {
+	if name == "" {
+		return s.location(id), false
+	}
+	loc, err := CheckTimeZone(name)
+	if err != nil {
+		// Checked when it was set: a zone the time zone database no longer knows.
+		s.log.Error("a user's time zone is unknown; their entries run in the configured zone", "user", id, "err", err)
+		return s.location(id), false
+	}
+	return loc, true
+}
+
+// CheckTimeZone checks a time zone's IANA name (e.g. Europe/Berlin) and returns its location.
+func CheckTimeZone(name string) (*time.Location, error) {
+	problem := func() error {
+		return &presence.ValidationError{Problems: []string{fmt.Sprintf(
+			"time_zone: %q is not a known time zone (an IANA name such as Europe/Berlin or America/New_York)", name)}}
+	}
+	// "" and "Local" load as UTC and as the server's zone: neither names a zone.
+	if name == "" || name == "Local" || len(name) > maxTimeZoneLen || strings.ContainsFunc(name, unicode.IsControl) {
+		return nil, problem()
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, problem()
+	}
+	return loc, nil
+}
+
+// SetTimeZone sets the time zone the user's own entries run in (an IANA name, CheckTimeZone),
+// or with "" returns them to the zone of the entries they inherit. The occurrences of their
+// enabled entries already planned are planned again in the new zone.
+func (s *Scheduler) SetTimeZone(ctx context.Context, id presence.UserID, name string) error {
+	if _, ok := s.opts.Engine.Catalog().User(id); !ok {
+		return fmt.Errorf("%w %q", presence.ErrUnknownUser, id)
+	}
+	key := s.personalKey(id)
+	if name == "" {
+		if err := s.opts.Redis.HDel(ctx, key, timeZoneField).Err(); err != nil {
+			return presence.StoreError(err, "trigger: reset the time zone of "+string(id), key)
+		}
+	} else {
+		if _, err := CheckTimeZone(name); err != nil {
+			return err
+		}
+		if _, err := s.opts.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.HSet(ctx, key, timeZoneField, name)
+			p.SAdd(ctx, s.personalUsersKey(), string(id))
+			return nil
+		}); err != nil {
+			return presence.StoreError(err, "trigger: save the time zone of "+string(id), key)
+		}
+	}
+	all, err := s.opts.Redis.HGetAll(ctx, key).Result()
+	if err != nil {
+		return presence.StoreError(err, "trigger: read the schedule of "+string(id), key)
+	}
+	for _, e := range decodePersonal(s, id, all) {
+		if err := s.unplan(ctx, id, e.Name); err != nil {
+			return err
+		}
+	}
+	loc, _ := s.ownLocation(id, all[timeZoneField])
+	now := s.now()
+	return s.planEntries(ctx, id, enabledEntries(s, id, all), loc, now, now.Add(s.opts.Horizon))
+}
 
 // SavePersonal creates or replaces one of the user's own entries (by name), checked as the
 // configuration's are, for a profile the user may switch to (personal ones included). An
@@ -132,8 +229,12 @@ func (s *Scheduler) SavePersonal(ctx context.Context, id presence.UserID, e Pers
 		return err
 	}
 	if !e.Disabled {
+		loc, _, err := s.TimeZone(ctx, id)
+		if err != nil {
+			return err
+		}
 		now := s.now()
-		return s.planEntries(ctx, id, []Entry{entry}, now, now.Add(s.opts.Horizon))
+		return s.planEntries(ctx, id, []Entry{entry}, loc, now, now.Add(s.opts.Horizon))
 	}
 	return nil
 }
@@ -141,6 +242,9 @@ func (s *Scheduler) SavePersonal(ctx context.Context, id presence.UserID, e Pers
 // DeletePersonal removes one of the user's own entries and its planned occurrences;
 // presence.ErrUnknownProfile's sibling: false when there was none.
 func (s *Scheduler) DeletePersonal(ctx context.Context, id presence.UserID, name string) (bool, error) {
+	if TriggerName(name) != nil {
+		return false, nil // no entry has that name (nor is the time zone's field one)
+	}
 	n, err := s.opts.Redis.HDel(ctx, s.personalKey(id), name).Result()
 	if err != nil {
 		return false, presence.StoreError(err, "trigger: delete from the schedule of "+string(id), s.personalKey(id))
@@ -174,8 +278,15 @@ func (s *Scheduler) unplan(ctx context.Context, id presence.UserID, name string)
 	return nil
 }
 
-// personalEntries returns the enabled personal entries of the users who keep any, parsed.
-func (s *Scheduler) personalEntries(ctx context.Context) (map[presence.UserID][]Entry, error) {
+// ownEntries are a user's enabled own entries, parsed, with the zone they run in.
+type ownEntries struct {
+	entries []Entry
+	loc     *time.Location
+}
+
+// personalEntries returns the enabled personal entries of the users who keep any, parsed,
+// with their zones.
+func (s *Scheduler) personalEntries(ctx context.Context) (map[presence.UserID]ownEntries, error) {
 	ids, err := s.opts.Redis.SMembers(ctx, s.personalUsersKey()).Result()
 	if err != nil {
 		return nil, presence.StoreError(err, "trigger: read who keeps schedules", s.personalUsersKey())
@@ -189,9 +300,12 @@ func (s *Scheduler) personalEntries(ctx context.Context) (map[presence.UserID][]
 	}); err != nil {
 		return nil, presence.StoreError(err, "trigger: read the personal schedules", s.personalUsersKey())
 	}
-	out := map[presence.UserID][]Entry{}
+	out := map[presence.UserID]ownEntries{}
 	for i, id := range ids {
-		out[presence.UserID(id)] = enabledEntries(s, presence.UserID(id), cmds[i].Val())
+		uid := presence.UserID(id)
+		all := cmds[i].Val()
+		loc, _ := s.ownLocation(uid, all[timeZoneField])
+		out[uid] = ownEntries{entries: enabledEntries(s, uid, all), loc: loc}
 	}
 	return out, nil
 }
@@ -210,20 +324,34 @@ func enabledEntries(s *Scheduler, id presence.UserID, all map[string]string) []E
 	return out
 }
 
-// entries are the user's effective entries: inherited, then their own enabled ones.
-func (s *Scheduler) entries(ctx context.Context, id presence.UserID) ([]Entry, error) {
+// entries are the user's effective entries: those inherited, which run in the configuration's
+// zone, and their own enabled ones with the zone those run in.
+func (s *Scheduler) entries(ctx context.Context, id presence.UserID) (inherited []Entry, own ownEntries, _ error) {
 	all, err := s.opts.Redis.HGetAll(ctx, s.personalKey(id)).Result()
 	if err != nil {
-		return nil, presence.StoreError(err, "trigger: read the schedule of "+string(id), s.personalKey(id))
+		return nil, own, presence.StoreError(err, "trigger: read the schedule of "+string(id), s.personalKey(id))
 	}
-	return append(slices.Clone(s.entriesOf(id)), enabledEntries(s, id, all)...), nil
+	own.loc, _ = s.ownLocation(id, all[timeZoneField])
+	own.entries = enabledEntries(s, id, all)
+	return s.entriesOf(id), own, nil
+}
+
+// occurrences are the occurrences in (from, to] of a user's inherited entries, in the
+// configuration's zone, and of their own, in theirs, in time order.
+func (s *Scheduler) occurrences(id presence.UserID, inherited []Entry, own ownEntries, from, to time.Time) []Occurrence {
+	out := Occurrences(inherited, s.holidays, s.location(id), from, to)
+	if len(own.entries) > 0 {
+		out = append(out, Occurrences(own.entries, s.holidays, own.loc, from, to)...)
+		slices.SortStableFunc(out, func(a, b Occurrence) int { return a.Start.Compare(b.Start) })
+	}
+	return out
 }
 
 // Week lists the occurrences of the user's effective entries from from for seven days.
 func (s *Scheduler) Week(ctx context.Context, id presence.UserID, from time.Time) ([]Occurrence, error) {
-	es, err := s.entries(ctx, id)
+	inherited, own, err := s.entries(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	return Occurrences(es, s.holidays, s.location(id), from, from.Add(7*24*time.Hour)), nil
+	return s.occurrences(id, inherited, own, from, from.Add(7*24*time.Hour)), nil
 }

@@ -86,3 +86,84 @@ func TestPersonalSchedule(t *testing.T) {
 		t.Fatal("deleted twice")
 	}
 }
+
+// TestPersonalTimeZone: a user's own entries run in the time zone they chose, the entries they
+// inherit in the configuration's: at 08:00 UTC on monday (11:00 in Europe/Helsinki, summer
+// time) an own entry "at 11:05" fires at 08:05 UTC, five minutes later, not at 11:05 UTC; set
+// back to the configured zone, it is planned again, at 11:05 UTC. An unknown zone is refused naming the
+// field; the zone is stored beside the entries without becoming one.
+func TestPersonalTimeZone(t *testing.T) {
+	w := newWorld(t, monday, []presence.User{testUser("alice", 1001, "")}, testProfiles(),
+		Options{DefaultLocation: time.UTC, Schedules: []presence.Schedule{{Name: "lunchtime", At: "08:10", Profile: "lunch"}}})
+	r := w.instance(t)
+	ctx := context.Background()
+	r.switchTo("alice", "closed", presence.SourceAPI, time.Time{})
+	r.step()
+
+	for _, bad := range []string{"Mars/Olympus_Mons", "Local", "../../etc/passwd", "Europe/Berlin\n", strings.Repeat("a", 100)} {
+		err := r.s.SetTimeZone(ctx, "alice", bad)
+		var ve *presence.ValidationError
+		if !errors.As(err, &ve) || !strings.HasPrefix(ve.Problems[0], "time_zone: ") {
+			t.Errorf("SetTimeZone(%q) = %v, want a problem at time_zone", bad, err)
+		}
+	}
+	if err := r.s.SetTimeZone(ctx, "nobody", "Europe/Helsinki"); !errors.Is(err, presence.ErrUnknownUser) {
+		t.Errorf("unknown user: %v", err)
+	}
+	if err := r.s.SavePersonal(ctx, "alice", PersonalEntry{Schedule: presence.Schedule{Name: "deep", At: "11:05", Profile: "focus"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.s.SetTimeZone(ctx, "alice", "Europe/Helsinki"); err != nil {
+		t.Fatal(err)
+	}
+	loc, own, err := r.s.TimeZone(ctx, "alice")
+	if err != nil || !own || loc.String() != "Europe/Helsinki" || r.s.Location("alice") != time.UTC {
+		t.Fatalf("TimeZone = %v %v %v; Location %v", loc, own, err, r.s.Location("alice"))
+	}
+	if es, err := r.s.Personal(ctx, "alice"); err != nil || len(es) != 1 {
+		t.Fatalf("the zone shows as an entry: %+v %v", es, err)
+	}
+	if deleted, err := r.s.DeletePersonal(ctx, "alice", timeZoneField); deleted || err != nil {
+		t.Fatalf("the zone deleted as an entry: %v %v", deleted, err)
+	}
+	week, err := r.s.Week(ctx, "alice", r.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	starts := map[string]time.Time{}
+	for _, o := range week {
+		if _, seen := starts[o.Entry.Name]; !seen {
+			starts[o.Entry.Name] = o.Start
+		}
+	}
+	if !starts["deep"].Equal(monday.Add(5*time.Minute)) || !starts["lunchtime"].Equal(monday.Add(10*time.Minute)) {
+		t.Errorf("first occurrences: %v (want deep at 08:05 UTC, lunchtime at 08:10 UTC)", starts)
+	}
+	r.clock.Add(4 * time.Minute)
+	r.step()
+	r.expect("alice", "closed", presence.SourceAPI)
+	r.clock.Add(time.Minute) // 08:05 UTC = 11:05 in Helsinki
+	r.step()
+	r.expect("alice", "focus", presence.SourceSchedule)
+	if why, err := r.s.Why(ctx, "alice", r.state("alice")); err != nil || why.Next == nil || !why.Next.At.Equal(monday.Add(10*time.Minute)) {
+		t.Errorf("next change: %+v %v", why, err)
+	}
+
+	// Back to the configured zone (UTC): 11:05 is 11:05 UTC, planned again.
+	if err := r.s.SetTimeZone(ctx, "alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	if loc, own, _ := r.s.TimeZone(ctx, "alice"); own || loc != time.UTC {
+		t.Errorf("after the reset: %v %v", loc, own)
+	}
+	week, _ = r.s.Week(ctx, "alice", r.clock.Now())
+	for _, o := range week {
+		if o.Entry.Name == "deep" && (o.Start.UTC().Hour() != 11 || o.Start.UTC().Minute() != 5) {
+			t.Errorf("deep after the reset at %v, want 11:05 UTC", o.Start.UTC())
+		}
+	}
+	r.switchTo("alice", "closed", presence.SourceAPI, time.Time{})
+	r.clock.Set(monday.Add(3*time.Hour + 5*time.Minute)) // 11:05 UTC
+	r.step()
+	r.expect("alice", "focus", presence.SourceSchedule)
+}

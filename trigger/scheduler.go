@@ -309,28 +309,27 @@ func (s *Scheduler) plan(ctx context.Context, from, to time.Time) error {
 	}
 	var zs []redis.Z
 	for _, u := range s.opts.Engine.Catalog().Users {
-		entries := s.entriesOf(u.ID)
-		if own := personal[u.ID]; len(own) > 0 {
-			entries = append(slices.Clone(entries), own...)
+		zs = append(zs, s.occurrenceEvents(u.ID, s.entriesOf(u.ID), s.location(u.ID), from, to)...)
+		if own := personal[u.ID]; len(own.entries) > 0 {
+			zs = append(zs, s.occurrenceEvents(u.ID, own.entries, own.loc, from, to)...)
 		}
-		zs = append(zs, s.occurrenceEvents(u.ID, entries, from, to)...)
 	}
 	return s.addDue(ctx, zs)
 }
 
-// planEntries writes the occurrences in (from, to] of some of one user's entries.
-func (s *Scheduler) planEntries(ctx context.Context, id presence.UserID, entries []Entry, from, to time.Time) error {
-	return s.addDue(ctx, s.occurrenceEvents(id, entries, from, to))
+// planEntries writes the occurrences in (from, to] of some of one user's entries, in loc.
+func (s *Scheduler) planEntries(ctx context.Context, id presence.UserID, entries []Entry, loc *time.Location, from, to time.Time) error {
+	return s.addDue(ctx, s.occurrenceEvents(id, entries, loc, from, to))
 }
 
-// occurrenceEvents are the due events of the entries' occurrences in (from, to].
-func (s *Scheduler) occurrenceEvents(id presence.UserID, entries []Entry, from, to time.Time) []redis.Z {
+// occurrenceEvents are the due events of the entries' occurrences in (from, to], in loc.
+func (s *Scheduler) occurrenceEvents(id presence.UserID, entries []Entry, loc *time.Location, from, to time.Time) []redis.Z {
 	var zs []redis.Z
 	add := func(ev event) {
 		b, _ := json.Marshal(ev)
 		zs = append(zs, redis.Z{Score: float64(ev.At), Member: string(b)})
 	}
-	for _, o := range Occurrences(entries, s.holidays, s.location(id), from, to) {
+	for _, o := range Occurrences(entries, s.holidays, loc, from, to) {
 		if !o.Entry.Range {
 			add(event{User: id, Kind: kindAt, Name: o.Entry.Name, Profile: o.Entry.Profile, At: o.Start.UnixMilli()})
 			continue
@@ -434,10 +433,11 @@ func (s *Scheduler) fire(ctx context.Context, now time.Time, ev event) (string, 
 		})
 	}
 	// A schedule event: its entry must still be configured (or kept, enabled) as it was planned.
-	entries, err := s.entries(ctx, ev.User)
+	inherited, own, err := s.entries(ctx, ev.User)
 	if err != nil {
 		return "", err
 	}
+	entries := append(slices.Clone(inherited), own.entries...)
 	// The end of a range that started still ends it when the entry has gone since (a personal
 	// entry deleted or disabled during its range): the user returns as the start promised.
 	i := slices.IndexFunc(entries, func(e Entry) bool { return e.Name == ev.Name && e.Profile == ev.Profile })
@@ -767,11 +767,11 @@ func (s *Scheduler) Why(ctx context.Context, id presence.UserID, st presence.Use
 			}
 		}
 	}
-	entries, err := s.entries(ctx, id)
+	inherited, own, err := s.entries(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	for _, o := range Occurrences(entries, s.holidays, s.location(id), now.Add(-48*time.Hour), now.Add(8*24*time.Hour)) {
+	for _, o := range s.occurrences(id, inherited, own, now.Add(-48*time.Hour), now.Add(8*24*time.Hour)) {
 		name := "schedule:" + o.Entry.Name
 		if o.Entry.Range {
 			consider(Change{At: o.Start, Profile: o.Entry.Profile, Trigger: name, Kind: kindStart})

@@ -3,10 +3,12 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -24,6 +26,10 @@ const clientBuffer = 64
 
 // heartbeat keeps idle event streams (and the proxies between) open.
 const heartbeat = 25 * time.Second
+
+// streamRetry is the Retry-After of an event stream refused because Options.MaxStreams are
+// open.
+const streamRetry = 60 * time.Second
 
 // update is one message of the event stream.
 type update struct {
@@ -53,6 +59,9 @@ type hub struct {
 	read   map[presence.UserID]time.Time // when each entry of last was read
 	loaded time.Time
 	closed bool
+	// refused counts the streams refused since refusedLogged (add).
+	refused       int
+	refusedLogged time.Time
 }
 
 // viewTTL is how long the view of everyone is trusted without being read whole again: the
@@ -112,7 +121,9 @@ func newHub(e *presence.Engine, log *slog.Logger) *hub {
 		read: map[presence.UserID]time.Time{}}
 }
 
-// run sends the changes the channel announces until it closes.
+// run sends the changes the channel announces until it closes. An empty id says the
+// subscription was (re)established (presence.StateStore.Changes): announcements made while it
+// was down are lost, so everyone is read again at once (resync).
 func (hb *hub) run(ctx context.Context, changes <-chan presence.UserID) {
 	for {
 		select {
@@ -122,8 +133,54 @@ func (hb *hub) run(ctx context.Context, changes <-chan presence.UserID) {
 			if !ok {
 				return
 			}
+			if id == "" {
+				hb.resync(ctx)
+				continue
+			}
 			hb.changed(ctx, id)
 		}
+	}
+}
+
+// resync reads everyone's entry again, keeps it in the view and sends every entry that differs
+// from the view's to the connected browsers: level-triggered, so that a change whose
+// announcement was lost (Redis's pub/sub connection was down) shows at once, not after viewTTL.
+func (hb *hub) resync(ctx context.Context) {
+	hb.mu.Lock()
+	n, noView := len(hb.clients), hb.loaded.IsZero()
+	hb.mu.Unlock()
+	if n == 0 && noView {
+		return // nobody to tell, no view to keep
+	}
+	asked := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	all, err := hb.engine.Everyone(ctx, presence.EveryoneOptions{Admin: true})
+	if err != nil {
+		hb.log.Warn("view not read again after the change announcements were resubscribed", "err", err)
+		hb.mu.Lock()
+		hb.loaded = time.Time{} // the next page reads it whole
+		hb.mu.Unlock()
+		return
+	}
+	var changed []presence.PresenceEntry
+	hb.mu.Lock()
+	for _, e := range all {
+		if !hb.read[e.User].Before(asked) {
+			continue // newer from an announcement meanwhile
+		}
+		// An entry the view did not hold is not known to have changed: no page shows it.
+		if old, ok := hb.last[e.User]; ok && old != e {
+			changed = append(changed, e)
+		}
+		hb.last[e.User], hb.read[e.User] = e, asked
+	}
+	hb.mu.Unlock()
+	if n > 0 && len(changed) > 0 {
+		hb.log.Info("changes missed while the change announcements were unsubscribed, sent", "users", len(changed))
+	}
+	for _, e := range changed {
+		hb.send(e)
 	}
 }
 
@@ -150,6 +207,12 @@ func (hb *hub) changed(ctx context.Context, id presence.UserID) {
 	if same || n == 0 {
 		return // a pass that changed nothing visible
 	}
+	hb.send(full)
+}
+
+// send sends a user's new full entry to every client, as each may see it.
+func (hb *hub) send(full presence.PresenceEntry) {
+	id := full.User
 	colleague := colleagueView(full)
 	var fullMsg, colleagueMsg []byte
 	encode := func(e presence.PresenceEntry, own bool) []byte {
@@ -183,14 +246,30 @@ func (hb *hub) changed(ctx context.Context, id presence.UserID) {
 	}
 }
 
-func (hb *hub) add(c *client) bool {
+// Why a stream is refused.
+var (
+	errShuttingDown = errors.New("shutting down")
+	errTooMany      = errors.New("too many event streams")
+)
+
+// add registers a client: errShuttingDown once closed, errTooMany when limit (> 0) are open.
+// Refusals are logged at most once a minute, with their count since.
+func (hb *hub) add(c *client, limit int) error {
 	hb.mu.Lock()
 	defer hb.mu.Unlock()
 	if hb.closed {
-		return false
+		return errShuttingDown
+	}
+	if limit > 0 && len(hb.clients) >= limit {
+		if hb.refused++; time.Since(hb.refusedLogged) > time.Minute {
+			hb.log.Warn("live update streams refused: http.max_event_streams are open; the pages reload instead",
+				"max_event_streams", limit, "refused", hb.refused)
+			hb.refused, hb.refusedLogged = 0, time.Now()
+		}
+		return errTooMany
 	}
 	hb.clients[c] = struct{}{}
-	return true
+	return nil
 }
 
 func (hb *hub) remove(c *client) {
@@ -240,8 +319,16 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request, v *viewer) {
 func (h *Handler) Stream(w http.ResponseWriter, r *http.Request, viewer presence.UserID, admin bool) {
 	rc := http.NewResponseController(w)
 	c := &client{user: viewer, admin: admin, ch: make(chan []byte, clientBuffer)}
-	if !h.hub.add(c) {
-		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+	switch err := h.hub.add(c, h.opts.MaxStreams); err {
+	case nil:
+	case errTooMany:
+		// The page falls back to reloading what it shows now and then (static/app.js), and
+		// tries the stream again later.
+		w.Header().Set("Retry-After", strconv.Itoa(int(streamRetry/time.Second)))
+		http.Error(w, "too many live update streams open; retry later", http.StatusServiceUnavailable)
+		return
+	default:
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}
 	defer h.hub.remove(c)

@@ -1,41 +1,44 @@
 package web
 
 import (
+	"html"
 	"html/template"
-	"maps"
-	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/presenced/presenced/web/icon"
 )
 
-// icons are the profile icons the web app draws (a profile's icon names one; presence/validate.go
-// allows any lower-case name, and a name not here is drawn as nothing): 24×24 outlines, in
-// the text colour. Constant markup, so safe to put into the page as it is.
-var icons = map[string]string{
-	"available": `<circle cx="12" cy="12" r="9"/><path d="m8 12 3 3 5-6"/>`,
-	"away":      `<circle cx="12" cy="12" r="9"/><path d="M12 7v5l3 2"/>`,
-	"dnd":       `<circle cx="12" cy="12" r="9"/><path d="M7 12h10"/>`,
-	"coffee":    `<path d="M4 9h12v5a5 5 0 0 1-5 5H9a5 5 0 0 1-5-5z"/><path d="M16 10h2a2 2 0 0 1 0 4h-2"/><path d="M8 3v3M12 3v3"/>`,
-	"lunch":     `<path d="M7 3v8M5 3v4a2 2 0 0 0 4 0V3M7 11v10"/><path d="M17 3c-2 0-3 2-3 5s1 4 3 4v9"/>`,
-	"meeting":   `<circle cx="8" cy="8" r="3"/><circle cx="16" cy="8" r="3"/><path d="M2 20c0-3 3-5 6-5s6 2 6 5M12 20c0-3 2-5 4-5 3 0 6 2 6 5"/>`,
-	"phone":     `<path d="M5 3h4l2 5-3 2a11 11 0 0 0 6 6l2-3 5 2v4a2 2 0 0 1-2 2A17 17 0 0 1 3 5a2 2 0 0 1 2-2"/>`,
-	"headset":   `<path d="M4 14v-2a8 8 0 0 1 16 0v2"/><rect x="3" y="14" width="4" height="6" rx="1"/><rect x="17" y="14" width="4" height="6" rx="1"/>`,
-	"home":      `<path d="M3 11 12 4l9 7"/><path d="M5 10v10h14V10"/><path d="M10 20v-6h4v6"/>`,
-	"car":       `<path d="M3 16v-4l2-5h14l2 5v4z"/><circle cx="7" cy="17" r="2"/><circle cx="17" cy="17" r="2"/>`,
-	"plane":     `<path d="M10 14 3 12l1-2 7 1 5-6a2 2 0 0 1 3 3l-6 5 1 7-2 1-2-7"/>`,
-	"moon":      `<path d="M20 14A8 8 0 1 1 10 4a6 6 0 0 0 10 10"/>`,
-	"focus":     `<circle cx="12" cy="12" r="8"/><circle cx="12" cy="12" r="4"/><circle cx="12" cy="12" r="1"/>`,
-	"calendar":  `<rect x="3" y="5" width="18" height="16" rx="2"/><path d="M3 10h18M8 3v4M16 3v4"/>`,
-	"lock":      `<rect x="5" y="11" width="14" height="10" rx="2"/><path d="M8 11V8a4 4 0 0 1 8 0v3"/>`,
+// iconNames are the icons' names, sorted: what the profile editor offers (package web/icon).
+var iconNames = icon.Names()
+
+// iconSVG draws the named icon (package web/icon). Every profile shows something: for a name
+// the set does not have (a system-wide profile may name any) or none, it draws the first letter
+// of label (the profile's name) in a circle, or a plain dot when label has no letter or digit.
+func iconSVG(name, label string) template.HTML {
+	const open = `<svg class="icon" aria-hidden="true" width="18" height="18" viewBox="0 0 24 24" fill="none" ` +
+		`stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"`
+	if inner, ok := icon.Outline(name); ok {
+		return template.HTML(open + `>` + inner + `</svg>`)
+	}
+	letter := initialOf(label)
+	if letter == "" {
+		return template.HTML(open + ` data-icon="fallback"><circle cx="12" cy="12" r="4" fill="currentColor"/></svg>`)
+	}
+	return template.HTML(open + ` data-icon="fallback"><circle cx="12" cy="12" r="10"/>` +
+		`<text x="12" y="16.5" text-anchor="middle" font-size="13" font-weight="700" fill="currentColor" stroke="none">` +
+		html.EscapeString(letter) + `</text></svg>`)
 }
 
-// iconNames are the icons' names, sorted: what the profile editor offers.
-var iconNames = slices.Sorted(maps.Keys(icons))
-
-// iconSVG draws the named icon, or nothing for a name it does not know.
-func iconSVG(name string) template.HTML {
-	inner, ok := icons[name]
-	if !ok {
-		return ""
+// initialOf is the first letter or digit of s, upper case; "" when it has none.
+func initialOf(s string) string {
+	for len(s) > 0 {
+		r, n := utf8.DecodeRuneInString(s)
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			return strings.ToUpper(string(r))
+		}
+		s = s[n:]
 	}
-	return template.HTML(`<svg class="icon" aria-hidden="true" width="18" height="18" viewBox="0 0 24 24" fill="none" ` +
-		`stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round">` + inner + `</svg>`)
+	return ""
 }

@@ -2,7 +2,6 @@ package web
 
 import (
 	"cmp"
-	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -185,6 +184,19 @@ type statusData struct {
 	Until    []struct{ Value, Label string }
 	HasUntil bool
 	Info     string
+	// Devices are the user's devices to choose from, and Device the one this browser is at
+	// (device.go); only on the user's own status.
+	Devices []deviceChoice
+	Device  *deviceChoice
+}
+
+// WillNotRing is the will-not-ring warning in words naming the device the browser is at; ""
+// when no device is chosen (the status's own words are shown then).
+func (d statusData) WillNotRing(w presence.Warning) string {
+	if d.Device == nil || w.Code != presence.WarningWillNotRing {
+		return ""
+	}
+	return "Your " + d.Device.Label + " will not ring in this profile. If it should ring, edit the profile or choose another one."
 }
 
 // Name is a profile's name, or its id when it is unknown.
@@ -195,9 +207,18 @@ func (d statusData) Name(id string) string {
 	return id
 }
 
-func (h *Handler) status(ctx context.Context, u *presence.User, own bool) (statusData, error) {
+func (h *Handler) status(r *http.Request, u *presence.User, own bool) (statusData, error) {
+	ctx := r.Context()
 	d := statusData{User: u, Own: own, Until: untilChoices, HasUntil: h.opts.Triggers != nil, Names: map[string]string{}}
-	st, err := h.engine.Status(ctx, u.ID)
+	var opts presence.StatusOptions
+	if own {
+		d.Devices = devicesOf(u)
+		if dev, ok := deviceOf(r, u); ok {
+			d.Device = &deviceChoice{Dial: dev.Dial, Label: deviceLabel(dev)}
+			opts.Device = dev.Dial
+		}
+	}
+	st, err := h.engine.StatusWith(ctx, u.ID, opts)
 	if err != nil {
 		return d, err
 	}
@@ -241,12 +262,14 @@ func flash(r *http.Request) string {
 		return "Your PBX state was put back in line with your profile."
 	case "password":
 		return "Your password was changed."
+	case "device":
+		return "Noted: this browser is at the device you chose."
 	}
 	return ""
 }
 
 func (h *Handler) showStatus(w http.ResponseWriter, r *http.Request, v *viewer, u *presence.User, code int, msg, errMsg, info string) {
-	d, err := h.status(r.Context(), u, v.user != nil && v.user.ID == u.ID)
+	d, err := h.status(r, u, v.user != nil && v.user.ID == u.ID)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -267,7 +290,7 @@ func (h *Handler) statusCard(w http.ResponseWriter, r *http.Request, v *viewer) 
 		http.Error(w, "forbidden", http.StatusForbidden)
 		return
 	}
-	d, err := h.status(r.Context(), u, v.user != nil && v.user.ID == u.ID)
+	d, err := h.status(r, u, v.user != nil && v.user.ID == u.ID)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -291,11 +314,20 @@ func (h *Handler) switchProfile(w http.ResponseWriter, r *http.Request, v *viewe
 		return
 	}
 	profile, info := r.PostForm.Get("profile"), strings.TrimSpace(r.PostForm.Get("info"))
+	// "until 16:00" is in the user's own time zone (My schedule), else the configured one.
 	loc := h.opts.Location
 	if u.TimeZone != "" {
 		if l, err := time.LoadLocation(u.TimeZone); err == nil {
 			loc = l
 		}
+	}
+	if h.opts.Triggers != nil {
+		l, _, err := h.opts.Triggers.TimeZone(r.Context(), u.ID)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		loc = l
 	}
 	until, err := parseUntil(r.PostForm.Get("until"), r.PostForm.Get("until_time"), h.now(), loc)
 	if err == nil && !until.IsZero() && h.opts.Triggers == nil {

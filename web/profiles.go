@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/presenced/presenced/presence"
+	"github.com/presenced/presenced/web/icon"
 )
 
 // The profile editor. Without JavaScript every button of the editor posts the whole profile
@@ -103,7 +104,9 @@ type profileEditor struct {
 	Errors    map[string]string // field → problem
 	Problems  []string
 	Preview   *presence.SwitchResult
-	Families  []presence.Family
+	// Previewing: the editor shows a preview, or why there is none (Problems).
+	Previewing bool
+	Families   []presence.Family
 }
 
 // profilesData is the list of profiles.
@@ -250,6 +253,10 @@ func (h *Handler) profileOp(w http.ResponseWriter, r *http.Request, v *viewer) {
 		h.render(w, r, http.StatusBadRequest, "error", v, page{Title: "Bad request", Message: err.Error()})
 		return
 	}
+	op := strings.Fields(r.PostForm.Get("op"))
+	if len(op) == 0 {
+		op = []string{"save"}
+	}
 	if !isNew {
 		p.ID = id
 		ps, err := h.engine.Profiles(r.Context(), v.user.ID)
@@ -263,19 +270,29 @@ func (h *Handler) profileOp(w http.ResponseWriter, r *http.Request, v *viewer) {
 				h.fail(w, r, err)
 				return
 			}
-			if locked != "" && r.PostForm.Get("op") != "preview" {
-				h.showEditor(w, r, v, http.StatusConflict, h.editor(v, ps[i], false, locked), "")
+			if locked != "" {
+				// A locked profile's form sends no fields: what is stored is previewed.
+				e := h.editor(v, ps[i], false, locked)
+				code := http.StatusConflict
+				if op[0] == "preview" {
+					code = http.StatusOK
+					if !h.preview(w, r, v, e, nil) {
+						return
+					}
+				}
+				h.showEditor(w, r, v, code, e, "")
 				return
 			}
 		}
 	}
-	op := strings.Fields(r.PostForm.Get("op"))
-	if len(op) == 0 {
-		op = []string{"save"}
-	}
 	switch op[0] {
 	case "save":
-		err := h.engine.SaveProfile(r.Context(), v.user.ID, p)
+		err := icon.Check(p, nil)
+		if err != nil {
+			err = icon.Check(p, h.engine.CheckProfile(r.Context(), v.user.ID, p))
+		} else {
+			err = h.engine.SaveProfile(r.Context(), v.user.ID, p)
+		}
 		var ve *presence.ValidationError
 		if errors.As(err, &ve) {
 			e := h.editor(v, p, isNew, "")
@@ -296,18 +313,16 @@ func (h *Handler) profileOp(w http.ResponseWriter, r *http.Request, v *viewer) {
 		http.Redirect(w, r, "/profiles/"+url.PathEscape(p.ID)+"?done=saved", http.StatusSeeOther)
 		return
 	case "preview":
+		// The profile as edited, checked as saving checks it, stored nowhere.
 		e := h.editor(v, p, isNew, "")
-		res, err := h.engine.Preview(r.Context(), presence.SwitchRequest{User: v.user.ID, Profile: p.ID,
-			Source: presence.SourceAPI, Actor: v.actor()})
-		if msg, ok := userError(err); ok {
-			e.Problems = []string{"Preview: " + msg + " (save the profile first)"}
-		} else if err != nil {
-			h.fail(w, r, err)
+		code := http.StatusOK
+		if !h.preview(w, r, v, e, p) {
 			return
-		} else {
-			e.Preview = res
 		}
-		h.showEditor(w, r, v, http.StatusOK, e, "")
+		if len(e.Problems) > 0 {
+			code = http.StatusUnprocessableEntity
+		}
+		h.showEditor(w, r, v, code, e, "")
 		return
 	case "add":
 		if len(op) == 2 && slices.Contains(chains, op[1]) {
@@ -332,6 +347,42 @@ func (h *Handler) profileOp(w http.ResponseWriter, r *http.Request, v *viewer) {
 		}
 	}
 	h.showEditor(w, r, v, http.StatusOK, h.editor(v, p, isNew, ""), "")
+}
+
+// preview fills the editor's preview of switching to its profile: to candidate, a personal
+// profile as edited (checked as saving checks it, its problems put at the fields), or when nil
+// to the stored profile. False when it failed and the answer was written.
+func (h *Handler) preview(w http.ResponseWriter, r *http.Request, v *viewer, e *profileEditor, candidate *presence.Profile) bool {
+	e.Previewing = true
+	var opts presence.PreviewOptions
+	if candidate != nil {
+		if err := icon.Check(candidate, nil); err != nil {
+			err = icon.Check(candidate, h.engine.CheckProfile(r.Context(), v.user.ID, candidate))
+			var ve *presence.ValidationError
+			if errors.As(err, &ve) {
+				e.problems(ve)
+				return true
+			}
+		}
+		opts.Candidate = candidate
+	}
+	res, err := h.engine.PreviewWith(r.Context(), presence.SwitchRequest{User: v.user.ID, Profile: e.Profile.ID,
+		Source: presence.SourceAPI, Actor: v.actor()}, opts)
+	var ve *presence.ValidationError
+	if errors.As(err, &ve) {
+		e.problems(ve)
+		return true
+	}
+	if msg, ok := userError(err); ok {
+		e.Problems = []string{msg}
+		return true
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return false
+	}
+	e.Preview = res
+	return true
 }
 
 // editChain moves, toggles or removes action i of the chain.

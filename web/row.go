@@ -31,7 +31,11 @@ func (h *Handler) rowHTML(e presence.PresenceEntry, me bool) template.HTML {
 	}
 	b.WriteString(` <span class="ext">` + esc(e.Extension) + `</span></span>`)
 	b.WriteString(`<span class="pstate"><svg class="dot" aria-hidden="true" width="14" height="14" viewBox="0 0 14 14"><circle cx="7" cy="7" r="6" fill="` +
-		esc(colourOf(e.Colour)) + `"/></svg>` + string(iconSVG(e.Icon)) + `<span class="label">`)
+		esc(colourOf(e.Colour)) + `"/></svg>`)
+	if e.Label != "" {
+		b.WriteString(string(iconSVG(e.Icon, e.Label)))
+	}
+	b.WriteString(`<span class="label">`)
 	if e.Label != "" {
 		b.WriteString(esc(e.Label))
 	} else {

@@ -19,7 +19,17 @@ type scheduleDay struct {
 
 // scheduleData is the schedule page.
 type scheduleData struct {
-	TimeZone  string
+	// TimeZone is the zone the user's own entries run in (and the page shows times in):
+	// theirs when OwnTimeZone, else InheritedTimeZone, the configuration's zone, which the
+	// inherited entries run in.
+	TimeZone          string
+	OwnTimeZone       bool
+	InheritedTimeZone string
+	// Zones are the common zones the time zone field suggests; ZoneValue and ZoneError are a
+	// refused zone and why.
+	Zones     []string
+	ZoneValue string
+	ZoneError string
 	Inherited []presence.Schedule
 	Personal  []trigger.PersonalEntry
 	Week      []scheduleDay
@@ -55,6 +65,8 @@ func (h *Handler) schedulePage(w http.ResponseWriter, r *http.Request, v *viewer
 		msg = "Schedule entry saved."
 	case "deleted":
 		msg = "Schedule entry deleted."
+	case "zone":
+		msg = "Time zone saved."
 	}
 	h.showSchedule(w, r, v, http.StatusOK, msg, scheduleData{Kind: "at"})
 }
@@ -80,8 +92,16 @@ func (h *Handler) showSchedule(w http.ResponseWriter, r *http.Request, v *viewer
 	for _, p := range d.Profiles {
 		d.Names[p.ID], d.Colours[p.ID] = p.Name, p.Colour
 	}
-	loc := s.Location(id)
-	d.TimeZone, d.Inherited, d.Days = loc.String(), s.Inherited(id), weekdays
+	loc, own, err := s.TimeZone(ctx, id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	d.TimeZone, d.OwnTimeZone, d.InheritedTimeZone = loc.String(), own, s.Location(id).String()
+	d.Inherited, d.Days, d.Zones = s.Inherited(id), weekdays, commonZones
+	if d.ZoneValue == "" {
+		d.ZoneValue = d.TimeZone
+	}
 	now := h.now().In(loc)
 	start := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, loc)
 	occ, err := s.Week(ctx, id, now)
@@ -173,4 +193,36 @@ func (h *Handler) deleteSchedule(w http.ResponseWriter, r *http.Request, v *view
 		return
 	}
 	http.Redirect(w, r, "/schedule?done=deleted", http.StatusSeeOther)
+}
+
+// commonZones are the time zones the schedule page suggests; any IANA name is accepted.
+var commonZones = []string{
+	"UTC", "Europe/London", "Europe/Dublin", "Europe/Lisbon", "Europe/Paris", "Europe/Berlin", "Europe/Madrid",
+	"Europe/Rome", "Europe/Amsterdam", "Europe/Brussels", "Europe/Zurich", "Europe/Vienna", "Europe/Stockholm",
+	"Europe/Warsaw", "Europe/Prague", "Europe/Helsinki", "Europe/Athens", "Europe/Istanbul", "Europe/Moscow",
+	"Africa/Johannesburg", "Asia/Dubai", "Asia/Kolkata", "Asia/Singapore", "Asia/Shanghai", "Asia/Tokyo",
+	"Australia/Sydney", "Pacific/Auckland", "America/Sao_Paulo", "America/New_York", "America/Chicago",
+	"America/Denver", "America/Los_Angeles", "America/Toronto", "America/Mexico_City",
+}
+
+// saveTimeZone sets the time zone the user's own entries run in; empty returns them to the
+// configuration's.
+func (h *Handler) saveTimeZone(w http.ResponseWriter, r *http.Request, v *viewer) {
+	if h.opts.Triggers == nil {
+		h.render(w, r, http.StatusServiceUnavailable, "error", v, page{Title: "Unavailable", Message: "Schedules need the trigger scheduler."})
+		return
+	}
+	name := strings.TrimSpace(r.PostForm.Get("time_zone"))
+	err := h.opts.Triggers.SetTimeZone(r.Context(), v.user.ID, name)
+	var ve *presence.ValidationError
+	if errors.As(err, &ve) {
+		_, msg, _ := strings.Cut(ve.Problems[0], ": ")
+		h.showSchedule(w, r, v, http.StatusUnprocessableEntity, "", scheduleData{Kind: "at", ZoneValue: name, ZoneError: msg})
+		return
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/schedule?done=zone", http.StatusSeeOther)
 }

@@ -72,6 +72,11 @@ type Options struct {
 	// authentications (the same limiter): a blocked address is refused before any password
 	// is looked at. Nil: only the per-user lockout of package account.
 	Throttle *throttle.Limiter
+	// MaxStreams caps the event streams open at once (the pages' /events and the API's
+	// GET /api/v1/events, which Stream serves): one more is answered 503 with Retry-After,
+	// so that open pages, each holding a connection, cannot take every connection the HTTP
+	// server allows (http.max_connections) from the API. Zero means no cap.
+	MaxStreams int
 	// Health, when set, feeds the admin page's summary of this instance.
 	Health func(ctx context.Context) Health
 	Logger *slog.Logger
@@ -95,6 +100,9 @@ type Handler struct {
 func New(opts Options) (*Handler, error) {
 	if opts.Engine == nil || opts.States == nil || opts.Accounts == nil {
 		return nil, errors.New("web: Options.Engine, States and Accounts are required")
+	}
+	if opts.MaxStreams < 0 {
+		return nil, fmt.Errorf("web: Options.MaxStreams must not be negative, got %d", opts.MaxStreams)
 	}
 	if opts.Location == nil {
 		opts.Location = time.Local
@@ -126,6 +134,7 @@ func New(opts Options) (*Handler, error) {
 	h.mux.Handle("GET /status-card", h.user(h.statusCard))
 	h.mux.Handle("POST /switch", h.user(h.switchProfile))
 	h.mux.Handle("POST /fix", h.user(h.fix))
+	h.mux.Handle("POST /device", h.own(h.setDevice))
 	h.mux.Handle("GET /colleagues", h.user(h.colleaguesPage))
 	h.mux.Handle("GET /events", h.user(h.events))
 	h.mux.Handle("GET /journal", h.user(h.journalPage))
@@ -135,6 +144,7 @@ func New(opts Options) (*Handler, error) {
 	h.mux.Handle("POST /profiles/{id}/delete", h.own(h.deleteProfile))
 	h.mux.Handle("GET /schedule", h.own(h.schedulePage))
 	h.mux.Handle("POST /schedule", h.own(h.saveSchedule))
+	h.mux.Handle("POST /schedule/time-zone", h.own(h.saveTimeZone))
 	h.mux.Handle("POST /schedule/{name}/toggle", h.own(h.toggleSchedule))
 	h.mux.Handle("POST /schedule/{name}/delete", h.own(h.deleteSchedule))
 	h.mux.Handle("GET /password", h.user(h.passwordPage))

@@ -41,8 +41,8 @@ type app struct {
 func newApp(t *testing.T) *app { return newAppWith(t, nil, nil) }
 
 // newAppWith is newApp with more users (password testPassword, no admin), e.g. for benchmarks,
-// and the handler's options edited by edit (when not nil).
-func newAppWith(t testing.TB, extra []presence.User, edit func(*Options)) *app {
+// and the handler's options edited by edit (when not nil), which gets the app's Redis too.
+func newAppWith(t testing.TB, extra []presence.User, edit func(*Options, *redis.Client)) *app {
 	t.Helper()
 	var rdb *redis.Client
 	if url := os.Getenv("PRESENCED_WEB_BENCH_REDIS"); url != "" {
@@ -70,6 +70,8 @@ func newAppWith(t testing.TB, extra []presence.User, edit func(*Options)) *app {
 			Queues:  []presence.QueueMembership{{Name: "support"}}}
 	}
 	users := []presence.User{user("alice", "1001", false), user("bob", "1002", false), user("carol", "1003", true)}
+	// alice has a mobile too (device_test.go).
+	users[0].Devices = append(users[0].Devices, presence.Device{Dial: "PJSIP/1001-mobile", Family: presence.FamilyMobile})
 	for _, u := range extra {
 		users = append(users, user(string(u.ID), u.Extension, false))
 	}
@@ -95,7 +97,7 @@ func newAppWith(t testing.TB, extra []presence.User, edit func(*Options)) *app {
 	}
 	opts := Options{Engine: e, States: states, Accounts: acc, Location: time.UTC}
 	if edit != nil {
-		edit(&opts)
+		edit(&opts, rdb)
 	}
 	h, err := New(opts)
 	if err != nil {
@@ -489,7 +491,7 @@ func TestSignInThrottledByAddress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := newAppWith(t, nil, func(o *Options) { o.Throttle = limiter })
+	a := newAppWith(t, nil, func(o *Options, _ *redis.Client) { o.Throttle = limiter })
 	c := a.client(t)
 	for i, name := range []string{"alice", "bob", "carol"} {
 		if code := c.signIn(name, "wrong-password-x"); code != http.StatusUnauthorized { // the third blocks from then on

@@ -29,6 +29,7 @@ import (
 	"github.com/presenced/presenced/leader"
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/trigger"
+	"github.com/presenced/presenced/web/icon"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -308,8 +309,26 @@ type HTTPConfig struct {
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 	// MaxConnections caps the connections open at once; more are refused with 503.
 	MaxConnections int `mapstructure:"max_connections"`
+	// MaxEventStreams caps the web app's live update streams (each open page holds one
+	// connection); more are refused with 503, and the pages reload now and then instead. Zero
+	// means eventStreams' default.
+	MaxEventStreams int `mapstructure:"max_event_streams"`
 	// MaxHeaderBytes bounds a request's headers (431 beyond).
 	MaxHeaderBytes int `mapstructure:"max_header_bytes"`
+}
+
+// eventStreamsReserve is how many of http.max_connections the default http.max_event_streams
+// leaves to everything else (the API, page loads, metrics): with the default 1,024
+// connections, 1,000 open pages (docs/BENCHMARKS.md, "Web app").
+const eventStreamsReserve = 24
+
+// eventStreams is http.max_event_streams, or its default: all of max_connections but
+// eventStreamsReserve, and at most half of them when max_connections is small.
+func (c HTTPConfig) eventStreams() int {
+	if c.MaxEventStreams != 0 {
+		return c.MaxEventStreams
+	}
+	return min(max(c.MaxConnections-eventStreamsReserve, c.MaxConnections/2), c.MaxConnections-1)
 }
 
 // limits are the listener's bounds, every request body bounded by maxBody.
@@ -379,6 +398,7 @@ func defaults() map[string]any {
 		"http.idle_timeout":                        "30s",
 		"http.shutdown_timeout":                    "4s",
 		"http.max_connections":                     1024,
+		"http.max_event_streams":                   0,
 		"http.max_header_bytes":                    32 << 10,
 		"api.admin_token":                          "",
 		"api.admin_token_file":                     "",
@@ -970,6 +990,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("invalid configuration: %s", strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// warnings are what is valid in the configuration but probably not meant: a system-wide
+// profile's icon that the web app does not draw (package web/icon).
+func (c *Config) warnings() []string {
+	return icon.Unknown(c.Profiles)
 }
 
 // validateSentinel checks redis.sentinel: a master name and the sentinels' addresses together,

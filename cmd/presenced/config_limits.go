@@ -24,6 +24,10 @@ type numberLimit struct {
 	min, max int64
 }
 
+// minOtherConnections is how many of http.max_connections http.max_event_streams must leave
+// to the API and the page loads.
+const minOtherConnections = 4
+
 // minEngineShutdown is the least of shutdown_timeout the engine's stage must be left with once
 // the HTTP stage and the final snapshot have their budgets (daemon.shutdown).
 const minEngineShutdown = time.Second
@@ -114,6 +118,10 @@ func (c *Config) limitProblems() []string {
 	if c.HTTP.ReadTimeout < c.HTTP.ReadHeaderTimeout {
 		problems = append(problems, fmt.Sprintf("http.read_timeout: %s is shorter than http.read_header_timeout %s (it bounds the headers and the body)",
 			formatDuration(c.HTTP.ReadTimeout), formatDuration(c.HTTP.ReadHeaderTimeout)))
+	}
+	if n := c.HTTP.MaxEventStreams; n != 0 && (n < 1 || n > c.HTTP.MaxConnections-minOtherConnections) {
+		problems = append(problems, fmt.Sprintf("http.max_event_streams: %d is out of range (allowed 1 to http.max_connections %d minus %d, "+
+			"which the API and the pages keep; 0 for all but %d)", n, c.HTTP.MaxConnections, minOtherConnections, eventStreamsReserve))
 	}
 	if c.Web.SessionMax < c.Web.SessionIdle {
 		problems = append(problems, fmt.Sprintf("web.session_max: %s is shorter than web.session_idle %s",

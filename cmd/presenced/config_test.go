@@ -412,6 +412,9 @@ func TestDurationsNeedUnitsAndRanges(t *testing.T) {
 		{name: "a million connections", env: []string{"PRESENCED_HTTP_MAX_CONNECTIONS=1000000"}, want: []string{"http.max_connections: 1000000 is out of range (allowed 8 to 65536)"}},
 		{name: "header limit too small", yaml: "http: {max_header_bytes: 100}", want: []string{"http.max_header_bytes: 100 is out of range (allowed 4096 to 1048576)"}},
 		{name: "connections not a number", yaml: "http: {max_connections: many}", want: []string{`http.max_connections: "many" is not a valid int`}},
+		{name: "event streams take every connection", yaml: "http: {max_connections: 100, max_event_streams: 100}",
+			want: []string{"http.max_event_streams: 100 is out of range (allowed 1 to http.max_connections 100 minus 4"}},
+		{name: "negative event streams", env: []string{"PRESENCED_HTTP_MAX_EVENT_STREAMS=-1"}, want: []string{"http.max_event_streams: -1 is out of range"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := []string{"-check-config"}

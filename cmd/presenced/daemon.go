@@ -387,6 +387,7 @@ func (d *daemon) buildEngine() error {
 		TrustedProxies: cfg.trustedProxies(),
 		Throttle:       limiter,
 		Health:         d.health,
+		MaxStreams:     cfg.HTTP.eventStreams(),
 		Logger:         log,
 	})
 	if err != nil {

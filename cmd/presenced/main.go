@@ -72,6 +72,9 @@ func realMain(args, environ []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if opts.checkConfig {
+		for _, w := range cfg.warnings() {
+			fmt.Fprintf(stderr, "presenced: warning: %s\n", w)
+		}
 		fmt.Fprintln(stdout, "presenced: configuration ok")
 		return 0
 	}
@@ -79,6 +82,9 @@ func realMain(args, environ []string, stdout, stderr io.Writer) int {
 		return passwordLink(cfg, opts.pwLink, stdout, stderr)
 	}
 	log := newLogger(cfg.Log, stderr)
+	for _, w := range cfg.warnings() {
+		log.Warn("configuration: " + w)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, cfg, log, nil); err != nil {
@@ -170,6 +176,9 @@ func passwordLink(cfg Config, name string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	log := newLogger(cfg.Log, stderr)
+	for _, w := range cfg.warnings() {
+		log.Warn("configuration: " + w)
+	}
 	store, err := presence.OpenStore(ctx, storeOptions(cfg, log, nil))
 	if err != nil {
 		fmt.Fprintf(stderr, "presenced: -password-link: %v\n", err)

@@ -43,6 +43,12 @@ var (
 // reconcile.policy.queue_pause report, so that a hand unpause is reported, not repaired.
 func startWebDaemon(t *testing.T) (*daemonUnderTest, *pbx) {
 	t.Helper()
+	return startWebDaemonWith(t, nil)
+}
+
+// startWebDaemonWith is startWebDaemon with the configuration edited by edit (when not nil).
+func startWebDaemonWith(t *testing.T, edit func(*Config)) (*daemonUnderTest, *pbx) {
+	t.Helper()
 	hash, err := secret.NewHash(webPassword)
 	if err != nil {
 		t.Fatal(err)
@@ -57,9 +63,10 @@ func startWebDaemon(t *testing.T) (*daemonUnderTest, *pbx) {
     password_hash: '%s'
     admin: %v
     devices:
-      - {dial: "PJSIP/%s", family: desk}
+      - {dial: "PJSIP/%s", family: desk}%s
     queues: [{name: support, penalty: 0}, {name: sales, penalty: 1}]
-`, u.id, webName(u), u.ext, u.token(), hash, u == webAdmin, u.ext)
+`, u.id, webName(u), u.ext, u.token(), hash, u == webAdmin, u.ext, map[bool]string{true: `
+      - {dial: "PJSIP/` + u.ext + `-soft", family: softphone}`}[u == webAlice])
 	}
 	yaml := fmt.Sprintf("api: {admin_token: %s}\nusers:%s", testToken("admin"), users.String()) + `
 profiles:
@@ -93,6 +100,9 @@ profiles:
 reconcile: {policy: {queue_pause: report}}
 `
 	cfg := profileConfig(t, yaml)
+	if edit != nil {
+		edit(&cfg)
+	}
 	ids := []string{webAlice.id, webBob.id, webAdmin.id, webLock.id}
 	forgetUsers(t, ids...)
 	forgetAccounts(t, ids...)
@@ -160,7 +170,8 @@ func browser(t *testing.T, width, height int) context.Context {
 	if err := chromedp.Do(bctx, chromedp.EmulateViewport(int64(width), int64(height))); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(bctx, time.Minute)
+	// Two minutes: a schedule entry waits for the next minute (TestWebPersonalSchedule).
+	ctx, cancel := context.WithTimeout(bctx, 2*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -506,7 +517,7 @@ func TestWebLayoutAndKeyboard(t *testing.T) {
 				screenshot(t, ctx, "signin-phone")
 			}
 			signIn(t, ctx, d, webAdmin.id, "#status-card")
-			for _, path := range []string{"/", "/colleagues", "/journal", "/password", "/admin", "/?user=" + webAlice.id, "/profiles", "/profiles/new"} {
+			for _, path := range []string{"/", "/colleagues", "/journal", "/password", "/admin", "/?user=" + webAlice.id, "/profiles", "/profiles/new", "/schedule"} {
 				act(t, ctx, "open "+path, chromedp.Navigate(d.base+path), chromedp.WaitVisible(chromedp.CSS("main")))
 				type measure struct {
 					ScrollWidth, Width int
@@ -528,9 +539,10 @@ func TestWebLayoutAndKeyboard(t *testing.T) {
 				if len(res.Unlabelled) > 0 {
 					t.Errorf("%s: controls without a label: %v", path, res.Unlabelled)
 				}
-				// Tab through the page: every visible control gets the focus.
+				// Tab through the page: every visible control gets the focus (a time input takes
+				// a Tab per field, hence twice as many).
 				seen := map[string]bool{}
-				for i := 0; i < res.Controls+3; i++ {
+				for i := 0; i < 2*res.Controls+3; i++ {
 					act(t, ctx, "tab", chromedp.KeyEvent("\t"))
 					seen[eval[string](t, ctx, "focus", `document.activeElement ? (document.activeElement.getAttribute("data-k") || "") : ""`)] = true
 				}
@@ -643,6 +655,24 @@ func TestWebProfileEditor(t *testing.T) {
 	if got := text(t, ctx, "#preview-result"); !strings.Contains(got, "pause in queue support (Focus)") || strings.Contains(got, "DND") {
 		t.Errorf("preview: %q", got)
 	}
+	// The preview is of the profile as edited, unsaved: another pause reason shows in it, and
+	// the stored profile keeps its own.
+	eval[bool](t, ctx, "drop the first preview", `(function(){document.getElementById("preview-result").remove();return true})()`)
+	act(t, ctx, "edit the reason and preview",
+		chromedp.SetValue(chromedp.CSS("#on_enter-0-reason"), "Deep work"),
+		chromedp.Click(chromedp.CSS("#preview")),
+		chromedp.WaitVisible(chromedp.CSS("#preview-result")))
+	if got := text(t, ctx, "#preview-result"); !strings.Contains(got, "pause in queue support (Deep work)") || strings.Contains(got, "(Focus)") {
+		t.Errorf("preview of the edit: %q", got)
+	}
+	if got := eval[string](t, ctx, "reason kept", `document.querySelector("#on_enter-0-reason").value`); got != "Deep work" {
+		t.Errorf("the edit is not kept in the form after the preview: %q", got)
+	}
+	_, saved = d.call(t, http.MethodGet, "/api/v1/users/"+webAlice.id+"/profiles/focus", webAlice.token(), nil)
+	if r := saved["on_enter"].([]any)[0].(map[string]any)["reason"]; r != "Focus" {
+		t.Errorf("the preview changed the stored profile: reason %v", r)
+	}
+	screenshot(t, ctx, "profile-preview")
 	act(t, ctx, "switch to it",
 		chromedp.Navigate(d.base+"/"),
 		chromedp.Click(chromedp.CSS(`button[data-profile="focus"]`)),
@@ -688,32 +718,54 @@ func TestWebProfileEditor(t *testing.T) {
 	}
 }
 
-// TestWebPersonalSchedule: alice adds a schedule entry of her own for the next minute on the
-// schedule page (real time); it shows in the week view and switches her when due: the PBX
-// pauses her for Lunch and her status says a schedule did it.
+// TestWebPersonalSchedule: alice sets her own time zone (Asia/Kolkata, UTC+5:30; an unknown
+// one is refused at the field) and adds a schedule entry of her own for the next minute in it
+// on the schedule page (real time); it shows in the week view and switches her when due: the
+// PBX pauses her for Lunch and her status says a schedule did it.
 func TestWebPersonalSchedule(t *testing.T) {
 	d, p := startWebDaemon(t)
 	d.switchTo(t, webAlice.id, "available", "")
 	ctx := browser(t, 1440, 900)
 	signIn(t, ctx, d, webAlice.id, "#status-card")
-	at := time.Now().Add(10 * time.Second).Truncate(time.Minute).Add(time.Minute) // the daemon's zone: UTC in the tests
-	act(t, ctx, "add an entry",
+	// Alice's own time zone, half an hour off the daemon's (UTC in the tests): her entry's
+	// time is in it.
+	kolkata, err := time.LoadLocation("Asia/Kolkata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	act(t, ctx, "set the time zone",
 		chromedp.Navigate(d.base+"/schedule"),
+		chromedp.WaitVisible(chromedp.CSS("#zone-form")),
+		chromedp.SetValue(chromedp.CSS("#time_zone"), "Asia/Calcutta-nope"),
+		chromedp.Click(chromedp.CSS("#save-zone")),
+		chromedp.WaitVisible(chromedp.CSS("#time_zone-err")))
+	if got := text(t, ctx, "#time_zone-err"); !strings.Contains(got, "is not a known time zone") {
+		t.Errorf("an unknown zone: %q", got)
+	}
+	act(t, ctx, "set the time zone",
+		chromedp.SetValue(chromedp.CSS("#time_zone"), "Asia/Kolkata"),
+		chromedp.Click(chromedp.CSS("#save-zone")),
+		chromedp.WaitVisible(chromedp.CSS(".notice")))
+	if got := text(t, ctx, "#tz"); got != "Asia/Kolkata" {
+		t.Fatalf("time zone on the page: %q (%s)", got, text(t, ctx, ".notice"))
+	}
+	at := time.Now().Add(10 * time.Second).Truncate(time.Minute).Add(time.Minute).In(kolkata)
+	act(t, ctx, "add an entry",
 		chromedp.WaitVisible(chromedp.CSS("#add-entry")),
 		chromedp.SendKeys(chromedp.CSS("#sname"), "web-lunch"),
 		chromedp.SetValue(chromedp.CSS("#sprofile"), "lunch"),
 		chromedp.SetValue(chromedp.CSS("#skind"), "at"),
-		chromedp.SetValue(chromedp.CSS("#sat"), at.In(time.Local).Format("15:04")),
+		chromedp.SetValue(chromedp.CSS("#sat"), at.Format("15:04")),
 		chromedp.Click(chromedp.CSS("#save-entry")),
-		chromedp.WaitVisible(chromedp.CSS(".notice, #problems")))
+		chromedp.WaitVisible(chromedp.CSS("#s-web-lunch, #problems")))
 	if got := text(t, ctx, ".notice"); got != "Schedule entry saved." {
 		t.Fatalf("after saving: %q %q", got, text(t, ctx, "#problems"))
 	}
-	if week := text(t, ctx, "#week"); !strings.Contains(week, at.In(time.Local).Format("15:04")+" Lunch (web-lunch)") {
+	if week := text(t, ctx, "#week"); !strings.Contains(week, at.Format("15:04")+" Lunch (web-lunch)") {
 		t.Errorf("week view: %s", week)
 	}
 	code, sched := d.call(t, http.MethodGet, "/api/v1/users/"+webAlice.id+"/schedule", webAlice.token(), nil)
-	if code != http.StatusOK || !strings.Contains(toJSON(sched), `"name":"web-lunch"`) {
+	if code != http.StatusOK || !strings.Contains(toJSON(sched), `"name":"web-lunch"`) || sched["time_zone"] != "Asia/Kolkata" {
 		t.Fatalf("schedule through the API: %d %v", code, sched)
 	}
 	screenshot(t, ctx, "schedule")
@@ -770,4 +822,53 @@ users:
 	if code := realMain([]string{"-config", path, "-password-link", "nobody"}, env, &stdout, &stderr); code != 2 {
 		t.Errorf("unknown user: exit %d", code)
 	}
+}
+
+// TestWebDeviceWarning: on My status alice says her browser is at her desk phone; in a
+// profile that rings only her softphone the warning triangle names the desk phone, as the
+// API's status for that device does; "any of my phones" forgets the choice.
+func TestWebDeviceWarning(t *testing.T) {
+	d, _ := startWebDaemon(t)
+	code, res := d.call(t, http.MethodPut, "/api/v1/users/"+webAlice.id+"/profiles/soft-only", webAlice.token(),
+		map[string]any{"name": "Softphone only", "on_enter": []any{map[string]any{"action": "followme", "families": []string{"softphone"}}}})
+	if code != http.StatusCreated {
+		t.Fatalf("create soft-only: %d %v", code, res)
+	}
+	d.switchTo(t, webAlice.id, "soft-only", "")
+	ctx := browser(t, 1440, 900)
+	signIn(t, ctx, d, webAlice.id, "#status-card")
+	if got := text(t, ctx, "#status-card"); strings.Contains(got, "Your desk phone") {
+		t.Fatalf("a device named before any was chosen: %q", got)
+	}
+	desk := "PJSIP/" + webAlice.ext
+	act(t, ctx, "choose the desk phone",
+		chromedp.SetValue(chromedp.CSS("#device"), desk),
+		chromedp.Click(chromedp.CSS("#set-device")),
+		chromedp.WaitVisible(chromedp.CSS(".notice")),
+		chromedp.WaitVisible(chromedp.CSS("#warning")))
+	want := "Your desk phone " + desk + " will not ring in this profile."
+	if got := text(t, ctx, "#warning"); !strings.Contains(got, want) {
+		t.Errorf("warning: %q, want %q", got, want)
+	}
+	if got := eval[string](t, ctx, "choice", `document.querySelector("#device").value`); got != desk {
+		t.Errorf("the choice shown: %q", got)
+	}
+	screenshot(t, ctx, "status-device")
+	code, st := d.call(t, http.MethodGet, "/api/v1/users/"+webAlice.id+"?device="+desk, webAlice.token(), nil)
+	if code != http.StatusOK || !strings.Contains(toJSON(st), `"code":"device_will_not_ring"`) || !strings.Contains(toJSON(st), `"devices":["`+desk+`"]`) {
+		t.Errorf("the API's status for the desk phone: %d %s", code, toJSON(st))
+	}
+	if code, _ := d.call(t, http.MethodGet, "/api/v1/users/"+webAlice.id+"?device=PJSIP/"+webBob.ext, webAlice.token(), nil); code != http.StatusBadRequest {
+		t.Errorf("bob's phone as alice's device: %d", code)
+	}
+	// The same notice comes back: the old one goes first, so that the wait is for the new page.
+	eval[bool](t, ctx, "drop the notice", `(function(){document.querySelector(".notice").remove();return true})()`)
+	act(t, ctx, "any phone",
+		chromedp.SetValue(chromedp.CSS("#device"), ""),
+		chromedp.Click(chromedp.CSS("#set-device")),
+		chromedp.WaitVisible(chromedp.CSS(".notice")))
+	if got := text(t, ctx, "#status-card"); strings.Contains(got, "Your desk phone") {
+		t.Errorf("after choosing any phone: %q", got)
+	}
+	d.switchTo(t, webAlice.id, "available", "")
 }

@@ -55,17 +55,53 @@
   if (q) { q.addEventListener("input", filter); }
 
   if (!window.EventSource || (!people && !watched && !adminRows)) { return; }
-  var es = new EventSource("/events");
-  es.addEventListener("presence", function (ev) {
-    var u;
-    try { u = JSON.parse(ev.data); } catch (e) { return; }
-    if (people) { replaceRow(u); }
-    if (watched && u.user === watched) { refreshCard(); }
-    if (adminRows && document.getElementById("a-" + u.user)) {
-      document.getElementById("a-" + u.user).classList.add("flash");
-    }
-  });
-  es.addEventListener("reload", function () { location.reload(); });
+
+  // refreshPeople reads the colleagues list again (when there is no stream).
+  function refreshPeople() {
+    fetch("/colleagues", { credentials: "same-origin" }).then(function (r) {
+      return r.ok ? r.text() : null;
+    }).then(function (html) {
+      if (html === null) { return; }
+      var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("people");
+      if (fresh) { people.innerHTML = fresh.innerHTML; filter(); }
+    }).catch(function () {});
+  }
+
+  var es = null, polling = null, polls = 0;
+  var pollEvery = 20000, retryEvery = 6; // the stream is tried again every sixth poll (2 min)
+  function poll() {
+    polls++;
+    if (people) { refreshPeople(); }
+    if (watched) { refreshCard(); }
+    if (polls % retryEvery === 0) { connect(); }
+  }
+
+  function connect() {
+    if (es) { es.close(); }
+    es = new EventSource("/events");
+    es.addEventListener("presence", function (ev) {
+      var u;
+      try { u = JSON.parse(ev.data); } catch (e) { return; }
+      if (people) { replaceRow(u); }
+      if (watched && u.user === watched) { refreshCard(); }
+      if (adminRows && document.getElementById("a-" + u.user)) {
+        document.getElementById("a-" + u.user).classList.add("flash");
+      }
+    });
+    es.addEventListener("reload", function () { location.reload(); });
+    es.onopen = function () {
+      document.documentElement.setAttribute("data-live", "open");
+      if (polling) { clearInterval(polling); polling = null; }
+    };
+    es.onerror = function () {
+      // A dropped stream is reopened by the browser itself; a refused one (presenced answers
+      // 503 when http.max_event_streams are open) is closed for good: the page then reloads
+      // what it shows every 20 s, and tries the stream again now and then.
+      if (es.readyState !== EventSource.CLOSED) { return; }
+      document.documentElement.setAttribute("data-live", "polling");
+      if (!polling) { polls = 0; polling = setInterval(poll, pollEvery); }
+    };
+  }
   document.documentElement.setAttribute("data-live", "connecting");
-  es.onopen = function () { document.documentElement.setAttribute("data-live", "open"); };
+  connect();
 })();
