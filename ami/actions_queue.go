@@ -268,7 +268,7 @@ type QueueEntry struct {
 // ParseQueueStatus turns a QueueStatus list into typed results. Items of
 // other event types are ignored.
 func ParseQueueStatus(l *List) *QueueStatusResult {
-	r := &QueueStatusResult{}
+	r := &QueueStatusResult{Members: make([]QueueMember, 0, len(l.Items))}
 	for _, m := range l.Items {
 		switch {
 		case equalFold(m.Event(), "QueueParams"):

@@ -285,7 +285,23 @@ type Reader struct {
 	MaxHeaders     int
 
 	line []byte
+	// keys interns header names (a few dozen distinct ones in practice); vals holds the values
+	// of the message being read, spans where each is in it: a message's values become one
+	// string, not one each.
+	keys  map[string]string
+	vals  []byte
+	spans []headerSpan
 }
+
+// headerSpan is a header of the message being read: its name, and its value's place in vals.
+type headerSpan struct {
+	key        string
+	start, end int
+}
+
+// maxInternedKeys bounds the reader's table of header names: a peer sending ever new names
+// gets them allocated, not remembered.
+const maxInternedKeys = 512
 
 // NewReader returns a Reader reading from r.
 func NewReader(r io.Reader) *Reader {
@@ -366,14 +382,14 @@ func (r *Reader) ReadBanner() (string, error) {
 func (r *Reader) ReadMessage() (*Message, error) {
 	maxLine, maxMsg, maxHeaders := r.limits()
 	var (
-		m       Message
 		size    int
 		problem *ProtocolError
 	)
+	r.vals, r.spans = r.vals[:0], r.spans[:0]
 	for {
 		line, tooLong, err := r.readLine(maxLine)
 		if err != nil {
-			if err == io.EOF && (len(m.Headers) > 0 || problem != nil) {
+			if err == io.EOF && (len(r.spans) > 0 || problem != nil) {
 				err = io.ErrUnexpectedEOF
 			}
 			return nil, err
@@ -381,14 +397,14 @@ func (r *Reader) ReadMessage() (*Message, error) {
 		if len(line) == 0 && !tooLong {
 			if problem != nil {
 				if problem.ActionID == "" {
-					problem.ActionID = m.ActionID()
+					problem.ActionID = r.message().ActionID()
 				}
 				return nil, problem
 			}
-			if len(m.Headers) == 0 {
+			if len(r.spans) == 0 {
 				continue
 			}
-			return &m, nil
+			return r.message(), nil
 		}
 		if problem != nil {
 			// Skipping the rest of a bad message; remember its ActionID so
@@ -405,40 +421,73 @@ func (r *Reader) ReadMessage() (*Message, error) {
 				Detail: fmt.Sprintf("line longer than %d bytes starting %s", maxLine, quote(line))}
 			continue
 		}
-		k, v, ok := splitHeader(line)
+		k, v, ok := splitHeaderBytes(line)
 		if !ok {
-			if len(m.Headers) == 0 {
+			if len(r.spans) == 0 {
 				return nil, &ProtocolError{Kind: ProblemGarbage, Detail: "line without colon " + quote(line)}
 			}
 			problem = &ProtocolError{Kind: ProblemMalformed, Detail: "header line without colon " + quote(line)}
 			continue
 		}
 		size += len(line)
-		if size > maxMsg || len(m.Headers) >= maxHeaders {
+		if size > maxMsg || len(r.spans) >= maxHeaders {
 			problem = &ProtocolError{Kind: ProblemTooLarge,
 				Detail: fmt.Sprintf("message over %d bytes or %d headers", maxMsg, maxHeaders)}
 			continue
 		}
-		m.Headers = append(m.Headers, Header{Key: k, Value: v})
+		start := len(r.vals)
+		r.vals = append(r.vals, v...)
+		r.spans = append(r.spans, headerSpan{key: r.intern(k), start: start, end: len(r.vals)})
 	}
+}
+
+// message makes the message read so far: its values share one string.
+func (r *Reader) message() *Message {
+	vals := string(r.vals)
+	m := &Message{Headers: make([]Header, len(r.spans))}
+	for i, sp := range r.spans {
+		m.Headers[i] = Header{Key: sp.key, Value: vals[sp.start:sp.end]}
+	}
+	return m
+}
+
+// intern returns the header name k as a string, from the reader's table when it is there.
+func (r *Reader) intern(k []byte) string {
+	if s, ok := r.keys[string(k)]; ok {
+		return s
+	}
+	s := string(k)
+	if r.keys == nil {
+		r.keys = map[string]string{}
+	}
+	if len(r.keys) < maxInternedKeys {
+		r.keys[s] = s
+	}
+	return s
 }
 
 // splitHeader splits "Key: Value". One blank after the colon is removed;
 // further leading blanks belong to the value (Command output is indented).
 func splitHeader(line []byte) (key, value string, ok bool) {
+	k, v, ok := splitHeaderBytes(line)
+	return string(k), string(v), ok
+}
+
+// splitHeaderBytes is splitHeader on the line's own bytes.
+func splitHeaderBytes(line []byte) (key, value []byte, ok bool) {
 	i := bytes.IndexByte(line, ':')
 	if i < 0 {
-		return "", "", false
+		return nil, nil, false
 	}
-	k := strings.TrimSpace(string(line[:i]))
-	if k == "" {
-		return "", "", false
+	k := bytes.TrimSpace(line[:i])
+	if len(k) == 0 {
+		return nil, nil, false
 	}
 	v := line[i+1:]
 	if len(v) > 0 && v[0] == ' ' {
 		v = v[1:]
 	}
-	return k, string(v), true
+	return k, v, true
 }
 
 func quote(b []byte) string {
