@@ -410,8 +410,8 @@ func (r *Reader) ReadMessage() (*Message, error) {
 			// Skipping the rest of a bad message; remember its ActionID so
 			// the caller waiting for it can be told.
 			if problem.ActionID == "" && !tooLong {
-				if k, v, ok := splitHeader(line); ok && strings.EqualFold(k, "ActionID") {
-					problem.ActionID = v
+				if k, v, ok := splitHeader(line); ok && bytes.EqualFold(k, []byte("ActionID")) {
+					problem.ActionID = string(v)
 				}
 			}
 			continue
@@ -421,7 +421,7 @@ func (r *Reader) ReadMessage() (*Message, error) {
 				Detail: fmt.Sprintf("line longer than %d bytes starting %s", maxLine, quote(line))}
 			continue
 		}
-		k, v, ok := splitHeaderBytes(line)
+		k, v, ok := splitHeader(line)
 		if !ok {
 			if len(r.spans) == 0 {
 				return nil, &ProtocolError{Kind: ProblemGarbage, Detail: "line without colon " + quote(line)}
@@ -466,15 +466,9 @@ func (r *Reader) intern(k []byte) string {
 	return s
 }
 
-// splitHeader splits "Key: Value". One blank after the colon is removed;
-// further leading blanks belong to the value (Command output is indented).
-func splitHeader(line []byte) (key, value string, ok bool) {
-	k, v, ok := splitHeaderBytes(line)
-	return string(k), string(v), ok
-}
-
-// splitHeaderBytes is splitHeader on the line's own bytes.
-func splitHeaderBytes(line []byte) (key, value []byte, ok bool) {
+// splitHeader splits "Key: Value" into the line's own bytes. One blank after the colon is
+// removed; further leading blanks belong to the value (Command output is indented).
+func splitHeader(line []byte) (key, value []byte, ok bool) {
 	i := bytes.IndexByte(line, ':')
 	if i < 0 {
 		return nil, nil, false

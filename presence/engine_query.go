@@ -241,12 +241,9 @@ func (e *Engine) Profiles(ctx context.Context, id UserID) ([]*Profile, error) {
 // SaveProfile creates or replaces one of the user's personal profiles. System-wide profiles
 // cannot be changed (ErrSystemProfile), nor the active profile (ErrProfileActive).
 func (e *Engine) SaveProfile(ctx context.Context, id UserID, p *Profile) error {
-	u, ok := e.opts.Catalog.User(id)
-	if !ok {
-		return fmt.Errorf("%w %q", ErrUnknownUser, id)
-	}
-	if _, system := e.opts.Catalog.Profile(p.ID); system {
-		return fmt.Errorf("%w %q cannot be changed by a user", ErrSystemProfile, p.ID)
+	u, err := e.personalOwner(id, p)
+	if err != nil {
+		return err
 	}
 	unlock := e.lock(u.ID)
 	defer unlock()
@@ -268,14 +265,24 @@ func (e *Engine) SaveProfile(ctx context.Context, id UserID, p *Profile) error {
 // it (whether it is active aside), storing nothing: a *ValidationError naming every problem,
 // ErrSystemProfile for the id of a system-wide profile.
 func (e *Engine) CheckProfile(ctx context.Context, id UserID, p *Profile) error {
-	u, ok := e.opts.Catalog.User(id)
-	if !ok {
-		return fmt.Errorf("%w %q", ErrUnknownUser, id)
-	}
-	if _, system := e.opts.Catalog.Profile(p.ID); system {
-		return fmt.Errorf("%w %q cannot be changed by a user", ErrSystemProfile, p.ID)
+	u, err := e.personalOwner(id, p)
+	if err != nil {
+		return err
 	}
 	return e.checkProfile(ctx, u, p)
+}
+
+// personalOwner returns the user id names, if p may be one of their personal profiles: not a
+// system-wide profile's id (ErrSystemProfile).
+func (e *Engine) personalOwner(id UserID, p *Profile) (*User, error) {
+	u, ok := e.opts.Catalog.User(id)
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownUser, id)
+	}
+	if _, system := e.opts.Catalog.Profile(p.ID); system {
+		return nil, fmt.Errorf("%w %q cannot be changed by a user", ErrSystemProfile, p.ID)
+	}
+	return u, nil
 }
 
 // checkProfile validates p against the catalog beside the user's other personal profiles.

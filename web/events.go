@@ -142,14 +142,20 @@ func (hb *hub) run(ctx context.Context, changes <-chan presence.UserID) {
 	}
 }
 
+// audience is how many browsers are connected, and whether a change is needed at all: by them,
+// or by the view of everyone kept for the pages.
+func (hb *hub) audience() (clients int, needed bool) {
+	hb.mu.Lock()
+	defer hb.mu.Unlock()
+	return len(hb.clients), len(hb.clients) > 0 || !hb.loaded.IsZero()
+}
+
 // resync reads everyone's entry again, keeps it in the view and sends every entry that differs
 // from the view's to the connected browsers: level-triggered, so that a change whose
 // announcement was lost (Redis's pub/sub connection was down) shows at once, not after viewTTL.
 func (hb *hub) resync(ctx context.Context) {
-	hb.mu.Lock()
-	n, noView := len(hb.clients), hb.loaded.IsZero()
-	hb.mu.Unlock()
-	if n == 0 && noView {
+	n, needed := hb.audience()
+	if !needed {
 		return // nobody to tell, no view to keep
 	}
 	asked := time.Now()
@@ -186,10 +192,8 @@ func (hb *hub) resync(ctx context.Context) {
 
 // changed sends a user's new entry to every client, as each may see it.
 func (hb *hub) changed(ctx context.Context, id presence.UserID) {
-	hb.mu.Lock()
-	n, noView := len(hb.clients), hb.loaded.IsZero()
-	hb.mu.Unlock()
-	if n == 0 && noView {
+	n, needed := hb.audience()
+	if !needed {
 		return // nobody to tell, no view to keep
 	}
 	asked := time.Now()

@@ -232,14 +232,7 @@ func (c *call) flow(ctx context.Context) Outcome {
 	go func() {
 		answered <- c.request(ctx, "answer", func(ctx context.Context) error { return c.app.opts.Channels.Answer(ctx, c.id) })
 	}()
-	var answerErr error
-	var answerDone bool
-	waitAnswer := func() error {
-		if !answerDone {
-			answerErr, answerDone = <-answered, true
-		}
-		return answerErr
-	}
+	waitAnswer := sync.OnceValue(func() error { return <-answered })
 	end := func(r Result, err error) Outcome {
 		out.Result, out.Err = r, err
 		if c.isGone() {

@@ -22,9 +22,7 @@ func TestWebLiveAfterPubSubReconnect(t *testing.T) {
 	d, _ := startWebDaemon(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, d.base+"/api/v1/events", nil)
-	req.Header.Set("Authorization", "Bearer "+testToken("admin"))
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := adminEvents(ctx, d)
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("event stream: %v %v", resp, err)
 	}
@@ -102,16 +100,12 @@ func TestWebStreamsFullFallBack(t *testing.T) {
 	d.switchTo(t, webBob.id, "available", "")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, d.base+"/api/v1/events", nil)
-	req.Header.Set("Authorization", "Bearer "+testToken("admin"))
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := adminEvents(ctx, d)
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("the one event stream: %v %v", resp, err)
 	}
 	defer resp.Body.Close()
-	req, _ = http.NewRequest(http.MethodGet, d.base+"/api/v1/events", nil)
-	req.Header.Set("Authorization", "Bearer "+testToken("admin"))
-	second, err := http.DefaultClient.Do(req)
+	second, err := adminEvents(context.Background(), d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,4 +135,14 @@ func TestWebStreamsFullFallBack(t *testing.T) {
 	if got := eval[string](t, bctx, "rows", `document.querySelectorAll("#people .person").length + ""`); got == "0" {
 		t.Errorf("the list is empty after the reload: %s", got)
 	}
+}
+
+// adminEvents opens the API's event stream of d with the admin token, until ctx ends.
+func adminEvents(ctx context.Context, d *daemonUnderTest) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.base+"/api/v1/events", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+testToken("admin"))
+	return http.DefaultClient.Do(req)
 }

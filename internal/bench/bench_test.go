@@ -332,13 +332,14 @@ func BenchmarkMassSwitch(b *testing.B) {
 					if client == "engine1" {
 						d = r1.switchAll(b, users, engineProfile[phase])
 					} else if client == "engine" {
-						before := r.histCount(b, "presenced_observe_batch_users")
-						readBefore := r.histSum(b, "presenced_observe_duration_seconds")
-						queueBefore := r.histSum(b, "presenced_queue_observe_duration_seconds")
+						reads0, reading0 := r.hist(b, "presenced_observe_duration_seconds")
+						_, queueReading0 := r.hist(b, "presenced_queue_observe_duration_seconds")
 						d = r.switchAll(b, users, engineProfile[phase])
-						batches[phase] = append(batches[phase], float64(r.histCount(b, "presenced_observe_batch_users")-before))
-						reading[phase] = append(reading[phase], r.histSum(b, "presenced_observe_duration_seconds")-readBefore)
-						queueReading[phase] = append(queueReading[phase], r.histSum(b, "presenced_queue_observe_duration_seconds")-queueBefore)
+						reads1, reading1 := r.hist(b, "presenced_observe_duration_seconds")
+						_, queueReading1 := r.hist(b, "presenced_queue_observe_duration_seconds")
+						batches[phase] = append(batches[phase], float64(reads1-reads0))
+						reading[phase] = append(reading[phase], reading1-reading0)
+						queueReading[phase] = append(queueReading[phase], queueReading1-queueReading0)
 					} else {
 						var errs int
 						d, errs = raw.run(b, rawActions(users, naming, client, phase))
@@ -369,40 +370,22 @@ func BenchmarkMassSwitch(b *testing.B) {
 	}
 }
 
-// histCount is how many observations the engine's histogram name holds.
-func (r *rig) histCount(tb testing.TB, name string) uint64 {
+// hist is how many observations the engine's histogram name holds, and their sum.
+func (r *rig) hist(tb testing.TB, name string) (count uint64, sum float64) {
 	tb.Helper()
 	mfs, err := r.reg.Gather()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var n uint64
 	for _, mf := range mfs {
 		if mf.GetName() == name {
 			for _, m := range mf.GetMetric() {
-				n += m.GetHistogram().GetSampleCount()
-			}
-		}
-	}
-	return n
-}
-
-// histSum is the sum of the engine's histogram name.
-func (r *rig) histSum(tb testing.TB, name string) float64 {
-	tb.Helper()
-	mfs, err := r.reg.Gather()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			for _, m := range mf.GetMetric() {
+				count += m.GetHistogram().GetSampleCount()
 				sum += m.GetHistogram().GetSampleSum()
 			}
 		}
 	}
-	return sum
+	return count, sum
 }
 
 func median(xs []float64) float64 {

@@ -46,6 +46,20 @@ func BenchmarkSessions(b *testing.B) {
 	for i := range raws {
 		raws[i] = rcDialRaw(b)
 	}
+	// send sends parts[s] over session s, all at once, and waits for every answer.
+	send := func(parts [][]string) time.Duration {
+		start := time.Now()
+		var wg sync.WaitGroup
+		for s := range parts {
+			wg.Go(func() {
+				if errs, err := raws[s].do(parts[s]); err != nil || errs != 0 {
+					b.Errorf("session %d of %d: %d errors, %v", s, len(parts), errs, err)
+				}
+			})
+		}
+		wg.Wait()
+		return time.Since(start)
+	}
 	// split sends as over k sessions, user by user (4 actions per user for switches, 5 for
 	// queues: a user's actions stay on one session, in order) and waits for every answer.
 	split := func(as []string, per, k int) time.Duration {
@@ -54,17 +68,7 @@ func BenchmarkSessions(b *testing.B) {
 			s := (i / per) % k
 			parts[s] = append(parts[s], as[i:i+per]...)
 		}
-		start := time.Now()
-		var wg sync.WaitGroup
-		for s := range k {
-			wg.Go(func() {
-				if errs, err := raws[s].do(parts[s]); err != nil || errs != 0 {
-					b.Errorf("session %d of %d: %d errors, %v", s, k, errs, err)
-				}
-			})
-		}
-		wg.Wait()
-		return time.Since(start)
+		return send(parts)
 	}
 	// byQueue sends as over k sessions, queue by queue (every change of one queue on one
 	// session, the queues dealt round robin) and waits for every answer.
@@ -74,17 +78,7 @@ func BenchmarkSessions(b *testing.B) {
 			s := (i % len(massQueues)) % k
 			parts[s] = append(parts[s], a)
 		}
-		start := time.Now()
-		var wg sync.WaitGroup
-		for s := range k {
-			wg.Go(func() {
-				if errs, err := raws[s].do(parts[s]); err != nil || errs != 0 {
-					b.Errorf("session %d of %d: %d errors, %v", s, k, errs, err)
-				}
-			})
-		}
-		wg.Wait()
-		return time.Since(start)
+		return send(parts)
 	}
 	for b.Loop() {
 		took := map[string][]float64{}
