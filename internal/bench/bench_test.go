@@ -237,8 +237,18 @@ func (rc *rawClient) responses(n int) (errs int) {
 //     user for "pause all"): the raw limit of presenced's own plan.
 func rawActions(users []presence.User, naming presence.Naming, set, phase string) []string {
 	out := make([]string, 0, len(users)*(len(massQueues)+1))
+	for _, as := range rawActionsByUser(users, naming, set, phase) {
+		out = append(out, as...)
+	}
+	return out
+}
+
+// rawActionsByUser is rawActions, each user's actions apart (in their order).
+func rawActionsByUser(users []presence.User, naming presence.Naming, set, phase string) [][]string {
+	all := make([][]string, 0, len(users))
 	profile := map[string]string{"login": "available", "pause": "dnd", "logout": "out"}[phase]
 	for _, u := range users {
+		var out []string
 		iface := naming.Interface(&u)
 		if phase == "pause" && set == "same" {
 			out = append(out, fmt.Sprintf("Action: QueuePause\r\nInterface: %s\r\nPaused: true\r\nReason: DND\r\n\r\n", iface))
@@ -255,8 +265,32 @@ func rawActions(users []presence.User, naming presence.Naming, set, phase string
 			}
 		}
 		out = append(out, fmt.Sprintf("Action: DBPut\r\nFamily: PROFILE\r\nKey: %s/active\r\nVal: %s\r\n\r\n", u.Extension, profile))
+		all = append(all, out)
 	}
-	return out
+	return all
+}
+
+// runSplit sends the users' actions over the sessions, user by user round robin (a user's
+// actions stay on one session, in order), each session pipelining its share, all at once; it
+// returns the time until every answer was read and the errors.
+func runSplit(tb testing.TB, sessions []*rawClient, byUser [][]string) (time.Duration, int) {
+	tb.Helper()
+	parts := make([][]string, len(sessions))
+	for i, as := range byUser {
+		parts[i%len(sessions)] = append(parts[i%len(sessions)], as...)
+	}
+	start := time.Now()
+	errs := make([]int, len(sessions))
+	var wg sync.WaitGroup
+	for s, rc := range sessions {
+		wg.Go(func() { _, errs[s] = rc.run(tb, parts[s]) })
+	}
+	wg.Wait()
+	n := 0
+	for _, e := range errs {
+		n += e
+	}
+	return time.Since(start), n
 }
 
 // membersIn counts the bench users' members in the bench queues and how many are paused.
@@ -304,7 +338,9 @@ func TestMassSwitchSmall(t *testing.T) {
 // out, all at once, by four clients in the same run: the naive action set and the engine's own
 // action set, each sent pipelined by the thinnest client over one connection, and presenced's
 // engine (Redis state, batched observation, plan, apply) changing the PBX over 1 + -bench.writers
-// sessions ("engine") and over one ("engine1"). The clients take turns over -bench.rounds
+// sessions ("engine") and over one ("engine1"), and the engine's action set sent by the thinnest
+// client split user by user over as many sessions as the engine's ("sameN": the raw limit of
+// the engine's plan in parallel, rawN/naive says how far below naive Asterisk itself can go). The clients take turns over -bench.rounds
 // rounds, in a rotating order, and the medians are reported: users/s per client and phase, the
 // ratios engine time ÷ naive time and engine time ÷ raw time of the same actions (below 1: the
 // engine is faster), engine1 ÷ naive, and the engine's PBX reads per phase with the seconds
@@ -315,9 +351,15 @@ func BenchmarkMassSwitch(b *testing.B) {
 	// The same engine changing the PBX over one session only.
 	r1 := newRigWith(b, users, massProfiles(), 0, nil)
 	raw := dialRaw(b)
+	// The thinnest client with as many sessions as the engine writes over: the raw limit of
+	// the engine's own plan sent in parallel.
+	raws := []*rawClient{raw}
+	for range *benchWriters {
+		raws = append(raws, dialRaw(b))
+	}
 	naming := presence.DefaultNaming()
 	phases := []string{"login", "pause", "logout"}
-	clients := []string{"naive", "same", "engine", "engine1"}
+	clients := []string{"naive", "same", "sameN", "engine", "engine1"}
 	engineProfile := map[string]string{"login": "available", "pause": "dnd", "logout": "out"}
 	for b.Loop() {
 		took := map[string][]float64{}         // client/phase → seconds per round
@@ -340,6 +382,12 @@ func BenchmarkMassSwitch(b *testing.B) {
 						batches[phase] = append(batches[phase], float64(reads1-reads0))
 						reading[phase] = append(reading[phase], reading1-reading0)
 						queueReading[phase] = append(queueReading[phase], queueReading1-queueReading0)
+					} else if client == "sameN" {
+						var errs int
+						d, errs = runSplit(b, raws, rawActionsByUser(users, naming, "same", phase))
+						if errs != 0 {
+							b.Fatalf("%s %s: %d errors", client, phase, errs)
+						}
 					} else {
 						var errs int
 						d, errs = raw.run(b, rawActions(users, naming, client, phase))
@@ -362,6 +410,8 @@ func BenchmarkMassSwitch(b *testing.B) {
 			}
 			b.ReportMetric(med("engine")/med("naive"), "engine/naive-"+phase)
 			b.ReportMetric(med("engine")/med("same"), "engine/raw-"+phase)
+			b.ReportMetric(med("engine")/med("sameN"), "engine/rawN-"+phase)
+			b.ReportMetric(med("sameN")/med("naive"), "rawN/naive-"+phase)
 			b.ReportMetric(med("engine1")/med("naive"), "engine1/naive-"+phase)
 			b.ReportMetric(median(batches[phase]), "engine-reads-"+phase)
 			b.ReportMetric(median(reading[phase]), "engine-read-s-"+phase)

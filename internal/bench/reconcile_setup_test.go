@@ -359,7 +359,7 @@ func (w rcLogWriter) Write(p []byte) (int, error) {
 }
 
 // rcStates is a state store of its own in the lab Redis.
-func rcStates(t *testing.T) *presence.StateStore {
+func rcStates(t testing.TB) *presence.StateStore {
 	t.Helper()
 	opt, err := redis.ParseURL(env.RedisURL)
 	if err != nil {
