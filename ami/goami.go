@@ -15,8 +15,7 @@ import (
 // over its own socket. Its socket cannot be used by a daemon: responses are
 // taken by whatever message comes next (events steal them), ActionIDs are
 // never matched, Send formats with Fprintf (so '%' in values is mangled)
-// and a timeout leaves the stream out of step (see shared/go/LIBRARIES.md
-// §1). Its action encoders are fine for most actions, though, so this
+// and a timeout leaves the stream out of step. Its action encoders are fine for most actions, though, so this
 // package keeps them and replaces everything around them:
 //
 // captureClient implements goami's Client interface. A goami action

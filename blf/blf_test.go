@@ -93,7 +93,7 @@ func TestLamps(t *testing.T) {
 		{"BUSY", "BUSY", 2, 2, "Busy"},
 		{"INVALID", "INVALID", 4, 4, "Unavailable"},
 		{"busy", "BUSY", 2, 2, "Busy"},
-		{"NOT_INUSE", "NOT_INUSE", 0, 0, "Idle"}, // masks the offline phone (NOTES.md §3.2)
+		{"NOT_INUSE", "NOT_INUSE", 0, 0, "Idle"}, // masks the offline phone (docs/asterisk.md §4)
 	}
 	for _, tt := range tests {
 		t.Run(tt.value, func(t *testing.T) {

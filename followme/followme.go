@@ -4,7 +4,7 @@
 //
 // # Observing
 //
-// Asterisk sends no events for astdb or global variables (NOTES.md §2, §5), so Observe polls.
+// Asterisk sends no events for astdb or global variables (docs/asterisk.md §3, §6), so Observe polls.
 // It costs one DBGetTree per distinct astdb family named by the wanted keys of all users
 // together (a key "PROFILE/1001/active" is in family "PROFILE"), whatever the number of users,
 // plus one Getvar per distinct global variable: AMI has no bulk read of globals, so keep them

@@ -166,7 +166,7 @@ func (p *Profile) Personal() bool { return p.Owner != "" }
 // ActionKind names what an action does.
 type ActionKind string
 
-// The action kinds (SPEC §2). Each lands in Asterisk as Compile describes.
+// The action kinds (README.md, "Actions"). Each lands in Asterisk as Compile describes.
 const (
 	ActionQueueLogin   ActionKind = "queue_login"   // join queues (with the user's penalty)
 	ActionQueueLogout  ActionKind = "queue_logout"  // leave queues

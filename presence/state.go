@@ -5,7 +5,7 @@ import "time"
 // Source is what asked for a switch.
 type Source string
 
-// The sources of a switch (SPEC §5).
+// The sources of a switch (README.md, "Triggers").
 const (
 	SourceAPI         Source = "api"          // REST API, a client, a script
 	SourceFeatureCode Source = "feature_code" // *55<n> dialed on a phone

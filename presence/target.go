@@ -8,7 +8,7 @@ import (
 
 // Naming is how presenced's state lands in Asterisk: interface templates, astdb families,
 // device and presence names. {ext} is the user's extension, {n} a profile's activation number.
-// The defaults are FreePBX-compatible (SPEC §3).
+// The defaults are FreePBX-compatible (docs/asterisk.md §3).
 type Naming struct {
 	QueueInterface   string `json:"queue_interface" mapstructure:"queue_interface"`
 	StateInterface   string `json:"state_interface" mapstructure:"state_interface"`
@@ -22,7 +22,7 @@ type Naming struct {
 	PresenceProvider string `json:"presence_provider" mapstructure:"presence_provider"`
 	// LampOff is the state of a lamp that is off. INVALID (the default) leaves a hint that
 	// combines the lamp with the phone showing the phone's own state, so an offline phone does
-	// not look idle (NOT_INUSE would mask it, NOTES.md §3.2).
+	// not look idle (NOT_INUSE would mask it, docs/asterisk.md §4).
 	LampOff string `json:"lamp_off" mapstructure:"lamp_off"`
 }
 

@@ -13,7 +13,7 @@ import (
 	"github.com/presenced/presenced/presence"
 )
 
-// Asterisk's idempotent refusals (apps/app_queue.c, NOTES.md §1.2).
+// Asterisk's idempotent refusals (apps/app_queue.c, docs/asterisk.md §2.2).
 const (
 	msgAlreadyThere = "Unable to add interface: Already there"
 	msgNotThere     = "Unable to remove interface: Not there"

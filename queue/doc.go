@@ -1,6 +1,6 @@
 // Package queue is presenced's queue concern: it observes queue membership with one
 // QueueStatus per observation and applies queue_add, queue_remove, queue_pause and
-// queue_penalty operations over AMI (NOTES.md §1).
+// queue_penalty operations over AMI (docs/asterisk.md §2).
 //
 // The package decides policy, the ami package only reports what Asterisk says: Asterisk's
 // idempotent answers become presence.ResultUnchanged here ("Unable to remove interface: Not

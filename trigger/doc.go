@@ -1,4 +1,4 @@
-// Package trigger switches users automatically (SPEC §5): schedules (at a time on chosen
+// Package trigger switches users automatically (README.md, "Triggers"): schedules (at a time on chosen
 // weekdays, or during a range that returns at its end) in each user's time zone, with a
 // holiday list; timed profiles (a manual switch "until" a time); and external triggers
 // (calendars, meeting tools) that start and end.

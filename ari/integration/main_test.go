@@ -1,5 +1,5 @@
 // Package integration tests the ari package against the real lab Asterisk
-// 22 (internal/lab), driving calls over AMI as NOTES.md §11 describes.
+// 22 (internal/lab), driving calls over AMI as docs/asterisk.md §8 describes.
 // It fails, not skips, when the lab cannot start.
 package integration
 
@@ -159,7 +159,7 @@ func waitFor(t *testing.T, d time.Duration, cond func() bool, what string) {
 	}
 }
 
-// dialFeatureCode places a call from 1001 to *55<n> as NOTES.md §11 A does
+// dialFeatureCode places a call from 1001 to *55<n> as docs/asterisk.md §8 describes
 // and returns the uniqueid of the ;2 half, the one that enters Stasis.
 func dialFeatureCode(t *testing.T, ctx context.Context, a *ami.Client, n string) string {
 	t.Helper()

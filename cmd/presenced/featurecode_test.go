@@ -112,7 +112,7 @@ func (f *fcLab) dial(exten, phone string) (id, name string) {
 }
 
 // dialLocal calls exten in presenced-features through a Local channel with the given caller ID
-// (NOTES.md §11 A): a call that comes from no device, like a forward.
+// (docs/asterisk.md §8): a call that comes from no device, like a forward.
 func (f *fcLab) dialLocal(exten, callerID string) (id, name string) {
 	f.t.Helper()
 	base := uniqID("fc-")

@@ -122,7 +122,7 @@ func rcSaveStates(ctx context.Context, states *presence.StateStore, ds []rcDesir
 }
 
 // rcPersistentMembers is what app_queue keeps in astdb for each queue with persistentmembers
-// = yes (Queue/PersistentMembers/<queue>, NOTES.md §1.5): the wanted members of every user,
+// = yes (Queue/PersistentMembers/<queue>, docs/asterisk.md §2.5): the wanted members of every user,
 // "iface;penalty;paused;membername;state_interface;reason_paused;wrapuptime" joined by "|".
 func rcPersistentMembers(ds []rcDesired) map[string]string {
 	members := map[string][]string{}
