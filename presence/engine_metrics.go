@@ -128,7 +128,7 @@ func newEngineMetrics(reg prometheus.Registerer, states *StateStore) *engineMetr
 			Help: "1 while this instance's engine runs: it is the one writing to Asterisk (the leader).",
 		}),
 	}
-	for _, s := range []Source{SourceAPI, SourceFeatureCode, SourceSchedule, SourceExternal, SourceExpiry, SourceSystem} {
+	for _, s := range []Source{SourceAPI, SourceFeatureCode, SourceSchedule, SourceExternal, SourceExpiry, SourceUnanswered, SourceSystem} {
 		for _, r := range []string{"in_sync", "drift"} {
 			m.switches.WithLabelValues(string(s), r)
 		}

@@ -12,6 +12,7 @@ const (
 	SourceSchedule    Source = "schedule"     // a time trigger
 	SourceExternal    Source = "external"     // a calendar or meeting tool
 	SourceExpiry      Source = "expiry"       // a timed profile ran out
+	SourceUnanswered  Source = "unanswered"   // queue calls offered to the user went unanswered
 	SourceSystem      Source = "system"       // presenced itself (first start, repair)
 )
 

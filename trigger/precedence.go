@@ -154,6 +154,12 @@ func End(st presence.UserState, rec *Record, name string, source presence.Source
 // unless the profile is sticky; while activations hold the user it only changes what they
 // return to.
 func At(st presence.UserState, rec *Record, name, profile string) Decision {
+	return atFrom(st, rec, name, profile, presence.SourceSchedule)
+}
+
+// atFrom is At for a point event of any source: its switch is made with source and name as
+// the actor.
+func atFrom(st presence.UserState, rec *Record, name, profile string, source presence.Source) Decision {
 	if st.Sticky {
 		return Decision{Record: rec, Reason: "sticky profile"}
 	}
@@ -167,6 +173,6 @@ func At(st presence.UserState, rec *Record, name, profile string) Decision {
 		d.Reason = "already in " + profile
 		return d
 	}
-	d.Switch, d.Profile, d.Source, d.Actor = true, profile, presence.SourceSchedule, name
+	d.Switch, d.Profile, d.Source, d.Actor = true, profile, source, name
 	return d
 }

@@ -139,6 +139,8 @@ func sourceWords(s presence.Source) string {
 		return "set by an external trigger"
 	case presence.SourceExpiry:
 		return "a timed profile ended"
+	case presence.SourceUnanswered:
+		return "queue calls went unanswered"
 	case presence.SourceSystem:
 		return "set by presenced"
 	}

@@ -27,6 +27,8 @@ var daemonEvents = []string{
 	"QueueMemberPause",    //
 	"QueueMemberPenalty",  //
 	"QueueMemberStatus",   // a member's device status and calls
+	"AgentRingNoAnswer",   // a queue call a member did not answer (package missedcalls)
+	"AgentConnect",        // a queue call a member answered
 	"DeviceStateChange",   // lamps (Custom:) and the users' phones (calls defer queue repairs)
 	"PresenceStateChange", // presence (CustomPresence:)
 	"ExtensionStatus",     // hints

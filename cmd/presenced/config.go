@@ -27,6 +27,7 @@ import (
 	"github.com/presenced/presenced/internal/secret"
 	"github.com/presenced/presenced/internal/throttle"
 	"github.com/presenced/presenced/leader"
+	"github.com/presenced/presenced/missedcalls"
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/trigger"
 	"github.com/presenced/presenced/web/icon"
@@ -75,6 +76,9 @@ type Config struct {
 	Schedules []presence.Schedule `mapstructure:"schedules"`
 	Holidays  []string            `mapstructure:"holidays"`
 	Triggers  TriggersConfig      `mapstructure:"triggers"`
+	// UnansweredCalls switches users who let queue calls go unanswered (package missedcalls);
+	// off while it names no profile.
+	UnansweredCalls UnansweredCallsConfig `mapstructure:"unanswered_calls"`
 	// PersonalProfiles says what users may put into their own profiles; HotDesks are the
 	// shared phones they may bind to; Limits bound what one user can make presenced keep.
 	PersonalProfiles presence.PersonalRules `mapstructure:"personal_profiles"`
@@ -190,6 +194,25 @@ type TriggersConfig struct {
 	DefaultTimeZone string `mapstructure:"default_time_zone"`
 	// Tick is how often due triggers are looked for.
 	Tick time.Duration `mapstructure:"tick"`
+}
+
+// UnansweredCallsConfig is when queue calls that go unanswered switch a user
+// (missedcalls.Rules): after Calls calls in a row within Window, to Profile; PerQueue counts
+// each queue apart; Queues limits it to these queues. Off while Profile is empty.
+type UnansweredCallsConfig struct {
+	Calls    int           `mapstructure:"calls"`
+	Window   time.Duration `mapstructure:"window"`
+	Profile  string        `mapstructure:"profile"`
+	PerQueue bool          `mapstructure:"per_queue"`
+	Queues   []string      `mapstructure:"queues"`
+}
+
+// on reports whether unanswered calls switch anybody.
+func (c UnansweredCallsConfig) on() bool { return c.Profile != "" }
+
+// rules are the configuration as missedcalls.Rules.
+func (c UnansweredCallsConfig) rules() missedcalls.Rules {
+	return missedcalls.Rules{Calls: c.Calls, Window: c.Window, Profile: c.Profile, PerQueue: c.PerQueue, Queues: c.Queues}
 }
 
 // LogConfig configures logging.
@@ -435,6 +458,11 @@ func defaults() map[string]any {
 		"web.password_attempts":                    5,
 		"web.lockout":                              "15m",
 		"triggers.tick":                            "1s",
+		"unanswered_calls.profile":                 "",
+		"unanswered_calls.calls":                   3,
+		"unanswered_calls.window":                  missedcalls.DefaultWindow.String(),
+		"unanswered_calls.per_queue":               false,
+		"unanswered_calls.queues":                  []string{},
 		"holidays":                                 []string{},
 		"hot_desks":                                []string{},
 		"personal_profiles.allowed_actions":        kindNames(presence.DefaultPersonalActions()),
@@ -979,6 +1007,11 @@ func (c *Config) Validate() error {
 			problems = append(problems, verr.Problems...)
 		} else if err != nil {
 			problems = append(problems, err.Error())
+		}
+	}
+	if c.UnansweredCalls.on() && catalog != nil {
+		if err := c.UnansweredCalls.rules().Validate("unanswered_calls", catalog); errors.As(err, &verr) {
+			problems = append(problems, verr.Problems...)
 		}
 	}
 	if catalog != nil {

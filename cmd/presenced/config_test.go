@@ -352,6 +352,10 @@ func TestBadTriggerConfigNamesTheKey(t *testing.T) {
 		{"bad holiday", `holidays: ["25.12.2026"]`, `holidays[0]: "25.12.2026" is not a date`},
 		{"bad zone", `triggers: {default_time_zone: Mars/Olympus}`, `triggers.default_time_zone: "Mars/Olympus"`},
 		{"zero tick", `triggers: {tick: 0s}`, "triggers.tick"},
+		{"unanswered calls, unknown profile", `unanswered_calls: {profile: nap}`, `unanswered_calls.profile: "nap" is not a system-wide profile`},
+		{"unanswered calls, no calls", `unanswered_calls: {profile: lunch, calls: 0}`, "unanswered_calls.calls: 0; at least one call"},
+		{"unanswered calls, unknown key", `unanswered_calls: {profile: lunch, misses: 3}`, "unknown key unanswered_calls.misses"},
+		{"unanswered calls, bare window", `unanswered_calls: {profile: lunch, window: 60}`, "unanswered_calls.window: 60 has no unit"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := loadConfig([]string{"-config", writeFile(t, "presenced.yaml", issueConfig+tc.yaml+"\n")}, nil, &bytes.Buffer{})

@@ -24,6 +24,7 @@ import (
 	"github.com/presenced/presenced/internal/httpserve"
 	"github.com/presenced/presenced/internal/throttle"
 	"github.com/presenced/presenced/leader"
+	"github.com/presenced/presenced/missedcalls"
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/queue"
 	"github.com/presenced/presenced/trigger"
@@ -58,7 +59,8 @@ type daemon struct {
 	acc      *account.Service
 	fc       *featurecode.App
 	trig     *trigger.Scheduler
-	devices  *blf.Devices // the users' phones' states, for who is on a call
+	missed   *missedcalls.Watcher // nil unless unanswered_calls is configured
+	devices  *blf.Devices         // the users' phones' states, for who is on a call
 	elector  *leader.Elector
 
 	resyncs prometheus.Counter
@@ -349,6 +351,29 @@ func (d *daemon) buildEngine() error {
 	if err != nil {
 		return fmt.Errorf("triggers: %w", err)
 	}
+	// Registered whether or not unanswered calls switch anybody: dashboards find them.
+	missedMetrics, err := missedcalls.NewMetrics(d.reg)
+	if err != nil {
+		return err
+	}
+	if u := cfg.UnansweredCalls; u.on() {
+		d.missed, err = missedcalls.New(missedcalls.Options{Metrics: missedMetrics,
+			AMI: d.ami, Redis: d.store.Redis(), Prefix: "presenced:", Engine: d.engine, Naming: cfg.Asterisk.Naming,
+			Rules: u.rules(),
+			Switch: func(ctx context.Context, id presence.UserID, actor, profile string) (bool, string, error) {
+				res, err := d.trig.Point(ctx, id, actor, presence.SourceUnanswered, profile)
+				if err != nil {
+					return false, "", err
+				}
+				return res.Switched, res.Reason, nil
+			},
+			Timeout: cfg.Redis.ReadTimeout,
+			Logger:  log,
+		})
+		if err != nil {
+			return fmt.Errorf("unanswered_calls: %w", err)
+		}
+	}
 	// Failed authentications are counted in Redis, shared by every instance serving the API.
 	limiter, err := throttle.New(throttle.Options{
 		Redis:      d.store.Redis(),
@@ -517,6 +542,13 @@ func (d *daemon) lead(ctx context.Context, epoch int64) {
 			d.log.Error("triggers stopped", "err", err)
 		}
 	})
+	if d.missed != nil {
+		wg.Go(func() {
+			if err := d.missed.Run(ctx); err != nil && ctx.Err() == nil {
+				d.log.Error("unanswered queue calls no longer counted", "err", err)
+			}
+		})
+	}
 	wg.Wait()
 }
 
