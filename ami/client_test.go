@@ -377,7 +377,7 @@ func TestListWithInterleavedEvents(t *testing.T) {
 			"Holdtime", "7", "TalkTime", "30", "Completed", "5", "Abandoned", "1", "ServiceLevel", "60",
 			"ServicelevelPerf", "87.5", "ServicelevelPerf2", "90.0", "Weight", "0"))
 		unrelated(2)
-		// The NOTES §1.3 example, verbatim.
+		// The example of docs/asterisk.md §2.3, verbatim.
 		_ = c.Send(amitest.Event(req, "QueueMember", "Queue", "sales", "Name", "Alice", "Location", "Local/1001@hints-dial/n",
 			"StateInterface", "PJSIP/1001", "Membership", "dynamic", "Penalty", "0", "CallsTaken", "0", "LastCall", "0",
 			"LastPause", "1795342339", "LoginTime", "1795342338", "InCall", "0", "Status", "5", "Paused", "1",

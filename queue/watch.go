@@ -49,8 +49,8 @@ func orEverything(module string) string {
 
 // memberShown is what a member event (QueueMemberAdded, QueueMemberRemoved, QueueMemberPause,
 // QueueMemberPenalty) shows of the member: whether a desired Target agrees with it, as Plan
-// would compare them. Every member event carries the member's whole state (NOTES: "Member
-// events"): Paused, PausedReason (only meaningful while paused: an unpause with a reason shows
+// would compare them. Every member event carries the member's whole state (docs/asterisk.md
+// §2.4): Paused, PausedReason (only meaningful while paused: an unpause with a reason shows
 // it in that one event) and Penalty. A queue the desired state does not name is not presenced's
 // business.
 func memberShown(ev *ami.Message) func(want *presence.Target) bool {
