@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -216,8 +218,19 @@ func Check(cat *presence.Catalog, rules []presence.CalendarRule) error {
 		case s.URL != "" && s.URLFile != "":
 			problems = append(problems, key+".url_file: set with url: one of the two")
 		case s.URL != "":
-			if _, err := NewFetcher(presence.CalendarSource{Type: "ics", URL: s.URL}, nil); err != nil {
+			if u, err := url.Parse(s.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 				problems = append(problems, key+".url: not an http(s) URL")
+			} else if u.User != nil {
+				problems = append(problems, key+".url: holds credentials: use username and password_file")
+			}
+		}
+		for _, f := range []struct{ field, path string }{
+			{"url_file", s.URLFile}, {"password_file", s.PasswordFile}, {"token_file", s.TokenFile}} {
+			if f.path == "" {
+				continue
+			}
+			if _, err := os.Stat(f.path); err != nil {
+				problems = append(problems, fmt.Sprintf("%s.%s: %v", key, f.field, err))
 			}
 		}
 		if s.PasswordFile != "" && s.Username == "" {

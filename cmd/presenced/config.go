@@ -23,6 +23,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/presenced/presenced/ari/featurecode"
+	"github.com/presenced/presenced/calendar"
 	"github.com/presenced/presenced/internal/httpserve"
 	"github.com/presenced/presenced/internal/secret"
 	"github.com/presenced/presenced/internal/throttle"
@@ -75,6 +76,9 @@ type Config struct {
 	Schedules []presence.Schedule `mapstructure:"schedules"`
 	Holidays  []string            `mapstructure:"holidays"`
 	Triggers  TriggersConfig      `mapstructure:"triggers"`
+	// Calendar configures the calendar connector: the system-wide rules and defaults of the
+	// users' calendar sources (users[].calendar; package calendar).
+	Calendar CalendarConfig `mapstructure:"calendar"`
 	// PersonalProfiles says what users may put into their own profiles; HotDesks are the
 	// shared phones they may bind to; Limits bound what one user can make presenced keep.
 	PersonalProfiles presence.PersonalRules `mapstructure:"personal_profiles"`
@@ -190,6 +194,18 @@ type TriggersConfig struct {
 	DefaultTimeZone string `mapstructure:"default_time_zone"`
 	// Tick is how often due triggers are looked for.
 	Tick time.Duration `mapstructure:"tick"`
+}
+
+// CalendarConfig configures the calendar connector (package calendar).
+type CalendarConfig struct {
+	// Rules map events to profiles for users whose calendar names none; empty means the
+	// default rules ("m:" → meeting, "h:" → holiday, out of office → holiday, of the profiles
+	// that exist).
+	Rules []presence.CalendarRule `mapstructure:"rules"`
+	// PollInterval is how often a calendar is read when its source does not say.
+	PollInterval time.Duration `mapstructure:"poll_interval"`
+	// Horizon is how far ahead the plan of a calendar reaches.
+	Horizon time.Duration `mapstructure:"horizon"`
 }
 
 // LogConfig configures logging.
@@ -435,6 +451,8 @@ func defaults() map[string]any {
 		"web.password_attempts":                    5,
 		"web.lockout":                              "15m",
 		"triggers.tick":                            "1s",
+		"calendar.poll_interval":                   "5m",
+		"calendar.horizon":                         "168h",
 		"holidays":                                 []string{},
 		"hot_desks":                                []string{},
 		"personal_profiles.allowed_actions":        kindNames(presence.DefaultPersonalActions()),
@@ -714,9 +732,10 @@ func unknownKeys(settings map[string]any, prefix string, defs map[string]any) []
 // listKeys are the configuration keys holding lists of structs, with the struct type.
 func listKeys() map[string]reflect.Type {
 	return map[string]reflect.Type{
-		"users":     reflect.TypeFor[presence.User](),
-		"profiles":  reflect.TypeFor[presence.Profile](),
-		"schedules": reflect.TypeFor[presence.Schedule](),
+		"users":          reflect.TypeFor[presence.User](),
+		"profiles":       reflect.TypeFor[presence.Profile](),
+		"schedules":      reflect.TypeFor[presence.Schedule](),
+		"calendar.rules": reflect.TypeFor[presence.CalendarRule](),
 	}
 }
 
@@ -762,6 +781,8 @@ func unknownInStruct(val any, path string, typ reflect.Type) []string {
 			out = append(out, unknownInList(v, path+"."+k, ft.Elem())...)
 		case ft.Kind() == reflect.Struct:
 			out = append(out, unknownInStruct(v, path+"."+k, ft)...)
+		case ft.Kind() == reflect.Pointer && ft.Elem().Kind() == reflect.Struct:
+			out = append(out, unknownInStruct(v, path+"."+k, ft.Elem())...)
 		}
 	}
 	return out
@@ -976,6 +997,13 @@ func (c *Config) Validate() error {
 	}
 	if catalog != nil {
 		if err := trigger.Check(catalog, c.Schedules, c.Holidays); errors.As(err, &verr) {
+			problems = append(problems, verr.Problems...)
+		} else if err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
+	if catalog != nil {
+		if err := calendar.Check(catalog, c.Calendar.Rules); errors.As(err, &verr) {
 			problems = append(problems, verr.Problems...)
 		} else if err != nil {
 			problems = append(problems, err.Error())
