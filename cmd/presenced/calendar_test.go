@@ -57,6 +57,14 @@ func TestCalendarIsWired(t *testing.T) {
 	if st["source"] != "external" || st["returns_to"] != "available" {
 		t.Fatalf("carol during the event: %s", toJSON(st))
 	}
+	code, cal := d.call(t, http.MethodGet, "/api/v1/users/carol/calendar", testToken("carol"), nil)
+	held, _ := cal["held"].([]any)
+	if code != http.StatusOK || cal["stale"] != false || len(held) != 1 || !strings.HasPrefix(cal["source"].(string), "ics http://127.0.0.1") {
+		t.Fatalf("GET carol's calendar during the event: %d %s", code, toJSON(cal))
+	}
+	if code, res := d.call(t, http.MethodGet, "/api/v1/users/alice/calendar", testToken("alice"), nil); code != http.StatusNotFound {
+		t.Fatalf("GET the calendar of a user without one: %d %s", code, toJSON(res))
+	}
 	if time.Now().Before(start) {
 		t.Fatalf("switched before the event's start %v", start)
 	}

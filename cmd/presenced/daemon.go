@@ -413,6 +413,7 @@ func (d *daemon) buildEngine() error {
 	d.api, err = api.New(api.Options{
 		Engine:         d.engine,
 		Triggers:       d.trig,
+		Calendars:      d.cal,
 		Accounts:       d.acc,
 		Events:         d.web.Stream,
 		AdminToken:     string(cfg.API.AdminToken),
