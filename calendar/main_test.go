@@ -205,11 +205,14 @@ func labUser(t *testing.T, id string, src *presence.CalendarSource) presence.Use
 func secretFile(t *testing.T, content string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "secret")
-	if err := os.WriteFile(p, []byte(content+"\n"), 0o600); err != nil {
+	if err := writeSecret(p, content); err != nil {
 		t.Fatal(err)
 	}
 	return p
 }
+
+// writeSecret (re)writes a credentials file, as an admin rotating it would.
+func writeSecret(path, content string) error { return os.WriteFile(path, []byte(content+"\n"), 0o600) }
 
 // dav speaks to the lab CalDAV server as a calendar client would.
 type dav struct {
