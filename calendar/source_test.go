@@ -15,6 +15,7 @@ import (
 	"github.com/emersion/go-ical"
 	"github.com/emersion/go-webdav/caldav"
 
+	"github.com/presenced/presenced/internal/lab"
 	"github.com/presenced/presenced/presence"
 )
 
@@ -150,5 +151,61 @@ END:VEVENT`)
 	_, _, err = f.Fetch(context.Background(), from, to)
 	if err == nil || strings.Contains(err.Error(), "/alice/cal") {
 		t.Fatalf("fetch with a wrong password: %v (want an error without the path)", err)
+	}
+}
+
+// TestCalDAVSyncCollection: against Radicale, a second sync-collection with nothing changed
+// reports no change and fetches nothing; a change comes alone; a sync token the server no
+// longer knows starts over from scratch.
+func TestCalDAVSyncCollection(t *testing.T) {
+	cal := newCalendar(t, lab.RadicaleUser2, lab.RadicalePassword2)
+	f, err := NewFetcher(presence.CalendarSource{Type: "caldav", URL: cal.collection, Username: lab.RadicaleUser2,
+		PasswordFile: secretFile(t, lab.RadicalePassword2)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf := f.(*caldavFetcher)
+	event := func(uid, summary string) string {
+		return "BEGIN:VEVENT\nUID:" + uid + "\nDTSTAMP:20270101T000000Z\nDTSTART:20270302T130000Z\nDTEND:20270302T140000Z\nSUMMARY:" +
+			summary + "\nEND:VEVENT"
+	}
+	cal.put("a", event("a", "m: A"))
+	cal.put("b", event("b", "m: B"))
+	from := time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC)
+	fetch := func(wantChanged bool) []string {
+		t.Helper()
+		cals, changed, err := f.Fetch(context.Background(), from, from.Add(48*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if changed != wantChanged {
+			t.Fatalf("changed %v, want %v", changed, wantChanged)
+		}
+		occs, _ := Expand(cals, time.UTC, from, from.Add(48*time.Hour))
+		var out []string
+		for _, o := range occs {
+			out = append(out, o.Summary)
+		}
+		slices.Sort(out)
+		return out
+	}
+	if got := fetch(true); !slices.Equal(got, []string{"m: A", "m: B"}) {
+		t.Fatalf("first sync: %q", got)
+	}
+	if cf.noSync || cf.token == "" {
+		t.Fatalf("Radicale does sync-collection: noSync %v, token %q", cf.noSync, cf.token)
+	}
+	if got := fetch(false); !slices.Equal(got, []string{"m: A", "m: B"}) {
+		t.Fatalf("sync with nothing changed: %q", got)
+	}
+	cal.put("b", event("b", "m: B2"))
+	cal.delete("a")
+	if got := fetch(true); !slices.Equal(got, []string{"m: B2"}) {
+		t.Fatalf("sync after a change and a deletion: %q", got)
+	}
+	cf.token = "http://radicale.org/ns/sync/0000000000000000000000000000000000000000000000000000000000000000"
+	cal.put("c", event("c", "m: C"))
+	if got := fetch(true); !slices.Equal(got, []string{"m: B2", "m: C"}) {
+		t.Fatalf("sync from a stale token: %q", got)
 	}
 }
