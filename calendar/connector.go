@@ -93,8 +93,16 @@ type userCalendar struct {
 	rules    []presence.CalendarRule
 	fetcher  Fetcher
 	nextPoll time.Time // guarded by the poll loop: one poll at a time
-	seen     bool      // a plan was read from or written to Redis by this instance
+
+	mu sync.Mutex // guards due, planned
+	// due is when Act must look at the user again: the next start or end of the plan as this
+	// instance last acted on it; zero means at once (a new poll, a failure, a new term).
+	due     time.Time
+	planned int
 }
+
+// wake makes the next Act look at the user.
+func (u *userCalendar) wake() { u.mu.Lock(); u.due = time.Time{}; u.mu.Unlock() }
 
 // Item is an event of the plan: an occurrence that a rule maps to a profile.
 type Item struct {
@@ -271,6 +279,10 @@ func (c *Connector) Users() []presence.UserID {
 
 // Run polls the calendars when due and acts on the plans every Tick, until ctx ends.
 func (c *Connector) Run(ctx context.Context) error {
+	// Another leader may have acted since this instance last did: look at everyone.
+	for _, u := range c.users {
+		u.wake()
+	}
 	var wg sync.WaitGroup
 	wg.Go(func() { c.loop(ctx, func(ctx context.Context) error { c.Poll(ctx, false); return nil }) })
 	wg.Go(func() { c.loop(ctx, c.Act) })
@@ -368,6 +380,7 @@ func (c *Connector) poll(ctx context.Context, u *userCalendar, now time.Time) {
 	if err := c.savePlan(ctx, u.id, plan); err != nil {
 		c.log.Error("calendar plan not saved", "user", u.id, "err", err)
 	}
+	u.wake()
 }
 
 func (c *Connector) setFailing(id presence.UserID, failing bool) {
@@ -399,11 +412,33 @@ func (c *Connector) Act(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (c *Connector) act(ctx context.Context, u *userCalendar, now time.Time) (int, error) {
+func (c *Connector) act(ctx context.Context, u *userCalendar, now time.Time) (planned int, err error) {
+	u.mu.Lock()
+	due, n := u.due, u.planned
+	u.mu.Unlock()
+	if !due.IsZero() && now.Before(due) {
+		return n, nil // nothing starts or ends before due, and no poll changed the plan
+	}
 	plan, err := c.loadPlan(ctx, u.id)
 	if err != nil {
 		return 0, err
 	}
+	defer func() {
+		next := time.Time{}
+		if err == nil {
+			next = now.Add(time.Hour) // the plan is read again at least hourly
+			for _, it := range plan.Items {
+				for _, t := range []time.Time{it.Start, it.End} {
+					if t.After(now) && t.Before(next) {
+						next = t
+					}
+				}
+			}
+		}
+		u.mu.Lock()
+		u.due, u.planned = next, len(plan.Items)
+		u.mu.Unlock()
+	}()
 	heldRaw, err := c.opts.Redis.HGetAll(ctx, c.heldKey(u.id)).Result()
 	if err != nil {
 		return len(plan.Items), presence.StoreError(err, "calendar: read held events of "+string(u.id), c.heldKey(u.id))
