@@ -8,4 +8,10 @@
 // Redis, and holds and releases the users through trigger.Scheduler's Hold and Release (the
 // extension point every connector uses: an activation "<connector>:<key>" with a label that
 // the state and the journal show).
+//
+// Libraries: go-webdav's CalDAV client (calendar-query, calendar-multiget; the sync-collection
+// REPORT is sent by hand, its client has none for CalDAV), go-ical's parser, and rrule-go for
+// RRULE. Expand builds the recurrence set itself: go-ical's RecurrenceSet reads the EXDATE lines
+// where RDATEs belong (RDATE is ignored), one value per line, and knows no RECURRENCE-ID; golang-ical does
+// not expand recurrences at all.
 package calendar
