@@ -11,7 +11,7 @@
 //
 // Libraries: go-webdav's CalDAV client (calendar-query, calendar-multiget; the sync-collection
 // REPORT is sent by hand, its client has none for CalDAV), go-ical's parser, and rrule-go for
-// RRULE. Expand builds the recurrence set itself: go-ical's RecurrenceSet reads the EXDATE lines
-// where RDATEs belong (RDATE is ignored), one value per line, and knows no RECURRENCE-ID; golang-ical does
-// not expand recurrences at all.
+// RRULE. Expand builds the recurrence set itself: go-ical's RecurrenceSet reads the EXDATE
+// lines where RDATEs belong (RDATE is ignored), one value per line, and knows no
+// RECURRENCE-ID; golang-ical does not expand recurrences at all.
 package calendar
