@@ -84,40 +84,50 @@ func Expand(cals []*ical.Calendar, loc *time.Location, from, to time.Time) (occs
 		}
 	}
 	for _, uid := range order {
-		g := groups[uid]
-		overridden := map[int64]bool{}
-		for _, c := range g.overrides {
-			rid, _, err := propTime(c.Props.Get(ical.PropRecurrenceID), loc)
-			if err != nil {
-				problems = append(problems, fmt.Sprintf("event %q: RECURRENCE-ID: %v", uid, err))
-				continue
-			}
-			overridden[rid.Unix()] = true
-			o, err := single(c, uid, loc)
-			if err != nil {
-				problems = append(problems, fmt.Sprintf("event %q instance %s: %v", uid, rid.Format(time.RFC3339), err))
-				continue
-			}
-			if o == nil || !overlaps(*o, from, to) {
-				continue
-			}
-			o.Recurrence = rid
-			occs = append(occs, *o)
-		}
-		if g.master == nil {
-			continue
-		}
-		got, err := expandMaster(g.master, uid, loc, from, to, overridden)
-		if err != nil {
-			problems = append(problems, fmt.Sprintf("event %q: %v", uid, err))
-			continue
-		}
-		occs = append(occs, got...)
+		got, more := expandGroup(uid, groups[uid].master, groups[uid].overrides, loc, from, to)
+		occs, problems = append(occs, got...), append(problems, more...)
 	}
 	slices.SortFunc(occs, func(a, b Occurrence) int {
 		return cmp.Or(a.Start.Compare(b.Start), cmp.Compare(a.UID, b.UID))
 	})
 	return occs, problems
+}
+
+// expandGroup lists the instances of one event (its master and the instances overriding it)
+// overlapping [from, to). A panic of the recurrence library is a problem of this event only.
+func expandGroup(uid string, master *ical.Component, overrides []*ical.Component, loc *time.Location, from, to time.Time) (occs []Occurrence, problems []string) {
+	defer func() {
+		if r := recover(); r != nil {
+			occs, problems = nil, append(problems, fmt.Sprintf("event %q: cannot be expanded: %v", uid, r))
+		}
+	}()
+	overridden := map[int64]bool{}
+	for _, c := range overrides {
+		rid, _, err := propTime(c.Props.Get(ical.PropRecurrenceID), loc)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("event %q: RECURRENCE-ID: %v", uid, err))
+			continue
+		}
+		overridden[rid.Unix()] = true
+		o, err := single(c, uid, loc)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("event %q instance %s: %v", uid, rid.Format(time.RFC3339), err))
+			continue
+		}
+		if o == nil || !overlaps(*o, from, to) {
+			continue
+		}
+		o.Recurrence = rid
+		occs = append(occs, *o)
+	}
+	if master == nil {
+		return occs, problems
+	}
+	got, err := expandMaster(master, uid, loc, from, to, overridden)
+	if err != nil {
+		return occs, append(problems, fmt.Sprintf("event %q: %v", uid, err))
+	}
+	return append(occs, got...), problems
 }
 
 func overlaps(o Occurrence, from, to time.Time) bool {

@@ -148,9 +148,9 @@ func (f *icsFetcher) Fetch(ctx context.Context, _, _ time.Time) ([]*ical.Calenda
 }
 
 // decodeAll reads every VCALENDAR of an iCalendar stream.
-func decodeAll(body []byte) ([]*ical.Calendar, error) {
+func decodeAll(body []byte) (cals []*ical.Calendar, err error) {
+	defer recovered(&err, "iCalendar parser")
 	dec := ical.NewDecoder(bytes.NewReader(body))
-	var cals []*ical.Calendar
 	for {
 		cal, err := dec.Decode()
 		if errors.Is(err, io.EOF) {
@@ -206,11 +206,7 @@ func (f *caldavFetcher) Fetch(ctx context.Context, from, to time.Time) ([]*ical.
 			return nil, false, fmt.Errorf("calendar: %s: %w", f.Describe(), err)
 		}
 	}
-	objs, err := f.client.QueryCalendar(ctx, f.url.Path, &caldav.CalendarQuery{
-		CompRequest: caldav.CalendarCompRequest{Name: ical.CompCalendar, AllProps: true, AllComps: true},
-		CompFilter: caldav.CompFilter{Name: ical.CompCalendar, Comps: []caldav.CompFilter{
-			{Name: ical.CompEvent, Start: from.UTC(), End: to.UTC()}}},
-	})
+	objs, err := f.query(ctx, from, to)
 	if err != nil {
 		return nil, false, fmt.Errorf("calendar: %s: calendar-query: %w", f.Describe(), scrub(err))
 	}
@@ -219,6 +215,31 @@ func (f *caldavFetcher) Fetch(ctx context.Context, from, to time.Time) ([]*ical.
 		cals = append(cals, o.Data)
 	}
 	return cals, true, nil
+}
+
+// query is a calendar-query REPORT of the events overlapping [from, to).
+func (f *caldavFetcher) query(ctx context.Context, from, to time.Time) (objs []caldav.CalendarObject, err error) {
+	defer recovered(&err, "iCalendar parser")
+	return f.client.QueryCalendar(ctx, f.url.Path, &caldav.CalendarQuery{
+		CompRequest: caldav.CalendarCompRequest{Name: ical.CompCalendar, AllProps: true, AllComps: true},
+		CompFilter: caldav.CompFilter{Name: ical.CompCalendar, Comps: []caldav.CompFilter{
+			{Name: ical.CompEvent, Start: from.UTC(), End: to.UTC()}}},
+	})
+}
+
+// multiGet is a calendar-multiget REPORT of the objects at paths.
+func (f *caldavFetcher) multiGet(ctx context.Context, paths []string) (objs []caldav.CalendarObject, err error) {
+	defer recovered(&err, "iCalendar parser")
+	return f.client.MultiGetCalendar(ctx, f.url.Path, &caldav.CalendarMultiGet{Paths: paths,
+		CompRequest: caldav.CalendarCompRequest{Name: ical.CompCalendar, AllProps: true, AllComps: true}})
+}
+
+// recovered turns a panic of a library reading what a calendar holds (an invitation from
+// anyone lands in it) into an error, so that one malformed event never stops presenced.
+func recovered(err *error, what string) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("malformed calendar data: the %s failed: %v", what, r)
+	}
 }
 
 type syncError struct {
@@ -261,8 +282,7 @@ func (f *caldavFetcher) sync(ctx context.Context) (bool, error) {
 		}
 	}
 	if len(changed) > 0 {
-		objs, err := f.client.MultiGetCalendar(ctx, f.url.Path, &caldav.CalendarMultiGet{Paths: changed,
-			CompRequest: caldav.CalendarCompRequest{Name: ical.CompCalendar, AllProps: true, AllComps: true}})
+		objs, err := f.multiGet(ctx, changed)
 		if err != nil {
 			return false, fmt.Errorf("calendar-multiget: %w", scrub(err))
 		}
