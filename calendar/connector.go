@@ -344,6 +344,9 @@ func (c *Connector) poll(ctx context.Context, u *userCalendar, now time.Time) {
 	plan.Source, plan.Attempted = u.fetcher.Describe(), now
 	from, to := now.Add(-24*time.Hour), now.Add(c.opts.Horizon)
 	cals, changed, err := u.fetcher.Fetch(ctx, from, to)
+	if err != nil && ctx.Err() != nil {
+		return // this instance stopped leading (or presenced stops): not the calendar's fault
+	}
 	if err != nil {
 		c.m.polls.WithLabelValues(kind, "error").Inc()
 		if plan.Error == "" {
