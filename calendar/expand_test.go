@@ -230,3 +230,33 @@ END:VEVENT`,
 		})
 	}
 }
+
+// TestShowAs: the free/busy status an event shows as, from Exchange's property where it is,
+// else from TRANSP and STATUS.
+func TestShowAs(t *testing.T) {
+	for _, tc := range []struct {
+		props string
+		want  ShowAs
+	}{
+		{"", ShowBusy},
+		{"TRANSP:OPAQUE", ShowBusy},
+		{"TRANSP:TRANSPARENT", ShowFree},
+		{"STATUS:TENTATIVE", ShowTentative},
+		{"X-MICROSOFT-CDO-BUSYSTATUS:OOF", ShowOOF},
+		{"X-MICROSOFT-CDO-BUSYSTATUS:FREE\nTRANSP:OPAQUE", ShowFree},
+		{"X-MICROSOFT-CDO-BUSYSTATUS:WORKINGELSEWHERE", ShowFree},
+		{"X-MICROSOFT-CDO-BUSYSTATUS:TENTATIVE", ShowTentative},
+		{"X-MICROSOFT-CDO-BUSYSTATUS:BUSY\nTRANSP:TRANSPARENT", ShowBusy},
+	} {
+		ics := "BEGIN:VEVENT\nUID:x\nDTSTART:20270301T090000Z\nDTEND:20270301T100000Z\nSUMMARY:x\n"
+		if tc.props != "" {
+			ics += tc.props + "\n"
+		}
+		ics += "END:VEVENT"
+		from := time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC)
+		occs, _ := Expand([]*ical.Calendar{parseICS(t, ics)}, time.UTC, from, from.Add(24*time.Hour))
+		if len(occs) != 1 || occs[0].ShowAs != tc.want {
+			t.Errorf("%q: %+v, want %s", tc.props, occs, tc.want)
+		}
+	}
+}
