@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -14,17 +15,16 @@ import (
 // default rules) switches them through the daemon at the event's start and returns them at
 // its end, with the event in the status, and the connector's metrics are served.
 func TestCalendarIsWired(t *testing.T) {
-	start := time.Now().UTC().Truncate(time.Second).Add(4 * time.Second)
-	end := start.Add(3 * time.Second)
-	const stamp = "20060102T150405Z"
-	feed := strings.ReplaceAll("BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//presenced//test//EN\nBEGIN:VEVENT\nUID:standup@test\n"+
-		"DTSTART:"+start.Format(stamp)+"\nDTEND:"+end.Format(stamp)+"\nSUMMARY:m: Standup\nEND:VEVENT\nEND:VCALENDAR\n", "\n", "\r\n")
+	var mu sync.Mutex
+	feed := "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//presenced//test//EN\r\nEND:VCALENDAR\r\n"
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer feed-secret" {
 			http.Error(w, "who?", http.StatusUnauthorized)
 			return
 		}
 		w.Header().Set("Content-Type", "text/calendar")
+		mu.Lock()
+		defer mu.Unlock()
 		w.Write([]byte(feed))
 	}))
 	t.Cleanup(srv.Close)
@@ -34,9 +34,21 @@ func TestCalendarIsWired(t *testing.T) {
 	}
 	carol := "    token: " + testToken("carol") + "\n"
 	yaml := strings.Replace(profilesYAML, carol, carol+"    calendar: {type: ics, url: \""+srv.URL+"/carol.ics\", token_file: "+tokenFile+"}\n", 1)
-	d := startDaemon(t, profileConfig(t, yaml))
+	cfg := profileConfig(t, yaml)
+	// Below calendar.poll_interval's minimum (10s), which protects the calendar servers: the
+	// event below is put in the feed once the daemon is ready.
+	cfg.Calendar.PollInterval = 300 * time.Millisecond
+	d := startDaemon(t, cfg)
 	d.waitReady(t, 15*time.Second)
 	d.switchTo(t, "carol", "available", "")
+
+	start := time.Now().UTC().Truncate(time.Second).Add(3 * time.Second)
+	end := start.Add(3 * time.Second)
+	const stamp = "20060102T150405Z"
+	mu.Lock()
+	feed = strings.ReplaceAll("BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//presenced//test//EN\nBEGIN:VEVENT\nUID:standup@test\n"+
+		"DTSTART:"+start.Format(stamp)+"\nDTEND:"+end.Format(stamp)+"\nSUMMARY:m: Standup\nEND:VEVENT\nEND:VCALENDAR\n", "\n", "\r\n")
+	mu.Unlock()
 
 	label := "calendar event 'm: Standup' " + start.Local().Format("15:04") + "–" + end.Local().Format("15:04")
 	wait := func(profile, actor string) map[string]any {
