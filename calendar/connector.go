@@ -115,6 +115,9 @@ type Item struct {
 	Profile string    `json:"profile"`
 }
 
+// maxProblems bounds the unreadable events a plan lists.
+const maxProblems = 20
+
 // Plan is what the connector knows of a user's calendar.
 type Plan struct {
 	// Source names the calendar without secrets ("caldav https://host").
@@ -370,6 +373,9 @@ func (c *Connector) poll(ctx context.Context, u *userCalendar, now time.Time) {
 	}
 	occs, problems := Expand(cals, u.loc, from, to)
 	c.m.seen.Add(float64(len(occs)))
+	if len(problems) > maxProblems {
+		problems = append(problems[:maxProblems:maxProblems], fmt.Sprintf("and %d more", len(problems)-maxProblems))
+	}
 	plan.Items, plan.Problems, plan.Error, plan.Polled = nil, problems, "", now
 	for _, o := range occs {
 		r, ok := Match(u.rules, o)
