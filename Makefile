@@ -9,7 +9,7 @@ SHELL := /bin/bash
 COMPOSE := docker-compose -f deploy/compose.yaml -p presenced
 GO_TEST_FLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: up down logs test images bin lab-image browser vet fuzz
+.PHONY: up down logs test images bin lab-image radicale-image browser vet fuzz
 
 up: images
 	$(COMPOSE) up -d
@@ -27,6 +27,10 @@ bin:
 lab-image:
 	bash testdata/lab/build.sh
 
+# The lab CalDAV server (Debian's radicale) the calendar connector's tests run against.
+radicale-image:
+	bash testdata/lab/build-radicale.sh
+
 images: bin lab-image
 	docker build -q --target prebuilt -t presenced:latest .
 
@@ -43,7 +47,7 @@ vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 
-test: lab-image browser vet
+test: lab-image radicale-image browser vet
 	go test $(GO_TEST_FLAGS) -json ./... | go run ./internal/testsummary
 	bash testdata/fuzz.sh
 

@@ -67,6 +67,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/presenced/presenced/account"
+	"github.com/presenced/presenced/calendar"
 	"github.com/presenced/presenced/internal/throttle"
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/trigger"
@@ -104,6 +105,8 @@ type Options struct {
 	// Triggers serves timed profiles ("until"), external triggers and the "why" of GET user;
 	// nil disables them ("until" is refused, the trigger endpoint answers 503).
 	Triggers *trigger.Scheduler
+	// Calendars serves GET /users/{user}/calendar (package calendar); nil answers it 503.
+	Calendars *calendar.Connector
 	// Events, when set, streams the live updates (GET /events) to a caller as the viewer may
 	// see them (viewer empty for the admin token); nil answers 503. The web app serves it
 	// (web.Handler.Stream).
@@ -127,17 +130,19 @@ type Options struct {
 type Handler struct {
 	engine   *presence.Engine
 	triggers *trigger.Scheduler
-	accounts *account.Service
-	events   func(w http.ResponseWriter, r *http.Request, viewer presence.UserID, admin bool)
-	now      func() time.Time
-	creds    *credentials
-	throttle *throttle.Limiter
-	proxies  []netip.Prefix
-	maxBody  int64
-	log      *slog.Logger
-	metrics  *metrics
-	routes   []route
-	mux      *http.ServeMux
+	// calendars is Options.Calendars.
+	calendars *calendar.Connector
+	accounts  *account.Service
+	events    func(w http.ResponseWriter, r *http.Request, viewer presence.UserID, admin bool)
+	now       func() time.Time
+	creds     *credentials
+	throttle  *throttle.Limiter
+	proxies   []netip.Prefix
+	maxBody   int64
+	log       *slog.Logger
+	metrics   *metrics
+	routes    []route
+	mux       *http.ServeMux
 }
 
 // access says who may call an endpoint.
@@ -186,17 +191,18 @@ func New(opts Options) (*Handler, error) {
 		}
 	}
 	h := &Handler{
-		engine:   opts.Engine,
-		triggers: opts.Triggers,
-		accounts: opts.Accounts,
-		events:   opts.Events,
-		now:      opts.Now,
-		creds:    creds,
-		throttle: opts.Throttle,
-		proxies:  opts.TrustedProxies,
-		maxBody:  opts.MaxBodyBytes,
-		log:      opts.Logger.With("component", "api"),
-		mux:      http.NewServeMux(),
+		engine:    opts.Engine,
+		triggers:  opts.Triggers,
+		calendars: opts.Calendars,
+		accounts:  opts.Accounts,
+		events:    opts.Events,
+		now:       opts.Now,
+		creds:     creds,
+		throttle:  opts.Throttle,
+		proxies:   opts.TrustedProxies,
+		maxBody:   opts.MaxBodyBytes,
+		log:       opts.Logger.With("component", "api"),
+		mux:       http.NewServeMux(),
 	}
 	h.routes = []route{
 		{http.MethodPut, Prefix + "/users/{user}/profile", accessUser, h.switchProfile(false)},
@@ -211,6 +217,7 @@ func New(opts Options) (*Handler, error) {
 		{http.MethodPost, Prefix + "/users/{user}/reconcile", accessUser, h.reconcile},
 		{http.MethodPost, Prefix + "/users/{user}/triggers/{name}", accessUser, h.externalTrigger},
 		{http.MethodGet, Prefix + "/users/{user}/schedule", accessUser, h.getSchedule},
+		{http.MethodGet, Prefix + "/users/{user}/calendar", accessUser, h.calendarStatus},
 		{http.MethodPatch, Prefix + "/users/{user}/schedule", accessUser, h.patchSchedule},
 		{http.MethodPut, Prefix + "/users/{user}/schedule/{name}", accessUser, h.putSchedule},
 		{http.MethodDelete, Prefix + "/users/{user}/schedule/{name}", accessUser, h.deleteSchedule},

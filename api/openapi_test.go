@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/presenced/presenced/calendar"
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/trigger"
 )
@@ -233,6 +234,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"ScheduleEntryRequest":  reflect.TypeFor[scheduleBody](),
 		"ScheduleSettings":      reflect.TypeFor[scheduleSettings](),
 		"PersonalScheduleEntry": reflect.TypeFor[trigger.PersonalEntry](),
+		"CalendarStatus":        reflect.TypeFor[calendar.Status](),
+		"CalendarItem":          reflect.TypeFor[calendar.Item](),
 	} {
 		schema, ok := doc.Components.Schemas[name]
 		if !ok {

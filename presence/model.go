@@ -83,6 +83,8 @@ type User struct {
 	// Schedules are the user's own time triggers (package trigger); empty means the
 	// system-wide ones.
 	Schedules []Schedule `json:"schedules,omitempty" mapstructure:"schedules"`
+	// Calendar is the user's calendar source (package calendar); nil for none.
+	Calendar *CalendarSource `json:"-" mapstructure:"calendar"`
 }
 
 // Schedule is a time trigger: at a time on chosen weekdays, or during a range (From to To)

@@ -1,7 +1,8 @@
 // Package trigger switches users automatically (README.md, "Triggers"): schedules (at a time on chosen
 // weekdays, or during a range that returns at its end) in each user's time zone, with a
 // holiday list; timed profiles (a manual switch "until" a time); and external triggers
-// (calendars, meeting tools) that start and end.
+// (calendars, meeting tools) that start and end. Connectors (package calendar; docs/TEAMS.md)
+// hold users through Hold and Release with activations of their own under the same precedence.
 //
 // Precedence, in the pure functions Start, End and At: manual (API) and feature-code switches
 // always apply and cancel any pending return, which is detected by comparing the user's state

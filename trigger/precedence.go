@@ -11,7 +11,8 @@ import (
 // Activation is a trigger holding a user in a profile until it ends: a schedule's range, an
 // external trigger, or a timed profile (set by hand with "until").
 type Activation struct {
-	// Name is "schedule:<entry>", "external:<name>" or "until".
+	// Name is "schedule:<entry>", "external:<name>", "until", or a connector's
+	// "<connector>:<key>" (Scheduler.Hold).
 	Name     string          `json:"name"`
 	Source   presence.Source `json:"source"`
 	Profile  string          `json:"profile"`
@@ -20,7 +21,13 @@ type Activation struct {
 	Manual  bool      `json:"manual,omitempty"`
 	Started time.Time `json:"started"`
 	Until   time.Time `json:"until,omitzero"`
+	// Label, when set, is what the switch's actor says instead of Name, e.g. a connector's
+	// "calendar event 'm: Budget review' 14:00–15:00".
+	Label string `json:"label,omitempty"`
 }
+
+// actor is what a switch made by the activation names as its actor.
+func (a Activation) actor() string { return cmp.Or(a.Label, a.Name) }
 
 // Record is what the triggers remember of one user (in Redis): the active activations, the
 // profile to return to when the last one ends, and the user's state as the triggers last left
@@ -119,7 +126,7 @@ func Start(st presence.UserState, rec *Record, act Activation) Decision {
 		d.Reason = "outranked by " + w.Name
 		return d
 	}
-	d.Switch, d.Profile, d.Source, d.Actor, d.Until = true, act.Profile, act.Source, act.Name, act.Until
+	d.Switch, d.Profile, d.Source, d.Actor, d.Until = true, act.Profile, act.Source, act.actor(), act.Until
 	return d
 }
 
@@ -133,6 +140,7 @@ func End(st presence.UserState, rec *Record, name string, source presence.Source
 	if !rec.Valid(st) {
 		return Decision{Record: nil, Changed: true, Reason: "cancelled: switched since"}
 	}
+	ending := rec.Active[rec.find(name)]
 	c := *rec
 	c.Active = slices.Delete(slices.Clone(rec.Active), rec.find(name), rec.find(name)+1)
 	d := Decision{Record: &c, Changed: true}
@@ -146,7 +154,7 @@ func End(st presence.UserState, rec *Record, name string, source presence.Source
 		d.Reason = "already in " + to
 		return d
 	}
-	d.Switch, d.Profile, d.Source, d.Actor, d.Until = true, to, source, name, until
+	d.Switch, d.Profile, d.Source, d.Actor, d.Until = true, to, source, ending.actor(), until
 	return d
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/presenced/presenced/ari/featurecode"
+	"github.com/presenced/presenced/calendar"
 	"github.com/presenced/presenced/internal/httpserve"
 	"github.com/presenced/presenced/internal/secret"
 	"github.com/presenced/presenced/internal/throttle"
@@ -79,6 +80,9 @@ type Config struct {
 	// UnansweredCalls switches users who let queue calls go unanswered (package missedcalls);
 	// off while it names no profile.
 	UnansweredCalls UnansweredCallsConfig `mapstructure:"unanswered_calls"`
+	// Calendar configures the calendar connector: the system-wide rules and defaults of the
+	// users' calendar sources (users[].calendar; package calendar).
+	Calendar CalendarConfig `mapstructure:"calendar"`
 	// PersonalProfiles says what users may put into their own profiles; HotDesks are the
 	// shared phones they may bind to; Limits bound what one user can make presenced keep.
 	PersonalProfiles presence.PersonalRules `mapstructure:"personal_profiles"`
@@ -213,6 +217,18 @@ func (c UnansweredCallsConfig) on() bool { return c.Profile != "" }
 // rules are the configuration as missedcalls.Rules.
 func (c UnansweredCallsConfig) rules() missedcalls.Rules {
 	return missedcalls.Rules{Calls: c.Calls, Window: c.Window, Profile: c.Profile, PerQueue: c.PerQueue, Queues: c.Queues}
+}
+
+// CalendarConfig configures the calendar connector (package calendar).
+type CalendarConfig struct {
+	// Rules map events to profiles for users whose calendar names none; empty means the
+	// default rules ("m:" → meeting, "h:" → holiday, out of office → holiday, of the profiles
+	// that exist).
+	Rules []presence.CalendarRule `mapstructure:"rules"`
+	// PollInterval is how often a calendar is read when its source does not say.
+	PollInterval time.Duration `mapstructure:"poll_interval"`
+	// Horizon is how far ahead the plan of a calendar reaches.
+	Horizon time.Duration `mapstructure:"horizon"`
 }
 
 // LogConfig configures logging.
@@ -463,6 +479,8 @@ func defaults() map[string]any {
 		"unanswered_calls.window":                  missedcalls.DefaultWindow.String(),
 		"unanswered_calls.per_queue":               false,
 		"unanswered_calls.queues":                  []string{},
+		"calendar.poll_interval":                   "5m",
+		"calendar.horizon":                         "168h",
 		"holidays":                                 []string{},
 		"hot_desks":                                []string{},
 		"personal_profiles.allowed_actions":        kindNames(presence.DefaultPersonalActions()),
@@ -742,9 +760,10 @@ func unknownKeys(settings map[string]any, prefix string, defs map[string]any) []
 // listKeys are the configuration keys holding lists of structs, with the struct type.
 func listKeys() map[string]reflect.Type {
 	return map[string]reflect.Type{
-		"users":     reflect.TypeFor[presence.User](),
-		"profiles":  reflect.TypeFor[presence.Profile](),
-		"schedules": reflect.TypeFor[presence.Schedule](),
+		"users":          reflect.TypeFor[presence.User](),
+		"profiles":       reflect.TypeFor[presence.Profile](),
+		"schedules":      reflect.TypeFor[presence.Schedule](),
+		"calendar.rules": reflect.TypeFor[presence.CalendarRule](),
 	}
 }
 
@@ -790,6 +809,8 @@ func unknownInStruct(val any, path string, typ reflect.Type) []string {
 			out = append(out, unknownInList(v, path+"."+k, ft.Elem())...)
 		case ft.Kind() == reflect.Struct:
 			out = append(out, unknownInStruct(v, path+"."+k, ft)...)
+		case ft.Kind() == reflect.Pointer && ft.Elem().Kind() == reflect.Struct:
+			out = append(out, unknownInStruct(v, path+"."+k, ft.Elem())...)
 		}
 	}
 	return out
@@ -1012,6 +1033,13 @@ func (c *Config) Validate() error {
 	if c.UnansweredCalls.on() && catalog != nil {
 		if err := c.UnansweredCalls.rules().Validate("unanswered_calls", catalog); errors.As(err, &verr) {
 			problems = append(problems, verr.Problems...)
+		}
+	}
+	if catalog != nil {
+		if err := calendar.Check(catalog, c.Calendar.Rules); errors.As(err, &verr) {
+			problems = append(problems, verr.Problems...)
+		} else if err != nil {
+			problems = append(problems, err.Error())
 		}
 	}
 	if catalog != nil {

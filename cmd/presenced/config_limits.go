@@ -68,6 +68,8 @@ func (c *Config) limits() ([]durationLimit, []numberLimit) {
 		{"web.session_max", c.Web.SessionMax, minute, 30 * 24 * hr, ""},
 		{"web.lockout", c.Web.Lockout, minute, 24 * hr, "it is what makes guessing passwords slow"},
 		{"triggers.tick", c.Triggers.Tick, 100 * ms, minute, "every tick reads the due triggers from the store"},
+		{"calendar.poll_interval", c.Calendar.PollInterval, 10 * sec, 24 * hr, "every poll reads every calendar"},
+		{"calendar.horizon", c.Calendar.Horizon, hr, 62 * 24 * hr, ""},
 		{"leader.lease", c.Leader.Lease, sec, minute, "the leader renews it several times per lease"},
 	}
 	if c.embeddedSnapshots() {

@@ -20,6 +20,7 @@ import (
 	"github.com/presenced/presenced/ari"
 	"github.com/presenced/presenced/ari/featurecode"
 	"github.com/presenced/presenced/blf"
+	"github.com/presenced/presenced/calendar"
 	"github.com/presenced/presenced/followme"
 	"github.com/presenced/presenced/internal/httpserve"
 	"github.com/presenced/presenced/internal/throttle"
@@ -60,6 +61,7 @@ type daemon struct {
 	fc       *featurecode.App
 	trig     *trigger.Scheduler
 	missed   *missedcalls.Watcher // nil unless unanswered_calls is configured
+	cal      *calendar.Connector  // users' calendars; runs on the leader, like the triggers
 	devices  *blf.Devices         // the users' phones' states, for who is on a call
 	elector  *leader.Elector
 
@@ -374,6 +376,21 @@ func (d *daemon) buildEngine() error {
 			return fmt.Errorf("unanswered_calls: %w", err)
 		}
 	}
+	d.cal, err = calendar.New(calendar.Options{
+		Catalog:         cfg.catalog,
+		Triggers:        d.trig,
+		Redis:           d.store.Redis(),
+		Rules:           cfg.Calendar.Rules,
+		PollInterval:    cfg.Calendar.PollInterval,
+		Horizon:         cfg.Calendar.Horizon,
+		DefaultLocation: loc,
+		Tick:            cfg.Triggers.Tick,
+		Logger:          log.With("component", "calendar"),
+		Registerer:      d.reg,
+	})
+	if err != nil {
+		return fmt.Errorf("calendar: %w", err)
+	}
 	// Failed authentications are counted in Redis, shared by every instance serving the API.
 	limiter, err := throttle.New(throttle.Options{
 		Redis:      d.store.Redis(),
@@ -421,6 +438,7 @@ func (d *daemon) buildEngine() error {
 	d.api, err = api.New(api.Options{
 		Engine:         d.engine,
 		Triggers:       d.trig,
+		Calendars:      d.cal,
 		Accounts:       d.acc,
 		Events:         d.web.Stream,
 		AdminToken:     string(cfg.API.AdminToken),
@@ -528,7 +546,7 @@ var errNotLeader = errors.New("this instance is not the leader")
 
 // lead is the term of this instance as the leader (package leader), until ctx ends: the engine
 // runs (it puts PRESENCED_APP back, checks everyone, and works off its queue), and so do the
-// schedules and timed profiles.
+// schedules, timed profiles and calendars.
 func (d *daemon) lead(ctx context.Context, epoch int64) {
 	d.log.Info("leading: this instance writes to Asterisk", "epoch", epoch, "asterisk", d.cfg.Asterisk.ID)
 	var wg sync.WaitGroup
@@ -549,6 +567,11 @@ func (d *daemon) lead(ctx context.Context, epoch int64) {
 			}
 		})
 	}
+	wg.Go(func() {
+		if err := d.cal.Run(ctx); err != nil && ctx.Err() == nil {
+			d.log.Error("calendar connector stopped", "err", err)
+		}
+	})
 	wg.Wait()
 }
 

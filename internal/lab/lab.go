@@ -63,6 +63,8 @@ const (
 type Options struct {
 	Asterisk bool
 	Redis    bool
+	// Radicale starts the lab CalDAV server (testdata/radicale; see radicale.go).
+	Radicale bool
 	// StartTimeout bounds building the images (when missing) and starting the containers.
 	// Zero means 20 minutes: a fresh machine builds the base image from Debian's packages.
 	StartTimeout time.Duration
@@ -85,8 +87,12 @@ type Env struct {
 	AMITestUser, AMITestSecret string
 	ARIUser, ARIPassword       string
 
+	// RadicaleURL is the base URL of the lab CalDAV server, e.g. http://127.0.0.1:32770/.
+	RadicaleURL string
+
 	asterisk *testcontainers.DockerContainer
 	redis    *testcontainers.DockerContainer
+	radicale *testcontainers.DockerContainer
 }
 
 // Main starts the lab, hands it to set, runs the tests and stops the lab. It returns the exit
@@ -141,6 +147,12 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 	}
 	if opts.Redis {
 		if err := env.startRedis(ctx); err != nil {
+			env.Close(context.Background())
+			return nil, err
+		}
+	}
+	if opts.Radicale {
+		if err := env.startRadicale(ctx); err != nil {
 			env.Close(context.Background())
 			return nil, err
 		}
@@ -328,7 +340,7 @@ func (e *Env) dumpAsteriskLog() {
 // Close stops and removes the lab's containers.
 func (e *Env) Close(ctx context.Context) error {
 	var errs []error
-	for _, c := range []*testcontainers.DockerContainer{e.asterisk, e.redis} {
+	for _, c := range []*testcontainers.DockerContainer{e.asterisk, e.redis, e.radicale} {
 		if c != nil {
 			if err := c.Terminate(ctx); err != nil {
 				errs = append(errs, err)
