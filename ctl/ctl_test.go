@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/presenced/presenced/ctl"
 	"github.com/presenced/presenced/internal/lab"
+	"github.com/presenced/presenced/internal/openapicheck"
 )
 
 // The lab's tokens (deploy/presenced.lab.yaml).
@@ -31,6 +33,7 @@ var (
 
 	daemonOnce sync.Once
 	daemon     *lab.Presenced
+	validator  *openapicheck.Validator // of the document the daemon serves
 	daemonErr  error
 )
 
@@ -63,7 +66,22 @@ func presenced(t *testing.T) *lab.Presenced {
 			return
 		}
 		daemon, daemonErr = env.StartPresenced(ctx, bin, lab.LabConfig(), "presencectl-test",
-			"PRESENCED_RECONCILE_POLICY_QUEUE_PAUSE=report")
+			"PRESENCED_RECONCILE_POLICY_QUEUE_PAUSE=report", "PRESENCED_LOG_LEVEL=debug")
+		if daemonErr != nil {
+			return
+		}
+		resp, err := http.Get(daemon.URL + "/api/v1/openapi.json")
+		if err != nil {
+			daemonErr = err
+			return
+		}
+		defer resp.Body.Close()
+		doc, err := io.ReadAll(resp.Body)
+		if err != nil {
+			daemonErr = err
+			return
+		}
+		validator, daemonErr = openapicheck.New(doc)
 	})
 	if daemonErr != nil {
 		t.Fatal(daemonErr)
@@ -77,13 +95,18 @@ type result struct {
 	stdout, stderr string
 }
 
-// ctlRun runs presencectl in-process with args and the given environment variables.
+// ctlRun runs presencectl in-process with args and the given environment variables. Every
+// answer of presenced it gets is validated against the OpenAPI document presenced serves.
 func ctlRun(t *testing.T, environ map[string]string, args ...string) result {
 	t.Helper()
 	var out, errb bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	code := ctl.Main(ctx, args, ctl.Env{Stdout: &out, Stderr: &errb, Getenv: func(k string) string {
+	hc := &http.Client{Timeout: 30 * time.Second}
+	if validator != nil {
+		hc.Transport = validator.Transport(nil, func(err error) { t.Errorf("presenced's answer: %v", err) })
+	}
+	code := ctl.Main(ctx, args, ctl.Env{Stdout: &out, Stderr: &errb, HTTP: hc, Getenv: func(k string) string {
 		if k == "HOME" || k == "XDG_CONFIG_HOME" {
 			if v, ok := environ[k]; ok {
 				return v
