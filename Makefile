@@ -6,17 +6,22 @@
 #               -race, then every fuzz target briefly. Fails when Docker or the lab cannot be had.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
-COMPOSE := docker-compose -f deploy/compose.yaml -p presenced
+# Compose v2 (the docker plugin) where it is installed, else the standalone docker-compose (v1).
+COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose) -f deploy/compose.yaml -p presenced
 GO_TEST_FLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: up down logs test images bin lab-image browser vet fuzz
+.PHONY: up down reset logs test images bin lab-image browser vet fuzz
 
 up: images
 	$(COMPOSE) up -d
 	@echo "presenced: http://127.0.0.1:8080/readyz  (AMI 127.0.0.1:5038, ARI 127.0.0.1:8088, SIP udp 127.0.0.1:5060)"
 
+# down keeps the volumes (Asterisk's astdb, Redis's data); reset removes them too.
 down:
 	$(COMPOSE) down
+
+reset:
+	$(COMPOSE) down -v
 
 logs:
 	$(COMPOSE) logs -f presenced
