@@ -28,7 +28,7 @@ logs:
 
 bin:
 	CGO_ENABLED=0 go build -trimpath -ldflags "-X main.version=$$(git describe --always --dirty 2>/dev/null || echo dev)" -o bin/presenced ./cmd/presenced
-	CGO_ENABLED=0 go build -trimpath -o bin/presencectl ./cmd/presencectl
+	CGO_ENABLED=0 go build -trimpath -ldflags "-X main.version=$$(git describe --always --dirty 2>/dev/null || echo dev)" -o bin/presencectl ./cmd/presencectl
 
 lab-image:
 	bash testdata/lab/build.sh

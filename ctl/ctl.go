@@ -77,6 +77,8 @@ type Env struct {
 	Getenv func(string) string
 	// HTTP does the requests; nil means a client with the --timeout flag's timeout.
 	HTTP *http.Client
+	// Version is presencectl's version, printed by --version; empty leaves the flag out.
+	Version string
 }
 
 // exitError carries the exit code of a failed command.
@@ -204,6 +206,7 @@ Exit codes, the same for every command:
   6  the request was refused as invalid or conflicting (400, 409, 413, 422)
   7  presenced cannot serve it now (503: state store unavailable, no leader); retry later
   8  carried out, but the PBX does not match (drift found; operations failed)`,
+		Version:           env.Version,
 		SilenceUsage:      true,
 		SilenceErrors:     true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return a.setup() },

@@ -286,3 +286,12 @@ func TestAnswersNotUnderstood(t *testing.T) {
 		t.Errorf("exit %d: %s", code, errs)
 	}
 }
+
+// TestVersion: --version prints the version it was built with and exits 0.
+func TestVersion(t *testing.T) {
+	var out bytes.Buffer
+	code := Main(context.Background(), []string{"--version"}, Env{Stdout: &out, Version: "v1.2.3", Getenv: func(string) string { return "" }})
+	if code != ExitOK || out.String() != "presencectl version v1.2.3\n" {
+		t.Fatalf("exit %d, %q", code, out.String())
+	}
+}
