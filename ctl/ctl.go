@@ -63,7 +63,7 @@ const (
 	// unavailable, no leader); try again later.
 	ExitUnavailable = 7
 	// ExitOutOfSync: the request was carried out but the PBX does not match: drift found
-	// users out of sync; a switch, reconcile or trigger left operations failed.
+	// users out of sync; a switch or reconcile left operations failed (presenced retries them).
 	ExitOutOfSync = 8
 )
 
