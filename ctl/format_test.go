@@ -295,3 +295,40 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("exit %d, %q", code, out.String())
 	}
 }
+
+// TestAnswerExitCodes: exit codes of answers a lab presenced does not give on demand (a fake
+// server): a switch with a failed operation (8), a store unavailable (7), a server error (1).
+func TestAnswerExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		status int
+		body   string
+		code   int
+		want   string
+	}{
+		{"switch with a failed operation", []string{"switch", "alice", "dnd"}, 200,
+			`{"user":"alice","extension":"1001","from":"available","to":"dnd","source":"api","at":"2026-06-01T12:00:00Z","in_sync":false,
+			  "outcomes":[{"op":{"kind":"db_put","key":"DND/1001","value":"YES"},"result":"failed","error":"ami: not connected"}]}`,
+			ExitOutOfSync, "failed    db_put DND/1001=\"YES\": ami: not connected"},
+		{"reconcile with a failed operation", []string{"reconcile", "alice"}, 200,
+			`{"user":"alice","extension":"1001","from":"dnd","to":"dnd","source":"api","at":"2026-06-01T12:00:00Z","in_sync":false,"outcomes":[]}`,
+			ExitOutOfSync, "not every PBX operation succeeded"},
+		{"store unavailable", []string{"status", "alice"}, 503, `{"error":"state store unavailable: redis: connection refused"}`,
+			ExitUnavailable, "state store unavailable: redis: connection refused (HTTP 503)"},
+		{"server error", []string{"who"}, 500, `{"error":"internal error"}`, ExitError, "internal error (HTTP 500)"},
+		{"not JSON", []string{"status", "alice", "--json"}, 200, `<html>`, ExitError, "not what presencectl understands"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(tc.status)
+				w.Write([]byte(tc.body))
+			}))
+			defer srv.Close()
+			code, out, errs := runAgainst(t, srv, tc.args...)
+			if code != tc.code || !strings.Contains(out+errs, tc.want) {
+				t.Errorf("exit %d (want %d), output %q lacks %q", code, tc.code, out+errs, tc.want)
+			}
+		})
+	}
+}
