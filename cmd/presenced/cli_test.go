@@ -36,6 +36,23 @@ func TestHelp(t *testing.T) {
 	}
 }
 
+// TestPrintHintsNeedsNoSecrets: -print-hints reads the users and profiles; the connections'
+// secrets it never uses need not be there (the README runs it on the lab's configuration).
+func TestPrintHintsNeedsNoSecrets(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := realMain([]string{"-print-hints", "-config", "../../deploy/presenced.lab.yaml"}, nil, &stdout, &stderr)
+	if code != 0 || !strings.Contains(stdout.String(), "[presenced-hints-1001]") {
+		t.Fatalf("exit %d: %s%s", code, stdout.String(), stderr.String())
+	}
+	// -check-config still wants them.
+	stdout.Reset()
+	stderr.Reset()
+	if code := realMain([]string{"-check-config", "-config", "../../deploy/presenced.lab.yaml"}, nil, &stdout, &stderr); code != 2 ||
+		!strings.Contains(stderr.String(), "asterisk.ami.secret: required") {
+		t.Fatalf("-check-config without secrets: exit %d: %s", code, stderr.String())
+	}
+}
+
 // TestJSONLogDurations: the JSON log writes durations as Go writes them ("28ms"), not as
 // integer nanoseconds, in groups too.
 func TestJSONLogDurations(t *testing.T) {

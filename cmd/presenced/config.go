@@ -582,6 +582,15 @@ func loadConfig(args, environ []string, stderr io.Writer) (Config, options, erro
 	if cfg.InstanceID == "" {
 		cfg.InstanceID = defaultInstanceID()
 	}
+	if opts.printHints {
+		// The hints need the users and profiles, not the secrets of connections never made.
+		if cfg.Asterisk.AMI.Secret == "" {
+			cfg.Asterisk.AMI.Secret = "unused by -print-hints"
+		}
+		if cfg.Asterisk.ARI.Password == "" {
+			cfg.Asterisk.ARI.Password = "unused by -print-hints"
+		}
+	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, opts, err
 	}

@@ -95,7 +95,7 @@ func TestReadmeExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	blocks, err := Examples(string(readme), "curl -", "bin/presencectl ")
+	blocks, err := Examples(string(readme), "curl -", "bin/presencectl ", "bin/presenced -print-hints", "bin/presenced -help")
 	if err != nil {
 		t.Fatal(err)
 	}
