@@ -99,8 +99,8 @@ func (a *app) run(fn func(ctx context.Context, cmd *cobra.Command, args []string
 	}
 }
 
-// args checks the number of arguments, as a usage error.
-func args(min, max int) cobra.PositionalArgs {
+// argCount checks the number of arguments, as a usage error.
+func argCount(min, max int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) < min || len(args) > max {
 			return usageError("%s: %s (see presencectl %s --help)", cmd.Name(), argsWanted(min, max, len(args)), cmd.Name())
@@ -147,7 +147,7 @@ func (a *app) statusCmd() *cobra.Command {
 until when and where they return, the next scheduled change, and whether the PBX matches the
 profile: the differences in words with the policy of each, warnings, queue changes waiting for
 a call to end. Without USER, the configured user (--user).`,
-		Args:              args(0, 1),
+		Args:              argCount(0, 1),
 		ValidArgsFunction: a.completeUsers(1),
 		RunE: a.run(func(ctx context.Context, _ *cobra.Command, args []string) error {
 			user, err := a.userArg(args)
@@ -173,7 +173,7 @@ func (a *app) whoCmd() *cobra.Command {
 		Short: "Everyone's presence as a table",
 		Long: `who lists every user's profile (a private one only as its presence state), presence,
 info, since when and whether they are on a call: the colleagues' view. Any valid token.`,
-		Args: args(0, 0),
+		Args: argCount(0, 0),
 		RunE: a.run(func(ctx context.Context, _ *cobra.Command, _ []string) error {
 			var pl presenceList
 			b, err := a.client.Get(ctx, "/api/v1/presence", &pl)
@@ -201,7 +201,7 @@ func (a *app) switchCmd() *cobra.Command {
 when an operation failed (presenced retries it; the PBX shows drift until then).`,
 		Example: `  presencectl switch alice lunch --info "back at 1"
   presencectl switch alice meeting --until 90m`,
-		Args:              args(2, 2),
+		Args:              argCount(2, 2),
 		ValidArgsFunction: a.completeUserProfile(),
 		RunE: a.run(func(ctx context.Context, _ *cobra.Command, args []string) error {
 			return a.doSwitch(ctx, args, f, false)
@@ -217,7 +217,7 @@ func (a *app) previewCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:               "preview USER PROFILE",
 		Short:             "What a switch would do on the PBX, changing nothing",
-		Args:              args(2, 2),
+		Args:              argCount(2, 2),
 		ValidArgsFunction: a.completeUserProfile(),
 		RunE: a.run(func(ctx context.Context, _ *cobra.Command, args []string) error {
 			return a.doSwitch(ctx, args, f, true)
@@ -265,7 +265,7 @@ func (a *app) journalCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:               "journal [USER]",
 		Short:             "A user's switches and repairs, newest first, with each PBX operation's outcome",
-		Args:              args(0, 1),
+		Args:              argCount(0, 1),
 		ValidArgsFunction: a.completeUsers(1),
 		RunE: a.run(func(ctx context.Context, _ *cobra.Command, args []string) error {
 			user, err := a.userArg(args)
@@ -303,7 +303,7 @@ func (a *app) driftCmd() *cobra.Command {
 		Long: `drift lists every user out of sync (drift reported under the report policy, operations
 that failed, queue changes waiting for a call to end) with what differs, in words. Exits 0
 when everyone is in sync, 8 when someone is not. Needs the admin token.`,
-		Args: args(0, 0),
+		Args: argCount(0, 0),
 		RunE: a.run(func(ctx context.Context, _ *cobra.Command, _ []string) error {
 			var ov overview
 			if _, err := a.client.Get(ctx, "/api/v1/users?filter=out_of_sync", &ov); err != nil {
@@ -425,7 +425,7 @@ func (a *app) profilesCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:               "profiles [USER]",
 		Short:             "A user's profiles: system-wide and personal",
-		Args:              args(0, 1),
+		Args:              argCount(0, 1),
 		ValidArgsFunction: a.completeUsers(1),
 		RunE: a.run(func(ctx context.Context, _ *cobra.Command, args []string) error {
 			user, err := a.userArg(args)
@@ -455,7 +455,7 @@ or a meeting tool would: when it ends, the user returns to the profile they had 
 second start, or an end without a start, changes nothing.`,
 		Example: `  presencectl trigger alice zoom start --profile meeting
   presencectl trigger alice zoom end`,
-		Args:              args(3, 3),
+		Args:              argCount(3, 3),
 		ValidArgsFunction: a.completeUsers(1),
 		RunE: a.run(func(ctx context.Context, _ *cobra.Command, args []string) error {
 			user, err := checkName("user", args[0])
@@ -504,7 +504,7 @@ func (a *app) reloadCmd() *cobra.Command {
 		Long: `reload asks presenced to read its configuration file again (POST /-/reload, as SIGHUP
 does): the new configuration is checked whole and applied, or refused with the old one kept.
 A presenced without the reload endpoint answers 404 (exit 5): restart it instead.`,
-		Args: args(0, 0),
+		Args: argCount(0, 0),
 		RunE: a.run(func(ctx context.Context, _ *cobra.Command, _ []string) error {
 			b, err := a.client.Do(ctx, http.MethodPost, reloadPath, nil)
 			var ae *APIError
@@ -533,7 +533,7 @@ func (a *app) passwdCmd() *cobra.Command {
 		Long: `passwd makes a one-time link with which USER sets their web app password (and which
 lifts a sign-in lockout), as the admin page does, and prints it on presenced's address. Give
 it to the user; it works once, until it expires.`,
-		Args:              args(1, 1),
+		Args:              argCount(1, 1),
 		ValidArgsFunction: a.completeUsers(1),
 		RunE: a.run(func(ctx context.Context, _ *cobra.Command, args []string) error {
 			user, err := checkName("user", args[0])
