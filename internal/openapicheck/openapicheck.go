@@ -57,6 +57,13 @@ func (v *Validator) Document() *openapi3.T { return v.doc }
 // request itself is not validated: tests send invalid ones on purpose.
 func (v *Validator) Check(req *http.Request, status int, header http.Header, body []byte) error {
 	route, params, err := v.router.FindRoute(req)
+	if err != nil && req.URL.RawPath != "" {
+		// An escaped slash in a path parameter (triggers/a%2Fb): the router matches the
+		// decoded path, where it is a separator; ServeMux matches segments of the escaped one.
+		r := req.Clone(req.Context())
+		r.URL.Path, r.URL.RawPath = req.URL.EscapedPath(), ""
+		route, params, err = v.router.FindRoute(r)
+	}
 	if err != nil {
 		return ErrNoRoute
 	}

@@ -37,12 +37,12 @@ func TestTransport(t *testing.T) {
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		switch r.URL.Path {
+		switch r.URL.EscapedPath() {
 		case "/things/good":
 			w.Write([]byte(`{"items":["a"]}`))
 		case "/things/null":
 			w.Write([]byte(`{"items":null}`))
-		case "/things/teapot":
+		case "/things/teapot", "/things/a%2Fb":
 			w.WriteHeader(http.StatusTeapot)
 		default:
 			w.WriteHeader(http.StatusNotFound)
@@ -56,6 +56,7 @@ func TestTransport(t *testing.T) {
 		{"/things/null", "items"},
 		{"/things/teapot", "418"},
 		{"/elsewhere", ""},
+		{"/things/a%2Fb", "418"}, // an escaped slash in a parameter is still that operation's
 	} {
 		var got []error
 		c := &http.Client{Transport: v.Transport(nil, func(err error) { got = append(got, err) })}
