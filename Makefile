@@ -6,23 +6,29 @@
 #               -race, then every fuzz target briefly. Fails when Docker or the lab cannot be had.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
-COMPOSE := docker-compose -f deploy/compose.yaml -p presenced
+# Compose v2 (the docker plugin) where it is installed, else the standalone docker-compose (v1).
+COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose) -f deploy/compose.yaml -p presenced
 GO_TEST_FLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: up down logs test images bin lab-image radicale-image browser vet fuzz
+.PHONY: up down reset logs test images bin lab-image radicale-image browser example-tools vet fuzz
 
 up: images
 	$(COMPOSE) up -d
 	@echo "presenced: http://127.0.0.1:8080/readyz  (AMI 127.0.0.1:5038, ARI 127.0.0.1:8088, SIP udp 127.0.0.1:5060)"
 
+# down keeps the volumes (Asterisk's astdb, Redis's data); reset removes them too.
 down:
 	$(COMPOSE) down
+
+reset:
+	$(COMPOSE) down -v
 
 logs:
 	$(COMPOSE) logs -f presenced
 
 bin:
 	CGO_ENABLED=0 go build -trimpath -ldflags "-X main.version=$$(git describe --always --dirty 2>/dev/null || echo dev)" -o bin/presenced ./cmd/presenced
+	CGO_ENABLED=0 go build -trimpath -ldflags "-X main.version=$$(git describe --always --dirty 2>/dev/null || echo dev)" -o bin/presencectl ./cmd/presencectl
 
 lab-image:
 	bash testdata/lab/build.sh
@@ -42,12 +48,21 @@ browser:
 	  if [ "$$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends chromium >/dev/null; }
 
+# The README's examples, which internal/e2e runs, call curl and openssl: installed from Debian's
+# packages when missing.
+example-tools:
+	@missing=; for c in curl openssl; do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing for the README's examples"; \
+	  if [ "$$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $$missing >/dev/null; fi
+
 vet:
 	go vet ./...
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 
-test: lab-image radicale-image browser vet
+test: lab-image radicale-image browser example-tools vet
 	go test $(GO_TEST_FLAGS) -json ./... | go run ./internal/testsummary
 	bash testdata/fuzz.sh
 

@@ -116,6 +116,9 @@ type Options struct {
 	Accounts *account.Service
 	// Now is the clock "until" is measured from; nil means time.Now.
 	Now func() time.Time
+	// Version is presenced's version, the info.version of the OpenAPI document it serves;
+	// empty serves the document's own ("dev").
+	Version string
 	// Registerer receives presenced_api_requests_total{route,code},
 	// presenced_api_request_duration_seconds{route}, presenced_api_auth_failures_total{reason},
 	// presenced_api_throttled_total and presenced_api_hash_verifications_total; nil leaves
@@ -143,6 +146,7 @@ type Handler struct {
 	metrics   *metrics
 	routes    []route
 	mux       *http.ServeMux
+	document  []byte // the OpenAPI document served
 }
 
 // access says who may call an endpoint.
@@ -185,6 +189,10 @@ func New(opts Options) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	document, err := documentFor(opts.Version)
+	if err != nil {
+		return nil, err
+	}
 	if opts.Throttle == nil {
 		if opts.Throttle, err = throttle.New(throttle.DefaultOptions()); err != nil {
 			return nil, err
@@ -203,6 +211,7 @@ func New(opts Options) (*Handler, error) {
 		maxBody:   opts.MaxBodyBytes,
 		log:       opts.Logger.With("component", "api"),
 		mux:       http.NewServeMux(),
+		document:  document,
 	}
 	h.routes = []route{
 		{http.MethodPut, Prefix + "/users/{user}/profile", accessUser, h.switchProfile(false)},

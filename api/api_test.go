@@ -407,6 +407,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		req.Header.Set("Authorization", auth)
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
+		checkAnswer(t, req, rec)
 		want := 401
 		if strings.HasPrefix(auth, "bearer ") {
 			want = 403 // the scheme is case-insensitive: alice's token is valid, for alice only

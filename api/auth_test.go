@@ -32,6 +32,7 @@ func (a *testAPI) from(t testing.TB, peer, path, auth string, xff ...string) *ht
 	}
 	rec := httptest.NewRecorder()
 	a.h.ServeHTTP(rec, req)
+	checkAnswer(t, req, rec)
 	return rec
 }
 

@@ -12,7 +12,7 @@ import (
 )
 
 // FuzzSwitchBody sends garbage as the body of PUT /users/{user}/profile: whatever it is, the
-// answer is a JSON error or a switch, never a 500 or a panic.
+// answer is a JSON error or a switch, never a 500 or a panic, and as openapi.json describes it.
 func FuzzSwitchBody(f *testing.F) {
 	for _, seed := range []string{
 		``, ` `, `{}`, `[]`, `null`, `"dnd"`, `5`, `{"profile":"dnd"}`, `{"profile":"lunch","info":"until 4pm"}`,
@@ -31,6 +31,7 @@ func FuzzSwitchBody(f *testing.F) {
 		req.Header.Set("Authorization", "Bearer "+adminToken)
 		rec := httptest.NewRecorder()
 		a.h.ServeHTTP(rec, req)
+		checkAnswer(t, req, rec)
 		if rec.Code >= 500 {
 			t.Fatalf("body %q: status %d: %s", body, rec.Code, rec.Body)
 		}
@@ -71,6 +72,7 @@ func FuzzProfileBody(f *testing.F) {
 		req.Header.Set("Authorization", "Bearer "+aliceToken)
 		rec := httptest.NewRecorder()
 		a.h.ServeHTTP(rec, req)
+		checkAnswer(t, req, rec)
 		if rec.Code >= 500 || !json.Valid(rec.Body.Bytes()) {
 			t.Fatalf("body %q: status %d: %q", body, rec.Code, rec.Body)
 		}
@@ -117,6 +119,7 @@ func FuzzTriggerBody(f *testing.F) {
 		if rec.Code == http.StatusTemporaryRedirect && (name == "." || name == "..") {
 			return // ServeMux redirects a path with a dot segment to its clean form
 		}
+		checkAnswer(t, req, rec)
 		if rec.Code >= 500 || !json.Valid(rec.Body.Bytes()) {
 			t.Fatalf("name %q body %q: status %d: %q", name, body, rec.Code, rec.Body)
 		}

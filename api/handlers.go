@@ -97,9 +97,36 @@ func (h *Handler) switchProfile(preview bool) func(http.ResponseWriter, *http.Re
 				return fmt.Errorf("switched, but the return at %s is not scheduled: %w", until.Format(time.RFC3339), err)
 			}
 		}
-		writeJSON(w, http.StatusOK, res)
+		writeJSON(w, http.StatusOK, switchView(res))
 		return nil
 	}
+}
+
+// orEmpty is s, or an empty slice for nil: the document's arrays are never null.
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// switchView is a switch's (preview's, reconcile's) result as the API answers it: its
+// outcomes an array even when there was nothing to do.
+func switchView(res *presence.SwitchResult) *presence.SwitchResult {
+	v := *res
+	v.Outcomes = orEmpty(v.Outcomes)
+	return &v
+}
+
+// userView is a user as the API answers it: devices and queues arrays even when there are
+// none. The catalog's user is not changed.
+func userView(u *presence.User) *presence.User {
+	if u == nil {
+		return nil
+	}
+	v := *u
+	v.Devices, v.Queues = orEmpty(v.Devices), orEmpty(v.Queues)
+	return &v
 }
 
 // userStatusView is a user's status as the API shows it: the active profile and why, the
@@ -167,18 +194,16 @@ func (h *Handler) userStatus(w http.ResponseWriter, r *http.Request, _ caller) e
 		return err
 	}
 	v := userStatusView{
-		User: st.User, Switched: st.Switched,
+		User: userView(st.User), Switched: st.Switched,
 		Profile: st.State.Profile, Previous: st.State.Previous, Info: st.State.Info, Since: st.State.Since,
 		Source: st.State.Source, Actor: st.State.Actor, Sticky: st.State.Sticky,
 		Desired: st.Desired, Observed: st.Observed, Drift: st.Drift,
-		Differences: st.Differences, Warnings: st.Warnings, Pending: st.Pending, OnCall: st.OnCall,
+		Differences: orEmpty(st.Differences), Warnings: orEmpty(st.Warnings), Pending: orEmpty(st.Pending), OnCall: st.OnCall,
 		Adopted:      st.State.Adopted,
 		InSync:       st.ObserveError == "" && len(st.Drift) == 0,
 		ObserveError: st.ObserveError, RepairDue: st.RepairDue, RepairAttempt: st.RepairAttempt,
 	}
-	if v.Drift == nil {
-		v.Drift = []presence.Op{}
-	}
+	v.Drift = orEmpty(v.Drift)
 	if st.Switched {
 		v.Until = st.State.Until
 	}
@@ -210,7 +235,7 @@ func (h *Handler) reconcile(w http.ResponseWriter, r *http.Request, c caller) er
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, res)
+	writeJSON(w, http.StatusOK, switchView(res))
 	return nil
 }
 
@@ -372,7 +397,7 @@ func (h *Handler) previewProfile(w http.ResponseWriter, r *http.Request, c calle
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, res)
+	writeJSON(w, http.StatusOK, switchView(res))
 	return nil
 }
 
@@ -446,8 +471,9 @@ func (h *Handler) journal(w http.ResponseWriter, r *http.Request, _ caller) erro
 			out.Unreadable = append(out.Unreadable, c.Error())
 		}
 	}
-	if out.Entries == nil {
-		out.Entries = []presence.JournalEntry{}
+	out.Entries = orEmpty(out.Entries)
+	for i := range out.Entries {
+		out.Entries[i].Outcomes = orEmpty(out.Entries[i].Outcomes)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -473,7 +499,7 @@ func corruptErrors(err error) []*presence.CorruptError {
 func (h *Handler) openAPI(w http.ResponseWriter, _ *http.Request, _ caller) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=300")
-	w.Write([]byte(openAPIDocument))
+	w.Write(h.document)
 	return nil
 }
 

@@ -6,9 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
@@ -20,6 +22,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/presenced/presenced/internal/lab"
+	"github.com/presenced/presenced/internal/openapicheck"
 	"github.com/presenced/presenced/internal/throttle"
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/presence/presencetest"
@@ -143,7 +146,33 @@ func (a *testAPI) do(t testing.TB, method, path, token, body string) *httptest.R
 	}
 	rec := httptest.NewRecorder()
 	a.h.ServeHTTP(rec, req)
+	checkAnswer(t, req, rec)
 	return rec
+}
+
+// openAPIValidator checks answers against openapi.json (kin-openapi).
+var openAPIValidator = sync.OnceValues(func() (*openapicheck.Validator, error) {
+	return openapicheck.New([]byte(openAPIDocument))
+})
+
+// checkAnswer fails the test when an answer is not as openapi.json describes it: a status the
+// operation does not list, a JSON body its schema does not match. Every request of the API's
+// tests goes through it (testAPI.do).
+func checkAnswer(t testing.TB, req *http.Request, rec *httptest.ResponseRecorder) {
+	t.Helper()
+	v, err := openAPIValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = v.Check(req, rec.Code, rec.Header(), rec.Body.Bytes())
+	switch {
+	case errors.Is(err, openapicheck.ErrNoRoute):
+		if rec.Code != http.StatusNotFound && rec.Code != http.StatusMethodNotAllowed {
+			t.Errorf("%s %s answered %d but openapi.json has no such operation", req.Method, req.URL.Path, rec.Code)
+		}
+	case err != nil:
+		t.Error(err)
+	}
 }
 
 // must sends a request and decodes its answer into v, failing unless the status is want.

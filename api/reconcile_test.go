@@ -58,3 +58,28 @@ func TestWarningsAndReconcile(t *testing.T) {
 	}
 	a.must(t, "GET", "/api/v1/users/alice?device=%01", aliceToken, "", 400, nil)
 }
+
+// TestNothingToDoAnswersArrays: a reconcile or preview with nothing to do answers
+// "outcomes": [] (never null, as the document says array), and a user without queues has
+// them as an empty array.
+func TestNothingToDoAnswersArrays(t *testing.T) {
+	a := newTestAPIWith(t, append(fixtureUsers(), presence.User{ID: "dora", Name: "Dora", Extension: "1004",
+		Token: testToken("dora"), Devices: []presence.Device{{Dial: "PJSIP/1004", Family: presence.FamilyDesk}}}), nil)
+	a.must(t, "PUT", "/api/v1/users/alice/profile", aliceToken, `{"profile":"lunch"}`, 200, nil)
+	for _, rq := range []struct{ method, path, body string }{
+		{"POST", "/api/v1/users/alice/reconcile", ""},
+		{"POST", "/api/v1/users/alice/profile/preview", `{"profile":"lunch"}`},
+		{"POST", "/api/v1/users/dora/reconcile", ""},
+	} {
+		rec := a.must(t, rq.method, rq.path, adminToken, rq.body, 200, nil)
+		if !strings.Contains(rec.Body.String(), `"outcomes":[]`) {
+			t.Errorf("%s %s with nothing to do: %s", rq.method, rq.path, rec.Body)
+		}
+	}
+	rec := a.must(t, "GET", "/api/v1/users/dora", adminToken, "", 200, nil)
+	for _, want := range []string{`"queues":[]`, `"drift":[]`, `"differences":[]`, `"warnings":[]`, `"pending":[]`} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("dora's status lacks %s: %s", want, rec.Body)
+		}
+	}
+}

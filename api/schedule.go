@@ -78,10 +78,7 @@ func scheduleOf(r *http.Request, s *trigger.Scheduler, id presence.UserID, now t
 		return nil, err
 	}
 	v := &scheduleView{TimeZone: loc.String(), OwnTimeZone: ownZone, InheritedTimeZone: s.Location(id).String(),
-		Inherited: s.Inherited(id), Personal: own, Week: []occurrenceView{}}
-	if v.Inherited == nil {
-		v.Inherited = []presence.Schedule{}
-	}
+		Inherited: orEmpty(s.Inherited(id)), Personal: orEmpty(own), Week: []occurrenceView{}}
 	for _, o := range occ {
 		ov := occurrenceView{Entry: o.Entry.Name, Profile: o.Entry.Profile, Start: o.Start}
 		if !o.End.IsZero() {

@@ -506,7 +506,12 @@ func (e *Engine) check(ctx context.Context, t *term, id UserID, m passMode, seen
 		return nil, false, err
 	}
 	if !found {
-		return &SwitchResult{SwitchEvent: SwitchEvent{User: u.ID, Extension: u.Extension, At: e.now()}, Outcomes: []Outcome{}, InSync: true}, false, nil
+		// Never switched: nothing desired, nothing to do.
+		ev := SwitchEvent{User: u.ID, Extension: u.Extension, Source: SourceSystem, Actor: m.actor, At: e.now()}
+		if m.forced {
+			ev.Source = SourceAPI
+		}
+		return &SwitchResult{SwitchEvent: ev, Outcomes: []Outcome{}, InSync: true}, false, nil
 	}
 	if perr != nil {
 		return nil, false, perr

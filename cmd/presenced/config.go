@@ -512,6 +512,9 @@ type options struct {
 	hashPass    bool
 	pwLink      string
 	version     bool
+	// help is -help or -h: usage writes the flags' usage.
+	help  bool
+	usage func(io.Writer)
 }
 
 // loadConfig reads the configuration from args (without the program name), the environment
@@ -519,7 +522,7 @@ type options struct {
 func loadConfig(args, environ []string, stderr io.Writer) (Config, options, error) {
 	var opts options
 	fs := flag.NewFlagSet("presenced", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard) // errors are returned in one line, -help's usage goes to stdout
 	fs.StringVar(&opts.configPath, "config", "", "YAML configuration `file` (default: none, environment and flags only)")
 	fs.BoolVar(&opts.checkConfig, "check-config", false, "validate the configuration and exit")
 	fs.BoolVar(&opts.printHints, "print-hints", false, "print the per-user BLF hint contexts for *55<n> keys (extensions.conf) and exit")
@@ -531,8 +534,18 @@ func loadConfig(args, environ []string, stderr io.Writer) (Config, options, erro
 	for name, key := range flagKeys {
 		flagVals[name] = fs.String(name, "", "sets "+key)
 	}
+	opts.usage = func(w io.Writer) {
+		fs.SetOutput(w)
+		fmt.Fprintln(w, "Usage: presenced [flags]  (every configuration key is also a PRESENCED_* variable; see the README)")
+		fs.PrintDefaults()
+	}
+	fs.Usage = func() {} // a wrong flag is reported in one line; -help prints the usage to stdout
 	if err := fs.Parse(args); err != nil {
-		return Config{}, opts, fmt.Errorf("command line: %w", err)
+		if errors.Is(err, flag.ErrHelp) {
+			opts.help = true
+			return Config{}, opts, nil
+		}
+		return Config{}, opts, fmt.Errorf("command line: %w (presenced -help lists the flags)", err)
 	}
 	if fs.NArg() > 0 {
 		return Config{}, opts, fmt.Errorf("command line: unexpected argument %q", fs.Arg(0))
@@ -614,6 +627,15 @@ func loadConfig(args, environ []string, stderr io.Writer) (Config, options, erro
 	}
 	if cfg.InstanceID == "" {
 		cfg.InstanceID = defaultInstanceID()
+	}
+	if opts.printHints {
+		// The hints need the users and profiles, not the secrets of connections never made.
+		if cfg.Asterisk.AMI.Secret == "" {
+			cfg.Asterisk.AMI.Secret = "unused by -print-hints"
+		}
+		if cfg.Asterisk.ARI.Password == "" {
+			cfg.Asterisk.ARI.Password = "unused by -print-hints"
+		}
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, opts, err

@@ -254,19 +254,19 @@ func storeOptions(cfg Config, log *slog.Logger, reg prometheus.Registerer) prese
 // buildEngine makes the switching engine over the concerns that act on Asterisk, and the API.
 func (d *daemon) buildEngine() error {
 	cfg, log := d.cfg, d.log
-	qc, err := queue.New(queue.Options{AMI: d.ami, Reader: d.amiRead, Writers: d.amiWrite, Logger: log.With("component", "queue"), Registerer: d.reg})
+	qc, err := queue.New(queue.Options{AMI: d.ami, Reader: d.amiRead, Writers: d.amiWrite, Logger: log, Registerer: d.reg})
 	if err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
-	fc, err := followme.New(followme.Options{AMI: d.ami, Reader: d.amiRead, Logger: log.With("component", "followme"), Registerer: d.reg})
+	fc, err := followme.New(followme.Options{AMI: d.ami, Reader: d.amiRead, Logger: log, Registerer: d.reg})
 	if err != nil {
 		return fmt.Errorf("followme: %w", err)
 	}
-	bc, err := blf.New(blf.Options{AMI: d.ami, Reader: d.amiRead, Logger: log.With("component", "blf"), Registerer: d.reg})
+	bc, err := blf.New(blf.Options{AMI: d.ami, Reader: d.amiRead, Logger: log, Registerer: d.reg})
 	if err != nil {
 		return fmt.Errorf("blf: %w", err)
 	}
-	wc, err := webhook.New(webhook.Options{Logger: log.With("component", "webhook"), Registerer: d.reg})
+	wc, err := webhook.New(webhook.Options{Logger: log, Registerer: d.reg})
 	if err != nil {
 		return fmt.Errorf("webhook: %w", err)
 	}
@@ -274,7 +274,7 @@ func (d *daemon) buildEngine() error {
 		// With Sentinel, the lease is taken and renewed only once replicas hold it (WAIT).
 		Redis: d.store.Redis(), Confirm: d.store.Confirmed, Asterisk: cfg.Asterisk.ID, Instance: cfg.InstanceID,
 		Lease: cfg.Leader.Lease, RenewInterval: cfg.Leader.RenewInterval, ClockDriftMargin: cfg.Leader.ClockDriftMargin,
-		OnStartedLeading: d.lead, Logger: log.With("component", "leader"), Registerer: d.reg,
+		OnStartedLeading: d.lead, Logger: log, Registerer: d.reg,
 	})
 	if err != nil {
 		return fmt.Errorf("leader: %w", err)
@@ -446,7 +446,8 @@ func (d *daemon) buildEngine() error {
 		Throttle:       limiter,
 		TrustedProxies: cfg.trustedProxies(),
 		MaxBodyBytes:   cfg.API.MaxBodyBytes,
-		Logger:         log.With("component", "api"),
+		Logger:         log, // api adds component=api
+		Version:        version,
 		Registerer:     d.reg,
 	})
 	if err != nil {

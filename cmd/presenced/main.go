@@ -54,6 +54,10 @@ func realMain(args, environ []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "presenced: %v\n", err)
 		return 2
 	}
+	if opts.help {
+		opts.usage(stdout)
+		return 0
+	}
 	if opts.version {
 		fmt.Fprintf(stdout, "presenced %s\n", version)
 		return 0
@@ -95,11 +99,20 @@ func realMain(args, environ []string, stdout, stderr io.Writer) int {
 }
 
 func newLogger(c LogConfig, w io.Writer) *slog.Logger {
-	hopts := &slog.HandlerOptions{Level: logLevels[c.Level]}
+	hopts := &slog.HandlerOptions{Level: logLevels[c.Level], ReplaceAttr: durationString}
 	if c.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, hopts))
 	}
 	return slog.New(slog.NewTextHandler(w, hopts))
+}
+
+// durationString writes a time.Duration as Go writes it ("28ms", "1m30s") instead of the JSON
+// handler's integer nanoseconds; the text handler writes them so already.
+func durationString(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
 }
 
 // pinPattern is what a PIN is (presence validates pin the same way).

@@ -4,17 +4,21 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/presenced/presenced/ami"
+	"github.com/presenced/presenced/api"
+	"github.com/presenced/presenced/internal/openapicheck"
 )
 
 // profilesYAML are the users and profiles of the end-to-end tests: the shape plus a
@@ -135,6 +139,23 @@ func forgetUsers(t testing.TB, ids ...string) {
 	}
 }
 
+// openAPIValidator checks the daemon's API answers against api/openapi.json (kin-openapi).
+var openAPIValidator = sync.OnceValues(func() (*openapicheck.Validator, error) {
+	return openapicheck.New(api.Document())
+})
+
+// checkAnswer fails the test when an API answer is not as the OpenAPI document says.
+func checkAnswer(t testing.TB, req *http.Request, resp *http.Response, body []byte) {
+	t.Helper()
+	v, err := openAPIValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Check(req, resp.StatusCode, resp.Header, body); err != nil && !errors.Is(err, openapicheck.ErrNoRoute) {
+		t.Error(err)
+	}
+}
+
 func (d *daemonUnderTest) call(t testing.TB, method, path, token string, body any) (int, map[string]any) {
 	t.Helper()
 	var rd io.Reader
@@ -153,6 +174,7 @@ func (d *daemonUnderTest) call(t testing.TB, method, path, token string, body an
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
+	checkAnswer(t, req, resp, raw)
 	var out map[string]any
 	if len(raw) > 0 && raw[0] == '{' {
 		if err := json.Unmarshal(raw, &out); err != nil {
