@@ -65,17 +65,19 @@ type daemon struct {
 }
 
 // run starts presenced and blocks until ctx is cancelled, then shuts down within
-// cfg.ShutdownTimeout. started, when not nil, is told the HTTP listener's address.
-func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAddr string)) error {
+// cfg.ShutdownTimeout. started, when not nil, is told the HTTP listener's address and the
+// registry of the metrics served on /metrics.
+func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAddr string, reg *prometheus.Registry)) error {
 	d := &daemon{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
 	d.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	bi := readBuildInfo()
 	promauto.With(d.reg).NewGauge(prometheus.GaugeOpts{
 		Name:        "presenced_build_info",
-		Help:        "Always 1; the version label says which presenced runs.",
-		ConstLabels: prometheus.Labels{"version": version},
+		Help:        "Always 1; the labels say which presenced runs: its version, the VCS revision it was built from and the Go version it was built with.",
+		ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.GoVersion},
 	}).Set(1)
 	d.resyncs = promauto.With(d.reg).NewCounter(prometheus.CounterOpts{
 		Name: "presenced_asterisk_resyncs_total",
@@ -162,7 +164,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 		return fmt.Errorf("http: listen on %s: %w", cfg.HTTP.Listen, err)
 	}
 	hs := httpserve.New(cfg.HTTP.limits(cfg.API.MaxBodyBytes), ln, d.routes(), log.With("component", "http"), d.reg)
-	log.Info("presenced starting", "version", version, "instance", cfg.InstanceID, "http", ln.Addr().String(),
+	log.Info("presenced starting", "version", version, "revision", bi.Revision, "instance", cfg.InstanceID, "http", ln.Addr().String(),
 		"ami", cfg.Asterisk.AMI.Address, "ari", cfg.Asterisk.ARI.URL, "stasis_app", d.ari.AppName(),
 		"store", cfg.Redis.kind())
 
@@ -209,7 +211,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 		}
 	})
 	if started != nil {
-		started(ln.Addr().String())
+		started(ln.Addr().String(), d.reg)
 	}
 
 	var runErr error

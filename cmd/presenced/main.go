@@ -55,7 +55,8 @@ func realMain(args, environ []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if opts.version {
-		fmt.Fprintf(stdout, "presenced %s\n", version)
+		bi := readBuildInfo()
+		fmt.Fprintf(stdout, "presenced %s (revision %s, %s)\n", bi.Version, bi.Revision, bi.GoVersion)
 		return 0
 	}
 	if opts.hashSecret {
