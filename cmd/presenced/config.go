@@ -82,6 +82,8 @@ type Config struct {
 	Limits           presence.Limits        `mapstructure:"limits"`
 
 	catalog *presence.Catalog
+	// service is what systemd told presenced (Type=notify, the watchdog); set by realMain.
+	service serviceManager
 	// observeFeatureCode, set by tests, sees the outcome of every feature-code call.
 	observeFeatureCode func(featurecode.Outcome)
 }

@@ -157,6 +157,17 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 		d.store.Close(context.Background())
 		return err
 	}
+	promauto.With(d.reg).NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "presenced_ready",
+		Help: "1 when /readyz would answer 200 (AMI logged in to a fully booted Asterisk, ARI connected, the store answering with presenced's schema), else 0; read at scrape time.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if d.readiness(ctx).Ready {
+			return 1
+		}
+		return 0
+	})
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
@@ -210,6 +221,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 			errc <- fmt.Errorf("http: %w", err)
 		}
 	})
+	wg.Go(func() { d.superviseService(ctx, cfg.service, ln.Addr().String()) })
 	if started != nil {
 		started(ln.Addr().String(), d.reg)
 	}
@@ -221,6 +233,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 	case runErr = <-errc:
 		log.Error("a component failed, shutting down", "err", runErr)
 	}
+	d.sendNotify(cfg.service, "STOPPING=1", "STATUS=shutting down")
 	return errors.Join(runErr, d.shutdown(cancel, hs, &wg))
 }
 

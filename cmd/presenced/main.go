@@ -86,6 +86,9 @@ func realMain(args, environ []string, stdout, stderr io.Writer) int {
 	for _, w := range cfg.warnings() {
 		log.Warn("configuration: " + w)
 	}
+	if cfg.service, err = serviceManagerFrom(getenvOf(environ), os.Getpid()); err != nil {
+		log.Warn("not telling systemd how presenced is doing", "err", err)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, cfg, log, nil); err != nil {
@@ -93,6 +96,19 @@ func realMain(args, environ []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// getenvOf looks variables up in environ (as os.Environ), the last one winning.
+func getenvOf(environ []string) func(string) string {
+	return func(key string) string {
+		v := ""
+		for _, kv := range environ {
+			if k, val, ok := strings.Cut(kv, "="); ok && k == key {
+				v = val
+			}
+		}
+		return v
+	}
 }
 
 func newLogger(c LogConfig, w io.Writer) *slog.Logger {
