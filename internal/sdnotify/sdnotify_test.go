@@ -107,4 +107,3 @@ func TestWatchdogInterval(t *testing.T) {
 		}
 	}
 }
-
