@@ -3,13 +3,15 @@
 #               the lab Asterisk + Redis + presenced (deploy/compose.yaml)
 #   make test   every test: vet, gofmt, unit and integration tests (real Asterisk 22 and Redis
 #               in containers, the web app in Debian's chromium, installed when missing) with
-#               -race, then every fuzz target briefly. Fails when Docker or the lab cannot be had.
+#               -race, promtool on the alert rules and systemd-analyze on the unit (Debian's
+#               prometheus and systemd, installed when missing), then every fuzz target briefly.
+#               Fails when Docker or the lab cannot be had.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 COMPOSE := docker-compose -f deploy/compose.yaml -p presenced
 GO_TEST_FLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: up down logs test images bin lab-image browser vet fuzz
+.PHONY: up down logs test images bin lab-image browser tools vet fuzz
 
 up: images
 	$(COMPOSE) up -d
@@ -38,12 +40,23 @@ browser:
 	  if [ "$$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends chromium >/dev/null; }
 
+# promtool checks and unit-tests the alert rules (deploy/prometheus), systemd-analyze the unit's
+# hardening (deploy/systemd): Debian's prometheus and systemd packages, installed when missing.
+tools:
+	@missing=; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian's$$missing for the tests"; \
+	  if [ "$$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $$missing >/dev/null; fi
+
 vet:
 	go vet ./...
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 
-test: lab-image browser vet
+test: lab-image browser tools vet
 	go test $(GO_TEST_FLAGS) -json ./... | go run ./internal/testsummary
 	bash testdata/fuzz.sh
 
