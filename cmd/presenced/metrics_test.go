@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"regexp"
@@ -11,11 +13,14 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.yaml.in/yaml/v3"
 )
 
 // registeredMetric is a metric family a registry describes: its labels, variable and constant.
 type registeredMetric struct {
 	labels map[string]bool
+	// vector: it has variable labels, so /metrics shows it only once it has a series.
+	vector bool
 }
 
 var (
@@ -53,9 +58,11 @@ func registeredMetrics(t testing.TB, reg *prometheus.Registry) map[string]regist
 			for l := range strings.SplitSeq(v[1], ",") {
 				if l = strings.TrimSpace(l); l != "" {
 					rm.labels[l] = true
+					rm.vector = true
 				}
 			}
 		}
+		out[m[1]] = rm
 	}
 	return out
 }
@@ -178,4 +185,132 @@ func sortedKeys(m map[string]bool) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// awaitedMetrics are named by the shipped alert rules before presenced registers them: the
+// configuration reload (issue 13) adds presenced_config_last_reload_successful. Remove an
+// entry once it is registered.
+var awaitedMetrics = map[string]bool{"presenced_config_last_reload_successful": true}
+
+var exprMetric = regexp.MustCompile(`\bpresenced_[a-z0-9_]+`)
+
+// shippedExpressions are the PromQL expressions of deploy/grafana/presenced.json (its panels'
+// targets and its variables' queries) and deploy/prometheus/alerts.yml, by where they are.
+func shippedExpressions(t testing.TB) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	b, err := os.ReadFile("../../deploy/grafana/presenced.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+		Templating struct {
+			List []struct {
+				Name       string `json:"name"`
+				Definition string `json:"definition"`
+			} `json:"list"`
+		} `json:"templating"`
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatalf("deploy/grafana/presenced.json: %v", err)
+	}
+	for _, p := range dash.Panels {
+		for i, tg := range p.Targets {
+			out[fmt.Sprintf("dashboard panel %q target %d", p.Title, i)] = tg.Expr
+		}
+	}
+	for _, v := range dash.Templating.List {
+		if v.Definition != "" {
+			out[fmt.Sprintf("dashboard variable %s", v.Name)] = v.Definition
+		}
+	}
+	b, err = os.ReadFile("../../deploy/prometheus/alerts.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rules struct {
+		Groups []struct {
+			Rules []struct {
+				Alert string `yaml:"alert"`
+				Expr  string `yaml:"expr"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(b, &rules); err != nil {
+		t.Fatalf("deploy/prometheus/alerts.yml: %v", err)
+	}
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			out["alert "+r.Alert] = r.Expr
+		}
+	}
+	if len(out) < 40 {
+		t.Fatalf("only %d expressions read from the dashboard and the alert rules", len(out))
+	}
+	return out
+}
+
+// TestDashboardAndAlertsUseServedMetrics: every presenced_* metric the shipped Grafana dashboard
+// and alert rules query is one a running presenced (on the lab Asterisk and Redis) serves on
+// /metrics, with the labels the expressions group by; a vector with no series yet (a counter
+// by kind nothing has counted) must at least be registered.
+func TestDashboardAndAlertsUseServedMetrics(t *testing.T) {
+	cfg := labConfig(t, env.AMIAddr, env.ARIURL)
+	cfg.Redis.URL = Secret(env.RedisURL)
+	d := startDaemon(t, cfg)
+	d.waitReady(t, 20*time.Second)
+	reg := registeredMetrics(t, d.reg)
+	code, body := d.get(t, "/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics answered %d", code)
+	}
+	served := servedFamilies(body)
+
+	byLabel := regexp.MustCompile(`(?:by|without) \(([a-z_, ]*)\)`)
+	for where, expr := range shippedExpressions(t) {
+		names := exprMetric.FindAllString(expr, -1)
+		if len(names) == 0 && !strings.Contains(expr, "up{") {
+			t.Errorf("%s: no presenced metric in %q", where, expr)
+		}
+		for _, name := range names {
+			family := name
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				if base, ok := strings.CutSuffix(name, suffix); ok && reg[base].labels != nil && reg[name].labels == nil {
+					family = base
+				}
+			}
+			r, registered := reg[family]
+			_, isServed := served[family]
+			switch {
+			case awaitedMetrics[family] && !registered:
+				t.Logf("%s: %s is not registered yet (awaited)", where, family)
+				continue
+			case !registered:
+				t.Errorf("%s: %s is not a metric presenced registers (%s)", where, name, expr)
+				continue
+			case !isServed && !r.vector:
+				t.Errorf("%s: %s is registered but not served on /metrics", where, name)
+			}
+			if typ := served[family]; name != family && isServed && typ != "histogram" && typ != "summary" {
+				t.Errorf("%s: %s: %s is a %s, not a histogram", where, name, family, typ)
+			}
+			for _, m := range byLabel.FindAllStringSubmatch(expr, -1) {
+				for l := range strings.SplitSeq(m[1], ",") {
+					l = strings.TrimSpace(l)
+					if l == "" || l == "le" || l == "job" || l == "instance" {
+						continue
+					}
+					if len(names) == 1 && !r.labels[l] {
+						t.Errorf("%s: groups %s by %q, which it does not have (%v)", where, family, l, sortedKeys(r.labels))
+					}
+				}
+			}
+		}
+	}
 }
