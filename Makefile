@@ -23,14 +23,21 @@ down:
 logs:
 	$(COMPOSE) logs -f presenced
 
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+
+# A static, stripped binary (-s -w), with its version and VCS revision (presenced -version).
 bin:
-	CGO_ENABLED=0 go build -trimpath -ldflags "-X main.version=$$(git describe --always --dirty 2>/dev/null || echo dev)" -o bin/presenced ./cmd/presenced
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION) -X main.revision=$(REVISION)" -o bin/presenced ./cmd/presenced
 
 lab-image:
 	bash testdata/lab/build.sh
 
+# The image carries this machine's CA bundle (Debian's ca-certificates) for HTTPS webhooks and rediss://.
 images: bin lab-image
-	docker build -q --target prebuilt -t presenced:latest .
+	cp /etc/ssl/certs/ca-certificates.crt bin/ca-certificates.crt
+	docker build -q --target prebuilt --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
+	  --build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ) -t presenced:latest .
 
 # The web app's browser tests (cmd/presenced/web_test.go) drive Debian's chromium headless:
 # installed from Debian's packages, like the lab's Asterisk, when it is missing.

@@ -468,6 +468,7 @@ type options struct {
 	hashPass    bool
 	pwLink      string
 	version     bool
+	healthcheck bool
 }
 
 // loadConfig reads the configuration from args (without the program name), the environment
@@ -483,6 +484,7 @@ func loadConfig(args, environ []string, stderr io.Writer) (Config, options, erro
 	fs.StringVar(&opts.pwLink, "password-link", "", "make a one-time set-password link for the `user` (id or extension) in the configured Redis, print its path and exit")
 	fs.BoolVar(&opts.hashSecret, "hash-secret", false, "read a token or PIN from the first line of standard input, print its argon2id hash (for token_hash, pin_hash, api.admin_token_hash) and exit")
 	fs.BoolVar(&opts.version, "version", false, "print the version and exit")
+	fs.BoolVar(&opts.healthcheck, "healthcheck", false, "ask the presenced running with this configuration for /healthz (on http.listen, from this host) and exit 0 when it answers 200, 1 otherwise: a container's HEALTHCHECK")
 	flagVals := map[string]*string{}
 	for name, key := range flagKeys {
 		flagVals[name] = fs.String(name, "", "sets "+key)
@@ -564,6 +566,9 @@ func loadConfig(args, environ []string, stderr io.Writer) (Config, options, erro
 	)))
 	if err != nil {
 		return Config{}, opts, fmt.Errorf("invalid configuration: %s", strings.Join(decodeProblems(err), "; "))
+	}
+	if opts.healthcheck {
+		return cfg, opts, nil // it needs http.* only: no secrets, no validation of the rest
 	}
 	if err := cfg.readSecretFiles(); err != nil {
 		return Config{}, opts, err

@@ -59,6 +59,9 @@ func realMain(args, environ []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "presenced %s (revision %s, %s)\n", bi.Version, bi.Revision, bi.GoVersion)
 		return 0
 	}
+	if opts.healthcheck {
+		return healthcheck(cfg, stdout, stderr)
+	}
 	if opts.hashSecret {
 		return hashSecret(os.Stdin, stdout, stderr)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -142,4 +143,32 @@ func loopback(addr string) string {
 		return net.JoinHostPort("127.0.0.1", port)
 	}
 	return addr
+}
+
+// healthcheckTimeout bounds -healthcheck's request.
+const healthcheckTimeout = 3 * time.Second
+
+// healthcheck asks the presenced listening on cfg.HTTP.Listen for /healthz, from this host, and
+// returns the exit code: 0 when it answers 200, 1 otherwise (Docker's HEALTHCHECK convention).
+func healthcheck(cfg Config, stdout, stderr io.Writer) int {
+	url := "http://" + loopback(cfg.HTTP.Listen) + "/healthz"
+	ctx, cancel := context.WithTimeout(context.Background(), healthcheckTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "presenced: -healthcheck: %v\n", err)
+		return 1
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintf(stderr, "presenced: -healthcheck: %v\n", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "presenced: -healthcheck: GET %s: %s\n", url, resp.Status)
+		return 1
+	}
+	fmt.Fprintf(stdout, "presenced: healthy (%s)\n", url)
+	return 0
 }

@@ -96,3 +96,29 @@ func TestSystemdNotify(t *testing.T) {
 	d.stop(t)
 	next(time.Second, "STOPPING=1")
 }
+
+// TestHealthcheckFlag: presenced -healthcheck, with nothing but http.listen configured (no
+// secrets: a container's HEALTHCHECK has only the image's environment), exits 0 while the
+// presenced listening there answers /healthz and 1 once it is gone.
+func TestHealthcheckFlag(t *testing.T) {
+	d := startDaemon(t, labConfig(t, env.AMIAddr, env.ARIURL))
+	listen := strings.TrimPrefix(d.base, "http://")
+	_, port, _ := net.SplitHostPort(listen)
+	for _, addr := range []string{listen, "0.0.0.0:" + port} {
+		var out, errb strings.Builder
+		if code := realMain([]string{"-healthcheck"}, []string{"PRESENCED_HTTP_LISTEN=" + addr}, &out, &errb); code != 0 {
+			t.Fatalf("-healthcheck with http.listen %s: exit %d, %s%s", addr, code, out.String(), errb.String())
+		}
+		if !strings.Contains(out.String(), "healthy") {
+			t.Errorf("-healthcheck said %q", out.String())
+		}
+	}
+	d.stop(t)
+	var out, errb strings.Builder
+	if code := realMain([]string{"-healthcheck"}, []string{"PRESENCED_HTTP_LISTEN=" + listen}, &out, &errb); code != 1 {
+		t.Fatalf("-healthcheck with presenced stopped: exit %d, %s%s", code, out.String(), errb.String())
+	}
+	if !strings.Contains(errb.String(), "connection refused") {
+		t.Errorf("-healthcheck with presenced stopped said %q", errb.String())
+	}
+}

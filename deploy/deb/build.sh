@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Builds the presenced .deb with nfpm (github.com/goreleaser/nfpm, from the Go module proxy; no
+# registry of packages needed) into dist/ and prints its path as the last line:
+#   bash deploy/deb/build.sh            # dist/presenced_<version>_<arch>.deb
+# The package holds presenced (and presencectl, when cmd/presencectl exists), stripped; the
+# systemd unit; the example configuration as /etc/presenced/presenced.yaml (0640 root:presenced);
+# the dialplan, AMI user, alert rules and dashboard under /usr/share/presenced; the man pages
+# (deploy/deb/man); the README and runbook; and the scripts making the system user presenced.
+# VERSION (Debian version) and GOARCH may be set; the version defaults to the last v* tag, or
+# 0.0.0~git<date>.<commit>.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$top"
+
+NFPM_VERSION=v2.48.0
+arch=${GOARCH:-$(go env GOARCH)}
+case "$arch" in
+amd64 | arm64 | riscv64 | ppc64le | s390x) deb_arch=$arch ;;
+386) deb_arch=i386 ;;
+arm) deb_arch=armhf ;;
+*)
+	echo "deb: no Debian architecture for GOARCH=$arch" >&2
+	exit 1
+	;;
+esac
+
+if [[ -z "${VERSION:-}" ]]; then
+	if tag=$(git describe --tags --match 'v[0-9]*' --abbrev=0 2>/dev/null); then
+		VERSION=${tag#v}
+		[[ "$(git describe --tags --match 'v[0-9]*' 2>/dev/null)" == "$tag" ]] ||
+			VERSION="$VERSION+git$(date -u +%Y%m%d).$(git rev-parse --short HEAD)"
+	else
+		VERSION="0.0.0~git$(date -u +%Y%m%d).$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+	fi
+fi
+revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+if ! git diff --quiet HEAD 2>/dev/null; then revision="$revision-dirty"; fi
+
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+umask 022
+ldflags="-s -w -X main.version=$VERSION -X main.revision=$revision"
+for cmd in presenced presencectl; do
+	[[ -d "cmd/$cmd" ]] || continue
+	CGO_ENABLED=0 GOOS=linux GOARCH=$arch go build -trimpath -ldflags "$ldflags" -o "$stage/usr/bin/$cmd" "./cmd/$cmd"
+done
+for page in deploy/deb/man/*.[1-8]; do
+	section=${page##*.}
+	mkdir -p "$stage/usr/share/man/man$section"
+	gzip -9nc "$page" >"$stage/usr/share/man/man$section/$(basename "$page").gz"
+done
+cat >"$stage/copyright" <<'COPYRIGHT'
+Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Upstream-Name: presenced
+Source: https://github.com/presenced/presenced
+
+Files: *
+Copyright: the presenced authors
+License: Apache-2.0
+ On Debian systems the full text of the Apache License 2.0 is in
+ /usr/share/common-licenses/Apache-2.0.
+COPYRIGHT
+
+mkdir -p dist
+rm -f dist/presenced_*.deb
+# nfpm expands variables in some fields only: fill in the configuration here.
+sed -e "s|\${STAGE}|$stage|g" -e "s|\${DEB_ARCH}|$deb_arch|g" -e "s|\${DEB_VERSION}|$VERSION|g" \
+	deploy/deb/nfpm.yaml >"$stage/nfpm.yaml"
+go run "github.com/goreleaser/nfpm/v2/cmd/nfpm@$NFPM_VERSION" pkg --packager deb \
+	--config "$stage/nfpm.yaml" --target dist/ >&2
+ls dist/presenced_*.deb
