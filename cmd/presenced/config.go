@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -317,7 +318,18 @@ type HTTPConfig struct {
 	MaxEventStreams int `mapstructure:"max_event_streams"`
 	// MaxHeaderBytes bounds a request's headers (431 beyond).
 	MaxHeaderBytes int `mapstructure:"max_header_bytes"`
+	// TLS makes the listener speak HTTPS.
+	TLS HTTPTLSConfig `mapstructure:"tls"`
 }
+
+// HTTPTLSConfig is the HTTP listener's certificate: PEM files, read again when they change
+// (httpserve.CertFiles). Both or neither.
+type HTTPTLSConfig struct {
+	CertFile string `mapstructure:"cert_file"`
+	KeyFile  string `mapstructure:"key_file"`
+}
+
+func (c HTTPTLSConfig) enabled() bool { return c.CertFile != "" || c.KeyFile != "" }
 
 // eventStreamsReserve is how many of http.max_connections the default http.max_event_streams
 // leaves to everything else (the API, page loads, metrics): with the default 1,024
@@ -402,6 +414,8 @@ func defaults() map[string]any {
 		"http.max_connections":                     1024,
 		"http.max_event_streams":                   0,
 		"http.max_header_bytes":                    32 << 10,
+		"http.tls.cert_file":                       "",
+		"http.tls.key_file":                        "",
 		"api.admin_token":                          "",
 		"api.admin_token_file":                     "",
 		"api.admin_token_hash":                     "",
@@ -946,6 +960,16 @@ func (c *Config) Validate() error {
 	c.validateSentinel(add)
 	if err := checkHostPort(c.HTTP.Listen); err != nil {
 		add("http.listen", "%v", err)
+	}
+	switch t := c.HTTP.TLS; {
+	case t.CertFile != "" && t.KeyFile == "":
+		add("http.tls.key_file", "missing: http.tls.cert_file needs its key")
+	case t.CertFile == "" && t.KeyFile != "":
+		add("http.tls.cert_file", "missing: http.tls.key_file needs its certificate")
+	case t.enabled():
+		if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
+			add("http.tls.cert_file", "%s with http.tls.key_file %s: %v", t.CertFile, t.KeyFile, err)
+		}
 	}
 	problems = append(problems, c.limitProblems()...)
 	policies := c.Reconcile.Policy.Policies()

@@ -60,6 +60,9 @@ type daemon struct {
 	trig     *trigger.Scheduler
 	devices  *blf.Devices // the users' phones' states, for who is on a call
 	elector  *leader.Elector
+	// certs is the HTTP listener's certificate with http.tls; nil without. It reads its files
+	// again when they change; Reload reads them now.
+	certs *httpserve.CertFiles
 
 	resyncs prometheus.Counter
 }
@@ -174,8 +177,18 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 		d.store.Close(context.Background())
 		return fmt.Errorf("http: listen on %s: %w", cfg.HTTP.Listen, err)
 	}
-	hs := httpserve.New(cfg.HTTP.limits(cfg.API.MaxBodyBytes), ln, d.routes(), log.With("component", "http"), d.reg)
+	limits := cfg.HTTP.limits(cfg.API.MaxBodyBytes)
+	if t := cfg.HTTP.TLS; t.enabled() {
+		if d.certs, err = httpserve.LoadCertFiles(t.CertFile, t.KeyFile, log.With("component", "http")); err != nil {
+			ln.Close()
+			d.store.Close(context.Background())
+			return fmt.Errorf("http.tls: %w", err)
+		}
+		limits.TLS = d.certs.TLSConfig()
+	}
+	hs := httpserve.New(limits, ln, d.routes(), log.With("component", "http"), d.reg)
 	log.Info("presenced starting", "version", version, "revision", bi.Revision, "instance", cfg.InstanceID, "http", ln.Addr().String(),
+		"tls", d.certs != nil,
 		"ami", cfg.Asterisk.AMI.Address, "ari", cfg.Asterisk.ARI.URL, "stasis_app", d.ari.AppName(),
 		"store", cfg.Redis.kind())
 
@@ -221,7 +234,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 			errc <- fmt.Errorf("http: %w", err)
 		}
 	})
-	wg.Go(func() { d.superviseService(ctx, cfg.service, ln.Addr().String()) })
+	wg.Go(func() { d.superviseService(ctx, cfg.service, selfURL(cfg, ln.Addr().String(), "/healthz")) })
 	if started != nil {
 		started(ln.Addr().String(), d.reg)
 	}

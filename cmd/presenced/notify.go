@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -44,7 +45,7 @@ const (
 // STATUS= line saying what is not ready or the instance's role, and WATCHDOG=1 every half
 // watchdog interval while the HTTP listener at httpAddr answers /healthz (so a hung process is
 // restarted). It returns when ctx ends.
-func (d *daemon) superviseService(ctx context.Context, sm serviceManager, httpAddr string) {
+func (d *daemon) superviseService(ctx context.Context, sm serviceManager, healthURL string) {
 	if sm.notify == nil {
 		return
 	}
@@ -54,8 +55,7 @@ func (d *daemon) superviseService(ctx context.Context, sm serviceManager, httpAd
 		defer t.Stop()
 		watchdog = t.C
 	}
-	client := &http.Client{Timeout: max(sm.watchdog/4, time.Second)}
-	healthURL := "http://" + loopback(httpAddr) + "/healthz"
+	client := selfClient(d.cfg, max(sm.watchdog/4, time.Second))
 	ready, status := false, ""
 	poll := time.NewTimer(0)
 	defer poll.Stop()
@@ -151,7 +151,7 @@ const healthcheckTimeout = 3 * time.Second
 // healthcheck asks the presenced listening on cfg.HTTP.Listen for /healthz, from this host, and
 // returns the exit code: 0 when it answers 200, 1 otherwise (Docker's HEALTHCHECK convention).
 func healthcheck(cfg Config, stdout, stderr io.Writer) int {
-	url := "http://" + loopback(cfg.HTTP.Listen) + "/healthz"
+	url := selfURL(cfg, cfg.HTTP.Listen, "/healthz")
 	ctx, cancel := context.WithTimeout(context.Background(), healthcheckTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -159,7 +159,7 @@ func healthcheck(cfg Config, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "presenced: -healthcheck: %v\n", err)
 		return 1
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := selfClient(cfg, healthcheckTimeout).Do(req)
 	if err != nil {
 		fmt.Fprintf(stderr, "presenced: -healthcheck: %v\n", err)
 		return 1
@@ -171,4 +171,25 @@ func healthcheck(cfg Config, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "presenced: healthy (%s)\n", url)
 	return 0
+}
+
+// selfURL is the URL of path on the presenced listening at addr (http.listen), from this host:
+// https with http.tls.
+func selfURL(cfg Config, addr, path string) string {
+	scheme := "http"
+	if cfg.HTTP.TLS.enabled() {
+		scheme = "https"
+	}
+	return scheme + "://" + loopback(addr) + path
+}
+
+// selfClient is an HTTP client for selfURL. With TLS it does not verify the certificate: it
+// talks to its own listener on this host, whose certificate names the host's public name, not
+// the loopback address; what it asks (/healthz) is public.
+func selfClient(cfg Config, timeout time.Duration) *http.Client {
+	c := &http.Client{Timeout: timeout}
+	if cfg.HTTP.TLS.enabled() {
+		c.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	}
+	return c
 }
