@@ -5,7 +5,8 @@
 # The package holds presenced (and presencectl, when cmd/presencectl exists), stripped; the
 # systemd unit; the example configuration as /etc/presenced/presenced.yaml (0640 root:presenced);
 # the dialplan, AMI user, alert rules and dashboard under /usr/share/presenced; the man pages
-# (deploy/deb/man); the README and runbook; and the scripts making the system user presenced.
+# (deploy/deb/man, and presencectl(1) generated from presencectl --help); the README and
+# runbook; and the scripts making the system user presenced.
 # VERSION (Debian version) and GOARCH may be set; the version defaults to the last v* tag, or
 # 0.0.0~git<date>.<commit>.
 set -euo pipefail
@@ -45,6 +46,19 @@ for cmd in presenced presencectl; do
 	[[ -d "cmd/$cmd" ]] || continue
 	CGO_ENABLED=0 GOOS=linux GOARCH=$arch go build -trimpath -ldflags "$ldflags" -o "$stage/usr/bin/$cmd" "./cmd/$cmd"
 done
+# presencectl(1) is made from the command's own --help (deploy/deb/mangen), with a build for
+# this machine when the package is for another architecture.
+if [[ -d cmd/presencectl ]]; then
+	ctl="$stage/usr/bin/presencectl"
+	if [[ "$arch" != "$(go env GOHOSTARCH)" ]]; then
+		ctl="$stage/host-presencectl"
+		go build -o "$ctl" ./cmd/presencectl
+	fi
+	mkdir -p "$stage/usr/share/man/man1"
+	go run ./deploy/deb/mangen -bin "$ctl" -section 1 -source "presenced $VERSION" -see-also "presenced(8)" |
+		gzip -9n >"$stage/usr/share/man/man1/presencectl.1.gz"
+	rm -f "$stage/host-presencectl"
+fi
 for page in deploy/deb/man/*.[1-8]; do
 	section=${page##*.}
 	mkdir -p "$stage/usr/share/man/man$section"

@@ -146,7 +146,10 @@ func TestDebInstallsOnCleanDebian(t *testing.T) {
 		t.Errorf("presenced -version: %q", v)
 	}
 	if _, err := os.Stat("../../cmd/presencectl"); err == nil {
-		c.exec("test -x /usr/bin/presencectl")
+		c.exec("test -x /usr/bin/presencectl && presencectl --help >/dev/null")
+		if man := c.exec("man -w presencectl && MANWIDTH=100 man presencectl 2>&1 | grep -c 'presencectl switch'"); !strings.Contains(man, "/usr/share/man/man1/presencectl.1.gz") {
+			t.Errorf("presencectl(1): %s", man)
+		}
 	}
 
 	// The unit, as systemd reads it.
