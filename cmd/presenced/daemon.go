@@ -234,7 +234,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 			errc <- fmt.Errorf("http: %w", err)
 		}
 	})
-	wg.Go(func() { d.superviseService(ctx, cfg.service, selfURL(cfg, ln.Addr().String(), "/healthz")) })
+	wg.Go(func() { d.superviseService(runCtx, cfg.service, selfURL(cfg, ln.Addr().String(), "/healthz")) })
 	if started != nil {
 		started(ln.Addr().String(), d.reg)
 	}
