@@ -65,10 +65,28 @@ func (c *container) try(script string) (string, error) {
 	return string(out), err
 }
 
-// testImage builds (when missing) the Debian machine of testdata/Dockerfile on the lab image.
-func testImage(t *testing.T, labImage string) string {
+// labImageID builds (when missing) the lab image and returns its ID. Other test packages, and
+// other checkouts on the machine, build lab images too, and testdata/lab/build.sh drops the tags
+// of builds other than the newest: a tag may be gone by the time it is inspected, so it tries
+// again.
+func labImageID(t *testing.T) string {
 	t.Helper()
-	id := strings.TrimSpace(run(t, "docker", "image", "inspect", "-f", "{{.Id}}", labImage))
+	var err error
+	for range 3 {
+		ref := lastLine(run(t, "bash", "testdata/lab/build.sh"))
+		var out []byte
+		if out, err = exec.Command("docker", "image", "inspect", "-f", "{{.Id}}", ref).Output(); err == nil {
+			return strings.TrimSpace(string(out))
+		}
+	}
+	t.Fatalf("the lab image: %v", err)
+	return ""
+}
+
+// testImage builds (when missing) the Debian machine of testdata/Dockerfile on the lab image
+// (by its ID).
+func testImage(t *testing.T, id string) string {
+	t.Helper()
 	h := sha256.New()
 	for _, f := range []string{"testdata/Dockerfile", "testdata/lab-asterisk.service"} {
 		b, err := os.ReadFile(f)
@@ -80,7 +98,7 @@ func testImage(t *testing.T, labImage string) string {
 	h.Write([]byte(id))
 	image := fmt.Sprintf("presenced-deb-test:%x", h.Sum(nil)[:6])
 	if exec.Command("docker", "image", "inspect", image).Run() != nil {
-		run(t, "docker", "build", "-q", "--build-arg", "BASE="+labImage, "-f", "deploy/deb/testdata/Dockerfile", "-t", image, ".")
+		run(t, "docker", "build", "-q", "--build-arg", "BASE="+id, "-f", "deploy/deb/testdata/Dockerfile", "-t", image, ".")
 	}
 	return image
 }
@@ -91,7 +109,7 @@ func TestDebInstallsOnCleanDebian(t *testing.T) {
 	if _, err := exec.LookPath("docker"); err != nil {
 		t.Fatal("docker is not installed: the package test installs the .deb in a container")
 	}
-	labImage := lastLine(run(t, "bash", "testdata/lab/build.sh"))
+	labImage := labImageID(t)
 	deb := lastLine(run(t, "bash", "deploy/deb/build.sh"))
 	if !strings.HasPrefix(filepath.Base(deb), "presenced_") || !strings.HasSuffix(deb, ".deb") {
 		t.Fatalf("build.sh made %q, want dist/presenced_<version>_<arch>.deb", deb)
@@ -155,6 +173,22 @@ func TestDebInstallsOnCleanDebian(t *testing.T) {
 	// The unit, as systemd reads it.
 	if out, err := c.try("systemd-analyze verify /usr/lib/systemd/system/presenced.service 2>&1"); err != nil || strings.TrimSpace(out) != "" {
 		t.Errorf("systemd-analyze verify presenced.service: %v\n%s", err, out)
+	}
+	// The credentials drop-in the unit's header documents, as systemctl edit would write it.
+	var dropIn []string
+	for _, l := range strings.Split(c.exec("cat /usr/lib/systemd/system/presenced.service"), "\n") {
+		if l, ok := strings.CutPrefix(l, "#     "); ok && (strings.HasPrefix(l, "[Service]") || strings.HasPrefix(l, "LoadCredential=") ||
+			strings.HasPrefix(l, "Environment=PRESENCED_")) {
+			dropIn = append(dropIn, l)
+		}
+	}
+	if len(dropIn) < 5 || dropIn[0] != "[Service]" {
+		t.Fatalf("the unit's header documents no credentials drop-in: %q", dropIn)
+	}
+	c.exec("mkdir -p /etc/systemd/system/presenced.service.d && cat > /etc/systemd/system/presenced.service.d/override.conf <<'EOF'\n" +
+		strings.Join(dropIn, "\n") + "\nEOF")
+	if out, err := c.try("systemd-analyze verify presenced.service 2>&1"); err != nil || strings.TrimSpace(out) != "" {
+		t.Errorf("systemd-analyze verify presenced.service with the documented credentials drop-in %q: %v\n%s", dropIn, err, out)
 	}
 	sec := c.exec("systemd-analyze security --no-pager --offline=true /usr/lib/systemd/system/presenced.service 2>&1")
 	m := exposure.FindStringSubmatch(sec)
