@@ -8,13 +8,14 @@
 #   make images            (or: make bin && cp /etc/ssl/certs/ca-certificates.crt bin/ &&
 #                           docker build --target prebuilt -t presenced:latest .)
 # Elsewhere the default target builds from source in a Go image:
-#   docker build --build-arg VERSION=$(git describe --always) --build-arg REVISION=$(git rev-parse HEAD) -t presenced:latest .
+#   docker build --build-arg COMMIT=$(git rev-parse HEAD) -t presenced:latest .
+# VERSION (a release's version) replaces the one in the source; COMMIT names the commit.
 ARG GO_IMAGE=golang:1.26-bookworm
 
 # ---- target "prebuilt": the binary from bin/presenced (first, so the legacy builder stops here)
 FROM scratch AS prebuilt
-ARG VERSION=dev
-ARG REVISION=unknown
+ARG VERSION=
+ARG COMMIT=unknown
 ARG CREATED
 LABEL org.opencontainers.image.title="presenced" \
       org.opencontainers.image.description="Presence profiles for Asterisk 22" \
@@ -22,7 +23,7 @@ LABEL org.opencontainers.image.title="presenced" \
       org.opencontainers.image.documentation="https://github.com/presenced/presenced/blob/main/README.md" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.revision="${COMMIT}" \
       org.opencontainers.image.created="${CREATED}"
 COPY bin/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY bin/presenced /usr/local/bin/presenced
@@ -41,14 +42,14 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-ARG VERSION=dev
-ARG REVISION=unknown
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION} -X main.revision=${REVISION}" -o /out/presenced ./cmd/presenced
+ARG VERSION=
+ARG COMMIT=unknown
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.commit=${COMMIT} ${VERSION:+-X main.version=${VERSION}}" -o /out/presenced ./cmd/presenced
 
 # ---- default target: the binary built above
 FROM scratch
-ARG VERSION=dev
-ARG REVISION=unknown
+ARG VERSION=
+ARG COMMIT=unknown
 ARG CREATED
 LABEL org.opencontainers.image.title="presenced" \
       org.opencontainers.image.description="Presence profiles for Asterisk 22" \
@@ -56,7 +57,7 @@ LABEL org.opencontainers.image.title="presenced" \
       org.opencontainers.image.documentation="https://github.com/presenced/presenced/blob/main/README.md" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.revision="${COMMIT}" \
       org.opencontainers.image.created="${CREATED}"
 COPY --from=builder /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=builder /out/presenced /usr/local/bin/presenced

@@ -23,12 +23,11 @@ down:
 logs:
 	$(COMPOSE) logs -f presenced
 
-VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
 
-# A static, stripped binary (-s -w), with its version and VCS revision (presenced -version).
+# A static, stripped binary (-s -w), with the commit it was built from (presenced -version).
 bin:
-	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION) -X main.revision=$(REVISION)" -o bin/presenced ./cmd/presenced
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.commit=$(COMMIT)" -o bin/presenced ./cmd/presenced
 
 lab-image:
 	bash testdata/lab/build.sh
@@ -36,7 +35,7 @@ lab-image:
 # The image carries this machine's CA bundle (Debian's ca-certificates) for HTTPS webhooks and rediss://.
 images: bin lab-image
 	cp /etc/ssl/certs/ca-certificates.crt bin/ca-certificates.crt
-	docker build -q --target prebuilt --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
+	docker build -q --target prebuilt --build-arg VERSION=$$(bin/presenced -version | awk '{print $$2}') --build-arg COMMIT=$(COMMIT) \
 	  --build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ) -t presenced:latest .
 
 # The web app's browser tests (cmd/presenced/web_test.go) drive Debian's chromium headless:

@@ -5,10 +5,10 @@ import (
 	"runtime/debug"
 )
 
-// revision is the VCS revision presenced was built from, set at build time with
-// -ldflags "-X main.revision=..." where the build has no VCS information of its own (a source
-// tree without .git); otherwise read from the binary's build information.
-var revision = ""
+// commit is the VCS revision presenced was built from, set at build time with
+// -ldflags "-X main.commit=..." (make bin, the Dockerfile, deploy/deb/build.sh); empty means
+// the revision the Go toolchain recorded in the binary, if any.
+var commit = ""
 
 // buildInfo says which presenced runs: the version (main.version), the VCS revision (with
 // "-dirty" for a modified tree) and the Go version it was built with.
@@ -17,7 +17,7 @@ type buildInfo struct {
 }
 
 func readBuildInfo() buildInfo {
-	b := buildInfo{Version: version, Revision: revision, GoVersion: runtime.Version()}
+	b := buildInfo{Version: version, Revision: commit, GoVersion: runtime.Version()}
 	if bi, ok := debug.ReadBuildInfo(); ok && b.Revision == "" {
 		dirty := false
 		for _, s := range bi.Settings {

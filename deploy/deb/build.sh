@@ -7,8 +7,8 @@
 # the dialplan, AMI user, alert rules and dashboard under /usr/share/presenced; the man pages
 # (deploy/deb/man, and presencectl(1) generated from presencectl --help); the README and
 # runbook; and the scripts making the system user presenced.
-# VERSION (Debian version) and GOARCH may be set; the version defaults to the last v* tag, or
-# 0.0.0~git<date>.<commit>.
+# GOARCH may be set, and VERSION to a release's version (it replaces the source's); the Debian
+# version is made of it (see below).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -26,22 +26,27 @@ arm) deb_arch=armhf ;;
 	;;
 esac
 
-if [[ -z "${VERSION:-}" ]]; then
-	if tag=$(git describe --tags --match 'v[0-9]*' --abbrev=0 2>/dev/null); then
-		VERSION=${tag#v}
-		[[ "$(git describe --tags --match 'v[0-9]*' 2>/dev/null)" == "$tag" ]] ||
-			VERSION="$VERSION+git$(date -u +%Y%m%d).$(git rev-parse --short HEAD)"
-	else
-		VERSION="0.0.0~git$(date -u +%Y%m%d).$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-	fi
+commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+if ! git diff --quiet HEAD 2>/dev/null; then commit="$commit-dirty"; fi
+ldflags="-s -w -X main.commit=$commit"
+# VERSION, a release's version, replaces the one in the source; otherwise presenced says its own.
+if [[ -n "${VERSION:-}" ]]; then
+	ldflags="$ldflags -X main.version=$VERSION"
+else
+	VERSION=$(go run -ldflags "$ldflags" ./cmd/presenced -version | awk '{print $2}')
 fi
-revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
-if ! git diff --quiet HEAD 2>/dev/null; then revision="$revision-dirty"; fi
+# The Debian version: the semantic version with ~ for - (1.2.0-rc1 sorts before 1.2.0), 0.0.0~
+# before one that does not start with a digit, and +git<date>.<commit> unless HEAD is its tag.
+deb_version=${VERSION//-/\~}
+[[ "$deb_version" =~ ^[0-9] ]] || deb_version="0.0.0~$deb_version"
+if [[ "$(git describe --tags --exact-match 2>/dev/null)" != "v$VERSION" ]]; then
+	deb_version="$deb_version+git$(date -u +%Y%m%d).$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+fi
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 umask 022
-ldflags="-s -w -X main.version=$VERSION -X main.revision=$revision"
+
 for cmd in presenced presencectl; do
 	[[ -d "cmd/$cmd" ]] || continue
 	CGO_ENABLED=0 GOOS=linux GOARCH=$arch go build -trimpath -ldflags "$ldflags" -o "$stage/usr/bin/$cmd" "./cmd/$cmd"
@@ -79,7 +84,7 @@ COPYRIGHT
 mkdir -p dist
 rm -f dist/presenced_*.deb
 # nfpm expands variables in some fields only: fill in the configuration here.
-sed -e "s|\${STAGE}|$stage|g" -e "s|\${DEB_ARCH}|$deb_arch|g" -e "s|\${DEB_VERSION}|$VERSION|g" \
+sed -e "s|\${STAGE}|$stage|g" -e "s|\${DEB_ARCH}|$deb_arch|g" -e "s|\${DEB_VERSION}|$deb_version|g" \
 	deploy/deb/nfpm.yaml >"$stage/nfpm.yaml"
 go run "github.com/goreleaser/nfpm/v2/cmd/nfpm@$NFPM_VERSION" pkg --packager deb \
 	--config "$stage/nfpm.yaml" --target dist/ >&2

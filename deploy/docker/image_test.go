@@ -42,7 +42,7 @@ func TestImage(t *testing.T) {
 	}
 	run(t, top, "cp", "/etc/ssl/certs/ca-certificates.crt", filepath.Join(ctx, "bin"))
 	bin := filepath.Join(ctx, "bin", "presenced")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version=imagetest -X main.revision=abc123", "-o", bin, "./cmd/presenced")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version=imagetest -X main.commit=abc123", "-o", bin, "./cmd/presenced")
 	cmd.Dir, cmd.Env = top, append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
@@ -58,7 +58,7 @@ func TestImage(t *testing.T) {
 
 	image := fmt.Sprintf("presenced-imagetest:%d", time.Now().UnixNano())
 	run(t, ctx, "docker", "build", "-q", "--target", "prebuilt", "--build-arg", "VERSION=imagetest",
-		"--build-arg", "REVISION=abc123", "--build-arg", "CREATED=2026-12-06T00:00:00Z", "-t", image, ".")
+		"--build-arg", "COMMIT=abc123", "--build-arg", "CREATED=2026-12-06T00:00:00Z", "-t", image, ".")
 	t.Cleanup(func() { exec.Command("docker", "rmi", "-f", image).Run() })
 
 	var inspect []struct {
