@@ -151,13 +151,13 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{
-		opts:    opts,
-		log:     opts.Logger,
-		metrics: newEngineMetrics(opts.Registerer, opts.States),
-		byKind:  map[OpKind]Concern{},
-		now:     opts.Now,
-		locks:   map[UserID]*userLock{},
+		opts:   opts,
+		log:    opts.Logger,
+		byKind: map[OpKind]Concern{},
+		now:    opts.Now,
+		locks:  map[UserID]*userLock{},
 	}
+	e.metrics = newEngineMetrics(opts.Registerer, opts.States, e.Catalog)
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}

@@ -34,10 +34,10 @@ type engineMetrics struct {
 	reconcileLast       prometheus.Gauge
 }
 
-func newEngineMetrics(reg prometheus.Registerer, states *StateStore) *engineMetrics {
+func newEngineMetrics(reg prometheus.Registerer, states *StateStore, catalog func() *Catalog) *engineMetrics {
 	f := promauto.With(reg) // a nil Registerer makes unregistered metrics
 	if reg != nil {
-		reg.MustRegister(&recordCollector{states: states})
+		reg.MustRegister(&recordCollector{states: states}, &profileCollector{states: states, catalog: catalog})
 	}
 	m := &engineMetrics{
 		switches: f.NewCounterVec(prometheus.CounterOpts{

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -90,6 +91,8 @@ type Config struct {
 	Limits           presence.Limits        `mapstructure:"limits"`
 
 	catalog *presence.Catalog
+	// service is what systemd told presenced (Type=notify, the watchdog); set by realMain.
+	service serviceManager
 	// observeFeatureCode, set by tests, sees the outcome of every feature-code call.
 	observeFeatureCode func(featurecode.Outcome)
 }
@@ -354,7 +357,18 @@ type HTTPConfig struct {
 	MaxEventStreams int `mapstructure:"max_event_streams"`
 	// MaxHeaderBytes bounds a request's headers (431 beyond).
 	MaxHeaderBytes int `mapstructure:"max_header_bytes"`
+	// TLS makes the listener speak HTTPS.
+	TLS HTTPTLSConfig `mapstructure:"tls"`
 }
+
+// HTTPTLSConfig is the HTTP listener's certificate: PEM files, read again when they change
+// (httpserve.CertFiles). Both or neither.
+type HTTPTLSConfig struct {
+	CertFile string `mapstructure:"cert_file"`
+	KeyFile  string `mapstructure:"key_file"`
+}
+
+func (c HTTPTLSConfig) enabled() bool { return c.CertFile != "" || c.KeyFile != "" }
 
 // eventStreamsReserve is how many of http.max_connections the default http.max_event_streams
 // leaves to everything else (the API, page loads, metrics): with the default 1,024
@@ -439,6 +453,8 @@ func defaults() map[string]any {
 		"http.max_connections":                     1024,
 		"http.max_event_streams":                   0,
 		"http.max_header_bytes":                    32 << 10,
+		"http.tls.cert_file":                       "",
+		"http.tls.key_file":                        "",
 		"api.admin_token":                          "",
 		"api.admin_token_file":                     "",
 		"api.admin_token_hash":                     "",
@@ -513,8 +529,9 @@ type options struct {
 	pwLink      string
 	version     bool
 	// help is -help or -h: usage writes the flags' usage.
-	help  bool
-	usage func(io.Writer)
+	help        bool
+	usage       func(io.Writer)
+	healthcheck bool
 }
 
 // loadConfig reads the configuration from args (without the program name), the environment
@@ -530,6 +547,7 @@ func loadConfig(args, environ []string, stderr io.Writer) (Config, options, erro
 	fs.StringVar(&opts.pwLink, "password-link", "", "make a one-time set-password link for the `user` (id or extension) in the configured Redis, print its path and exit")
 	fs.BoolVar(&opts.hashSecret, "hash-secret", false, "read a token or PIN from the first line of standard input, print its argon2id hash (for token_hash, pin_hash, api.admin_token_hash) and exit")
 	fs.BoolVar(&opts.version, "version", false, "print the version and exit")
+	fs.BoolVar(&opts.healthcheck, "healthcheck", false, "ask the presenced running with this configuration for /healthz (on http.listen, from this host) and exit 0 when it answers 200, 1 otherwise: a container's HEALTHCHECK")
 	flagVals := map[string]*string{}
 	for name, key := range flagKeys {
 		flagVals[name] = fs.String(name, "", "sets "+key)
@@ -621,6 +639,9 @@ func loadConfig(args, environ []string, stderr io.Writer) (Config, options, erro
 	)))
 	if err != nil {
 		return Config{}, opts, fmt.Errorf("invalid configuration: %s", strings.Join(decodeProblems(err), "; "))
+	}
+	if opts.healthcheck {
+		return cfg, opts, nil // it needs http.* only: no secrets, no validation of the rest
 	}
 	if err := cfg.readSecretFiles(); err != nil {
 		return Config{}, opts, err
@@ -1010,6 +1031,16 @@ func (c *Config) Validate() error {
 	c.validateSentinel(add)
 	if err := checkHostPort(c.HTTP.Listen); err != nil {
 		add("http.listen", "%v", err)
+	}
+	switch t := c.HTTP.TLS; {
+	case t.CertFile != "" && t.KeyFile == "":
+		add("http.tls.key_file", "missing: http.tls.cert_file needs its key")
+	case t.CertFile == "" && t.KeyFile != "":
+		add("http.tls.cert_file", "missing: http.tls.key_file needs its certificate")
+	case t.enabled():
+		if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
+			add("http.tls.cert_file", "%s with http.tls.key_file %s: %v", t.CertFile, t.KeyFile, err)
+		}
 	}
 	problems = append(problems, c.limitProblems()...)
 	policies := c.Reconcile.Policy.Policies()

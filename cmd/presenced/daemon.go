@@ -64,22 +64,27 @@ type daemon struct {
 	cal      *calendar.Connector  // users' calendars; runs on the leader, like the triggers
 	devices  *blf.Devices         // the users' phones' states, for who is on a call
 	elector  *leader.Elector
+	// certs is the HTTP listener's certificate with http.tls; nil without. It reads its files
+	// again when they change; Reload reads them now.
+	certs *httpserve.CertFiles
 
 	resyncs prometheus.Counter
 }
 
 // run starts presenced and blocks until ctx is cancelled, then shuts down within
-// cfg.ShutdownTimeout. started, when not nil, is told the HTTP listener's address.
-func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAddr string)) error {
+// cfg.ShutdownTimeout. started, when not nil, is told the HTTP listener's address and the
+// registry of the metrics served on /metrics.
+func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAddr string, reg *prometheus.Registry)) error {
 	d := &daemon{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
 	d.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	bi := readBuildInfo()
 	promauto.With(d.reg).NewGauge(prometheus.GaugeOpts{
 		Name:        "presenced_build_info",
-		Help:        "Always 1; the version label says which presenced runs.",
-		ConstLabels: prometheus.Labels{"version": version},
+		Help:        "Always 1; the labels say which presenced runs: its version, the VCS revision it was built from and the Go version it was built with.",
+		ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.GoVersion},
 	}).Set(1)
 	d.resyncs = promauto.With(d.reg).NewCounter(prometheus.CounterOpts{
 		Name: "presenced_asterisk_resyncs_total",
@@ -159,14 +164,35 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 		d.store.Close(context.Background())
 		return err
 	}
+	promauto.With(d.reg).NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "presenced_ready",
+		Help: "1 when /readyz would answer 200 (AMI logged in to a fully booted Asterisk, ARI connected, the store answering with presenced's schema), else 0; read at scrape time.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if d.readiness(ctx).Ready {
+			return 1
+		}
+		return 0
+	})
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		d.store.Close(context.Background())
 		return fmt.Errorf("http: listen on %s: %w", cfg.HTTP.Listen, err)
 	}
-	hs := httpserve.New(cfg.HTTP.limits(cfg.API.MaxBodyBytes), ln, d.routes(), log.With("component", "http"), d.reg)
-	log.Info("presenced starting", "version", version, "instance", cfg.InstanceID, "http", ln.Addr().String(),
+	limits := cfg.HTTP.limits(cfg.API.MaxBodyBytes)
+	if t := cfg.HTTP.TLS; t.enabled() {
+		if d.certs, err = httpserve.LoadCertFiles(t.CertFile, t.KeyFile, log.With("component", "http")); err != nil {
+			ln.Close()
+			d.store.Close(context.Background())
+			return fmt.Errorf("http.tls: %w", err)
+		}
+		limits.TLS = d.certs.TLSConfig()
+	}
+	hs := httpserve.New(limits, ln, d.routes(), log.With("component", "http"), d.reg)
+	log.Info("presenced starting", "version", version, "revision", bi.Revision, "instance", cfg.InstanceID, "http", ln.Addr().String(),
+		"tls", d.certs != nil,
 		"ami", cfg.Asterisk.AMI.Address, "ari", cfg.Asterisk.ARI.URL, "stasis_app", d.ari.AppName(),
 		"store", cfg.Redis.kind())
 
@@ -212,8 +238,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 			errc <- fmt.Errorf("http: %w", err)
 		}
 	})
+	wg.Go(func() { d.superviseService(runCtx, cfg.service, selfURL(cfg, ln.Addr().String(), "/healthz")) })
 	if started != nil {
-		started(ln.Addr().String())
+		started(ln.Addr().String(), d.reg)
 	}
 
 	var runErr error
@@ -223,6 +250,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 	case runErr = <-errc:
 		log.Error("a component failed, shutting down", "err", runErr)
 	}
+	d.sendNotify(cfg.service, "STOPPING=1", "STATUS=shutting down")
 	return errors.Join(runErr, d.shutdown(cancel, hs, &wg))
 }
 

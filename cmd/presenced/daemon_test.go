@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/presenced/presenced/ami"
 	"github.com/presenced/presenced/internal/lab"
 )
@@ -57,7 +59,8 @@ func labConfig(t testing.TB, amiAddr, ariURL string) Config {
 
 // daemonUnderTest is presenced running in-process.
 type daemonUnderTest struct {
-	base   string // http://127.0.0.1:port
+	base   string               // http://127.0.0.1:port
+	reg    *prometheus.Registry // what /metrics serves
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -78,7 +81,9 @@ func startDaemonAt(t testing.TB, cfg Config, level slog.Level) *daemonUnderTest 
 	d := &daemonUnderTest{cancel: cancel, done: make(chan error, 1)}
 	addr := make(chan string, 1)
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
-	go func() { d.done <- run(ctx, cfg, log, func(a string) { addr <- a }) }()
+	go func() {
+		d.done <- run(ctx, cfg, log, func(a string, reg *prometheus.Registry) { d.reg = reg; addr <- a })
+	}()
 	select {
 	case a := <-addr:
 		d.base = "http://" + a

@@ -59,8 +59,12 @@ func realMain(args, environ []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if opts.version {
-		fmt.Fprintf(stdout, "presenced %s\n", version)
+		bi := readBuildInfo()
+		fmt.Fprintf(stdout, "presenced %s (revision %s, %s)\n", bi.Version, bi.Revision, bi.GoVersion)
 		return 0
+	}
+	if opts.healthcheck {
+		return healthcheck(cfg, stdout, stderr)
 	}
 	if opts.hashSecret {
 		return hashSecret(os.Stdin, stdout, stderr)
@@ -89,6 +93,9 @@ func realMain(args, environ []string, stdout, stderr io.Writer) int {
 	for _, w := range cfg.warnings() {
 		log.Warn("configuration: " + w)
 	}
+	if cfg.service, err = serviceManagerFrom(getenvOf(environ), os.Getpid()); err != nil {
+		log.Warn("not telling systemd how presenced is doing", "err", err)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, cfg, log, nil); err != nil {
@@ -96,6 +103,19 @@ func realMain(args, environ []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// getenvOf looks variables up in environ (as os.Environ), the last one winning.
+func getenvOf(environ []string) func(string) string {
+	return func(key string) string {
+		v := ""
+		for _, kv := range environ {
+			if k, val, ok := strings.Cut(kv, "="); ok && k == key {
+				v = val
+			}
+		}
+		return v
+	}
 }
 
 func newLogger(c LogConfig, w io.Writer) *slog.Logger {

@@ -78,6 +78,12 @@ func TestSentinelFailoverUnderAPISwitches(t *testing.T) {
 	}
 	d := startDaemon(t, cfg)
 	d.waitReady(t, 15*time.Second)
+	// The README's metrics table names what only Sentinel registers (TestReadmeMetricsTableMatchesRegistered).
+	for name := range sentinelOnlyMetrics {
+		if _, ok := registeredMetrics(t, d.reg)[name]; !ok {
+			t.Errorf("with redis.sentinel presenced does not register %s", name)
+		}
+	}
 
 	var (
 		mu       sync.Mutex

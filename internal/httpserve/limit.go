@@ -1,6 +1,7 @@
 package httpserve
 
 import (
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
@@ -44,6 +45,7 @@ const (
 // every refusalLogEvery.
 type limitListener struct {
 	net.Listener
+	tls      *tls.Config // the refusal is answered over TLS when the listener speaks it
 	sem      chan struct{}
 	refusers chan struct{}
 	log      *slog.Logger
@@ -114,11 +116,14 @@ func (l *limitListener) refuse(c net.Conn) {
 		defer func() { <-l.refusers }()
 		defer c.Close()
 		c.SetDeadline(time.Now().Add(refusalLinger))
+		if l.tls != nil {
+			c = tls.Server(c, l.tls) // the first write makes the handshake, within the deadline
+		}
 		if _, err := io.WriteString(c, refusalAnswer); err != nil {
 			return
 		}
-		if tc, ok := c.(*net.TCPConn); ok {
-			tc.CloseWrite()
+		if cw, ok := c.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
 		}
 		io.Copy(io.Discard, io.LimitReader(c, 64<<10))
 	}()

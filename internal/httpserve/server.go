@@ -5,6 +5,7 @@ package httpserve
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -26,6 +27,8 @@ type Limits struct {
 	MaxConnections int
 	// MaxBodyBytes bounds every request body.
 	MaxBodyBytes int64
+	// TLS, when set, makes the listener speak HTTPS (HTTP/1.1) with it; see CertFiles.
+	TLS *tls.Config
 }
 
 // Server is the HTTP listener with its limits (Limits): timeouts, header and body
@@ -56,6 +59,7 @@ type Server struct {
 //   - IdleTimeout bounds the wait for a kept-alive connection's next request.
 func New(cfg Limits, ln net.Listener, handler http.Handler, log *slog.Logger, reg prometheus.Registerer) *Server {
 	h := &Server{ln: newLimitListener(ln, cfg.MaxConnections, log, reg)}
+	h.ln.tls = cfg.TLS
 	h.srv = &http.Server{
 		Handler:           h.guard(handler, cfg.MaxBodyBytes),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
@@ -65,11 +69,22 @@ func New(cfg Limits, ln net.Listener, handler http.Handler, log *slog.Logger, re
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	if cfg.TLS != nil {
+		h.srv.TLSConfig = cfg.TLS
+		// HTTP/1.1 only: one request stream per connection, as http.max_connections and the
+		// web app's event streams (one connection per open page) count them.
+		h.srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
+	}
 	return h
 }
 
 // Serve accepts connections until Stop; it returns http.ErrServerClosed then.
-func (h *Server) Serve() error { return h.srv.Serve(h.ln) }
+func (h *Server) Serve() error {
+	if h.srv.TLSConfig != nil {
+		return h.srv.ServeTLS(h.ln, "", "") // the certificate comes from TLSConfig
+	}
+	return h.srv.Serve(h.ln)
+}
 
 // Stop closes the listener and lets the requests in progress finish until ctx ends; then it
 // closes every connection still open, so no slow client can hold the shutdown. forced is the

@@ -161,21 +161,34 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 }
 
 // BuildImage runs testdata/lab/build.sh, which builds the base and lab images when they are
-// missing, and returns the lab image reference.
+// missing, and returns the lab image's ID. The ID, not the tag: a build in another checkout on
+// the same machine drops the tags of other builds (build.sh), which would leave the containers a
+// test starts later (Sentinel groups, restarts) naming an image Docker no longer knows by that
+// name; the image itself stays while a container or another tag holds it. A tag dropped between
+// the build and its inspection is built (tagged) again.
 func BuildImage(ctx context.Context) (string, error) {
 	script := filepath.Join(RepoRoot(), "testdata", "lab", "build.sh")
-	cmd := exec.CommandContext(ctx, "bash", script)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout = &stdout
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("build lab image (%s): %w\n%s", script, err, lastLines(stderr.String(), 30))
+	var err error
+	for range 3 {
+		cmd := exec.CommandContext(ctx, "bash", script)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout = &stdout
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil {
+			return "", fmt.Errorf("build lab image (%s): %w\n%s", script, err, lastLines(stderr.String(), 30))
+		}
+		lines := strings.Fields(stdout.String())
+		if len(lines) == 0 {
+			return "", fmt.Errorf("build lab image (%s): printed no image name", script)
+		}
+		ref := lines[len(lines)-1]
+		out, ierr := exec.CommandContext(ctx, "docker", "image", "inspect", "-f", "{{.Id}}", ref).Output()
+		if ierr == nil {
+			return strings.TrimSpace(string(out)), nil
+		}
+		err = fmt.Errorf("build lab image: inspect %s: %w", ref, ierr)
 	}
-	lines := strings.Fields(stdout.String())
-	if len(lines) == 0 {
-		return "", fmt.Errorf("build lab image (%s): printed no image name", script)
-	}
-	return lines[len(lines)-1], nil
+	return "", err
 }
 
 // RepoRoot is the root of the presenced source tree this package was compiled from.
