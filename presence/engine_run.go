@@ -19,6 +19,7 @@ const (
 	workUser   workKind = iota // one user's PBX state
 	workGlobal                 // the Asterisk-wide state presenced owns (EngineOptions.Globals)
 	workAll                    // every user: one bulk read, then a pass over each who needs one
+	workReload                 // the users a configuration reload may concern (reload.go)
 )
 
 // workKey is a key of the engine's work queue.
@@ -30,6 +31,7 @@ type workKey struct {
 var (
 	globalKey = workKey{kind: workGlobal}
 	allKey    = workKey{kind: workAll}
+	reloadKey = workKey{kind: workReload}
 )
 
 // globalUserID stands for the Asterisk-wide state where concerns and reads take a user; user
@@ -165,6 +167,8 @@ func (e *Engine) Run(ctx context.Context) error {
 	// daemon just started): what drifted meanwhile is put back by a full check, asked for
 	// before anyone sees the engine run, so that whatever they ask for comes with it or after.
 	ready := t.askReady()
+	// A reload while this instance did not lead: the leader then may not have dealt with it.
+	t.q.Add(reloadKey, priorityHigh)
 	e.runMu.Unlock()
 	e.metrics.running.Set(1)
 	e.log.Info("engine running: this instance writes to Asterisk", "workers", e.opts.Workers)
@@ -175,7 +179,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	if e.opts.Relay != nil {
 		t.wg.Go(func() { e.opts.Relay.serve(ctx, e) })
 	}
-	watch := Watch{Catalog: e.opts.Catalog, Naming: e.opts.Naming, Changed: t.touch, Saw: t.saw,
+	watch := Watch{Catalog: e.Catalog, Naming: e.opts.Naming, Changed: t.touch, Saw: t.saw,
 		All: func(why string) { t.checkAll(why, nil) }}
 	for _, w := range e.opts.Watchers {
 		t.wg.Go(func() {
@@ -247,6 +251,8 @@ func (t *term) work() {
 			t.passGlobal()
 		case workAll:
 			t.passAll()
+		case workReload:
+			t.passReload()
 		}
 		t.q.Done(key)
 	}
@@ -364,7 +370,7 @@ func (e *Engine) Touch(id UserID) {
 // the desired state until the next switch. Queue changes for a user on a call wait until the
 // call ends. It waits for the pass.
 func (e *Engine) Repair(ctx context.Context, id UserID) (*SwitchResult, error) {
-	if _, ok := e.opts.Catalog.User(id); !ok {
+	if _, ok := e.Catalog().User(id); !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownUser, id)
 	}
 	t, err := e.awaitTerm(ctx)
@@ -381,7 +387,7 @@ func (e *Engine) Repair(ctx context.Context, id UserID) (*SwitchResult, error) {
 // say: the one-call fix for reported drift and for changes waiting for a call to end. actor
 // (who asked) is journaled.
 func (e *Engine) Reconcile(ctx context.Context, id UserID, actor string) (*SwitchResult, error) {
-	if _, ok := e.opts.Catalog.User(id); !ok {
+	if _, ok := e.Catalog().User(id); !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownUser, id)
 	}
 	t, err := e.awaitTerm(ctx)
@@ -496,7 +502,17 @@ type passMode struct {
 // set, is what a full check read for the user: used instead of a new read when the state is
 // still the version it was read for.
 func (e *Engine) check(ctx context.Context, t *term, id UserID, m passMode, seen *observed) (*SwitchResult, bool, error) {
-	u, ok := e.opts.Catalog.User(id)
+	var torn []Outcome
+	reloaded := false
+	if r, ok := e.retireeOf(id); ok {
+		// A failed teardown fails the pass (finish): the next one tries again.
+		res, out, done, retry, err := e.retire(ctx, id, r)
+		if done {
+			return res, retry, err
+		}
+		torn, reloaded = out, true
+	}
+	u, ok := e.Catalog().User(id)
 	if !ok {
 		return nil, false, fmt.Errorf("%w %q", ErrUnknownUser, id)
 	}
@@ -530,8 +546,13 @@ func (e *Engine) check(ctx context.Context, t *term, id UserID, m passMode, seen
 		kind, ev = "switch", st.event(u)
 	case m.forced:
 		kind, ev.Source = "reconcile", SourceAPI
+	case reloaded:
+		kind, ev.Actor = journalReload, reloadActor
 	}
-	res := &SwitchResult{SwitchEvent: ev, State: st, Outcomes: []Outcome{}}
+	res := &SwitchResult{SwitchEvent: ev, State: st, Outcomes: slices.Clone(torn)}
+	if res.Outcomes == nil {
+		res.Outcomes = []Outcome{}
+	}
 	if switched {
 		e.journalSuperseded(ctx, t, u, st, m.switches)
 	}
@@ -542,7 +563,7 @@ func (e *Engine) check(ctx context.Context, t *term, id UserID, m passMode, seen
 		have, err = e.obs.observe(ctx, u.ID, want)
 	}
 	if err != nil {
-		res.Outcomes = []Outcome{observeFailed(err)}
+		res.Outcomes = append(res.Outcomes, observeFailed(err))
 	} else if ops := Plan(want, have); len(ops) > 0 {
 		if policies && t.flapping(u.ID) {
 			for _, op := range ops {
@@ -550,7 +571,7 @@ func (e *Engine) check(ctx context.Context, t *term, id UserID, m passMode, seen
 					Note: fmt.Sprintf("not repaired: changed back %d times within %v", e.opts.FlapLimit, e.opts.FlapWindow)})
 			}
 		} else {
-			res.Outcomes = e.decideAndApply(ctx, u, st, ops, have, waitCall, policies)
+			res.Outcomes = append(res.Outcomes, e.decideAndApply(ctx, u, st, ops, have, waitCall, policies)...)
 			if policies && slices.ContainsFunc(res.Outcomes, func(o Outcome) bool { return o.Result == ResultApplied }) {
 				t.repaired(u.ID)
 			}
@@ -962,7 +983,8 @@ func (t *term) passAll() {
 // readAll reads every switched user's PBX state at once and returns the users that need a
 // pass, with what was read for them.
 func (e *Engine) readAll(ctx context.Context, start time.Time) (map[UserID]*observed, RepairSummary, error) {
-	users := e.opts.Catalog.Users
+	cat := e.Catalog()
+	users := cat.Users
 	ids := make([]UserID, len(users))
 	for i, u := range users {
 		ids[i] = u.ID
@@ -989,8 +1011,8 @@ func (e *Engine) readAll(ctx context.Context, start time.Time) (map[UserID]*obse
 	}
 	want := make(map[UserID]*Target, len(switched))
 	for _, id := range switched {
-		u, _ := e.opts.Catalog.User(id)
-		want[id] = e.compile(u, states[id], append(slices.Clone(e.opts.Catalog.Profiles), personal[id]...))
+		u, _ := cat.User(id)
+		want[id] = e.compile(u, states[id], append(slices.Clone(cat.Profiles), personal[id]...))
 	}
 	sum := RepairSummary{Users: len(switched)}
 	have, err := e.obs.read(want)

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -64,10 +65,7 @@ type Scheduler struct {
 	opts     Options
 	log      *slog.Logger
 	now      func() time.Time
-	system   []Entry
-	own      map[presence.UserID][]Entry
-	holidays map[string]bool
-	locs     map[presence.UserID]*time.Location
+	compiled atomic.Pointer[compiled] // the configuration's entries, holidays and zones (SetSchedules)
 	claim    *redis.Script
 	unlock   *redis.Script
 	events   *prometheus.CounterVec
@@ -157,11 +155,52 @@ func New(opts Options) (*Scheduler, error) {
 			return nil, fmt.Errorf("trigger: register metrics: %w", err)
 		}
 	}
-	var err error
-	if s.system, s.own, s.holidays, s.locs, err = compile(opts.Engine.Catalog(), opts.Schedules, opts.Holidays, opts.DefaultLocation); err != nil {
+	c, err := compileConfig(opts.Engine.Catalog(), opts.Schedules, opts.Holidays, opts.DefaultLocation)
+	if err != nil {
 		return nil, err
 	}
+	s.compiled.Store(c)
 	return s, nil
+}
+
+// compiled is what the configuration says of schedules: the system-wide entries, the users'
+// own, the holidays and each user's zone.
+type compiled struct {
+	schedules []presence.Schedule
+	system    []Entry
+	own       map[presence.UserID][]Entry
+	holidays  map[string]bool
+	locs      map[presence.UserID]*time.Location
+	def       *time.Location
+}
+
+func compileConfig(cat *presence.Catalog, schedules []presence.Schedule, holidays []string, def *time.Location) (*compiled, error) {
+	c := &compiled{schedules: schedules, def: def}
+	var err error
+	if c.system, c.own, c.holidays, c.locs, err = compile(cat, schedules, holidays, def); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// SetSchedules puts a reloaded configuration's schedules in force at once: the system-wide
+// entries, holidays and default zone, and the users' own entries and zones of the engine's
+// catalog (set it first). Occurrences are planned again from now; an occurrence planned
+// before whose entry is gone or moved does not fire (fire checks it against the entries in
+// force). It checks them as New does and changes nothing when they are invalid.
+func (s *Scheduler) SetSchedules(schedules []presence.Schedule, holidays []string, def *time.Location) error {
+	if def == nil {
+		def = time.Local
+	}
+	c, err := compileConfig(s.opts.Engine.Catalog(), schedules, holidays, def)
+	if err != nil {
+		return err
+	}
+	s.compiled.Store(c)
+	s.mu.Lock()
+	s.plannedTo, s.nextPlan = s.now(), time.Time{}
+	s.mu.Unlock()
+	return nil
 }
 
 // Check validates schedules and holidays against a catalog: the configuration check of
@@ -219,11 +258,15 @@ func compile(cat *presence.Catalog, schedules []presence.Schedule, holidayList [
 }
 
 func (s *Scheduler) entriesOf(id presence.UserID) []Entry {
-	if own, ok := s.own[id]; ok {
+	c := s.compiled.Load()
+	if own, ok := c.own[id]; ok {
 		return own
 	}
-	return s.system
+	return c.system
 }
+
+// holidays are the configuration's holidays.
+func (s *Scheduler) holidays() map[string]bool { return s.compiled.Load().holidays }
 
 func (s *Scheduler) dueKey() string                 { return s.opts.Prefix + "trigger:due" }
 func (s *Scheduler) markerKey(member string) string { return s.opts.Prefix + "trigger:fired:" + member }
@@ -234,10 +277,11 @@ func (s *Scheduler) lockKey(id presence.UserID) string {
 	return s.opts.Prefix + "trigger:lock:" + string(id)
 }
 func (s *Scheduler) location(id presence.UserID) *time.Location {
-	if l := s.locs[id]; l != nil {
+	c := s.compiled.Load()
+	if l := c.locs[id]; l != nil {
 		return l
 	}
-	return s.opts.DefaultLocation
+	return c.def
 }
 
 // Run ticks until ctx is cancelled.
@@ -329,7 +373,7 @@ func (s *Scheduler) occurrenceEvents(id presence.UserID, entries []Entry, loc *t
 		b, _ := json.Marshal(ev)
 		zs = append(zs, redis.Z{Score: float64(ev.At), Member: string(b)})
 	}
-	for _, o := range Occurrences(entries, s.holidays, loc, from, to) {
+	for _, o := range Occurrences(entries, s.holidays(), loc, from, to) {
 		if !o.Entry.Range {
 			add(event{User: id, Kind: kindAt, Name: o.Entry.Name, Profile: o.Entry.Profile, At: o.Start.UnixMilli()})
 			continue
@@ -442,6 +486,12 @@ func (s *Scheduler) fire(ctx context.Context, now time.Time, ev event) (string, 
 	// entry deleted or disabled during its range): the user returns as the start promised.
 	i := slices.IndexFunc(entries, func(e Entry) bool { return e.Name == ev.Name && e.Profile == ev.Profile })
 	if i < 0 && ev.Kind != kindEnd {
+		return "skipped", nil
+	}
+	// An entry whose time changed since the occurrence was planned (a reload, an edit) fires
+	// when it now says, not when it said.
+	if ev.Kind != kindEnd && !slices.ContainsFunc(s.occurrences(ev.User, inherited, own, due.Add(-time.Millisecond), due),
+		func(o Occurrence) bool { return o.Entry.Name == ev.Name && o.Entry.Profile == ev.Profile && o.Start.Equal(due) }) {
 		return "skipped", nil
 	}
 	name := "schedule:" + ev.Name

@@ -367,3 +367,42 @@ func TestRestartCatchesUpMissedStart(t *testing.T) {
 	b.step()
 	b.expect("alice", "available", presence.SourceSchedule)
 }
+
+// TestSetSchedulesTakesEffectAtOnce reloads the schedules of a running scheduler: an entry
+// added fires within the horizon already planned, and an entry moved fires at its new time,
+// not at the time it was planned for.
+func TestSetSchedulesTakesEffectAtOnce(t *testing.T) {
+	start := time.Date(2026, 6, 1, 8, 0, 0, 0, time.UTC)
+	w := newWorld(t, start, []presence.User{testUser("alice", 1001, "UTC"), testUser("bob", 1002, "UTC")}, testProfiles(),
+		Options{Schedules: []presence.Schedule{{Name: "lunch", At: "08:10", Profile: "lunch"}}})
+	r := w.instance(t)
+	r.switchTo("alice", "available", presence.SourceAPI, time.Time{})
+	r.switchTo("bob", "available", presence.SourceAPI, time.Time{})
+	r.step() // plans 08:00-08:15: lunch at 08:10
+
+	// The reload moves lunch to 08:12 and adds a meeting at 08:05.
+	if err := r.s.SetSchedules([]presence.Schedule{{Name: "lunch", At: "08:12", Profile: "lunch"},
+		{Name: "standup", At: "08:05", Profile: "meeting"}}, nil, time.UTC); err != nil {
+		t.Fatal(err)
+	}
+	r.clock.Set(start.Add(5 * time.Minute))
+	r.step()
+	r.expect("alice", "meeting", presence.SourceSchedule)
+	r.switchTo("alice", "available", presence.SourceAPI, time.Time{})
+	r.switchTo("bob", "available", presence.SourceAPI, time.Time{})
+	r.clock.Set(start.Add(10 * time.Minute))
+	r.step()
+	r.expect("alice", "available", presence.SourceAPI) // 08:10 is no longer lunch's time
+	r.clock.Set(start.Add(12 * time.Minute))
+	r.step()
+	r.expect("alice", "lunch", presence.SourceSchedule)
+	r.expect("bob", "lunch", presence.SourceSchedule)
+
+	// An invalid reload changes nothing.
+	if err := r.s.SetSchedules([]presence.Schedule{{Name: "x", At: "25:00", Profile: "lunch"}}, nil, time.UTC); err == nil {
+		t.Fatal("SetSchedules took an entry at 25:00")
+	}
+	if got := r.s.Inherited("alice"); len(got) != 2 {
+		t.Fatalf("inherited entries after a bad SetSchedules: %v", got)
+	}
+}

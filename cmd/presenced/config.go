@@ -82,6 +82,10 @@ type Config struct {
 	Limits           presence.Limits        `mapstructure:"limits"`
 
 	catalog *presence.Catalog
+	// reload reads the configuration again from where this one was read (loadConfig).
+	reload func() (Config, error)
+	// reloadSignals, when set, are the signals (SIGHUP) that make the daemon reload.
+	reloadSignals <-chan os.Signal
 	// observeFeatureCode, set by tests, sees the outcome of every feature-code call.
 	observeFeatureCode func(featurecode.Outcome)
 }
@@ -571,6 +575,10 @@ func loadConfig(args, environ []string, stderr io.Writer) (Config, options, erro
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, opts, err
+	}
+	cfg.reload = func() (Config, error) {
+		c, _, err := loadConfig(args, environ, io.Discard)
+		return c, err
 	}
 	return cfg, opts, nil
 }

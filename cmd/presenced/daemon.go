@@ -53,7 +53,7 @@ type daemon struct {
 	store    *presence.Store
 	states   *presence.StateStore
 	engine   *presence.Engine
-	api      http.Handler
+	api      *api.Handler
 	web      *web.Handler
 	acc      *account.Service
 	fc       *featurecode.App
@@ -62,12 +62,20 @@ type daemon struct {
 	elector  *leader.Elector
 
 	resyncs prometheus.Counter
+
+	// location is the zone of users without their own (triggers.default_time_zone).
+	location *time.Location
+	// reloadMu serialises reloads; applied is the configuration last put in force (the one
+	// started with, or the last reload's), which cfg's connection settings stay at.
+	reloadMu sync.Mutex
+	applied  Config
+	reloads  *reloadMetrics
 }
 
 // run starts presenced and blocks until ctx is cancelled, then shuts down within
 // cfg.ShutdownTimeout. started, when not nil, is told the HTTP listener's address.
 func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAddr string)) error {
-	d := &daemon{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
+	d := &daemon{cfg: cfg, applied: cfg, log: log, reg: prometheus.NewRegistry()}
 	d.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -77,6 +85,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 		Help:        "Always 1; the version label says which presenced runs.",
 		ConstLabels: prometheus.Labels{"version": version},
 	}).Set(1)
+	d.reloads = newReloadMetrics(d.reg)
 	d.resyncs = promauto.With(d.reg).NewCounter(prometheus.CounterOpts{
 		Name: "presenced_asterisk_resyncs_total",
 		Help: "Times Asterisk became ready (AMI logged in, fully booted) and presenced resynchronised with it.",
@@ -201,6 +210,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 		}
 	})
 	wg.Go(func() { d.states.WatchSchema(runCtx) })
+	if cfg.reloadSignals != nil {
+		wg.Go(func() { d.reloadOnSignal(runCtx, cfg.reloadSignals) })
+	}
 	wg.Go(func() { d.web.Run(runCtx) })
 	hs.RegisterOnShutdown(d.web.Shutdown) // the event streams end; the HTTP stage does not wait for them
 	wg.Go(func() {
@@ -283,13 +295,7 @@ func (d *daemon) buildEngine() error {
 	}
 	d.states = d.store.StateStore(presence.StateStoreOptions{
 		Logger: log.With("component", "store"), Registerer: d.reg, Fence: fence})
-	var phones []string
-	for _, u := range cfg.catalog.Users {
-		for _, dev := range u.Devices {
-			phones = append(phones, dev.Dial)
-		}
-	}
-	d.devices = blf.NewDevices(d.ami, d.amiRead, phones)
+	d.devices = blf.NewDevices(d.ami, d.amiRead, phonesOf(cfg.catalog))
 	// Every instance serves the whole API: what a standby is asked to do, the leader does.
 	relay, err := presence.NewRelay(presence.RelayOptions{
 		Redis: d.store.Redis(), Confirm: d.store.Confirmed, Asterisk: cfg.Asterisk.ID, Instance: cfg.InstanceID,
@@ -316,6 +322,8 @@ func (d *daemon) buildEngine() error {
 		Relay:         relay,
 		Policies:      cfg.Reconcile.Policy.Policies(),
 		Devices:       d.devices,
+		// A user removed by a reload takes their triggers and own schedule into the archive.
+		ArchiveKeys: func(id presence.UserID) []string { return d.trig.UserKeys(id) },
 		RoundTrips: func() uint64 {
 			n := d.ami.ActionsSent() + d.amiRead.ActionsSent()
 			for _, c := range d.amiWrite {
@@ -335,6 +343,7 @@ func (d *daemon) buildEngine() error {
 			return fmt.Errorf("triggers.default_time_zone: %w", err)
 		}
 	}
+	d.location = loc
 	d.trig, err = trigger.New(trigger.Options{
 		Engine:          d.engine,
 		States:          d.states,

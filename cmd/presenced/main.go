@@ -87,6 +87,11 @@ func realMain(args, environ []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP reloads the configuration (reload.go); unhandled, it would end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	cfg.reloadSignals = hup
 	if err := run(ctx, cfg, log, nil); err != nil {
 		log.Error("presenced stopped", "err", err)
 		return 1

@@ -79,6 +79,14 @@ profiles:
 // against the lab Asterisk and Redis. The users alice and carol start with no state.
 func profileConfig(t testing.TB, yaml string) Config {
 	t.Helper()
+	cfg, _ := profileConfigFile(t, yaml)
+	return cfg
+}
+
+// profileConfigFile is profileConfig, with the path of the configuration file it wrote (which
+// a reload reads again).
+func profileConfigFile(t testing.TB, yaml string) (Config, string) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "presenced.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
@@ -99,7 +107,7 @@ func profileConfig(t testing.TB, yaml string) Config {
 		t.Fatal(err)
 	}
 	forgetUsers(t, "alice", "carol")
-	return cfg
+	return cfg, path
 }
 
 // startProfileDaemon runs presenced with profilesYAML against the lab.
