@@ -491,7 +491,9 @@ func (s *Scheduler) fire(ctx context.Context, now time.Time, ev event) (string, 
 	// An entry whose time changed since the occurrence was planned (a reload, an edit) fires
 	// when it now says, not when it said.
 	if ev.Kind != kindEnd && !slices.ContainsFunc(s.occurrences(ev.User, inherited, own, due.Add(-time.Millisecond), due),
-		func(o Occurrence) bool { return o.Entry.Name == ev.Name && o.Entry.Profile == ev.Profile && o.Start.Equal(due) }) {
+		func(o Occurrence) bool {
+			return o.Entry.Name == ev.Name && o.Entry.Profile == ev.Profile && o.Start.Equal(due)
+		}) {
 		return "skipped", nil
 	}
 	name := "schedule:" + ev.Name
