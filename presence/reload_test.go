@@ -1,9 +1,11 @@
 package presence
 
 import (
+	"context"
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 )
 
 func TestTeardown(t *testing.T) {
@@ -70,5 +72,71 @@ func TestDiffCatalogs(t *testing.T) {
 	}
 	if same := DiffCatalogs(old, old); !same.Empty() {
 		t.Fatalf("a catalog against itself: %+v", same)
+	}
+}
+
+// TestReloadOnStandbyIsDoneWhenItLeads: a catalog replaced while the engine does not run (a
+// standby reloads) changes nothing on the PBX then; when the engine runs (it became the
+// leader) the removed user's PBX state is taken off and their keys archived, and the user in
+// a changed profile gets it, journaled as a reload.
+func TestReloadOnStandbyIsDoneWhenItLeads(t *testing.T) {
+	ctx := context.Background()
+	// newTestEngine runs the engine; a second engine over the same store and PBX plays the
+	// standby that takes over.
+	work := Profile{ID: "work", Name: "Work", OnEnter: []Action{{Kind: ActionQueueLogin, Queues: QueueSelector{"all"}}}}
+	leader, pbx, states := newTestEngine(t, []User{alice(), bob()}, []Profile{lunch(), work})
+	for _, sw := range []SwitchRequest{{User: "alice", Profile: "work"}, {User: "alice", Profile: "lunch"}, {User: "bob", Profile: "work"}} {
+		sw.Source = SourceAPI
+		if _, err := leader.Switch(ctx, sw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := leader.Catalog()
+	standby, err := NewEngine(EngineOptions{Catalog: old, Naming: DefaultNaming(), States: states, Concerns: []Concern{pbx},
+		RetryMin: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := lunch()
+	changed.OnEnter[0].Reason = "Mittag"
+	cur, err := NewCatalog([]User{alice()}, []Profile{changed, work})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := standby.SetCatalog(cur)
+	if !slices.Equal(ch.Removed, []UserID{"bob"}) || !slices.Equal(ch.Profiles, []string{"lunch"}) {
+		t.Fatalf("changes %+v", ch)
+	}
+	bobMember := "support|Local/1002@presenced-queue-member/n"
+	pbx.mu.Lock()
+	before := pbx.state.Queues[bobMember]
+	pbx.mu.Unlock()
+	if before == nil {
+		t.Fatal("bob is no support member before the reload")
+	}
+
+	runEngine(t, standby) // it leads now (the old leader's engine keeps running in this test, but no longer matters)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pbx.mu.Lock()
+		gone := pbx.state.Queues[bobMember] == nil && pbx.state.AstDB["PROFILE/1002/active"] == nil
+		alicePaused := pbx.state.Queues["support|Local/1001@presenced-queue-member/n"]
+		pbx.mu.Unlock()
+		n, _ := states.rdb.Exists(ctx, states.userKey("bob")).Result()
+		if gone && n == 0 && alicePaused != nil && alicePaused.Reason == "Mittag" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after leading: bob gone %v, bob's key %d, alice's member %+v", gone, n, alicePaused)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	archived, err := states.rdb.Keys(ctx, states.prefix+"archive:*:user:bob*").Result()
+	if err != nil || len(archived) != 2 { // state and journal; bob has no personal profiles
+		t.Fatalf("archived keys %v %v", archived, err)
+	}
+	j, err := standby.Journal(ctx, "alice", 1)
+	if err != nil || len(j) != 1 || j[0].Kind != journalReload {
+		t.Fatalf("alice's last journal entry %+v %v, want a reload", j, err)
 	}
 }
