@@ -254,10 +254,14 @@ func (s QueueSelector) Resolve(u *User) []string {
 // Kind; Validate says which are wrong.
 type Action struct {
 	Kind ActionKind `json:"action" mapstructure:"action"`
-	// Enabled false keeps the action in the profile without running it.
+	// Disabled keeps the action in the profile without running it.
+	Disabled bool `json:"disabled,omitempty" mapstructure:"disabled"`
+	// Enabled is refused by validation, with a hint: it read as "disabled" to some and as
+	// "switched off" to others (disabled: true and on: false say which). It is read only to be
+	// refused, and to migrate personal profiles stored before (StateStore).
 	Enabled *bool `json:"enabled,omitempty" mapstructure:"enabled"`
 	// On switches dnd, mobile, forward, no_answer, caller_id, location and variable on (default)
-	// or off (unset).
+	// or off (unset); the other kinds refuse it.
 	On *bool `json:"on,omitempty" mapstructure:"on"`
 
 	Queues   QueueSelector `json:"queues,omitempty" mapstructure:"queues"`       // queue_*
@@ -278,7 +282,59 @@ type Action struct {
 }
 
 // IsEnabled reports whether the action runs.
-func (a Action) IsEnabled() bool { return a.Enabled == nil || *a.Enabled }
+func (a Action) IsEnabled() bool { return !a.Disabled }
+
+// ActionFields lists the fields that mean something for an action of kind k, besides action
+// and disabled, by the names the configuration and the API give them; every other field is
+// refused on that kind. nil for an unknown kind.
+func ActionFields(k ActionKind) []string {
+	switch k {
+	case ActionQueueLogin, ActionQueueLogout, ActionQueueUnpause:
+		return []string{"queues"}
+	case ActionQueuePause:
+		return []string{"queues", "reason"}
+	case ActionDND, ActionMobile:
+		return []string{"on"}
+	case ActionFollowMe:
+		return []string{"families", "order", "ring_time"}
+	case ActionForward:
+		return []string{"type", "to", "on"}
+	case ActionNoAnswer:
+		return []string{"to", "on"}
+	case ActionCallerID:
+		return []string{"value", "on"}
+	case ActionLocation:
+		return []string{"device", "on"}
+	case ActionPresence:
+		return []string{"state", "message"}
+	case ActionLamp:
+		return []string{"device", "state"}
+	case ActionVariable:
+		return []string{"scope", "name", "value", "on"}
+	case ActionWebhook:
+		return []string{"url", "timeout"}
+	}
+	return nil
+}
+
+// setFields lists the fields of ActionFields' names that a has a value for.
+func (a Action) setFields() []string {
+	var out []string
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{
+		{"on", a.On != nil}, {"queues", len(a.Queues) > 0}, {"reason", a.Reason != ""}, {"families", len(a.Families) > 0},
+		{"order", a.Order != ""}, {"ring_time", a.RingTime != 0}, {"type", a.Type != ""}, {"to", a.To != ""},
+		{"value", a.Value != ""}, {"device", a.Device != ""}, {"state", a.State != ""}, {"message", a.Message != ""},
+		{"scope", a.Scope != ""}, {"name", a.Name != ""}, {"url", a.URL != ""}, {"timeout", a.Timeout != ""},
+	} {
+		if f.set {
+			out = append(out, f.name)
+		}
+	}
+	return out
+}
 
 // IsOn reports whether the action switches its state on (the default) rather than off.
 func (a Action) IsOn() bool { return a.On == nil || *a.On }

@@ -22,7 +22,7 @@ func TestDesireFoldsExitThenEnter(t *testing.T) {
 			{Kind: ActionVariable, Name: "APP/1001/x", Value: "50%: a,b"},
 			{Kind: ActionVariable, Scope: "global", Name: "G1001", Value: "1"},
 			{Kind: ActionWebhook, URL: "http://hook/x"},
-			{Kind: ActionQueueLogout, Queues: QueueSelector{"sales"}, Enabled: off()},
+			{Kind: ActionQueueLogout, Queues: QueueSelector{"sales"}, Disabled: true},
 		},
 		OnExit: []Action{{Kind: ActionDND, On: off()}, {Kind: ActionForward, Type: ForwardBusy, On: off()}}}
 

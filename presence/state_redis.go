@@ -490,6 +490,7 @@ func (s *StateStore) decodeProfiles(id UserID, all map[string]string) ([]*Profil
 			continue
 		}
 		p.ID, p.Owner = pid, id
+		migrateEnabled(&p)
 		out = append(out, &p)
 	}
 	sortProfiles(out)
@@ -630,4 +631,17 @@ func (s *StateStore) Archive(ctx context.Context, id UserID, last JournalEntry, 
 	}
 	s.ok()
 	return dest, nil
+}
+
+// migrateEnabled reads the enabled key of profiles stored before it was replaced (Action's
+// Enabled) as it was meant then: enabled: false kept the action without running it.
+func migrateEnabled(p *Profile) {
+	for _, chain := range [][]Action{p.OnEnter, p.OnExit} {
+		for i := range chain {
+			if a := &chain[i]; a.Enabled != nil {
+				a.Disabled = a.Disabled || !*a.Enabled
+				a.Enabled = nil
+			}
+		}
+	}
 }

@@ -429,6 +429,22 @@ func (c *Catalog) validateAction(p *problems, path string, a *Action) {
 		}
 		return
 	}
+	allowed := ActionFields(a.Kind)
+	if a.Enabled != nil {
+		switch {
+		case *a.Enabled:
+			p.add(path+".enabled", "is not a key: actions run unless disabled: true; remove it")
+		case slices.Contains(allowed, "on"):
+			p.add(path+".enabled", "is not a key: to switch %s off write on: false (probably meant); to keep the action without running it write disabled: true", a.Kind)
+		default:
+			p.add(path+".enabled", "is not a key: to keep the action without running it write disabled: true (%s has no on: false)", a.Kind)
+		}
+	}
+	for _, f := range a.setFields() {
+		if !slices.Contains(allowed, f) {
+			p.add(path+"."+f, "has no meaning for %s (its fields: %s, disabled)", a.Kind, strings.Join(allowed, ", "))
+		}
+	}
 	for _, f := range []struct{ name, v string }{
 		{"reason", a.Reason}, {"to", a.To}, {"value", a.Value}, {"device", a.Device}, {"state", a.State},
 		{"message", a.Message}, {"scope", a.Scope}, {"name", a.Name}, {"url", a.URL}, {"timeout", a.Timeout},

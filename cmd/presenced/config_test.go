@@ -232,7 +232,7 @@ profiles:
     on_enter:
       - {action: queue_login, queues: all}
       - {action: queue_unpause, queues: all}
-      - {action: dnd, enabled: false}
+      - {action: dnd, on: false}
   - id: lunch
     name: Lunch
     activation: "3"
@@ -257,8 +257,8 @@ func TestIssueConfigShapeLoads(t *testing.T) {
 		t.Fatalf("lunch = %+v", lunch)
 	}
 	av, _ := cfg.catalog.Profile("available")
-	if av.OnEnter[2].IsEnabled() {
-		t.Fatal("dnd action with enabled: false is enabled")
+	if dnd := av.OnEnter[2]; dnd.IsOn() || !dnd.IsEnabled() {
+		t.Fatalf("dnd action with on: false: %+v, want DND switched off", dnd)
 	}
 	if _, ok := cfg.catalog.Profile("dnd"); !ok {
 		t.Fatal("the dnd profile every user has is missing")
@@ -276,6 +276,10 @@ func TestBadProfilesAreRefusedAtStartup(t *testing.T) {
 		{"unknown key in a list item", `extension: "1001"|extention: "1001"`, "unknown key users[0].extention"},
 		{"unknown key in an action", "on_exit:\n      - {action: queue_unpause, queues: all}|on_exit:\n      - {action: queue_unpause, queue: all}", "unknown key profiles[1].on_exit[0].queue"},
 		{"bad naming", "app: presenced}|app: presenced}\n  naming: {lamp_off: OFF}", `asterisk.naming.lamp_off: "OFF" is not one of`},
+		{"dnd enabled: false", "{action: dnd, on: false}|{action: dnd, enabled: false}",
+			"profiles[0] (available).on_enter[2].enabled: is not a key: to switch dnd off write on: false (probably meant); to keep the action without running it write disabled: true"},
+		{"on on queue_logout", "on_exit:\n      - {action: queue_unpause, queues: all}|on_exit:\n      - {action: queue_unpause, queues: all}\n      - {action: queue_logout, queues: all, on: false}",
+			"profiles[1] (lunch).on_exit[1].on: has no meaning for queue_logout (its fields: queues, disabled)"},
 		{"unknown naming key", "app: presenced}|app: presenced}\n  naming: {dnd_familly: DND}", "unknown key asterisk.naming.dnd_familly"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
