@@ -237,6 +237,9 @@ func (h *Handler) reconcile(w http.ResponseWriter, r *http.Request, c caller) er
 type triggerBody struct {
 	State   string `json:"state"`
 	Profile string `json:"profile,omitempty"`
+	// MaxDuration bounds how long a start holds the user if its end never comes ("2h");
+	// empty means triggers.external_max_duration.
+	MaxDuration string `json:"max_duration,omitempty"`
 }
 
 // externalTrigger starts or ends an external trigger (a calendar, a meeting tool).
@@ -256,13 +259,25 @@ func (h *Handler) externalTrigger(w http.ResponseWriter, r *http.Request, _ call
 	case body.State == "start" && body.Profile == "":
 		problems = append(problems, "profile: required to start a trigger")
 	}
+	var maxDuration time.Duration
+	if body.MaxDuration != "" {
+		d, err := time.ParseDuration(body.MaxDuration)
+		switch {
+		case body.State != "start":
+			problems = append(problems, "max_duration: only with state start")
+		case err != nil || d < time.Minute || d > trigger.MaxExternalDuration:
+			problems = append(problems, fmt.Sprintf("max_duration: %q is not a duration from 1m to %v", body.MaxDuration, trigger.MaxExternalDuration))
+		default:
+			maxDuration = d
+		}
+	}
 	if len(problems) > 0 {
 		return &presence.ValidationError{Problems: problems}
 	}
 	if h.triggers == nil {
 		return &apiError{status: http.StatusServiceUnavailable, msg: "external triggers need the trigger scheduler, which this API was built without"}
 	}
-	res, err := h.triggers.External(r.Context(), pathUser(r), name, body.State == "start", body.Profile)
+	res, err := h.triggers.External(r.Context(), pathUser(r), name, body.State == "start", body.Profile, maxDuration)
 	if err != nil {
 		return err
 	}

@@ -50,6 +50,10 @@ type Options struct {
 	MaxLate time.Duration
 	// Concurrency bounds the users switched at once; zero means 256.
 	Concurrency int
+	// ExternalMaxDuration is how long an external trigger holds a user when its start did not
+	// say (External's maxDuration): if its end never comes, the user returns then as if it had
+	// come. Zero means DefaultExternalMaxDuration.
+	ExternalMaxDuration time.Duration
 	// Logger receives the scheduler's messages; nil discards them.
 	Logger *slog.Logger
 	// Registerer receives presenced_trigger_events_total{kind,result}; nil registers none.
@@ -81,7 +85,15 @@ const (
 	kindStart  = "start"
 	kindEnd    = "end"
 	kindExpiry = "expiry"
+	// kindMaxDuration is the safety end of an external trigger (External's maxDuration).
+	kindMaxDuration = "max_duration"
 )
+
+// DefaultExternalMaxDuration is Options.ExternalMaxDuration when it is zero: a working day.
+const DefaultExternalMaxDuration = 12 * time.Hour
+
+// MaxExternalDuration bounds the max_duration an external trigger's start may ask for.
+const MaxExternalDuration = 7 * 24 * time.Hour
 
 // untilName is the activation of a timed profile.
 const untilName = "until"
@@ -137,6 +149,9 @@ func New(opts Options) (*Scheduler, error) {
 	}
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 256
+	}
+	if opts.ExternalMaxDuration <= 0 {
+		opts.ExternalMaxDuration = DefaultExternalMaxDuration
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -465,6 +480,23 @@ func (s *Scheduler) fire(ctx context.Context, now time.Time, ev event) (string, 
 	if _, ok := s.opts.Engine.Catalog().User(ev.User); !ok {
 		return "skipped", nil // removed from the configuration since
 	}
+	if ev.Kind == kindMaxDuration {
+		return s.apply(ctx, ev.User, func(st presence.UserState, rec *Record) Decision {
+			if rec == nil {
+				return Decision{Record: rec, Reason: "not active"}
+			}
+			// Only the activation this end was planned for: one ended and started again since
+			// has an end of its own.
+			if i := rec.find(ev.Name); i < 0 || rec.Active[i].Until.UnixMilli() != ev.At {
+				return Decision{Record: rec, Reason: "superseded"}
+			}
+			s.log.Warn("external trigger reached its max_duration without an end; the user returns as if it had ended",
+				"user", ev.User, "trigger", ev.Name)
+			d := End(st, rec, ev.Name, presence.SourceExternal)
+			d.Actor = ev.Name + " (max_duration)"
+			return d
+		})
+	}
 	if ev.Kind == kindExpiry {
 		return s.apply(ctx, ev.User, func(st presence.UserState, rec *Record) Decision {
 			if rec == nil {
@@ -705,15 +737,28 @@ type ExternalResult struct {
 	// Reason says why nothing switched: "already active", "not active", "sticky profile",
 	// "outranked by …", "cancelled: switched since".
 	Reason string `json:"reason,omitempty"`
+	// Until is when a started trigger ends at the latest (its max_duration), if its end does
+	// not come first.
+	Until *time.Time `json:"until,omitempty"`
 }
 
 // External starts or ends the external trigger name of a user. A start of an active trigger
-// and an end of an inactive one change nothing. Starting needs profile.
-func (s *Scheduler) External(ctx context.Context, id presence.UserID, name string, start bool, profile string) (*ExternalResult, error) {
+// and an end of an inactive one change nothing. Starting needs profile; it holds the user at
+// most maxDuration (zero: Options.ExternalMaxDuration): if the end has not come by then, the
+// user returns as if it had, journaled with the actor "external:<name> (max_duration)".
+func (s *Scheduler) External(ctx context.Context, id presence.UserID, name string, start bool, profile string, maxDuration time.Duration) (*ExternalResult, error) {
 	if _, ok := s.opts.Engine.Catalog().User(id); !ok {
 		return nil, fmt.Errorf("%w %q", presence.ErrUnknownUser, id)
 	}
-	act := Activation{Name: "external:" + name, Source: presence.SourceExternal, Profile: profile, Started: s.now()}
+	if maxDuration <= 0 {
+		maxDuration = s.opts.ExternalMaxDuration
+	}
+	if maxDuration > MaxExternalDuration {
+		return nil, &presence.ValidationError{Problems: []string{fmt.Sprintf("max_duration: %v is more than %v", maxDuration, MaxExternalDuration)}}
+	}
+	now := s.now()
+	act := Activation{Name: "external:" + name, Source: presence.SourceExternal, Profile: profile, Started: now,
+		Until: now.Add(maxDuration)}
 	out := &ExternalResult{Trigger: act.Name, State: "end"}
 	decide := func(st presence.UserState, rec *Record) Decision {
 		return End(st, rec, act.Name, presence.SourceExternal)
@@ -751,6 +796,19 @@ func (s *Scheduler) External(ctx context.Context, id presence.UserID, name strin
 	out.Switched, out.Reason = d.Switch, d.Reason
 	if d.Switch {
 		out.Profile, out.Reason = d.Profile, ""
+	}
+	if start && d.Record != nil {
+		if i := d.Record.find(act.Name); i >= 0 {
+			// This start's activation, or the one a repeated start found: its safety end.
+			held := d.Record.Active[i]
+			if !held.Until.IsZero() {
+				out.Until = &held.Until
+				b, _ := json.Marshal(event{User: id, Kind: kindMaxDuration, Name: act.Name, At: held.Until.UnixMilli()})
+				if err := s.opts.Redis.ZAdd(ctx, s.dueKey(), redis.Z{Score: float64(held.Until.UnixMilli()), Member: string(b)}).Err(); err != nil {
+					return out, presence.StoreError(err, "trigger: schedule the max_duration end of "+string(id), s.dueKey())
+				}
+			}
+		}
 	}
 	return out, nil
 }
@@ -812,8 +870,11 @@ func (s *Scheduler) Why(ctx context.Context, id presence.UserID, st presence.Use
 		for _, a := range rec.Active {
 			if !a.Until.IsZero() {
 				kind := kindEnd
-				if a.Name == untilName {
+				switch {
+				case a.Name == untilName:
 					kind = kindExpiry
+				case a.Source == presence.SourceExternal:
+					kind = kindMaxDuration
 				}
 				consider(Change{At: a.Until, Trigger: a.Name, Kind: kind})
 			}

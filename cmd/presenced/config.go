@@ -194,6 +194,9 @@ type TriggersConfig struct {
 	DefaultTimeZone string `mapstructure:"default_time_zone"`
 	// Tick is how often due triggers are looked for.
 	Tick time.Duration `mapstructure:"tick"`
+	// ExternalMaxDuration is how long an external trigger holds a user when its start does not
+	// say (max_duration): if its end never comes, the user returns then.
+	ExternalMaxDuration time.Duration `mapstructure:"external_max_duration"`
 }
 
 // LogConfig configures logging.
@@ -439,6 +442,7 @@ func defaults() map[string]any {
 		"web.password_attempts":                    5,
 		"web.lockout":                              "15m",
 		"triggers.tick":                            "1s",
+		"triggers.external_max_duration":           "12h",
 		"holidays":                                 []string{},
 		"hot_desks":                                []string{},
 		"personal_profiles.allowed_actions":        kindNames(presence.DefaultPersonalActions()),

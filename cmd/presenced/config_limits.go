@@ -68,6 +68,7 @@ func (c *Config) limits() ([]durationLimit, []numberLimit) {
 		{"web.session_max", c.Web.SessionMax, minute, 30 * 24 * hr, ""},
 		{"web.lockout", c.Web.Lockout, minute, 24 * hr, "it is what makes guessing passwords slow"},
 		{"triggers.tick", c.Triggers.Tick, 100 * ms, minute, "every tick reads the due triggers from the store"},
+		{"triggers.external_max_duration", c.Triggers.ExternalMaxDuration, minute, 7 * 24 * hr, "an external trigger whose end never comes holds the user this long"},
 		{"leader.lease", c.Leader.Lease, sec, minute, "the leader renews it several times per lease"},
 	}
 	if c.embeddedSnapshots() {

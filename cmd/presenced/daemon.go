@@ -352,8 +352,10 @@ func (d *daemon) buildEngine() error {
 		Holidays:        cfg.Holidays,
 		DefaultLocation: loc,
 		Tick:            cfg.Triggers.Tick,
-		Logger:          log.With("component", "trigger"),
-		Registerer:      d.reg,
+		// An external trigger whose end never comes ends at its max_duration.
+		ExternalMaxDuration: cfg.Triggers.ExternalMaxDuration,
+		Logger:              log.With("component", "trigger"),
+		Registerer:          d.reg,
 	})
 	if err != nil {
 		return fmt.Errorf("triggers: %w", err)
