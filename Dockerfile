@@ -25,8 +25,10 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-ARG VERSION=dev
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/presenced ./cmd/presenced
+# VERSION (a semantic version) replaces the source's, for a release; COMMIT names the commit.
+ARG VERSION=
+ARG COMMIT=unknown
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.commit=${COMMIT} ${VERSION:+-X main.version=${VERSION}}" -o /out/presenced ./cmd/presenced
 
 # ---- default target: the binary built above
 FROM scratch

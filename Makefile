@@ -22,7 +22,7 @@ logs:
 	$(COMPOSE) logs -f presenced
 
 bin:
-	CGO_ENABLED=0 go build -trimpath -ldflags "-X main.version=$$(git describe --always --dirty 2>/dev/null || echo dev)" -o bin/presenced ./cmd/presenced
+	CGO_ENABLED=0 go build -trimpath -ldflags "-X main.commit=$$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$$(git diff --quiet HEAD 2>/dev/null || echo +dirty)" -o bin/presenced ./cmd/presenced
 
 lab-image:
 	bash testdata/lab/build.sh

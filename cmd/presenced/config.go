@@ -82,6 +82,13 @@ type Config struct {
 	Limits           presence.Limits        `mapstructure:"limits"`
 
 	catalog *presence.Catalog
+	// offline is set for the commands that connect to nothing (-check-config, -print-hints):
+	// the connection secrets are not required and a secret file that cannot be read is not an
+	// error; offlineWarnings say what a daemon would refuse. withoutAsterisk is set for those
+	// that do not connect to Asterisk (-password-link): its secrets are not required.
+	offline         bool
+	withoutAsterisk bool
+	offlineWarnings []string
 	// reload reads the configuration again from where this one was read (loadConfig).
 	reload func() (Config, error)
 	// reloadSignals, when set, are the signals (SIGHUP) that make the daemon reload.
@@ -571,6 +578,8 @@ func loadConfig(args, environ []string, stderr io.Writer) (Config, options, erro
 	if err != nil {
 		return Config{}, opts, fmt.Errorf("invalid configuration: %s", strings.Join(decodeProblems(err), "; "))
 	}
+	cfg.offline = opts.checkConfig || opts.printHints
+	cfg.withoutAsterisk = cfg.offline || opts.pwLink != ""
 	if err := cfg.readSecretFiles(); err != nil {
 		return Config{}, opts, err
 	}
@@ -817,6 +826,10 @@ func (c *Config) readSecretFiles() error {
 			return fmt.Errorf("%s: set either %s or %s, not both", s.key, s.key, s.fileKey)
 		}
 		b, err := os.ReadFile(s.file)
+		if err != nil && c.offline {
+			c.offlineWarnings = append(c.offlineWarnings, fmt.Sprintf("%s: %v (not needed here; the daemon needs it)", s.fileKey, err))
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.fileKey, err)
 		}
@@ -856,6 +869,10 @@ func (c *Config) readUserSecretFiles() error {
 				continue
 			}
 			b, err := os.ReadFile(f.file)
+			if err != nil && c.offline {
+				c.offlineWarnings = append(c.offlineWarnings, fmt.Sprintf("%s.%s: %v (not needed here; the daemon needs it)", path, f.key, err))
+				continue
+			}
 			if err != nil {
 				problems = append(problems, fmt.Sprintf("%s.%s: %v", path, f.key, err))
 				continue
@@ -914,7 +931,7 @@ func (c *Config) Validate() error {
 		add("asterisk.ami.username", "required")
 	}
 	if c.Asterisk.AMI.Secret == "" {
-		add("asterisk.ami.secret", "required (or asterisk.ami.secret_file, or %s)", envName("asterisk.ami.secret"))
+		c.requireSecret(add, "asterisk.ami.secret", "asterisk.ami.secret_file")
 	}
 	hasSystem := false
 	for _, class := range strings.Split(c.Asterisk.AMI.Events, ",") {
@@ -938,7 +955,7 @@ func (c *Config) Validate() error {
 		add("asterisk.ari.username", "required")
 	}
 	if c.Asterisk.ARI.Password == "" {
-		add("asterisk.ari.password", "required (or asterisk.ari.password_file, or %s)", envName("asterisk.ari.password"))
+		c.requireSecret(add, "asterisk.ari.password", "asterisk.ari.password_file")
 	}
 	if !namePattern.MatchString(c.Asterisk.ARI.App) {
 		add("asterisk.ari.app", "%q must be letters, digits, '-' or '_'", c.Asterisk.ARI.App)
@@ -1002,6 +1019,18 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("invalid configuration: %s", strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// requireSecret reports a connection secret that is missing: a problem for the daemon, a
+// warning for the commands that do not connect where it is needed.
+func (c *Config) requireSecret(add func(key, format string, args ...any), key, fileKey string) {
+	msg := fmt.Sprintf("required (or %s, or %s)", fileKey, envName(key))
+	switch {
+	case c.offline:
+		c.offlineWarnings = append(c.offlineWarnings, key+": "+msg+" by the daemon; not needed here")
+	case !c.withoutAsterisk:
+		add(key, "%s", msg)
+	}
 }
 
 // warnings are what is valid in the configuration but probably not meant: a system-wide

@@ -82,8 +82,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 	)
 	promauto.With(d.reg).NewGauge(prometheus.GaugeOpts{
 		Name:        "presenced_build_info",
-		Help:        "Always 1; the version label says which presenced runs.",
-		ConstLabels: prometheus.Labels{"version": version},
+		Help:        "Always 1; the version and commit labels say which presenced runs.",
+		ConstLabels: prometheus.Labels{"version": version, "commit": buildCommit()},
 	}).Set(1)
 	d.reloads = newReloadMetrics(d.reg)
 	d.resyncs = promauto.With(d.reg).NewCounter(prometheus.CounterOpts{
@@ -171,7 +171,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 		return fmt.Errorf("http: listen on %s: %w", cfg.HTTP.Listen, err)
 	}
 	hs := httpserve.New(cfg.HTTP.limits(cfg.API.MaxBodyBytes), ln, d.routes(), log.With("component", "http"), d.reg)
-	log.Info("presenced starting", "version", version, "instance", cfg.InstanceID, "http", ln.Addr().String(),
+	log.Info("presenced starting", "version", version, "commit", buildCommit(), "instance", cfg.InstanceID, "http", ln.Addr().String(),
 		"ami", cfg.Asterisk.AMI.Address, "ari", cfg.Asterisk.ARI.URL, "stasis_app", d.ari.AppName(),
 		"store", cfg.Redis.kind())
 

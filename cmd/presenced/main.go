@@ -4,7 +4,7 @@
 // Usage:
 //
 //	presenced [-config presenced.yaml] [-log-level info] [-log-format text|json]
-//	          [-http-listen 127.0.0.1:8080] [-instance-id ID] [-check-config] [-print-hints] [-version]
+//	          [-http-listen 127.0.0.1:8080] [-instance-id ID] [-check-config] [-print-hints] [-version] [-help]
 //	presenced -hash-secret < token.txt
 //	presenced -hash-password < password.txt
 //	presenced -config presenced.yaml -password-link alice
@@ -22,12 +22,14 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"regexp"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -39,8 +41,44 @@ import (
 	"github.com/presenced/presenced/presence"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version is presenced's semantic version (semver.org); a release build may set it with
+// -ldflags "-X main.version=1.2.3".
+var version = "0.13.0-dev"
+
+// commit is the git commit presenced was built from, set by make bin with -ldflags
+// "-X main.commit=..."; empty means the one the Go toolchain recorded (buildCommit).
+var commit = ""
+
+// buildCommit is the commit presenced was built from: commit, else the VCS revision Go
+// recorded in the binary ("+dirty" for uncommitted changes), else "unknown".
+func buildCommit() string {
+	if commit != "" {
+		return commit
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	rev, dirty := "", false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return "unknown"
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if dirty {
+		rev += "+dirty"
+	}
+	return rev
+}
 
 func main() {
 	os.Exit(realMain(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
@@ -50,12 +88,15 @@ func main() {
 // command line or configuration, 1 when the daemon failed.
 func realMain(args, environ []string, stdout, stderr io.Writer) int {
 	cfg, opts, err := loadConfig(args, environ, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0 // -help, --help, -h: the usage went to stderr
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "presenced: %v\n", err)
 		return 2
 	}
 	if opts.version {
-		fmt.Fprintf(stdout, "presenced %s\n", version)
+		fmt.Fprintf(stdout, "presenced %s (commit %s)\n", version, buildCommit())
 		return 0
 	}
 	if opts.hashSecret {
@@ -72,7 +113,7 @@ func realMain(args, environ []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if opts.checkConfig {
-		for _, w := range cfg.warnings() {
+		for _, w := range append(cfg.offlineWarnings, cfg.warnings()...) {
 			fmt.Fprintf(stderr, "presenced: warning: %s\n", w)
 		}
 		fmt.Fprintln(stdout, "presenced: configuration ok")
