@@ -97,6 +97,9 @@ type Schedule struct {
 	To       string   `json:"to,omitempty" mapstructure:"to"`
 	Profile  string   `json:"profile" mapstructure:"profile"`
 	Holidays string   `json:"holidays,omitempty" mapstructure:"holidays"`
+	// Disabled keeps the entry without firing it: in the configuration as in a user's own
+	// schedule.
+	Disabled bool `json:"disabled,omitempty" mapstructure:"disabled"`
 }
 
 // DisplayName is the user's name, or the ID when no name is configured.

@@ -38,11 +38,10 @@ const timeZoneField = ":time_zone"
 // maxTimeZoneLen bounds a time zone's name (the longest IANA name has 32 characters).
 const maxTimeZoneLen = 64
 
-// PersonalEntry is one of a user's own schedule entries.
+// PersonalEntry is one of a user's own schedule entries (Disabled, of the Schedule, keeps it
+// without firing it).
 type PersonalEntry struct {
 	presence.Schedule
-	// Disabled keeps the entry without firing it.
-	Disabled bool `json:"disabled,omitempty"`
 }
 
 func (s *Scheduler) personalKey(id presence.UserID) string {

@@ -240,6 +240,7 @@ func compile(cat *presence.Catalog, schedules []presence.Schedule, holidayList [
 	var err error
 	system, err = ParseEntries("schedules", schedules)
 	collect(err)
+	system = enabledOnly(system, schedules)
 	holidays, err = ParseHolidays("holidays", holidayList)
 	collect(err)
 	for i, u := range cat.Users {
@@ -248,6 +249,7 @@ func compile(cat *presence.Catalog, schedules []presence.Schedule, holidayList [
 			key = fmt.Sprintf("users[%d].schedules", i)
 			entries, err = ParseEntries(key, u.Schedules)
 			collect(err)
+			entries = enabledOnly(entries, u.Schedules)
 			own[u.ID] = entries
 		}
 		locs[u.ID] = def
@@ -270,6 +272,22 @@ func compile(cat *presence.Catalog, schedules []presence.Schedule, holidayList [
 		return nil, nil, nil, nil, &presence.ValidationError{Problems: slices.Compact(problems)}
 	}
 	return system, own, holidays, locs, nil
+}
+
+// enabledOnly is entries (ParseEntries of list, without problems) without those list disables.
+// A user whose entries are all disabled still has them: they do not inherit the system-wide
+// ones.
+func enabledOnly(entries []Entry, list []presence.Schedule) []Entry {
+	if len(entries) != len(list) {
+		return entries // problems: reported, nothing runs
+	}
+	out := make([]Entry, 0, len(entries))
+	for i, e := range entries {
+		if !list[i].Disabled {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func (s *Scheduler) entriesOf(id presence.UserID) []Entry {
