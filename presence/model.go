@@ -27,6 +27,52 @@ func Families() []Family {
 	return []Family{FamilyDesk, FamilySoftphone, FamilyDECT, FamilyMobile, FamilyExternal}
 }
 
+// DefaultRingFamilies are the families of a user's devices that ring until a profile says
+// otherwise (followme, mobile): the phones at the desk. A user who has none of them has all
+// their devices ring (DefaultRingList).
+func DefaultRingFamilies() []Family {
+	return []Family{FamilyDesk, FamilySoftphone, FamilyDECT}
+}
+
+// DefaultRingList lists the dial strings of u's devices that ring until a profile says
+// otherwise: those of DefaultRingFamilies, in the user's device order; all of them when the
+// user has none of those.
+func (u *User) DefaultRingList() []string {
+	if out := u.DevicesOf(DefaultRingFamilies()); len(out) > 0 {
+		return out
+	}
+	out := make([]string, len(u.Devices))
+	for i, d := range u.Devices {
+		out[i] = d.Dial
+	}
+	return out
+}
+
+// RingSteps groups u's devices by families, in the order of families (each family once),
+// within a family in the user's order; a family the user has no device of is left out, and
+// with it its entry of times (when times has one per family). It returns the steps and the
+// times kept.
+func (u *User) RingSteps(families []Family, times []int) ([][]string, []int) {
+	var steps [][]string
+	var kept []int
+	seen := map[Family]bool{}
+	for i, f := range families {
+		if seen[f] {
+			continue
+		}
+		seen[f] = true
+		devs := u.DevicesOf([]Family{f})
+		if len(devs) == 0 {
+			continue
+		}
+		steps = append(steps, devs)
+		if len(times) == len(families) {
+			kept = append(kept, times[i])
+		}
+	}
+	return steps, kept
+}
+
 // Valid reports whether f is a known family.
 func (f Family) Valid() bool { return slices.Contains(Families(), f) }
 
@@ -272,16 +318,19 @@ type Action struct {
 	Families []Family      `json:"families,omitempty" mapstructure:"families"`   // followme
 	Order    RingOrder     `json:"order,omitempty" mapstructure:"order"`         // followme
 	RingTime int           `json:"ring_time,omitempty" mapstructure:"ring_time"` // followme, seconds
-	Type     ForwardType   `json:"type,omitempty" mapstructure:"type"`           // forward
-	To       string        `json:"to,omitempty" mapstructure:"to"`               // forward, no_answer ("voicemail" or a number)
-	Value    string        `json:"value,omitempty" mapstructure:"value"`         // caller_id, variable
-	Device   string        `json:"device,omitempty" mapstructure:"device"`       // location (dial string), lamp (Custom:name)
-	State    string        `json:"state,omitempty" mapstructure:"state"`         // presence state, lamp state
-	Message  string        `json:"message,omitempty" mapstructure:"message"`     // presence message
-	Scope    string        `json:"scope,omitempty" mapstructure:"scope"`         // variable: astdb (default) or global
-	Name     string        `json:"name,omitempty" mapstructure:"name"`           // variable: FAMILY/key or NAME
-	URL      string        `json:"url,omitempty" mapstructure:"url"`             // webhook
-	Timeout  string        `json:"timeout,omitempty" mapstructure:"timeout"`     // webhook, e.g. "2s"
+	// RingTimes are the seconds of each family's step, in Families' order (followme,
+	// sequential): [10, 25] rings the first family 10 s, then the second 25 s.
+	RingTimes []int       `json:"ring_times,omitempty" mapstructure:"ring_times"`
+	Type      ForwardType `json:"type,omitempty" mapstructure:"type"`       // forward
+	To        string      `json:"to,omitempty" mapstructure:"to"`           // forward, no_answer ("voicemail" or a number)
+	Value     string      `json:"value,omitempty" mapstructure:"value"`     // caller_id, variable
+	Device    string      `json:"device,omitempty" mapstructure:"device"`   // location (dial string), lamp (Custom:name)
+	State     string      `json:"state,omitempty" mapstructure:"state"`     // presence state, lamp state
+	Message   string      `json:"message,omitempty" mapstructure:"message"` // presence message
+	Scope     string      `json:"scope,omitempty" mapstructure:"scope"`     // variable: astdb (default) or global
+	Name      string      `json:"name,omitempty" mapstructure:"name"`       // variable: FAMILY/key or NAME
+	URL       string      `json:"url,omitempty" mapstructure:"url"`         // webhook
+	Timeout   string      `json:"timeout,omitempty" mapstructure:"timeout"` // webhook, e.g. "2s"
 }
 
 // IsEnabled reports whether the action runs.
@@ -299,7 +348,7 @@ func ActionFields(k ActionKind) []string {
 	case ActionDND, ActionMobile:
 		return []string{"on"}
 	case ActionFollowMe:
-		return []string{"families", "order", "ring_time"}
+		return []string{"families", "order", "ring_time", "ring_times"}
 	case ActionForward:
 		return []string{"type", "to", "on"}
 	case ActionNoAnswer:
@@ -328,7 +377,7 @@ func (a Action) setFields() []string {
 		set  bool
 	}{
 		{"on", a.On != nil}, {"queues", len(a.Queues) > 0}, {"reason", a.Reason != ""}, {"families", len(a.Families) > 0},
-		{"order", a.Order != ""}, {"ring_time", a.RingTime != 0}, {"type", a.Type != ""}, {"to", a.To != ""},
+		{"order", a.Order != ""}, {"ring_time", a.RingTime != 0}, {"ring_times", len(a.RingTimes) > 0}, {"type", a.Type != ""}, {"to", a.To != ""},
 		{"value", a.Value != ""}, {"device", a.Device != ""}, {"state", a.State != ""}, {"message", a.Message != ""},
 		{"scope", a.Scope != ""}, {"name", a.Name != ""}, {"url", a.URL != ""}, {"timeout", a.Timeout != ""},
 	} {

@@ -66,6 +66,15 @@ func TestCatalogRejectsBadDefinitions(t *testing.T) {
 		{"reason on queue_unpause", []User{alice()}, []Profile{{ID: "x", OnEnter: []Action{{Kind: ActionQueueUnpause, Queues: QueueSelector{"all"}, Reason: "x"}}}},
 			"on_enter[0].reason: has no meaning for queue_unpause"},
 		{"to on dnd", nil, []Profile{{ID: "x", OnEnter: []Action{{Kind: ActionDND, To: "1002"}}}}, "on_enter[0].to: has no meaning for dnd (its fields: on, disabled)"},
+		{"ring_times without sequential", nil, []Profile{{ID: "x", OnEnter: []Action{{Kind: ActionFollowMe, Families: []Family{FamilyDesk}, RingTimes: []int{10}}}}},
+			"on_enter[0].ring_times: only with order: sequential"},
+		{"ring_times not one per family", nil, []Profile{{ID: "x", OnEnter: []Action{{Kind: ActionFollowMe, Order: RingSequential,
+			Families: []Family{FamilyDesk, FamilyMobile}, RingTimes: []int{10}}}}}, "1 ring times for 2 families"},
+		{"ring_times and ring_time", nil, []Profile{{ID: "x", OnEnter: []Action{{Kind: ActionFollowMe, Order: RingSequential,
+			Families: []Family{FamilyDesk}, RingTimes: []int{10}, RingTime: 5}}}}, "set either ring_time"},
+		{"ring time of a step out of range", nil, []Profile{{ID: "x", OnEnter: []Action{{Kind: ActionFollowMe, Order: RingSequential,
+			Families: []Family{FamilyDesk, FamilyMobile}, RingTimes: []int{10, 0}}}}}, "ring_times[1]: 0 must be between 1 and 600"},
+		{"family twice", nil, []Profile{{ID: "x", OnEnter: []Action{{Kind: ActionFollowMe, Families: []Family{FamilyDesk, FamilyDesk}}}}}, `families: "desk" listed twice`},
 		{"negative penalty", []User{func() User { u := alice(); u.Queues[0].Penalty = -1; return u }()}, nil, "penalty: -1 must not be negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -482,6 +482,28 @@ func (c *Catalog) validateAction(p *problems, path string, a *Action) {
 		if a.RingTime < 0 || a.RingTime > 600 {
 			p.add(path+".ring_time", "%d must be between 0 and 600 seconds", a.RingTime)
 		}
+		if len(a.RingTimes) > 0 {
+			switch {
+			case a.Order != RingSequential:
+				p.add(path+".ring_times", "only with order: sequential (a simultaneous ring has one ring_time)")
+			case len(a.RingTimes) != len(a.Families):
+				p.add(path+".ring_times", "%d ring times for %d families: give one per family, in their order", len(a.RingTimes), len(a.Families))
+			case a.RingTime != 0:
+				p.add(path+".ring_times", "set either ring_time (every step) or ring_times (one per family), not both")
+			}
+			for i, t := range a.RingTimes {
+				if t < 1 || t > 600 {
+					p.add(fmt.Sprintf("%s.ring_times[%d]", path, i), "%d must be between 1 and 600 seconds", t)
+				}
+			}
+		}
+		seen := map[Family]bool{}
+		for _, f := range a.Families {
+			if seen[f] {
+				p.add(path+".families", "%q listed twice", f)
+			}
+			seen[f] = true
+		}
 	case ActionForward:
 		if !slices.Contains(ForwardTypes(), a.Type) {
 			p.add(path+".type", "%q is not unconditional, busy or no_answer", a.Type)

@@ -63,6 +63,15 @@ type actionRow struct {
 // Has reports whether the row's kind has a field.
 func (r actionRow) Has(f string) bool { return r.Fields[f] }
 
+// RingTimes is the follow-me action's ring time per family as the form shows it: "10, 25".
+func (r actionRow) RingTimes() string {
+	parts := make([]string, len(r.Action.RingTimes))
+	for i, t := range r.Action.RingTimes {
+		parts[i] = strconv.Itoa(t)
+	}
+	return strings.Join(parts, ", ")
+}
+
 // HasFamily reports whether the follow-me action rings a family.
 func (r actionRow) HasFamily(f presence.Family) bool { return slices.Contains(r.Action.Families, f) }
 
@@ -475,6 +484,17 @@ func profileFromForm(f url.Values) (*presence.Profile, error) {
 							return nil, fmt.Errorf("%s[%d].ring_time: %q is not a whole number", c, i, s)
 						}
 						a.RingTime = n
+					}
+				case "ring_times":
+					for s := range strings.SplitSeq(get("ring_times"), ",") {
+						if s = strings.TrimSpace(s); s == "" {
+							continue
+						}
+						n, err := strconv.Atoi(s)
+						if err != nil {
+							return nil, fmt.Errorf("%s[%d].ring_times: %q is not a whole number", c, i, s)
+						}
+						a.RingTimes = append(a.RingTimes, n)
 					}
 				case "type":
 					a.Type = presence.ForwardType(get("type"))

@@ -279,7 +279,7 @@ func TestSwitchThroughAPILandsOnPBX(t *testing.T) {
 	for _, c := range []struct{ family, key, want string }{
 		{"DND", "1001", "YES"},
 		{"CFB", "1001", "1002"},
-		{"PROFILE", "1001/dialstring", "PJSIP/1001-mobile"},
+		{"PROFILE", "1001/dialstring", "PJSIP/1001-mobile|"}, // sequential: a step per family
 		{"PROFILE", "1001/ringmode", "sequential"},
 		{"PROFILE", "1001/ringtime", "15"},
 		{"PROFILE", "1001/callerid", "Support <7001>"},
