@@ -136,13 +136,15 @@ func NewCatalogFrom(cfg CatalogConfig) (*Catalog, error) {
 	c.hotDesks = slices.Clone(cfg.HotDesks)
 	extensions := map[string]UserID{}
 	tokens := map[string]UserID{}
+	// Users share a few time zones: each is loaded (a read of the zone database) once.
+	zones := ZoneCache{}
 	for i := range users {
 		u := users[i]
 		path := fmt.Sprintf("users[%d]", i)
 		if u.ID != "" {
 			path = fmt.Sprintf("users[%d] (%s)", i, u.ID)
 		}
-		validateUser(&p, path, &u)
+		validateUser(&p, path, &u, zones)
 		if _, dup := c.users[u.ID]; dup && u.ID != "" {
 			p.add(path+".id", "%q is used by another user", u.ID)
 		}
@@ -280,7 +282,7 @@ func (c *Catalog) ValidateProfile(u *User, pr *Profile, others []*Profile) error
 	return p.err()
 }
 
-func validateUser(p *problems, path string, u *User) {
+func validateUser(p *problems, path string, u *User, zones ZoneCache) {
 	if !idPattern.MatchString(string(u.ID)) {
 		p.add(path+".id", "%q must be 1-64 letters, digits, '.', '-' or '_'", u.ID)
 	}
@@ -319,7 +321,7 @@ func validateUser(p *problems, path string, u *User) {
 	}
 	validateSecrets(p, path, u)
 	if u.TimeZone != "" {
-		if _, err := time.LoadLocation(u.TimeZone); err != nil {
+		if _, err := zones.Load(u.TimeZone); err != nil {
 			p.add(path+".time_zone", "%q is not a known time zone", u.TimeZone)
 		}
 	}
@@ -577,4 +579,24 @@ func joinFamilies(fs []Family) string {
 		s[i] = string(f)
 	}
 	return strings.Join(s, ", ")
+}
+
+// ZoneCache loads time zones by name, each once: time.LoadLocation reads and parses the zone
+// database at every call, and 10,000 users in one zone would load it 10,000 times. Not safe
+// for concurrent use; make one where many users are looked at.
+type ZoneCache map[string]zoneResult
+
+type zoneResult struct {
+	loc *time.Location
+	err error
+}
+
+// Load is time.LoadLocation, remembered.
+func (z ZoneCache) Load(name string) (*time.Location, error) {
+	if r, ok := z[name]; ok {
+		return r.loc, r.err
+	}
+	loc, err := time.LoadLocation(name)
+	z[name] = zoneResult{loc, err}
+	return loc, err
 }

@@ -228,6 +228,7 @@ func Check(cat *presence.Catalog, schedules []presence.Schedule, holidays []stri
 func compile(cat *presence.Catalog, schedules []presence.Schedule, holidayList []string, def *time.Location) (
 	system []Entry, own map[presence.UserID][]Entry, holidays map[string]bool, locs map[presence.UserID]*time.Location, _ error) {
 	own, locs = map[presence.UserID][]Entry{}, map[presence.UserID]*time.Location{}
+	zones := presence.ZoneCache{}
 	var problems []string
 	collect := func(err error) {
 		var verr *presence.ValidationError
@@ -254,7 +255,7 @@ func compile(cat *presence.Catalog, schedules []presence.Schedule, holidayList [
 		}
 		locs[u.ID] = def
 		if u.TimeZone != "" {
-			loc, err := time.LoadLocation(u.TimeZone)
+			loc, err := zones.Load(u.TimeZone)
 			if err != nil {
 				problems = append(problems, fmt.Sprintf("users[%d].time_zone: %q is not a known time zone", i, u.TimeZone))
 			} else {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,7 +30,6 @@ import (
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/trigger"
 	"github.com/presenced/presenced/web/icon"
-	"go.yaml.in/yaml/v3"
 )
 
 // envPrefix prefixes the environment variables that override configuration keys:
@@ -464,6 +463,9 @@ func defaults() map[string]any {
 	}
 }
 
+// loadGCPercent is the garbage collector's GOGC while a configuration loads.
+const loadGCPercent = 20
+
 // flagKeys maps command-line flags to the configuration keys they set.
 var flagKeys = map[string]string{
 	"log-level":   "log.level",
@@ -486,6 +488,10 @@ type options struct {
 // loadConfig reads the configuration from args (without the program name), the environment
 // (environ, as os.Environ) and the YAML file args name. The error is one line naming the key.
 func loadConfig(args, environ []string, stderr io.Writer) (Config, options, error) {
+	// Loading builds several short-lived copies of the file (the YAML parser's node tree, the
+	// tree of maps, the decoded structs): collecting more often while it runs keeps the peak
+	// near what is live rather than twice it (docs/BENCHMARKS.md, "Configuration loading").
+	defer debug.SetGCPercent(debug.SetGCPercent(loadGCPercent))
 	var opts options
 	fs := flag.NewFlagSet("presenced", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -539,28 +545,28 @@ func loadConfig(args, environ []string, stderr io.Writer) (Config, options, erro
 		return Config{}, opts, fmt.Errorf("environment: unknown variable %s (no such configuration key)", strings.Join(unknownEnv, ", "))
 	}
 
+	var lists fileLists
+	var listProblems []string
 	if opts.configPath != "" {
 		raw, err := os.ReadFile(opts.configPath)
 		if err != nil {
 			return Config{}, opts, fmt.Errorf("config file: %w", err)
 		}
-		var tree map[string]any
-		if err := yaml.Unmarshal(raw, &tree); err != nil {
+		tree, l, unknownInLists, problems, err := readConfigFile(raw)
+		if err != nil {
 			return Config{}, opts, fmt.Errorf("config file %s: %w", opts.configPath, oneLine(err))
 		}
-		if unknown := unknownKeys(tree, "", defs); len(unknown) > 0 {
+		lists, listProblems = l, problems
+		if unknown := append(unknownKeys(tree, "", defs), unknownInLists...); len(unknown) > 0 {
+			sort.Strings(unknown)
 			return Config{}, opts, fmt.Errorf("config file %s: unknown key %s", opts.configPath, strings.Join(unknown, ", "))
 		}
-		file := viper.New()
-		file.SetConfigType("yaml")
-		if err := file.ReadConfig(bytes.NewReader(raw)); err != nil {
-			return Config{}, opts, fmt.Errorf("config file %s: %w", opts.configPath, oneLine(err))
-		}
 		// The file sits between defaults and the environment: apply it only where the
-		// environment said nothing.
-		for _, k := range file.AllKeys() {
+		// environment said nothing. The tree parsed above is used as it is (a second parse
+		// of a file of 10,000 users doubled what loading it took: docs/BENCHMARKS.md).
+		for k, val := range fileSettings(tree, "", defs) {
 			if _, fromEnv := env[envName(k)]; !fromEnv {
-				v.Set(k, file.Get(k))
+				v.Set(k, val)
 			}
 		}
 	}
@@ -576,8 +582,13 @@ func loadConfig(args, environ []string, stderr io.Writer) (Config, options, erro
 		stringToHolidays,
 	)))
 	if err != nil {
-		return Config{}, opts, fmt.Errorf("invalid configuration: %s", strings.Join(decodeProblems(err), "; "))
+		listProblems = append(decodeProblems(err), listProblems...)
 	}
+	if len(listProblems) > 0 {
+		sort.Strings(listProblems)
+		return Config{}, opts, fmt.Errorf("invalid configuration: %s", strings.Join(listProblems, "; "))
+	}
+	lists.set(&cfg)
 	cfg.offline = opts.checkConfig || opts.printHints
 	cfg.withoutAsterisk = cfg.offline || opts.pwLink != ""
 	if err := cfg.readSecretFiles(); err != nil {
@@ -708,6 +719,24 @@ func envMap(environ []string) map[string]string {
 		}
 	}
 	return m
+}
+
+// fileSettings flattens the file's tree into dotted configuration keys (lower case, as viper
+// keeps them) and their values: the sections are descended, the values of keys (lists of
+// users, profiles, ...) are kept whole. unknownKeys has refused every other key.
+func fileSettings(settings map[string]any, prefix string, defs map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, val := range settings {
+		full := prefix + strings.ToLower(k)
+		if sub, ok := val.(map[string]any); ok && hasPrefix(defs, full+".") {
+			for sk, sv := range fileSettings(sub, full+".", defs) {
+				out[sk] = sv
+			}
+			continue
+		}
+		out[full] = val
+	}
+	return out
 }
 
 // unknownKeys lists the dotted keys of settings that are not configuration keys.
