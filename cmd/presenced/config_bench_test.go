@@ -128,9 +128,16 @@ func TestConfigFileSplitDecodesAsWhole(t *testing.T) {
 		{"two documents", []byte("users:\n  - {id: a, extension: \"1\", devices: [{dial: PJSIP/1, family: desk}]}\n---\nx: 1\n"), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, ok := splitFile(tc.raw)
+			_, items, ok := splitFile(tc.raw)
 			if ok != tc.split {
 				t.Fatalf("splitFile ok = %v, want %v", ok, tc.split)
+			}
+			if ok && !strings.Contains(tc.name, "parsed whole") {
+				for key, its := range items {
+					if _, _, _, ok := readItems(key, its, fileLists{}); !ok {
+						t.Errorf("the items of %s were not parsed one by one", key)
+					}
+				}
 			}
 			tree1, lists1, un1, pr1, err1 := readConfigFile(tc.raw)
 			tree2, lists2, un2, pr2, err2 := readNodes(tc.raw)

@@ -136,7 +136,9 @@ func splitItems(body []string) ([][]byte, bool) {
 	for _, l := range body {
 		t := strings.TrimLeft(l, " ")
 		if t == "" || t == "\n" || strings.HasPrefix(t, "#") {
-			cur.WriteString(l)
+			if indent >= 0 {
+				cur.WriteString(l) // blank lines and comments before the first item are dropped
+			}
 			continue
 		}
 		n := len(l) - len(t)
