@@ -218,6 +218,7 @@ func decodeListItem(item *yaml.Node, path string, typ reflect.Type, lists *fileL
 	if err := item.Decode(&m); err != nil {
 		return nil, []string{path + ": " + oneLine(err).Error()}
 	}
+	m = stringKeys(m)
 	unknown = unknownInStruct(m, path, typ)
 	elem := reflect.New(typ)
 	if err := decodeItem(m, elem.Interface()); err != nil {
@@ -234,6 +235,31 @@ func decodeListItem(item *yaml.Node, path string, typ reflect.Type, lists *fileL
 		lists.schedules = append(lists.schedules, *e)
 	}
 	return unknown, problems
+}
+
+// stringKeys turns the maps YAML gives with keys that are not all strings ({0: x}) into maps
+// of string keys, as viper does for the rest of the configuration: mapstructure takes only
+// those.
+func stringKeys(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			v[k] = stringKeys(e)
+		}
+		return v
+	case map[any]any:
+		m := make(map[string]any, len(v))
+		for k, e := range v {
+			m[fmt.Sprint(k)] = stringKeys(e)
+		}
+		return m
+	case []any:
+		for i, e := range v {
+			v[i] = stringKeys(e)
+		}
+		return v
+	}
+	return v
 }
 
 // decodeItem decodes one list item as viper's UnmarshalExact decodes the rest of the
