@@ -249,6 +249,12 @@ func (e *Engine) retire(ctx context.Context, id UserID, r retiree) (res *SwitchR
 	if perr != nil && !errors.As(perr, &corrupt) {
 		return nil, nil, true, false, perr
 	}
+	if !present && !found && len(personal) == 0 {
+		// Nothing stored: never switched, or archived already (by the leader before this one).
+		e.forgetRetiree(id, r)
+		return &SwitchResult{SwitchEvent: SwitchEvent{User: id, Extension: r.user.Extension, At: e.now()}, Outcomes: []Outcome{}, InSync: true},
+			nil, true, false, nil
+	}
 	ev := SwitchEvent{User: id, Extension: r.user.Extension, From: st.Profile, Source: SourceSystem, Actor: reloadActor, At: e.now()}
 	if found {
 		old := e.compile(r.user, st, slices.Concat(r.profiles, personal))

@@ -139,4 +139,30 @@ func TestReloadOnStandbyIsDoneWhenItLeads(t *testing.T) {
 	if err != nil || len(j) != 1 || j[0].Kind != journalReload {
 		t.Fatalf("alice's last journal entry %+v %v, want a reload", j, err)
 	}
+
+	// A third instance that reloaded too and leads later finds it all done: nothing archived
+	// again, nothing journaled again.
+	third, err := NewEngine(EngineOptions{Catalog: old, Naming: DefaultNaming(), States: states, Concerns: []Concern{pbx}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	third.SetCatalog(cur)
+	runEngine(t, third)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		third.retireMu.Lock()
+		left := len(third.retired)
+		third.retireMu.Unlock()
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d users still retired on the third instance", left)
+		}
+	}
+	if again, _ := states.rdb.Keys(ctx, states.prefix+"archive:*:user:bob*").Result(); len(again) != 2 {
+		t.Fatalf("archived keys after the third instance: %v", again)
+	}
+	if j, _ := third.Journal(ctx, "alice", 2); len(j) != 2 || j[1].Kind == journalReload {
+		t.Fatalf("alice's journal after the third instance: %+v, want one reload entry", j)
+	}
 }
