@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -104,10 +105,9 @@ type Service struct {
 	opts     Options
 	rdb      redis.Cmdable
 	prefix   string
-	catalog  *presence.Catalog
+	catalog  atomic.Pointer[presence.Catalog]
 	throttle *throttle.Limiter
-	admin    *secret.Hash // nil: no admin sign-in with a token
-	adminFP  string       // identifies the configured admin credential: sessions made with another end
+	adminCfg atomic.Pointer[adminCredential]
 	decoy    *secret.Hash // verified for unknown names, so they take as long as known ones
 	slow     chan struct{}
 	log      *slog.Logger
@@ -148,7 +148,7 @@ func New(opts Options) (*Service, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Service{opts: opts, rdb: opts.Redis, prefix: opts.Prefix, catalog: opts.Catalog,
+	s := &Service{opts: opts, rdb: opts.Redis, prefix: opts.Prefix,
 		slow: make(chan struct{}, max(1, runtime.GOMAXPROCS(0))), log: opts.Logger, now: opts.Now}
 	var err error
 	if s.throttle = opts.Throttle; s.throttle == nil {
@@ -159,19 +159,9 @@ func New(opts Options) (*Service, error) {
 			return nil, err
 		}
 	}
-	adminHash := opts.AdminTokenHash
-	if opts.AdminToken != "" {
-		if adminHash, err = secret.NewHash(opts.AdminToken); err != nil {
-			return nil, fmt.Errorf("account: admin token: %w", err)
-		}
-	}
-	if adminHash != "" {
-		if s.admin, err = secret.ParseHash(adminHash); err != nil {
-			return nil, fmt.Errorf("account: admin token hash: %w", err)
-		}
-		// The fingerprint of what is configured (the token, or its hash), not of the hash made
-		// above, which has a new salt at every start.
-		s.adminFP = digest("admin\x00" + opts.AdminToken + "\x00" + opts.AdminTokenHash)[:16]
+	s.catalog.Store(opts.Catalog)
+	if err := s.SetAdmin(opts.AdminToken, opts.AdminTokenHash); err != nil {
+		return nil, err
 	}
 	decoy, err := secret.NewHash(rand.Text())
 	if err != nil {
@@ -180,6 +170,44 @@ func New(opts Options) (*Service, error) {
 	s.decoy, _ = secret.ParseHash(decoy)
 	return s, nil
 }
+
+// adminCredential is the admin token's sign-in: its hash (nil: none) and the fingerprint of
+// what is configured, which sessions made with another credential do not match.
+type adminCredential struct {
+	hash *secret.Hash
+	fp   string
+}
+
+// SetAdmin puts the admin token (or its hash; both empty: no admin sign-in with a token) in
+// force, as a configuration reload changed it. Sessions signed in with another admin token end.
+func (s *Service) SetAdmin(token, hash string) error {
+	if token != "" && hash != "" {
+		return errors.New("account: give the admin token or its hash, not both")
+	}
+	a := &adminCredential{}
+	adminHash := hash
+	if token != "" {
+		var err error
+		if adminHash, err = secret.NewHash(token); err != nil {
+			return fmt.Errorf("account: admin token: %w", err)
+		}
+	}
+	if adminHash != "" {
+		var err error
+		if a.hash, err = secret.ParseHash(adminHash); err != nil {
+			return fmt.Errorf("account: admin token hash: %w", err)
+		}
+		// The fingerprint of what is configured (the token, or its hash), not of the hash made
+		// above, which has a new salt every time.
+		a.fp = digest("admin\x00" + token + "\x00" + hash)[:16]
+	}
+	s.adminCfg.Store(a)
+	return nil
+}
+
+// SetCatalog puts a reloaded configuration's users in force: a removed user can no longer
+// sign in, and their sessions end at their next use.
+func (s *Service) SetCatalog(c *presence.Catalog) { s.catalog.Store(c) }
 
 // Identity is who signed in: a user (who may be an admin), or the admin by token (User nil).
 type Identity struct {
@@ -215,10 +243,10 @@ func lockKey(id string) string { return "user:" + id }
 
 // resolve finds the user a name (an id or an extension) names.
 func (s *Service) resolve(name string) (*presence.User, bool) {
-	if u, ok := s.catalog.User(presence.UserID(name)); ok {
+	if u, ok := s.catalog.Load().User(presence.UserID(name)); ok {
 		return u, true
 	}
-	return s.catalog.UserByExtension(name)
+	return s.catalog.Load().UserByExtension(name)
 }
 
 // hashOf is the hash a user's password is checked against: the one the user set (Redis),
@@ -268,7 +296,7 @@ func (s *Service) Authenticate(ctx context.Context, name, password string) (Iden
 	var hash *secret.Hash
 	key := lockKey(name)
 	if name == AdminName {
-		id, hash = Identity{Admin: true}, s.admin
+		id, hash = Identity{Admin: true}, s.adminCfg.Load().hash
 	} else if u, ok := s.resolve(name); ok {
 		key = lockKey(string(u.ID))
 		id = Identity{User: u, Admin: u.Admin}
@@ -325,7 +353,7 @@ func CheckPassword(password string) error {
 // configuration's password_hash. Every session of the user ends (Start a new one for the
 // person who set it).
 func (s *Service) SetPassword(ctx context.Context, id presence.UserID, password string) error {
-	if _, ok := s.catalog.User(id); !ok {
+	if _, ok := s.catalog.Load().User(id); !ok {
 		return fmt.Errorf("%w %q", presence.ErrUnknownUser, id)
 	}
 	if err := CheckPassword(password); err != nil {
@@ -372,7 +400,7 @@ type Link struct {
 // NewLink makes a one-time set-password token for the user, valid for ttl (zero means
 // DefaultLinkTTL). Redis holds only its digest.
 func (s *Service) NewLink(ctx context.Context, id presence.UserID, ttl time.Duration) (Link, error) {
-	if _, ok := s.catalog.User(id); !ok {
+	if _, ok := s.catalog.Load().User(id); !ok {
 		return Link{}, fmt.Errorf("%w %q", presence.ErrUnknownUser, id)
 	}
 	if ttl <= 0 {
@@ -444,7 +472,7 @@ func (s *Service) Start(ctx context.Context, who Identity) (*Session, error) {
 		}
 		ss.Gen = gen
 	} else {
-		ss.Cred = s.adminFP
+		ss.Cred = s.adminCfg.Load().fp
 	}
 	if err := s.save(ctx, ss); err != nil {
 		return nil, err
@@ -489,7 +517,7 @@ func (s *Service) Session(ctx context.Context, id string) (*Session, error) {
 		return nil, ErrNoSession
 	}
 	switch {
-	case ss.User == "" && (!ss.Admin || ss.Cred != s.adminFP || s.admin == nil):
+	case ss.User == "" && (!ss.Admin || ss.Cred != s.adminCfg.Load().fp || s.adminCfg.Load().hash == nil):
 		s.End(ctx, id) // the admin token changed since, or admin sign-in is off
 		return nil, ErrNoSession
 	case ss.User != "":
@@ -509,7 +537,7 @@ func (s *Service) Session(ctx context.Context, id string) (*Session, error) {
 		return nil, ErrNoSession
 	}
 	if ss.User != "" {
-		u, ok := s.catalog.User(ss.User)
+		u, ok := s.catalog.Load().User(ss.User)
 		if !ok {
 			s.End(ctx, id)
 			return nil, ErrNoSession

@@ -208,7 +208,7 @@ func TestSessionsExpire(t *testing.T) {
 func TestSessionsEndWithTheCredential(t *testing.T) {
 	s, _, rdb := newService(t)
 	ctx := context.Background()
-	alice, _ := s.catalog.User("alice")
+	alice, _ := s.catalog.Load().User("alice")
 	one, _ := s.Start(ctx, Identity{User: alice})
 	two, _ := s.Start(ctx, Identity{User: alice})
 	if err := s.SetPassword(ctx, "alice", "another-password"); err != nil {
@@ -231,14 +231,14 @@ func TestSessionsEndWithTheCredential(t *testing.T) {
 	if _, err := s.Session(ctx, adm.ID); err != nil {
 		t.Fatalf("admin session: %v", err)
 	}
-	rotated, err := New(Options{Redis: rdb, Catalog: s.catalog, AdminToken: "a-new-admin-token-987654321"})
+	rotated, err := New(Options{Redis: rdb, Catalog: s.catalog.Load(), AdminToken: "a-new-admin-token-987654321"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := rotated.Session(ctx, adm.ID); !errors.Is(err, ErrNoSession) {
 		t.Fatalf("admin session after the token changed: %v", err)
 	}
-	same, err := New(Options{Redis: rdb, Catalog: s.catalog, AdminToken: "the-admin-token-0123456789"})
+	same, err := New(Options{Redis: rdb, Catalog: s.catalog.Load(), AdminToken: "the-admin-token-0123456789"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,6 +62,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -129,7 +130,7 @@ type Options struct {
 // Handler serves the /api/v1/ subtree; mount it as mux.Handle("/api/v1/", h). It serves
 // requests concurrently; its only mutable state is the cache of credentials verified against
 // hashes and the throttle's counters. The tokens are read from the engine's catalog when New
-// runs: a new catalog needs a new Handler.
+// runs; SetCredentials reads them again after a reload.
 type Handler struct {
 	engine   *presence.Engine
 	triggers *trigger.Scheduler
@@ -138,7 +139,7 @@ type Handler struct {
 	accounts  *account.Service
 	events    func(w http.ResponseWriter, r *http.Request, viewer presence.UserID, admin bool)
 	now       func() time.Time
-	creds     *credentials
+	creds     atomic.Pointer[credentials]
 	throttle  *throttle.Limiter
 	proxies   []netip.Prefix
 	maxBody   int64
@@ -156,6 +157,7 @@ const (
 	accessPublic access = iota // no token needed
 	accessAny                  // any valid token
 	accessUser                 // the admin token, or the token of the user the path names
+	accessAdmin                // the admin token only
 )
 
 // route is one endpoint: its method and path pattern, who may call it, and what it does.
@@ -205,7 +207,6 @@ func New(opts Options) (*Handler, error) {
 		accounts:  opts.Accounts,
 		events:    opts.Events,
 		now:       opts.Now,
-		creds:     creds,
 		throttle:  opts.Throttle,
 		proxies:   opts.TrustedProxies,
 		maxBody:   opts.MaxBodyBytes,
@@ -261,7 +262,32 @@ func New(opts Options) (*Handler, error) {
 	}))
 	h.metrics = newMetrics(opts.Registerer, labels)
 	creds.verified = h.metrics.hashVerifications.Inc
+	h.creds.Store(creds)
 	return h, nil
+}
+
+// SetCredentials puts the admin token (or its hash) and the tokens of the users of the
+// engine's catalog in force, after a configuration reload replaced them: a removed user's
+// token no longer works. On an error nothing changes.
+func (h *Handler) SetCredentials(adminToken, adminTokenHash string) error {
+	creds, err := newCredentials(adminToken, adminTokenHash, h.engine.Catalog().Users)
+	if err != nil {
+		return err
+	}
+	creds.verified = h.metrics.hashVerifications.Inc
+	h.creds.Store(creds)
+	return nil
+}
+
+// Admin wraps next (an endpoint outside the /api/v1/ subtree, such as the daemon's
+// POST /-/reload) so that only the admin token may call it, authenticated, throttled and
+// counted like the API's own endpoints under label.
+func (h *Handler) Admin(method, label string, next http.HandlerFunc) http.Handler {
+	rt := route{method: method, path: label, access: accessAdmin, handle: func(w http.ResponseWriter, r *http.Request, _ caller) error {
+		next(w, r)
+		return nil
+	}}
+	return h.endpoint(rt)
 }
 
 // ServeHTTP serves one API request.

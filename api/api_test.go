@@ -103,7 +103,7 @@ func TestPersonalProfiles(t *testing.T) {
 	a := newTestAPI(t)
 	home := `{"name":"Home office","activation":"7","presence":"available",
 		"on_enter":[{"action":"followme","families":["softphone","mobile"],"order":"sequential","ring_time":20},
-		            {"action":"dnd","on":false,"enabled":false}]}`
+		            {"action":"dnd","on":false,"disabled":true}]}`
 
 	var p profileView
 	rec := a.must(t, "PUT", "/api/v1/users/alice/profiles/home", aliceToken, home, http.StatusCreated, &p)
@@ -210,7 +210,7 @@ func TestErrors(t *testing.T) {
 		{"string body", "PUT", "/api/v1/users/alice/profiles/x", aliceToken, `"x"`, 400, "must be a JSON object", "", [2]string{}},
 		{"trailing data", "PUT", "/api/v1/users/alice/profile", aliceToken, `{"profile":"dnd"} {}`, 400, "unexpected data after", "", [2]string{}},
 		{"unknown field", "PUT", "/api/v1/users/alice/profile", aliceToken, `{"profile":"dnd","expires":"4pm"}`, 400, `unknown field "expires"`, "expires", [2]string{}},
-		{"invalid until", "PUT", "/api/v1/users/alice/profile", aliceToken, `{"profile":"dnd","until":"4pm"}`, 422, `until: "4pm" is neither an RFC 3339 time nor a duration such as 90m`, "until", [2]string{}},
+		{"invalid until", "PUT", "/api/v1/users/alice/profile", aliceToken, `{"profile":"dnd","until":"4pm"}`, 422, `until: "4pm" is neither an RFC 3339 time, a duration such as 90m, a time such as 16:00`, "until", [2]string{}},
 		{"unknown action field", "PUT", "/api/v1/users/alice/profiles/x", aliceToken, `{"on_enter":[{"action":"dnd","colour":"red"}]}`, 400, `unknown field "colour"`, "colour", [2]string{}},
 		{"wrong type", "PUT", "/api/v1/users/alice/profile", aliceToken, `{"profile":5}`, 400, "profile: want a string, got number", "profile", [2]string{}},
 		{"wrong nested type", "PUT", "/api/v1/users/alice/profiles/x", aliceToken, `{"on_enter":[{"action":"followme","ring_time":"20"}]}`, 400, "want an integer, got string", "on_enter.ring_time", [2]string{}},
@@ -257,6 +257,28 @@ func TestErrors(t *testing.T) {
 	}
 	if ops := a.pbx.Applied(); len(ops) != 0 {
 		t.Fatalf("failed requests changed the PBX: %v", ops)
+	}
+}
+
+// TestActionSemanticsInPersonalProfiles: the API refuses what the configuration refuses: the
+// old enabled key with a hint, on where it means nothing; disabled: true is kept.
+func TestActionSemanticsInPersonalProfiles(t *testing.T) {
+	a := newTestAPI(t)
+	for _, tc := range []struct{ body, field, msg string }{
+		{`{"on_enter":[{"action":"dnd","enabled":false}]}`, "on_enter[0].enabled", "to switch dnd off write on: false (probably meant)"},
+		{`{"on_enter":[{"action":"queue_logout","queues":"all","on":false}]}`, "on_enter[0].on", "has no meaning for queue_logout"},
+		{`{"on_exit":[{"action":"followme","families":["desk"],"to":"1002"}]}`, "on_exit[0].to", "has no meaning for followme"},
+	} {
+		var e errorBody
+		a.must(t, "PUT", "/api/v1/users/alice/profiles/x", aliceToken, tc.body, 422, &e)
+		if e.Field != tc.field || !strings.Contains(e.Error, tc.msg) {
+			t.Errorf("%s: field %q error %q, want %q naming %q", tc.body, e.Field, e.Error, tc.field, tc.msg)
+		}
+	}
+	var p profileView
+	a.must(t, "PUT", "/api/v1/users/alice/profiles/x", aliceToken, `{"on_enter":[{"action":"dnd","disabled":true}]}`, http.StatusCreated, &p)
+	if len(p.OnEnter) != 1 || !p.OnEnter[0].Disabled {
+		t.Fatalf("saved %+v, want the dnd action kept disabled", p.OnEnter)
 	}
 }
 

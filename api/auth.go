@@ -263,7 +263,7 @@ func (h *Handler) authorize(r *http.Request, rt route) (caller, error) {
 	switch {
 	case strings.EqualFold(scheme, "Bearer") && strings.TrimSpace(rest) != "":
 		var ok bool
-		if c, ok = h.creds.bearer(strings.TrimSpace(rest)); !ok {
+		if c, ok = h.creds.Load().bearer(strings.TrimSpace(rest)); !ok {
 			reason = reasonInvalidToken
 			fail = &apiError{status: http.StatusUnauthorized, msg: "invalid token",
 				challenge: `Bearer realm="presenced", error="invalid_token"`}
@@ -279,7 +279,7 @@ func (h *Handler) authorize(r *http.Request, rt route) (caller, error) {
 			break
 		}
 		var err error
-		if c, reason, err = h.creds.basic(ctx, user, token); err != nil {
+		if c, reason, err = h.creds.Load().basic(ctx, user, token); err != nil {
 			return caller{}, err
 		}
 		if reason != "" {
@@ -299,7 +299,7 @@ func (h *Handler) authorize(r *http.Request, rt route) (caller, error) {
 		h.metrics.authFailures.WithLabelValues(reason).Inc()
 		failures, blocked := h.throttle.Fail(ctx, key)
 		attrs := []any{"client", client, "route", rt.pattern(), "reason", reason, "failures", failures}
-		if u := h.creds.byName[name]; u != nil {
+		if u := h.creds.Load().byName[name]; u != nil {
 			attrs = append(attrs, "user", u.ID) // a name the request gave that is a user's, never the token
 		}
 		h.log.Warn("authentication failed", attrs...)
@@ -308,6 +308,9 @@ func (h *Handler) authorize(r *http.Request, rt route) (caller, error) {
 				"retry_after", roundUp(blocked))
 		}
 		return caller{}, fail
+	}
+	if rt.access == accessAdmin && !c.admin {
+		return caller{}, &apiError{status: http.StatusForbidden, msg: "only the admin token may do this"}
 	}
 	if rt.access == accessUser && !c.admin {
 		if target := r.PathValue("user"); presence.UserID(target) != c.user.ID {

@@ -274,9 +274,9 @@ func BenchmarkAuthorize(b *testing.B) {
 				b.Cleanup(func() { a.h.throttle = saved })
 			}
 			if bc.uncached {
-				saved := a.h.creds.cache
-				a.h.creds.cache = newVerifiedCache(credentialCacheTTL, 0, time.Now) // remembers nothing
-				b.Cleanup(func() { a.h.creds.cache = saved })
+				saved := a.h.creds.Load().cache
+				a.h.creds.Load().cache = newVerifiedCache(credentialCacheTTL, 0, time.Now) // remembers nothing
+				b.Cleanup(func() { a.h.creds.Load().cache = saved })
 			}
 			req := httptest.NewRequest("GET", "/api/v1/users/"+bc.user, nil)
 			req.RemoteAddr = "192.0.2.60:1"

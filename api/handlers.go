@@ -25,26 +25,31 @@ const (
 type switchBody struct {
 	Profile string `json:"profile"`
 	Info    string `json:"info,omitempty"`
-	// Until makes the profile timed: an RFC 3339 time or a duration ("90m"); at that moment the
-	// user returns to the previous profile.
+	// Until makes the profile timed: an RFC 3339 time, a duration ("90m"), a time of day
+	// ("16:00": today, or tomorrow when past), "tomorrow 08:00", or a weekday ("monday",
+	// "fri 12:30"), in the user's time zone (trigger.ParseUntil); at that moment the user
+	// returns to the previous profile.
 	Until string `json:"until,omitempty"`
+}
+
+// switchAnswer is a switch's result with the time a timed profile ends, resolved.
+type switchAnswer struct {
+	*presence.SwitchResult
+	// Until is when the profile ends, in the user's time zone, as the body's until resolved.
+	Until *time.Time `json:"until,omitempty"`
 }
 
 // maxUntil bounds how far ahead a timed profile may end.
 const maxUntil = 366 * 24 * time.Hour
 
-// until parses the body's until relative to now; zero when absent.
-func (b switchBody) until(now time.Time) (time.Time, error) {
+// until parses the body's until relative to now, in loc; zero when absent.
+func (b switchBody) until(now time.Time, loc *time.Location) (time.Time, error) {
 	if b.Until == "" {
 		return time.Time{}, nil
 	}
-	t, err := time.Parse(time.RFC3339, b.Until)
+	t, err := trigger.ParseUntil(b.Until, now, loc)
 	if err != nil {
-		d, derr := time.ParseDuration(b.Until)
-		if derr != nil {
-			return time.Time{}, invalid("until", fmt.Sprintf("%q is neither an RFC 3339 time nor a duration such as 90m", b.Until))
-		}
-		t = now.Add(d)
+		return time.Time{}, invalid("until", err.Error())
 	}
 	if !t.After(now) {
 		return time.Time{}, invalid("until", fmt.Sprintf("%q is not in the future", b.Until))
@@ -78,7 +83,16 @@ func (h *Handler) switchProfile(preview bool) func(http.ResponseWriter, *http.Re
 		if err := body.validate(); err != nil {
 			return err
 		}
-		until, err := body.until(h.now())
+		loc := time.Local
+		var err error
+		if h.triggers != nil {
+			// The user's own zone (My schedule), else the configured one.
+			if loc, _, err = h.triggers.TimeZone(r.Context(), pathUser(r)); err != nil {
+				return err
+			}
+		}
+		var until time.Time
+		until, err = body.until(h.now(), loc)
 		if err != nil {
 			return err
 		}
@@ -97,7 +111,12 @@ func (h *Handler) switchProfile(preview bool) func(http.ResponseWriter, *http.Re
 				return fmt.Errorf("switched, but the return at %s is not scheduled: %w", until.Format(time.RFC3339), err)
 			}
 		}
-		writeJSON(w, http.StatusOK, switchView(res))
+		ans := switchAnswer{SwitchResult: switchView(res)}
+		if !until.IsZero() {
+			u := until.In(loc)
+			ans.Until = &u
+		}
+		writeJSON(w, http.StatusOK, ans)
 		return nil
 	}
 }
@@ -243,6 +262,9 @@ func (h *Handler) reconcile(w http.ResponseWriter, r *http.Request, c caller) er
 type triggerBody struct {
 	State   string `json:"state"`
 	Profile string `json:"profile,omitempty"`
+	// MaxDuration bounds how long a start holds the user if its end never comes ("2h");
+	// empty means triggers.external_max_duration.
+	MaxDuration string `json:"max_duration,omitempty"`
 }
 
 // externalTrigger starts or ends an external trigger (a calendar, a meeting tool).
@@ -262,13 +284,25 @@ func (h *Handler) externalTrigger(w http.ResponseWriter, r *http.Request, _ call
 	case body.State == "start" && body.Profile == "":
 		problems = append(problems, "profile: required to start a trigger")
 	}
+	var maxDuration time.Duration
+	if body.MaxDuration != "" {
+		d, err := time.ParseDuration(body.MaxDuration)
+		switch {
+		case body.State != "start":
+			problems = append(problems, "max_duration: only with state start")
+		case err != nil || d < time.Minute || d > trigger.MaxExternalDuration:
+			problems = append(problems, fmt.Sprintf("max_duration: %q is not a duration from 1m to %v", body.MaxDuration, trigger.MaxExternalDuration))
+		default:
+			maxDuration = d
+		}
+	}
 	if len(problems) > 0 {
 		return &presence.ValidationError{Problems: problems}
 	}
 	if h.triggers == nil {
 		return &apiError{status: http.StatusServiceUnavailable, msg: "external triggers need the trigger scheduler, which this API was built without"}
 	}
-	res, err := h.triggers.External(r.Context(), pathUser(r), name, body.State == "start", body.Profile)
+	res, err := h.triggers.External(r.Context(), pathUser(r), name, body.State == "start", body.Profile, maxDuration)
 	if err != nil {
 		return err
 	}

@@ -180,7 +180,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"Problem":               reflect.TypeFor[problem](),
 		"SwitchRequest":         reflect.TypeFor[switchBody](),
 		"SwitchEvent":           reflect.TypeFor[presence.SwitchEvent](),
-		"SwitchResult":          reflect.TypeFor[presence.SwitchResult](),
+		"SwitchResult":          reflect.TypeFor[switchAnswer](),
 		"Outcome":               reflect.TypeFor[presence.Outcome](),
 		"Op":                    reflect.TypeFor[presence.Op](),
 		"QueueMember":           reflect.TypeFor[presence.QueueMember](),

@@ -133,7 +133,7 @@ func (h *Handler) putSchedule(w http.ResponseWriter, r *http.Request, _ caller) 
 		return err
 	}
 	e := trigger.PersonalEntry{Schedule: presence.Schedule{Name: r.PathValue("name"), Days: body.Days, At: body.At,
-		From: body.From, To: body.To, Profile: body.Profile, Holidays: body.Holidays}, Disabled: body.Disabled}
+		From: body.From, To: body.To, Profile: body.Profile, Holidays: body.Holidays, Disabled: body.Disabled}}
 	if err := h.triggers.SavePersonal(r.Context(), pathUser(r), e); err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,7 +22,8 @@ type fakeClock struct {
 	now time.Time
 }
 
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.now = t }
 func (c *fakeClock) Add(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -166,4 +168,59 @@ func contains(s, sub string) bool {
 		}
 	}
 	return false
+}
+
+// TestUntilAsPeopleSayIt: "until": "16:00" in Europe/Berlin the evening before the spring
+// change ends at 16:00 summer time the next day (14:00 UTC, not 24 hours' 15:00): the answer
+// says so in the user's zone, and the user returns then.
+func TestUntilAsPeopleSayIt(t *testing.T) {
+	a, s, clock := newTriggerAPI(t)
+	ctx := context.Background()
+	if err := s.SetTimeZone(ctx, "alice", "Europe/Berlin"); err != nil {
+		t.Fatal(err)
+	}
+	clock.Set(time.Date(2026, 3, 28, 19, 0, 0, 0, time.UTC)) // 20:00 CET
+	a.must(t, "PUT", "/api/v1/users/alice/profile", aliceToken, `{"profile":"available"}`, 200, nil)
+	var res struct {
+		To    string    `json:"to"`
+		Until time.Time `json:"until"`
+	}
+	rec := a.must(t, "PUT", "/api/v1/users/alice/profile", aliceToken, `{"profile":"dnd","until":"16:00"}`, 200, &res)
+	if res.To != "dnd" || !strings.Contains(rec.Body.String(), `"until":"2026-03-29T16:00:00+02:00"`) {
+		t.Fatalf("answer %s, want until 2026-03-29T16:00:00+02:00", rec.Body)
+	}
+	for _, step := range []struct {
+		at      time.Time
+		profile string
+	}{
+		{time.Date(2026, 3, 29, 13, 59, 0, 0, time.UTC), "dnd"},
+		{time.Date(2026, 3, 29, 14, 0, 0, 0, time.UTC), "available"},
+	} {
+		clock.Set(step.at)
+		if err := s.Step(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var v userStatusView
+		a.must(t, "GET", "/api/v1/users/alice", aliceToken, "", 200, &v)
+		if v.Profile != step.profile {
+			t.Fatalf("at %s: %s, want %s", step.at, v.Profile, step.profile)
+		}
+	}
+	rec = a.do(t, "PUT", "/api/v1/users/alice/profile", aliceToken, `{"profile":"dnd","until":"tomorrow 8"}`)
+	if rec.Code != 422 || !contains(rec.Body.String(), `tomorrow 08:00`) {
+		t.Fatalf("a bad until: %d %s", rec.Code, rec.Body)
+	}
+	a.must(t, "PUT", "/api/v1/users/alice/profile", aliceToken, `{"profile":"dnd","until":"monday"}`, 200, &res)
+	if want := time.Date(2026, 3, 30, 8, 0, 0, 0, mustZone(t, "Europe/Berlin")); !res.Until.Equal(want) {
+		t.Fatalf("until monday: %v, want %v", res.Until, want)
+	}
+}
+
+func mustZone(t *testing.T, name string) *time.Location {
+	t.Helper()
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }

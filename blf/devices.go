@@ -32,6 +32,20 @@ func NewDevices(client, reader *ami.Client, names []string) *Devices {
 	return d
 }
 
+// SetNames makes names the tracked devices (a configuration reload added or removed users'
+// phones): the states of devices tracked before are kept, new ones are unknown until their
+// next event or Reload.
+func (d *Devices) SetNames(names []string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	states := make(map[string]string, len(names))
+	for _, n := range names {
+		k := strings.ToLower(n)
+		states[k] = d.states[k]
+	}
+	d.states = states
+}
+
 // DeviceState implements presence.DeviceStates: the device's state as Asterisk last reported
 // it, upper case, or "" when not known (or not tracked).
 func (d *Devices) DeviceState(device string) string {

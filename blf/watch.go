@@ -22,11 +22,9 @@ var (
 // user's DND lamp (a phone's DND key may toggle it) or of their presence provider names that
 // user. Lost events ask for everyone.
 func (c *Concern) Watch(ctx context.Context, w presence.Watch) error {
-	owner := map[string]presence.UserID{} // DND lamp and presence provider, lower case → user
-	for _, u := range w.Catalog.Users {
-		owner[strings.ToLower(w.Naming.DNDLampOf(u))] = u.ID
-		owner[strings.ToLower(w.Naming.PresenceProviderOf(u))] = u.ID
-	}
+	owner := presence.NewUserIndex(w.Catalog, func(u *presence.User) []string {
+		return []string{w.Naming.DNDLampOf(u), w.Naming.PresenceProviderOf(u)}
+	})
 	return amiwatch.Run(ctx, c.ami, watchBuffer, func() { w.All("lamp events were dropped") }, func(ev *ami.Message) {
 		var name string
 		var agrees func(*presence.Target) bool
@@ -40,7 +38,7 @@ func (c *Concern) Watch(ctx context.Context, w presence.Watch) error {
 		default:
 			return
 		}
-		if id, ok := owner[strings.ToLower(name)]; ok {
+		if id, ok := owner.User(name); ok {
 			w.Saw(id, agrees)
 		}
 	})
@@ -50,15 +48,16 @@ func (c *Concern) Watch(ctx context.Context, w presence.Watch) error {
 // DeviceStateChange and names the user whose phone changed (a call that ended lets the queue
 // changes waiting for it go). Lost events ask for everyone.
 func (d *Devices) Watch(ctx context.Context, w presence.Watch) error {
-	owner := map[string]presence.UserID{} // device, lower case → user
-	for _, u := range w.Catalog.Users {
+	owner := presence.NewUserIndex(w.Catalog, func(u *presence.User) []string {
+		var out []string
 		for _, dev := range u.Devices {
-			owner[strings.ToLower(dev.Dial)] = u.ID
+			out = append(out, dev.Dial)
 		}
-	}
+		return out
+	})
 	return amiwatch.Run(ctx, d.events, watchBuffer, func() { w.All("phone state events were dropped") }, func(ev *ami.Message) {
 		if dev, changed := d.Handle(ev); changed {
-			if id, ok := owner[strings.ToLower(dev)]; ok {
+			if id, ok := owner.User(dev); ok {
 				w.Changed(id)
 			}
 		}

@@ -196,7 +196,7 @@ func TestRoundTrip(t *testing.T) {
 		"PROFILE/9201/active":     ptr("meeting"),
 		"PROFILE/9201/info":       ptr("room 4, floor 2"),
 		"PROFILE/9201/dndtext":    ptr("Meeting (room 4, floor 2)"),
-		"PROFILE/9201/dialstring": ptr("PJSIP/9201&PJSIP/9201-mobile"),
+		"PROFILE/9201/dialstring": ptr("PJSIP/9201|PJSIP/9201-mobile|"), // sequential: a step per family
 		"PROFILE/9201/ringmode":   ptr("sequential"),
 		"PROFILE/9201/ringtime":   ptr("15"),
 		"PROFILE/9201/noanswer":   ptr("voicemail"),
@@ -249,7 +249,7 @@ func TestRoundTrip(t *testing.T) {
 		"PROFILE/9201/dndtext": nil,
 		fam + "/9201/note":     nil,
 		// Left as the meeting set them: no profile since said otherwise.
-		"PROFILE/9201/dialstring": ptr("PJSIP/9201&PJSIP/9201-mobile"),
+		"PROFILE/9201/dialstring": ptr("PJSIP/9201|PJSIP/9201-mobile|"),
 		"PROFILE/9201/callerid":   ptr(`"Round Trip" <9201>`),
 	}
 	for k, w := range wantDB {

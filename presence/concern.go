@@ -2,6 +2,7 @@ package presence
 
 import (
 	"context"
+	"strings"
 	"sync"
 )
 
@@ -68,8 +69,9 @@ type Watcher interface {
 
 // Watch is what a Watcher needs to know and whom it tells.
 type Watch struct {
-	// Catalog and Naming say whose queue member, lamp or device an event names.
-	Catalog *Catalog
+	// Catalog and Naming say whose queue member, lamp or device an event names. Catalog
+	// returns the catalog in force, which a reload may replace while the watcher runs.
+	Catalog func() *Catalog
 	Naming  Naming
 	// Changed says that user id's PBX state (or call state) may have changed.
 	Changed func(id UserID)
@@ -115,4 +117,34 @@ func ApplyAll(ops []Op, apply func(Op) Outcome) []Outcome {
 	}
 	wg.Wait()
 	return out
+}
+
+// UserIndex maps names (a member interface, a lamp, a device: whatever a watcher finds in
+// events) to the user they belong to, built from the catalog in force and built again when a
+// reload replaced it. Not safe for concurrent use: one per watcher's event loop.
+type UserIndex struct {
+	catalog func() *Catalog
+	names   func(u *User) []string
+	built   *Catalog
+	index   map[string]UserID
+}
+
+// NewUserIndex indexes the users of catalog() by names(u), lower case.
+func NewUserIndex(catalog func() *Catalog, names func(u *User) []string) *UserIndex {
+	return &UserIndex{catalog: catalog, names: names}
+}
+
+// User returns the user name (any case) belongs to in the catalog in force.
+func (x *UserIndex) User(name string) (UserID, bool) {
+	if c := x.catalog(); c != x.built {
+		x.index = map[string]UserID{}
+		for _, u := range c.Users {
+			for _, n := range x.names(u) {
+				x.index[strings.ToLower(n)] = u.ID
+			}
+		}
+		x.built = c
+	}
+	id, ok := x.index[strings.ToLower(name)]
+	return id, ok
 }

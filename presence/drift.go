@@ -371,17 +371,35 @@ func online(ds DeviceStates, u *User) []string {
 	return out
 }
 
-// notRinging returns which of devices the desired ring list leaves out; nil when the profile
-// does not set a ring list (every device rings) or sets DND (nothing rings, on purpose).
+// Rings lists what a call to the user rings in the desired state want, as the shipped dialplan
+// decides (deploy/asterisk/extensions_presenced.conf, presenced-dial and presenced-ring): the
+// ring list (PROFILE/<ext>/dialstring, its steps split by "|", its devices by "&"; without one
+// PJSIP/<ext>) and the hot-desk location. With DND or an unconditional forward nothing of the
+// user's rings: nil, and why ("dnd", "forward"). It is pure.
+func Rings(want *Target, n Naming, u *User) (devices []string, none string) {
+	if dnd := want.AstDB[n.DNDFamily+"/"+u.Extension]; dnd != nil && *dnd == "YES" {
+		return nil, "dnd"
+	}
+	if cf := want.AstDB[n.ForwardFamily+"/"+u.Extension]; cf != nil && *cf != "" {
+		return nil, "forward"
+	}
+	list := "PJSIP/" + u.Extension
+	if ds := want.AstDB[n.DialstringKey(u)]; ds != nil && *ds != "" {
+		list = *ds
+	}
+	if loc := want.AstDB[n.ProfileFamily+"/"+u.Extension+"/location"]; loc != nil && *loc != "" {
+		list += "&" + *loc
+	}
+	return strings.FieldsFunc(list, func(r rune) bool { return r == '&' || r == '|' }), ""
+}
+
+// notRinging returns which of devices a call to the user will not ring (Rings); nil when the
+// profile sets DND or an unconditional forward: then nothing of the user's rings, on purpose.
 func notRinging(want *Target, n Naming, u *User, devices []string) []string {
-	ds := want.AstDB[n.DialstringKey(u)]
-	if ds == nil {
+	ringing, none := Rings(want, n, u)
+	if none != "" {
 		return nil
 	}
-	if dnd := want.AstDB[n.DNDFamily+"/"+u.Extension]; dnd != nil && *dnd != "" {
-		return nil
-	}
-	ringing := strings.Split(*ds, "&")
 	var out []string
 	for _, d := range devices {
 		if !slices.ContainsFunc(ringing, func(r string) bool { return strings.EqualFold(r, d) }) {

@@ -2,6 +2,7 @@ package presence
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -348,6 +349,43 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// TestStatusWarnsFromWhatTheDialplanRings: the will-not-ring warning follows what a call
+// rings: the default ring list (the desk phones) when no profile touched it, the location on
+// top, nothing in DND or with an unconditional forward (no warning then: on purpose).
+func TestStatusWarnsFromWhatTheDialplanRings(t *testing.T) {
+	ctx := context.Background()
+	profiles := []Profile{
+		{ID: "plain", Name: "Plain"},
+		{ID: "hotdesk", Name: "Hot desk", OnEnter: []Action{{Kind: ActionLocation, Device: "PJSIP/hotdesk-3"}}},
+		{ID: "away", Name: "Away", OnEnter: []Action{{Kind: ActionForward, Type: ForwardUnconditional, To: "1002"}}},
+	}
+	e, _, _ := newTestEngine(t, []User{alice()}, profiles)
+	for _, tc := range []struct {
+		profile, device string
+		warns           bool
+	}{
+		{"plain", "PJSIP/1001-mobile", true},
+		{"plain", "PJSIP/1001-soft", false},
+		{"plain", "PJSIP/1001", false},
+		{"hotdesk", "PJSIP/hotdesk-3", false},
+		{"hotdesk", "PJSIP/1001-mobile", true},
+		{ProfileDND, "PJSIP/1001-mobile", false},
+		{"away", "PJSIP/1001", false},
+	} {
+		if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: tc.profile, Source: SourceAPI}); err != nil {
+			t.Fatal(err)
+		}
+		st, err := e.StatusWith(ctx, "alice", StatusOptions{Device: tc.device})
+		if err != nil {
+			t.Fatal(err)
+		}
+		warns := slices.ContainsFunc(st.Warnings, func(w Warning) bool { return w.Code == WarningWillNotRing })
+		if warns != tc.warns {
+			t.Errorf("%s, at %s: will-not-ring warning %v, want %v (%+v)", tc.profile, tc.device, warns, tc.warns, st.Warnings)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -72,6 +73,10 @@ type EngineOptions struct {
 	// state until the call ends (repairs and automatic switches wait, visibly), and the status
 	// warns about a device in use that the profile does not ring. Nil: nobody is on a call.
 	Devices DeviceStates
+	// ArchiveKeys, when set, names the keys of other packages that belong to a user (their
+	// trigger records, personal schedule): they are archived with the user's state when a
+	// reload removed the user (StateStore.Archive).
+	ArchiveKeys func(UserID) []string
 	// RoundTrips, when set, counts the AMI actions sent so far; RepairAll reports how many it
 	// took.
 	RoundTrips func() uint64
@@ -103,6 +108,13 @@ type Engine struct {
 
 	runMu sync.Mutex
 	run   *term // the running term of Run; nil while not running
+
+	// catalog is the users and system-wide profiles in force (SetCatalog replaces them).
+	catalog atomic.Pointer[Catalog]
+	// retireMu guards retired: the users whose PBX state a new catalog changed under them
+	// (removed, redefined, or in a changed profile), as the catalog before defined them.
+	retireMu sync.Mutex
+	retired  map[UserID]retiree
 }
 
 type userLock struct {
@@ -151,12 +163,14 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{
-		opts:   opts,
-		log:    opts.Logger,
-		byKind: map[OpKind]Concern{},
-		now:    opts.Now,
-		locks:  map[UserID]*userLock{},
+		opts:    opts,
+		log:     opts.Logger,
+		byKind:  map[OpKind]Concern{},
+		now:     opts.Now,
+		locks:   map[UserID]*userLock{},
+		retired: map[UserID]retiree{},
 	}
+	e.catalog.Store(opts.Catalog)
 	e.metrics = newEngineMetrics(opts.Registerer, opts.States, e.Catalog)
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -177,7 +191,7 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 }
 
 // Catalog is the engine's users and system-wide profiles.
-func (e *Engine) Catalog() *Catalog { return e.opts.Catalog }
+func (e *Engine) Catalog() *Catalog { return e.catalog.Load() }
 
 // lock serialises the changes of one user's stored state (a switch's save, a personal
 // profile's edit) and returns its unlock. The work on the PBX is serialised by the queue.
@@ -244,11 +258,11 @@ type SwitchResult struct {
 // outcome, which Switch returns. A failed operation is retried with backoff.
 func (e *Engine) Switch(ctx context.Context, req SwitchRequest) (*SwitchResult, error) {
 	start := e.now()
-	u, ok := e.opts.Catalog.User(req.User)
+	u, ok := e.Catalog().User(req.User)
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownUser, req.User)
 	}
-	if err := e.opts.Catalog.ValidateInfo(req.Info); err != nil {
+	if err := e.Catalog().ValidateInfo(req.Info); err != nil {
 		return nil, err
 	}
 	t, err := e.awaitTerm(ctx)
@@ -283,11 +297,11 @@ func (e *Engine) Switch(ctx context.Context, req SwitchRequest) (*SwitchResult, 
 // save writes the state req asks for and returns it with what it was made of; the caller
 // holds the user's lock.
 func (e *Engine) save(ctx context.Context, req SwitchRequest) (u *User, st UserState, from, to *Profile, err error) {
-	u, ok := e.opts.Catalog.User(req.User)
+	u, ok := e.Catalog().User(req.User)
 	if !ok {
 		return nil, st, nil, nil, fmt.Errorf("%w %q", ErrUnknownUser, req.User)
 	}
-	if err := e.opts.Catalog.ValidateInfo(req.Info); err != nil {
+	if err := e.Catalog().ValidateInfo(req.Info); err != nil {
 		return nil, st, nil, nil, err
 	}
 	for attempt := 0; ; attempt++ {
@@ -376,11 +390,11 @@ type PreviewOptions struct {
 // PreviewWith is Preview with options: e.g. what switching to a profile being edited would do
 // (the profile editor's Preview, before saving).
 func (e *Engine) PreviewWith(ctx context.Context, req SwitchRequest, opts PreviewOptions) (*SwitchResult, error) {
-	u, ok := e.opts.Catalog.User(req.User)
+	u, ok := e.Catalog().User(req.User)
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownUser, req.User)
 	}
-	if err := e.opts.Catalog.ValidateInfo(req.Info); err != nil {
+	if err := e.Catalog().ValidateInfo(req.Info); err != nil {
 		return nil, err
 	}
 	var candidate *Profile
@@ -524,7 +538,7 @@ func (e *Engine) allow(u *User) func(*Profile, *Action) bool {
 		if !p.Personal() {
 			return true
 		}
-		if err := e.opts.Catalog.CheckPersonalAction(u, *a); err != nil {
+		if err := e.Catalog().CheckPersonalAction(u, *a); err != nil {
 			e.metrics.refusedActions.Inc()
 			e.log.Debug("action of a personal profile refused", "user", u.ID, "profile", p.ID, "action", a.String(), "err", err)
 			return false
@@ -620,7 +634,7 @@ func (e *Engine) withPersonal(u *User, personal []*Profile, err error) ([]*Profi
 	if err != nil {
 		e.log.Error("personal profile unreadable, left out", "user", u.ID, "err", err)
 	}
-	return append(slices.Clone(e.opts.Catalog.Profiles), personal...), nil
+	return append(slices.Clone(e.Catalog().Profiles), personal...), nil
 }
 
 // withCandidate is profiles with c in place of the profile of its id, or after them.

@@ -48,7 +48,7 @@ func (e *Engine) Status(ctx context.Context, id UserID) (*UserStatus, error) {
 
 // StatusWith is Status with options.
 func (e *Engine) StatusWith(ctx context.Context, id UserID, opts StatusOptions) (*UserStatus, error) {
-	u, ok := e.opts.Catalog.User(id)
+	u, ok := e.Catalog().User(id)
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownUser, id)
 	}
@@ -136,7 +136,7 @@ type EveryoneOptions struct {
 // cannot be read is left out (the StateStore logs the key once and counts it); the others are
 // answered.
 func (e *Engine) Everyone(ctx context.Context, opts EveryoneOptions) ([]PresenceEntry, error) {
-	users := e.opts.Catalog.Users
+	users := e.Catalog().Users
 	ids := make([]UserID, len(users))
 	for i, u := range users {
 		ids[i] = u.ID
@@ -166,7 +166,7 @@ func (e *Engine) Everyone(ctx context.Context, opts EveryoneOptions) ([]Presence
 		st, ok := states[u.ID]
 		switch {
 		case ok:
-			profiles := e.opts.Catalog.Profiles
+			profiles := e.Catalog().Profiles
 			if own := personal[u.ID]; len(own) > 0 {
 				profiles = append(slices.Clone(profiles), own...)
 			}
@@ -205,7 +205,7 @@ func (e *Engine) presenceEntry(u *User, st UserState, profiles []*Profile, full 
 // PresenceOf is one user's entry of Everyone, as opts's viewer may see it: what a live view
 // sends when the user's state or record changes (StateStore.Changes).
 func (e *Engine) PresenceOf(ctx context.Context, id UserID, opts EveryoneOptions) (PresenceEntry, error) {
-	u, ok := e.opts.Catalog.User(id)
+	u, ok := e.Catalog().User(id)
 	if !ok {
 		return PresenceEntry{}, fmt.Errorf("%w %q", ErrUnknownUser, id)
 	}
@@ -231,7 +231,7 @@ func (e *Engine) presenceOf(u *User, st UserState, profiles []*Profile) *Presenc
 
 // Profiles lists the profiles the user may switch to: system-wide, then personal.
 func (e *Engine) Profiles(ctx context.Context, id UserID) ([]*Profile, error) {
-	u, ok := e.opts.Catalog.User(id)
+	u, ok := e.Catalog().User(id)
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownUser, id)
 	}
@@ -275,11 +275,11 @@ func (e *Engine) CheckProfile(ctx context.Context, id UserID, p *Profile) error 
 // personalOwner returns the user id names, if p may be one of their personal profiles: not a
 // system-wide profile's id (ErrSystemProfile).
 func (e *Engine) personalOwner(id UserID, p *Profile) (*User, error) {
-	u, ok := e.opts.Catalog.User(id)
+	u, ok := e.Catalog().User(id)
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownUser, id)
 	}
-	if _, system := e.opts.Catalog.Profile(p.ID); system {
+	if _, system := e.Catalog().Profile(p.ID); system {
 		return nil, fmt.Errorf("%w %q cannot be changed by a user", ErrSystemProfile, p.ID)
 	}
 	return u, nil
@@ -297,7 +297,7 @@ func (e *Engine) checkProfile(ctx context.Context, u *User, p *Profile) error {
 			rest = append(rest, o)
 		}
 	}
-	return e.opts.Catalog.ValidateProfile(u, p, rest)
+	return e.Catalog().ValidateProfile(u, p, rest)
 }
 
 // profileChanged asks for a pass over the user after one of their personal profiles changed
@@ -307,11 +307,11 @@ func (e *Engine) profileChanged(id UserID) { e.Touch(id) }
 
 // DeleteProfile removes one of the user's personal profiles.
 func (e *Engine) DeleteProfile(ctx context.Context, id UserID, pid string) error {
-	u, ok := e.opts.Catalog.User(id)
+	u, ok := e.Catalog().User(id)
 	if !ok {
 		return fmt.Errorf("%w %q", ErrUnknownUser, id)
 	}
-	if _, system := e.opts.Catalog.Profile(pid); system {
+	if _, system := e.Catalog().Profile(pid); system {
 		return fmt.Errorf("%w %q cannot be deleted by a user", ErrSystemProfile, pid)
 	}
 	unlock := e.lock(u.ID)
@@ -343,7 +343,7 @@ func (e *Engine) notActive(ctx context.Context, u *User, pid string) error {
 
 // Journal returns up to n of the user's newest switches and repairs, newest first.
 func (e *Engine) Journal(ctx context.Context, id UserID, n int64) ([]JournalEntry, error) {
-	if _, ok := e.opts.Catalog.User(id); !ok {
+	if _, ok := e.Catalog().User(id); !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownUser, id)
 	}
 	return e.opts.States.Journal(ctx, id, n)

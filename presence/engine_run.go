@@ -20,6 +20,7 @@ const (
 	workUser   workKind = iota // one user's PBX state
 	workGlobal                 // the Asterisk-wide state presenced owns (EngineOptions.Globals)
 	workAll                    // every user: one bulk read, then a pass over each who needs one
+	workReload                 // the users a configuration reload may concern (reload.go)
 )
 
 // workKey is a key of the engine's work queue.
@@ -31,6 +32,7 @@ type workKey struct {
 var (
 	globalKey = workKey{kind: workGlobal}
 	allKey    = workKey{kind: workAll}
+	reloadKey = workKey{kind: workReload}
 )
 
 // globalUserID stands for the Asterisk-wide state where concerns and reads take a user; user
@@ -166,6 +168,8 @@ func (e *Engine) Run(ctx context.Context) error {
 	// daemon just started): what drifted meanwhile is put back by a full check, asked for
 	// before anyone sees the engine run, so that whatever they ask for comes with it or after.
 	ready := t.askReady()
+	// A reload while this instance did not lead: the leader then may not have dealt with it.
+	t.q.Add(reloadKey, priorityHigh)
 	e.runMu.Unlock()
 	e.metrics.running.Set(1)
 	e.log.Info("engine running: this instance writes to Asterisk", "workers", e.opts.Workers)
@@ -176,7 +180,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	if e.opts.Relay != nil {
 		t.wg.Go(func() { e.opts.Relay.serve(ctx, e) })
 	}
-	watch := Watch{Catalog: e.opts.Catalog, Naming: e.opts.Naming, Changed: t.touch, Saw: t.saw,
+	watch := Watch{Catalog: e.Catalog, Naming: e.opts.Naming, Changed: t.touch, Saw: t.saw,
 		All: func(why string) { t.checkAll(why, nil) }}
 	for _, w := range e.opts.Watchers {
 		t.wg.Go(func() {
@@ -248,6 +252,8 @@ func (t *term) work() {
 			t.passGlobal()
 		case workAll:
 			t.passAll()
+		case workReload:
+			t.passReload()
 		}
 		t.q.Done(key)
 	}
@@ -365,7 +371,7 @@ func (e *Engine) Touch(id UserID) {
 // the desired state until the next switch. Queue changes for a user on a call wait until the
 // call ends. It waits for the pass.
 func (e *Engine) Repair(ctx context.Context, id UserID) (*SwitchResult, error) {
-	if _, ok := e.opts.Catalog.User(id); !ok {
+	if _, ok := e.Catalog().User(id); !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownUser, id)
 	}
 	t, err := e.awaitTerm(ctx)
@@ -382,7 +388,7 @@ func (e *Engine) Repair(ctx context.Context, id UserID) (*SwitchResult, error) {
 // say: the one-call fix for reported drift and for changes waiting for a call to end. actor
 // (who asked) is journaled.
 func (e *Engine) Reconcile(ctx context.Context, id UserID, actor string) (*SwitchResult, error) {
-	if _, ok := e.opts.Catalog.User(id); !ok {
+	if _, ok := e.Catalog().User(id); !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownUser, id)
 	}
 	t, err := e.awaitTerm(ctx)
@@ -497,7 +503,17 @@ type passMode struct {
 // set, is what a full check read for the user: used instead of a new read when the state is
 // still the version it was read for.
 func (e *Engine) check(ctx context.Context, t *term, id UserID, m passMode, seen *observed) (*SwitchResult, bool, error) {
-	u, ok := e.opts.Catalog.User(id)
+	var torn []Outcome
+	reloaded := false
+	if r, ok := e.retireeOf(id); ok {
+		// A failed teardown fails the pass (finish): the next one tries again.
+		res, out, done, retry, err := e.retire(ctx, id, r)
+		if done {
+			return res, retry, err
+		}
+		torn, reloaded = out, true
+	}
+	u, ok := e.Catalog().User(id)
 	if !ok {
 		return nil, false, fmt.Errorf("%w %q", ErrUnknownUser, id)
 	}
@@ -536,8 +552,13 @@ func (e *Engine) check(ctx context.Context, t *term, id UserID, m passMode, seen
 		kind, ev = "switch", st.event(u)
 	case m.forced:
 		kind, ev.Source = "reconcile", SourceAPI
+	case reloaded:
+		kind, ev.Actor = journalReload, reloadActor
 	}
-	res := &SwitchResult{SwitchEvent: ev, State: st, Outcomes: []Outcome{}}
+	res := &SwitchResult{SwitchEvent: ev, State: st, Outcomes: slices.Clone(torn)}
+	if res.Outcomes == nil {
+		res.Outcomes = []Outcome{}
+	}
 	if switched {
 		e.journalSuperseded(ctx, t, u, st, m.switches)
 	}
@@ -548,7 +569,7 @@ func (e *Engine) check(ctx context.Context, t *term, id UserID, m passMode, seen
 		have, err = e.obs.observe(ctx, u.ID, want)
 	}
 	if err != nil {
-		res.Outcomes = []Outcome{observeFailed(err)}
+		res.Outcomes = append(res.Outcomes, observeFailed(err))
 	} else if ops := Plan(want, have); len(ops) > 0 {
 		if policies && t.flapping(u.ID) {
 			for _, op := range ops {
@@ -556,7 +577,7 @@ func (e *Engine) check(ctx context.Context, t *term, id UserID, m passMode, seen
 					Note: fmt.Sprintf("not repaired: changed back %d times within %v", e.opts.FlapLimit, e.opts.FlapWindow)})
 			}
 		} else {
-			res.Outcomes = e.decideAndApply(ctx, u, st, ops, have, waitCall, policies)
+			res.Outcomes = append(res.Outcomes, e.decideAndApply(ctx, u, st, ops, have, waitCall, policies)...)
 			if policies && slices.ContainsFunc(res.Outcomes, func(o Outcome) bool { return o.Result == ResultApplied }) {
 				t.repaired(u.ID)
 			}
@@ -968,7 +989,8 @@ func (t *term) passAll() {
 // readAll reads every switched user's PBX state at once and returns the users that need a
 // pass, with what was read for them.
 func (e *Engine) readAll(ctx context.Context, start time.Time) (map[UserID]*observed, RepairSummary, error) {
-	users := e.opts.Catalog.Users
+	cat := e.Catalog()
+	users := cat.Users
 	ids := make([]UserID, len(users))
 	for i, u := range users {
 		ids[i] = u.ID
@@ -997,8 +1019,8 @@ func (e *Engine) readAll(ctx context.Context, start time.Time) (map[UserID]*obse
 	// a tenth of a second of CPU each way).
 	wants := make([]*Target, len(switched))
 	inParallel(len(switched), func(i int) {
-		u, _ := e.opts.Catalog.User(switched[i])
-		wants[i] = e.compile(u, states[switched[i]], append(slices.Clone(e.opts.Catalog.Profiles), personal[switched[i]]...))
+		u, _ := cat.User(switched[i])
+		wants[i] = e.compile(u, states[switched[i]], append(slices.Clone(cat.Profiles), personal[switched[i]]...))
 	})
 	want := make(map[UserID]*Target, len(switched))
 	for i, id := range switched {

@@ -41,6 +41,8 @@ type RingList struct {
 	Families []Family  `json:"families,omitempty"`
 	Order    RingOrder `json:"order,omitempty"`
 	RingTime int       `json:"ring_time,omitempty"`
+	// RingTimes are the seconds of each family's step of a sequential ring, in Families' order.
+	RingTimes []int `json:"ring_times,omitempty"`
 }
 
 // PresenceValue is a presence state with its message.
@@ -63,6 +65,7 @@ func (in Intent) Clone() Intent {
 	if in.RingList != nil {
 		r := *in.RingList
 		r.Families = slices.Clone(r.Families)
+		r.RingTimes = slices.Clone(r.RingTimes)
 		out.RingList = &r
 	}
 	if in.Presence != nil {
@@ -183,7 +186,8 @@ func (in *Intent) fold(u *User, p *Profile, exit bool, info string, f *folding) 
 			}
 			f.wrote("dnd")
 		case ActionFollowMe:
-			in.RingList = &RingList{Families: slices.Clone(a.Families), Order: a.Order, RingTime: a.RingTime}
+			in.RingList = &RingList{Families: slices.Clone(a.Families), Order: a.Order, RingTime: a.RingTime,
+				RingTimes: slices.Clone(a.RingTimes)}
 			f.wrote("ring_list")
 		case ActionMobile:
 			in.Mobile = &on

@@ -27,6 +27,52 @@ func Families() []Family {
 	return []Family{FamilyDesk, FamilySoftphone, FamilyDECT, FamilyMobile, FamilyExternal}
 }
 
+// DefaultRingFamilies are the families of a user's devices that ring until a profile says
+// otherwise (followme, mobile): the phones at the desk. A user who has none of them has all
+// their devices ring (DefaultRingList).
+func DefaultRingFamilies() []Family {
+	return []Family{FamilyDesk, FamilySoftphone, FamilyDECT}
+}
+
+// DefaultRingList lists the dial strings of u's devices that ring until a profile says
+// otherwise: those of DefaultRingFamilies, in the user's device order; all of them when the
+// user has none of those.
+func (u *User) DefaultRingList() []string {
+	if out := u.DevicesOf(DefaultRingFamilies()); len(out) > 0 {
+		return out
+	}
+	out := make([]string, len(u.Devices))
+	for i, d := range u.Devices {
+		out[i] = d.Dial
+	}
+	return out
+}
+
+// RingSteps groups u's devices by families, in the order of families (each family once),
+// within a family in the user's order; a family the user has no device of is left out, and
+// with it its entry of times (when times has one per family). It returns the steps and the
+// times kept.
+func (u *User) RingSteps(families []Family, times []int) ([][]string, []int) {
+	var steps [][]string
+	var kept []int
+	seen := map[Family]bool{}
+	for i, f := range families {
+		if seen[f] {
+			continue
+		}
+		seen[f] = true
+		devs := u.DevicesOf([]Family{f})
+		if len(devs) == 0 {
+			continue
+		}
+		steps = append(steps, devs)
+		if len(times) == len(families) {
+			kept = append(kept, times[i])
+		}
+	}
+	return steps, kept
+}
+
 // Valid reports whether f is a known family.
 func (f Family) Valid() bool { return slices.Contains(Families(), f) }
 
@@ -99,6 +145,9 @@ type Schedule struct {
 	To       string   `json:"to,omitempty" mapstructure:"to"`
 	Profile  string   `json:"profile" mapstructure:"profile"`
 	Holidays string   `json:"holidays,omitempty" mapstructure:"holidays"`
+	// Disabled keeps the entry without firing it: in the configuration as in a user's own
+	// schedule.
+	Disabled bool `json:"disabled,omitempty" mapstructure:"disabled"`
 }
 
 // DisplayName is the user's name, or the ID when no name is configured.
@@ -256,10 +305,14 @@ func (s QueueSelector) Resolve(u *User) []string {
 // Kind; Validate says which are wrong.
 type Action struct {
 	Kind ActionKind `json:"action" mapstructure:"action"`
-	// Enabled false keeps the action in the profile without running it.
+	// Disabled keeps the action in the profile without running it.
+	Disabled bool `json:"disabled,omitempty" mapstructure:"disabled"`
+	// Enabled is refused by validation, with a hint: it read as "disabled" to some and as
+	// "switched off" to others (disabled: true and on: false say which). It is read only to be
+	// refused, and to migrate personal profiles stored before (StateStore).
 	Enabled *bool `json:"enabled,omitempty" mapstructure:"enabled"`
 	// On switches dnd, mobile, forward, no_answer, caller_id, location and variable on (default)
-	// or off (unset).
+	// or off (unset); the other kinds refuse it.
 	On *bool `json:"on,omitempty" mapstructure:"on"`
 
 	Queues   QueueSelector `json:"queues,omitempty" mapstructure:"queues"`       // queue_*
@@ -267,20 +320,75 @@ type Action struct {
 	Families []Family      `json:"families,omitempty" mapstructure:"families"`   // followme
 	Order    RingOrder     `json:"order,omitempty" mapstructure:"order"`         // followme
 	RingTime int           `json:"ring_time,omitempty" mapstructure:"ring_time"` // followme, seconds
-	Type     ForwardType   `json:"type,omitempty" mapstructure:"type"`           // forward
-	To       string        `json:"to,omitempty" mapstructure:"to"`               // forward, no_answer ("voicemail" or a number)
-	Value    string        `json:"value,omitempty" mapstructure:"value"`         // caller_id, variable
-	Device   string        `json:"device,omitempty" mapstructure:"device"`       // location (dial string), lamp (Custom:name)
-	State    string        `json:"state,omitempty" mapstructure:"state"`         // presence state, lamp state
-	Message  string        `json:"message,omitempty" mapstructure:"message"`     // presence message
-	Scope    string        `json:"scope,omitempty" mapstructure:"scope"`         // variable: astdb (default) or global
-	Name     string        `json:"name,omitempty" mapstructure:"name"`           // variable: FAMILY/key or NAME
-	URL      string        `json:"url,omitempty" mapstructure:"url"`             // webhook
-	Timeout  string        `json:"timeout,omitempty" mapstructure:"timeout"`     // webhook, e.g. "2s"
+	// RingTimes are the seconds of each family's step, in Families' order (followme,
+	// sequential): [10, 25] rings the first family 10 s, then the second 25 s.
+	RingTimes []int       `json:"ring_times,omitempty" mapstructure:"ring_times"`
+	Type      ForwardType `json:"type,omitempty" mapstructure:"type"`       // forward
+	To        string      `json:"to,omitempty" mapstructure:"to"`           // forward, no_answer ("voicemail" or a number)
+	Value     string      `json:"value,omitempty" mapstructure:"value"`     // caller_id, variable
+	Device    string      `json:"device,omitempty" mapstructure:"device"`   // location (dial string), lamp (Custom:name)
+	State     string      `json:"state,omitempty" mapstructure:"state"`     // presence state, lamp state
+	Message   string      `json:"message,omitempty" mapstructure:"message"` // presence message
+	Scope     string      `json:"scope,omitempty" mapstructure:"scope"`     // variable: astdb (default) or global
+	Name      string      `json:"name,omitempty" mapstructure:"name"`       // variable: FAMILY/key or NAME
+	URL       string      `json:"url,omitempty" mapstructure:"url"`         // webhook
+	Timeout   string      `json:"timeout,omitempty" mapstructure:"timeout"` // webhook, e.g. "2s"
 }
 
 // IsEnabled reports whether the action runs.
-func (a Action) IsEnabled() bool { return a.Enabled == nil || *a.Enabled }
+func (a Action) IsEnabled() bool { return !a.Disabled }
+
+// ActionFields lists the fields that mean something for an action of kind k, besides action
+// and disabled, by the names the configuration and the API give them; every other field is
+// refused on that kind. nil for an unknown kind.
+func ActionFields(k ActionKind) []string {
+	switch k {
+	case ActionQueueLogin, ActionQueueLogout, ActionQueueUnpause:
+		return []string{"queues"}
+	case ActionQueuePause:
+		return []string{"queues", "reason"}
+	case ActionDND, ActionMobile:
+		return []string{"on"}
+	case ActionFollowMe:
+		return []string{"families", "order", "ring_time", "ring_times"}
+	case ActionForward:
+		return []string{"type", "to", "on"}
+	case ActionNoAnswer:
+		return []string{"to", "on"}
+	case ActionCallerID:
+		return []string{"value", "on"}
+	case ActionLocation:
+		return []string{"device", "on"}
+	case ActionPresence:
+		return []string{"state", "message"}
+	case ActionLamp:
+		return []string{"device", "state"}
+	case ActionVariable:
+		return []string{"scope", "name", "value", "on"}
+	case ActionWebhook:
+		return []string{"url", "timeout"}
+	}
+	return nil
+}
+
+// setFields lists the fields of ActionFields' names that a has a value for.
+func (a Action) setFields() []string {
+	var out []string
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{
+		{"on", a.On != nil}, {"queues", len(a.Queues) > 0}, {"reason", a.Reason != ""}, {"families", len(a.Families) > 0},
+		{"order", a.Order != ""}, {"ring_time", a.RingTime != 0}, {"ring_times", len(a.RingTimes) > 0}, {"type", a.Type != ""}, {"to", a.To != ""},
+		{"value", a.Value != ""}, {"device", a.Device != ""}, {"state", a.State != ""}, {"message", a.Message != ""},
+		{"scope", a.Scope != ""}, {"name", a.Name != ""}, {"url", a.URL != ""}, {"timeout", a.Timeout != ""},
+	} {
+		if f.set {
+			out = append(out, f.name)
+		}
+	}
+	return out
+}
 
 // IsOn reports whether the action switches its state on (the default) rather than off.
 func (a Action) IsOn() bool { return a.On == nil || *a.On }

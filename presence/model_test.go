@@ -51,6 +51,30 @@ func TestCatalogRejectsBadDefinitions(t *testing.T) {
 		{"user bad family", []User{{ID: "bob", Extension: "1002", Devices: []Device{{Dial: "PJSIP/1002", Family: "pager"}}}}, nil, `devices[0].family: "pager"`},
 		{"duplicate extension", []User{alice(), func() User { u := alice(); u.ID = "alice2"; return u }()}, nil, `"1001" is already the extension of user "alice"`},
 		{"bad time zone", []User{func() User { u := alice(); u.TimeZone = "Mars/Olympus"; return u }()}, nil, `time_zone: "Mars/Olympus"`},
+		{"enabled: false on dnd", nil, []Profile{{ID: "x", OnEnter: []Action{{Kind: ActionDND, Enabled: off()}}}},
+			"on_enter[0].enabled: is not a key: to switch dnd off write on: false (probably meant); to keep the action without running it write disabled: true"},
+		{"enabled: false on queue_logout", []User{alice()}, []Profile{{ID: "x", OnEnter: []Action{{Kind: ActionQueueLogout, Queues: QueueSelector{"all"}, Enabled: off()}}}},
+			"on_enter[0].enabled: is not a key: to keep the action without running it write disabled: true (queue_logout has no on: false)"},
+		{"enabled: true", nil, []Profile{{ID: "x", OnExit: []Action{{Kind: ActionDND, Enabled: func() *bool { b := true; return &b }()}}}},
+			"on_exit[0].enabled: is not a key: actions run unless disabled: true; remove it"},
+		{"on on queue_logout", []User{alice()}, []Profile{{ID: "x", OnEnter: []Action{{Kind: ActionQueueLogout, Queues: QueueSelector{"all"}, On: off()}}}},
+			"on_enter[0].on: has no meaning for queue_logout (its fields: queues, disabled)"},
+		{"on on presence", nil, []Profile{{ID: "x", OnEnter: []Action{{Kind: ActionPresence, State: "away", On: off()}}}},
+			"on_enter[0].on: has no meaning for presence (its fields: state, message, disabled)"},
+		{"queues on followme", nil, []Profile{{ID: "x", OnEnter: []Action{{Kind: ActionFollowMe, Families: []Family{FamilyDesk}, Queues: QueueSelector{"all"}}}}},
+			"on_enter[0].queues: has no meaning for followme"},
+		{"reason on queue_unpause", []User{alice()}, []Profile{{ID: "x", OnEnter: []Action{{Kind: ActionQueueUnpause, Queues: QueueSelector{"all"}, Reason: "x"}}}},
+			"on_enter[0].reason: has no meaning for queue_unpause"},
+		{"to on dnd", nil, []Profile{{ID: "x", OnEnter: []Action{{Kind: ActionDND, To: "1002"}}}}, "on_enter[0].to: has no meaning for dnd (its fields: on, disabled)"},
+		{"ring_times without sequential", nil, []Profile{{ID: "x", OnEnter: []Action{{Kind: ActionFollowMe, Families: []Family{FamilyDesk}, RingTimes: []int{10}}}}},
+			"on_enter[0].ring_times: only with order: sequential"},
+		{"ring_times not one per family", nil, []Profile{{ID: "x", OnEnter: []Action{{Kind: ActionFollowMe, Order: RingSequential,
+			Families: []Family{FamilyDesk, FamilyMobile}, RingTimes: []int{10}}}}}, "1 ring times for 2 families"},
+		{"ring_times and ring_time", nil, []Profile{{ID: "x", OnEnter: []Action{{Kind: ActionFollowMe, Order: RingSequential,
+			Families: []Family{FamilyDesk}, RingTimes: []int{10}, RingTime: 5}}}}, "set either ring_time"},
+		{"ring time of a step out of range", nil, []Profile{{ID: "x", OnEnter: []Action{{Kind: ActionFollowMe, Order: RingSequential,
+			Families: []Family{FamilyDesk, FamilyMobile}, RingTimes: []int{10, 0}}}}}, "ring_times[1]: 0 must be between 1 and 600"},
+		{"family twice", nil, []Profile{{ID: "x", OnEnter: []Action{{Kind: ActionFollowMe, Families: []Family{FamilyDesk, FamilyDesk}}}}}, `families: "desk" listed twice`},
 		{"negative penalty", []User{func() User { u := alice(); u.Queues[0].Penalty = -1; return u }()}, nil, "penalty: -1 must not be negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -91,5 +115,35 @@ func TestQueueSelectorJSON(t *testing.T) {
 	var s QueueSelector
 	if err := json.Unmarshal([]byte(`3`), &s); err == nil {
 		t.Error("a number was accepted as queues")
+	}
+}
+
+// TestDisabledActionDoesNotRun: disabled: true keeps an action in the profile without running
+// it; on: false switches its state off.
+func TestDisabledActionDoesNotRun(t *testing.T) {
+	u := alice()
+	off := false
+	for _, tc := range []struct {
+		name string
+		dnd  Action
+		want *bool // in.DND.On; nil: the profile says nothing of DND
+	}{
+		{"disabled", Action{Kind: ActionDND, Disabled: true}, nil},
+		{"on: false", Action{Kind: ActionDND, On: &off}, &off},
+		{"on", Action{Kind: ActionDND}, func() *bool { b := true; return &b }()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := Profile{ID: "x", OnEnter: []Action{tc.dnd}}
+			if _, err := NewCatalog([]User{u}, []Profile{p}); err != nil {
+				t.Fatal(err)
+			}
+			in, _ := Desire(&u, Intent{}, nil, &p, "")
+			switch {
+			case tc.want == nil && in.DND != nil:
+				t.Fatalf("DND %+v, want untouched", in.DND)
+			case tc.want != nil && (in.DND == nil || in.DND.On != *tc.want):
+				t.Fatalf("DND %+v, want on=%v", in.DND, *tc.want)
+			}
+		})
 	}
 }

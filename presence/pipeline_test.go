@@ -22,7 +22,7 @@ func TestDesireFoldsExitThenEnter(t *testing.T) {
 			{Kind: ActionVariable, Name: "APP/1001/x", Value: "50%: a,b"},
 			{Kind: ActionVariable, Scope: "global", Name: "G1001", Value: "1"},
 			{Kind: ActionWebhook, URL: "http://hook/x"},
-			{Kind: ActionQueueLogout, Queues: QueueSelector{"sales"}, Enabled: off()},
+			{Kind: ActionQueueLogout, Queues: QueueSelector{"sales"}, Disabled: true},
 		},
 		OnExit: []Action{{Kind: ActionDND, On: off()}, {Kind: ActionForward, Type: ForwardBusy, On: off()}}}
 
@@ -103,7 +103,7 @@ func TestCompileNamesFreePBXStyle(t *testing.T) {
 	check("interface", tg.Interface == "Local/1001@presenced-queue-member/n")
 	check("active", deref(tg.AstDB["PROFILE/1001/active"]) == "lunch" && deref(tg.AstDB["PROFILE/1001/info"]) == "back 1pm")
 	check("dnd", deref(tg.AstDB["DND/1001"]) == "YES" && tg.Devices["Custom:DND1001"] == "BUSY" && deref(tg.AstDB["PROFILE/1001/dndtext"]) == "Lunch (back 1pm)")
-	check("ring list without mobile", deref(tg.AstDB["PROFILE/1001/dialstring"]) == "PJSIP/1001" && deref(tg.AstDB["PROFILE/1001/ringmode"]) == "sequential" && deref(tg.AstDB["PROFILE/1001/ringtime"]) == "15")
+	check("ring list without mobile", deref(tg.AstDB["PROFILE/1001/dialstring"]) == "PJSIP/1001|" && deref(tg.AstDB["PROFILE/1001/ringmode"]) == "sequential" && deref(tg.AstDB["PROFILE/1001/ringtime"]) == "15")
 	check("forwards", deref(tg.AstDB["CF/1001"]) == "1002" && tg.AstDB["CFB/1001"] == nil && hasKey(tg.AstDB, "CFB/1001") && !hasKey(tg.AstDB, "CFU/1001"))
 	check("no answer, caller id, location", deref(tg.AstDB["PROFILE/1001/noanswer"]) == "voicemail" && deref(tg.AstDB["PROFILE/1001/callerid"]) == "Support <100>" && tg.AstDB["PROFILE/1001/location"] == nil)
 	check("profile lamps", tg.Devices["Custom:PROFILE1001-3"] == "BUSY" && tg.Devices["Custom:PROFILE1001-1"] == "INVALID")
@@ -166,5 +166,48 @@ func TestNamingValidate(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("err = %v, want %s", err, want)
 		}
+	}
+}
+
+// TestCompileRingList: the ring list is always explicit: the desk phones until a profile says
+// otherwise (all devices of a user without desk phones); follow-me rings the families in the
+// action's order, sequentially one step per family with a ring time per step.
+func TestCompileRingList(t *testing.T) {
+	alice := alice() // PJSIP/1001 desk, PJSIP/1001-mobile mobile, PJSIP/1001-soft softphone
+	mobileOnly := User{ID: "bob", Extension: "1002", Devices: []Device{{Dial: "PJSIP/1002-mobile", Family: FamilyMobile}}}
+	seq := func(fs []Family, times ...int) *RingList {
+		return &RingList{Families: fs, Order: RingSequential, RingTimes: times}
+	}
+	for _, tc := range []struct {
+		name             string
+		u                User
+		in               Intent
+		dial, mode, time string // "" for a key that must not exist; "-" for one not named
+	}{
+		{"default: the desk phones", alice, Intent{}, "PJSIP/1001&PJSIP/1001-soft", "-", "-"},
+		{"default without desk phones: every device", mobileOnly, Intent{}, "PJSIP/1002-mobile", "-", "-"},
+		{"mobile on: the default and the mobile", alice, Intent{Mobile: ptr(true)}, "PJSIP/1001&PJSIP/1001-soft&PJSIP/1001-mobile", "simultaneous", ""},
+		{"families in the action's order", alice, Intent{RingList: &RingList{Families: []Family{FamilyMobile, FamilyDesk}}},
+			"PJSIP/1001-mobile&PJSIP/1001", "simultaneous", ""},
+		{"sequential: a step per family, in order, a time each", alice, Intent{RingList: seq([]Family{FamilySoftphone, FamilyDesk, FamilyMobile}, 5, 10, 25)},
+			"PJSIP/1001-soft|PJSIP/1001|PJSIP/1001-mobile|", "sequential", "5|10|25"},
+		{"sequential: a family without devices is no step, nor its time", alice, Intent{RingList: seq([]Family{FamilyDECT, FamilyMobile, FamilyDesk}, 7, 25, 10)},
+			"PJSIP/1001-mobile|PJSIP/1001|", "sequential", "25|10"},
+		{"sequential: one ring time for every step", alice,
+			Intent{RingList: &RingList{Families: []Family{FamilyDesk, FamilyMobile}, Order: RingSequential, RingTime: 15}},
+			"PJSIP/1001|PJSIP/1001-mobile|", "sequential", "15"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tg := Compile(&tc.u, tc.in, Active{}, nil, DefaultNaming())
+			for key, want := range map[string]string{"dialstring": tc.dial, "ringmode": tc.mode, "ringtime": tc.time} {
+				v, named := tg.AstDB["PROFILE/"+tc.u.Extension+"/"+key]
+				switch {
+				case want == "-" && named:
+					t.Errorf("%s named (%q), want it left alone", key, deref(v))
+				case want != "-" && (!named || deref(v) != want):
+					t.Errorf("%s = %q (named %v), want %q", key, deref(v), named, want)
+				}
+			}
+		})
 	}
 }

@@ -27,7 +27,7 @@ func FuzzPersonalProfile(f *testing.F) {
 		`{"on_enter":[{"action":"no_answer","to":"voicemail"}],"on_exit":[{"action":"no_answer","on":false}]}`,
 		`{"visibility":"private","presence":"away","on_enter":[{"action":"presence","message":"a, b"}]}`,
 		`{"on_enter":[{"action":"queue_pause","queues":["support","billing"],"reason":"x\r\ny"}]}`,
-		`{"colour":"#fff","icon":"coffee","on_enter":[{"action":"dnd","enabled":false}]}`,
+		`{"colour":"#fff","icon":"coffee","on_enter":[{"action":"dnd","disabled":true}]}`,
 	} {
 		f.Add([]byte(seed), "info")
 	}

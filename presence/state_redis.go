@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,6 +66,7 @@ type StateStore struct {
 	prefix        string
 	journalLength int64
 	save          script
+	archive       script
 	adopt         script
 	saveRecord    script
 	journal       script
@@ -156,7 +158,7 @@ func NewStateStore(rdb *redis.Client, opts StateStoreOptions) *StateStore {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &StateStore{rdb: rdb, prefix: opts.Prefix, journalLength: opts.JournalLength, save: newScript(saveScript),
+	s := &StateStore{rdb: rdb, prefix: opts.Prefix, journalLength: opts.JournalLength, save: newScript(saveScript), archive: newScript(archiveScript),
 		adopt: newScript(adoptScript), saveRecord: newScript(saveRecordScript), journal: newScript(journalScript),
 		fence: opts.Fence, log: log, schemaEvery: opts.SchemaCheckInterval,
 		unreadable: newUnreadableRecords(log, opts.Registerer)}
@@ -490,6 +492,7 @@ func (s *StateStore) decodeProfiles(id UserID, all map[string]string) ([]*Profil
 			continue
 		}
 		p.ID, p.Owner = pid, id
+		migrateEnabled(&p)
 		out = append(out, &p)
 	}
 	sortProfiles(out)
@@ -574,4 +577,73 @@ func (s *StateStore) DeletePersonalProfile(ctx context.Context, id UserID, pid s
 	}
 	s.ok()
 	return n > 0, nil
+}
+
+// archiveScript appends the last journal entry (ARGV[3], trimmed to about ARGV[2]) to
+// KEYS[1], the user's journal, then renames every key of KEYS that exists to ARGV[3+i]'s name
+// under the archive prefix ARGV[1]. One round trip, atomic.
+const archiveScript = `
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'entry', ARGV[3])
+local n = 0
+for i, k in ipairs(KEYS) do
+  if redis.call('EXISTS', k) == 1 then
+    redis.call('RENAME', k, ARGV[1] .. ARGV[3 + i])
+    n = n + 1
+  end
+end
+return n
+`
+
+// ArchivePrefix is where Archive moves the keys of a user removed from the configuration:
+// <prefix>archive:<UTC time>:<the key without prefix>, e.g.
+// presenced:archive:20261206T101500Z:user:alice.
+func (s *StateStore) ArchivePrefix(at time.Time) string {
+	return s.prefix + "archive:" + at.UTC().Format("20060102T150405Z") + ":"
+}
+
+// Archive keeps a user removed from the configuration out of the live keys without losing
+// anything: it appends last to their journal, then renames their state, personal profiles and
+// journal, and the keys of other packages extra names (all under the store's prefix), to
+// ArchivePrefix. It returns that prefix. The write is fenced like the engine's others.
+func (s *StateStore) Archive(ctx context.Context, id UserID, last JournalEntry, extra []string) (string, error) {
+	if err := s.EnsureSchema(ctx); err != nil {
+		return "", err
+	}
+	b, err := json.Marshal(last)
+	if err != nil {
+		return "", fmt.Errorf("presence: encode journal entry of %s: %w", id, err)
+	}
+	dest := s.ArchivePrefix(last.At)
+	keys := append([]string{s.journalKey(id), s.userKey(id), s.profilesKey(id)}, extra...)
+	args := []any{dest, strconv.FormatInt(s.journalLength, 10), string(b)}
+	for _, k := range keys {
+		if !strings.HasPrefix(k, s.prefix) {
+			return "", fmt.Errorf("presence: archive %s: key %q is not under %q", id, k, s.prefix)
+		}
+		args = append(args, strings.TrimPrefix(k, s.prefix))
+	}
+	err = s.confirmed(ctx, "archive "+string(id), func(c redis.Cmdable) error {
+		return s.run(ctx, c, s.archive, keys, args...).Err()
+	})
+	if fenced(err) {
+		return "", ErrFenced
+	}
+	if err != nil {
+		return "", s.fail(err, "archive "+string(id), s.userKey(id))
+	}
+	s.ok()
+	return dest, nil
+}
+
+// migrateEnabled reads the enabled key of profiles stored before it was replaced (Action's
+// Enabled) as it was meant then: enabled: false kept the action without running it.
+func migrateEnabled(p *Profile) {
+	for _, chain := range [][]Action{p.OnEnter, p.OnExit} {
+		for i := range chain {
+			if a := &chain[i]; a.Enabled != nil {
+				a.Disabled = a.Disabled || !*a.Enabled
+				a.Enabled = nil
+			}
+		}
+	}
 }

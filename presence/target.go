@@ -193,11 +193,16 @@ func Compile(u *User, in Intent, active Active, profiles []*Profile, n Naming) *
 		t.Devices[n.DNDLampOf(u)] = state
 	}
 
-	if in.RingList != nil || in.Mobile != nil {
-		rl := RingList{Families: []Family{FamilyDesk, FamilySoftphone, FamilyDECT, FamilyMobile}, Order: RingSimultaneous}
+	// The ring list is always presenced's: until a profile says otherwise (followme, mobile)
+	// the user's desk phones ring (DefaultRingList), simultaneously, the dialplan's 20 s.
+	if in.RingList == nil && in.Mobile == nil {
+		db(n.ProfileFamily, ext+"/dialstring", set(strings.Join(u.DefaultRingList(), "&")))
+	} else {
+		rl := RingList{Families: DefaultRingFamilies(), Order: RingSimultaneous}
 		if in.RingList != nil {
 			if len(in.RingList.Families) > 0 {
 				rl.Families = slices.Clone(in.RingList.Families)
+				rl.RingTimes = in.RingList.RingTimes
 			}
 			if in.RingList.Order != "" {
 				rl.Order = in.RingList.Order
@@ -205,17 +210,46 @@ func Compile(u *User, in Intent, active Active, profiles []*Profile, n Naming) *
 			rl.RingTime = in.RingList.RingTime
 		}
 		if in.Mobile != nil {
-			rl.Families = slices.DeleteFunc(rl.Families, func(f Family) bool { return f == FamilyMobile })
+			if i := slices.Index(rl.Families, FamilyMobile); i >= 0 {
+				rl.Families = slices.Delete(slices.Clone(rl.Families), i, i+1)
+				if len(rl.RingTimes) > i {
+					rl.RingTimes = slices.Delete(slices.Clone(rl.RingTimes), i, i+1)
+				}
+			}
 			if *in.Mobile {
-				rl.Families = append(rl.Families, FamilyMobile)
+				rl.Families = append(slices.Clone(rl.Families), FamilyMobile)
+				rl.RingTimes = nil // one step more than the action's times
 			}
 		}
-		db(n.ProfileFamily, ext+"/dialstring", set(strings.Join(u.DevicesOf(rl.Families), "&")))
-		db(n.ProfileFamily, ext+"/ringmode", set(string(rl.Order)))
+		steps, times := u.RingSteps(rl.Families, rl.RingTimes)
 		ringTime := ""
 		if rl.RingTime > 0 {
 			ringTime = fmt.Sprint(rl.RingTime)
 		}
+		var dial string
+		if rl.Order == RingSequential {
+			// One step per family, in the action's order, its devices together; "|" ends each
+			// step (deploy/asterisk/extensions_presenced.conf, presenced-ring), and the ring
+			// times are per step.
+			for _, s := range steps {
+				dial += strings.Join(s, "&") + "|"
+			}
+			if len(times) > 0 {
+				parts := make([]string, len(times))
+				for i, t := range times {
+					parts[i] = fmt.Sprint(t)
+				}
+				ringTime = strings.Join(parts, "|")
+			}
+		} else {
+			var all []string
+			for _, s := range steps {
+				all = append(all, s...)
+			}
+			dial = strings.Join(all, "&")
+		}
+		db(n.ProfileFamily, ext+"/dialstring", set(dial))
+		db(n.ProfileFamily, ext+"/ringmode", set(string(rl.Order)))
 		db(n.ProfileFamily, ext+"/ringtime", set(ringTime))
 	}
 

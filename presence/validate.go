@@ -136,13 +136,15 @@ func NewCatalogFrom(cfg CatalogConfig) (*Catalog, error) {
 	c.hotDesks = slices.Clone(cfg.HotDesks)
 	extensions := map[string]UserID{}
 	tokens := map[string]UserID{}
+	// Users share a few time zones: each is loaded (a read of the zone database) once.
+	zones := ZoneCache{}
 	for i := range users {
 		u := users[i]
 		path := fmt.Sprintf("users[%d]", i)
 		if u.ID != "" {
 			path = fmt.Sprintf("users[%d] (%s)", i, u.ID)
 		}
-		validateUser(&p, path, &u)
+		validateUser(&p, path, &u, zones)
 		if _, dup := c.users[u.ID]; dup && u.ID != "" {
 			p.add(path+".id", "%q is used by another user", u.ID)
 		}
@@ -280,7 +282,7 @@ func (c *Catalog) ValidateProfile(u *User, pr *Profile, others []*Profile) error
 	return p.err()
 }
 
-func validateUser(p *problems, path string, u *User) {
+func validateUser(p *problems, path string, u *User, zones ZoneCache) {
 	if !idPattern.MatchString(string(u.ID)) {
 		p.add(path+".id", "%q must be 1-64 letters, digits, '.', '-' or '_'", u.ID)
 	}
@@ -319,7 +321,7 @@ func validateUser(p *problems, path string, u *User) {
 	}
 	validateSecrets(p, path, u)
 	if u.TimeZone != "" {
-		if _, err := time.LoadLocation(u.TimeZone); err != nil {
+		if _, err := zones.Load(u.TimeZone); err != nil {
 			p.add(path+".time_zone", "%q is not a known time zone", u.TimeZone)
 		}
 	}
@@ -429,6 +431,22 @@ func (c *Catalog) validateAction(p *problems, path string, a *Action) {
 		}
 		return
 	}
+	allowed := ActionFields(a.Kind)
+	if a.Enabled != nil {
+		switch {
+		case *a.Enabled:
+			p.add(path+".enabled", "is not a key: actions run unless disabled: true; remove it")
+		case slices.Contains(allowed, "on"):
+			p.add(path+".enabled", "is not a key: to switch %s off write on: false (probably meant); to keep the action without running it write disabled: true", a.Kind)
+		default:
+			p.add(path+".enabled", "is not a key: to keep the action without running it write disabled: true (%s has no on: false)", a.Kind)
+		}
+	}
+	for _, f := range a.setFields() {
+		if !slices.Contains(allowed, f) {
+			p.add(path+"."+f, "has no meaning for %s (its fields: %s, disabled)", a.Kind, strings.Join(allowed, ", "))
+		}
+	}
 	for _, f := range []struct{ name, v string }{
 		{"reason", a.Reason}, {"to", a.To}, {"value", a.Value}, {"device", a.Device}, {"state", a.State},
 		{"message", a.Message}, {"scope", a.Scope}, {"name", a.Name}, {"url", a.URL}, {"timeout", a.Timeout},
@@ -465,6 +483,28 @@ func (c *Catalog) validateAction(p *problems, path string, a *Action) {
 		}
 		if a.RingTime < 0 || a.RingTime > 600 {
 			p.add(path+".ring_time", "%d must be between 0 and 600 seconds", a.RingTime)
+		}
+		if len(a.RingTimes) > 0 {
+			switch {
+			case a.Order != RingSequential:
+				p.add(path+".ring_times", "only with order: sequential (a simultaneous ring has one ring_time)")
+			case len(a.RingTimes) != len(a.Families):
+				p.add(path+".ring_times", "%d ring times for %d families: give one per family, in their order", len(a.RingTimes), len(a.Families))
+			case a.RingTime != 0:
+				p.add(path+".ring_times", "set either ring_time (every step) or ring_times (one per family), not both")
+			}
+			for i, t := range a.RingTimes {
+				if t < 1 || t > 600 {
+					p.add(fmt.Sprintf("%s.ring_times[%d]", path, i), "%d must be between 1 and 600 seconds", t)
+				}
+			}
+		}
+		seen := map[Family]bool{}
+		for _, f := range a.Families {
+			if seen[f] {
+				p.add(path+".families", "%q listed twice", f)
+			}
+			seen[f] = true
 		}
 	case ActionForward:
 		if !slices.Contains(ForwardTypes(), a.Type) {
@@ -539,4 +579,24 @@ func joinFamilies(fs []Family) string {
 		s[i] = string(f)
 	}
 	return strings.Join(s, ", ")
+}
+
+// ZoneCache loads time zones by name, each once: time.LoadLocation reads and parses the zone
+// database at every call, and 10,000 users in one zone would load it 10,000 times. Not safe
+// for concurrent use; make one where many users are looked at.
+type ZoneCache map[string]zoneResult
+
+type zoneResult struct {
+	loc *time.Location
+	err error
+}
+
+// Load is time.LoadLocation, remembered.
+func (z ZoneCache) Load(name string) (*time.Location, error) {
+	if r, ok := z[name]; ok {
+		return r.loc, r.err
+	}
+	loc, err := time.LoadLocation(name)
+	z[name] = zoneResult{loc, err}
+	return loc, err
 }

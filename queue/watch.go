@@ -22,14 +22,11 @@ var _ presence.Watcher = (*Concern)(nil)
 // from queues.conf with theirs, and lost events say nothing of whom they concerned: both ask
 // for everyone.
 func (c *Concern) Watch(ctx context.Context, w presence.Watch) error {
-	members := map[string]presence.UserID{} // member interface, lower case → user
-	for _, u := range w.Catalog.Users {
-		members[strings.ToLower(w.Naming.Interface(u))] = u.ID
-	}
+	members := presence.NewUserIndex(w.Catalog, func(u *presence.User) []string { return []string{w.Naming.Interface(u)} })
 	return amiwatch.Run(ctx, c.ami, watchBuffer, func() { w.All("queue events were dropped") }, func(ev *ami.Message) {
 		switch ev.Event() {
 		case "QueueMemberAdded", "QueueMemberRemoved", "QueueMemberPause", "QueueMemberPenalty":
-			if id, ok := members[strings.ToLower(ev.Get("Interface"))]; ok {
+			if id, ok := members.User(ev.Get("Interface")); ok {
 				w.Saw(id, memberShown(ev))
 			}
 		case "Reload":

@@ -38,11 +38,10 @@ const timeZoneField = ":time_zone"
 // maxTimeZoneLen bounds a time zone's name (the longest IANA name has 32 characters).
 const maxTimeZoneLen = 64
 
-// PersonalEntry is one of a user's own schedule entries.
+// PersonalEntry is one of a user's own schedule entries (Disabled, of the Schedule, keeps it
+// without firing it).
 type PersonalEntry struct {
 	presence.Schedule
-	// Disabled keeps the entry without firing it.
-	Disabled bool `json:"disabled,omitempty"`
 }
 
 func (s *Scheduler) personalKey(id presence.UserID) string {
@@ -85,7 +84,7 @@ func (s *Scheduler) Inherited(id presence.UserID) []presence.Schedule {
 	if u, ok := s.opts.Engine.Catalog().User(id); ok && len(u.Schedules) > 0 {
 		return u.Schedules
 	}
-	return s.opts.Schedules
+	return s.compiled.Load().schedules
 }
 
 // Location is the time zone the entries the user inherits run in (Inherited): the
@@ -339,9 +338,9 @@ func (s *Scheduler) entries(ctx context.Context, id presence.UserID) (inherited 
 // occurrences are the occurrences in (from, to] of a user's inherited entries, in the
 // configuration's zone, and of their own, in theirs, in time order.
 func (s *Scheduler) occurrences(id presence.UserID, inherited []Entry, own ownEntries, from, to time.Time) []Occurrence {
-	out := Occurrences(inherited, s.holidays, s.location(id), from, to)
+	out := Occurrences(inherited, s.holidays(), s.location(id), from, to)
 	if len(own.entries) > 0 {
-		out = append(out, Occurrences(own.entries, s.holidays, own.loc, from, to)...)
+		out = append(out, Occurrences(own.entries, s.holidays(), own.loc, from, to)...)
 		slices.SortStableFunc(out, func(a, b Occurrence) int { return a.Start.Compare(b.Start) })
 	}
 	return out
@@ -354,4 +353,11 @@ func (s *Scheduler) Week(ctx context.Context, id presence.UserID, from time.Time
 		return nil, err
 	}
 	return s.occurrences(id, inherited, own, from, from.Add(7*24*time.Hour)), nil
+}
+
+// UserKeys are the keys the scheduler keeps for one user (their triggers' record, their own
+// schedule): archived with the user's state when a reload removes the user
+// (presence.EngineOptions.ArchiveKeys).
+func (s *Scheduler) UserKeys(id presence.UserID) []string {
+	return []string{s.recordKey(id), s.personalKey(id)}
 }

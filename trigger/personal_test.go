@@ -26,7 +26,7 @@ func TestPersonalSchedule(t *testing.T) {
 	if err := r.s.SavePersonal(ctx, "alice", PersonalEntry{Schedule: presence.Schedule{Name: "deep", At: "08:01", Profile: "focus"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.s.SavePersonal(ctx, "alice", PersonalEntry{Schedule: presence.Schedule{Name: "nap", At: "08:02", Profile: "vacation"}, Disabled: true}); err != nil {
+	if err := r.s.SavePersonal(ctx, "alice", PersonalEntry{Schedule: presence.Schedule{Name: "nap", At: "08:02", Profile: "vacation", Disabled: true}}); err != nil {
 		t.Fatal(err)
 	}
 	r.clock.Add(time.Minute)
@@ -166,4 +166,41 @@ func TestPersonalTimeZone(t *testing.T) {
 	r.clock.Set(monday.Add(3*time.Hour + 5*time.Minute)) // 11:05 UTC
 	r.step()
 	r.expect("alice", "focus", presence.SourceSchedule)
+}
+
+// TestDisabledAndPersonalProfileEntries: an entry of the configuration with disabled: true is
+// kept (it is listed) and does not fire, system-wide or in users[].schedules; a user's own
+// entry may switch to one of their personal profiles, and it fires.
+func TestDisabledAndPersonalProfileEntries(t *testing.T) {
+	bob := testUser("bob", 1002, "", presence.Schedule{Name: "early", At: "08:01", Profile: "lunch", Disabled: true})
+	w := newWorld(t, monday, []presence.User{testUser("alice", 1001, ""), bob}, testProfiles(),
+		Options{Schedules: []presence.Schedule{
+			{Name: "off", At: "08:01", Profile: "closed", Disabled: true},
+			{Name: "on", At: "08:02", Profile: "lunch"},
+		}})
+	r := w.instance(t)
+	ctx := context.Background()
+	r.switchTo("alice", "available", presence.SourceAPI, time.Time{})
+	r.switchTo("bob", "available", presence.SourceAPI, time.Time{})
+	if err := r.e.SaveProfile(ctx, "alice", &presence.Profile{ID: "garden", Name: "In the garden", Presence: "away"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.s.SavePersonal(ctx, "alice", PersonalEntry{Schedule: presence.Schedule{Name: "outside", At: "08:03", Profile: "garden"}}); err != nil {
+		t.Fatal(err)
+	}
+	r.step()
+	r.clock.Set(monday.Add(time.Minute))
+	r.step()
+	r.expect("alice", "available", presence.SourceAPI) // "off" is disabled
+	r.expect("bob", "available", presence.SourceAPI)   // bob's own "early" is disabled, and he inherits nothing
+	r.clock.Set(monday.Add(2 * time.Minute))
+	r.step()
+	r.expect("alice", "lunch", presence.SourceSchedule)
+	r.expect("bob", "available", presence.SourceAPI)
+	r.clock.Set(monday.Add(3 * time.Minute))
+	r.step()
+	r.expect("alice", "garden", presence.SourceSchedule)
+	if got := r.s.Inherited("alice"); len(got) != 2 || !got[0].Disabled {
+		t.Fatalf("inherited entries %+v, want both, the first disabled", got)
+	}
 }

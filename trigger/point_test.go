@@ -38,13 +38,13 @@ func TestPointSwitchesUnlessStickyOrHeld(t *testing.T) {
 	r.expect("alice", "vacation", presence.SourceAPI)
 
 	r.switchTo("alice", "available", presence.SourceAPI, time.Time{})
-	if _, err := r.s.External(ctx, "alice", "zoom", true, "meeting"); err != nil {
+	if _, err := r.s.External(ctx, "alice", "zoom", true, "meeting", 0); err != nil {
 		t.Fatal(err)
 	}
 	if res, err := r.s.Point(ctx, "alice", actor, presence.SourceUnanswered, "lunch"); err != nil || res.Switched {
 		t.Errorf("Point while an external trigger holds her: %+v, %v; want no switch", res, err)
 	}
-	if _, err := r.s.External(ctx, "alice", "zoom", false, ""); err != nil {
+	if _, err := r.s.External(ctx, "alice", "zoom", false, "", 0); err != nil {
 		t.Fatal(err)
 	}
 	r.expect("alice", "lunch", presence.SourceExternal) // she returns where the point event said

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -49,6 +50,10 @@ type Options struct {
 	MaxLate time.Duration
 	// Concurrency bounds the users switched at once; zero means 256.
 	Concurrency int
+	// ExternalMaxDuration is how long an external trigger holds a user when its start did not
+	// say (External's maxDuration): if its end never comes, the user returns then as if it had
+	// come. Zero means DefaultExternalMaxDuration.
+	ExternalMaxDuration time.Duration
 	// Logger receives the scheduler's messages; nil discards them.
 	Logger *slog.Logger
 	// Registerer receives presenced_trigger_events_total{kind,result}; nil registers none.
@@ -64,10 +69,7 @@ type Scheduler struct {
 	opts     Options
 	log      *slog.Logger
 	now      func() time.Time
-	system   []Entry
-	own      map[presence.UserID][]Entry
-	holidays map[string]bool
-	locs     map[presence.UserID]*time.Location
+	compiled atomic.Pointer[compiled] // the configuration's entries, holidays and zones (SetSchedules)
 	claim    *redis.Script
 	unlock   *redis.Script
 	events   *prometheus.CounterVec
@@ -83,7 +85,15 @@ const (
 	kindStart  = "start"
 	kindEnd    = "end"
 	kindExpiry = "expiry"
+	// kindMaxDuration is the safety end of an external trigger (External's maxDuration).
+	kindMaxDuration = "max_duration"
 )
+
+// DefaultExternalMaxDuration is Options.ExternalMaxDuration when it is zero: a working day.
+const DefaultExternalMaxDuration = 12 * time.Hour
+
+// MaxExternalDuration bounds the max_duration an external trigger's start may ask for.
+const MaxExternalDuration = 7 * 24 * time.Hour
 
 // untilName is the activation of a timed profile.
 const untilName = "until"
@@ -140,6 +150,9 @@ func New(opts Options) (*Scheduler, error) {
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 256
 	}
+	if opts.ExternalMaxDuration <= 0 {
+		opts.ExternalMaxDuration = DefaultExternalMaxDuration
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -157,11 +170,52 @@ func New(opts Options) (*Scheduler, error) {
 			return nil, fmt.Errorf("trigger: register metrics: %w", err)
 		}
 	}
-	var err error
-	if s.system, s.own, s.holidays, s.locs, err = compile(opts.Engine.Catalog(), opts.Schedules, opts.Holidays, opts.DefaultLocation); err != nil {
+	c, err := compileConfig(opts.Engine.Catalog(), opts.Schedules, opts.Holidays, opts.DefaultLocation)
+	if err != nil {
 		return nil, err
 	}
+	s.compiled.Store(c)
 	return s, nil
+}
+
+// compiled is what the configuration says of schedules: the system-wide entries, the users'
+// own, the holidays and each user's zone.
+type compiled struct {
+	schedules []presence.Schedule
+	system    []Entry
+	own       map[presence.UserID][]Entry
+	holidays  map[string]bool
+	locs      map[presence.UserID]*time.Location
+	def       *time.Location
+}
+
+func compileConfig(cat *presence.Catalog, schedules []presence.Schedule, holidays []string, def *time.Location) (*compiled, error) {
+	c := &compiled{schedules: schedules, def: def}
+	var err error
+	if c.system, c.own, c.holidays, c.locs, err = compile(cat, schedules, holidays, def); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// SetSchedules puts a reloaded configuration's schedules in force at once: the system-wide
+// entries, holidays and default zone, and the users' own entries and zones of the engine's
+// catalog (set it first). Occurrences are planned again from now; an occurrence planned
+// before whose entry is gone or moved does not fire (fire checks it against the entries in
+// force). It checks them as New does and changes nothing when they are invalid.
+func (s *Scheduler) SetSchedules(schedules []presence.Schedule, holidays []string, def *time.Location) error {
+	if def == nil {
+		def = time.Local
+	}
+	c, err := compileConfig(s.opts.Engine.Catalog(), schedules, holidays, def)
+	if err != nil {
+		return err
+	}
+	s.compiled.Store(c)
+	s.mu.Lock()
+	s.plannedTo, s.nextPlan = s.now(), time.Time{}
+	s.mu.Unlock()
+	return nil
 }
 
 // Check validates schedules and holidays against a catalog: the configuration check of
@@ -174,6 +228,7 @@ func Check(cat *presence.Catalog, schedules []presence.Schedule, holidays []stri
 func compile(cat *presence.Catalog, schedules []presence.Schedule, holidayList []string, def *time.Location) (
 	system []Entry, own map[presence.UserID][]Entry, holidays map[string]bool, locs map[presence.UserID]*time.Location, _ error) {
 	own, locs = map[presence.UserID][]Entry{}, map[presence.UserID]*time.Location{}
+	zones := presence.ZoneCache{}
 	var problems []string
 	collect := func(err error) {
 		var verr *presence.ValidationError
@@ -186,6 +241,7 @@ func compile(cat *presence.Catalog, schedules []presence.Schedule, holidayList [
 	var err error
 	system, err = ParseEntries("schedules", schedules)
 	collect(err)
+	system = enabledOnly(system, schedules)
 	holidays, err = ParseHolidays("holidays", holidayList)
 	collect(err)
 	for i, u := range cat.Users {
@@ -194,11 +250,12 @@ func compile(cat *presence.Catalog, schedules []presence.Schedule, holidayList [
 			key = fmt.Sprintf("users[%d].schedules", i)
 			entries, err = ParseEntries(key, u.Schedules)
 			collect(err)
+			entries = enabledOnly(entries, u.Schedules)
 			own[u.ID] = entries
 		}
 		locs[u.ID] = def
 		if u.TimeZone != "" {
-			loc, err := time.LoadLocation(u.TimeZone)
+			loc, err := zones.Load(u.TimeZone)
 			if err != nil {
 				problems = append(problems, fmt.Sprintf("users[%d].time_zone: %q is not a known time zone", i, u.TimeZone))
 			} else {
@@ -218,12 +275,32 @@ func compile(cat *presence.Catalog, schedules []presence.Schedule, holidayList [
 	return system, own, holidays, locs, nil
 }
 
+// enabledOnly is entries (ParseEntries of list, without problems) without those list disables.
+// A user whose entries are all disabled still has them: they do not inherit the system-wide
+// ones.
+func enabledOnly(entries []Entry, list []presence.Schedule) []Entry {
+	if len(entries) != len(list) {
+		return entries // problems: reported, nothing runs
+	}
+	out := make([]Entry, 0, len(entries))
+	for i, e := range entries {
+		if !list[i].Disabled {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 func (s *Scheduler) entriesOf(id presence.UserID) []Entry {
-	if own, ok := s.own[id]; ok {
+	c := s.compiled.Load()
+	if own, ok := c.own[id]; ok {
 		return own
 	}
-	return s.system
+	return c.system
 }
+
+// holidays are the configuration's holidays.
+func (s *Scheduler) holidays() map[string]bool { return s.compiled.Load().holidays }
 
 func (s *Scheduler) dueKey() string                 { return s.opts.Prefix + "trigger:due" }
 func (s *Scheduler) markerKey(member string) string { return s.opts.Prefix + "trigger:fired:" + member }
@@ -234,10 +311,11 @@ func (s *Scheduler) lockKey(id presence.UserID) string {
 	return s.opts.Prefix + "trigger:lock:" + string(id)
 }
 func (s *Scheduler) location(id presence.UserID) *time.Location {
-	if l := s.locs[id]; l != nil {
+	c := s.compiled.Load()
+	if l := c.locs[id]; l != nil {
 		return l
 	}
-	return s.opts.DefaultLocation
+	return c.def
 }
 
 // Run ticks until ctx is cancelled.
@@ -329,7 +407,7 @@ func (s *Scheduler) occurrenceEvents(id presence.UserID, entries []Entry, loc *t
 		b, _ := json.Marshal(ev)
 		zs = append(zs, redis.Z{Score: float64(ev.At), Member: string(b)})
 	}
-	for _, o := range Occurrences(entries, s.holidays, loc, from, to) {
+	for _, o := range Occurrences(entries, s.holidays(), loc, from, to) {
 		if !o.Entry.Range {
 			add(event{User: id, Kind: kindAt, Name: o.Entry.Name, Profile: o.Entry.Profile, At: o.Start.UnixMilli()})
 			continue
@@ -421,6 +499,23 @@ func (s *Scheduler) fire(ctx context.Context, now time.Time, ev event) (string, 
 	if _, ok := s.opts.Engine.Catalog().User(ev.User); !ok {
 		return "skipped", nil // removed from the configuration since
 	}
+	if ev.Kind == kindMaxDuration {
+		return s.apply(ctx, ev.User, func(st presence.UserState, rec *Record) Decision {
+			if rec == nil {
+				return Decision{Record: rec, Reason: "not active"}
+			}
+			// Only the activation this end was planned for: one ended and started again since
+			// has an end of its own.
+			if i := rec.find(ev.Name); i < 0 || rec.Active[i].Until.UnixMilli() != ev.At {
+				return Decision{Record: rec, Reason: "superseded"}
+			}
+			s.log.Warn("external trigger reached its max_duration without an end; the user returns as if it had ended",
+				"user", ev.User, "trigger", ev.Name)
+			d := End(st, rec, ev.Name, presence.SourceExternal)
+			d.Actor = ev.Name + " (max_duration)"
+			return d
+		})
+	}
 	if ev.Kind == kindExpiry {
 		return s.apply(ctx, ev.User, func(st presence.UserState, rec *Record) Decision {
 			if rec == nil {
@@ -442,6 +537,14 @@ func (s *Scheduler) fire(ctx context.Context, now time.Time, ev event) (string, 
 	// entry deleted or disabled during its range): the user returns as the start promised.
 	i := slices.IndexFunc(entries, func(e Entry) bool { return e.Name == ev.Name && e.Profile == ev.Profile })
 	if i < 0 && ev.Kind != kindEnd {
+		return "skipped", nil
+	}
+	// An entry whose time changed since the occurrence was planned (a reload, an edit) fires
+	// when it now says, not when it said.
+	if ev.Kind != kindEnd && !slices.ContainsFunc(s.occurrences(ev.User, inherited, own, due.Add(-time.Millisecond), due),
+		func(o Occurrence) bool {
+			return o.Entry.Name == ev.Name && o.Entry.Profile == ev.Profile && o.Start.Equal(due)
+		}) {
 		return "skipped", nil
 	}
 	name := "schedule:" + ev.Name
@@ -653,15 +756,28 @@ type ExternalResult struct {
 	// Reason says why nothing switched: "already active", "not active", "sticky profile",
 	// "outranked by …", "cancelled: switched since".
 	Reason string `json:"reason,omitempty"`
+	// Until is when a started trigger ends at the latest (its max_duration), if its end does
+	// not come first.
+	Until *time.Time `json:"until,omitempty"`
 }
 
 // External starts or ends the external trigger name of a user. A start of an active trigger
-// and an end of an inactive one change nothing. Starting needs profile.
-func (s *Scheduler) External(ctx context.Context, id presence.UserID, name string, start bool, profile string) (*ExternalResult, error) {
+// and an end of an inactive one change nothing. Starting needs profile; it holds the user at
+// most maxDuration (zero: Options.ExternalMaxDuration): if the end has not come by then, the
+// user returns as if it had, journaled with the actor "external:<name> (max_duration)".
+func (s *Scheduler) External(ctx context.Context, id presence.UserID, name string, start bool, profile string, maxDuration time.Duration) (*ExternalResult, error) {
 	if _, ok := s.opts.Engine.Catalog().User(id); !ok {
 		return nil, fmt.Errorf("%w %q", presence.ErrUnknownUser, id)
 	}
-	act := Activation{Name: "external:" + name, Source: presence.SourceExternal, Profile: profile, Started: s.now()}
+	if maxDuration <= 0 {
+		maxDuration = s.opts.ExternalMaxDuration
+	}
+	if maxDuration > MaxExternalDuration {
+		return nil, &presence.ValidationError{Problems: []string{fmt.Sprintf("max_duration: %v is more than %v", maxDuration, MaxExternalDuration)}}
+	}
+	now := s.now()
+	act := Activation{Name: "external:" + name, Source: presence.SourceExternal, Profile: profile, Started: now,
+		Until: now.Add(maxDuration)}
 	out := &ExternalResult{Trigger: act.Name, State: "end"}
 	decide := func(st presence.UserState, rec *Record) Decision {
 		return End(st, rec, act.Name, presence.SourceExternal)
@@ -699,6 +815,19 @@ func (s *Scheduler) External(ctx context.Context, id presence.UserID, name strin
 	out.Switched, out.Reason = d.Switch, d.Reason
 	if d.Switch {
 		out.Profile, out.Reason = d.Profile, ""
+	}
+	if start && d.Record != nil {
+		if i := d.Record.find(act.Name); i >= 0 {
+			// This start's activation, or the one a repeated start found: its safety end.
+			held := d.Record.Active[i]
+			if !held.Until.IsZero() {
+				out.Until = &held.Until
+				b, _ := json.Marshal(event{User: id, Kind: kindMaxDuration, Name: act.Name, At: held.Until.UnixMilli()})
+				if err := s.opts.Redis.ZAdd(ctx, s.dueKey(), redis.Z{Score: float64(held.Until.UnixMilli()), Member: string(b)}).Err(); err != nil {
+					return out, presence.StoreError(err, "trigger: schedule the max_duration end of "+string(id), s.dueKey())
+				}
+			}
+		}
 	}
 	return out, nil
 }
@@ -760,8 +889,11 @@ func (s *Scheduler) Why(ctx context.Context, id presence.UserID, st presence.Use
 		for _, a := range rec.Active {
 			if !a.Until.IsZero() {
 				kind := kindEnd
-				if a.Name == untilName {
+				switch {
+				case a.Name == untilName:
 					kind = kindExpiry
+				case a.Source == presence.SourceExternal:
+					kind = kindMaxDuration
 				}
 				consider(Change{At: a.Until, Trigger: a.Name, Kind: kind})
 			}

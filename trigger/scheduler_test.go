@@ -65,11 +65,11 @@ func TestManualSwitchCancelsReturn(t *testing.T) {
 	r.step()
 	r.expect("alice", "available", presence.SourceAPI)
 
-	if _, err := r.s.External(ctx, "alice", "cal", true, "meeting"); err != nil {
+	if _, err := r.s.External(ctx, "alice", "cal", true, "meeting", 0); err != nil {
 		t.Fatal(err)
 	}
 	r.switchTo("alice", "focus", presence.SourceAPI, time.Time{})
-	res, err := r.s.External(ctx, "alice", "cal", false, "")
+	res, err := r.s.External(ctx, "alice", "cal", false, "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestExternalStartEndIdempotent(t *testing.T) {
 		{false, true, "available", presence.SourceExternal},
 		{false, false, "available", presence.SourceExternal}, // a second end
 	} {
-		res, err := r.s.External(ctx, "alice", "zoom", step.start, "meeting")
+		res, err := r.s.External(ctx, "alice", "zoom", step.start, "meeting", 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,7 +105,7 @@ func TestExternalStartEndIdempotent(t *testing.T) {
 		}
 		r.expect("alice", step.wantProfile, step.wantSource)
 	}
-	if _, err := r.s.External(ctx, "alice", "zoom", true, "nope"); err == nil {
+	if _, err := r.s.External(ctx, "alice", "zoom", true, "nope", 0); err == nil {
 		t.Error("starting with an unknown profile succeeded")
 	}
 }
@@ -120,22 +120,22 @@ func TestExternalTriggersPerUserAreBounded(t *testing.T) {
 	r.switchTo("alice", "available", presence.SourceAPI, time.Time{})
 	limit := presence.DefaultLimits().ExternalTriggers
 	for i := range limit {
-		if _, err := r.s.External(ctx, "alice", fmt.Sprint("cal", i), true, "meeting"); err != nil {
+		if _, err := r.s.External(ctx, "alice", fmt.Sprint("cal", i), true, "meeting", 0); err != nil {
 			t.Fatalf("trigger %d: %v", i, err)
 		}
 	}
-	_, err := r.s.External(ctx, "alice", "one-more", true, "meeting")
+	_, err := r.s.External(ctx, "alice", "one-more", true, "meeting", 0)
 	var invalid *presence.ValidationError
 	if !errors.As(err, &invalid) || !strings.Contains(err.Error(), "limits.external_triggers") {
 		t.Fatalf("trigger %d: %v, want the limit named", limit+1, err)
 	}
-	if _, err := r.s.External(ctx, "alice", "cal0", true, "meeting"); err != nil {
+	if _, err := r.s.External(ctx, "alice", "cal0", true, "meeting", 0); err != nil {
 		t.Fatalf("an active trigger started again: %v", err)
 	}
-	if _, err := r.s.External(ctx, "alice", "cal0", false, ""); err != nil {
+	if _, err := r.s.External(ctx, "alice", "cal0", false, "", 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.s.External(ctx, "alice", "one-more", true, "meeting"); err != nil {
+	if _, err := r.s.External(ctx, "alice", "one-more", true, "meeting", 0); err != nil {
 		t.Fatalf("after one ended: %v", err)
 	}
 }
@@ -165,13 +165,13 @@ func TestOverlapsAndPriorities(t *testing.T) {
 
 	r.switchTo("alice", "available", presence.SourceAPI, time.Time{})
 	at(11, 50)
-	if _, err := r.s.External(ctx, "alice", "cal", true, "meeting"); err != nil { // priority 1
+	if _, err := r.s.External(ctx, "alice", "cal", true, "meeting", 0); err != nil { // priority 1
 		t.Fatal(err)
 	}
 	at(12, 0) // lunch, priority 5: outranked
 	r.expect("alice", "meeting", presence.SourceExternal)
 	at(12, 10)
-	if _, err := r.s.External(ctx, "alice", "cal", false, ""); err != nil {
+	if _, err := r.s.External(ctx, "alice", "cal", false, "", 0); err != nil {
 		t.Fatal(err)
 	}
 	r.expect("alice", "lunch", presence.SourceExternal) // the range is still active
@@ -179,13 +179,13 @@ func TestOverlapsAndPriorities(t *testing.T) {
 		t.Errorf("until of the range: %v", st.Until)
 	}
 	at(12, 30)
-	if _, err := r.s.External(ctx, "alice", "cal", true, "meeting"); err != nil {
+	if _, err := r.s.External(ctx, "alice", "cal", true, "meeting", 0); err != nil {
 		t.Fatal(err)
 	}
 	r.expect("alice", "meeting", presence.SourceExternal)
 	at(13, 0) // the lunch range ends under the meeting: nothing visible changes
 	r.expect("alice", "meeting", presence.SourceExternal)
-	if _, err := r.s.External(ctx, "alice", "cal", false, ""); err != nil {
+	if _, err := r.s.External(ctx, "alice", "cal", false, "", 0); err != nil {
 		t.Fatal(err)
 	}
 	r.expect("alice", "available", presence.SourceExternal)
@@ -205,7 +205,7 @@ func TestStickyIsNotReplaced(t *testing.T) {
 		r.step()
 		r.expect("alice", "vacation", presence.SourceAPI)
 	}
-	res, err := r.s.External(context.Background(), "alice", "cal", true, "meeting")
+	res, err := r.s.External(context.Background(), "alice", "cal", true, "meeting", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,4 +366,102 @@ func TestRestartCatchesUpMissedStart(t *testing.T) {
 	w.clock.Set(time.Date(2026, 6, 1, 13, 0, 0, 0, time.UTC))
 	b.step()
 	b.expect("alice", "available", presence.SourceSchedule)
+}
+
+// TestSetSchedulesTakesEffectAtOnce reloads the schedules of a running scheduler: an entry
+// added fires within the horizon already planned, and an entry moved fires at its new time,
+// not at the time it was planned for.
+func TestSetSchedulesTakesEffectAtOnce(t *testing.T) {
+	start := time.Date(2026, 6, 1, 8, 0, 0, 0, time.UTC)
+	w := newWorld(t, start, []presence.User{testUser("alice", 1001, "UTC"), testUser("bob", 1002, "UTC")}, testProfiles(),
+		Options{Schedules: []presence.Schedule{{Name: "lunch", At: "08:10", Profile: "lunch"}}})
+	r := w.instance(t)
+	r.switchTo("alice", "available", presence.SourceAPI, time.Time{})
+	r.switchTo("bob", "available", presence.SourceAPI, time.Time{})
+	r.step() // plans 08:00-08:15: lunch at 08:10
+
+	// The reload moves lunch to 08:12 and adds a meeting at 08:05.
+	if err := r.s.SetSchedules([]presence.Schedule{{Name: "lunch", At: "08:12", Profile: "lunch"},
+		{Name: "standup", At: "08:05", Profile: "meeting"}}, nil, time.UTC); err != nil {
+		t.Fatal(err)
+	}
+	r.clock.Set(start.Add(5 * time.Minute))
+	r.step()
+	r.expect("alice", "meeting", presence.SourceSchedule)
+	r.switchTo("alice", "available", presence.SourceAPI, time.Time{})
+	r.switchTo("bob", "available", presence.SourceAPI, time.Time{})
+	r.clock.Set(start.Add(10 * time.Minute))
+	r.step()
+	r.expect("alice", "available", presence.SourceAPI) // 08:10 is no longer lunch's time
+	r.clock.Set(start.Add(12 * time.Minute))
+	r.step()
+	r.expect("alice", "lunch", presence.SourceSchedule)
+	r.expect("bob", "lunch", presence.SourceSchedule)
+
+	// An invalid reload changes nothing.
+	if err := r.s.SetSchedules([]presence.Schedule{{Name: "x", At: "25:00", Profile: "lunch"}}, nil, time.UTC); err == nil {
+		t.Fatal("SetSchedules took an entry at 25:00")
+	}
+	if got := r.s.Inherited("alice"); len(got) != 2 {
+		t.Fatalf("inherited entries after a bad SetSchedules: %v", got)
+	}
+}
+
+// TestExternalTriggerWithoutEndReturnsAtMaxDuration: a meeting whose end never comes holds
+// the user for its max_duration (the start's, else the configured default) and no longer:
+// then the user returns as if the end had come, journaled as the max_duration's. A trigger
+// ended and started again is not ended by its first start's safety end.
+func TestExternalTriggerWithoutEndReturnsAtMaxDuration(t *testing.T) {
+	ctx := context.Background()
+	start := time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)
+	w := newWorld(t, start, []presence.User{testUser("alice", 1001, "UTC")}, testProfiles(), Options{ExternalMaxDuration: 3 * time.Hour})
+	r := w.instance(t)
+	r.switchTo("alice", "available", presence.SourceAPI, time.Time{})
+
+	res, err := r.s.External(ctx, "alice", "zoom", true, "meeting", 2*time.Hour)
+	if err != nil || !res.Switched || res.Until == nil || !res.Until.Equal(start.Add(2*time.Hour)) {
+		t.Fatalf("start: %+v %v, want switched until 11:00", res, err)
+	}
+	r.expect("alice", "meeting", presence.SourceExternal)
+	r.clock.Set(start.Add(2*time.Hour - time.Second))
+	r.step()
+	r.expect("alice", "meeting", presence.SourceExternal)
+	r.clock.Set(start.Add(2 * time.Hour))
+	r.step()
+	r.expect("alice", "available", presence.SourceExternal)
+	if st := r.state("alice"); st.Actor != "external:zoom (max_duration)" {
+		t.Fatalf("returned by %q, want the max_duration", st.Actor)
+	}
+	j, err := r.states.Journal(ctx, "alice", 1)
+	if err != nil || len(j) != 1 || j[0].Actor != "external:zoom (max_duration)" || j[0].To != "available" {
+		t.Fatalf("journal %+v %v", j, err)
+	}
+	// The end that comes late changes nothing.
+	if res, err := r.s.External(ctx, "alice", "zoom", false, "", 0); err != nil || res.Switched {
+		t.Fatalf("late end: %+v %v", res, err)
+	}
+
+	// The configured default; a restart of the trigger has an end of its own.
+	now := start.Add(3 * time.Hour) // 12:00
+	r.clock.Set(now)
+	if _, err := r.s.External(ctx, "alice", "cal", true, "meeting", 0); err != nil { // until 15:00
+		t.Fatal(err)
+	}
+	r.clock.Set(now.Add(time.Hour))
+	if _, err := r.s.External(ctx, "alice", "cal", false, "", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.s.External(ctx, "alice", "cal", true, "meeting", 0); err != nil { // 13:00, until 16:00
+		t.Fatal(err)
+	}
+	r.clock.Set(now.Add(3 * time.Hour)) // 15:00: the first start's end, superseded
+	r.step()
+	r.expect("alice", "meeting", presence.SourceExternal)
+	r.clock.Set(now.Add(4 * time.Hour)) // 16:00
+	r.step()
+	r.expect("alice", "available", presence.SourceExternal)
+
+	if _, err := r.s.External(ctx, "alice", "cal", true, "meeting", 8*24*time.Hour); err == nil {
+		t.Fatal("a max_duration over a week was accepted")
+	}
 }

@@ -22,22 +22,12 @@ import (
 // chains are the two action chains of a profile, as the form names them.
 var chains = []string{"on_enter", "on_exit"}
 
-// actionFields says which fields of the editor each action kind has.
-var actionFields = map[presence.ActionKind][]string{
-	presence.ActionQueueLogin:   {"queues"},
-	presence.ActionQueueLogout:  {"queues"},
-	presence.ActionQueuePause:   {"queues", "reason"},
-	presence.ActionQueueUnpause: {"queues"},
-	presence.ActionDND:          {"on"},
-	presence.ActionFollowMe:     {"families", "order", "ring_time"},
-	presence.ActionMobile:       {"on"},
-	presence.ActionForward:      {"type", "to", "on"},
-	presence.ActionNoAnswer:     {"to", "on"},
-	presence.ActionCallerID:     {"value", "on"},
-	presence.ActionLocation:     {"device", "on"},
-	presence.ActionPresence:     {"state", "message"},
-	presence.ActionLamp:         {"device", "state"},
-	presence.ActionVariable:     {"scope", "name", "value", "on"},
+// actionFields says which fields of the editor each action kind has: those that mean
+// something for it (presence.ActionFields), for every kind a personal profile may hold
+// (webhooks are for system-wide profiles only).
+func actionFields(k presence.ActionKind) ([]string, bool) {
+	f := presence.ActionFields(k)
+	return f, f != nil && k != presence.ActionWebhook
 }
 
 // kindNames say what each action kind does, for the editor.
@@ -72,6 +62,15 @@ type actionRow struct {
 
 // Has reports whether the row's kind has a field.
 func (r actionRow) Has(f string) bool { return r.Fields[f] }
+
+// RingTimes is the follow-me action's ring time per family as the form shows it: "10, 25".
+func (r actionRow) RingTimes() string {
+	parts := make([]string, len(r.Action.RingTimes))
+	for i, t := range r.Action.RingTimes {
+		parts[i] = strconv.Itoa(t)
+	}
+	return strings.Join(parts, ", ")
+}
 
 // HasFamily reports whether the follow-me action rings a family.
 func (r actionRow) HasFamily(f presence.Family) bool { return slices.Contains(r.Action.Families, f) }
@@ -154,7 +153,7 @@ func (h *Handler) showProfiles(w http.ResponseWriter, r *http.Request, v *viewer
 // editor builds the editor page for p.
 func (h *Handler) editor(v *viewer, p *presence.Profile, isNew bool, locked string) *profileEditor {
 	kinds := h.engine.Catalog().PersonalActions()
-	kinds = slices.DeleteFunc(kinds, func(k presence.ActionKind) bool { _, ok := actionFields[k]; return !ok })
+	kinds = slices.DeleteFunc(kinds, func(k presence.ActionKind) bool { _, ok := actionFields(k); return !ok })
 	e := &profileEditor{New: isNew, Locked: locked, Profile: p, Rows: map[string][]actionRow{}, Kinds: kinds,
 		KindNames: kindNames, Errors: map[string]string{}, Families: presence.Families()}
 	for _, c := range chains {
@@ -164,7 +163,7 @@ func (h *Handler) editor(v *viewer, p *presence.Profile, isNew bool, locked stri
 		}
 		for i, a := range list {
 			row := actionRow{Chain: c, Index: i, Last: i == len(list)-1, Action: a, Fields: map[string]bool{}}
-			for _, f := range actionFields[a.Kind] {
+			for _, f := range presence.ActionFields(a.Kind) {
 				row.Fields[f] = true
 			}
 			row.Queues = strings.Join(a.Queues, ", ")
@@ -327,7 +326,7 @@ func (h *Handler) profileOp(w http.ResponseWriter, r *http.Request, v *viewer) {
 	case "add":
 		if len(op) == 2 && slices.Contains(chains, op[1]) {
 			kind := presence.ActionKind(r.PostForm.Get("add_" + op[1]))
-			if _, ok := actionFields[kind]; ok {
+			if _, ok := actionFields(kind); ok {
 				a := newAction(kind)
 				if op[1] == "on_enter" {
 					p.OnEnter = append(p.OnEnter, a)
@@ -401,12 +400,7 @@ func editChain(list *[]presence.Action, verb string, i int) {
 			l[i+1], l[i] = l[i], l[i+1]
 		}
 	case "toggle":
-		if l[i].IsEnabled() {
-			off := false
-			l[i].Enabled = &off
-		} else {
-			l[i].Enabled = nil
-		}
+		l[i].Disabled = !l[i].Disabled
 	case "remove":
 		*list = slices.Delete(l, i, i+1)
 	}
@@ -457,14 +451,11 @@ func profileFromForm(f url.Values) (*presence.Profile, error) {
 		for i := range n {
 			get := func(field string) string { return strings.TrimSpace(f.Get(fmt.Sprintf("%s.%d.%s", c, i, field))) }
 			a := presence.Action{Kind: presence.ActionKind(get("action"))}
-			fields, ok := actionFields[a.Kind]
+			fields, ok := actionFields(a.Kind)
 			if !ok {
 				return nil, fmt.Errorf("%s[%d]: unknown action %q", c, i, a.Kind)
 			}
-			if get("enabled") != "on" {
-				off := false
-				a.Enabled = &off
-			}
+			a.Disabled = get("enabled") != "on"
 			for _, field := range fields {
 				switch field {
 				case "queues":
@@ -493,6 +484,17 @@ func profileFromForm(f url.Values) (*presence.Profile, error) {
 							return nil, fmt.Errorf("%s[%d].ring_time: %q is not a whole number", c, i, s)
 						}
 						a.RingTime = n
+					}
+				case "ring_times":
+					for s := range strings.SplitSeq(get("ring_times"), ",") {
+						if s = strings.TrimSpace(s); s == "" {
+							continue
+						}
+						n, err := strconv.Atoi(s)
+						if err != nil {
+							return nil, fmt.Errorf("%s[%d].ring_times: %q is not a whole number", c, i, s)
+						}
+						a.RingTimes = append(a.RingTimes, n)
 					}
 				case "type":
 					a.Type = presence.ForwardType(get("type"))

@@ -127,7 +127,7 @@ func (h *Handler) showSchedule(w http.ResponseWriter, r *http.Request, v *viewer
 func (h *Handler) saveSchedule(w http.ResponseWriter, r *http.Request, v *viewer) {
 	f := r.PostForm
 	e := trigger.PersonalEntry{Schedule: presence.Schedule{Name: strings.TrimSpace(f.Get("name")),
-		Profile: f.Get("profile"), Days: f["days"], Holidays: f.Get("holidays")}, Disabled: f.Get("disabled") == "on"}
+		Profile: f.Get("profile"), Days: f["days"], Holidays: f.Get("holidays"), Disabled: f.Get("disabled") == "on"}}
 	kind := f.Get("kind")
 	if kind == "range" {
 		e.From, e.To = f.Get("from"), f.Get("to")

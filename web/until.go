@@ -2,7 +2,10 @@ package web
 
 import (
 	"fmt"
+	"regexp"
 	"time"
+
+	"github.com/presenced/presenced/trigger"
 )
 
 // untilChoices are the ends a switch may have on the status page, besides none.
@@ -20,7 +23,6 @@ var untilChoices = []struct{ Value, Label string }{
 // the moment the profile ends, in loc, relative to now; zero for no end. A time of day that
 // has passed today means tomorrow.
 func parseUntil(choice, at string, now time.Time, loc *time.Location) (time.Time, error) {
-	now = now.In(loc)
 	switch choice {
 	case "":
 		return time.Time{}, nil
@@ -28,19 +30,15 @@ func parseUntil(choice, at string, now time.Time, loc *time.Location) (time.Time
 		d, _ := time.ParseDuration(choice)
 		return now.Add(d), nil
 	case "tomorrow":
-		y, m, d := now.AddDate(0, 0, 1).Date()
-		return time.Date(y, m, d, 8, 0, 0, 0, loc), nil
+		return trigger.ParseUntil("tomorrow 08:00", now, loc)
 	case "at":
-		t, err := time.ParseInLocation("15:04", at, loc)
-		if err != nil {
+		if !clockPattern.MatchString(at) {
 			return time.Time{}, fmt.Errorf("%q is not a time such as 16:00", at)
 		}
-		y, m, d := now.Date()
-		end := time.Date(y, m, d, t.Hour(), t.Minute(), 0, 0, loc)
-		if !end.After(now) {
-			end = end.AddDate(0, 0, 1)
-		}
-		return end, nil
+		return trigger.ParseUntil(at, now, loc)
 	}
 	return time.Time{}, fmt.Errorf("%q is not one of the choices", choice)
 }
+
+// clockPattern is a time of day as the form's time field gives it.
+var clockPattern = regexp.MustCompile(`^([01]?[0-9]|2[0-3]):[0-5][0-9]$`)

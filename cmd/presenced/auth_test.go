@@ -28,6 +28,9 @@ import (
 type weakConfigCase struct {
 	name, from, to, want string
 	env                  []string
+	// daemon runs presenced itself rather than -check-config (a missing secret file is
+	// refused where it is needed).
+	daemon bool
 }
 
 // TestWeakOrConflictingSecretsAreRefused: tokens too short or too guessable, two of
@@ -62,7 +65,8 @@ func TestWeakOrConflictingSecretsAreRefused(t *testing.T) {
 		{name: "token_hash and token_file", from: alice, to: "    token_hash: '" + hash + "'\n    token_file: " + strongFile + "\n", want: "users[0] (alice).token_file: set only one of"},
 		{name: "bad token hash", from: alice, to: "    token_hash: '" + testToken("alice") + "'\n", want: "users[0] (alice).token_hash: not an argon2id hash"},
 		{name: "bcrypt hash too slow", from: alice, to: "    token_hash: '$2b$15$abcdefghijklmnopqrstuu.7.EfS4z318m6X5VHuwOuuYyTENzxQa'\n", want: "users[0] (alice).token_hash: bcrypt hash: cost 15"},
-		{name: "missing token file", from: alice, to: "    token_file: /nonexistent/alice-token\n", want: "users[0] (alice).token_file: open /nonexistent/alice-token"},
+		{name: "missing token file", from: alice, to: "    token_file: /nonexistent/alice-token\n", want: "users[0] (alice).token_file: open /nonexistent/alice-token",
+			daemon: true}, // -check-config only warns: it needs no secrets (TestOfflineCommandsNeedNoSecrets)
 		{name: "empty token file", from: alice, to: "    token_file: " + emptyFile + "\n", want: "users[0] (alice).token_file: file " + emptyFile + " is empty"},
 		{name: "pin and pin_hash", from: alice, to: alice + "    pin: \"4711\"\n    pin_hash: '" + hash + "'\n", want: "users[0] (alice).pin_hash: set only one of pin, pin_hash and pin_file"},
 		{name: "pin and pin_file", from: alice, to: alice + "    pin: \"4711\"\n    pin_file: " + pinFile + "\n", want: "users[0] (alice).pin_file: set only one of pin, pin_hash and pin_file"},
@@ -81,7 +85,11 @@ func TestWeakOrConflictingSecretsAreRefused(t *testing.T) {
 			}
 			yaml := strings.Replace(issueConfig, tc.from, tc.to, 1)
 			var stderr bytes.Buffer
-			code := realMain([]string{"-config", writeFile(t, "presenced.yaml", yaml), "-check-config"}, tc.env, &bytes.Buffer{}, &stderr)
+			args := []string{"-config", writeFile(t, "presenced.yaml", yaml)}
+			if !tc.daemon {
+				args = append(args, "-check-config")
+			}
+			code := realMain(args, tc.env, &bytes.Buffer{}, &stderr)
 			out := strings.TrimRight(stderr.String(), "\n")
 			if code != 2 || strings.Contains(out, "\n") || !strings.Contains(out, tc.want) {
 				t.Fatalf("exit %d, stderr %q; want one line with %q", code, out, tc.want)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"crypto/tls"
 	"errors"
 	"flag"
@@ -14,6 +13,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,7 +33,6 @@ import (
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/trigger"
 	"github.com/presenced/presenced/web/icon"
-	"go.yaml.in/yaml/v3"
 )
 
 // envPrefix prefixes the environment variables that override configuration keys:
@@ -93,6 +92,17 @@ type Config struct {
 	catalog *presence.Catalog
 	// service is what systemd told presenced (Type=notify, the watchdog); set by realMain.
 	service serviceManager
+	// offline is set for the commands that connect to nothing (-check-config, -print-hints):
+	// the connection secrets are not required and a secret file that cannot be read is not an
+	// error; offlineWarnings say what a daemon would refuse. withoutAsterisk is set for those
+	// that do not connect to Asterisk (-password-link): its secrets are not required.
+	offline         bool
+	withoutAsterisk bool
+	offlineWarnings []string
+	// reload reads the configuration again from where this one was read (loadConfig).
+	reload func() (Config, error)
+	// reloadSignals, when set, are the signals (SIGHUP) that make the daemon reload.
+	reloadSignals <-chan os.Signal
 	// observeFeatureCode, set by tests, sees the outcome of every feature-code call.
 	observeFeatureCode func(featurecode.Outcome)
 }
@@ -201,6 +211,9 @@ type TriggersConfig struct {
 	DefaultTimeZone string `mapstructure:"default_time_zone"`
 	// Tick is how often due triggers are looked for.
 	Tick time.Duration `mapstructure:"tick"`
+	// ExternalMaxDuration is how long an external trigger holds a user when its start does not
+	// say (max_duration): if its end never comes, the user returns then.
+	ExternalMaxDuration time.Duration `mapstructure:"external_max_duration"`
 }
 
 // UnansweredCallsConfig is when queue calls that go unanswered switch a user
@@ -497,6 +510,7 @@ func defaults() map[string]any {
 		"unanswered_calls.queues":                  []string{},
 		"calendar.poll_interval":                   "5m",
 		"calendar.horizon":                         "168h",
+		"triggers.external_max_duration":           "12h",
 		"holidays":                                 []string{},
 		"hot_desks":                                []string{},
 		"personal_profiles.allowed_actions":        kindNames(presence.DefaultPersonalActions()),
@@ -510,6 +524,9 @@ func defaults() map[string]any {
 		"limits.external_triggers":                 lim.ExternalTriggers,
 	}
 }
+
+// loadGCPercent is the garbage collector's GOGC while a configuration loads.
+const loadGCPercent = 20
 
 // flagKeys maps command-line flags to the configuration keys they set.
 var flagKeys = map[string]string{
@@ -537,6 +554,10 @@ type options struct {
 // loadConfig reads the configuration from args (without the program name), the environment
 // (environ, as os.Environ) and the YAML file args name. The error is one line naming the key.
 func loadConfig(args, environ []string, stderr io.Writer) (Config, options, error) {
+	// Loading builds several short-lived copies of the file (the YAML parser's node tree, the
+	// tree of maps, the decoded structs): collecting more often while it runs keeps the peak
+	// near what is live rather than twice it (docs/BENCHMARKS.md, "Configuration loading").
+	defer debug.SetGCPercent(debug.SetGCPercent(loadGCPercent))
 	var opts options
 	fs := flag.NewFlagSet("presenced", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are returned in one line, -help's usage goes to stdout
@@ -601,28 +622,28 @@ func loadConfig(args, environ []string, stderr io.Writer) (Config, options, erro
 		return Config{}, opts, fmt.Errorf("environment: unknown variable %s (no such configuration key)", strings.Join(unknownEnv, ", "))
 	}
 
+	var lists fileLists
+	var listProblems []string
 	if opts.configPath != "" {
 		raw, err := os.ReadFile(opts.configPath)
 		if err != nil {
 			return Config{}, opts, fmt.Errorf("config file: %w", err)
 		}
-		var tree map[string]any
-		if err := yaml.Unmarshal(raw, &tree); err != nil {
+		tree, l, unknownInLists, problems, err := readConfigFile(raw)
+		if err != nil {
 			return Config{}, opts, fmt.Errorf("config file %s: %w", opts.configPath, oneLine(err))
 		}
-		if unknown := unknownKeys(tree, "", defs); len(unknown) > 0 {
+		lists, listProblems = l, problems
+		if unknown := append(unknownKeys(tree, "", defs), unknownInLists...); len(unknown) > 0 {
+			sort.Strings(unknown)
 			return Config{}, opts, fmt.Errorf("config file %s: unknown key %s", opts.configPath, strings.Join(unknown, ", "))
 		}
-		file := viper.New()
-		file.SetConfigType("yaml")
-		if err := file.ReadConfig(bytes.NewReader(raw)); err != nil {
-			return Config{}, opts, fmt.Errorf("config file %s: %w", opts.configPath, oneLine(err))
-		}
 		// The file sits between defaults and the environment: apply it only where the
-		// environment said nothing.
-		for _, k := range file.AllKeys() {
+		// environment said nothing. The tree parsed above is used as it is (a second parse
+		// of a file of 10,000 users doubled what loading it took: docs/BENCHMARKS.md).
+		for k, val := range fileSettings(tree, "", defs) {
 			if _, fromEnv := env[envName(k)]; !fromEnv {
-				v.Set(k, file.Get(k))
+				v.Set(k, val)
 			}
 		}
 	}
@@ -638,11 +659,18 @@ func loadConfig(args, environ []string, stderr io.Writer) (Config, options, erro
 		stringToHolidays,
 	)))
 	if err != nil {
-		return Config{}, opts, fmt.Errorf("invalid configuration: %s", strings.Join(decodeProblems(err), "; "))
+		listProblems = append(decodeProblems(err), listProblems...)
 	}
 	if opts.healthcheck {
 		return cfg, opts, nil // it needs http.* only: no secrets, no validation of the rest
 	}
+	if len(listProblems) > 0 {
+		sort.Strings(listProblems)
+		return Config{}, opts, fmt.Errorf("invalid configuration: %s", strings.Join(listProblems, "; "))
+	}
+	lists.set(&cfg)
+	cfg.offline = opts.checkConfig || opts.printHints
+	cfg.withoutAsterisk = cfg.offline || opts.pwLink != ""
 	if err := cfg.readSecretFiles(); err != nil {
 		return Config{}, opts, err
 	}
@@ -660,6 +688,10 @@ func loadConfig(args, environ []string, stderr io.Writer) (Config, options, erro
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, opts, err
+	}
+	cfg.reload = func() (Config, error) {
+		c, _, err := loadConfig(args, environ, io.Discard)
+		return c, err
 	}
 	return cfg, opts, nil
 }
@@ -776,6 +808,24 @@ func envMap(environ []string) map[string]string {
 		}
 	}
 	return m
+}
+
+// fileSettings flattens the file's tree into dotted configuration keys (lower case, as viper
+// keeps them) and their values: the sections are descended, the values of keys (lists of
+// users, profiles, ...) are kept whole. unknownKeys has refused every other key.
+func fileSettings(settings map[string]any, prefix string, defs map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, val := range settings {
+		full := prefix + strings.ToLower(k)
+		if sub, ok := val.(map[string]any); ok && hasPrefix(defs, full+".") {
+			for sk, sv := range fileSettings(sub, full+".", defs) {
+				out[sk] = sv
+			}
+			continue
+		}
+		out[full] = val
+	}
+	return out
 }
 
 // unknownKeys lists the dotted keys of settings that are not configuration keys.
@@ -897,6 +947,10 @@ func (c *Config) readSecretFiles() error {
 			return fmt.Errorf("%s: set either %s or %s, not both", s.key, s.key, s.fileKey)
 		}
 		b, err := os.ReadFile(s.file)
+		if err != nil && c.offline {
+			c.offlineWarnings = append(c.offlineWarnings, fmt.Sprintf("%s: %v (not needed here; the daemon needs it)", s.fileKey, err))
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.fileKey, err)
 		}
@@ -936,6 +990,10 @@ func (c *Config) readUserSecretFiles() error {
 				continue
 			}
 			b, err := os.ReadFile(f.file)
+			if err != nil && c.offline {
+				c.offlineWarnings = append(c.offlineWarnings, fmt.Sprintf("%s.%s: %v (not needed here; the daemon needs it)", path, f.key, err))
+				continue
+			}
 			if err != nil {
 				problems = append(problems, fmt.Sprintf("%s.%s: %v", path, f.key, err))
 				continue
@@ -994,7 +1052,7 @@ func (c *Config) Validate() error {
 		add("asterisk.ami.username", "required")
 	}
 	if c.Asterisk.AMI.Secret == "" {
-		add("asterisk.ami.secret", "required (or asterisk.ami.secret_file, or %s)", envName("asterisk.ami.secret"))
+		c.requireSecret(add, "asterisk.ami.secret", "asterisk.ami.secret_file")
 	}
 	hasSystem := false
 	for _, class := range strings.Split(c.Asterisk.AMI.Events, ",") {
@@ -1018,7 +1076,7 @@ func (c *Config) Validate() error {
 		add("asterisk.ari.username", "required")
 	}
 	if c.Asterisk.ARI.Password == "" {
-		add("asterisk.ari.password", "required (or asterisk.ari.password_file, or %s)", envName("asterisk.ari.password"))
+		c.requireSecret(add, "asterisk.ari.password", "asterisk.ari.password_file")
 	}
 	if !namePattern.MatchString(c.Asterisk.ARI.App) {
 		add("asterisk.ari.app", "%q must be letters, digits, '-' or '_'", c.Asterisk.ARI.App)
@@ -1104,6 +1162,18 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("invalid configuration: %s", strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// requireSecret reports a connection secret that is missing: a problem for the daemon, a
+// warning for the commands that do not connect where it is needed.
+func (c *Config) requireSecret(add func(key, format string, args ...any), key, fileKey string) {
+	msg := fmt.Sprintf("required (or %s, or %s)", fileKey, envName(key))
+	switch {
+	case c.offline:
+		c.offlineWarnings = append(c.offlineWarnings, key+": "+msg+" by the daemon; not needed here")
+	case !c.withoutAsterisk:
+		add(key, "%s", msg)
+	}
 }
 
 // warnings are what is valid in the configuration but probably not meant: a system-wide

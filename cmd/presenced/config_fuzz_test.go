@@ -21,6 +21,9 @@ func FuzzLoadConfig(f *testing.F) {
 		"personal_profiles: {allowed_actions: [webhook]}", "limits: {actions: 100000}", "hot_desks: [nope]",
 		"asterisk: {naming: {dnd_family: '%'}}", "holidays: [2026-13-40]", "log: {level: loud}", "\t\x00",
 		"users:\n  - id: alice\n    extension: \"1001\"\n    devices: [{dial: PJSIP/1001, family: desk}]\n    caller_ids: ['*55']\n",
+		// Block lists, which the loader cuts into items (config_file.go).
+		"users:\n  # team\n  - id: a\n    extension: \"1\"\n    devices:\n      - {dial: PJSIP/1, family: desk}\n  - id: b\n bad: 1\n",
+		"profiles:\n- id: x\n  on_enter:\n  - {action: dnd}\n- &p {id: y}\n- *p\nlog: {level: info}\n", "schedules:\n  -\n  - {name: s, at: '08:00', profile: available}\n",
 	} {
 		f.Add([]byte(seed))
 	}

@@ -70,6 +70,7 @@ func (c *Config) limits() ([]durationLimit, []numberLimit) {
 		{"triggers.tick", c.Triggers.Tick, 100 * ms, minute, "every tick reads the due triggers from the store"},
 		{"calendar.poll_interval", c.Calendar.PollInterval, 10 * sec, 24 * hr, "every poll reads every calendar"},
 		{"calendar.horizon", c.Calendar.Horizon, hr, 62 * 24 * hr, ""},
+		{"triggers.external_max_duration", c.Triggers.ExternalMaxDuration, minute, 7 * 24 * hr, "an external trigger whose end never comes holds the user this long"},
 		{"leader.lease", c.Leader.Lease, sec, minute, "the leader renews it several times per lease"},
 	}
 	if c.embeddedSnapshots() {

@@ -5,9 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -43,9 +45,12 @@ func TestBadConfigIsRefusedWithOneLineNamingTheKey(t *testing.T) {
 		env  []string
 		args []string
 		want string // must appear in the one line
+		// daemon runs presenced itself rather than -check-config: the connection secrets are
+		// required only where presenced connects (TestOfflineCommandsNeedNoSecrets).
+		daemon bool
 	}{
-		{name: "missing AMI secret", env: []string{"PRESENCED_ASTERISK_ARI_PASSWORD=x"}, want: "asterisk.ami.secret: required"},
-		{name: "missing ARI password", env: []string{"PRESENCED_ASTERISK_AMI_SECRET=x"}, want: "asterisk.ari.password: required"},
+		{name: "missing AMI secret", env: []string{"PRESENCED_ASTERISK_ARI_PASSWORD=x"}, want: "asterisk.ami.secret: required", daemon: true},
+		{name: "missing ARI password", env: []string{"PRESENCED_ASTERISK_AMI_SECRET=x"}, want: "asterisk.ari.password: required", daemon: true},
 		{name: "malformed AMI address", env: append([]string{"PRESENCED_ASTERISK_AMI_ADDRESS=pbx.example"}, minimalEnv...), want: `asterisk.ami.address: "pbx.example" is not host:port`},
 		{name: "AMI port not a number", file: "asterisk:\n  ami:\n    address: 127.0.0.1:ami\n", env: minimalEnv, want: "asterisk.ami.address"},
 		{name: "unknown top-level key", file: "asterisks: {}\n", env: minimalEnv, want: "unknown key asterisks"},
@@ -61,7 +66,7 @@ func TestBadConfigIsRefusedWithOneLineNamingTheKey(t *testing.T) {
 		{name: "events without system", env: append([]string{"PRESENCED_ASTERISK_AMI_EVENTS=call,agent"}, minimalEnv...), want: `asterisk.ami.events: "call,agent" must include system`},
 		{name: "bad event class", env: append([]string{"PRESENCED_ASTERISK_AMI_EVENTS=system,calls"}, minimalEnv...), want: "asterisk.ami.events"},
 		{name: "secret and secret file", env: append([]string{"PRESENCED_ASTERISK_AMI_SECRET_FILE=/nonexistent"}, minimalEnv...), want: "asterisk.ami.secret: set either"},
-		{name: "missing secret file", env: []string{"PRESENCED_ASTERISK_AMI_SECRET_FILE=/nonexistent/secret", "PRESENCED_ASTERISK_ARI_PASSWORD=x"}, want: "asterisk.ami.secret_file"},
+		{name: "missing secret file", env: []string{"PRESENCED_ASTERISK_AMI_SECRET_FILE=/nonexistent/secret", "PRESENCED_ASTERISK_ARI_PASSWORD=x"}, want: "asterisk.ami.secret_file", daemon: true},
 		{name: "missing config file", args: []string{"-config", "/nonexistent/presenced.yaml"}, env: minimalEnv, want: "/nonexistent/presenced.yaml"},
 		{name: "malformed YAML", file: "asterisk: [\n", env: minimalEnv, want: "config file"},
 		{name: "stray argument", args: []string{"extra"}, env: minimalEnv, want: `unexpected argument "extra"`},
@@ -84,7 +89,10 @@ func TestBadConfigIsRefusedWithOneLineNamingTheKey(t *testing.T) {
 				args = append([]string{"-config", writeFile(t, "presenced.yaml", tc.file)}, args...)
 			}
 			var stdout, stderr bytes.Buffer
-			code := realMain(append(args, "-check-config"), tc.env, &stdout, &stderr)
+			if !tc.daemon {
+				args = append(args, "-check-config")
+			}
+			code := realMain(args, tc.env, &stdout, &stderr)
 			if code == 0 {
 				t.Fatalf("exit code 0, want non-zero; stdout %q", stdout.String())
 			}
@@ -154,7 +162,7 @@ http:
 // TestProcessExitCode runs the real program (this test binary re-executed as presenced) with a
 // bad configuration: the process exits non-zero with one line on stderr naming the key.
 func TestProcessExitCode(t *testing.T) {
-	cmd := exec.Command(os.Args[0], "-check-config")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = []string{"PRESENCED_TEST_RUN_MAIN=1", "PRESENCED_ASTERISK_ARI_PASSWORD=x"}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -232,7 +240,7 @@ profiles:
     on_enter:
       - {action: queue_login, queues: all}
       - {action: queue_unpause, queues: all}
-      - {action: dnd, enabled: false}
+      - {action: dnd, on: false}
   - id: lunch
     name: Lunch
     activation: "3"
@@ -257,8 +265,8 @@ func TestIssueConfigShapeLoads(t *testing.T) {
 		t.Fatalf("lunch = %+v", lunch)
 	}
 	av, _ := cfg.catalog.Profile("available")
-	if av.OnEnter[2].IsEnabled() {
-		t.Fatal("dnd action with enabled: false is enabled")
+	if dnd := av.OnEnter[2]; dnd.IsOn() || !dnd.IsEnabled() {
+		t.Fatalf("dnd action with on: false: %+v, want DND switched off", dnd)
 	}
 	if _, ok := cfg.catalog.Profile("dnd"); !ok {
 		t.Fatal("the dnd profile every user has is missing")
@@ -276,6 +284,10 @@ func TestBadProfilesAreRefusedAtStartup(t *testing.T) {
 		{"unknown key in a list item", `extension: "1001"|extention: "1001"`, "unknown key users[0].extention"},
 		{"unknown key in an action", "on_exit:\n      - {action: queue_unpause, queues: all}|on_exit:\n      - {action: queue_unpause, queue: all}", "unknown key profiles[1].on_exit[0].queue"},
 		{"bad naming", "app: presenced}|app: presenced}\n  naming: {lamp_off: OFF}", `asterisk.naming.lamp_off: "OFF" is not one of`},
+		{"dnd enabled: false", "{action: dnd, on: false}|{action: dnd, enabled: false}",
+			"profiles[0] (available).on_enter[2].enabled: is not a key: to switch dnd off write on: false (probably meant); to keep the action without running it write disabled: true"},
+		{"on on queue_logout", "on_exit:\n      - {action: queue_unpause, queues: all}|on_exit:\n      - {action: queue_unpause, queues: all}\n      - {action: queue_logout, queues: all, on: false}",
+			"profiles[1] (lunch).on_exit[1].on: has no meaning for queue_logout (its fields: queues, disabled)"},
 		{"unknown naming key", "app: presenced}|app: presenced}\n  naming: {dnd_familly: DND}", "unknown key asterisk.naming.dnd_familly"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -291,6 +303,66 @@ func TestBadProfilesAreRefusedAtStartup(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q; want one line with %q", code, out, tc.want)
 			}
 		})
+	}
+}
+
+// TestOfflineCommandsNeedNoSecrets: -print-hints and -check-config connect to nothing, so they
+// run without the AMI and ARI secrets and with secret files that are not there (a CI job, a
+// laptop): -check-config warns what the daemon would refuse; the daemon itself still refuses.
+func TestOfflineCommandsNeedNoSecrets(t *testing.T) {
+	path := writeFile(t, "presenced.yaml", profilesYAML)
+	missing := filepath.Join(t.TempDir(), "no-such-secret")
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		env     []string
+		code    int
+		stdout  string
+		stderrs []string
+	}{
+		{"print-hints", []string{"-config", path, "-print-hints"}, nil, 0, "[presenced-hints-1001] ; Alice", nil},
+		{"check-config", []string{"-config", path, "-check-config"}, nil, 0, "configuration ok",
+			[]string{"warning: asterisk.ami.secret: required (or asterisk.ami.secret_file, or PRESENCED_ASTERISK_AMI_SECRET) by the daemon; not needed here",
+				"warning: asterisk.ari.password: required"}},
+		{"check-config with a secret file not there", []string{"-config", path, "-check-config"},
+			[]string{"PRESENCED_ASTERISK_AMI_SECRET_FILE=" + missing, "PRESENCED_ASTERISK_ARI_PASSWORD=x"}, 0, "configuration ok",
+			[]string{"warning: asterisk.ami.secret_file: open " + missing}},
+		{"check-config still checks the rest", []string{"-config", path, "-check-config"}, []string{"PRESENCED_LOG_LEVEL=loud"}, 2, "",
+			[]string{`log.level: "loud" is not one of`}},
+		{"the daemon needs them", []string{"-config", path}, nil, 2, "", []string{"asterisk.ami.secret: required", "asterisk.ari.password: required"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr strings.Builder
+			code := realMain(tc.args, tc.env, &stdout, &stderr)
+			if code != tc.code || !strings.Contains(stdout.String(), tc.stdout) {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want exit %d and %q", code, stdout.String(), stderr.String(), tc.code, tc.stdout)
+			}
+			for _, want := range tc.stderrs {
+				if !strings.Contains(stderr.String(), want) {
+					t.Errorf("stderr %q lacks %q", stderr.String(), want)
+				}
+			}
+		})
+	}
+}
+
+// TestHelpAndVersion: -help and --help print the usage and exit 0; -version prints a semantic
+// version and the commit.
+func TestHelpAndVersion(t *testing.T) {
+	for _, arg := range []string{"-help", "--help", "-h"} {
+		var stdout, stderr strings.Builder
+		if code := realMain([]string{arg}, nil, &stdout, &stderr); code != 0 || !strings.Contains(stderr.String(), "-check-config") {
+			t.Errorf("%s: exit %d, stderr %q; want 0 and the usage", arg, code, stderr.String())
+		}
+	}
+	var stdout strings.Builder
+	if code := realMain([]string{"-version"}, nil, &stdout, io.Discard); code != 0 {
+		t.Fatalf("-version: exit %d", code)
+	}
+	// semver.org's pattern, then the commit: a hex prefix (+dirty), or unknown in a test binary.
+	re := regexp.MustCompile(`^presenced (0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)? \(commit ([0-9a-f]{7,40}(\+dirty)?|unknown)\)\n$`)
+	if !re.MatchString(stdout.String()) {
+		t.Fatalf("-version printed %q", stdout.String())
 	}
 }
 

@@ -55,7 +55,7 @@ type daemon struct {
 	store    *presence.Store
 	states   *presence.StateStore
 	engine   *presence.Engine
-	api      http.Handler
+	api      *api.Handler
 	web      *web.Handler
 	acc      *account.Service
 	fc       *featurecode.App
@@ -69,13 +69,21 @@ type daemon struct {
 	certs *httpserve.CertFiles
 
 	resyncs prometheus.Counter
+
+	// location is the zone of users without their own (triggers.default_time_zone).
+	location *time.Location
+	// reloadMu serialises reloads; applied is the configuration last put in force (the one
+	// started with, or the last reload's), which cfg's connection settings stay at.
+	reloadMu sync.Mutex
+	applied  Config
+	reloads  *reloadMetrics
 }
 
 // run starts presenced and blocks until ctx is cancelled, then shuts down within
 // cfg.ShutdownTimeout. started, when not nil, is told the HTTP listener's address and the
 // registry of the metrics served on /metrics.
 func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAddr string, reg *prometheus.Registry)) error {
-	d := &daemon{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
+	d := &daemon{cfg: cfg, applied: cfg, log: log, reg: prometheus.NewRegistry()}
 	d.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -86,6 +94,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 		Help:        "Always 1; the labels say which presenced runs: its version, the VCS revision it was built from and the Go version it was built with.",
 		ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.GoVersion},
 	}).Set(1)
+	d.reloads = newReloadMetrics(d.reg)
 	d.resyncs = promauto.With(d.reg).NewCounter(prometheus.CounterOpts{
 		Name: "presenced_asterisk_resyncs_total",
 		Help: "Times Asterisk became ready (AMI logged in, fully booted) and presenced resynchronised with it.",
@@ -231,6 +240,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 		}
 	})
 	wg.Go(func() { d.states.WatchSchema(runCtx) })
+	if cfg.reloadSignals != nil {
+		wg.Go(func() { d.reloadOnSignal(runCtx, cfg.reloadSignals) })
+	}
 	wg.Go(func() { d.web.Run(runCtx) })
 	hs.RegisterOnShutdown(d.web.Shutdown) // the event streams end; the HTTP stage does not wait for them
 	wg.Go(func() {
@@ -315,13 +327,7 @@ func (d *daemon) buildEngine() error {
 	}
 	d.states = d.store.StateStore(presence.StateStoreOptions{
 		Logger: log.With("component", "store"), Registerer: d.reg, Fence: fence})
-	var phones []string
-	for _, u := range cfg.catalog.Users {
-		for _, dev := range u.Devices {
-			phones = append(phones, dev.Dial)
-		}
-	}
-	d.devices = blf.NewDevices(d.ami, d.amiRead, phones)
+	d.devices = blf.NewDevices(d.ami, d.amiRead, phonesOf(cfg.catalog))
 	// Every instance serves the whole API: what a standby is asked to do, the leader does.
 	relay, err := presence.NewRelay(presence.RelayOptions{
 		Redis: d.store.Redis(), Confirm: d.store.Confirmed, Asterisk: cfg.Asterisk.ID, Instance: cfg.InstanceID,
@@ -348,6 +354,8 @@ func (d *daemon) buildEngine() error {
 		Relay:         relay,
 		Policies:      cfg.Reconcile.Policy.Policies(),
 		Devices:       d.devices,
+		// A user removed by a reload takes their triggers and own schedule into the archive.
+		ArchiveKeys: func(id presence.UserID) []string { return d.trig.UserKeys(id) },
 		RoundTrips: func() uint64 {
 			n := d.ami.ActionsSent() + d.amiRead.ActionsSent()
 			for _, c := range d.amiWrite {
@@ -367,6 +375,7 @@ func (d *daemon) buildEngine() error {
 			return fmt.Errorf("triggers.default_time_zone: %w", err)
 		}
 	}
+	d.location = loc
 	d.trig, err = trigger.New(trigger.Options{
 		Engine:          d.engine,
 		States:          d.states,
@@ -375,8 +384,10 @@ func (d *daemon) buildEngine() error {
 		Holidays:        cfg.Holidays,
 		DefaultLocation: loc,
 		Tick:            cfg.Triggers.Tick,
-		Logger:          log.With("component", "trigger"),
-		Registerer:      d.reg,
+		// An external trigger whose end never comes ends at its max_duration.
+		ExternalMaxDuration: cfg.Triggers.ExternalMaxDuration,
+		Logger:              log.With("component", "trigger"),
+		Registerer:          d.reg,
 	})
 	if err != nil {
 		return fmt.Errorf("triggers: %w", err)

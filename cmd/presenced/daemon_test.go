@@ -22,6 +22,9 @@ import (
 var env *lab.Env
 
 func TestMain(m *testing.M) {
+	if path := os.Getenv(loadConfigEnv); path != "" {
+		loadConfigAndExit(path) // re-executed by BenchmarkConfigLoadRSS
+	}
 	if os.Getenv("PRESENCED_TEST_RUN_MAIN") == "1" {
 		// Re-executed by TestProcessExitCode: be presenced.
 		os.Unsetenv("PRESENCED_TEST_RUN_MAIN")

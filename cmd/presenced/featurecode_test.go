@@ -54,7 +54,12 @@ func startFeatureCodeDaemon(t *testing.T, yaml string) *fcLab {
 // startFeatureCodeDaemonAt is startFeatureCodeDaemon logging at level.
 func startFeatureCodeDaemonAt(t *testing.T, yaml string, level slog.Level) *fcLab {
 	t.Helper()
-	cfg := profileConfig(t, yaml)
+	return startFeatureCodeDaemonWith(t, profileConfig(t, yaml), level)
+}
+
+// startFeatureCodeDaemonWith is startFeatureCodeDaemon with a configuration of profileConfig's.
+func startFeatureCodeDaemonWith(t *testing.T, cfg Config, level slog.Level) *fcLab {
+	t.Helper()
 	f := &fcLab{t: t, cfg: cfg, outcomes: make(chan featurecode.Outcome, 1024), seen: map[string]bool{}, level: level}
 	f.cfg.observeFeatureCode = func(o featurecode.Outcome) { f.outcomes <- o }
 	f.ami = newProbe(t).c

@@ -32,6 +32,7 @@ func (d *daemon) routes() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", d.readyz)
+	mux.Handle("POST /-/reload", d.api.Admin(http.MethodPost, "/-/reload", d.serveReload))
 	mux.Handle("/api/v1/", d.api)
 	mux.Handle("/", d.web) // the web app: every path the others do not serve
 	return mux

@@ -4,7 +4,7 @@
 // Usage:
 //
 //	presenced [-config presenced.yaml] [-log-level info] [-log-format text|json]
-//	          [-http-listen 127.0.0.1:8080] [-instance-id ID] [-check-config] [-print-hints] [-version]
+//	          [-http-listen 127.0.0.1:8080] [-instance-id ID] [-check-config] [-print-hints] [-version] [-help]
 //	presenced -hash-secret < token.txt
 //	presenced -hash-password < password.txt
 //	presenced -config presenced.yaml -password-link alice
@@ -22,6 +22,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -39,8 +40,10 @@ import (
 	"github.com/presenced/presenced/presence"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version is presenced's semantic version (semver.org); a release build may set it with
+// -ldflags "-X main.version=1.2.3".
+var version = "0.13.0-dev"
+
 
 func main() {
 	os.Exit(realMain(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
@@ -50,6 +53,9 @@ func main() {
 // command line or configuration, 1 when the daemon failed.
 func realMain(args, environ []string, stdout, stderr io.Writer) int {
 	cfg, opts, err := loadConfig(args, environ, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0 // -help, --help, -h: the usage went to stderr
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "presenced: %v\n", err)
 		return 2
@@ -80,7 +86,7 @@ func realMain(args, environ []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if opts.checkConfig {
-		for _, w := range cfg.warnings() {
+		for _, w := range append(cfg.offlineWarnings, cfg.warnings()...) {
 			fmt.Fprintf(stderr, "presenced: warning: %s\n", w)
 		}
 		fmt.Fprintln(stdout, "presenced: configuration ok")
@@ -98,6 +104,11 @@ func realMain(args, environ []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP reloads the configuration (reload.go); unhandled, it would end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	cfg.reloadSignals = hup
 	if err := run(ctx, cfg, log, nil); err != nil {
 		log.Error("presenced stopped", "err", err)
 		return 1

@@ -85,6 +85,10 @@ func startSecurityDaemon(t *testing.T) (*daemonUnderTest, *pbx) {
 	d := startDaemon(t, cfg)
 	t.Cleanup(func() { d.stop(t); clean() })
 	d.waitReady(t, 15*time.Second)
+	// Leading comes before the engine's first pass has put PRESENCED_APP back: the tests
+	// compare against it, so wait for this daemon's (as fcLab.start does).
+	app := cfg.Asterisk.ARI.App + "-" + cfg.InstanceID
+	eventually(t, 10*time.Second, "PRESENCED_APP = "+app, func() bool { return p.getvar("PRESENCED_APP") == app })
 	return d, p
 }
 

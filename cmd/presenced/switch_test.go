@@ -83,6 +83,14 @@ profiles:
 // against the lab Asterisk and Redis. The users alice and carol start with no state.
 func profileConfig(t testing.TB, yaml string) Config {
 	t.Helper()
+	cfg, _ := profileConfigFile(t, yaml)
+	return cfg
+}
+
+// profileConfigFile is profileConfig, with the path of the configuration file it wrote (which
+// a reload reads again).
+func profileConfigFile(t testing.TB, yaml string) (Config, string) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "presenced.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
@@ -103,7 +111,7 @@ func profileConfig(t testing.TB, yaml string) Config {
 		t.Fatal(err)
 	}
 	forgetUsers(t, "alice", "carol")
-	return cfg
+	return cfg, path
 }
 
 // startProfileDaemon runs presenced with profilesYAML against the lab.
@@ -293,7 +301,7 @@ func TestSwitchThroughAPILandsOnPBX(t *testing.T) {
 	for _, c := range []struct{ family, key, want string }{
 		{"DND", "1001", "YES"},
 		{"CFB", "1001", "1002"},
-		{"PROFILE", "1001/dialstring", "PJSIP/1001-mobile"},
+		{"PROFILE", "1001/dialstring", "PJSIP/1001-mobile|"}, // sequential: a step per family
 		{"PROFILE", "1001/ringmode", "sequential"},
 		{"PROFILE", "1001/ringtime", "15"},
 		{"PROFILE", "1001/callerid", "Support <7001>"},

@@ -645,7 +645,7 @@ func TestWebProfileEditor(t *testing.T) {
 	for _, a := range saved["on_enter"].([]any) {
 		m := a.(map[string]any)
 		kinds = append(kinds, m["action"].(string))
-		enabled = append(enabled, m["enabled"] != false)
+		enabled = append(enabled, m["disabled"] != true)
 	}
 	if fmt.Sprint(kinds) != "[queue_pause presence dnd]" || fmt.Sprint(enabled) != "[true true false]" || saved["icon"] != "focus" {
 		t.Fatalf("saved on_enter: %v enabled %v", kinds, enabled)

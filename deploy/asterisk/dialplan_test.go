@@ -29,6 +29,7 @@ import (
 
 	"github.com/presenced/presenced/ami"
 	"github.com/presenced/presenced/internal/lab"
+	"github.com/presenced/presenced/presence"
 )
 
 var env *lab.Env
@@ -305,6 +306,10 @@ func TestCalls(t *testing.T) {
 		{"SimultaneousRingsAllAndLocation", testSimultaneous},
 		{"SequentialRingsInOrder", testSequential},
 		{"SequentialAllBusyIsCFB", testSequentialBusy},
+		{"SequentialStepsWithTheirRingTimes", testSequentialSteps},
+		{"StepsRingTogetherWhenSimultaneous", testStepsSimultaneous},
+		{"DefaultRingListOfAProfile", testDefaultRingList},
+		{"FollowMeInTheActionsFamilyOrder", testFollowMeFamilyOrder},
 		{"ForwardLoopIsBroken", testForwardLoop},
 		{"HopLimit", testHopLimit},
 		{"InvalidForwardTargetIgnored", testInvalidForward},
@@ -718,5 +723,130 @@ func TestZLogClean(t *testing.T) {
 			continue
 		}
 		t.Errorf("Asterisk logged: %s", line)
+	}
+}
+
+// Sequential in steps (what presenced writes for a follow-me: one step per family, "|" after
+// each): the devices of a step ring together for the step's ring time, then the next step's.
+func testSequentialSteps(t *testing.T, c *ami.Client, r *recorder) {
+	profile(t, c, "9534", map[string]string{"dialstring": devs("953401", "953402") + "|" + dev("953403") + "|",
+		"ringmode": "sequential", "ringtime": "2|3"})
+	sink(t, c, "953403", "answer")
+	call(t, c, "lab-call", "9534", caller, nil)
+	a := r.wait(t, "ring of 953401", 10*time.Second, rang("953401"))
+	b := r.wait(t, "ring of 953402", 10*time.Second, rang("953402"))
+	if d := b.at.Sub(a.at).Abs(); d > time.Second {
+		t.Errorf("the first step's devices rang %v apart, want together", d)
+	}
+	third := r.wait(t, "ring of 953403", 10*time.Second, rang("953403"))
+	if d := third.at.Sub(a.at); d < 1500*time.Millisecond || d > 4*time.Second {
+		t.Errorf("the second step rang %v after the first, want its ring time (2 s) later", d)
+	}
+	r.wait(t, "Dial of the first step, 2 s", time.Second, newexten("Dial", devs("953401", "953402")+",2"))
+	r.wait(t, "Dial of the second step, 3 s", time.Second, newexten("Dial", dev("953403")+",3"))
+	r.wait(t, "answer by 953403", 10*time.Second, userEvent("LabAnswered", "Device", "953403"))
+}
+
+// A ring list in steps without ringmode sequential rings every device at once.
+func testStepsSimultaneous(t *testing.T, c *ami.Client, r *recorder) {
+	profile(t, c, "9535", map[string]string{"dialstring": dev("953501") + "|" + dev("953502") + "|"})
+	sink(t, c, "953502", "answer")
+	call(t, c, "lab-call", "9535", caller, nil)
+	r.wait(t, "one Dial of both devices, 20 s", 10*time.Second, newexten("Dial", devs("953501", "953502")+",20"))
+	r.wait(t, "answer by 953502", 10*time.Second, userEvent("LabAnswered", "Device", "953502"))
+}
+
+// labUser is a user whose devices are lab sinks: <ext>01 desk, <ext>02 softphone, <ext>03
+// mobile.
+func labUser(ext string) presence.User {
+	return presence.User{ID: presence.UserID("u" + ext), Extension: ext, Devices: []presence.Device{
+		{Dial: dev(ext + "01"), Family: presence.FamilyDesk},
+		{Dial: dev(ext + "02"), Family: presence.FamilySoftphone},
+		{Dial: dev(ext + "03"), Family: presence.FamilyMobile},
+	}}
+}
+
+// apply writes what presenced compiles for u in profile p (its on_enter, from no state) into
+// astdb, and returns the desired state.
+func apply(t *testing.T, c *ami.Client, u *presence.User, p *presence.Profile) *presence.Target {
+	t.Helper()
+	if _, err := presence.NewCatalog([]presence.User{*u}, []presence.Profile{*p}); err != nil {
+		t.Fatal(err)
+	}
+	in, _ := presence.Desire(u, presence.Intent{}, nil, p, "")
+	want := presence.Compile(u, in, presence.Active{}, nil, presence.DefaultNaming())
+	for k, v := range want.AstDB {
+		if v != nil {
+			family, key, _ := strings.Cut(k, "/")
+			dbPut(t, c, family, key, *v)
+		}
+	}
+	return want
+}
+
+// rangDevices waits until no device of ext has rung for quiet and returns the lab devices of
+// ext that rang, in the order they first rang.
+func rangDevices(r *recorder, ext string, quiet time.Duration) []string {
+	ofExt := func(m *ami.Message) bool {
+		return m.Event() == "UserEvent" && m.Get("UserEvent") == "LabRang" && strings.HasPrefix(m.Get("Device"), ext)
+	}
+	for {
+		before := len(r.all(ofExt))
+		time.Sleep(quiet)
+		if len(r.all(ofExt)) == before {
+			break
+		}
+	}
+	var out []string
+	for _, e := range r.all(ofExt) {
+		if d := dev(e.m.Get("Device")); !slices.Contains(out, d) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// A profile that says nothing of ringing: the user's desk phones ring (desk and softphone, not
+// the mobile), as presence.Rings (the will-not-ring warning) says.
+func testDefaultRingList(t *testing.T, c *ami.Client, r *recorder) {
+	u := labUser("9536")
+	want := apply(t, c, &u, &presence.Profile{ID: "plain", Name: "Plain"})
+	rings, none := presence.Rings(want, presence.DefaultNaming(), &u)
+	if none != "" || !slices.Equal(rings, []string{dev("953601"), dev("953602")}) {
+		t.Fatalf("presence.Rings = %v %q, want the desk and the softphone", rings, none)
+	}
+	sink(t, c, "953602", "answer")
+	call(t, c, "lab-call", "9536", caller, nil)
+	r.wait(t, "answer by the softphone", 10*time.Second, userEvent("LabAnswered", "Device", "953602"))
+	got := rangDevices(r, "9536", time.Second)
+	slices.Sort(got)
+	if !slices.Equal(got, rings) {
+		t.Errorf("the call rang %v, presence.Rings says %v", got, rings)
+	}
+}
+
+// followme sequential with families [mobile, desk] and a ring time each: the mobile first for
+// its 2 s, then the desk phone for its 3 s; the softphone not at all, as presence.Rings says.
+func testFollowMeFamilyOrder(t *testing.T, c *ami.Client, r *recorder) {
+	u := labUser("9537")
+	want := apply(t, c, &u, &presence.Profile{ID: "out", Name: "Out", OnEnter: []presence.Action{{Kind: presence.ActionFollowMe,
+		Families: []presence.Family{presence.FamilyMobile, presence.FamilyDesk}, Order: presence.RingSequential, RingTimes: []int{2, 3}}}})
+	rings, _ := presence.Rings(want, presence.DefaultNaming(), &u)
+	if !slices.Equal(rings, []string{dev("953703"), dev("953701")}) {
+		t.Fatalf("presence.Rings = %v, want the mobile, then the desk", rings)
+	}
+	call(t, c, "lab-call", "9537", caller, nil)
+	mobile := r.wait(t, "ring of the mobile", 10*time.Second, rang("953703"))
+	desk := r.wait(t, "ring of the desk", 10*time.Second, rang("953701"))
+	if d := desk.at.Sub(mobile.at); d < 1500*time.Millisecond || d > 4*time.Second {
+		t.Errorf("the desk rang %v after the mobile, want the mobile's ring time (2 s) later", d)
+	}
+	r.wait(t, "the desk's Dial, 3 s", time.Second, newexten("Dial", dev("953701")+",3"))
+	res := r.wait(t, "LabCallResult for 9537", 15*time.Second, callResult("9537"))
+	if d := res.at.Sub(desk.at); d < 2500*time.Millisecond {
+		t.Errorf("the call ended %v after the desk began ringing, want its 3 s", d)
+	}
+	if got := rangDevices(r, "9537", 500*time.Millisecond); !slices.Equal(got, rings) {
+		t.Errorf("the call rang %v, presence.Rings says %v", got, rings)
 	}
 }

@@ -32,7 +32,7 @@ func (r *WatchRecorder) Start(t testing.TB, w presence.Watcher, cat *presence.Ca
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- w.Watch(ctx, presence.Watch{Catalog: cat, Naming: presence.DefaultNaming(), Changed: r.onChanged,
+		done <- w.Watch(ctx, presence.Watch{Catalog: func() *presence.Catalog { return cat }, Naming: presence.DefaultNaming(), Changed: r.onChanged,
 			Saw: r.onSaw, All: r.onAll})
 	}()
 	t.Cleanup(func() {
