@@ -351,16 +351,16 @@ func TestOfflineCommandsNeedNoSecrets(t *testing.T) {
 func TestHelpAndVersion(t *testing.T) {
 	for _, arg := range []string{"-help", "--help", "-h"} {
 		var stdout, stderr strings.Builder
-		if code := realMain([]string{arg}, nil, &stdout, &stderr); code != 0 || !strings.Contains(stderr.String(), "-check-config") {
-			t.Errorf("%s: exit %d, stderr %q; want 0 and the usage", arg, code, stderr.String())
+		if code := realMain([]string{arg}, nil, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "-check-config") {
+			t.Errorf("%s: exit %d, stdout %q; want 0 and the usage", arg, code, stdout.String())
 		}
 	}
 	var stdout strings.Builder
 	if code := realMain([]string{"-version"}, nil, &stdout, io.Discard); code != 0 {
 		t.Fatalf("-version: exit %d", code)
 	}
-	// semver.org's pattern, then the commit: a hex prefix (+dirty), or unknown in a test binary.
-	re := regexp.MustCompile(`^presenced (0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)? \(commit ([0-9a-f]{7,40}(\+dirty)?|unknown)\)\n$`)
+	// semver.org's pattern, then the revision (hex, -dirty; unknown in a test binary) and Go's version.
+	re := regexp.MustCompile(`^presenced (0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)? \(revision ([0-9a-f]{7,40}(-dirty)?|unknown), go[0-9][^)]*\)\n$`)
 	if !re.MatchString(stdout.String()) {
 		t.Fatalf("-version printed %q", stdout.String())
 	}

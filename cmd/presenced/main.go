@@ -44,7 +44,6 @@ import (
 // -ldflags "-X main.version=1.2.3".
 var version = "0.13.0-dev"
 
-
 func main() {
 	os.Exit(realMain(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
 }
