@@ -403,6 +403,23 @@ func writeReload(w io.Writer, body []byte) error {
 				break
 			}
 		}
+		if m["status"] == "ok" {
+			lines[0] = "presenced reloaded its configuration"
+		}
+		for _, f := range []struct{ key, what string }{
+			{"users_added", "users added"}, {"users_removed", "users removed"},
+			{"users_changed", "users changed"}, {"profiles_changed", "profiles changed"},
+		} {
+			if xs, ok := m[f.key].([]any); ok && len(xs) > 0 {
+				lines = append(lines, f.what+": "+joinAny(xs))
+			}
+		}
+		if m["personal_rules_changed"] == true {
+			lines = append(lines, "personal-profile rules changed")
+		}
+		if xs, ok := m["restart_needed"].([]any); ok && len(xs) > 0 {
+			lines = append(lines, "warning: takes effect only after a restart: "+joinAny(xs))
+		}
 		if warns, ok := m["warnings"].([]any); ok {
 			for _, x := range warns {
 				if s, ok := x.(string); ok {
@@ -416,4 +433,15 @@ func writeReload(w io.Writer, body []byte) error {
 		e.f("%s\n", text(l))
 	}
 	return e.done()
+}
+
+// joinAny joins the strings of a JSON list with ", ".
+func joinAny(xs []any) string {
+	var out []string
+	for _, x := range xs {
+		if s, ok := x.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return strings.Join(out, ", ")
 }

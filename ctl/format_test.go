@@ -332,3 +332,22 @@ func TestAnswerExitCodes(t *testing.T) {
 		})
 	}
 }
+
+func TestWriteReload(t *testing.T) {
+	for _, tc := range []struct{ name, body, want string }{
+		{"changes", `{"status":"ok","users_added":["bob"],"users_removed":["carol"],"profiles_changed":["lunch"],"restart_needed":["reconcile.interval"]}`,
+			"presenced reloaded its configuration\nusers added: bob\nusers removed: carol\nprofiles changed: lunch\nwarning: takes effect only after a restart: reconcile.interval\n"},
+		{"nothing changed", `{"status":"ok"}`, "presenced reloaded its configuration\n"},
+		{"not JSON", `reloaded`, "presenced reloaded its configuration\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b strings.Builder
+			if err := writeReload(&b, []byte(tc.body)); err != nil {
+				t.Fatal(err)
+			}
+			if b.String() != tc.want {
+				t.Errorf("got %q, want %q", b.String(), tc.want)
+			}
+		})
+	}
+}
