@@ -56,6 +56,15 @@ func summarise(r io.Reader, w io.Writer) int {
 				fmt.Fprintf(w, "%s %s (%.1fs)\n", strings.ToUpper(e.Action), short, e.Elapsed)
 				if e.Action == "fail" {
 					failedPkgs = append(failedPkgs, e.Package)
+					// Tests that never ended (a hang cut short by -timeout or SIGQUIT, whose
+					// goroutine dump is their output) are shown before the package's own output.
+					for k, b := range output {
+						if pkg, test, _ := strings.Cut(k, " "); pkg == e.Package && test != "" {
+							fmt.Fprintf(w, "    --- DID NOT END: %s\n", test)
+							fmt.Fprint(w, indent(lastLines(b.String(), 200)))
+							delete(output, k)
+						}
+					}
 					if b := output[key]; b != nil {
 						fmt.Fprint(w, indent(b.String()))
 					}

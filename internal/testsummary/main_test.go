@@ -14,6 +14,14 @@ func TestSummarise(t *testing.T) {
 		want     []string
 	}{
 		{
+			name: "a test that never ended",
+			in: `{"Action":"output","Package":"w","Test":"TestHang","Output":"goroutine 7 [chan receive]:\n"}
+{"Action":"pass","Package":"w","Test":"TestA"}
+{"Action":"fail","Package":"w"}`,
+			wantCode: 1,
+			want:     []string{"--- DID NOT END: TestHang", "goroutine 7 [chan receive]:", "failed packages: w"},
+		},
+		{
 			name: "all pass",
 			in: `{"Action":"run","Package":"p","Test":"TestA"}
 {"Action":"output","Package":"p","Test":"TestA","Output":"noise\n"}
