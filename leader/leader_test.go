@@ -100,8 +100,18 @@ func TestGracefulStopHandsOver(t *testing.T) {
 	a := start(t, rdb, asterisk, "a", nil)
 	s := watch(t, a)
 	ca := s.leads(t, a, time.Time{}, 3*defaults.Lease)
+	fa, ok := a.e.Fence()
+	if want := (leader.Fence{Key: a.e.Key(), Value: "a " + strconv.FormatInt(ca.epoch, 10), Epoch: ca.epoch}); !ok || fa != want {
+		t.Fatalf("a's Fence() = %+v, %v while leading; want %+v", fa, ok, want)
+	}
+	if v, err := rdb.Get(ctx, fa.Key).Result(); err != nil || v != fa.Value {
+		t.Fatalf("the lease key holds %q (%v), a's fence says %q", v, err, fa.Value)
+	}
 	b := start(t, rdb, asterisk, "b", nil)
 	s.add(b)
+	if f, ok := b.e.Fence(); ok || f != (leader.Fence{}) {
+		t.Fatalf("b's Fence() = %+v, %v while standing by", f, ok)
+	}
 
 	// Stop a at a random moment of b's attempts.
 	time.Sleep(defaults.RenewInterval + rand.N(defaults.RenewInterval))
@@ -110,7 +120,13 @@ func TestGracefulStopHandsOver(t *testing.T) {
 	if v, err := rdb.Get(ctx, a.e.Key()).Result(); err == nil && v == "a "+strconv.FormatInt(ca.epoch, 10) {
 		t.Fatalf("a stopped but its lease is still in Redis: %q", v)
 	}
+	if f, ok := a.e.Fence(); ok || f != (leader.Fence{}) {
+		t.Fatalf("a's Fence() = %+v, %v after Run returned", f, ok)
+	}
 	cb := s.leads(t, b, stopped, 2*defaults.Lease)
+	if fb, ok := b.e.Fence(); !ok || fb.Epoch != cb.epoch || fb.Value != "b "+strconv.FormatInt(cb.epoch, 10) {
+		t.Errorf("b's Fence() = %+v, %v while leading with epoch %d", fb, ok, cb.epoch)
+	}
 	took := cb.at.Sub(stopped)
 	t.Logf("b leads %v after a stopped (renew interval %v)", took.Round(time.Millisecond), defaults.RenewInterval)
 	if slack := 250 * time.Millisecond; took > defaults.RenewInterval+slack {
