@@ -68,6 +68,8 @@ type Engine interface {
 	Catalog() *presence.Catalog
 	Profiles(ctx context.Context, id presence.UserID) ([]*presence.Profile, error)
 	Switch(ctx context.Context, req presence.SwitchRequest) (*presence.SwitchResult, error)
+	// BoundTo returns the user bound to hot desk device by a location action, who holds it.
+	BoundTo(ctx context.Context, device string) (*presence.User, bool, error)
 }
 
 // States reads a user's state (*presence.StateStore implements it).

@@ -158,7 +158,8 @@ func (d *daemon) reloadOnSignal(ctx context.Context, sigs <-chan os.Signal) {
 	}
 }
 
-// phonesOf lists the dial strings of every user's devices.
+// phonesOf lists the dial strings of every user's devices and of the hot desks users may be
+// bound to (whose calls are the bound user's).
 func phonesOf(cat *presence.Catalog) []string {
 	var phones []string
 	for _, u := range cat.Users {
@@ -166,7 +167,7 @@ func phonesOf(cat *presence.Catalog) []string {
 			phones = append(phones, dev.Dial)
 		}
 	}
-	return phones
+	return append(phones, cat.HotDesks()...)
 }
 
 // restartNeeded lists the configuration keys, other than hotKeys, whose values differ between
