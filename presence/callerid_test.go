@@ -10,7 +10,6 @@ import (
 // The caller ID per family, the device map and the hot-desk claims (README.md, "Actions":
 // caller_id, location; docs/asterisk.md §3).
 
-
 // astdbOf is the astdb part of t as "key=value" ("key=<nil>" for must-not-exist), sorted.
 func astdbOf(t *Target, prefix string) []string {
 	var out []string
