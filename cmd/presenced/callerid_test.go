@@ -71,8 +71,8 @@ feature_codes:
 
 // callerIDKeys are the astdb keys these tests make presenced write; they are taken off when
 // a test ends.
-var callerIDKeys = []string{"PJSIP:1001", "PJSIP:1001-mobile", "PJSIP:hotdesk-1", "1001/callerid",
-	"1001/callerid/desk", "1001/callerid/mobile", "1001/location"}
+var callerIDKeys = []string{"PJSIP:1001", "PJSIP:1001-mobile", "PJSIP:1003", "PJSIP:hotdesk-1", "1001/callerid",
+	"1001/callerid/desk", "1001/callerid/mobile", "1001/location", "1003/callerid/desk", "1003/location"}
 
 func forgetCallerIDKeys(t *testing.T, c *ami.Client) {
 	t.Cleanup(func() {
@@ -266,10 +266,36 @@ func TestHotDeskIsTheBoundUsersPhone(t *testing.T) {
 	eventually(t, 5*time.Second, "the pause back after the call", func() bool { return pausedFor(p.member("support", iface), "Lunch") })
 	eventually(t, 5*time.Second, "alice off the call", func() bool { return status().OnCall == "" })
 
-	// Unbound: nobody's again.
+	// Carol binds the same hot desk: alice, bound first, keeps it, and carol's state shows no
+	// drift for it. When alice leaves, carol's next look claims it.
+	f.d.switchTo(t, "carol", "hotdesk", "")
+	if v, _ := p.db("PROFILE", "PJSIP:"+desk); v != "1001:desk" {
+		t.Fatalf("carol bound too: PROFILE/PJSIP:%s = %q, want alice's 1001:desk", desk, v)
+	}
+	if st := f.d.status(t, driftUser{id: "carol", ext: "1003"}); !st.InSync || len(st.Differences) > 0 {
+		t.Errorf("carol bound to the hot desk alice holds: %s, want in sync", st.raw)
+	}
 	f.d.switchTo(t, "alice", "home", "")
+	if v, ok := p.db("PROFILE", "PJSIP:"+desk); ok {
+		t.Fatalf("alice left: PROFILE/PJSIP:%s = %q, want her entry taken off", desk, v)
+	}
+	if code, res := f.d.call(t, http.MethodPost, "/api/v1/users/carol/reconcile", testToken("admin"), nil); code != http.StatusOK {
+		t.Fatalf("reconcile carol: %d %v", code, res)
+	}
+	if v, _ := p.db("PROFILE", "PJSIP:"+desk); v != "1003:desk" {
+		t.Fatalf("carol's look after alice left: PROFILE/PJSIP:%s = %q, want 1003:desk", desk, v)
+	}
+	id, _ = f.dial("*553", desk)
+	o = f.outcome(id, 15*time.Second)
+	f.expect(o, featurecode.ResultSwitched, "carol", "1003", "lunch")
+	if o.Caller != "carol" || o.Identity != featurecode.IdentityHotDesk || o.PIN {
+		t.Errorf("*553 from the hot desk carol holds: caller %q identity %s PIN %v", o.Caller, o.Identity, o.PIN)
+	}
+
+	// Unbound: nobody's again.
+	f.d.switchTo(t, "carol", "home", "")
 	f.d.switchTo(t, "alice", "available", "")
-	nobodys("after alice left it")
+	nobodys("after both left it")
 }
 
 // uniqDigits is a lab-sink device of its own for one call.
