@@ -175,7 +175,7 @@ func newHarness(t testing.TB, rdb redis.Cmdable, opts Options) *harness {
 	t.Helper()
 	h := &harness{
 		events:   make(chan ari.Event, 1024),
-		engine:   &fakeEngine{cat: identityCatalog(t)},
+		engine:   &fakeEngine{cat: identityCatalog(t), bound: map[string]presence.UserID{"PJSIP/hotdesk-1": "alice"}},
 		outcomes: make(chan Outcome, 16),
 	}
 	h.channels = &fakeChannels{events: h.events, played: map[string][]string{}, hangups: map[string]int{}, answered: map[string]bool{}}
