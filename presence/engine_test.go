@@ -117,7 +117,7 @@ func newTestEngineFrom(t *testing.T, cfg CatalogConfig, reg prometheus.Registere
 func newTestEngineWith(t *testing.T, cfg CatalogConfig, opts func(*EngineOptions)) (*Engine, *memPBX, *StateStore) {
 	t.Helper()
 	ctx := context.Background()
-	opt, err := redis.ParseURL(env.RedisURL)
+	opt, err := redis.ParseURL(labEnv(t).RedisURL)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 // changes nothing, and a store that knows it does not lead refuses them without asking Redis.
 func TestFencedWrites(t *testing.T) {
 	ctx := context.Background()
-	opt, err := redis.ParseURL(env.RedisURL)
+	opt, err := redis.ParseURL(labEnv(t).RedisURL)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 func TestUsersByProfileCountsWhatRedisHolds(t *testing.T) {
 	ctx := context.Background()
 	us := users(8)
-	f := newStoreFixture(t, env.RedisURL, us, []Profile{lunch()}, time.Hour)
+	f := newStoreFixture(t, labEnv(t).RedisURL, us, []Profile{lunch()}, time.Hour)
 	f.switchTo(t, us[0].ID, "lunch")
 	f.switchTo(t, us[1].ID, "lunch")
 	f.switchTo(t, us[2].ID, ProfileDND)

@@ -17,7 +17,7 @@ import (
 // with nobody running for longer than RunWait it fails with ErrNoLeader.
 func TestRelayCarriesAStandbysWork(t *testing.T) {
 	ctx := context.Background()
-	opt, err := redis.ParseURL(env.RedisURL)
+	opt, err := redis.ParseURL(labEnv(t).RedisURL)
 	if err != nil {
 		t.Fatal(err)
 	}

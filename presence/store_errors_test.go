@@ -77,7 +77,7 @@ func newStoreFixture(t *testing.T, url string, us []User, ps []Profile, schemaEv
 	t.Cleanup(func() { f.store.Close(context.Background()) })
 	f.states = f.store.StateStore(StateStoreOptions{Prefix: lab.Unique("storetest") + ":", SchemaCheckInterval: schemaEvery,
 		Logger: f.logs.logger(), Registerer: f.reg})
-	opt, err := redis.ParseURL(env.RedisURL)
+	opt, err := redis.ParseURL(labEnv(t).RedisURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func ids(es []PresenceEntry) []UserID {
 func TestUnreadableRecordsAreLeftOutNamedAndCounted(t *testing.T) {
 	ctx := context.Background()
 	us := users(6)
-	f := newStoreFixture(t, env.RedisURL, us, nil, time.Hour)
+	f := newStoreFixture(t, labEnv(t).RedisURL, us, nil, time.Hour)
 	ok, wrongType, badJSON, badVersion, never, badProfiles := us[0].ID, us[1].ID, us[2].ID, us[3].ID, us[4].ID, us[5].ID
 	f.switchTo(t, ok, ProfileDND)
 	f.switchTo(t, badVersion, ProfileAvailable)
@@ -227,7 +227,7 @@ func TestUnreadableRecordsAreLeftOutNamedAndCounted(t *testing.T) {
 func TestPipelinedReadsJudgeEachKey(t *testing.T) {
 	ctx := context.Background()
 	us := users(3)
-	f := newStoreFixture(t, env.RedisURL, us, nil, time.Hour)
+	f := newStoreFixture(t, labEnv(t).RedisURL, us, nil, time.Hour)
 	for _, u := range us {
 		f.must(t, f.states.SavePersonalProfile(ctx, u.ID, &Profile{ID: "home", Name: "Home of " + string(u.ID)}))
 		f.switchTo(t, u.ID, ProfileAvailable)
@@ -261,7 +261,7 @@ func TestPipelinedReadsJudgeEachKey(t *testing.T) {
 // the operations work again when Redis is back.
 func TestStoreDownOrHungIsUnavailable(t *testing.T) {
 	ctx := context.Background()
-	target := strings.TrimSuffix(strings.TrimPrefix(env.RedisURL, "redis://"), "/0")
+	target := strings.TrimSuffix(strings.TrimPrefix(labEnv(t).RedisURL, "redis://"), "/0")
 	proxy, err := lab.NewProxy(target)
 	if err != nil {
 		t.Fatal(err)
@@ -361,7 +361,7 @@ func TestStoreDownOrHungIsUnavailable(t *testing.T) {
 func TestSchemaMismatchRefusesReadsAndWrites(t *testing.T) {
 	ctx := context.Background()
 	const every = 300 * time.Millisecond
-	f := newStoreFixture(t, env.RedisURL, users(1), nil, every)
+	f := newStoreFixture(t, labEnv(t).RedisURL, users(1), nil, every)
 	id := users(1)[0].ID
 	f.switchTo(t, id, ProfileDND)
 	schemaKey := f.states.prefix + "schema"
@@ -433,7 +433,7 @@ func TestWatchSchemaFindsMismatchWithoutTraffic(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	const every = 200 * time.Millisecond
-	f := newStoreFixture(t, env.RedisURL, users(1), nil, every)
+	f := newStoreFixture(t, labEnv(t).RedisURL, users(1), nil, every)
 	done := make(chan struct{})
 	go func() { f.states.WatchSchema(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
@@ -455,7 +455,7 @@ func TestWatchSchemaFindsMismatchWithoutTraffic(t *testing.T) {
 // before any command on it, even with a check interval of an hour.
 func TestSchemaCheckedOnReconnect(t *testing.T) {
 	ctx := context.Background()
-	target := strings.TrimSuffix(strings.TrimPrefix(env.RedisURL, "redis://"), "/0")
+	target := strings.TrimSuffix(strings.TrimPrefix(labEnv(t).RedisURL, "redis://"), "/0")
 	proxy, err := lab.NewProxy(target)
 	if err != nil {
 		t.Fatal(err)
@@ -493,7 +493,7 @@ func TestSchemaCheckedOnReconnect(t *testing.T) {
 func TestSchemaKeyMissing(t *testing.T) {
 	ctx := context.Background()
 	us := users(1)
-	f := newStoreFixture(t, env.RedisURL, us, nil, time.Hour)
+	f := newStoreFixture(t, labEnv(t).RedisURL, us, nil, time.Hour)
 	schemaKey := f.states.prefix + "schema"
 	if v, _ := f.lab.Get(ctx, schemaKey).Result(); v != SchemaVersion {
 		t.Fatalf("schema key of a new store = %q", v)
@@ -552,7 +552,7 @@ func histogramCount(t *testing.T, g prometheus.Gatherer, name, command string) i
 // it from its first operation on, and the refusals open no connection and send no command.
 func TestStartOnStoreOfAnotherSchema(t *testing.T) {
 	ctx := context.Background()
-	opt, err := redis.ParseURL(env.RedisURL)
+	opt, err := redis.ParseURL(labEnv(t).RedisURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -563,7 +563,7 @@ func TestStartOnStoreOfAnotherSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	store, err := OpenStore(ctx, StoreOptions{URL: env.RedisURL, Registerer: reg})
+	store, err := OpenStore(ctx, StoreOptions{URL: labEnv(t).RedisURL, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,7 +65,7 @@ func startSentinel(t *testing.T, opts lab.SentinelOptions) *lab.Sentinel {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	g, err := env.StartSentinel(ctx, opts)
+	g, err := labEnv(t).StartSentinel(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

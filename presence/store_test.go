@@ -16,10 +16,15 @@ import (
 	"github.com/presenced/presenced/internal/lab"
 )
 
-var env *lab.Env
+// theLab is the lab Redis (and Sentinel groups), started by the first test that needs it:
+// the pure tests (Plan, Desire, Compile, ...) run without Docker.
+var theLab = &lab.Lazy{Options: lab.Options{Redis: true}}
+
+// labEnv is the lab, started at the first call; t fails when it cannot start.
+func labEnv(t testing.TB) *lab.Env { t.Helper(); return theLab.Env(t) }
 
 func TestMain(m *testing.M) {
-	os.Exit(lab.Main(m, lab.Options{Redis: true}, func(e *lab.Env) { env = e }))
+	os.Exit(lab.MainLazy(m, theLab))
 }
 
 func TestEmbeddedStoreSnapshotRoundTrip(t *testing.T) {
@@ -196,7 +201,7 @@ func TestEmbeddedStoreRefusesDamagedSnapshot(t *testing.T) {
 func TestRedisStoreAgainstLab(t *testing.T) {
 	ctx := context.Background()
 	reg := prometheus.NewRegistry()
-	s, err := OpenStore(ctx, StoreOptions{URL: env.RedisURL, Registerer: reg})
+	s, err := OpenStore(ctx, StoreOptions{URL: labEnv(t).RedisURL, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
