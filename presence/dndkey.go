@@ -55,8 +55,8 @@ type DNDKeyOptions struct {
 // profile that turns DND on.
 func (o DNDKeyOptions) Validate(prefix string, cat *Catalog) error {
 	var p problems
-	if o.Switches < 0 || o.Switches > 1000 {
-		p.add(prefix+".switches", "%d is not between 1 and 1000", o.Switches)
+	if o.Switches < 0 {
+		p.add(prefix+".switches", "%d is negative", o.Switches)
 	}
 	if o.Window < 0 {
 		p.add(prefix+".window", "%v is negative", o.Window)

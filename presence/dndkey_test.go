@@ -318,7 +318,7 @@ func TestDNDKeyOptionsValidate(t *testing.T) {
 	}
 	err = DNDKeyOptions{Profile: "gone", DefaultProfile: "nope", Switches: -1, Fallback: "adopt"}.Validate("dnd_key", cat)
 	for _, want := range []string{
-		"dnd_key.switches: -1 is not between 1 and 1000",
+		"dnd_key.switches: -1 is negative",
 		`dnd_key.fallback: "adopt" is not enforce or report`,
 		`dnd_key.profile: "gone" is not a system-wide profile`,
 		`dnd_key.default_profile: "nope" is not a system-wide profile`,
