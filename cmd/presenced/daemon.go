@@ -465,6 +465,7 @@ func (d *daemon) buildEngine() error {
 		States:         d.states,
 		Accounts:       d.acc,
 		Triggers:       d.trig,
+		Calendars:      d.cal,
 		Location:       loc,
 		TrustedProxies: cfg.trustedProxies(),
 		Throttle:       limiter,
