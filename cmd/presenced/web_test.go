@@ -946,4 +946,5 @@ func TestWebCalendarOnStatus(t *testing.T) {
 	if cls := eval[string](t, ctx, "the line's class", `document.querySelector("#calendar").className`); cls != "stale" {
 		t.Errorf("the calendar line's class %q, want stale", cls)
 	}
+	screenshot(t, ctx, "status-calendar-unreachable")
 }
