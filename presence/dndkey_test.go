@@ -343,3 +343,48 @@ func TestDNDKeyOptionsValidate(t *testing.T) {
 		t.Errorf("switch for dnd: %v", err)
 	}
 }
+
+// TestDNDKeyCountSurvivesANewLeader: the switches by the DND key are counted in Redis, so the
+// engine of a new leader (a new term over the same store and PBX) goes on counting: the limit
+// reached under the first holds under the second.
+func TestDNDKeyCountSurvivesANewLeader(t *testing.T) {
+	ctx := context.Background()
+	e1, pbx, states := dndKeyEngine(t, alice(), DNDKeyOptions{Switches: 2, Window: time.Hour, Fallback: PolicyReport})
+	if _, err := e1.Switch(ctx, SwitchRequest{User: "alice", Profile: ProfileAvailable, Source: SourceAPI}); err != nil {
+		t.Fatal(err)
+	}
+	press := func(e *Engine, on bool) *SwitchResult {
+		t.Helper()
+		v := strp("YES")
+		if !on {
+			v = nil
+		}
+		pbx.byHand(map[string]*string{"DND/1001": v}, nil)
+		res, err := e.Repair(ctx, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	press(e1, true)
+	waitProfile(t, states, "alice", ProfileDND)
+	press(e1, false)
+	waitProfile(t, states, "alice", ProfileAvailable)
+
+	// The next leader: a new engine over the same store and PBX, the first one's term ended.
+	e2, err := NewEngine(EngineOptions{Catalog: e1.Catalog(), Naming: DefaultNaming(), States: states, Concerns: []Concern{pbx},
+		Policies: Policies{DriftDND: PolicySwitch}, DNDKey: DNDKeyOptions{Switches: 2, Window: time.Hour, Fallback: PolicyReport},
+		RetryMin: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopEngine(t, e1)
+	runEngine(t, e2)
+	res := press(e2, true)
+	if got := strings.Join(resultsOf(res), "; "); !strings.Contains(got, "reported db_del DND/1001") {
+		t.Fatalf("the new leader's repair: %s, want the key reported (the limit reached)", got)
+	}
+	if st, _, _ := states.Load(ctx, "alice"); st.Profile != ProfileAvailable {
+		t.Fatalf("profile %q, want available: the new leader switched past the limit", st.Profile)
+	}
+}
