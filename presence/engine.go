@@ -488,11 +488,12 @@ func (e *Engine) decideAndApply(ctx context.Context, u *User, st UserState, ops 
 		dndOp := dnd != nil && e.isDNDOp(op, u)
 		if dndOp && !dnd.switching {
 			pol = dnd.policy
-			notes = append(notes, i)
 		}
 		switch {
 		case dndOp && dnd.switching:
 			out[i] = Outcome{Op: op, Result: ResultSwitching, Note: dnd.note}
+		case dndOp && pol == PolicyReport:
+			out[i] = Outcome{Op: op, Result: ResultReported, Note: "left as it is: " + dnd.note}
 		case pol == PolicyReport:
 			out[i] = Outcome{Op: op, Result: ResultReported, Note: "left as it is: the " + string(kind) + " policy is report"}
 		case pol == PolicyAdopt && have != nil:
@@ -510,6 +511,9 @@ func (e *Engine) decideAndApply(ctx context.Context, u *User, st UserState, ops 
 		default:
 			apply = append(apply, op)
 			at = append(at, i)
+			if dndOp {
+				notes = append(notes, i) // the DND key's fallback enforces: the outcome says why
+			}
 		}
 	}
 	if adopted != nil {
