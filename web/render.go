@@ -142,7 +142,7 @@ func sourceWords(s presence.Source) string {
 	case presence.SourceUnanswered:
 		return "queue calls went unanswered"
 	case presence.SourcePhone:
-		return "set by the DND key of a phone"
+		return "set on a phone"
 	case presence.SourceSystem:
 		return "set by presenced"
 	}
