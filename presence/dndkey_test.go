@@ -139,9 +139,10 @@ func TestDNDKeySwitchesProfiles(t *testing.T) {
 	if pbx.db("DND/1001") != "" {
 		t.Fatalf("DND/1001 = %q after the lamp went off", pbx.db("DND/1001"))
 	}
-	if n := testutil.ToFloat64(e.metrics.dndSwitches.WithLabelValues("switched")); n != 4 {
-		t.Errorf("presenced_dnd_key_switches_total{switched} = %v, want 4", n)
-	}
+	// Counted once the switch has returned, just after its pass.
+	waitFor(t, "presenced_dnd_key_switches_total{switched} 4", func() bool {
+		return testutil.ToFloat64(e.metrics.dndSwitches.WithLabelValues("switched")) == 4
+	})
 	if n := testutil.ToFloat64(e.metrics.dndChanges.WithLabelValues("on")); n != 2 {
 		t.Errorf("presenced_dnd_key_changes_total{on} = %v, want 2", n)
 	}
