@@ -76,14 +76,26 @@ type Options struct {
 //	presenced:calendar:plan:<id>  JSON Plan: the events ahead, when polled, the last error
 //	presenced:calendar:held:<id>  hash: occurrence key → JSON Item the connector holds the user for
 type Connector struct {
-	opts  Options
-	log   *slog.Logger
-	now   func() time.Time
-	users []*userCalendar
-	m     metrics
+	opts Options // Rules, PollInterval and Horizon as at New; Reconfigure changes what derives from them
+	log  *slog.Logger
+	now  func() time.Time
+	m    metrics
+
+	usersMu sync.Mutex // guards users, gone, horizon
+	users   []*userCalendar
+	// gone are users whose calendar a reload removed while the connector may hold them: the
+	// next Act releases them and forgets their plan.
+	gone    []gone
+	horizon time.Duration
 
 	mu     sync.Mutex // guards failing
 	failed map[presence.UserID]bool
+}
+
+// gone is a user whose calendar was removed; user is false when the user is gone too.
+type gone struct {
+	id   presence.UserID
+	user bool
 }
 
 type userCalendar struct {
@@ -92,6 +104,9 @@ type userCalendar struct {
 	interval time.Duration
 	rules    []presence.CalendarRule
 	fetcher  Fetcher
+	// config identifies the source, rules, zone and interval the entry was made of: a reload
+	// that changes none of them keeps the entry's poll schedule.
+	config   string
 	nextPoll time.Time // guarded by the poll loop: one poll at a time
 
 	mu sync.Mutex // guards due, planned
@@ -169,21 +184,30 @@ func New(opts Options) (*Connector, error) {
 	if err := Check(opts.Catalog, opts.Rules); err != nil {
 		return nil, err
 	}
-	c := &Connector{opts: opts, log: opts.Logger, now: opts.Now, failed: map[presence.UserID]bool{}}
+	c := &Connector{opts: opts, log: opts.Logger, now: opts.Now, failed: map[presence.UserID]bool{}, horizon: opts.Horizon}
 	var err error
 	if c.m, err = newMetrics(opts.Registerer); err != nil {
 		return nil, err
 	}
-	for _, u := range opts.Catalog.Users {
+	if c.users, err = c.build(opts.Catalog, opts.Rules, opts.PollInterval); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// build makes the entries of the users with a calendar.
+func (c *Connector) build(cat *presence.Catalog, rules []presence.CalendarRule, poll time.Duration) ([]*userCalendar, error) {
+	var users []*userCalendar
+	for _, u := range cat.Users {
 		if u.Calendar == nil {
 			continue
 		}
-		f, err := NewFetcher(*u.Calendar, opts.HTTPClient)
+		f, err := NewFetcher(*u.Calendar, c.opts.HTTPClient)
 		if err != nil {
 			return nil, fmt.Errorf("user %s: %w", u.ID, err)
 		}
-		uc := &userCalendar{id: u.ID, loc: opts.DefaultLocation, interval: cmpOr(u.Calendar.PollInterval, opts.PollInterval),
-			rules: sortRules(opts.Rules), fetcher: f}
+		uc := &userCalendar{id: u.ID, loc: c.opts.DefaultLocation, interval: cmpOr(u.Calendar.PollInterval, poll),
+			rules: sortRules(rules), fetcher: f}
 		if len(u.Calendar.Rules) > 0 {
 			uc.rules = sortRules(u.Calendar.Rules)
 		}
@@ -192,9 +216,74 @@ func New(opts Options) (*Connector, error) {
 				return nil, fmt.Errorf("user %s: time_zone: %w", u.ID, err)
 			}
 		}
-		c.users = append(c.users, uc)
+		b, err := json.Marshal(struct {
+			Source   presence.CalendarSource
+			Rules    []presence.CalendarRule
+			Zone     string
+			Interval time.Duration
+		}{*u.Calendar, uc.rules, uc.loc.String(), uc.interval})
+		if err != nil {
+			return nil, fmt.Errorf("user %s: calendar: %w", u.ID, err)
+		}
+		uc.config = string(b)
+		users = append(users, uc)
 	}
-	return c, nil
+	return users, nil
+}
+
+// Reconfigure puts a reloaded configuration in force: the users' calendar sources of cat, the
+// system-wide rules (nil: DefaultRules of cat), poll interval and horizon (zero: the defaults).
+// A calendar whose source, rules, zone and interval are unchanged keeps its poll schedule (its
+// credential files are read again all the same); a new or changed one is read at the next
+// poll. A user whose calendar is gone is released from what the connector holds them for at
+// the next Act (as if the events had been cancelled) and their plan is forgotten. A
+// configuration that does not validate changes nothing.
+func (c *Connector) Reconfigure(cat *presence.Catalog, rules []presence.CalendarRule, poll, horizon time.Duration) error {
+	if rules == nil {
+		rules = DefaultRules(cat)
+	}
+	if poll <= 0 {
+		poll = 5 * time.Minute
+	}
+	if horizon <= 0 {
+		horizon = 7 * 24 * time.Hour
+	}
+	if err := Check(cat, rules); err != nil {
+		return err
+	}
+	next, err := c.build(cat, rules, poll)
+	if err != nil {
+		return err
+	}
+	c.usersMu.Lock()
+	defer c.usersMu.Unlock()
+	old := map[presence.UserID]*userCalendar{}
+	for _, u := range c.users {
+		old[u.id] = u
+	}
+	kept := map[presence.UserID]bool{}
+	for _, u := range next {
+		kept[u.id] = true
+		if o, ok := old[u.id]; ok && o.config == u.config {
+			u.nextPoll = o.nextPoll
+		}
+		u.wake()
+	}
+	for _, u := range c.users {
+		if !kept[u.id] {
+			_, isUser := cat.User(u.id)
+			c.gone = append(c.gone, gone{id: u.id, user: isUser})
+		}
+	}
+	c.users, c.horizon = next, horizon
+	return nil
+}
+
+// snapshot returns the users with a calendar and the horizon in force.
+func (c *Connector) snapshot() ([]*userCalendar, time.Duration) {
+	c.usersMu.Lock()
+	defer c.usersMu.Unlock()
+	return c.users, c.horizon
 }
 
 func cmpOr(d, def time.Duration) time.Duration {
@@ -273,8 +362,9 @@ func (c *Connector) heldKey(id presence.UserID) string {
 
 // Users are the users with a calendar.
 func (c *Connector) Users() []presence.UserID {
-	ids := make([]presence.UserID, len(c.users))
-	for i, u := range c.users {
+	users, _ := c.snapshot()
+	ids := make([]presence.UserID, len(users))
+	for i, u := range users {
 		ids[i] = u.id
 	}
 	return ids
@@ -283,7 +373,8 @@ func (c *Connector) Users() []presence.UserID {
 // Run polls the calendars when due and acts on the plans every Tick, until ctx ends.
 func (c *Connector) Run(ctx context.Context) error {
 	// Another leader may have acted since this instance last did: look at everyone.
-	for _, u := range c.users {
+	users, _ := c.snapshot()
+	for _, u := range users {
 		u.wake()
 	}
 	var wg sync.WaitGroup
@@ -323,7 +414,8 @@ func (c *Connector) Poll(ctx context.Context, all bool) {
 	now := c.now()
 	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
-	for _, u := range c.users {
+	users, horizon := c.snapshot()
+	for _, u := range users {
 		if !all && now.Before(u.nextPoll) {
 			continue
 		}
@@ -331,13 +423,13 @@ func (c *Connector) Poll(ctx context.Context, all bool) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			c.poll(ctx, u, now)
+			c.poll(ctx, u, now, horizon)
 		})
 	}
 	wg.Wait()
 }
 
-func (c *Connector) poll(ctx context.Context, u *userCalendar, now time.Time) {
+func (c *Connector) poll(ctx context.Context, u *userCalendar, now time.Time, horizon time.Duration) {
 	kind := strings.Fields(u.fetcher.Describe())[0]
 	plan, err := c.loadPlan(ctx, u.id)
 	if err != nil {
@@ -345,7 +437,7 @@ func (c *Connector) poll(ctx context.Context, u *userCalendar, now time.Time) {
 		return
 	}
 	plan.Source, plan.Attempted = u.fetcher.Describe(), now
-	from, to := now.Add(-24*time.Hour), now.Add(c.opts.Horizon)
+	from, to := now.Add(-24*time.Hour), now.Add(horizon)
 	cals, changed, err := u.fetcher.Fetch(ctx, from, to)
 	if err != nil && ctx.Err() != nil {
 		return // this instance stopped leading (or presenced stops): not the calendar's fault
@@ -409,8 +501,12 @@ func (c *Connector) setFailing(id presence.UserID, failing bool) {
 func (c *Connector) Act(ctx context.Context) error {
 	now := c.now()
 	var errs []error
+	if err := c.releaseGone(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	planned := 0
-	for _, u := range c.users {
+	users, _ := c.snapshot()
+	for _, u := range users {
 		n, err := c.act(ctx, u, now)
 		planned += n
 		if err != nil {
@@ -419,6 +515,59 @@ func (c *Connector) Act(ctx context.Context) error {
 	}
 	c.m.planned.Set(float64(planned))
 	return errors.Join(errs...)
+}
+
+// releaseGone releases the users whose calendar a reload removed from every event the
+// connector holds them for, and forgets their plans. A user who failed stays for the next Act.
+func (c *Connector) releaseGone(ctx context.Context) error {
+	c.usersMu.Lock()
+	todo := c.gone
+	c.gone = nil
+	c.usersMu.Unlock()
+	var errs []error
+	var again []gone
+	for _, g := range todo {
+		if err := c.release(ctx, g); err != nil {
+			errs = append(errs, fmt.Errorf("user %s (calendar removed): %w", g.id, err))
+			again = append(again, g)
+		}
+	}
+	if len(again) > 0 {
+		c.usersMu.Lock()
+		c.gone = append(again, c.gone...)
+		c.usersMu.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Connector) release(ctx context.Context, g gone) error {
+	if users, _ := c.snapshot(); slices.ContainsFunc(users, func(u *userCalendar) bool { return u.id == g.id }) {
+		return nil // a later reload gave the user a calendar again: theirs to act on
+	}
+	keys, err := c.opts.Redis.HKeys(ctx, c.heldKey(g.id)).Result()
+	if err != nil {
+		return presence.StoreError(err, "calendar: read held events of "+string(g.id), c.heldKey(g.id))
+	}
+	if g.user {
+		for _, k := range keys {
+			res, err := c.opts.Triggers.Release(ctx, g.id, activationName(k))
+			if err != nil {
+				c.m.switches.WithLabelValues("end", "failed").Inc()
+				return err
+			}
+			c.m.switches.WithLabelValues("end", outcome(res)).Inc()
+			c.log.Info("calendar removed: event released", "user", g.id, "key", k, "switched", res.Switched,
+				"profile", res.Profile, "reason", res.Reason)
+			if err := c.opts.Redis.HDel(ctx, c.heldKey(g.id), k).Err(); err != nil {
+				return presence.StoreError(err, "calendar: forget held event of "+string(g.id), c.heldKey(g.id))
+			}
+		}
+	}
+	if err := c.opts.Redis.Del(ctx, c.heldKey(g.id), c.planKey(g.id)).Err(); err != nil {
+		return presence.StoreError(err, "calendar: forget the calendar of "+string(g.id), c.planKey(g.id))
+	}
+	c.setFailing(g.id, false)
+	return nil
 }
 
 func (c *Connector) act(ctx context.Context, u *userCalendar, now time.Time) (planned int, err error) {
@@ -600,7 +749,7 @@ type Status struct {
 // Status returns the plan of a user's calendar and the events holding them; ok is false for
 // a user without a calendar.
 func (c *Connector) Status(ctx context.Context, id presence.UserID) (st *Status, ok bool, err error) {
-	if !slices.ContainsFunc(c.users, func(u *userCalendar) bool { return u.id == id }) {
+	if users, _ := c.snapshot(); !slices.ContainsFunc(users, func(u *userCalendar) bool { return u.id == id }) {
 		return nil, false, nil
 	}
 	plan, err := c.loadPlan(ctx, id)

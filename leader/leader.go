@@ -28,7 +28,7 @@
 //	go e.Run(ctx)
 //	...
 //	if _, ok := e.Leading(); ok { /* write to Asterisk */ }
-//	f, ok := e.Fence() // then f.Set, f.HSet, or a NewScript of its own
+//	f, ok := e.Fence() // the term's fence, for a store's fenced scripts (presence.Fence)
 //
 // # The safety rule
 //
@@ -48,9 +48,9 @@
 // earlier ones (a new or wiped store; so the very first leader of a new store starts after one
 // lease). Leading turns true only then, and OnStartedLeading is called.
 //
-// Writes the leader makes to Redis are fenced (Fence, FenceLua, NewScript): the script that
-// writes checks in the same atomic step that the lease key still holds the term's value, and
-// refuses the write with ErrFenced otherwise.
+// Writes the leader makes to Redis are fenced with the term's Fence (presence/fence.go): the
+// script that writes checks in the same atomic step that the lease key still holds the term's
+// value, and refuses the write otherwise.
 //
 // # A leader that lost its lease steps down
 //

@@ -30,13 +30,14 @@ import (
 	"github.com/presenced/presenced/presence"
 )
 
-// Rules say when unanswered calls switch a user.
+// Rules say when unanswered calls switch a user. Rules without a Profile are off: nobody is
+// counted or switched.
 type Rules struct {
 	// Calls is how many queue calls in a row must go unanswered (at least 1).
 	Calls int `json:"calls"`
 	// Window is how recent they must be: a miss older than Window no longer counts.
 	Window time.Duration `json:"window"`
-	// Profile is where the user goes.
+	// Profile is where the user goes; empty turns the rules off.
 	Profile string `json:"profile"`
 	// PerQueue counts each queue apart (an answered call in one queue does not reset another's
 	// count); otherwise the calls of every queue count together.
@@ -47,6 +48,9 @@ type Rules struct {
 
 // DefaultWindow is Rules.Window when none is given.
 const DefaultWindow = time.Hour
+
+// On reports whether the rules switch anybody.
+func (r Rules) On() bool { return r.Profile != "" }
 
 // Validate names what is wrong with the rules, with the field names of the configuration
 // section they come from (prefix, e.g. "unanswered_calls").
@@ -141,12 +145,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 
 // Watcher counts unanswered queue calls and switches users.
 type Watcher struct {
-	opts   Options
-	log    *slog.Logger
-	count  *redis.Script
-	queues map[string]bool // Rules.Queues, lower case; nil for every queue
+	opts  Options
+	log   *slog.Logger
+	count *redis.Script
 
 	mu      sync.Mutex
+	rules   Rules           // as SetRules last put them in force
+	queues  map[string]bool // rules.Queues, lower case; nil for every queue
 	indexOf *presence.Catalog
 	members map[string]presence.UserID // member interface, lower case → user
 
@@ -184,12 +189,6 @@ func New(opts Options) (*Watcher, error) {
 	if len(problems) > 0 {
 		return nil, errors.New(strings.Join(problems, "; "))
 	}
-	if opts.Rules.Window == 0 {
-		opts.Rules.Window = DefaultWindow
-	}
-	if err := opts.Rules.Validate("unanswered_calls", opts.Engine.Catalog()); err != nil {
-		return nil, err
-	}
 	if opts.Prefix == "" {
 		opts.Prefix = "presenced:"
 	}
@@ -215,19 +214,49 @@ func New(opts Options) (*Watcher, error) {
 		count:   redis.NewScript(countScript),
 		Metrics: opts.Metrics,
 	}
-	if len(opts.Rules.Queues) > 0 {
-		w.queues = map[string]bool{}
-		for _, q := range opts.Rules.Queues {
-			w.queues[strings.ToLower(q)] = true
-		}
+	if err := w.SetRules(opts.Rules); err != nil {
+		return nil, err
 	}
 	return w, nil
+}
+
+// SetRules puts rules in force from the next queue event on (a configuration reload): rules
+// that do not validate against the engine's catalog change nothing. Counts kept so far stay;
+// a changed window or limit applies to the next unanswered call.
+func (w *Watcher) SetRules(r Rules) error {
+	if r.Window == 0 {
+		r.Window = DefaultWindow
+	}
+	if r.On() {
+		if err := r.Validate("unanswered_calls", w.opts.Engine.Catalog()); err != nil {
+			return err
+		}
+	}
+	var queues map[string]bool
+	if len(r.Queues) > 0 {
+		queues = map[string]bool{}
+		for _, q := range r.Queues {
+			queues[strings.ToLower(q)] = true
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.rules, w.queues = r, queues
+	return nil
+}
+
+// current returns the rules in force and whether they count calls of queue.
+func (w *Watcher) current(queue string) (Rules, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.rules, w.rules.On() && (w.queues == nil || w.queues[strings.ToLower(queue)])
 }
 
 // watchBuffer is how many events the subscription holds; lost events lose only counts.
 const watchBuffer = 1024
 
-// Run follows the queue events until ctx ends. Run it on the leader only (one instance counts).
+// Run follows the queue events until ctx ends, also while the rules are off (a reload may turn
+// them on). Run it on the leader only (one instance counts).
 func (w *Watcher) Run(ctx context.Context) error {
 	return amiwatch.Run(ctx, w.opts.AMI, watchBuffer, func() {
 		w.log.Warn("queue call events were dropped: some unanswered calls are not counted")
@@ -257,23 +286,24 @@ func (w *Watcher) user(iface string) (presence.UserID, bool) {
 	return id, ok
 }
 
-// key is the Redis set counting the user's unanswered calls (of queue, when counted apart).
-func (w *Watcher) key(id presence.UserID, queue string) string {
+// key is the Redis set counting the user's unanswered calls (of queue, when r counts each
+// queue apart).
+func (w *Watcher) key(r Rules, id presence.UserID, queue string) string {
 	k := w.opts.Prefix + "unanswered:" + string(id)
-	if w.opts.Rules.PerQueue {
+	if r.PerQueue {
 		k += ":" + strings.ToLower(queue)
 	}
 	return k
 }
 
-func (w *Watcher) counts(queue string) bool {
-	return w.queues == nil || w.queues[strings.ToLower(queue)]
-}
-
 func (w *Watcher) unansweredCall(ctx context.Context, ev *ami.Message) {
 	queue := ev.Get("Queue")
+	rules, counts := w.current(queue)
+	if !counts {
+		return
+	}
 	id, ok := w.user(ev.Get("Interface"))
-	if !ok || !w.counts(queue) {
+	if !ok {
 		return
 	}
 	w.unanswered.WithLabelValues(queue).Inc()
@@ -281,10 +311,9 @@ func (w *Watcher) unansweredCall(ctx context.Context, ev *ami.Message) {
 	if call == "" {
 		call = ev.Get("Channel")
 	}
-	rules := w.opts.Rules
 	ctx, cancel := context.WithTimeout(ctx, w.opts.Timeout)
 	defer cancel()
-	key := w.key(id, queue)
+	key := w.key(rules, id, queue)
 	n, err := w.count.Run(ctx, w.opts.Redis, []string{key},
 		w.opts.Now().UnixMilli(), rules.Window.Milliseconds(), queue+"|"+call, rules.Calls).Int()
 	if err != nil {
@@ -315,14 +344,18 @@ func (w *Watcher) unansweredCall(ctx context.Context, ev *ami.Message) {
 
 func (w *Watcher) answeredCall(ctx context.Context, ev *ami.Message) {
 	queue := ev.Get("Queue")
+	rules, counts := w.current(queue)
+	if !counts {
+		return
+	}
 	id, ok := w.user(ev.Get("Interface"))
-	if !ok || !w.counts(queue) {
+	if !ok {
 		return
 	}
 	w.answered.Inc()
 	ctx, cancel := context.WithTimeout(ctx, w.opts.Timeout)
 	defer cancel()
-	key := w.key(id, queue)
+	key := w.key(rules, id, queue)
 	if err := w.opts.Redis.Del(ctx, key).Err(); err != nil {
 		w.log.Error("answered queue call: count not reset", "user", id, "queue", queue, "err", presence.StoreError(err, "reset unanswered calls", key))
 	}

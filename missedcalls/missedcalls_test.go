@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -236,5 +237,47 @@ func TestFailedSwitchIsCounted(t *testing.T) {
 	f.ring("2001", "support", "c1")
 	if got := testutil.ToFloat64(f.w.switches.WithLabelValues("failed")); got != 1 {
 		t.Errorf("switches{failed} = %v, want 1", got)
+	}
+}
+
+// TestSetRules: rules without a profile count nothing; a reload that turns them on counts from
+// the next call; rules that do not validate change nothing; a changed limit and queue filter
+// apply to the next call.
+func TestSetRules(t *testing.T) {
+	f := newFixture(t, Rules{})
+	f.ring("2001", "support", "c1")
+	f.ring("2001", "support", "c2")
+	if got := testutil.ToFloat64(f.w.unanswered.WithLabelValues("support")); got != 0 || len(f.switches()) != 0 {
+		t.Fatalf("rules off: counted %v, switched %v", got, f.switches())
+	}
+	if err := f.w.SetRules(Rules{Calls: 2, Profile: "gone"}); err == nil || !strings.Contains(err.Error(), `"gone" is not a system-wide profile`) {
+		t.Fatalf("SetRules with an unknown profile: %v", err)
+	}
+	f.ring("2001", "support", "c3")
+	if len(f.switches()) != 0 {
+		t.Fatalf("refused rules are in force: switched %v", f.switches())
+	}
+	if err := f.w.SetRules(Rules{Calls: 2, Profile: "away"}); err != nil {
+		t.Fatal(err)
+	}
+	f.ring("2001", "support", "c4")
+	f.ring("2001", "support", "c5")
+	if got, want := f.switches(), []string{"ann away 2 unanswered queue calls"}; !slices.Equal(got, want) {
+		t.Fatalf("rules on: switched %v, want %v", got, want)
+	}
+	if err := f.w.SetRules(Rules{Calls: 1, Profile: "away", Queues: []string{"Sales"}}); err != nil {
+		t.Fatal(err)
+	}
+	f.ring("2002", "support", "c6") // not counted any more
+	f.ring("2001", "sales", "c7")
+	if got, want := f.switches(), []string{"ann away 2 unanswered queue calls", "ann away 1 unanswered calls from queue sales"}; !slices.Equal(got, want) {
+		t.Fatalf("rules changed: switched %v, want %v", got, want)
+	}
+	if err := f.w.SetRules(Rules{}); err != nil {
+		t.Fatal(err)
+	}
+	f.ring("2001", "sales", "c8")
+	if got := len(f.switches()); got != 2 {
+		t.Fatalf("rules off again: %d switches", got)
 	}
 }

@@ -88,6 +88,9 @@ type Watch struct {
 	// presenced's own change arriving), and there is nothing to look at. agrees must only
 	// read the Target.
 	Saw func(id UserID, agrees func(want *Target) bool)
+	// BoundTo returns the user bound to a hot desk (a phone that is no user's own) who holds
+	// it (Engine.BoundTo); nil when the watcher's engine cannot tell.
+	BoundTo func(ctx context.Context, device string) (*User, bool, error)
 }
 
 // ApplyAll performs ops with apply and returns the outcomes in the order of ops. Operations on

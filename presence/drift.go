@@ -227,6 +227,12 @@ func (n Naming) label(key, ext string) string {
 		if w, ok := words[strings.TrimPrefix(rest, ext+"/")]; ok {
 			return w
 		}
+		if f, ok := strings.CutPrefix(rest, ext+"/callerid/"); ok {
+			return "caller ID from the " + f + " phones"
+		}
+		if d, ok := n.deviceOfKey(key); ok {
+			return "whose phone " + d + " is"
+		}
 	}
 	return "setting"
 }

@@ -430,6 +430,7 @@ func (e *Engine) PreviewWith(ctx context.Context, req SwitchRequest, opts Previe
 	ev := st.event(u)
 	res := &SwitchResult{SwitchEvent: ev, Preview: true, State: st}
 	want := Compile(u, e.intentOf(u, st, profiles), Active{Profile: to, Info: st.Info}, profiles, e.opts.Naming)
+	e.Catalog().unclaimPhones(want, e.opts.Naming)
 	have, err := e.obs.observe(ctx, u.ID, want)
 	if err != nil {
 		res.Outcomes = []Outcome{observeFailed(err)}
@@ -553,8 +554,68 @@ func (e *Engine) desired(ctx context.Context, u *User, st UserState) (*Target, e
 func (e *Engine) compile(u *User, st UserState, profiles []*Profile) *Target {
 	t := Compile(u, e.intentOf(u, st, profiles), Active{Profile: findProfile(profiles, st.Profile), Info: st.Info}, profiles, e.opts.Naming)
 	e.withDNDOff(u, t)
+	e.Catalog().unclaimPhones(t, e.opts.Naming)
 	overlay(t, st.Adopted)
 	return t
+}
+
+// unclaimPhones takes out of t the claims of device map entries of users' own phones: a
+// location naming another user's phone rings it, but it stays that user's phone.
+func (c *Catalog) unclaimPhones(t *Target, n Naming) {
+	for k := range t.Claims {
+		if d, ok := n.deviceOfKey(k); ok {
+			if _, own := c.PhoneUser(d); own {
+				delete(t.Claims, k)
+				delete(t.AstDB, k)
+			}
+		}
+	}
+}
+
+// BoundTo returns the user bound to hot desk device (a phone that is no user's own) by a
+// location action, who holds it: the device map entry on the PBX names the user, and their
+// desired state claims it. false when nobody is.
+func (e *Engine) BoundTo(ctx context.Context, device string) (*User, bool, error) {
+	n := e.opts.Naming
+	key, ok := n.DeviceKey(device)
+	if !ok {
+		return nil, false, nil
+	}
+	cat := e.Catalog()
+	if _, own := cat.PhoneUser(device); own {
+		return nil, false, nil
+	}
+	probe := NewTarget()
+	probe.AstDB[key] = nil
+	have, err := e.obs.observe(ctx, UserID("*device:"+device), probe)
+	if err != nil {
+		return nil, false, fmt.Errorf("presence: read the device map entry of %s: %w", device, err)
+	}
+	v := have.AstDB[key]
+	if v == nil {
+		return nil, false, nil
+	}
+	ext, _, ok := ParseDeviceEntry(*v)
+	if !ok {
+		return nil, false, nil
+	}
+	u, ok := cat.UserByExtension(ext)
+	if !ok {
+		return nil, false, nil
+	}
+	st, found, err := e.opts.States.Load(ctx, u.ID)
+	if err != nil || !found {
+		return nil, false, err
+	}
+	profiles, err := e.profilesOf(ctx, u)
+	if err != nil {
+		return nil, false, err
+	}
+	want := e.compile(u, st, profiles)
+	if d := BoundDesk(want, have, n, u); !strings.EqualFold(d, device) {
+		return nil, false, nil
+	}
+	return u, true, nil
 }
 
 // intentOf is what a user's stored state means in the model's terms: the fold of their

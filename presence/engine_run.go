@@ -187,7 +187,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		t.wg.Go(func() { e.opts.Relay.serve(ctx, e) })
 	}
 	watch := Watch{Catalog: e.Catalog, Naming: e.opts.Naming, Changed: t.touch, Saw: t.saw,
-		All: func(why string) { t.checkAll(why, nil) }}
+		All: func(why string) { t.checkAll(why, nil) }, BoundTo: e.BoundTo}
 	for _, w := range e.opts.Watchers {
 		t.wg.Go(func() {
 			if err := w.Watch(ctx, watch); err != nil && ctx.Err() == nil {
@@ -573,6 +573,10 @@ func (e *Engine) check(ctx context.Context, t *term, id UserID, m passMode, seen
 		have = seen.have
 	} else {
 		have, err = e.obs.observe(ctx, u.ID, want)
+	}
+	if err == nil {
+		// The hot desk the user holds is their phone while bound: a call on it is their call.
+		u = u.withHotDesk(BoundDesk(want, have, e.opts.Naming, u))
 	}
 	if err != nil {
 		res.Outcomes = append(res.Outcomes, observeFailed(err))

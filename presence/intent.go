@@ -15,7 +15,8 @@ type Intent struct {
 	Mobile    *bool                  `json:"mobile,omitempty"`
 	Forward   map[ForwardType]string `json:"forward,omitempty"` // "" = no forwarding
 	NoAnswer  *string                `json:"no_answer,omitempty"`
-	CallerID  *string                `json:"caller_id,omitempty"`
+	CallerID  *string                `json:"caller_id,omitempty"`  // for calls from every phone of the user's
+	CallerIDs map[Family]string      `json:"caller_ids,omitempty"` // per family of phones; "" = CallerID's
 	Location  *string                `json:"location,omitempty"`
 	Presence  *PresenceValue         `json:"presence,omitempty"`
 	Lamps     map[string]string      `json:"lamps,omitempty"`     // Custom:name → state
@@ -58,6 +59,7 @@ func (in Intent) Clone() Intent {
 	out.Forward = maps.Clone(in.Forward)
 	out.Lamps = maps.Clone(in.Lamps)
 	out.Variables = maps.Clone(in.Variables)
+	out.CallerIDs = maps.Clone(in.CallerIDs)
 	if in.DND != nil {
 		d := *in.DND
 		out.DND = &d
@@ -202,8 +204,21 @@ func (in *Intent) fold(u *User, p *Profile, exit bool, info string, f *folding) 
 			in.NoAnswer = ptr(onOrEmpty(on, a.To))
 			f.wrote("no_answer")
 		case ActionCallerID:
-			in.CallerID = ptr(onOrEmpty(on, a.Value))
-			f.wrote("caller_id")
+			v := onOrEmpty(on, a.Value)
+			families := a.Families
+			if len(families) == 0 {
+				// For every phone: the caller IDs set per family before give way.
+				in.CallerID = ptr(v)
+				f.wrote("caller_id")
+				families, v = Families(), ""
+			}
+			if in.CallerIDs == nil {
+				in.CallerIDs = map[Family]string{}
+			}
+			for _, fam := range families {
+				in.CallerIDs[fam] = v
+				f.wrote("caller_id:" + string(fam))
+			}
 		case ActionLocation:
 			in.Location = ptr(onOrEmpty(on, a.Device))
 			f.wrote("location")

@@ -320,7 +320,7 @@ type Action struct {
 
 	Queues   QueueSelector `json:"queues,omitempty" mapstructure:"queues"`       // queue_*
 	Reason   string        `json:"reason,omitempty" mapstructure:"reason"`       // queue_pause; default the profile name
-	Families []Family      `json:"families,omitempty" mapstructure:"families"`   // followme
+	Families []Family      `json:"families,omitempty" mapstructure:"families"`   // followme, caller_id
 	Order    RingOrder     `json:"order,omitempty" mapstructure:"order"`         // followme
 	RingTime int           `json:"ring_time,omitempty" mapstructure:"ring_time"` // followme, seconds
 	// RingTimes are the seconds of each family's step, in Families' order (followme,
@@ -359,7 +359,7 @@ func ActionFields(k ActionKind) []string {
 	case ActionNoAnswer:
 		return []string{"to", "on"}
 	case ActionCallerID:
-		return []string{"value", "on"}
+		return []string{"value", "families", "on"}
 	case ActionLocation:
 		return []string{"device", "on"}
 	case ActionPresence:

@@ -93,6 +93,15 @@ func Plan(want, have *Target) []Op {
 	}
 	for _, k := range slices.Sorted(maps.Keys(want.AstDB)) {
 		w, h := want.AstDB[k], have.AstDB[k]
+		if mine, claim := want.Claims[k]; claim {
+			switch {
+			case w != nil && h == nil:
+				ops = append(ops, Op{Kind: OpDBPut, Key: k, Value: *w})
+			case w == nil && h != nil && *h == mine:
+				ops = append(ops, Op{Kind: OpDBDel, Key: k})
+			}
+			continue
+		}
 		switch {
 		case w == nil && h != nil:
 			ops = append(ops, Op{Kind: OpDBDel, Key: k})

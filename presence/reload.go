@@ -195,8 +195,9 @@ func (t *term) passReload() {
 }
 
 // Teardown is the desired state that takes off what old names and keep does not: queue
-// memberships old wants (not those it leaves optional) removed, astdb keys deleted, lamps set
-// to lampOff, presence set to not_set, global variables cleared. It is pure.
+// memberships old wants (not those it leaves optional) removed, astdb keys deleted (a claimed
+// one only while it holds old's entry), lamps set to lampOff, presence set to not_set, global
+// variables cleared. It is pure.
 func Teardown(old, keep *Target, lampOff string) *Target {
 	t := NewTarget()
 	t.Interface = old.Interface
@@ -212,6 +213,18 @@ func Teardown(old, keep *Target, lampOff string) *Target {
 		}
 	}
 	for k, v := range old.AstDB {
+		if mine, claim := old.Claims[k]; claim {
+			// A claim is released (deleted while it holds the old entry) unless keep claims
+			// the same: an entry of another extension is claimed anew by keep's pass.
+			if kmine, kept := keep.Claims[k]; !kept || kmine != mine {
+				t.AstDB[k] = nil
+				if t.Claims == nil {
+					t.Claims = map[string]string{}
+				}
+				t.Claims[k] = mine
+			}
+			continue
+		}
 		if _, kept := keep.AstDB[k]; !kept && v != nil {
 			t.AstDB[k] = nil
 		}

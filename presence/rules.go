@@ -208,6 +208,9 @@ func ownedKeys(n Naming, ext string) owned {
 	for _, k := range []string{"active", "info", "dndtext", "dialstring", "ringmode", "ringtime", "noanswer", "callerid", "location"} {
 		o.astdb = append(o.astdb, n.ProfileFamily+"/"+ext+"/"+k)
 	}
+	for _, f := range Families() {
+		o.astdb = append(o.astdb, n.ProfileFamily+"/"+ext+"/callerid/"+string(f))
+	}
 	return o
 }
 

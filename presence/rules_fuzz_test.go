@@ -2,6 +2,7 @@ package presence
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -63,6 +64,15 @@ func FuzzPersonalProfile(f *testing.F) {
 			})
 			want := Compile(u, in, Active{Profile: findProfile(profiles, steps[i].Profile), Info: info}, profiles, n)
 			for k, v := range want.AstDB {
+				if d, ok := n.deviceOfKey(k); ok {
+					// The device map: alice's own phones, and hot desks only as claims.
+					_, claim := want.Claims[k]
+					mine := u.hasDevice(d) || (claim && slices.Contains(cat.hotDesks, d))
+					if !mine || (v != nil && !strings.HasPrefix(*v, "1001:")) {
+						t.Fatalf("accepted profile %s compiles to device map entry %s=%v, not alice's", body, k, v)
+					}
+					continue
+				}
 				if !isOwnKey(k, own.astdb) && !strings.HasPrefix(k, "PROFILE/1001/var/") {
 					t.Fatalf("accepted profile %s compiles to astdb %s outside alice's keys", body, k)
 				}

@@ -93,6 +93,57 @@ func (n Naming) DNDLampOf(u *User) string { return expand(n.DNDLamp, u.Extension
 // PresenceProviderOf is u's presence provider (CustomPresence:<ext> by default).
 func (n Naming) PresenceProviderOf(u *User) string { return expand(n.PresenceProvider, u.Extension) }
 
+// CallerDevice reports whether dial names a phone that places calls as itself, "<tech>/<name>"
+// (PJSIP/1001-mobile, IAX2/desk): Asterisk names its calls' channels "<tech>/<name>-<n>", so a
+// call can be told to come from it (the device map, feature codes, calls in progress). A Local
+// channel, a number through a trunk (PJSIP/+4930123@trunk) or a dial string with more than a
+// name is no such phone.
+func CallerDevice(dial string) bool {
+	tech, name, ok := strings.Cut(dial, "/")
+	return ok && tech != "" && name != "" && !strings.EqualFold(tech, "Local") && !strings.ContainsAny(name, "/@:")
+}
+
+// DeviceKey is the astdb key of the device map entry of phone dial, "PROFILE/PJSIP:1001-mobile"
+// by default: the key the shipped dialplan (deploy/asterisk/extensions_presenced.conf,
+// presenced-outbound) looks the calling phone up by. Its "/" is written ":" so that the key is
+// one level below the family (a read of a few users' keys reads it alone, followme). false
+// for a dial string that is no CallerDevice.
+func (n Naming) DeviceKey(dial string) (string, bool) {
+	if !CallerDevice(dial) {
+		return "", false
+	}
+	tech, name, _ := strings.Cut(dial, "/")
+	return n.ProfileFamily + "/" + tech + ":" + name, true
+}
+
+// deviceOfKey is the phone a device map key names ("PJSIP/1001-mobile"), or false for a key
+// that is no device map key.
+func (n Naming) deviceOfKey(key string) (string, bool) {
+	rest, ok := strings.CutPrefix(key, n.ProfileFamily+"/")
+	if !ok {
+		return "", false
+	}
+	tech, name, ok := strings.Cut(rest, ":")
+	if !ok || !CallerDevice(tech+"/"+name) {
+		return "", false
+	}
+	return tech + "/" + name, true
+}
+
+// DeviceEntry is the value of a device map entry: the extension of the user whose phone it is
+// and the family the phone counts as, "1001:mobile" (a hot desk the user is bound to counts as
+// a desk phone).
+func DeviceEntry(ext string, f Family) string { return ext + ":" + string(f) }
+
+// ParseDeviceEntry reads a device map entry's value (DeviceEntry).
+func ParseDeviceEntry(v string) (ext string, f Family, ok bool) {
+	e, fam, ok := strings.Cut(v, ":")
+	if !ok || !extensionPattern.MatchString(e) || !Family(fam).Valid() {
+		return "", "", false
+	}
+	return e, Family(fam), true
+}
+
 // Target is PBX state as Asterisk holds it, for one user: the keys are Asterisk's own names.
 // As desired state a nil value means "must not exist"; as observed state it means "does not
 // exist". Keys not in a desired Target are not presenced's business.
@@ -105,6 +156,12 @@ type Target struct {
 	Devices   map[string]string         `json:"devices,omitempty"`  // Custom:name → device state
 	Presence  map[string]*PresenceValue `json:"presence,omitempty"` // CustomPresence:name → state
 	Globals   map[string]*string        `json:"globals,omitempty"`  // global variable → value
+	// Claims are the astdb keys of AstDB that are claimed rather than owned (desired only):
+	// the device map entry of a hot desk the user is bound to, which another user bound to it
+	// may hold. Each maps to the user's own entry (DeviceEntry). Plan writes a claimed key only
+	// where it is absent (the first user bound keeps the hot desk) and deletes it (AstDB nil)
+	// only while it holds the user's own entry.
+	Claims map[string]string `json:"claims,omitempty"`
 }
 
 // QueueMember is a member of one queue.
@@ -260,12 +317,11 @@ func Compile(u *User, in Intent, active Active, profiles []*Profile, n Naming) *
 	if in.NoAnswer != nil {
 		db(n.ProfileFamily, ext+"/noanswer", set(*in.NoAnswer))
 	}
-	if in.CallerID != nil {
-		db(n.ProfileFamily, ext+"/callerid", set(*in.CallerID))
-	}
+	compileCallerID(t, u, in, n)
 	if in.Location != nil {
 		db(n.ProfileFamily, ext+"/location", set(*in.Location))
 	}
+	compileHotDesk(t, u, in, profiles, n)
 	if in.Presence != nil {
 		p := *in.Presence
 		t.Presence[n.PresenceProviderOf(u)] = &p
@@ -286,4 +342,119 @@ func Compile(u *User, in Intent, active Active, profiles []*Profile, n Naming) *
 		}
 	}
 	return t
+}
+
+// compileCallerID adds u's caller ID keys to t: PROFILE/<ext>/callerid for every phone of the
+// user's and PROFILE/<ext>/callerid/<family> for the families a caller_id action named (only
+// those u has a phone of, and desk, which a hot desk counts as), and, while a caller ID is set,
+// the device map entries of u's phones (DeviceKey), by which the shipped dialplan finds whose
+// phone, of which family, an outgoing call comes from. Without any caller_id action nothing is
+// named: the keys are left alone.
+func compileCallerID(t *Target, u *User, in Intent, n Naming) {
+	if in.CallerID == nil && len(in.CallerIDs) == 0 {
+		return
+	}
+	key := func(k string) string { return n.ProfileFamily + "/" + u.Extension + "/" + k }
+	set := func(v string) *string {
+		if v == "" {
+			return nil
+		}
+		return &v
+	}
+	present := false
+	if in.CallerID != nil {
+		t.AstDB[key("callerid")] = set(*in.CallerID)
+		present = *in.CallerID != ""
+	}
+	for _, f := range Families() {
+		v, ok := in.CallerIDs[f]
+		if !ok || (f != FamilyDesk && len(u.DevicesOf([]Family{f})) == 0) {
+			continue
+		}
+		t.AstDB[key("callerid/"+string(f))] = set(v)
+		present = present || v != ""
+	}
+	for _, d := range u.Devices {
+		if k, ok := n.DeviceKey(d.Dial); ok {
+			t.AstDB[k] = nil
+			if present {
+				t.AstDB[k] = ptr(DeviceEntry(u.Extension, d.Family))
+			}
+		}
+	}
+}
+
+// compileHotDesk adds to t the device map entry of the hot desk u is bound to (a location that
+// is no phone of u's own) as a claim, and releases the entries of the other hot desks u's
+// profiles name, so that a binding ended by any switch is taken off.
+func compileHotDesk(t *Target, u *User, in Intent, profiles []*Profile, n Naming) {
+	bound := ""
+	if in.Location != nil {
+		bound = *in.Location
+	}
+	desks := []string{bound}
+	for _, p := range profiles {
+		for _, a := range slices.Concat(p.OnEnter, p.OnExit) {
+			if a.Kind == ActionLocation && a.Device != "" {
+				desks = append(desks, a.Device)
+			}
+		}
+	}
+	mine := DeviceEntry(u.Extension, FamilyDesk)
+	for _, d := range desks {
+		key, ok := n.DeviceKey(d)
+		if !ok || u.hasDevice(d) {
+			continue
+		}
+		if t.Claims == nil {
+			t.Claims = map[string]string{}
+		}
+		t.Claims[key] = mine
+		if d == bound {
+			t.AstDB[key] = &mine
+		} else if _, named := t.AstDB[key]; !named {
+			t.AstDB[key] = nil
+		}
+	}
+}
+
+// BoundDesk is the hot desk u is bound to in the desired state want, when u holds it (or is
+// about to: it is unclaimed in have, what the PBX shows): a location that is no phone of u's
+// own, whose device map entry is u's. "" when u is bound to none, or another user bound to the
+// same hot desk first holds it.
+func BoundDesk(want, have *Target, n Naming, u *User) string {
+	loc := want.AstDB[n.ProfileFamily+"/"+u.Extension+"/location"]
+	if loc == nil {
+		return ""
+	}
+	key, ok := n.DeviceKey(*loc)
+	if !ok {
+		return ""
+	}
+	mine, claimed := want.Claims[key]
+	if !claimed || want.AstDB[key] == nil {
+		return ""
+	}
+	if have != nil {
+		if h := have.AstDB[key]; h != nil && *h != mine {
+			return ""
+		}
+	}
+	return *loc
+}
+
+// hasDevice reports whether dial is one of u's phones.
+func (u *User) hasDevice(dial string) bool {
+	return slices.ContainsFunc(u.Devices, func(d Device) bool { return strings.EqualFold(d.Dial, dial) })
+}
+
+// withHotDesk is u with hot desk dial (when not "") among their phones, as a desk phone: the
+// phones whose calls are u's (on a call, the phones' states).
+func (u *User) withHotDesk(dial string) *User {
+	if dial == "" {
+		return u
+	}
+	c := *u
+	c.Devices = append(slices.Clone(u.Devices), Device{Dial: dial, Family: FamilyDesk})
+	return &c
 }

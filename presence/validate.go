@@ -73,6 +73,9 @@ type Catalog struct {
 	rules    PersonalRules
 	limits   Limits
 	hotDesks []string
+	// phones are the users' phones that place calls as themselves (CallerDevice), lower
+	// case, each one user's.
+	phones map[string]*User
 }
 
 // CatalogConfig is what a Catalog is made of.
@@ -103,7 +106,7 @@ func NewCatalog(users []User, profiles []Profile) (*Catalog, error) {
 func NewCatalogFrom(cfg CatalogConfig) (*Catalog, error) {
 	users, profiles := cfg.Users, cfg.Profiles
 	c := &Catalog{users: map[UserID]*User{}, profiles: map[string]*Profile{}, queues: map[string]bool{},
-		rules: cfg.Personal, limits: cfg.Limits}
+		rules: cfg.Personal, limits: cfg.Limits, phones: map[string]*User{}}
 	var p problems
 	def := DefaultLimits()
 	for _, l := range []struct {
@@ -160,10 +163,16 @@ func NewCatalogFrom(cfg CatalogConfig) (*Catalog, error) {
 		}
 		extensions[u.Extension] = u.ID
 		tokens[u.Token] = u.ID
+		c.addPhones(&p, path, &u)
 		c.users[u.ID] = &u
 		c.Users = append(c.Users, &u)
 		for _, q := range u.Queues {
 			c.queues[q.Name] = true
+		}
+	}
+	for i, d := range c.hotDesks {
+		if o, ok := c.phones[strings.ToLower(d)]; ok {
+			p.add(fmt.Sprintf("hot_desks[%d]", i), "%q is a device of user %q, not a shared phone", d, o.ID)
 		}
 	}
 	activations := map[string]string{}
@@ -200,6 +209,58 @@ func NewCatalogFrom(cfg CatalogConfig) (*Catalog, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// addPhones records u's phones that place calls as themselves (CallerDevice): each is one
+// user's, as a call from it is that user's call (outgoing caller ID, feature codes, calls in
+// progress). Numbers through a trunk and Local channels may be listed by several users.
+func (c *Catalog) addPhones(p *problems, path string, u *User) {
+	for i, d := range u.Devices {
+		if !CallerDevice(d.Dial) {
+			continue
+		}
+		k := strings.ToLower(d.Dial)
+		if o, ok := c.phones[k]; ok && o.ID != u.ID {
+			p.add(fmt.Sprintf("%s.devices[%d].dial", path, i),
+				"%q is already a device of user %q: a phone is one user's (calls from it are that user's: caller ID, feature codes, calls in progress)", d.Dial, o.ID)
+			continue
+		}
+		c.phones[k] = u
+	}
+}
+
+// PhoneUser returns the user whose phone dial is (case-insensitive), if it is a user's phone
+// that places calls as itself (CallerDevice).
+func (c *Catalog) PhoneUser(dial string) (*User, bool) {
+	u, ok := c.phones[strings.ToLower(dial)]
+	return u, ok
+}
+
+// HotDesks lists the phones a user may be bound to by a location action that are no user's
+// own phones: the hot_desks entries and the locations the system-wide profiles name, those
+// that place calls as themselves (CallerDevice). Their state tells whether a user bound to one
+// is on a call.
+func (c *Catalog) HotDesks() []string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(d string) {
+		k := strings.ToLower(d)
+		if _, own := c.phones[k]; !own && !seen[k] && CallerDevice(d) {
+			seen[k] = true
+			out = append(out, d)
+		}
+	}
+	for _, d := range c.hotDesks {
+		add(d)
+	}
+	for _, pr := range c.Profiles {
+		for _, a := range slices.Concat(pr.OnEnter, pr.OnExit) {
+			if a.Kind == ActionLocation && a.Device != "" {
+				add(a.Device)
+			}
+		}
+	}
+	return out
 }
 
 // defaultProfiles are "available" and "dnd" as every user gets them when the configuration
@@ -523,6 +584,16 @@ func (c *Catalog) validateAction(p *problems, path string, a *Action) {
 		}
 		if leadingBlank(a.Value) {
 			p.add(path+".value", "must not start with a blank (AMI drops it)")
+		}
+		seen := map[Family]bool{}
+		for _, f := range a.Families {
+			switch {
+			case !f.Valid():
+				p.add(path+".families", "%q is not one of %s", f, joinFamilies(Families()))
+			case seen[f]:
+				p.add(path+".families", "%q listed twice", f)
+			}
+			seen[f] = true
 		}
 	case ActionLocation:
 		if on && (!dialPattern.MatchString(a.Device) || len(a.Device) > 200) {

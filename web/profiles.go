@@ -72,7 +72,8 @@ func (r actionRow) RingTimes() string {
 	return strings.Join(parts, ", ")
 }
 
-// HasFamily reports whether the follow-me action rings a family.
+// HasFamily reports whether the action names a family (follow-me: rings it; caller_id: is
+// for its phones).
 func (r actionRow) HasFamily(f presence.Family) bool { return slices.Contains(r.Action.Families, f) }
 
 // Name is the row's field name for f, e.g. "on_enter.2.queues".

@@ -271,7 +271,13 @@ func (c *call) flow(ctx context.Context) Outcome {
 	}
 
 	cat := c.app.opts.Engine.Catalog()
-	from := identify(cat, c.app.trusted, c.name, c.context, req)
+	from := identify(cat, c.app.trusted, c.name, c.context, req, func(device string) (*presence.User, bool) {
+		u, ok, err := c.app.opts.Engine.BoundTo(ctx, device)
+		if err != nil {
+			c.log.Warn("feature-code call: cannot tell who is bound to the hot desk; taken as nobody's", "device", device, "err", err)
+		}
+		return u, ok && err == nil
+	})
 	out.Identity = from.how
 	if from.user != nil {
 		out.Caller = from.user.ID

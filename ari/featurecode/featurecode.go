@@ -72,6 +72,8 @@ type Engine interface {
 	Switch(ctx context.Context, req presence.SwitchRequest) (*presence.SwitchResult, error)
 	// SwitchDND toggles the user's DND as the DND key of their phone does (*76).
 	SwitchDND(ctx context.Context, req presence.DNDRequest) (*presence.SwitchResult, bool, error)
+	// BoundTo returns the user bound to hot desk device by a location action, who holds it.
+	BoundTo(ctx context.Context, device string) (*presence.User, bool, error)
 }
 
 // States reads a user's state (*presence.StateStore implements it).

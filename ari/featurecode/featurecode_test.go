@@ -188,6 +188,8 @@ func TestIdentification(t *testing.T) {
 		trunk     = "PJSIP/trunk-00000005"
 		unknown   = "PJSIP/1009-00000006"
 		inTrusted = "Local/*553@from-internal-trusted-00000007;2"
+		hotDesk   = "PJSIP/hotdesk-1-00000008" // alice is bound to it (newHarness)
+		freeDesk  = "PJSIP/hotdesk-2-0000000a" // nobody is
 	)
 	for _, tc := range []struct {
 		name                   string
@@ -253,6 +255,14 @@ func TestIdentification(t *testing.T) {
 			result: ResultUnknownUser, identity: IdentityNone},
 		{name: "menu through a forward: PIN first", channel: forward, context: "from-internal", args: "menu,,,1001", keys: "1234#3#",
 			result: ResultSwitched, user: "alice", identity: IdentityNone, pin: true, actor: "pin:Local/*553@from-internal"},
+		{name: "hot desk the user is bound to", channel: hotDesk, context: "from-internal", args: "activate,3,,1091",
+			result: ResultSwitched, user: "alice", caller: "alice", identity: IdentityHotDesk, actor: "alice"},
+		{name: "hot desk the user is bound to, another user named: PIN", channel: hotDesk, context: "from-internal", args: "activate,3*1003,,1091", keys: "4321#",
+			result: ResultSwitched, user: "carol", caller: "alice", identity: IdentityHotDesk, pin: true, actor: "alice"},
+		{name: "hot desk transferred to the code: not proven", channel: hotDesk, context: "from-internal", args: "activate,3,PJSIP/1002-00000009,1091",
+			result: ResultUnknownUser, identity: IdentityNone},
+		{name: "hot desk nobody is bound to, a user's caller ID: PIN", channel: freeDesk, context: "from-internal", args: "activate,3,,1001",
+			result: ResultTimeout, user: "alice", identity: IdentityNone, pin: true},
 		{name: "always_pin on the own device", channel: own, context: "from-internal", args: "activate,3,,1001", keys: "1234#", alwaysPIN: true,
 			result: ResultSwitched, user: "alice", caller: "alice", identity: IdentityDevice, pin: true, actor: "alice"},
 		{name: "always_pin, own device without PIN", channel: bobsPhone, context: "from-internal", args: "activate,3,,1002", alwaysPIN: true,

@@ -88,13 +88,26 @@ func (f *fakeChannels) media(id string) []string {
 
 // fakeEngine records switches; every user's profiles are the system-wide ones.
 type fakeEngine struct {
-	cat *presence.Catalog
+	cat   *presence.Catalog
+	bound map[string]presence.UserID // hot desk → the user bound to it
 
 	mu       sync.Mutex
 	switches []presence.SwitchRequest
 }
 
 func (e *fakeEngine) Catalog() *presence.Catalog { return e.cat }
+
+// BoundTo finds the user bound to a hot desk in e.bound (device → user).
+func (e *fakeEngine) BoundTo(_ context.Context, device string) (*presence.User, bool, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	id, ok := e.bound[device]
+	if !ok {
+		return nil, false, nil
+	}
+	u, ok := e.cat.User(id)
+	return u, ok, nil
+}
 
 func (e *fakeEngine) Profiles(_ context.Context, id presence.UserID) ([]*presence.Profile, error) {
 	if _, ok := e.cat.User(id); !ok {
@@ -167,7 +180,7 @@ func newHarness(t testing.TB, rdb redis.Cmdable, opts Options) *harness {
 	t.Helper()
 	h := &harness{
 		events:   make(chan ari.Event, 1024),
-		engine:   &fakeEngine{cat: identityCatalog(t)},
+		engine:   &fakeEngine{cat: identityCatalog(t), bound: map[string]presence.UserID{"PJSIP/hotdesk-1": "alice"}},
 		outcomes: make(chan Outcome, 16),
 	}
 	h.channels = &fakeChannels{events: h.events, played: map[string][]string{}, hangups: map[string]int{}, answered: map[string]bool{}}

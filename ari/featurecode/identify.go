@@ -25,6 +25,9 @@ const (
 	// IdentityDevice: the channel is one of the user's devices (its name against the users'
 	// device dial strings) and the call was not transferred to the feature code.
 	IdentityDevice Identity = "device"
+	// IdentityHotDesk: the channel is a hot desk the user is bound to by a location action
+	// and holds (presence.Engine.BoundTo), and the call was not transferred.
+	IdentityHotDesk Identity = "hot_desk"
 	// IdentityTrustedContext: the call entered the feature code from one of the trusted
 	// contexts (Options.TrustedContexts), is no Local channel, was not transferred, and its
 	// caller ID number is the user's extension.
@@ -55,7 +58,11 @@ type caller struct {
 // else's caller ID. A call transferred to the feature code (the dialplan passes
 // ${BLINDTRANSFER}${ATTENDEDTRANSFER}) is not proven either: its channel, even a user's own
 // device, was put there by the one who transferred it.
-func identify(cat *presence.Catalog, trusted map[string]bool, channelName, dialplanContext string, req request) caller {
+//
+// A hot desk (a phone that is no user's own) is the phone of the user bound to it while they
+// hold it: bound, when not nil, names that user from the channel's device.
+func identify(cat *presence.Catalog, trusted map[string]bool, channelName, dialplanContext string, req request,
+	bound func(device string) (*presence.User, bool)) caller {
 	if req.transfer != "" {
 		return caller{how: IdentityNone, why: fmt.Sprintf("transferred to the feature code by %s", req.transfer)}
 	}
@@ -64,6 +71,11 @@ func identify(cat *presence.Catalog, trusted map[string]bool, channelName, dialp
 	}
 	if isLocal(channelName) {
 		return caller{how: IdentityNone, why: "a Local channel (a forward, a queue or follow-me call) carries someone else's caller ID"}
+	}
+	if i := strings.LastIndexByte(channelName, '-'); i > 0 && bound != nil {
+		if u, ok := bound(channelName[:i]); ok {
+			return caller{user: u, how: IdentityHotDesk}
+		}
 	}
 	if !trusted[dialplanContext] {
 		return caller{how: IdentityNone, why: fmt.Sprintf("not a user's device, and context %q is not trusted", dialplanContext)}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -60,7 +61,7 @@ type daemon struct {
 	acc      *account.Service
 	fc       *featurecode.App
 	trig     *trigger.Scheduler
-	missed   *missedcalls.Watcher // nil unless unanswered_calls is configured
+	missed   *missedcalls.Watcher // unanswered_calls; counts nothing while it is off
 	cal      *calendar.Connector  // users' calendars; runs on the leader, like the triggers
 	devices  *blf.Devices         // the users' phones' states, for who is on a call
 	elector  *leader.Elector
@@ -76,7 +77,10 @@ type daemon struct {
 	// started with, or the last reload's), which cfg's connection settings stay at.
 	reloadMu sync.Mutex
 	applied  Config
-	reloads  *reloadMetrics
+	// toldReady is set once systemd was told READY=1: from then on a reload is bracketed by
+	// RELOADING=1 and READY=1 (before, systemd still waits for the start to finish).
+	toldReady atomic.Bool
+	reloads   *reloadMetrics
 }
 
 // run starts presenced and blocks until ctx is cancelled, then shuts down within
@@ -398,23 +402,22 @@ func (d *daemon) buildEngine() error {
 	if err != nil {
 		return err
 	}
-	if u := cfg.UnansweredCalls; u.on() {
-		d.missed, err = missedcalls.New(missedcalls.Options{Metrics: missedMetrics,
-			AMI: d.ami, Redis: d.store.Redis(), Prefix: "presenced:", Engine: d.engine, Naming: cfg.Asterisk.Naming,
-			Rules: u.rules(),
-			Switch: func(ctx context.Context, id presence.UserID, actor, profile string) (bool, string, error) {
-				res, err := d.trig.Point(ctx, id, actor, presence.SourceUnanswered, profile)
-				if err != nil {
-					return false, "", err
-				}
-				return res.Switched, res.Reason, nil
-			},
-			Timeout: cfg.Redis.ReadTimeout,
-			Logger:  log,
-		})
-		if err != nil {
-			return fmt.Errorf("unanswered_calls: %w", err)
-		}
+	// The watcher follows queue events also while unanswered_calls is off: a reload may turn it on.
+	d.missed, err = missedcalls.New(missedcalls.Options{Metrics: missedMetrics,
+		AMI: d.ami, Redis: d.store.Redis(), Prefix: "presenced:", Engine: d.engine, Naming: cfg.Asterisk.Naming,
+		Rules: cfg.UnansweredCalls.rules(),
+		Switch: func(ctx context.Context, id presence.UserID, actor, profile string) (bool, string, error) {
+			res, err := d.trig.Point(ctx, id, actor, presence.SourceUnanswered, profile)
+			if err != nil {
+				return false, "", err
+			}
+			return res.Switched, res.Reason, nil
+		},
+		Timeout: cfg.Redis.ReadTimeout,
+		Logger:  log,
+	})
+	if err != nil {
+		return fmt.Errorf("unanswered_calls: %w", err)
 	}
 	d.cal, err = calendar.New(calendar.Options{
 		Catalog:         cfg.catalog,
@@ -570,9 +573,22 @@ func (d *daemon) shutdown(cancel context.CancelFunc, hs *httpserve.Server, wg *s
 	}
 	done()
 
+	// The embedded store's final snapshot has a deadline of its own. Closing the connections
+	// to Redis is instant, unless go-redis's Close waits for a Sentinel lookup in progress,
+	// which, with every sentinel gone, dials each in turn for seconds: it gets a second at
+	// most (within what is left of shutdown_timeout), then the process's exit closes them.
 	stage, budget = time.Now(), d.cfg.Store.SnapshotTimeout
+	if !d.cfg.embeddedSnapshots() {
+		budget = min(max(d.cfg.ShutdownTimeout-time.Since(start), 100*time.Millisecond), time.Second)
+	}
 	ctx, done = context.WithTimeout(context.Background(), budget)
-	err = d.store.Close(ctx)
+	closed := make(chan error, 1)
+	go func() { closed <- d.store.Close(ctx) }()
+	select {
+	case err = <-closed:
+	case <-ctx.Done():
+		err = fmt.Errorf("shutdown: the store did not close within %v (Redis unreachable); left to the process's exit", budget)
+	}
 	done()
 	if err != nil {
 		errs = append(errs, err)
@@ -602,13 +618,11 @@ func (d *daemon) lead(ctx context.Context, epoch int64) {
 			d.log.Error("triggers stopped", "err", err)
 		}
 	})
-	if d.missed != nil {
-		wg.Go(func() {
-			if err := d.missed.Run(ctx); err != nil && ctx.Err() == nil {
-				d.log.Error("unanswered queue calls no longer counted", "err", err)
-			}
-		})
-	}
+	wg.Go(func() {
+		if err := d.missed.Run(ctx); err != nil && ctx.Err() == nil {
+			d.log.Error("unanswered queue calls no longer counted", "err", err)
+		}
+	})
 	wg.Go(func() {
 		if err := d.cal.Run(ctx); err != nil && ctx.Err() == nil {
 			d.log.Error("calendar connector stopped", "err", err)

@@ -7,8 +7,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/presenced/presenced/internal/sdnotify"
 )
@@ -78,6 +81,7 @@ func (d *daemon) superviseService(ctx context.Context, sm serviceManager, health
 			case rd.Ready && !ready:
 				ready = true
 				d.sendNotify(sm, "READY=1", "STATUS="+s)
+				d.toldReady.Store(true)
 				d.log.Info("told systemd: ready", "status", s)
 			case s != status:
 				d.sendNotify(sm, "STATUS="+s)
@@ -89,6 +93,28 @@ func (d *daemon) superviseService(ctx context.Context, sm serviceManager, health
 				poll.Reset(readinessPoll)
 			}
 		}
+	}
+}
+
+// notifyReload tells the service manager that a reload begins (RELOADING=1 with the
+// CLOCK_MONOTONIC time systemd's Type=notify-reload requires) and returns the function that
+// tells it the reload ended (READY=1, whatever its outcome: the configuration in force serves
+// on). Nothing is sent before the start was announced ready.
+func (d *daemon) notifyReload() (done func()) {
+	sm := d.cfg.service
+	if sm.notify == nil || !d.toldReady.Load() {
+		return func() {}
+	}
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		d.log.Warn("cannot read CLOCK_MONOTONIC for systemd's RELOADING=1", "err", err)
+		return func() {}
+	}
+	d.sendNotify(sm, "RELOADING=1", "MONOTONIC_USEC="+strconv.FormatInt(ts.Nano()/1000, 10), "STATUS=reloading the configuration")
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		d.sendNotify(sm, "READY=1", "STATUS="+statusLine(d.readiness(ctx)))
 	}
 }
 

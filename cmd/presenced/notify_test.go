@@ -2,7 +2,9 @@ package main
 
 import (
 	"net"
+	"net/http"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -13,8 +15,8 @@ import (
 
 // TestSystemdNotify: under Type=notify presenced tells systemd READY=1 only once /readyz would
 // answer 200 (not while Asterisk is unreachable: the status says why), sends WATCHDOG=1 while
-// its HTTP listener answers, and STOPPING=1 when it shuts down; over a real unix datagram
-// socket, as systemd's.
+// its HTTP listener answers, brackets a reload with RELOADING=1 (with MONOTONIC_USEC) and
+// READY=1, and STOPPING=1 when it shuts down; over a real unix datagram socket, as systemd's.
 func TestSystemdNotify(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "notify.sock")
 	srv, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
@@ -63,6 +65,7 @@ func TestSystemdNotify(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.service = serviceManager{notify: n, watchdog: time.Second}
+	cfg.API.AdminToken = secAdminToken
 	d := startDaemon(t, cfg)
 
 	seen := next(5*time.Second, "STATUS=not ready: ami: not connected")
@@ -93,6 +96,21 @@ func TestSystemdNotify(t *testing.T) {
 		t.Errorf("presenced_ready = %v, want 1", v)
 	}
 	next(3*time.Second, "WATCHDOG=1")
+
+	// The configuration of the environment is read again; until it is in force the unit is
+	// "reloading", and READY=1 ends that.
+	if code, ans := d.call(t, http.MethodPost, "/-/reload", secAdminToken, nil); code != http.StatusOK {
+		t.Fatalf("POST /-/reload: %d %v", code, ans)
+	}
+	seen = next(3*time.Second, "RELOADING=1")
+	reloading := seen[len(seen)-1]
+	if !regexp.MustCompile(`(?m)^MONOTONIC_USEC=[1-9][0-9]*$`).MatchString(reloading) {
+		t.Errorf("RELOADING=1 without MONOTONIC_USEC: %q", reloading)
+	}
+	seen = next(3*time.Second, "READY=1")
+	if !strings.Contains(seen[len(seen)-1], "STATUS=ready: ") {
+		t.Errorf("READY=1 after the reload without the status line: %q", seen[len(seen)-1])
+	}
 	d.stop(t)
 	next(time.Second, "STOPPING=1")
 }

@@ -29,7 +29,7 @@ import (
 // hotKeys are the configuration keys (and key prefixes) a reload puts in force at once; a
 // change of any other key is reported as needing a restart.
 var hotKeys = []string{"users", "profiles", "schedules", "holidays", "personal_profiles", "hot_desks", "limits",
-	"api.admin_token", "api.admin_token_file", "api.admin_token_hash"}
+	"calendar", "unanswered_calls", "api.admin_token", "api.admin_token_file", "api.admin_token_hash"}
 
 // reloadResult is the answer of a reload: what changed, and what still needs a restart.
 type reloadResult struct {
@@ -68,6 +68,7 @@ func newReloadMetrics(reg prometheus.Registerer) *reloadMetrics {
 func (d *daemon) reload(ctx context.Context) reloadResult {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
+	defer d.notifyReload()()
 	fail := func(err error) reloadResult {
 		d.reloads.ok.Set(0)
 		d.log.Error("configuration reload failed; the configuration in force is kept", "err", err)
@@ -82,9 +83,17 @@ func (d *daemon) reload(ctx context.Context) reloadResult {
 	}
 	cur := d.applied
 	restart := restartNeeded(cur, cfg)
+	// The calendars first: their sources' credential files are read now, and one that cannot
+	// be read changes nothing at all.
+	if err := d.cal.Reconfigure(cfg.catalog, cfg.Calendar.Rules, cfg.Calendar.PollInterval, cfg.Calendar.Horizon); err != nil {
+		return fail(fmt.Errorf("calendar: %w", err))
+	}
 	// Everything is checked: from here on nothing fails but what the validation rules out.
 	ch := d.engine.SetCatalog(cfg.catalog)
 	var errs []error
+	if err := d.missed.SetRules(cfg.UnansweredCalls.rules()); err != nil {
+		errs = append(errs, fmt.Errorf("unanswered_calls: %w", err))
+	}
 	if err := d.trig.SetSchedules(cfg.Schedules, cfg.Holidays, d.location); err != nil {
 		errs = append(errs, fmt.Errorf("schedules: %w", err))
 	}
@@ -149,7 +158,8 @@ func (d *daemon) reloadOnSignal(ctx context.Context, sigs <-chan os.Signal) {
 	}
 }
 
-// phonesOf lists the dial strings of every user's devices.
+// phonesOf lists the dial strings of every user's devices and of the hot desks users may be
+// bound to (whose calls are the bound user's).
 func phonesOf(cat *presence.Catalog) []string {
 	var phones []string
 	for _, u := range cat.Users {
@@ -157,7 +167,7 @@ func phonesOf(cat *presence.Catalog) []string {
 			phones = append(phones, dev.Dial)
 		}
 	}
-	return phones
+	return append(phones, cat.HotDesks()...)
 }
 
 // restartNeeded lists the configuration keys, other than hotKeys, whose values differ between

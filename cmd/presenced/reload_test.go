@@ -216,10 +216,15 @@ func TestReload(t *testing.T) {
 	})
 
 	t.Run("restart needed", func(t *testing.T) {
-		write(good + "reconcile: {interval: 7m}\n")
+		// Calendars and unanswered calls are put in force by the reload; the interval is not.
+		write(good + "reconcile: {interval: 7m}\ncalendar: {poll_interval: 10m}\nunanswered_calls: {calls: 3, profile: lunch}\n")
 		code, res := d.reload(t, admin)
 		if code != http.StatusOK || !slices.Equal(list(res["restart_needed"]), []string{"reconcile.interval"}) {
 			t.Fatalf("reload: %d %v, want reconcile.interval to need a restart", code, res)
+		}
+		write(good + "unanswered_calls: {calls: 3, profile: nowhere}\n")
+		if code, res := d.reload(t, admin); code != http.StatusBadRequest || !strings.Contains(fmt.Sprint(res["error"]), `unanswered_calls.profile: "nowhere"`) {
+			t.Fatalf("reload with an unknown unanswered_calls.profile: %d %v", code, res)
 		}
 	})
 	forgetUsers(t, "bob")

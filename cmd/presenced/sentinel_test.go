@@ -65,7 +65,8 @@ func TestSentinelFailoverUnderAPISwitches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer g.Close(context.Background())
+	// A cleanup, not a defer: the daemon (startDaemon's cleanup, registered later) stops first.
+	t.Cleanup(func() { g.Close(context.Background()) })
 
 	cfg := profileConfig(t, profilesYAML)
 	cfg.Redis.URL = ""
@@ -231,5 +232,46 @@ func TestSentinelFailoverUnderAPISwitches(t *testing.T) {
 	p := &pbx{t: t, c: newProbe(t).c}
 	if m := p.member("support", "Local/1001@presenced-queue-member/n"); m == nil || !m.Paused {
 		t.Errorf("alice in support after the failover: %+v, want paused (lunch)", m)
+	}
+}
+
+// TestShutdownWithEverySentinelGone: every sentinel's address stopped answering (its
+// container gone: connections time out). presenced runs on, not ready, and SIGTERM still stops
+// it within shutdown_timeout: closing the store does not wait for the Sentinel lookups in
+// progress, which go-redis makes holding the lock its Close needs.
+func TestShutdownWithEverySentinelGone(t *testing.T) {
+	var addrs []string
+	for i := range 3 {
+		// On Docker's default bridge, where the lab's sentinels live: nobody answers, a connection
+		// times out (elsewhere it may be refused at once, which holds nothing up either).
+		addrs = append(addrs, fmt.Sprintf("172.17.255.%d:26379", 251+i))
+	}
+	cfg := profileConfig(t, profilesYAML)
+	cfg.Redis.URL = ""
+	cfg.Redis.Sentinel = SentinelConfig{MasterName: "presenced", Addresses: addrs, WaitTimeout: 500 * time.Millisecond}
+	cfg.Redis.DialTimeout, cfg.Redis.ReadTimeout, cfg.Redis.WriteTimeout = 300*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, cfg)
+	time.Sleep(3 * time.Second) // the store's lookups are under way
+	if code, rd := d.readiness(t); code == http.StatusOK {
+		t.Fatalf("ready with every sentinel gone: %+v", rd)
+	}
+	start := time.Now()
+	d.cancel()
+	d.cancel = nil
+	select {
+	case err := <-d.done:
+		if err == nil || !strings.Contains(err.Error(), "the store did not close within 1s") {
+			t.Errorf("presenced stopped with %v; want it to say the store did not close", err)
+		}
+	case <-time.After(cfg.ShutdownTimeout + time.Second):
+		t.Fatalf("presenced did not stop within shutdown_timeout (%v) with every sentinel gone", cfg.ShutdownTimeout)
+	}
+	// HTTP at once, the engine in about a second (its lease cannot be released), the store a
+	// second at most: a lookup in progress (seconds here) does not hold the shutdown.
+	if took := time.Since(start); took > 4*time.Second {
+		t.Errorf("presenced took %v to stop with every sentinel gone; want 4s at most", took)
 	}
 }

@@ -314,6 +314,7 @@ func TestCalls(t *testing.T) {
 		{"HopLimit", testHopLimit},
 		{"InvalidForwardTargetIgnored", testInvalidForward},
 		{"OutboundCallerID", testOutboundCallerID},
+		{"OutboundCallerIDOfTheCallingPhone", testOutboundCallerIDByPhone},
 		{"QueueMemberHonoursDND", testQueueMemberDND},
 		{"QueueMemberRingsListWithoutForwarding", testQueueMemberRings},
 		{"DNDPatternHint", testDNDPatternHint},
@@ -611,6 +612,38 @@ func testOutboundCallerID(t *testing.T, c *ami.Client, r *recorder) {
 		}
 		if got := e.m.Get("FromName"); got != tc.name {
 			t.Errorf("%s: callee saw name %q, want %q", tc.dev, got, tc.name)
+		}
+	}
+}
+
+// presenced-outbound finds the caller by the phone the call comes from, a real SIP call from
+// the lab's endpoints (PJSIP/1001-mobile-<n>, PJSIP/1001-<n>; their own caller ID is "Alice"
+// <1001>): the device map entry PROFILE/PJSIP:<endpoint> names the user and the phone's family,
+// PROFILE/<ext>/callerid/<family> wins over PROFILE/<ext>/callerid. The argument (the caller ID
+// number) is not asked.
+func testOutboundCallerIDByPhone(t *testing.T, c *ami.Client, r *recorder) {
+	dbPut(t, c, "PROFILE", "PJSIP:1001-mobile", "9554:mobile")
+	dbPut(t, c, "PROFILE", "PJSIP:1001", "9554:desk")
+	profile(t, c, "9554", map[string]string{"callerid": "0309554", "callerid/mobile": `"Alice mobile" <+4917095540>`})
+	profile(t, c, "1001", map[string]string{"callerid": "0301001"}) // what the caller ID number would find
+	for _, d := range []string{"8955401", "8955402"} {
+		sink(t, c, d, "busy")
+	}
+	for _, tc := range []struct{ phone, dev, num, name string }{
+		{"1001-mobile", "8955401", "+4917095540", "Alice mobile"}, // the mobile's own
+		{"1001", "8955402", "0309554", "Alice"},                   // no desk caller ID: the user's for every phone
+	} {
+		err := c.Originate(testCtx(t), ami.OriginateSpec{Channel: "PJSIP/0" + tc.dev + "@lab-phone-" + tc.phone,
+			Application: "Wait", Data: "20", Async: true, ChannelID: uniq("pdt")})
+		if err != nil {
+			t.Fatalf("Originate from %s: %v", tc.phone, err)
+		}
+		e := r.wait(t, "ring of "+tc.dev, 10*time.Second, rang(tc.dev))
+		if got := e.m.Get("From"); got != tc.num {
+			t.Errorf("a call from PJSIP/%s: callee saw number %q, want %q", tc.phone, got, tc.num)
+		}
+		if got := e.m.Get("FromName"); got != tc.name {
+			t.Errorf("a call from PJSIP/%s: callee saw name %q, want %q", tc.phone, got, tc.name)
 		}
 	}
 }
