@@ -197,7 +197,7 @@ func counts(outcomes []presence.Outcome) string {
 		return "nothing to do"
 	}
 	order := []presence.Result{presence.ResultApplied, presence.ResultUnchanged, presence.ResultPlanned,
-		presence.ResultFailed, presence.ResultReported, presence.ResultAdopted, presence.ResultDeferred}
+		presence.ResultFailed, presence.ResultReported, presence.ResultAdopted, presence.ResultDeferred, presence.ResultSwitching}
 	n := map[presence.Result]int{}
 	for _, o := range outcomes {
 		n[o.Result]++

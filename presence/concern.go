@@ -42,6 +42,9 @@ const (
 	ResultReported  Result = "reported"  // drift left as it is under the report policy
 	ResultAdopted   Result = "adopted"   // drift accepted as the desired state under the adopt policy
 	ResultDeferred  Result = "deferred"  // a queue change waiting for the user's call to end
+	// ResultSwitching is drift of the user's DND turned into a profile switch (the drift policy
+	// switch: the DND key of their phone); the switch follows as a pass of its own.
+	ResultSwitching Result = "switching"
 )
 
 // Outcome is the result of one operation.

@@ -20,6 +20,12 @@ const (
 	DriftLamp            DriftKind = "lamp"             // Custom: device states (BLF lamps)
 	DriftPresence        DriftKind = "presence"         // CustomPresence: states
 	DriftGlobal          DriftKind = "global"           // global variables
+
+	// DriftDND is the user's DND as the dialplan and the phones see it: the astdb key
+	// DND/<ext> and the lamp Custom:DND<ext>. It is a kind of its own only for the policy
+	// (reconcile.policy.dnd); unset, those two follow the astdb and lamp policies, and the
+	// drift metrics count them as astdb and lamp.
+	DriftDND DriftKind = "dnd"
 )
 
 // DriftKinds lists every kind, in a stable order.
@@ -62,6 +68,10 @@ const (
 	PolicyReport Policy = "report"
 	// PolicyAdopt accepts the PBX's value as the user's desired state until their next switch.
 	PolicyAdopt Policy = "adopt"
+	// PolicySwitch, for the kind dnd only, turns a change of the user's DND on the PBX (the DND
+	// key of their phone) into a profile switch: DND on to their DND profile, DND off back to
+	// the profile before (EngineOptions.DNDKey).
+	PolicySwitch Policy = "switch"
 )
 
 // Policies maps kinds of state to their policy; a kind not named is enforced.
@@ -79,14 +89,22 @@ func (p Policies) Of(k DriftKind) Policy {
 func (p Policies) Validate() error {
 	var bad []string
 	for _, k := range slices.Sorted(maps.Keys(p)) {
-		if !slices.Contains(DriftKinds(), k) {
-			bad = append(bad, fmt.Sprintf("unknown kind of state %q (known: %s)", k, joinKinds()))
+		if !slices.Contains(DriftKinds(), k) && k != DriftDND {
+			bad = append(bad, fmt.Sprintf("unknown kind of state %q (known: %s, %s)", k, joinKinds(), DriftDND))
 			continue
 		}
 		switch p[k] {
 		case PolicyEnforce, PolicyReport, PolicyAdopt, "":
+		case PolicySwitch:
+			if k != DriftDND {
+				bad = append(bad, fmt.Sprintf("%s: policy switch is only for dnd (enforce, report or adopt)", k))
+			}
 		default:
-			bad = append(bad, fmt.Sprintf("%s: unknown policy %q (enforce, report or adopt)", k, p[k]))
+			if k == DriftDND {
+				bad = append(bad, fmt.Sprintf("%s: unknown policy %q (enforce, report, adopt or switch)", k, p[k]))
+			} else {
+				bad = append(bad, fmt.Sprintf("%s: unknown policy %q (enforce, report or adopt)", k, p[k]))
+			}
 		}
 	}
 	if bad != nil {

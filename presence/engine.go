@@ -68,8 +68,11 @@ type EngineOptions struct {
 	FlapLimit  int
 	FlapWindow time.Duration
 	// Policies says, per kind of state, what a repair does about drift: enforce (put it back),
-	// report (warn) or adopt (accept the PBX's value). Nil enforces everything.
+	// report (warn) or adopt (accept the PBX's value); for the kind dnd also switch (the DND
+	// key of a phone switches profiles, DNDKey). Nil enforces everything.
 	Policies Policies
+	// DNDKey configures the policy switch of the kind dnd (dndkey.go).
+	DNDKey DNDKeyOptions
 	// Devices reports the state of the users' own devices. A user on a call keeps their queue
 	// state until the call ends (repairs and automatic switches wait, visibly), and the status
 	// warns about a device in use that the profile does not ring. Nil: nobody is on a call.
@@ -163,6 +166,18 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 	if err := opts.Policies.Validate(); err != nil {
 		return nil, err
 	}
+	if err := opts.DNDKey.Validate("DNDKey", nil); err != nil {
+		return nil, err
+	}
+	if opts.DNDKey.Switches == 0 {
+		opts.DNDKey.Switches = DefaultDNDKeySwitches
+	}
+	if opts.DNDKey.Window == 0 {
+		opts.DNDKey.Window = DefaultDNDKeyWindow
+	}
+	if opts.DNDKey.Fallback == "" {
+		opts.DNDKey.Fallback = PolicyEnforce
+	}
 	e := &Engine{
 		opts:    opts,
 		log:     opts.Logger,
@@ -250,6 +265,7 @@ type SwitchResult struct {
 	State UserState `json:"-"`
 
 	journal *JournalEntry // what the pass journals, written with the record (term.record)
+	dnd     *bool         // the DND the PBX showed in step with the desired state (Record.DND)
 }
 
 // Switch puts the user in the requested profile: it records the new desired state in Redis
@@ -452,7 +468,7 @@ func privateRedacted(ev SwitchEvent, from, to *Profile) SwitchEvent {
 // decideAndApply applies ops, except that with policies (a repair) reported and adopted drift
 // is recorded instead, and with waitCall queue operations wait while the user is on a call.
 // have is the observed state (for adopting). Outcomes are in the order of ops.
-func (e *Engine) decideAndApply(ctx context.Context, u *User, st UserState, ops []Op, have *Target, waitCall, policies bool) []Outcome {
+func (e *Engine) decideAndApply(ctx context.Context, u *User, st UserState, ops []Op, have *Target, waitCall, policies bool, dnd *dndDecision) []Outcome {
 	out := make([]Outcome, len(ops))
 	var (
 		apply   []Op
@@ -464,14 +480,23 @@ func (e *Engine) decideAndApply(ctx context.Context, u *User, st UserState, ops 
 	if waitCall {
 		device, busy = onCall(e.opts.Devices, u)
 	}
+	var notes []int // the DND key's fallback: the outcomes that say why
 	for i, op := range ops {
-		pol := PolicyEnforce
-		if policies && KindOf(op.Kind) != "" {
-			pol = e.opts.Policies.Of(KindOf(op.Kind))
+		pol, kind := PolicyEnforce, KindOf(op.Kind)
+		if policies && kind != "" {
+			pol, kind = e.policyOf(op, u)
+		}
+		dndOp := dnd != nil && e.isDNDOp(op, u)
+		if dndOp && !dnd.switching {
+			pol = dnd.policy
 		}
 		switch {
+		case dndOp && dnd.switching:
+			out[i] = Outcome{Op: op, Result: ResultSwitching, Note: dnd.note}
+		case dndOp && pol == PolicyReport:
+			out[i] = Outcome{Op: op, Result: ResultReported, Note: "left as it is: " + dnd.note}
 		case pol == PolicyReport:
-			out[i] = Outcome{Op: op, Result: ResultReported, Note: "left as it is: the " + string(KindOf(op.Kind)) + " policy is report"}
+			out[i] = Outcome{Op: op, Result: ResultReported, Note: "left as it is: the " + string(kind) + " policy is report"}
 		case pol == PolicyAdopt && have != nil:
 			if adopted == nil {
 				adopted = NewTarget()
@@ -487,6 +512,9 @@ func (e *Engine) decideAndApply(ctx context.Context, u *User, st UserState, ops 
 		default:
 			apply = append(apply, op)
 			at = append(at, i)
+			if dndOp {
+				notes = append(notes, i) // the DND key's fallback enforces: the outcome says why
+			}
 		}
 	}
 	if adopted != nil {
@@ -498,6 +526,9 @@ func (e *Engine) decideAndApply(ctx context.Context, u *User, st UserState, ops 
 	}
 	for k, o := range e.apply(ctx, u, apply) {
 		out[at[k]] = o
+	}
+	for _, i := range notes {
+		out[i].Note = strings.TrimPrefix(out[i].Note+"; "+dnd.note, "; ")
 	}
 	return out
 }
@@ -522,6 +553,7 @@ func (e *Engine) desired(ctx context.Context, u *User, st UserState) (*Target, e
 // compile is the PBX state a user's stored state means, with what it adopted from the PBX.
 func (e *Engine) compile(u *User, st UserState, profiles []*Profile) *Target {
 	t := Compile(u, e.intentOf(u, st, profiles), Active{Profile: findProfile(profiles, st.Profile), Info: st.Info}, profiles, e.opts.Naming)
+	e.withDNDOff(u, t)
 	e.Catalog().unclaimPhones(t, e.opts.Naming)
 	overlay(t, st.Adopted)
 	return t
@@ -665,7 +697,8 @@ func (e *Engine) apply(ctx context.Context, u *User, ops []Op) []Outcome {
 func inSync(outcomes []Outcome) bool {
 	for _, o := range outcomes {
 		switch {
-		case o.Result == ResultFailed && o.Op.Kind != OpWebhook, o.Result == ResultReported, o.Result == ResultDeferred:
+		case o.Result == ResultFailed && o.Op.Kind != OpWebhook, o.Result == ResultReported, o.Result == ResultDeferred,
+			o.Result == ResultSwitching:
 			return false
 		}
 	}

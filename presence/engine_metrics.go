@@ -20,6 +20,8 @@ type engineMetrics struct {
 	flapping       prometheus.Counter
 	refusedActions prometheus.Counter
 	eventsAgreed   prometheus.Counter
+	dndChanges     *prometheus.CounterVec
+	dndSwitches    *prometheus.CounterVec
 
 	driftFound    *prometheus.CounterVec
 	driftRepaired *prometheus.CounterVec
@@ -123,15 +125,29 @@ func newEngineMetrics(reg prometheus.Registerer, states *StateStore, catalog fun
 			Name: "presenced_reconcile_last_completed_timestamp_seconds",
 			Help: "When the last full reconcile completed, in Unix time.",
 		}),
+		dndChanges: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "presenced_dnd_key_changes_total",
+			Help: "Changes of a user's DND on the PBX away from their profile (the DND key of a phone) seen under the drift policy switch, by direction (on, off).",
+		}, []string{"direction"}),
+		dndSwitches: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "presenced_dnd_key_switches_total",
+			Help: "Profile switches by the DND key of a phone (drift policy switch), by result: switched, refused (too many within dnd_key.window), skipped (no profile fits, or the user switched meanwhile), failed.",
+		}, []string{"result"}),
 		running: f.NewGauge(prometheus.GaugeOpts{
 			Name: "presenced_engine_running",
 			Help: "1 while this instance's engine runs: it is the one writing to Asterisk (the leader).",
 		}),
 	}
-	for _, s := range []Source{SourceAPI, SourceFeatureCode, SourceSchedule, SourceExternal, SourceExpiry, SourceUnanswered, SourceSystem} {
+	for _, s := range []Source{SourceAPI, SourceFeatureCode, SourceSchedule, SourceExternal, SourceExpiry, SourceUnanswered, SourcePhone, SourceSystem} {
 		for _, r := range []string{"in_sync", "drift"} {
 			m.switches.WithLabelValues(string(s), r)
 		}
+	}
+	for _, d := range []string{"on", "off"} {
+		m.dndChanges.WithLabelValues(d)
+	}
+	for _, r := range []string{"switched", "refused", "skipped", "failed"} {
+		m.dndSwitches.WithLabelValues(r)
 	}
 	for _, k := range DriftKinds() {
 		for _, v := range []*prometheus.CounterVec{m.driftFound, m.driftRepaired, m.driftReported, m.driftAdopted, m.driftDeferred} {

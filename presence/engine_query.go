@@ -91,7 +91,10 @@ func (e *Engine) StatusWith(ctx context.Context, id UserID, opts StatusOptions) 
 		s.Drift = ops
 		for _, op := range ops {
 			d := describe(op, s.Observed, e.opts.Naming, u.Extension)
-			d.Policy = e.opts.Policies.Of(d.Kind)
+			d.Policy, _ = e.policyOf(op, u)
+			if pol := e.opts.Policies[DriftDND]; pol == PolicySwitch && e.isDNDOp(op, u) {
+				d.Policy = pol
+			}
 			s.Differences = append(s.Differences, d)
 		}
 		s.Warnings = append([]Warning{mismatchWarning(s.Differences)}, s.Warnings...)

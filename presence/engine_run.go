@@ -83,9 +83,14 @@ type term struct {
 	flaps      map[UserID][]time.Time // repairs that changed the PBX, within the flap window
 	flapped    map[UserID]bool        // reported as flapping in this window
 	expect     map[UserID]*expectation
-	allWaiting []chan allResult
-	allWhy     []string
-	over       bool
+	// The DND key (dndkey.go): users whose switch is under way, changes that switched nobody,
+	// and until when a user's switches are past the limit (warned once).
+	dndPending   map[UserID]bool
+	dndDeclined  map[UserID]dndDeclined
+	dndFlapUntil map[UserID]time.Time
+	allWaiting   []chan allResult
+	allWhy       []string
+	over         bool
 
 	wg sync.WaitGroup
 }
@@ -155,7 +160,8 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer cancel()
 	t := &term{e: e, ctx: ctx, q: q, reg: reg, waiting: map[UserID][]*pending{}, lastSwitch: map[UserID]*SwitchResult{},
 		seen: map[UserID]*observed{}, changed: map[UserID]time.Time{}, flaps: map[UserID][]time.Time{}, flapped: map[UserID]bool{},
-		expect: map[UserID]*expectation{}}
+		expect: map[UserID]*expectation{}, dndPending: map[UserID]bool{}, dndDeclined: map[UserID]dndDeclined{},
+		dndFlapUntil: map[UserID]time.Time{}}
 	e.runMu.Lock()
 	if e.run != nil {
 		e.runMu.Unlock()
@@ -581,7 +587,11 @@ func (e *Engine) check(ctx context.Context, t *term, id UserID, m passMode, seen
 					Note: fmt.Sprintf("not repaired: changed back %d times within %v", e.opts.FlapLimit, e.opts.FlapWindow)})
 			}
 		} else {
-			res.Outcomes = append(res.Outcomes, e.decideAndApply(ctx, u, st, ops, have, waitCall, policies)...)
+			var dnd *dndDecision
+			if policies && !reloaded && t != nil && e.dndSwitch() {
+				dnd = t.dndKey(ctx, u, st, want, have, ops)
+			}
+			res.Outcomes = append(res.Outcomes, e.decideAndApply(ctx, u, st, ops, have, waitCall, policies, dnd)...)
 			if policies && slices.ContainsFunc(res.Outcomes, func(o Outcome) bool { return o.Result == ResultApplied }) {
 				t.repaired(u.ID)
 			}
@@ -594,6 +604,7 @@ func (e *Engine) check(ctx context.Context, t *term, id UserID, m passMode, seen
 		}
 	}
 	res.InSync = inSync(res.Outcomes)
+	res.dnd = e.dndInStep(u, st, want, err == nil, res.Outcomes)
 	if t != nil {
 		t.expected(u.ID, leftAsWanted(res.Outcomes))
 	}
@@ -691,7 +702,7 @@ func (e *Engine) finish(ctx context.Context, u *User, kind string, res *SwitchRe
 	}
 	device, _ := onCall(e.opts.Devices, u)
 	res.State.Record = &Record{Checked: e.now(), Version: res.State.Version, InSync: res.InSync, Reported: reported,
-		Deferred: deferred, OnCall: device, Failed: failed, Phones: phones(e.opts.Devices, u)}
+		Deferred: deferred, OnCall: device, Failed: failed, Phones: phones(e.opts.Devices, u), DND: res.dnd}
 	return len(failed) > 0
 }
 

@@ -145,19 +145,21 @@ func newTestEngineWith(t *testing.T, cfg CatalogConfig, opts func(*EngineOptions
 	return e, pbx, states
 }
 
-// runEngine runs e until the test ends and returns once it runs (as presencetest.Run, which
-// this package's tests cannot import).
+// runEngine runs e until the test ends (or stopEngine) and returns once it runs (as
+// presencetest.Run, which this package's tests cannot import).
 func runEngine(t testing.TB, e *Engine) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("engine Run: %v", err)
 		}
 	})
+	engineStops.Store(e, stop)
+	t.Cleanup(stop)
 	for !e.Running() {
 		select {
 		case err := <-done:
@@ -165,6 +167,19 @@ func runEngine(t testing.TB, e *Engine) {
 		case <-time.After(time.Millisecond):
 		}
 	}
+}
+
+// engineStops are the stops of the engines runEngine runs (stopEngine).
+var engineStops sync.Map // *Engine → func()
+
+// stopEngine ends the term of an engine runEngine runs, as a leader that steps down.
+func stopEngine(t testing.TB, e *Engine) {
+	t.Helper()
+	stop, ok := engineStops.Load(e)
+	if !ok {
+		t.Fatal("stopEngine: the engine does not run")
+	}
+	stop.(func())()
 }
 
 func users(n int) []User {

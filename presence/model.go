@@ -131,6 +131,9 @@ type User struct {
 	Schedules []Schedule `json:"schedules,omitempty" mapstructure:"schedules"`
 	// Calendar is the user's calendar source (package calendar); nil for none.
 	Calendar *CalendarSource `json:"-" mapstructure:"calendar"`
+	// DNDProfile is the system-wide profile the DND key of the user's phone switches to under
+	// the drift policy switch (dndkey.go); empty means the system-wide one (dnd_key.profile).
+	DNDProfile string `json:"dnd_profile,omitempty" mapstructure:"dnd_profile"`
 }
 
 // Schedule is a time trigger: at a time on chosen weekdays, or during a range (From to To)

@@ -35,6 +35,9 @@ type Record struct {
 	// Attempts counts the checks in a row that failed; RetryAt is when the next one is due.
 	Attempts int        `json:"attempts,omitempty"`
 	RetryAt  *time.Time `json:"retry_at,omitempty"`
+	// DND is the DND the PBX last showed in step with the desired state (nil: not known): under
+	// the drift policy switch only a change away from it is the DND key of a phone (dndkey.go).
+	DND *bool `json:"dnd,omitempty"`
 }
 
 // DeviceState implements DeviceStates over the phones the record knows.

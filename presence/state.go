@@ -13,13 +13,15 @@ const (
 	SourceExternal    Source = "external"     // a calendar or meeting tool
 	SourceExpiry      Source = "expiry"       // a timed profile ran out
 	SourceUnanswered  Source = "unanswered"   // queue calls offered to the user went unanswered
+	SourcePhone       Source = "phone"        // the DND key of the user's phone (the drift policy switch)
 	SourceSystem      Source = "system"       // presenced itself (first start, repair)
 )
 
-// Manual reports whether a person asked for the switch just now (the API, a feature code):
-// such a switch is made at once, even during a call; the others (schedules, triggers, expiry,
-// presenced itself) leave a user's queue state alone until their call ends.
-func (s Source) Manual() bool { return s == SourceAPI || s == SourceFeatureCode }
+// Manual reports whether a person asked for the switch just now (the API, a feature code, the
+// DND key of their phone): such a switch is made at once, even during a call; the others
+// (schedules, triggers, expiry, presenced itself) leave a user's queue state alone until their
+// call ends.
+func (s Source) Manual() bool { return s == SourceAPI || s == SourceFeatureCode || s == SourcePhone }
 
 // UserState is what presenced keeps in Redis for one user.
 type UserState struct {

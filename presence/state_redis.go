@@ -70,6 +70,7 @@ type StateStore struct {
 	adopt         script
 	saveRecord    script
 	journal       script
+	dndKey        script
 	fence         func() (Fence, bool)
 	log           *slog.Logger
 
@@ -159,7 +160,7 @@ func NewStateStore(rdb *redis.Client, opts StateStoreOptions) *StateStore {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &StateStore{rdb: rdb, prefix: opts.Prefix, journalLength: opts.JournalLength, save: newScript(saveScript), archive: newScript(archiveScript),
-		adopt: newScript(adoptScript), saveRecord: newScript(saveRecordScript), journal: newScript(journalScript),
+		adopt: newScript(adoptScript), saveRecord: newScript(saveRecordScript), journal: newScript(journalScript), dndKey: newScript(dndKeyScript),
 		fence: opts.Fence, log: log, schemaEvery: opts.SchemaCheckInterval,
 		unreadable: newUnreadableRecords(log, opts.Registerer)}
 	return s

@@ -188,6 +188,11 @@ type statusData struct {
 	// (device.go); only on the user's own status.
 	Devices []deviceChoice
 	Device  *deviceChoice
+	// Calendar is the line about the user's calendar (calendar.go), HasCalendar whether they
+	// have one, CalendarStale whether its last poll failed.
+	Calendar      string
+	HasCalendar   bool
+	CalendarStale bool
 }
 
 // WillNotRing is the will-not-ring warning in words naming the device the browser is at; ""
@@ -237,6 +242,7 @@ func (h *Handler) status(r *http.Request, u *presence.User, own bool) (statusDat
 			return d, err
 		}
 	}
+	d.Calendar, d.CalendarStale, d.HasCalendar = h.calendarLine(ctx, u)
 	return d, nil
 }
 

@@ -141,6 +141,8 @@ func sourceWords(s presence.Source) string {
 		return "a timed profile ended"
 	case presence.SourceUnanswered:
 		return "queue calls went unanswered"
+	case presence.SourcePhone:
+		return "set on a phone"
 	case presence.SourceSystem:
 		return "set by presenced"
 	}
@@ -228,6 +230,8 @@ func resultWords(r presence.Result) string {
 		return "accepted from the PBX"
 	case presence.ResultDeferred:
 		return "waits for the call to end"
+	case presence.ResultSwitching:
+		return "the DND key switches the profile"
 	}
 	return string(r)
 }

@@ -63,6 +63,9 @@ type Options struct {
 	Accounts *account.Service
 	// Triggers serves "until" and the why of a status; nil disables "until".
 	Triggers *trigger.Scheduler
+	// Calendars, when set, feeds the status page's line about the user's calendar
+	// (calendar.go): the event now or next, or since when it is unreachable.
+	Calendars Calendars
 	// Location is the time zone of users without one of their own; nil means time.Local.
 	Location *time.Location
 	// TrustedProxies may say, in X-Forwarded-Proto, that the client came over TLS, and in

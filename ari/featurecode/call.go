@@ -22,6 +22,8 @@ const (
 	soundGoodbye     = "sound:goodbye"
 	soundCurrentIs   = "sound:is-set-to"
 	soundEnterNumber = "sound:beep"
+	soundDNDOn       = "sound:do-not-disturb"
+	soundDNDOff      = "sound:de-activated"
 )
 
 const (
@@ -35,6 +37,7 @@ const (
 const (
 	modeActivate = "activate"
 	modeMenu     = "menu"
+	modeDND      = "dnd" // *76 and *76<ext>: toggle DND as the DND key of the user's phone does
 )
 
 // maxExtensionDigits is the longest extension *55<n>*<ext> may name (presence allows 20 digits).
@@ -44,7 +47,7 @@ const maxExtensionDigits = 20
 type request struct {
 	mode   string // modeActivate or modeMenu
 	number string // activation number (activate)
-	ext    string // the user to switch, from *55<n>*<ext>; "" means the caller
+	ext    string // the user to switch, from *55<n>*<ext> or *76<ext>; "" means the caller
 	// transfer is ${BLINDTRANSFER}${ATTENDEDTRANSFER}: the channel that transferred this one
 	// to the feature code, "" when it dialled the code itself.
 	transfer string
@@ -85,6 +88,14 @@ func parseArgs(args []string) (request, error) {
 	case modeMenu:
 		if arg != "" {
 			return r, fmt.Errorf("menu takes no number, got %q", arg)
+		}
+	case modeDND:
+		r.ext = arg
+		if arg != "" && !isDigits(arg) {
+			return r, fmt.Errorf("extension %q is not digits", arg)
+		}
+		if len(r.ext) > maxExtensionDigits {
+			return r, fmt.Errorf("extension %q is longer than %d digits", r.ext, maxExtensionDigits)
 		}
 	case modeActivate:
 		var hasExt bool
@@ -310,6 +321,10 @@ func (c *call) flow(ctx context.Context) Outcome {
 		decided = last
 	}
 
+	if req.mode == modeDND {
+		return c.toggleDND(ctx, target, from, waitAnswer, decided, out, end)
+	}
+
 	state, _, err := c.app.opts.States.Load(ctx, target.ID)
 	if err != nil {
 		return end(ResultFailed, fmt.Errorf("load state: %w", err))
@@ -392,6 +407,51 @@ func (c *call) flow(ctx context.Context) Outcome {
 		return out
 	}
 	pb, err := c.play(ctx, promptFor(ResultSwitched)...)
+	if err != nil {
+		out.Err = fmt.Errorf("confirmation prompt: %w", err)
+		return out
+	}
+	out.Latency = time.Since(decided)
+	c.waitPlayback(ctx, pb)
+	return out
+}
+
+// toggleDND switches the DND of target as the DND key of their phone does (*76, *76<ext>): on
+// to their DND profile, off back to the profile before. The caller hears "do not disturb"
+// and "activated", or "de-activated". The journal names the phone the code was dialled from.
+func (c *call) toggleDND(ctx context.Context, target *presence.User, from caller, waitAnswer func() error, decided time.Time,
+	out Outcome, end func(Result, error) Outcome) Outcome {
+	if c.isGone() {
+		return end(ResultHangup, nil)
+	}
+	actor := "pin:" + deviceOf(c.name)
+	if from.user != nil {
+		actor = "*76 on phone " + deviceOf(c.name)
+	}
+	out.Actor = actor
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), c.app.opts.SwitchTimeout)
+	res, on, err := c.app.opts.Engine.SwitchDND(sctx, presence.DNDRequest{User: target.ID, Source: presence.SourceFeatureCode, Actor: actor})
+	scancel()
+	if err != nil {
+		return end(ResultFailed, fmt.Errorf("toggle DND: %w", err))
+	}
+	out.Profile = res.To
+	if !res.InSync {
+		c.log.Warn("feature-code DND switch recorded but not fully applied; repairs follow", "user", target.ID, "profile", res.To)
+	}
+	out.Result = ResultSwitched
+	if c.isGone() {
+		return out
+	}
+	if err := waitAnswer(); err != nil {
+		out.Err = fmt.Errorf("confirmation prompt: %w", err)
+		return out
+	}
+	prompt := []string{soundDNDOn, soundConfirm}
+	if !on {
+		prompt = []string{soundDNDOn, soundDNDOff}
+	}
+	pb, err := c.play(ctx, prompt...)
 	if err != nil {
 		out.Err = fmt.Errorf("confirmation prompt: %w", err)
 		return out

@@ -1,12 +1,14 @@
 // Package featurecode is presenced's Stasis application for the profile feature codes: a user
 // dials *55<n> to switch to the profile whose activation number is n, or *55 to hear the
-// active profile and key in a number followed by #.
+// active profile and key in a number followed by #; *76 toggles DND as the DND key of the
+// user's phone does (on to their DND profile, off back to the profile before).
 //
 // The shipped dialplan (deploy/asterisk/extensions_presenced.conf, context presenced-features)
 // sends those calls to the application with the arguments
 //
 //	activate,<n>[*<ext>],<transferred by>,<caller number>   for *55<n> and *55<n>*<ext>
 //	menu,,<transferred by>,<caller number>                   for *55
+//	dnd,[<ext>],<transferred by>,<caller number>              for *76 and *76<ext>
 //
 // (<transferred by> is ${BLINDTRANSFER}${ATTENDEDTRANSFER}, empty unless the call was
 // transferred to the feature code; older dialplans leave it out.)
@@ -68,6 +70,8 @@ type Engine interface {
 	Catalog() *presence.Catalog
 	Profiles(ctx context.Context, id presence.UserID) ([]*presence.Profile, error)
 	Switch(ctx context.Context, req presence.SwitchRequest) (*presence.SwitchResult, error)
+	// SwitchDND toggles the user's DND as the DND key of their phone does (*76).
+	SwitchDND(ctx context.Context, req presence.DNDRequest) (*presence.SwitchResult, bool, error)
 	// BoundTo returns the user bound to hot desk device by a location action, who holds it.
 	BoundTo(ctx context.Context, device string) (*presence.User, bool, error)
 }

@@ -17,7 +17,7 @@ import (
 //	go test ./ari/featurecode -run '^$' -fuzz '^FuzzCollect$' -fuzztime 60s
 
 // FuzzParseArgs checks parseArgs on the argument lists Stasis() makes of the shipped
-// dialplan's (<mode>,<n>[*<ext>],<transferred by>,<caller>) and an older one's
+// dialplan's (<mode>,<n>[*<ext>],<transferred by>,<caller>, and dnd,[<ext>],… for *76) and an older one's
 // (<mode>,<n>[*<ext>],<caller>): never a panic; what it accepts is well-formed and bounded; the
 // caller number, which a caller may choose, never causes an error and never shifts the
 // arguments before it.
@@ -32,6 +32,9 @@ func FuzzParseArgs(f *testing.F) {
 		{"activate", "12345678901234567", "", ""},
 		{"activate", "1*123456789012345678901", "", "1"},
 		{"dance", "", "", ""},
+		{"dnd", "", "", "1001"},
+		{"dnd", "1003", "PJSIP/1002-00000007", "1001"},
+		{"dnd", "3*1003", "", "1001"},
 	} {
 		f.Add(s[0], s[1], s[2], s[3])
 	}
@@ -77,6 +80,10 @@ func checkRequest(t *testing.T, args []string, r request, err error) {
 		}
 		if r.ext != "" && (!isDigits(r.ext) || len(r.ext) > maxExtensionDigits) {
 			t.Errorf("parseArgs(%q) = %+v: extension not 1-%d digits", args, r, maxExtensionDigits)
+		}
+	case modeDND:
+		if r.number != "" || r.ext != "" && (!isDigits(r.ext) || len(r.ext) > maxExtensionDigits) {
+			t.Errorf("parseArgs(%q) = %+v: *76 with a number, or an extension not 1-%d digits", args, r, maxExtensionDigits)
 		}
 	default:
 		t.Errorf("parseArgs(%q) = %+v: mode %q accepted", args, r, r.mode)

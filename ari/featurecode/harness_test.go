@@ -123,6 +123,11 @@ func (e *fakeEngine) Switch(_ context.Context, req presence.SwitchRequest) (*pre
 	return &presence.SwitchResult{InSync: true}, nil
 }
 
+func (e *fakeEngine) SwitchDND(ctx context.Context, req presence.DNDRequest) (*presence.SwitchResult, bool, error) {
+	res, err := e.Switch(ctx, presence.SwitchRequest{User: req.User, Profile: presence.ProfileDND, Source: req.Source, Actor: req.Actor})
+	return res, true, err
+}
+
 func (e *fakeEngine) taken() []presence.SwitchRequest {
 	e.mu.Lock()
 	defer e.mu.Unlock()

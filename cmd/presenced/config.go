@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"crypto/tls"
 	"errors"
 	"flag"
@@ -80,6 +81,9 @@ type Config struct {
 	// UnansweredCalls switches users who let queue calls go unanswered (package missedcalls);
 	// off while it names no profile.
 	UnansweredCalls UnansweredCallsConfig `mapstructure:"unanswered_calls"`
+	// DNDKey says where the DND key of a phone switches users under reconcile.policy.dnd
+	// switch, and how often (presence.DNDKeyOptions).
+	DNDKey DNDKeyConfig `mapstructure:"dnd_key"`
 	// Calendar configures the calendar connector: the system-wide rules and defaults of the
 	// users' calendar sources (users[].calendar; package calendar).
 	Calendar CalendarConfig `mapstructure:"calendar"`
@@ -138,6 +142,10 @@ type PolicyConfig struct {
 	Lamp            presence.Policy `mapstructure:"lamp"`
 	Presence        presence.Policy `mapstructure:"presence"`
 	Global          presence.Policy `mapstructure:"global"`
+	// DND is the policy of the users' DND key and lamp; empty: they follow astdb and lamp.
+	// Besides enforce, report and adopt it may be switch (the DND key of a phone switches
+	// profiles: DNDKeyConfig).
+	DND presence.Policy `mapstructure:"dnd"`
 }
 
 // Policies is the configuration as the engine takes it.
@@ -145,8 +153,27 @@ func (p PolicyConfig) Policies() presence.Policies {
 	return presence.Policies{
 		presence.DriftQueueMembership: p.QueueMembership, presence.DriftQueuePause: p.QueuePause,
 		presence.DriftQueuePenalty: p.QueuePenalty, presence.DriftAstDB: p.AstDB, presence.DriftLamp: p.Lamp,
-		presence.DriftPresence: p.Presence, presence.DriftGlobal: p.Global,
+		presence.DriftPresence: p.Presence, presence.DriftGlobal: p.Global, presence.DriftDND: p.DND,
 	}
+}
+
+// DNDKeyConfig is where the DND key of a phone switches users under reconcile.policy.dnd
+// switch: DND on to Profile (or the user's dnd_profile), DND off back to the profile before
+// (else the user's default_profile, DefaultProfile, feature_codes.default_profile); at most
+// Switches of one user within Window, then Fallback (enforce or report).
+type DNDKeyConfig struct {
+	Profile        string          `mapstructure:"profile"`
+	DefaultProfile string          `mapstructure:"default_profile"`
+	Switches       int             `mapstructure:"switches"`
+	Window         time.Duration   `mapstructure:"window"`
+	Fallback       presence.Policy `mapstructure:"fallback"`
+}
+
+// options are the configuration as the engine takes it; defaultProfile is
+// feature_codes.default_profile, for an empty default_profile.
+func (c DNDKeyConfig) options(defaultProfile string) presence.DNDKeyOptions {
+	return presence.DNDKeyOptions{Profile: c.Profile, DefaultProfile: cmp.Or(c.DefaultProfile, defaultProfile),
+		Switches: c.Switches, Window: c.Window, Fallback: c.Fallback}
 }
 
 // APIConfig configures the REST API.
@@ -490,6 +517,12 @@ func defaults() map[string]any {
 		"reconcile.policy.lamp":                    "enforce",
 		"reconcile.policy.presence":                "enforce",
 		"reconcile.policy.global":                  "enforce",
+		"reconcile.policy.dnd":                     "",
+		"dnd_key.profile":                          presence.ProfileDND,
+		"dnd_key.default_profile":                  "",
+		"dnd_key.switches":                         presence.DefaultDNDKeySwitches,
+		"dnd_key.window":                           presence.DefaultDNDKeyWindow.String(),
+		"dnd_key.fallback":                         string(presence.PolicyEnforce),
 		"feature_codes.default_profile":            presence.ProfileAvailable,
 		"feature_codes.always_pin":                 false,
 		"feature_codes.pin_attempts":               5,
@@ -1109,6 +1142,11 @@ func (c *Config) Validate() error {
 			add("reconcile.policy."+string(kind), "%q is not enforce, report or adopt", pol)
 		}
 	}
+	switch pol := c.Reconcile.Policy.DND; pol {
+	case "", presence.PolicyEnforce, presence.PolicyReport, presence.PolicyAdopt, presence.PolicySwitch:
+	default:
+		add("reconcile.policy.dnd", "%q is not enforce, report, adopt or switch (empty: as astdb and lamp)", pol)
+	}
 	c.validateAPIAuth(add)
 	for i, name := range c.FeatureCodes.TrustedContexts {
 		if err := featurecode.CheckContext(name); err != nil {
@@ -1151,6 +1189,12 @@ func (c *Config) Validate() error {
 			problems = append(problems, verr.Problems...)
 		} else if err != nil {
 			problems = append(problems, err.Error())
+		}
+	}
+	if catalog != nil {
+		// Checked whatever the policy, so that switching it on later needs no other change.
+		if err := c.DNDKey.options("").Validate("dnd_key", catalog); errors.As(err, &verr) {
+			problems = append(problems, verr.Problems...)
 		}
 	}
 	if catalog != nil {

@@ -72,6 +72,7 @@ func (c *Config) limits() ([]durationLimit, []numberLimit) {
 		{"calendar.horizon", c.Calendar.Horizon, hr, 62 * 24 * hr, ""},
 		{"triggers.external_max_duration", c.Triggers.ExternalMaxDuration, minute, 7 * 24 * hr, "an external trigger whose end never comes holds the user this long"},
 		{"leader.lease", c.Leader.Lease, sec, minute, "the leader renews it several times per lease"},
+		{"dnd_key.window", c.DNDKey.Window, minute, 24 * hr, ""},
 	}
 	if c.embeddedSnapshots() {
 		durations = append(durations,
@@ -90,6 +91,7 @@ func (c *Config) limits() ([]durationLimit, []numberLimit) {
 		{"web.password_attempts", int64(c.Web.PasswordAttempts), 1, 20},
 		{"http.max_connections", int64(c.HTTP.MaxConnections), 8, 65536},
 		{"http.max_header_bytes", int64(c.HTTP.MaxHeaderBytes), 4 << 10, 1 << 20},
+		{"dnd_key.switches", int64(c.DNDKey.Switches), 1, 1000},
 	}
 	if c.Redis.Sentinel.enabled() {
 		numbers = append(numbers,

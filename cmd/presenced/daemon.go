@@ -357,6 +357,7 @@ func (d *daemon) buildEngine() error {
 		Globals:       map[string]string{appVariable: d.ari.AppName()},
 		Relay:         relay,
 		Policies:      cfg.Reconcile.Policy.Policies(),
+		DNDKey:        cfg.DNDKey.options(cfg.FeatureCodes.DefaultProfile),
 		Devices:       d.devices,
 		// A user removed by a reload takes their triggers and own schedule into the archive.
 		ArchiveKeys: func(id presence.UserID) []string { return d.trig.UserKeys(id) },
@@ -467,6 +468,7 @@ func (d *daemon) buildEngine() error {
 		States:         d.states,
 		Accounts:       d.acc,
 		Triggers:       d.trig,
+		Calendars:      d.cal,
 		Location:       loc,
 		TrustedProxies: cfg.trustedProxies(),
 		Throttle:       limiter,

@@ -8,12 +8,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,6 +51,13 @@ func startWebDaemon(t *testing.T) (*daemonUnderTest, *pbx) {
 // startWebDaemonWith is startWebDaemon with the configuration edited by edit (when not nil).
 func startWebDaemonWith(t *testing.T, edit func(*Config)) (*daemonUnderTest, *pbx) {
 	t.Helper()
+	return startWebDaemonFor(t, nil, edit)
+}
+
+// startWebDaemonFor is startWebDaemonWith with more YAML for some users (by id), e.g. their
+// calendar, indented as a user's keys.
+func startWebDaemonFor(t *testing.T, more map[string]string, edit func(*Config)) (*daemonUnderTest, *pbx) {
+	t.Helper()
 	hash, err := secret.NewHash(webPassword)
 	if err != nil {
 		t.Fatal(err)
@@ -67,6 +76,7 @@ func startWebDaemonWith(t *testing.T, edit func(*Config)) (*daemonUnderTest, *pb
     queues: [{name: support, penalty: 0}, {name: sales, penalty: 1}]
 `, u.id, webName(u), u.ext, u.token(), hash, u == webAdmin, u.ext, map[bool]string{true: `
       - {dial: "PJSIP/` + u.ext + `-soft", family: softphone}`}[u == webAlice])
+		users.WriteString(more[u.id])
 	}
 	yaml := fmt.Sprintf("api: {admin_token: %s}\nusers:%s", testToken("admin"), users.String()) + `
 profiles:
@@ -871,4 +881,70 @@ func TestWebDeviceWarning(t *testing.T) {
 		t.Errorf("after choosing any phone: %q", got)
 	}
 	d.switchTo(t, webAlice.id, "available", "")
+}
+
+// TestWebCalendarOnStatus (issue 15, item 1): the status page says what the user's calendar
+// will do: the next event that switches them, with its times; and, when the calendar cannot
+// be read, since when (its last plan stays in force). Bob's calendar is an ICS feed the test
+// serves.
+func TestWebCalendarOnStatus(t *testing.T) {
+	var mu sync.Mutex
+	down := false
+	start := time.Now().Add(2 * time.Hour).Truncate(time.Minute)
+	end := start.Add(time.Hour)
+	const stamp = "20060102T150405Z"
+	feed := strings.ReplaceAll("BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//presenced//test//EN\nBEGIN:VEVENT\nUID:budget@test\n"+
+		"DTSTART:"+start.UTC().Format(stamp)+"\nDTEND:"+end.UTC().Format(stamp)+"\nSUMMARY:m: Budget review\nEND:VEVENT\nEND:VCALENDAR\n", "\n", "\r\n")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if down {
+			http.Error(w, "maintenance", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "text/calendar")
+		io.WriteString(w, feed)
+	}))
+	t.Cleanup(srv.Close)
+	d, _ := startWebDaemonFor(t, map[string]string{webBob.id: "    calendar: {type: ics, url: \"" + srv.URL + "/bob.ics\"}\n"},
+		func(c *Config) { c.Calendar.PollInterval = 300 * time.Millisecond }) // below the minimum a file may set
+	d.switchTo(t, webBob.id, "available", "")
+	ctx := browser(t, 1440, 900)
+	signIn(t, ctx, d, webBob.ext, "#status-card")
+
+	// The page reads the calendar's plan when it loads: reloaded until the first poll is in.
+	calendarLine := func(what string, ok func(string) bool) string {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			act(t, ctx, "load the status page", chromedp.Navigate(d.base+"/"), chromedp.WaitVisible(chromedp.CSS("#status-card")))
+			line := text(t, ctx, "#calendar")
+			if ok(line) {
+				return line
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the status page's calendar line %q: not %s", line, what)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	span := "–" + end.Format("15:04")
+	line := calendarLine("the next event", func(l string) bool { return strings.Contains(l, "next event 'm: Budget review'") })
+	if !strings.Contains(line, span) || !strings.Contains(line, start.Format("15:04")) {
+		t.Fatalf("calendar line %q, want the event's times (…%s…%s)", line, start.Format("15:04"), span)
+	}
+	screenshot(t, ctx, "status-calendar")
+
+	mu.Lock()
+	down = true
+	mu.Unlock()
+	line = calendarLine("unreachable", func(l string) bool { return strings.HasPrefix(l, "unreachable since ") })
+	if !strings.Contains(line, "503") || !strings.Contains(line, "its last plan stays in force") ||
+		!strings.Contains(line, "next event 'm: Budget review'") {
+		t.Fatalf("calendar line while the feed fails: %q", line)
+	}
+	if cls := eval[string](t, ctx, "the line's class", `document.querySelector("#calendar").className`); cls != "stale" {
+		t.Errorf("the calendar line's class %q, want stale", cls)
+	}
+	screenshot(t, ctx, "status-calendar-unreachable")
 }

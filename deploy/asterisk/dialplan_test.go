@@ -715,8 +715,9 @@ func testDNDPatternHint(t *testing.T, c *ami.Client, r *recorder) {
 	}
 }
 
-// Feature codes: with PRESENCED_APP empty the caller hears beeperr without entering Stasis; with
-// an application that is not connected Stasis fails and the caller hears beeperr too.
+// Feature codes (*55<n>, *76, *76<ext>): with PRESENCED_APP empty the caller hears beeperr
+// without entering Stasis; with an application that is not connected Stasis fails and the
+// caller hears beeperr too.
 func testFeatureCodeFallback(t *testing.T, c *ami.Client, r *recorder) {
 	ctx := testCtx(t)
 	t.Cleanup(func() { _ = c.Setvar(context.Background(), "", "PRESENCED_APP", "") })
@@ -730,6 +731,9 @@ func testFeatureCodeFallback(t *testing.T, c *ami.Client, r *recorder) {
 	ch := "Local/*559581@presenced-features-"
 	r.wait(t, "Playback(beeperr) with PRESENCED_APP empty", 10*time.Second, onChannel(ch, newexten("Playback", "beeperr")))
 	r.expectNone(t, "Stasis with PRESENCED_APP empty", onChannel(ch, newexten("Stasis", "")))
+	call(t, c, "presenced-features", "*76", `"Alice" <9581>`, nil)
+	r.wait(t, "*76: Playback(beeperr) with PRESENCED_APP empty", 10*time.Second,
+		onChannel("Local/*76@presenced-features-", newexten("Playback", "beeperr")))
 
 	if err := c.Setvar(ctx, "", "PRESENCED_APP", "pdnotconnected"); err != nil {
 		t.Fatal(err)
@@ -738,6 +742,17 @@ func testFeatureCodeFallback(t *testing.T, c *ami.Client, r *recorder) {
 	ch = "Local/*559582@presenced-features-"
 	r.wait(t, "Stasis(pdnotconnected,...)", 10*time.Second, onChannel(ch, newexten("Stasis", "pdnotconnected,activate,9582,,9581")))
 	r.wait(t, "Playback(beeperr) after Stasis failed", 10*time.Second, onChannel(ch, newexten("Playback", "beeperr")))
+
+	// *76 toggles the caller's DND, *76<ext> that user's, through the same application.
+	// (The channel of each call by its Stasis event: the first *76 above also heard beeperr.)
+	call(t, c, "presenced-features", "*76", `"Alice" <9581>`, nil)
+	st := r.wait(t, "Stasis(pdnotconnected,dnd,...)", 10*time.Second,
+		onChannel("Local/*76@presenced-features-", newexten("Stasis", "pdnotconnected,dnd,,,9581")))
+	r.wait(t, "*76: Playback(beeperr) after Stasis failed", 10*time.Second, onChannel(st.m.Get("Channel"), newexten("Playback", "beeperr")))
+	call(t, c, "presenced-features", "*769582", `"Alice" <9581>`, nil)
+	st = r.wait(t, "Stasis(pdnotconnected,dnd,9582,...)", 10*time.Second,
+		onChannel("Local/*769582@presenced-features-", newexten("Stasis", "pdnotconnected,dnd,9582,,9581")))
+	r.wait(t, "*769582: Playback(beeperr) after Stasis failed", 10*time.Second, onChannel(st.m.Get("Channel"), newexten("Playback", "beeperr")))
 }
 
 // TestZLogClean runs after TestCalls: the calls made Asterisk log no ERROR and no WARNING other

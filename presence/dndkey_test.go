@@ -1,0 +1,389 @@
+package presence
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// byHand changes the in-memory PBX as a phone would: an astdb key (nil deletes it) or a lamp.
+func (m *memPBX) byHand(db map[string]*string, devices map[string]string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k, v := range db {
+		if v == nil {
+			delete(m.state.AstDB, k)
+		} else {
+			m.state.AstDB[k] = v
+		}
+	}
+	for k, v := range devices {
+		m.state.Devices[k] = v
+	}
+}
+
+func (m *memPBX) db(key string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if v := m.state.AstDB[key]; v != nil {
+		return *v
+	}
+	return ""
+}
+
+func (m *memPBX) device(key string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.state.Devices[key]
+}
+
+// dndKeyEngine is an engine whose dnd policy is switch, with the options opts sets.
+func dndKeyEngine(t *testing.T, u User, opts DNDKeyOptions, more ...Profile) (*Engine, *memPBX, *StateStore) {
+	t.Helper()
+	quiet := Profile{ID: "quiet", Name: "Quiet", OnEnter: []Action{{Kind: ActionDND},
+		{Kind: ActionQueuePause, Queues: QueueSelector{"all"}, Reason: "Quiet"}},
+		OnExit: []Action{{Kind: ActionDND, On: off()}, {Kind: ActionQueueUnpause, Queues: QueueSelector{"all"}}}}
+	profiles := append([]Profile{lunch(), quiet}, more...)
+	return newTestEngineWith(t, CatalogConfig{Users: []User{u}, Profiles: profiles}, func(o *EngineOptions) {
+		o.Policies, o.DNDKey = Policies{DriftDND: PolicySwitch}, opts
+	})
+}
+
+// waitProfile waits until the user's state is in profile, and returns it.
+func waitProfile(t *testing.T, states *StateStore, id UserID, profile string) UserState {
+	t.Helper()
+	var st UserState
+	waitFor(t, string(id)+" in "+profile, func() bool {
+		var err error
+		st, _, err = states.Load(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Profile == profile && st.Record != nil && st.Record.Version == st.Version && st.Record.InSync
+	})
+	return st
+}
+
+// TestDNDKeySwitchesProfiles: under reconcile.policy.dnd switch, DND turned on by hand (the
+// astdb key, as FreePBX's *78 writes it) switches the user to their DND profile, with source
+// phone and an actor naming what was seen, and the lamp, queues and presence follow; DND
+// turned off again (the key deleted, as *79 does) takes them back to the profile before. A
+// lamp toggled (a BLF key) does the same.
+func TestDNDKeySwitchesProfiles(t *testing.T) {
+	ctx := context.Background()
+	u := alice()
+	e, pbx, states := dndKeyEngine(t, u, DNDKeyOptions{})
+	iface := DefaultNaming().Interface(&u)
+	for _, p := range []string{ProfileAvailable, "lunch"} {
+		if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: p, Source: SourceAPI}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.RepairAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	pbx.byHand(map[string]*string{"DND/1001": strp("YES")}, nil)
+	res, err := e.Repair(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(resultsOf(res), "; "); !strings.Contains(got, "switching db_del DND/1001") {
+		t.Fatalf("the repair that saw the key: %s, want the DND key's op switching", got)
+	}
+	st := waitProfile(t, states, "alice", ProfileDND)
+	if st.Source != SourcePhone || st.Actor != "DND key on (astdb DND/1001 = YES)" || st.Previous != "lunch" {
+		t.Fatalf("state after the DND key: source %q actor %q previous %q", st.Source, st.Actor, st.Previous)
+	}
+	if pbx.device("Custom:DND1001") != "BUSY" || pbx.db("PROFILE/1001/active") != ProfileDND {
+		t.Fatalf("PBX after the switch: lamp %q, active %q", pbx.device("Custom:DND1001"), pbx.db("PROFILE/1001/active"))
+	}
+	j, err := states.Journal(ctx, "alice", 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(j) == 0 || j[0].Kind != "switch" || j[0].Source != SourcePhone || j[0].To != ProfileDND {
+		t.Fatalf("the journal's last entry: %+v", j)
+	}
+
+	// DND off by hand: back to lunch, the profile before.
+	pbx.byHand(map[string]*string{"DND/1001": nil}, nil)
+	if _, err := e.Repair(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	st = waitProfile(t, states, "alice", "lunch")
+	if st.Actor != "DND key off (astdb DND/1001 not set)" {
+		t.Fatalf("actor of the return %q", st.Actor)
+	}
+	if pbx.device("Custom:DND1001") != "INVALID" || !pbx.member("support", iface).Paused {
+		t.Fatalf("PBX after the return: lamp %q, support %+v", pbx.device("Custom:DND1001"), pbx.member("support", iface))
+	}
+
+	// The lamp, toggled from a BLF key.
+	pbx.byHand(nil, map[string]string{"Custom:DND1001": "BUSY"})
+	if _, err := e.Repair(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	st = waitProfile(t, states, "alice", ProfileDND)
+	if st.Actor != "DND key on (lamp Custom:DND1001 BUSY)" || pbx.db("DND/1001") != "YES" {
+		t.Fatalf("after the lamp: actor %q, DND/1001 %q", st.Actor, pbx.db("DND/1001"))
+	}
+	pbx.byHand(nil, map[string]string{"Custom:DND1001": "NOT_INUSE"})
+	if _, err := e.Repair(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	waitProfile(t, states, "alice", "lunch")
+	if pbx.db("DND/1001") != "" {
+		t.Fatalf("DND/1001 = %q after the lamp went off", pbx.db("DND/1001"))
+	}
+	// Counted once the switch has returned, just after its pass.
+	waitFor(t, "presenced_dnd_key_switches_total{switched} 4", func() bool {
+		return testutil.ToFloat64(e.metrics.dndSwitches.WithLabelValues("switched")) == 4
+	})
+	if n := testutil.ToFloat64(e.metrics.dndChanges.WithLabelValues("on")); n != 2 {
+		t.Errorf("presenced_dnd_key_changes_total{on} = %v, want 2", n)
+	}
+}
+
+// TestDNDKeyUserProfileAndDefault: a user's own dnd_profile wins over the system-wide one; DND
+// off goes to the default profile when the profile before would leave DND on; a user whose
+// lineage never mentioned DND is watched too (DND off is their desired state).
+func TestDNDKeyUserProfileAndDefault(t *testing.T) {
+	ctx := context.Background()
+	u := alice()
+	u.DNDProfile = "quiet"
+	e, pbx, states := dndKeyEngine(t, u, DNDKeyOptions{})
+	if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: "lunch", Source: SourceAPI}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.RepairAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pbx.byHand(map[string]*string{"DND/1001": strp("YES")}, nil)
+	if _, err := e.Repair(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	waitProfile(t, states, "alice", "quiet")
+	// By hand into dnd: the profile before is quiet, which turns DND on: off goes to available.
+	if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: ProfileDND, Source: SourceAPI}); err != nil {
+		t.Fatal(err)
+	}
+	pbx.byHand(map[string]*string{"DND/1001": nil}, nil)
+	if _, err := e.Repair(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	waitProfile(t, states, "alice", ProfileAvailable)
+}
+
+// TestDNDKeyFlapProtection: past dnd_key.switches within the window the DND key is not
+// followed: the fallback (report here) leaves DND as the phone set it, the outcome and the
+// status say why, and the refusal is counted once.
+func TestDNDKeyFlapProtection(t *testing.T) {
+	for _, fallback := range []Policy{PolicyReport, PolicyEnforce} {
+		t.Run(string(fallback), func(t *testing.T) {
+			ctx := context.Background()
+			e, pbx, states := dndKeyEngine(t, alice(), DNDKeyOptions{Switches: 2, Window: time.Hour, Fallback: fallback})
+			if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: ProfileAvailable, Source: SourceAPI}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.RepairAll(ctx); err != nil {
+				t.Fatal(err)
+			}
+			press := func(on bool) *SwitchResult {
+				t.Helper()
+				v := strp("YES")
+				if !on {
+					v = nil
+				}
+				pbx.byHand(map[string]*string{"DND/1001": v}, nil)
+				res, err := e.Repair(ctx, "alice")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return res
+			}
+			press(true)
+			waitProfile(t, states, "alice", ProfileDND)
+			press(false)
+			waitProfile(t, states, "alice", ProfileAvailable)
+			res := press(true)
+			got := strings.Join(resultsOf(res), "; ")
+			var note string
+			for _, o := range res.Outcomes {
+				if o.Op.Key == "DND/1001" {
+					note = o.Note
+				}
+			}
+			if !strings.Contains(note, "switched alice 2 times within 1h0m0s: not followed until") {
+				t.Fatalf("outcome note %q (%s)", note, got)
+			}
+			switch fallback {
+			case PolicyReport:
+				if !strings.Contains(got, "reported db_del DND/1001") {
+					t.Fatalf("outcomes %s, want the key reported", got)
+				}
+				if pbx.db("DND/1001") != "YES" {
+					t.Fatalf("DND/1001 %q, want left as the phone set it", pbx.db("DND/1001"))
+				}
+				st, err := e.Status(ctx, "alice")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(st.Differences) == 0 || st.Differences[0].Policy != PolicySwitch {
+					t.Fatalf("status differences %+v", st.Differences)
+				}
+				press(true) // looked at again: refused again, counted once
+			case PolicyEnforce:
+				if pbx.db("DND/1001") != "" || !strings.Contains(got, "applied db_del DND/1001") {
+					t.Fatalf("DND/1001 %q, outcomes %s: want it put back", pbx.db("DND/1001"), got)
+				}
+			}
+			if st, _, _ := states.Load(ctx, "alice"); st.Profile != ProfileAvailable {
+				t.Fatalf("profile %q after the refused key, want available", st.Profile)
+			}
+			if n := testutil.ToFloat64(e.metrics.dndSwitches.WithLabelValues("refused")); n != 1 {
+				t.Errorf("presenced_dnd_key_switches_total{refused} = %v, want 1", n)
+			}
+		})
+	}
+}
+
+// TestDNDKeyIgnoresTheDesiredStateMoving: a difference that comes from the desired state, not
+// from the PBX (here an operation of a switch that failed), is put back as the lamp policy
+// says, never taken for the DND key: the user stays where they switched.
+func TestDNDKeyIgnoresTheDesiredStateMoving(t *testing.T) {
+	ctx := context.Background()
+	e, pbx, states := dndKeyEngine(t, alice(), DNDKeyOptions{})
+	if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: ProfileAvailable, Source: SourceAPI}); err != nil {
+		t.Fatal(err)
+	}
+	pbx.setFail(OpDeviceState)
+	res, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: ProfileDND, Source: SourceAPI})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.InSync {
+		t.Fatalf("switch with the lamps failing: %s", resultsOf(res))
+	}
+	pbx.setFail("")
+	// The retry after the failure, or this repair, whichever comes first, puts the lamp back.
+	if _, err := e.Repair(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the DND lamp put back", func() bool { return pbx.device("Custom:DND1001") == "BUSY" })
+	if st, _, _ := states.Load(ctx, "alice"); st.Profile != ProfileDND || st.Source != SourceAPI {
+		t.Fatalf("state %q (%s), want dnd as switched", st.Profile, st.Source)
+	}
+	if n := testutil.ToFloat64(e.metrics.dndChanges.WithLabelValues("off")); n != 0 {
+		t.Errorf("presenced_dnd_key_changes_total{off} = %v, want 0", n)
+	}
+}
+
+// TestSwitchDNDToggles: the feature code's toggle: DND on to the DND profile, off back to the
+// profile before.
+func TestSwitchDNDToggles(t *testing.T) {
+	ctx := context.Background()
+	e, _, _ := dndKeyEngine(t, alice(), DNDKeyOptions{})
+	if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: "lunch", Source: SourceAPI}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []struct {
+		profile string
+		on      bool
+	}{{ProfileDND, true}, {"lunch", false}, {ProfileDND, true}} {
+		res, on, err := e.SwitchDND(ctx, DNDRequest{User: "alice", Source: SourceFeatureCode, Actor: "*76"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.To != want.profile || on != want.on || !res.InSync {
+			t.Fatalf("toggle: to %q on %v in sync %v, want %q %v", res.To, on, res.InSync, want.profile, want.on)
+		}
+	}
+	off := false
+	if res, _, err := e.SwitchDND(ctx, DNDRequest{User: "alice", On: &off, Source: SourceFeatureCode}); err != nil || res.To != "lunch" {
+		t.Fatalf("DND off: %v %+v", err, res)
+	}
+}
+
+func TestDNDKeyOptionsValidate(t *testing.T) {
+	u := alice()
+	u.DNDProfile = "lunch"
+	cat, err := NewCatalog([]User{u}, []Profile{lunch()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = DNDKeyOptions{Profile: "gone", DefaultProfile: "nope", Switches: -1, Fallback: "adopt"}.Validate("dnd_key", cat)
+	for _, want := range []string{
+		"dnd_key.switches: -1 is negative",
+		`dnd_key.fallback: "adopt" is not enforce or report`,
+		`dnd_key.profile: "gone" is not a system-wide profile`,
+		`dnd_key.default_profile: "nope" is not a system-wide profile`,
+		`users[0] (alice).dnd_profile: profile "lunch" does not turn DND on`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate: %v, want it to say %q", err, want)
+		}
+	}
+	if err := (DNDKeyOptions{Profile: ProfileDND}).Validate("dnd_key", cat); err == nil {
+		t.Error("alice's dnd_profile lunch passed")
+	}
+	u.DNDProfile = ""
+	cat, _ = NewCatalog([]User{u}, nil)
+	if err := (DNDKeyOptions{Profile: ProfileDND, Switches: 3, Window: time.Minute}).Validate("dnd_key", cat); err != nil {
+		t.Errorf("valid options: %v", err)
+	}
+	if err := (Policies{DriftQueuePause: PolicySwitch}).Validate(); err == nil || !strings.Contains(err.Error(), "switch is only for dnd") {
+		t.Errorf("switch for queue_pause: %v", err)
+	}
+	if err := (Policies{DriftDND: PolicySwitch}).Validate(); err != nil {
+		t.Errorf("switch for dnd: %v", err)
+	}
+}
+
+// TestDNDKeyCountSurvivesANewLeader: the switches by the DND key are counted in Redis, so the
+// engine of a new leader (a new term over the same store and PBX) goes on counting: the limit
+// reached under the first holds under the second.
+func TestDNDKeyCountSurvivesANewLeader(t *testing.T) {
+	ctx := context.Background()
+	e1, pbx, states := dndKeyEngine(t, alice(), DNDKeyOptions{Switches: 2, Window: time.Hour, Fallback: PolicyReport})
+	if _, err := e1.Switch(ctx, SwitchRequest{User: "alice", Profile: ProfileAvailable, Source: SourceAPI}); err != nil {
+		t.Fatal(err)
+	}
+	press := func(e *Engine, on bool) *SwitchResult {
+		t.Helper()
+		v := strp("YES")
+		if !on {
+			v = nil
+		}
+		pbx.byHand(map[string]*string{"DND/1001": v}, nil)
+		res, err := e.Repair(ctx, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	press(e1, true)
+	waitProfile(t, states, "alice", ProfileDND)
+	press(e1, false)
+	waitProfile(t, states, "alice", ProfileAvailable)
+
+	// The next leader: a new engine over the same store and PBX, the first one's term ended.
+	e2, err := NewEngine(EngineOptions{Catalog: e1.Catalog(), Naming: DefaultNaming(), States: states, Concerns: []Concern{pbx},
+		Policies: Policies{DriftDND: PolicySwitch}, DNDKey: DNDKeyOptions{Switches: 2, Window: time.Hour, Fallback: PolicyReport},
+		RetryMin: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopEngine(t, e1)
+	runEngine(t, e2)
+	res := press(e2, true)
+	if got := strings.Join(resultsOf(res), "; "); !strings.Contains(got, "reported db_del DND/1001") {
+		t.Fatalf("the new leader's repair: %s, want the key reported (the limit reached)", got)
+	}
+	if st, _, _ := states.Load(ctx, "alice"); st.Profile != ProfileAvailable {
+		t.Fatalf("profile %q, want available: the new leader switched past the limit", st.Profile)
+	}
+}
