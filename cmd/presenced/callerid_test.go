@@ -170,7 +170,14 @@ func TestCallerIDOfTheCallingPhone(t *testing.T) {
 	if got := callOut(t, f.ami, "1001", "97012", false); got != "+493012345678" {
 		t.Errorf("a call from alice's desk phone presents %q, want +493012345678 (her caller ID for every phone)", got)
 	}
-	// Carol has no caller ID set: her calls present her endpoint's.
+	// Carol with her caller ID switched off (an earlier test may have left her with the
+	// meeting profile's, which stays until a profile switches it off): her calls present her
+	// endpoint's.
+	if code, res := f.d.call(t, http.MethodPut, "/api/v1/users/carol/profiles/plain", testToken("carol"),
+		map[string]any{"name": "Plain", "on_enter": []map[string]any{{"action": "caller_id", "on": false}}}); code != http.StatusCreated && code != http.StatusOK {
+		t.Fatalf("carol's profile without a caller ID: %d %v", code, res)
+	}
+	f.d.switchTo(t, "carol", "plain", "")
 	if got := callOut(t, f.ami, "1003", "97013", false); got != "1003" {
 		t.Errorf("a call from carol's desk phone presents %q, want 1003", got)
 	}
