@@ -342,10 +342,8 @@ func (h *Handler) findProfile(r *http.Request, pid string) (*presence.Profile, e
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range ps {
-		if p.ID == pid {
-			return p, nil
-		}
+	if p := presence.FindProfile(ps, pid); p != nil {
+		return p, nil
 	}
 	return nil, fmt.Errorf("%w %q", presence.ErrUnknownProfile, pid)
 }

@@ -361,11 +361,11 @@ func (e *Engine) next(ctx context.Context, u *User, req SwitchRequest, candidate
 	if perr != nil {
 		return st, nil, nil, nil, prev, perr
 	}
-	to = findProfile(profiles, req.Profile)
+	to = FindProfile(profiles, req.Profile)
 	if to == nil {
 		return st, nil, nil, nil, prev, fmt.Errorf("%w %q", ErrUnknownProfile, req.Profile)
 	}
-	from = findProfile(profiles, prev.Profile)
+	from = FindProfile(profiles, prev.Profile)
 	allow := e.allow(u)
 	steps := prev.lineage()
 	if from != nil {
@@ -552,7 +552,7 @@ func (e *Engine) desired(ctx context.Context, u *User, st UserState) (*Target, e
 
 // compile is the PBX state a user's stored state means, with what it adopted from the PBX.
 func (e *Engine) compile(u *User, st UserState, profiles []*Profile) *Target {
-	t := Compile(u, e.intentOf(u, st, profiles), Active{Profile: findProfile(profiles, st.Profile), Info: st.Info}, profiles, e.opts.Naming)
+	t := Compile(u, e.intentOf(u, st, profiles), Active{Profile: FindProfile(profiles, st.Profile), Info: st.Info}, profiles, e.opts.Naming)
 	e.withDNDOff(u, t)
 	e.Catalog().unclaimPhones(t, e.opts.Naming)
 	overlay(t, st.Adopted)
@@ -742,9 +742,25 @@ func withCandidate(profiles []*Profile, c *Profile) []*Profile {
 	return append(out, c)
 }
 
-func findProfile(profiles []*Profile, id string) *Profile {
+// FindProfile returns the profile of profiles (a user's, as Engine.Profiles lists them) whose
+// ID is id, or nil.
+func FindProfile(profiles []*Profile, id string) *Profile {
 	for _, p := range profiles {
 		if p.ID == id {
+			return p
+		}
+	}
+	return nil
+}
+
+// FindActivation returns the profile of profiles whose activation number (*55<n>) is n, or
+// nil; "" finds nothing.
+func FindActivation(profiles []*Profile, n string) *Profile {
+	if n == "" {
+		return nil
+	}
+	for _, p := range profiles {
+		if p.Activation == n {
 			return p
 		}
 	}

@@ -190,7 +190,7 @@ func (e *Engine) presenceEntry(u *User, st UserState, profiles []*Profile, full 
 	if pv := e.presenceOf(u, st, profiles); pv != nil {
 		pe.Presence = pv.State
 	}
-	p := findProfile(profiles, st.Profile)
+	p := FindProfile(profiles, st.Profile)
 	private := p == nil || p.Visibility == VisibilityPrivate
 	if private && !full {
 		pe.Label = PresenceLabel(pe.Presence)

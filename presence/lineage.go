@@ -27,7 +27,7 @@ func FoldSteps(u *User, steps []Step, profiles []*Profile, allow func(*Profile, 
 	var in Intent
 	f := &folding{allow: allow}
 	for _, s := range steps {
-		if p := findProfile(profiles, s.Profile); p != nil {
+		if p := FindProfile(profiles, s.Profile); p != nil {
 			in.fold(u, p, s.Exit, s.Info, f)
 		}
 	}
@@ -46,7 +46,7 @@ func CompactSteps(u *User, steps []Step, profiles []*Profile, allow func(*Profil
 	f := &folding{allow: allow, writer: map[string]int{}, needed: map[int]bool{}}
 	for i, s := range steps {
 		f.step = i
-		if p := findProfile(profiles, s.Profile); p != nil {
+		if p := FindProfile(profiles, s.Profile); p != nil {
 			in.fold(u, p, s.Exit, s.Info, f)
 		}
 	}

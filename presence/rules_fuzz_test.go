@@ -62,7 +62,7 @@ func FuzzPersonalProfile(f *testing.F) {
 			in := FoldSteps(u, steps[:i+1], profiles, func(pr *Profile, a *Action) bool {
 				return !pr.Personal() || cat.CheckPersonalAction(u, *a) == nil
 			})
-			want := Compile(u, in, Active{Profile: findProfile(profiles, steps[i].Profile), Info: info}, profiles, n)
+			want := Compile(u, in, Active{Profile: FindProfile(profiles, steps[i].Profile), Info: info}, profiles, n)
 			for k, v := range want.AstDB {
 				if d, ok := n.deviceOfKey(k); ok {
 					// The device map: alice's own phones, and hot desks only as claims.

@@ -198,7 +198,7 @@ func (s *Scheduler) SavePersonal(ctx context.Context, id presence.UserID, e Pers
 		if err != nil {
 			return err
 		}
-		if !slices.ContainsFunc(ps, func(p *presence.Profile) bool { return p.ID == e.Profile }) {
+		if presence.FindProfile(ps, e.Profile) == nil {
 			problems = append(problems, fmt.Sprintf("profile: %q is none of your profiles", e.Profile))
 		}
 	}

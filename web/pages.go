@@ -233,10 +233,8 @@ func (h *Handler) status(r *http.Request, u *presence.User, own bool) (statusDat
 	}
 	for _, p := range d.Profiles {
 		d.Names[p.ID] = p.Name
-		if p.ID == st.State.Profile {
-			d.Active = p
-		}
 	}
+	d.Active = presence.FindProfile(d.Profiles, st.State.Profile)
 	if h.opts.Triggers != nil && st.Switched {
 		if d.Why, err = h.opts.Triggers.Why(ctx, u.ID, st.State); err != nil {
 			return d, err

@@ -337,7 +337,7 @@ func (c *call) flow(ctx context.Context) Outcome {
 	number := req.number
 	if req.mode == modeMenu {
 		prompt := []string{soundCurrentIs}
-		if cur := findProfile(profiles, func(p *presence.Profile) bool { return p.ID == state.Profile }); cur != nil && cur.Activation != "" {
+		if cur := presence.FindProfile(profiles, state.Profile); cur != nil && cur.Activation != "" {
 			prompt = append(prompt, sayDigits(cur.Activation)...)
 		} else {
 			prompt = append(prompt, "sound:digits/0")
@@ -358,7 +358,7 @@ func (c *call) flow(ctx context.Context) Outcome {
 		number, decided = n, last
 	}
 
-	pr := findProfile(profiles, func(p *presence.Profile) bool { return p.Activation == number })
+	pr := presence.FindActivation(profiles, number)
 	if pr == nil {
 		return end(ResultUnknownProfile, fmt.Errorf("no profile of %s has activation number %q", target.ID, number))
 	}
@@ -367,7 +367,7 @@ func (c *call) flow(ctx context.Context) Outcome {
 		if def == "" {
 			def = c.app.opts.DefaultProfile
 		}
-		back := findProfile(profiles, func(p *presence.Profile) bool { return p.ID == def })
+		back := presence.FindProfile(profiles, def)
 		if back == nil {
 			return end(ResultFailed, fmt.Errorf("default profile %q of %s does not exist", def, target.ID))
 		}
@@ -478,15 +478,6 @@ func promptFor(r Result) []string {
 		return nil
 	}
 	return []string{soundError}
-}
-
-func findProfile(ps []*presence.Profile, match func(*presence.Profile) bool) *presence.Profile {
-	for _, p := range ps {
-		if match(p) {
-			return p
-		}
-	}
-	return nil
 }
 
 // checkPIN asks for the user's PIN, up to pinTriesPerCall times, counting failures in Redis.
