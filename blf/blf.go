@@ -392,16 +392,6 @@ func (c *Concern) setvar(ctx context.Context, variable, value string) error {
 	return err
 }
 
-// DeviceStates lists the states a lamp can be set to (ast_devstate_val); UNKNOWN is not one.
-func DeviceStates() []string {
-	return []string{"NOT_INUSE", "INUSE", "BUSY", "INVALID", "UNAVAILABLE", "RINGING", "RINGINUSE", "ONHOLD"}
-}
-
-// PresenceStates lists the presence states Asterisk accepts (ast_presence_state_val).
-func PresenceStates() []string {
-	return []string{"not_set", "unavailable", "available", "away", "xa", "chat", "dnd"}
-}
-
 // FormatPresence returns the PRESENCE_STATE() value that sets state (any case) and message:
 // "state,,message", or "state,,base64(message),e" when the message contains a comma. It fails
 // for an unknown state, for a message with CR, LF or NUL, which Asterisk's replies cannot
@@ -409,8 +399,8 @@ func PresenceStates() []string {
 // would cut (and presenced would then find different and write again at every repair).
 func FormatPresence(state, message string) (string, error) {
 	s := strings.ToLower(state)
-	if !slices.Contains(PresenceStates(), s) {
-		return "", fmt.Errorf("state %q is not one of %s", state, strings.Join(PresenceStates(), ", "))
+	if !slices.Contains(presence.PresenceStates(), s) {
+		return "", fmt.Errorf("state %q is not one of %s", state, strings.Join(presence.PresenceStates(), ", "))
 	}
 	if strings.ContainsAny(message, "\r\n\x00") {
 		return "", errors.New("message contains CR, LF or NUL")
@@ -430,8 +420,8 @@ func checkDevice(name, state string) error {
 	if err := checkName(name, "Custom:"); err != nil {
 		return err
 	}
-	if !slices.Contains(DeviceStates(), state) {
-		return fmt.Errorf("state %q is not one of %s", state, strings.Join(DeviceStates(), ", "))
+	if !slices.Contains(presence.LampStates(), state) {
+		return fmt.Errorf("state %q is not one of %s", state, strings.Join(presence.LampStates(), ", "))
 	}
 	return nil
 }

@@ -31,7 +31,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"strings"
 	"sync"
 
@@ -177,7 +176,7 @@ func (c *Concern) Observe(ctx context.Context, want map[presence.UserID]*presenc
 			trees[tree{fam, first}] = true
 		}
 		for g := range w.Globals {
-			if validGlobal(g) {
+			if presence.ValidVariableName(g) {
 				globals[g] = true
 			}
 		}
@@ -321,7 +320,7 @@ func (c *Concern) apply(ctx context.Context, op presence.Op) presence.Outcome {
 		}
 		return presence.Outcome{Op: op, Result: presence.ResultApplied}
 	case presence.OpGlobal:
-		if !validGlobal(op.Key) {
+		if !presence.ValidVariableName(op.Key) {
 			return presence.Failed(op, fmt.Errorf("global %q: not a variable name (letters, digits, '_', '/', '.', '-')", op.Key))
 		}
 		if err := checkValue(op.Value); err != nil {
@@ -352,12 +351,6 @@ func splitKey(k string) (family, key string, ok bool) {
 	family, key, ok = strings.Cut(k, "/")
 	return family, key, ok && family != "" && key != ""
 }
-
-// globalPattern is what presence accepts as a variable name; it keeps out '(' so that a name
-// can never make Getvar/Setvar call a dialplan function.
-var globalPattern = regexp.MustCompile(`^[A-Za-z0-9_]+(/[A-Za-z0-9_.-]+)*$`)
-
-func validGlobal(name string) bool { return globalPattern.MatchString(name) }
 
 // checkValue refuses values AMI would not carry unchanged. CR, LF and NUL are refused by the
 // ami package too; leading blanks are stripped by Asterisk's header parser.

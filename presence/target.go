@@ -71,8 +71,8 @@ func (n Naming) Validate() error {
 	if !strings.HasPrefix(n.PresenceProvider, "CustomPresence:") {
 		p.add("naming.presence_provider", "%q must be a CustomPresence: provider", n.PresenceProvider)
 	}
-	if !slices.Contains(deviceStates(), n.LampOff) {
-		p.add("naming.lamp_off", "%q is not one of %s", n.LampOff, strings.Join(deviceStates(), ", "))
+	if !slices.Contains(LampStates(), n.LampOff) {
+		p.add("naming.lamp_off", "%q is not one of %s", n.LampOff, strings.Join(LampStates(), ", "))
 	}
 	return p.err()
 }

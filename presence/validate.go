@@ -31,15 +31,21 @@ var (
 // maxVariableName bounds the name of a variable (astdb FAMILY/key or global).
 const maxVariableName = 200
 
-// presenceStates are the states PRESENCE_STATE accepts.
-func presenceStates() []string {
+// PresenceStates lists the presence states PRESENCE_STATE accepts (ast_presence_state_val).
+func PresenceStates() []string {
 	return []string{"not_set", "unavailable", "available", "away", "xa", "chat", "dnd"}
 }
 
-// deviceStates are the states DEVICE_STATE(Custom:...) accepts.
-func deviceStates() []string {
+// LampStates lists the states DEVICE_STATE(Custom:...) accepts, what a lamp can be set to
+// (ast_devstate_val); UNKNOWN is not one.
+func LampStates() []string {
 	return []string{"NOT_INUSE", "INUSE", "BUSY", "INVALID", "UNAVAILABLE", "RINGING", "RINGINUSE", "ONHOLD"}
 }
+
+// ValidVariableName reports whether name may name a variable presenced writes: an astdb
+// FAMILY/key or a global. It keeps out '(' so that a name can never make Getvar or Setvar call
+// a dialplan function.
+func ValidVariableName(name string) bool { return variablePattern.MatchString(name) }
 
 // ValidationError lists every problem found, each naming its field path.
 type ValidationError struct {
@@ -472,8 +478,8 @@ func (c *Catalog) validateProfile(p *problems, path string, pr *Profile) {
 	if pr.Visibility != "" && pr.Visibility != VisibilityPublic && pr.Visibility != VisibilityPrivate {
 		p.add(path+".visibility", "%q is not public or private", pr.Visibility)
 	}
-	if pr.Presence != "" && !slices.Contains(presenceStates(), pr.Presence) {
-		p.add(path+".presence", "%q is not one of %s", pr.Presence, strings.Join(presenceStates(), ", "))
+	if pr.Presence != "" && !slices.Contains(PresenceStates(), pr.Presence) {
+		p.add(path+".presence", "%q is not one of %s", pr.Presence, strings.Join(PresenceStates(), ", "))
 	}
 	for i := range pr.OnEnter {
 		c.validateAction(p, fmt.Sprintf("%s.on_enter[%d]", path, i), &pr.OnEnter[i])
@@ -600,8 +606,8 @@ func (c *Catalog) validateAction(p *problems, path string, a *Action) {
 			p.add(path+".device", "%q is not a dial string such as PJSIP/hotdesk-3", a.Device)
 		}
 	case ActionPresence:
-		if a.State != "" && !slices.Contains(presenceStates(), a.State) {
-			p.add(path+".state", "%q is not one of %s", a.State, strings.Join(presenceStates(), ", "))
+		if a.State != "" && !slices.Contains(PresenceStates(), a.State) {
+			p.add(path+".state", "%q is not one of %s", a.State, strings.Join(PresenceStates(), ", "))
 		}
 		if len(a.Message) > MaxPresenceMessage {
 			p.add(path+".message", "at most %d bytes: a message with commas is sent base64-encoded, and Asterisk keeps 255 bytes of it; this one has %d", MaxPresenceMessage, len(a.Message))
@@ -610,8 +616,8 @@ func (c *Catalog) validateAction(p *problems, path string, a *Action) {
 		if !lampPattern.MatchString(a.Device) {
 			p.add(path+".device", "%q must be a Custom: device of at most 80 letters, digits and _.:@#*+-, e.g. Custom:MEETING1001", a.Device)
 		}
-		if !slices.Contains(deviceStates(), strings.ToUpper(a.State)) {
-			p.add(path+".state", "%q is not one of %s", a.State, strings.Join(deviceStates(), ", "))
+		if !slices.Contains(LampStates(), strings.ToUpper(a.State)) {
+			p.add(path+".state", "%q is not one of %s", a.State, strings.Join(LampStates(), ", "))
 		}
 	case ActionVariable:
 		if a.Scope != "" && a.Scope != "astdb" && a.Scope != "global" {
