@@ -435,7 +435,7 @@ func (c HTTPConfig) limits(maxBody int64) httpserve.Limits {
 func defaults() map[string]any {
 	n := presence.DefaultNaming()
 	lim := presence.DefaultLimits()
-	return map[string]any{
+	d := map[string]any{
 		"asterisk.naming.queue_interface":          n.QueueInterface,
 		"asterisk.naming.state_interface":          n.StateInterface,
 		"asterisk.naming.dnd_family":               n.DNDFamily,
@@ -510,13 +510,6 @@ func defaults() map[string]any {
 		"leader.lease":                             leader.DefaultLease.String(),
 		"leader.renew_interval":                    "0s",
 		"leader.clock_drift_margin":                "0s",
-		"reconcile.policy.queue_membership":        "enforce",
-		"reconcile.policy.queue_pause":             "enforce",
-		"reconcile.policy.queue_penalty":           "enforce",
-		"reconcile.policy.astdb":                   "enforce",
-		"reconcile.policy.lamp":                    "enforce",
-		"reconcile.policy.presence":                "enforce",
-		"reconcile.policy.global":                  "enforce",
 		"reconcile.policy.dnd":                     "",
 		"dnd_key.profile":                          presence.ProfileDND,
 		"dnd_key.default_profile":                  "",
@@ -556,6 +549,10 @@ func defaults() map[string]any {
 		"limits.actions":                           lim.Actions,
 		"limits.external_triggers":                 lim.ExternalTriggers,
 	}
+	for _, k := range presence.DriftKinds() {
+		d["reconcile.policy."+string(k)] = string(presence.PolicyEnforce)
+	}
+	return d
 }
 
 // loadGCPercent is the garbage collector's GOGC while a configuration loads.
