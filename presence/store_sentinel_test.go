@@ -323,7 +323,9 @@ func TestUnconfirmedSwitchesAreRefusedNotLost(t *testing.T) {
 	if err := <-hung; !errors.Is(err, ErrStoreUnavailable) {
 		t.Errorf("switch waiting for the replica when the master hung: %v; want a store-unavailable error", err)
 	}
-	if took := time.Since(start); took > 2*time.Second {
+	// 800 ms and a little on a quiet machine; the bound leaves room for a loaded one (CI runs
+	// every package at once) and still tells a bounded failure from a switch left hanging.
+	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("the switch waiting for the replica when the master hung failed after %v; want 800ms and a little", took)
 	}
 	g.Replication.SetUp(false)
