@@ -245,15 +245,6 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Snapshot writes the embedded store to its snapshot file now. It does nothing for a real Redis
-// or when no snapshot path is configured.
-func (s *Store) Snapshot(ctx context.Context) error {
-	if s.snapshot == nil {
-		return nil
-	}
-	return s.snapshot.save(ctx)
-}
-
 // ttlTick is how often the embedded store's expiry follows the wall clock: keys expire up to a
 // tick late. miniredis's own ClockTTL follows it on every command instead, walking and sorting
 // every key each time, so that each command costs in proportion to the whole store (a snapshot
