@@ -398,6 +398,12 @@ func (c *call) flow(ctx context.Context) Outcome {
 	if !res.InSync {
 		c.log.Warn("feature-code switch recorded but not fully applied; repairs follow", "user", target.ID, "profile", pr.ID)
 	}
+	return c.confirm(ctx, out, waitAnswer, decided, promptFor(ResultSwitched))
+}
+
+// confirm ends a call whose switch was applied: the caller, if still there, hears prompt;
+// out's latency runs from decided to the prompt's start.
+func (c *call) confirm(ctx context.Context, out Outcome, waitAnswer func() error, decided time.Time, prompt []string) Outcome {
 	out.Result = ResultSwitched
 	if c.isGone() {
 		return out
@@ -406,7 +412,7 @@ func (c *call) flow(ctx context.Context) Outcome {
 		out.Err = fmt.Errorf("confirmation prompt: %w", err)
 		return out
 	}
-	pb, err := c.play(ctx, promptFor(ResultSwitched)...)
+	pb, err := c.play(ctx, prompt...)
 	if err != nil {
 		out.Err = fmt.Errorf("confirmation prompt: %w", err)
 		return out
@@ -439,26 +445,11 @@ func (c *call) toggleDND(ctx context.Context, target *presence.User, from caller
 	if !res.InSync {
 		c.log.Warn("feature-code DND switch recorded but not fully applied; repairs follow", "user", target.ID, "profile", res.To)
 	}
-	out.Result = ResultSwitched
-	if c.isGone() {
-		return out
-	}
-	if err := waitAnswer(); err != nil {
-		out.Err = fmt.Errorf("confirmation prompt: %w", err)
-		return out
-	}
 	prompt := []string{soundDNDOn, soundConfirm}
 	if !on {
 		prompt = []string{soundDNDOn, soundDNDOff}
 	}
-	pb, err := c.play(ctx, prompt...)
-	if err != nil {
-		out.Err = fmt.Errorf("confirmation prompt: %w", err)
-		return out
-	}
-	out.Latency = time.Since(decided)
-	c.waitPlayback(ctx, pb)
-	return out
+	return c.confirm(ctx, out, waitAnswer, decided, prompt)
 }
 
 // promptFor is what the caller hears when a call ends with r.
