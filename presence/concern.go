@@ -7,7 +7,7 @@ import (
 )
 
 // Concern is one part of the PBX presenced manages: queue membership (package queue), astdb
-// keys and globals (package followme), lamps and presence (package blf), webhooks. The engine
+// keys and globals (package astdb), lamps and presence (package blf), webhooks. The engine
 // observes through every concern at once, plans with Plan, and hands each concern the
 // operations of the kinds it applies. Concerns speak AMI; presence does not.
 type Concern interface {

@@ -1,4 +1,4 @@
 // Package presence is the heart of presenced: users, presence profiles, the switching engine and
 // the state it keeps in Redis. It depends on no protocol package; the concerns that act on
-// Asterisk (queue, followme, ...) plug into it.
+// Asterisk (queue, astdb, ...) plug into it.
 package presence

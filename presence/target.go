@@ -106,7 +106,7 @@ func CallerDevice(dial string) bool {
 // DeviceKey is the astdb key of the device map entry of phone dial, "PROFILE/PJSIP:1001-mobile"
 // by default: the key the shipped dialplan (deploy/asterisk/extensions_presenced.conf,
 // presenced-outbound) looks the calling phone up by. Its "/" is written ":" so that the key is
-// one level below the family (a read of a few users' keys reads it alone, followme). false
+// one level below the family (a read of a few users' keys reads it alone, package astdb). false
 // for a dial string that is no CallerDevice.
 func (n Naming) DeviceKey(dial string) (string, bool) {
 	if !CallerDevice(dial) {

@@ -20,9 +20,9 @@ import (
 	"github.com/presenced/presenced/api"
 	"github.com/presenced/presenced/ari"
 	"github.com/presenced/presenced/ari/featurecode"
+	"github.com/presenced/presenced/astdb"
 	"github.com/presenced/presenced/blf"
 	"github.com/presenced/presenced/calendar"
-	"github.com/presenced/presenced/followme"
 	"github.com/presenced/presenced/internal/httpserve"
 	"github.com/presenced/presenced/internal/throttle"
 	"github.com/presenced/presenced/leader"
@@ -302,7 +302,7 @@ func (d *daemon) buildEngine() error {
 	if err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
-	fc, err := followme.New(followme.Options{AMI: d.ami, Reader: d.amiRead, Logger: log, Registerer: d.reg})
+	dc, err := astdb.New(astdb.Options{AMI: d.ami, Reader: d.amiRead, Logger: log, Registerer: d.reg})
 	if err != nil {
 		return fmt.Errorf("followme: %w", err)
 	}
@@ -351,8 +351,8 @@ func (d *daemon) buildEngine() error {
 		Catalog:       cfg.catalog,
 		Naming:        cfg.Asterisk.Naming,
 		States:        d.states,
-		Concerns:      []presence.Concern{qc, fc, bc, wc},
-		Watchers:      []presence.Watcher{qc, fc, bc, d.devices},
+		Concerns:      []presence.Concern{qc, dc, bc, wc},
+		Watchers:      []presence.Watcher{qc, dc, bc, d.devices},
 		CheckInterval: cfg.Reconcile.Interval,
 		Globals:       map[string]string{appVariable: d.ari.AppName()},
 		Relay:         relay,

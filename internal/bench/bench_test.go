@@ -24,8 +24,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/presenced/presenced/ami"
+	"github.com/presenced/presenced/astdb"
 	"github.com/presenced/presenced/blf"
-	"github.com/presenced/presenced/followme"
 	"github.com/presenced/presenced/internal/lab"
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/presence/presencetest"
@@ -88,7 +88,7 @@ func newRigWith(tb testing.TB, users []presence.User, profiles []presence.Profil
 	if err != nil {
 		tb.Fatal(err)
 	}
-	fc, err := followme.New(followme.Options{AMI: c, Reader: reader, Logger: log})
+	dc, err := astdb.New(astdb.Options{AMI: c, Reader: reader, Logger: log})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -113,12 +113,12 @@ func newRigWith(tb testing.TB, users []presence.User, profiles []presence.Profil
 		tb.Fatal(err)
 	}
 	e, err := presence.NewEngine(presence.EngineOptions{Catalog: cat, Naming: presence.DefaultNaming(), States: states,
-		Concerns: []presence.Concern{qc, fc, bc, wc}, Logger: log, ObserveTimeout: time.Minute, Workers: *benchWorkers, Registerer: reg})
+		Concerns: []presence.Concern{qc, dc, bc, wc}, Logger: log, ObserveTimeout: time.Minute, Workers: *benchWorkers, Registerer: reg})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	presencetest.Run(tb, e)
-	return &rig{ami: c, engine: e, rdb: rdb, reg: reg, concerns: []presence.Concern{qc, fc, bc, wc}}
+	return &rig{ami: c, engine: e, rdb: rdb, reg: reg, concerns: []presence.Concern{qc, dc, bc, wc}}
 }
 
 // massUsers are n users with extensions 60000.. in the 5 bench queues.

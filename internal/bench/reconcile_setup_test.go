@@ -18,8 +18,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/presenced/presenced/ami"
+	"github.com/presenced/presenced/astdb"
 	"github.com/presenced/presenced/blf"
-	"github.com/presenced/presenced/followme"
 	"github.com/presenced/presenced/internal/lab"
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/presence/presencetest"
@@ -281,7 +281,7 @@ func rcRestartErr(ctx context.Context, ready ...*rcReady) (time.Duration, error)
 
 // rcRig is presenced's engine over the lab as the daemon builds it (cmd/presenced
 // buildEngine): a main AMI session for changes and events, a read session for the bulk reads,
-// each counting its actions in its own registry, the queue, followme, blf and webhook
+// each counting its actions in its own registry, the queue, astdb, blf and webhook
 // concerns, the users' phones tracked for calls, and the states in Redis.
 type rcRig struct {
 	main, read       *ami.Client
@@ -313,7 +313,7 @@ func newRCRig(t *testing.T, cat *presence.Catalog, states *presence.StateStore) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	fc, err := followme.New(followme.Options{AMI: r.main, Reader: r.read, Logger: log, Registerer: reg})
+	dc, err := astdb.New(astdb.Options{AMI: r.main, Reader: r.read, Logger: log, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +334,7 @@ func newRCRig(t *testing.T, cat *presence.Catalog, states *presence.StateStore) 
 	r.devices = blf.NewDevices(r.main, r.read, phones)
 	r.engine, err = presence.NewEngine(presence.EngineOptions{
 		Catalog: cat, Naming: presence.DefaultNaming(), States: states,
-		Concerns:       []presence.Concern{qc, fc, bc, wc},
+		Concerns:       []presence.Concern{qc, dc, bc, wc},
 		Devices:        r.devices,
 		RoundTrips:     func() uint64 { return r.main.ActionsSent() + r.read.ActionsSent() },
 		ObserveTimeout: 5 * time.Minute,

@@ -1,10 +1,10 @@
-package followme_test
+package astdb_test
 
 import (
 	"testing"
 	"time"
 
-	"github.com/presenced/presenced/followme"
+	"github.com/presenced/presenced/astdb"
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/presence/presencetest"
 )
@@ -13,7 +13,7 @@ import (
 // asks for everyone; astdb changes send no events, so a DBPut does not.
 func TestWatchAsksForEveryoneOnADialplanReload(t *testing.T) {
 	ctx := testCtx(t)
-	c, err := followme.New(followme.Options{AMI: newAMI(t, false, nil)})
+	c, err := astdb.New(astdb.Options{AMI: newAMI(t, false, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}

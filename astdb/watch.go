@@ -1,4 +1,4 @@
-package followme
+package astdb
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package followme_test
+package astdb_test
 
 import (
 	"context"
@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/presenced/presenced/astdb"
 	"github.com/presenced/presenced/blf"
-	"github.com/presenced/presenced/followme"
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/webhook"
 )
@@ -76,7 +76,7 @@ func TestRoundTrip(t *testing.T) {
 	ctx := testCtx(t)
 	check := newAMI(t, true, nil)
 	conn := newAMI(t, false, nil) // the daemon's one connection, shared by the concerns
-	fm, err := followme.New(followme.Options{AMI: conn, Logger: logger(t)})
+	fm, err := astdb.New(astdb.Options{AMI: conn, Logger: logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package followme
+package astdb
 
 import (
 	"github.com/prometheus/client_golang/prometheus"

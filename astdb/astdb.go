@@ -1,4 +1,4 @@
-// Package followme is the presence concern for what a profile writes into astdb and into
+// Package astdb is the presence concern for what a profile writes into astdb and into
 // global variables: the ring list, forwarding, caller ID, the no-answer target, the location,
 // the DND flag, the active profile and the dialplan variables of variable actions.
 //
@@ -23,7 +23,14 @@
 // quotes and backslashes survive. AMI strips blanks at the start of a header value, so a value
 // that starts with a space or tab cannot be stored as such and its operation fails instead of
 // being re-applied for ever.
-package followme
+//
+// # Its name
+//
+// The concern was called followme before the package was named for what it writes. Its name
+// where users see it stays "followme": Concern.Name, and so the concern label of the
+// operations counter and the errors of its operations in the journal, the "component" of its
+// log lines, and its deprecated counter presenced_followme_ops_total.
+package astdb
 
 import (
 	"cmp"

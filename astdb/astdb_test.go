@@ -1,4 +1,4 @@
-package followme_test
+package astdb_test
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/presenced/presenced/followme"
+	"github.com/presenced/presenced/astdb"
 	"github.com/presenced/presenced/presence"
 )
 
@@ -20,17 +20,17 @@ func TestNew(t *testing.T) {
 	c := newAMI(t, false, nil)
 	tests := []struct {
 		name      string
-		o         followme.Options
+		o         astdb.Options
 		errSubstr string
 	}{
-		{"ok", followme.Options{AMI: c}, ""},
-		{"defaults", func() followme.Options { o := followme.DefaultOptions(); o.AMI = c; return o }(), ""},
-		{"no AMI", followme.Options{}, "Options.AMI is required"},
-		{"negative MaxInFlight", followme.Options{AMI: c, MaxInFlight: -1}, "Options.MaxInFlight must not be negative"},
+		{"ok", astdb.Options{AMI: c}, ""},
+		{"defaults", func() astdb.Options { o := astdb.DefaultOptions(); o.AMI = c; return o }(), ""},
+		{"no AMI", astdb.Options{}, "Options.AMI is required"},
+		{"negative MaxInFlight", astdb.Options{AMI: c, MaxInFlight: -1}, "Options.MaxInFlight must not be negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fm, err := followme.New(tt.o)
+			fm, err := astdb.New(tt.o)
 			if tt.errSubstr == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -319,7 +319,7 @@ func TestObserveCost(t *testing.T) {
 	// The families Compile uses for every user, plus one of this test's own.
 	families := []string{"DND", "CF", "PROFILE", fam}
 
-	for _, users := range []int{1, followme.DefaultSmallBatch, followme.DefaultSmallBatch + 1, 300} {
+	for _, users := range []int{1, astdb.DefaultSmallBatch, astdb.DefaultSmallBatch + 1, 300} {
 		want := map[presence.UserID]*presence.Target{}
 		have := map[presence.UserID]*presence.Target{}
 		for i := range users {
@@ -339,7 +339,7 @@ func TestObserveCost(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantTrees := len(families) // one per family
-		if users <= followme.DefaultSmallBatch {
+		if users <= astdb.DefaultSmallBatch {
 			wantTrees = len(families) * users // one per user subtree
 		}
 		if n := actions(t, reg, "DBGetTree") - trees; n != wantTrees {

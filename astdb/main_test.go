@@ -3,7 +3,7 @@
 // through a second client logged in as the lab's test user, never from the concern's memory.
 // Tests share one Asterisk and isolate themselves with unique astdb families, globals and
 // extensions 92xx/93xx.
-package followme_test
+package astdb_test
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/presenced/presenced/ami"
-	"github.com/presenced/presenced/followme"
+	"github.com/presenced/presenced/astdb"
 	"github.com/presenced/presenced/internal/lab"
 	"github.com/presenced/presenced/presence"
 )
@@ -36,12 +36,12 @@ func newAMI(t testing.TB, test bool, reg prometheus.Registerer) *ami.Client {
 	return env.AMI(t, test, func(c *ami.Config) { c.Registerer = reg })
 }
 
-// newConcern returns a followme concern on its own daemon-user client, and that client's
+// newConcern returns an astdb concern on its own daemon-user client, and that client's
 // metrics registry.
-func newConcern(t testing.TB, maxInFlight int) (*followme.Concern, *prometheus.Registry) {
+func newConcern(t testing.TB, maxInFlight int) (*astdb.Concern, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	c, err := followme.New(followme.Options{AMI: newAMI(t, false, reg), Logger: logger(t), Registerer: reg, MaxInFlight: maxInFlight})
+	c, err := astdb.New(astdb.Options{AMI: newAMI(t, false, reg), Logger: logger(t), Registerer: reg, MaxInFlight: maxInFlight})
 	if err != nil {
 		t.Fatal(err)
 	}
