@@ -1,5 +1,6 @@
 // Package blf is the presence concern for what phones show: BLF lamps (Custom: device states)
-// and presence states (CustomPresence: providers).
+// and presence states (CustomPresence: providers). The states of the users' phones, which
+// presenced follows but never sets, are package callstate's.
 //
 // # Observing
 //

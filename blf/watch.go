@@ -3,8 +3,6 @@ package blf
 import (
 	"context"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/presenced/presenced/ami"
 	"github.com/presenced/presenced/internal/amiwatch"
@@ -15,10 +13,7 @@ import (
 // asks for everyone to be checked).
 const watchBuffer = 4096
 
-var (
-	_ presence.Watcher = (*Concern)(nil)
-	_ presence.Watcher = (*Devices)(nil)
-)
+var _ presence.Watcher = (*Concern)(nil)
 
 // Watch implements presence.Watcher for the lamps and presence presenced sets: a change of a
 // user's DND lamp (a phone's DND key may toggle it) or of their presence provider names that
@@ -45,49 +40,6 @@ func (c *Concern) Watch(ctx context.Context, w presence.Watch) error {
 		}
 	})
 }
-
-// Watch implements presence.Watcher for the users' phones: keeps their states from
-// DeviceStateChange and names the user whose phone changed (a call that ended lets the queue
-// changes waiting for it go). A hot desk (a tracked phone that is no user's own) names the user
-// bound to it who holds it (Watch.BoundTo), looked up off the event loop. Lost events ask for
-// everyone.
-func (d *Devices) Watch(ctx context.Context, w presence.Watch) error {
-	owner := presence.NewUserIndex(w.Catalog, func(u *presence.User) []string {
-		var out []string
-		for _, dev := range u.Devices {
-			out = append(out, dev.Dial)
-		}
-		return out
-	})
-	var lookups sync.WaitGroup
-	defer lookups.Wait()
-	return amiwatch.Run(ctx, d.events, watchBuffer, func() { w.All("phone state events were dropped") }, func(ev *ami.Message) {
-		dev, changed := d.Handle(ev)
-		if !changed {
-			return
-		}
-		if id, ok := owner.User(dev); ok {
-			w.Changed(id)
-			return
-		}
-		if w.BoundTo == nil {
-			return
-		}
-		lookups.Go(func() {
-			lctx, cancel := context.WithTimeout(ctx, boundLookupTimeout)
-			defer cancel()
-			if u, ok, err := w.BoundTo(lctx, dev); err == nil && ok {
-				w.Changed(u.ID)
-			} else if err != nil && ctx.Err() == nil {
-				// Not known whose call it was: every user is looked at.
-				w.All("the user bound to hot desk " + dev + " could not be read: " + err.Error())
-			}
-		})
-	})
-}
-
-// boundLookupTimeout bounds the look-up of the user bound to a hot desk whose state changed.
-const boundLookupTimeout = 10 * time.Second
 
 // lampShown is what a DeviceStateChange shows of a lamp: whether a desired Target agrees, as
 // Plan compares lamps. A lamp the desired state does not name is not presenced's business.

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/presenced/presenced/blf"
+	"github.com/presenced/presenced/callstate"
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/presence/presencetest"
 )
@@ -26,7 +27,7 @@ func TestWatchNamesTheUserOfALampAndAPhone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	devices := blf.NewDevices(events, events, []string{phone})
+	devices := callstate.New(events, events, []string{phone})
 	lamps, phones := presencetest.NewWatchRecorder(), presencetest.NewWatchRecorder()
 	lamps.Start(t, c, cat, 0)
 	phones.Start(t, devices, cat, 100*time.Millisecond)

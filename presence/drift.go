@@ -433,7 +433,7 @@ func notRinging(want *Target, n Naming, u *User, devices []string) []string {
 	return out
 }
 
-// PhoneStates are DeviceStates that can be forgotten and read again (blf.Devices): after
+// PhoneStates are DeviceStates that can be forgotten and read again (callstate.Phones): after
 // Asterisk became ready, what the events said before may be stale (a restart ends every call).
 type PhoneStates interface {
 	DeviceStates

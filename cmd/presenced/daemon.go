@@ -23,6 +23,7 @@ import (
 	"github.com/presenced/presenced/astdb"
 	"github.com/presenced/presenced/blf"
 	"github.com/presenced/presenced/calendar"
+	"github.com/presenced/presenced/callstate"
 	"github.com/presenced/presenced/internal/httpserve"
 	"github.com/presenced/presenced/internal/throttle"
 	"github.com/presenced/presenced/leader"
@@ -63,7 +64,7 @@ type daemon struct {
 	trig     *trigger.Scheduler
 	missed   *missedcalls.Watcher // unanswered_calls; counts nothing while it is off
 	cal      *calendar.Connector  // users' calendars; runs on the leader, like the triggers
-	devices  *blf.Devices         // the users' phones' states, for who is on a call
+	devices  *callstate.Phones    // the users' phones' states, for who is on a call
 	elector  *leader.Elector
 	// certs is the HTTP listener's certificate with http.tls; nil without. It reads its files
 	// again when they change; Reload reads them now.
@@ -331,7 +332,7 @@ func (d *daemon) buildEngine() error {
 	}
 	d.states = d.store.StateStore(presence.StateStoreOptions{
 		Logger: log.With("component", "store"), Registerer: d.reg, Fence: fence})
-	d.devices = blf.NewDevices(d.ami, d.amiRead, phonesOf(cfg.catalog))
+	d.devices = callstate.New(d.ami, d.amiRead, phonesOf(cfg.catalog))
 	// Every instance serves the whole API: what a standby is asked to do, the leader does.
 	relay, err := presence.NewRelay(presence.RelayOptions{
 		Redis: d.store.Redis(), Confirm: d.store.Confirmed, Asterisk: cfg.Asterisk.ID, Instance: cfg.InstanceID,

@@ -104,7 +104,7 @@ func (d *daemon) reload(ctx context.Context) reloadResult {
 	if err := d.api.SetCredentials(string(cfg.API.AdminToken), cfg.API.AdminTokenHash); err != nil {
 		errs = append(errs, err)
 	}
-	d.devices.SetNames(phonesOf(cfg.catalog))
+	d.devices.SetDevices(phonesOf(cfg.catalog))
 	if d.certs != nil {
 		// The certificate files are read again too (a renewal); a pair that does not load
 		// leaves the last good one in use.

@@ -20,6 +20,7 @@ import (
 	"github.com/presenced/presenced/ami"
 	"github.com/presenced/presenced/astdb"
 	"github.com/presenced/presenced/blf"
+	"github.com/presenced/presenced/callstate"
 	"github.com/presenced/presenced/internal/lab"
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/presence/presencetest"
@@ -289,7 +290,7 @@ type rcRig struct {
 	concernReg       *prometheus.Registry // the concerns' metrics
 	mainReady        *rcReady
 	readReady        *rcReady
-	devices          *blf.Devices
+	devices          *callstate.Phones
 	engine           *presence.Engine
 }
 
@@ -331,7 +332,7 @@ func newRCRig(t *testing.T, cat *presence.Catalog, states *presence.StateStore) 
 			phones = append(phones, d.Dial)
 		}
 	}
-	r.devices = blf.NewDevices(r.main, r.read, phones)
+	r.devices = callstate.New(r.main, r.read, phones)
 	r.engine, err = presence.NewEngine(presence.EngineOptions{
 		Catalog: cat, Naming: presence.DefaultNaming(), States: states,
 		Concerns:       []presence.Concern{qc, dc, bc, wc},

@@ -1,23 +1,23 @@
-package blf_test
+package callstate_test
 
 import (
 	"testing"
 	"time"
 
 	"github.com/presenced/presenced/ami"
-	"github.com/presenced/presenced/blf"
+	"github.com/presenced/presenced/callstate"
 )
 
-// TestDevicesFollowThePBX: the tracker loads the states of its devices in one
+// TestPhonesFollowThePBX: the tracker loads the states of its devices in one
 // DeviceStateList, follows their DeviceStateChange events, and ignores other devices.
-func TestDevicesFollowThePBX(t *testing.T) {
+func TestPhonesFollowThePBX(t *testing.T) {
 	ctx := testCtx(t)
 	c := newAMI(t, false, nil)
 	phone, other := "Custom:"+uniq("phone"), "Custom:"+uniq("other")
 	if err := c.Setvar(ctx, "", "DEVICE_STATE("+phone+")", "NOT_INUSE"); err != nil {
 		t.Fatal(err)
 	}
-	d := blf.NewDevices(c, c, []string{phone, "PJSIP/nobody"})
+	d := callstate.New(c, c, []string{phone, "PJSIP/nobody"})
 	if err := d.Reload(ctx); err != nil {
 		t.Fatal(err)
 	}
