@@ -33,118 +33,58 @@
 package astdb
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/presenced/presenced/ami"
-	"github.com/presenced/presenced/internal/inflight"
-	"github.com/presenced/presenced/internal/opcount"
+	"github.com/presenced/presenced/internal/amiconcern"
 	"github.com/presenced/presenced/presence"
 )
 
-// DefaultMaxInFlight is Options.MaxInFlight when it is zero.
-const DefaultMaxInFlight = 64
+// Options configures a Concern (amiconcern.Options). Its AMI user needs write classes system
+// (DBPut, DBDel, DBGetTree) and call (Setvar, Getvar). Registerer receives
+// presenced_followme_ops_total (deprecated: presenced_operations_total{concern="followme"}
+// counts the same). SmallBatch is the most users an observation reads key by key (one
+// DBGetTree per user subtree); larger batches read whole families.
+type Options = amiconcern.Options
 
-// Options configures a Concern.
-type Options struct {
-	// AMI is the client the concern acts through; it may be shared with other concerns.
-	// Required. Its user needs write classes system (DBPut, DBDel, DBGetTree) and call
-	// (Setvar, Getvar).
-	AMI *ami.Client
-	// Logger receives per-operation detail at Debug. nil discards.
-	Logger *slog.Logger
-	// Registerer receives presenced_followme_ops_total. nil means no metrics.
-	Registerer prometheus.Registerer
-	// MaxInFlight bounds the AMI actions the concern has waiting for a reply at once, over all
-	// concurrent Observe and Apply calls. 0 means DefaultMaxInFlight.
-	MaxInFlight int
-	// Reader, when set, is a second client the concern observes through: Asterisk serves one
-	// session's actions one at a time, so large lists on the session that carries the changes
-	// would hold them up. nil observes through AMI.
-	Reader *ami.Client
-	// SmallBatch is the most users an observation reads key by key (one DBGetTree per user
-	// subtree); larger batches read whole families. 0 means DefaultSmallBatch.
-	SmallBatch int
-}
-
-// DefaultSmallBatch is Options.SmallBatch when it is zero.
-const DefaultSmallBatch = 4
-
-// DefaultOptions returns Options with every default filled in; AMI must still be set.
-func DefaultOptions() Options {
-	return Options{MaxInFlight: DefaultMaxInFlight, SmallBatch: DefaultSmallBatch}
-}
-
-func (o Options) validate() error {
-	if o.AMI == nil {
-		return errors.New("followme: Options.AMI is required")
-	}
-	if o.MaxInFlight < 0 {
-		return fmt.Errorf("followme: Options.MaxInFlight must not be negative, got %d", o.MaxInFlight)
-	}
-	if o.SmallBatch < 0 {
-		return fmt.Errorf("followme: Options.SmallBatch must not be negative, got %d", o.SmallBatch)
-	}
-	return nil
-}
+// Defaults applied by New to zero fields of Options.
+const (
+	DefaultMaxInFlight = amiconcern.DefaultMaxInFlight
+	DefaultSmallBatch  = amiconcern.DefaultSmallBatch
+)
 
 // Concern observes and applies astdb keys and global variables. It implements
 // presence.Concern and is safe for concurrent use: the engine may Apply for many users at
 // once over the one shared ami.Client.
 type Concern struct {
-	ami        *ami.Client
-	reader     *ami.Client // observation; ami when no second client is configured
-	log        *slog.Logger
-	sem        inflight.Limit
-	met        *opcount.Counter
-	smallBatch int
+	base *amiconcern.Base
 }
 
 var _ presence.Concern = (*Concern)(nil)
 
 // New validates o and returns a Concern.
 func New(o Options) (*Concern, error) {
-	if err := o.validate(); err != nil {
+	b, err := amiconcern.New(amiconcern.Spec{
+		Name:    "followme", // the package's name before it was astdb: see the package doc
+		Kinds:   []presence.OpKind{presence.OpDBPut, presence.OpDBDel, presence.OpGlobal},
+		Counter: "presenced_followme_ops_total",
+		Help:    "Deprecated: presenced_operations_total{concern=\"followme\"}. astdb and global variable operations applied, by kind (db_put, db_del, global) and result (applied, unchanged, failed).",
+	}, o)
+	if err != nil {
 		return nil, err
 	}
-	if o.MaxInFlight == 0 {
-		o.MaxInFlight = DefaultMaxInFlight
-	}
-	if o.SmallBatch == 0 {
-		o.SmallBatch = DefaultSmallBatch
-	}
-	log := o.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	met, err := newMetrics(o.Registerer)
-	if err != nil {
-		return nil, fmt.Errorf("followme: Options.Registerer: %w", err)
-	}
-	return &Concern{
-		ami:        o.AMI,
-		reader:     cmp.Or(o.Reader, o.AMI),
-		log:        log.With("component", "followme"),
-		sem:        inflight.New(o.MaxInFlight),
-		smallBatch: o.SmallBatch,
-		met:        met,
-	}, nil
+	return &Concern{base: b}, nil
 }
 
 // Name implements presence.Concern: "followme".
-func (c *Concern) Name() string { return "followme" }
+func (c *Concern) Name() string { return c.base.Name() }
 
 // Kinds implements presence.Concern: db_put, db_del and global.
-func (c *Concern) Kinds() []presence.OpKind {
-	return kinds()
-}
+func (c *Concern) Kinds() []presence.OpKind { return c.base.Kinds() }
 
 // Observe implements presence.Concern. For every user of want it records in have[user].AstDB
 // each astdb key want[user].AstDB names (nil when the key does not exist) and in
@@ -162,7 +102,7 @@ func (c *Concern) Observe(ctx context.Context, want map[presence.UserID]*presenc
 	// pull every user's keys.
 	type tree struct{ family, key string }
 	trees := map[tree]bool{}
-	wholeFamilies := len(want) > c.smallBatch
+	wholeFamilies := len(want) > c.base.SmallBatch
 	globals := map[string]bool{}
 	for u, w := range want {
 		if w == nil {
@@ -209,12 +149,12 @@ func (c *Concern) Observe(ctx context.Context, want map[presence.UserID]*presenc
 	for tr := range trees {
 		fam := tr.family
 		wg.Go(func() {
-			if err := c.sem.Acquire(ctx); err != nil {
+			if err := c.base.Acquire(ctx); err != nil {
 				fail(fmt.Errorf("followme: observe astdb family %s: %w", fam, err))
 				return
 			}
-			entries, err := c.reader.DBGetTree(ctx, fam, tr.key)
-			c.sem.Release()
+			entries, err := c.base.Reader.DBGetTree(ctx, fam, tr.key)
+			c.base.Release()
 			if err != nil {
 				fail(fmt.Errorf("followme: observe astdb %s/%s: %w", fam, tr.key, err))
 				return
@@ -232,12 +172,12 @@ func (c *Concern) Observe(ctx context.Context, want map[presence.UserID]*presenc
 	}
 	for g := range globals {
 		wg.Go(func() {
-			if err := c.sem.Acquire(ctx); err != nil {
+			if err := c.base.Acquire(ctx); err != nil {
 				fail(fmt.Errorf("followme: observe global %s: %w", g, err))
 				return
 			}
-			m, err := c.reader.Do(ctx, ami.Getvar{Variable: g})
-			c.sem.Release()
+			m, err := c.base.Reader.Do(ctx, ami.Getvar{Variable: g})
+			c.base.Release()
 			if err != nil {
 				fail(fmt.Errorf("followme: observe global %s: %w", g, err))
 				return
@@ -286,14 +226,7 @@ func (c *Concern) Observe(ctx context.Context, want map[presence.UserID]*presenc
 // independent: one that fails does not stop the others. Once ctx is done the operations not
 // yet sent fail.
 func (c *Concern) Apply(ctx context.Context, u *presence.User, ops []presence.Op) []presence.Outcome {
-	out := presence.ApplyAll(ops, func(op presence.Op) presence.Outcome { return c.apply(ctx, op) })
-	for i, op := range ops {
-		c.met.Count(op.Kind, out[i].Result)
-		c.log.LogAttrs(ctx, slog.LevelDebug, "apply", slog.String("user", userID(u)),
-			slog.String("op", describe(op)), slog.String("result", string(out[i].Result)),
-			slog.String("error", out[i].Error))
-	}
-	return out
+	return c.base.Apply(ctx, u, ops, c.apply)
 }
 
 // errAlreadyDeleted is Asterisk's answer to DBDel of a key that does not exist (and to a
@@ -310,7 +243,7 @@ func (c *Concern) apply(ctx context.Context, op presence.Op) presence.Outcome {
 		if err := checkValue(op.Value); err != nil {
 			return presence.Failed(op, fmt.Errorf("db put %s: %w", op.Key, err))
 		}
-		if _, err := c.do(ctx, ami.DBPut{Family: fam, Key: key, Value: op.Value}); err != nil {
+		if _, err := c.base.Do(ctx, ami.DBPut{Family: fam, Key: key, Value: op.Value}); err != nil {
 			return presence.Failed(op, fmt.Errorf("db put %s: %w", op.Key, err))
 		}
 		return presence.Outcome{Op: op, Result: presence.ResultApplied}
@@ -319,7 +252,7 @@ func (c *Concern) apply(ctx context.Context, op presence.Op) presence.Outcome {
 		if !ok {
 			return presence.Failed(op, fmt.Errorf("db del %q: key must be FAMILY/key", op.Key))
 		}
-		if _, err := c.do(ctx, ami.DBDel{Family: fam, Key: key}); err != nil {
+		if _, err := c.base.Do(ctx, ami.DBDel{Family: fam, Key: key}); err != nil {
 			if msg, ok := ami.ResponseMessage(err); ok && msg == errAlreadyDeleted {
 				return presence.Outcome{Op: op, Result: presence.ResultUnchanged}
 			}
@@ -333,7 +266,7 @@ func (c *Concern) apply(ctx context.Context, op presence.Op) presence.Outcome {
 		if err := checkValue(op.Value); err != nil {
 			return presence.Failed(op, fmt.Errorf("global %s: %w", op.Key, err))
 		}
-		if _, err := c.do(ctx, ami.Setvar{Variable: op.Key, Value: op.Value}); err != nil {
+		if _, err := c.base.Do(ctx, ami.Setvar{Variable: op.Key, Value: op.Value}); err != nil {
 			if op.Value == "" {
 				return presence.Failed(op, fmt.Errorf("global %s clear: %w", op.Key, err))
 			}
@@ -341,16 +274,7 @@ func (c *Concern) apply(ctx context.Context, op presence.Op) presence.Outcome {
 		}
 		return presence.Outcome{Op: op, Result: presence.ResultApplied}
 	}
-	return presence.Failed(op, fmt.Errorf("followme: cannot apply %s operations", op.Kind))
-}
-
-// do sends a within the in-flight bound.
-func (c *Concern) do(ctx context.Context, a ami.Action) (*ami.Message, error) {
-	if err := c.sem.Acquire(ctx); err != nil {
-		return nil, err
-	}
-	defer c.sem.Release()
-	return c.ami.Do(ctx, a)
+	return c.base.Unsupported(op)
 }
 
 // splitKey splits "FAMILY/key" (key may hold further '/') into the DBPut/DBDel parameters.
@@ -369,20 +293,4 @@ func checkValue(v string) error {
 		return fmt.Errorf("value %q starts with blanks, which AMI strips", v)
 	}
 	return nil
-}
-
-func userID(u *presence.User) string {
-	if u == nil {
-		return ""
-	}
-	return string(u.ID)
-}
-
-// describe is op.String() without its panics on operations of other concerns.
-func describe(op presence.Op) string {
-	switch op.Kind {
-	case presence.OpDBPut, presence.OpDBDel, presence.OpGlobal:
-		return op.String()
-	}
-	return string(op.Kind) + " " + op.Key
 }

@@ -24,7 +24,6 @@ func TestNew(t *testing.T) {
 		errSubstr string
 	}{
 		{"ok", astdb.Options{AMI: c}, ""},
-		{"defaults", func() astdb.Options { o := astdb.DefaultOptions(); o.AMI = c; return o }(), ""},
 		{"no AMI", astdb.Options{}, "Options.AMI is required"},
 		{"negative MaxInFlight", astdb.Options{AMI: c, MaxInFlight: -1}, "Options.MaxInFlight must not be negative"},
 	}

@@ -33,26 +33,18 @@
 package blf
 
 import (
-	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
 	"sync"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/presenced/presenced/ami"
-	"github.com/presenced/presenced/internal/inflight"
-	"github.com/presenced/presenced/internal/opcount"
+	"github.com/presenced/presenced/internal/amiconcern"
 	"github.com/presenced/presenced/presence"
 )
-
-// DefaultMaxInFlight is Options.MaxInFlight when it is zero.
-const DefaultMaxInFlight = 64
 
 // UnknownState is the state Observe records for a lamp Asterisk does not list.
 const UnknownState = "UNKNOWN"
@@ -62,99 +54,47 @@ const UnknownState = "UNKNOWN"
 // written as they are keep their length up to AMI's line limit).
 const MaxEncodedMessage = 255
 
-// Options configures a Concern.
-type Options struct {
-	// AMI is the client the concern acts through; it may be shared with other concerns.
-	// Required. Its user needs write class call (Setvar, DeviceStateList,
-	// PresenceStateList), and Asterisk res_manager_devicestate and res_manager_presencestate.
-	AMI *ami.Client
-	// Logger receives per-operation detail at Debug. nil discards.
-	Logger *slog.Logger
-	// Registerer receives presenced_blf_ops_total. nil means no metrics.
-	Registerer prometheus.Registerer
-	// MaxInFlight bounds the AMI actions the concern has waiting for a reply at once, over all
-	// concurrent Observe and Apply calls. 0 means DefaultMaxInFlight.
-	MaxInFlight int
-	// Reader, when set, is a second client the concern observes through: Asterisk serves one
-	// session's actions one at a time, so large lists on the session that carries the changes
-	// would hold them up. nil observes through AMI.
-	Reader *ami.Client
-	// SmallBatch is the most users an observation reads lamp by lamp (Getvar DEVICE_STATE)
-	// and provider by provider (PresenceState); larger batches list every device and presence
-	// state once. 0 means DefaultSmallBatch.
-	SmallBatch int
-}
+// Options configures a Concern (amiconcern.Options). Its AMI user needs write class call
+// (Setvar, DeviceStateList, PresenceStateList), and Asterisk res_manager_devicestate and
+// res_manager_presencestate. Registerer receives presenced_blf_ops_total (deprecated:
+// presenced_operations_total{concern="blf"} counts the same). SmallBatch is the most users an
+// observation reads lamp by lamp (Getvar DEVICE_STATE) and provider by provider
+// (PresenceState); larger batches list every device and presence state once.
+type Options = amiconcern.Options
 
-// DefaultSmallBatch is Options.SmallBatch when it is zero.
-const DefaultSmallBatch = 4
-
-// DefaultOptions returns Options with every default filled in; AMI must still be set.
-func DefaultOptions() Options {
-	return Options{MaxInFlight: DefaultMaxInFlight, SmallBatch: DefaultSmallBatch}
-}
-
-func (o Options) validate() error {
-	if o.AMI == nil {
-		return errors.New("blf: Options.AMI is required")
-	}
-	if o.MaxInFlight < 0 {
-		return fmt.Errorf("blf: Options.MaxInFlight must not be negative, got %d", o.MaxInFlight)
-	}
-	if o.SmallBatch < 0 {
-		return fmt.Errorf("blf: Options.SmallBatch must not be negative, got %d", o.SmallBatch)
-	}
-	return nil
-}
+// Defaults applied by New to zero fields of Options.
+const (
+	DefaultMaxInFlight = amiconcern.DefaultMaxInFlight
+	DefaultSmallBatch  = amiconcern.DefaultSmallBatch
+)
 
 // Concern observes and applies lamps and presence states. It implements presence.Concern and
 // is safe for concurrent use.
 type Concern struct {
-	ami        *ami.Client
-	reader     *ami.Client // observation; ami when no second client is configured
-	log        *slog.Logger
-	sem        inflight.Limit
-	met        *opcount.Counter
-	smallBatch int
+	base *amiconcern.Base
 }
 
 var _ presence.Concern = (*Concern)(nil)
 
 // New validates o and returns a Concern.
 func New(o Options) (*Concern, error) {
-	if err := o.validate(); err != nil {
+	b, err := amiconcern.New(amiconcern.Spec{
+		Name:    "blf",
+		Kinds:   []presence.OpKind{presence.OpDeviceState, presence.OpPresence},
+		Counter: "presenced_blf_ops_total",
+		Help:    "Deprecated: presenced_operations_total{concern=\"blf\"}. Lamp and presence operations applied, by kind (device_state, presence) and result (applied, unchanged, failed).",
+	}, o)
+	if err != nil {
 		return nil, err
 	}
-	if o.MaxInFlight == 0 {
-		o.MaxInFlight = DefaultMaxInFlight
-	}
-	if o.SmallBatch == 0 {
-		o.SmallBatch = DefaultSmallBatch
-	}
-	log := o.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	met, err := newMetrics(o.Registerer)
-	if err != nil {
-		return nil, fmt.Errorf("blf: Options.Registerer: %w", err)
-	}
-	return &Concern{
-		ami:        o.AMI,
-		reader:     cmp.Or(o.Reader, o.AMI),
-		log:        log.With("component", "blf"),
-		sem:        inflight.New(o.MaxInFlight),
-		met:        met,
-		smallBatch: o.SmallBatch,
-	}, nil
+	return &Concern{base: b}, nil
 }
 
 // Name implements presence.Concern: "blf".
-func (c *Concern) Name() string { return "blf" }
+func (c *Concern) Name() string { return c.base.Name() }
 
 // Kinds implements presence.Concern: device_state and presence.
-func (c *Concern) Kinds() []presence.OpKind {
-	return kinds()
-}
+func (c *Concern) Kinds() []presence.OpKind { return c.base.Kinds() }
 
 // Observe implements presence.Concern. For every user of want it records in
 // have[user].Devices the state of each device want[user].Devices names (UnknownState when
@@ -182,7 +122,7 @@ func (c *Concern) Observe(ctx context.Context, want map[presence.UserID]*presenc
 	// A small batch reads just its lamps and providers, so a switch of one user does not
 	// list every device of the PBX; a large batch lists everything once. Either way the round
 	// trips are bounded by a constant.
-	small := len(want) <= c.smallBatch
+	small := len(want) <= c.base.SmallBatch
 	var (
 		devices  map[string]string
 		presents map[string]presence.PresenceValue
@@ -239,11 +179,11 @@ func (c *Concern) Observe(ctx context.Context, want map[presence.UserID]*presenc
 }
 
 func (c *Concern) listDevices(ctx context.Context) (map[string]string, error) {
-	if err := c.sem.Acquire(ctx); err != nil {
+	if err := c.base.Acquire(ctx); err != nil {
 		return nil, fmt.Errorf("blf: observe lamps: %w", err)
 	}
-	defer c.sem.Release()
-	list, err := c.reader.DeviceStateList(ctx)
+	defer c.base.Release()
+	list, err := c.base.Reader.DeviceStateList(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("blf: observe lamps: %w", err)
 	}
@@ -265,14 +205,14 @@ func (c *Concern) readDevices(ctx context.Context, names map[string]bool) (map[s
 	)
 	for d := range names {
 		wg.Go(func() {
-			if err := c.sem.Acquire(ctx); err != nil {
+			if err := c.base.Acquire(ctx); err != nil {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("blf: observe lamp %s: %w", d, err))
 				mu.Unlock()
 				return
 			}
-			v, err := c.reader.Getvar(ctx, "", "DEVICE_STATE("+d+")")
-			c.sem.Release()
+			v, err := c.base.Reader.Getvar(ctx, "", "DEVICE_STATE("+d+")")
+			c.base.Release()
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -299,14 +239,14 @@ func (c *Concern) readPresence(ctx context.Context, providers map[string]bool) (
 	)
 	for p := range providers {
 		wg.Go(func() {
-			if err := c.sem.Acquire(ctx); err != nil {
+			if err := c.base.Acquire(ctx); err != nil {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("blf: observe presence %s: %w", p, err))
 				mu.Unlock()
 				return
 			}
-			st, err := c.reader.PresenceState(ctx, p)
-			c.sem.Release()
+			st, err := c.base.Reader.PresenceState(ctx, p)
+			c.base.Release()
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -323,11 +263,11 @@ func (c *Concern) readPresence(ctx context.Context, providers map[string]bool) (
 }
 
 func (c *Concern) listPresence(ctx context.Context) (map[string]presence.PresenceValue, error) {
-	if err := c.sem.Acquire(ctx); err != nil {
+	if err := c.base.Acquire(ctx); err != nil {
 		return nil, fmt.Errorf("blf: observe presence: %w", err)
 	}
-	defer c.sem.Release()
-	list, err := c.reader.PresenceStateList(ctx)
+	defer c.base.Release()
+	list, err := c.base.Reader.PresenceStateList(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("blf: observe presence: %w", err)
 	}
@@ -343,14 +283,7 @@ func (c *Concern) listPresence(ctx context.Context) (map[string]presence.Presenc
 // independent: one that fails does not stop the others. Once ctx is done the operations not
 // yet sent fail. Setting a lamp or a presence state is always ResultApplied (Asterisk does not say whether it changed).
 func (c *Concern) Apply(ctx context.Context, u *presence.User, ops []presence.Op) []presence.Outcome {
-	out := presence.ApplyAll(ops, func(op presence.Op) presence.Outcome { return c.apply(ctx, op) })
-	for i, op := range ops {
-		c.met.Count(op.Kind, out[i].Result)
-		c.log.LogAttrs(ctx, slog.LevelDebug, "apply", slog.String("user", userID(u)),
-			slog.String("op", describe(op)), slog.String("result", string(out[i].Result)),
-			slog.String("error", out[i].Error))
-	}
-	return out
+	return c.base.Apply(ctx, u, ops, c.apply)
 }
 
 func (c *Concern) apply(ctx context.Context, op presence.Op) presence.Outcome {
@@ -380,16 +313,12 @@ func (c *Concern) apply(ctx context.Context, op presence.Op) presence.Outcome {
 		}
 		return presence.Outcome{Op: op, Result: presence.ResultApplied}
 	}
-	return presence.Failed(op, fmt.Errorf("blf: cannot apply %s operations", op.Kind))
+	return c.base.Unsupported(op)
 }
 
 // setvar sets a function without a channel within the in-flight bound.
 func (c *Concern) setvar(ctx context.Context, variable, value string) error {
-	if err := c.sem.Acquire(ctx); err != nil {
-		return err
-	}
-	defer c.sem.Release()
-	_, err := c.ami.Do(ctx, ami.Setvar{Variable: variable, Value: value})
+	_, err := c.base.Do(ctx, ami.Setvar{Variable: variable, Value: value})
 	return err
 }
 
@@ -485,20 +414,4 @@ func cUnescape(c byte) (byte, bool) {
 		return c, true
 	}
 	return 0, false
-}
-
-// describe is op.String() without its panics on operations of other concerns.
-func describe(op presence.Op) string {
-	switch {
-	case op.Kind == presence.OpDeviceState, op.Kind == presence.OpPresence && op.Presence != nil:
-		return op.String()
-	}
-	return string(op.Kind) + " " + op.Key
-}
-
-func userID(u *presence.User) string {
-	if u == nil {
-		return ""
-	}
-	return string(u.ID)
 }

@@ -23,7 +23,6 @@ func TestNew(t *testing.T) {
 		errSubstr string
 	}{
 		{"ok", blf.Options{AMI: c}, ""},
-		{"defaults", func() blf.Options { o := blf.DefaultOptions(); o.AMI = c; return o }(), ""},
 		{"no AMI", blf.Options{}, "Options.AMI is required"},
 		{"negative MaxInFlight", blf.Options{AMI: c, MaxInFlight: -1}, "Options.MaxInFlight must not be negative"},
 	}

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,14 +16,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/presenced/presenced/ami"
+	"github.com/presenced/presenced/internal/amiconcern"
 	"github.com/presenced/presenced/internal/inflight"
 	"github.com/presenced/presenced/presence"
 )
 
 // Defaults applied by New to zero fields of Options.
 const (
-	// DefaultMaxInFlight bounds the AMI actions one Concern has waiting for their reply.
-	DefaultMaxInFlight = 64
+	// DefaultMaxInFlight bounds the AMI actions one Concern has waiting for their reply, as
+	// it does those of the other AMI-backed concerns.
+	DefaultMaxInFlight = amiconcern.DefaultMaxInFlight
 	// DefaultCoalesceWindow is how old an observation may be for Apply to trust it when it
 	// replaces per-queue pauses by one QueuePause for all queues.
 	DefaultCoalesceWindow = 15 * time.Second
@@ -65,14 +68,11 @@ func DefaultOptions() Options {
 }
 
 func (o Options) validate() error {
-	if o.AMI == nil {
-		return errors.New("queue: Options.AMI is required")
+	if err := amiconcern.Check("queue", o.AMI, o.MaxInFlight); err != nil {
+		return err
 	}
 	if slices.Contains(o.Writers, nil) {
 		return errors.New("queue: Options.Writers holds a nil client")
-	}
-	if o.MaxInFlight < 0 {
-		return fmt.Errorf("queue: Options.MaxInFlight must not be negative, got %d", o.MaxInFlight)
 	}
 	return nil
 }
@@ -133,14 +133,10 @@ func New(opts Options) (*Concern, error) {
 	if err != nil {
 		return nil, err
 	}
-	reader := opts.Reader
-	if reader == nil {
-		reader = opts.AMI
-	}
 	return &Concern{
 		ami:     opts.AMI,
 		writers: append([]*ami.Client{opts.AMI}, opts.Writers...),
-		reader:  reader,
+		reader:  cmp.Or(opts.Reader, opts.AMI),
 		log:     log.With("component", "queue"),
 		met:     met,
 		window:  opts.CoalesceWindow,
