@@ -692,6 +692,17 @@ func (e *Engine) apply(ctx context.Context, u *User, ops []Op) []Outcome {
 	return outcomes
 }
 
+// noConcern is the concern label of an operation no concern applies.
+const noConcern = "none"
+
+// concernOf names the concern that applies operations of kind k, noConcern when none does.
+func (e *Engine) concernOf(k OpKind) string {
+	if c := e.byKind[k]; c != nil {
+		return c.Name()
+	}
+	return noConcern
+}
+
 // inSync reports whether the PBX matches the desired state after these outcomes: nothing
 // failed (but a webhook), was only reported, or waits for a call to end.
 func inSync(outcomes []Outcome) bool {

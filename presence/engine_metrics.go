@@ -53,8 +53,8 @@ func newEngineMetrics(reg prometheus.Registerer, states *StateStore, catalog fun
 		}, []string{"source"}),
 		ops: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "presenced_operations_total",
-			Help: "PBX operations of switches and repairs by kind and result.",
-		}, []string{"kind", "result"}),
+			Help: "PBX operations of switches and repairs by concern (queue, followme, blf, webhook), kind and result.",
+		}, []string{"concern", "kind", "result"}),
 		observeBatch: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "presenced_observe_batch_users",
 			Help:    "Users served by one batched read of the PBX.",
@@ -203,8 +203,9 @@ func (m *engineMetrics) switched(src Source, inSync bool, took time.Duration) {
 	m.switchDuration.WithLabelValues(string(src)).Observe(took.Seconds())
 }
 
-func (m *engineMetrics) op(o Outcome) {
-	m.ops.WithLabelValues(string(o.Op.Kind), string(o.Result)).Inc()
+// op counts an outcome of concern's: the one counter of operations, presenced_operations_total.
+func (m *engineMetrics) op(concern string, o Outcome) {
+	m.ops.WithLabelValues(concern, string(o.Op.Kind), string(o.Result)).Inc()
 }
 
 func (m *engineMetrics) observed(users int, took time.Duration, err error) {

@@ -678,7 +678,7 @@ func (e *Engine) finish(ctx context.Context, u *User, kind string, res *SwitchRe
 		res.journal = &JournalEntry{SwitchEvent: res.SwitchEvent, Kind: kind, Outcomes: res.Outcomes, InSync: res.InSync}
 	}
 	for _, o := range res.Outcomes {
-		e.metrics.op(o)
+		e.metrics.op(e.concernOf(o.Op.Kind), o)
 		switch o.Result {
 		case ResultFailed:
 			e.log.Warn("operation failed", "user", u.ID, "op", o.Op.String(), "err", o.Error)
@@ -798,7 +798,7 @@ func (t *term) passGlobal() {
 	ops := Plan(want, have)
 	failed := false
 	for _, o := range e.apply(t.ctx, &User{ID: globalUserID, Name: "Asterisk"}, ops) {
-		e.metrics.op(o)
+		e.metrics.op(e.concernOf(o.Op.Kind), o)
 		was := have.Globals[o.Op.Key]
 		switch o.Result {
 		case ResultFailed:

@@ -283,7 +283,7 @@ func (e *Engine) retire(ctx context.Context, id UserID, r retiree) (res *SwitchR
 			torn = e.apply(ctx, r.user, Plan(want, have))
 		}
 		for _, o := range torn {
-			e.metrics.op(o)
+			e.metrics.op(e.concernOf(o.Op.Kind), o)
 			if o.Result == ResultFailed {
 				e.log.Warn("operation failed", "user", id, "op", o.Op.String(), "err", o.Error)
 				retry = true
