@@ -94,11 +94,6 @@ type Options struct {
 	Now func() time.Time
 }
 
-// DefaultOptions returns Options with every default filled in.
-func DefaultOptions() Options {
-	return Options{MaxInFlight: DefaultMaxInFlight}
-}
-
 func (o Options) validate() error {
 	if o.MaxInFlight < 0 {
 		return fmt.Errorf("webhook: Options.MaxInFlight must not be negative, got %d", o.MaxInFlight)

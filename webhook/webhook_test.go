@@ -90,7 +90,7 @@ func status(code int, body string) func(http.ResponseWriter, *http.Request) {
 func newConcern(t *testing.T, mod func(*webhook.Options)) (*webhook.Concern, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	o := webhook.DefaultOptions()
+	var o webhook.Options // zero: the defaults
 	o.Registerer = reg
 	o.Now = func() time.Time { return clock }
 	o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

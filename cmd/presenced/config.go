@@ -24,6 +24,9 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/viper"
 
+	"github.com/presenced/presenced/account"
+	"github.com/presenced/presenced/ami"
+	"github.com/presenced/presenced/ari"
 	"github.com/presenced/presenced/ari/featurecode"
 	"github.com/presenced/presenced/calendar"
 	"github.com/presenced/presenced/internal/httpserve"
@@ -431,10 +434,12 @@ func (c HTTPConfig) limits(maxBody int64) httpserve.Limits {
 }
 
 // defaults holds every configuration key with its default value. Every key must be here:
-// viper only applies environment variables to keys it knows.
+// viper only applies environment variables to keys it knows. A default that is a package's own
+// (its exported default) is taken from that package, not written again.
 func defaults() map[string]any {
 	n := presence.DefaultNaming()
 	lim := presence.DefaultLimits()
+	thr := throttle.DefaultOptions()
 	d := map[string]any{
 		"asterisk.naming.queue_interface":          n.QueueInterface,
 		"asterisk.naming.state_interface":          n.StateInterface,
@@ -454,17 +459,17 @@ func defaults() map[string]any {
 		"asterisk.ami.username":                    "presenced",
 		"asterisk.ami.secret":                      "",
 		"asterisk.ami.secret_file":                 "",
-		"asterisk.ami.events":                      "system,call,agent,user",
-		"asterisk.ami.dial_timeout":                "5s",
-		"asterisk.ami.ping_interval":               "10s",
-		"asterisk.ami.backoff_max":                 "30s",
+		"asterisk.ami.events":                      ami.DefaultEvents,
+		"asterisk.ami.dial_timeout":                ami.DefaultDialTimeout.String(),
+		"asterisk.ami.ping_interval":               ami.DefaultPingInterval.String(),
+		"asterisk.ami.backoff_max":                 ami.DefaultBackoffMax.String(),
 		"asterisk.ami.write_sessions":              4,
 		"asterisk.ari.url":                         "http://127.0.0.1:8088/ari",
 		"asterisk.ari.username":                    "presenced",
 		"asterisk.ari.password":                    "",
 		"asterisk.ari.password_file":               "",
 		"asterisk.ari.app":                         "presenced",
-		"asterisk.ari.request_timeout":             "5s",
+		"asterisk.ari.request_timeout":             ari.DefaultRequestTimeout.String(),
 		"redis.url":                                "",
 		"redis.url_file":                           "",
 		"redis.username":                           "",
@@ -498,10 +503,10 @@ func defaults() map[string]any {
 		"api.admin_token":                          "",
 		"api.admin_token_file":                     "",
 		"api.admin_token_hash":                     "",
-		"api.throttle.failures":                    10,
-		"api.throttle.window":                      "5m",
-		"api.throttle.block":                       "15m",
-		"api.throttle.max_addresses":               10000,
+		"api.throttle.failures":                    thr.Failures,
+		"api.throttle.window":                      thr.Window.String(),
+		"api.throttle.block":                       thr.Block.String(),
+		"api.throttle.max_addresses":               thr.MaxKeys,
 		"api.trusted_proxies":                      []string{},
 		"api.max_body_bytes":                       65536,
 		"shutdown_timeout":                         "10s",
@@ -518,16 +523,16 @@ func defaults() map[string]any {
 		"dnd_key.fallback":                         string(presence.PolicyEnforce),
 		"feature_codes.default_profile":            presence.ProfileAvailable,
 		"feature_codes.always_pin":                 false,
-		"feature_codes.pin_attempts":               5,
-		"feature_codes.lockout":                    "15m",
-		"feature_codes.first_digit_timeout":        "5s",
-		"feature_codes.digit_timeout":              "3s",
+		"feature_codes.pin_attempts":               featurecode.DefaultPINAttempts,
+		"feature_codes.lockout":                    featurecode.DefaultLockout.String(),
+		"feature_codes.first_digit_timeout":        featurecode.DefaultFirstDigitTimeout.String(),
+		"feature_codes.digit_timeout":              featurecode.DefaultDigitTimeout.String(),
 		"feature_codes.trusted_contexts":           []string{},
 		"triggers.default_time_zone":               "",
-		"web.session_idle":                         "30m",
-		"web.session_max":                          "12h",
-		"web.password_attempts":                    5,
-		"web.lockout":                              "15m",
+		"web.session_idle":                         account.DefaultIdleTimeout.String(),
+		"web.session_max":                          account.DefaultMaxAge.String(),
+		"web.password_attempts":                    account.DefaultAttempts,
+		"web.lockout":                              account.DefaultLockout.String(),
 		"triggers.tick":                            "1s",
 		"unanswered_calls.profile":                 "",
 		"unanswered_calls.calls":                   3,
@@ -536,7 +541,7 @@ func defaults() map[string]any {
 		"unanswered_calls.queues":                  []string{},
 		"calendar.poll_interval":                   "5m",
 		"calendar.horizon":                         "168h",
-		"triggers.external_max_duration":           "12h",
+		"triggers.external_max_duration":           trigger.DefaultExternalMaxDuration.String(),
 		"holidays":                                 []string{},
 		"hot_desks":                                []string{},
 		"personal_profiles.allowed_actions":        kindNames(presence.DefaultPersonalActions()),
