@@ -1,9 +1,9 @@
 package webhook
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/presenced/presenced/internal/promshare"
 )
 
 // metrics holds the concern's collectors; a nil *metrics counts nothing.
@@ -15,20 +15,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return nil, nil
 	}
-	calls := prometheus.NewCounterVec(prometheus.CounterOpts{
+	// A second Concern on the same registry shares the series.
+	calls, err := promshare.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "presenced_webhook_calls_total",
 		Help: "Webhook operations by result: success (2xx), status (another status), timeout, error (no request, connection error, cancelled).",
-	}, []string{"result"})
-	if err := reg.Register(calls); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if !errors.As(err, &are) {
-			return nil, err
-		}
-		existing, ok := are.ExistingCollector.(*prometheus.CounterVec)
-		if !ok {
-			return nil, err
-		}
-		calls = existing // a second Concern on the same registry shares the series
+	}, []string{"result"}))
+	if err != nil {
+		return nil, err
 	}
 	for _, r := range []string{resultSuccess, resultStatus, resultTimeout, resultError} {
 		calls.WithLabelValues(r)

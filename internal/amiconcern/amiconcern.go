@@ -9,7 +9,6 @@ package amiconcern
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/presenced/presenced/ami"
 	"github.com/presenced/presenced/internal/inflight"
+	"github.com/presenced/presenced/internal/promshare"
 	"github.com/presenced/presenced/presence"
 )
 
@@ -214,17 +214,9 @@ func newCounter(reg prometheus.Registerer, name, help string, kinds []presence.O
 	if reg == nil {
 		return nil, nil
 	}
-	ops := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"kind", "result"})
-	if err := reg.Register(ops); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if !errors.As(err, &are) {
-			return nil, err
-		}
-		existing, ok := are.ExistingCollector.(*prometheus.CounterVec)
-		if !ok {
-			return nil, err
-		}
-		ops = existing
+	ops, err := promshare.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"kind", "result"}))
+	if err != nil {
+		return nil, err
 	}
 	for _, k := range kinds {
 		for _, r := range []presence.Result{presence.ResultApplied, presence.ResultUnchanged, presence.ResultFailed} {
