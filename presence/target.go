@@ -458,3 +458,8 @@ func (u *User) withHotDesk(dial string) *User {
 	c.Devices = append(slices.Clone(u.Devices), Device{Dial: dial, Family: FamilyDesk})
 	return &c
 }
+
+// DialstringKey is the astdb key of the user's ring list ("PROFILE/<ext>/dialstring").
+func (n Naming) DialstringKey(u *User) string {
+	return n.ProfileFamily + "/" + u.Extension + "/dialstring"
+}
