@@ -2,6 +2,7 @@ package presence
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -241,4 +242,51 @@ func (c *recordCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(outOfSyncDesc, prometheus.GaugeValue, float64(out))
 	ch <- prometheus.MustNewConstMetric(retriesDesc, prometheus.GaugeValue, float64(retries))
+}
+
+// trackingRegisterer registers a term's metrics and unregisters them when the term ends, so
+// that the next term (a leader again) can register its own.
+type trackingRegisterer struct {
+	reg prometheus.Registerer
+	mu  sync.Mutex
+	cs  []prometheus.Collector
+}
+
+func (r *trackingRegisterer) registerer() prometheus.Registerer {
+	if r.reg == nil {
+		return nil
+	}
+	return r
+}
+
+func (r *trackingRegisterer) Register(c prometheus.Collector) error {
+	if err := r.reg.Register(c); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.cs = append(r.cs, c)
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *trackingRegisterer) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		if err := r.Register(c); err != nil {
+			panic(err)
+		}
+	}
+}
+
+func (r *trackingRegisterer) Unregister(c prometheus.Collector) bool { return r.reg.Unregister(c) }
+
+func (r *trackingRegisterer) unregister() {
+	if r.reg == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.cs {
+		r.reg.Unregister(c)
+	}
+	r.cs = nil
 }
