@@ -334,7 +334,11 @@ func TestPoliciesValidate(t *testing.T) {
 		{nil, ""},
 		{Policies{DriftQueuePause: PolicyReport, DriftAstDB: PolicyAdopt, DriftLamp: PolicyEnforce}, ""},
 		{Policies{"queue": PolicyReport}, `unknown kind of state "queue"`},
-		{Policies{DriftLamp: "ignore"}, `lamp: unknown policy "ignore"`},
+		{Policies{DriftLamp: "ignore"}, `lamp: "ignore" is not enforce, report or adopt`},
+		{Policies{DriftLamp: PolicySwitch}, `lamp: "switch" is not enforce, report or adopt (switch is only for dnd)`},
+		{Policies{DriftLamp: ""}, `lamp: "" is not enforce, report or adopt`},
+		{Policies{DriftDND: ""}, ""},
+		{Policies{DriftDND: "toggle"}, `dnd: "toggle" is not enforce, report, adopt or switch`},
 	} {
 		err := tc.p.Validate()
 		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {

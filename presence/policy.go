@@ -84,30 +84,39 @@ func (p Policies) Of(k DriftKind) Policy {
 	return PolicyEnforce
 }
 
-// Validate names every unknown kind and policy.
+// Validate names every unknown kind and policy, as a *ValidationError (wrapped) whose
+// problems each start with the kind: `queue_pause: "ignore" is not enforce, report or adopt`.
+// A kind named must have a policy, but dnd, which may be empty (as astdb and lamp). Known
+// kinds come in the order of DriftKinds, then dnd, then the unknown ones, sorted.
 func (p Policies) Validate() error {
-	var bad []string
-	for _, k := range slices.Sorted(maps.Keys(p)) {
-		if !slices.Contains(DriftKinds(), k) && k != DriftDND {
-			bad = append(bad, fmt.Sprintf("unknown kind of state %q (known: %s, %s)", k, joinKinds(), DriftDND))
-			continue
-		}
-		switch p[k] {
-		case PolicyEnforce, PolicyReport, PolicyAdopt, "":
-		case PolicySwitch:
-			if k != DriftDND {
-				bad = append(bad, fmt.Sprintf("%s: policy switch is only for dnd (enforce, report or adopt)", k))
+	var bad problems
+	for _, k := range append(DriftKinds(), DriftDND) {
+		pol, named := p[k]
+		switch {
+		case !named:
+		case k == DriftDND:
+			switch pol {
+			case "", PolicyEnforce, PolicyReport, PolicyAdopt, PolicySwitch:
+			default:
+				bad.add(string(k), "%q is not enforce, report, adopt or switch (empty: as astdb and lamp)", pol)
 			}
 		default:
-			if k == DriftDND {
-				bad = append(bad, fmt.Sprintf("%s: unknown policy %q (enforce, report, adopt or switch)", k, p[k]))
-			} else {
-				bad = append(bad, fmt.Sprintf("%s: unknown policy %q (enforce, report or adopt)", k, p[k]))
+			switch pol {
+			case PolicyEnforce, PolicyReport, PolicyAdopt:
+			case PolicySwitch:
+				bad.add(string(k), "%q is not enforce, report or adopt (switch is only for dnd)", pol)
+			default:
+				bad.add(string(k), "%q is not enforce, report or adopt", pol)
 			}
 		}
 	}
-	if bad != nil {
-		return fmt.Errorf("presence: drift policy: %s", strings.Join(bad, "; "))
+	for _, k := range slices.Sorted(maps.Keys(p)) {
+		if !slices.Contains(DriftKinds(), k) && k != DriftDND {
+			bad.add(string(k), "unknown kind of state %q (known: %s, %s)", k, joinKinds(), DriftDND)
+		}
+	}
+	if err := bad.err(); err != nil {
+		return fmt.Errorf("presence: drift policy: %w", err)
 	}
 	return nil
 }

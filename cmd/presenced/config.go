@@ -1136,18 +1136,13 @@ func (c *Config) Validate() error {
 		}
 	}
 	problems = append(problems, c.limitProblems()...)
-	policies := c.Reconcile.Policy.Policies()
-	for _, kind := range presence.DriftKinds() {
-		switch pol := policies[kind]; pol {
-		case presence.PolicyEnforce, presence.PolicyReport, presence.PolicyAdopt:
-		default:
-			add("reconcile.policy."+string(kind), "%q is not enforce, report or adopt", pol)
+	var verr *presence.ValidationError
+	if err := c.Reconcile.Policy.Policies().Validate(); errors.As(err, &verr) {
+		for _, p := range verr.Problems {
+			problems = append(problems, "reconcile.policy."+p)
 		}
-	}
-	switch pol := c.Reconcile.Policy.DND; pol {
-	case "", presence.PolicyEnforce, presence.PolicyReport, presence.PolicyAdopt, presence.PolicySwitch:
-	default:
-		add("reconcile.policy.dnd", "%q is not enforce, report, adopt or switch (empty: as astdb and lamp)", pol)
+	} else if err != nil {
+		problems = append(problems, err.Error())
 	}
 	c.validateAPIAuth(add)
 	for i, name := range c.FeatureCodes.TrustedContexts {
@@ -1155,7 +1150,6 @@ func (c *Config) Validate() error {
 			add(fmt.Sprintf("feature_codes.trusted_contexts[%d]", i), "%v", err)
 		}
 	}
-	var verr *presence.ValidationError
 	if err := c.Asterisk.Naming.Validate(); errors.As(err, &verr) {
 		for _, p := range verr.Problems {
 			problems = append(problems, "asterisk."+p)

@@ -74,6 +74,7 @@ func TestBadConfigIsRefusedWithOneLineNamingTheKey(t *testing.T) {
 		{name: "unknown drift policy", file: "reconcile:\n  policy:\n    queue_pause: ignore\n", env: minimalEnv, want: `reconcile.policy.queue_pause: "ignore" is not enforce, report or adopt`},
 		{name: "unknown kind of state", file: "reconcile:\n  policy:\n    queue: report\n", env: minimalEnv, want: "unknown key reconcile.policy.queue"},
 		{name: "switch for a kind but dnd", file: "reconcile:\n  policy:\n    lamp: switch\n", env: minimalEnv, want: `reconcile.policy.lamp: "switch" is not enforce, report or adopt`},
+		{name: "empty drift policy", file: "reconcile:\n  policy:\n    queue_pause: \"\"\n", env: minimalEnv, want: `reconcile.policy.queue_pause: "" is not enforce, report or adopt`},
 		{name: "unknown dnd policy", file: "reconcile:\n  policy:\n    dnd: toggle\n", env: minimalEnv, want: `reconcile.policy.dnd: "toggle" is not enforce, report, adopt or switch`},
 		{name: "dnd_key profile without DND", file: "dnd_key: {profile: available}\n", env: minimalEnv, want: `dnd_key.profile: profile "available" does not turn DND on`},
 		{name: "dnd_key unknown profile", file: "dnd_key: {profile: nap}\n", env: minimalEnv, want: `dnd_key.profile: "nap" is not a system-wide profile`},
