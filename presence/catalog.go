@@ -1,6 +1,7 @@
 package presence
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -251,6 +252,25 @@ func (c *Catalog) UserByExtension(ext string) (*User, bool) {
 func (c *Catalog) Profile(id string) (*Profile, bool) {
 	p, ok := c.profiles[id]
 	return p, ok
+}
+
+// HomeProfile is the profile user u returns to when nothing else says where: after the
+// number of the active profile is dialled again (feature codes), at the end of a timed
+// profile with no profile before it (trigger), when DND is turned off on a phone and the
+// profile before would leave it on (the DND key). The first that is set wins:
+//
+//  1. the user's own default_profile (u.DefaultProfile);
+//  2. the first non-empty fallback, which the caller passes from its own configuration:
+//     feature_codes.default_profile for feature codes; dnd_key.default_profile, else
+//     feature_codes.default_profile, for the DND key; none for a timed profile;
+//  3. ProfileAvailable.
+//
+// u may be nil (a user no longer in the catalog): then the fallbacks decide.
+func (c *Catalog) HomeProfile(u *User, fallbacks ...string) string {
+	if u != nil && u.DefaultProfile != "" {
+		return u.DefaultProfile
+	}
+	return cmp.Or(cmp.Or(fallbacks...), ProfileAvailable)
 }
 
 // KnownQueue reports whether some user may join queue q.

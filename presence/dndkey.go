@@ -38,7 +38,8 @@ type DNDKeyOptions struct {
 	// ProfileDND.
 	Profile string
 	// DefaultProfile is where DND off takes users when the profile before would leave DND on
-	// (or there is none): the user's DefaultProfile, else this, else ProfileAvailable.
+	// (or there is none): the user's DefaultProfile, else this, else ProfileAvailable
+	// (Catalog.HomeProfile with this as the fallback).
 	DefaultProfile string
 	// Switches by the DND key of one user within Window are the most presenced follows; zero
 	// means DefaultDNDKeySwitches and DefaultDNDKeyWindow.
@@ -346,7 +347,7 @@ func (e *Engine) dndTarget(ctx context.Context, u *User, st UserState, on bool) 
 	if on {
 		candidates = []string{cmp.Or(u.DNDProfile, e.opts.DNDKey.Profile, ProfileDND)}
 	} else {
-		candidates = []string{st.Previous, cmp.Or(u.DefaultProfile, e.opts.DNDKey.DefaultProfile, ProfileAvailable)}
+		candidates = []string{st.Previous, e.Catalog().HomeProfile(u, e.opts.DNDKey.DefaultProfile)}
 	}
 	var tried []string
 	for _, c := range candidates {

@@ -120,8 +120,8 @@ type User struct {
 	PasswordHash string `json:"-" mapstructure:"password_hash"`
 	// Admin lets the user, signed in to the web app, see and act on every user.
 	Admin bool `json:"admin,omitempty" mapstructure:"admin"`
-	// DefaultProfile is where dialing the active profile's number again returns to;
-	// empty means "available".
+	// DefaultProfile is the user's home profile (Catalog.HomeProfile): where dialing the
+	// active profile's number again returns to; empty means the configuration's default.
 	DefaultProfile string `json:"default_profile,omitempty" mapstructure:"default_profile"`
 	// CallerIDs are the numbers (besides the extension) the user may present as caller ID in
 	// a personal profile; the admin assigns them.

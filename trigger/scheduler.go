@@ -715,17 +715,18 @@ func (s *Scheduler) lock(ctx context.Context, id presence.UserID) (func(), error
 }
 
 // Timed registers the return of a timed profile: st is the state a switch with Until saved.
-// At st.Until the user returns to st.Previous (Source expiry), unless they switched since.
+// At st.Until the user returns to st.Previous (Source expiry), without one to their home
+// profile (presence.Catalog.HomeProfile: their default_profile, else "available"), unless they
+// switched since.
 func (s *Scheduler) Timed(ctx context.Context, id presence.UserID, st presence.UserState) error {
 	if st.Until == nil {
 		return errors.New("trigger: the state has no until")
 	}
 	base := st.Previous
 	if base == "" {
-		base = presence.ProfileAvailable
-		if u, ok := s.opts.Engine.Catalog().User(id); ok && u.DefaultProfile != "" {
-			base = u.DefaultProfile
-		}
+		cat := s.opts.Engine.Catalog()
+		u, _ := cat.User(id)
+		base = cat.HomeProfile(u) // a timed profile takes no system-wide default
 	}
 	until := *st.Until
 	_, _, err := s.applyDecision(ctx, id, func(cur presence.UserState, _ *Record) Decision {

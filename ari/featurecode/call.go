@@ -363,10 +363,7 @@ func (c *call) flow(ctx context.Context) Outcome {
 		return end(ResultUnknownProfile, fmt.Errorf("no profile of %s has activation number %q", target.ID, number))
 	}
 	if pr.ID == state.Profile {
-		def := target.DefaultProfile
-		if def == "" {
-			def = c.app.opts.DefaultProfile
-		}
+		def := cat.HomeProfile(target, c.app.opts.DefaultProfile)
 		back := presence.FindProfile(profiles, def)
 		if back == nil {
 			return end(ResultFailed, fmt.Errorf("default profile %q of %s does not exist", def, target.ID))

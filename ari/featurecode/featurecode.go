@@ -94,7 +94,8 @@ type Options struct {
 	Prefix string
 
 	// DefaultProfile is where dialing the number of the active profile returns to, for users
-	// without a DefaultProfile of their own; empty means presence.ProfileAvailable.
+	// without a DefaultProfile of their own; empty means presence.ProfileAvailable
+	// (presence.Catalog.HomeProfile with this as the fallback).
 	DefaultProfile string
 
 	// AlwaysPIN asks users who have a PIN for it on every call, also from their own phones.
