@@ -157,15 +157,7 @@ func New(opts Options) (*Connector, error) {
 	if opts.Prefix == "" {
 		opts.Prefix = "presenced:"
 	}
-	if opts.Rules == nil {
-		opts.Rules = DefaultRules(opts.Catalog)
-	}
-	if opts.PollInterval <= 0 {
-		opts.PollInterval = 5 * time.Minute
-	}
-	if opts.Horizon <= 0 {
-		opts.Horizon = 7 * 24 * time.Hour
-	}
+	opts.Rules, opts.PollInterval, opts.Horizon = scheduleDefaults(opts.Catalog, opts.Rules, opts.PollInterval, opts.Horizon)
 	if opts.DefaultLocation == nil {
 		opts.DefaultLocation = time.Local
 	}
@@ -231,6 +223,27 @@ func (c *Connector) build(cat *presence.Catalog, rules []presence.CalendarRule, 
 	return users, nil
 }
 
+// The defaults of Options.PollInterval and Options.Horizon.
+const (
+	DefaultPollInterval = 5 * time.Minute
+	DefaultHorizon      = 7 * 24 * time.Hour
+)
+
+// scheduleDefaults fills in the defaults of what New takes and Reconfigure changes: the rules
+// (nil: DefaultRules of cat), the poll interval and the horizon (not positive: their defaults).
+func scheduleDefaults(cat *presence.Catalog, rules []presence.CalendarRule, poll, horizon time.Duration) ([]presence.CalendarRule, time.Duration, time.Duration) {
+	if rules == nil {
+		rules = DefaultRules(cat)
+	}
+	if poll <= 0 {
+		poll = DefaultPollInterval
+	}
+	if horizon <= 0 {
+		horizon = DefaultHorizon
+	}
+	return rules, poll, horizon
+}
+
 // Reconfigure puts a reloaded configuration in force: the users' calendar sources of cat, the
 // system-wide rules (nil: DefaultRules of cat), poll interval and horizon (zero: the defaults).
 // A calendar whose source, rules, zone and interval are unchanged keeps its poll schedule (its
@@ -239,15 +252,7 @@ func (c *Connector) build(cat *presence.Catalog, rules []presence.CalendarRule, 
 // the next Act (as if the events had been cancelled) and their plan is forgotten. A
 // configuration that does not validate changes nothing.
 func (c *Connector) Reconfigure(cat *presence.Catalog, rules []presence.CalendarRule, poll, horizon time.Duration) error {
-	if rules == nil {
-		rules = DefaultRules(cat)
-	}
-	if poll <= 0 {
-		poll = 5 * time.Minute
-	}
-	if horizon <= 0 {
-		horizon = 7 * 24 * time.Hour
-	}
+	rules, poll, horizon = scheduleDefaults(cat, rules, poll, horizon)
 	if err := Check(cat, rules); err != nil {
 		return err
 	}
