@@ -7,8 +7,9 @@ import (
 
 // Action is an AMI action that a [Client] can send with Do or List.
 //
-// The package provides typed actions (QueueAdd, DBPut, Originate, ...) and
-// [Raw] for rare ones. Implementations return only their own parameters:
+// The package provides typed actions (QueueAdd, DBPut, Originate, ...); for a
+// rare one, implement Action (the Client validates what it sends all the same).
+// Implementations return only their own parameters:
 // the Client adds "Action:" and a unique "ActionID:" itself, and refuses
 // an ActionID header from the action.
 type Action interface {
@@ -18,26 +19,6 @@ type Action interface {
 	// fails (wrapping ErrInvalidHeader) rather than return a value that
 	// contains CR or LF.
 	ActionHeaders() ([]Header, error)
-}
-
-// Raw is an action given by name and headers, for actions without a typed
-// counterpart in this package.
-type Raw struct {
-	Name    string
-	Headers []Header
-}
-
-// ActionName implements [Action].
-func (r Raw) ActionName() string { return r.Name }
-
-// ActionHeaders implements [Action].
-func (r Raw) ActionHeaders() ([]Header, error) {
-	for _, h := range r.Headers {
-		if err := validateHeader(h.Key, h.Value); err != nil {
-			return nil, err
-		}
-	}
-	return r.Headers, nil
 }
 
 // Asterisk's limits on what it accepts from an AMI client (main/manager.c:

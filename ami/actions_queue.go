@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	goami "github.com/heltonmarx/goami/ami"
@@ -421,14 +420,4 @@ func (s DeviceStatus) String() string {
 		return names[s]
 	}
 	return "DeviceStatus(" + strconv.Itoa(int(s)) + ")"
-}
-
-// ParseDeviceStatus parses a state name such as "NOT_INUSE" (any case).
-func ParseDeviceStatus(name string) (DeviceStatus, bool) {
-	for i, n := range deviceStatusNames() {
-		if strings.EqualFold(n, name) {
-			return DeviceStatus(i), true
-		}
-	}
-	return DeviceUnknown, false
 }

@@ -116,7 +116,7 @@ func (DeviceStateList) ActionHeaders() ([]Header, error) {
 // DeviceStateChange event.
 type DeviceState struct {
 	Device string // e.g. "Custom:DND1001", "PJSIP/1001", "Queue:sales_avail"
-	State  string // e.g. "NOT_INUSE", "BUSY"; see ParseDeviceStatus
+	State  string // e.g. "NOT_INUSE", "BUSY": a DeviceStatus's String
 	Raw    *Message
 }
 

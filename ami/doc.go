@@ -11,7 +11,7 @@
 //     reconnection with backoff and an OnReady hook once Asterisk is fully
 //     booted;
 //   - typed actions ([QueueAdd], [DBGetTree], [Originate], ...) and typed
-//     helpers on *Client, plus [Raw] for anything else.
+//     helpers on *Client; anything else implements [Action].
 //
 // The action encoders of github.com/heltonmarx/goami are reused where they
 // are correct, through goami's own Client interface; see goami.go for which

@@ -1,6 +1,10 @@
 package ami
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // TestMetrics exposes a Client's collectors to the external tests, for
 // testutil.ToFloat64.
@@ -26,3 +30,34 @@ var EscapeAppArgForTest = escapeAppArg
 
 // SplitDBKeyForTest exposes splitDBKey.
 var SplitDBKeyForTest = splitDBKey
+
+// Raw is an action given by name and headers, for the tests: they send what no typed
+// action sends.
+type Raw struct {
+	Name    string
+	Headers []Header
+}
+
+// ActionName implements [Action].
+func (r Raw) ActionName() string { return r.Name }
+
+// ActionHeaders implements [Action].
+func (r Raw) ActionHeaders() ([]Header, error) {
+	for _, h := range r.Headers {
+		if err := validateHeader(h.Key, h.Value); err != nil {
+			return nil, err
+		}
+	}
+	return r.Headers, nil
+}
+
+// ParseDeviceStatus parses a state name such as "NOT_INUSE" (any case), the inverse of
+// DeviceStatus.String.
+func ParseDeviceStatus(name string) (DeviceStatus, bool) {
+	for i, n := range deviceStatusNames() {
+		if strings.EqualFold(n, name) {
+			return DeviceStatus(i), true
+		}
+	}
+	return DeviceUnknown, false
+}

@@ -164,9 +164,6 @@ func New(opts Options) (*Elector, error) {
 	}, nil
 }
 
-// Key is the lease key in Redis.
-func (e *Elector) Key() string { return e.key }
-
 // Leading reports whether this instance leads now, and the term's epoch. It does no I/O:
 // it compares the clock with the lease's local deadline, so it turns false at the deadline
 // even when nothing else runs. Call it right before every write to Asterisk (as close to the

@@ -210,9 +210,6 @@ func newFailoverClient(opts StoreOptions) *redis.Client {
 	})
 }
 
-// Embedded reports whether the store is the in-process one rather than a Redis server.
-func (s *Store) Embedded() bool { return s.embedded != nil }
-
 // Redis is the client to use for reads and writes.
 func (s *Store) Redis() *redis.Client { return s.rdb }
 

@@ -34,7 +34,7 @@ func TestEmbeddedStoreSnapshotRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !s.Embedded() {
+	if s.embedded == nil {
 		t.Fatal("no URL: want the embedded store")
 	}
 	r := s.Redis()
@@ -206,7 +206,7 @@ func TestRedisStoreAgainstLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close(ctx)
-	if s.Embedded() {
+	if s.embedded != nil {
 		t.Fatal("with a URL: want the real Redis")
 	}
 	if err := s.Ping(ctx); err != nil {

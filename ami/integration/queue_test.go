@@ -3,6 +3,8 @@ package integration
 import (
 	"context"
 	"errors"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -47,10 +49,10 @@ func TestQueueMemberLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := waitEvent(t, sub, "QueueMemberAdded", func(m *ami.Message) bool {
-		e, ok := ami.ParseQueueMemberEvent(m)
+		e, ok := parseQueueMemberEvent(m)
 		return ok && e.Event == "QueueMemberAdded" && e.Interface == iface
 	})
-	added, _ := ami.ParseQueueMemberEvent(ev)
+	added, _ := parseQueueMemberEvent(ev)
 	if added.MemberName != name || added.Queue != "support" || added.Penalty != 2 || !added.Paused ||
 		added.PausedReason != reason || added.Membership != "dynamic" || added.StateInterface != "hint:1003@hints" {
 		t.Errorf("QueueMemberAdded %+v", added)
@@ -119,7 +121,7 @@ func TestQueueMemberLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitEvent(t, sub, "QueueMemberRemoved", func(m *ami.Message) bool {
-		e, ok := ami.ParseQueueMemberEvent(m)
+		e, ok := parseQueueMemberEvent(m)
 		return ok && e.Event == "QueueMemberRemoved" && e.Interface == iface && e.Queue == "support"
 	})
 	err = c.QueueRemove(ctx, iface, "support")
@@ -232,4 +234,30 @@ func TestQueueEntry(t *testing.T) {
 	if err != nil || len(sum) != 1 || sum[0].Callers < 1 {
 		t.Errorf("QueueSummary with a caller waiting = %+v, %v", sum, err)
 	}
+}
+
+// queueMemberEvent is the body shared by the QueueMemberAdded, QueueMemberRemoved,
+// QueueMemberPause, QueueMemberPenalty, QueueMemberRinginuse and QueueMemberStatus events
+// (class agent), what the tests look at. Unlike QueueStatus's QueueMember items they name the
+// member MemberName and Interface.
+type queueMemberEvent struct {
+	Event, Queue, MemberName, Interface, StateInterface string
+	Membership                                          string // dynamic, realtime or static
+	Penalty                                             int
+	Paused                                              bool
+	PausedReason                                        string
+}
+
+// parseQueueMemberEvent reads a QueueMember* event; ok is false for other events.
+func parseQueueMemberEvent(m *ami.Message) (ev queueMemberEvent, ok bool) {
+	name := m.Event()
+	if !slices.ContainsFunc([]string{"QueueMemberAdded", "QueueMemberRemoved", "QueueMemberPause",
+		"QueueMemberPenalty", "QueueMemberRinginuse", "QueueMemberStatus"}, func(e string) bool { return strings.EqualFold(e, name) }) {
+		return queueMemberEvent{}, false
+	}
+	penalty, _ := strconv.Atoi(strings.TrimSpace(m.Get("Penalty")))
+	paused := slices.Contains([]string{"yes", "true", "y", "t", "1", "on"}, strings.ToLower(strings.TrimSpace(m.Get("Paused"))))
+	return queueMemberEvent{Event: name, Queue: m.Get("Queue"), MemberName: m.Get("MemberName"),
+		Interface: m.Get("Interface"), StateInterface: m.Get("StateInterface"), Membership: m.Get("Membership"),
+		Penalty: penalty, Paused: paused, PausedReason: m.Get("PausedReason")}, true
 }

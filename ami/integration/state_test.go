@@ -69,8 +69,8 @@ func TestDeviceState(t *testing.T) {
 			if d.State != "BUSY" {
 				t.Errorf("DeviceStateList %s = %s", dev, d.State)
 			}
-			if s, ok := ami.ParseDeviceStatus(d.State); !ok || s != ami.DeviceBusy {
-				t.Errorf("ParseDeviceStatus(%q) = %v, %v", d.State, s, ok)
+			if d.State != ami.DeviceBusy.String() {
+				t.Errorf("DeviceStateList %s = %s, not the name of ami.DeviceBusy", dev, d.State)
 			}
 		}
 	}

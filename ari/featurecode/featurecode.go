@@ -277,13 +277,6 @@ func (a *App) Run(ctx context.Context, events <-chan ari.Event) {
 	}
 }
 
-// Calls returns the number of calls in progress.
-func (a *App) Calls() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return len(a.calls)
-}
-
 // handle routes one event; it never blocks.
 func (a *App) handle(ctx context.Context, ev ari.Event) {
 	switch e := ev.(type) {

@@ -246,7 +246,10 @@ func FuzzCall(f *testing.F) {
 		default:
 			t.Errorf("identity %q", o.Identity)
 		}
-		if n := h.app.Calls(); n != 0 {
+		h.app.mu.Lock()
+		n := len(h.app.calls)
+		h.app.mu.Unlock()
+		if n != 0 {
 			t.Errorf("%d calls left after Run returned", n)
 		}
 		if left := appGoroutines(); left != "" {

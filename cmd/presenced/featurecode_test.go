@@ -620,8 +620,7 @@ func TestFeatureCodeForwards(t *testing.T) {
 		f.originate(ami.OriginateSpec{Channel: "PJSIP/" + alicePhone + "@lab-phone-" + carolPhone, Application: "Wait", Data: "30",
 			Async: true, ChannelID: uniqID("fc-")})
 		transferer := f.bridged("Local/" + sink + "@lab-route-")
-		if _, err := f.ami.Do(f.ctx(), ami.Raw{Name: "BlindTransfer", Headers: []ami.Header{
-			{Key: "Channel", Value: transferer}, {Key: "Context", Value: "internal"}, {Key: "Exten", Value: "*554"}}}); err != nil {
+		if _, err := f.ami.Do(f.ctx(), blindTransfer{channel: transferer, context: "internal", exten: "*554"}); err != nil {
 			t.Fatalf("BlindTransfer %s: %v", transferer, err)
 		}
 		id, name := f.inStasis(func(c ami.ChannelInfo) bool {
@@ -702,4 +701,14 @@ func (f *fcLab) bridged(prefix string) string {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// blindTransfer is AMI's BlindTransfer, which only this test sends: it transfers the call of
+// channel to exten in context.
+type blindTransfer struct{ channel, context, exten string }
+
+func (blindTransfer) ActionName() string { return "BlindTransfer" }
+
+func (b blindTransfer) ActionHeaders() ([]ami.Header, error) {
+	return []ami.Header{{Key: "Channel", Value: b.channel}, {Key: "Context", Value: b.context}, {Key: "Exten", Value: b.exten}}, nil
 }

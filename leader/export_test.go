@@ -1,0 +1,4 @@
+package leader
+
+// Key is the lease key in Redis, for the external tests.
+func (e *Elector) Key() string { return e.key }
