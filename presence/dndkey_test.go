@@ -47,9 +47,28 @@ func dndKeyEngine(t *testing.T, u User, opts DNDKeyOptions, more ...Profile) (*E
 		{Kind: ActionQueuePause, Queues: QueueSelector{"all"}, Reason: "Quiet"}},
 		OnExit: []Action{{Kind: ActionDND, On: off()}, {Kind: ActionQueueUnpause, Queues: QueueSelector{"all"}}}}
 	profiles := append([]Profile{lunch(), quiet}, more...)
-	return newTestEngineWith(t, CatalogConfig{Users: []User{u}, Profiles: profiles}, func(o *EngineOptions) {
-		o.Policies, o.DNDKey = Policies{DriftDND: PolicySwitch}, opts
-	})
+	return newTestEngineWith(t, CatalogConfig{Users: []User{u}, Profiles: profiles}, withDNDKey(opts))
+}
+
+// withDNDKey sets the dnd policy switch and the DND key's options opts.
+func withDNDKey(opts DNDKeyOptions) func(*EngineOptions) {
+	return func(o *EngineOptions) { o.Policies, o.DNDKey = Policies{DriftDND: PolicySwitch}, opts }
+}
+
+// pressDND turns alice's DND on or off on the PBX as the DND key of her phone does (the astdb
+// key written, or deleted) and has e look at her at once.
+func pressDND(t *testing.T, e *Engine, pbx *memPBX, on bool) *SwitchResult {
+	t.Helper()
+	v := strp("YES")
+	if !on {
+		v = nil
+	}
+	pbx.byHand(map[string]*string{"DND/1001": v}, nil)
+	res, err := e.Repair(context.Background(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
 }
 
 // waitProfile waits until the user's state is in profile, and returns it.
@@ -192,24 +211,11 @@ func TestDNDKeyFlapProtection(t *testing.T) {
 			if _, err := e.RepairAll(ctx); err != nil {
 				t.Fatal(err)
 			}
-			press := func(on bool) *SwitchResult {
-				t.Helper()
-				v := strp("YES")
-				if !on {
-					v = nil
-				}
-				pbx.byHand(map[string]*string{"DND/1001": v}, nil)
-				res, err := e.Repair(ctx, "alice")
-				if err != nil {
-					t.Fatal(err)
-				}
-				return res
-			}
-			press(true)
+			pressDND(t, e, pbx, true)
 			waitProfile(t, states, "alice", ProfileDND)
-			press(false)
+			pressDND(t, e, pbx, false)
 			waitProfile(t, states, "alice", ProfileAvailable)
-			res := press(true)
+			res := pressDND(t, e, pbx, true)
 			got := strings.Join(resultsOf(res), "; ")
 			var note string
 			for _, o := range res.Outcomes {
@@ -235,7 +241,7 @@ func TestDNDKeyFlapProtection(t *testing.T) {
 				if len(st.Differences) == 0 || st.Differences[0].Policy != PolicySwitch {
 					t.Fatalf("status differences %+v", st.Differences)
 				}
-				press(true) // looked at again: refused again, counted once
+				pressDND(t, e, pbx, true) // looked at again: refused again, counted once
 			case PolicyEnforce:
 				if pbx.db("DND/1001") != "" || !strings.Contains(got, "applied db_del DND/1001") {
 					t.Fatalf("DND/1001 %q, outcomes %s: want it put back", pbx.db("DND/1001"), got)
@@ -348,38 +354,26 @@ func TestDNDKeyOptionsValidate(t *testing.T) {
 // reached under the first holds under the second.
 func TestDNDKeyCountSurvivesANewLeader(t *testing.T) {
 	ctx := context.Background()
-	e1, pbx, states := dndKeyEngine(t, alice(), DNDKeyOptions{Switches: 2, Window: time.Hour, Fallback: PolicyReport})
+	opts := DNDKeyOptions{Switches: 2, Window: time.Hour, Fallback: PolicyReport}
+	e1, pbx, states := dndKeyEngine(t, alice(), opts)
 	if _, err := e1.Switch(ctx, SwitchRequest{User: "alice", Profile: ProfileAvailable, Source: SourceAPI}); err != nil {
 		t.Fatal(err)
 	}
-	press := func(e *Engine, on bool) *SwitchResult {
-		t.Helper()
-		v := strp("YES")
-		if !on {
-			v = nil
-		}
-		pbx.byHand(map[string]*string{"DND/1001": v}, nil)
-		res, err := e.Repair(ctx, "alice")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res
-	}
-	press(e1, true)
+	pressDND(t, e1, pbx, true)
 	waitProfile(t, states, "alice", ProfileDND)
-	press(e1, false)
+	pressDND(t, e1, pbx, false)
 	waitProfile(t, states, "alice", ProfileAvailable)
 
 	// The next leader: a new engine over the same store and PBX, the first one's term ended.
-	e2, err := NewEngine(EngineOptions{Catalog: e1.Catalog(), Naming: DefaultNaming(), States: states, Concerns: []Concern{pbx},
-		Policies: Policies{DriftDND: PolicySwitch}, DNDKey: DNDKeyOptions{Switches: 2, Window: time.Hour, Fallback: PolicyReport},
-		RetryMin: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond})
+	o := testEngineOptions(e1.Catalog(), states, pbx)
+	withDNDKey(opts)(&o)
+	e2, err := NewEngine(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	stopEngine(t, e1)
 	runEngine(t, e2)
-	res := press(e2, true)
+	res := pressDND(t, e2, pbx, true)
 	if got := strings.Join(resultsOf(res), "; "); !strings.Contains(got, "reported db_del DND/1001") {
 		t.Fatalf("the new leader's repair: %s, want the key reported (the limit reached)", got)
 	}

@@ -132,8 +132,7 @@ func newTestEngineWith(t *testing.T, cfg CatalogConfig, opts func(*EngineOptions
 		t.Fatal(err)
 	}
 	pbx := newMemPBX()
-	o := EngineOptions{Catalog: cat, Naming: DefaultNaming(), States: states, Concerns: []Concern{pbx},
-		RetryMin: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond}
+	o := testEngineOptions(cat, states, pbx)
 	if opts != nil {
 		opts(&o)
 	}
@@ -143,6 +142,13 @@ func newTestEngineWith(t *testing.T, cfg CatalogConfig, opts func(*EngineOptions
 	}
 	runEngine(t, e)
 	return e, pbx, states
+}
+
+// testEngineOptions are the options of the tests' engines over cat, states and pbx, with
+// short retries.
+func testEngineOptions(cat *Catalog, states *StateStore, pbx *memPBX) EngineOptions {
+	return EngineOptions{Catalog: cat, Naming: DefaultNaming(), States: states, Concerns: []Concern{pbx},
+		RetryMin: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond}
 }
 
 // runEngine runs e until the test ends (or stopEngine) and returns once it runs (as
