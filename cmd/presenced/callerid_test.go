@@ -22,23 +22,7 @@ import (
 var cidYAML = `
 api: {admin_token: ` + testToken("admin") + `}
 users:
-  - id: alice
-    name: Alice
-    extension: "1001"
-    token: ` + testToken("alice") + `
-    caller_ids: ["+4917012345678", "+493012345678"]
-    devices:
-      - {dial: PJSIP/1001, family: desk}
-      - {dial: PJSIP/1001-mobile, family: mobile}
-    queues: [{name: support, penalty: 0}, {name: sales, penalty: 1}]
-  - id: carol
-    name: Carol
-    extension: "1003"
-    token: ` + testToken("carol") + `
-    devices:
-      - {dial: PJSIP/1003, family: desk}
-    queues: [{name: support, penalty: 2}]
-hot_desks: [PJSIP/hotdesk-1]
+` + aliceYAML(`caller_ids: ["+4917012345678", "+493012345678"]`) + carolYAML + `hot_desks: [PJSIP/hotdesk-1]
 profiles:
   - id: available
     name: Available

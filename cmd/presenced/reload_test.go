@@ -19,24 +19,7 @@ import (
 )
 
 // bobYAML is Bob as a reload adds him: his desk phone 1002 (lab-phone-1002), the support queue.
-var bobYAML = `  - id: bob
-    name: Bob
-    extension: "1002"
-    token: ` + testToken("bob") + `
-    devices:
-      - {dial: PJSIP/1002, family: desk}
-    queues: [{name: support, penalty: 0}]
-`
-
-// carolYAML is Carol's entry in profilesYAML, which the reload test removes.
-var carolYAML = `  - id: carol
-    name: Carol
-    extension: "1003"
-    token: ` + testToken("carol") + `
-    devices:
-      - {dial: PJSIP/1003, family: desk}
-    queues: [{name: support, penalty: 2}]
-`
+var bobYAML = userYAML("bob", "Bob", "1002", []string{"PJSIP/1002 desk"}, "[{name: support, penalty: 0}]")
 
 // reloadAnswer posts /-/reload with token and returns the status and the answer.
 func (d *daemonUnderTest) reload(t *testing.T, token string) (int, map[string]any) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -26,22 +27,7 @@ import (
 var profilesYAML = `
 api: {admin_token: ` + testToken("admin") + `}
 users:
-  - id: alice
-    name: Alice
-    extension: "1001"
-    token: ` + testToken("alice") + `
-    devices:
-      - {dial: PJSIP/1001, family: desk}
-      - {dial: PJSIP/1001-mobile, family: mobile}
-    queues: [{name: support, penalty: 0}, {name: sales, penalty: 1}]
-  - id: carol
-    name: Carol
-    extension: "1003"
-    token: ` + testToken("carol") + `
-    devices:
-      - {dial: PJSIP/1003, family: desk}
-    queues: [{name: support, penalty: 2}]
-profiles:
+` + aliceYAML() + carolYAML + `profiles:
   - id: available
     name: Available
     activation: "1"
@@ -78,6 +64,37 @@ profiles:
     on_enter:
       - {action: queue_logout, queues: all}
 `
+
+// userYAML is a user's entry under users: in the tests' configurations, with the user's test
+// token (testToken(id)) and then the lines of more keys (e.g. "caller_ids: [...]"); devices are
+// "dial family" pairs, queues a YAML list (empty: none).
+func userYAML(id, name, extension string, devices []string, queues string, more ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "  - id: %s\n    name: %s\n    extension: %q\n    token: %s\n", id, name, extension, testToken(id))
+	for _, m := range more {
+		b.WriteString("    " + m + "\n")
+	}
+	b.WriteString("    devices:\n")
+	for _, d := range devices {
+		dial, family, _ := strings.Cut(d, " ")
+		fmt.Fprintf(&b, "      - {dial: %s, family: %s}\n", dial, family)
+	}
+	if queues != "" {
+		b.WriteString("    queues: " + queues + "\n")
+	}
+	return b.String()
+}
+
+// aliceYAML is Alice's entry in profilesYAML, with more keys: her desk phone and her mobile,
+// the support and sales queues.
+func aliceYAML(more ...string) string {
+	return userYAML("alice", "Alice", "1001", []string{"PJSIP/1001 desk", "PJSIP/1001-mobile mobile"},
+		"[{name: support, penalty: 0}, {name: sales, penalty: 1}]", more...)
+}
+
+// carolYAML is Carol's entry in profilesYAML (which the reload test removes): her desk phone,
+// the support queue.
+var carolYAML = userYAML("carol", "Carol", "1003", []string{"PJSIP/1003 desk"}, "[{name: support, penalty: 2}]")
 
 // profileConfig is the configuration of a presenced with the given YAML (users, profiles, ...)
 // against the lab Asterisk and Redis. The users alice and carol start with no state.
