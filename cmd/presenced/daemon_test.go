@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/presenced/presenced/ami"
 	"github.com/presenced/presenced/internal/lab"
@@ -166,19 +168,72 @@ func (d *daemonUnderTest) waitReady(t testing.TB, within time.Duration) {
 	}
 }
 
-// metric returns the value of a sample line of /metrics, e.g. `presenced_ami_connected`.
+// metric returns the value of a sample of /metrics, named with its labels as the text writes
+// them, e.g. `presenced_ami_connected{connection="main"}`.
 func (d *daemonUnderTest) metric(t *testing.T, name string) float64 {
 	t.Helper()
 	_, body := d.get(t, "/metrics")
-	for _, line := range strings.Split(body, "\n") {
-		if rest, ok := strings.CutPrefix(line, name+" "); ok {
-			var v float64
-			fmt.Sscan(rest, &v)
-			return v
+	return metricIn(t, body, name)
+}
+
+// metricIn returns the value of the sample name (as for metric) in body, the text of /metrics.
+func metricIn(t testing.TB, body, name string) float64 {
+	t.Helper()
+	for _, s := range parseMetrics(t, body) {
+		if s.name+s.labels == name {
+			return s.value
 		}
 	}
 	t.Fatalf("/metrics has no sample %s", name)
 	return 0
+}
+
+// metricSample is one sample of /metrics: its name; its labels as the text writes them
+// (`{connection="main"}`, "" for none), and by name; its value, or for a histogram or a
+// summary (distribution) its sum and count.
+type metricSample struct {
+	name, labels      string
+	label             map[string]string
+	value, sum, count float64
+	distribution      bool
+}
+
+// parseMetrics reads body, the text of /metrics, into its samples.
+func parseMetrics(t testing.TB, body string) []metricSample {
+	t.Helper()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("/metrics: %v", err)
+	}
+	var out []metricSample
+	for name, f := range families {
+		for _, m := range f.GetMetric() {
+			s := metricSample{name: name, label: map[string]string{}}
+			var pairs []string
+			for _, l := range m.GetLabel() {
+				s.label[l.GetName()] = l.GetValue()
+				pairs = append(pairs, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			if pairs != nil {
+				s.labels = "{" + strings.Join(pairs, ",") + "}"
+			}
+			switch {
+			case m.GetCounter() != nil:
+				s.value = m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				s.value = m.GetGauge().GetValue()
+			case m.GetUntyped() != nil:
+				s.value = m.GetUntyped().GetValue()
+			case m.GetHistogram() != nil:
+				s.sum, s.count, s.distribution = m.GetHistogram().GetSampleSum(), float64(m.GetHistogram().GetSampleCount()), true
+			case m.GetSummary() != nil:
+				s.sum, s.count, s.distribution = m.GetSummary().GetSampleSum(), float64(m.GetSummary().GetSampleCount()), true
+			}
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // TestStartsWithoutAsteriskThenConnects: with Asterisk unreachable presenced keeps running,

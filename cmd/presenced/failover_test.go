@@ -170,15 +170,11 @@ func (d *daemonUnderTest) amiWrites(t *testing.T) float64 {
 	t.Helper()
 	_, body := d.get(t, "/metrics")
 	var n float64
-	for _, line := range strings.Split(body, "\n") {
-		writing := strings.Contains(line, `connection="main"`) || strings.Contains(line, `connection="write`)
-		if !strings.HasPrefix(line, "presenced_ami_actions_total{") || !writing ||
-			strings.Contains(line, `action="Ping"`) || strings.Contains(line, `result="gated"`) {
-			continue
-		}
-		var v float64
-		if _, err := fmt.Sscan(line[strings.LastIndex(line, " ")+1:], &v); err == nil {
-			n += v
+	for _, s := range parseMetrics(t, body) {
+		conn := s.label["connection"]
+		if s.name == "presenced_ami_actions_total" && (conn == "main" || strings.HasPrefix(conn, "write")) &&
+			s.label["action"] != "Ping" && s.label["result"] != "gated" {
+			n += s.value
 		}
 	}
 	return n

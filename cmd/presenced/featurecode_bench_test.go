@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -166,34 +165,15 @@ func sumCounts(m map[featurecode.Result]int) int {
 // histogram is a histogram's sum and count.
 type histogram struct{ sum, count float64 }
 
-// histograms reads every histogram's sum and count from /metrics, by name and labels (the
-// labels of the _sum line, as written).
+// histograms reads every histogram's (and summary's) sum and count from /metrics, by name and
+// labels (as the text writes them, le aside).
 func (d *daemonUnderTest) histograms(t testing.TB) map[string]histogram {
 	t.Helper()
 	_, body := d.get(t, "/metrics")
 	out := map[string]histogram{}
-	for line := range strings.SplitSeq(body, "\n") {
-		name, value, ok := strings.Cut(line, " ")
-		if !ok {
-			continue
-		}
-		v, err := strconv.ParseFloat(value, 64)
-		if err != nil {
-			continue
-		}
-		base, labels, _ := strings.Cut(name, "{")
-		if labels != "" {
-			labels = "{" + labels
-		}
-		switch {
-		case strings.HasSuffix(base, "_sum"):
-			h := out[strings.TrimSuffix(base, "_sum")+labels]
-			h.sum = v
-			out[strings.TrimSuffix(base, "_sum")+labels] = h
-		case strings.HasSuffix(base, "_count"):
-			h := out[strings.TrimSuffix(base, "_count")+labels]
-			h.count = v
-			out[strings.TrimSuffix(base, "_count")+labels] = h
+	for _, s := range parseMetrics(t, body) {
+		if s.distribution {
+			out[s.name+s.labels] = histogram{sum: s.sum, count: s.count}
 		}
 	}
 	return out

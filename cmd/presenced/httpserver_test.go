@@ -264,15 +264,7 @@ func TestConnectionsOverTheCapAreRefused(t *testing.T) {
 	metric := func(name string) float64 {
 		t.Helper()
 		_, body := do(http.MethodGet, "/metrics", "")
-		for _, line := range strings.Split(body, "\n") {
-			if rest, ok := strings.CutPrefix(line, name+" "); ok {
-				var v float64
-				fmt.Sscan(rest, &v)
-				return v
-			}
-		}
-		t.Fatalf("/metrics has no sample %s", name)
-		return 0
+		return metricIn(t, body, name)
 	}
 	if code, _ := do(http.MethodGet, "/healthz", ""); code != http.StatusOK {
 		t.Fatalf("/healthz %d", code)
