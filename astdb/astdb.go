@@ -36,6 +36,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 
@@ -62,9 +63,17 @@ const (
 // once over the one shared ami.Client.
 type Concern struct {
 	base *amiconcern.Base
+	// mu guards what Survey reads: the whole families and globals the last full check
+	// wanted (nil: nothing).
+	mu            sync.Mutex
+	surveyTrees   map[tree]bool
+	surveyGlobals map[string]bool
 }
 
-var _ presence.Concern = (*Concern)(nil)
+var (
+	_ presence.Concern  = (*Concern)(nil)
+	_ presence.Surveyor = (*Concern)(nil)
+)
 
 // New validates o and returns a Concern.
 func New(o Options) (*Concern, error) {
@@ -96,11 +105,50 @@ func (c *Concern) Kinds() []presence.OpKind { return c.base.Kinds() }
 // concurrently within Options.MaxInFlight. A key that is not "FAMILY/key" is recorded as
 // absent (applying it fails).
 func (c *Concern) Observe(ctx context.Context, want map[presence.UserID]*presence.Target, have map[presence.UserID]*presence.Target) error {
+	return c.observe(ctx, want, have, &survey{c: c})
+}
+
+// tree is what one DBGetTree reads: a family, or a key's subtree within it.
+type tree struct{ family, key string }
+
+// Survey implements presence.Surveyor: it reads the whole families and the globals the last
+// full check wanted (Fill remembers them), for a full check to fill its users' observations
+// from while it reads their states.
+func (c *Concern) Survey(ctx context.Context) (presence.Survey, error) {
+	c.mu.Lock()
+	trees, globals := c.surveyTrees, c.surveyGlobals
+	c.mu.Unlock()
+	s := &survey{c: c, full: true, trees: trees, globals: globals, db: map[string]string{}, vars: map[string]string{}}
+	if err := c.read(ctx, trees, globals, s.db, s.vars); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// survey is what Survey read (the trees and globals it read, and their values); full marks
+// a full check's (Observe's is empty).
+type survey struct {
+	c       *Concern
+	full    bool
+	trees   map[tree]bool
+	globals map[string]bool
+	db      map[string]string // "FAMILY/key" → value, exactly as wanted keys are spelled
+	vars    map[string]string // global → value
+}
+
+// Fill implements presence.Survey: it observes as Observe does, reading only the trees and
+// globals the survey did not, and remembers for the next survey what this check read.
+func (s *survey) Fill(ctx context.Context, want, have map[presence.UserID]*presence.Target) error {
+	return s.c.observe(ctx, want, have, s)
+}
+
+// observe is Observe, with what a survey read taken from it; a full check's survey also sets
+// what the next one reads.
+func (c *Concern) observe(ctx context.Context, want map[presence.UserID]*presence.Target, have map[presence.UserID]*presence.Target, got *survey) error {
 	// What to read: for a small batch each wanted key's subtree (DBGetTree Family=PROFILE
 	// Key=1001 answers /PROFILE/1001 and everything under it), for a large one whole families.
 	// Either way the round trips are bounded by a constant, and a switch of one user does not
 	// pull every user's keys.
-	type tree struct{ family, key string }
 	trees := map[tree]bool{}
 	wholeFamilies := len(want) > c.base.SmallBatch
 	globals := map[string]bool{}
@@ -128,14 +176,65 @@ func (c *Concern) Observe(ctx context.Context, want map[presence.UserID]*presenc
 			}
 		}
 	}
+	if got.full {
+		c.mu.Lock()
+		c.surveyTrees, c.surveyGlobals = nil, nil
+		if wholeFamilies {
+			c.surveyTrees, c.surveyGlobals = maps.Clone(trees), maps.Clone(globals)
+		}
+		c.mu.Unlock()
+	}
+	db, vars := got.db, got.vars
+	if db == nil {
+		db, vars = map[string]string{}, map[string]string{}
+	}
+	for tr := range got.trees {
+		delete(trees, tr)
+	}
+	for g := range got.globals {
+		delete(globals, g)
+	}
+	if err := c.read(ctx, trees, globals, db, vars); err != nil {
+		return err
+	}
 
+	for u, w := range want {
+		if w == nil {
+			continue
+		}
+		h := have[u]
+		if len(w.AstDB) > 0 && h.AstDB == nil {
+			h.AstDB = map[string]*string{}
+		}
+		for key := range w.AstDB {
+			if v, ok := db[key]; ok {
+				h.AstDB[key] = &v
+			} else {
+				h.AstDB[key] = nil
+			}
+		}
+		if len(w.Globals) > 0 && h.Globals == nil {
+			h.Globals = map[string]*string{}
+		}
+		for g := range w.Globals {
+			if v := vars[g]; v != "" {
+				h.Globals[g] = &v
+			} else {
+				h.Globals[g] = nil
+			}
+		}
+	}
+	return nil
+}
+
+// read reads the trees (DBGetTree) and globals (Getvar) at once, within Options.MaxInFlight,
+// into db and vars.
+func (c *Concern) read(ctx context.Context, trees map[tree]bool, globals map[string]bool, db, vars map[string]string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
 		mu       sync.Mutex
 		firstErr error
-		db       = map[string]string{} // "FAMILY/key" → value, exactly as wanted keys are spelled
-		vars     = map[string]string{} // global → value
 		wg       sync.WaitGroup
 	)
 	fail := func(err error) {
@@ -188,37 +287,7 @@ func (c *Concern) Observe(ctx context.Context, want map[presence.UserID]*presenc
 		})
 	}
 	wg.Wait()
-	if firstErr != nil {
-		return firstErr
-	}
-
-	for u, w := range want {
-		if w == nil {
-			continue
-		}
-		h := have[u]
-		if len(w.AstDB) > 0 && h.AstDB == nil {
-			h.AstDB = map[string]*string{}
-		}
-		for key := range w.AstDB {
-			if v, ok := db[key]; ok {
-				h.AstDB[key] = &v
-			} else {
-				h.AstDB[key] = nil
-			}
-		}
-		if len(w.Globals) > 0 && h.Globals == nil {
-			h.Globals = map[string]*string{}
-		}
-		for g := range w.Globals {
-			if v := vars[g]; v != "" {
-				h.Globals[g] = &v
-			} else {
-				h.Globals[g] = nil
-			}
-		}
-	}
-	return nil
+	return firstErr
 }
 
 // Apply implements presence.Concern: it sends u's operations at once (presence.ApplyAll: they

@@ -402,3 +402,76 @@ func TestApplyConcurrentUsers(t *testing.T) {
 		}
 	}
 }
+
+// TestSurvey: a full check's survey reads the whole families and globals the last full check
+// wanted; its Fill reads only what the survey did not (a family wanted since) and records
+// what Observe would.
+func TestSurvey(t *testing.T) {
+	fm, reg := newConcern(t, 0)
+	ctx := testCtx(t)
+	fam, later := uniq("SV"), uniq("SVL")
+	glob := uniq("SVG")
+	want := map[presence.UserID]*presence.Target{}
+	for i := range 300 {
+		ext := fmt.Sprint(95000 + i)
+		w := presence.NewTarget()
+		w.AstDB["PROFILE/"+ext+"/active"] = ptr("meeting")
+		w.AstDB[fam+"/"+ext] = ptr("x")
+		w.Globals[glob] = ptr("g")
+		want[presence.UserID("survey"+ext)] = w
+	}
+	fresh := func() map[presence.UserID]*presence.Target {
+		have := map[presence.UserID]*presence.Target{}
+		for id := range want {
+			have[id] = presence.NewTarget()
+		}
+		return have
+	}
+	reads := func() int { return actions(t, reg, "DBGetTree") + actions(t, reg, "Getvar") }
+	for _, tc := range []struct {
+		name                   string
+		addFamily              bool
+		surveyReads, fillReads int
+	}{
+		{"first: nothing known, Fill reads", false, 0, 3},
+		{"then: the survey reads, Fill nothing", false, 3, 0},
+		{"a family wanted since: Fill reads it", true, 3, 1},
+	} {
+		if tc.addFamily {
+			for id, w := range want {
+				w.AstDB[later+"/"+string(id)] = nil
+			}
+		}
+		byObserve := fresh()
+		if err := fm.Observe(ctx, want, byObserve); err != nil {
+			t.Fatal(err)
+		}
+		before := reads()
+		s, err := fm.Survey(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := reads() - before; n != tc.surveyReads {
+			t.Errorf("%s: the survey sent %d reads, want %d", tc.name, n, tc.surveyReads)
+		}
+		before = reads()
+		have := fresh()
+		if err := s.Fill(ctx, want, have); err != nil {
+			t.Fatal(err)
+		}
+		if n := reads() - before; n != tc.fillReads {
+			t.Errorf("%s: Fill sent %d reads, want %d", tc.name, n, tc.fillReads)
+		}
+		for id, h := range byObserve {
+			for k, v := range h.AstDB {
+				g, ok := have[id].AstDB[k]
+				if !ok || (v == nil) != (g == nil) || (v != nil && *v != *g) {
+					t.Fatalf("%s: %s: %s: Fill recorded %v, Observe %v", tc.name, id, k, g, v)
+				}
+			}
+			if len(h.Globals) != len(have[id].Globals) {
+				t.Fatalf("%s: %s: Fill recorded globals %v, Observe %v", tc.name, id, have[id].Globals, h.Globals)
+			}
+		}
+	}
+}

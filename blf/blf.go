@@ -40,6 +40,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/presenced/presenced/ami"
 	"github.com/presenced/presenced/internal/amiconcern"
@@ -72,9 +73,15 @@ const (
 // is safe for concurrent use.
 type Concern struct {
 	base *amiconcern.Base
+	// surveyDevices and surveyPresence say what Survey lists: what the last full check
+	// needed listed.
+	surveyDevices, surveyPresence atomic.Bool
 }
 
-var _ presence.Concern = (*Concern)(nil)
+var (
+	_ presence.Concern  = (*Concern)(nil)
+	_ presence.Surveyor = (*Concern)(nil)
+)
 
 // New validates o and returns a Concern.
 func New(o Options) (*Concern, error) {
@@ -103,6 +110,49 @@ func (c *Concern) Kinds() []presence.OpKind { return c.base.Kinds() }
 // of have, so other concerns may observe into the same targets concurrently; have must hold a
 // target for every user of want.
 func (c *Concern) Observe(ctx context.Context, want map[presence.UserID]*presence.Target, have map[presence.UserID]*presence.Target) error {
+	return c.observe(ctx, want, have, &survey{c: c})
+}
+
+// Survey implements presence.Surveyor: it lists every device state and every presence
+// state when the last full check needed them (Fill remembers), for a full check to fill its
+// users' observations from while it reads their states.
+func (c *Concern) Survey(ctx context.Context) (presence.Survey, error) {
+	s := &survey{c: c, full: true}
+	var devErr, presErr error
+	var wg sync.WaitGroup
+	if c.surveyDevices.Load() {
+		wg.Go(func() { s.devices, devErr = c.listDevices(ctx) })
+	}
+	if c.surveyPresence.Load() {
+		wg.Go(func() { s.presents, presErr = c.listPresence(ctx) })
+	}
+	wg.Wait()
+	if err := errors.Join(devErr, presErr); err != nil {
+		return nil, err
+	}
+	s.listedDevices, s.listedPresence = c.surveyDevices.Load(), c.surveyPresence.Load()
+	return s, nil
+}
+
+// survey is what Survey listed; full marks a full check's (Observe's is empty).
+type survey struct {
+	c                             *Concern
+	full                          bool
+	devices                       map[string]string
+	presents                      map[string]presence.PresenceValue
+	listedDevices, listedPresence bool
+}
+
+// Fill implements presence.Survey: it observes as Observe does, but takes what the survey
+// listed instead of reading it again, and remembers for the next survey what this check
+// needed listed.
+func (s *survey) Fill(ctx context.Context, want, have map[presence.UserID]*presence.Target) error {
+	return s.c.observe(ctx, want, have, s)
+}
+
+// observe is Observe, with what a survey listed (listedDevices, listedPresence) taken from
+// it; a survey of a full check (not Observe's empty one) also sets what the next lists.
+func (c *Concern) observe(ctx context.Context, want map[presence.UserID]*presence.Target, have map[presence.UserID]*presence.Target, got *survey) error {
 	wantDevices, wantPresence := map[string]bool{}, map[string]bool{}
 	for u, w := range want {
 		if w == nil {
@@ -123,22 +173,26 @@ func (c *Concern) Observe(ctx context.Context, want map[presence.UserID]*presenc
 	// list every device of the PBX; a large batch lists everything once. Either way the round
 	// trips are bounded by a constant.
 	small := len(want) <= c.base.SmallBatch
+	if got.full {
+		c.surveyDevices.Store(!small && len(wantDevices) > 0)
+		c.surveyPresence.Store(!small && len(wantPresence) > 0)
+	}
 	var (
-		devices  map[string]string
-		presents map[string]presence.PresenceValue
+		devices  = got.devices
+		presents = got.presents
 		devErr   error
 		presErr  error
 		wg       sync.WaitGroup
 	)
 	switch {
-	case len(wantDevices) == 0:
+	case len(wantDevices) == 0, got.listedDevices:
 	case small:
 		wg.Go(func() { devices, devErr = c.readDevices(ctx, wantDevices) })
 	default:
 		wg.Go(func() { devices, devErr = c.listDevices(ctx) })
 	}
 	switch {
-	case len(wantPresence) == 0:
+	case len(wantPresence) == 0, got.listedPresence:
 	case small:
 		wg.Go(func() { presents, presErr = c.readPresence(ctx, wantPresence) })
 	default:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -385,6 +386,62 @@ func TestApplyConcurrentUsers(t *testing.T) {
 		}
 		if s := gotPres["CustomPresence:"+prefix+ext]; s != "away|Out, "+ext {
 			t.Errorf("%s: presence %q", ext, s)
+		}
+	}
+}
+
+// TestSurvey: a full check's survey lists what the last full check needed listed, and its
+// Fill then lists nothing and records what Observe would.
+func TestSurvey(t *testing.T) {
+	b, reg := newConcern(t, 0)
+	ctx := testCtx(t)
+	want := map[presence.UserID]*presence.Target{}
+	for i := range 300 {
+		ext := fmt.Sprint(94000 + i)
+		want[presence.UserID("survey"+ext)] = &presence.Target{
+			Devices:  map[string]string{"Custom:DND" + ext: "INVALID"},
+			Presence: map[string]*presence.PresenceValue{"CustomPresence:" + ext: {State: "available"}},
+		}
+	}
+	fresh := func() map[presence.UserID]*presence.Target {
+		have := map[presence.UserID]*presence.Target{}
+		for id := range want {
+			have[id] = presence.NewTarget()
+		}
+		return have
+	}
+	byObserve := fresh()
+	if err := b.Observe(ctx, want, byObserve); err != nil {
+		t.Fatal(err)
+	}
+	lists := func() int { return actions(t, reg, "DeviceStateList") + actions(t, reg, "PresenceStateList") }
+	for _, tc := range []struct {
+		name                   string
+		surveyLists, fillLists int
+	}{
+		{"first: nothing known, Fill lists", 0, 2},
+		{"then: the survey lists, Fill nothing", 2, 0},
+	} {
+		before := lists()
+		s, err := b.Survey(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := lists() - before; n != tc.surveyLists {
+			t.Errorf("%s: the survey sent %d lists, want %d", tc.name, n, tc.surveyLists)
+		}
+		before = lists()
+		have := fresh()
+		if err := s.Fill(ctx, want, have); err != nil {
+			t.Fatal(err)
+		}
+		if n := lists() - before; n != tc.fillLists {
+			t.Errorf("%s: Fill sent %d lists, want %d", tc.name, n, tc.fillLists)
+		}
+		for id, h := range byObserve {
+			if !maps.Equal(h.Devices, have[id].Devices) || len(h.Presence) != len(have[id].Presence) {
+				t.Fatalf("%s: %s: Fill recorded %v %v, Observe %v %v", tc.name, id, have[id].Devices, have[id].Presence, h.Devices, h.Presence)
+			}
 		}
 	}
 }

@@ -30,6 +30,26 @@ type Concern interface {
 	Apply(ctx context.Context, u *User, ops []Op) []Outcome
 }
 
+// Surveyor is implemented by a Concern that can read what it owns on the PBX before the
+// desired states are known. A full check (Engine.RepairAll) surveys while it loads every
+// user's state from Redis and compiles it, then has the survey fill each user's observation:
+// the PBX is read beside the engine's own work instead of after it. The engine guards against
+// what a survey cannot know: a pass that changed a user's PBX state after the survey began
+// makes that user's pass look again.
+type Surveyor interface {
+	// Survey reads, for a check of every user, what the last full check's desired states
+	// needed (whole lists: every queue member, whole astdb families, every lamp). It may
+	// read nothing (the first time, or when per-user reads are cheaper); Fill then reads.
+	Survey(ctx context.Context) (Survey, error)
+}
+
+// Survey is what a Surveyor read. Fill records in have what the PBX holds for everything
+// want names, as Concern.Observe would, from the survey where it covers it and from a read
+// now where it does not.
+type Survey interface {
+	Fill(ctx context.Context, want, have map[UserID]*Target) error
+}
+
 // Result is what became of one operation.
 type Result string
 

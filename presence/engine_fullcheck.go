@@ -198,6 +198,15 @@ func (t *term) passAll() {
 // readAll reads every switched user's PBX state at once and returns the users that need a
 // pass, with what was read for them.
 func (e *Engine) readAll(ctx context.Context, start time.Time) (map[UserID]*observed, RepairSummary, error) {
+	// The PBX is surveyed while the states are read and compiled. A user whose pass changes
+	// the PBX meanwhile is looked at again by their own pass (passUser: changed after at).
+	sv := e.obs.survey()
+	checked := false
+	defer func() {
+		if !checked {
+			sv.stop()
+		}
+	}()
 	cat := e.Catalog()
 	users := cat.Users
 	ids := make([]UserID, len(users))
@@ -236,7 +245,8 @@ func (e *Engine) readAll(ctx context.Context, start time.Time) (map[UserID]*obse
 		want[id] = wants[i]
 	}
 	sum := RepairSummary{Users: len(switched)}
-	have, err := e.obs.read(want)
+	checked = true
+	have, err := e.obs.fill(sv, want)
 	if err != nil {
 		return nil, sum, fmt.Errorf("presence: full check: %w", err)
 	}

@@ -74,6 +74,50 @@ func (o *observer) run(b *observeBatch) {
 
 // read asks every concern at once. It runs on its own deadline: the batch serves many callers.
 func (o *observer) read(want map[UserID]*Target) (map[UserID]*Target, error) {
+	return o.fill(nil, want)
+}
+
+// surveys are the surveys of a full check under way (observer.survey).
+type surveys struct {
+	got    []Survey // by concern; nil for a concern that is no Surveyor or whose survey failed
+	errs   []error
+	done   chan struct{}
+	cancel context.CancelFunc
+}
+
+// survey starts the survey of every concern that is a Surveyor, on the observer's deadline,
+// and returns at once; fill waits for them. stop abandons them.
+func (o *observer) survey() *surveys {
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	s := &surveys{got: make([]Survey, len(o.concerns)), errs: make([]error, len(o.concerns)),
+		done: make(chan struct{}), cancel: cancel}
+	go func() {
+		defer close(s.done)
+		var wg sync.WaitGroup
+		for i, c := range o.concerns {
+			if sv, ok := c.(Surveyor); ok {
+				wg.Go(func() { s.got[i], s.errs[i] = sv.Survey(ctx) })
+			}
+		}
+		wg.Wait()
+	}()
+	return s
+}
+
+// stop abandons the surveys (a full check that failed before it needed them).
+func (s *surveys) stop() {
+	s.cancel()
+	<-s.done
+}
+
+// fill is read with the surveys of a full check (nil: none): each concern whose survey
+// succeeded fills have from it, the others observe now. A failed survey is not an error of
+// the read: its concern observes instead.
+func (o *observer) fill(sv *surveys, want map[UserID]*Target) (map[UserID]*Target, error) {
+	if sv != nil {
+		<-sv.done
+		defer sv.cancel()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
 	have := make(map[UserID]*Target, len(want))
@@ -88,7 +132,13 @@ func (o *observer) read(want map[UserID]*Target) (map[UserID]*Target, error) {
 	var wg sync.WaitGroup
 	for i, c := range o.concerns {
 		wg.Go(func() {
-			if err := c.Observe(ctx, want, have); err != nil {
+			var err error
+			if sv != nil && sv.got[i] != nil && sv.errs[i] == nil {
+				err = sv.got[i].Fill(ctx, want, have)
+			} else {
+				err = c.Observe(ctx, want, have)
+			}
+			if err != nil {
 				errs[i] = fmt.Errorf("observe %s: %w", c.Name(), err)
 			}
 		})

@@ -89,6 +89,9 @@ type Concern struct {
 	sem     inflight.Limit // one slot per action in flight
 	mem     *memberships
 	size    atomic.Pointer[pbxSize] // of the last read of every queue
+	// survey says whether Survey reads every queue: the last full check (Survey.Fill) wanted
+	// enough interfaces to read every queue rather than one by one.
+	survey atomic.Bool
 }
 
 // pbxSize is how big a read of every queue was: what a read of one interface is weighed
@@ -111,7 +114,10 @@ func (c *Concern) perMember(n int) bool {
 	return 2*n*one <= all
 }
 
-var _ presence.Concern = (*Concern)(nil)
+var (
+	_ presence.Concern  = (*Concern)(nil)
+	_ presence.Surveyor = (*Concern)(nil)
+)
 
 // New returns a Concern speaking through opts.AMI. Errors name the offending Options field.
 func New(opts Options) (*Concern, error) {
@@ -163,20 +169,15 @@ func (c *Concern) Kinds() []presence.OpKind {
 // for Apply.
 func (c *Concern) Observe(ctx context.Context, want, have map[presence.UserID]*presence.Target) error {
 	start := time.Now()
-	conn := c.reader.Status().Since
-	seq := c.mem.mark()
-	ifaces := map[string]string{} // lower case → as the desired state names it
-	for _, w := range want {
-		if w != nil && w.Interface != "" && len(w.Queues) > 0 {
-			ifaces[key(w.Interface)] = w.Interface
-		}
-	}
+	ifaces := wantedInterfaces(want)
 	var (
 		members map[string]map[string]*ami.QueueMember // interface (lower case) → queue → member
 		err     error
 	)
 	perMember := c.perMember(len(ifaces))
 	if perMember {
+		conn := c.reader.Status().Since
+		seq := c.mem.mark()
 		members, err = c.readMembers(ctx, ifaces)
 		if err != nil {
 			return fmt.Errorf("queue: observe: %w", err)
@@ -190,30 +191,93 @@ func (c *Concern) Observe(ctx context.Context, want, have map[presence.UserID]*p
 		}
 		c.mem.installFor(start, conn, seq, in)
 		c.met.observeDuration.Observe(time.Since(start).Seconds())
-	} else {
-		l, err := c.list(ctx, ami.QueueStatus{})
-		if err != nil {
-			return fmt.Errorf("queue: observe: %w", err)
-		}
-		st := ami.ParseQueueStatus(l)
-		c.met.observeDuration.Observe(time.Since(start).Seconds())
-		c.met.membersObserved.Set(float64(len(st.Members)))
-		members = make(map[string]map[string]*ami.QueueMember)
-		in := make(map[string]map[string]struct{}) // interface (lower case) → queues
-		for i := range st.Members {
-			m := &st.Members[i]
-			k := key(m.Location)
-			if members[k] == nil {
-				members[k] = map[string]*ami.QueueMember{}
-				in[k] = map[string]struct{}{}
-			}
-			members[k][m.Queue] = m
-			in[k][m.Queue] = struct{}{}
-		}
-		c.mem.install(start, conn, seq, in)
-		c.size.Store(&pbxSize{queues: len(st.Params), members: len(st.Members), interfaces: len(members)})
+	} else if members, err = c.readAll(ctx); err != nil {
+		return err
 	}
+	fillQueues(members, want, have)
+	c.log.Debug("queues observed", "interfaces", len(members), "users", len(want), "one_by_one", perMember, "duration", time.Since(start))
+	return nil
+}
 
+// Survey implements presence.Surveyor: when the last observation of many users read every
+// queue, it reads every queue now (as Observe would), for a full check to fill its users'
+// observations from while it reads their states; otherwise it reads nothing and Fill observes.
+func (c *Concern) Survey(ctx context.Context) (presence.Survey, error) {
+	if !c.survey.Load() {
+		return &survey{c: c}, nil
+	}
+	members, err := c.readAll(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &survey{c: c, members: members, read: true}, nil
+}
+
+// survey is what Survey read: every queue's members (read) or nothing.
+type survey struct {
+	c       *Concern
+	members map[string]map[string]*ami.QueueMember
+	read    bool
+}
+
+// Fill implements presence.Survey.
+func (s *survey) Fill(ctx context.Context, want, have map[presence.UserID]*presence.Target) error {
+	// The next full check surveys when this one wants enough interfaces to read every queue.
+	ifaces := wantedInterfaces(want)
+	s.c.survey.Store(len(ifaces) > 0 && !s.c.perMember(len(ifaces)))
+	if !s.read {
+		return s.c.Observe(ctx, want, have)
+	}
+	fillQueues(s.members, want, have)
+	return nil
+}
+
+// wantedInterfaces returns the interfaces of the users of want who want queues: lower case →
+// as the desired state names it.
+func wantedInterfaces(want map[presence.UserID]*presence.Target) map[string]string {
+	ifaces := map[string]string{}
+	for _, w := range want {
+		if w != nil && w.Interface != "" && len(w.Queues) > 0 {
+			ifaces[key(w.Interface)] = w.Interface
+		}
+	}
+	return ifaces
+}
+
+// readAll reads every queue with one QueueStatus, remembers which queues every interface is
+// in (for Apply) and how big the read was (perMember), and returns the members by interface
+// (lower case) and queue.
+func (c *Concern) readAll(ctx context.Context) (map[string]map[string]*ami.QueueMember, error) {
+	start := time.Now()
+	conn := c.reader.Status().Since
+	seq := c.mem.mark()
+	l, err := c.list(ctx, ami.QueueStatus{})
+	if err != nil {
+		return nil, fmt.Errorf("queue: observe: %w", err)
+	}
+	st := ami.ParseQueueStatus(l)
+	c.met.observeDuration.Observe(time.Since(start).Seconds())
+	c.met.membersObserved.Set(float64(len(st.Members)))
+	members := make(map[string]map[string]*ami.QueueMember)
+	in := make(map[string]map[string]struct{}) // interface (lower case) → queues
+	for i := range st.Members {
+		m := &st.Members[i]
+		k := key(m.Location)
+		if members[k] == nil {
+			members[k] = map[string]*ami.QueueMember{}
+			in[k] = map[string]struct{}{}
+		}
+		members[k][m.Queue] = m
+		in[k][m.Queue] = struct{}{}
+	}
+	c.mem.install(start, conn, seq, in)
+	c.size.Store(&pbxSize{queues: len(st.Params), members: len(st.Members), interfaces: len(members)})
+	return members, nil
+}
+
+// fillQueues records in have, for every user of want, the members of the queues they want
+// (nil where their interface is not in the queue).
+func fillQueues(members map[string]map[string]*ami.QueueMember, want, have map[presence.UserID]*presence.Target) {
 	for id, w := range want {
 		if w == nil {
 			continue
@@ -248,8 +312,6 @@ func (c *Concern) Observe(ctx context.Context, want, have map[presence.UserID]*p
 			}
 		}
 	}
-	c.log.Debug("queues observed", "interfaces", len(members), "users", len(want), "one_by_one", perMember, "duration", time.Since(start))
-	return nil
 }
 
 // readMembers reads the given interfaces (lower case → as written) one by one, at once:

@@ -631,3 +631,73 @@ func TestWriterSessions(t *testing.T) {
 		t.Errorf("12 interfaces all went over session %v: the changes are not spread", used)
 	}
 }
+
+// TestSurvey: a full check's survey reads every queue only once the last full check wanted
+// enough interfaces for that, and then its Fill reads nothing and records what Observe would.
+func TestSurvey(t *testing.T) {
+	paused, plain := iface(ext(t, 1)), iface(ext(t, 2))
+	f := newFixture(t, nil)
+	ctx := testCtx(t)
+	f.cleanup(t, paused, plain)
+	f.add(t, ami.QueueMemberSpec{Queue: "support", Interface: paused, Paused: true, Reason: "Lunch"})
+	f.add(t, ami.QueueMemberSpec{Queue: "sales", Interface: plain})
+	want := map[presence.UserID]*presence.Target{
+		"paused": {Interface: paused, Queues: map[string]*presence.QueueMember{"support": {}, "sales": nil}},
+		"plain":  {Interface: plain, Queues: map[string]*presence.QueueMember{"sales": {}, "support": nil}},
+	}
+	observe := func(fill func(have map[presence.UserID]*presence.Target) error) map[presence.UserID]*presence.Target {
+		t.Helper()
+		have := map[presence.UserID]*presence.Target{}
+		for id := range want {
+			have[id] = presence.NewTarget()
+		}
+		if err := fill(have); err != nil {
+			t.Fatal(err)
+		}
+		return have
+	}
+	byObserve := observe(func(have map[presence.UserID]*presence.Target) error { return f.c.Observe(ctx, want, have) })
+	for i, tc := range []struct {
+		name                string
+		surveyReads, fillIn int
+	}{
+		{"first: nothing known, Fill reads", 0, 1},
+		{"then: the survey reads every queue, Fill nothing", 1, 0},
+	} {
+		before := f.count.count("QueueStatus")
+		s, err := f.c.Survey(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := f.count.count("QueueStatus") - before; n != tc.surveyReads {
+			t.Errorf("%d %s: the survey sent %d QueueStatus, want %d", i, tc.name, n, tc.surveyReads)
+		}
+		before = f.count.count("QueueStatus")
+		got := observe(func(have map[presence.UserID]*presence.Target) error { return s.Fill(ctx, want, have) })
+		if n := f.count.count("QueueStatus") - before; n != tc.fillIn {
+			t.Errorf("%d %s: Fill sent %d QueueStatus, want %d", i, tc.name, n, tc.fillIn)
+		}
+		for id, h := range byObserve {
+			for q, m := range h.Queues {
+				g := got[id].Queues[q]
+				if (m == nil) != (g == nil) || (m != nil && *m != *g) {
+					t.Errorf("%s: %s/%s: Fill recorded %+v, Observe %+v", tc.name, id, q, g, m)
+				}
+			}
+		}
+	}
+	// A full check of interfaces read more cheaply one by one: the next survey reads nothing.
+	s, err := f.c.Survey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.c.size.Store(&pbxSize{queues: 12, members: 100000, interfaces: 20000})
+	observe(func(have map[presence.UserID]*presence.Target) error { return s.Fill(ctx, want, have) })
+	before := f.count.count("QueueStatus")
+	if _, err := f.c.Survey(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.count.count("QueueStatus") - before; n != 0 {
+		t.Errorf("survey after a check of few interfaces sent %d QueueStatus, want 0", n)
+	}
+}

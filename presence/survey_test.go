@@ -1,0 +1,215 @@
+package presence
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// surveyPBX is memPBX as a Surveyor: Survey copies the PBX as it is, Fill observes from the
+// copy. hold and applyHold (set under mu) stop a survey or an Apply where a test wants it.
+type surveyPBX struct {
+	*memPBX
+	surveys, fills atomic.Int32
+	fail           atomic.Bool
+	hold           func() // called once the survey's copy is taken (then cleared)
+	applyHold      func() // called before the next Apply (then cleared)
+}
+
+func (s *surveyPBX) Apply(ctx context.Context, u *User, ops []Op) []Outcome {
+	s.mu.Lock()
+	hold := s.applyHold
+	s.applyHold = nil
+	s.mu.Unlock()
+	if hold != nil {
+		hold()
+	}
+	return s.memPBX.Apply(ctx, u, ops)
+}
+
+type memSurvey struct {
+	p     *surveyPBX
+	state Target
+}
+
+func (s *surveyPBX) Survey(ctx context.Context) (Survey, error) {
+	s.surveys.Add(1)
+	if s.fail.Load() {
+		return nil, errors.New("injected survey failure")
+	}
+	s.mu.Lock()
+	copied := Target{Queues: maps.Clone(s.state.Queues), AstDB: maps.Clone(s.state.AstDB),
+		Devices: maps.Clone(s.state.Devices), Presence: maps.Clone(s.state.Presence), Globals: maps.Clone(s.state.Globals)}
+	hold := s.hold
+	s.hold = nil
+	s.mu.Unlock()
+	if hold != nil {
+		hold()
+	}
+	return &memSurvey{p: s, state: copied}, nil
+}
+
+func (m *memSurvey) Fill(ctx context.Context, want, have map[UserID]*Target) error {
+	m.p.fills.Add(1)
+	for id, w := range want {
+		h := have[id]
+		for q := range w.Queues {
+			if mem := m.state.Queues[q+"|"+w.Interface]; mem != nil {
+				c := *mem
+				h.Queues[q] = &c
+			} else {
+				h.Queues[q] = nil
+			}
+		}
+		for k := range w.AstDB {
+			h.AstDB[k] = m.state.AstDB[k]
+		}
+		for k := range w.Devices {
+			h.Devices[k] = m.state.Devices[k]
+		}
+		for k := range w.Presence {
+			h.Presence[k] = m.state.Presence[k]
+		}
+		for k := range w.Globals {
+			h.Globals[k] = m.state.Globals[k]
+		}
+	}
+	return nil
+}
+
+// TestFullCheckSurveysThePBX: a full check takes what a Surveyor concern read while the states
+// were loaded (no Observe of its own); a drift made before the check is found and put back; a
+// failed survey is read again with Observe, not a failed check.
+func TestFullCheckSurveysThePBX(t *testing.T) {
+	ctx := context.Background()
+	us := users(50)
+	var sp *surveyPBX
+	e, pbx, _ := newTestEngineWith(t, CatalogConfig{Users: us}, func(o *EngineOptions) {
+		sp = &surveyPBX{memPBX: o.Concerns[0].(*memPBX)}
+		o.Concerns = []Concern{sp}
+	})
+	for _, u := range us {
+		if _, err := e.Switch(ctx, SwitchRequest{User: u.ID, Profile: ProfileAvailable, Source: SourceAPI}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(what string, drifted, repaired int, observes int64, surveys, fills int32) {
+		t.Helper()
+		pbx.observes.Store(0)
+		sp.surveys.Store(0)
+		sp.fills.Store(0)
+		sum, err := e.RepairAll(ctx)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if sum.Users != len(us) || sum.Drifted != drifted || sum.Repaired != repaired || sum.Failed != 0 {
+			t.Fatalf("%s: summary %+v; want %d users, %d drifted, %d repaired", what, sum, len(us), drifted, repaired)
+		}
+		if o, s, f := pbx.observes.Load(), sp.surveys.Load(), sp.fills.Load(); o != observes || s != surveys || f != fills {
+			t.Fatalf("%s: %d observes, %d surveys, %d fills; want %d, %d, %d", what, o, s, f, observes, surveys, fills)
+		}
+	}
+	check("in sync", 0, 0, 0, 1, 1)
+
+	iface := DefaultNaming().Interface(&us[7])
+	pbx.mu.Lock()
+	delete(pbx.state.Queues, "sales|"+iface)
+	pbx.mu.Unlock()
+	// The drifted user's pass takes the survey's read: no observe of its own.
+	check("one removed by hand", 1, 1, 0, 1, 1)
+	pbx.mu.Lock()
+	back := pbx.state.Queues["sales|"+iface] != nil
+	pbx.mu.Unlock()
+	if !back {
+		t.Fatal("the member removed by hand was not put back")
+	}
+
+	sp.fail.Store(true)
+	check("survey failed", 0, 0, 1, 1, 0)
+}
+
+// TestSwitchDuringSurveyIsNotRepaired: a switch whose operations reach the PBX while a full
+// check surveys (the survey read the PBX before them, the state read after the switch was
+// saved) is not taken for drift: the user's pass looks again instead of trusting the survey,
+// so nothing is applied twice and no repair is journaled.
+func TestSwitchDuringSurveyIsNotRepaired(t *testing.T) {
+	ctx := context.Background()
+	u := alice()
+	var sp *surveyPBX
+	e, pbx, states := newTestEngineWith(t, CatalogConfig{Users: []User{u}, Profiles: []Profile{lunch()}}, func(o *EngineOptions) {
+		sp = &surveyPBX{memPBX: o.Concerns[0].(*memPBX)}
+		o.Concerns = []Concern{sp}
+	})
+	if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: ProfileAvailable, Source: SourceAPI}); err != nil {
+		t.Fatal(err)
+	}
+	// The switch to lunch is saved, and its pass held just before it applies.
+	applying, applyRelease := make(chan struct{}), make(chan struct{})
+	sp.mu.Lock()
+	sp.applyHold = func() { close(applying); <-applyRelease }
+	sp.mu.Unlock()
+	switched := make(chan error, 1)
+	go func() {
+		_, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: "lunch", Source: SourceAPI})
+		switched <- err
+	}()
+	wait := func(ch chan struct{}, what string) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-time.After(10 * time.Second):
+			t.Fatal(what)
+		}
+	}
+	wait(applying, "the switch's pass did not apply")
+	// The full check surveys the PBX before the switch's operations; they land while it
+	// surveys.
+	surveyed, surveyRelease := make(chan struct{}), make(chan struct{})
+	sp.mu.Lock()
+	sp.hold = func() { close(surveyed); <-surveyRelease }
+	sp.mu.Unlock()
+	type result struct {
+		sum RepairSummary
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		sum, err := e.RepairAll(ctx)
+		done <- result{sum, err}
+	}()
+	wait(surveyed, "the full check did not survey")
+	close(applyRelease)
+	if err := <-switched; err != nil {
+		t.Fatal(err)
+	}
+	pbx.mu.Lock()
+	applied := len(pbx.applied)
+	pbx.mu.Unlock()
+	close(surveyRelease)
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.sum.Repaired != 0 || r.sum.Failed != 0 {
+		t.Fatalf("summary %+v; want nothing repaired, nothing failed", r.sum)
+	}
+	pbx.mu.Lock()
+	again := slices.Clone(pbx.applied[applied:])
+	pbx.mu.Unlock()
+	if len(again) != 0 {
+		t.Fatalf("the full check applied %v after the switch; want nothing", again)
+	}
+	entries, err := states.Journal(ctx, "alice", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range entries {
+		if j.Kind == "repair" {
+			t.Fatalf("journal has a repair: %+v", j)
+		}
+	}
+}
