@@ -321,6 +321,10 @@ func TestLabCalendar(t *testing.T) {
 // strings, never integer nanoseconds.
 func TestDaemonLog(t *testing.T) {
 	d := presenced(t)
+	v, err := openapicheck.New(api.Document())
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range []string{"available", "lunch"} {
 		req, _ := http.NewRequest(http.MethodPut, d.URL+"/api/v1/users/carol/profile", strings.NewReader(`{"profile":"`+p+`"}`))
 		req.Header.Set("Authorization", "Bearer lab-carol-gThzgK9i7GvUcaiB")
@@ -328,10 +332,13 @@ func TestDaemonLog(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		io.Copy(io.Discard, resp.Body)
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("switch carol to %s: %d", p, resp.StatusCode)
+			t.Fatalf("switch carol to %s: %d %s", p, resp.StatusCode, body)
+		}
+		if err := v.Check(req, resp.StatusCode, resp.Header, body); err != nil {
+			t.Errorf("switch carol to %s: %v", p, err)
 		}
 	}
 	pbx := env.AMI(t, true, nil)
