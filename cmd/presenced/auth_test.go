@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -251,7 +252,9 @@ func TestAPIThrottleAndHashedTokensOnTheDaemon(t *testing.T) {
 		if err != nil {
 			t.Fatalf("GET %s from %s: %v", path, from, err)
 		}
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		checkAnswer(t, req, resp, body) // 200, 401 and 429 (with Retry-After) as documented
 		return resp
 	}
 	basic := func(user, token string) string {

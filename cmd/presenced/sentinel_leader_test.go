@@ -107,6 +107,7 @@ func TestLeadershipAcrossSentinelFailover(t *testing.T) {
 	})
 	close(stop)
 	wg.Wait()
+	checkSwitchAnswers(t, switches)
 
 	// Every switch answered 200 is in the new master and in the journal.
 	nc := g.Client(promoted)

@@ -21,9 +21,11 @@ type apiSwitch struct {
 	start, end          time.Time
 	code                int
 	errMsg              string // the answer's "error"
+	invalid             error  // the answer is not as the OpenAPI document says
 }
 
-// put switches through the API without a testing.T (it runs on the stream's goroutines).
+// put switches through the API without a testing.T (it runs on the stream's goroutines). An
+// answer not as the OpenAPI document says is reported in the apiSwitch's invalid.
 func (d *daemonUnderTest) put(user, profile, info string) apiSwitch {
 	s := apiSwitch{user: user, profile: profile, info: info, start: time.Now()}
 	defer func() { s.end = time.Now() }()
@@ -39,6 +41,11 @@ func (d *daemonUnderTest) put(user, profile, info string) apiSwitch {
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	s.code = resp.StatusCode
+	if v, err := openAPIValidator(); err != nil {
+		s.invalid = err
+	} else if err := v.Check(req, resp.StatusCode, resp.Header, raw); err != nil {
+		s.invalid = err
+	}
 	var body struct {
 		Error string `json:"error"`
 	}
@@ -46,6 +53,19 @@ func (d *daemonUnderTest) put(user, profile, info string) apiSwitch {
 	s.errMsg = body.Error
 	s.end = time.Now()
 	return s
+}
+
+// checkSwitchAnswers fails the test for each switch whose answer was not as the OpenAPI
+// document says (put ran without a testing.T).
+func checkSwitchAnswers(t *testing.T, switches map[string][]apiSwitch) {
+	t.Helper()
+	for _, ss := range switches {
+		for _, s := range ss {
+			if s.invalid != nil {
+				t.Errorf("%s to %s: %v", s.user, s.profile, s.invalid)
+			}
+		}
+	}
 }
 
 // TestSentinelFailoverUnderAPISwitches: presenced with redis.sentinel (passwords on the
@@ -138,6 +158,7 @@ func TestSentinelFailoverUnderAPISwitches(t *testing.T) {
 	time.Sleep(time.Second)
 	close(stop)
 	wg.Wait()
+	checkSwitchAnswers(t, switches)
 
 	nc := g.Client(promoted)
 	defer nc.Close()

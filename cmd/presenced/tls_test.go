@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -14,8 +16,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -126,5 +130,159 @@ func TestHTTPTLSConfigErrors(t *testing.T) {
 	}
 	if _, _, err := loadConfig(nil, append(base, "PRESENCED_HTTP_TLS_CERT_FILE="+certFile, "PRESENCED_HTTP_TLS_KEY_FILE="+keyFile), io.Discard); err != nil {
 		t.Errorf("a valid pair: %v", err)
+	}
+}
+
+// TestTLSCertificateReloadOnSIGHUPAndReload runs presenced as a process with http.tls (this
+// test binary re-executed as main; Asterisk unreachable, which serving needs not) and renews
+// its certificate in place: new files with the old sizes and modification times, so that only
+// a configuration reload, not the listener's look at the files, can notice them. A TLS client
+// sees the old certificate until SIGHUP, the new one after it; a third pair arrives with POST
+// /-/reload (its answer validated against the OpenAPI document).
+func TestTLSCertificateReloadOnSIGHUPAndReload(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, _ := selfSigned(t, dir)
+	path := writeFile(t, "presenced.yaml", "api: {admin_token: "+testToken("admin")+"}\nusers:\n"+
+		"  - {id: alice, extension: \"1001\", token: "+testToken("alice")+", devices: [{dial: PJSIP/1001, family: desk}]}\n")
+	cmd := exec.Command(os.Args[0], "-config", path, "-log-format", "json")
+	cmd.Env = append([]string{"PRESENCED_TEST_RUN_MAIN=1", "PRESENCED_HTTP_LISTEN=127.0.0.1:0",
+		"PRESENCED_HTTP_TLS_CERT_FILE=" + certFile, "PRESENCED_HTTP_TLS_KEY_FILE=" + keyFile,
+		"PRESENCED_ASTERISK_AMI_ADDRESS=127.0.0.1:1", "PRESENCED_ASTERISK_ARI_URL=http://127.0.0.1:1/ari",
+		"PRESENCED_STORE_SNAPSHOT_PATH=" + filepath.Join(t.TempDir(), "store.json")}, minimalEnv...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	lines := make(chan map[string]any, 4096)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var m map[string]any
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				lines <- m
+			}
+		}
+		close(lines)
+		exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	await := func(msg string) map[string]any {
+		t.Helper()
+		timeout := time.After(15 * time.Second)
+		for {
+			select {
+			case m, ok := <-lines:
+				if !ok {
+					t.Fatalf("presenced exited before logging %q", msg)
+				}
+				if m["msg"] == msg {
+					return m
+				}
+			case <-timeout:
+				t.Fatalf("presenced did not log %q within 15s", msg)
+			}
+		}
+	}
+	addr := await("presenced starting")["http"].(string)
+
+	// served is the certificate a TLS handshake with the listener presents.
+	served := func() []byte {
+		t.Helper()
+		conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatalf("TLS handshake with %s: %v", addr, err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].Raw
+	}
+	der := func(file string) []byte {
+		t.Helper()
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blk, _ := pem.Decode(b)
+		return blk.Bytes
+	}
+	// renew writes a new pair over the files, of the same sizes and modification times.
+	renew := func() []byte {
+		t.Helper()
+		var stamps [2]os.FileInfo
+		for i, f := range []string{certFile, keyFile} {
+			if stamps[i], err = os.Stat(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for range 100 {
+			c, k, _ := selfSigned(t, t.TempDir())
+			cb, _ := os.ReadFile(c)
+			kb, _ := os.ReadFile(k)
+			if int64(len(cb)) != stamps[0].Size() || int64(len(kb)) != stamps[1].Size() {
+				continue // an ECDSA signature's length varies by a byte or two
+			}
+			for i, f := range []struct {
+				path string
+				b    []byte
+			}{{certFile, cb}, {keyFile, kb}} {
+				if err := os.WriteFile(f.path, f.b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chtimes(f.path, stamps[i].ModTime(), stamps[i].ModTime()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return der(certFile)
+		}
+		t.Fatal("no new pair of the old sizes in 100 tries")
+		return nil
+	}
+
+	first := der(certFile)
+	if !bytes.Equal(served(), first) {
+		t.Fatal("the listener does not serve the configured certificate")
+	}
+	second := renew()
+	time.Sleep(1500 * time.Millisecond) // past the listener's next look at the files
+	if !bytes.Equal(served(), first) {
+		t.Fatal("the listener noticed files of the same size and time: the test cannot tell a reload's work")
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	await("configuration reloaded")
+	if !bytes.Equal(served(), second) {
+		t.Fatal("after SIGHUP the listener still serves the old certificate")
+	}
+
+	third := renew()
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	req, _ := http.NewRequest(http.MethodPost, "https://"+addr+"/-/reload", nil)
+	req.Header.Set("Authorization", "Bearer "+testToken("admin"))
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	checkAnswer(t, req, resp, body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /-/reload: %d %s", resp.StatusCode, body)
+	}
+	if !bytes.Equal(served(), third) {
+		t.Fatal("after POST /-/reload the listener still serves the old certificate")
+	}
+
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("presenced exited with %v after SIGTERM", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("presenced did not stop within 15 s of SIGTERM")
 	}
 }

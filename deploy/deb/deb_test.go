@@ -6,9 +6,11 @@
 // most 2.0, and presenced, run as the service's user on the installed configuration, becoming
 // ready against the lab Asterisk and Redis in the container. Purging removes it all.
 //
-// Booting systemd in the container needs a cgroup v2 Docker host (systemd 256+); where the
-// host has cgroup v1, as this project's machines, the unit is checked with systemd-analyze and
-// presenced is run as the unit would run it.
+// Booting systemd in the container needs a cgroup v2 Docker host (systemd 256+): the test
+// tries, in a privileged copy of the installed machine, and there starts, reloads and stops
+// the unit with systemctl; where systemd does not boot (a cgroup v1 host, as this project's
+// machines), it logs why, and presenced is run as the unit would run it (the unit itself is
+// checked with systemd-analyze either way).
 package deb_test
 
 import (
@@ -67,15 +69,21 @@ func (c *container) try(script string) (string, error) {
 
 // labImageID builds (when missing) the lab image and returns its ID. Other test packages, and
 // other checkouts on the machine, build lab images too, and testdata/lab/build.sh drops the tags
-// of builds other than the newest: a tag may be gone by the time it is inspected, so it tries
-// again.
+// of builds other than the newest, which removes an image no tag or container holds: a tag may
+// be gone by the time it is inspected, so it tries again, and it holds the image with a tag of
+// this test's own until the test ends (the test image is built on it).
 func labImageID(t *testing.T) string {
 	t.Helper()
 	var err error
+	hold := fmt.Sprintf("presenced-deb-lab:held-%d", os.Getpid())
 	for range 3 {
 		ref := lastLine(run(t, "bash", "testdata/lab/build.sh"))
+		if err = exec.Command("docker", "tag", ref, hold).Run(); err != nil {
+			continue
+		}
 		var out []byte
-		if out, err = exec.Command("docker", "image", "inspect", "-f", "{{.Id}}", ref).Output(); err == nil {
+		if out, err = exec.Command("docker", "image", "inspect", "-f", "{{.Id}}", hold).Output(); err == nil {
+			t.Cleanup(func() { exec.Command("docker", "rmi", hold).Run() })
 			return strings.TrimSpace(string(out))
 		}
 	}
@@ -165,8 +173,15 @@ func TestDebInstallsOnCleanDebian(t *testing.T) {
 	}
 	if _, err := os.Stat("../../cmd/presencectl"); err == nil {
 		c.exec("test -x /usr/bin/presencectl && presencectl --help >/dev/null")
-		if man := c.exec("man -w presencectl && MANWIDTH=100 man presencectl 2>&1 | grep -c 'presencectl switch'"); !strings.Contains(man, "/usr/share/man/man1/presencectl.1.gz") {
-			t.Errorf("presencectl(1): %s", man)
+		if man := strings.TrimSpace(c.exec("man -w presencectl")); man != "/usr/share/man/man1/presencectl.1.gz" {
+			t.Errorf("man -w presencectl = %q", man)
+		}
+		// The page is generated from the CLI: it has the commands and the exit codes.
+		page := c.exec("MANWIDTH=100 man presencectl 2>/dev/null")
+		for _, want := range []string{"presencectl switch", "presencectl who", "presencectl reconcile", "--json", "Exit codes"} {
+			if !strings.Contains(page, want) {
+				t.Errorf("presencectl(1) lacks %q:\n%s", want, page)
+			}
 		}
 	}
 
@@ -208,6 +223,12 @@ func TestDebInstallsOnCleanDebian(t *testing.T) {
 		t.Errorf("another user can read the configuration:\n%s", out)
 	}
 	c.exec("runuser -u presenced -- presenced -check-config -config /etc/presenced/presenced.yaml")
+
+	// Under systemd where the Docker host lets it boot in a container; else (a cgroup v1 host:
+	// systemd 256+ refuses it) as the unit would run it, below.
+	if reason := underSystemd(t, id); reason != "" {
+		t.Logf("systemd did not boot in a container here, so presenced is run as the unit would run it: %s", reason)
+	}
 	c.exec(`(asterisk -f -n -C /etc/asterisk-lab/asterisk.conf >/tmp/asterisk.log 2>&1 &) &&
 		(redis-server --bind 127.0.0.1 --save '' >/tmp/redis.log 2>&1 &) &&
 		(cd /var/lib/presenced && runuser -u presenced -- presenced -config /etc/presenced/presenced.yaml -log-format json >/tmp/presenced.log 2>&1 &)`)
@@ -238,4 +259,74 @@ func TestDebInstallsOnCleanDebian(t *testing.T) {
 	if out, err := c.try("getent passwd presenced || ls -d /etc/presenced/presenced.yaml /usr/bin/presenced /var/lib/presenced 2>/dev/null"); err == nil {
 		t.Errorf("after apt-get purge presenced: %s", out)
 	}
+}
+
+// underSystemd boots systemd in a privileged container made of the installed machine (id,
+// committed as an image) and starts presenced.service there: systemctl start returns once
+// presenced said it is ready (Type=notify), /readyz answers 200, systemctl reload keeps it
+// running, and systemctl stop stops it. It returns why systemd did not boot, or "" when the
+// unit ran under it.
+func underSystemd(t *testing.T, id string) string {
+	t.Helper()
+	cgroup, _ := exec.Command("docker", "info", "--format", "{{.CgroupVersion}}").Output()
+	image := fmt.Sprintf("presenced-deb-boot:%d", time.Now().UnixNano())
+	if out, err := exec.Command("docker", "commit", id, image).CombinedOutput(); err != nil {
+		t.Fatalf("docker commit: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("docker", "rmi", "-f", image).Run() })
+	args := []string{"run", "-d", "--privileged", "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp"}
+	if strings.TrimSpace(string(cgroup)) == "2" {
+		args = append(args, "--cgroupns=private")
+	}
+	out, err := exec.Command("docker", append(args, image, "/sbin/init")...).Output()
+	boot := lastLine(string(out))
+	if boot != "" {
+		t.Cleanup(func() { exec.Command("docker", "rm", "-f", boot).Run() })
+	}
+	if err != nil {
+		why := err.Error()
+		if ee, ok := err.(*exec.ExitError); ok && len(ee.Stderr) > 0 {
+			why = strings.TrimSpace(string(ee.Stderr))
+		} else if boot != "" {
+			st, _ := exec.Command("docker", "inspect", "-f", "{{.State.Error}}", boot).Output()
+			why += ": " + strings.TrimSpace(string(st))
+		}
+		return fmt.Sprintf("cgroup v%s host; docker run --privileged ... /sbin/init: %s", strings.TrimSpace(string(cgroup)), why)
+	}
+	c := &container{t: t, id: boot}
+	var state string
+	for deadline := time.Now().Add(90 * time.Second); ; {
+		st, err := c.try("systemctl is-system-running 2>&1 || true")
+		state = strings.TrimSpace(st)
+		if err == nil && (state == "running" || state == "degraded") {
+			break
+		}
+		if running, _ := exec.Command("docker", "inspect", "-f", "{{.State.Running}}", boot).Output(); strings.TrimSpace(string(running)) != "true" || time.Now().After(deadline) {
+			logs, _ := exec.Command("docker", "logs", "--tail", "5", boot).CombinedOutput()
+			return fmt.Sprintf("cgroup v%s host; system state %q; the container's last lines:\n%s", strings.TrimSpace(string(cgroup)), state, logs)
+		}
+		time.Sleep(time.Second)
+	}
+	t.Logf("systemd booted in the container (%s)", state)
+	if out, err := c.try("systemctl start presenced 2>&1"); err != nil {
+		log, _ := c.try("journalctl -u presenced --no-pager | tail -30")
+		t.Fatalf("systemctl start presenced: %v\n%s\n%s", err, out, log)
+	}
+	readyz := `exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET /readyz HTTP/1.0\r\n\r\n' >&3 && cat <&3`
+	if out := c.exec(readyz); !strings.HasPrefix(out, "HTTP/1.0 200") {
+		t.Errorf("/readyz right after systemctl start (Type=notify: ready means ready): %s", out)
+	}
+	if owner := strings.TrimSpace(c.exec("stat -c %U /proc/$(systemctl show -p MainPID --value presenced)")); owner != "presenced" {
+		t.Errorf("presenced runs as %q under systemd", owner)
+	}
+	c.exec("systemctl reload presenced")
+	if active := strings.TrimSpace(c.exec("systemctl is-active presenced || true")); active != "active" {
+		t.Errorf("after systemctl reload presenced is %q", active)
+	}
+	c.exec("journalctl -u presenced --no-pager | grep -q 'configuration reloaded'")
+	c.exec("systemctl stop presenced")
+	if active := strings.TrimSpace(c.exec("systemctl is-active presenced || true")); active != "inactive" {
+		t.Errorf("after systemctl stop presenced is %q", active)
+	}
+	return ""
 }

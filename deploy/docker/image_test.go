@@ -41,20 +41,18 @@ func TestImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(t, top, "cp", "/etc/ssl/certs/ca-certificates.crt", filepath.Join(ctx, "bin"))
+	// The binary as make images builds it: the Makefile's bin recipe, into this context.
 	bin := filepath.Join(ctx, "bin", "presenced")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version=imagetest -X main.commit=abc123", "-o", bin, "./cmd/presenced")
-	cmd.Dir, cmd.Env = top, append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	var recipe string
+	for _, l := range strings.Split(run(t, top, "make", "-n", "bin", "COMMIT=abc123"), "\n") {
+		if strings.Contains(l, "./cmd/presenced") && strings.Contains(l, " -o bin/presenced ") {
+			recipe = strings.Replace(l, " -o bin/presenced ", " -o "+bin+" ", 1)
+		}
 	}
-	f, err := elf.Open(bin)
-	if err != nil {
-		t.Fatal(err)
+	if recipe == "" {
+		t.Fatal("make -n bin: no go build -o bin/presenced ./cmd/presenced")
 	}
-	if f.Section(".symtab") != nil {
-		t.Error("the binary has a symbol table: not stripped")
-	}
-	f.Close()
+	run(t, top, "bash", "-c", recipe)
 
 	image := fmt.Sprintf("presenced-imagetest:%d", time.Now().UnixNano())
 	run(t, ctx, "docker", "build", "-q", "--target", "prebuilt", "--build-arg", "VERSION=imagetest",
@@ -86,13 +84,17 @@ func TestImage(t *testing.T) {
 	if hc := strings.Join(inspect[0].Config.Healthcheck.Test, " "); hc != "CMD /usr/local/bin/presenced -healthcheck" {
 		t.Errorf("HEALTHCHECK %q", hc)
 	}
-	if v := run(t, ctx, "docker", "run", "--rm", image, "-version"); !strings.Contains(v, "presenced imagetest (revision abc123") {
+	if v := run(t, ctx, "docker", "run", "--rm", image, "-version"); !strings.HasPrefix(v, "presenced ") || !strings.Contains(v, "(revision abc123") {
 		t.Errorf("presenced -version in the image: %q", v)
 	}
 
-	// The CA bundle is there (a scratch image has no shell: copy it out).
+	// The CA bundle is there, and the binary is static and stripped (a scratch image has no
+	// shell: copy them out).
 	id := strings.TrimSpace(run(t, ctx, "docker", "create", image))
 	defer exec.Command("docker", "rm", "-f", id).Run()
+	inImage := filepath.Join(t.TempDir(), "presenced")
+	run(t, ctx, "docker", "cp", id+":/usr/local/bin/presenced", inImage)
+	checkStripped(t, inImage)
 	ca := filepath.Join(t.TempDir(), "ca.crt")
 	run(t, ctx, "docker", "cp", id+":/etc/ssl/certs/ca-certificates.crt", ca)
 	if b, err := os.ReadFile(ca); err != nil || bytes.Count(b, []byte("BEGIN CERTIFICATE")) < 50 {
@@ -115,4 +117,31 @@ func TestImage(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+// checkStripped fails unless the ELF binary at path is static (no interpreter, no dynamic
+// section) and stripped: no symbol table, no DWARF.
+func checkStripped(t *testing.T, path string) {
+	t.Helper()
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, sec := range f.Sections {
+		if sec.Name == ".symtab" || sec.Name == ".interp" || sec.Name == ".dynamic" ||
+			strings.HasPrefix(sec.Name, ".debug_") || strings.HasPrefix(sec.Name, ".zdebug_") {
+			t.Errorf("%s in the image has a %s section: not a static, stripped binary", filepath.Base(path), sec.Name)
+		}
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Errorf("%s in the image asks for a dynamic loader", filepath.Base(path))
+		}
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the image's presenced: %d bytes, %d sections", st.Size(), len(f.Sections))
 }

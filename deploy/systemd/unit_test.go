@@ -3,9 +3,12 @@
 package systemd_test
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -34,4 +37,34 @@ func TestUnitHardening(t *testing.T) {
 		t.Errorf("systemd-analyze security rates presenced.service %.1f, above %.1f:\n%s", score, maxExposure, out)
 	}
 	t.Logf("systemd-analyze security: exposure %.1f", score)
+}
+
+// repoPath is a path into the repository as the unit's comments name them.
+var repoPath = regexp.MustCompile(`\b(?:deploy|bin|docs|cmd|testdata)/[A-Za-z0-9_./-]*[A-Za-z0-9_]|\bREADME\.md\b`)
+
+// TestUnitHeaderReferences: every file of the repository that the unit's header names (how to
+// build the package, what to install by hand) exists.
+func TestUnitHeaderReferences(t *testing.T) {
+	unit, err := os.ReadFile("presenced.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for i, line := range strings.Split(string(unit), "\n") {
+		if !strings.HasPrefix(line, "#") {
+			continue
+		}
+		for _, p := range repoPath.FindAllString(line, -1) {
+			if strings.HasPrefix(p, "bin/") {
+				continue // made by make bin
+			}
+			seen++
+			if _, err := os.Stat(filepath.Join("..", "..", p)); err != nil {
+				t.Errorf("presenced.service:%d names %s, which is not in the repository", i+1, p)
+			}
+		}
+	}
+	if seen < 3 {
+		t.Errorf("the header named %d files of the repository: the check looked at nothing", seen)
+	}
 }

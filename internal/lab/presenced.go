@@ -18,8 +18,34 @@ import (
 )
 
 // LabConfig is the configuration `make up` runs presenced with (users alice, bob and carol
-// on the lab's extensions 1001-1003, their tokens, a few profiles).
+// on the lab's extensions 1001-1003, their tokens, a few profiles, alice's calendar).
 func LabConfig() string { return filepath.Join(RepoRoot(), "deploy", "presenced.lab.yaml") }
+
+// composeAsteriskHTTP is the lab Asterisk's HTTP server as presenced reaches it inside `make
+// up`'s network (deploy/compose.yaml): the lab configuration's calendar feed is there.
+const composeAsteriskHTTP = "http://asterisk:8088/"
+
+// hostConfig returns config itself, or, when it names the lab Asterisk's HTTP server by its
+// name in `make up`'s network, a copy in dir naming it by its address on this host instead
+// (the configuration is the same otherwise).
+func (e *Env) hostConfig(config, dir string) (string, error) {
+	b, err := os.ReadFile(config)
+	if err != nil {
+		return "", fmt.Errorf("lab: read the configuration: %w", err)
+	}
+	if !bytes.Contains(b, []byte(composeAsteriskHTTP)) {
+		return config, nil
+	}
+	if e.HTTPAddr == "" {
+		return "", fmt.Errorf("lab: %s names the lab Asterisk's HTTP server: StartPresenced needs the lab's Asterisk", config)
+	}
+	out := filepath.Join(dir, filepath.Base(config))
+	b = bytes.ReplaceAll(b, []byte(composeAsteriskHTTP), []byte("http://"+e.HTTPAddr+"/"))
+	if err := os.WriteFile(out, b, 0o600); err != nil {
+		return "", fmt.Errorf("lab: write the configuration: %w", err)
+	}
+	return out, nil
+}
 
 // Presenced is a presenced binary running against the lab, as `make up` runs it.
 type Presenced struct {
@@ -27,6 +53,7 @@ type Presenced struct {
 	URL string
 
 	cmd  *exec.Cmd
+	dir  string // the configuration's copy, if any
 	done chan struct{}
 	mu   sync.Mutex
 	log  bytes.Buffer
@@ -47,12 +74,22 @@ func BuildPresenced(ctx context.Context, dir string) (string, error) {
 // StartPresenced runs the presenced binary bin with the configuration file config against
 // the lab's Asterisk and Redis (which e must have started), listening on a free port of
 // 127.0.0.1, and waits until /readyz answers 200. environ adds PRESENCED_* variables. Stop
-// ends it.
+// ends it. A configuration naming the lab Asterisk's HTTP server as `make up` names it
+// (http://asterisk:8088/, the lab configuration's calendar feed) runs as a copy naming it by
+// its address here.
 func (e *Env) StartPresenced(ctx context.Context, bin, config, instance string, environ ...string) (*Presenced, error) {
 	if e.AMIAddr == "" || e.RedisURL == "" {
 		return nil, fmt.Errorf("lab: StartPresenced needs the lab's Asterisk and Redis")
 	}
-	p := &Presenced{done: make(chan struct{})}
+	dir, err := os.MkdirTemp("", "presenced-lab-config")
+	if err != nil {
+		return nil, err
+	}
+	if config, err = e.hostConfig(config, dir); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	p := &Presenced{done: make(chan struct{}), dir: dir}
 	p.cmd = exec.Command(bin, "-config", config)
 	p.cmd.Env = append([]string{
 		"PATH=" + os.Getenv("PATH"),
@@ -69,9 +106,11 @@ func (e *Env) StartPresenced(ctx context.Context, bin, config, instance string, 
 	}, environ...)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
+		os.RemoveAll(dir)
 		return nil, err
 	}
 	if err := p.cmd.Start(); err != nil {
+		os.RemoveAll(dir)
 		return nil, fmt.Errorf("lab: start presenced: %w", err)
 	}
 	addr := make(chan string, 1)
@@ -150,6 +189,7 @@ func (p *Presenced) LogLines(msg string) []string {
 
 // Stop sends SIGTERM and waits for presenced to exit (SIGKILL after 15 s).
 func (p *Presenced) Stop() {
+	defer os.RemoveAll(p.dir)
 	if p.cmd.Process == nil {
 		return
 	}
