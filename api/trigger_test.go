@@ -5,33 +5,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/presenced/presenced/internal/fakeclock"
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/presence/presencetest"
 	"github.com/presenced/presenced/trigger"
 )
 
-// fakeClock is a controllable clock.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *fakeClock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.now = t }
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // newTriggerAPI is a Handler with a trigger scheduler, engine and API on one controlled clock.
-func newTriggerAPI(t testing.TB) (*testAPI, *trigger.Scheduler, *fakeClock) {
+func newTriggerAPI(t testing.TB) (*testAPI, *trigger.Scheduler, *fakeclock.Clock) {
 	t.Helper()
 	ctx := context.Background()
 	opt, err := redis.ParseURL(env.RedisURL)
@@ -49,7 +35,7 @@ func newTriggerAPI(t testing.TB) (*testAPI, *trigger.Scheduler, *fakeClock) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &fakeClock{now: time.Date(2026, 6, 1, 8, 0, 0, 0, time.UTC)}
+	clock := fakeclock.New(time.Date(2026, 6, 1, 8, 0, 0, 0, time.UTC))
 	pbx := presencetest.NewPBX()
 	e, err := presence.NewEngine(presence.EngineOptions{Catalog: cat, Naming: presence.DefaultNaming(), States: states,
 		Concerns: []presence.Concern{pbx}, Now: clock.Now})
@@ -81,7 +67,7 @@ func TestTimedProfileThroughTheAPI(t *testing.T) {
 		v.NextChange == nil || v.NextChange.Kind != "expiry" || !v.NextChange.At.Equal(want) {
 		t.Fatalf("status: %+v, next %+v", v, v.NextChange)
 	}
-	clock.Add(30 * time.Minute)
+	clock.Advance(30 * time.Minute)
 	if err := s.Step(ctx); err != nil {
 		t.Fatal(err)
 	}

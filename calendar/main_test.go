@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/presenced/presenced/ami"
+	"github.com/presenced/presenced/internal/fakeclock"
 	"github.com/presenced/presenced/internal/lab"
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/presence/presencetest"
@@ -28,19 +28,6 @@ var env *lab.Env
 
 func TestMain(m *testing.M) {
 	os.Exit(lab.Main(m, lab.Options{Asterisk: true, Redis: true, Radicale: true}, func(e *lab.Env) { env = e }))
-}
-
-// clock is a controllable clock shared by the engine, the triggers and the connector.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
 }
 
 func testProfiles() []presence.Profile {
@@ -61,7 +48,7 @@ func testProfiles() []presence.Profile {
 // a calendar connector over the lab Redis, on a controllable clock.
 type world struct {
 	t      *testing.T
-	clock  *clock
+	clock  *fakeclock.Clock
 	rdb    *redis.Client
 	prefix string
 	cat    *presence.Catalog
@@ -81,7 +68,7 @@ func newWorld(t *testing.T, start time.Time, users []presence.User, opts Options
 	}
 	rdb := redis.NewClient(ropt)
 	t.Cleanup(func() { rdb.Close() })
-	w := &world{t: t, clock: &clock{now: start}, rdb: rdb,
+	w := &world{t: t, clock: fakeclock.New(start), rdb: rdb,
 		prefix: fmt.Sprintf("caltest:%s:%d:", t.Name(), time.Now().UnixNano()), opts: opts}
 	w.cat, err = presence.NewCatalog(users, testProfiles())
 	if err != nil {

@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/presenced/presenced/internal/fakeclock"
 	"github.com/presenced/presenced/internal/lab"
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/presence/presencetest"
@@ -21,20 +21,6 @@ func TestMain(m *testing.M) {
 	os.Exit(lab.Main(m, lab.Options{Redis: true}, func(e *lab.Env) { env = e }))
 }
 
-// clock is a controllable clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
-func (c *clock) Add(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.now = c.now.Add(d) }
-
 // rig is one presenced instance (engine + scheduler) over the lab Redis.
 type rig struct {
 	t      testing.TB
@@ -42,7 +28,7 @@ type rig struct {
 	s      *Scheduler
 	states *presence.StateStore
 	rdb    *redis.Client
-	clock  *clock
+	clock  *fakeclock.Clock
 	pbx    *presencetest.PBX
 }
 
@@ -52,7 +38,7 @@ type world struct {
 	prefix   string
 	users    []presence.User
 	profiles []presence.Profile
-	clock    *clock
+	clock    *fakeclock.Clock
 	opts     Options // Schedules, Holidays, DefaultLocation
 
 	// The engine (and its PBX) every instance switches through: only one engine writes to
@@ -72,7 +58,7 @@ func newWorld(t testing.TB, start time.Time, users []presence.User, profiles []p
 	rdb := redis.NewClient(opt)
 	t.Cleanup(func() { rdb.Close() })
 	return &world{rdb: rdb, prefix: fmt.Sprintf("trigtest:%s:%d:", t.Name(), time.Now().UnixNano()),
-		users: users, profiles: profiles, clock: &clock{now: start}, opts: opts}
+		users: users, profiles: profiles, clock: fakeclock.New(start), opts: opts}
 }
 
 // instance starts one presenced instance (a daemon, as after a restart) in the world: a
