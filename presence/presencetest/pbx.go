@@ -110,6 +110,15 @@ func (m *PBX) Edit(f func(state *presence.Target)) {
 	f(&m.state)
 }
 
+// Results returns the result of each outcome, in order.
+func Results(out []presence.Outcome) []presence.Result {
+	r := make([]presence.Result, len(out))
+	for i, o := range out {
+		r[i] = o.Result
+	}
+	return r
+}
+
 // Run runs e until the test ends and returns once it runs (Engine.Run).
 func Run(t testing.TB, e *presence.Engine) {
 	t.Helper()
