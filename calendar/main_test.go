@@ -62,34 +62,17 @@ type world struct {
 
 func newWorld(t *testing.T, start time.Time, users []presence.User, opts Options) *world {
 	t.Helper()
-	ropt, err := redis.ParseURL(env.RedisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(ropt)
-	t.Cleanup(func() { rdb.Close() })
-	w := &world{t: t, clock: fakeclock.New(start), rdb: rdb,
-		prefix: fmt.Sprintf("caltest:%s:%d:", t.Name(), time.Now().UnixNano()), opts: opts}
-	w.cat, err = presence.NewCatalog(users, testProfiles())
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.states = presence.NewStateStore(rdb, presence.StateStoreOptions{Prefix: w.prefix})
-	if err := w.states.CheckSchema(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	w := &world{t: t, clock: fakeclock.New(start), opts: opts}
 	daemon := env.AMI(t, false, nil)
 	w.pbx = env.AMI(t, true, nil)
 	qc, err := queue.New(queue.Options{AMI: daemon, Logger: lab.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.engine, err = presence.NewEngine(presence.EngineOptions{Catalog: w.cat, Naming: presence.DefaultNaming(),
-		States: w.states, Concerns: []presence.Concern{qc}, Now: w.clock.Now, Logger: lab.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	presencetest.Run(t, w.engine)
+	r := presencetest.NewRig(t, presencetest.RigOptions{Redis: env.RedisClient(t, nil),
+		Prefix: fmt.Sprintf("caltest:%s:%d:", t.Name(), time.Now().UnixNano()), Users: users, Profiles: testProfiles(),
+		Engine: presence.EngineOptions{Concerns: []presence.Concern{qc}, Now: w.clock.Now, Logger: lab.Logger(t)}})
+	w.rdb, w.prefix, w.cat, w.states, w.engine = r.Redis, r.Prefix, r.Catalog, r.States, r.Engine
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

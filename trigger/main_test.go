@@ -50,13 +50,7 @@ type world struct {
 
 func newWorld(t testing.TB, start time.Time, users []presence.User, profiles []presence.Profile, opts Options) *world {
 	t.Helper()
-	opt, err := redis.ParseURL(env.RedisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opt.PoolSize = 200
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { rdb.Close() })
+	rdb := env.RedisClient(t, func(o *redis.Options) { o.PoolSize = 200 })
 	return &world{rdb: rdb, prefix: fmt.Sprintf("trigtest:%s:%d:", t.Name(), time.Now().UnixNano()),
 		users: users, profiles: profiles, clock: fakeclock.New(start), opts: opts}
 }
@@ -66,21 +60,9 @@ func newWorld(t testing.TB, start time.Time, users []presence.User, profiles []p
 func (w *world) instance(t testing.TB) *rig {
 	t.Helper()
 	if w.engine == nil {
-		w.states = presence.NewStateStore(w.rdb, presence.StateStoreOptions{Prefix: w.prefix})
-		if err := w.states.CheckSchema(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		cat, err := presence.NewCatalog(w.users, w.profiles)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.pbx = presencetest.NewPBX()
-		w.engine, err = presence.NewEngine(presence.EngineOptions{Catalog: cat, Naming: presence.DefaultNaming(), States: w.states,
-			Concerns: []presence.Concern{w.pbx}, Now: w.clock.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		presencetest.Run(t, w.engine)
+		r := presencetest.NewRig(t, presencetest.RigOptions{Redis: w.rdb, Prefix: w.prefix, Users: w.users, Profiles: w.profiles,
+			Engine: presence.EngineOptions{Now: w.clock.Now}})
+		w.engine, w.states, w.pbx = r.Engine, r.States, r.PBX
 	}
 	e, states, pbx := w.engine, w.states, w.pbx
 	opts := w.opts

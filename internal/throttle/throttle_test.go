@@ -124,16 +124,7 @@ func TestOptionsAreChecked(t *testing.T) {
 	}
 }
 
-func labRedis(t *testing.T) *redis.Client {
-	t.Helper()
-	opt, err := redis.ParseURL(env.RedisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { rdb.Close() })
-	return rdb
-}
+func labRedis(t *testing.T) *redis.Client { t.Helper(); return env.RedisClient(t, nil) }
 
 func redisLimiter(t *testing.T, rdb redis.Cmdable, prefix string, window, block time.Duration) *Limiter {
 	t.Helper()
