@@ -3,37 +3,20 @@ package account
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/presenced/presenced/internal/fakeclock"
 	"github.com/presenced/presenced/internal/secret"
 	"github.com/presenced/presenced/presence"
 )
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // newService is a Service over miniredis with two users: alice (1001, password
 // "alice-password" from the configuration) and bob (1002, an admin, no password).
-func newService(t *testing.T) (*Service, *clock, *redis.Client) {
+func newService(t *testing.T) (*Service, *fakeclock.Clock, *redis.Client) {
 	t.Helper()
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
@@ -49,7 +32,7 @@ func newService(t *testing.T) (*Service, *clock, *redis.Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &clock{now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	c := fakeclock.New(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
 	s, err := New(Options{Redis: rdb, Catalog: cat, AdminToken: "the-admin-token-0123456789",
 		IdleTimeout: 30 * time.Minute, MaxAge: 8 * time.Hour, Attempts: 5, Lockout: 15 * time.Minute, Now: c.Now})
 	if err != nil {
@@ -175,18 +158,18 @@ func TestSessionsExpire(t *testing.T) {
 	}
 	// Used every 20 minutes, the session lives past its idle timeout, until its maximum age.
 	for i := 0; i < 23; i++ {
-		c.advance(20 * time.Minute)
+		c.Advance(20 * time.Minute)
 		if _, err := s.Session(ctx, ss.ID); err != nil {
 			t.Fatalf("after %v of use: %v", time.Duration(i+1)*20*time.Minute, err)
 		}
 	}
-	c.advance(20 * time.Minute) // 8 h
+	c.Advance(20 * time.Minute) // 8 h
 	if _, err := s.Session(ctx, ss.ID); !errors.Is(err, ErrNoSession) {
 		t.Fatalf("past the maximum age: %v", err)
 	}
 
 	ss, _ = s.Start(ctx, who)
-	c.advance(31 * time.Minute)
+	c.Advance(31 * time.Minute)
 	if _, err := s.Session(ctx, ss.ID); !errors.Is(err, ErrNoSession) {
 		t.Fatalf("idle for 31 minutes: %v", err)
 	}

@@ -2,7 +2,6 @@ package api
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -87,39 +86,18 @@ func newTestAPI(t testing.TB) *testAPI {
 // The throttle counts failed authentications in the lab Redis, under the test's prefix.
 func newTestAPIWith(t testing.TB, users []presence.User, edit func(*Options)) *testAPI {
 	t.Helper()
-	ctx := context.Background()
-	opt, err := redis.ParseURL(env.RedisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { rdb.Close() })
-	prefix := fmt.Sprintf("apitest:%s:%d:", t.Name(), time.Now().UnixNano())
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	reg := prometheus.NewRegistry()
-	states := presence.NewStateStore(rdb, presence.StateStoreOptions{Prefix: prefix, Logger: logger, Registerer: reg})
-	if err := states.CheckSchema(ctx); err != nil {
-		t.Fatal(err)
-	}
-	cat, err := presence.NewCatalog(users, fixtureProfiles())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pbx := presencetest.NewPBX()
-	e, err := presence.NewEngine(presence.EngineOptions{Catalog: cat, Naming: presence.DefaultNaming(), States: states,
-		Concerns: []presence.Concern{pbx}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	presencetest.Run(t, e)
+	r := newRig(t, users, presence.StateStoreOptions{Logger: logger, Registerer: reg}, nil)
+	rdb, prefix := r.Redis, r.Prefix
 	topts := throttle.DefaultOptions()
 	topts.Redis, topts.KeyPrefix = rdb, prefix+"authfail:"
 	limiter, err := throttle.New(topts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := Options{Engine: e, AdminToken: adminToken, MaxBodyBytes: 4 << 10, Registerer: reg, Throttle: limiter, Logger: logger}
+	opts := Options{Engine: r.Engine, AdminToken: adminToken, MaxBodyBytes: 4 << 10, Registerer: reg, Throttle: limiter, Logger: logger}
 	if edit != nil {
 		edit(&opts)
 	}
@@ -127,7 +105,16 @@ func newTestAPIWith(t testing.TB, users []presence.User, edit func(*Options)) *t
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testAPI{h: h, pbx: pbx, states: states, rdb: rdb, prefix: prefix, reg: reg, logs: logs}
+	return &testAPI{h: h, pbx: r.PBX, states: r.States, rdb: rdb, prefix: prefix, reg: reg, logs: logs}
+}
+
+// newRig is an engine over the lab Redis with a fresh key prefix and a PBX, with the fixture
+// profiles, users, the state store's options and the engine's clock (nil: the real one).
+func newRig(t testing.TB, users []presence.User, states presence.StateStoreOptions, now func() time.Time) *presencetest.Rig {
+	t.Helper()
+	return presencetest.NewRig(t, presencetest.RigOptions{Redis: env.RedisClient(t, nil),
+		Prefix: fmt.Sprintf("apitest:%s:%d:", t.Name(), time.Now().UnixNano()),
+		Users:  users, Profiles: fixtureProfiles(), States: states, Engine: presence.EngineOptions{Now: now}})
 }
 
 // do sends one request; an empty token sends no Authorization header.

@@ -3,70 +3,30 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
+	"github.com/presenced/presenced/internal/fakeclock"
 	"github.com/presenced/presenced/presence"
-	"github.com/presenced/presenced/presence/presencetest"
 	"github.com/presenced/presenced/trigger"
 )
 
-// fakeClock is a controllable clock.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *fakeClock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.now = t }
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // newTriggerAPI is a Handler with a trigger scheduler, engine and API on one controlled clock.
-func newTriggerAPI(t testing.TB) (*testAPI, *trigger.Scheduler, *fakeClock) {
+func newTriggerAPI(t testing.TB) (*testAPI, *trigger.Scheduler, *fakeclock.Clock) {
 	t.Helper()
-	ctx := context.Background()
-	opt, err := redis.ParseURL(env.RedisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { rdb.Close() })
-	prefix := fmt.Sprintf("apitest:%s:%d:", t.Name(), time.Now().UnixNano())
-	states := presence.NewStateStore(rdb, presence.StateStoreOptions{Prefix: prefix})
-	if err := states.CheckSchema(ctx); err != nil {
-		t.Fatal(err)
-	}
-	cat, err := presence.NewCatalog(fixtureUsers(), fixtureProfiles())
-	if err != nil {
-		t.Fatal(err)
-	}
-	clock := &fakeClock{now: time.Date(2026, 6, 1, 8, 0, 0, 0, time.UTC)}
-	pbx := presencetest.NewPBX()
-	e, err := presence.NewEngine(presence.EngineOptions{Catalog: cat, Naming: presence.DefaultNaming(), States: states,
-		Concerns: []presence.Concern{pbx}, Now: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	presencetest.Run(t, e)
-	s, err := trigger.New(trigger.Options{Engine: e, States: states, Redis: rdb, Prefix: prefix, Now: clock.Now,
+	clock := fakeclock.New(time.Date(2026, 6, 1, 8, 0, 0, 0, time.UTC))
+	r := newRig(t, fixtureUsers(), presence.StateStoreOptions{}, clock.Now)
+	s, err := trigger.New(trigger.Options{Engine: r.Engine, States: r.States, Redis: r.Redis, Prefix: r.Prefix, Now: clock.Now,
 		Schedules: []presence.Schedule{{Name: "lunch", From: "12:00", To: "13:00", Profile: "lunch"}}, DefaultLocation: time.UTC})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := New(Options{Engine: e, AdminToken: adminToken, Triggers: s, Now: clock.Now})
+	h, err := New(Options{Engine: r.Engine, AdminToken: adminToken, Triggers: s, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testAPI{h: h, pbx: pbx, states: states, rdb: rdb, prefix: prefix}, s, clock
+	return &testAPI{h: h, pbx: r.PBX, states: r.States, rdb: r.Redis, prefix: r.Prefix}, s, clock
 }
 
 func TestTimedProfileThroughTheAPI(t *testing.T) {
@@ -81,7 +41,7 @@ func TestTimedProfileThroughTheAPI(t *testing.T) {
 		v.NextChange == nil || v.NextChange.Kind != "expiry" || !v.NextChange.At.Equal(want) {
 		t.Fatalf("status: %+v, next %+v", v, v.NextChange)
 	}
-	clock.Add(30 * time.Minute)
+	clock.Advance(30 * time.Minute)
 	if err := s.Step(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,9 @@ import (
 	"testing"
 
 	"github.com/presenced/presenced/astdb"
+	"github.com/presenced/presenced/internal/lab"
 	"github.com/presenced/presenced/presence"
+	"github.com/presenced/presenced/presence/presencetest"
 )
 
 // tricky survives astdb and globals unchanged: '%', ':', commas, quotes, backslashes,
@@ -17,7 +19,7 @@ import (
 const tricky = `50%done: a,b,c %s %d "q" 'a' (p) [b] \ é ?  `
 
 func TestNew(t *testing.T) {
-	c := newAMI(t, false, nil)
+	c := env.AMI(t, false, nil)
 	tests := []struct {
 		name      string
 		o         astdb.Options
@@ -48,11 +50,11 @@ func TestNew(t *testing.T) {
 
 func TestObserve(t *testing.T) {
 	fm, _ := newConcern(t, 0)
-	check := newAMI(t, true, nil)
-	ctx := testCtx(t)
-	fam := uniq("PD")
+	check := env.AMI(t, true, nil)
+	ctx := lab.Context(t)
+	fam := lab.Unique("PD")
 	other := strings.ToLower(fam) + "x" // a family LIKE-matching nothing wanted
-	glob := uniq("PDG")
+	glob := lab.Unique("PDG")
 	t.Cleanup(func() {
 		_ = check.DBDelTree(context.Background(), fam, "")
 		_ = check.DBDelTree(context.Background(), strings.ToLower(fam), "")
@@ -133,8 +135,8 @@ func TestObserve(t *testing.T) {
 		}
 		for k, w := range keys {
 			g, ok := got[k]
-			if !ok || show(g) != show(w) {
-				t.Errorf("%s: %s observed %s (present %v), want %s", u, k, show(g), ok, show(w))
+			if !ok || lab.Show(g) != lab.Show(w) {
+				t.Errorf("%s: %s observed %s (present %v), want %s", u, k, lab.Show(g), ok, lab.Show(w))
 			}
 		}
 		// What was observed agrees with the PBX read independently.
@@ -142,8 +144,8 @@ func TestObserve(t *testing.T) {
 			if !strings.Contains(k, "/") {
 				continue
 			}
-			if pbx := dbGet(t, check, k); show(pbx) != show(v) {
-				t.Errorf("%s: observed %s, the PBX holds %s", k, show(v), show(pbx))
+			if pbx := lab.DBGet(t, check, k); lab.Show(pbx) != lab.Show(v) {
+				t.Errorf("%s: observed %s, the PBX holds %s", k, lab.Show(v), lab.Show(pbx))
 			}
 		}
 	}
@@ -172,10 +174,10 @@ func TestObserve(t *testing.T) {
 
 func TestApply(t *testing.T) {
 	fm, reg := newConcern(t, 0)
-	check := newAMI(t, true, nil)
-	ctx := testCtx(t)
-	fam := uniq("PD")
-	glob := uniq("PDG")
+	check := env.AMI(t, true, nil)
+	ctx := lab.Context(t)
+	fam := lab.Unique("PD")
+	glob := lab.Unique("PDG")
 	t.Cleanup(func() {
 		_ = check.DBDelTree(context.Background(), fam, "")
 		_ = check.Setvar(context.Background(), "", glob, "")
@@ -245,14 +247,14 @@ func TestApply(t *testing.T) {
 			}
 			var got *string
 			if name, ok := strings.CutPrefix(tt.check, "global:"); ok {
-				if v := getvar(t, check, name); v != "" {
+				if v := lab.Getvar(t, check, name); v != "" {
 					got = &v
 				}
 			} else {
-				got = dbGet(t, check, tt.check)
+				got = lab.DBGet(t, check, tt.check)
 			}
-			if show(got) != show(tt.after) {
-				t.Errorf("the PBX holds %s = %s, want %s", tt.check, show(got), show(tt.after))
+			if lab.Show(got) != lab.Show(tt.after) {
+				t.Errorf("the PBX holds %s = %s, want %s", tt.check, lab.Show(got), lab.Show(tt.after))
 			}
 		})
 	}
@@ -284,11 +286,11 @@ func TestApply(t *testing.T) {
 
 func TestApplyCancelled(t *testing.T) {
 	fm, reg := newConcern(t, 0)
-	check := newAMI(t, true, nil)
-	fam := uniq("PD")
+	check := env.AMI(t, true, nil)
+	fam := lab.Unique("PD")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	before := actions(t, reg, "DBPut")
+	before := lab.ActionCount(t, reg, "DBPut")
 	out := fm.Apply(ctx, &presence.User{ID: "x"}, []presence.Op{
 		{Kind: presence.OpDBPut, Key: fam + "/a", Value: "1"},
 		{Kind: presence.OpDBDel, Key: fam + "/b"},
@@ -299,10 +301,10 @@ func TestApplyCancelled(t *testing.T) {
 			t.Errorf("outcome %d: %+v", i, o)
 		}
 	}
-	if n := actions(t, reg, "DBPut") - before; n != 0 {
+	if n := lab.ActionCount(t, reg, "DBPut") - before; n != 0 {
 		t.Errorf("%d DBPut sent after ctx was done", n)
 	}
-	if v := dbGet(t, check, fam+"/a"); v != nil {
+	if v := lab.DBGet(t, check, fam+"/a"); v != nil {
 		t.Errorf("%s/a = %s", fam, *v)
 	}
 }
@@ -312,9 +314,9 @@ func TestApplyCancelled(t *testing.T) {
 // users; always one Getvar per distinct global.
 func TestObserveCost(t *testing.T) {
 	fm, reg := newConcern(t, 0)
-	ctx := testCtx(t)
-	fam := uniq("PD")
-	glob := uniq("PDG")
+	ctx := lab.Context(t)
+	fam := lab.Unique("PD")
+	glob := lab.Unique("PDG")
 	// The families Compile uses for every user, plus one of this test's own.
 	families := []string{"DND", "CF", "PROFILE", fam}
 
@@ -333,7 +335,7 @@ func TestObserveCost(t *testing.T) {
 			id := presence.UserID("cost" + ext)
 			want[id], have[id] = w, presence.NewTarget()
 		}
-		trees, getvars := actions(t, reg, "DBGetTree"), actions(t, reg, "Getvar")
+		trees, getvars := lab.ActionCount(t, reg, "DBGetTree"), lab.ActionCount(t, reg, "Getvar")
 		if err := fm.Observe(ctx, want, have); err != nil {
 			t.Fatal(err)
 		}
@@ -341,10 +343,10 @@ func TestObserveCost(t *testing.T) {
 		if users <= astdb.DefaultSmallBatch {
 			wantTrees = len(families) * users // one per user subtree
 		}
-		if n := actions(t, reg, "DBGetTree") - trees; n != wantTrees {
+		if n := lab.ActionCount(t, reg, "DBGetTree") - trees; n != wantTrees {
 			t.Errorf("%d users: %d DBGetTree, want %d", users, n, wantTrees)
 		}
-		if n := actions(t, reg, "Getvar") - getvars; n != 1 {
+		if n := lab.ActionCount(t, reg, "Getvar") - getvars; n != 1 {
 			t.Errorf("%d users: %d Getvar, want 1 (one per distinct global)", users, n)
 		}
 		for id, h := range have {
@@ -359,9 +361,9 @@ func TestObserveCost(t *testing.T) {
 // small in-flight bound, and reads the result back from the PBX.
 func TestApplyConcurrentUsers(t *testing.T) {
 	fm, _ := newConcern(t, 4)
-	check := newAMI(t, true, nil)
-	ctx := testCtx(t)
-	fam := uniq("PD")
+	check := env.AMI(t, true, nil)
+	ctx := lab.Context(t)
+	fam := lab.Unique("PD")
 	t.Cleanup(func() { _ = check.DBDelTree(context.Background(), fam, "") })
 
 	const users = 100
@@ -377,7 +379,7 @@ func TestApplyConcurrentUsers(t *testing.T) {
 			}
 			out := fm.Apply(ctx, &presence.User{ID: presence.UserID("c" + ext), Extension: ext}, ops)
 			want := []presence.Result{presence.ResultApplied, presence.ResultApplied, presence.ResultApplied, presence.ResultUnchanged}
-			if !slices.Equal(results(out), want) {
+			if !slices.Equal(presencetest.Results(out), want) {
 				t.Errorf("user %s: %v", ext, out)
 			}
 		})

@@ -14,6 +14,7 @@ import (
 
 	"github.com/presenced/presenced/astdb"
 	"github.com/presenced/presenced/blf"
+	"github.com/presenced/presenced/internal/lab"
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/webhook"
 )
@@ -73,14 +74,14 @@ func (e engine) apply(t *testing.T, ctx context.Context, u *presence.User, ops [
 // back: presence.Desire → Compile → Observe → Plan → Apply → Observe → Plan is empty, with the
 // result read back from the PBX.
 func TestRoundTrip(t *testing.T) {
-	ctx := testCtx(t)
-	check := newAMI(t, true, nil)
-	conn := newAMI(t, false, nil) // the daemon's one connection, shared by the concerns
-	fm, err := astdb.New(astdb.Options{AMI: conn, Logger: logger(t)})
+	ctx := lab.Context(t)
+	check := env.AMI(t, true, nil)
+	conn := env.AMI(t, false, nil) // the daemon's one connection, shared by the concerns
+	fm, err := astdb.New(astdb.Options{AMI: conn, Logger: lab.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	lamps, err := blf.New(blf.Options{AMI: conn, Logger: logger(t)})
+	lamps, err := blf.New(blf.Options{AMI: conn, Logger: lab.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,15 +97,15 @@ func TestRoundTrip(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	t.Cleanup(srv.Close)
-	hooks, err := webhook.New(webhook.Options{HTTPClient: srv.Client(), Logger: logger(t)})
+	hooks, err := webhook.New(webhook.Options{HTTPClient: srv.Client(), Logger: lab.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := engine{concerns: []presence.Concern{fm, lamps, hooks}}
 
-	fam := uniq("PDRT")
-	glob := uniq("PDRT")
-	lamp := "Custom:" + uniq("TRoundTrip")
+	fam := lab.Unique("PDRT")
+	glob := lab.Unique("PDRT")
+	lamp := "Custom:" + lab.Unique("TRoundTrip")
 	on, off := true, false
 	meeting := presence.Profile{ID: "meeting", Name: "Meeting", Activation: "7", OnEnter: []presence.Action{
 		{Kind: presence.ActionDND},
@@ -205,16 +206,16 @@ func TestRoundTrip(t *testing.T) {
 		fam + "/9201/note":        ptr("50%: a,b"),
 	}
 	for k, w := range wantDB {
-		if got := dbGet(t, check, k); show(got) != show(w) {
-			t.Errorf("astdb %s = %s, want %s", k, show(got), show(w))
+		if got := lab.DBGet(t, check, k); lab.Show(got) != lab.Show(w) {
+			t.Errorf("astdb %s = %s, want %s", k, lab.Show(got), lab.Show(w))
 		}
 	}
-	if v := getvar(t, check, glob); v != "x: y, z %d" {
+	if v := lab.Getvar(t, check, glob); v != "x: y, z %d" {
 		t.Errorf("global %s = %q", glob, v)
 	}
 	for dev, w := range map[string]string{"Custom:DND9201": "BUSY", lamp: "BUSY", "Custom:PROFILE9201-7": "BUSY",
 		"Custom:PROFILE9201-1": "INVALID", "Custom:PROFILE9201-2": "INVALID"} {
-		if got := getvar(t, check, "DEVICE_STATE("+dev+")"); got != w {
+		if got := lab.Getvar(t, check, "DEVICE_STATE("+dev+")"); got != w {
 			t.Errorf("%s = %s, want %s", dev, got, w)
 		}
 	}
@@ -225,8 +226,8 @@ func TestRoundTrip(t *testing.T) {
 	if ps.State != "away" || ps.Message != "In a meeting, back at 3" {
 		t.Errorf("PresenceState = %q %q", ps.State, ps.Message)
 	}
-	if v := dbGet(t, check, "CustomPresence/9201"); v == nil || !strings.HasSuffix(*v, ",e") {
-		t.Errorf("CustomPresence/9201 = %s, want it base64-encoded", show(v))
+	if v := lab.DBGet(t, check, "CustomPresence/9201"); v == nil || !strings.HasSuffix(*v, ",e") {
+		t.Errorf("CustomPresence/9201 = %s, want it base64-encoded", lab.Show(v))
 	}
 	hookMu.Lock()
 	if len(hookBody) != 1 {
@@ -253,15 +254,15 @@ func TestRoundTrip(t *testing.T) {
 		"PROFILE/9201/callerid":   ptr(`"Round Trip" <9201>`),
 	}
 	for k, w := range wantDB {
-		if got := dbGet(t, check, k); show(got) != show(w) {
-			t.Errorf("after the switch back: astdb %s = %s, want %s", k, show(got), show(w))
+		if got := lab.DBGet(t, check, k); lab.Show(got) != lab.Show(w) {
+			t.Errorf("after the switch back: astdb %s = %s, want %s", k, lab.Show(got), lab.Show(w))
 		}
 	}
-	if v := getvar(t, check, glob); v != "" {
+	if v := lab.Getvar(t, check, glob); v != "" {
 		t.Errorf("after the switch back: global %s = %q", glob, v)
 	}
 	for dev, w := range map[string]string{"Custom:DND9201": "INVALID", "Custom:PROFILE9201-7": "INVALID", "Custom:PROFILE9201-1": "BUSY"} {
-		if got := getvar(t, check, "DEVICE_STATE("+dev+")"); got != w {
+		if got := lab.Getvar(t, check, "DEVICE_STATE("+dev+")"); got != w {
 			t.Errorf("after the switch back: %s = %s, want %s", dev, got, w)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/presenced/presenced/astdb"
+	"github.com/presenced/presenced/internal/lab"
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/presence/presencetest"
 )
@@ -12,16 +13,16 @@ import (
 // TestWatchAsksForEveryoneOnADialplanReload: a reload of pbx_config (which may clear globals)
 // asks for everyone; astdb changes send no events, so a DBPut does not.
 func TestWatchAsksForEveryoneOnADialplanReload(t *testing.T) {
-	ctx := testCtx(t)
-	c, err := astdb.New(astdb.Options{AMI: newAMI(t, false, nil)})
+	ctx := lab.Context(t)
+	c, err := astdb.New(astdb.Options{AMI: env.AMI(t, false, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := presencetest.NewWatchRecorder()
 	rec.Start(t, c, &presence.Catalog{}, 100*time.Millisecond)
-	admin := newAMI(t, true, nil)
-	fam := uniq("PDW")
-	t.Cleanup(func() { _ = admin.DBDelTree(testCtx(t), fam, "") })
+	admin := env.AMI(t, true, nil)
+	fam := lab.Unique("PDW")
+	t.Cleanup(func() { _ = admin.DBDelTree(lab.Context(t), fam, "") })
 	if err := admin.DBPut(ctx, fam, "9999", "x"); err != nil {
 		t.Fatal(err)
 	}

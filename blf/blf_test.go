@@ -13,11 +13,13 @@ import (
 
 	"github.com/presenced/presenced/ami"
 	"github.com/presenced/presenced/blf"
+	"github.com/presenced/presenced/internal/lab"
 	"github.com/presenced/presenced/presence"
+	"github.com/presenced/presenced/presence/presencetest"
 )
 
 func TestNew(t *testing.T) {
-	c := newAMI(t, false, nil)
+	c := env.AMI(t, false, nil)
 	tests := []struct {
 		name      string
 		o         blf.Options
@@ -67,12 +69,12 @@ func waitExtensionState(t *testing.T, c *ami.Client, exten string, want int) ami
 // subscribe to: *761001 (the lamp alone) and 1001 (PJSIP/1001, unregistered, & the lamp).
 func TestLamps(t *testing.T) {
 	b, _ := newConcern(t, 0)
-	check := newAMI(t, true, nil)
-	ctx := testCtx(t)
+	check := env.AMI(t, true, nil)
+	ctx := lab.Context(t)
 	const lamp = "Custom:DND1001"
 	// Custom:DND1001 is shared lab state: put it back afterwards. A lamp never set (UNKNOWN)
 	// cannot be set back; it gets presenced's "off" state instead.
-	orig := getvar(t, check, "DEVICE_STATE("+lamp+")")
+	orig := lab.Getvar(t, check, "DEVICE_STATE("+lamp+")")
 	t.Cleanup(func() {
 		restore := orig
 		if restore == "UNKNOWN" {
@@ -102,7 +104,7 @@ func TestLamps(t *testing.T) {
 			if len(out) != 1 || out[0].Result != presence.ResultApplied {
 				t.Fatalf("outcomes %+v", out)
 			}
-			if got := getvar(t, check, "DEVICE_STATE("+lamp+")"); got != tt.state {
+			if got := lab.Getvar(t, check, "DEVICE_STATE("+lamp+")"); got != tt.state {
 				t.Errorf("DEVICE_STATE = %q, want %q", got, tt.state)
 			}
 			if es := waitExtensionState(t, check, "*761001", tt.feature); es.Status != tt.feature || es.StatusText != tt.featureText {
@@ -130,16 +132,16 @@ func TestLamps(t *testing.T) {
 
 func TestObserveDevices(t *testing.T) {
 	b, _ := newConcern(t, 0)
-	check := newAMI(t, true, nil)
-	ctx := testCtx(t)
-	set := "Custom:" + uniq("TObserveSet")
-	never := "Custom:" + uniq("TObserveNever")
+	check := env.AMI(t, true, nil)
+	ctx := lab.Context(t)
+	set := "Custom:" + lab.Unique("TObserveSet")
+	never := "Custom:" + lab.Unique("TObserveNever")
 	// astdb keeps the caller's spelling, DeviceStateList reports Asterisk's.
 	if err := check.Setvar(ctx, "", "DEVICE_STATE("+set+")", "not_inuse"); err != nil {
 		t.Fatal(err)
 	}
-	if v := dbGet(t, check, "CustomDevstate/"+strings.TrimPrefix(set, "Custom:")); v == nil || *v != "not_inuse" {
-		t.Fatalf("CustomDevstate holds %s", show(v))
+	if v := lab.DBGet(t, check, "CustomDevstate/"+strings.TrimPrefix(set, "Custom:")); v == nil || *v != "not_inuse" {
+		t.Fatalf("CustomDevstate holds %s", lab.Show(v))
 	}
 
 	tests := []struct {
@@ -165,7 +167,7 @@ func TestObserveDevices(t *testing.T) {
 			if got := have["u"].Devices[tt.device]; got != tt.observe {
 				t.Errorf("observed %q, want %q", got, tt.observe)
 			}
-			if pbx := getvar(t, check, "DEVICE_STATE("+tt.device+")"); pbx != tt.observe {
+			if pbx := lab.Getvar(t, check, "DEVICE_STATE("+tt.device+")"); pbx != tt.observe {
 				t.Errorf("observed %q, DEVICE_STATE reads %q", tt.observe, pbx)
 			}
 			if ops := presence.Plan(want["u"], have["u"]); (len(ops) > 0) != tt.planned {
@@ -177,8 +179,8 @@ func TestObserveDevices(t *testing.T) {
 
 func TestPresence(t *testing.T) {
 	b, _ := newConcern(t, 0)
-	check := newAMI(t, true, nil)
-	ctx := testCtx(t)
+	check := env.AMI(t, true, nil)
+	ctx := lab.Context(t)
 	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 	long := strings.Repeat("Back soon, ", 23) + "ok" // 255 bytes, the longest Asterisk decodes whole
 	raw := strings.Repeat("Back soon. ", 90)         // 990 bytes: long, but written as it is
@@ -201,7 +203,7 @@ func TestPresence(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			name := uniq("TPresence")
+			name := lab.Unique("TPresence")
 			prov := "CustomPresence:" + name
 			u := &presence.User{ID: "p", Extension: "9210"}
 			want := map[presence.UserID]*presence.Target{u.ID: {Presence: map[string]*presence.PresenceValue{
@@ -229,8 +231,8 @@ func TestPresence(t *testing.T) {
 			if ps.State != tt.state2 || ps.Message != tt.message || ps.Subtype != "" {
 				t.Errorf("PresenceState = %q %q %q, want %q %q", ps.State, ps.Subtype, ps.Message, tt.state2, tt.message)
 			}
-			if v := dbGet(t, check, "CustomPresence/"+name); v == nil || *v != tt.stored {
-				t.Errorf("astdb CustomPresence/%s = %s, want %q", name, show(v), tt.stored)
+			if v := lab.DBGet(t, check, "CustomPresence/"+name); v == nil || *v != tt.stored {
+				t.Errorf("astdb CustomPresence/%s = %s, want %q", name, lab.Show(v), tt.stored)
 			}
 
 			// Observed again: equal to what was wanted, nothing left to do.
@@ -250,11 +252,11 @@ func TestPresence(t *testing.T) {
 
 func TestApplyRefused(t *testing.T) {
 	b, reg := newConcern(t, 0)
-	check := newAMI(t, true, nil)
-	ctx := testCtx(t)
-	name := uniq("TRefused")
+	check := env.AMI(t, true, nil)
+	ctx := lab.Context(t)
+	name := lab.Unique("TRefused")
 	u := &presence.User{ID: "r", Extension: "9211"}
-	before := actions(t, reg, "Setvar")
+	before := lab.ActionCount(t, reg, "Setvar")
 
 	tests := []struct {
 		op        presence.Op
@@ -280,7 +282,7 @@ func TestApplyRefused(t *testing.T) {
 			t.Errorf("op %d %s: %+v, want failed with %q", i, tt.op.Key, out[i], tt.errSubstr)
 		}
 	}
-	if n := actions(t, reg, "Setvar") - before; n != 0 {
+	if n := lab.ActionCount(t, reg, "Setvar") - before; n != 0 {
 		t.Errorf("%d Setvar sent for refused operations", n)
 	}
 	if ps, err := check.PresenceState(ctx, "CustomPresence:"+name); err != nil || ps.State != "not_set" {
@@ -293,7 +295,7 @@ func TestApplyRefused(t *testing.T) {
 // one DeviceStateList and one PresenceStateList whatever the number of users.
 func TestObserveCost(t *testing.T) {
 	b, reg := newConcern(t, 0)
-	ctx := testCtx(t)
+	ctx := lab.Context(t)
 	for _, users := range []int{0, 1, blf.DefaultSmallBatch, 300} {
 		want := map[presence.UserID]*presence.Target{"nothing": {AstDB: map[string]*string{"F/k": nil}}}
 		have := map[presence.UserID]*presence.Target{"nothing": presence.NewTarget()}
@@ -306,8 +308,8 @@ func TestObserveCost(t *testing.T) {
 			}
 			have[id] = presence.NewTarget()
 		}
-		d, p := actions(t, reg, "DeviceStateList"), actions(t, reg, "PresenceStateList")
-		g, ps := actions(t, reg, "Getvar"), actions(t, reg, "PresenceState")
+		d, p := lab.ActionCount(t, reg, "DeviceStateList"), lab.ActionCount(t, reg, "PresenceStateList")
+		g, ps := lab.ActionCount(t, reg, "Getvar"), lab.ActionCount(t, reg, "PresenceState")
 		if err := b.Observe(ctx, want, have); err != nil {
 			t.Fatal(err)
 		}
@@ -326,7 +328,7 @@ func TestObserveCost(t *testing.T) {
 			{"DeviceStateList", d, wantLists}, {"PresenceStateList", p, wantLists},
 			{"Getvar", g, wantGetvars}, {"PresenceState", ps, wantStates},
 		} {
-			if got := actions(t, reg, c.action) - c.before; got != c.n {
+			if got := lab.ActionCount(t, reg, c.action) - c.before; got != c.n {
 				t.Errorf("%d users: %d %s, want %d", users, got, c.action, c.n)
 			}
 		}
@@ -342,9 +344,9 @@ func TestObserveCost(t *testing.T) {
 // client with a small in-flight bound, and reads them back from the PBX.
 func TestApplyConcurrentUsers(t *testing.T) {
 	b, _ := newConcern(t, 4)
-	check := newAMI(t, true, nil)
-	ctx := testCtx(t)
-	prefix := uniq("TConc")
+	check := env.AMI(t, true, nil)
+	ctx := lab.Context(t)
+	prefix := lab.Unique("TConc")
 	const users = 60
 	var wg sync.WaitGroup
 	for i := range users {
@@ -356,7 +358,7 @@ func TestApplyConcurrentUsers(t *testing.T) {
 				{Kind: presence.OpDeviceState, Key: "Custom:" + prefix + ext, Value: "BUSY"},
 			}
 			out := b.Apply(ctx, &presence.User{ID: presence.UserID("c" + ext), Extension: ext}, ops)
-			if !slices.Equal(results(out), []presence.Result{presence.ResultApplied, presence.ResultApplied, presence.ResultApplied}) {
+			if !slices.Equal(presencetest.Results(out), []presence.Result{presence.ResultApplied, presence.ResultApplied, presence.ResultApplied}) {
 				t.Errorf("user %s: %+v", ext, out)
 			}
 		})

@@ -6,6 +6,7 @@ import (
 
 	"github.com/presenced/presenced/blf"
 	"github.com/presenced/presenced/callstate"
+	"github.com/presenced/presenced/internal/lab"
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/presence/presencetest"
 )
@@ -15,14 +16,14 @@ import (
 // changes, with what the events showed (which desired states agree with them); other lamps and
 // devices are not.
 func TestWatchNamesTheUserOfALampAndAPhone(t *testing.T) {
-	ctx := testCtx(t)
-	ext := "97" + uniq("")[len(uniq(""))-4:]
-	phone := "Custom:" + uniq("phone")
+	ctx := lab.Context(t)
+	ext := "97" + lab.Unique("")[len(lab.Unique(""))-4:]
+	phone := "Custom:" + lab.Unique("phone")
 	// Watch reads only the users of the catalog: a Custom: device stands in for a phone here
 	// (a real phone's state changes need a call), which a validated catalog would refuse.
 	cat := &presence.Catalog{Users: []*presence.User{{ID: "watched", Extension: ext,
 		Devices: []presence.Device{{Dial: phone, Family: presence.FamilyDesk}}}}}
-	events := newAMI(t, false, nil) // the daemon's user: system,call,agent,user
+	events := env.AMI(t, false, nil) // the daemon's user: system,call,agent,user
 	c, err := blf.New(blf.Options{AMI: events})
 	if err != nil {
 		t.Fatal(err)
@@ -31,14 +32,14 @@ func TestWatchNamesTheUserOfALampAndAPhone(t *testing.T) {
 	lamps, phones := presencetest.NewWatchRecorder(), presencetest.NewWatchRecorder()
 	lamps.Start(t, c, cat, 0)
 	phones.Start(t, devices, cat, 100*time.Millisecond)
-	admin := newAMI(t, true, nil)
+	admin := env.AMI(t, true, nil)
 	set := func(name, value string) {
 		t.Helper()
 		if err := admin.Setvar(ctx, "", name, value); err != nil {
 			t.Fatal(err)
 		}
 	}
-	set("DEVICE_STATE(Custom:"+uniq("other")+")", "BUSY")
+	set("DEVICE_STATE(Custom:"+lab.Unique("other")+")", "BUSY")
 	lamp := func(state string) *presence.Target {
 		return &presence.Target{Devices: map[string]string{"Custom:DND" + ext: state}}
 	}
@@ -82,6 +83,6 @@ func TestWatchNamesTheUserOfALampAndAPhone(t *testing.T) {
 		t.Errorf("everyone asked for: %v", all)
 	}
 	t.Cleanup(func() {
-		_ = admin.Setvar(testCtx(t), "", "DEVICE_STATE(Custom:DND"+ext+")", "NOT_INUSE")
+		_ = admin.Setvar(lab.Context(t), "", "DEVICE_STATE(Custom:DND"+ext+")", "NOT_INUSE")
 	})
 }

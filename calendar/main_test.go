@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/presenced/presenced/ami"
+	"github.com/presenced/presenced/internal/fakeclock"
 	"github.com/presenced/presenced/internal/lab"
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/presence/presencetest"
@@ -28,19 +28,6 @@ var env *lab.Env
 
 func TestMain(m *testing.M) {
 	os.Exit(lab.Main(m, lab.Options{Asterisk: true, Redis: true, Radicale: true}, func(e *lab.Env) { env = e }))
-}
-
-// clock is a controllable clock shared by the engine, the triggers and the connector.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
 }
 
 func testProfiles() []presence.Profile {
@@ -61,7 +48,7 @@ func testProfiles() []presence.Profile {
 // a calendar connector over the lab Redis, on a controllable clock.
 type world struct {
 	t      *testing.T
-	clock  *clock
+	clock  *fakeclock.Clock
 	rdb    *redis.Client
 	prefix string
 	cat    *presence.Catalog
@@ -75,34 +62,17 @@ type world struct {
 
 func newWorld(t *testing.T, start time.Time, users []presence.User, opts Options) *world {
 	t.Helper()
-	ropt, err := redis.ParseURL(env.RedisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(ropt)
-	t.Cleanup(func() { rdb.Close() })
-	w := &world{t: t, clock: &clock{now: start}, rdb: rdb,
-		prefix: fmt.Sprintf("caltest:%s:%d:", t.Name(), time.Now().UnixNano()), opts: opts}
-	w.cat, err = presence.NewCatalog(users, testProfiles())
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.states = presence.NewStateStore(rdb, presence.StateStoreOptions{Prefix: w.prefix})
-	if err := w.states.CheckSchema(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	w := &world{t: t, clock: fakeclock.New(start), opts: opts}
 	daemon := env.AMI(t, false, nil)
 	w.pbx = env.AMI(t, true, nil)
 	qc, err := queue.New(queue.Options{AMI: daemon, Logger: lab.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.engine, err = presence.NewEngine(presence.EngineOptions{Catalog: w.cat, Naming: presence.DefaultNaming(),
-		States: w.states, Concerns: []presence.Concern{qc}, Now: w.clock.Now, Logger: lab.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	presencetest.Run(t, w.engine)
+	r := presencetest.NewRig(t, presencetest.RigOptions{Redis: env.RedisClient(t, nil),
+		Prefix: fmt.Sprintf("caltest:%s:%d:", t.Name(), time.Now().UnixNano()), Users: users, Profiles: testProfiles(),
+		Engine: presence.EngineOptions{Concerns: []presence.Concern{qc}, Now: w.clock.Now, Logger: lab.Logger(t)}})
+	w.rdb, w.prefix, w.cat, w.states, w.engine = r.Redis, r.Prefix, r.Catalog, r.States, r.Engine
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

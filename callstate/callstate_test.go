@@ -6,14 +6,15 @@ import (
 
 	"github.com/presenced/presenced/ami"
 	"github.com/presenced/presenced/callstate"
+	"github.com/presenced/presenced/internal/lab"
 )
 
 // TestPhonesFollowThePBX: the tracker loads the states of its devices in one
 // DeviceStateList, follows their DeviceStateChange events, and ignores other devices.
 func TestPhonesFollowThePBX(t *testing.T) {
-	ctx := testCtx(t)
-	c := newAMI(t, false, nil)
-	phone, other := "Custom:"+uniq("phone"), "Custom:"+uniq("other")
+	ctx := lab.Context(t)
+	c := env.AMI(t, false, nil)
+	phone, other := "Custom:"+lab.Unique("phone"), "Custom:"+lab.Unique("other")
 	if err := c.Setvar(ctx, "", "DEVICE_STATE("+phone+")", "NOT_INUSE"); err != nil {
 		t.Fatal(err)
 	}

@@ -257,10 +257,10 @@ func TestDNDKeyFlapProtection(t *testing.T) {
 	}
 }
 
-// TestDNDKeyIgnoresTheDesiredStateMoving: a difference that comes from the desired state, not
+// TestDNDKeyIgnoresTheWantedStateMoving: a difference that comes from the desired state, not
 // from the PBX (here an operation of a switch that failed), is put back as the lamp policy
 // says, never taken for the DND key: the user stays where they switched.
-func TestDNDKeyIgnoresTheDesiredStateMoving(t *testing.T) {
+func TestDNDKeyIgnoresTheWantedStateMoving(t *testing.T) {
 	ctx := context.Background()
 	e, pbx, states := dndKeyEngine(t, alice(), DNDKeyOptions{})
 	if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: ProfileAvailable, Source: SourceAPI}); err != nil {

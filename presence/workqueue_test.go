@@ -14,64 +14,19 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/presenced/presenced/internal/fakeclock"
 )
 
-// wqClock is a clock for workQueueOptions.Now and NewTimer that moves only in Advance, which
-// also fires the timers that fall due.
-type wqClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers map[*wqTimer]struct{}
-}
-
-type wqTimer struct {
-	at time.Time
-	c  chan time.Time
-}
-
-func newWQClock() *wqClock {
-	return &wqClock{now: time.Date(2025, 3, 3, 9, 0, 0, 0, time.UTC), timers: map[*wqTimer]struct{}{}}
-}
-
-func (c *wqClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *wqClock) NewTimer(d time.Duration) (<-chan time.Time, func() bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := &wqTimer{at: c.now.Add(d), c: make(chan time.Time, 1)}
-	if d <= 0 {
-		t.c <- c.now
-		return t.c, func() bool { return false }
-	}
-	c.timers[t] = struct{}{}
-	return t.c, func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		_, pending := c.timers[t]
-		delete(c.timers, t)
-		return pending
-	}
-}
-
-func (c *wqClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	for t := range c.timers {
-		if !t.at.After(c.now) {
-			t.c <- c.now
-			delete(c.timers, t)
-		}
-	}
+// newWQClock is the fake clock of the work queue tests: workQueueOptions.Now and NewTimer,
+// moved only by the test.
+func newWQClock() *fakeclock.Clock {
+	return fakeclock.New(time.Date(2025, 3, 3, 9, 0, 0, 0, time.UTC))
 }
 
 // newTestWorkQueue returns a queue on clock c (nil: the real clock), shut down when the test
 // ends.
-func newTestWorkQueue[K comparable](t *testing.T, c *wqClock, opts workQueueOptions) *workQueue[K] {
+func newTestWorkQueue[K comparable](t *testing.T, c *fakeclock.Clock, opts workQueueOptions) *workQueue[K] {
 	t.Helper()
 	if c != nil {
 		opts.Now, opts.NewTimer = c.Now, c.NewTimer

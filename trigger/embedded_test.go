@@ -7,6 +7,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/presenced/presenced/internal/fakeclock"
 	"github.com/presenced/presenced/presence"
 )
 
@@ -17,7 +18,7 @@ func TestEmbeddedStore(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { rdb.Close() })
 	w := &world{rdb: rdb, prefix: "presenced:", users: []presence.User{testUser("alice", 1001, "")}, profiles: testProfiles(),
-		clock: &clock{now: monday}, opts: Options{Schedules: []presence.Schedule{{Name: "lunch", From: "08:30", To: "09:00", Profile: "lunch"}}}}
+		clock: fakeclock.New(monday), opts: Options{Schedules: []presence.Schedule{{Name: "lunch", From: "08:30", To: "09:00", Profile: "lunch"}}}}
 	a, b := w.instance(t), w.instance(t)
 	a.switchTo("alice", "available", presence.SourceAPI, time.Time{})
 	a.step()

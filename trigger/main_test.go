@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/presenced/presenced/internal/fakeclock"
 	"github.com/presenced/presenced/internal/lab"
 	"github.com/presenced/presenced/presence"
 	"github.com/presenced/presenced/presence/presencetest"
@@ -21,20 +21,6 @@ func TestMain(m *testing.M) {
 	os.Exit(lab.Main(m, lab.Options{Redis: true}, func(e *lab.Env) { env = e }))
 }
 
-// clock is a controllable clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
-func (c *clock) Add(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.now = c.now.Add(d) }
-
 // rig is one presenced instance (engine + scheduler) over the lab Redis.
 type rig struct {
 	t      testing.TB
@@ -42,7 +28,7 @@ type rig struct {
 	s      *Scheduler
 	states *presence.StateStore
 	rdb    *redis.Client
-	clock  *clock
+	clock  *fakeclock.Clock
 	pbx    *presencetest.PBX
 }
 
@@ -52,7 +38,7 @@ type world struct {
 	prefix   string
 	users    []presence.User
 	profiles []presence.Profile
-	clock    *clock
+	clock    *fakeclock.Clock
 	opts     Options // Schedules, Holidays, DefaultLocation
 
 	// The engine (and its PBX) every instance switches through: only one engine writes to
@@ -64,15 +50,9 @@ type world struct {
 
 func newWorld(t testing.TB, start time.Time, users []presence.User, profiles []presence.Profile, opts Options) *world {
 	t.Helper()
-	opt, err := redis.ParseURL(env.RedisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opt.PoolSize = 200
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { rdb.Close() })
+	rdb := env.RedisClient(t, func(o *redis.Options) { o.PoolSize = 200 })
 	return &world{rdb: rdb, prefix: fmt.Sprintf("trigtest:%s:%d:", t.Name(), time.Now().UnixNano()),
-		users: users, profiles: profiles, clock: &clock{now: start}, opts: opts}
+		users: users, profiles: profiles, clock: fakeclock.New(start), opts: opts}
 }
 
 // instance starts one presenced instance (a daemon, as after a restart) in the world: a
@@ -80,21 +60,9 @@ func newWorld(t testing.TB, start time.Time, users []presence.User, profiles []p
 func (w *world) instance(t testing.TB) *rig {
 	t.Helper()
 	if w.engine == nil {
-		w.states = presence.NewStateStore(w.rdb, presence.StateStoreOptions{Prefix: w.prefix})
-		if err := w.states.CheckSchema(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		cat, err := presence.NewCatalog(w.users, w.profiles)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.pbx = presencetest.NewPBX()
-		w.engine, err = presence.NewEngine(presence.EngineOptions{Catalog: cat, Naming: presence.DefaultNaming(), States: w.states,
-			Concerns: []presence.Concern{w.pbx}, Now: w.clock.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		presencetest.Run(t, w.engine)
+		r := presencetest.NewRig(t, presencetest.RigOptions{Redis: w.rdb, Prefix: w.prefix, Users: w.users, Profiles: w.profiles,
+			Engine: presence.EngineOptions{Now: w.clock.Now}})
+		w.engine, w.states, w.pbx = r.Engine, r.States, r.PBX
 	}
 	e, states, pbx := w.engine, w.states, w.pbx
 	opts := w.opts

@@ -29,10 +29,10 @@ func TestPersonalSchedule(t *testing.T) {
 	if err := r.s.SavePersonal(ctx, "alice", PersonalEntry{Schedule: presence.Schedule{Name: "nap", At: "08:02", Profile: "vacation", Disabled: true}}); err != nil {
 		t.Fatal(err)
 	}
-	r.clock.Add(time.Minute)
+	r.clock.Advance(time.Minute)
 	r.step()
 	r.expect("alice", "focus", presence.SourceSchedule)
-	r.clock.Add(time.Minute)
+	r.clock.Advance(time.Minute)
 	r.step()
 	r.expect("alice", "focus", presence.SourceSchedule) // nap is disabled
 
@@ -139,10 +139,10 @@ func TestPersonalTimeZone(t *testing.T) {
 	if !starts["deep"].Equal(monday.Add(5*time.Minute)) || !starts["lunchtime"].Equal(monday.Add(10*time.Minute)) {
 		t.Errorf("first occurrences: %v (want deep at 08:05 UTC, lunchtime at 08:10 UTC)", starts)
 	}
-	r.clock.Add(4 * time.Minute)
+	r.clock.Advance(4 * time.Minute)
 	r.step()
 	r.expect("alice", "closed", presence.SourceAPI)
-	r.clock.Add(time.Minute) // 08:05 UTC = 11:05 in Helsinki
+	r.clock.Advance(time.Minute) // 08:05 UTC = 11:05 in Helsinki
 	r.step()
 	r.expect("alice", "focus", presence.SourceSchedule)
 	if why, err := r.s.Why(ctx, "alice", r.state("alice")); err != nil || why.Next == nil || !why.Next.At.Equal(monday.Add(10*time.Minute)) {

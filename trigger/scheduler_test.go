@@ -24,16 +24,16 @@ func TestTimedProfileExpiresAcrossRestart(t *testing.T) {
 	if st.Until == nil || !st.Until.Equal(monday.Add(30*time.Minute)) {
 		t.Fatalf("until not recorded in the state: %+v", st.Until)
 	}
-	a.clock.Add(29 * time.Minute)
+	a.clock.Advance(29 * time.Minute)
 	a.step()
 	a.expect("alice", "focus", presence.SourceAPI)
 
 	b := w.instance(t) // the daemon restarted: a new scheduler over the same Redis
-	b.clock.Add(time.Minute)
+	b.clock.Advance(time.Minute)
 	b.step()
 	b.expect("alice", "lunch", presence.SourceExpiry)
 	n := b.journalLen("alice")
-	b.clock.Add(time.Minute)
+	b.clock.Advance(time.Minute)
 	b.step()
 	a.step()
 	if got := b.journalLen("alice"); got != n {
@@ -50,18 +50,18 @@ func TestManualSwitchCancelsReturn(t *testing.T) {
 	ctx := context.Background()
 
 	r.switchTo("alice", "focus", presence.SourceAPI, monday.Add(time.Hour))
-	r.clock.Add(10 * time.Minute)
+	r.clock.Advance(10 * time.Minute)
 	r.switchTo("alice", "dnd", presence.SourceFeatureCode, time.Time{})
-	r.clock.Add(time.Hour)
+	r.clock.Advance(time.Hour)
 	r.step()
 	r.expect("alice", "dnd", presence.SourceFeatureCode)
 
 	r.clock.Set(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
 	r.step()
 	r.expect("alice", "lunch", presence.SourceSchedule)
-	r.clock.Add(20 * time.Minute)
+	r.clock.Advance(20 * time.Minute)
 	r.switchTo("alice", "available", presence.SourceAPI, time.Time{})
-	r.clock.Add(time.Hour)
+	r.clock.Advance(time.Hour)
 	r.step()
 	r.expect("alice", "available", presence.SourceAPI)
 
@@ -312,7 +312,7 @@ func TestWhy(t *testing.T) {
 		why.Next.Kind != kindExpiry || !why.Next.At.Equal(monday.Add(time.Hour)) {
 		t.Fatalf("why: %+v next %+v", why, why.Next)
 	}
-	r.clock.Add(time.Hour)
+	r.clock.Advance(time.Hour)
 	r.step()
 	st = r.state("alice")
 	why, err = r.s.Why(context.Background(), "alice", st)

@@ -56,6 +56,14 @@ func (e *Env) AMI(t testing.TB, admin bool, mod func(*ami.Config)) *ami.Client {
 	return c
 }
 
+// DaemonAMI is AMI as the daemon's least-privilege user, the client a concern under test runs
+// on, with a registry of its own for the client's metrics (what ActionCount reads).
+func (e *Env) DaemonAMI(t testing.TB) (*ami.Client, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	return e.AMI(t, false, func(c *ami.Config) { c.Registerer = reg }), reg
+}
+
 // Logger is a debug-level slog.Logger writing to the test's log.
 func Logger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -125,6 +133,14 @@ func DBGet(t testing.TB, c *ami.Client, fullKey string) *string {
 		t.Fatalf("lab: DBGet %s: %v", fullKey, err)
 	}
 	return &v
+}
+
+// Show prints a value DBGet returned: quoted, or <nil> when the key does not exist.
+func Show(p *string) string {
+	if p == nil {
+		return "<nil>"
+	}
+	return "\"" + *p + "\""
 }
 
 // Getvar reads a global variable or function (e.g. DEVICE_STATE(Custom:X)) from the PBX.

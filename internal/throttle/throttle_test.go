@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/presenced/presenced/internal/fakeclock"
 	"github.com/presenced/presenced/internal/lab"
 )
 
@@ -27,27 +27,10 @@ func TestMain(m *testing.M) {
 	os.Exit(lab.Main(m, lab.Options{Redis: true}, func(e *lab.Env) { env = e }))
 }
 
-// clock is a settable time for the memory counters.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+// newClock is the clock of the memory counters.
+func newClock() *fakeclock.Clock { return fakeclock.New(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)) }
 
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func newClock() *clock { return &clock{now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)} }
-
-func memLimiter(t *testing.T, c *clock, maxKeys int) *Limiter {
+func memLimiter(t *testing.T, c *fakeclock.Clock, maxKeys int) *Limiter {
 	t.Helper()
 	l, err := New(Options{Failures: 3, Window: time.Minute, Block: 10 * time.Minute, MaxKeys: maxKeys,
 		Timeout: time.Second, Now: c.Now})
@@ -66,7 +49,7 @@ func TestMemoryLimitsBlockAndExpire(t *testing.T) {
 		if n != i+1 || blocked != want {
 			t.Fatalf("failure %d: %d, blocked %v; want %v", i+1, n, blocked, want)
 		}
-		c.advance(time.Second)
+		c.Advance(time.Second)
 	}
 	if got := l.Blocked(ctx, "192.0.2.1"); got != 10*time.Minute-time.Second {
 		t.Fatalf("Blocked = %v, want the rest of the block (9m59s)", got)
@@ -74,7 +57,7 @@ func TestMemoryLimitsBlockAndExpire(t *testing.T) {
 	if got := l.Blocked(ctx, "192.0.2.2"); got != 0 {
 		t.Fatalf("another key is blocked for %v", got)
 	}
-	c.advance(10 * time.Minute)
+	c.Advance(10 * time.Minute)
 	if got := l.Blocked(ctx, "192.0.2.1"); got != 0 {
 		t.Fatalf("still blocked %v after the block", got)
 	}
@@ -90,7 +73,7 @@ func TestMemoryWindowExpires(t *testing.T) {
 	l := memLimiter(t, c, 100)
 	l.Fail(ctx, "k")
 	l.Fail(ctx, "k")
-	c.advance(time.Minute) // the window of the first failure ends
+	c.Advance(time.Minute) // the window of the first failure ends
 	if n, blocked := l.Fail(ctx, "k"); n != 1 || blocked != 0 {
 		t.Fatalf("a failure after the window: %d, blocked %v; want a fresh count", n, blocked)
 	}
@@ -105,7 +88,7 @@ func TestMemoryIsBounded(t *testing.T) {
 	}
 	for i := range 1000 {
 		l.Fail(ctx, fmt.Sprintf("198.51.100.%d/%d", i%256, i))
-		c.advance(time.Millisecond)
+		c.Advance(time.Millisecond)
 		if n := l.Len(); n > 50 {
 			t.Fatalf("%d keys in memory, MaxKeys 50", n)
 		}
@@ -114,7 +97,7 @@ func TestMemoryIsBounded(t *testing.T) {
 		t.Fatal("a blocked key was evicted while unblocked ones could go")
 	}
 	// Expired entries go first.
-	c.advance(time.Hour)
+	c.Advance(time.Hour)
 	l.Fail(ctx, "fresh")
 	if n := l.Len(); n != 1 {
 		t.Fatalf("%d keys after everything expired and one new failure, want 1", n)
@@ -141,16 +124,7 @@ func TestOptionsAreChecked(t *testing.T) {
 	}
 }
 
-func labRedis(t *testing.T) *redis.Client {
-	t.Helper()
-	opt, err := redis.ParseURL(env.RedisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { rdb.Close() })
-	return rdb
-}
+func labRedis(t *testing.T) *redis.Client { t.Helper(); return env.RedisClient(t, nil) }
 
 func redisLimiter(t *testing.T, rdb redis.Cmdable, prefix string, window, block time.Duration) *Limiter {
 	t.Helper()

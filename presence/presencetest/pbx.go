@@ -5,7 +5,9 @@ package presencetest
 
 import (
 	"context"
+	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,11 +15,15 @@ import (
 )
 
 // PBX is a presence.Concern for every operation kind over an in-memory PBX state. Every
-// operation succeeds. It is safe for concurrent use.
+// operation succeeds unless Fail says otherwise. It is safe for concurrent use.
 type PBX struct {
-	mu      sync.Mutex
-	state   presence.Target
-	applied []string
+	mu       sync.Mutex
+	state    presence.Target
+	applied  []string
+	failKind presence.OpKind // operations of this kind fail while set
+
+	observes     atomic.Int64
+	observeDelay atomic.Int64 // nanoseconds each Observe takes
 }
 
 // NewPBX returns an empty PBX.
@@ -34,6 +40,8 @@ func (m *PBX) Kinds() []presence.OpKind {
 
 // Observe implements presence.Concern.
 func (m *PBX) Observe(_ context.Context, want, have map[presence.UserID]*presence.Target) error {
+	m.observes.Add(1)
+	time.Sleep(time.Duration(m.observeDelay.Load()))
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for id, w := range want {
@@ -63,13 +71,18 @@ func (m *PBX) Observe(_ context.Context, want, have map[presence.UserID]*presenc
 }
 
 // Apply implements presence.Concern: it changes the in-memory state and records each
-// operation as "user: operation".
+// operation as "user: operation". An operation of the kind Fail names fails instead, its
+// attempt recorded all the same.
 func (m *PBX) Apply(_ context.Context, u *presence.User, ops []presence.Op) []presence.Outcome {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := make([]presence.Outcome, len(ops))
 	for i, op := range ops {
 		m.applied = append(m.applied, string(u.ID)+": "+op.String())
+		if m.failKind != "" && op.Kind == m.failKind {
+			out[i] = presence.Failed(op, errInjected)
+			continue
+		}
 		switch op.Kind {
 		case presence.OpQueueAdd, presence.OpQueuePause, presence.OpQueuePenalty:
 			c := *op.Member
@@ -95,6 +108,23 @@ func (m *PBX) Apply(_ context.Context, u *presence.User, ops []presence.Op) []pr
 	return out
 }
 
+// errInjected is the error of the operations that Fail makes fail.
+var errInjected = errors.New("injected failure")
+
+// Fail makes every operation of kind k fail from now on, as a PBX that refuses it; the empty
+// kind ends the failures.
+func (m *PBX) Fail(k presence.OpKind) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.failKind = k
+}
+
+// SetObserveDelay makes each Observe take d more, as a slow PBX; 0 ends the delay.
+func (m *PBX) SetObserveDelay(d time.Duration) { m.observeDelay.Store(int64(d)) }
+
+// Observes returns how many times the PBX was read (Observe).
+func (m *PBX) Observes() int64 { return m.observes.Load() }
+
 // Applied returns every operation applied so far, as "user: operation", in order.
 func (m *PBX) Applied() []string {
 	m.mu.Lock()
@@ -108,6 +138,15 @@ func (m *PBX) Edit(f func(state *presence.Target)) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	f(&m.state)
+}
+
+// Results returns the result of each outcome, in order.
+func Results(out []presence.Outcome) []presence.Result {
+	r := make([]presence.Result, len(out))
+	for i, o := range out {
+		r[i] = o.Result
+	}
+	return r
 }
 
 // Run runs e until the test ends and returns once it runs (Engine.Run).
