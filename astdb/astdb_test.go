@@ -410,9 +410,9 @@ func TestApplyConcurrentUsers(t *testing.T) {
 // what Observe would.
 func TestSurvey(t *testing.T) {
 	fm, reg := newConcern(t, 0)
-	ctx := testCtx(t)
-	fam, later := uniq("SV"), uniq("SVL")
-	glob := uniq("SVG")
+	ctx := lab.Context(t)
+	fam, later := lab.Unique("SV"), lab.Unique("SVL")
+	glob := lab.Unique("SVG")
 	want := map[presence.UserID]*presence.Target{}
 	for i := range 300 {
 		ext := fmt.Sprint(95000 + i)
@@ -429,7 +429,7 @@ func TestSurvey(t *testing.T) {
 		}
 		return have
 	}
-	reads := func() int { return actions(t, reg, "DBGetTree") + actions(t, reg, "Getvar") }
+	reads := func() int { return lab.ActionCount(t, reg, "DBGetTree") + lab.ActionCount(t, reg, "Getvar") }
 	for _, tc := range []struct {
 		name                   string
 		addFamily              bool

@@ -396,7 +396,7 @@ func TestApplyConcurrentUsers(t *testing.T) {
 // Fill then lists nothing and records what Observe would.
 func TestSurvey(t *testing.T) {
 	b, reg := newConcern(t, 0)
-	ctx := testCtx(t)
+	ctx := lab.Context(t)
 	want := map[presence.UserID]*presence.Target{}
 	for i := range 300 {
 		ext := fmt.Sprint(94000 + i)
@@ -416,7 +416,9 @@ func TestSurvey(t *testing.T) {
 	if err := b.Observe(ctx, want, byObserve); err != nil {
 		t.Fatal(err)
 	}
-	lists := func() int { return actions(t, reg, "DeviceStateList") + actions(t, reg, "PresenceStateList") }
+	lists := func() int {
+		return lab.ActionCount(t, reg, "DeviceStateList") + lab.ActionCount(t, reg, "PresenceStateList")
+	}
 	for _, tc := range []struct {
 		name                   string
 		surveyLists, fillLists int
