@@ -397,11 +397,18 @@ type List struct {
 // List sends a list action (QueueStatus, DBGetTree, DeviceStateList, ...)
 // and collects its reply until the Complete event. Events that are not
 // part of the list keep flowing to subscribers meanwhile. Errors are as
-// for [Client.Do].
+// for [Client.Do]; a list whose Complete event counts other than the items
+// that arrived fails with [ErrListIncomplete].
 func (c *Client) List(ctx context.Context, a Action) (*List, error) {
 	cl, err := c.roundTrip(ctx, c.current(), a, true)
 	if err != nil {
 		return nil, err
+	}
+	if cl.complete != nil {
+		if n, err := strconv.Atoi(cl.complete.Get("ListItems")); err == nil && n != len(cl.items) {
+			return nil, fmt.Errorf("ami: %s: %w: %d items arrived, %s says %d", a.ActionName(), ErrListIncomplete,
+				len(cl.items), cl.complete.Event(), n)
+		}
 	}
 	return &List{Response: cl.resp, Items: cl.items, Complete: cl.complete}, nil
 }

@@ -459,6 +459,35 @@ func TestDoOnListActionSwallowsItems(t *testing.T) {
 	}
 }
 
+// TestListIncomplete: a list whose Complete event counts more items than arrived (Asterisk
+// dropped some for a slow reader) fails with ErrListIncomplete, naming both counts; the next
+// list on the same connection is whole again.
+func TestListIncomplete(t *testing.T) {
+	srv := amitest.NewServer(t)
+	var calls atomic.Int32
+	srv.Handle("DBGetTree", func(c *amitest.Conn, req *ami.Message) {
+		item := func(k string) *ami.Message { return amitest.Event(req, "DBGetTreeResponse", "Key", k, "Val", "v") }
+		_ = c.Reply(req, "Success", "EventList", "start", "Message", "Result will follow")
+		_ = c.Send(item("/F/a"))
+		if calls.Add(1) == 1 {
+			// One of three items lost on the way.
+			_ = c.Send(amitest.Event(req, "DBGetTreeComplete", "EventList", "Complete", "ListItems", "3"))
+			return
+		}
+		_ = c.Send(amitest.Event(req, "DBGetTreeComplete", "EventList", "Complete", "ListItems", "1"))
+	})
+	c := startClient(t, srv, nil)
+	waitFor(t, "booted", func() bool { return c.Status().FullyBooted })
+	_, err := c.DBGetTree(ctxTimeout(t, 2*time.Second), "F", "")
+	if !errors.Is(err, ami.ErrListIncomplete) || !strings.Contains(err.Error(), "1 items arrived, DBGetTreeComplete says 3") {
+		t.Fatalf("DBGetTree with an item lost: %v, want ErrListIncomplete naming 1 and 3", err)
+	}
+	entries, err := c.DBGetTree(ctxTimeout(t, 2*time.Second), "F", "")
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("DBGetTree whole: %v, %v", entries, err)
+	}
+}
+
 func TestEventWithActionIDAfterResponseGoesToSubscribers(t *testing.T) {
 	srv := amitest.NewServer(t)
 	srv.Handle("Originate", func(c *amitest.Conn, req *ami.Message) {

@@ -31,6 +31,13 @@ var (
 	// message is Asterisk's "Permission denied": the AMI user lacks the
 	// write class the action needs (see manager.conf).
 	ErrPermissionDenied = errors.New("ami: permission denied")
+
+	// ErrListIncomplete is wrapped by the error of a list action whose Complete event counts
+	// more (or fewer) items (ListItems) than arrived. Asterisk drops what a session does not
+	// take within manager.conf's writetimeout, so a reader held up in the middle of a long
+	// list (a 30 MB QueueStatus) can lose items and still see the Complete event. A read, it
+	// may be sent again.
+	ErrListIncomplete = errors.New("ami: list incomplete")
 )
 
 // ResponseError is an action that Asterisk answered with "Response: Error".
