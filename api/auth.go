@@ -229,12 +229,6 @@ func (v *verifiedCache) put(key [sha256.Size]byte) {
 	v.expires[key] = now.Add(v.ttl)
 }
 
-func (v *verifiedCache) len() int {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return len(v.expires)
-}
-
 // authorize checks the request's credentials against what the endpoint allows. A client
 // address with too many failed authentications is refused (429) before anything is verified;
 // each failure is logged without the token, counted in presenced_api_auth_failures_total and
