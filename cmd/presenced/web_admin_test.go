@@ -15,8 +15,10 @@ import (
 // reconcile by the admin, and the filter no longer lists him.
 func TestWebAdminReportedAndFix(t *testing.T) {
 	d, p := startWebDaemon(t)
-	d.switchTo(t, webAlice.id, "lunch", "")
-	d.switchTo(t, webBob.id, "lunch", "back at 2")
+	for _, u := range []driftUser{webAlice, webBob} {
+		d.switchTo(t, u.id, "available", "") // in the queues
+		d.switchTo(t, u.id, "lunch", "back at 2")
+	}
 	eventually(t, 5*time.Second, "bob paused for Lunch", func() bool { return p.inQueues(webBob, "Lunch") })
 	w := newWebClient(t, d.base)
 	if code, _ := w.signIn(webAdmin.id, webPassword); code != http.StatusSeeOther {
