@@ -18,7 +18,7 @@ type Instance struct {
 	// LeaderEpoch is the leader's lease epoch, when known.
 	LeaderEpoch int64 `json:"leader_epoch,omitempty"`
 	// LeaderNote says what is special about the leadership now: an election under way, the
-	// leader unknown (and why), or this instance chosen but waiting for an earlier lease to
+	// leader unknown (and why), or that this instance, chosen, waits for an earlier lease to
 	// run out before it writes.
 	LeaderNote string `json:"leader_note,omitempty"`
 	// Ready is true when the instance can do its work; Checks says per part (ami, ari, store)

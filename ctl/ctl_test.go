@@ -298,6 +298,14 @@ func TestReload(t *testing.T) {
 // token may not see it.
 func TestInstance(t *testing.T) {
 	d := presenced(t)
+	// Just started, it may wait for an earlier lease (of the last run) to run out first.
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(admin(t, "instance").stdout, "role:      leader") {
+		if time.Now().After(deadline) {
+			t.Fatal("the lab presenced does not lead")
+		}
+		time.Sleep(time.Second)
+	}
 	admin(t, "instance").want(t, 0, "instance:  presencectl-test", "role:      leader",
 		"leader:    presencectl-test (epoch ", ", this instance", "ready:     yes", "ami:     ok", "store:   ok")
 	var in struct {

@@ -133,8 +133,8 @@ func (d *daemon) readiness(ctx context.Context) readiness {
 			rd.Leader = "unknown: " + err.Error()
 			rd.leader.note = "unknown: " + err.Error()
 		case who == d.cfg.InstanceID:
-			rd.leader = leaderInfo{id: who, epoch: int64(epoch), note: "this instance, waiting for an earlier lease to run out before it writes"}
-			rd.Leader = fmt.Sprintf("%s (%s)", who, rd.leader.note)
+			rd.leader = leaderInfo{id: who, epoch: int64(epoch), note: "waiting for an earlier lease to run out before it writes"}
+			rd.Leader = fmt.Sprintf("%s (this instance, %s)", who, rd.leader.note)
 		default:
 			rd.Leader = fmt.Sprintf("%s (epoch %d)", who, epoch)
 			rd.leader = leaderInfo{id: who, epoch: int64(epoch)}
