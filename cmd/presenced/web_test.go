@@ -41,6 +41,10 @@ var (
 	webLock  = driftUser{id: "web-lock", ext: "2704"}
 )
 
+// webBobSink is a device of bob's that the tests can call for real (a lab device, which answers
+// when astdb LABSINK/<its number> says so): TestWebColleaguesOnACall.
+const webBobSink = "Local/9627020@lab-sink"
+
 // startWebDaemon runs presenced for the web users (web-admin is an admin) with
 // reconcile.policy.queue_pause report, so that a hand unpause is reported, not repaired.
 func startWebDaemon(t *testing.T) (*daemonUnderTest, *pbx) {
@@ -74,8 +78,9 @@ func startWebDaemonFor(t *testing.T, more map[string]string, edit func(*Config))
     devices:
       - {dial: "PJSIP/%s", family: desk}%s
     queues: [{name: support, penalty: 0}, {name: sales, penalty: 1}]
-`, u.id, webName(u), u.ext, u.token(), hash, u == webAdmin, u.ext, map[bool]string{true: `
-      - {dial: "PJSIP/` + u.ext + `-soft", family: softphone}`}[u == webAlice])
+`, u.id, webName(u), u.ext, u.token(), hash, u == webAdmin, u.ext, map[driftUser]string{webAlice: `
+      - {dial: "PJSIP/` + u.ext + `-soft", family: softphone}`, webBob: `
+      - {dial: "` + webBobSink + `", family: softphone}`}[u])
 		users.WriteString(more[u.id])
 	}
 	yaml := fmt.Sprintf("api: {admin_token: %s}\nusers:%s", testToken("admin"), users.String()) + `
