@@ -42,6 +42,10 @@
 // their PBX found (in sync, reported drift, on a call), filtered as the web app's admin page
 // filters it.
 //
+// GET /instance (admin token only) is this instance's health: its id and version, whether it
+// leads or stands by, the leader it knows of, and its readiness checks (what the web app's
+// admin page shows).
+//
 // GET /events streams, as Server-Sent Events, every change of anyone's entry of GET /presence
 // as the token may see it (event "presence": {"user", "entry", "html"}; "reload" when the
 // client fell behind): what the web app's pages are updated by.
@@ -54,6 +58,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -115,6 +120,9 @@ type Options struct {
 	// Accounts serves the web app's passwords (PUT /users/{user}/password, set-password links);
 	// nil answers them 503.
 	Accounts *account.Service
+	// Instance, when set, serves GET /instance: this instance's role, its leader and its
+	// readiness, as the daemon knows them; nil answers it 503.
+	Instance func(ctx context.Context) Instance
 	// Now is the clock "until" is measured from; nil means time.Now.
 	Now func() time.Time
 	// Version is presenced's version, the info.version of the OpenAPI document it serves;
@@ -138,6 +146,7 @@ type Handler struct {
 	calendars *calendar.Connector
 	accounts  *account.Service
 	events    func(w http.ResponseWriter, r *http.Request, viewer presence.UserID, admin bool)
+	health    func(ctx context.Context) Instance
 	now       func() time.Time
 	creds     atomic.Pointer[credentials]
 	throttle  *throttle.Limiter
@@ -206,6 +215,7 @@ func New(opts Options) (*Handler, error) {
 		calendars: opts.Calendars,
 		accounts:  opts.Accounts,
 		events:    opts.Events,
+		health:    opts.Instance,
 		now:       opts.Now,
 		throttle:  opts.Throttle,
 		proxies:   opts.TrustedProxies,
@@ -237,6 +247,7 @@ func New(opts Options) (*Handler, error) {
 		{http.MethodGet, Prefix + "/presence", accessAny, h.everyone},
 		{http.MethodGet, Prefix + "/events", accessAny, h.stream},
 		{http.MethodGet, Prefix + "/users", accessAny, h.overview},
+		{http.MethodGet, Prefix + "/instance", accessAny, h.instance},
 		{http.MethodGet, Prefix + "/openapi.json", accessPublic, h.openAPI},
 	}
 	labels := []string{"/"}

@@ -220,6 +220,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"PersonalScheduleEntry": reflect.TypeFor[trigger.PersonalEntry](),
 		"CalendarStatus":        reflect.TypeFor[calendar.Status](),
 		"CalendarItem":          reflect.TypeFor[calendar.Item](),
+		"Instance":              reflect.TypeFor[Instance](),
 	} {
 		schema, ok := doc.Components.Schemas[name]
 		if !ok {

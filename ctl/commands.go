@@ -77,6 +77,16 @@ type (
 		Profile  string `json:"profile"`
 		Reason   string `json:"reason"`
 	}
+	instance struct {
+		ID          string            `json:"id"`
+		Version     string            `json:"version"`
+		Role        string            `json:"role"`
+		Leader      string            `json:"leader"`
+		LeaderEpoch int64             `json:"leader_epoch"`
+		LeaderNote  string            `json:"leader_note"`
+		Ready       bool              `json:"ready"`
+		Checks      map[string]string `json:"checks"`
+	}
 	passwordLink struct {
 		User    string    `json:"user"`
 		Token   string    `json:"token"`
@@ -492,6 +502,35 @@ second start, or an end without a start, changes nothing.`,
 	}
 	cmd.Flags().StringVar(&profile, "profile", "", "the profile the trigger switches to (start)")
 	return cmd
+}
+
+func (a *app) instanceCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "instance",
+		Short: "The health of the presenced instance that answers: its role, the leader, readiness",
+		Long: `instance shows the presenced instance --url reaches: its id and version, whether it leads
+(writes to Asterisk) or stands by, the leader it knows of, and its readiness checks (AMI, ARI,
+the state store), as the web app's admin page does. Behind a load balancer, name each
+instance's own address. Exits 0 when the instance is ready, 7 when it is not (the output says
+why). Needs the admin token.`,
+		Args: argCount(0, 0),
+		RunE: a.run(func(ctx context.Context, _ *cobra.Command, _ []string) error {
+			var in instance
+			b, err := a.client.Get(ctx, "/api/v1/instance", &in)
+			if err != nil {
+				return err
+			}
+			if a.set.json {
+				err = a.printJSON(b)
+			} else {
+				err = writeInstance(a.env.Stdout, &in)
+			}
+			if err == nil && !in.Ready {
+				return &exitError{code: ExitUnavailable, err: fmt.Errorf("presenced instance %s is not ready", in.ID)}
+			}
+			return err
+		}),
+	}
 }
 
 // reloadPath is presenced's endpoint that reloads the configuration.

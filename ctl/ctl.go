@@ -1,6 +1,7 @@
 // Package ctl is presencectl, the command line over presenced's REST API for admins and power
 // users: status, everyone's presence, switches and their previews, the journal, drift and
-// its repair, profiles, external triggers, reloading the configuration and set-password links.
+// its repair, profiles, external triggers, reloading the configuration, set-password links and
+// the health of an instance.
 // cmd/presencectl only runs Main.
 //
 // Where presenced is and who is asking come from flags, then the environment, then a
@@ -190,7 +191,7 @@ func Command(env *Env) *cobra.Command {
 		Short: "Drive presenced, the presence-profile daemon for Asterisk, from the command line",
 		Long: `presencectl drives presenced over its REST API: users' status, everyone's presence,
 switches and their previews, the journal, drift and its repair, profiles, external
-triggers, configuration reloads and set-password links.
+triggers, configuration reloads, set-password links and an instance's health.
 
 Where presenced is and the token come from flags, the environment (PRESENCECTL_URL,
 PRESENCECTL_TOKEN, PRESENCECTL_TOKEN_FILE, PRESENCECTL_USER) or the configuration file
@@ -204,7 +205,8 @@ Exit codes, the same for every command:
   4  the token was refused (401), may not do that (403), or the address is throttled (429)
   5  no such user, profile or endpoint (404)
   6  the request was refused as invalid or conflicting (400, 409, 413, 422)
-  7  presenced cannot serve it now (503: state store unavailable, no leader); retry later
+  7  presenced cannot serve it now (503: state store unavailable, no leader; instance: not
+     ready); retry later
   8  carried out, but the PBX does not match (drift found; operations failed)`,
 		Version:           env.Version,
 		SilenceUsage:      true,
@@ -224,7 +226,7 @@ Exit codes, the same for every command:
 	pf.DurationVar(&a.set.timeout, "timeout", 30*time.Second, "how long to wait for each answer")
 
 	root.AddCommand(a.statusCmd(), a.whoCmd(), a.switchCmd(), a.previewCmd(), a.journalCmd(),
-		a.driftCmd(), a.reconcileCmd(), a.profilesCmd(), a.triggerCmd(), a.reloadCmd(), a.passwdCmd())
+		a.driftCmd(), a.reconcileCmd(), a.profilesCmd(), a.triggerCmd(), a.reloadCmd(), a.passwdCmd(), a.instanceCmd())
 	return root
 }
 

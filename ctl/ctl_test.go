@@ -293,6 +293,34 @@ func TestReload(t *testing.T) {
 	r.want(t, 0, "presenced reloaded its configuration")
 }
 
+// TestInstance: instance shows the lab presenced's health: it leads, the leader is itself,
+// it is ready; --json is the API's answer (validated against the OpenAPI document); a user's
+// token may not see it.
+func TestInstance(t *testing.T) {
+	d := presenced(t)
+	// Just started, it may wait for an earlier lease (of the last run) to run out first.
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(admin(t, "instance").stdout, "role:      leader") {
+		if time.Now().After(deadline) {
+			t.Fatal("the lab presenced does not lead")
+		}
+		time.Sleep(time.Second)
+	}
+	admin(t, "instance").want(t, 0, "instance:  presencectl-test", "role:      leader",
+		"leader:    presencectl-test (epoch ", ", this instance", "ready:     yes", "ami:     ok", "store:   ok")
+	var in struct {
+		ID, Role, Leader string
+		Ready            bool
+		Checks           map[string]string
+	}
+	admin(t, "instance", "--json").json(t, &in)
+	if in.ID != "presencectl-test" || in.Role != "leader" || in.Leader != in.ID || !in.Ready || in.Checks["ari"] != "ok" {
+		t.Errorf("--json: %+v", in)
+	}
+	ctlRun(t, map[string]string{"PRESENCECTL_URL": d.URL, "PRESENCECTL_TOKEN": aliceToken}, "instance").
+		want(t, ctl.ExitDenied, "HTTP 403")
+}
+
 // TestExitCodes: every documented exit code from a real presenced (but 1, 7 and 8, which
 // the other tests and the unit tests cover).
 func TestExitCodes(t *testing.T) {
@@ -370,7 +398,7 @@ func TestJSONOnEveryCommand(t *testing.T) {
 	for _, args := range [][]string{
 		{"status", "alice"}, {"who"}, {"switch", "alice", "available"}, {"preview", "alice", "lunch"},
 		{"journal", "alice"}, {"drift"}, {"reconcile", "alice"}, {"reconcile", "--all"}, {"profiles", "alice"},
-		{"trigger", "alice", "json-test", "end"}, {"passwd", "alice"}, {"reload"},
+		{"trigger", "alice", "json-test", "end"}, {"passwd", "alice"}, {"reload"}, {"instance"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			r := admin(t, append(args, "--json")...)

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -444,4 +446,37 @@ func joinAny(xs []any) string {
 		}
 	}
 	return strings.Join(out, ", ")
+}
+
+// writeInstance writes an instance's health: id, version, role, leader, readiness and checks.
+func writeInstance(w io.Writer, in *instance) error {
+	e := newEW(w)
+	e.f("instance:  %s", text(in.ID))
+	if in.Version != "" {
+		e.f(" (%s)", text(in.Version))
+	}
+	e.f("\nrole:      %s\n", text(in.Role))
+	leader := "none known"
+	if in.Leader != "" {
+		leader = in.Leader
+		if in.LeaderEpoch != 0 {
+			leader += fmt.Sprintf(" (epoch %d)", in.LeaderEpoch)
+		}
+		if in.Leader == in.ID {
+			leader += ", this instance"
+		}
+	}
+	if in.LeaderNote != "" {
+		leader += ": " + in.LeaderNote
+	}
+	e.f("leader:    %s\n", text(leader))
+	ready := "yes"
+	if !in.Ready {
+		ready = "no"
+	}
+	e.f("ready:     %s\n", ready)
+	for _, k := range slices.Sorted(maps.Keys(in.Checks)) {
+		e.f("  %-8s %s\n", text(k)+":", text(in.Checks[k]))
+	}
+	return e.done()
 }

@@ -351,3 +351,44 @@ func TestWriteReload(t *testing.T) {
 		})
 	}
 }
+
+// TestInstanceAnswers: instance prints the instance's health in words, --json as presenced
+// answered it; it exits 0 when the instance is ready, 7 when not (with the output), and as
+// every command on a refused token or an older presenced without the endpoint.
+func TestInstanceAnswers(t *testing.T) {
+	const ready = `{"id":"pd-a","version":"v1.2.3","role":"leader","leader":"pd-a","leader_epoch":4,"ready":true,"checks":{"store":"ok","ami":"ok","ari":"ok"}}`
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		status int
+		body   string
+		code   int
+		want   string
+	}{
+		{"leader", nil, 200, ready, ExitOK,
+			"instance:  pd-a (v1.2.3)\nrole:      leader\nleader:    pd-a (epoch 4), this instance\nready:     yes\n  ami:     ok\n  ari:     ok\n  store:   ok\n"},
+		{"standby", nil, 200, `{"id":"pd-b","version":"dev","role":"standby","leader":"pd-a","leader_epoch":4,"ready":true,"checks":{}}`, ExitOK,
+			"role:      standby\nleader:    pd-a (epoch 4)\nready:     yes\n"},
+		{"not ready", nil, 200, `{"id":"pd-b","version":"dev","role":"standby","leader_note":"an election is under way","ready":false,"checks":{"ami":"not connected to 127.0.0.1:5038"}}`,
+			ExitUnavailable, "leader:    none known: an election is under way\nready:     no\n  ami:     not connected to 127.0.0.1:5038\n"},
+		{"json", []string{"--json"}, 200, ready, ExitOK, "\"leader_epoch\": 4,"},
+		{"json, not ready", []string{"--json"}, 200, `{"id":"pd-b","version":"dev","role":"standby","ready":false,"checks":{}}`, ExitUnavailable, "\"ready\": false"},
+		{"a user's token", nil, 403, `{"error":"only the admin sees the instance's health"}`, ExitDenied, "HTTP 403"},
+		{"an older presenced", nil, 404, `{"error":"no such endpoint: /api/v1/instance"}`, ExitNotFound, "HTTP 404"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Method != http.MethodGet || r.URL.Path != "/api/v1/instance" {
+					t.Errorf("request %s %s", r.Method, r.URL.Path)
+				}
+				w.WriteHeader(tc.status)
+				w.Write([]byte(tc.body))
+			}))
+			defer srv.Close()
+			code, out, errs := runAgainst(t, srv, append([]string{"instance"}, tc.args...)...)
+			if code != tc.code || !strings.Contains(out+errs, tc.want) {
+				t.Errorf("exit %d (want %d), output %q lacks %q", code, tc.code, out+errs, tc.want)
+			}
+		})
+	}
+}

@@ -90,16 +90,19 @@ func BenchmarkStatusPage(b *testing.B) { benchPage(b, "/") }
 // BenchmarkColleaguesPage: the colleagues page listing 1,000 users.
 func BenchmarkColleaguesPage(b *testing.B) { benchPage(b, "/colleagues") }
 
-// TestEventFanout: browsers hold /events open; each of the switches must reach all of them.
-// It reports the delay from the switch asked for (Switch called; it returns once applied) to
-// each stream's copy, and the
-// memory the streams take. 100 streams and 5 switches in the tests, the benchmark of
-// docs/BENCHMARKS.md (1,000 and 20) with PRESENCED_WEB_BENCH=1:
+// TestEventFanout: browsers hold /events open; each of the switches must reach all of them
+// (within 10 s: a bound for a stuck stream, not a judgement of speed). It logs the delay from
+// the switch asked for (Switch called; it returns once applied) to each stream's copy, and the
+// memory the streams take. 100 streams and 5 switches in the tests. With
+// PRESENCED_WEB_BENCH=1 it is the benchmark of docs/BENCHMARKS.md: 1,000 streams and 20
+// switches, and it fails when the p99 delay is over the goal of 1 s (the tests judge no time:
+// they run on loaded machines):
 //
 //	PRESENCED_WEB_BENCH=1 go test -count=1 -run TestEventFanout -v ./web
 func TestEventFanout(t *testing.T) {
 	nStreams, rounds := 100, 5
-	if os.Getenv("PRESENCED_WEB_BENCH") == "1" {
+	bench := os.Getenv("PRESENCED_WEB_BENCH") == "1"
+	if bench {
 		nStreams, rounds = benchUsers, 20
 	}
 	a := benchApp(t)
@@ -164,8 +167,8 @@ func TestEventFanout(t *testing.T) {
 			select {
 			case at := <-s.got:
 				delays = append(delays, at.Sub(asked))
-			case <-time.After(5 * time.Second):
-				t.Fatalf("round %d: stream %d saw nothing within 5s", round, i)
+			case <-time.After(10 * time.Second):
+				t.Fatalf("round %d: stream %d saw nothing within 10s", round, i)
 			}
 		}
 	}
@@ -174,7 +177,7 @@ func TestEventFanout(t *testing.T) {
 	t.Logf("memory of %d open streams (server and benchmark clients in one process): heap %+.1f MiB, stacks %+.1f MiB, goroutines %+d",
 		nStreams, float64(int64(after.HeapInuse)-int64(before.HeapInuse))/(1<<20),
 		float64(int64(after.StackInuse)-int64(before.StackInuse))/(1<<20), runtime.NumGoroutine()-goroutines)
-	if p99 := pct(delays, 0.99); p99 > time.Second {
+	if p99 := pct(delays, 0.99); bench && p99 > time.Second {
 		t.Errorf("p99 %v is over the goal of 1s", p99)
 	}
 }

@@ -470,25 +470,35 @@ func (h *Handler) journalPage(w http.ResponseWriter, r *http.Request, v *viewer)
 	h.render(w, r, http.StatusOK, "journal", v, page{Title: title, Nav: "journal", Data: journalData{User: u, Own: own, Entries: es}})
 }
 
+// passwordData is the change-password page: a problem is shown at the field it is about.
+type passwordData struct {
+	Errors map[string]string // field (current, password, confirm) → problem
+}
+
 func (h *Handler) passwordPage(w http.ResponseWriter, r *http.Request, v *viewer) {
 	msg := ""
 	if r.URL.Query().Get("done") == "password" {
 		msg = "Your password was changed."
 	}
-	h.render(w, r, http.StatusOK, "password", v, page{Title: "Password", Nav: "password", Message: msg})
+	h.render(w, r, http.StatusOK, "password", v, page{Title: "Password", Nav: "password", Message: msg, Data: passwordData{}})
 }
 
 func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, v *viewer) {
-	fail := func(code int, msg string) {
-		h.render(w, r, code, "password", v, page{Title: "Password", Nav: "password", Error: msg})
+	// fail shows the page again with the problem at field, or at the top when field is "".
+	fail := func(code int, field, msg string) {
+		p := page{Title: "Password", Nav: "password", Data: passwordData{Errors: map[string]string{field: msg}}}
+		if field == "" {
+			p.Error, p.Data = msg, passwordData{}
+		}
+		h.render(w, r, code, "password", v, p)
 	}
 	if v.user == nil {
-		fail(http.StatusForbidden, "The admin signed in with the admin token has no password here.")
+		fail(http.StatusForbidden, "", "The admin signed in with the admin token has no password here.")
 		return
 	}
 	pw := r.PostForm.Get("password")
 	if pw != r.PostForm.Get("confirm") {
-		fail(http.StatusUnprocessableEntity, "The two new passwords differ.")
+		fail(http.StatusUnprocessableEntity, "confirm", "The two new passwords differ.")
 		return
 	}
 	err := h.acc.ChangePassword(r.Context(), v.user.ID, r.PostForm.Get("current"), pw)
@@ -496,11 +506,11 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, v *view
 	var locked *account.LockedError
 	switch {
 	case errors.As(err, &perr):
-		fail(http.StatusUnprocessableEntity, "The new password needs "+perr.Reason+".")
+		fail(http.StatusUnprocessableEntity, "password", "The new password needs "+perr.Reason+".")
 	case errors.As(err, &locked):
-		fail(http.StatusTooManyRequests, "Too many wrong passwords: locked for "+locked.For.Round(time.Minute).String()+".")
+		fail(http.StatusTooManyRequests, "", "Too many wrong passwords: locked for "+locked.For.Round(time.Minute).String()+".")
 	case errors.Is(err, account.ErrWrongPassword):
-		fail(http.StatusUnprocessableEntity, "The current password is wrong.")
+		fail(http.StatusUnprocessableEntity, "current", "The current password is wrong.")
 	case err != nil:
 		h.fail(w, r, err)
 	default:

@@ -46,14 +46,19 @@ const (
 	signinCookie  = "presenced_signin" // double-submit token of the sign-in form
 )
 
-// Health is what the admin page shows of this instance: whether it leads, whom it knows as the
-// leader, and its readiness checks.
+// Health is what the admin page shows of this instance, as the REST API's GET /api/v1/instance
+// answers it (api.Instance): its id and version, whether it leads ("leader") or stands by
+// ("standby"), the leader it knows of (its id and lease epoch, or a note on why none is known),
+// and its readiness checks.
 type Health struct {
-	Instance string
-	Role     string
-	Leader   string
-	Ready    bool
-	Checks   map[string]string
+	Instance    string
+	Version     string
+	Role        string
+	Leader      string
+	LeaderEpoch int64
+	LeaderNote  string
+	Ready       bool
+	Checks      map[string]string
 }
 
 // Options configures a Handler.

@@ -486,6 +486,7 @@ func (d *daemon) buildEngine() error {
 		Calendars:      d.cal,
 		Accounts:       d.acc,
 		Events:         d.web.Stream,
+		Instance:       d.instance,
 		AdminToken:     string(cfg.API.AdminToken),
 		AdminTokenHash: cfg.API.AdminTokenHash,
 		Throttle:       limiter,

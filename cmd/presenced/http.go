@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/presenced/presenced/api"
 	"github.com/presenced/presenced/leader"
 	"github.com/presenced/presenced/web"
 )
@@ -22,6 +23,15 @@ type readiness struct {
 	// is ready: it serves the API), with the leader it knows of.
 	Role   string `json:"role"`
 	Leader string `json:"leader,omitempty"`
+	// leader is the leader's id, epoch and note, of which Leader is the words.
+	leader leaderInfo
+}
+
+// leaderInfo is the leader as an instance knows it (api.Instance's leader fields).
+type leaderInfo struct {
+	id    string
+	epoch int64
+	note  string
 }
 
 func (d *daemon) routes() http.Handler {
@@ -38,10 +48,20 @@ func (d *daemon) routes() http.Handler {
 	return mux
 }
 
-// health is this instance's summary for the web app's admin page.
-func (d *daemon) health(ctx context.Context) web.Health {
+// instance is this instance's health: GET /api/v1/instance, and the web app's admin page
+// (health).
+func (d *daemon) instance(ctx context.Context) api.Instance {
 	rd := d.readiness(ctx)
-	return web.Health{Instance: d.cfg.InstanceID, Role: rd.Role, Leader: rd.Leader, Ready: rd.Ready, Checks: rd.Checks}
+	return api.Instance{ID: d.cfg.InstanceID, Version: version, Role: rd.Role, Leader: rd.leader.id,
+		LeaderEpoch: rd.leader.epoch, LeaderNote: rd.leader.note, Ready: rd.Ready, Checks: rd.Checks}
+}
+
+// health is this instance's summary for the web app's admin page: what GET /api/v1/instance
+// answers.
+func (d *daemon) health(ctx context.Context) web.Health {
+	in := d.instance(ctx)
+	return web.Health{Instance: in.ID, Version: in.Version, Role: in.Role, Leader: in.Leader, LeaderEpoch: in.LeaderEpoch,
+		LeaderNote: in.LeaderNote, Ready: in.Ready, Checks: in.Checks}
 }
 
 // readyz answers 200 when AMI is logged in to a fully booted Asterisk, ARI is connected and the
@@ -102,17 +122,22 @@ func (d *daemon) readiness(ctx context.Context) readiness {
 	}
 	if epoch, ok := d.elector.Leading(); ok {
 		rd.Role, rd.Leader = "leader", fmt.Sprintf("%s (epoch %d)", d.cfg.InstanceID, epoch)
+		rd.leader = leaderInfo{id: d.cfg.InstanceID, epoch: int64(epoch)}
 	} else {
 		rd.Role = "standby"
 		switch who, epoch, err := d.elector.Leader(pingCtx); {
 		case errors.Is(err, leader.ErrNoLeader):
 			rd.Leader = "none: an election is under way"
+			rd.leader.note = "an election is under way"
 		case err != nil:
 			rd.Leader = "unknown: " + err.Error()
+			rd.leader.note = "unknown: " + err.Error()
 		case who == d.cfg.InstanceID:
-			rd.Leader = fmt.Sprintf("%s (this instance, waiting for an earlier lease to run out before it writes)", who)
+			rd.leader = leaderInfo{id: who, epoch: int64(epoch), note: "waiting for an earlier lease to run out before it writes"}
+			rd.Leader = fmt.Sprintf("%s (this instance, %s)", who, rd.leader.note)
 		default:
 			rd.Leader = fmt.Sprintf("%s (epoch %d)", who, epoch)
+			rd.leader = leaderInfo{id: who, epoch: int64(epoch)}
 		}
 	}
 	return rd

@@ -41,6 +41,10 @@ var (
 	webLock  = driftUser{id: "web-lock", ext: "2704"}
 )
 
+// webBobSink is a device of bob's that the tests can call for real (a lab device, which answers
+// when astdb LABSINK/<its number> says so): TestWebColleaguesOnACall.
+const webBobSink = "Local/9627020@lab-sink"
+
 // startWebDaemon runs presenced for the web users (web-admin is an admin) with
 // reconcile.policy.queue_pause report, so that a hand unpause is reported, not repaired.
 func startWebDaemon(t *testing.T) (*daemonUnderTest, *pbx) {
@@ -74,8 +78,9 @@ func startWebDaemonFor(t *testing.T, more map[string]string, edit func(*Config))
     devices:
       - {dial: "PJSIP/%s", family: desk}%s
     queues: [{name: support, penalty: 0}, {name: sales, penalty: 1}]
-`, u.id, webName(u), u.ext, u.token(), hash, u == webAdmin, u.ext, map[bool]string{true: `
-      - {dial: "PJSIP/` + u.ext + `-soft", family: softphone}`}[u == webAlice])
+`, u.id, webName(u), u.ext, u.token(), hash, u == webAdmin, u.ext, map[driftUser]string{webAlice: `
+      - {dial: "PJSIP/` + u.ext + `-soft", family: softphone}`, webBob: `
+      - {dial: "` + webBobSink + `", family: softphone}`}[u])
 		users.WriteString(more[u.id])
 	}
 	yaml := fmt.Sprintf("api: {admin_token: %s}\nusers:%s", testToken("admin"), users.String()) + `
@@ -508,13 +513,29 @@ func TestWebCSRFAndLockout(t *testing.T) {
 	}
 }
 
-// TestWebLayoutAndKeyboard: the main pages at 390×844 (a phone) and 1440×900 (a desktop) have
-// no horizontal scroll; every form control has a label; Tab reaches every control.
+// TestWebLayoutAndKeyboard: the main pages at 390×844 (a phone) and 1440×900 (a desktop),
+// the profile editor with a row of each of several action kinds among them, have no horizontal
+// scroll; every form control has a label; Tab reaches every control (but disabled ones, such
+// as the first row's Up).
 func TestWebLayoutAndKeyboard(t *testing.T) {
 	d, _ := startWebDaemon(t)
 	d.switchTo(t, webAlice.id, "lunch", "back at 2pm, after the dentist appointment downtown")
 	d.switchTo(t, webBob.id, "available", "")
 	d.switchTo(t, webAdmin.id, "available", "")
+	code, res := d.call(t, http.MethodPut, "/api/v1/users/"+webAdmin.id+"/profiles/layout", webAdmin.token(), map[string]any{
+		"name": "Layout with a long name to wrap on a phone", "icon": "focus", "colour": "purple",
+		"on_enter": []any{
+			map[string]any{"action": "queue_pause", "queues": []string{"support", "sales"}, "reason": "A reason long enough to wrap on a phone screen"},
+			map[string]any{"action": "followme", "families": []string{"desk"}, "order": "sequential", "ring_time": 20},
+			map[string]any{"action": "forward", "type": "busy", "to": "2701"},
+			map[string]any{"action": "caller_id", "value": webAdmin.ext, "families": []string{"desk"}},
+			map[string]any{"action": "presence", "state": "away", "message": "in the workshop", "disabled": true},
+		},
+		"on_exit": []any{map[string]any{"action": "queue_unpause", "queues": []string{"all"}}},
+	})
+	if code != http.StatusCreated {
+		t.Fatalf("create the profile with action rows: %d %v", code, res)
+	}
 	for _, size := range []struct {
 		name          string
 		width, height int
@@ -527,7 +548,7 @@ func TestWebLayoutAndKeyboard(t *testing.T) {
 				screenshot(t, ctx, "signin-phone")
 			}
 			signIn(t, ctx, d, webAdmin.id, "#status-card")
-			for _, path := range []string{"/", "/colleagues", "/journal", "/password", "/admin", "/?user=" + webAlice.id, "/profiles", "/profiles/new", "/schedule"} {
+			for _, path := range []string{"/", "/colleagues", "/journal", "/password", "/admin", "/?user=" + webAlice.id, "/profiles", "/profiles/new", "/profiles/layout", "/schedule"} {
 				act(t, ctx, "open "+path, chromedp.Navigate(d.base+path), chromedp.WaitVisible(chromedp.CSS("main")))
 				type measure struct {
 					ScrollWidth, Width int
@@ -536,7 +557,7 @@ func TestWebLayoutAndKeyboard(t *testing.T) {
 				}
 				res := eval[measure](t, ctx, "measure "+path, `(function(){
 					var ctl = Array.from(document.querySelectorAll("a[href],button,input:not([type=hidden]):not([hidden]),select"))
-						.filter(function(e){ return e.offsetParent !== null; });
+						.filter(function(e){ return e.offsetParent !== null && !e.disabled; });
 					ctl.forEach(function(e, i){ e.setAttribute("data-k", i); });
 					var unl = Array.from(document.querySelectorAll("input:not([type=hidden]):not([hidden]),select"))
 						.filter(function(e){ return e.labels.length === 0 && !e.getAttribute("aria-label"); })
@@ -562,7 +583,12 @@ func TestWebLayoutAndKeyboard(t *testing.T) {
 						t.Errorf("%s at %s: Tab never reaches %s", path, size.name, html)
 					}
 				}
-				name := map[string]string{"/": "status", "/colleagues": "colleagues", "/admin": "admin"}[path]
+				if path == "/profiles/layout" {
+					if rows := eval[int](t, ctx, "rows", `document.querySelectorAll(".arow").length`); rows != 6 {
+						t.Errorf("the editor shows %d action rows, want 6", rows)
+					}
+				}
+				name := map[string]string{"/": "status", "/colleagues": "colleagues", "/admin": "admin", "/profiles/layout": "profile-editor"}[path]
 				if name != "" {
 					screenshot(t, ctx, name+"-"+size.name)
 				}

@@ -187,6 +187,9 @@ func (p *Presenced) LogLines(msg string) []string {
 	return out
 }
 
+// PID is the process id of the running presenced (to read its memory from /proc).
+func (p *Presenced) PID() int { return p.cmd.Process.Pid }
+
 // Stop sends SIGTERM and waits for presenced to exit (SIGKILL after 15 s).
 func (p *Presenced) Stop() {
 	defer os.RemoveAll(p.dir)
