@@ -12,10 +12,22 @@ func observeFailed(err error) Outcome {
 	return Outcome{Op: Op{Kind: "observe"}, Result: ResultFailed, Error: err.Error()}
 }
 
-// decideAndApply applies ops, except that with policies (a repair) reported and adopted drift
-// is recorded instead, and with waitCall queue operations wait while the user is on a call.
+// applyMode is how a pass deals with the differences it found, decided from what the pass is
+// (Engine.check): a repair follows the policies and waits for calls; a switch ignores the
+// policies and waits for calls unless a person asked for it just now; an enforced pass does
+// neither.
+type applyMode struct {
+	// policies: drift follows the policy of its kind (reported and adopted drift is recorded
+	// instead of applied, the DND key may switch); without it every difference is put back.
+	policies bool
+	// waitForCall: queue operations wait while the user is on a call (ResultDeferred).
+	waitForCall bool
+}
+
+// decideAndApply applies ops as mode says: under its policies reported and adopted drift is
+// recorded instead, and with waitForCall queue operations wait while the user is on a call.
 // have is the observed state (for adopting). Outcomes are in the order of ops.
-func (e *Engine) decideAndApply(ctx context.Context, u *User, st UserState, ops []Op, have *Target, waitCall, policies bool, dnd *dndDecision) []Outcome {
+func (e *Engine) decideAndApply(ctx context.Context, u *User, st UserState, ops []Op, have *Target, mode applyMode, dnd *dndDecision) []Outcome {
 	out := make([]Outcome, len(ops))
 	var (
 		apply   []Op
@@ -24,13 +36,13 @@ func (e *Engine) decideAndApply(ctx context.Context, u *User, st UserState, ops 
 		adopts  []int
 	)
 	device, busy := "", false
-	if waitCall {
+	if mode.waitForCall {
 		device, busy = onCall(e.opts.Devices, u)
 	}
 	var notes []int // the DND key's fallback: the outcomes that say why
 	for i, op := range ops {
 		pol, kind := PolicyEnforce, KindOf(op.Kind)
-		if policies && kind != "" {
+		if mode.policies && kind != "" {
 			pol, kind = e.policyOf(op, u)
 		}
 		dndOp := dnd != nil && e.isDNDOp(op, u)

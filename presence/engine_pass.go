@@ -150,8 +150,7 @@ func (e *Engine) check(ctx context.Context, t *term, id UserID, m passMode, seen
 	// it, or of the next leader). A switch a person asked for just now (the API, a feature
 	// code) applies during a call; the others wait for it to end.
 	switched := (st.Record != nil && st.Version > st.Record.Version) || (st.Record == nil && m.switched)
-	policies := !switched && !m.forced
-	waitCall := !m.forced && !(switched && st.Source.Manual())
+	mode := applyMode{policies: !switched && !m.forced, waitForCall: !m.forced && !(switched && st.Source.Manual())}
 	kind := "repair"
 	ev := SwitchEvent{User: u.ID, Extension: u.Extension, From: st.Profile, To: st.Profile, Info: st.Info,
 		Source: SourceSystem, Actor: m.actor, At: e.now()}
@@ -183,18 +182,18 @@ func (e *Engine) check(ctx context.Context, t *term, id UserID, m passMode, seen
 	if err != nil {
 		res.Outcomes = append(res.Outcomes, observeFailed(err))
 	} else if ops := Plan(want, have); len(ops) > 0 {
-		if policies && t.flapping(u.ID) {
+		if mode.policies && t.flapping(u.ID) {
 			for _, op := range ops {
 				res.Outcomes = append(res.Outcomes, Outcome{Op: op, Result: ResultReported,
 					Note: fmt.Sprintf("not repaired: changed back %d times within %v", e.opts.FlapLimit, e.opts.FlapWindow)})
 			}
 		} else {
 			var dnd *dndDecision
-			if policies && !reloaded && t != nil && e.dndSwitch() {
+			if mode.policies && !reloaded && t != nil && e.dndSwitch() {
 				dnd = t.dndKey(ctx, u, st, want, have, ops)
 			}
-			res.Outcomes = append(res.Outcomes, e.decideAndApply(ctx, u, st, ops, have, waitCall, policies, dnd)...)
-			if policies && slices.ContainsFunc(res.Outcomes, func(o Outcome) bool { return o.Result == ResultApplied }) {
+			res.Outcomes = append(res.Outcomes, e.decideAndApply(ctx, u, st, ops, have, mode, dnd)...)
+			if mode.policies && slices.ContainsFunc(res.Outcomes, func(o Outcome) bool { return o.Result == ResultApplied }) {
 				t.repaired(u.ID)
 			}
 		}
