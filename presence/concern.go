@@ -76,6 +76,20 @@ type Outcome struct {
 	Note string `json:"note,omitempty"`
 }
 
+// opObserve is the kind under which the journal and the API show an ObserveError: no
+// operation of the plan, but the reading of the PBX every plan starts from.
+const opObserve OpKind = "observe"
+
+// ObserveError is the outcome of a pass (or a preview) that could not read the PBX, and so
+// planned nothing: Error says why. It is shown as a failed operation of kind "observe" (an Op
+// with that Kind alone), as the journal, the API and the operations counter always showed it.
+func ObserveError(err error) Outcome {
+	return Outcome{Op: Op{Kind: opObserve}, Result: ResultFailed, Error: err.Error()}
+}
+
+// ObserveFailed reports whether o is an ObserveError rather than the outcome of an operation.
+func (o Outcome) ObserveFailed() bool { return o.Op.Kind == opObserve }
+
 // Failed builds a failed outcome for op.
 func Failed(op Op, err error) Outcome {
 	return Outcome{Op: op, Result: ResultFailed, Error: err.Error()}

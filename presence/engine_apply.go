@@ -7,11 +7,6 @@ import (
 	"sync"
 )
 
-// observeFailed is the outcome of a pass that could not read the PBX.
-func observeFailed(err error) Outcome {
-	return Outcome{Op: Op{Kind: "observe"}, Result: ResultFailed, Error: err.Error()}
-}
-
 // applyMode is how a pass deals with the differences it found, decided from what the pass is
 // (Engine.check): a repair follows the policies and waits for calls; a switch ignores the
 // policies and waits for calls unless a person asked for it just now; an enforced pass does
@@ -135,16 +130,16 @@ func (e *Engine) apply(ctx context.Context, u *User, ops []Op) []Outcome {
 	}
 	// The concerns change different things: they apply at once, each its operations in
 	// order. Webhooks tell others what was done, so they go after.
-	webhooks := func(c Concern) bool { return ops[groups[c][0]].Kind == OpWebhook }
+	changesPBX := func(c Concern) bool { return ops[groups[c][0]].Kind.ChangesPBX() }
 	var wg sync.WaitGroup
 	for _, c := range order {
-		if !webhooks(c) {
+		if changesPBX(c) {
 			wg.Go(func() { run(c) })
 		}
 	}
 	wg.Wait()
 	for _, c := range order {
-		if webhooks(c) {
+		if !changesPBX(c) {
 			run(c)
 		}
 	}
@@ -167,7 +162,7 @@ func (e *Engine) concernOf(k OpKind) string {
 func inSync(outcomes []Outcome) bool {
 	for _, o := range outcomes {
 		switch {
-		case o.Result == ResultFailed && o.Op.Kind != OpWebhook, o.Result == ResultReported, o.Result == ResultDeferred,
+		case o.Result == ResultFailed && o.Op.Kind.ChangesPBX(), o.Result == ResultReported, o.Result == ResultDeferred,
 			o.Result == ResultSwitching:
 			return false
 		}

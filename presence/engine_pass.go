@@ -90,7 +90,7 @@ func (r *SwitchResult) version() int64 {
 func webhookOutcomes(res *SwitchResult) []Outcome {
 	var out []Outcome
 	for _, o := range res.Outcomes {
-		if o.Op.Kind == OpWebhook {
+		if !o.Op.Kind.ChangesPBX() {
 			out = append(out, o)
 		}
 	}
@@ -151,16 +151,16 @@ func (e *Engine) check(ctx context.Context, t *term, id UserID, m passMode, seen
 	// code) applies during a call; the others wait for it to end.
 	switched := (st.Record != nil && st.Version > st.Record.Version) || (st.Record == nil && m.switched)
 	mode := applyMode{policies: !switched && !m.forced, waitForCall: !m.forced && !(switched && st.Source.Manual())}
-	kind := "repair"
+	kind := JournalRepair
 	ev := SwitchEvent{User: u.ID, Extension: u.Extension, From: st.Profile, To: st.Profile, Info: st.Info,
 		Source: SourceSystem, Actor: m.actor, At: e.now()}
 	switch {
 	case switched:
-		kind, ev = "switch", st.event(u)
+		kind, ev = JournalSwitch, st.event(u)
 	case m.forced:
-		kind, ev.Source = "reconcile", SourceAPI
+		kind, ev.Source = JournalReconcile, SourceAPI
 	case reloaded:
-		kind, ev.Actor = journalReload, reloadActor
+		kind, ev.Actor = JournalReload, reloadActor
 	}
 	res := &SwitchResult{SwitchEvent: ev, State: st, Outcomes: slices.Clone(torn)}
 	if res.Outcomes == nil {
@@ -180,7 +180,7 @@ func (e *Engine) check(ctx context.Context, t *term, id UserID, m passMode, seen
 		u = u.withHotDesk(BoundDesk(want, have, e.opts.Naming, u))
 	}
 	if err != nil {
-		res.Outcomes = append(res.Outcomes, observeFailed(err))
+		res.Outcomes = append(res.Outcomes, ObserveError(err))
 	} else if ops := Plan(want, have); len(ops) > 0 {
 		if mode.policies && t.flapping(u.ID) {
 			for _, op := range ops {
@@ -234,7 +234,7 @@ func (e *Engine) journalSuperseded(ctx context.Context, t *term, u *User, st Use
 			continue
 		}
 		jctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		if _, err := e.opts.States.AppendJournal(jctx, u.ID, JournalEntry{SwitchEvent: r.event, Kind: "switch",
+		if _, err := e.opts.States.AppendJournal(jctx, u.ID, JournalEntry{SwitchEvent: r.event, Kind: JournalSwitch,
 			Outcomes: []Outcome{}, InSync: true, SupersededBy: st.Version}); err != nil {
 			e.log.Error("journal not written", "user", u.ID, "err", err)
 		}
@@ -245,7 +245,7 @@ func (e *Engine) journalSuperseded(ctx context.Context, t *term, u *User, st Use
 // finish journals a pass when it did something or found something new, counts it, logs what
 // failed, was reported or waits, and writes the user's record; it reports whether an
 // operation failed (the pass is retried).
-func (e *Engine) finish(ctx context.Context, u *User, kind string, res *SwitchResult) bool {
+func (e *Engine) finish(ctx context.Context, u *User, kind JournalKind, res *SwitchResult) bool {
 	var reported, deferred []Op
 	var failed []Outcome
 	changed := false
@@ -256,7 +256,7 @@ func (e *Engine) finish(ctx context.Context, u *User, kind string, res *SwitchRe
 		case ResultDeferred:
 			deferred = append(deferred, o.Op)
 		case ResultFailed:
-			if o.Op.Kind != OpWebhook {
+			if o.Op.Kind.ChangesPBX() {
 				failed = append(failed, o)
 			}
 			changed = true
@@ -271,10 +271,10 @@ func (e *Engine) finish(ctx context.Context, u *User, kind string, res *SwitchRe
 	newReported, newDeferred := newOps(prev.Reported, reported), newOps(prev.Deferred, deferred)
 	settled := len(prev.Reported)+len(prev.Deferred) > 0 && len(reported)+len(deferred) == 0
 
-	if kind != "switch" {
+	if kind != JournalSwitch {
 		e.metrics.drift(res.Outcomes, newReported, newDeferred)
 	}
-	if kind == "switch" || changed || len(newReported)+len(newDeferred) > 0 || settled {
+	if kind == JournalSwitch || changed || len(newReported)+len(newDeferred) > 0 || settled {
 		// written with the record, in one round trip (term.record)
 		res.journal = &JournalEntry{SwitchEvent: res.SwitchEvent, Kind: kind, Outcomes: res.Outcomes, InSync: res.InSync}
 	}
@@ -286,8 +286,8 @@ func (e *Engine) finish(ctx context.Context, u *User, kind string, res *SwitchRe
 		case ResultAdopted:
 			e.log.Info("drift adopted", "user", u.ID, "op", o.Op.String())
 		case ResultApplied:
-			if kind != "switch" {
-				e.log.Info("drift repaired", "user", u.ID, "op", o.Op.String(), "kind", kind)
+			if kind != JournalSwitch {
+				e.log.Info("drift repaired", "user", u.ID, "op", o.Op.String(), "kind", string(kind))
 			}
 		}
 	}
@@ -297,7 +297,7 @@ func (e *Engine) finish(ctx context.Context, u *User, kind string, res *SwitchRe
 	for _, op := range newDeferred {
 		e.log.Info("queue change waits for the user's call to end", "user", u.ID, "op", op.String())
 	}
-	if kind == "switch" {
+	if kind == JournalSwitch {
 		e.log.Info("switched", "user", u.ID, "from", res.From, "to", res.To, "source", res.Source,
 			"ops", len(res.Outcomes), "in_sync", res.InSync)
 	}

@@ -323,7 +323,7 @@ func (t *term) expected(id UserID, clean bool) {
 // operation on the PBX applied or found done already (webhooks are not PBX state).
 func leftAsWanted(outcomes []Outcome) bool {
 	for _, o := range outcomes {
-		if o.Op.Kind == OpWebhook {
+		if !o.Op.Kind.ChangesPBX() {
 			continue
 		}
 		if o.Result != ResultApplied && o.Result != ResultUnchanged {

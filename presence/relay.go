@@ -87,18 +87,21 @@ func NewRelay(opts RelayOptions) (*Relay, error) {
 		leader: opts.LeaderExists, confirm: opts.Confirm, timeout: opts.Timeout, log: opts.Logger}, nil
 }
 
+// relayOp is an operation a relay carries: the engine's call a standby hands to the leader.
+type relayOp string
+
 // The operations a relay carries.
 const (
-	relaySwitch    = "switch"
-	relayReconcile = "reconcile"
-	relayRepair    = "repair"
-	relayTouch     = "touch"
+	relaySwitch    relayOp = "switch"    // Engine.Switch
+	relayReconcile relayOp = "reconcile" // Engine.Reconcile
+	relayRepair    relayOp = "repair"    // Engine.Repair
+	relayTouch     relayOp = "touch"     // Engine.Touch
 )
 
 // relayRequest is one request in the stream.
 type relayRequest struct {
 	ID       string         `json:"id"`
-	Op       string         `json:"op"`
+	Op       relayOp        `json:"op"`
 	Switch   *SwitchRequest `json:"switch,omitempty"`
 	User     UserID         `json:"user,omitempty"`
 	Actor    string         `json:"actor,omitempty"`
@@ -139,12 +142,12 @@ func (r *Relay) call(ctx context.Context, req relayRequest, noLeader time.Durati
 	if err != nil {
 		return nil, fmt.Errorf("presence: relay: encode %s: %w", req.Op, err)
 	}
-	err = r.confirm(ctx, "presence: relay "+req.Op, func(c redis.Cmdable) error {
+	err = r.confirm(ctx, "presence: relay "+string(req.Op), func(c redis.Cmdable) error {
 		return c.XAdd(ctx, &redis.XAddArgs{Stream: r.stream, MaxLen: 10000, Approx: true,
 			Values: map[string]any{"request": string(raw)}}).Err()
 	})
 	if err != nil {
-		return nil, StoreError(err, "presence: relay "+req.Op, r.stream)
+		return nil, StoreError(err, "presence: relay "+string(req.Op), r.stream)
 	}
 	if req.Op == relayTouch {
 		return nil, nil // nobody waits for a touch
@@ -173,7 +176,7 @@ func (r *Relay) call(ctx context.Context, req relayRequest, noLeader time.Durati
 		case ctx.Err() != nil:
 			return nil, fmt.Errorf("presence: relay %s: %w", req.Op, ctx.Err())
 		default:
-			return nil, StoreError(err, "presence: relay "+req.Op, r.replyKey(req.ID))
+			return nil, StoreError(err, "presence: relay "+string(req.Op), r.replyKey(req.ID))
 		}
 		// Nothing yet: is anybody there to answer?
 		if leads, err := r.leader(ctx); err == nil && !leads {
@@ -275,7 +278,7 @@ func (r *Relay) carryOut(ctx context.Context, e *Engine, req relayRequest) {
 		return err
 	})
 	if perr != nil {
-		r.log.Warn("relay: cannot answer a request", "op", req.Op, "from", req.From, "err", perr)
+		r.log.Warn("relay: cannot answer a request", "op", string(req.Op), "from", req.From, "err", perr)
 	}
 }
 
