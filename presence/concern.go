@@ -31,7 +31,7 @@ type Concern interface {
 }
 
 // Surveyor is implemented by a Concern that can read what it owns on the PBX before the
-// desired states are known. A full check (Engine.RepairAll) surveys while it loads every
+// desired states are known. A full check (Engine.CheckAll) surveys while it loads every
 // user's state from Redis and compiles it, then has the survey fill each user's observation:
 // the PBX is read beside the engine's own work instead of after it. The engine guards against
 // what a survey cannot know: a pass that changed a user's PBX state after the survey began

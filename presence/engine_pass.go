@@ -24,8 +24,8 @@ func (t *term) passUser(key workKey) {
 
 	var m passMode
 	for _, p := range covered {
-		if p.req.force {
-			m.forced, m.actor = true, p.req.actor
+		if p.req.enforce {
+			m.enforced, m.actor = true, p.req.actor
 		}
 		if p.req.version > 0 {
 			m.switched = true
@@ -35,10 +35,10 @@ func (t *term) passUser(key workKey) {
 			m.hooks = append(m.hooks, p)
 		}
 	}
-	res, retry, err := t.e.check(t.ctx, t, key.user, m, seen)
+	res, retry, err := t.e.pass(t.ctx, t, key.user, m, seen)
 	switch {
 	case errors.Is(err, ErrUnknownUser):
-		t.q.Forget(key) // nothing to retry: a touch of a user the catalog does not know
+		t.q.Forget(key) // nothing to retry: a CheckSoon of a user the catalog does not know
 	case err != nil:
 		t.e.log.Warn("pass over a user failed", "user", key.user, "err", err)
 		t.q.AddRateLimited(key)
@@ -99,8 +99,8 @@ func webhookOutcomes(res *SwitchResult) []Outcome {
 
 // passMode is what the requests a pass covers ask of it.
 type passMode struct {
-	forced   bool   // a reconcile: whatever the policies say, without waiting for a call
-	actor    string // who asked for the reconcile
+	enforced bool   // Enforce: whatever the policies say, without waiting for a call
+	actor    string // who asked to enforce
 	switched bool   // a switch of this instance waits for the pass
 	switches []request
 	hooks    []*pending
@@ -110,7 +110,7 @@ type passMode struct {
 // differences; it reports whether the pass must be retried (an operation failed). seen, when
 // set, is what a full check read for the user: used instead of a new read when the state is
 // still the version it was read for.
-func (e *Engine) check(ctx context.Context, t *term, id UserID, m passMode, seen *observed) (*SwitchResult, bool, error) {
+func (e *Engine) pass(ctx context.Context, t *term, id UserID, m passMode, seen *observed) (*SwitchResult, bool, error) {
 	var torn []Outcome
 	reloaded := false
 	if r, ok := e.retireeOf(id); ok {
@@ -132,7 +132,7 @@ func (e *Engine) check(ctx context.Context, t *term, id UserID, m passMode, seen
 	if !found {
 		// Never switched: nothing desired, nothing to do.
 		ev := SwitchEvent{User: u.ID, Extension: u.Extension, Source: SourceSystem, Actor: m.actor, At: e.now()}
-		if m.forced {
+		if m.enforced {
 			ev.Source = SourceAPI
 		}
 		return &SwitchResult{SwitchEvent: ev, Outcomes: []Outcome{}, InSync: true}, false, nil
@@ -150,14 +150,14 @@ func (e *Engine) check(ctx context.Context, t *term, id UserID, m passMode, seen
 	// it, or of the next leader). A switch a person asked for just now (the API, a feature
 	// code) applies during a call; the others wait for it to end.
 	switched := (st.Record != nil && st.Version > st.Record.Version) || (st.Record == nil && m.switched)
-	mode := applyMode{policies: !switched && !m.forced, waitForCall: !m.forced && !(switched && st.Source.Manual())}
+	mode := applyMode{policies: !switched && !m.enforced, waitForCall: !m.enforced && !(switched && st.Source.Manual())}
 	kind := JournalRepair
 	ev := SwitchEvent{User: u.ID, Extension: u.Extension, From: st.Profile, To: st.Profile, Info: st.Info,
 		Source: SourceSystem, Actor: m.actor, At: e.now()}
 	switch {
 	case switched:
 		kind, ev = JournalSwitch, st.event(u)
-	case m.forced:
+	case m.enforced:
 		kind, ev.Source = JournalReconcile, SourceAPI
 	case reloaded:
 		kind, ev.Actor = JournalReload, reloadActor

@@ -18,9 +18,9 @@ import (
 
 // Relay carries the engine's work from the instances that do not run it (standbys) to the one
 // that does (the leader), through Redis, so that every instance serves the whole API while one
-// writes to Asterisk. A standby's Switch, Reconcile or Repair becomes an entry of one Redis
-// stream; the leader's engine reads the stream while it runs, claims each entry (so it runs
-// at most once, also across a change of leader), carries it out like its own call, and
+// writes to Asterisk. A standby's Switch, Enforce, Check or CheckSoon becomes an entry of one
+// Redis stream; the leader's engine reads the stream while it runs, claims each entry (so it
+// runs at most once, also across a change of leader), carries it out like its own call, and
 // answers on a list the caller waits on:
 //
 //	<prefix>relay:<asterisk>             stream of requests (JSON), trimmed to about 10,000
@@ -93,9 +93,9 @@ type relayOp string
 // The operations a relay carries.
 const (
 	relaySwitch    relayOp = "switch"    // Engine.Switch
-	relayReconcile relayOp = "reconcile" // Engine.Reconcile
-	relayRepair    relayOp = "repair"    // Engine.Repair
-	relayTouch     relayOp = "touch"     // Engine.Touch
+	relayEnforce   relayOp = "reconcile" // Engine.Enforce
+	relayCheck     relayOp = "repair"    // Engine.Check
+	relayCheckSoon relayOp = "touch"     // Engine.CheckSoon
 )
 
 // relayRequest is one request in the stream.
@@ -149,7 +149,7 @@ func (r *Relay) call(ctx context.Context, req relayRequest, noLeader time.Durati
 	if err != nil {
 		return nil, StoreError(err, "presence: relay "+string(req.Op), r.stream)
 	}
-	if req.Op == relayTouch {
+	if req.Op == relayCheckSoon {
 		return nil, nil // nobody waits for a touch
 	}
 	var leaderless time.Time
@@ -248,12 +248,12 @@ func (r *Relay) carryOut(ctx context.Context, e *Engine, req relayRequest) {
 		} else {
 			res, err = e.Switch(ctx, *req.Switch)
 		}
-	case relayReconcile:
-		res, err = e.Reconcile(ctx, req.User, req.Actor)
-	case relayRepair:
-		res, err = e.Repair(ctx, req.User)
-	case relayTouch:
-		e.Touch(req.User)
+	case relayEnforce:
+		res, err = e.Enforce(ctx, req.User, req.Actor)
+	case relayCheck:
+		res, err = e.Check(ctx, req.User)
+	case relayCheckSoon:
+		e.CheckSoon(req.User)
 		return
 	default:
 		err = fmt.Errorf("presence: relay: unknown operation %q", req.Op)

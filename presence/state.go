@@ -66,7 +66,7 @@ type JournalKind string
 const (
 	JournalSwitch JournalKind = "switch" // a pass that applied a switch (or a switch superseded before it was applied)
 	JournalRepair JournalKind = "repair" // a pass that found drift and dealt with it as the policies say
-	// JournalReconcile is an enforced pass (Engine.Reconcile): the whole desired state put back
+	// JournalReconcile is an enforced pass (Engine.Enforce): the whole desired state put back
 	// whatever the policies say, without waiting for a call to end.
 	JournalReconcile JournalKind = "reconcile"
 	JournalReload    JournalKind = "reload" // a pass that applied a configuration reload (reloadActor)

@@ -98,7 +98,7 @@ func newStoreFixture(t *testing.T, url string, us []User, ps []Profile, schemaEv
 	runEngine(t, f.e)
 	// The engine's first full check is done before the test breaks anything: what it reads
 	// is not counted with what the test reads.
-	if _, err := f.e.RepairAll(ctx); err != nil {
+	if _, err := f.e.CheckAll(ctx); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -207,7 +207,7 @@ func TestUnreadableRecordsAreLeftOutNamedAndCounted(t *testing.T) {
 	// A state that is not JSON is replaced by the next switch; the others switch as before.
 	f.switchTo(t, badJSON, ProfileDND)
 	f.switchTo(t, ok, ProfileAvailable)
-	sum, err := f.e.RepairAll(ctx)
+	sum, err := f.e.CheckAll(ctx)
 	if err != nil || sum.Users != 3 {
 		t.Errorf("full reconcile with unreadable records: %+v %v; want the 3 readable switched users", sum, err)
 	}
