@@ -51,7 +51,7 @@ type RelayOptions struct {
 	// LeaderExists reports whether some instance holds the leadership now; required.
 	LeaderExists func(ctx context.Context) (bool, error)
 	// Confirm, when set, runs the writes of a request and of its answer and waits until they
-	// would survive a failover of Redis (Store.Confirmed); nil writes without waiting.
+	// would survive a failover of Redis (Redis.Confirmed); nil writes without waiting.
 	Confirm func(ctx context.Context, op string, write func(redis.Cmdable) error) error
 	// Timeout bounds a request that has no deadline of its own; zero means 30 s.
 	Timeout time.Duration

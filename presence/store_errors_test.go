@@ -51,11 +51,11 @@ func (l *logBuffer) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// storeFixture is an engine over a StateStore made by Store.StateStore (with its logs and
+// storeFixture is an engine over a StateStore made by Redis.StateStore (with its logs and
 // metrics), and a separate client on the lab Redis to tamper with the data behind its back.
 type storeFixture struct {
 	e      *Engine
-	store  *Store
+	store  *Redis
 	states *StateStore
 	lab    *redis.Client
 	reg    *prometheus.Registry
@@ -69,7 +69,7 @@ func newStoreFixture(t *testing.T, url string, us []User, ps []Profile, schemaEv
 	ctx := context.Background()
 	f := &storeFixture{reg: prometheus.NewRegistry(), logs: &logBuffer{}}
 	var err error
-	f.store, err = OpenStore(ctx, StoreOptions{URL: url, DialTimeout: 300 * time.Millisecond,
+	f.store, err = OpenRedis(ctx, RedisOptions{URL: url, DialTimeout: 300 * time.Millisecond,
 		ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond, Registerer: f.reg})
 	if err != nil {
 		t.Fatal(err)
@@ -563,7 +563,7 @@ func TestStartOnStoreOfAnotherSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	store, err := OpenStore(ctx, StoreOptions{URL: labEnv(t).RedisURL, Registerer: reg})
+	store, err := OpenRedis(ctx, RedisOptions{URL: labEnv(t).RedisURL, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
