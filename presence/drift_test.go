@@ -84,7 +84,7 @@ func TestDriftPolicies(t *testing.T) {
 				}
 			}
 			// The full check an engine starts with is over (a loaded machine may run it late,
-			// after the hand change, and have it deal with the drift before Repair).
+			// after the hand change, and have it deal with the drift before Check).
 			if _, err := e.CheckAll(ctx); err != nil {
 				t.Fatal(err)
 			}
