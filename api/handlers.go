@@ -250,7 +250,7 @@ func ownDevice(u *presence.User, device string) (string, bool) {
 // reconcile puts the user's whole desired state back on the PBX: the one-call fix for the
 // status's "does not match your profile" warning and for changes waiting for a call to end.
 func (h *Handler) reconcile(w http.ResponseWriter, r *http.Request, c caller) error {
-	res, err := h.engine.Reconcile(r.Context(), pathUser(r), c.actor())
+	res, err := h.engine.Enforce(r.Context(), pathUser(r), c.actor())
 	if err != nil {
 		return err
 	}

@@ -96,7 +96,7 @@ func storeOutageAPI(t *testing.T) (*testAPI, *lab.Proxy) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { proxy.Close() })
-	store, err := presence.OpenStore(ctx, presence.StoreOptions{URL: "redis://" + proxy.Addr() + "/0",
+	store, err := presence.OpenRedis(ctx, presence.RedisOptions{URL: "redis://" + proxy.Addr() + "/0",
 		DialTimeout: 300 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +115,7 @@ func storeOutageAPI(t *testing.T) (*testAPI, *lab.Proxy) {
 		t.Fatal(err)
 	}
 	presencetest.Run(t, e)
-	s, err := trigger.New(trigger.Options{Engine: e, States: states, Redis: store.Redis(), Prefix: prefix, DefaultLocation: time.UTC})
+	s, err := trigger.New(trigger.Options{Engine: e, States: states, Redis: store.Client(), Prefix: prefix, DefaultLocation: time.UTC})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func storeOutageAPI(t *testing.T) (*testAPI, *lab.Proxy) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testAPI{h: h, pbx: pbx, states: states, rdb: store.Redis(), prefix: prefix}, proxy
+	return &testAPI{h: h, pbx: pbx, states: states, rdb: store.Client(), prefix: prefix}, proxy
 }
 
 // TestStoreOutageAnswers503: with the state store cut off or hung, every endpoint that needs

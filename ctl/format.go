@@ -282,7 +282,7 @@ func writeJournal(w io.Writer, entries []presence.JournalEntry, unreadable []str
 			from = "(none)"
 		}
 		what := from + " → " + j.To
-		if j.Kind != "switch" {
+		if j.Kind != presence.JournalSwitch {
 			what = j.To
 		}
 		by := string(j.Source)

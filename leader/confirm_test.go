@@ -20,7 +20,7 @@ import (
 
 // replicas stands for the replicas behind Options.Confirm, on a Redis without any: every write
 // is made, as a master makes it, and then confirmed, or (while down) reported not confirmed,
-// as presence.Store.Confirmed reports a WAIT too few replicas answered in time. Only the
+// as presence.Redis.Confirmed reports a WAIT too few replicas answered in time. Only the
 // elector's side is under test here; TestLeaseAcrossSentinelFailover and
 // TestUnconfirmedLeaseOutlivesAFailover use real replicas.
 type replicas struct {
@@ -133,9 +133,9 @@ func startSentinel(t *testing.T, opts lab.SentinelOptions) *lab.Sentinel {
 // openStore opens presenced's store (as presenced does, with 300 ms timeouts so that a hung
 // master is given up quickly) on g through its sentinels, or on the Redis server at addr
 // directly when addr is set; its confirmed writes wait for wait replicas for 500 ms.
-func openStore(t *testing.T, g *lab.Sentinel, addr string, wait int) *presence.Store {
+func openStore(t *testing.T, g *lab.Sentinel, addr string, wait int) *presence.Redis {
 	t.Helper()
-	opts := presence.StoreOptions{Password: g.Password, WaitReplicas: wait, WaitTimeout: 500 * time.Millisecond,
+	opts := presence.RedisOptions{Password: g.Password, WaitReplicas: wait, WaitTimeout: 500 * time.Millisecond,
 		DialTimeout: 300 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond,
 		Logger: lab.Logger(t).With("store", addr)}
 	if addr != "" {
@@ -143,7 +143,7 @@ func openStore(t *testing.T, g *lab.Sentinel, addr string, wait int) *presence.S
 	} else {
 		opts.Sentinel = &presence.SentinelOptions{MasterName: g.MasterName, Addresses: g.Addresses, Password: g.SentinelPassword}
 	}
-	st, err := presence.OpenStore(context.Background(), opts)
+	st, err := presence.OpenRedis(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func openStore(t *testing.T, g *lab.Sentinel, addr string, wait int) *presence.S
 }
 
 // confirmedBy makes an elector take and renew its lease through st.Confirmed, as presenced does.
-func confirmedBy(st *presence.Store) func(*leader.Options) {
+func confirmedBy(st *presence.Redis) func(*leader.Options) {
 	return func(o *leader.Options) { o.Confirm = st.Confirmed }
 }
 
@@ -182,10 +182,10 @@ func TestLeaseAcrossSentinelFailover(t *testing.T) {
 	ctx := lab.Context(t)
 	asterisk := lab.Unique("pbx")
 	sa, sb := openStore(t, g, "", 1), openStore(t, g, "", 1)
-	a := start(t, sa.Redis(), asterisk, "a", confirmedBy(sa))
+	a := start(t, sa.Client(), asterisk, "a", confirmedBy(sa))
 	s := watch(t, a)
 	first := s.leads(t, a, time.Time{}, 3*defaults.Lease) // a new store: one lease
-	b := start(t, sb.Redis(), asterisk, "b", confirmedBy(sb))
+	b := start(t, sb.Client(), asterisk, "b", confirmedBy(sb))
 	s.add(b)
 	waitFor(t, defaults.Lease, "b standing by", func() bool { return b.metric(t, "presenced_leader_epoch") == float64(first.epoch) })
 
@@ -279,7 +279,7 @@ func slow(o *leader.Options) {
 //   - without Confirm, the leader renews on the old master, and the new master, which never got
 //     those renewals, ends its lease early: the standby leads beside it. That is what
 //     confirming prevents.
-//   - with Confirm (presence.Store.Confirmed, one replica), the leader's renewals are not
+//   - with Confirm (presence.Redis.Confirmed, one replica), the leader's renewals are not
 //     confirmed from the moment the stream is held back, so it steps down by the deadline the
 //     replica's copy allows; the standby leads only after that, once the new master has a
 //     replica to confirm its lease.
@@ -302,14 +302,14 @@ func TestUnconfirmedLeaseOutlivesAFailover(t *testing.T) {
 	const lease = 10 * time.Second
 
 	direct := openStore(t, g, g.FirstMaster, 1)
-	ac := start(t, direct.Redis(), confirmedPBX, "a-confirmed", func(o *leader.Options) { slow(o); confirmedBy(direct)(o) })
+	ac := start(t, direct.Client(), confirmedPBX, "a-confirmed", func(o *leader.Options) { slow(o); confirmedBy(direct)(o) })
 	au := start(t, client(t, g.FirstMaster), unconfirmedPBX, "a-unconfirmed", slow)
 	sc, su := watch(t, ac), observe(t, au)
 	onC := sc.leads(t, ac, time.Time{}, 3*lease) // a new store: one lease
 	onU := su.leads(t, au, time.Time{}, 3*lease)
 	viaSentinels := openStore(t, g, "", 1)
-	bc := start(t, viaSentinels.Redis(), confirmedPBX, "b-confirmed", func(o *leader.Options) { slow(o); confirmedBy(viaSentinels)(o) })
-	bu := start(t, openStore(t, g, "", 0).Redis(), unconfirmedPBX, "b-unconfirmed", slow)
+	bc := start(t, viaSentinels.Client(), confirmedPBX, "b-confirmed", func(o *leader.Options) { slow(o); confirmedBy(viaSentinels)(o) })
+	bu := start(t, openStore(t, g, "", 0).Client(), unconfirmedPBX, "b-unconfirmed", slow)
 	sc.add(bc)
 	su.add(bu)
 	waitFor(t, lease, "the standbys standing by", func() bool {

@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 }
 
 // client returns a Redis client of addr (host:port) set up as presenced's store sets up its
-// own (presence.OpenStore): 2 s to dial, 1 s to read or write, ctx deadlines on the socket,
+// own (presence.OpenRedis): 2 s to dial, 1 s to read or write, ctx deadlines on the socket,
 // one retry.
 func client(t testing.TB, addr string) *redis.Client {
 	t.Helper()

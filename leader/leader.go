@@ -73,7 +73,7 @@
 // while the leader still leads until its local deadline; one that lacks the acquisition loses
 // the lease altogether. Either would let a standby lead beside the leader. So the acquisitions
 // and renewals go through Options.Confirm when it is set (presenced passes
-// presence.Store.Confirmed, which sends WAIT for redis.sentinel.wait_replicas replicas): an
+// presence.Redis.Confirmed, which sends WAIT for redis.sentinel.wait_replicas replicas): an
 // acquisition or renewal counts only once replicas hold it. The local deadline then follows
 // the last renewal a replica holds, and Sentinel promotes the replica with the most data, so
 // the new master keeps the lease (and its :until and :epoch) at least ClockDriftMargin past the

@@ -34,7 +34,7 @@ type Options struct {
 	// Confirm, when set, carries the writes that take and renew the lease, so that they
 	// survive a failover of Redis: it calls write with the client, or a connection of it, to
 	// run them on (the same Redis as Redis), and when write returns nil it returns nil only
-	// once what write wrote is safe (presence.Store.Confirmed: WAIT until enough replicas hold
+	// once what write wrote is safe (presence.Redis.Confirmed: WAIT until enough replicas hold
 	// it); it returns write's own error as it is, without waiting. An acquisition or renewal
 	// that Confirm fails counts as failed: the instance does not lead on a lease it took
 	// unconfirmed (it releases it at once), and a renewal not confirmed does not extend the

@@ -31,7 +31,7 @@ type Concern interface {
 }
 
 // Surveyor is implemented by a Concern that can read what it owns on the PBX before the
-// desired states are known. A full check (Engine.RepairAll) surveys while it loads every
+// desired states are known. A full check (Engine.CheckAll) surveys while it loads every
 // user's state from Redis and compiles it, then has the survey fill each user's observation:
 // the PBX is read beside the engine's own work instead of after it. The engine guards against
 // what a survey cannot know: a pass that changed a user's PBX state after the survey began
@@ -75,6 +75,20 @@ type Outcome struct {
 	// Note says why an operation was reported, adopted or deferred.
 	Note string `json:"note,omitempty"`
 }
+
+// opObserve is the kind under which the journal and the API show an ObserveError: no
+// operation of the plan, but the reading of the PBX every plan starts from.
+const opObserve OpKind = "observe"
+
+// ObserveError is the outcome of a pass (or a preview) that could not read the PBX, and so
+// planned nothing: Error says why. It is shown as a failed operation of kind "observe" (an Op
+// with that Kind alone), as the journal, the API and the operations counter always showed it.
+func ObserveError(err error) Outcome {
+	return Outcome{Op: Op{Kind: opObserve}, Result: ResultFailed, Error: err.Error()}
+}
+
+// ObserveFailed reports whether o is an ObserveError rather than the outcome of an operation.
+func (o Outcome) ObserveFailed() bool { return o.Op.Kind == opObserve }
 
 // Failed builds a failed outcome for op.
 func Failed(op Op, err error) Outcome {

@@ -317,7 +317,7 @@ func (t *term) dndKey(ctx context.Context, u *User, st UserState, want, have *Ta
 		case errors.Is(err, ErrStateChanged):
 			// Someone else switched the user meanwhile: that switch decides; looked at again.
 			e.metrics.dndSwitches.WithLabelValues("skipped").Inc()
-			t.touch(u.ID)
+			t.queueCheck(u.ID)
 		case err != nil:
 			e.metrics.dndSwitches.WithLabelValues("failed").Inc()
 			if t.ctx.Err() == nil {

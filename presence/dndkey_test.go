@@ -64,7 +64,7 @@ func pressDND(t *testing.T, e *Engine, pbx *memPBX, on bool) *SwitchResult {
 		v = nil
 	}
 	pbx.byHand(map[string]*string{"DND/1001": v}, nil)
-	res, err := e.Repair(context.Background(), "alice")
+	res, err := e.Check(context.Background(), "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,12 +101,12 @@ func TestDNDKeySwitchesProfiles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := e.RepairAll(ctx); err != nil {
+	if _, err := e.CheckAll(ctx); err != nil {
 		t.Fatal(err)
 	}
 
 	pbx.byHand(map[string]*string{"DND/1001": strp("YES")}, nil)
-	res, err := e.Repair(ctx, "alice")
+	res, err := e.Check(ctx, "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestDNDKeySwitchesProfiles(t *testing.T) {
 
 	// DND off by hand: back to lunch, the profile before.
 	pbx.byHand(map[string]*string{"DND/1001": nil}, nil)
-	if _, err := e.Repair(ctx, "alice"); err != nil {
+	if _, err := e.Check(ctx, "alice"); err != nil {
 		t.Fatal(err)
 	}
 	st = waitProfile(t, states, "alice", "lunch")
@@ -143,7 +143,7 @@ func TestDNDKeySwitchesProfiles(t *testing.T) {
 
 	// The lamp, toggled from a BLF key.
 	pbx.byHand(nil, map[string]string{"Custom:DND1001": "BUSY"})
-	if _, err := e.Repair(ctx, "alice"); err != nil {
+	if _, err := e.Check(ctx, "alice"); err != nil {
 		t.Fatal(err)
 	}
 	st = waitProfile(t, states, "alice", ProfileDND)
@@ -151,7 +151,7 @@ func TestDNDKeySwitchesProfiles(t *testing.T) {
 		t.Fatalf("after the lamp: actor %q, DND/1001 %q", st.Actor, pbx.db("DND/1001"))
 	}
 	pbx.byHand(nil, map[string]string{"Custom:DND1001": "NOT_INUSE"})
-	if _, err := e.Repair(ctx, "alice"); err != nil {
+	if _, err := e.Check(ctx, "alice"); err != nil {
 		t.Fatal(err)
 	}
 	waitProfile(t, states, "alice", "lunch")
@@ -178,11 +178,11 @@ func TestDNDKeyUserProfileAndDefault(t *testing.T) {
 	if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: "lunch", Source: SourceAPI}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.RepairAll(ctx); err != nil {
+	if _, err := e.CheckAll(ctx); err != nil {
 		t.Fatal(err)
 	}
 	pbx.byHand(map[string]*string{"DND/1001": strp("YES")}, nil)
-	if _, err := e.Repair(ctx, "alice"); err != nil {
+	if _, err := e.Check(ctx, "alice"); err != nil {
 		t.Fatal(err)
 	}
 	waitProfile(t, states, "alice", "quiet")
@@ -191,7 +191,7 @@ func TestDNDKeyUserProfileAndDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	pbx.byHand(map[string]*string{"DND/1001": nil}, nil)
-	if _, err := e.Repair(ctx, "alice"); err != nil {
+	if _, err := e.Check(ctx, "alice"); err != nil {
 		t.Fatal(err)
 	}
 	waitProfile(t, states, "alice", ProfileAvailable)
@@ -208,7 +208,7 @@ func TestDNDKeyFlapProtection(t *testing.T) {
 			if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: ProfileAvailable, Source: SourceAPI}); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := e.RepairAll(ctx); err != nil {
+			if _, err := e.CheckAll(ctx); err != nil {
 				t.Fatal(err)
 			}
 			pressDND(t, e, pbx, true)
@@ -276,7 +276,7 @@ func TestDNDKeyIgnoresTheWantedStateMoving(t *testing.T) {
 	}
 	pbx.setFail("")
 	// The retry after the failure, or this repair, whichever comes first, puts the lamp back.
-	if _, err := e.Repair(ctx, "alice"); err != nil {
+	if _, err := e.Check(ctx, "alice"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the DND lamp put back", func() bool { return pbx.device("Custom:DND1001") == "BUSY" })

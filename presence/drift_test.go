@@ -84,13 +84,13 @@ func TestDriftPolicies(t *testing.T) {
 				}
 			}
 			// The full check an engine starts with is over (a loaded machine may run it late,
-			// after the hand change, and have it deal with the drift before Repair).
-			if _, err := e.RepairAll(ctx); err != nil {
+			// after the hand change, and have it deal with the drift before Check).
+			if _, err := e.CheckAll(ctx); err != nil {
 				t.Fatal(err)
 			}
 			pbx.unpauseByHand("support", iface)
 
-			res, err := e.Repair(ctx, "alice")
+			res, err := e.Check(ctx, "alice")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -124,14 +124,14 @@ func TestDriftPolicies(t *testing.T) {
 					t.Fatalf("report: users out of sync %v, want 1", g)
 				}
 				// A second check reports nothing new: the metric counts the difference once.
-				if _, err := e.Repair(ctx, "alice"); err != nil {
+				if _, err := e.Check(ctx, "alice"); err != nil {
 					t.Fatal(err)
 				}
 				if r := testutil.ToFloat64(e.metrics.driftReported.WithLabelValues("queue_pause")); r != 1 {
 					t.Fatalf("report: reported %v after two checks, want 1", r)
 				}
 				// The one-call fix.
-				res, err := e.Reconcile(ctx, "alice", "alice")
+				res, err := e.Enforce(ctx, "alice", "alice")
 				if err != nil || !res.InSync || !pbx.member("support", iface).Paused {
 					t.Fatalf("reconcile: %v in sync %v paused %v", err, res.InSync, pbx.member("support", iface).Paused)
 				}
@@ -184,7 +184,7 @@ func TestQueueChangesWaitForTheCallToEnd(t *testing.T) {
 	delete(pbx.state.AstDB, "DND/1001")
 	pbx.mu.Unlock()
 
-	res, err := e.Repair(ctx, "alice")
+	res, err := e.Check(ctx, "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,11 +208,11 @@ func TestQueueChangesWaitForTheCallToEnd(t *testing.T) {
 	}
 	// A look during the call (a phone's state changed: the device watcher touches the user)
 	// leaves the pause waiting; the call's end makes it.
-	if res, err := e.Repair(ctx, "alice"); err != nil || pbx.member("support", iface).Paused {
+	if res, err := e.Check(ctx, "alice"); err != nil || pbx.member("support", iface).Paused {
 		t.Fatalf("a look during the call: %v, %s", err, strings.Join(resultsOf(res), "; "))
 	}
 	devs.set("PJSIP/1001", "NOT_INUSE")
-	e.Touch("alice")
+	e.CheckSoon("alice")
 	waitFor(t, "the pause made after the call", func() bool { return pbx.member("support", iface).Paused })
 	waitFor(t, "nothing pending", func() bool {
 		st, err := e.Status(ctx, "alice")
@@ -250,7 +250,7 @@ func TestRepairAllReadsThePBXOnce(t *testing.T) {
 	}
 	pbx.observes.Store(0)
 	rt.Store(100)
-	sum, err := e.RepairAll(ctx)
+	sum, err := e.CheckAll(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +263,7 @@ func TestRepairAllReadsThePBXOnce(t *testing.T) {
 		pbx.mu.Unlock()
 	}
 	pbx.observes.Store(0)
-	sum, err = e.RepairAll(ctx)
+	sum, err = e.CheckAll(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +306,7 @@ func TestStatusWarnsWhenTheDeviceInUseWillNotRing(t *testing.T) {
 			devs.mu.Unlock()
 			// A phone's change makes a pass (the device watcher), which records the phones:
 			// every instance's status says the same.
-			if _, err := e.Repair(ctx, "alice"); err != nil {
+			if _, err := e.Check(ctx, "alice"); err != nil {
 				t.Fatal(err)
 			}
 			st, err := e.StatusWith(ctx, "alice", StatusOptions{Device: tc.device})

@@ -42,13 +42,13 @@ type EngineOptions struct {
 	// actions in flight), and the PBX reads of the users being worked on share batches: the
 	// more work at once, the fewer and larger the reads.
 	Workers int
-	// RunWait is how long a switch, a reconcile or a repair waits for the engine to run (an
+	// RunWait is how long a Switch, Enforce or Check waits for the engine to run (an
 	// instance being elected leader) before it fails with ErrNotRunning, or, with a Relay,
 	// for some instance to lead before it fails with ErrNoLeader; zero means 10 s.
 	RunWait time.Duration
-	// Relay, when set, carries the switches, reconciles and repairs asked of this instance
-	// while its engine does not run to the one that runs (the leader), and serves those of the
-	// others while it runs. Without it they wait for this instance's engine to run.
+	// Relay, when set, carries the Switch, Enforce, Check and CheckSoon calls asked of this
+	// instance while its engine does not run to the one that runs (the leader), and serves
+	// those of the others while it runs. Without it they wait for this instance's engine to run.
 	Relay *Relay
 	// CheckInterval is how often Run checks every user against the PBX (astdb changes send no
 	// events); zero means never (tests), the daemon sets reconcile.interval.
@@ -81,7 +81,7 @@ type EngineOptions struct {
 	// trigger records, personal schedule): they are archived with the user's state when a
 	// reload removed the user (StateStore.Archive).
 	ArchiveKeys func(UserID) []string
-	// RoundTrips, when set, counts the AMI actions sent so far; RepairAll reports how many it
+	// RoundTrips, when set, counts the AMI actions sent so far; CheckAll reports how many it
 	// took.
 	RoundTrips func() uint64
 	Logger     *slog.Logger
@@ -99,6 +99,21 @@ type EngineOptions struct {
 // what the PBX shows and deals with every difference (see pass): an event is a reason to look,
 // never a verdict, so the echo of presenced's own change finds nothing to do and a change by
 // hand is found whenever it arrives.
+//
+// Besides Switch, the calls that ask for passes say by their names what they do:
+//
+//   - Check: one pass over a user, as the policies say (enforce, report, adopt per kind of
+//     state; queue changes wait for a call to end); it waits for the pass. The journal calls
+//     such a pass a repair.
+//   - Enforce: one pass over a user that puts their whole desired state back, whatever the
+//     policies say and without waiting for a call; it waits. The journal and the API call it
+//     a reconcile.
+//   - CheckAll: the full check, every user at once from one bulk read of the PBX, each user
+//     found drifted then Checked; it waits and returns a CheckSummary.
+//   - CheckSoon and CheckAllSoon: Check and CheckAll asked for without waiting (an event, an
+//     edited profile, the periodic timer, lost events).
+//   - AsteriskReady: what follows Asterisk becoming ready: the Asterisk-wide state, then
+//     CheckAll as if nobody were on a call.
 type Engine struct {
 	opts    EngineOptions
 	log     *slog.Logger

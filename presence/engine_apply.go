@@ -7,15 +7,22 @@ import (
 	"sync"
 )
 
-// observeFailed is the outcome of a pass that could not read the PBX.
-func observeFailed(err error) Outcome {
-	return Outcome{Op: Op{Kind: "observe"}, Result: ResultFailed, Error: err.Error()}
+// applyMode is how a pass deals with the differences it found, decided from what the pass is
+// (Engine.check): a repair follows the policies and waits for calls; a switch ignores the
+// policies and waits for calls unless a person asked for it just now; an enforced pass does
+// neither.
+type applyMode struct {
+	// policies: drift follows the policy of its kind (reported and adopted drift is recorded
+	// instead of applied, the DND key may switch); without it every difference is put back.
+	policies bool
+	// waitForCall: queue operations wait while the user is on a call (ResultDeferred).
+	waitForCall bool
 }
 
-// decideAndApply applies ops, except that with policies (a repair) reported and adopted drift
-// is recorded instead, and with waitCall queue operations wait while the user is on a call.
+// decideAndApply applies ops as mode says: under its policies reported and adopted drift is
+// recorded instead, and with waitForCall queue operations wait while the user is on a call.
 // have is the observed state (for adopting). Outcomes are in the order of ops.
-func (e *Engine) decideAndApply(ctx context.Context, u *User, st UserState, ops []Op, have *Target, waitCall, policies bool, dnd *dndDecision) []Outcome {
+func (e *Engine) decideAndApply(ctx context.Context, u *User, st UserState, ops []Op, have *Target, mode applyMode, dnd *dndDecision) []Outcome {
 	out := make([]Outcome, len(ops))
 	var (
 		apply   []Op
@@ -24,13 +31,13 @@ func (e *Engine) decideAndApply(ctx context.Context, u *User, st UserState, ops 
 		adopts  []int
 	)
 	device, busy := "", false
-	if waitCall {
+	if mode.waitForCall {
 		device, busy = onCall(e.opts.Devices, u)
 	}
 	var notes []int // the DND key's fallback: the outcomes that say why
 	for i, op := range ops {
 		pol, kind := PolicyEnforce, KindOf(op.Kind)
-		if policies && kind != "" {
+		if mode.policies && kind != "" {
 			pol, kind = e.policyOf(op, u)
 		}
 		dndOp := dnd != nil && e.isDNDOp(op, u)
@@ -123,16 +130,16 @@ func (e *Engine) apply(ctx context.Context, u *User, ops []Op) []Outcome {
 	}
 	// The concerns change different things: they apply at once, each its operations in
 	// order. Webhooks tell others what was done, so they go after.
-	webhooks := func(c Concern) bool { return ops[groups[c][0]].Kind == OpWebhook }
+	changesPBX := func(c Concern) bool { return ops[groups[c][0]].Kind.ChangesPBX() }
 	var wg sync.WaitGroup
 	for _, c := range order {
-		if !webhooks(c) {
+		if changesPBX(c) {
 			wg.Go(func() { run(c) })
 		}
 	}
 	wg.Wait()
 	for _, c := range order {
-		if webhooks(c) {
+		if !changesPBX(c) {
 			run(c)
 		}
 	}
@@ -155,7 +162,7 @@ func (e *Engine) concernOf(k OpKind) string {
 func inSync(outcomes []Outcome) bool {
 	for _, o := range outcomes {
 		switch {
-		case o.Result == ResultFailed && o.Op.Kind != OpWebhook, o.Result == ResultReported, o.Result == ResultDeferred,
+		case o.Result == ResultFailed && o.Op.Kind.ChangesPBX(), o.Result == ResultReported, o.Result == ResultDeferred,
 			o.Result == ResultSwitching:
 			return false
 		}

@@ -9,8 +9,8 @@ import (
 	"time"
 )
 
-// RepairSummary is what a full check did.
-type RepairSummary struct {
+// CheckSummary is what a full check did.
+type CheckSummary struct {
 	Users      int           // users presenced has switched, all checked
 	Drifted    int           // users whose PBX state differed from their desired state
 	Repaired   int           // users whose PBX state had drifted and was put back
@@ -19,27 +19,27 @@ type RepairSummary struct {
 	RoundTrips uint64        // AMI actions sent meanwhile (EngineOptions.RoundTrips), reads and repairs
 }
 
-// RepairAll is the full check: it checks every user presenced has switched (and the
+// CheckAll is the full check: it checks every user presenced has switched (and the
 // Asterisk-wide state) against the PBX and deals with whatever drifted as the policies say,
-// and waits until that is done. See CheckAll.
-func (e *Engine) RepairAll(ctx context.Context) (RepairSummary, error) {
+// and waits until that is done. See CheckAllSoon.
+func (e *Engine) CheckAll(ctx context.Context) (CheckSummary, error) {
 	t := e.term()
 	if t == nil && e.opts.Relay == nil {
 		var err error
 		if t, err = e.awaitTerm(ctx); err != nil {
-			return RepairSummary{}, err
+			return CheckSummary{}, err
 		}
 	}
 	if t == nil {
-		return RepairSummary{}, ErrNotRunning // the full check is the leader's own
+		return CheckSummary{}, ErrNotRunning // the full check is the leader's own
 	}
 	ch := make(chan allResult, 1)
-	t.checkAll("asked", ch)
+	t.queueCheckAll("asked", ch)
 	select {
 	case r := <-ch:
 		return r.sum, r.err
 	case <-ctx.Done():
-		return RepairSummary{}, fmt.Errorf("presence: waiting for the full check: %w", ctx.Err())
+		return CheckSummary{}, fmt.Errorf("presence: waiting for the full check: %w", ctx.Err())
 	}
 }
 
@@ -65,7 +65,7 @@ func (t *term) askReady() chan allResult {
 		ps.Reset()
 	}
 	done := make(chan allResult, 1)
-	t.checkAll("asterisk ready", done)
+	t.queueCheckAll("asterisk ready", done)
 	return done
 }
 
@@ -86,17 +86,17 @@ func (t *term) afterReady(ctx context.Context, done chan allResult) {
 	}
 }
 
-// CheckAll asks for a full check soon, without waiting: after Asterisk became ready (a restart
+// CheckAllSoon asks for a full check soon, without waiting: after Asterisk became ready (a restart
 // forgets dynamic queue members without persistentmembers), periodically (astdb changes have
 // no events), when events were lost or a module reloaded. Checks asked for while one waits
 // make one. It does nothing while the engine does not run.
-func (e *Engine) CheckAll(why string) {
+func (e *Engine) CheckAllSoon(why string) {
 	if t := e.term(); t != nil {
-		t.checkAll(why, nil)
+		t.queueCheckAll(why, nil)
 	}
 }
 
-func (t *term) checkAll(why string, done chan allResult) {
+func (t *term) queueCheckAll(why string, done chan allResult) {
 	t.mu.Lock()
 	if t.over {
 		t.mu.Unlock()
@@ -118,7 +118,7 @@ func (t *term) checkAll(why string, done chan allResult) {
 // not grow with the number of users. Only the users found drifted (or whose record says they
 // are not settled) get a pass of their own, through the queue, from that read when their state
 // did not change since. The passes are waited for off the worker, then the summary is logged
-// and the callers of RepairAll answered.
+// and the callers of CheckAll answered.
 func (t *term) passAll() {
 	e := t.e
 	t.mu.Lock()
@@ -130,7 +130,7 @@ func (t *term) passAll() {
 	if e.opts.RoundTrips != nil {
 		rt0 = e.opts.RoundTrips()
 	}
-	answer := func(sum RepairSummary, err error) {
+	answer := func(sum CheckSummary, err error) {
 		for _, ch := range waiting {
 			ch <- allResult{sum: sum, err: err}
 		}
@@ -140,7 +140,7 @@ func (t *term) passAll() {
 			}
 			return
 		}
-		e.metrics.reconciled(sum)
+		e.metrics.fullChecked(sum)
 		e.log.Info("full check: every user checked", "why", why, "users", sum.Users, "drifted", sum.Drifted,
 			"repaired", sum.Repaired, "out_of_sync", sum.Failed, "round_trips", sum.RoundTrips,
 			"took", sum.Took.Round(time.Millisecond))
@@ -197,7 +197,7 @@ func (t *term) passAll() {
 
 // readAll reads every switched user's PBX state at once and returns the users that need a
 // pass, with what was read for them.
-func (e *Engine) readAll(ctx context.Context, start time.Time) (map[UserID]*observed, RepairSummary, error) {
+func (e *Engine) readAll(ctx context.Context, start time.Time) (map[UserID]*observed, CheckSummary, error) {
 	// The PBX is surveyed while the states are read and compiled. A user whose pass changes
 	// the PBX meanwhile is looked at again by their own pass (passUser: changed after at).
 	sv := e.obs.survey()
@@ -215,7 +215,7 @@ func (e *Engine) readAll(ctx context.Context, start time.Time) (map[UserID]*obse
 	}
 	states, err := e.opts.States.LoadMany(ctx, ids)
 	if err != nil && !corruptOnly(err) {
-		return nil, RepairSummary{}, err
+		return nil, CheckSummary{}, err
 	}
 	if err != nil {
 		e.log.Error("some user states are unreadable; those users are not checked", "err", err)
@@ -228,7 +228,7 @@ func (e *Engine) readAll(ctx context.Context, start time.Time) (map[UserID]*obse
 	}
 	personal, err := e.opts.States.PersonalProfilesMany(ctx, switched)
 	if err != nil && !corruptOnly(err) {
-		return nil, RepairSummary{}, err
+		return nil, CheckSummary{}, err
 	}
 	if err != nil {
 		e.log.Error("some personal profiles are unreadable, left out", "err", err)
@@ -244,7 +244,7 @@ func (e *Engine) readAll(ctx context.Context, start time.Time) (map[UserID]*obse
 	for i, id := range switched {
 		want[id] = wants[i]
 	}
-	sum := RepairSummary{Users: len(switched)}
+	sum := CheckSummary{Users: len(switched)}
 	checked = true
 	have, err := e.obs.fill(sv, want)
 	if err != nil {

@@ -187,7 +187,7 @@ func (m *engineMetrics) drift(outcomes []Outcome, newReported, newDeferred []Op)
 	}
 }
 
-func (m *engineMetrics) reconciled(sum RepairSummary) {
+func (m *engineMetrics) fullChecked(sum CheckSummary) {
 	m.reconcileDuration.Set(sum.Took.Seconds())
 	m.reconcileRoundTrips.Set(float64(sum.RoundTrips))
 	m.reconcileUsers.Set(float64(sum.Users))

@@ -24,8 +24,8 @@ func (t *term) passUser(key workKey) {
 
 	var m passMode
 	for _, p := range covered {
-		if p.req.force {
-			m.forced, m.actor = true, p.req.actor
+		if p.req.enforce {
+			m.enforced, m.actor = true, p.req.actor
 		}
 		if p.req.version > 0 {
 			m.switched = true
@@ -35,10 +35,10 @@ func (t *term) passUser(key workKey) {
 			m.hooks = append(m.hooks, p)
 		}
 	}
-	res, retry, err := t.e.check(t.ctx, t, key.user, m, seen)
+	res, retry, err := t.e.pass(t.ctx, t, key.user, m, seen)
 	switch {
 	case errors.Is(err, ErrUnknownUser):
-		t.q.Forget(key) // nothing to retry: a touch of a user the catalog does not know
+		t.q.Forget(key) // nothing to retry: a CheckSoon of a user the catalog does not know
 	case err != nil:
 		t.e.log.Warn("pass over a user failed", "user", key.user, "err", err)
 		t.q.AddRateLimited(key)
@@ -90,7 +90,7 @@ func (r *SwitchResult) version() int64 {
 func webhookOutcomes(res *SwitchResult) []Outcome {
 	var out []Outcome
 	for _, o := range res.Outcomes {
-		if o.Op.Kind == OpWebhook {
+		if !o.Op.Kind.ChangesPBX() {
 			out = append(out, o)
 		}
 	}
@@ -99,8 +99,8 @@ func webhookOutcomes(res *SwitchResult) []Outcome {
 
 // passMode is what the requests a pass covers ask of it.
 type passMode struct {
-	forced   bool   // a reconcile: whatever the policies say, without waiting for a call
-	actor    string // who asked for the reconcile
+	enforced bool   // Enforce: whatever the policies say, without waiting for a call
+	actor    string // who asked to enforce
 	switched bool   // a switch of this instance waits for the pass
 	switches []request
 	hooks    []*pending
@@ -110,7 +110,7 @@ type passMode struct {
 // differences; it reports whether the pass must be retried (an operation failed). seen, when
 // set, is what a full check read for the user: used instead of a new read when the state is
 // still the version it was read for.
-func (e *Engine) check(ctx context.Context, t *term, id UserID, m passMode, seen *observed) (*SwitchResult, bool, error) {
+func (e *Engine) pass(ctx context.Context, t *term, id UserID, m passMode, seen *observed) (*SwitchResult, bool, error) {
 	var torn []Outcome
 	reloaded := false
 	if r, ok := e.retireeOf(id); ok {
@@ -132,7 +132,7 @@ func (e *Engine) check(ctx context.Context, t *term, id UserID, m passMode, seen
 	if !found {
 		// Never switched: nothing desired, nothing to do.
 		ev := SwitchEvent{User: u.ID, Extension: u.Extension, Source: SourceSystem, Actor: m.actor, At: e.now()}
-		if m.forced {
+		if m.enforced {
 			ev.Source = SourceAPI
 		}
 		return &SwitchResult{SwitchEvent: ev, Outcomes: []Outcome{}, InSync: true}, false, nil
@@ -150,18 +150,17 @@ func (e *Engine) check(ctx context.Context, t *term, id UserID, m passMode, seen
 	// it, or of the next leader). A switch a person asked for just now (the API, a feature
 	// code) applies during a call; the others wait for it to end.
 	switched := (st.Record != nil && st.Version > st.Record.Version) || (st.Record == nil && m.switched)
-	policies := !switched && !m.forced
-	waitCall := !m.forced && !(switched && st.Source.Manual())
-	kind := "repair"
+	mode := applyMode{policies: !switched && !m.enforced, waitForCall: !m.enforced && !(switched && st.Source.Manual())}
+	kind := JournalRepair
 	ev := SwitchEvent{User: u.ID, Extension: u.Extension, From: st.Profile, To: st.Profile, Info: st.Info,
 		Source: SourceSystem, Actor: m.actor, At: e.now()}
 	switch {
 	case switched:
-		kind, ev = "switch", st.event(u)
-	case m.forced:
-		kind, ev.Source = "reconcile", SourceAPI
+		kind, ev = JournalSwitch, st.event(u)
+	case m.enforced:
+		kind, ev.Source = JournalReconcile, SourceAPI
 	case reloaded:
-		kind, ev.Actor = journalReload, reloadActor
+		kind, ev.Actor = JournalReload, reloadActor
 	}
 	res := &SwitchResult{SwitchEvent: ev, State: st, Outcomes: slices.Clone(torn)}
 	if res.Outcomes == nil {
@@ -181,20 +180,20 @@ func (e *Engine) check(ctx context.Context, t *term, id UserID, m passMode, seen
 		u = u.withHotDesk(BoundDesk(want, have, e.opts.Naming, u))
 	}
 	if err != nil {
-		res.Outcomes = append(res.Outcomes, observeFailed(err))
+		res.Outcomes = append(res.Outcomes, ObserveError(err))
 	} else if ops := Plan(want, have); len(ops) > 0 {
-		if policies && t.flapping(u.ID) {
+		if mode.policies && t.flapping(u.ID) {
 			for _, op := range ops {
 				res.Outcomes = append(res.Outcomes, Outcome{Op: op, Result: ResultReported,
 					Note: fmt.Sprintf("not repaired: changed back %d times within %v", e.opts.FlapLimit, e.opts.FlapWindow)})
 			}
 		} else {
 			var dnd *dndDecision
-			if policies && !reloaded && t != nil && e.dndSwitch() {
+			if mode.policies && !reloaded && t != nil && e.dndSwitch() {
 				dnd = t.dndKey(ctx, u, st, want, have, ops)
 			}
-			res.Outcomes = append(res.Outcomes, e.decideAndApply(ctx, u, st, ops, have, waitCall, policies, dnd)...)
-			if policies && slices.ContainsFunc(res.Outcomes, func(o Outcome) bool { return o.Result == ResultApplied }) {
+			res.Outcomes = append(res.Outcomes, e.decideAndApply(ctx, u, st, ops, have, mode, dnd)...)
+			if mode.policies && slices.ContainsFunc(res.Outcomes, func(o Outcome) bool { return o.Result == ResultApplied }) {
 				t.repaired(u.ID)
 			}
 		}
@@ -235,7 +234,7 @@ func (e *Engine) journalSuperseded(ctx context.Context, t *term, u *User, st Use
 			continue
 		}
 		jctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		if _, err := e.opts.States.AppendJournal(jctx, u.ID, JournalEntry{SwitchEvent: r.event, Kind: "switch",
+		if _, err := e.opts.States.AppendJournal(jctx, u.ID, JournalEntry{SwitchEvent: r.event, Kind: JournalSwitch,
 			Outcomes: []Outcome{}, InSync: true, SupersededBy: st.Version}); err != nil {
 			e.log.Error("journal not written", "user", u.ID, "err", err)
 		}
@@ -246,7 +245,7 @@ func (e *Engine) journalSuperseded(ctx context.Context, t *term, u *User, st Use
 // finish journals a pass when it did something or found something new, counts it, logs what
 // failed, was reported or waits, and writes the user's record; it reports whether an
 // operation failed (the pass is retried).
-func (e *Engine) finish(ctx context.Context, u *User, kind string, res *SwitchResult) bool {
+func (e *Engine) finish(ctx context.Context, u *User, kind JournalKind, res *SwitchResult) bool {
 	var reported, deferred []Op
 	var failed []Outcome
 	changed := false
@@ -257,7 +256,7 @@ func (e *Engine) finish(ctx context.Context, u *User, kind string, res *SwitchRe
 		case ResultDeferred:
 			deferred = append(deferred, o.Op)
 		case ResultFailed:
-			if o.Op.Kind != OpWebhook {
+			if o.Op.Kind.ChangesPBX() {
 				failed = append(failed, o)
 			}
 			changed = true
@@ -272,10 +271,10 @@ func (e *Engine) finish(ctx context.Context, u *User, kind string, res *SwitchRe
 	newReported, newDeferred := newOps(prev.Reported, reported), newOps(prev.Deferred, deferred)
 	settled := len(prev.Reported)+len(prev.Deferred) > 0 && len(reported)+len(deferred) == 0
 
-	if kind != "switch" {
+	if kind != JournalSwitch {
 		e.metrics.drift(res.Outcomes, newReported, newDeferred)
 	}
-	if kind == "switch" || changed || len(newReported)+len(newDeferred) > 0 || settled {
+	if kind == JournalSwitch || changed || len(newReported)+len(newDeferred) > 0 || settled {
 		// written with the record, in one round trip (term.record)
 		res.journal = &JournalEntry{SwitchEvent: res.SwitchEvent, Kind: kind, Outcomes: res.Outcomes, InSync: res.InSync}
 	}
@@ -287,8 +286,8 @@ func (e *Engine) finish(ctx context.Context, u *User, kind string, res *SwitchRe
 		case ResultAdopted:
 			e.log.Info("drift adopted", "user", u.ID, "op", o.Op.String())
 		case ResultApplied:
-			if kind != "switch" {
-				e.log.Info("drift repaired", "user", u.ID, "op", o.Op.String(), "kind", kind)
+			if kind != JournalSwitch {
+				e.log.Info("drift repaired", "user", u.ID, "op", o.Op.String(), "kind", string(kind))
 			}
 		}
 	}
@@ -298,7 +297,7 @@ func (e *Engine) finish(ctx context.Context, u *User, kind string, res *SwitchRe
 	for _, op := range newDeferred {
 		e.log.Info("queue change waits for the user's call to end", "user", u.ID, "op", op.String())
 	}
-	if kind == "switch" {
+	if kind == JournalSwitch {
 		e.log.Info("switched", "user", u.ID, "from", res.From, "to", res.To, "source", res.Source,
 			"ops", len(res.Outcomes), "in_sync", res.InSync)
 	}

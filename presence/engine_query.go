@@ -306,7 +306,7 @@ func (e *Engine) checkProfile(ctx context.Context, u *User, p *Profile) error {
 // profileChanged asks for a pass over the user after one of their personal profiles changed
 // or went: their desired state is compiled from their profiles, so what the old version put
 // there and the new one does not is no longer desired, and what the new one says is.
-func (e *Engine) profileChanged(id UserID) { e.Touch(id) }
+func (e *Engine) profileChanged(id UserID) { e.CheckSoon(id) }
 
 // DeleteProfile removes one of the user's personal profiles.
 func (e *Engine) DeleteProfile(ctx context.Context, id UserID, pid string) error {

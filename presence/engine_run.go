@@ -40,10 +40,10 @@ type request struct {
 	// switch, for the journal when a later switch supersedes it before a pass applied it.
 	version int64
 	event   SwitchEvent
-	// force makes the pass apply everything whatever the policies say, without waiting for a
-	// call to end (Reconcile); actor is who asked, for the journal.
-	force bool
-	actor string
+	// enforce makes the pass apply everything whatever the policies say, without waiting for a
+	// call to end (Enforce); actor is who asked, for the journal.
+	enforce bool
+	actor   string
 	// hooks are a switch's webhooks, called once by the pass that covers the request, with
 	// hookEvent as their payload.
 	hooks     []Webhook
@@ -99,7 +99,7 @@ type observed struct {
 }
 
 type allResult struct {
-	sum RepairSummary
+	sum CheckSummary
 	err error
 }
 
@@ -181,8 +181,8 @@ func (e *Engine) Run(ctx context.Context) error {
 	if e.opts.Relay != nil {
 		t.wg.Go(func() { e.opts.Relay.serve(ctx, e) })
 	}
-	watch := Watch{Catalog: e.Catalog, Naming: e.opts.Naming, Changed: t.touch, Saw: t.saw,
-		All: func(why string) { t.checkAll(why, nil) }, BoundTo: e.BoundTo}
+	watch := Watch{Catalog: e.Catalog, Naming: e.opts.Naming, Changed: t.queueCheck, Saw: t.saw,
+		All: func(why string) { t.queueCheckAll(why, nil) }, BoundTo: e.BoundTo}
 	for _, w := range e.opts.Watchers {
 		t.wg.Go(func() {
 			if err := w.Watch(ctx, watch); err != nil && ctx.Err() == nil {
@@ -199,7 +199,7 @@ func (e *Engine) Run(ctx context.Context) error {
 				case <-ctx.Done():
 					return
 				case <-tick.C:
-					t.checkAll("periodic", nil)
+					t.queueCheckAll("periodic", nil)
 				}
 			}
 		})
@@ -260,8 +260,8 @@ func (t *term) work() {
 	}
 }
 
-// touch asks for a pass over a user (a PBX event concerning them, a profile edited).
-func (t *term) touch(id UserID) { t.q.Add(workKey{user: id}, priorityLow) }
+// queueCheck asks for a pass over a user (a PBX event concerning them, a profile edited).
+func (t *term) queueCheck(id UserID) { t.q.Add(workKey{user: id}, priorityLow) }
 
 // expectation is the desired state a pass over a user set out to apply: while the pass runs,
 // and after it if it left the PBX so, events showing the PBX as it says need no pass of their
@@ -288,7 +288,7 @@ func (t *term) saw(id UserID, agrees func(want *Target) bool) {
 		t.e.metrics.eventsAgreed.Inc()
 		return
 	}
-	t.touch(id)
+	t.queueCheck(id)
 }
 
 // expecting records that a pass over the user is about to apply want.
@@ -315,7 +315,7 @@ func (t *term) expected(id UserID, clean bool) {
 	}
 	t.mu.Unlock()
 	if again {
-		t.touch(id)
+		t.queueCheck(id)
 	}
 }
 
@@ -323,7 +323,7 @@ func (t *term) expected(id UserID, clean bool) {
 // operation on the PBX applied or found done already (webhooks are not PBX state).
 func leftAsWanted(outcomes []Outcome) bool {
 	for _, o := range outcomes {
-		if o.Op.Kind == OpWebhook {
+		if !o.Op.Kind.ChangesPBX() {
 			continue
 		}
 		if o.Result != ResultApplied && o.Result != ResultUnchanged {
@@ -352,26 +352,26 @@ func (t *term) await(ctx context.Context, key workKey, prio workPriority, req re
 	}
 }
 
-// Touch asks for a pass over the user soon, without waiting: something may have changed their
-// PBX state or their desired state. It does nothing while the engine does not run.
-func (e *Engine) Touch(id UserID) {
+// CheckSoon asks for a Check of the user soon, without waiting: something may have changed
+// their PBX state or their desired state. It does nothing while the engine does not run.
+func (e *Engine) CheckSoon(id UserID) {
 	if t := e.term(); t != nil {
-		t.touch(id)
+		t.queueCheck(id)
 	} else if e.opts.Relay != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if _, err := e.opts.Relay.call(ctx, relayRequest{Op: relayTouch, User: id}, e.opts.RunWait); err != nil {
+		if _, err := e.opts.Relay.call(ctx, relayRequest{Op: relayCheckSoon, User: id}, e.opts.RunWait); err != nil {
 			e.log.Warn("cannot ask the leader to look at a user", "user", id, "err", err)
 		}
 	}
 }
 
-// Repair checks the user's PBX state against their desired state and deals with every
+// Check checks the user's PBX state against their desired state and deals with every
 // difference as the policy of its kind says: enforced drift is put back through the same plan
 // and apply as a switch, reported drift is recorded (the status warns), adopted drift becomes
 // the desired state until the next switch. Queue changes for a user on a call wait until the
 // call ends. It waits for the pass.
-func (e *Engine) Repair(ctx context.Context, id UserID) (*SwitchResult, error) {
+func (e *Engine) Check(ctx context.Context, id UserID) (*SwitchResult, error) {
 	if _, ok := e.Catalog().User(id); !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownUser, id)
 	}
@@ -380,15 +380,16 @@ func (e *Engine) Repair(ctx context.Context, id UserID) (*SwitchResult, error) {
 		return nil, err
 	}
 	if t == nil {
-		return e.opts.Relay.call(ctx, relayRequest{Op: relayRepair, User: id}, e.opts.RunWait)
+		return e.opts.Relay.call(ctx, relayRequest{Op: relayCheck, User: id}, e.opts.RunWait)
 	}
 	return t.await(ctx, workKey{user: id}, priorityLow, request{})
 }
 
-// Reconcile puts the user's whole desired state back on the PBX now, whatever the policies
-// say: the one-call fix for reported drift and for changes waiting for a call to end. actor
-// (who asked) is journaled.
-func (e *Engine) Reconcile(ctx context.Context, id UserID, actor string) (*SwitchResult, error) {
+// Enforce puts the user's whole desired state back on the PBX now, whatever the policies say
+// and without waiting for a call to end: the one-call fix for reported drift and for changes
+// waiting for a call. actor (who asked) is journaled; the journal and the API call it a
+// reconcile (JournalReconcile, POST /users/{id}/reconcile).
+func (e *Engine) Enforce(ctx context.Context, id UserID, actor string) (*SwitchResult, error) {
 	if _, ok := e.Catalog().User(id); !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownUser, id)
 	}
@@ -397,7 +398,7 @@ func (e *Engine) Reconcile(ctx context.Context, id UserID, actor string) (*Switc
 		return nil, err
 	}
 	if t == nil {
-		return e.opts.Relay.call(ctx, relayRequest{Op: relayReconcile, User: id, Actor: actor}, e.opts.RunWait)
+		return e.opts.Relay.call(ctx, relayRequest{Op: relayEnforce, User: id, Actor: actor}, e.opts.RunWait)
 	}
-	return t.await(ctx, workKey{user: id}, priorityHigh, request{force: true, actor: actor})
+	return t.await(ctx, workKey{user: id}, priorityHigh, request{enforce: true, actor: actor})
 }

@@ -209,7 +209,7 @@ func (e *Engine) PreviewWith(ctx context.Context, req SwitchRequest, opts Previe
 	e.Catalog().unclaimPhones(want, e.opts.Naming)
 	have, err := e.obs.observe(ctx, u.ID, want)
 	if err != nil {
-		res.Outcomes = []Outcome{observeFailed(err)}
+		res.Outcomes = []Outcome{ObserveError(err)}
 		return res, nil
 	}
 	for _, op := range Plan(want, have) {

@@ -464,7 +464,7 @@ func TestStateSaveConflict(t *testing.T) {
 }
 
 // TestRepairAllPutsBackWhatDrifted: after the PBX lost its state (an Asterisk restart without
-// persistent members), RepairAll restores every switched user and leaves the others alone.
+// persistent members), CheckAll restores every switched user and leaves the others alone.
 func TestRepairAllPutsBackWhatDrifted(t *testing.T) {
 	ctx := context.Background()
 	us := users(30)
@@ -480,7 +480,7 @@ func TestRepairAllPutsBackWhatDrifted(t *testing.T) {
 	pbx.applied = nil
 	pbx.mu.Unlock()
 
-	sum, err := e.RepairAll(ctx)
+	sum, err := e.CheckAll(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -493,9 +493,9 @@ func TestRepairAllPutsBackWhatDrifted(t *testing.T) {
 	if after != before || before != 40 {
 		t.Fatalf("queue members before %d, after repair %d; want 40", before, after)
 	}
-	sum, err = e.RepairAll(ctx)
+	sum, err = e.CheckAll(ctx)
 	if err != nil || sum.Repaired != 0 || sum.Failed != 0 {
-		t.Fatalf("second RepairAll in sync: %+v %v", sum, err)
+		t.Fatalf("second CheckAll in sync: %+v %v", sum, err)
 	}
 }
 
@@ -512,7 +512,7 @@ func TestEventsRepairAndFlappingIsNotFought(t *testing.T) {
 	if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: ProfileAvailable, Source: SourceAPI}); err != nil {
 		t.Fatal(err)
 	}
-	if res, err := e.Repair(ctx, "alice"); err != nil || len(res.Outcomes) != 0 || !res.InSync {
+	if res, err := e.Check(ctx, "alice"); err != nil || len(res.Outcomes) != 0 || !res.InSync {
 		t.Fatalf("the echo of presenced's own switch: %v %v", err, resultsOf(res))
 	}
 	iface := DefaultNaming().Interface(&u)
@@ -528,11 +528,11 @@ func TestEventsRepairAndFlappingIsNotFought(t *testing.T) {
 	}
 	for i := range 3 {
 		removeByHand()
-		e.Touch("alice") // what the queue watcher does on QueueMemberRemoved
+		e.CheckSoon("alice") // what the queue watcher does on QueueMemberRemoved
 		waitFor(t, fmt.Sprintf("repair %d", i+1), isMember)
 	}
 	removeByHand()
-	res, err := e.Repair(ctx, "alice")
+	res, err := e.Check(ctx, "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -542,7 +542,7 @@ func TestEventsRepairAndFlappingIsNotFought(t *testing.T) {
 	if n := testutil.ToFloat64(e.metrics.flapping); n != 1 {
 		t.Errorf("flapping reported %v times, want 1", n)
 	}
-	if res, err := e.Reconcile(ctx, "alice", "alice"); err != nil || !res.InSync || !isMember() {
+	if res, err := e.Enforce(ctx, "alice", "alice"); err != nil || !res.InSync || !isMember() {
 		t.Fatalf("a reconcile of a flapping user: %v %v, member %v", err, resultsOf(res), isMember())
 	}
 }

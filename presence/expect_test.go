@@ -37,7 +37,7 @@ func TestEventsThatAgreeNeedNoPass(t *testing.T) {
 		}
 	}
 	// The full check an engine starts with is over: it reads the PBX too.
-	if _, err := e.RepairAll(ctx); err != nil {
+	if _, err := e.CheckAll(ctx); err != nil {
 		t.Fatal(err)
 	}
 	iface := DefaultNaming().Interface(ptr(alice()))

@@ -24,6 +24,11 @@ const (
 	OpWebhook      OpKind = "webhook"       // call a webhook
 )
 
+// ChangesPBX reports whether operations of kind k change the PBX: all but webhooks, which tell
+// others what was done. A pass applies webhooks after the rest, and a failed webhook leaves the
+// PBX in sync and is not retried.
+func (k OpKind) ChangesPBX() bool { return k != OpWebhook }
+
 // Op is one change to the PBX.
 type Op struct {
 	Kind OpKind `json:"kind"`

@@ -80,7 +80,7 @@ func (s *StateStore) SaveRecord(ctx context.Context, id UserID, r Record) error 
 
 // SaveRecordJournal writes the user's record and, when e is not nil, appends e to the user's
 // journal, in one round trip: the end of every pass over a user. With an entry it is
-// acknowledged like AppendJournal (through Store.Confirmed).
+// acknowledged like AppendJournal (through Redis.Confirmed).
 func (s *StateStore) SaveRecordJournal(ctx context.Context, id UserID, r Record, e *JournalEntry) error {
 	if err := s.EnsureSchema(ctx); err != nil {
 		return err

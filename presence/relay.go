@@ -18,9 +18,9 @@ import (
 
 // Relay carries the engine's work from the instances that do not run it (standbys) to the one
 // that does (the leader), through Redis, so that every instance serves the whole API while one
-// writes to Asterisk. A standby's Switch, Reconcile or Repair becomes an entry of one Redis
-// stream; the leader's engine reads the stream while it runs, claims each entry (so it runs
-// at most once, also across a change of leader), carries it out like its own call, and
+// writes to Asterisk. A standby's Switch, Enforce, Check or CheckSoon becomes an entry of one
+// Redis stream; the leader's engine reads the stream while it runs, claims each entry (so it
+// runs at most once, also across a change of leader), carries it out like its own call, and
 // answers on a list the caller waits on:
 //
 //	<prefix>relay:<asterisk>             stream of requests (JSON), trimmed to about 10,000
@@ -51,7 +51,7 @@ type RelayOptions struct {
 	// LeaderExists reports whether some instance holds the leadership now; required.
 	LeaderExists func(ctx context.Context) (bool, error)
 	// Confirm, when set, runs the writes of a request and of its answer and waits until they
-	// would survive a failover of Redis (Store.Confirmed); nil writes without waiting.
+	// would survive a failover of Redis (Redis.Confirmed); nil writes without waiting.
 	Confirm func(ctx context.Context, op string, write func(redis.Cmdable) error) error
 	// Timeout bounds a request that has no deadline of its own; zero means 30 s.
 	Timeout time.Duration
@@ -87,18 +87,21 @@ func NewRelay(opts RelayOptions) (*Relay, error) {
 		leader: opts.LeaderExists, confirm: opts.Confirm, timeout: opts.Timeout, log: opts.Logger}, nil
 }
 
+// relayOp is an operation a relay carries: the engine's call a standby hands to the leader.
+type relayOp string
+
 // The operations a relay carries.
 const (
-	relaySwitch    = "switch"
-	relayReconcile = "reconcile"
-	relayRepair    = "repair"
-	relayTouch     = "touch"
+	relaySwitch    relayOp = "switch"    // Engine.Switch
+	relayEnforce   relayOp = "reconcile" // Engine.Enforce
+	relayCheck     relayOp = "repair"    // Engine.Check
+	relayCheckSoon relayOp = "touch"     // Engine.CheckSoon
 )
 
 // relayRequest is one request in the stream.
 type relayRequest struct {
 	ID       string         `json:"id"`
-	Op       string         `json:"op"`
+	Op       relayOp        `json:"op"`
 	Switch   *SwitchRequest `json:"switch,omitempty"`
 	User     UserID         `json:"user,omitempty"`
 	Actor    string         `json:"actor,omitempty"`
@@ -139,14 +142,14 @@ func (r *Relay) call(ctx context.Context, req relayRequest, noLeader time.Durati
 	if err != nil {
 		return nil, fmt.Errorf("presence: relay: encode %s: %w", req.Op, err)
 	}
-	err = r.confirm(ctx, "presence: relay "+req.Op, func(c redis.Cmdable) error {
+	err = r.confirm(ctx, "presence: relay "+string(req.Op), func(c redis.Cmdable) error {
 		return c.XAdd(ctx, &redis.XAddArgs{Stream: r.stream, MaxLen: 10000, Approx: true,
 			Values: map[string]any{"request": string(raw)}}).Err()
 	})
 	if err != nil {
-		return nil, StoreError(err, "presence: relay "+req.Op, r.stream)
+		return nil, StoreError(err, "presence: relay "+string(req.Op), r.stream)
 	}
-	if req.Op == relayTouch {
+	if req.Op == relayCheckSoon {
 		return nil, nil // nobody waits for a touch
 	}
 	var leaderless time.Time
@@ -173,7 +176,7 @@ func (r *Relay) call(ctx context.Context, req relayRequest, noLeader time.Durati
 		case ctx.Err() != nil:
 			return nil, fmt.Errorf("presence: relay %s: %w", req.Op, ctx.Err())
 		default:
-			return nil, StoreError(err, "presence: relay "+req.Op, r.replyKey(req.ID))
+			return nil, StoreError(err, "presence: relay "+string(req.Op), r.replyKey(req.ID))
 		}
 		// Nothing yet: is anybody there to answer?
 		if leads, err := r.leader(ctx); err == nil && !leads {
@@ -245,12 +248,12 @@ func (r *Relay) carryOut(ctx context.Context, e *Engine, req relayRequest) {
 		} else {
 			res, err = e.Switch(ctx, *req.Switch)
 		}
-	case relayReconcile:
-		res, err = e.Reconcile(ctx, req.User, req.Actor)
-	case relayRepair:
-		res, err = e.Repair(ctx, req.User)
-	case relayTouch:
-		e.Touch(req.User)
+	case relayEnforce:
+		res, err = e.Enforce(ctx, req.User, req.Actor)
+	case relayCheck:
+		res, err = e.Check(ctx, req.User)
+	case relayCheckSoon:
+		e.CheckSoon(req.User)
 		return
 	default:
 		err = fmt.Errorf("presence: relay: unknown operation %q", req.Op)
@@ -275,7 +278,7 @@ func (r *Relay) carryOut(ctx context.Context, e *Engine, req relayRequest) {
 		return err
 	})
 	if perr != nil {
-		r.log.Warn("relay: cannot answer a request", "op", req.Op, "from", req.From, "err", perr)
+		r.log.Warn("relay: cannot answer a request", "op", string(req.Op), "from", req.From, "err", perr)
 	}
 }
 

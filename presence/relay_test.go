@@ -82,10 +82,10 @@ func TestRelayCarriesAStandbysWork(t *testing.T) {
 	pbx.mu.Lock() // removed by hand
 	delete(pbx.state.Queues, "support|"+iface)
 	pbx.mu.Unlock()
-	if res, err := standby.Reconcile(ctx, "alice", "admin"); err != nil || !res.InSync || pbx.member("support", iface) == nil {
+	if res, err := standby.Enforce(ctx, "alice", "admin"); err != nil || !res.InSync || pbx.member("support", iface) == nil {
 		t.Fatalf("a relayed reconcile: %v %+v", err, res)
 	}
-	if res, err := standby.Repair(ctx, "alice"); err != nil || !res.InSync {
+	if res, err := standby.Check(ctx, "alice"); err != nil || !res.InSync {
 		t.Fatalf("a relayed repair: %v %+v", err, res)
 	}
 	j, _ := states.Journal(ctx, "alice", 10)

@@ -33,13 +33,6 @@ type retiree struct {
 	profiles []*Profile // the old catalog's system-wide profiles
 }
 
-// journalReload is the journal kind of a pass that applied a configuration reload.
-const journalReload = "reload"
-
-// journalRemoved is the journal kind of the last entry of a user removed from the
-// configuration, written before their keys were archived.
-const journalRemoved = "removed"
-
 // reloadActor is the actor of the journal entries of a reload.
 const reloadActor = "configuration reload"
 
@@ -278,7 +271,7 @@ func (e *Engine) retire(ctx context.Context, id UserID, r retiree) (res *SwitchR
 		want := Teardown(old, keep, e.opts.Naming.LampOff)
 		have, oerr := e.obs.observe(ctx, id, want)
 		if oerr != nil {
-			torn = []Outcome{observeFailed(oerr)}
+			torn = []Outcome{ObserveError(oerr)}
 		} else {
 			torn = e.apply(ctx, r.user, Plan(want, have))
 		}
@@ -306,7 +299,7 @@ func (e *Engine) retire(ctx context.Context, id UserID, r retiree) (res *SwitchR
 	}
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	archive, aerr := e.opts.States.Archive(actx, id, JournalEntry{SwitchEvent: ev, Kind: journalRemoved, Outcomes: res.Outcomes,
+	archive, aerr := e.opts.States.Archive(actx, id, JournalEntry{SwitchEvent: ev, Kind: JournalRemoved, Outcomes: res.Outcomes,
 		InSync: res.InSync}, e.archiveKeys(id))
 	if aerr != nil {
 		e.log.Error("user removed from the configuration: their PBX state is off, their stored state not archived; tried again",

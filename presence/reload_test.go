@@ -125,7 +125,7 @@ func TestReloadOnStandbyIsDoneWhenItLeads(t *testing.T) {
 		n, _ := states.rdb.Exists(ctx, states.userKey("bob")).Result()
 		// The journal entry is written after the pass applied the change: wait for it too.
 		j, jerr := standby.Journal(ctx, "alice", 1)
-		journaled := jerr == nil && len(j) == 1 && j[0].Kind == journalReload
+		journaled := jerr == nil && len(j) == 1 && j[0].Kind == JournalReload
 		if gone && n == 0 && alicePaused != nil && alicePaused.Reason == "Mittag" && journaled {
 			break
 		}
@@ -162,7 +162,7 @@ func TestReloadOnStandbyIsDoneWhenItLeads(t *testing.T) {
 	if again, _ := states.rdb.Keys(ctx, states.prefix+"archive:*:user:bob*").Result(); len(again) != 2 {
 		t.Fatalf("archived keys after the third instance: %v", again)
 	}
-	if j, _ := third.Journal(ctx, "alice", 2); len(j) != 2 || j[1].Kind == journalReload {
+	if j, _ := third.Journal(ctx, "alice", 2); len(j) != 2 || j[1].Kind == JournalReload {
 		t.Fatalf("alice's journal after the third instance: %+v, want one reload entry", j)
 	}
 }

@@ -59,13 +59,29 @@ type SwitchEvent struct {
 	At        time.Time `json:"at"`
 }
 
+// JournalKind says what made a journal entry.
+type JournalKind string
+
+// The kinds of journal entries.
+const (
+	JournalSwitch JournalKind = "switch" // a pass that applied a switch (or a switch superseded before it was applied)
+	JournalRepair JournalKind = "repair" // a pass that found drift and dealt with it as the policies say
+	// JournalReconcile is an enforced pass (Engine.Enforce): the whole desired state put back
+	// whatever the policies say, without waiting for a call to end.
+	JournalReconcile JournalKind = "reconcile"
+	JournalReload    JournalKind = "reload" // a pass that applied a configuration reload (reloadActor)
+	// JournalRemoved is the last entry of a user removed from the configuration, written
+	// before their keys were archived.
+	JournalRemoved JournalKind = "removed"
+)
+
 // JournalEntry is a switch or repair with the outcome of every operation.
 type JournalEntry struct {
 	ID string `json:"id"`
 	SwitchEvent
-	Kind     string    `json:"kind"` // "switch", "repair" or "reconcile"
-	Outcomes []Outcome `json:"outcomes"`
-	InSync   bool      `json:"in_sync"`
+	Kind     JournalKind `json:"kind"`
+	Outcomes []Outcome   `json:"outcomes"`
+	InSync   bool        `json:"in_sync"`
 	// SupersededBy is, for a switch a later one replaced before it was applied, the state
 	// version of the switch applied instead; the superseded switch made no operations.
 	SupersededBy int64 `json:"superseded_by,omitempty"`

@@ -94,7 +94,7 @@ type StateStoreOptions struct {
 	JournalLength int64
 	// SchemaCheckInterval is how often the schema version is checked again; zero means
 	// DefaultSchemaCheckInterval. It is also checked after the store was found unavailable,
-	// and, in a StateStore made by Store.StateStore, on every new connection.
+	// and, in a StateStore made by Redis.StateStore, on every new connection.
 	SchemaCheckInterval time.Duration
 	// Logger receives, once per change rather than at every read, the records found unreadable
 	// and readable again, the store becoming unavailable and available again, and schema
@@ -143,7 +143,7 @@ return 1
 `
 
 // NewStateStore returns the store. It does no I/O: the schema version is checked (or written,
-// in an empty Redis) by the first operation, or by CheckSchema. Store.StateStore makes one
+// in an empty Redis) by the first operation, or by CheckSchema. Redis.StateStore makes one
 // that also checks every new connection.
 func NewStateStore(rdb *redis.Client, opts StateStoreOptions) *StateStore {
 	if opts.Prefix == "" {

@@ -14,8 +14,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// StoreOptions configures the state store.
-type StoreOptions struct {
+// RedisOptions configures the connection to the state store's Redis (OpenRedis).
+type RedisOptions struct {
 	// URL is a redis:// or rediss:// URL. Empty (and no Sentinel) means the embedded in-process
 	// store.
 	URL string
@@ -28,7 +28,7 @@ type StoreOptions struct {
 	// WaitReplicas is how many replicas must hold each write presenced acknowledges (a switch's
 	// state and journal entry, a personal profile) before it is acknowledged: Redis WAIT, bounded
 	// by WaitTimeout (zero means 1 s). A write not confirmed in time fails with an
-	// *UnavailableError (see Store.Confirmed). Zero does not wait; it needs a Redis server.
+	// *UnavailableError (see Redis.Confirmed). Zero does not wait; it needs a Redis server.
 	WaitReplicas int
 	WaitTimeout  time.Duration
 	// DialTimeout, ReadTimeout and WriteTimeout bound every Redis operation. Zero means 2 s, 1 s, 1 s.
@@ -62,11 +62,15 @@ type SentinelOptions struct {
 	DB int
 }
 
-// Store is the connection to the state store: a real Redis, or the embedded one.
-type Store struct {
+// Redis is the connection to the Redis the state store lives in: a real Redis (by URL, or
+// found through Sentinel), or the embedded one with its snapshots. It is the connection, not
+// the layout of the keys: the StateStore made from it (StateStore) keeps the users' states,
+// records and journals; other packages keep their own keys through Client, and acknowledge
+// their writes through Confirmed.
+type Redis struct {
 	rdb      *redis.Client
 	embedded *miniredis.Miniredis
-	opts     StoreOptions
+	opts     RedisOptions
 	log      *slog.Logger
 
 	stop     context.CancelFunc // ends the loops, and abandons a periodic snapshot in progress
@@ -82,9 +86,9 @@ type Store struct {
 	wait *waitReplicas
 }
 
-// OpenStore connects to Redis, or starts the embedded store (restoring its snapshot) when
+// OpenRedis connects to Redis, or starts the embedded store (restoring its snapshot) when
 // opts.URL is empty. It does not wait for a real Redis to answer: Ping tells whether it does.
-func OpenStore(ctx context.Context, opts StoreOptions) (*Store, error) {
+func OpenRedis(ctx context.Context, opts RedisOptions) (*Redis, error) {
 	if opts.DialTimeout == 0 {
 		opts.DialTimeout = 2 * time.Second
 	}
@@ -119,7 +123,7 @@ func OpenStore(ctx context.Context, opts StoreOptions) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{opts: opts, log: log, wait: newWaitReplicas(opts.WaitReplicas, opts.WaitTimeout, opts.Registerer)}
+	s := &Redis{opts: opts, log: log, wait: newWaitReplicas(opts.WaitReplicas, opts.WaitTimeout, opts.Registerer)}
 	s.stopped, s.stop = context.WithCancel(context.Background())
 
 	var ropts *redis.Options
@@ -192,7 +196,7 @@ func OpenStore(ctx context.Context, opts StoreOptions) (*Store, error) {
 // timeouts and single retry as a client of a URL. On each new connection it asks a sentinel
 // for the master's address, and when a sentinel announces a failover (+switch-master) it
 // closes its connections to the old master: the next command connects to the new one.
-func newFailoverClient(opts StoreOptions) *redis.Client {
+func newFailoverClient(opts RedisOptions) *redis.Client {
 	so := opts.Sentinel
 	return redis.NewFailoverClient(&redis.FailoverOptions{
 		MasterName:            so.MasterName,
@@ -210,16 +214,16 @@ func newFailoverClient(opts StoreOptions) *redis.Client {
 	})
 }
 
-// Redis is the client to use for reads and writes.
-func (s *Store) Redis() *redis.Client { return s.rdb }
+// Client is the client to use for reads and writes.
+func (s *Redis) Client() *redis.Client { return s.rdb }
 
 // StateStore returns the StateStore over this store. Every new connection to Redis checks its
 // schema version before it is used (Redis restarted, from another data set, or a failover):
 // on a mismatch the connection is refused, so no command reaches a layout this presenced does
-// not understand, however the client reconnected. Make one StateStore per Store.
+// not understand, however the client reconnected. Make one StateStore per Redis.
 //
-// Its acknowledged writes wait for StoreOptions.WaitReplicas replicas (see Confirmed).
-func (s *Store) StateStore(opts StateStoreOptions) *StateStore {
+// Its acknowledged writes wait for RedisOptions.WaitReplicas replicas (see Confirmed).
+func (s *Redis) StateStore(opts StateStoreOptions) *StateStore {
 	st := NewStateStore(s.rdb, opts)
 	st.wait = s.wait
 	s.states.Store(st)
@@ -227,7 +231,7 @@ func (s *Store) StateStore(opts StateStoreOptions) *StateStore {
 }
 
 // onConnect runs on every new connection before its first command.
-func (s *Store) onConnect(ctx context.Context, cn *redis.Conn) error {
+func (s *Redis) onConnect(ctx context.Context, cn *redis.Conn) error {
 	if st := s.states.Load(); st != nil {
 		return st.checkConn(ctx, cn)
 	}
@@ -235,7 +239,7 @@ func (s *Store) onConnect(ctx context.Context, cn *redis.Conn) error {
 }
 
 // Ping checks that the store answers.
-func (s *Store) Ping(ctx context.Context) error {
+func (s *Redis) Ping(ctx context.Context) error {
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("store: ping: %w", err)
 	}
@@ -248,7 +252,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // of 3,000 keys took 5 s with it, 0.4 s without).
 const ttlTick = time.Second
 
-func (s *Store) ttlLoop() {
+func (s *Redis) ttlLoop() {
 	t := time.NewTicker(ttlTick)
 	defer t.Stop()
 	last := time.Now()
@@ -264,7 +268,7 @@ func (s *Store) ttlLoop() {
 	}
 }
 
-func (s *Store) snapshotLoop() {
+func (s *Redis) snapshotLoop() {
 	t := time.NewTicker(s.opts.SnapshotInterval)
 	defer t.Stop()
 	for {
@@ -284,7 +288,7 @@ func (s *Store) snapshotLoop() {
 // Close writes a last snapshot of the embedded store, bounded by ctx, and releases the
 // connection. A periodic snapshot in progress is abandoned for it (the file is replaced whole
 // or not at all), so the last snapshot starts at once.
-func (s *Store) Close(ctx context.Context) error {
+func (s *Redis) Close(ctx context.Context) error {
 	s.closeMu.Lock()
 	if s.closed {
 		s.closeMu.Unlock()

@@ -12,7 +12,7 @@ import (
 )
 
 // ErrUnconfirmed is what an *UnavailableError wraps when a write reached the master but not
-// enough replicas confirmed it in time (StoreOptions.WaitReplicas). Whether it survives is
+// enough replicas confirmed it in time (RedisOptions.WaitReplicas). Whether it survives is
 // unknown: a failover now loses it, no failover keeps it.
 var ErrUnconfirmed = errors.New("write not confirmed by the replicas")
 
@@ -50,14 +50,14 @@ func newWaitReplicas(n int, timeout time.Duration, reg prometheus.Registerer) *w
 }
 
 // confirmed runs write (the commands of one write presenced acknowledges) and, when the store
-// waits for replicas, sends WAIT on the same connection (see Store.Confirmed). op says what the
+// waits for replicas, sends WAIT on the same connection (see Redis.Confirmed). op says what the
 // write is, as for fail ("save state of alice").
 func (s *StateStore) confirmed(ctx context.Context, op string, write func(c redis.Cmdable) error) error {
 	return s.wait.confirm(ctx, s.rdb, "presence: "+op, write)
 }
 
 // Confirmed runs write, the commands of one write its caller will acknowledge, and when the
-// store waits for replicas (StoreOptions.WaitReplicas) sends WAIT on the same connection, so
+// store waits for replicas (RedisOptions.WaitReplicas) sends WAIT on the same connection, so
 // that the write survives a failover once Confirmed returns nil. Packages that keep their own
 // keys in the state store use it for the writes they acknowledge, or that must not go back in
 // time on a failover (a lease's epoch).
@@ -73,7 +73,7 @@ func (s *StateStore) confirmed(ctx context.Context, op string, write func(c redi
 // command that fails on a broken connection is not retried on another, as the client's own
 // commands are once, since WAIT would not cover a write made elsewhere. (The pool drops idle
 // connections the server closed before handing them out.)
-func (s *Store) Confirmed(ctx context.Context, op string, write func(c redis.Cmdable) error) error {
+func (s *Redis) Confirmed(ctx context.Context, op string, write func(c redis.Cmdable) error) error {
 	return s.wait.confirm(ctx, s.rdb, op, write)
 }
 

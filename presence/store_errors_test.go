@@ -51,11 +51,11 @@ func (l *logBuffer) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// storeFixture is an engine over a StateStore made by Store.StateStore (with its logs and
+// storeFixture is an engine over a StateStore made by Redis.StateStore (with its logs and
 // metrics), and a separate client on the lab Redis to tamper with the data behind its back.
 type storeFixture struct {
 	e      *Engine
-	store  *Store
+	store  *Redis
 	states *StateStore
 	lab    *redis.Client
 	reg    *prometheus.Registry
@@ -69,7 +69,7 @@ func newStoreFixture(t *testing.T, url string, us []User, ps []Profile, schemaEv
 	ctx := context.Background()
 	f := &storeFixture{reg: prometheus.NewRegistry(), logs: &logBuffer{}}
 	var err error
-	f.store, err = OpenStore(ctx, StoreOptions{URL: url, DialTimeout: 300 * time.Millisecond,
+	f.store, err = OpenRedis(ctx, RedisOptions{URL: url, DialTimeout: 300 * time.Millisecond,
 		ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond, Registerer: f.reg})
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +98,7 @@ func newStoreFixture(t *testing.T, url string, us []User, ps []Profile, schemaEv
 	runEngine(t, f.e)
 	// The engine's first full check is done before the test breaks anything: what it reads
 	// is not counted with what the test reads.
-	if _, err := f.e.RepairAll(ctx); err != nil {
+	if _, err := f.e.CheckAll(ctx); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -207,7 +207,7 @@ func TestUnreadableRecordsAreLeftOutNamedAndCounted(t *testing.T) {
 	// A state that is not JSON is replaced by the next switch; the others switch as before.
 	f.switchTo(t, badJSON, ProfileDND)
 	f.switchTo(t, ok, ProfileAvailable)
-	sum, err := f.e.RepairAll(ctx)
+	sum, err := f.e.CheckAll(ctx)
 	if err != nil || sum.Users != 3 {
 		t.Errorf("full reconcile with unreadable records: %+v %v; want the 3 readable switched users", sum, err)
 	}
@@ -563,7 +563,7 @@ func TestStartOnStoreOfAnotherSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	store, err := OpenStore(ctx, StoreOptions{URL: labEnv(t).RedisURL, Registerer: reg})
+	store, err := OpenRedis(ctx, RedisOptions{URL: labEnv(t).RedisURL, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func (s *StateStore) EnsureSchema(ctx context.Context) error {
 // The key is checked again when the last check is older than
 // StateStoreOptions.SchemaCheckInterval or the store was found unavailable since; WatchSchema
 // checks it at that interval by itself, so that a mismatch is logged while nothing reads the
-// store; a StateStore made by Store.StateStore checks it on every new connection too, before
+// store; a StateStore made by Redis.StateStore checks it on every new connection too, before
 // the connection is used.
 func (s *StateStore) CheckSchema(ctx context.Context) error {
 	s.schemaMu.Lock()
@@ -63,7 +63,7 @@ func (s *StateStore) CheckSchema(ctx context.Context) error {
 	return err
 }
 
-// checkConn checks the schema on a new connection before it is used (Store's OnConnect). A
+// checkConn checks the schema on a new connection before it is used (Redis's OnConnect). A
 // mismatch fails the connection, so that no command reaches a store of another layout, however
 // transparently the client reconnected. It takes no lock: a check under schemaMu may be what
 // opened the connection.

@@ -20,7 +20,7 @@ import (
 // sentinelFixture is an engine whose store finds its master through the lab's Sentinel group.
 type sentinelFixture struct {
 	group  *lab.Sentinel
-	store  *Store
+	store  *Redis
 	states *StateStore
 	e      *Engine
 	reg    *prometheus.Registry
@@ -33,7 +33,7 @@ func newSentinelFixture(t *testing.T, group *lab.Sentinel, wait int, us []User, 
 	t.Helper()
 	f := &sentinelFixture{group: group, reg: prometheus.NewRegistry(), logs: &logBuffer{}}
 	var err error
-	f.store, err = OpenStore(context.Background(), StoreOptions{
+	f.store, err = OpenRedis(context.Background(), RedisOptions{
 		Sentinel: &SentinelOptions{MasterName: group.MasterName, Addresses: group.Addresses, Password: group.SentinelPassword},
 		Password: group.Password, WaitReplicas: wait, WaitTimeout: 500 * time.Millisecond,
 		DialTimeout: 300 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond,
@@ -246,7 +246,7 @@ func TestSwitchesSurviveASentinelFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := f.store.Redis().Info(ctx, "server").Result()
+	got, err := f.store.Client().Info(ctx, "server").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,7 +414,7 @@ func TestSchemaIsCheckedOnTheNewMastersConnections(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	var se *SchemaError
 	for {
-		err := f.store.Redis().Ping(ctx).Err()
+		err := f.store.Client().Ping(ctx).Err()
 		if errors.As(err, &se) {
 			break
 		}

@@ -30,14 +30,14 @@ func TestMain(m *testing.M) {
 func TestEmbeddedStoreSnapshotRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "state", "store.json")
-	s, err := OpenStore(ctx, StoreOptions{SnapshotPath: path, SnapshotInterval: time.Hour})
+	s, err := OpenRedis(ctx, RedisOptions{SnapshotPath: path, SnapshotInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s.embedded == nil {
 		t.Fatal("no URL: want the embedded store")
 	}
-	r := s.Redis()
+	r := s.Client()
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
@@ -56,12 +56,12 @@ func TestEmbeddedStoreSnapshotRoundTrip(t *testing.T) {
 	must(err)
 	must(s.Close(ctx))
 
-	s2, err := OpenStore(ctx, StoreOptions{SnapshotPath: path, SnapshotInterval: time.Hour})
+	s2, err := OpenRedis(ctx, RedisOptions{SnapshotPath: path, SnapshotInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s2.Close(ctx)
-	r = s2.Redis()
+	r = s2.Client()
 	if v, _ := r.Get(ctx, "str").Result(); v != "50%done: a,b" {
 		t.Errorf("str = %q", v)
 	}
@@ -90,12 +90,12 @@ func TestEmbeddedStoreSnapshotRoundTrip(t *testing.T) {
 func TestEmbeddedStoreSnapshotsPeriodically(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "store.json")
-	s, err := OpenStore(ctx, StoreOptions{SnapshotPath: path, SnapshotInterval: 20 * time.Millisecond})
+	s, err := OpenRedis(ctx, RedisOptions{SnapshotPath: path, SnapshotInterval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close(ctx)
-	if err := s.Redis().Set(ctx, "k", "v", 0).Err(); err != nil {
+	if err := s.Client().Set(ctx, "k", "v", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -116,12 +116,12 @@ func TestEmbeddedStoreSnapshotsPeriodically(t *testing.T) {
 func TestEmbeddedStoreSnapshotsManyKeys(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "store.json")
-	s, err := OpenStore(ctx, StoreOptions{SnapshotPath: path, SnapshotInterval: time.Hour})
+	s, err := OpenRedis(ctx, RedisOptions{SnapshotPath: path, SnapshotInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
 	const n = 2*snapshotBatch + 500
-	p := s.Redis().Pipeline()
+	p := s.Client().Pipeline()
 	for i := range n {
 		p.HSet(ctx, fmt.Sprintf("presenced:user:u%d", i), "state", fmt.Sprint(i))
 	}
@@ -131,15 +131,15 @@ func TestEmbeddedStoreSnapshotsManyKeys(t *testing.T) {
 	if err := s.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	s2, err := OpenStore(ctx, StoreOptions{SnapshotPath: path, SnapshotInterval: time.Hour})
+	s2, err := OpenRedis(ctx, RedisOptions{SnapshotPath: path, SnapshotInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s2.Close(ctx)
-	if got := s2.Redis().DBSize(ctx).Val(); got != n {
+	if got := s2.Client().DBSize(ctx).Val(); got != n {
 		t.Fatalf("%d keys after the restore, want %d", got, n)
 	}
-	if v := s2.Redis().HGet(ctx, fmt.Sprintf("presenced:user:u%d", n-1), "state").Val(); v != fmt.Sprint(n-1) {
+	if v := s2.Client().HGet(ctx, fmt.Sprintf("presenced:user:u%d", n-1), "state").Val(); v != fmt.Sprint(n-1) {
 		t.Errorf("last key's state %q", v)
 	}
 }
@@ -148,12 +148,12 @@ func TestEmbeddedStoreSnapshotsManyKeys(t *testing.T) {
 // store as on a real Redis (a tick late at most), and their TTL goes down meanwhile.
 func TestEmbeddedStoreExpiresKeysWithTheClock(t *testing.T) {
 	ctx := context.Background()
-	s, err := OpenStore(ctx, StoreOptions{})
+	s, err := OpenRedis(ctx, RedisOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close(ctx)
-	r := s.Redis()
+	r := s.Client()
 	if err := r.Set(ctx, "short", "v", 1500*time.Millisecond).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func TestEmbeddedStoreRefusesDamagedSnapshot(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tc.content), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			_, err := OpenStore(ctx, StoreOptions{SnapshotPath: path})
+			_, err := OpenRedis(ctx, RedisOptions{SnapshotPath: path})
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), path) {
 				t.Fatalf("err = %v, want it to name %s and say %q", err, path, tc.want)
 			}
@@ -201,7 +201,7 @@ func TestEmbeddedStoreRefusesDamagedSnapshot(t *testing.T) {
 func TestRedisStoreAgainstLab(t *testing.T) {
 	ctx := context.Background()
 	reg := prometheus.NewRegistry()
-	s, err := OpenStore(ctx, StoreOptions{URL: labEnv(t).RedisURL, Registerer: reg})
+	s, err := OpenRedis(ctx, RedisOptions{URL: labEnv(t).RedisURL, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +212,7 @@ func TestRedisStoreAgainstLab(t *testing.T) {
 	if err := s.Ping(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Redis().Set(ctx, "TestRedisStoreAgainstLab", "v", time.Minute).Err(); err != nil {
+	if err := s.Client().Set(ctx, "TestRedisStoreAgainstLab", "v", time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if n := testutil.CollectAndCount(reg, "presenced_redis_command_duration_seconds"); n < 2 {
@@ -229,7 +229,7 @@ func TestRedisStoreUnreachableFailsFast(t *testing.T) {
 	}
 	addr := p.Addr()
 	p.Close()
-	s, err := OpenStore(ctx, StoreOptions{URL: "redis://" + addr + "/0", DialTimeout: 200 * time.Millisecond})
+	s, err := OpenRedis(ctx, RedisOptions{URL: "redis://" + addr + "/0", DialTimeout: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +244,7 @@ func TestRedisStoreUnreachableFailsFast(t *testing.T) {
 }
 
 func TestOpenStoreRejectsBadURL(t *testing.T) {
-	_, err := OpenStore(context.Background(), StoreOptions{URL: "http://example/0"})
+	_, err := OpenRedis(context.Background(), RedisOptions{URL: "http://example/0"})
 	if err == nil || !strings.Contains(err.Error(), "parse redis url") {
 		t.Fatalf("err = %v", err)
 	}

@@ -102,7 +102,7 @@ func TestFullCheckSurveysThePBX(t *testing.T) {
 		pbx.observes.Store(0)
 		sp.surveys.Store(0)
 		sp.fills.Store(0)
-		sum, err := e.RepairAll(ctx)
+		sum, err := e.CheckAll(ctx)
 		if err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
@@ -173,12 +173,12 @@ func TestSwitchDuringSurveyIsNotRepaired(t *testing.T) {
 	sp.hold = func() { close(surveyed); <-surveyRelease }
 	sp.mu.Unlock()
 	type result struct {
-		sum RepairSummary
+		sum CheckSummary
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		sum, err := e.RepairAll(ctx)
+		sum, err := e.CheckAll(ctx)
 		done <- result{sum, err}
 	}()
 	wait(surveyed, "the full check did not survey")

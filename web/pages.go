@@ -388,7 +388,7 @@ func (h *Handler) fix(w http.ResponseWriter, r *http.Request, v *viewer) {
 		h.render(w, r, http.StatusForbidden, "error", v, page{Title: "Refused", Message: "You may fix only your own state."})
 		return
 	}
-	if _, err := h.engine.Reconcile(r.Context(), u.ID, v.actor()); err != nil {
+	if _, err := h.engine.Enforce(r.Context(), u.ID, v.actor()); err != nil {
 		h.fail(w, r, err)
 		return
 	}

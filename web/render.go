@@ -172,8 +172,13 @@ func actorWords(a string) string {
 	return a
 }
 
-// opWords says what an operation does on the PBX in words.
-func opWords(op presence.Op) string {
+// opWords says in words what an outcome's operation does on the PBX, or that the PBX could not
+// be read (an ObserveError).
+func opWords(o presence.Outcome) string {
+	if o.ObserveFailed() {
+		return "read the PBX"
+	}
+	op := o.Op
 	switch op.Kind {
 	case presence.OpQueueAdd:
 		if op.Member != nil && op.Member.Paused {
@@ -207,8 +212,6 @@ func opWords(op presence.Op) string {
 		if op.Webhook != nil {
 			return "call webhook " + op.Webhook.URL
 		}
-	case "observe":
-		return "read the PBX"
 	}
 	return op.String()
 }

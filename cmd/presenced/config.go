@@ -345,7 +345,7 @@ type SentinelConfig struct {
 	Password     Secret `mapstructure:"password"`
 	PasswordFile string `mapstructure:"password_file"`
 	// WaitReplicas replicas must hold a switch's state and journal entry (and a personal
-	// profile) within WaitTimeout, or the request fails with 503 (presence.StoreOptions).
+	// profile) within WaitTimeout, or the request fails with 503 (presence.RedisOptions).
 	WaitReplicas int           `mapstructure:"wait_replicas"`
 	WaitTimeout  time.Duration `mapstructure:"wait_timeout"`
 }

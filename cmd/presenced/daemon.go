@@ -54,7 +54,7 @@ type daemon struct {
 	// (asterisk.ami.write_sessions), gated like ami.
 	amiWrite []*ami.Client
 	ari      *ari.Client
-	store    *presence.Store
+	store    *presence.Redis
 	states   *presence.StateStore
 	engine   *presence.Engine
 	api      *api.Handler
@@ -169,7 +169,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 		log.Warn("neither redis.url nor redis.sentinel configured: using the embedded in-process store; fine for a single instance, use Redis for several",
 			"snapshot_path", cfg.Store.SnapshotPath, "snapshot_interval", cfg.Store.SnapshotInterval)
 	}
-	d.store, err = presence.OpenStore(ctx, storeOpts)
+	d.store, err = presence.OpenRedis(ctx, storeOpts)
 	if err != nil {
 		return err
 	}
@@ -272,8 +272,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 }
 
 // storeOptions are the state store's options of the configuration; reg may be nil.
-func storeOptions(cfg Config, log *slog.Logger, reg prometheus.Registerer) presence.StoreOptions {
-	storeOpts := presence.StoreOptions{
+func storeOptions(cfg Config, log *slog.Logger, reg prometheus.Registerer) presence.RedisOptions {
+	storeOpts := presence.RedisOptions{
 		URL:          string(cfg.Redis.URL),
 		Username:     cfg.Redis.Username,
 		Password:     string(cfg.Redis.Password),
@@ -317,7 +317,7 @@ func (d *daemon) buildEngine() error {
 	}
 	d.elector, err = leader.New(leader.Options{
 		// With Sentinel, the lease is taken and renewed only once replicas hold it (WAIT).
-		Redis: d.store.Redis(), Confirm: d.store.Confirmed, Asterisk: cfg.Asterisk.ID, Instance: cfg.InstanceID,
+		Redis: d.store.Client(), Confirm: d.store.Confirmed, Asterisk: cfg.Asterisk.ID, Instance: cfg.InstanceID,
 		Lease: cfg.Leader.Lease, RenewInterval: cfg.Leader.RenewInterval, ClockDriftMargin: cfg.Leader.ClockDriftMargin,
 		OnStartedLeading: d.lead, Logger: log, Registerer: d.reg,
 	})
@@ -335,7 +335,7 @@ func (d *daemon) buildEngine() error {
 	d.devices = callstate.New(d.ami, d.amiRead, phonesOf(cfg.catalog))
 	// Every instance serves the whole API: what a standby is asked to do, the leader does.
 	relay, err := presence.NewRelay(presence.RelayOptions{
-		Redis: d.store.Redis(), Confirm: d.store.Confirmed, Asterisk: cfg.Asterisk.ID, Instance: cfg.InstanceID,
+		Redis: d.store.Client(), Confirm: d.store.Confirmed, Asterisk: cfg.Asterisk.ID, Instance: cfg.InstanceID,
 		LeaderExists: func(ctx context.Context) (bool, error) {
 			_, _, err := d.elector.Leader(ctx)
 			if errors.Is(err, leader.ErrNoLeader) {
@@ -385,7 +385,7 @@ func (d *daemon) buildEngine() error {
 	d.trig, err = trigger.New(trigger.Options{
 		Engine:          d.engine,
 		States:          d.states,
-		Redis:           d.store.Redis(),
+		Redis:           d.store.Client(),
 		Schedules:       cfg.Schedules,
 		Holidays:        cfg.Holidays,
 		DefaultLocation: loc,
@@ -405,7 +405,7 @@ func (d *daemon) buildEngine() error {
 	}
 	// The watcher follows queue events also while unanswered_calls is off: a reload may turn it on.
 	d.missed, err = missedcalls.New(missedcalls.Options{Metrics: missedMetrics,
-		AMI: d.ami, Redis: d.store.Redis(), Prefix: "presenced:", Engine: d.engine, Naming: cfg.Asterisk.Naming,
+		AMI: d.ami, Redis: d.store.Client(), Prefix: "presenced:", Engine: d.engine, Naming: cfg.Asterisk.Naming,
 		Rules: cfg.UnansweredCalls.rules(),
 		Switch: func(ctx context.Context, id presence.UserID, actor, profile string) (bool, string, error) {
 			res, err := d.trig.Point(ctx, id, actor, presence.SourceUnanswered, profile)
@@ -423,7 +423,7 @@ func (d *daemon) buildEngine() error {
 	d.cal, err = calendar.New(calendar.Options{
 		Catalog:         cfg.catalog,
 		Triggers:        d.trig,
-		Redis:           d.store.Redis(),
+		Redis:           d.store.Client(),
 		Rules:           cfg.Calendar.Rules,
 		PollInterval:    cfg.Calendar.PollInterval,
 		Horizon:         cfg.Calendar.Horizon,
@@ -437,7 +437,7 @@ func (d *daemon) buildEngine() error {
 	}
 	// Failed authentications are counted in Redis, shared by every instance serving the API.
 	limiter, err := throttle.New(throttle.Options{
-		Redis:      d.store.Redis(),
+		Redis:      d.store.Client(),
 		KeyPrefix:  authFailureKeyPrefix,
 		Failures:   cfg.API.Throttle.Failures,
 		Window:     cfg.API.Throttle.Window,
@@ -451,7 +451,7 @@ func (d *daemon) buildEngine() error {
 		return fmt.Errorf("api: %w", err)
 	}
 	d.acc, err = account.New(account.Options{
-		Redis:          d.store.Redis(),
+		Redis:          d.store.Client(),
 		Catalog:        cfg.catalog,
 		AdminToken:     string(cfg.API.AdminToken),
 		AdminTokenHash: cfg.API.AdminTokenHash,
@@ -503,7 +503,7 @@ func (d *daemon) buildEngine() error {
 		Channels:          d.ari,
 		Engine:            d.engine,
 		States:            d.states,
-		Redis:             d.store.Redis(),
+		Redis:             d.store.Client(),
 		DefaultProfile:    cfg.FeatureCodes.DefaultProfile,
 		AlwaysPIN:         cfg.FeatureCodes.AlwaysPIN,
 		PINAttempts:       cfg.FeatureCodes.PINAttempts,

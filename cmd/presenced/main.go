@@ -222,13 +222,13 @@ func passwordLink(cfg Config, name string, stdout, stderr io.Writer) int {
 	for _, w := range cfg.warnings() {
 		log.Warn("configuration: " + w)
 	}
-	store, err := presence.OpenStore(ctx, storeOptions(cfg, log, nil))
+	store, err := presence.OpenRedis(ctx, storeOptions(cfg, log, nil))
 	if err != nil {
 		fmt.Fprintf(stderr, "presenced: -password-link: %v\n", err)
 		return 1
 	}
 	defer store.Close(context.Background())
-	acc, err := account.New(account.Options{Redis: store.Redis(), Catalog: cfg.catalog, Logger: log})
+	acc, err := account.New(account.Options{Redis: store.Client(), Catalog: cfg.catalog, Logger: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "presenced: -password-link: %v\n", err)
 		return 1

@@ -8,7 +8,7 @@ import (
 	"github.com/presenced/presenced/presence/presencetest"
 )
 
-// BenchmarkFullCheckOverhead is the engine's own share of a full check (Engine.RepairAll) of
+// BenchmarkFullCheckOverhead is the engine's own share of a full check (Engine.CheckAll) of
 // -bench.users users × 10 queues in sync: the Redis reads, the desired states, the plans and
 // the bookkeeping, with the PBX in memory (presencetest.PBX), so that nothing of Asterisk is
 // in the figure. TestReconcile measures the whole against the lab Asterisk.
@@ -35,11 +35,11 @@ func BenchmarkFullCheckOverhead(b *testing.B) {
 	}
 	// The first check applies every user's state to the PBX in memory; from then on all are
 	// in sync.
-	if _, err := e.RepairAll(ctx); err != nil {
+	if _, err := e.CheckAll(ctx); err != nil {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		sum, err := e.RepairAll(ctx)
+		sum, err := e.CheckAll(ctx)
 		if err != nil {
 			b.Fatal(err)
 		}

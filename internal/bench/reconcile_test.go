@@ -39,7 +39,7 @@ func rcSizes(t *testing.T) rcSize {
 	return s
 }
 
-// TestReconcile measures the full reconcile (Engine.RepairAll) of users × 10 queues against
+// TestReconcile measures the full reconcile (Engine.CheckAll) of users × 10 queues against
 // the lab Asterisk, set up in bulk (rcLoadPBX): the wall time on a PBX in sync and the AMI
 // round trips per session (which must not grow with the number of users), compared with the
 // same reads sent by the thinnest client; the repair of members removed and unpaused by hand;
@@ -84,11 +84,11 @@ func TestReconcile(t *testing.T) {
 		sz.users, dbputs.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 
 	// Round trips: a reconcile of fewer users, then of all of them, in sync.
-	reconcile := func(what string, drifted int) (presence.RepairSummary, time.Duration, map[string]int, map[string]int) {
+	reconcile := func(what string, drifted int) (presence.CheckSummary, time.Duration, map[string]int, map[string]int) {
 		t.Helper()
 		m0, r0 := rcActions(t, r.mainReg), rcActions(t, r.readReg)
 		start := time.Now()
-		sum, err := r.engine.RepairAll(ctx)
+		sum, err := r.engine.CheckAll(ctx)
 		took := time.Since(start)
 		if err != nil {
 			rcAsteriskLog(t)
@@ -255,7 +255,7 @@ func rcRestartReconcile(t *testing.T, ctx context.Context, r *rcRig, what string
 	m0, r0 := rcActions(t, r.mainReg), rcActions(t, r.readReg)
 	r.devices.Reset()
 	reconcile := time.Now()
-	sum, err := r.engine.RepairAll(ctx)
+	sum, err := r.engine.CheckAll(ctx)
 	done := time.Now()
 	if err != nil {
 		rcAsteriskLog(t)
@@ -273,7 +273,7 @@ func rcRestartReconcile(t *testing.T, ctx context.Context, r *rcRig, what string
 	if sum.Drifted != drifted || sum.Repaired != drifted || sum.Failed != 0 {
 		t.Fatalf("%s: reconcile after the restart: %+v; want %d drifted, %d repaired, 0 failed", what, sum, drifted, drifted)
 	}
-	again, err := r.engine.RepairAll(ctx)
+	again, err := r.engine.CheckAll(ctx)
 	if err != nil || again.Drifted != 0 || again.Failed != 0 {
 		t.Fatalf("%s: second reconcile after the restart: %+v, %v; want nothing drifted", what, again, err)
 	}
