@@ -236,9 +236,9 @@ func TestQueueChangesWaitForTheCallToEnd(t *testing.T) {
 	}
 }
 
-// TestRepairAllReadsThePBXOnce: a full reconcile of many users costs one bulk read, which the
+// TestCheckAllReadsThePBXOnce: a full reconcile of many users costs one bulk read, which the
 // repairs of those that drifted use too (their state did not change meanwhile).
-func TestRepairAllReadsThePBXOnce(t *testing.T) {
+func TestCheckAllReadsThePBXOnce(t *testing.T) {
 	ctx := context.Background()
 	us := users(300)
 	var rt atomic.Uint64

@@ -463,9 +463,9 @@ func TestStateSaveConflict(t *testing.T) {
 	}
 }
 
-// TestRepairAllPutsBackWhatDrifted: after the PBX lost its state (an Asterisk restart without
+// TestCheckAllPutsBackWhatDrifted: after the PBX lost its state (an Asterisk restart without
 // persistent members), CheckAll restores every switched user and leaves the others alone.
-func TestRepairAllPutsBackWhatDrifted(t *testing.T) {
+func TestCheckAllPutsBackWhatDrifted(t *testing.T) {
 	ctx := context.Background()
 	us := users(30)
 	e, pbx, _ := newTestEngine(t, us, nil)

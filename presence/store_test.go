@@ -243,7 +243,7 @@ func TestRedisStoreUnreachableFailsFast(t *testing.T) {
 	}
 }
 
-func TestOpenStoreRejectsBadURL(t *testing.T) {
+func TestOpenRedisRejectsBadURL(t *testing.T) {
 	_, err := OpenRedis(context.Background(), RedisOptions{URL: "http://example/0"})
 	if err == nil || !strings.Contains(err.Error(), "parse redis url") {
 		t.Fatalf("err = %v", err)
