@@ -190,7 +190,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"QueueMember":           reflect.TypeFor[presence.QueueMember](),
 		"PresenceValue":         reflect.TypeFor[presence.PresenceValue](),
 		"Webhook":               reflect.TypeFor[presence.Webhook](),
-		"Target":                reflect.TypeFor[presence.Target](),
+		"Target":                reflect.TypeFor[presence.Desired](), // desired, observed and adopted: the desired's fields
 		"User":                  reflect.TypeFor[presence.User](),
 		"Device":                reflect.TypeFor[presence.Device](),
 		"QueueMembership":       reflect.TypeFor[presence.QueueMembership](),

@@ -143,7 +143,7 @@ func TestPlan(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []string
-			for _, op := range Plan(&tc.want, &tc.have) {
+			for _, op := range Plan(&Desired{Target: tc.want}, &tc.have) {
 				got = append(got, op.String())
 			}
 			if strings.Join(got, "\n") != strings.Join(tc.ops, "\n") {

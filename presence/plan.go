@@ -73,7 +73,7 @@ func (o Op) String() string {
 
 // Plan lists the operations that turn have into want, in a deterministic order: queues, astdb,
 // lamps, presence, globals, each sorted by name. It is empty when the two agree. Plan is pure.
-func Plan(want, have *Target) []Op {
+func Plan(want *Desired, have *Target) []Op {
 	var ops []Op
 	for _, q := range slices.Sorted(maps.Keys(want.Queues)) {
 		w, h := want.Queues[q], have.Queues[q]

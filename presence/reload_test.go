@@ -43,7 +43,11 @@ func TestTeardown(t *testing.T) {
 				Globals:  map[string]*string{"FLAG": nil}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := Teardown(old, tc.keep, "INVALID"); !reflect.DeepEqual(got, tc.want) {
+			var keep *Desired
+			if tc.keep != nil {
+				keep = &Desired{Target: *tc.keep}
+			}
+			if got := Teardown(&Desired{Target: *old}, keep, "INVALID"); !reflect.DeepEqual(got, &Desired{Target: *tc.want}) {
 				t.Errorf("Teardown =\n%+v\nwant\n%+v", got, tc.want)
 			}
 		})
