@@ -80,18 +80,18 @@ func Plan(want *Desired, have *Target) []Op {
 		switch {
 		case w == nil && h == nil:
 		case w == nil:
-			if !h.Static {
+			if h.Membership != MembershipStatic {
 				ops = append(ops, Op{Kind: OpQueueRemove, Queue: q, Member: h})
 			}
 		case h == nil:
-			if !w.Optional {
+			if w.Membership != MembershipOptional {
 				ops = append(ops, Op{Kind: OpQueueAdd, Queue: q, Member: w})
 			}
 		default:
 			if w.Paused != h.Paused || (w.Paused && w.Reason != h.Reason) {
 				ops = append(ops, Op{Kind: OpQueuePause, Queue: q, Member: w})
 			}
-			if w.Penalty != h.Penalty && !h.Static {
+			if w.Penalty != h.Penalty && h.Membership != MembershipStatic {
 				ops = append(ops, Op{Kind: OpQueuePenalty, Queue: q, Member: w})
 			}
 		}

@@ -201,7 +201,7 @@ func Teardown(old, keep *Desired, lampOff string) *Desired {
 		if _, kept := keep.Queues[q]; kept && keep.Interface == old.Interface {
 			continue
 		}
-		if m != nil && !m.Optional {
+		if m != nil && m.Membership != MembershipOptional {
 			t.Queues[q] = nil
 		}
 	}

@@ -1,6 +1,7 @@
 package presence
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -178,11 +179,61 @@ type QueueMember struct {
 	Penalty        int    `json:"penalty"`
 	Paused         bool   `json:"paused"`
 	Reason         string `json:"reason,omitempty"`
-	// Static members come from queues.conf and cannot be removed over AMI (observed only).
-	Static bool `json:"static,omitempty"`
-	// Optional (desired only) means membership is not presenced's business: pause and penalty
-	// are set if the user is in the queue, but presenced neither adds nor removes them.
-	Optional bool `json:"optional,omitempty"`
+	// Membership says who adds and removes the member. Its JSON is "static": true or
+	// "optional": true (MarshalJSON).
+	Membership Membership `json:"-"`
+}
+
+// Membership is who adds a queue member and removes it.
+type Membership string
+
+// The memberships of a queue member.
+const (
+	// MembershipManaged: presenced adds and removes the member.
+	MembershipManaged Membership = ""
+	// MembershipStatic: queues.conf does (a static member, which AMI cannot remove); seen on
+	// the PBX, or accepted from it by the adopt policy.
+	MembershipStatic Membership = "static"
+	// MembershipOptional: nobody does, membership is not presenced's business (desired): pause
+	// and penalty are set if the user is in the queue, but presenced neither adds nor removes
+	// them.
+	MembershipOptional Membership = "optional"
+)
+
+// queueMemberJSON is the JSON of a QueueMember: its Membership as two flags.
+type queueMemberJSON struct {
+	Interface      string `json:"interface"`
+	MemberName     string `json:"member_name,omitempty"`
+	StateInterface string `json:"state_interface,omitempty"`
+	Penalty        int    `json:"penalty"`
+	Paused         bool   `json:"paused"`
+	Reason         string `json:"reason,omitempty"`
+	Static         bool   `json:"static,omitempty"`
+	Optional       bool   `json:"optional,omitempty"`
+}
+
+// MarshalJSON writes m with its Membership as "static": true or "optional": true.
+func (m QueueMember) MarshalJSON() ([]byte, error) {
+	return json.Marshal(queueMemberJSON{Interface: m.Interface, MemberName: m.MemberName, StateInterface: m.StateInterface,
+		Penalty: m.Penalty, Paused: m.Paused, Reason: m.Reason,
+		Static: m.Membership == MembershipStatic, Optional: m.Membership == MembershipOptional})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes ("static" first, should both flags be set).
+func (m *QueueMember) UnmarshalJSON(b []byte) error {
+	var j queueMemberJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*m = QueueMember{Interface: j.Interface, MemberName: j.MemberName, StateInterface: j.StateInterface,
+		Penalty: j.Penalty, Paused: j.Paused, Reason: j.Reason}
+	switch {
+	case j.Static:
+		m.Membership = MembershipStatic
+	case j.Optional:
+		m.Membership = MembershipOptional
+	}
+	return nil
 }
 
 // NewTarget returns an empty Target with its maps made.
@@ -226,13 +277,15 @@ func Compile(u *User, in Intent, active Active, profiles []*Profile, n Naming) *
 			continue
 		}
 		t.Queues[q] = &QueueMember{
-			Optional:       qi.Member == nil,
 			Interface:      n.Interface(u),
 			MemberName:     u.DisplayName(),
 			StateInterface: expand(n.StateInterface, ext),
 			Penalty:        m.Penalty,
 			Paused:         qi.Paused,
 			Reason:         qi.Reason,
+		}
+		if qi.Member == nil {
+			t.Queues[q].Membership = MembershipOptional
 		}
 	}
 

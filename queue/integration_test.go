@@ -67,7 +67,7 @@ func TestObserve(t *testing.T) {
 				{"plain", "support", nil},
 				{"absent", "support", nil},
 				{"absent", "sales", nil},
-				{"static", "sales", &presence.QueueMember{Interface: "PJSIP/1002", MemberName: "Bob", StateInterface: "PJSIP/1002", Static: true}},
+				{"static", "sales", &presence.QueueMember{Interface: "PJSIP/1002", MemberName: "Bob", StateInterface: "PJSIP/1002", Membership: presence.MembershipStatic}},
 				{"static", "support", nil},
 			} {
 				got, ok := have[m.user].Queues[m.queue]
@@ -140,7 +140,7 @@ func TestApplyOps(t *testing.T) {
 			result: presence.ResultApplied, check: &presence.QueueMember{MemberName: "Ann", Penalty: 5},
 			actions: map[string]int{"QueuePenalty": 1}},
 		{name: "static member cannot be removed", kind: presence.OpQueueRemove, queue: "sales",
-			member: presence.QueueMember{Interface: "PJSIP/1002", MemberName: "Bob", Static: true},
+			member: presence.QueueMember{Interface: "PJSIP/1002", MemberName: "Bob", Membership: presence.MembershipStatic},
 			result: presence.ResultFailed, check: &presence.QueueMember{MemberName: "Bob"},
 			errText: []string{"queue remove PJSIP/1002 from sales", "static member", "Member not dynamic"}},
 		{name: "add to unknown queue", kind: presence.OpQueueAdd, queue: "nosuchqueue",
