@@ -172,10 +172,10 @@ type userStatusView struct {
 	// ActiveTriggers are the triggers holding the user, the winner decided by priority.
 	ActiveTriggers []trigger.Activation `json:"active_triggers,omitempty"`
 	// NextChange is the next scheduled change of profile, within a week.
-	NextChange *trigger.Change  `json:"next_change,omitempty"`
-	Desired    *presence.Target `json:"desired,omitempty"`
-	Observed   *presence.Target `json:"observed,omitempty"`
-	Drift      []presence.Op    `json:"drift"`
+	NextChange *trigger.Change   `json:"next_change,omitempty"`
+	Desired    *presence.Desired `json:"desired,omitempty"`
+	Observed   *presence.Target  `json:"observed,omitempty"`
+	Drift      []presence.Op     `json:"drift"`
 	// Differences says what drifted in words, with the policy that applies to each.
 	Differences []presence.Difference `json:"differences"`
 	// Warnings: the device status does not match the profile; a device in use will not ring.

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -187,10 +188,9 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"SwitchResult":          reflect.TypeFor[switchAnswer](),
 		"Outcome":               reflect.TypeFor[presence.Outcome](),
 		"Op":                    reflect.TypeFor[presence.Op](),
-		"QueueMember":           reflect.TypeFor[presence.QueueMember](),
 		"PresenceValue":         reflect.TypeFor[presence.PresenceValue](),
 		"Webhook":               reflect.TypeFor[presence.Webhook](),
-		"Target":                reflect.TypeFor[presence.Target](),
+		"Target":                reflect.TypeFor[presence.Desired](), // desired, observed and adopted: the desired's fields
 		"User":                  reflect.TypeFor[presence.User](),
 		"Device":                reflect.TypeFor[presence.Device](),
 		"QueueMembership":       reflect.TypeFor[presence.QueueMembership](),
@@ -235,6 +235,31 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		if want := jsonFields(typ); !slices.Equal(documented, want) {
 			t.Errorf("schema %s has properties %v; %s encodes %v", name, documented, typ, want)
 		}
+	}
+	// QueueMember writes its Membership as two flags (its MarshalJSON): its fields are those
+	// its members of every membership encode, each field set.
+	var encoded []string
+	for _, m := range []presence.Membership{presence.MembershipManaged, presence.MembershipStatic, presence.MembershipOptional} {
+		b, err := json.Marshal(presence.QueueMember{Interface: "i", MemberName: "n", StateInterface: "s", Penalty: 1,
+			Paused: true, Reason: "r", Membership: m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fields map[string]any
+		if err := json.Unmarshal(b, &fields); err != nil {
+			t.Fatal(err)
+		}
+		for f := range fields {
+			if !slices.Contains(encoded, f) {
+				encoded = append(encoded, f)
+			}
+		}
+	}
+	slices.Sort(encoded)
+	if schema, ok := doc.Components.Schemas["QueueMember"]; !ok {
+		t.Errorf("schema QueueMember missing")
+	} else if documented := slices.Sorted(maps.Keys(schema.Properties)); !slices.Equal(documented, encoded) {
+		t.Errorf("schema QueueMember has properties %v; presence.QueueMember encodes %v", documented, encoded)
 	}
 	// The body of PUT .../profiles/{id} decodes the same fields as Profile encodes.
 	if got, want := jsonFields(reflect.TypeFor[profileBody]()), jsonFields(reflect.TypeFor[profileView]()); !slices.Equal(got, want) {

@@ -151,7 +151,7 @@ func TestObserve(t *testing.T) {
 	}
 
 	// The plan of u1 fixes exactly what differs.
-	ops := presence.Plan(want["u1"], have["u1"])
+	ops := presence.Plan(&presence.Desired{Target: *want["u1"]}, have["u1"])
 	var got []string
 	for _, op := range ops {
 		got = append(got, op.String())

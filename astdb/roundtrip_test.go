@@ -149,9 +149,10 @@ func TestRoundTrip(t *testing.T) {
 	switchTo := func(t *testing.T, prev presence.Intent, from, to *presence.Profile, info string) (presence.Intent, []presence.Outcome) {
 		t.Helper()
 		in, wh := presence.Desire(u, prev, from, to, info)
-		want := map[presence.UserID]*presence.Target{u.ID: presence.Compile(u, in, presence.Active{Profile: to, Info: info}, cat.Profiles, naming)}
+		desired := presence.Compile(u, in, presence.Active{Profile: to, Info: info}, cat.Profiles, naming)
+		want := map[presence.UserID]*presence.Target{u.ID: &desired.Target}
 		have := e.observe(t, ctx, want)
-		ops := presence.Plan(want[u.ID], have[u.ID])
+		ops := presence.Plan(desired, have[u.ID])
 		if len(ops) == 0 {
 			t.Fatal("empty plan for a switch")
 		}
@@ -171,7 +172,7 @@ func TestRoundTrip(t *testing.T) {
 		}
 		// Observed again, everything is as wanted.
 		have = e.observe(t, ctx, want)
-		if ops := presence.Plan(want[u.ID], have[u.ID]); len(ops) != 0 {
+		if ops := presence.Plan(desired, have[u.ID]); len(ops) != 0 {
 			t.Errorf("plan after apply is not empty: %v", ops)
 		}
 		return in, out

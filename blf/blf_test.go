@@ -123,7 +123,7 @@ func TestLamps(t *testing.T) {
 			if got := have[u.ID].Devices[lamp]; got != tt.state {
 				t.Errorf("observed %s = %q, want %q", lamp, got, tt.state)
 			}
-			if ops := presence.Plan(want[u.ID], have[u.ID]); len(ops) != 0 {
+			if ops := presence.Plan(&presence.Desired{Target: *want[u.ID]}, have[u.ID]); len(ops) != 0 {
 				t.Errorf("plan after apply: %v", ops)
 			}
 		})
@@ -170,7 +170,7 @@ func TestObserveDevices(t *testing.T) {
 			if pbx := lab.Getvar(t, check, "DEVICE_STATE("+tt.device+")"); pbx != tt.observe {
 				t.Errorf("observed %q, DEVICE_STATE reads %q", tt.observe, pbx)
 			}
-			if ops := presence.Plan(want["u"], have["u"]); (len(ops) > 0) != tt.planned {
+			if ops := presence.Plan(&presence.Desired{Target: *want["u"]}, have["u"]); (len(ops) > 0) != tt.planned {
 				t.Errorf("plan %v, want planned %v", ops, tt.planned)
 			}
 		})
@@ -215,7 +215,7 @@ func TestPresence(t *testing.T) {
 			if h := have[u.ID].Presence[prov]; h != nil {
 				t.Fatalf("observed %+v before it was set", *h)
 			}
-			ops := presence.Plan(want[u.ID], have[u.ID])
+			ops := presence.Plan(&presence.Desired{Target: *want[u.ID]}, have[u.ID])
 			if len(ops) != 1 || ops[0].Kind != presence.OpPresence {
 				t.Fatalf("plan %v", ops)
 			}
@@ -243,7 +243,7 @@ func TestPresence(t *testing.T) {
 			if h := have[u.ID].Presence[prov]; h == nil || h.State != tt.state2 || h.Message != tt.message {
 				t.Errorf("observed %+v, want %q %q", h, tt.state2, tt.message)
 			}
-			if ops := presence.Plan(want[u.ID], have[u.ID]); len(ops) != 0 {
+			if ops := presence.Plan(&presence.Desired{Target: *want[u.ID]}, have[u.ID]); len(ops) != 0 {
 				t.Errorf("plan after apply: %v", ops)
 			}
 		})

@@ -65,10 +65,10 @@ func TestCompileCallerIDByFamily(t *testing.T) {
 				in, _ = Desire(&u, in, nil, p, "")
 			}
 			got := Compile(&u, in, Active{}, nil, n)
-			if c := astdbOf(got, "PROFILE/1001/callerid"); !slices.Equal(c, tc.callers) {
+			if c := astdbOf(&got.Target, "PROFILE/1001/callerid"); !slices.Equal(c, tc.callers) {
 				t.Errorf("caller ID keys:\n got %q\nwant %q", c, tc.callers)
 			}
-			if d := astdbOf(got, "PROFILE/PJSIP:"); !slices.Equal(d, tc.devices) {
+			if d := astdbOf(&got.Target, "PROFILE/PJSIP:"); !slices.Equal(d, tc.devices) {
 				t.Errorf("device map:\n got %q\nwant %q", d, tc.devices)
 			}
 		})
@@ -125,7 +125,7 @@ func TestHotDeskClaims(t *testing.T) {
 	own := bind("PJSIP/1001-soft")
 	desk1, desk2, local := bind("PJSIP/hotdesk-1"), bind("PJSIP/hotdesk-2"), bind("Local/5@lab-sink")
 	profiles := []*Profile{own, desk1, desk2, local, unbind}
-	compile := func(steps ...*Profile) *Target {
+	compile := func(steps ...*Profile) *Desired {
 		var in Intent
 		for _, p := range steps {
 			in, _ = Desire(&u, in, nil, p, "")
@@ -136,7 +136,7 @@ func TestHotDeskClaims(t *testing.T) {
 	mine := "1001:desk"
 
 	bound := compile(desk1)
-	if got := astdbOf(bound, "PROFILE/PJSIP:"); !slices.Equal(got, []string{k1 + "=" + mine, k2 + "=<nil>"}) {
+	if got := astdbOf(&bound.Target, "PROFILE/PJSIP:"); !slices.Equal(got, []string{k1 + "=" + mine, k2 + "=<nil>"}) {
 		t.Errorf("bound to hotdesk-1: device map %q", got)
 	}
 	if bound.Claims[k1] != mine || bound.Claims[k2] != mine || len(bound.Claims) != 2 {
@@ -152,7 +152,7 @@ func TestHotDeskClaims(t *testing.T) {
 	bob := strp("1002:desk")
 	for _, tc := range []struct {
 		name string
-		want *Target
+		want *Desired
 		have *string // hotdesk-1's entry on the PBX
 		ops  []string
 		desk string // BoundDesk

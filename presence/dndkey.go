@@ -362,7 +362,7 @@ func (e *Engine) dndTarget(ctx context.Context, u *User, st UserState, on bool) 
 		if err != nil {
 			return "", err
 		}
-		got, _ := e.dndWanted(u, e.compile(u, next, profiles))
+		got, _ := e.dndWanted(u, &e.compile(u, next, profiles).Target)
 		if got == on {
 			return c, nil
 		}
@@ -404,7 +404,7 @@ func (e *Engine) SwitchDND(ctx context.Context, req DNDRequest) (*SwitchResult, 
 		if req.On != nil {
 			on = *req.On
 		} else {
-			cur, _ := e.dndWanted(u, e.compile(u, st, profiles))
+			cur, _ := e.dndWanted(u, &e.compile(u, st, profiles).Target)
 			on = !cur
 		}
 		target, err := e.dndTarget(ctx, u, st, on)

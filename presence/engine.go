@@ -247,7 +247,7 @@ func (e *Engine) lock(id UserID) func() {
 }
 
 // desired compiles a user's stored state into the PBX state it means.
-func (e *Engine) desired(ctx context.Context, u *User, st UserState) (*Target, error) {
+func (e *Engine) desired(ctx context.Context, u *User, st UserState) (*Desired, error) {
 	profiles, err := e.profilesOf(ctx, u)
 	if err != nil {
 		return nil, err
@@ -256,17 +256,17 @@ func (e *Engine) desired(ctx context.Context, u *User, st UserState) (*Target, e
 }
 
 // compile is the PBX state a user's stored state means, with what it adopted from the PBX.
-func (e *Engine) compile(u *User, st UserState, profiles []*Profile) *Target {
+func (e *Engine) compile(u *User, st UserState, profiles []*Profile) *Desired {
 	t := Compile(u, e.intentOf(u, st, profiles), Active{Profile: FindProfile(profiles, st.Profile), Info: st.Info}, profiles, e.opts.Naming)
-	e.withDNDOff(u, t)
+	e.withDNDOff(u, &t.Target)
 	e.Catalog().unclaimPhones(t, e.opts.Naming)
-	overlay(t, st.Adopted)
+	overlay(&t.Target, st.Adopted)
 	return t
 }
 
 // unclaimPhones takes out of t the claims of device map entries of users' own phones: a
 // location naming another user's phone rings it, but it stays that user's phone.
-func (c *Catalog) unclaimPhones(t *Target, n Naming) {
+func (c *Catalog) unclaimPhones(t *Desired, n Naming) {
 	for k := range t.Claims {
 		if d, ok := n.deviceOfKey(k); ok {
 			if _, own := c.PhoneUser(d); own {

@@ -235,14 +235,14 @@ func (e *Engine) readAll(ctx context.Context, start time.Time) (map[UserID]*obse
 	}
 	// Compiling and planning are pure and per user: spread over the cores (10,000 users take
 	// a tenth of a second of CPU each way).
-	wants := make([]*Target, len(switched))
+	wants := make([]*Desired, len(switched))
 	inParallel(len(switched), func(i int) {
 		u, _ := cat.User(switched[i])
 		wants[i] = e.compile(u, states[switched[i]], append(slices.Clone(cat.Profiles), personal[switched[i]]...))
 	})
 	want := make(map[UserID]*Target, len(switched))
 	for i, id := range switched {
-		want[id] = wants[i]
+		want[id] = &wants[i].Target
 	}
 	sum := CheckSummary{Users: len(switched)}
 	checked = true

@@ -142,7 +142,7 @@ func (e *Engine) pass(ctx context.Context, t *term, id UserID, m passMode, seen 
 	}
 	want := e.compile(u, st, profiles)
 	if t != nil {
-		t.expecting(u.ID, want)
+		t.expecting(u.ID, &want.Target)
 	}
 	// A state version the record has not seen applied (the first state of a user comes with a
 	// record of version 0: StateStore.Save) is a switch: applied whatever the policies say, and
@@ -173,7 +173,7 @@ func (e *Engine) pass(ctx context.Context, t *term, id UserID, m passMode, seen 
 	if seen != nil && seen.version == st.Version {
 		have = seen.have
 	} else {
-		have, err = e.obs.observe(ctx, u.ID, want)
+		have, err = e.obs.observe(ctx, u.ID, &want.Target)
 	}
 	if err == nil {
 		// The hot desk the user holds is their phone while bound: a call on it is their call.
@@ -190,7 +190,7 @@ func (e *Engine) pass(ctx context.Context, t *term, id UserID, m passMode, seen 
 		} else {
 			var dnd *dndDecision
 			if mode.policies && !reloaded && t != nil && e.dndSwitch() {
-				dnd = t.dndKey(ctx, u, st, want, have, ops)
+				dnd = t.dndKey(ctx, u, st, &want.Target, have, ops)
 			}
 			res.Outcomes = append(res.Outcomes, e.decideAndApply(ctx, u, st, ops, have, mode, dnd)...)
 			if mode.policies && slices.ContainsFunc(res.Outcomes, func(o Outcome) bool { return o.Result == ResultApplied }) {
@@ -205,7 +205,7 @@ func (e *Engine) pass(ctx context.Context, t *term, id UserID, m passMode, seen 
 		}
 	}
 	res.InSync = inSync(res.Outcomes)
-	res.dnd = e.dndInStep(u, st, want, err == nil, res.Outcomes)
+	res.dnd = e.dndInStep(u, st, &want.Target, err == nil, res.Outcomes)
 	if t != nil {
 		t.expected(u.ID, leftAsWanted(res.Outcomes))
 	}
@@ -386,11 +386,11 @@ func (t *term) passGlobal() {
 	if len(e.opts.Globals) == 0 {
 		return
 	}
-	want := NewTarget()
+	want := NewDesired()
 	for name, v := range e.opts.Globals {
 		want.Globals[name] = &v
 	}
-	have, err := e.obs.observe(t.ctx, globalUserID, want)
+	have, err := e.obs.observe(t.ctx, globalUserID, &want.Target)
 	if err != nil {
 		e.log.Warn("cannot read the global variables presenced owns", "err", err)
 		t.q.AddRateLimited(globalKey)

@@ -13,7 +13,7 @@ type UserStatus struct {
 	User     *User     `json:"user"`
 	State    UserState `json:"state"`
 	Switched bool      `json:"switched"` // false for a user presenced has never switched
-	Desired  *Target   `json:"desired,omitempty"`
+	Desired  *Desired  `json:"desired,omitempty"`
 	Observed *Target   `json:"observed,omitempty"`
 	// Drift lists the operations that would bring the PBX in line; empty when in sync.
 	Drift []Op `json:"drift"`
@@ -79,10 +79,10 @@ func (e *Engine) StatusWith(ctx context.Context, id UserID, opts StatusOptions) 
 	if opts.Device != "" {
 		devices = []string{opts.Device}
 	}
-	if quiet := notRinging(s.Desired, e.opts.Naming, u, devices); len(quiet) > 0 {
+	if quiet := notRinging(&s.Desired.Target, e.opts.Naming, u, devices); len(quiet) > 0 {
 		s.Warnings = append(s.Warnings, willNotRingWarning(quiet))
 	}
-	s.Observed, err = e.obs.observe(ctx, u.ID, s.Desired)
+	s.Observed, err = e.obs.observe(ctx, u.ID, &s.Desired.Target)
 	if err != nil {
 		s.ObserveError = err.Error()
 		return s, nil

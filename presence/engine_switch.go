@@ -207,7 +207,7 @@ func (e *Engine) PreviewWith(ctx context.Context, req SwitchRequest, opts Previe
 	res := &SwitchResult{SwitchEvent: ev, Preview: true, State: st}
 	want := Compile(u, e.intentOf(u, st, profiles), Active{Profile: to, Info: st.Info}, profiles, e.opts.Naming)
 	e.Catalog().unclaimPhones(want, e.opts.Naming)
-	have, err := e.obs.observe(ctx, u.ID, want)
+	have, err := e.obs.observe(ctx, u.ID, &want.Target)
 	if err != nil {
 		res.Outcomes = []Outcome{ObserveError(err)}
 		return res, nil

@@ -99,7 +99,7 @@ func TestCompileNamesFreePBXStyle(t *testing.T) {
 		tg.Queues["support"].Interface == "Local/1001@presenced-queue-member/n" && tg.Queues["support"].StateInterface == "hint:1001@hints")
 	check("sales must not be member", tg.Queues["sales"] == nil && hasKey(tg.Queues, "sales"))
 	check("queue the user is not in ignored", !hasKey(tg.Queues, "other"))
-	check("pause without login leaves membership alone", tg.Queues["bench1"] != nil && tg.Queues["bench1"].Optional && tg.Queues["bench1"].Paused)
+	check("pause without login leaves membership alone", tg.Queues["bench1"] != nil && tg.Queues["bench1"].Membership == MembershipOptional && tg.Queues["bench1"].Paused)
 	check("interface", tg.Interface == "Local/1001@presenced-queue-member/n")
 	check("active", deref(tg.AstDB["PROFILE/1001/active"]) == "lunch" && deref(tg.AstDB["PROFILE/1001/info"]) == "back 1pm")
 	check("dnd", deref(tg.AstDB["DND/1001"]) == "YES" && tg.Devices["Custom:DND1001"] == "BUSY" && deref(tg.AstDB["PROFILE/1001/dndtext"]) == "Lunch (back 1pm)")
@@ -125,12 +125,12 @@ func TestPlan(t *testing.T) {
 	}{
 		{"in sync", Target{Queues: map[string]*QueueMember{"a": member(false, "", 0), "b": nil}, AstDB: map[string]*string{"DND/1": strp("YES"), "CF/1": nil}},
 			Target{Queues: map[string]*QueueMember{"a": member(false, "", 0)}, AstDB: map[string]*string{"DND/1": strp("YES")}}, nil},
-		{"optional member absent: nothing", Target{Queues: map[string]*QueueMember{"a": {Interface: "x", Paused: true, Optional: true}}}, Target{}, nil},
-		{"optional member present: paused", Target{Queues: map[string]*QueueMember{"a": {Interface: "x", Paused: true, Reason: "Lunch", Optional: true}}},
+		{"optional member absent: nothing", Target{Queues: map[string]*QueueMember{"a": {Interface: "x", Paused: true, Membership: MembershipOptional}}}, Target{}, nil},
+		{"optional member present: paused", Target{Queues: map[string]*QueueMember{"a": {Interface: "x", Paused: true, Reason: "Lunch", Membership: MembershipOptional}}},
 			Target{Queues: map[string]*QueueMember{"a": {Interface: "x"}}}, []string{"queue_pause a x paused (Lunch)"}},
 		{"join paused in one op", Target{Queues: map[string]*QueueMember{"a": member(true, "Lunch", 0)}}, Target{}, []string{"queue_add a Local/1001@q/n paused (Lunch)"}},
 		{"leave", Target{Queues: map[string]*QueueMember{"a": nil}}, Target{Queues: map[string]*QueueMember{"a": member(false, "", 0)}}, []string{"queue_remove a Local/1001@q/n"}},
-		{"static member is not removed", Target{Queues: map[string]*QueueMember{"a": nil}}, Target{Queues: map[string]*QueueMember{"a": {Interface: "x", Static: true}}}, nil},
+		{"static member is not removed", Target{Queues: map[string]*QueueMember{"a": nil}}, Target{Queues: map[string]*QueueMember{"a": {Interface: "x", Membership: MembershipStatic}}}, nil},
 		{"pause reason changed", Target{Queues: map[string]*QueueMember{"a": member(true, "Meeting", 0)}}, Target{Queues: map[string]*QueueMember{"a": member(true, "Lunch", 0)}}, []string{"queue_pause a Local/1001@q/n paused (Meeting)"}},
 		{"unpause ignores stale reason", Target{Queues: map[string]*QueueMember{"a": member(false, "", 0)}}, Target{Queues: map[string]*QueueMember{"a": member(true, "Lunch", 0)}}, []string{"queue_pause a Local/1001@q/n unpaused"}},
 		{"penalty", Target{Queues: map[string]*QueueMember{"a": member(false, "", 2)}}, Target{Queues: map[string]*QueueMember{"a": member(false, "", 0)}}, []string{"queue_penalty a Local/1001@q/n penalty 2"}},
@@ -143,7 +143,7 @@ func TestPlan(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []string
-			for _, op := range Plan(&tc.want, &tc.have) {
+			for _, op := range Plan(&Desired{Target: tc.want}, &tc.have) {
 				got = append(got, op.String())
 			}
 			if strings.Join(got, "\n") != strings.Join(tc.ops, "\n") {

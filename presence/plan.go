@@ -73,25 +73,25 @@ func (o Op) String() string {
 
 // Plan lists the operations that turn have into want, in a deterministic order: queues, astdb,
 // lamps, presence, globals, each sorted by name. It is empty when the two agree. Plan is pure.
-func Plan(want, have *Target) []Op {
+func Plan(want *Desired, have *Target) []Op {
 	var ops []Op
 	for _, q := range slices.Sorted(maps.Keys(want.Queues)) {
 		w, h := want.Queues[q], have.Queues[q]
 		switch {
 		case w == nil && h == nil:
 		case w == nil:
-			if !h.Static {
+			if h.Membership != MembershipStatic {
 				ops = append(ops, Op{Kind: OpQueueRemove, Queue: q, Member: h})
 			}
 		case h == nil:
-			if !w.Optional {
+			if w.Membership != MembershipOptional {
 				ops = append(ops, Op{Kind: OpQueueAdd, Queue: q, Member: w})
 			}
 		default:
 			if w.Paused != h.Paused || (w.Paused && w.Reason != h.Reason) {
 				ops = append(ops, Op{Kind: OpQueuePause, Queue: q, Member: w})
 			}
-			if w.Penalty != h.Penalty && !h.Static {
+			if w.Penalty != h.Penalty && h.Membership != MembershipStatic {
 				ops = append(ops, Op{Kind: OpQueuePenalty, Queue: q, Member: w})
 			}
 		}

@@ -191,17 +191,17 @@ func (t *term) passReload() {
 // memberships old wants (not those it leaves optional) removed, astdb keys deleted (a claimed
 // one only while it holds old's entry), lamps set to lampOff, presence set to not_set, global
 // variables cleared. It is pure.
-func Teardown(old, keep *Target, lampOff string) *Target {
-	t := NewTarget()
+func Teardown(old, keep *Desired, lampOff string) *Desired {
+	t := NewDesired()
 	t.Interface = old.Interface
 	if keep == nil {
-		keep = NewTarget()
+		keep = NewDesired()
 	}
 	for q, m := range old.Queues {
 		if _, kept := keep.Queues[q]; kept && keep.Interface == old.Interface {
 			continue
 		}
-		if m != nil && !m.Optional {
+		if m != nil && m.Membership != MembershipOptional {
 			t.Queues[q] = nil
 		}
 	}
@@ -264,12 +264,12 @@ func (e *Engine) retire(ctx context.Context, id UserID, r retiree) (res *SwitchR
 	ev := SwitchEvent{User: id, Extension: r.user.Extension, From: st.Profile, Source: SourceSystem, Actor: reloadActor, At: e.now()}
 	if found {
 		old := e.compile(r.user, st, slices.Concat(r.profiles, personal))
-		var keep *Target
+		var keep *Desired
 		if present {
 			keep = e.compile(u, st, slices.Concat(cat.Profiles, personal))
 		}
 		want := Teardown(old, keep, e.opts.Naming.LampOff)
-		have, oerr := e.obs.observe(ctx, id, want)
+		have, oerr := e.obs.observe(ctx, id, &want.Target)
 		if oerr != nil {
 			torn = []Outcome{ObserveError(oerr)}
 		} else {

@@ -11,7 +11,7 @@ import (
 func TestTeardown(t *testing.T) {
 	s := func(v string) *string { return &v }
 	old := &Target{Interface: "Local/1003@q/n",
-		Queues: map[string]*QueueMember{"support": {Interface: "Local/1003@q/n"}, "sales": {Interface: "Local/1003@q/n", Optional: true},
+		Queues: map[string]*QueueMember{"support": {Interface: "Local/1003@q/n"}, "sales": {Interface: "Local/1003@q/n", Membership: MembershipOptional},
 			"gone": nil},
 		AstDB:    map[string]*string{"DND/1003": s("YES"), "CF/1003": nil, "PROFILE/1003/active": s("meeting")},
 		Devices:  map[string]string{"Custom:DND1003": "BUSY", "Custom:PROFILE1003-4": "BUSY"},
@@ -43,7 +43,11 @@ func TestTeardown(t *testing.T) {
 				Globals:  map[string]*string{"FLAG": nil}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := Teardown(old, tc.keep, "INVALID"); !reflect.DeepEqual(got, tc.want) {
+			var keep *Desired
+			if tc.keep != nil {
+				keep = &Desired{Target: *tc.keep}
+			}
+			if got := Teardown(&Desired{Target: *old}, keep, "INVALID"); !reflect.DeepEqual(got, &Desired{Target: *tc.want}) {
 				t.Errorf("Teardown =\n%+v\nwant\n%+v", got, tc.want)
 			}
 		})

@@ -243,7 +243,7 @@ func TestPersonalProfileStateFollowsTheProfile(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	desired := func() *Target {
+	desired := func() *Desired {
 		t.Helper()
 		st, err := e.Status(ctx, "alice")
 		if err != nil {

@@ -1,6 +1,7 @@
 package presence
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -145,8 +146,8 @@ func ParseDeviceEntry(v string) (ext string, f Family, ok bool) {
 }
 
 // Target is PBX state as Asterisk holds it, for one user: the keys are Asterisk's own names.
-// As desired state a nil value means "must not exist"; as observed state it means "does not
-// exist". Keys not in a desired Target are not presenced's business.
+// As desired state (the Target of a Desired) a nil value means "must not exist"; as observed
+// state it means "does not exist". Keys not in a desired Target are not presenced's business.
 type Target struct {
 	// Interface is the user's queue member interface (Naming.QueueInterface), which a queue
 	// concern looks for in every queue Queues names, nil entries included.
@@ -156,11 +157,17 @@ type Target struct {
 	Devices   map[string]string         `json:"devices,omitempty"`  // Custom:name → device state
 	Presence  map[string]*PresenceValue `json:"presence,omitempty"` // CustomPresence:name → state
 	Globals   map[string]*string        `json:"globals,omitempty"`  // global variable → value
-	// Claims are the astdb keys of AstDB that are claimed rather than owned (desired only):
-	// the device map entry of a hot desk the user is bound to, which another user bound to it
-	// may hold. Each maps to the user's own entry (DeviceEntry). Plan writes a claimed key only
-	// where it is absent (the first user bound keeps the hot desk) and deletes it (AstDB nil)
-	// only while it holds the user's own entry.
+}
+
+// Desired is the PBX state a user's state means (Compile, Teardown): a Target and what only
+// desired state has. Its JSON is the Target's with "claims" beside its fields.
+type Desired struct {
+	Target
+	// Claims are the astdb keys of AstDB that are claimed rather than owned: the device map
+	// entry of a hot desk the user is bound to, which another user bound to it may hold. Each
+	// maps to the user's own entry (DeviceEntry). Plan writes a claimed key only where it is
+	// absent (the first user bound keeps the hot desk) and deletes it (AstDB nil) only while
+	// it holds the user's own entry.
 	Claims map[string]string `json:"claims,omitempty"`
 }
 
@@ -172,11 +179,61 @@ type QueueMember struct {
 	Penalty        int    `json:"penalty"`
 	Paused         bool   `json:"paused"`
 	Reason         string `json:"reason,omitempty"`
-	// Static members come from queues.conf and cannot be removed over AMI (observed only).
-	Static bool `json:"static,omitempty"`
-	// Optional (desired only) means membership is not presenced's business: pause and penalty
-	// are set if the user is in the queue, but presenced neither adds nor removes them.
-	Optional bool `json:"optional,omitempty"`
+	// Membership says who adds and removes the member. Its JSON is "static": true or
+	// "optional": true (MarshalJSON).
+	Membership Membership `json:"-"`
+}
+
+// Membership is who adds a queue member and removes it.
+type Membership string
+
+// The memberships of a queue member.
+const (
+	// MembershipManaged: presenced adds and removes the member.
+	MembershipManaged Membership = ""
+	// MembershipStatic: queues.conf does (a static member, which AMI cannot remove); seen on
+	// the PBX, or accepted from it by the adopt policy.
+	MembershipStatic Membership = "static"
+	// MembershipOptional: nobody does, membership is not presenced's business (desired): pause
+	// and penalty are set if the user is in the queue, but presenced neither adds nor removes
+	// them.
+	MembershipOptional Membership = "optional"
+)
+
+// queueMemberJSON is the JSON of a QueueMember: its Membership as two flags.
+type queueMemberJSON struct {
+	Interface      string `json:"interface"`
+	MemberName     string `json:"member_name,omitempty"`
+	StateInterface string `json:"state_interface,omitempty"`
+	Penalty        int    `json:"penalty"`
+	Paused         bool   `json:"paused"`
+	Reason         string `json:"reason,omitempty"`
+	Static         bool   `json:"static,omitempty"`
+	Optional       bool   `json:"optional,omitempty"`
+}
+
+// MarshalJSON writes m with its Membership as "static": true or "optional": true.
+func (m QueueMember) MarshalJSON() ([]byte, error) {
+	return json.Marshal(queueMemberJSON{Interface: m.Interface, MemberName: m.MemberName, StateInterface: m.StateInterface,
+		Penalty: m.Penalty, Paused: m.Paused, Reason: m.Reason,
+		Static: m.Membership == MembershipStatic, Optional: m.Membership == MembershipOptional})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes ("static" first, should both flags be set).
+func (m *QueueMember) UnmarshalJSON(b []byte) error {
+	var j queueMemberJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*m = QueueMember{Interface: j.Interface, MemberName: j.MemberName, StateInterface: j.StateInterface,
+		Penalty: j.Penalty, Paused: j.Paused, Reason: j.Reason}
+	switch {
+	case j.Static:
+		m.Membership = MembershipStatic
+	case j.Optional:
+		m.Membership = MembershipOptional
+	}
+	return nil
 }
 
 // NewTarget returns an empty Target with its maps made.
@@ -184,6 +241,9 @@ func NewTarget() *Target {
 	return &Target{Queues: map[string]*QueueMember{}, AstDB: map[string]*string{}, Devices: map[string]string{},
 		Presence: map[string]*PresenceValue{}, Globals: map[string]*string{}}
 }
+
+// NewDesired returns an empty Desired with its Target's maps made.
+func NewDesired() *Desired { return &Desired{Target: *NewTarget()} }
 
 // Active is the profile a user is in, with the additional info of the switch.
 type Active struct {
@@ -194,8 +254,9 @@ type Active struct {
 // Compile turns u's intent into the PBX state it means: queue members, astdb keys, lamps,
 // presence and globals, named by n. active is the user's current profile; profiles lists every
 // profile the user has (system-wide and personal), for their lamps. Compile is pure.
-func Compile(u *User, in Intent, active Active, profiles []*Profile, n Naming) *Target {
-	t := NewTarget()
+func Compile(u *User, in Intent, active Active, profiles []*Profile, n Naming) *Desired {
+	d := NewDesired()
+	t := &d.Target
 	t.Interface = n.Interface(u)
 	ext := u.Extension
 	db := func(family, key string, v *string) { t.AstDB[family+"/"+key] = v }
@@ -216,13 +277,15 @@ func Compile(u *User, in Intent, active Active, profiles []*Profile, n Naming) *
 			continue
 		}
 		t.Queues[q] = &QueueMember{
-			Optional:       qi.Member == nil,
 			Interface:      n.Interface(u),
 			MemberName:     u.DisplayName(),
 			StateInterface: expand(n.StateInterface, ext),
 			Penalty:        m.Penalty,
 			Paused:         qi.Paused,
 			Reason:         qi.Reason,
+		}
+		if qi.Member == nil {
+			t.Queues[q].Membership = MembershipOptional
 		}
 	}
 
@@ -321,7 +384,7 @@ func Compile(u *User, in Intent, active Active, profiles []*Profile, n Naming) *
 	if in.Location != nil {
 		db(n.ProfileFamily, ext+"/location", set(*in.Location))
 	}
-	compileHotDesk(t, u, in, profiles, n)
+	compileHotDesk(d, u, in, profiles, n)
 	if in.Presence != nil {
 		p := *in.Presence
 		t.Presence[n.PresenceProviderOf(u)] = &p
@@ -341,7 +404,7 @@ func Compile(u *User, in Intent, active Active, profiles []*Profile, n Naming) *
 			t.AstDB[name] = val
 		}
 	}
-	return t
+	return d
 }
 
 // compileCallerID adds u's caller ID keys to t: PROFILE/<ext>/callerid for every phone of the
@@ -387,7 +450,7 @@ func compileCallerID(t *Target, u *User, in Intent, n Naming) {
 // compileHotDesk adds to t the device map entry of the hot desk u is bound to (a location that
 // is no phone of u's own) as a claim, and releases the entries of the other hot desks u's
 // profiles name, so that a binding ended by any switch is taken off.
-func compileHotDesk(t *Target, u *User, in Intent, profiles []*Profile, n Naming) {
+func compileHotDesk(t *Desired, u *User, in Intent, profiles []*Profile, n Naming) {
 	bound := ""
 	if in.Location != nil {
 		bound = *in.Location
@@ -422,7 +485,7 @@ func compileHotDesk(t *Target, u *User, in Intent, profiles []*Profile, n Naming
 // about to: it is unclaimed in have, what the PBX shows): a location that is no phone of u's
 // own, whose device map entry is u's. "" when u is bound to none, or another user bound to the
 // same hot desk first holds it.
-func BoundDesk(want, have *Target, n Naming, u *User) string {
+func BoundDesk(want *Desired, have *Target, n Naming, u *User) string {
 	loc := want.AstDB[n.ProfileFamily+"/"+u.Extension+"/location"]
 	if loc == nil {
 		return ""

@@ -308,10 +308,19 @@ func fillQueues(members map[string]map[string]*ami.QueueMember, want, have map[p
 				Penalty:        m.Penalty,
 				Paused:         m.Paused,
 				Reason:         m.PausedReason,
-				Static:         strings.EqualFold(m.Membership, "static"),
+				Membership:     membership(m.Membership),
 			}
 		}
 	}
+}
+
+// membership is the Membership of a member whose membership AMI reports as kind ("static",
+// "dynamic" or "realtime"): a static member is queues.conf's, the others presenced's.
+func membership(kind string) presence.Membership {
+	if strings.EqualFold(kind, "static") {
+		return presence.MembershipStatic
+	}
+	return presence.MembershipManaged
 }
 
 // readMembers reads the given interfaces (lower case → as written) one by one, at once:

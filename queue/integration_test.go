@@ -67,7 +67,7 @@ func TestObserve(t *testing.T) {
 				{"plain", "support", nil},
 				{"absent", "support", nil},
 				{"absent", "sales", nil},
-				{"static", "sales", &presence.QueueMember{Interface: "PJSIP/1002", MemberName: "Bob", StateInterface: "PJSIP/1002", Static: true}},
+				{"static", "sales", &presence.QueueMember{Interface: "PJSIP/1002", MemberName: "Bob", StateInterface: "PJSIP/1002", Membership: presence.MembershipStatic}},
 				{"static", "support", nil},
 			} {
 				got, ok := have[m.user].Queues[m.queue]
@@ -140,7 +140,7 @@ func TestApplyOps(t *testing.T) {
 			result: presence.ResultApplied, check: &presence.QueueMember{MemberName: "Ann", Penalty: 5},
 			actions: map[string]int{"QueuePenalty": 1}},
 		{name: "static member cannot be removed", kind: presence.OpQueueRemove, queue: "sales",
-			member: presence.QueueMember{Interface: "PJSIP/1002", MemberName: "Bob", Static: true},
+			member: presence.QueueMember{Interface: "PJSIP/1002", MemberName: "Bob", Membership: presence.MembershipStatic},
 			result: presence.ResultFailed, check: &presence.QueueMember{MemberName: "Bob"},
 			errText: []string{"queue remove PJSIP/1002 from sales", "static member", "Member not dynamic"}},
 		{name: "add to unknown queue", kind: presence.OpQueueAdd, queue: "nosuchqueue",
@@ -401,7 +401,7 @@ func TestRoundTrip(t *testing.T) {
 		if err := f.c.Observe(ctx, wants, have); err != nil {
 			t.Fatal(err)
 		}
-		ops := presence.Plan(want, have[u.ID])
+		ops := presence.Plan(&presence.Desired{Target: *want}, have[u.ID])
 		var kinds []presence.OpKind
 		for _, op := range ops {
 			kinds = append(kinds, op.Kind)
@@ -434,7 +434,7 @@ func TestRoundTrip(t *testing.T) {
 		if err := f.c.Observe(ctx, wants, have); err != nil {
 			t.Fatal(err)
 		}
-		if ops := presence.Plan(want, have[u.ID]); len(ops) != 0 {
+		if ops := presence.Plan(&presence.Desired{Target: *want}, have[u.ID]); len(ops) != 0 {
 			t.Errorf("%s: plan after apply = %v, want empty", step.to.ID, ops)
 		}
 	}
@@ -486,7 +486,9 @@ func TestConcurrentApply(t *testing.T) {
 		wg.Wait()
 	}
 
-	run(func(id presence.UserID, have *presence.Target) []presence.Op { return presence.Plan(want[id], have) })
+	run(func(id presence.UserID, have *presence.Target) []presence.Op {
+		return presence.Plan(&presence.Desired{Target: *want[id]}, have)
+	})
 	st, err := f.pbx.QueueStatus(ctx, "", "")
 	if err != nil {
 		t.Fatal(err)
@@ -512,7 +514,9 @@ func TestConcurrentApply(t *testing.T) {
 			w.Queues[q] = nil
 		}
 	}
-	run(func(id presence.UserID, have *presence.Target) []presence.Op { return presence.Plan(want[id], have) })
+	run(func(id presence.UserID, have *presence.Target) []presence.Op {
+		return presence.Plan(&presence.Desired{Target: *want[id]}, have)
+	})
 	for _, me := range ifaces {
 		for _, q := range []string{"support", "sales"} {
 			if m, ok := f.member(t, q, me); ok {

@@ -55,7 +55,7 @@ func memberShown(ev *ami.Message) func(want *presence.Target) bool {
 	if ev.Event() == "QueueMemberRemoved" {
 		return func(want *presence.Target) bool {
 			w, named := wantedIn(want, q)
-			return !named || w == nil || w.Optional
+			return !named || w == nil || w.Membership == presence.MembershipOptional
 		}
 	}
 	paused := ev.Get("Paused") == "1"

@@ -41,7 +41,7 @@ func TestWatchNamesTheUserOfAMember(t *testing.T) {
 		return &presence.Target{Queues: map[string]*presence.QueueMember{"support": {Interface: iface(mine), Paused: paused, Reason: reason, Penalty: penalty}}}
 	}
 	out := &presence.Target{Queues: map[string]*presence.QueueMember{"support": nil}}
-	optional := &presence.Target{Queues: map[string]*presence.QueueMember{"support": {Interface: iface(mine), Optional: true}}}
+	optional := &presence.Target{Queues: map[string]*presence.QueueMember{"support": {Interface: iface(mine), Membership: presence.MembershipOptional}}}
 	elsewhere := &presence.Target{Queues: map[string]*presence.QueueMember{"sales": nil}}
 	steps := []struct {
 		name          string

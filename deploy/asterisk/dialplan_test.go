@@ -829,7 +829,7 @@ func apply(t *testing.T, c *ami.Client, u *presence.User, p *presence.Profile) *
 			dbPut(t, c, family, key, *v)
 		}
 	}
-	return want
+	return &want.Target
 }
 
 // rangDevices waits until no device of ext has rung for quiet and returns the lab devices of

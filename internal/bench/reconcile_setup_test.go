@@ -80,7 +80,7 @@ func rcLunch(i int) bool { return i%5 == 0 }
 type rcDesired struct {
 	user   *presence.User
 	state  presence.UserState
-	target *presence.Target
+	target *presence.Desired
 }
 
 // rcDesire computes, for the catalog's users, the state a switch to their profile from no
