@@ -31,9 +31,10 @@ func (s *surveyPBX) Apply(ctx context.Context, u *User, ops []Op) []Outcome {
 	return s.memPBX.Apply(ctx, u, ops)
 }
 
+// memSurvey is what Survey copied: a PBX of its own, observed as memPBX is.
 type memSurvey struct {
-	p     *surveyPBX
-	state Target
+	p    *surveyPBX
+	copy *memPBX
 }
 
 func (s *surveyPBX) Survey(ctx context.Context) (Survey, error) {
@@ -42,43 +43,20 @@ func (s *surveyPBX) Survey(ctx context.Context) (Survey, error) {
 		return nil, errors.New("injected survey failure")
 	}
 	s.mu.Lock()
-	copied := Target{Queues: maps.Clone(s.state.Queues), AstDB: maps.Clone(s.state.AstDB),
-		Devices: maps.Clone(s.state.Devices), Presence: maps.Clone(s.state.Presence), Globals: maps.Clone(s.state.Globals)}
+	copied := &memPBX{state: Target{Queues: maps.Clone(s.state.Queues), AstDB: maps.Clone(s.state.AstDB),
+		Devices: maps.Clone(s.state.Devices), Presence: maps.Clone(s.state.Presence), Globals: maps.Clone(s.state.Globals)}}
 	hold := s.hold
 	s.hold = nil
 	s.mu.Unlock()
 	if hold != nil {
 		hold()
 	}
-	return &memSurvey{p: s, state: copied}, nil
+	return &memSurvey{p: s, copy: copied}, nil
 }
 
 func (m *memSurvey) Fill(ctx context.Context, want, have map[UserID]*Target) error {
 	m.p.fills.Add(1)
-	for id, w := range want {
-		h := have[id]
-		for q := range w.Queues {
-			if mem := m.state.Queues[q+"|"+w.Interface]; mem != nil {
-				c := *mem
-				h.Queues[q] = &c
-			} else {
-				h.Queues[q] = nil
-			}
-		}
-		for k := range w.AstDB {
-			h.AstDB[k] = m.state.AstDB[k]
-		}
-		for k := range w.Devices {
-			h.Devices[k] = m.state.Devices[k]
-		}
-		for k := range w.Presence {
-			h.Presence[k] = m.state.Presence[k]
-		}
-		for k := range w.Globals {
-			h.Globals[k] = m.state.Globals[k]
-		}
-	}
-	return nil
+	return m.copy.Observe(ctx, want, have)
 }
 
 // TestFullCheckSurveysThePBX: a full check takes what a Surveyor concern read while the states

@@ -82,10 +82,15 @@ const slogInfo = slog.LevelInfo
 // startDaemonAt is startDaemon logging at level.
 func startDaemonAt(t testing.TB, cfg Config, level slog.Level) *daemonUnderTest {
 	t.Helper()
+	return startDaemonLogging(t, cfg, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level})))
+}
+
+// startDaemonLogging is startDaemon with the daemon's logger given.
+func startDaemonLogging(t testing.TB, cfg Config, log *slog.Logger) *daemonUnderTest {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &daemonUnderTest{cancel: cancel, done: make(chan error, 1)}
 	addr := make(chan string, 1)
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
 	go func() {
 		d.done <- run(ctx, cfg, log, func(a string, reg *prometheus.Registry) { d.reg = reg; addr <- a })
 	}()

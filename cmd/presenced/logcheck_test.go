@@ -15,8 +15,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // logCheck watches what the daemon's JSON log handler (newLogger) receives and writes: a
@@ -267,27 +265,6 @@ func flatJSON(line string) (map[string]any, error) {
 		return err
 	}
 	return out, object("")
-}
-
-// startDaemonLogging is startDaemon with the daemon's logger given.
-func startDaemonLogging(t *testing.T, cfg Config, log *slog.Logger) *daemonUnderTest {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	d := &daemonUnderTest{cancel: cancel, done: make(chan error, 1)}
-	addr := make(chan string, 1)
-	go func() {
-		d.done <- run(ctx, cfg, log, func(a string, reg *prometheus.Registry) { d.reg = reg; addr <- a })
-	}()
-	select {
-	case a := <-addr:
-		d.base = "http://" + a
-	case err := <-d.done:
-		t.Fatalf("daemon did not start: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("daemon did not start listening within 10s")
-	}
-	t.Cleanup(func() { d.stop(t) })
-	return d
 }
 
 // TestLogCheckFindsWhatItLooksFor: the check of the JSON log reports a duration written as

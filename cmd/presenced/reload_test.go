@@ -240,44 +240,7 @@ func TestSIGHUPReloads(t *testing.T) {
 	cmd.Env = append([]string{"PRESENCED_TEST_RUN_MAIN=1", "PRESENCED_HTTP_LISTEN=127.0.0.1:0",
 		"PRESENCED_ASTERISK_AMI_ADDRESS=127.0.0.1:1", "PRESENCED_ASTERISK_ARI_URL=http://127.0.0.1:1/ari",
 		"PRESENCED_STORE_SNAPSHOT_PATH=" + filepath.Join(t.TempDir(), "store.json")}, minimalEnv...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	lines := make(chan map[string]any, 4096)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var m map[string]any
-			if json.Unmarshal(sc.Bytes(), &m) == nil {
-				lines <- m
-			}
-		}
-		close(lines)
-		exited <- cmd.Wait()
-	}()
-	t.Cleanup(func() { cmd.Process.Kill() })
-	await := func(msg string) map[string]any {
-		t.Helper()
-		timeout := time.After(15 * time.Second)
-		for {
-			select {
-			case m, ok := <-lines:
-				if !ok {
-					t.Fatalf("presenced exited before logging %q", msg)
-				}
-				if m["msg"] == msg {
-					return m
-				}
-			case <-timeout:
-				t.Fatalf("presenced did not log %q within 15s", msg)
-			}
-		}
-	}
+	await, exited := startLogging(t, cmd)
 	base := "http://" + await("presenced starting")["http"].(string)
 	d := &daemonUnderTest{base: base}
 	status := func(user string) int {
@@ -325,4 +288,50 @@ func TestSIGHUPReloads(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("presenced did not stop within 15s of SIGTERM")
 	}
+}
+
+// startLogging starts cmd, a presenced process logging JSON to its standard error, and returns
+// await, which returns the next log line with the message msg (failing the test when presenced
+// exits first or 15 s pass), and the channel that receives cmd's exit. The process is killed at
+// cleanup.
+func startLogging(t *testing.T, cmd *exec.Cmd) (await func(msg string) map[string]any, exited <-chan error) {
+	t.Helper()
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	lines := make(chan map[string]any, 4096)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var m map[string]any
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				lines <- m
+			}
+		}
+		close(lines)
+		done <- cmd.Wait()
+	}()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	return func(msg string) map[string]any {
+		t.Helper()
+		timeout := time.After(15 * time.Second)
+		for {
+			select {
+			case m, ok := <-lines:
+				if !ok {
+					t.Fatalf("presenced exited before logging %q", msg)
+				}
+				if m["msg"] == msg {
+					return m
+				}
+			case <-timeout:
+				t.Fatalf("presenced did not log %q within 15s", msg)
+			}
+		}
+	}, done
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -149,44 +148,7 @@ func TestTLSCertificateReloadOnSIGHUPAndReload(t *testing.T) {
 		"PRESENCED_HTTP_TLS_CERT_FILE=" + certFile, "PRESENCED_HTTP_TLS_KEY_FILE=" + keyFile,
 		"PRESENCED_ASTERISK_AMI_ADDRESS=127.0.0.1:1", "PRESENCED_ASTERISK_ARI_URL=http://127.0.0.1:1/ari",
 		"PRESENCED_STORE_SNAPSHOT_PATH=" + filepath.Join(t.TempDir(), "store.json")}, minimalEnv...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	lines := make(chan map[string]any, 4096)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var m map[string]any
-			if json.Unmarshal(sc.Bytes(), &m) == nil {
-				lines <- m
-			}
-		}
-		close(lines)
-		exited <- cmd.Wait()
-	}()
-	t.Cleanup(func() { cmd.Process.Kill() })
-	await := func(msg string) map[string]any {
-		t.Helper()
-		timeout := time.After(15 * time.Second)
-		for {
-			select {
-			case m, ok := <-lines:
-				if !ok {
-					t.Fatalf("presenced exited before logging %q", msg)
-				}
-				if m["msg"] == msg {
-					return m
-				}
-			case <-timeout:
-				t.Fatalf("presenced did not log %q within 15s", msg)
-			}
-		}
-	}
+	await, exited := startLogging(t, cmd)
 	addr := await("presenced starting")["http"].(string)
 
 	// served is the certificate a TLS handshake with the listener presents.
@@ -213,6 +175,7 @@ func TestTLSCertificateReloadOnSIGHUPAndReload(t *testing.T) {
 		t.Helper()
 		var stamps [2]os.FileInfo
 		for i, f := range []string{certFile, keyFile} {
+			var err error
 			if stamps[i], err = os.Stat(f); err != nil {
 				t.Fatal(err)
 			}
