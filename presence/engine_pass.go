@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"time"
 )
@@ -30,6 +31,9 @@ func (t *term) passUser(key workKey) {
 		if p.req.version > 0 {
 			m.switched = true
 			m.switches = append(m.switches, p.req)
+			if p.req.want != nil && p.req.version > m.wantVersion {
+				m.want, m.wantVersion = p.req.want, p.req.version
+			}
 		}
 		if len(p.req.hooks) > 0 {
 			m.hooks = append(m.hooks, p)
@@ -104,6 +108,10 @@ type passMode struct {
 	switched bool   // a switch of this instance waits for the pass
 	switches []request
 	hooks    []*pending
+	// want is the desired state the latest switch among them compiled, of wantVersion: the
+	// pass reads the PBX for it while it loads the state.
+	want        *Target
+	wantVersion int64
 }
 
 // check compares one user's PBX state with their desired state and deals with the
@@ -125,7 +133,20 @@ func (e *Engine) pass(ctx context.Context, t *term, id UserID, m passMode, seen 
 	if !ok {
 		return nil, false, fmt.Errorf("%w %q", ErrUnknownUser, id)
 	}
+	// A switch's pass reads the PBX for the state the switch saved while it loads the state
+	// (one round trip to Redis less before the PBX is read); the read is used only if the
+	// state loaded wants exactly that, as it does unless another switch came in between.
+	var early *observeBatch
+	if seen == nil && m.want != nil {
+		if t != nil {
+			t.expecting(u.ID, m.want)
+		}
+		early = e.obs.start(u.ID, m.want)
+	}
 	st, found, profiles, err, perr := e.loadUser(ctx, u)
+	if early != nil && (err != nil || !found || perr != nil) && t != nil {
+		t.expected(u.ID, false)
+	}
 	if err != nil {
 		return nil, false, err
 	}
@@ -141,7 +162,10 @@ func (e *Engine) pass(ctx context.Context, t *term, id UserID, m passMode, seen 
 		return nil, false, perr
 	}
 	want := e.compile(u, st, profiles)
-	if t != nil {
+	if early != nil && (st.Version != m.wantVersion || !reflect.DeepEqual(m.want, &want.Target)) {
+		early = nil // read again, for what the state loaded wants
+	}
+	if t != nil && early == nil {
 		t.expecting(u.ID, &want.Target)
 	}
 	// A state version the record has not seen applied (the first state of a user comes with a
@@ -170,9 +194,12 @@ func (e *Engine) pass(ctx context.Context, t *term, id UserID, m passMode, seen 
 		e.journalSuperseded(ctx, t, u, st, m.switches)
 	}
 	var have *Target
-	if seen != nil && seen.version == st.Version {
+	switch {
+	case seen != nil && seen.version == st.Version:
 		have = seen.have
-	} else {
+	case early != nil:
+		have, err = early.wait(ctx, u.ID)
+	default:
 		have, err = e.obs.observe(ctx, u.ID, &want.Target)
 	}
 	if err == nil {

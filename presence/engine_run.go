@@ -48,6 +48,10 @@ type request struct {
 	// hookEvent as their payload.
 	hooks     []Webhook
 	hookEvent *SwitchEvent
+	// want, for a switch, is the desired state of its version as the switch compiled it: the
+	// pass starts reading the PBX for it while it loads the user's state, and uses that read
+	// only if the state it loads wants nothing the read did not cover (pass).
+	want *Target
 }
 
 // pending is a request waiting for the pass that covers it: the first pass over its user that

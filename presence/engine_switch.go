@@ -70,14 +70,14 @@ func (e *Engine) Switch(ctx context.Context, req SwitchRequest) (*SwitchResult, 
 	// the next is saved, so that every switch has its pass and the journal their order.
 	unlock := e.lock(u.ID)
 	defer unlock()
-	u, st, from, to, err := e.save(ctx, req)
+	u, st, from, to, profiles, err := e.save(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	hooks := switchWebhooks(u, from, to, req.Info, e.allow(u))
 	ev := privateRedacted(st.event(u), from, to)
 	res, err := t.await(ctx, workKey{user: u.ID}, priorityHigh, request{version: st.Version, event: st.event(u),
-		hooks: hooks, hookEvent: &ev})
+		hooks: hooks, hookEvent: &ev, want: &e.compile(u, st, profiles).Target})
 	if err != nil {
 		return nil, err
 	}
@@ -87,29 +87,29 @@ func (e *Engine) Switch(ctx context.Context, req SwitchRequest) (*SwitchResult, 
 	return &out, nil
 }
 
-// save writes the state req asks for and returns it with what it was made of; the caller
-// holds the user's lock.
-func (e *Engine) save(ctx context.Context, req SwitchRequest) (u *User, st UserState, from, to *Profile, err error) {
+// save writes the state req asks for and returns it with what it was made of (the profiles
+// it was decided among included); the caller holds the user's lock.
+func (e *Engine) save(ctx context.Context, req SwitchRequest) (u *User, st UserState, from, to *Profile, profiles []*Profile, err error) {
 	u, ok := e.Catalog().User(req.User)
 	if !ok {
-		return nil, st, nil, nil, fmt.Errorf("%w %q", ErrUnknownUser, req.User)
+		return nil, st, nil, nil, nil, fmt.Errorf("%w %q", ErrUnknownUser, req.User)
 	}
 	if err := e.Catalog().ValidateInfo(req.Info); err != nil {
-		return nil, st, nil, nil, err
+		return nil, st, nil, nil, nil, err
 	}
 	for attempt := 0; ; attempt++ {
-		st, from, to, _, _, err = e.next(ctx, u, req, nil)
+		st, from, to, profiles, _, err = e.next(ctx, u, req, nil)
 		if err != nil {
-			return nil, st, nil, nil, err
+			return nil, st, nil, nil, nil, err
 		}
 		st, err = e.opts.States.Save(ctx, u.ID, st)
 		if errors.Is(err, ErrConflict) && attempt < 5 {
 			continue // another instance switched this user meanwhile: start over from its state
 		}
 		if err != nil {
-			return nil, st, nil, nil, err
+			return nil, st, nil, nil, nil, err
 		}
-		return u, st, from, to, nil
+		return u, st, from, to, profiles, nil
 	}
 }
 

@@ -32,7 +32,14 @@ type observeBatch struct {
 // observe returns what the PBX holds for what want names, as of a read that started after the
 // call.
 func (o *observer) observe(ctx context.Context, id UserID, want *Target) (*Target, error) {
+	return o.start(id, want).wait(ctx, id)
+}
+
+// start puts id's want in the next read, starting it if none runs, and returns at once with
+// the read to wait for: a caller can read the PBX while it does something else.
+func (o *observer) start(id UserID, want *Target) *observeBatch {
 	o.mu.Lock()
+	defer o.mu.Unlock()
 	if o.pending == nil {
 		o.pending = &observeBatch{want: map[UserID]*Target{}, done: make(chan struct{})}
 	}
@@ -43,7 +50,11 @@ func (o *observer) observe(ctx context.Context, id UserID, want *Target) (*Targe
 		o.pending = nil
 		go o.run(b)
 	}
-	o.mu.Unlock()
+	return b
+}
+
+// wait returns what the read found for id.
+func (b *observeBatch) wait(ctx context.Context, id UserID) (*Target, error) {
 	select {
 	case <-b.done:
 		if b.err != nil {
