@@ -1,4 +1,4 @@
-package presence
+package presence_test
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/presenced/presenced/presence"
 )
 
 // TestPersonalProfileStateFollowsTheProfile: what a personal profile put into the desired
@@ -14,23 +16,23 @@ import (
 // under looser rules (written to Redis directly) never reaches the PBX.
 func TestPersonalProfileStateFollowsTheProfile(t *testing.T) {
 	ctx := context.Background()
-	cfg := openRules()
-	cfg.Users = []User{alice()}
+	cfg := presence.OpenRules()
+	cfg.Users = []presence.User{presence.Alice()}
 	reg := prometheus.NewRegistry()
 	e, pbx, states := newTestEngineFrom(t, cfg, reg)
-	fwd := &Profile{ID: "fwd", Name: "Forwarded", OnEnter: []Action{
-		{Kind: ActionVariable, Name: "PROFILE/1001/var/x", Value: "1"},
-		{Kind: ActionForward, Type: ForwardUnconditional, To: "1002"},
+	fwd := &presence.Profile{ID: "fwd", Name: "Forwarded", OnEnter: []presence.Action{
+		{Kind: presence.ActionVariable, Name: "PROFILE/1001/var/x", Value: "1"},
+		{Kind: presence.ActionForward, Type: presence.ForwardUnconditional, To: "1002"},
 	}}
 	if err := e.SaveProfile(ctx, "alice", fwd); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{"fwd", ProfileAvailable} {
-		if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: p, Source: SourceAPI}); err != nil {
+	for _, p := range []string{"fwd", presence.ProfileAvailable} {
+		if _, err := e.Switch(ctx, presence.SwitchRequest{User: "alice", Profile: p, Source: presence.SourceAPI}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	desired := func() *Desired {
+	desired := func() *presence.Desired {
 		t.Helper()
 		st, err := e.Status(ctx, "alice")
 		if err != nil {
@@ -45,12 +47,7 @@ func TestPersonalProfileStateFollowsTheProfile(t *testing.T) {
 	if err := e.SaveProfile(ctx, "alice", fwd); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the changed forward applied", func() bool {
-		pbx.mu.Lock()
-		defer pbx.mu.Unlock()
-		v := pbx.state.AstDB["CF/1001"]
-		return v != nil && *v == "1003"
-	})
+	waitFor(t, "the changed forward applied", func() bool { return dbGet(pbx, "CF/1001") == "1003" })
 	if err := e.DeleteProfile(ctx, "alice", "fwd"); err != nil {
 		t.Fatal(err)
 	}
@@ -62,16 +59,16 @@ func TestPersonalProfileStateFollowsTheProfile(t *testing.T) {
 	}
 
 	// A profile stored by an older presenced, or written to Redis by hand, is checked again.
-	evil := &Profile{ID: "evil", Name: "Evil", Owner: "alice", OnEnter: []Action{
-		{Kind: ActionVariable, Name: "CF/1002", Value: "8666"},
-		{Kind: ActionVariable, Scope: "global", Name: "PRESENCED_APP", Value: "x"},
-		{Kind: ActionLocation, Device: "Local/8999@lab-sink/n"},
-		{Kind: ActionDND},
+	evil := &presence.Profile{ID: "evil", Name: "Evil", Owner: "alice", OnEnter: []presence.Action{
+		{Kind: presence.ActionVariable, Name: "CF/1002", Value: "8666"},
+		{Kind: presence.ActionVariable, Scope: "global", Name: "PRESENCED_APP", Value: "x"},
+		{Kind: presence.ActionLocation, Device: "Local/8999@lab-sink/n"},
+		{Kind: presence.ActionDND},
 	}}
 	if err := states.SavePersonalProfile(ctx, "alice", evil); err != nil {
 		t.Fatal(err)
 	}
-	res, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: "evil", Source: SourceAPI})
+	res, err := e.Switch(ctx, presence.SwitchRequest{User: "alice", Profile: "evil", Source: presence.SourceAPI})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,15 +77,19 @@ func TestPersonalProfileStateFollowsTheProfile(t *testing.T) {
 			t.Errorf("a refused action reached the PBX: %s", o.Op)
 		}
 	}
-	pbx.mu.Lock()
-	dnd := pbx.state.AstDB["DND/1001"]
-	_, cf := pbx.state.AstDB["CF/1002"]
-	_, global := pbx.state.Globals["PRESENCED_APP"]
-	pbx.mu.Unlock()
+	var (
+		dnd        *string
+		cf, global bool
+	)
+	pbx.Edit(func(state *presence.Target) {
+		dnd = state.AstDB["DND/1001"]
+		_, cf = state.AstDB["CF/1002"]
+		_, global = state.Globals["PRESENCED_APP"]
+	})
 	if dnd == nil || cf || global {
 		t.Fatalf("the allowed DND %v applied, CF/1002 %v and the global %v not", dnd, cf, global)
 	}
-	if n := testutil.ToFloat64(e.metrics.refusedActions); n < 3 {
+	if n := testutil.ToFloat64(e.Metrics().RefusedActions); n < 3 {
 		t.Errorf("presenced_personal_actions_refused_total = %v, want the three refused actions counted", n)
 	}
 }
@@ -96,32 +97,32 @@ func TestPersonalProfileStateFollowsTheProfile(t *testing.T) {
 // TestLimits: the number of personal profiles, of actions and the info are bounded.
 func TestLimits(t *testing.T) {
 	ctx := context.Background()
-	cfg := CatalogConfig{Users: []User{alice()}, Limits: Limits{PersonalProfiles: 2, Actions: 3, InfoLength: 10}}
+	cfg := presence.CatalogConfig{Users: []presence.User{presence.Alice()}, Limits: presence.Limits{PersonalProfiles: 2, Actions: 3, InfoLength: 10}}
 	e, _, _ := newTestEngineFrom(t, cfg, nil)
 	for _, id := range []string{"a", "b"} {
-		if err := e.SaveProfile(ctx, "alice", &Profile{ID: id}); err != nil {
+		if err := e.SaveProfile(ctx, "alice", &presence.Profile{ID: id}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := e.SaveProfile(ctx, "alice", &Profile{ID: "c"}); err == nil || !strings.Contains(err.Error(), "the limit is 2 (limits.personal_profiles)") {
+	if err := e.SaveProfile(ctx, "alice", &presence.Profile{ID: "c"}); err == nil || !strings.Contains(err.Error(), "the limit is 2 (limits.personal_profiles)") {
 		t.Errorf("a third profile: %v", err)
 	}
-	if err := e.SaveProfile(ctx, "alice", &Profile{ID: "b"}); err != nil {
+	if err := e.SaveProfile(ctx, "alice", &presence.Profile{ID: "b"}); err != nil {
 		t.Errorf("replacing one of two: %v", err)
 	}
-	four := make([]Action, 4)
+	four := make([]presence.Action, 4)
 	for i := range four {
-		four[i] = Action{Kind: ActionDND}
+		four[i] = presence.Action{Kind: presence.ActionDND}
 	}
-	if err := e.SaveProfile(ctx, "alice", &Profile{ID: "a", OnEnter: four}); err == nil || !strings.Contains(err.Error(), "4 actions in on_enter and on_exit, the limit is 3") {
+	if err := e.SaveProfile(ctx, "alice", &presence.Profile{ID: "a", OnEnter: four}); err == nil || !strings.Contains(err.Error(), "4 actions in on_enter and on_exit, the limit is 3") {
 		t.Errorf("four actions: %v", err)
 	}
 	for _, info := range []string{"eleven char", "a\r\nAction: Logoff", "\x01"} {
-		if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: "dnd", Info: info, Source: SourceAPI}); err == nil || !strings.Contains(err.Error(), "info:") {
+		if _, err := e.Switch(ctx, presence.SwitchRequest{User: "alice", Profile: "dnd", Info: info, Source: presence.SourceAPI}); err == nil || !strings.Contains(err.Error(), "info:") {
 			t.Errorf("info %q: %v", info, err)
 		}
 	}
-	if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: "dnd", Info: "ten chars!", Source: SourceAPI}); err != nil {
+	if _, err := e.Switch(ctx, presence.SwitchRequest{User: "alice", Profile: "dnd", Info: "ten chars!", Source: presence.SourceAPI}); err != nil {
 		t.Errorf("info of 10 characters: %v", err)
 	}
 }
@@ -130,28 +131,28 @@ func TestLimits(t *testing.T) {
 // name or info of the user's own private profile.
 func TestWebhooksDoNotNamePrivateProfiles(t *testing.T) {
 	ctx := context.Background()
-	avail := Profile{ID: ProfileAvailable, Name: "Available", Presence: "available",
-		OnEnter: []Action{{Kind: ActionWebhook, URL: "http://hooks.example/enter"}},
-		OnExit:  []Action{{Kind: ActionWebhook, URL: "http://hooks.example/exit"}}}
-	e, _, _ := newTestEngine(t, []User{alice()}, []Profile{avail})
-	if err := e.SaveProfile(ctx, "alice", &Profile{ID: "doc", Name: "Oncology", Visibility: VisibilityPrivate, Presence: "away"}); err != nil {
+	avail := presence.Profile{ID: presence.ProfileAvailable, Name: "Available", Presence: "available",
+		OnEnter: []presence.Action{{Kind: presence.ActionWebhook, URL: "http://hooks.example/enter"}},
+		OnExit:  []presence.Action{{Kind: presence.ActionWebhook, URL: "http://hooks.example/exit"}}}
+	e, _, _ := newTestEngine(t, []presence.User{presence.Alice()}, []presence.Profile{avail})
+	if err := e.SaveProfile(ctx, "alice", &presence.Profile{ID: "doc", Name: "Oncology", Visibility: presence.VisibilityPrivate, Presence: "away"}); err != nil {
 		t.Fatal(err)
 	}
-	hookEvents := func(res *SwitchResult) []SwitchEvent {
-		var out []SwitchEvent
+	hookEvents := func(res *presence.SwitchResult) []presence.SwitchEvent {
+		var out []presence.SwitchEvent
 		for _, o := range res.Outcomes {
-			if o.Op.Kind == OpWebhook {
+			if o.Op.Kind == presence.OpWebhook {
 				out = append(out, *o.Op.Event)
 			}
 		}
 		return out
 	}
 	for _, step := range []struct{ to, info, wantFrom, wantTo, wantInfo string }{
-		{ProfileAvailable, "", "", ProfileAvailable, ""},
-		{"doc", "chemo at St. Mary", ProfileAvailable, "", ""},
-		{ProfileAvailable, "back", "", ProfileAvailable, "back"},
+		{presence.ProfileAvailable, "", "", presence.ProfileAvailable, ""},
+		{"doc", "chemo at St. Mary", presence.ProfileAvailable, "", ""},
+		{presence.ProfileAvailable, "back", "", presence.ProfileAvailable, "back"},
 	} {
-		res, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: step.to, Info: step.info, Source: SourceAPI})
+		res, err := e.Switch(ctx, presence.SwitchRequest{User: "alice", Profile: step.to, Info: step.info, Source: presence.SourceAPI})
 		if err != nil {
 			t.Fatal(err)
 		}

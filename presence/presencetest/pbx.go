@@ -1,6 +1,6 @@
-// Package presencetest provides a recording in-memory PBX for tests of code built on the
-// presence engine (the API, triggers): it proves that code and the engine's loop, not Asterisk.
-// The concern packages test against the lab Asterisk.
+// Package presencetest provides a recording in-memory PBX for tests of the presence engine
+// (its own external tests) and of code built on it (the API, triggers): it proves that code and
+// the engine's loop, not Asterisk. The concern packages test against the lab Asterisk.
 package presencetest
 
 import (
