@@ -1,4 +1,4 @@
-package presence
+package presence_test
 
 import (
 	"context"
@@ -7,63 +7,76 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/presenced/presenced/presence"
+	"github.com/presenced/presenced/presence/presencetest"
 )
 
 // byHand changes the in-memory PBX as a phone would: an astdb key (nil deletes it) or a lamp.
-func (m *memPBX) byHand(db map[string]*string, devices map[string]string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for k, v := range db {
-		if v == nil {
-			delete(m.state.AstDB, k)
-		} else {
-			m.state.AstDB[k] = v
+func byHand(pbx *presencetest.PBX, db map[string]*string, devices map[string]string) {
+	pbx.Edit(func(state *presence.Target) {
+		for k, v := range db {
+			if v == nil {
+				delete(state.AstDB, k)
+			} else {
+				state.AstDB[k] = v
+			}
 		}
-	}
-	for k, v := range devices {
-		m.state.Devices[k] = v
-	}
+		for k, v := range devices {
+			state.Devices[k] = v
+		}
+	})
 }
 
-func (m *memPBX) db(key string) string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if v := m.state.AstDB[key]; v != nil {
-		return *v
-	}
-	return ""
+// dbGet is the astdb key on the PBX, "" when it does not exist.
+func dbGet(pbx *presencetest.PBX, key string) string {
+	var v string
+	pbx.Edit(func(state *presence.Target) {
+		if p := state.AstDB[key]; p != nil {
+			v = *p
+		}
+	})
+	return v
 }
 
-func (m *memPBX) device(key string) string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.state.Devices[key]
+// deviceState is the lamp's state on the PBX.
+func deviceState(pbx *presencetest.PBX, key string) string {
+	var v string
+	pbx.Edit(func(state *presence.Target) { v = state.Devices[key] })
+	return v
 }
 
 // dndKeyEngine is an engine whose dnd policy is switch, with the options opts sets.
-func dndKeyEngine(t *testing.T, u User, opts DNDKeyOptions, more ...Profile) (*Engine, *memPBX, *StateStore) {
+func dndKeyEngine(t *testing.T, u presence.User, opts presence.DNDKeyOptions, more ...presence.Profile) (*presence.Engine, *presencetest.PBX, *presence.StateStore) {
 	t.Helper()
-	quiet := Profile{ID: "quiet", Name: "Quiet", OnEnter: []Action{{Kind: ActionDND},
-		{Kind: ActionQueuePause, Queues: QueueSelector{"all"}, Reason: "Quiet"}},
-		OnExit: []Action{{Kind: ActionDND, On: off()}, {Kind: ActionQueueUnpause, Queues: QueueSelector{"all"}}}}
-	profiles := append([]Profile{lunch(), quiet}, more...)
-	return newTestEngineWith(t, CatalogConfig{Users: []User{u}, Profiles: profiles}, withDNDKey(opts))
+	return newTestEngineWith(t, dndKeyConfig(u, more...), func(o *presencetest.RigOptions) { withDNDKey(opts)(&o.Engine) })
+}
+
+// dndKeyConfig is the catalog of dndKeyEngine: u, and the profiles lunch, quiet and more.
+func dndKeyConfig(u presence.User, more ...presence.Profile) presence.CatalogConfig {
+	quiet := presence.Profile{ID: "quiet", Name: "Quiet", OnEnter: []presence.Action{{Kind: presence.ActionDND},
+		{Kind: presence.ActionQueuePause, Queues: presence.QueueSelector{"all"}, Reason: "Quiet"}},
+		OnExit: []presence.Action{{Kind: presence.ActionDND, On: new(false)}, {Kind: presence.ActionQueueUnpause, Queues: presence.QueueSelector{"all"}}}}
+	profiles := append([]presence.Profile{presence.Lunch(), quiet}, more...)
+	return presence.CatalogConfig{Users: []presence.User{u}, Profiles: profiles}
 }
 
 // withDNDKey sets the dnd policy switch and the DND key's options opts.
-func withDNDKey(opts DNDKeyOptions) func(*EngineOptions) {
-	return func(o *EngineOptions) { o.Policies, o.DNDKey = Policies{DriftDND: PolicySwitch}, opts }
+func withDNDKey(opts presence.DNDKeyOptions) func(*presence.EngineOptions) {
+	return func(o *presence.EngineOptions) {
+		o.Policies, o.DNDKey = presence.Policies{presence.DriftDND: presence.PolicySwitch}, opts
+	}
 }
 
 // pressDND turns alice's DND on or off on the PBX as the DND key of her phone does (the astdb
 // key written, or deleted) and has e look at her at once.
-func pressDND(t *testing.T, e *Engine, pbx *memPBX, on bool) *SwitchResult {
+func pressDND(t *testing.T, e *presence.Engine, pbx *presencetest.PBX, on bool) *presence.SwitchResult {
 	t.Helper()
-	v := strp("YES")
+	v := new("YES")
 	if !on {
 		v = nil
 	}
-	pbx.byHand(map[string]*string{"DND/1001": v}, nil)
+	byHand(pbx, map[string]*string{"DND/1001": v}, nil)
 	res, err := e.Check(context.Background(), "alice")
 	if err != nil {
 		t.Fatal(err)
@@ -72,9 +85,9 @@ func pressDND(t *testing.T, e *Engine, pbx *memPBX, on bool) *SwitchResult {
 }
 
 // waitProfile waits until the user's state is in profile, and returns it.
-func waitProfile(t *testing.T, states *StateStore, id UserID, profile string) UserState {
+func waitProfile(t *testing.T, states *presence.StateStore, id presence.UserID, profile string) presence.UserState {
 	t.Helper()
-	var st UserState
+	var st presence.UserState
 	waitFor(t, string(id)+" in "+profile, func() bool {
 		var err error
 		st, _, err = states.Load(context.Background(), id)
@@ -93,11 +106,11 @@ func waitProfile(t *testing.T, states *StateStore, id UserID, profile string) Us
 // lamp toggled (a BLF key) does the same.
 func TestDNDKeySwitchesProfiles(t *testing.T) {
 	ctx := context.Background()
-	u := alice()
-	e, pbx, states := dndKeyEngine(t, u, DNDKeyOptions{})
-	iface := DefaultNaming().Interface(&u)
-	for _, p := range []string{ProfileAvailable, "lunch"} {
-		if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: p, Source: SourceAPI}); err != nil {
+	u := presence.Alice()
+	e, pbx, states := dndKeyEngine(t, u, presence.DNDKeyOptions{})
+	iface := presence.DefaultNaming().Interface(&u)
+	for _, p := range []string{presence.ProfileAvailable, "lunch"} {
+		if _, err := e.Switch(ctx, presence.SwitchRequest{User: "alice", Profile: p, Source: presence.SourceAPI}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -105,7 +118,7 @@ func TestDNDKeySwitchesProfiles(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	pbx.byHand(map[string]*string{"DND/1001": strp("YES")}, nil)
+	byHand(pbx, map[string]*string{"DND/1001": new("YES")}, nil)
 	res, err := e.Check(ctx, "alice")
 	if err != nil {
 		t.Fatal(err)
@@ -113,23 +126,23 @@ func TestDNDKeySwitchesProfiles(t *testing.T) {
 	if got := strings.Join(resultsOf(res), "; "); !strings.Contains(got, "switching db_del DND/1001") {
 		t.Fatalf("the repair that saw the key: %s, want the DND key's op switching", got)
 	}
-	st := waitProfile(t, states, "alice", ProfileDND)
-	if st.Source != SourcePhone || st.Actor != "DND key on (astdb DND/1001 = YES)" || st.Previous != "lunch" {
+	st := waitProfile(t, states, "alice", presence.ProfileDND)
+	if st.Source != presence.SourcePhone || st.Actor != "DND key on (astdb DND/1001 = YES)" || st.Previous != "lunch" {
 		t.Fatalf("state after the DND key: source %q actor %q previous %q", st.Source, st.Actor, st.Previous)
 	}
-	if pbx.device("Custom:DND1001") != "BUSY" || pbx.db("PROFILE/1001/active") != ProfileDND {
-		t.Fatalf("PBX after the switch: lamp %q, active %q", pbx.device("Custom:DND1001"), pbx.db("PROFILE/1001/active"))
+	if deviceState(pbx, "Custom:DND1001") != "BUSY" || dbGet(pbx, "PROFILE/1001/active") != presence.ProfileDND {
+		t.Fatalf("PBX after the switch: lamp %q, active %q", deviceState(pbx, "Custom:DND1001"), dbGet(pbx, "PROFILE/1001/active"))
 	}
 	j, err := states.Journal(ctx, "alice", 5)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(j) == 0 || j[0].Kind != "switch" || j[0].Source != SourcePhone || j[0].To != ProfileDND {
+	if len(j) == 0 || j[0].Kind != "switch" || j[0].Source != presence.SourcePhone || j[0].To != presence.ProfileDND {
 		t.Fatalf("the journal's last entry: %+v", j)
 	}
 
 	// DND off by hand: back to lunch, the profile before.
-	pbx.byHand(map[string]*string{"DND/1001": nil}, nil)
+	byHand(pbx, map[string]*string{"DND/1001": nil}, nil)
 	if _, err := e.Check(ctx, "alice"); err != nil {
 		t.Fatal(err)
 	}
@@ -137,32 +150,32 @@ func TestDNDKeySwitchesProfiles(t *testing.T) {
 	if st.Actor != "DND key off (astdb DND/1001 not set)" {
 		t.Fatalf("actor of the return %q", st.Actor)
 	}
-	if pbx.device("Custom:DND1001") != "INVALID" || !pbx.member("support", iface).Paused {
-		t.Fatalf("PBX after the return: lamp %q, support %+v", pbx.device("Custom:DND1001"), pbx.member("support", iface))
+	if deviceState(pbx, "Custom:DND1001") != "INVALID" || !member(pbx, "support", iface).Paused {
+		t.Fatalf("PBX after the return: lamp %q, support %+v", deviceState(pbx, "Custom:DND1001"), member(pbx, "support", iface))
 	}
 
 	// The lamp, toggled from a BLF key.
-	pbx.byHand(nil, map[string]string{"Custom:DND1001": "BUSY"})
+	byHand(pbx, nil, map[string]string{"Custom:DND1001": "BUSY"})
 	if _, err := e.Check(ctx, "alice"); err != nil {
 		t.Fatal(err)
 	}
-	st = waitProfile(t, states, "alice", ProfileDND)
-	if st.Actor != "DND key on (lamp Custom:DND1001 BUSY)" || pbx.db("DND/1001") != "YES" {
-		t.Fatalf("after the lamp: actor %q, DND/1001 %q", st.Actor, pbx.db("DND/1001"))
+	st = waitProfile(t, states, "alice", presence.ProfileDND)
+	if st.Actor != "DND key on (lamp Custom:DND1001 BUSY)" || dbGet(pbx, "DND/1001") != "YES" {
+		t.Fatalf("after the lamp: actor %q, DND/1001 %q", st.Actor, dbGet(pbx, "DND/1001"))
 	}
-	pbx.byHand(nil, map[string]string{"Custom:DND1001": "NOT_INUSE"})
+	byHand(pbx, nil, map[string]string{"Custom:DND1001": "NOT_INUSE"})
 	if _, err := e.Check(ctx, "alice"); err != nil {
 		t.Fatal(err)
 	}
 	waitProfile(t, states, "alice", "lunch")
-	if pbx.db("DND/1001") != "" {
-		t.Fatalf("DND/1001 = %q after the lamp went off", pbx.db("DND/1001"))
+	if dbGet(pbx, "DND/1001") != "" {
+		t.Fatalf("DND/1001 = %q after the lamp went off", dbGet(pbx, "DND/1001"))
 	}
 	// Counted once the switch has returned, just after its pass.
 	waitFor(t, "presenced_dnd_key_switches_total{switched} 4", func() bool {
-		return testutil.ToFloat64(e.metrics.dndSwitches.WithLabelValues("switched")) == 4
+		return testutil.ToFloat64(e.Metrics().DNDSwitches.WithLabelValues("switched")) == 4
 	})
-	if n := testutil.ToFloat64(e.metrics.dndChanges.WithLabelValues("on")); n != 2 {
+	if n := testutil.ToFloat64(e.Metrics().DNDChanges.WithLabelValues("on")); n != 2 {
 		t.Errorf("presenced_dnd_key_changes_total{on} = %v, want 2", n)
 	}
 }
@@ -172,49 +185,49 @@ func TestDNDKeySwitchesProfiles(t *testing.T) {
 // lineage never mentioned DND is watched too (DND off is their desired state).
 func TestDNDKeyUserProfileAndDefault(t *testing.T) {
 	ctx := context.Background()
-	u := alice()
+	u := presence.Alice()
 	u.DNDProfile = "quiet"
-	e, pbx, states := dndKeyEngine(t, u, DNDKeyOptions{})
-	if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: "lunch", Source: SourceAPI}); err != nil {
+	e, pbx, states := dndKeyEngine(t, u, presence.DNDKeyOptions{})
+	if _, err := e.Switch(ctx, presence.SwitchRequest{User: "alice", Profile: "lunch", Source: presence.SourceAPI}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.CheckAll(ctx); err != nil {
 		t.Fatal(err)
 	}
-	pbx.byHand(map[string]*string{"DND/1001": strp("YES")}, nil)
+	byHand(pbx, map[string]*string{"DND/1001": new("YES")}, nil)
 	if _, err := e.Check(ctx, "alice"); err != nil {
 		t.Fatal(err)
 	}
 	waitProfile(t, states, "alice", "quiet")
 	// By hand into dnd: the profile before is quiet, which turns DND on: off goes to available.
-	if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: ProfileDND, Source: SourceAPI}); err != nil {
+	if _, err := e.Switch(ctx, presence.SwitchRequest{User: "alice", Profile: presence.ProfileDND, Source: presence.SourceAPI}); err != nil {
 		t.Fatal(err)
 	}
-	pbx.byHand(map[string]*string{"DND/1001": nil}, nil)
+	byHand(pbx, map[string]*string{"DND/1001": nil}, nil)
 	if _, err := e.Check(ctx, "alice"); err != nil {
 		t.Fatal(err)
 	}
-	waitProfile(t, states, "alice", ProfileAvailable)
+	waitProfile(t, states, "alice", presence.ProfileAvailable)
 }
 
 // TestDNDKeyFlapProtection: past dnd_key.switches within the window the DND key is not
 // followed: the fallback (report here) leaves DND as the phone set it, the outcome and the
 // status say why, and the refusal is counted once.
 func TestDNDKeyFlapProtection(t *testing.T) {
-	for _, fallback := range []Policy{PolicyReport, PolicyEnforce} {
+	for _, fallback := range []presence.Policy{presence.PolicyReport, presence.PolicyEnforce} {
 		t.Run(string(fallback), func(t *testing.T) {
 			ctx := context.Background()
-			e, pbx, states := dndKeyEngine(t, alice(), DNDKeyOptions{Switches: 2, Window: time.Hour, Fallback: fallback})
-			if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: ProfileAvailable, Source: SourceAPI}); err != nil {
+			e, pbx, states := dndKeyEngine(t, presence.Alice(), presence.DNDKeyOptions{Switches: 2, Window: time.Hour, Fallback: fallback})
+			if _, err := e.Switch(ctx, presence.SwitchRequest{User: "alice", Profile: presence.ProfileAvailable, Source: presence.SourceAPI}); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := e.CheckAll(ctx); err != nil {
 				t.Fatal(err)
 			}
 			pressDND(t, e, pbx, true)
-			waitProfile(t, states, "alice", ProfileDND)
+			waitProfile(t, states, "alice", presence.ProfileDND)
 			pressDND(t, e, pbx, false)
-			waitProfile(t, states, "alice", ProfileAvailable)
+			waitProfile(t, states, "alice", presence.ProfileAvailable)
 			res := pressDND(t, e, pbx, true)
 			got := strings.Join(resultsOf(res), "; ")
 			var note string
@@ -227,30 +240,30 @@ func TestDNDKeyFlapProtection(t *testing.T) {
 				t.Fatalf("outcome note %q (%s)", note, got)
 			}
 			switch fallback {
-			case PolicyReport:
+			case presence.PolicyReport:
 				if !strings.Contains(got, "reported db_del DND/1001") {
 					t.Fatalf("outcomes %s, want the key reported", got)
 				}
-				if pbx.db("DND/1001") != "YES" {
-					t.Fatalf("DND/1001 %q, want left as the phone set it", pbx.db("DND/1001"))
+				if dbGet(pbx, "DND/1001") != "YES" {
+					t.Fatalf("DND/1001 %q, want left as the phone set it", dbGet(pbx, "DND/1001"))
 				}
 				st, err := e.Status(ctx, "alice")
 				if err != nil {
 					t.Fatal(err)
 				}
-				if len(st.Differences) == 0 || st.Differences[0].Policy != PolicySwitch {
+				if len(st.Differences) == 0 || st.Differences[0].Policy != presence.PolicySwitch {
 					t.Fatalf("status differences %+v", st.Differences)
 				}
 				pressDND(t, e, pbx, true) // looked at again: refused again, counted once
-			case PolicyEnforce:
-				if pbx.db("DND/1001") != "" || !strings.Contains(got, "applied db_del DND/1001") {
-					t.Fatalf("DND/1001 %q, outcomes %s: want it put back", pbx.db("DND/1001"), got)
+			case presence.PolicyEnforce:
+				if dbGet(pbx, "DND/1001") != "" || !strings.Contains(got, "applied db_del DND/1001") {
+					t.Fatalf("DND/1001 %q, outcomes %s: want it put back", dbGet(pbx, "DND/1001"), got)
 				}
 			}
-			if st, _, _ := states.Load(ctx, "alice"); st.Profile != ProfileAvailable {
+			if st, _, _ := states.Load(ctx, "alice"); st.Profile != presence.ProfileAvailable {
 				t.Fatalf("profile %q after the refused key, want available", st.Profile)
 			}
-			if n := testutil.ToFloat64(e.metrics.dndSwitches.WithLabelValues("refused")); n != 1 {
+			if n := testutil.ToFloat64(e.Metrics().DNDSwitches.WithLabelValues("refused")); n != 1 {
 				t.Errorf("presenced_dnd_key_switches_total{refused} = %v, want 1", n)
 			}
 		})
@@ -262,28 +275,28 @@ func TestDNDKeyFlapProtection(t *testing.T) {
 // says, never taken for the DND key: the user stays where they switched.
 func TestDNDKeyIgnoresTheWantedStateMoving(t *testing.T) {
 	ctx := context.Background()
-	e, pbx, states := dndKeyEngine(t, alice(), DNDKeyOptions{})
-	if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: ProfileAvailable, Source: SourceAPI}); err != nil {
+	e, pbx, states := dndKeyEngine(t, presence.Alice(), presence.DNDKeyOptions{})
+	if _, err := e.Switch(ctx, presence.SwitchRequest{User: "alice", Profile: presence.ProfileAvailable, Source: presence.SourceAPI}); err != nil {
 		t.Fatal(err)
 	}
-	pbx.setFail(OpDeviceState)
-	res, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: ProfileDND, Source: SourceAPI})
+	pbx.Fail(presence.OpDeviceState)
+	res, err := e.Switch(ctx, presence.SwitchRequest{User: "alice", Profile: presence.ProfileDND, Source: presence.SourceAPI})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.InSync {
 		t.Fatalf("switch with the lamps failing: %s", resultsOf(res))
 	}
-	pbx.setFail("")
+	pbx.Fail("")
 	// The retry after the failure, or this repair, whichever comes first, puts the lamp back.
 	if _, err := e.Check(ctx, "alice"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the DND lamp put back", func() bool { return pbx.device("Custom:DND1001") == "BUSY" })
-	if st, _, _ := states.Load(ctx, "alice"); st.Profile != ProfileDND || st.Source != SourceAPI {
+	waitFor(t, "the DND lamp put back", func() bool { return deviceState(pbx, "Custom:DND1001") == "BUSY" })
+	if st, _, _ := states.Load(ctx, "alice"); st.Profile != presence.ProfileDND || st.Source != presence.SourceAPI {
 		t.Fatalf("state %q (%s), want dnd as switched", st.Profile, st.Source)
 	}
-	if n := testutil.ToFloat64(e.metrics.dndChanges.WithLabelValues("off")); n != 0 {
+	if n := testutil.ToFloat64(e.Metrics().DNDChanges.WithLabelValues("off")); n != 0 {
 		t.Errorf("presenced_dnd_key_changes_total{off} = %v, want 0", n)
 	}
 }
@@ -292,15 +305,15 @@ func TestDNDKeyIgnoresTheWantedStateMoving(t *testing.T) {
 // profile before.
 func TestSwitchDNDToggles(t *testing.T) {
 	ctx := context.Background()
-	e, _, _ := dndKeyEngine(t, alice(), DNDKeyOptions{})
-	if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: "lunch", Source: SourceAPI}); err != nil {
+	e, _, _ := dndKeyEngine(t, presence.Alice(), presence.DNDKeyOptions{})
+	if _, err := e.Switch(ctx, presence.SwitchRequest{User: "alice", Profile: "lunch", Source: presence.SourceAPI}); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []struct {
 		profile string
 		on      bool
-	}{{ProfileDND, true}, {"lunch", false}, {ProfileDND, true}} {
-		res, on, err := e.SwitchDND(ctx, DNDRequest{User: "alice", Source: SourceFeatureCode, Actor: "*76"})
+	}{{presence.ProfileDND, true}, {"lunch", false}, {presence.ProfileDND, true}} {
+		res, on, err := e.SwitchDND(ctx, presence.DNDRequest{User: "alice", Source: presence.SourceFeatureCode, Actor: "*76"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -309,19 +322,19 @@ func TestSwitchDNDToggles(t *testing.T) {
 		}
 	}
 	off := false
-	if res, _, err := e.SwitchDND(ctx, DNDRequest{User: "alice", On: &off, Source: SourceFeatureCode}); err != nil || res.To != "lunch" {
+	if res, _, err := e.SwitchDND(ctx, presence.DNDRequest{User: "alice", On: &off, Source: presence.SourceFeatureCode}); err != nil || res.To != "lunch" {
 		t.Fatalf("DND off: %v %+v", err, res)
 	}
 }
 
 func TestDNDKeyOptionsValidate(t *testing.T) {
-	u := alice()
+	u := presence.Alice()
 	u.DNDProfile = "lunch"
-	cat, err := NewCatalog([]User{u}, []Profile{lunch()})
+	cat, err := presence.NewCatalog([]presence.User{u}, []presence.Profile{presence.Lunch()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = DNDKeyOptions{Profile: "gone", DefaultProfile: "nope", Switches: -1, Fallback: "adopt"}.Validate("dnd_key", cat)
+	err = presence.DNDKeyOptions{Profile: "gone", DefaultProfile: "nope", Switches: -1, Fallback: "adopt"}.Validate("dnd_key", cat)
 	for _, want := range []string{
 		"dnd_key.switches: -1 is negative",
 		`dnd_key.fallback: "adopt" is not enforce or report`,
@@ -333,18 +346,18 @@ func TestDNDKeyOptionsValidate(t *testing.T) {
 			t.Errorf("Validate: %v, want it to say %q", err, want)
 		}
 	}
-	if err := (DNDKeyOptions{Profile: ProfileDND}).Validate("dnd_key", cat); err == nil {
+	if err := (presence.DNDKeyOptions{Profile: presence.ProfileDND}).Validate("dnd_key", cat); err == nil {
 		t.Error("alice's dnd_profile lunch passed")
 	}
 	u.DNDProfile = ""
-	cat, _ = NewCatalog([]User{u}, nil)
-	if err := (DNDKeyOptions{Profile: ProfileDND, Switches: 3, Window: time.Minute}).Validate("dnd_key", cat); err != nil {
+	cat, _ = presence.NewCatalog([]presence.User{u}, nil)
+	if err := (presence.DNDKeyOptions{Profile: presence.ProfileDND, Switches: 3, Window: time.Minute}).Validate("dnd_key", cat); err != nil {
 		t.Errorf("valid options: %v", err)
 	}
-	if err := (Policies{DriftQueuePause: PolicySwitch}).Validate(); err == nil || !strings.Contains(err.Error(), "switch is only for dnd") {
+	if err := (presence.Policies{presence.DriftQueuePause: presence.PolicySwitch}).Validate(); err == nil || !strings.Contains(err.Error(), "switch is only for dnd") {
 		t.Errorf("switch for queue_pause: %v", err)
 	}
-	if err := (Policies{DriftDND: PolicySwitch}).Validate(); err != nil {
+	if err := (presence.Policies{presence.DriftDND: presence.PolicySwitch}).Validate(); err != nil {
 		t.Errorf("switch for dnd: %v", err)
 	}
 }
@@ -354,30 +367,31 @@ func TestDNDKeyOptionsValidate(t *testing.T) {
 // reached under the first holds under the second.
 func TestDNDKeyCountSurvivesANewLeader(t *testing.T) {
 	ctx := context.Background()
-	opts := DNDKeyOptions{Switches: 2, Window: time.Hour, Fallback: PolicyReport}
-	e1, pbx, states := dndKeyEngine(t, alice(), opts)
-	if _, err := e1.Switch(ctx, SwitchRequest{User: "alice", Profile: ProfileAvailable, Source: SourceAPI}); err != nil {
+	opts := presence.DNDKeyOptions{Switches: 2, Window: time.Hour, Fallback: presence.PolicyReport}
+	r, pbx := newTestRig(t, dndKeyConfig(presence.Alice()), func(o *presencetest.RigOptions) { withDNDKey(opts)(&o.Engine) })
+	e1, states := r.Engine, r.States
+	if _, err := e1.Switch(ctx, presence.SwitchRequest{User: "alice", Profile: presence.ProfileAvailable, Source: presence.SourceAPI}); err != nil {
 		t.Fatal(err)
 	}
 	pressDND(t, e1, pbx, true)
-	waitProfile(t, states, "alice", ProfileDND)
+	waitProfile(t, states, "alice", presence.ProfileDND)
 	pressDND(t, e1, pbx, false)
-	waitProfile(t, states, "alice", ProfileAvailable)
+	waitProfile(t, states, "alice", presence.ProfileAvailable)
 
 	// The next leader: a new engine over the same store and PBX, the first one's term ended.
 	o := testEngineOptions(e1.Catalog(), states, pbx)
 	withDNDKey(opts)(&o)
-	e2, err := NewEngine(o)
+	e2, err := presence.NewEngine(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stopEngine(t, e1)
-	runEngine(t, e2)
+	r.Stop()
+	presencetest.Run(t, e2)
 	res := pressDND(t, e2, pbx, true)
 	if got := strings.Join(resultsOf(res), "; "); !strings.Contains(got, "reported db_del DND/1001") {
 		t.Fatalf("the new leader's repair: %s, want the key reported (the limit reached)", got)
 	}
-	if st, _, _ := states.Load(ctx, "alice"); st.Profile != ProfileAvailable {
+	if st, _, _ := states.Load(ctx, "alice"); st.Profile != presence.ProfileAvailable {
 		t.Fatalf("profile %q, want available: the new leader switched past the limit", st.Profile)
 	}
 }

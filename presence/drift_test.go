@@ -1,4 +1,4 @@
-package presence
+package presence_test
 
 import (
 	"context"
@@ -11,6 +11,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/presenced/presenced/presence"
+	"github.com/presenced/presenced/presence/presencetest"
 )
 
 // fakeDevices is a DeviceStates the test sets by hand.
@@ -34,24 +37,27 @@ func (d *fakeDevices) set(dev, state string) {
 	d.m[dev] = state
 }
 
-func (m *memPBX) member(q, iface string) *QueueMember {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if mem := m.state.Queues[q+"|"+iface]; mem != nil {
-		c := *mem
-		return &c
-	}
-	return nil
+// member is a copy of queue q's member iface on the PBX, nil when there is none.
+func member(pbx *presencetest.PBX, q, iface string) *presence.QueueMember {
+	var m *presence.QueueMember
+	pbx.Edit(func(state *presence.Target) {
+		if mem := state.Queues[q+"|"+iface]; mem != nil {
+			c := *mem
+			m = &c
+		}
+	})
+	return m
 }
 
-func (m *memPBX) unpauseByHand(q, iface string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.state.Queues[q+"|"+iface].Paused = false
-	m.state.Queues[q+"|"+iface].Reason = ""
+// unpauseByHand unpauses queue q's member iface on the PBX, as an agent would.
+func unpauseByHand(pbx *presencetest.PBX, q, iface string) {
+	pbx.Edit(func(state *presence.Target) {
+		state.Queues[q+"|"+iface].Paused = false
+		state.Queues[q+"|"+iface].Reason = ""
+	})
 }
 
-func resultsOf(res *SwitchResult) []string {
+func resultsOf(res *presence.SwitchResult) []string {
 	var out []string
 	for _, o := range res.Outcomes {
 		out = append(out, string(o.Result)+" "+o.Op.String())
@@ -62,13 +68,13 @@ func resultsOf(res *SwitchResult) []string {
 // TestDriftPolicies: a member unpaused by hand is put back (enforce), left alone and warned
 // about until a reconcile (report), or accepted until the next switch (adopt).
 func TestDriftPolicies(t *testing.T) {
-	for _, pol := range []Policy{PolicyEnforce, PolicyReport, PolicyAdopt} {
+	for _, pol := range []presence.Policy{presence.PolicyEnforce, presence.PolicyReport, presence.PolicyAdopt} {
 		t.Run(string(pol), func(t *testing.T) {
 			ctx := context.Background()
-			u := alice()
+			u := presence.Alice()
 			reg := prometheus.NewRegistry()
-			e, pbx, states := newTestEngineWith(t, CatalogConfig{Users: []User{u}, Profiles: []Profile{lunch()}}, func(o *EngineOptions) {
-				o.Registerer, o.Policies = reg, Policies{DriftQueuePause: pol}
+			e, pbx, states := newTestEngineWith(t, presence.CatalogConfig{Users: []presence.User{u}, Profiles: []presence.Profile{presence.Lunch()}}, func(o *presencetest.RigOptions) {
+				o.Engine.Registerer, o.Engine.Policies = reg, presence.Policies{presence.DriftQueuePause: pol}
 			})
 			outOfSync := func() int64 {
 				n, _, err := states.RecordCounts(ctx)
@@ -77,9 +83,9 @@ func TestDriftPolicies(t *testing.T) {
 				}
 				return n
 			}
-			iface := DefaultNaming().Interface(&u)
-			for _, p := range []string{ProfileAvailable, "lunch"} {
-				if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: p, Source: SourceAPI}); err != nil {
+			iface := presence.DefaultNaming().Interface(&u)
+			for _, p := range []string{presence.ProfileAvailable, "lunch"} {
+				if _, err := e.Switch(ctx, presence.SwitchRequest{User: "alice", Profile: p, Source: presence.SourceAPI}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -88,7 +94,7 @@ func TestDriftPolicies(t *testing.T) {
 			if _, err := e.CheckAll(ctx); err != nil {
 				t.Fatal(err)
 			}
-			pbx.unpauseByHand("support", iface)
+			unpauseByHand(pbx, "support", iface)
 
 			res, err := e.Check(ctx, "alice")
 			if err != nil {
@@ -99,21 +105,21 @@ func TestDriftPolicies(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			m := pbx.member("support", iface)
-			found := testutil.ToFloat64(e.metrics.driftFound.WithLabelValues("queue_pause"))
+			m := member(pbx, "support", iface)
+			found := testutil.ToFloat64(e.Metrics().DriftFound.WithLabelValues("queue_pause"))
 			switch pol {
-			case PolicyEnforce:
+			case presence.PolicyEnforce:
 				if !m.Paused || !res.InSync || len(st.Warnings) != 0 {
 					t.Fatalf("enforce: paused %v, in sync %v (%s), warnings %v", m.Paused, res.InSync, got, st.Warnings)
 				}
-				if r := testutil.ToFloat64(e.metrics.driftRepaired.WithLabelValues("queue_pause")); r != 1 || found != 1 {
+				if r := testutil.ToFloat64(e.Metrics().DriftRepaired.WithLabelValues("queue_pause")); r != 1 || found != 1 {
 					t.Fatalf("enforce: found %v repaired %v, want 1 and 1", found, r)
 				}
-			case PolicyReport:
+			case presence.PolicyReport:
 				if m.Paused || res.InSync || !strings.HasPrefix(got, "reported queue_pause support") {
 					t.Fatalf("report: paused %v, in sync %v, outcomes %s", m.Paused, res.InSync, got)
 				}
-				if len(st.Warnings) != 1 || st.Warnings[0].Code != WarningStatusMismatch {
+				if len(st.Warnings) != 1 || st.Warnings[0].Code != presence.WarningStatusMismatch {
 					t.Fatalf("report: warnings %+v", st.Warnings)
 				}
 				want := "Your device status does not match your profile: queue support: not paused, the profile says paused (Lunch)"
@@ -127,34 +133,34 @@ func TestDriftPolicies(t *testing.T) {
 				if _, err := e.Check(ctx, "alice"); err != nil {
 					t.Fatal(err)
 				}
-				if r := testutil.ToFloat64(e.metrics.driftReported.WithLabelValues("queue_pause")); r != 1 {
+				if r := testutil.ToFloat64(e.Metrics().DriftReported.WithLabelValues("queue_pause")); r != 1 {
 					t.Fatalf("report: reported %v after two checks, want 1", r)
 				}
 				// The one-call fix.
 				res, err := e.Enforce(ctx, "alice", "alice")
-				if err != nil || !res.InSync || !pbx.member("support", iface).Paused {
-					t.Fatalf("reconcile: %v in sync %v paused %v", err, res.InSync, pbx.member("support", iface).Paused)
+				if err != nil || !res.InSync || !member(pbx, "support", iface).Paused {
+					t.Fatalf("reconcile: %v in sync %v paused %v", err, res.InSync, member(pbx, "support", iface).Paused)
 				}
 				if st, _ := e.Status(ctx, "alice"); len(st.Warnings) != 0 || outOfSync() != 0 {
 					t.Fatalf("after reconcile: warnings %v, out of sync %v", st.Warnings, outOfSync())
 				}
-			case PolicyAdopt:
+			case presence.PolicyAdopt:
 				if m.Paused || !res.InSync || !strings.HasPrefix(got, "adopted queue_pause support") {
 					t.Fatalf("adopt: paused %v, in sync %v, outcomes %s", m.Paused, res.InSync, got)
 				}
 				if len(st.Drift) != 0 || st.Desired.Queues["support"].Paused || st.State.Adopted == nil {
 					t.Fatalf("adopt: drift %v, desired %+v, adopted %+v", st.Drift, st.Desired.Queues["support"], st.State.Adopted)
 				}
-				if a := testutil.ToFloat64(e.metrics.driftAdopted.WithLabelValues("queue_pause")); a != 1 {
+				if a := testutil.ToFloat64(e.Metrics().DriftAdopted.WithLabelValues("queue_pause")); a != 1 {
 					t.Fatalf("adopt: adopted %v, want 1", a)
 				}
 				// The next switch forgets what was adopted.
-				if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: "lunch", Source: SourceAPI}); err != nil {
+				if _, err := e.Switch(ctx, presence.SwitchRequest{User: "alice", Profile: "lunch", Source: presence.SourceAPI}); err != nil {
 					t.Fatal(err)
 				}
 				st, _ := e.Status(ctx, "alice")
-				if st.State.Adopted != nil || !pbx.member("support", iface).Paused {
-					t.Fatalf("after a switch: adopted %+v, paused %v", st.State.Adopted, pbx.member("support", iface).Paused)
+				if st.State.Adopted != nil || !member(pbx, "support", iface).Paused {
+					t.Fatalf("after a switch: adopted %+v, paused %v", st.State.Adopted, member(pbx, "support", iface).Paused)
 				}
 			}
 		})
@@ -166,23 +172,21 @@ func TestDriftPolicies(t *testing.T) {
 // A schedule waits too; the user's own switch does not.
 func TestQueueChangesWaitForTheCallToEnd(t *testing.T) {
 	ctx := context.Background()
-	u := alice()
-	dnd := Profile{ID: "dnd2", Name: "Quiet", OnEnter: []Action{{Kind: ActionDND}, {Kind: ActionQueuePause, Queues: QueueSelector{"all"}, Reason: "Quiet"}}}
+	u := presence.Alice()
+	dnd := presence.Profile{ID: "dnd2", Name: "Quiet", OnEnter: []presence.Action{{Kind: presence.ActionDND}, {Kind: presence.ActionQueuePause, Queues: presence.QueueSelector{"all"}, Reason: "Quiet"}}}
 	devs := &fakeDevices{}
-	e, pbx, _ := newTestEngineWith(t, CatalogConfig{Users: []User{u}, Profiles: []Profile{lunch(), dnd}}, func(o *EngineOptions) {
-		o.Devices = devs
+	e, pbx, _ := newTestEngineWith(t, presence.CatalogConfig{Users: []presence.User{u}, Profiles: []presence.Profile{presence.Lunch(), dnd}}, func(o *presencetest.RigOptions) {
+		o.Engine.Devices = devs
 	})
-	iface := DefaultNaming().Interface(&u)
-	for _, p := range []string{ProfileAvailable, "dnd2"} {
-		if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: p, Source: SourceAPI}); err != nil {
+	iface := presence.DefaultNaming().Interface(&u)
+	for _, p := range []string{presence.ProfileAvailable, "dnd2"} {
+		if _, err := e.Switch(ctx, presence.SwitchRequest{User: "alice", Profile: p, Source: presence.SourceAPI}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	devs.set("PJSIP/1001", "INUSE")
-	pbx.unpauseByHand("support", iface)
-	pbx.mu.Lock()
-	delete(pbx.state.AstDB, "DND/1001")
-	pbx.mu.Unlock()
+	unpauseByHand(pbx, "support", iface)
+	pbx.Edit(func(state *presence.Target) { delete(state.AstDB, "DND/1001") })
 
 	res, err := e.Check(ctx, "alice")
 	if err != nil {
@@ -190,13 +194,12 @@ func TestQueueChangesWaitForTheCallToEnd(t *testing.T) {
 	}
 	// DND is put back by this pass, or by the one the phone's new state asked for just before.
 	got := strings.Join(resultsOf(res), "; ")
-	pbx.mu.Lock()
-	dndBack := pbx.state.AstDB["DND/1001"]
-	pbx.mu.Unlock()
+	var dndBack *string
+	pbx.Edit(func(state *presence.Target) { dndBack = state.AstDB["DND/1001"] })
 	if !strings.Contains(got, "deferred queue_pause support") || dndBack == nil || *dndBack != "YES" {
 		t.Fatalf("outcomes %s, DND/1001 %v: want the pause deferred and DND put back", got, dndBack)
 	}
-	if pbx.member("support", iface).Paused {
+	if member(pbx, "support", iface).Paused {
 		t.Fatal("a user on a call was paused")
 	}
 	st, err := e.Status(ctx, "alice")
@@ -208,12 +211,12 @@ func TestQueueChangesWaitForTheCallToEnd(t *testing.T) {
 	}
 	// A look during the call (a phone's state changed: the device watcher touches the user)
 	// leaves the pause waiting; the call's end makes it.
-	if res, err := e.Check(ctx, "alice"); err != nil || pbx.member("support", iface).Paused {
+	if res, err := e.Check(ctx, "alice"); err != nil || member(pbx, "support", iface).Paused {
 		t.Fatalf("a look during the call: %v, %s", err, strings.Join(resultsOf(res), "; "))
 	}
 	devs.set("PJSIP/1001", "NOT_INUSE")
 	e.CheckSoon("alice")
-	waitFor(t, "the pause made after the call", func() bool { return pbx.member("support", iface).Paused })
+	waitFor(t, "the pause made after the call", func() bool { return member(pbx, "support", iface).Paused })
 	waitFor(t, "nothing pending", func() bool {
 		st, err := e.Status(ctx, "alice")
 		return err == nil && len(st.Pending) == 0
@@ -221,17 +224,17 @@ func TestQueueChangesWaitForTheCallToEnd(t *testing.T) {
 
 	// A schedule waits for the call; the user's own switch does not.
 	devs.set("PJSIP/1001", "BUSY")
-	res, err = e.Switch(ctx, SwitchRequest{User: "alice", Profile: ProfileAvailable, Source: SourceSchedule})
+	res, err = e.Switch(ctx, presence.SwitchRequest{User: "alice", Profile: presence.ProfileAvailable, Source: presence.SourceSchedule})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(resultsOf(res), "; "); !strings.Contains(got, "deferred queue_pause") || !pbx.member("support", iface).Paused {
+	if got := strings.Join(resultsOf(res), "; "); !strings.Contains(got, "deferred queue_pause") || !member(pbx, "support", iface).Paused {
 		t.Fatalf("scheduled switch during a call: %s", got)
 	}
-	if _, err = e.Switch(ctx, SwitchRequest{User: "alice", Profile: "lunch", Source: SourceAPI}); err != nil {
+	if _, err = e.Switch(ctx, presence.SwitchRequest{User: "alice", Profile: "lunch", Source: presence.SourceAPI}); err != nil {
 		t.Fatal(err)
 	}
-	if m := pbx.member("support", iface); !m.Paused || m.Reason != "Lunch" {
+	if m := member(pbx, "support", iface); !m.Paused || m.Reason != "Lunch" {
 		t.Fatalf("the user's own switch during a call: member %+v, want paused (Lunch)", m)
 	}
 }
@@ -242,37 +245,34 @@ func TestCheckAllReadsThePBXOnce(t *testing.T) {
 	ctx := context.Background()
 	us := users(300)
 	var rt atomic.Uint64
-	e, pbx, _ := newTestEngineWith(t, CatalogConfig{Users: us}, func(o *EngineOptions) { o.RoundTrips = rt.Load })
+	e, pbx, _ := newTestEngineWith(t, presence.CatalogConfig{Users: us}, func(o *presencetest.RigOptions) { o.Engine.RoundTrips = rt.Load })
 	for _, u := range us {
-		if _, err := e.Switch(ctx, SwitchRequest{User: u.ID, Profile: ProfileAvailable, Source: SourceAPI}); err != nil {
+		if _, err := e.Switch(ctx, presence.SwitchRequest{User: u.ID, Profile: presence.ProfileAvailable, Source: presence.SourceAPI}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	pbx.observes.Store(0)
+	observes := pbx.Observes()
 	rt.Store(100)
 	sum, err := e.CheckAll(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := pbx.observes.Load(); n != 1 || sum.Users != 300 || sum.Drifted != 0 || sum.Repaired != 0 {
+	if n := pbx.Observes() - observes; n != 1 || sum.Users != 300 || sum.Drifted != 0 || sum.Repaired != 0 {
 		t.Fatalf("in sync: %d reads, summary %+v; want 1 read and nothing to do", n, sum)
 	}
 	for _, u := range us[:3] {
-		pbx.mu.Lock()
-		delete(pbx.state.Queues, "sales|"+DefaultNaming().Interface(&u))
-		pbx.mu.Unlock()
+		pbx.Edit(func(state *presence.Target) { delete(state.Queues, "sales|"+presence.DefaultNaming().Interface(&u)) })
 	}
-	pbx.observes.Store(0)
+	observes = pbx.Observes()
 	sum, err = e.CheckAll(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := pbx.observes.Load(); n != 1 || sum.Drifted != 3 || sum.Repaired != 3 {
+	if n := pbx.Observes() - observes; n != 1 || sum.Drifted != 3 || sum.Repaired != 3 {
 		t.Fatalf("3 drifted: %d reads, summary %+v; want 1 read and 3 repaired", n, sum)
 	}
-	pbx.mu.Lock()
-	members := len(pbx.state.Queues)
-	pbx.mu.Unlock()
+	var members int
+	pbx.Edit(func(state *presence.Target) { members = len(state.Queues) })
 	if members != 600 {
 		t.Fatalf("%d queue members after the repair, want 600", members)
 	}
@@ -280,11 +280,11 @@ func TestCheckAllReadsThePBXOnce(t *testing.T) {
 
 func TestStatusWarnsWhenTheDeviceInUseWillNotRing(t *testing.T) {
 	ctx := context.Background()
-	u := alice()
-	deskOnly := Profile{ID: "desk", Name: "Desk", OnEnter: []Action{{Kind: ActionFollowMe, Families: []Family{FamilyDesk}}}}
+	u := presence.Alice()
+	deskOnly := presence.Profile{ID: "desk", Name: "Desk", OnEnter: []presence.Action{{Kind: presence.ActionFollowMe, Families: []presence.Family{presence.FamilyDesk}}}}
 	devs := &fakeDevices{}
-	e, _, _ := newTestEngineWith(t, CatalogConfig{Users: []User{u}, Profiles: []Profile{deskOnly}}, func(o *EngineOptions) { o.Devices = devs })
-	if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: "desk", Source: SourceAPI}); err != nil {
+	e, _, _ := newTestEngineWith(t, presence.CatalogConfig{Users: []presence.User{u}, Profiles: []presence.Profile{deskOnly}}, func(o *presencetest.RigOptions) { o.Engine.Devices = devs })
+	if _, err := e.Switch(ctx, presence.SwitchRequest{User: "alice", Profile: "desk", Source: presence.SourceAPI}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -309,13 +309,13 @@ func TestStatusWarnsWhenTheDeviceInUseWillNotRing(t *testing.T) {
 			if _, err := e.Check(ctx, "alice"); err != nil {
 				t.Fatal(err)
 			}
-			st, err := e.StatusWith(ctx, "alice", StatusOptions{Device: tc.device})
+			st, err := e.StatusWith(ctx, "alice", presence.StatusOptions{Device: tc.device})
 			if err != nil {
 				t.Fatal(err)
 			}
 			var got string
 			for _, w := range st.Warnings {
-				if w.Code == WarningWillNotRing {
+				if w.Code == presence.WarningWillNotRing {
 					got = w.Message
 				}
 			}
@@ -328,17 +328,17 @@ func TestStatusWarnsWhenTheDeviceInUseWillNotRing(t *testing.T) {
 
 func TestPoliciesValidate(t *testing.T) {
 	for _, tc := range []struct {
-		p    Policies
+		p    presence.Policies
 		want string
 	}{
 		{nil, ""},
-		{Policies{DriftQueuePause: PolicyReport, DriftAstDB: PolicyAdopt, DriftLamp: PolicyEnforce}, ""},
-		{Policies{"queue": PolicyReport}, `unknown kind of state "queue"`},
-		{Policies{DriftLamp: "ignore"}, `lamp: "ignore" is not enforce, report or adopt`},
-		{Policies{DriftLamp: PolicySwitch}, `lamp: "switch" is not enforce, report or adopt (switch is only for dnd)`},
-		{Policies{DriftLamp: ""}, `lamp: "" is not enforce, report or adopt`},
-		{Policies{DriftDND: ""}, ""},
-		{Policies{DriftDND: "toggle"}, `dnd: "toggle" is not enforce, report, adopt or switch`},
+		{presence.Policies{presence.DriftQueuePause: presence.PolicyReport, presence.DriftAstDB: presence.PolicyAdopt, presence.DriftLamp: presence.PolicyEnforce}, ""},
+		{presence.Policies{"queue": presence.PolicyReport}, `unknown kind of state "queue"`},
+		{presence.Policies{presence.DriftLamp: "ignore"}, `lamp: "ignore" is not enforce, report or adopt`},
+		{presence.Policies{presence.DriftLamp: presence.PolicySwitch}, `lamp: "switch" is not enforce, report or adopt (switch is only for dnd)`},
+		{presence.Policies{presence.DriftLamp: ""}, `lamp: "" is not enforce, report or adopt`},
+		{presence.Policies{presence.DriftDND: ""}, ""},
+		{presence.Policies{presence.DriftDND: "toggle"}, `dnd: "toggle" is not enforce, report, adopt or switch`},
 	} {
 		err := tc.p.Validate()
 		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
@@ -362,12 +362,12 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // top, nothing in DND or with an unconditional forward (no warning then: on purpose).
 func TestStatusWarnsFromWhatTheDialplanRings(t *testing.T) {
 	ctx := context.Background()
-	profiles := []Profile{
+	profiles := []presence.Profile{
 		{ID: "plain", Name: "Plain"},
-		{ID: "hotdesk", Name: "Hot desk", OnEnter: []Action{{Kind: ActionLocation, Device: "PJSIP/hotdesk-3"}}},
-		{ID: "away", Name: "Away", OnEnter: []Action{{Kind: ActionForward, Type: ForwardUnconditional, To: "1002"}}},
+		{ID: "hotdesk", Name: "Hot desk", OnEnter: []presence.Action{{Kind: presence.ActionLocation, Device: "PJSIP/hotdesk-3"}}},
+		{ID: "away", Name: "Away", OnEnter: []presence.Action{{Kind: presence.ActionForward, Type: presence.ForwardUnconditional, To: "1002"}}},
 	}
-	e, _, _ := newTestEngine(t, []User{alice()}, profiles)
+	e, _, _ := newTestEngine(t, []presence.User{presence.Alice()}, profiles)
 	for _, tc := range []struct {
 		profile, device string
 		warns           bool
@@ -377,17 +377,17 @@ func TestStatusWarnsFromWhatTheDialplanRings(t *testing.T) {
 		{"plain", "PJSIP/1001", false},
 		{"hotdesk", "PJSIP/hotdesk-3", false},
 		{"hotdesk", "PJSIP/1001-mobile", true},
-		{ProfileDND, "PJSIP/1001-mobile", false},
+		{presence.ProfileDND, "PJSIP/1001-mobile", false},
 		{"away", "PJSIP/1001", false},
 	} {
-		if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: tc.profile, Source: SourceAPI}); err != nil {
+		if _, err := e.Switch(ctx, presence.SwitchRequest{User: "alice", Profile: tc.profile, Source: presence.SourceAPI}); err != nil {
 			t.Fatal(err)
 		}
-		st, err := e.StatusWith(ctx, "alice", StatusOptions{Device: tc.device})
+		st, err := e.StatusWith(ctx, "alice", presence.StatusOptions{Device: tc.device})
 		if err != nil {
 			t.Fatal(err)
 		}
-		warns := slices.ContainsFunc(st.Warnings, func(w Warning) bool { return w.Code == WarningWillNotRing })
+		warns := slices.ContainsFunc(st.Warnings, func(w presence.Warning) bool { return w.Code == presence.WarningWillNotRing })
 		if warns != tc.warns {
 			t.Errorf("%s, at %s: will-not-ring warning %v, want %v (%+v)", tc.profile, tc.device, warns, tc.warns, st.Warnings)
 		}

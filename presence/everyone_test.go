@@ -1,4 +1,4 @@
-package presence
+package presence_test
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/presenced/presenced/presence"
 )
 
 // TestEveryoneHidesPrivateProfilesFromColleagues: a colleague sees a user in a private profile
@@ -14,21 +16,21 @@ import (
 func TestEveryoneHidesPrivateProfilesFromColleagues(t *testing.T) {
 	ctx := context.Background()
 	us := users(3)
-	sick := Profile{ID: "sick", Name: "Sick leave", Colour: "grey", Icon: "bed", Visibility: VisibilityPrivate,
+	sick := presence.Profile{ID: "sick", Name: "Sick leave", Colour: "grey", Icon: "bed", Visibility: presence.VisibilityPrivate,
 		Activation: "7", Presence: "xa"}
-	e, _, _ := newTestEngine(t, us, []Profile{sick})
+	e, _, _ := newTestEngine(t, us, []presence.Profile{sick})
 	alice, bob, carol := us[0].ID, us[1].ID, us[2].ID
-	clinic := &Profile{ID: "clinic", Name: "Oncology", Colour: "purple", Icon: "hospital", Visibility: VisibilityPrivate,
+	clinic := &presence.Profile{ID: "clinic", Name: "Oncology", Colour: "purple", Icon: "hospital", Visibility: presence.VisibilityPrivate,
 		Presence: "away"}
 	must(t, e.SaveProfile(ctx, alice, clinic))
-	_, err := e.Switch(ctx, SwitchRequest{User: alice, Profile: "clinic", Info: "chemo at St. Mary, back Tuesday", Source: SourceAPI})
+	_, err := e.Switch(ctx, presence.SwitchRequest{User: alice, Profile: "clinic", Info: "chemo at St. Mary, back Tuesday", Source: presence.SourceAPI})
 	must(t, err)
-	_, err = e.Switch(ctx, SwitchRequest{User: bob, Profile: "sick", Info: "flu", Source: SourceAPI})
+	_, err = e.Switch(ctx, presence.SwitchRequest{User: bob, Profile: "sick", Info: "flu", Source: presence.SourceAPI})
 	must(t, err)
-	_, err = e.Switch(ctx, SwitchRequest{User: carol, Profile: ProfileDND, Info: "until 4pm", Source: SourceAPI})
+	_, err = e.Switch(ctx, presence.SwitchRequest{User: carol, Profile: presence.ProfileDND, Info: "until 4pm", Source: presence.SourceAPI})
 	must(t, err)
 
-	entry := func(t *testing.T, viewer EveryoneOptions, id UserID) PresenceEntry {
+	entry := func(t *testing.T, viewer presence.EveryoneOptions, id presence.UserID) presence.PresenceEntry {
 		t.Helper()
 		all, err := e.Everyone(ctx, viewer)
 		if err != nil {
@@ -40,29 +42,29 @@ func TestEveryoneHidesPrivateProfilesFromColleagues(t *testing.T) {
 			}
 		}
 		t.Fatalf("%s missing", id)
-		return PresenceEntry{}
+		return presence.PresenceEntry{}
 	}
 	for _, tc := range []struct {
 		name    string
-		viewer  EveryoneOptions
-		of      UserID
-		want    PresenceEntry
+		viewer  presence.EveryoneOptions
+		of      presence.UserID
+		want    presence.PresenceEntry
 		secrets []string
 	}{
-		{"colleague sees a private personal profile", EveryoneOptions{Viewer: carol}, alice,
-			PresenceEntry{Presence: "away", Label: "Away"}, []string{"clinic", "Oncology", "chemo", "purple", "hospital"}},
-		{"colleague sees a private system-wide profile", EveryoneOptions{Viewer: alice}, bob,
-			PresenceEntry{Presence: "xa", Label: "Extended away"}, []string{"sick", "Sick leave", "flu", "grey", "bed"}},
-		{"no user, no admin", EveryoneOptions{}, alice,
-			PresenceEntry{Presence: "away", Label: "Away"}, []string{"clinic", "Oncology", "chemo"}},
-		{"the user themselves", EveryoneOptions{Viewer: alice}, alice,
-			PresenceEntry{Profile: "clinic", Label: "Oncology", Colour: "purple", Icon: "hospital", Presence: "away",
+		{"colleague sees a private personal profile", presence.EveryoneOptions{Viewer: carol}, alice,
+			presence.PresenceEntry{Presence: "away", Label: "Away"}, []string{"clinic", "Oncology", "chemo", "purple", "hospital"}},
+		{"colleague sees a private system-wide profile", presence.EveryoneOptions{Viewer: alice}, bob,
+			presence.PresenceEntry{Presence: "xa", Label: "Extended away"}, []string{"sick", "Sick leave", "flu", "grey", "bed"}},
+		{"no user, no admin", presence.EveryoneOptions{}, alice,
+			presence.PresenceEntry{Presence: "away", Label: "Away"}, []string{"clinic", "Oncology", "chemo"}},
+		{"the user themselves", presence.EveryoneOptions{Viewer: alice}, alice,
+			presence.PresenceEntry{Profile: "clinic", Label: "Oncology", Colour: "purple", Icon: "hospital", Presence: "away",
 				Info: "chemo at St. Mary, back Tuesday", Private: true}, nil},
-		{"an admin", EveryoneOptions{Admin: true}, bob,
-			PresenceEntry{Profile: "sick", Label: "Sick leave", Colour: "grey", Icon: "bed", Presence: "xa", Info: "flu",
+		{"an admin", presence.EveryoneOptions{Admin: true}, bob,
+			presence.PresenceEntry{Profile: "sick", Label: "Sick leave", Colour: "grey", Icon: "bed", Presence: "xa", Info: "flu",
 				Private: true}, nil},
-		{"colleague sees a public profile", EveryoneOptions{Viewer: alice}, carol,
-			PresenceEntry{Profile: ProfileDND, Label: "Do not disturb", Colour: "red", Presence: "dnd", Info: "until 4pm"}, nil},
+		{"colleague sees a public profile", presence.EveryoneOptions{Viewer: alice}, carol,
+			presence.PresenceEntry{Profile: presence.ProfileDND, Label: "Do not disturb", Colour: "red", Presence: "dnd", Info: "until 4pm"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := entry(t, tc.viewer, tc.of)

@@ -1,4 +1,4 @@
-package presence
+package presence_test
 
 import (
 	"context"
@@ -7,13 +7,16 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/presenced/presenced/presence"
+	"github.com/presenced/presenced/presence/presencetest"
 )
 
 // grabWatch is a Watcher that hands the engine's Watch to the test, which then plays the
 // concern reporting events.
-type grabWatch chan Watch
+type grabWatch chan presence.Watch
 
-func (g grabWatch) Watch(ctx context.Context, w Watch) error {
+func (g grabWatch) Watch(ctx context.Context, w presence.Watch) error {
 	g <- w
 	<-ctx.Done()
 	return nil
@@ -27,12 +30,12 @@ func TestEventsThatAgreeNeedNoPass(t *testing.T) {
 	ctx := context.Background()
 	grab := make(grabWatch, 1)
 	reg := prometheus.NewRegistry()
-	e, pbx, states := newTestEngineWith(t, CatalogConfig{Users: []User{alice()}, Profiles: []Profile{lunch()}}, func(o *EngineOptions) {
-		o.Watchers, o.Registerer, o.Policies = []Watcher{grab}, reg, Policies{DriftQueuePause: PolicyReport}
+	e, pbx, states := newTestEngineWith(t, presence.CatalogConfig{Users: []presence.User{presence.Alice()}, Profiles: []presence.Profile{presence.Lunch()}}, func(o *presencetest.RigOptions) {
+		o.Engine.Watchers, o.Engine.Registerer, o.Engine.Policies = []presence.Watcher{grab}, reg, presence.Policies{presence.DriftQueuePause: presence.PolicyReport}
 	})
 	w := <-grab
-	for _, p := range []string{ProfileAvailable, "lunch"} {
-		if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: p, Source: SourceAPI}); err != nil {
+	for _, p := range []string{presence.ProfileAvailable, "lunch"} {
+		if _, err := e.Switch(ctx, presence.SwitchRequest{User: "alice", Profile: p, Source: presence.SourceAPI}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -40,16 +43,17 @@ func TestEventsThatAgreeNeedNoPass(t *testing.T) {
 	if _, err := e.CheckAll(ctx); err != nil {
 		t.Fatal(err)
 	}
-	iface := DefaultNaming().Interface(ptr(alice()))
+	u := presence.Alice()
+	iface := presence.DefaultNaming().Interface(&u)
 	// What a QueueMemberPause event of support shows, as a desired state would compare it.
-	shows := func(paused bool) func(*Target) bool {
-		return func(want *Target) bool {
+	shows := func(paused bool) func(*presence.Target) bool {
+		return func(want *presence.Target) bool {
 			m := want.Queues["support"]
 			return m != nil && m.Paused == paused && (!paused || m.Reason == "Lunch")
 		}
 	}
-	agreed := func() float64 { return testutil.ToFloat64(e.metrics.eventsAgreed) }
-	observes := func() int64 { return pbx.observes.Load() }
+	agreed := func() float64 { return testutil.ToFloat64(e.Metrics().EventsAgreed) }
+	observes := pbx.Observes
 	waitObserves := func(what string, n int64) {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
@@ -85,15 +89,15 @@ func TestEventsThatAgreeNeedNoPass(t *testing.T) {
 		t.Fatalf("an event agreeing with the switch just applied: agreed %v, want 1", agreed())
 	}
 	// A hand unpause: a pass, which reports it (policy report) and so expects nothing after.
-	pbx.unpauseByHand("support", iface)
+	unpauseByHand(pbx, "support", iface)
 	w.Saw("alice", shows(false))
 	waitObserves("after a hand unpause", n+1)
 	waitRecord("after the reported unpause", 1)
 	// The hand pause back agrees with the profile, but the record still reports the unpause:
 	// it is looked at, and the report goes.
-	pbx.mu.Lock()
-	pbx.state.Queues["support|"+iface].Paused, pbx.state.Queues["support|"+iface].Reason = true, "Lunch"
-	pbx.mu.Unlock()
+	pbx.Edit(func(state *presence.Target) {
+		state.Queues["support|"+iface].Paused, state.Queues["support|"+iface].Reason = true, "Lunch"
+	})
 	w.Saw("alice", shows(true))
 	waitObserves("after the hand pause back", n+2)
 	waitRecord("after the pause back", 0)
@@ -103,8 +107,8 @@ func TestEventsThatAgreeNeedNoPass(t *testing.T) {
 
 	// An event agreeing with a pass that is running is let go, but looked at after that pass
 	// if the pass leaves the PBX otherwise than wanted.
-	pbx.observeDelay.Store(int64(300 * time.Millisecond))
-	pbx.unpauseByHand("support", iface)
+	pbx.SetObserveDelay(300 * time.Millisecond)
+	unpauseByHand(pbx, "support", iface)
 	w.Saw("alice", shows(false))
 	waitObserves("a pass reading slowly", n+3) // the pass is reading now
 	w.Saw("alice", shows(true))

@@ -1,4 +1,4 @@
-package presence
+package presence_test
 
 import (
 	"context"
@@ -8,7 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/presenced/presenced/presence"
+	"github.com/presenced/presenced/presence/presencetest"
 )
 
 // TestFencedWrites: with a fence, the engine's writes (state, adopted drift, record, journal)
@@ -16,28 +17,23 @@ import (
 // changes nothing, and a store that knows it does not lead refuses them without asking Redis.
 func TestFencedWrites(t *testing.T) {
 	ctx := context.Background()
-	opt, err := redis.ParseURL(labEnv(t).RedisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { rdb.Close() })
+	rdb := presence.LabEnv(t).RedisClient(t, nil)
 	prefix := fmt.Sprintf("test:%s:%d:", t.Name(), time.Now().UnixNano())
 	lease := prefix + "leader:pbx"
 	var leading atomic.Bool
 	leading.Store(true)
-	s := NewStateStore(rdb, StateStoreOptions{Prefix: prefix, Fence: func() (Fence, bool) {
-		return Fence{Key: lease, Value: "me 7"}, leading.Load()
+	s := presence.NewStateStore(rdb, presence.StateStoreOptions{Prefix: prefix, Fence: func() (presence.Fence, bool) {
+		return presence.Fence{Key: lease, Value: "me 7"}, leading.Load()
 	}})
 	writes := map[string]func() error{
 		"Save": func() error {
-			_, err := s.Save(ctx, "alice", UserState{Profile: "lunch", Version: mustVersion(t, s, "alice")})
+			_, err := s.Save(ctx, "alice", presence.UserState{Profile: "lunch", Version: mustVersion(t, s, "alice")})
 			return err
 		},
-		"SaveAdopted": func() error { return s.SaveAdopted(ctx, "alice", mustVersion(t, s, "alice"), NewTarget()) },
-		"SaveRecord":  func() error { return s.SaveRecord(ctx, "alice", Record{InSync: true}) },
+		"SaveAdopted": func() error { return s.SaveAdopted(ctx, "alice", mustVersion(t, s, "alice"), presence.NewTarget()) },
+		"SaveRecord":  func() error { return s.SaveRecord(ctx, "alice", presence.Record{InSync: true}) },
 		"AppendJournal": func() error {
-			_, err := s.AppendJournal(ctx, "alice", JournalEntry{Kind: "switch"})
+			_, err := s.AppendJournal(ctx, "alice", presence.JournalEntry{Kind: "switch"})
 			return err
 		},
 	}
@@ -60,7 +56,7 @@ func TestFencedWrites(t *testing.T) {
 	} {
 		lost.do()
 		for name, w := range writes {
-			if err := w(); !errors.Is(err, ErrFenced) {
+			if err := w(); !errors.Is(err, presence.ErrFenced) {
 				t.Errorf("%s: %s: %v, want ErrFenced", lost.name, name, err)
 			}
 		}
@@ -74,7 +70,7 @@ func TestFencedWrites(t *testing.T) {
 	}
 }
 
-func mustVersion(t *testing.T, s *StateStore, id UserID) int64 {
+func mustVersion(t *testing.T, s *presence.StateStore, id presence.UserID) int64 {
 	t.Helper()
 	st, _, err := s.Load(context.Background(), id)
 	if err != nil {
@@ -85,12 +81,12 @@ func mustVersion(t *testing.T, s *StateStore, id UserID) int64 {
 
 // flipAfterApply is a concern that ends the leadership (leading = false) once it has applied.
 type flipAfterApply struct {
-	*memPBX
+	*presencetest.PBX
 	leading *atomic.Bool
 }
 
-func (f flipAfterApply) Apply(ctx context.Context, u *User, ops []Op) []Outcome {
-	out := f.memPBX.Apply(ctx, u, ops)
+func (f flipAfterApply) Apply(ctx context.Context, u *presence.User, ops []presence.Op) []presence.Outcome {
+	out := f.PBX.Apply(ctx, u, ops)
 	f.leading.Store(false)
 	return out
 }
@@ -103,16 +99,16 @@ func TestSwitchNotJournaledIsNotAcknowledged(t *testing.T) {
 	var leading atomic.Bool
 	leading.Store(true)
 	var lease string
-	e, _, states := newTestEngineWith(t, CatalogConfig{Users: []User{alice()}, Profiles: []Profile{lunch()}}, func(o *EngineOptions) {
-		lease = o.States.prefix + "leader:pbx"
-		o.States.fence = func() (Fence, bool) { return Fence{Key: lease, Value: "me 1"}, leading.Load() }
-		o.Concerns = []Concern{flipAfterApply{memPBX: o.Concerns[0].(*memPBX), leading: &leading}}
+	e, _, states := newTestEngineWith(t, presence.CatalogConfig{Users: []presence.User{presence.Alice()}, Profiles: []presence.Profile{presence.Lunch()}}, func(o *presencetest.RigOptions) {
+		lease = o.Prefix + "leader:pbx"
+		o.States.Fence = func() (presence.Fence, bool) { return presence.Fence{Key: lease, Value: "me 1"}, leading.Load() }
+		o.Engine.Concerns = []presence.Concern{flipAfterApply{PBX: o.Engine.Concerns[0].(*presencetest.PBX), leading: &leading}}
 	})
-	if err := states.rdb.Set(ctx, lease, "me 1", time.Minute).Err(); err != nil {
+	if err := states.Redis().Set(ctx, lease, "me 1", time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
-	_, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: "lunch", Source: SourceAPI})
-	if !errors.Is(err, ErrFenced) {
+	_, err := e.Switch(ctx, presence.SwitchRequest{User: "alice", Profile: "lunch", Source: presence.SourceAPI})
+	if !errors.Is(err, presence.ErrFenced) {
 		t.Fatalf("switch whose journal entry could not be written: %v, want ErrFenced", err)
 	}
 	if j, _ := states.Journal(ctx, "alice", 10); len(j) != 0 {

@@ -1,30 +1,32 @@
-package presence
+package presence_test
 
 import (
 	"context"
 	"errors"
 	"slices"
 	"testing"
+
+	"github.com/presenced/presenced/presence"
 )
 
 // TestPreviewOfACandidate: PreviewWith previews switching to a personal profile as edited,
 // checked as SaveProfile checks it, without storing it; the stored one (or none) is untouched.
 func TestPreviewOfACandidate(t *testing.T) {
 	ctx := context.Background()
-	e, pbx, states := newTestEngine(t, []User{alice()}, []Profile{lunch()})
-	ringTime := func(id string, n int) *Profile {
-		return &Profile{ID: id, Name: "Home", OnEnter: []Action{{Kind: ActionFollowMe, Families: []Family{FamilyDesk}, RingTime: n}}}
+	e, pbx, states := newTestEngine(t, []presence.User{presence.Alice()}, []presence.Profile{presence.Lunch()})
+	ringTime := func(id string, n int) *presence.Profile {
+		return &presence.Profile{ID: id, Name: "Home", OnEnter: []presence.Action{{Kind: presence.ActionFollowMe, Families: []presence.Family{presence.FamilyDesk}, RingTime: n}}}
 	}
 	if err := e.SaveProfile(ctx, "alice", ringTime("home", 10)); err != nil {
 		t.Fatal(err)
 	}
-	values := func(res *SwitchResult) []string {
+	values := func(res *presence.SwitchResult) []string {
 		var out []string
 		for _, o := range res.Outcomes {
-			if o.Result != ResultPlanned {
+			if o.Result != presence.ResultPlanned {
 				t.Errorf("outcome %s: %s", o.Op, o.Result)
 			}
-			if o.Op.Kind == OpDBPut && o.Op.Key == "PROFILE/"+alice().Extension+"/ringtime" {
+			if o.Op.Kind == presence.OpDBPut && o.Op.Key == "PROFILE/"+presence.Alice().Extension+"/ringtime" {
 				out = append(out, o.Op.Value)
 			}
 		}
@@ -32,7 +34,7 @@ func TestPreviewOfACandidate(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name      string
-		candidate *Profile
+		candidate *presence.Profile
 		want      string
 	}{
 		{"the stored one", nil, "10"},
@@ -44,7 +46,7 @@ func TestPreviewOfACandidate(t *testing.T) {
 			if tc.candidate != nil {
 				to = tc.candidate.ID
 			}
-			res, err := e.PreviewWith(ctx, SwitchRequest{User: "alice", Profile: to, Source: SourceAPI}, PreviewOptions{Candidate: tc.candidate})
+			res, err := e.PreviewWith(ctx, presence.SwitchRequest{User: "alice", Profile: to, Source: presence.SourceAPI}, presence.PreviewOptions{Candidate: tc.candidate})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -56,24 +58,24 @@ func TestPreviewOfACandidate(t *testing.T) {
 			}
 		})
 	}
-	if _, err := e.PreviewWith(ctx, SwitchRequest{User: "alice", Profile: "lunch", Source: SourceAPI},
-		PreviewOptions{Candidate: &Profile{ID: "lunch"}}); !errors.Is(err, ErrSystemProfile) {
+	if _, err := e.PreviewWith(ctx, presence.SwitchRequest{User: "alice", Profile: "lunch", Source: presence.SourceAPI},
+		presence.PreviewOptions{Candidate: &presence.Profile{ID: "lunch"}}); !errors.Is(err, presence.ErrSystemProfile) {
 		t.Errorf("a system-wide id: %v", err)
 	}
-	var ve *ValidationError
-	if _, err := e.PreviewWith(ctx, SwitchRequest{User: "alice", Profile: "home", Source: SourceAPI},
-		PreviewOptions{Candidate: &Profile{ID: "home", OnEnter: []Action{{Kind: "teleport"}}}}); !errors.As(err, &ve) {
+	var ve *presence.ValidationError
+	if _, err := e.PreviewWith(ctx, presence.SwitchRequest{User: "alice", Profile: "home", Source: presence.SourceAPI},
+		presence.PreviewOptions{Candidate: &presence.Profile{ID: "home", OnEnter: []presence.Action{{Kind: "teleport"}}}}); !errors.As(err, &ve) {
 		t.Errorf("an invalid candidate: %v", err)
 	}
-	if err := e.CheckProfile(ctx, "alice", &Profile{ID: "x", Activation: "no"}); !errors.As(err, &ve) {
+	if err := e.CheckProfile(ctx, "alice", &presence.Profile{ID: "x", Activation: "no"}); !errors.As(err, &ve) {
 		t.Errorf("CheckProfile of an invalid profile: %v", err)
 	}
 	ps, err := states.PersonalProfiles(ctx, "alice")
 	if err != nil || len(ps) != 1 || ps[0].OnEnter[0].RingTime != 10 {
 		t.Fatalf("stored profiles after the previews: %+v %v", ps, err)
 	}
-	if len(pbx.applied) != 0 {
-		t.Fatalf("a preview applied %v", pbx.applied)
+	if len(pbx.Applied()) != 0 {
+		t.Fatalf("a preview applied %v", pbx.Applied())
 	}
 	if _, found, _ := states.Load(ctx, "alice"); found {
 		t.Fatal("a preview saved state")

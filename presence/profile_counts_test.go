@@ -1,4 +1,4 @@
-package presence
+package presence_test
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/presenced/presenced/presence"
 )
 
 // TestUsersByProfileCountsWhatRedisHolds: presenced_users_by_profile counts every user once,
@@ -17,15 +19,15 @@ import (
 func TestUsersByProfileCountsWhatRedisHolds(t *testing.T) {
 	ctx := context.Background()
 	us := users(8)
-	f := newStoreFixture(t, labEnv(t).RedisURL, us, []Profile{lunch()}, time.Hour)
+	f := newStoreFixture(t, presence.LabEnv(t).RedisURL, us, []presence.Profile{presence.Lunch()}, time.Hour)
 	f.switchTo(t, us[0].ID, "lunch")
 	f.switchTo(t, us[1].ID, "lunch")
-	f.switchTo(t, us[2].ID, ProfileDND)
+	f.switchTo(t, us[2].ID, presence.ProfileDND)
 	// us[3]: a personal profile
-	f.must(t, f.states.SavePersonalProfile(ctx, us[3].ID, &Profile{ID: "home", Name: "Home"}))
+	f.must(t, f.states.SavePersonalProfile(ctx, us[3].ID, &presence.Profile{ID: "home", Name: "Home"}))
 	f.switchTo(t, us[3].ID, "home")
 	// us[4]: never switched
-	key := f.states.userKey
+	key := f.states.UserKey
 	// us[5]: a state written before the profile field (only state and version)
 	f.must(t, f.lab.HSet(ctx, key(us[5].ID), "state", `{"profile":"lunch","steps":[]}`, "version", "3").Err())
 	// us[6]: a profile that exists no more
@@ -37,7 +39,7 @@ func TestUsersByProfileCountsWhatRedisHolds(t *testing.T) {
 		t.Fatalf("a switch wrote the profile field %q, want lunch", got)
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(&profileCollector{states: f.states, catalog: f.e.Catalog})
+	reg.MustRegister(presence.NewProfileCollector(f.states, f.e.Catalog))
 	want := `
 # HELP presenced_users_by_profile Users by active profile, as recorded in Redis: a system-wide profile's ID, _personal (a personal profile), _none (never switched) or _unknown (a profile that exists no more, or a state that cannot be read).
 # TYPE presenced_users_by_profile gauge
@@ -56,9 +58,9 @@ presenced_users_by_profile{profile="lunch"} 3
 	if _, err := f.states.DeletePersonalProfile(ctx, us[3].ID, "home"); err != nil {
 		t.Fatal(err)
 	}
-	f.switchTo(t, us[0].ID, ProfileAvailable)
-	got := UsersByProfile(ctx, f.states, f.e.Catalog())
-	for p, n := range map[string]int{"lunch": 2, "available": 1, ProfileLabelPersonal: 0, ProfileLabelUnknown: 3, ProfileLabelNone: 1} {
+	f.switchTo(t, us[0].ID, presence.ProfileAvailable)
+	got := presence.UsersByProfile(ctx, f.states, f.e.Catalog())
+	for p, n := range map[string]int{"lunch": 2, "available": 1, presence.ProfileLabelPersonal: 0, presence.ProfileLabelUnknown: 3, presence.ProfileLabelNone: 1} {
 		if got[p] != n {
 			t.Errorf("users in %s = %d, want %d (all: %v)", p, got[p], n, got)
 		}

@@ -1,4 +1,4 @@
-package presence
+package presence_test
 
 import (
 	"context"
@@ -9,7 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/presenced/presenced/presence"
+	"github.com/presenced/presenced/presence/presencetest"
 )
 
 // TestRelayCarriesAStandbysWork: an engine that does not run hands its switches, reconciles
@@ -17,31 +18,26 @@ import (
 // with nobody running for longer than RunWait it fails with ErrNoLeader.
 func TestRelayCarriesAStandbysWork(t *testing.T) {
 	ctx := context.Background()
-	opt, err := redis.ParseURL(labEnv(t).RedisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { rdb.Close() })
+	rdb := presence.LabEnv(t).RedisClient(t, nil)
 	prefix := fmt.Sprintf("test:%s:%d:", t.Name(), time.Now().UnixNano())
 	var leaderExists atomic.Bool
 	leaderExists.Store(true)
-	relay := func(instance string) *Relay {
-		r, err := NewRelay(RelayOptions{Redis: rdb, Prefix: prefix, Asterisk: "pbx", Instance: instance,
+	relay := func(instance string) *presence.Relay {
+		r, err := presence.NewRelay(presence.RelayOptions{Redis: rdb, Prefix: prefix, Asterisk: "pbx", Instance: instance,
 			LeaderExists: func(context.Context) (bool, error) { return leaderExists.Load(), nil }})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return r
 	}
-	states := NewStateStore(rdb, StateStoreOptions{Prefix: prefix})
-	cat, err := NewCatalog([]User{alice()}, []Profile{lunch()})
+	states := presence.NewStateStore(rdb, presence.StateStoreOptions{Prefix: prefix})
+	cat, err := presence.NewCatalog([]presence.User{presence.Alice()}, []presence.Profile{presence.Lunch()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pbx := newMemPBX()
-	engine := func(instance string) *Engine {
-		e, err := NewEngine(EngineOptions{Catalog: cat, Naming: DefaultNaming(), States: states, Concerns: []Concern{pbx},
+	pbx := presencetest.NewPBX()
+	engine := func(instance string) *presence.Engine {
+		e, err := presence.NewEngine(presence.EngineOptions{Catalog: cat, Naming: presence.DefaultNaming(), States: states, Concerns: []presence.Concern{pbx},
 			Relay: relay(instance), RunWait: 500 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
@@ -53,36 +49,34 @@ func TestRelayCarriesAStandbysWork(t *testing.T) {
 	// Nobody leads: the standby's switch fails with ErrNoLeader after RunWait.
 	leaderExists.Store(false)
 	start := time.Now()
-	if _, err := standby.Switch(ctx, SwitchRequest{User: "alice", Profile: "lunch", Source: SourceAPI}); !errors.Is(err, ErrNoLeader) {
+	if _, err := standby.Switch(ctx, presence.SwitchRequest{User: "alice", Profile: "lunch", Source: presence.SourceAPI}); !errors.Is(err, presence.ErrNoLeader) {
 		t.Fatalf("with no leader: %v, want ErrNoLeader", err)
 	} else if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("ErrNoLeader after %v", d)
 	}
 	leaderExists.Store(true)
-	runEngine(t, leader)
+	presencetest.Run(t, leader)
 
-	res, err := standby.Switch(ctx, SwitchRequest{User: "alice", Profile: ProfileAvailable, Source: SourceAPI, Actor: "alice"})
+	res, err := standby.Switch(ctx, presence.SwitchRequest{User: "alice", Profile: presence.ProfileAvailable, Source: presence.SourceAPI, Actor: "alice"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.InSync || len(res.Outcomes) == 0 || res.To != ProfileAvailable || res.State.Version == 0 || res.Actor != "alice" {
+	if !res.InSync || len(res.Outcomes) == 0 || res.To != presence.ProfileAvailable || res.State.Version == 0 || res.Actor != "alice" {
 		t.Fatalf("the relayed switch: %+v", res)
 	}
-	iface := DefaultNaming().Interface(&User{Extension: "1001"})
-	if m := pbx.member("support", iface); m == nil {
+	iface := presence.DefaultNaming().Interface(&presence.User{Extension: "1001"})
+	if m := member(pbx, "support", iface); m == nil {
 		t.Fatal("the relayed switch did not reach the PBX")
 	}
-	if _, err := standby.Switch(ctx, SwitchRequest{User: "alice", Profile: "golf", Source: SourceAPI}); !errors.Is(err, ErrUnknownProfile) || !strings.Contains(err.Error(), `"golf"`) {
+	if _, err := standby.Switch(ctx, presence.SwitchRequest{User: "alice", Profile: "golf", Source: presence.SourceAPI}); !errors.Is(err, presence.ErrUnknownProfile) || !strings.Contains(err.Error(), `"golf"`) {
 		t.Fatalf("a relayed unknown profile: %v", err)
 	}
-	stale := &Expectation{Version: res.State.Version - 1, Since: res.State.Since}
-	if _, err := standby.Switch(ctx, SwitchRequest{User: "alice", Profile: "lunch", Source: SourceSchedule, Expect: stale}); !errors.Is(err, ErrStateChanged) {
+	stale := &presence.Expectation{Version: res.State.Version - 1, Since: res.State.Since}
+	if _, err := standby.Switch(ctx, presence.SwitchRequest{User: "alice", Profile: "lunch", Source: presence.SourceSchedule, Expect: stale}); !errors.Is(err, presence.ErrStateChanged) {
 		t.Fatalf("a relayed switch whose expectation failed: %v", err)
 	}
-	pbx.mu.Lock() // removed by hand
-	delete(pbx.state.Queues, "support|"+iface)
-	pbx.mu.Unlock()
-	if res, err := standby.Enforce(ctx, "alice", "admin"); err != nil || !res.InSync || pbx.member("support", iface) == nil {
+	pbx.Edit(func(state *presence.Target) { delete(state.Queues, "support|"+iface) }) // removed by hand
+	if res, err := standby.Enforce(ctx, "alice", "admin"); err != nil || !res.InSync || member(pbx, "support", iface) == nil {
 		t.Fatalf("a relayed reconcile: %v %+v", err, res)
 	}
 	if res, err := standby.Check(ctx, "alice"); err != nil || !res.InSync {

@@ -1,4 +1,4 @@
-package presence
+package presence_test
 
 import (
 	"bytes"
@@ -16,6 +16,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/presenced/presenced/internal/lab"
+	"github.com/presenced/presenced/presence"
+	"github.com/presenced/presenced/presence/presencetest"
 )
 
 // logBuffer collects a logger's lines, safe for concurrent writes.
@@ -54,9 +56,9 @@ func (l *logBuffer) logger() *slog.Logger {
 // storeFixture is an engine over a StateStore made by Redis.StateStore (with its logs and
 // metrics), and a separate client on the lab Redis to tamper with the data behind its back.
 type storeFixture struct {
-	e      *Engine
-	store  *Redis
-	states *StateStore
+	e      *presence.Engine
+	store  *presence.Redis
+	states *presence.StateStore
 	lab    *redis.Client
 	reg    *prometheus.Registry
 	logs   *logBuffer
@@ -64,38 +66,33 @@ type storeFixture struct {
 
 // newStoreFixture opens the store at url (the lab Redis, or a proxy in front of it) with short
 // timeouts and a fresh key prefix.
-func newStoreFixture(t *testing.T, url string, us []User, ps []Profile, schemaEvery time.Duration) *storeFixture {
+func newStoreFixture(t *testing.T, url string, us []presence.User, ps []presence.Profile, schemaEvery time.Duration) *storeFixture {
 	t.Helper()
 	ctx := context.Background()
 	f := &storeFixture{reg: prometheus.NewRegistry(), logs: &logBuffer{}}
 	var err error
-	f.store, err = OpenRedis(ctx, RedisOptions{URL: url, DialTimeout: 300 * time.Millisecond,
+	f.store, err = presence.OpenRedis(ctx, presence.RedisOptions{URL: url, DialTimeout: 300 * time.Millisecond,
 		ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond, Registerer: f.reg})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.store.Close(context.Background()) })
-	f.states = f.store.StateStore(StateStoreOptions{Prefix: lab.Unique("storetest") + ":", SchemaCheckInterval: schemaEvery,
+	f.states = f.store.StateStore(presence.StateStoreOptions{Prefix: lab.Unique("storetest") + ":", SchemaCheckInterval: schemaEvery,
 		Logger: f.logs.logger(), Registerer: f.reg})
-	opt, err := redis.ParseURL(labEnv(t).RedisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.lab = redis.NewClient(opt)
-	t.Cleanup(func() { f.lab.Close() })
+	f.lab = presence.LabEnv(t).RedisClient(t, nil)
 	if err := f.states.CheckSchema(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cat, err := NewCatalog(us, ps)
+	cat, err := presence.NewCatalog(us, ps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.e, err = NewEngine(EngineOptions{Catalog: cat, Naming: DefaultNaming(), States: f.states, Concerns: []Concern{newMemPBX()},
+	f.e, err = presence.NewEngine(presence.EngineOptions{Catalog: cat, Naming: presence.DefaultNaming(), States: f.states, Concerns: []presence.Concern{presencetest.NewPBX()},
 		RetryMin: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	runEngine(t, f.e)
+	presencetest.Run(t, f.e)
 	// The engine's first full check is done before the test breaks anything: what it reads
 	// is not counted with what the test reads.
 	if _, err := f.e.CheckAll(ctx); err != nil {
@@ -104,9 +101,9 @@ func newStoreFixture(t *testing.T, url string, us []User, ps []Profile, schemaEv
 	return f
 }
 
-func (f *storeFixture) switchTo(t *testing.T, id UserID, profile string) {
+func (f *storeFixture) switchTo(t *testing.T, id presence.UserID, profile string) {
 	t.Helper()
-	if _, err := f.e.Switch(context.Background(), SwitchRequest{User: id, Profile: profile, Source: SourceAPI}); err != nil {
+	if _, err := f.e.Switch(context.Background(), presence.SwitchRequest{User: id, Profile: profile, Source: presence.SourceAPI}); err != nil {
 		t.Fatalf("switch %s to %s: %v", id, profile, err)
 	}
 }
@@ -118,8 +115,8 @@ func (f *storeFixture) must(t *testing.T, err error) {
 	}
 }
 
-func ids(es []PresenceEntry) []UserID {
-	var out []UserID
+func ids(es []presence.PresenceEntry) []presence.UserID {
+	var out []presence.UserID
 	for _, e := range es {
 		out = append(out, e.User)
 	}
@@ -134,23 +131,23 @@ func ids(es []PresenceEntry) []UserID {
 func TestUnreadableRecordsAreLeftOutNamedAndCounted(t *testing.T) {
 	ctx := context.Background()
 	us := users(6)
-	f := newStoreFixture(t, labEnv(t).RedisURL, us, nil, time.Hour)
+	f := newStoreFixture(t, presence.LabEnv(t).RedisURL, us, nil, time.Hour)
 	ok, wrongType, badJSON, badVersion, never, badProfiles := us[0].ID, us[1].ID, us[2].ID, us[3].ID, us[4].ID, us[5].ID
-	f.switchTo(t, ok, ProfileDND)
-	f.switchTo(t, badVersion, ProfileAvailable)
-	f.switchTo(t, badProfiles, ProfileAvailable)
-	key := f.states.userKey
+	f.switchTo(t, ok, presence.ProfileDND)
+	f.switchTo(t, badVersion, presence.ProfileAvailable)
+	f.switchTo(t, badProfiles, presence.ProfileAvailable)
+	key := f.states.UserKey
 	f.must(t, f.lab.Set(ctx, key(wrongType), "oops", 0).Err())
 	f.must(t, f.lab.HSet(ctx, key(badJSON), "state", "{not json", "version", "1").Err())
 	f.must(t, f.lab.HSet(ctx, key(badVersion), "version", "x").Err())
-	f.must(t, f.lab.RPush(ctx, f.states.profilesKey(badProfiles), "not a hash").Err())
+	f.must(t, f.lab.RPush(ctx, f.states.ProfilesKey(badProfiles), "not a hash").Err())
 
 	for range 3 {
-		all, err := f.e.Everyone(ctx, EveryoneOptions{Admin: true})
+		all, err := f.e.Everyone(ctx, presence.EveryoneOptions{Admin: true})
 		if err != nil {
 			t.Fatalf("everyone with unreadable records: %v", err)
 		}
-		if got, want := fmt.Sprint(ids(all)), fmt.Sprint([]UserID{ok, never, badProfiles}); got != want {
+		if got, want := fmt.Sprint(ids(all)), fmt.Sprint([]presence.UserID{ok, never, badProfiles}); got != want {
 			t.Fatalf("everyone = %s, want %s (the unreadable users left out)", got, want)
 		}
 		if all[0].Label != "Do not disturb" || all[2].Label != "Available" || all[2].Presence != "available" {
@@ -161,25 +158,25 @@ func TestUnreadableRecordsAreLeftOutNamedAndCounted(t *testing.T) {
 		kind      string
 		reads     float64
 		knownKeys float64
-	}{{kindState, 9, 3}, {kindProfile, 3, 1}, {kindJournal, 0, 0}, {kindRecord, 0, 0}} {
-		if got := testutil.ToFloat64(f.states.unreadable.reads.WithLabelValues(tc.kind)); got != tc.reads {
+	}{{presence.KindState, 9, 3}, {presence.KindProfile, 3, 1}, {presence.KindJournal, 0, 0}, {presence.KindRecord, 0, 0}} {
+		if got := testutil.ToFloat64(f.states.Metrics().UnreadableReads.WithLabelValues(tc.kind)); got != tc.reads {
 			t.Errorf("presenced_store_unreadable_records_total{kind=%q} = %v, want %v", tc.kind, got, tc.reads)
 		}
-		if got := testutil.ToFloat64(f.states.unreadable.known.WithLabelValues(tc.kind)); got != tc.knownKeys {
+		if got := testutil.ToFloat64(f.states.Metrics().UnreadableKnown.WithLabelValues(tc.kind)); got != tc.knownKeys {
 			t.Errorf("presenced_store_unreadable_records{kind=%q} = %v, want %v", tc.kind, got, tc.knownKeys)
 		}
 	}
 	if n := testutil.CollectAndCount(f.reg, "presenced_store_unreadable_records_total"); n != 4 {
 		t.Errorf("the counter is registered with %d kinds, want 4", n)
 	}
-	for _, k := range []string{key(wrongType), key(badJSON), key(badVersion), f.states.profilesKey(badProfiles)} {
+	for _, k := range []string{key(wrongType), key(badJSON), key(badVersion), f.states.ProfilesKey(badProfiles)} {
 		if lines := f.logs.lines("unreadable record", "key="+k+" "); len(lines) != 1 {
 			t.Errorf("log lines naming %s after three reads: %d, want 1:\n%s", k, len(lines), strings.Join(lines, "\n"))
 		}
 	}
 
 	for _, tc := range []struct {
-		id   UserID
+		id   presence.UserID
 		want string
 	}{
 		{wrongType, "redis key " + key(wrongType) + ": the key holds another type of value"},
@@ -187,17 +184,17 @@ func TestUnreadableRecordsAreLeftOutNamedAndCounted(t *testing.T) {
 		{badVersion, "redis key " + key(badVersion) + " field version"},
 	} {
 		_, err := f.e.Status(ctx, tc.id)
-		var corrupt *CorruptError
+		var corrupt *presence.CorruptError
 		if !errors.As(err, &corrupt) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("status of %s: %v, want a CorruptError saying %q", tc.id, err, tc.want)
 		}
 	}
-	if st, err := f.e.Status(ctx, badProfiles); err != nil || st.State.Profile != ProfileAvailable {
+	if st, err := f.e.Status(ctx, badProfiles); err != nil || st.State.Profile != presence.ProfileAvailable {
 		t.Errorf("status of a user whose profiles key is unreadable: %v", err)
 	}
 
 	// A key of another type is not overwritten: the switch names it and leaves it as it is.
-	_, err := f.e.Switch(ctx, SwitchRequest{User: wrongType, Profile: ProfileDND, Source: SourceAPI})
+	_, err := f.e.Switch(ctx, presence.SwitchRequest{User: wrongType, Profile: presence.ProfileDND, Source: presence.SourceAPI})
 	if err == nil || !strings.Contains(err.Error(), key(wrongType)) {
 		t.Errorf("switch of the wrong-typed user: %v, want an error naming the key", err)
 	}
@@ -205,20 +202,20 @@ func TestUnreadableRecordsAreLeftOutNamedAndCounted(t *testing.T) {
 		t.Errorf("wrong-typed key now %q, want it left as it was", v)
 	}
 	// A state that is not JSON is replaced by the next switch; the others switch as before.
-	f.switchTo(t, badJSON, ProfileDND)
-	f.switchTo(t, ok, ProfileAvailable)
+	f.switchTo(t, badJSON, presence.ProfileDND)
+	f.switchTo(t, ok, presence.ProfileAvailable)
 	sum, err := f.e.CheckAll(ctx)
 	if err != nil || sum.Users != 3 {
 		t.Errorf("full reconcile with unreadable records: %+v %v; want the 3 readable switched users", sum, err)
 	}
-	all, err := f.e.Everyone(ctx, EveryoneOptions{Admin: true})
-	if err != nil || fmt.Sprint(ids(all)) != fmt.Sprint([]UserID{ok, badJSON, never, badProfiles}) {
+	all, err := f.e.Everyone(ctx, presence.EveryoneOptions{Admin: true})
+	if err != nil || fmt.Sprint(ids(all)) != fmt.Sprint([]presence.UserID{ok, badJSON, never, badProfiles}) {
 		t.Fatalf("everyone after the switch replaced the bad state: %v %v", ids(all), err)
 	}
 	if lines := f.logs.lines("readable again", "key="+key(badJSON)); len(lines) != 1 {
 		t.Errorf("'readable again' lines for %s: %d, want 1", key(badJSON), len(lines))
 	}
-	if got := testutil.ToFloat64(f.states.unreadable.known.WithLabelValues(kindState)); got != 2 {
+	if got := testutil.ToFloat64(f.states.Metrics().UnreadableKnown.WithLabelValues(presence.KindState)); got != 2 {
 		t.Errorf("unreadable state keys known = %v, want 2", got)
 	}
 }
@@ -227,30 +224,30 @@ func TestUnreadableRecordsAreLeftOutNamedAndCounted(t *testing.T) {
 func TestPipelinedReadsJudgeEachKey(t *testing.T) {
 	ctx := context.Background()
 	us := users(3)
-	f := newStoreFixture(t, labEnv(t).RedisURL, us, nil, time.Hour)
+	f := newStoreFixture(t, presence.LabEnv(t).RedisURL, us, nil, time.Hour)
 	for _, u := range us {
-		f.must(t, f.states.SavePersonalProfile(ctx, u.ID, &Profile{ID: "home", Name: "Home of " + string(u.ID)}))
-		f.switchTo(t, u.ID, ProfileAvailable)
+		f.must(t, f.states.SavePersonalProfile(ctx, u.ID, &presence.Profile{ID: "home", Name: "Home of " + string(u.ID)}))
+		f.switchTo(t, u.ID, presence.ProfileAvailable)
 	}
-	f.must(t, f.lab.Del(ctx, f.states.userKey(us[0].ID), f.states.profilesKey(us[0].ID)).Err())
-	f.must(t, f.lab.SAdd(ctx, f.states.userKey(us[0].ID), "x").Err())
-	f.must(t, f.lab.SAdd(ctx, f.states.profilesKey(us[0].ID), "x").Err())
-	ids := []UserID{us[0].ID, us[1].ID, us[2].ID}
+	f.must(t, f.lab.Del(ctx, f.states.UserKey(us[0].ID), f.states.ProfilesKey(us[0].ID)).Err())
+	f.must(t, f.lab.SAdd(ctx, f.states.UserKey(us[0].ID), "x").Err())
+	f.must(t, f.lab.SAdd(ctx, f.states.ProfilesKey(us[0].ID), "x").Err())
+	ids := []presence.UserID{us[0].ID, us[1].ID, us[2].ID}
 
 	states, err := f.states.LoadMany(ctx, ids)
-	if len(states) != 2 || !corruptOnly(err) || !strings.Contains(err.Error(), f.states.userKey(us[0].ID)) {
+	if len(states) != 2 || !presence.CorruptOnly(err) || !strings.Contains(err.Error(), f.states.UserKey(us[0].ID)) {
 		t.Errorf("LoadMany: %d states, %v; want the other two and a CorruptError naming the key", len(states), err)
 	}
 	profiles, err := f.states.PersonalProfilesMany(ctx, ids)
-	if len(profiles) != 2 || len(profiles[us[2].ID]) != 1 || !corruptOnly(err) ||
-		!strings.Contains(err.Error(), f.states.profilesKey(us[0].ID)) {
+	if len(profiles) != 2 || len(profiles[us[2].ID]) != 1 || !presence.CorruptOnly(err) ||
+		!strings.Contains(err.Error(), f.states.ProfilesKey(us[0].ID)) {
 		t.Errorf("PersonalProfilesMany: %v, %v; want the other two and a CorruptError naming the key", profiles, err)
 	}
 	_, err = f.states.Journal(ctx, us[1].ID, 10)
 	f.must(t, err)
-	f.must(t, f.lab.Del(ctx, f.states.journalKey(us[1].ID)).Err())
-	f.must(t, f.lab.Set(ctx, f.states.journalKey(us[1].ID), "x", 0).Err())
-	if _, err := f.states.Journal(ctx, us[1].ID, 10); !corruptOnly(err) {
+	f.must(t, f.lab.Del(ctx, f.states.JournalKey(us[1].ID)).Err())
+	f.must(t, f.lab.Set(ctx, f.states.JournalKey(us[1].ID), "x", 0).Err())
+	if _, err := f.states.Journal(ctx, us[1].ID, 10); !presence.CorruptOnly(err) {
 		t.Errorf("journal key of another type: %v, want a CorruptError", err)
 	}
 }
@@ -261,7 +258,7 @@ func TestPipelinedReadsJudgeEachKey(t *testing.T) {
 // the operations work again when Redis is back.
 func TestStoreDownOrHungIsUnavailable(t *testing.T) {
 	ctx := context.Background()
-	target := strings.TrimSuffix(strings.TrimPrefix(labEnv(t).RedisURL, "redis://"), "/0")
+	target := strings.TrimSuffix(strings.TrimPrefix(presence.LabEnv(t).RedisURL, "redis://"), "/0")
 	proxy, err := lab.NewProxy(target)
 	if err != nil {
 		t.Fatal(err)
@@ -269,17 +266,17 @@ func TestStoreDownOrHungIsUnavailable(t *testing.T) {
 	defer proxy.Close()
 	us := users(2)
 	f := newStoreFixture(t, "redis://"+proxy.Addr()+"/0", us, nil, time.Hour)
-	f.switchTo(t, us[0].ID, ProfileDND)
+	f.switchTo(t, us[0].ID, presence.ProfileDND)
 
 	ops := map[string]func() error{
 		"Load": func() error { _, _, err := f.states.Load(ctx, us[0].ID); return err },
 		"LoadMany": func() error {
-			_, err := f.states.LoadMany(ctx, []UserID{us[0].ID, us[1].ID})
+			_, err := f.states.LoadMany(ctx, []presence.UserID{us[0].ID, us[1].ID})
 			return err
 		},
 		"Save": func() error {
-			_, err := f.states.Save(ctx, us[1].ID, UserState{Profile: "x"})
-			if errors.Is(err, ErrConflict) {
+			_, err := f.states.Save(ctx, us[1].ID, presence.UserState{Profile: "x"})
+			if errors.Is(err, presence.ErrConflict) {
 				return nil // the store answered: the user's state is past version 0
 			}
 			return err
@@ -287,17 +284,19 @@ func TestStoreDownOrHungIsUnavailable(t *testing.T) {
 		"Version": func() error { _, err := f.states.Version(ctx, us[0].ID); return err },
 		"Journal": func() error { _, err := f.states.Journal(ctx, us[0].ID, 5); return err },
 		"PersonalProfilesMany": func() error {
-			_, err := f.states.PersonalProfilesMany(ctx, []UserID{us[0].ID, us[1].ID})
+			_, err := f.states.PersonalProfilesMany(ctx, []presence.UserID{us[0].ID, us[1].ID})
 			return err
 		},
-		"SavePersonalProfile": func() error { return f.states.SavePersonalProfile(ctx, us[1].ID, &Profile{ID: "p", Name: "P"}) },
+		"SavePersonalProfile": func() error {
+			return f.states.SavePersonalProfile(ctx, us[1].ID, &presence.Profile{ID: "p", Name: "P"})
+		},
 		"Everyone": func() error {
-			_, err := f.e.Everyone(ctx, EveryoneOptions{Admin: true})
+			_, err := f.e.Everyone(ctx, presence.EveryoneOptions{Admin: true})
 			return err
 		},
 		"Status": func() error { _, err := f.e.Status(ctx, us[0].ID); return err },
 		"Switch": func() error {
-			_, err := f.e.Switch(ctx, SwitchRequest{User: us[1].ID, Profile: ProfileDND, Source: SourceAPI})
+			_, err := f.e.Switch(ctx, presence.SwitchRequest{User: us[1].ID, Profile: presence.ProfileDND, Source: presence.SourceAPI})
 			return err
 		},
 	}
@@ -313,8 +312,8 @@ func TestStoreDownOrHungIsUnavailable(t *testing.T) {
 			for name, op := range ops {
 				start := time.Now()
 				err := op()
-				var u *UnavailableError
-				if !errors.Is(err, ErrStoreUnavailable) || !errors.As(err, &u) {
+				var u *presence.UnavailableError
+				if !errors.Is(err, presence.ErrStoreUnavailable) || !errors.As(err, &u) {
 					t.Errorf("%s while Redis is %s: %v, want an UnavailableError", name, outage.name, err)
 					continue
 				}
@@ -361,10 +360,10 @@ func TestStoreDownOrHungIsUnavailable(t *testing.T) {
 func TestSchemaMismatchRefusesReadsAndWrites(t *testing.T) {
 	ctx := context.Background()
 	const every = 300 * time.Millisecond
-	f := newStoreFixture(t, labEnv(t).RedisURL, users(1), nil, every)
+	f := newStoreFixture(t, presence.LabEnv(t).RedisURL, users(1), nil, every)
 	id := users(1)[0].ID
-	f.switchTo(t, id, ProfileDND)
-	schemaKey := f.states.prefix + "schema"
+	f.switchTo(t, id, presence.ProfileDND)
+	schemaKey := f.states.Prefix() + "schema"
 	gets := func() int { return histogramCount(t, f.reg, "presenced_redis_command_duration_seconds", "get") }
 
 	before := gets()
@@ -379,7 +378,7 @@ func TestSchemaMismatchRefusesReadsAndWrites(t *testing.T) {
 
 	f.must(t, f.lab.Set(ctx, schemaKey, "2", 0).Err())
 	changed := time.Now()
-	var schema *SchemaError
+	var schema *presence.SchemaError
 	for {
 		_, _, err := f.states.Load(ctx, id)
 		if errors.As(err, &schema) {
@@ -390,12 +389,12 @@ func TestSchemaMismatchRefusesReadsAndWrites(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	_, err := f.states.Save(ctx, id, UserState{Profile: "lunch", Version: 1})
-	if !errors.Is(err, ErrStoreUnavailable) || !errors.As(err, &schema) || schema.Found != "2" ||
+	_, err := f.states.Save(ctx, id, presence.UserState{Profile: "lunch", Version: 1})
+	if !errors.Is(err, presence.ErrStoreUnavailable) || !errors.As(err, &schema) || schema.Found != "2" ||
 		!strings.Contains(err.Error(), `redis key `+schemaKey+` is "2" but this presenced uses schema 1`) {
 		t.Fatalf("save into a store of schema 2: %v", err)
 	}
-	if st, _ := f.lab.HGet(ctx, f.states.userKey(id), "state").Result(); !strings.Contains(st, `"profile":"dnd"`) {
+	if st, _ := f.lab.HGet(ctx, f.states.UserKey(id), "state").Result(); !strings.Contains(st, `"profile":"dnd"`) {
 		t.Errorf("state after the refused save: %s", st)
 	}
 	refusedAt := gets()
@@ -409,7 +408,7 @@ func TestSchemaMismatchRefusesReadsAndWrites(t *testing.T) {
 		t.Errorf("mismatch log lines: %d, want 1", n)
 	}
 
-	f.must(t, f.lab.Set(ctx, schemaKey, SchemaVersion, 0).Err())
+	f.must(t, f.lab.Set(ctx, schemaKey, presence.SchemaVersion, 0).Err())
 	deadline := time.Now().Add(every + 2*time.Second)
 	for {
 		_, _, err := f.states.Load(ctx, id)
@@ -433,11 +432,11 @@ func TestWatchSchemaFindsMismatchWithoutTraffic(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	const every = 200 * time.Millisecond
-	f := newStoreFixture(t, labEnv(t).RedisURL, users(1), nil, every)
+	f := newStoreFixture(t, presence.LabEnv(t).RedisURL, users(1), nil, every)
 	done := make(chan struct{})
 	go func() { f.states.WatchSchema(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
-	f.must(t, f.lab.Set(ctx, f.states.prefix+"schema", "7", 0).Err())
+	f.must(t, f.lab.Set(ctx, f.states.Prefix()+"schema", "7", 0).Err())
 	deadline := time.Now().Add(every + 2*time.Second)
 	for len(f.logs.lines("schema mismatch", `found=7`)) == 0 {
 		if time.Now().After(deadline) {
@@ -445,7 +444,7 @@ func TestWatchSchemaFindsMismatchWithoutTraffic(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	var schema *SchemaError
+	var schema *presence.SchemaError
 	if _, err := f.states.Version(ctx, users(1)[0].ID); !errors.As(err, &schema) {
 		t.Fatalf("operation after the watcher found a mismatch: %v", err)
 	}
@@ -455,7 +454,7 @@ func TestWatchSchemaFindsMismatchWithoutTraffic(t *testing.T) {
 // before any command on it, even with a check interval of an hour.
 func TestSchemaCheckedOnReconnect(t *testing.T) {
 	ctx := context.Background()
-	target := strings.TrimSuffix(strings.TrimPrefix(labEnv(t).RedisURL, "redis://"), "/0")
+	target := strings.TrimSuffix(strings.TrimPrefix(presence.LabEnv(t).RedisURL, "redis://"), "/0")
 	proxy, err := lab.NewProxy(target)
 	if err != nil {
 		t.Fatal(err)
@@ -465,25 +464,25 @@ func TestSchemaCheckedOnReconnect(t *testing.T) {
 	// One connection: the engine's own work (its first full check, a switch's pass) must not
 	// open a new one meanwhile, which would check the schema before the test means it to.
 	f := newStoreFixture(t, "redis://"+proxy.Addr()+"/0?pool_size=1", us, nil, time.Hour)
-	f.switchTo(t, us[0].ID, ProfileDND)
-	f.must(t, f.lab.Set(ctx, f.states.prefix+"schema", "2", 0).Err())
+	f.switchTo(t, us[0].ID, presence.ProfileDND)
+	f.must(t, f.lab.Set(ctx, f.states.Prefix()+"schema", "2", 0).Err())
 	if _, _, err := f.states.Load(ctx, us[0].ID); err != nil {
 		t.Fatalf("within the interval, without a new connection, the last check stands: %v", err)
 	}
 
 	proxy.SetUp(false) // Redis restarted, say, from another data set
 	proxy.SetUp(true)
-	var schema *SchemaError
+	var schema *presence.SchemaError
 	for attempt := 0; ; attempt++ {
-		_, err := f.states.Save(ctx, us[0].ID, UserState{Profile: "lunch", Version: 1})
+		_, err := f.states.Save(ctx, us[0].ID, presence.UserState{Profile: "lunch", Version: 1})
 		if errors.As(err, &schema) {
 			break
 		}
-		if err == nil || attempt == 3 || !errors.Is(err, ErrStoreUnavailable) {
+		if err == nil || attempt == 3 || !errors.Is(err, presence.ErrStoreUnavailable) {
 			t.Fatalf("save after a reconnect to a store of schema 2: %v", err)
 		}
 	}
-	if st, _ := f.lab.HGet(ctx, f.states.userKey(us[0].ID), "state").Result(); !strings.Contains(st, `"profile":"dnd"`) {
+	if st, _ := f.lab.HGet(ctx, f.states.UserKey(us[0].ID), "state").Result(); !strings.Contains(st, `"profile":"dnd"`) {
 		t.Errorf("state after the refused save: %s", st)
 	}
 }
@@ -493,20 +492,20 @@ func TestSchemaCheckedOnReconnect(t *testing.T) {
 func TestSchemaKeyMissing(t *testing.T) {
 	ctx := context.Background()
 	us := users(1)
-	f := newStoreFixture(t, labEnv(t).RedisURL, us, nil, time.Hour)
-	schemaKey := f.states.prefix + "schema"
-	if v, _ := f.lab.Get(ctx, schemaKey).Result(); v != SchemaVersion {
+	f := newStoreFixture(t, presence.LabEnv(t).RedisURL, us, nil, time.Hour)
+	schemaKey := f.states.Prefix() + "schema"
+	if v, _ := f.lab.Get(ctx, schemaKey).Result(); v != presence.SchemaVersion {
 		t.Fatalf("schema key of a new store = %q", v)
 	}
-	f.switchTo(t, us[0].ID, ProfileDND)
+	f.switchTo(t, us[0].ID, presence.ProfileDND)
 	f.must(t, f.lab.Del(ctx, schemaKey).Err())
 	err := f.states.CheckSchema(ctx)
-	var schema *SchemaError
-	if !errors.As(err, &schema) || schema.Found != "" || !strings.HasPrefix(schema.Sample, f.states.userKey(us[0].ID)) ||
+	var schema *presence.SchemaError
+	if !errors.As(err, &schema) || schema.Found != "" || !strings.HasPrefix(schema.Sample, f.states.UserKey(us[0].ID)) ||
 		!strings.Contains(err.Error(), "is missing but the store holds presenced data") {
 		t.Fatalf("store with data but no schema key: %v", err)
 	}
-	if _, err := f.states.Save(ctx, us[0].ID, UserState{Profile: "x", Version: 1}); !errors.As(err, &schema) {
+	if _, err := f.states.Save(ctx, us[0].ID, presence.UserState{Profile: "x", Version: 1}); !errors.As(err, &schema) {
 		t.Fatalf("save into it: %v", err)
 	}
 	if n, _ := f.lab.Exists(ctx, schemaKey).Result(); n != 0 {
@@ -514,11 +513,11 @@ func TestSchemaKeyMissing(t *testing.T) {
 	}
 
 	// The store wiped: the key is written again.
-	f.must(t, f.lab.Del(ctx, f.states.userKey(us[0].ID), f.states.journalKey(us[0].ID)).Err())
+	f.must(t, f.lab.Del(ctx, f.states.UserKey(us[0].ID), f.states.JournalKey(us[0].ID)).Err())
 	if err := f.states.CheckSchema(ctx); err != nil {
 		t.Fatalf("wiped store: %v", err)
 	}
-	if v, _ := f.lab.Get(ctx, schemaKey).Result(); v != SchemaVersion {
+	if v, _ := f.lab.Get(ctx, schemaKey).Result(); v != presence.SchemaVersion {
 		t.Fatalf("schema key of a wiped store = %q", v)
 	}
 	if n := len(f.logs.lines("level=WARN", "holds no presenced data")); n != 2 {
@@ -552,7 +551,7 @@ func histogramCount(t *testing.T, g prometheus.Gatherer, name, command string) i
 // it from its first operation on, and the refusals open no connection and send no command.
 func TestStartOnStoreOfAnotherSchema(t *testing.T) {
 	ctx := context.Background()
-	opt, err := redis.ParseURL(labEnv(t).RedisURL)
+	opt, err := redis.ParseURL(presence.LabEnv(t).RedisURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -563,13 +562,13 @@ func TestStartOnStoreOfAnotherSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	store, err := OpenRedis(ctx, RedisOptions{URL: labEnv(t).RedisURL, Registerer: reg})
+	store, err := presence.OpenRedis(ctx, presence.RedisOptions{URL: presence.LabEnv(t).RedisURL, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer store.Close(ctx)
-	states := store.StateStore(StateStoreOptions{Prefix: prefix})
-	var schema *SchemaError
+	states := store.StateStore(presence.StateStoreOptions{Prefix: prefix})
+	var schema *presence.SchemaError
 	if _, _, err := states.Load(ctx, "alice"); !errors.As(err, &schema) || schema.Found != "9" {
 		t.Fatalf("first load: %v", err)
 	}
@@ -582,7 +581,7 @@ func TestStartOnStoreOfAnotherSchema(t *testing.T) {
 	}
 	before := sent()
 	for range 20 {
-		if _, err := states.Save(ctx, "alice", UserState{Profile: "x"}); !errors.As(err, &schema) {
+		if _, err := states.Save(ctx, "alice", presence.UserState{Profile: "x"}); !errors.As(err, &schema) {
 			t.Fatalf("save: %v", err)
 		}
 	}

@@ -1,4 +1,4 @@
-package presence
+package presence_test
 
 import (
 	"context"
@@ -15,26 +15,28 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/presenced/presenced/internal/lab"
+	"github.com/presenced/presenced/presence"
+	"github.com/presenced/presenced/presence/presencetest"
 )
 
 // sentinelFixture is an engine whose store finds its master through the lab's Sentinel group.
 type sentinelFixture struct {
 	group  *lab.Sentinel
-	store  *Redis
-	states *StateStore
-	e      *Engine
+	store  *presence.Redis
+	states *presence.StateStore
+	e      *presence.Engine
 	reg    *prometheus.Registry
 	logs   *logBuffer
 }
 
 // newSentinelFixture opens a store on group with short timeouts (300 ms, so that a hung master
 // is given up quickly), waiting for wait replicas (0: none) for at most 500 ms.
-func newSentinelFixture(t *testing.T, group *lab.Sentinel, wait int, us []User, schemaEvery time.Duration) *sentinelFixture {
+func newSentinelFixture(t *testing.T, group *lab.Sentinel, wait int, us []presence.User, schemaEvery time.Duration) *sentinelFixture {
 	t.Helper()
 	f := &sentinelFixture{group: group, reg: prometheus.NewRegistry(), logs: &logBuffer{}}
 	var err error
-	f.store, err = OpenRedis(context.Background(), RedisOptions{
-		Sentinel: &SentinelOptions{MasterName: group.MasterName, Addresses: group.Addresses, Password: group.SentinelPassword},
+	f.store, err = presence.OpenRedis(context.Background(), presence.RedisOptions{
+		Sentinel: &presence.SentinelOptions{MasterName: group.MasterName, Addresses: group.Addresses, Password: group.SentinelPassword},
 		Password: group.Password, WaitReplicas: wait, WaitTimeout: 500 * time.Millisecond,
 		DialTimeout: 300 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond,
 		Logger: f.logs.logger(), Registerer: f.reg,
@@ -43,21 +45,21 @@ func newSentinelFixture(t *testing.T, group *lab.Sentinel, wait int, us []User, 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.store.Close(context.Background()) })
-	f.states = f.store.StateStore(StateStoreOptions{Prefix: lab.Unique("sentineltest") + ":", SchemaCheckInterval: schemaEvery,
+	f.states = f.store.StateStore(presence.StateStoreOptions{Prefix: lab.Unique("sentineltest") + ":", SchemaCheckInterval: schemaEvery,
 		Logger: f.logs.logger(), Registerer: f.reg})
 	if err := f.states.CheckSchema(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	cat, err := NewCatalog(us, nil)
+	cat, err := presence.NewCatalog(us, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.e, err = NewEngine(EngineOptions{Catalog: cat, Naming: DefaultNaming(), States: f.states, Concerns: []Concern{newMemPBX()},
+	f.e, err = presence.NewEngine(presence.EngineOptions{Catalog: cat, Naming: presence.DefaultNaming(), States: f.states, Concerns: []presence.Concern{presencetest.NewPBX()},
 		Logger: f.logs.logger(), RetryMin: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	runEngine(t, f.e)
+	presencetest.Run(t, f.e)
 	return f
 }
 
@@ -65,7 +67,7 @@ func startSentinel(t *testing.T, opts lab.SentinelOptions) *lab.Sentinel {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	g, err := labEnv(t).StartSentinel(ctx, opts)
+	g, err := presence.LabEnv(t).StartSentinel(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,31 +77,31 @@ func startSentinel(t *testing.T, opts lab.SentinelOptions) *lab.Sentinel {
 
 // stored is what Redis at addr holds for a user: the state's info ("" when none) and the
 // infos of the journal's entries.
-func (f *sentinelFixture) stored(t *testing.T, addr string, id UserID) (string, map[string]bool) {
+func (f *sentinelFixture) stored(t *testing.T, addr string, id presence.UserID) (string, map[string]bool) {
 	t.Helper()
 	ctx := context.Background()
 	c := f.group.Client(addr)
 	defer c.Close()
 	var info string
-	raw, err := c.HGet(ctx, f.states.userKey(id), "state").Result()
+	raw, err := c.HGet(ctx, f.states.UserKey(id), "state").Result()
 	switch {
 	case errors.Is(err, redis.Nil):
 	case err != nil:
 		t.Fatal(err)
 	default:
-		var st UserState
+		var st presence.UserState
 		if err := json.Unmarshal([]byte(raw), &st); err != nil {
 			t.Fatal(err)
 		}
 		info = st.Info
 	}
-	msgs, err := c.XRange(ctx, f.states.journalKey(id), "-", "+").Result()
+	msgs, err := c.XRange(ctx, f.states.JournalKey(id), "-", "+").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
 	journal := map[string]bool{}
 	for _, m := range msgs {
-		var e JournalEntry
+		var e presence.JournalEntry
 		if err := json.Unmarshal([]byte(m.Values["entry"].(string)), &e); err != nil {
 			t.Fatal(err)
 		}
@@ -127,12 +129,12 @@ type switchAttempt struct {
 func TestSwitchesSurviveASentinelFailover(t *testing.T) {
 	g := startSentinel(t, lab.SentinelOptions{Replicas: 2, Passwords: true})
 	us := users(6)
-	f := newSentinelFixture(t, g, 1, us, DefaultSchemaCheckInterval)
+	f := newSentinelFixture(t, g, 1, us, presence.DefaultSchemaCheckInterval)
 	ctx := context.Background()
 
 	var (
 		mu       sync.Mutex
-		attempts = map[UserID][]switchAttempt{}
+		attempts = map[presence.UserID][]switchAttempt{}
 		stop     = make(chan struct{})
 		wg       sync.WaitGroup
 	)
@@ -144,10 +146,10 @@ func TestSwitchesSurviveASentinelFailover(t *testing.T) {
 					return
 				case <-time.After(100 * time.Millisecond):
 				}
-				profile := []string{ProfileAvailable, ProfileDND}[n%2]
+				profile := []string{presence.ProfileAvailable, presence.ProfileDND}[n%2]
 				a := switchAttempt{info: fmt.Sprintf("%s #%d", u.ID, n), start: time.Now()}
 				sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				_, a.err = f.e.Switch(sctx, SwitchRequest{User: u.ID, Profile: profile, Info: a.info, Source: SourceAPI})
+				_, a.err = f.e.Switch(sctx, presence.SwitchRequest{User: u.ID, Profile: profile, Info: a.info, Source: presence.SourceAPI})
 				cancel()
 				a.end = time.Now()
 				mu.Lock()
@@ -195,7 +197,7 @@ func TestSwitchesSurviveASentinelFailover(t *testing.T) {
 				continue
 			}
 			failed++
-			if !errors.Is(a.err, ErrStoreUnavailable) {
+			if !errors.Is(a.err, presence.ErrStoreUnavailable) {
 				t.Errorf("%s: %v; want a store-unavailable error (503)", a.info, a.err)
 			}
 			if firstFail.IsZero() || a.start.Before(firstFail) {
@@ -280,37 +282,37 @@ func TestUnconfirmedSwitchesAreRefusedNotLost(t *testing.T) {
 	g := startSentinel(t, lab.SentinelOptions{ReplicationProxy: true})
 	us := users(1)
 	alice := us[0].ID
-	waits := newSentinelFixture(t, g, 1, us, DefaultSchemaCheckInterval)
-	fast := newSentinelFixture(t, g, 0, us, DefaultSchemaCheckInterval)
+	waits := newSentinelFixture(t, g, 1, us, presence.DefaultSchemaCheckInterval)
+	fast := newSentinelFixture(t, g, 0, us, presence.DefaultSchemaCheckInterval)
 	ctx := context.Background()
 	sw := func(f *sentinelFixture, profile, info string) error {
-		_, err := f.e.Switch(ctx, SwitchRequest{User: alice, Profile: profile, Info: info, Source: SourceAPI})
+		_, err := f.e.Switch(ctx, presence.SwitchRequest{User: alice, Profile: profile, Info: info, Source: presence.SourceAPI})
 		return err
 	}
 	// The store that does not wait writes first: the other's WAIT then confirms both, the
 	// replica taking the master's stream in order (the other way round, the replication of the
 	// last write could still be on its way when the stream is held back below).
 	for _, f := range []*sentinelFixture{fast, waits} {
-		if err := sw(f, ProfileAvailable, "replicated"); err != nil {
+		if err := sw(f, presence.ProfileAvailable, "replicated"); err != nil {
 			t.Fatal(err)
 		}
 	}
 
 	g.Replication.SetHung(true)
-	if err := sw(fast, ProfileDND, "acknowledged, not replicated"); err != nil {
+	if err := sw(fast, presence.ProfileDND, "acknowledged, not replicated"); err != nil {
 		t.Fatalf("the store that does not wait: %v", err)
 	}
 	start := time.Now()
-	err := sw(waits, ProfileDND, "not confirmed")
+	err := sw(waits, presence.ProfileDND, "not confirmed")
 	took := time.Since(start)
-	var u *UnavailableError
-	if !errors.As(err, &u) || !errors.Is(err, ErrUnconfirmed) || !strings.Contains(u.Message(), "not confirmed by 1 replica(s) within 500ms") {
+	var u *presence.UnavailableError
+	if !errors.As(err, &u) || !errors.Is(err, presence.ErrUnconfirmed) || !strings.Contains(u.Message(), "not confirmed by 1 replica(s) within 500ms") {
 		t.Fatalf("switch while the replica lags: %v; want an *UnavailableError for ErrUnconfirmed", err)
 	}
 	if took < 500*time.Millisecond || took > 5*time.Second {
 		t.Errorf("the unconfirmed switch failed after %v; want about wait_timeout (500ms)", took)
 	}
-	if n := testutil.ToFloat64(waits.states.wait.unconfirmed); n != 1 {
+	if n := testutil.ToFloat64(waits.states.Metrics().Unconfirmed); n != 1 {
 		t.Errorf("presenced_store_unconfirmed_writes_total = %v, want 1", n)
 	}
 
@@ -318,12 +320,12 @@ func TestUnconfirmedSwitchesAreRefusedNotLost(t *testing.T) {
 	// waiting for the replica meanwhile fails after the wait and one read timeout (300 ms).
 	hung := make(chan error, 1)
 	start = time.Now()
-	go func() { hung <- sw(waits, ProfileDND, "master hangs while waiting") }()
+	go func() { hung <- sw(waits, presence.ProfileDND, "master hangs while waiting") }()
 	time.Sleep(150 * time.Millisecond)
 	if err := g.Pause(ctx, g.FirstMaster); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-hung; !errors.Is(err, ErrStoreUnavailable) {
+	if err := <-hung; !errors.Is(err, presence.ErrStoreUnavailable) {
 		t.Errorf("switch waiting for the replica when the master hung: %v; want a store-unavailable error", err)
 	}
 	// 800 ms and a little on a quiet machine; the bound leaves room for a loaded one (CI runs
@@ -348,7 +350,7 @@ func TestUnconfirmedSwitchesAreRefusedNotLost(t *testing.T) {
 	// No replica is left: the waiting store refuses, the other goes on.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		err := sw(fast, ProfileDND, "after the failover")
+		err := sw(fast, presence.ProfileDND, "after the failover")
 		if err == nil {
 			break
 		}
@@ -357,7 +359,7 @@ func TestUnconfirmedSwitchesAreRefusedNotLost(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if err := sw(waits, ProfileDND, "no replica"); !errors.Is(err, ErrUnconfirmed) {
+	if err := sw(waits, presence.ProfileDND, "no replica"); !errors.Is(err, presence.ErrUnconfirmed) {
 		t.Errorf("switch with no replica left: %v; want ErrUnconfirmed", err)
 	}
 
@@ -367,11 +369,11 @@ func TestUnconfirmedSwitchesAreRefusedNotLost(t *testing.T) {
 	}
 	deadline = time.Now().Add(time.Minute)
 	for {
-		err := sw(waits, ProfileDND, "replica back")
+		err := sw(waits, presence.ProfileDND, "replica back")
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, ErrStoreUnavailable) || time.Now().After(deadline) {
+		if !errors.Is(err, presence.ErrStoreUnavailable) || time.Now().After(deadline) {
 			t.Fatalf("switch once the old master is back: %v", err)
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -390,7 +392,7 @@ func TestSchemaIsCheckedOnTheNewMastersConnections(t *testing.T) {
 	us := users(1)
 	f := newSentinelFixture(t, g, 0, us, time.Hour) // 0: after the failover no replica is left
 	ctx := context.Background()
-	if _, err := f.e.Switch(ctx, SwitchRequest{User: us[0].ID, Profile: ProfileDND, Source: SourceAPI}); err != nil {
+	if _, err := f.e.Switch(ctx, presence.SwitchRequest{User: us[0].ID, Profile: presence.ProfileDND, Source: presence.SourceAPI}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -405,14 +407,14 @@ func TestSchemaIsCheckedOnTheNewMastersConnections(t *testing.T) {
 	}
 	c := g.Client(promoted)
 	defer c.Close()
-	schemaKey := f.states.prefix + "schema"
+	schemaKey := f.states.Prefix() + "schema"
 	if err := c.Set(ctx, schemaKey, "99", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 
 	// Ping does not go through the StateStore's check: only the connection's can refuse it.
 	deadline := time.Now().Add(30 * time.Second)
-	var se *SchemaError
+	var se *presence.SchemaError
 	for {
 		err := f.store.Client().Ping(ctx).Err()
 		if errors.As(err, &se) {
@@ -426,21 +428,21 @@ func TestSchemaIsCheckedOnTheNewMastersConnections(t *testing.T) {
 	if se.Found != "99" {
 		t.Errorf("schema error %+v", se)
 	}
-	_, err = f.e.Switch(ctx, SwitchRequest{User: us[0].ID, Profile: ProfileAvailable, Source: SourceAPI})
-	if !errors.As(err, &se) || !errors.Is(err, ErrStoreUnavailable) {
+	_, err = f.e.Switch(ctx, presence.SwitchRequest{User: us[0].ID, Profile: presence.ProfileAvailable, Source: presence.SourceAPI})
+	if !errors.As(err, &se) || !errors.Is(err, presence.ErrStoreUnavailable) {
 		t.Errorf("switch on the new master of another schema: %v", err)
 	}
 	if v, _ := c.Get(ctx, schemaKey).Result(); v != "99" {
 		t.Errorf("the schema key became %q", v)
 	}
 
-	if err := c.Set(ctx, schemaKey, SchemaVersion, 0).Err(); err != nil {
+	if err := c.Set(ctx, schemaKey, presence.SchemaVersion, 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.states.CheckSchema(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.e.Switch(ctx, SwitchRequest{User: us[0].ID, Profile: ProfileAvailable, Source: SourceAPI}); err != nil {
+	if _, err := f.e.Switch(ctx, presence.SwitchRequest{User: us[0].ID, Profile: presence.ProfileAvailable, Source: presence.SourceAPI}); err != nil {
 		t.Errorf("switch once the schema is right: %v", err)
 	}
 }

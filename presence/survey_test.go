@@ -1,26 +1,32 @@
-package presence
+package presence_test
 
 import (
 	"context"
 	"errors"
 	"maps"
-	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/presenced/presenced/presence"
+	"github.com/presenced/presenced/presence/presencetest"
 )
 
-// surveyPBX is memPBX as a Surveyor: Survey copies the PBX as it is, Fill observes from the
-// copy. hold and applyHold (set under mu) stop a survey or an Apply where a test wants it.
+// surveyPBX is presencetest.PBX as a Surveyor: Survey copies the PBX as it is, Fill observes
+// from the copy. hold and applyHold (set under mu) stop a survey or an Apply where a test
+// wants it.
 type surveyPBX struct {
-	*memPBX
+	*presencetest.PBX
 	surveys, fills atomic.Int32
 	fail           atomic.Bool
-	hold           func() // called once the survey's copy is taken (then cleared)
-	applyHold      func() // called before the next Apply (then cleared)
+
+	mu        sync.Mutex
+	hold      func() // called once the survey's copy is taken (then cleared)
+	applyHold func() // called before the next Apply (then cleared)
 }
 
-func (s *surveyPBX) Apply(ctx context.Context, u *User, ops []Op) []Outcome {
+func (s *surveyPBX) Apply(ctx context.Context, u *presence.User, ops []presence.Op) []presence.Outcome {
 	s.mu.Lock()
 	hold := s.applyHold
 	s.applyHold = nil
@@ -28,23 +34,27 @@ func (s *surveyPBX) Apply(ctx context.Context, u *User, ops []Op) []Outcome {
 	if hold != nil {
 		hold()
 	}
-	return s.memPBX.Apply(ctx, u, ops)
+	return s.PBX.Apply(ctx, u, ops)
 }
 
-// memSurvey is what Survey copied: a PBX of its own, observed as memPBX is.
+// memSurvey is what Survey copied: a PBX of its own, observed as the PBX is.
 type memSurvey struct {
 	p    *surveyPBX
-	copy *memPBX
+	copy *presencetest.PBX
 }
 
-func (s *surveyPBX) Survey(ctx context.Context) (Survey, error) {
+func (s *surveyPBX) Survey(ctx context.Context) (presence.Survey, error) {
 	s.surveys.Add(1)
 	if s.fail.Load() {
 		return nil, errors.New("injected survey failure")
 	}
+	copied := presencetest.NewPBX()
+	s.Edit(func(state *presence.Target) {
+		snapshot := presence.Target{Queues: maps.Clone(state.Queues), AstDB: maps.Clone(state.AstDB),
+			Devices: maps.Clone(state.Devices), Presence: maps.Clone(state.Presence), Globals: maps.Clone(state.Globals)}
+		copied.Edit(func(c *presence.Target) { *c = snapshot })
+	})
 	s.mu.Lock()
-	copied := &memPBX{state: Target{Queues: maps.Clone(s.state.Queues), AstDB: maps.Clone(s.state.AstDB),
-		Devices: maps.Clone(s.state.Devices), Presence: maps.Clone(s.state.Presence), Globals: maps.Clone(s.state.Globals)}}
 	hold := s.hold
 	s.hold = nil
 	s.mu.Unlock()
@@ -54,7 +64,7 @@ func (s *surveyPBX) Survey(ctx context.Context) (Survey, error) {
 	return &memSurvey{p: s, copy: copied}, nil
 }
 
-func (m *memSurvey) Fill(ctx context.Context, want, have map[UserID]*Target) error {
+func (m *memSurvey) Fill(ctx context.Context, want, have map[presence.UserID]*presence.Target) error {
 	m.p.fills.Add(1)
 	return m.copy.Observe(ctx, want, have)
 }
@@ -66,18 +76,18 @@ func TestFullCheckSurveysThePBX(t *testing.T) {
 	ctx := context.Background()
 	us := users(50)
 	var sp *surveyPBX
-	e, pbx, _ := newTestEngineWith(t, CatalogConfig{Users: us}, func(o *EngineOptions) {
-		sp = &surveyPBX{memPBX: o.Concerns[0].(*memPBX)}
-		o.Concerns = []Concern{sp}
+	e, pbx, _ := newTestEngineWith(t, presence.CatalogConfig{Users: us}, func(o *presencetest.RigOptions) {
+		sp = &surveyPBX{PBX: o.Engine.Concerns[0].(*presencetest.PBX)}
+		o.Engine.Concerns = []presence.Concern{sp}
 	})
 	for _, u := range us {
-		if _, err := e.Switch(ctx, SwitchRequest{User: u.ID, Profile: ProfileAvailable, Source: SourceAPI}); err != nil {
+		if _, err := e.Switch(ctx, presence.SwitchRequest{User: u.ID, Profile: presence.ProfileAvailable, Source: presence.SourceAPI}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	check := func(what string, drifted, repaired int, observes int64, surveys, fills int32) {
 		t.Helper()
-		pbx.observes.Store(0)
+		observed := pbx.Observes()
 		sp.surveys.Store(0)
 		sp.fills.Store(0)
 		sum, err := e.CheckAll(ctx)
@@ -87,22 +97,17 @@ func TestFullCheckSurveysThePBX(t *testing.T) {
 		if sum.Users != len(us) || sum.Drifted != drifted || sum.Repaired != repaired || sum.Failed != 0 {
 			t.Fatalf("%s: summary %+v; want %d users, %d drifted, %d repaired", what, sum, len(us), drifted, repaired)
 		}
-		if o, s, f := pbx.observes.Load(), sp.surveys.Load(), sp.fills.Load(); o != observes || s != surveys || f != fills {
+		if o, s, f := pbx.Observes()-observed, sp.surveys.Load(), sp.fills.Load(); o != observes || s != surveys || f != fills {
 			t.Fatalf("%s: %d observes, %d surveys, %d fills; want %d, %d, %d", what, o, s, f, observes, surveys, fills)
 		}
 	}
 	check("in sync", 0, 0, 0, 1, 1)
 
-	iface := DefaultNaming().Interface(&us[7])
-	pbx.mu.Lock()
-	delete(pbx.state.Queues, "sales|"+iface)
-	pbx.mu.Unlock()
+	iface := presence.DefaultNaming().Interface(&us[7])
+	pbx.Edit(func(state *presence.Target) { delete(state.Queues, "sales|"+iface) })
 	// The drifted user's pass takes the survey's read: no observe of its own.
 	check("one removed by hand", 1, 1, 0, 1, 1)
-	pbx.mu.Lock()
-	back := pbx.state.Queues["sales|"+iface] != nil
-	pbx.mu.Unlock()
-	if !back {
+	if member(pbx, "sales", iface) == nil {
 		t.Fatal("the member removed by hand was not put back")
 	}
 
@@ -116,13 +121,13 @@ func TestFullCheckSurveysThePBX(t *testing.T) {
 // so nothing is applied twice and no repair is journaled.
 func TestSwitchDuringSurveyIsNotRepaired(t *testing.T) {
 	ctx := context.Background()
-	u := alice()
+	u := presence.Alice()
 	var sp *surveyPBX
-	e, pbx, states := newTestEngineWith(t, CatalogConfig{Users: []User{u}, Profiles: []Profile{lunch()}}, func(o *EngineOptions) {
-		sp = &surveyPBX{memPBX: o.Concerns[0].(*memPBX)}
-		o.Concerns = []Concern{sp}
+	e, pbx, states := newTestEngineWith(t, presence.CatalogConfig{Users: []presence.User{u}, Profiles: []presence.Profile{presence.Lunch()}}, func(o *presencetest.RigOptions) {
+		sp = &surveyPBX{PBX: o.Engine.Concerns[0].(*presencetest.PBX)}
+		o.Engine.Concerns = []presence.Concern{sp}
 	})
-	if _, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: ProfileAvailable, Source: SourceAPI}); err != nil {
+	if _, err := e.Switch(ctx, presence.SwitchRequest{User: "alice", Profile: presence.ProfileAvailable, Source: presence.SourceAPI}); err != nil {
 		t.Fatal(err)
 	}
 	// The switch to lunch is saved, and its pass held just before it applies.
@@ -132,7 +137,7 @@ func TestSwitchDuringSurveyIsNotRepaired(t *testing.T) {
 	sp.mu.Unlock()
 	switched := make(chan error, 1)
 	go func() {
-		_, err := e.Switch(ctx, SwitchRequest{User: "alice", Profile: "lunch", Source: SourceAPI})
+		_, err := e.Switch(ctx, presence.SwitchRequest{User: "alice", Profile: "lunch", Source: presence.SourceAPI})
 		switched <- err
 	}()
 	wait := func(ch chan struct{}, what string) {
@@ -151,7 +156,7 @@ func TestSwitchDuringSurveyIsNotRepaired(t *testing.T) {
 	sp.hold = func() { close(surveyed); <-surveyRelease }
 	sp.mu.Unlock()
 	type result struct {
-		sum CheckSummary
+		sum presence.CheckSummary
 		err error
 	}
 	done := make(chan result, 1)
@@ -164,9 +169,7 @@ func TestSwitchDuringSurveyIsNotRepaired(t *testing.T) {
 	if err := <-switched; err != nil {
 		t.Fatal(err)
 	}
-	pbx.mu.Lock()
-	applied := len(pbx.applied)
-	pbx.mu.Unlock()
+	applied := len(pbx.Applied())
 	close(surveyRelease)
 	r := <-done
 	if r.err != nil {
@@ -175,9 +178,7 @@ func TestSwitchDuringSurveyIsNotRepaired(t *testing.T) {
 	if r.sum.Repaired != 0 || r.sum.Failed != 0 {
 		t.Fatalf("summary %+v; want nothing repaired, nothing failed", r.sum)
 	}
-	pbx.mu.Lock()
-	again := slices.Clone(pbx.applied[applied:])
-	pbx.mu.Unlock()
+	again := pbx.Applied()[applied:]
 	if len(again) != 0 {
 		t.Fatalf("the full check applied %v after the switch; want nothing", again)
 	}

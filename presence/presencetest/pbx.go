@@ -1,6 +1,6 @@
-// Package presencetest provides a recording in-memory PBX for tests of code built on the
-// presence engine (the API, triggers): it proves that code and the engine's loop, not Asterisk.
-// The concern packages test against the lab Asterisk.
+// Package presencetest provides a recording in-memory PBX for tests of the presence engine
+// (its own external tests) and of code built on it (the API, triggers): it proves that code and
+// the engine's loop, not Asterisk. The concern packages test against the lab Asterisk.
 package presencetest
 
 import (
@@ -149,18 +149,21 @@ func Results(out []presence.Outcome) []presence.Result {
 	return r
 }
 
-// Run runs e until the test ends and returns once it runs (Engine.Run).
-func Run(t testing.TB, e *presence.Engine) {
+// Run runs e until the test ends and returns once it runs (Engine.Run). The stop it returns
+// ends the engine's term earlier, as a leader that steps down, and returns once Run has
+// returned; calling it again does nothing.
+func Run(t testing.TB, e *presence.Engine) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()
-	t.Cleanup(func() {
+	stop = sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("engine Run: %v", err)
 		}
 	})
+	t.Cleanup(stop)
 	for !e.Running() {
 		select {
 		case err := <-done:
@@ -168,4 +171,5 @@ func Run(t testing.TB, e *presence.Engine) {
 		case <-time.After(time.Millisecond):
 		}
 	}
+	return stop
 }

@@ -62,3 +62,38 @@ func TestPBXObserveDelayAndCount(t *testing.T) {
 		t.Fatalf("Observes = %d, want 2", n)
 	}
 }
+
+// TestRigCatalogAndStop: a Rig's catalog takes RigOptions.Catalog's rules with Users and
+// Profiles added to it, and Stop ends the engine's term before the test ends.
+func TestRigCatalogAndStop(t *testing.T) {
+	ctx := context.Background()
+	store, err := presence.OpenRedis(ctx, presence.RedisOptions{}) // the embedded store
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close(context.Background()) })
+	alice := presence.User{ID: "alice", Extension: "1001", Devices: []presence.Device{{Dial: "PJSIP/1001", Family: presence.FamilyDesk}}}
+	r := presencetest.NewRig(t, presencetest.RigOptions{Redis: store.Client(), Prefix: "rigtest:",
+		Users: []presence.User{alice}, Profiles: []presence.Profile{{ID: "lunch", Name: "Lunch"}},
+		Catalog: presence.CatalogConfig{Limits: presence.Limits{PersonalProfiles: 2}, HotDesks: []string{"PJSIP/hotdesk-1"}}})
+	if _, ok := r.Catalog.User("alice"); !ok {
+		t.Error("the catalog lacks the user of RigOptions.Users")
+	}
+	if _, ok := r.Catalog.Profile("lunch"); !ok {
+		t.Error("the catalog lacks the profile of RigOptions.Profiles")
+	}
+	if got := r.Catalog.Limits().PersonalProfiles; got != 2 {
+		t.Errorf("personal profiles limit %d, want RigOptions.Catalog's 2", got)
+	}
+	if got := r.Catalog.HotDesks(); !slices.Equal(got, []string{"PJSIP/hotdesk-1"}) {
+		t.Errorf("hot desks %v, want RigOptions.Catalog's", got)
+	}
+	if !r.Engine.Running() {
+		t.Fatal("the rig's engine does not run")
+	}
+	r.Stop()
+	if r.Engine.Running() {
+		t.Fatal("the engine still runs after Stop")
+	}
+	r.Stop() // again, as the test's end does: nothing
+}

@@ -2,6 +2,7 @@ package presencetest
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -11,7 +12,8 @@ import (
 
 // Rig is an engine with its state under a key prefix of its own in a Redis, switching through
 // a PBX (or the concerns the test gives): what the tests of code built on the engine (the API,
-// the triggers, the calendar connector) run against. The engine runs until the test ends.
+// the triggers, the calendar connector) run against. The engine runs until the test ends, or
+// Stop.
 type Rig struct {
 	Redis   *redis.Client
 	Prefix  string
@@ -20,6 +22,8 @@ type Rig struct {
 	// PBX is the engine's one concern; nil when RigOptions.Engine named the concerns.
 	PBX    *PBX
 	Engine *presence.Engine
+	// Stop ends the engine's term before the test ends (see Run).
+	Stop func()
 }
 
 // RigOptions configures NewRig.
@@ -28,9 +32,11 @@ type RigOptions struct {
 	Redis *redis.Client
 	// Prefix is the state's key prefix, fresh for each test.
 	Prefix string
-	// Users and Profiles make the catalog.
+	// Users and Profiles make the catalog, added to Catalog, which gives the rest of it: its
+	// personal-profile rules, limits and hot desks (the zero value takes the defaults).
 	Users    []presence.User
 	Profiles []presence.Profile
+	Catalog  presence.CatalogConfig
 	// States are the state store's options; NewRig sets their Prefix.
 	States presence.StateStoreOptions
 	// Engine are the engine's options; NewRig sets their Catalog, States and Naming (the
@@ -48,8 +54,11 @@ func NewRig(t testing.TB, opts RigOptions) *Rig {
 	if err := r.States.CheckSchema(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	cfg := opts.Catalog
+	cfg.Users = append(slices.Clip(cfg.Users), opts.Users...)
+	cfg.Profiles = append(slices.Clip(cfg.Profiles), opts.Profiles...)
 	var err error
-	if r.Catalog, err = presence.NewCatalog(opts.Users, opts.Profiles); err != nil {
+	if r.Catalog, err = presence.NewCatalogFrom(cfg); err != nil {
 		t.Fatal(err)
 	}
 	eopts := opts.Engine
@@ -61,6 +70,6 @@ func NewRig(t testing.TB, opts RigOptions) *Rig {
 	if r.Engine, err = presence.NewEngine(eopts); err != nil {
 		t.Fatal(err)
 	}
-	Run(t, r.Engine)
+	r.Stop = Run(t, r.Engine)
 	return r
 }
