@@ -1,0 +1,93 @@
+package presence_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/presenced/presenced/presence"
+)
+
+// TestSwitchReadsThePBXOnce: a switch's pass reads the PBX once, for the state the switch
+// saved, while it loads that state (engine_pass.go); when the state it loads wants something
+// else (here a personal profile changed in Redis between the switch's save and its pass), the
+// pass reads again and applies what the loaded state wants.
+func TestSwitchReadsThePBXOnce(t *testing.T) {
+	ctx := context.Background()
+	cfg := presence.OpenRules()
+	cfg.Users = []presence.User{presence.Alice()}
+	cfg.Profiles = []presence.Profile{presence.Lunch()}
+	e, pbx, states := newTestEngineFrom(t, cfg, nil)
+	mine := func(v string) *presence.Profile {
+		return &presence.Profile{ID: "mine", Name: "Mine", Owner: "alice", OnEnter: []presence.Action{
+			{Kind: presence.ActionVariable, Name: "PROFILE/1001/var/x", Value: v}}}
+	}
+	if err := e.SaveProfile(ctx, "alice", mine("1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Check(ctx, "alice"); err != nil { // the pass the saved profile asked for
+		t.Fatal(err)
+	}
+	astdb := func(key string) string {
+		var v string
+		pbx.Edit(func(s *presence.Target) {
+			if p := s.AstDB[key]; p != nil {
+				v = *p
+			}
+		})
+		return v
+	}
+
+	for _, p := range []string{"lunch", "mine", "lunch", "mine"} {
+		before := pbx.Observes()
+		res, err := e.Switch(ctx, presence.SwitchRequest{User: "alice", Profile: p, Source: presence.SourceAPI})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.InSync {
+			t.Fatalf("switch to %s: not in sync: %+v", p, res.Outcomes)
+		}
+		if n := pbx.Observes() - before; n != 1 {
+			t.Errorf("switch to %s read the PBX %d times, want once", p, n)
+		}
+	}
+	if v := astdb("PROFILE/1001/var/x"); v != "1" {
+		t.Fatalf("PROFILE/1001/var/x = %q after switching to mine, want 1", v)
+	}
+
+	// A pass over alice runs (its read takes a while); the switch saves its state and waits
+	// for it; meanwhile the profile the switch chose changes in Redis.
+	if _, err := e.Switch(ctx, presence.SwitchRequest{User: "alice", Profile: "lunch", Source: presence.SourceAPI}); err != nil {
+		t.Fatal(err)
+	}
+	pbx.SetObserveDelay(300 * time.Millisecond)
+	before := pbx.Observes()
+	checked := make(chan error, 1)
+	go func() { _, err := e.Check(ctx, "alice"); checked <- err }()
+	waitFor(t, "the check's read", func() bool { return pbx.Observes() > before })
+	switched := make(chan error, 1)
+	go func() {
+		_, err := e.Switch(ctx, presence.SwitchRequest{User: "alice", Profile: "mine", Source: presence.SourceAPI})
+		switched <- err
+	}()
+	waitFor(t, "the switch's save", func() bool {
+		st, _, err := states.Load(ctx, "alice")
+		return err == nil && st.Profile == "mine"
+	})
+	if err := states.SavePersonalProfile(ctx, "alice", mine("2")); err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range []chan error{checked, switched} {
+		if err := <-ch; err != nil {
+			t.Fatal(err)
+		}
+	}
+	pbx.SetObserveDelay(0)
+	if v := astdb("PROFILE/1001/var/x"); v != "2" {
+		t.Errorf("PROFILE/1001/var/x = %q, want 2: the pass applied the state the switch compiled, not the one it loaded", v)
+	}
+	// The check's read, the switch's early read, and the read again for the changed profile.
+	if n := pbx.Observes() - before; n != 3 {
+		t.Errorf("%d reads, want 3 (the check's, the switch's early one, and one for the profile as loaded)", n)
+	}
+}
