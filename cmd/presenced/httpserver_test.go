@@ -144,7 +144,7 @@ func TestIdleConnectionsClosedOnTime(t *testing.T) {
 // sends its body (with a valid token) a byte at a time is cut at http.read_timeout, and its
 // switch does not happen.
 func TestSlowHeaderAndSlowBodyAreCut(t *testing.T) {
-	cfg := profileConfig(t, profilesYAML)
+	cfg := profileConfig(t, fixture(t, "config/end-to-end.yaml", nil))
 	cfg.HTTP.ReadHeaderTimeout = time.Second
 	cfg.HTTP.ReadTimeout = 3 * time.Second
 	d := startDaemon(t, cfg)
@@ -237,7 +237,7 @@ func TestSlowHeaderAndSlowBodyAreCut(t *testing.T) {
 // client that holds a connection keeps being served (a switch lands on the PBX). Once the idle
 // connections go, new clients are served again.
 func TestConnectionsOverTheCapAreRefused(t *testing.T) {
-	cfg := profileConfig(t, profilesYAML)
+	cfg := profileConfig(t, fixture(t, "config/end-to-end.yaml", nil))
 	cfg.HTTP.MaxConnections = 8
 	cfg.HTTP.ReadHeaderTimeout = 30 * time.Second // the idle holders stay for the whole test
 	cfg.HTTP.ReadTimeout = 30 * time.Second
