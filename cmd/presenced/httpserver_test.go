@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -472,7 +473,11 @@ func TestHandlerOutlivesReadTimeout(t *testing.T) {
 		IdleTimeout: 10 * time.Second, MaxConnections: 8, MaxHeaderBytes: 4096}
 	hs := httpserve.New(cfg.limits(1024), ln, handler, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	go hs.Serve()
-	defer hs.Close()
+	defer func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // stopped at once: the listener and every connection closed
+		hs.Stop(ctx)
+	}()
 	for _, tc := range []struct{ method, body string }{
 		{http.MethodGet, ""},
 		{http.MethodPut, `{"profile": "lunch"}`},
