@@ -317,7 +317,7 @@ func TestSwitchDNDToggles(t *testing.T) {
 func TestDNDKeyOptionsValidate(t *testing.T) {
 	u := alice()
 	u.DNDProfile = "lunch"
-	cat, err := NewCatalog([]User{u}, []Profile{lunch()})
+	cat, err := NewCatalogFrom(CatalogConfig{Users: []User{u}, Profiles: []Profile{lunch()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +337,7 @@ func TestDNDKeyOptionsValidate(t *testing.T) {
 		t.Error("alice's dnd_profile lunch passed")
 	}
 	u.DNDProfile = ""
-	cat, _ = NewCatalog([]User{u}, nil)
+	cat, _ = NewCatalogFrom(CatalogConfig{Users: []User{u}})
 	if err := (DNDKeyOptions{Profile: ProfileDND, Switches: 3, Window: time.Minute}).Validate("dnd_key", cat); err != nil {
 		t.Errorf("valid options: %v", err)
 	}

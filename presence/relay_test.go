@@ -35,7 +35,7 @@ func TestRelayCarriesAStandbysWork(t *testing.T) {
 		return r
 	}
 	states := NewStateStore(rdb, StateStoreOptions{Prefix: prefix})
-	cat, err := NewCatalog([]User{alice()}, []Profile{lunch()})
+	cat, err := NewCatalogFrom(CatalogConfig{Users: []User{alice()}, Profiles: []Profile{lunch()}})
 	if err != nil {
 		t.Fatal(err)
 	}

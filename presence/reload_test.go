@@ -59,13 +59,13 @@ func TestDiffCatalogs(t *testing.T) {
 		return User{ID: UserID(id), Extension: ext, Devices: []Device{{Dial: "PJSIP/" + ext, Family: FamilyDesk}}}
 	}
 	lunch := Profile{ID: "lunch", Name: "Lunch", OnEnter: []Action{{Kind: ActionQueuePause, Queues: QueueSelector{"all"}}}}
-	old, err := NewCatalog([]User{u("alice", "1001"), u("carol", "1003"), u("dave", "1004")}, []Profile{lunch})
+	old, err := NewCatalogFrom(CatalogConfig{Users: []User{u("alice", "1001"), u("carol", "1003"), u("dave", "1004")}, Profiles: []Profile{lunch}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	lunch2 := lunch
 	lunch2.OnEnter = []Action{{Kind: ActionQueuePause, Queues: QueueSelector{"all"}, Reason: "Mittag"}}
-	cur, err := NewCatalog([]User{u("alice", "1001"), u("bob", "1002"), u("dave", "1005")}, []Profile{lunch2})
+	cur, err := NewCatalogFrom(CatalogConfig{Users: []User{u("alice", "1001"), u("bob", "1002"), u("dave", "1005")}, Profiles: []Profile{lunch2}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestReloadOnStandbyIsDoneWhenItLeads(t *testing.T) {
 	}
 	changed := lunch()
 	changed.OnEnter[0].Reason = "Mittag"
-	cur, err := NewCatalog([]User{alice()}, []Profile{changed, work})
+	cur, err := NewCatalogFrom(CatalogConfig{Users: []User{alice()}, Profiles: []Profile{changed, work}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -86,7 +86,7 @@ func newStoreFixture(t *testing.T, url string, us []User, ps []Profile, schemaEv
 	if err := f.states.CheckSchema(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cat, err := NewCatalog(us, ps)
+	cat, err := NewCatalogFrom(CatalogConfig{Users: us, Profiles: ps})
 	if err != nil {
 		t.Fatal(err)
 	}

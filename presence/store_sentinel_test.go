@@ -48,7 +48,7 @@ func newSentinelFixture(t *testing.T, group *lab.Sentinel, wait int, us []User, 
 	if err := f.states.CheckSchema(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	cat, err := NewCatalog(us, nil)
+	cat, err := NewCatalogFrom(CatalogConfig{Users: us})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,7 +49,7 @@ func NewRig(t testing.TB, opts RigOptions) *Rig {
 		t.Fatal(err)
 	}
 	var err error
-	if r.Catalog, err = presence.NewCatalog(opts.Users, opts.Profiles); err != nil {
+	if r.Catalog, err = presence.NewCatalogFrom(presence.CatalogConfig{Users: opts.Users, Profiles: opts.Profiles}); err != nil {
 		t.Fatal(err)
 	}
 	eopts := opts.Engine
