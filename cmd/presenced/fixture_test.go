@@ -18,8 +18,8 @@ import (
 //   - token NAME, the test API token of NAME (testToken);
 //   - keys LINE..., its arguments as a list: more keys of a user, as userKeys holds them.
 //
-// A trim marker (-}}) goes only before a line at column 0: it would eat the next line's
-// indentation too.
+// A right trim marker (-}}) is followed only by a line at column 0 or the end of the file: it
+// would eat the next line's indentation too.
 //
 // A test that needs a variation passes data (e.g. userKeys) or edits what fixture returns; an
 // edit that is itself the test case (a table of broken configurations) stays in the test.
