@@ -38,7 +38,3 @@ func documentFor(version string) ([]byte, error) {
 	}
 	return json.MarshalIndent(doc, "", "  ")
 }
-
-// Document is the OpenAPI document as embedded (info.version "dev"), for clients and tests
-// that check answers against it.
-func Document() []byte { return []byte(openAPIDocument) }

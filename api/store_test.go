@@ -104,7 +104,7 @@ func storeOutageAPI(t *testing.T) (*testAPI, *lab.Proxy) {
 	t.Cleanup(func() { store.Close(context.Background()) })
 	prefix := lab.Unique("apitest") + ":"
 	states := store.StateStore(presence.StateStoreOptions{Prefix: prefix})
-	cat, err := presence.NewCatalog(fixtureUsers(), fixtureProfiles())
+	cat, err := presence.NewCatalogFrom(presence.CatalogConfig{Users: fixtureUsers(), Profiles: fixtureProfiles()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -71,7 +71,7 @@ func (e engine) apply(t *testing.T, ctx context.Context, u *presence.User, ops [
 }
 
 // TestRoundTrip switches user 9201 into a profile that uses every action presenced has, and
-// back: presence.Desire → Compile → Observe → Plan → Apply → Observe → Plan is empty, with the
+// back: presence.FoldSteps → Compile → Observe → Plan → Apply → Observe → Plan is empty, with the
 // result read back from the PBX.
 func TestRoundTrip(t *testing.T) {
 	ctx := lab.Context(t)
@@ -125,10 +125,10 @@ func TestRoundTrip(t *testing.T) {
 		{Kind: presence.ActionVariable, Name: fam + "/9201/note", On: &off},
 		{Kind: presence.ActionMobile, On: &on},
 	}}
-	cat, err := presence.NewCatalog([]presence.User{{ID: "rt9201", Name: "Round Trip", Extension: "9201", Devices: []presence.Device{
+	cat, err := presence.NewCatalogFrom(presence.CatalogConfig{Users: []presence.User{{ID: "rt9201", Name: "Round Trip", Extension: "9201", Devices: []presence.Device{
 		{Dial: "PJSIP/9201", Family: presence.FamilyDesk},
 		{Dial: "PJSIP/9201-mobile", Family: presence.FamilyMobile},
-	}}}, []presence.Profile{meeting})
+	}}}, Profiles: []presence.Profile{meeting}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,10 +145,16 @@ func TestRoundTrip(t *testing.T) {
 		_ = check.Setvar(bg, "", glob, "")
 	})
 
-	// switchTo runs one switch through the loop and returns the intent it leaves.
-	switchTo := func(t *testing.T, prev presence.Intent, from, to *presence.Profile, info string) (presence.Intent, []presence.Outcome) {
+	// switchTo runs one switch through the loop: the user's lineage (the steps the engine
+	// records) folded, compiled, planned and applied, with the switch's webhooks.
+	var steps []presence.Step
+	switchTo := func(t *testing.T, from, to *presence.Profile, info string) []presence.Outcome {
 		t.Helper()
-		in, wh := presence.Desire(u, prev, from, to, info)
+		if from != nil {
+			steps = append(steps, presence.Step{Profile: from.ID, Exit: true, Info: info})
+		}
+		steps = append(steps, presence.Step{Profile: to.ID, Info: info})
+		in := presence.FoldSteps(u, steps, cat.Profiles, nil)
 		desired := presence.Compile(u, in, presence.Active{Profile: to, Info: info}, cat.Profiles, naming)
 		want := map[presence.UserID]*presence.Target{u.ID: &desired.Target}
 		have := e.observe(t, ctx, want)
@@ -160,7 +166,7 @@ func TestRoundTrip(t *testing.T) {
 		if from != nil {
 			fromID = from.ID
 		}
-		for _, h := range wh {
+		for _, h := range switchWebhooks(from, to) {
 			ev := &presence.SwitchEvent{User: u.ID, Extension: u.Extension, From: fromID, To: to.ID, Info: info, Source: presence.SourceAPI, At: time.Now()}
 			ops = append(ops, presence.Op{Kind: presence.OpWebhook, Webhook: &h, Event: ev})
 		}
@@ -175,12 +181,12 @@ func TestRoundTrip(t *testing.T) {
 		if ops := presence.Plan(desired, have[u.ID]); len(ops) != 0 {
 			t.Errorf("plan after apply is not empty: %v", ops)
 		}
-		return in, out
+		return out
 	}
 
 	avail, _ := cat.Profile(presence.ProfileAvailable)
 	mtg, _ := cat.Profile("meeting")
-	in, out := switchTo(t, presence.Intent{}, nil, mtg, "room 4, floor 2")
+	out := switchTo(t, nil, mtg, "room 4, floor 2")
 	kinds := map[presence.OpKind]int{}
 	for _, o := range out {
 		kinds[o.Op.Kind]++
@@ -242,7 +248,7 @@ func TestRoundTrip(t *testing.T) {
 	hookMu.Unlock()
 
 	// And back: the meeting's on_exit, then available's on_enter (DND off).
-	switchTo(t, in, mtg, avail, "")
+	switchTo(t, mtg, avail, "")
 	wantDB = map[string]*string{
 		"DND/9201":             nil,
 		"CF/9201":              nil,
@@ -270,4 +276,22 @@ func TestRoundTrip(t *testing.T) {
 	if ps, err := check.PresenceState(ctx, "CustomPresence:9201"); err != nil || ps.State != "available" || ps.Message != "Available" {
 		t.Errorf("after the switch back: PresenceState = %+v, %v", ps, err)
 	}
+}
+
+// switchWebhooks are the webhooks a switch from from (nil for none) to to calls: those of from's
+// on_exit chain, then of to's on_enter chain, as the engine makes them.
+func switchWebhooks(from, to *presence.Profile) []presence.Webhook {
+	var hooks []presence.Webhook
+	add := func(chain []presence.Action) {
+		for _, a := range chain {
+			if a.Kind == presence.ActionWebhook && a.IsEnabled() {
+				hooks = append(hooks, presence.Webhook{URL: a.URL, Timeout: a.Timeout})
+			}
+		}
+	}
+	if from != nil {
+		add(from.OnExit)
+	}
+	add(to.OnEnter)
+	return hooks
 }

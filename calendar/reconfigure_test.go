@@ -39,7 +39,7 @@ END:VEVENT`)))
 	catalog := func(cal *presence.CalendarSource) *presence.Catalog {
 		u := bob
 		u.Calendar = cal
-		cat, err := presence.NewCatalog([]presence.User{u}, testProfiles())
+		cat, err := presence.NewCatalogFrom(presence.CatalogConfig{Users: []presence.User{u}, Profiles: testProfiles()})
 		if err != nil {
 			t.Fatal(err)
 		}

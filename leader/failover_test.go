@@ -29,8 +29,7 @@ const helperEnv = "PRESENCED_LEADER_TEST_HELPER"
 // starts leading. It runs until it is killed.
 func runHelper() int {
 	rdb := redis.NewClient(storeOptions(os.Getenv(helperEnv + "_ADDR")))
-	o := leader.DefaultOptions()
-	o.Redis, o.Asterisk, o.Instance = rdb, os.Getenv(helperEnv+"_ASTERISK"), os.Getenv(helperEnv)
+	o := leader.Options{Redis: rdb, Asterisk: os.Getenv(helperEnv + "_ASTERISK"), Instance: os.Getenv(helperEnv)}
 	o.OnStartedLeading = func(_ context.Context, epoch int64) { fmt.Printf("leading %d\n", epoch) }
 	e, err := leader.New(o)
 	if err != nil {

@@ -154,8 +154,7 @@ type node struct {
 func start(t testing.TB, rdb redis.Cmdable, asterisk, instance string, mod func(*leader.Options)) *node {
 	t.Helper()
 	n := &node{name: instance, rec: &recorder{}, reg: prometheus.NewRegistry(), done: make(chan error, 1)}
-	o := leader.DefaultOptions()
-	o.Redis, o.Asterisk, o.Instance = rdb, asterisk, instance
+	o := leader.Options{Redis: rdb, Asterisk: asterisk, Instance: instance}
 	o.OnStartedLeading, o.OnStoppedLeading = n.rec.started, n.rec.stopped
 	o.Logger = lab.Logger(t).With("node", instance)
 	o.Registerer = n.reg

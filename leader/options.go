@@ -85,13 +85,6 @@ type Options struct {
 	Registerer prometheus.Registerer
 }
 
-// DefaultOptions returns Options with the default prefix and lease; RenewInterval and
-// ClockDriftMargin stay zero, so that they follow Lease (Lease/3 and Lease/10) when only Lease
-// is changed. Redis, Asterisk and Instance are still to be set.
-func DefaultOptions() Options {
-	return Options{Prefix: DefaultPrefix, Lease: DefaultLease}
-}
-
 // fill replaces zero fields by their defaults.
 func (o *Options) fill() {
 	if o.Prefix == "" {

@@ -14,9 +14,7 @@ func TestNewValidatesOptions(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never dialled: New does no I/O
 	t.Cleanup(func() { rdb.Close() })
 	valid := func() leader.Options {
-		o := leader.DefaultOptions()
-		o.Redis, o.Asterisk, o.Instance = rdb, "pbx1", "host-a"
-		return o
+		return leader.Options{Redis: rdb, Asterisk: "pbx1", Instance: "host-a"}
 	}
 	tests := []struct {
 		name string

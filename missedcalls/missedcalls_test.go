@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 }
 
 func TestRulesValidate(t *testing.T) {
-	cat, err := presence.NewCatalog(nil, []presence.Profile{{ID: "away", Name: "Away"}})
+	cat, err := presence.NewCatalogFrom(presence.CatalogConfig{Users: nil, Profiles: []presence.Profile{{ID: "away", Name: "Away"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func newFixture(t *testing.T, rules Rules) *fixture {
 		{ID: "ben", Name: "Ben", Extension: "2002", Devices: []presence.Device{{Dial: "PJSIP/2002", Family: presence.FamilyDesk}},
 			Queues: []presence.QueueMembership{{Name: "support"}}},
 	}
-	cat, err := presence.NewCatalog(users, []presence.Profile{{ID: "away", Name: "Away"}})
+	cat, err := presence.NewCatalogFrom(presence.CatalogConfig{Users: users, Profiles: []presence.Profile{{ID: "away", Name: "Away"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,7 +75,7 @@ func TestApplyConcernsAtOnce(t *testing.T) {
 		mu.Unlock()
 		record("hooks", ops)
 	}}
-	cat, err := NewCatalog([]User{alice()}, nil)
+	cat, err := NewCatalogFrom(CatalogConfig{Users: []User{alice()}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,12 +59,11 @@ func TestCompileCallerIDByFamily(t *testing.T) {
 			[]string{"PROFILE/PJSIP:1001=<nil>", "PROFILE/PJSIP:1001-mobile=<nil>", "PROFILE/PJSIP:1001-soft=<nil>"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var in Intent
+			var ps []*Profile
 			for i, chain := range tc.actions {
-				p := &Profile{ID: string(rune('a' + i)), OnEnter: chain}
-				in, _ = Desire(&u, in, nil, p, "")
+				ps = append(ps, &Profile{ID: string(rune('a' + i)), OnEnter: chain})
 			}
-			got := Compile(&u, in, Active{}, nil, n)
+			got := Compile(&u, entered(&u, "", ps...), Active{}, nil, n)
 			if c := astdbOf(&got.Target, "PROFILE/1001/callerid"); !slices.Equal(c, tc.callers) {
 				t.Errorf("caller ID keys:\n got %q\nwant %q", c, tc.callers)
 			}
@@ -126,11 +125,7 @@ func TestHotDeskClaims(t *testing.T) {
 	desk1, desk2, local := bind("PJSIP/hotdesk-1"), bind("PJSIP/hotdesk-2"), bind("Local/5@lab-sink")
 	profiles := []*Profile{own, desk1, desk2, local, unbind}
 	compile := func(steps ...*Profile) *Desired {
-		var in Intent
-		for _, p := range steps {
-			in, _ = Desire(&u, in, nil, p, "")
-		}
-		return Compile(&u, in, Active{}, profiles, n)
+		return Compile(&u, entered(&u, "", steps...), Active{}, profiles, n)
 	}
 	k1, k2 := "PROFILE/PJSIP:hotdesk-1", "PROFILE/PJSIP:hotdesk-2"
 	mine := "1001:desk"
@@ -189,9 +184,7 @@ func TestHotDeskClaims(t *testing.T) {
 	}
 	moved := u
 	moved.Extension = "1005"
-	var in Intent
-	in, _ = Desire(&moved, in, nil, desk1, "")
-	keep := Compile(&moved, in, Active{}, profiles, n)
+	keep := Compile(&moved, entered(&moved, "", desk1), Active{}, profiles, n)
 	if td := Teardown(bound, keep, "INVALID"); td.AstDB[k1] != nil || td.Claims[k1] != mine {
 		t.Errorf("teardown after a new extension: %v %v, want 1001's entry released", td.AstDB[k1], td.Claims[k1])
 	}
@@ -246,11 +239,9 @@ func TestCatalogPhonesAreOneUsers(t *testing.T) {
 		t.Errorf("HotDesks() = %q", got)
 	}
 	// A location on another user's phone rings it but does not claim it.
-	var in Intent
 	odd, _ := cat.Profile("odd")
 	a, _ := cat.User("alice")
-	in, _ = Desire(a, in, nil, odd, "")
-	want := Compile(a, in, Active{}, cat.Profiles, DefaultNaming())
+	want := Compile(a, entered(a, "", odd), Active{}, cat.Profiles, DefaultNaming())
 	if _, claimed := want.Claims["PROFILE/PJSIP:1002"]; !claimed {
 		t.Fatal("Compile does not know the catalog: it claims PJSIP/1002")
 	}

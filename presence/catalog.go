@@ -46,12 +46,6 @@ type CatalogConfig struct {
 	Naming Naming
 }
 
-// NewCatalog validates users and system-wide profiles with the default rules and limits; see
-// NewCatalogFrom.
-func NewCatalog(users []User, profiles []Profile) (*Catalog, error) {
-	return NewCatalogFrom(CatalogConfig{Users: users, Profiles: profiles})
-}
-
 // NewCatalogFrom validates users, system-wide profiles, the personal-profile rules and the
 // limits, and adds the "available" and "dnd" profiles when the configuration lacks them. The
 // error names every offending field, e.g. profiles[2].on_enter[0]: unknown action "queue_logon".

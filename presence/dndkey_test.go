@@ -330,7 +330,7 @@ func TestSwitchDNDToggles(t *testing.T) {
 func TestDNDKeyOptionsValidate(t *testing.T) {
 	u := presence.Alice()
 	u.DNDProfile = "lunch"
-	cat, err := presence.NewCatalog([]presence.User{u}, []presence.Profile{presence.Lunch()})
+	cat, err := presence.NewCatalogFrom(presence.CatalogConfig{Users: []presence.User{u}, Profiles: []presence.Profile{presence.Lunch()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,7 +350,7 @@ func TestDNDKeyOptionsValidate(t *testing.T) {
 		t.Error("alice's dnd_profile lunch passed")
 	}
 	u.DNDProfile = ""
-	cat, _ = presence.NewCatalog([]presence.User{u}, nil)
+	cat, _ = presence.NewCatalogFrom(presence.CatalogConfig{Users: []presence.User{u}})
 	if err := (presence.DNDKeyOptions{Profile: presence.ProfileDND, Switches: 3, Window: time.Minute}).Validate("dnd_key", cat); err != nil {
 		t.Errorf("valid options: %v", err)
 	}

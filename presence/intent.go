@@ -84,20 +84,6 @@ type Webhook struct {
 	Timeout string `json:"timeout,omitempty"`
 }
 
-// Desire is what switching user u from profile from (nil when the user had none) to profile to
-// with additional info makes of the intent prev: from's on_exit chain then to's on_enter chain,
-// folded in order, then to's presence state. It also returns the webhooks the chains call, in
-// order. Desire is pure.
-func Desire(u *User, prev Intent, from, to *Profile, info string) (Intent, []Webhook) {
-	in := prev.Clone()
-	var hooks []Webhook
-	if from != nil {
-		hooks = append(hooks, in.fold(u, from, true, info, nil)...)
-	}
-	hooks = append(hooks, in.fold(u, to, false, info, nil)...)
-	return in, hooks
-}
-
 // folding is what a fold of a lineage records besides the intent: which actions it may run,
 // and which step last wrote (and which steps were read for) each part of the intent.
 type folding struct {

@@ -78,7 +78,7 @@ func TestCatalogRejectsBadDefinitions(t *testing.T) {
 		{"negative penalty", []User{func() User { u := alice(); u.Queues[0].Penalty = -1; return u }()}, nil, "penalty: -1 must not be negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := NewCatalog(tc.users, tc.profiles)
+			_, err := NewCatalogFrom(CatalogConfig{Users: tc.users, Profiles: tc.profiles})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
 			}
@@ -87,7 +87,7 @@ func TestCatalogRejectsBadDefinitions(t *testing.T) {
 }
 
 func TestCatalogAddsDefaultProfiles(t *testing.T) {
-	c, err := NewCatalog([]User{alice()}, []Profile{lunch(), {ID: "meeting", Activation: "1"}})
+	c, err := NewCatalogFrom(CatalogConfig{Users: []User{alice()}, Profiles: []Profile{lunch(), {ID: "meeting", Activation: "1"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,10 +134,10 @@ func TestDisabledActionDoesNotRun(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := Profile{ID: "x", OnEnter: []Action{tc.dnd}}
-			if _, err := NewCatalog([]User{u}, []Profile{p}); err != nil {
+			if _, err := NewCatalogFrom(CatalogConfig{Users: []User{u}, Profiles: []Profile{p}}); err != nil {
 				t.Fatal(err)
 			}
-			in, _ := Desire(&u, Intent{}, nil, &p, "")
+			in := entered(&u, "", &p)
 			switch {
 			case tc.want == nil && in.DND != nil:
 				t.Fatalf("DND %+v, want untouched", in.DND)

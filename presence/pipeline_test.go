@@ -8,7 +8,20 @@ import (
 
 func strp(s string) *string { return &s }
 
-func TestDesireFoldsExitThenEnter(t *testing.T) {
+// entered is the intent of a lineage that enters profiles in turn, from none and with info, with
+// no exit chains: what FoldSteps makes of it.
+func entered(u *User, info string, profiles ...*Profile) Intent {
+	steps := make([]Step, len(profiles))
+	for i, p := range profiles {
+		steps[i] = Step{Profile: p.ID, Info: info}
+	}
+	return FoldSteps(u, steps, profiles, nil)
+}
+
+// TestDesiredIntentFoldsExitThenEnter: a user's lineage, switch after switch as the engine
+// records it (the profile left with its exit chain, then the profile entered), folds to the
+// desired intent; a switch calls its webhooks.
+func TestDesiredIntentFoldsExitThenEnter(t *testing.T) {
 	u := alice()
 	av := defaultProfiles()[0]
 	l := lunch()
@@ -25,8 +38,19 @@ func TestDesireFoldsExitThenEnter(t *testing.T) {
 			{Kind: ActionQueueLogout, Queues: QueueSelector{"sales"}, Disabled: true},
 		},
 		OnExit: []Action{{Kind: ActionDND, On: off()}, {Kind: ActionForward, Type: ForwardBusy, On: off()}}}
+	profiles := []*Profile{&av, &l, &dnd, &meeting}
+	var steps []Step
+	// switchTo switches from from (nil for none) to to: the steps the engine adds to the
+	// lineage, its fold, and the switch's webhooks.
+	switchTo := func(from, to *Profile, info string) (Intent, []Webhook) {
+		if from != nil {
+			steps = append(steps, Step{Profile: from.ID, Exit: true, Info: info})
+		}
+		steps = append(steps, Step{Profile: to.ID, Info: info})
+		return FoldSteps(&u, steps, profiles, nil), switchWebhooks(&u, from, to, info, nil)
+	}
 
-	in, hooks := Desire(&u, Intent{}, nil, &av, "")
+	in, hooks := switchTo(nil, &av, "")
 	for _, q := range []string{"support", "sales"} {
 		if qi := in.Queues[q]; qi.Member == nil || !*qi.Member || qi.Paused || len(hooks) != 0 {
 			t.Fatalf("available: %s %+v", q, qi)
@@ -36,7 +60,7 @@ func TestDesireFoldsExitThenEnter(t *testing.T) {
 		t.Fatalf("available: dnd %+v presence %+v", in.DND, in.Presence)
 	}
 
-	in, _ = Desire(&u, in, &av, &l, "until 1pm")
+	in, _ = switchTo(&av, &l, "until 1pm")
 	if q := in.Queues["support"]; q.Member == nil || !*q.Member || !q.Paused || q.Reason != "Lunch" {
 		t.Fatalf("lunch: support %+v", q)
 	}
@@ -44,7 +68,7 @@ func TestDesireFoldsExitThenEnter(t *testing.T) {
 		t.Fatalf("lunch presence %+v", in.Presence)
 	}
 
-	in, hooks = Desire(&u, in, &l, &meeting, "")
+	in, hooks = switchTo(&l, &meeting, "")
 	if q := in.Queues["sales"]; q.Member == nil || !*q.Member || q.Paused {
 		t.Fatalf("meeting: lunch's exit unpauses, the disabled logout does nothing: %+v", q)
 	}
@@ -55,8 +79,8 @@ func TestDesireFoldsExitThenEnter(t *testing.T) {
 		t.Fatalf("hooks %+v", hooks)
 	}
 
-	prev := in.Clone()
-	in, _ = Desire(&u, in, &meeting, &dnd, "")
+	prev := in // sharing its maps: a later fold must not write to them
+	in, _ = switchTo(&meeting, &dnd, "")
 	if !in.DND.On || in.DND.Text != "Do not disturb" {
 		t.Fatalf("dnd after meeting's exit turned it off: %+v", in.DND)
 	}
@@ -64,7 +88,7 @@ func TestDesireFoldsExitThenEnter(t *testing.T) {
 		t.Fatalf("busy forward unset by meeting's exit: %q %v", f, managed)
 	}
 	if !prev.DND.On || prev.Forward[ForwardBusy] != "1002" {
-		t.Fatal("Desire changed its input")
+		t.Fatal("a later fold changed an earlier intent")
 	}
 }
 

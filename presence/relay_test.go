@@ -31,7 +31,7 @@ func TestRelayCarriesAStandbysWork(t *testing.T) {
 		return r
 	}
 	states := presence.NewStateStore(rdb, presence.StateStoreOptions{Prefix: prefix})
-	cat, err := presence.NewCatalog([]presence.User{presence.Alice()}, []presence.Profile{presence.Lunch()})
+	cat, err := presence.NewCatalogFrom(presence.CatalogConfig{Users: []presence.User{presence.Alice()}, Profiles: []presence.Profile{presence.Lunch()}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,13 +62,13 @@ func TestDiffCatalogs(t *testing.T) {
 		return presence.User{ID: presence.UserID(id), Extension: ext, Devices: []presence.Device{{Dial: "PJSIP/" + ext, Family: presence.FamilyDesk}}}
 	}
 	lunch := presence.Profile{ID: "lunch", Name: "Lunch", OnEnter: []presence.Action{{Kind: presence.ActionQueuePause, Queues: presence.QueueSelector{"all"}}}}
-	old, err := presence.NewCatalog([]presence.User{u("alice", "1001"), u("carol", "1003"), u("dave", "1004")}, []presence.Profile{lunch})
+	old, err := presence.NewCatalogFrom(presence.CatalogConfig{Users: []presence.User{u("alice", "1001"), u("carol", "1003"), u("dave", "1004")}, Profiles: []presence.Profile{lunch}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	lunch2 := lunch
 	lunch2.OnEnter = []presence.Action{{Kind: presence.ActionQueuePause, Queues: presence.QueueSelector{"all"}, Reason: "Mittag"}}
-	cur, err := presence.NewCatalog([]presence.User{u("alice", "1001"), u("bob", "1002"), u("dave", "1005")}, []presence.Profile{lunch2})
+	cur, err := presence.NewCatalogFrom(presence.CatalogConfig{Users: []presence.User{u("alice", "1001"), u("bob", "1002"), u("dave", "1005")}, Profiles: []presence.Profile{lunch2}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestReloadOnStandbyIsDoneWhenItLeads(t *testing.T) {
 	}
 	changed := presence.Lunch()
 	changed.OnEnter[0].Reason = "Mittag"
-	cur, err := presence.NewCatalog([]presence.User{presence.Alice()}, []presence.Profile{changed, work})
+	cur, err := presence.NewCatalogFrom(presence.CatalogConfig{Users: []presence.User{presence.Alice()}, Profiles: []presence.Profile{changed, work}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,7 +47,7 @@ func TestPersonalActionsReachOnlyTheUsersOwnState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defaults, err := NewCatalog(cfg.Users, nil)
+	defaults, err := NewCatalogFrom(CatalogConfig{Users: cfg.Users})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func TestPersonalRulesValidate(t *testing.T) {
 // as every switch applied in turn, and stays short.
 func TestCompactStepsKeepsTheIntent(t *testing.T) {
 	u := alice()
-	cat, err := NewCatalog([]User{u}, []Profile{
+	cat, err := NewCatalogFrom(CatalogConfig{Users: []User{u}, Profiles: []Profile{
 		lunch(),
 		{ID: "meeting", Name: "Meeting", Presence: "dnd", OnEnter: []Action{
 			{Kind: ActionQueuePause, Queues: QueueSelector{"support"}, Reason: "Meeting"},
@@ -160,7 +160,7 @@ func TestCompactStepsKeepsTheIntent(t *testing.T) {
 		{ID: "vars", Name: "Vars", OnEnter: []Action{{Kind: ActionVariable, Name: "APP/1001/a", Value: "1"},
 			{Kind: ActionCallerID, Value: "100"}, {Kind: ActionLocation, Device: "PJSIP/hotdesk-1"}},
 			OnExit: []Action{{Kind: ActionVariable, Name: "APP/1001/a", On: off()}}},
-	})
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +178,11 @@ func TestCompactStepsKeepsTheIntent(t *testing.T) {
 		for n := range 1 + rng.IntN(40) {
 			to, _ := cat.Profile(ids[rng.IntN(len(ids))])
 			info := []string{"", "back at 3", "room 4, floor 2"}[rng.IntN(3)]
-			want, _ = Desire(&u, want, from, to, info)
+			// The switch applied to the intent before it: from's exit chain, then to's enter chain.
+			if from != nil {
+				want.fold(&u, from, true, info, nil)
+			}
+			want.fold(&u, to, false, info, nil)
 			if from != nil {
 				steps = append(steps, Step{Profile: from.ID, Exit: true, Info: info})
 			}
@@ -199,21 +203,21 @@ func TestCompactStepsKeepsTheIntent(t *testing.T) {
 func TestPrivateProfilesShowOnlyTheState(t *testing.T) {
 	u := alice()
 	private := &Profile{ID: "doc", Name: "Doctor", Visibility: VisibilityPrivate, Presence: "away"}
-	in, _ := Desire(&u, Intent{}, nil, private, "chemo at St. Mary, back Tuesday")
+	in := entered(&u, "chemo at St. Mary, back Tuesday", private)
 	if in.Presence.Message != "Away" || in.Presence.State != "away" {
 		t.Fatalf("private profile presence %+v", in.Presence)
 	}
 	withMessage := &Profile{ID: "doc2", Name: "Doctor", Visibility: VisibilityPrivate,
 		OnEnter: []Action{{Kind: ActionPresence, State: "xa", Message: "chemo"}}}
-	if in, _ = Desire(&u, Intent{}, nil, withMessage, ""); in.Presence.Message != "Extended away" {
+	if in = entered(&u, "", withMessage); in.Presence.Message != "Extended away" {
 		t.Fatalf("private presence action %+v", in.Presence)
 	}
 	public := &Profile{ID: "lunch", Name: "Lunch", Presence: "away"}
-	if in, _ = Desire(&u, Intent{}, nil, public, "back at 1"); in.Presence.Message != "Lunch (back at 1)" {
+	if in = entered(&u, "back at 1", public); in.Presence.Message != "Lunch (back at 1)" {
 		t.Fatalf("public %+v", in.Presence)
 	}
 	long := strings.Repeat("é", 200)
-	if in, _ = Desire(&u, Intent{}, nil, &Profile{ID: "l", Name: "Lunch, long", Presence: "away"}, long); len(in.Presence.Message) > MaxPresenceMessage {
+	if in = entered(&u, long, &Profile{ID: "l", Name: "Lunch, long", Presence: "away"}); len(in.Presence.Message) > MaxPresenceMessage {
 		t.Fatalf("generated message of %d bytes, Asterisk keeps %d", len(in.Presence.Message), MaxPresenceMessage)
 	}
 }

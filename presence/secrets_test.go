@@ -47,7 +47,7 @@ func TestCatalogChecksSecrets(t *testing.T) {
 		}()), `users[1] (bob).token_file: is already the token of user "alice"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := NewCatalog(tc.users, nil)
+			_, err := NewCatalogFrom(CatalogConfig{Users: tc.users})
 			switch {
 			case tc.want == "" && err != nil:
 				t.Fatalf("err = %v, want none", err)

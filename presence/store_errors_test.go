@@ -83,7 +83,7 @@ func newStoreFixture(t *testing.T, url string, us []presence.User, ps []presence
 	if err := f.states.CheckSchema(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cat, err := presence.NewCatalog(us, ps)
+	cat, err := presence.NewCatalogFrom(presence.CatalogConfig{Users: us, Profiles: ps})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,7 +50,7 @@ func newSentinelFixture(t *testing.T, group *lab.Sentinel, wait int, us []presen
 	if err := f.states.CheckSchema(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	cat, err := presence.NewCatalog(us, nil)
+	cat, err := presence.NewCatalogFrom(presence.CatalogConfig{Users: us})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -373,7 +373,7 @@ func TestRoundTrip(t *testing.T) {
 	}}
 	profiles := []*presence.Profile{lunch, available, gone}
 
-	var in presence.Intent
+	var steps []presence.Step // the lineage, as the engine records the switches
 	var from *presence.Profile
 	for _, step := range []struct {
 		to      *presence.Profile
@@ -391,7 +391,11 @@ func TestRoundTrip(t *testing.T) {
 		{gone, []presence.OpKind{presence.OpQueueRemove, presence.OpQueueRemove}, map[string]int{"QueueRemove": 2},
 			func(q string, m ami.QueueMember, ok bool) bool { return !ok }},
 	} {
-		in, _ = presence.Desire(u, in, from, step.to, "")
+		if from != nil {
+			steps = append(steps, presence.Step{Profile: from.ID, Exit: true})
+		}
+		steps = append(steps, presence.Step{Profile: step.to.ID})
+		in := presence.FoldSteps(u, steps, profiles, nil)
 		from = step.to
 		full := presence.Compile(u, in, presence.Active{Profile: step.to}, profiles, naming)
 		want := &presence.Target{Interface: full.Interface, Queues: full.Queues} // the queue concern's part

@@ -21,8 +21,8 @@ func TestWatchNamesTheUserOfAMember(t *testing.T) {
 	}
 	pbx := startClient(t, true, nil)
 	mine, other := ext(t, 0), ext(t, 1)
-	cat, err := presence.NewCatalog([]presence.User{{ID: "watched", Extension: mine,
-		Devices: []presence.Device{{Dial: "PJSIP/" + mine, Family: presence.FamilyDesk}}, Queues: []presence.QueueMembership{{Name: "support"}}}}, nil)
+	cat, err := presence.NewCatalogFrom(presence.CatalogConfig{Users: []presence.User{{ID: "watched", Extension: mine,
+		Devices: []presence.Device{{Dial: "PJSIP/" + mine, Family: presence.FamilyDesk}}, Queues: []presence.QueueMembership{{Name: "support"}}}}})
 	if err != nil {
 		t.Fatal(err)
 	}

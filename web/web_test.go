@@ -76,12 +76,11 @@ func newAppWith(t testing.TB, extra []presence.User, edit func(*Options, *redis.
 	for _, u := range extra {
 		users = append(users, user(string(u.ID), u.Extension, false))
 	}
-	cat, err := presence.NewCatalog(users,
-		[]presence.Profile{
-			{ID: "available", Name: "Available", Colour: "green", Presence: "available"},
-			{ID: "lunch", Name: "Lunch", Colour: "orange", Presence: "away", OnEnter: []presence.Action{{Kind: presence.ActionQueuePause, Queues: presence.QueueSelector{"all"}, Reason: "Lunch"}}},
-			{ID: "secret", Name: "Secret", Visibility: presence.VisibilityPrivate, Presence: "dnd"},
-		})
+	cat, err := presence.NewCatalogFrom(presence.CatalogConfig{Users: users, Profiles: []presence.Profile{
+		{ID: "available", Name: "Available", Colour: "green", Presence: "available"},
+		{ID: "lunch", Name: "Lunch", Colour: "orange", Presence: "away", OnEnter: []presence.Action{{Kind: presence.ActionQueuePause, Queues: presence.QueueSelector{"all"}, Reason: "Lunch"}}},
+		{ID: "secret", Name: "Secret", Visibility: presence.VisibilityPrivate, Presence: "dnd"},
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -73,14 +73,14 @@ func TestSayDigits(t *testing.T) {
 
 func testCatalog(t *testing.T) *presence.Catalog {
 	t.Helper()
-	cat, err := presence.NewCatalog([]presence.User{
+	cat, err := presence.NewCatalogFrom(presence.CatalogConfig{Users: []presence.User{
 		{ID: "alice", Name: "Alice", Extension: "1001", Devices: []presence.Device{{Dial: "PJSIP/1001", Family: presence.FamilyDesk}, {Dial: "PJSIP/1001-mobile", Family: presence.FamilyMobile}}},
 		{ID: "bob", Extension: "1002", Devices: []presence.Device{{Dial: "PJSIP/1002", Family: presence.FamilyDesk}}},
-	}, []presence.Profile{
+	}, Profiles: []presence.Profile{
 		{ID: "available", Name: "Available", Activation: "1"},
 		{ID: "lunch", Name: "Lunch", Activation: "3"},
 		{ID: "quiet", Name: "Quiet"},
-	})
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -147,15 +147,15 @@ func (fakeStates) Load(context.Context, presence.UserID) (presence.UserState, bo
 // carol (1003, PIN 4321).
 func identityCatalog(t testing.TB) *presence.Catalog {
 	t.Helper()
-	cat, err := presence.NewCatalog([]presence.User{
+	cat, err := presence.NewCatalogFrom(presence.CatalogConfig{Users: []presence.User{
 		{ID: "alice", Name: "Alice", Extension: "1001", PIN: "1234", Devices: []presence.Device{
 			{Dial: "PJSIP/1001", Family: presence.FamilyDesk}, {Dial: "PJSIP/1001-mobile", Family: presence.FamilyMobile}}},
 		{ID: "bob", Extension: "1002", Devices: []presence.Device{{Dial: "PJSIP/1002", Family: presence.FamilyDesk}}},
 		{ID: "carol", Extension: "1003", PIN: "4321", Devices: []presence.Device{{Dial: "PJSIP/1003", Family: presence.FamilyDesk}}},
-	}, []presence.Profile{
+	}, Profiles: []presence.Profile{
 		{ID: "lunch", Name: "Lunch", Activation: "3"},
 		{ID: "meeting", Name: "Meeting", Activation: "4"},
-	})
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}

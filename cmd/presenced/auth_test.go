@@ -24,7 +24,7 @@ import (
 	"github.com/presenced/presenced/presence"
 )
 
-// weakConfigCase edits issueConfig (from → to) and expects one line naming the key; the
+// weakConfigCase edits testdata/config/issue.yaml (from → to) and expects one line naming the key; the
 // secrets it introduces must not show in the error.
 type weakConfigCase struct {
 	name, from, to, want string
@@ -47,6 +47,7 @@ func TestWeakOrConflictingSecretsAreRefused(t *testing.T) {
 	strongFile := writeFile(t, "strong", testToken("alice-file")+"\n")
 	emptyFile := writeFile(t, "empty", "\n")
 	pinFile := writeFile(t, "pin", "12ab\n")
+	issue := fixture(t, "config/issue.yaml", nil)
 	admin := "api: {admin_token: " + testToken("admin") + "}"
 	alice := "    token: " + testToken("alice") + "\n"
 	for _, tc := range []weakConfigCase{
@@ -81,10 +82,10 @@ func TestWeakOrConflictingSecretsAreRefused(t *testing.T) {
 		{name: "bad trusted proxy", from: admin, to: "api: {admin_token: " + testToken("admin") + ", trusted_proxies: [10.0.0.0/8, 10.0.0/8]}", want: `api.trusted_proxies[1]: "10.0.0/8" is not an address or a CIDR`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if !strings.Contains(issueConfig, tc.from) {
+			if !strings.Contains(issue, tc.from) {
 				t.Fatalf("test edit %q does not apply", tc.from)
 			}
-			yaml := strings.Replace(issueConfig, tc.from, tc.to, 1)
+			yaml := strings.Replace(issue, tc.from, tc.to, 1)
 			var stderr bytes.Buffer
 			args := []string{"-config", writeFile(t, "presenced.yaml", yaml)}
 			if !tc.daemon {
@@ -119,7 +120,8 @@ func TestSecretFilesHashesAndThrottleLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	yaml := strings.Replace(issueConfig, "api: {admin_token: "+testToken("admin")+"}",
+	issue := fixture(t, "config/issue.yaml", nil)
+	yaml := strings.Replace(issue, "api: {admin_token: "+testToken("admin")+"}",
 		"api:\n  admin_token_hash: '"+adminHash+"'\n  throttle: {failures: 5, window: 1m, block: 2m, max_addresses: 500}\n", 1)
 	yaml = strings.Replace(yaml, "    token: "+testToken("alice")+"\n",
 		"    token_file: "+writeFile(t, "alice-token", testToken("alice")+"\r\n")+"\n    pin_file: "+writeFile(t, "alice-pin", "4711\n")+"\n", 1)
@@ -153,7 +155,7 @@ profiles:
 		t.Errorf("trusted proxies %s", got)
 	}
 	// The defaults.
-	cfg, _, err = loadConfig([]string{"-config", writeFile(t, "presenced.yaml", issueConfig)}, nil, &bytes.Buffer{})
+	cfg, _, err = loadConfig([]string{"-config", writeFile(t, "presenced.yaml", issue)}, nil, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +238,7 @@ func TestAPIThrottleAndHashedTokensOnTheDaemon(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	yaml := strings.Replace(profilesYAML, "    token: "+testToken("carol")+"\n", "    token_hash: '"+carolHash+"'\n", 1)
+	yaml := strings.Replace(fixture(t, "config/end-to-end.yaml", nil), "    token: "+testToken("carol")+"\n", "    token_hash: '"+carolHash+"'\n", 1)
 	d := startDaemon(t, profileConfig(t, yaml))
 	d.waitReady(t, 15*time.Second)
 
@@ -324,11 +326,10 @@ func TestFeatureCodePINFromHashAndFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	carol := "    token: " + testToken("carol") + "\n"
-	alice := "    token: " + testToken("alice") + "\n"
-	yaml := strings.Replace(fcYAML, carol, carol+"    pin_hash: '"+pinHash+"'\n", 1)
-	yaml = strings.Replace(yaml, alice, alice+"    pin_file: "+writeFile(t, "alice-pin", "2468\n")+"\n", 1)
-	f := startFeatureCodeDaemon(t, yaml)
+	f := startFeatureCodeDaemon(t, fixture(t, "config/feature-codes.yaml", userKeys{
+		"carol": {"pin_hash: '" + pinHash + "'"},
+		"alice": {"pin_file: " + writeFile(t, "alice-pin", "2468\n")},
+	}))
 	f.d.switchTo(t, "alice", "available", "")
 	f.d.switchTo(t, "carol", "available", "")
 	const alicePhone, carolPhone = "1001", "1003" // their desk phones

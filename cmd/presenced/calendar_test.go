@@ -32,9 +32,9 @@ func TestCalendarIsWired(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte("feed-secret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	carol := "    token: " + testToken("carol") + "\n"
-	yaml := strings.Replace(profilesYAML, carol, carol+"    calendar: {type: ics, url: \""+srv.URL+"/carol.ics\", token_file: "+tokenFile+"}\n", 1)
-	cfg := profileConfig(t, yaml)
+	cfg := profileConfig(t, fixture(t, "config/end-to-end.yaml", userKeys{
+		"carol": {"calendar: {type: ics, url: \"" + srv.URL + "/carol.ics\", token_file: " + tokenFile + "}"},
+	}))
 	// Below calendar.poll_interval's minimum (10s), which protects the calendar servers: the
 	// event below is put in the feed once the daemon is ready.
 	cfg.Calendar.PollInterval = 300 * time.Millisecond

@@ -17,42 +17,6 @@ import (
 // the shipped presenced-outbound, then rings lab-sink device <n>, which reports the caller ID it
 // sees).
 
-// cidYAML: Alice with a desk phone, a mobile and two numbers of her own; a hot desk; profiles
-// that bind her to it (with a desk phones' caller ID) and unbind her.
-var cidYAML = `
-api: {admin_token: ` + testToken("admin") + `}
-users:
-` + aliceYAML(`caller_ids: ["+4917012345678", "+493012345678"]`) + carolYAML + `hot_desks: [PJSIP/hotdesk-1]
-profiles:
-  - id: available
-    name: Available
-    activation: "1"
-    on_enter:
-      - {action: queue_login, queues: all}
-      - {action: queue_unpause, queues: all}
-  - id: lunch
-    name: Lunch
-    activation: "3"
-    on_enter:
-      - {action: queue_pause, queues: all, reason: Lunch}
-    on_exit:
-      - {action: queue_unpause, queues: all}
-  - id: hotdesk
-    name: At hot desk 1
-    activation: "5"
-    on_enter:
-      - {action: location, device: PJSIP/hotdesk-1}
-      - {action: caller_id, families: [desk], value: "+493012345678"}
-  - id: home
-    name: Home
-    activation: "6"
-    on_enter:
-      - {action: location, on: false}
-feature_codes:
-  first_digit_timeout: 1500ms
-  digit_timeout: 1s
-`
-
 // callerIDKeys are the astdb keys these tests make presenced write; they are taken off when
 // a test ends.
 var callerIDKeys = []string{"PJSIP:1001", "PJSIP:1001-mobile", "PJSIP:1003", "PJSIP:hotdesk-1", "1001/callerid",
@@ -114,7 +78,7 @@ func callOut(t *testing.T, c *ami.Client, phone, dev string, answer bool) string
 // user by the phone the call comes from (the device map), not by the caller ID number. A
 // personal profile may present only the user's own numbers, the field named.
 func TestCallerIDOfTheCallingPhone(t *testing.T) {
-	f := startFeatureCodeDaemon(t, cidYAML)
+	f := startFeatureCodeDaemon(t, fixture(t, "config/caller-id.yaml", nil))
 	p := &pbx{t: t, c: f.ami}
 	forgetCallerIDKeys(t, f.ami)
 
@@ -188,7 +152,7 @@ func TestCallerIDOfTheCallingPhone(t *testing.T) {
 // switches her without a PIN, and a call on it is her call (queue repairs wait for it to end).
 // Unbound, it is nobody's again.
 func TestHotDeskIsTheBoundUsersPhone(t *testing.T) {
-	f := startFeatureCodeDaemon(t, cidYAML)
+	f := startFeatureCodeDaemon(t, fixture(t, "config/caller-id.yaml", nil))
 	p := &pbx{t: t, c: f.ami}
 	forgetCallerIDKeys(t, f.ami)
 	const desk = "hotdesk-1"

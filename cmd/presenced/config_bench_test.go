@@ -37,29 +37,19 @@ func loadConfigAndExit(path string) {
 	os.Exit(0)
 }
 
-// usersYAML is a configuration of n users as a large site has them: three devices, two
-// queues, a token and a PIN each, and a few system-wide profiles.
-func usersYAML(n int) string {
-	var b strings.Builder
-	b.WriteString(profilesYAML[:strings.Index(profilesYAML, "users:")])
-	b.WriteString("users:\n")
-	for i := range n {
-		ext := 20000 + i
-		fmt.Fprintf(&b, `  - id: user%[1]d
-    name: User Number %[1]d
-    extension: "%[1]d"
-    token: %[2]s
-    pin: "%04[3]d"
-    time_zone: Europe/Berlin
-    devices:
-      - {dial: PJSIP/%[1]d, family: desk}
-      - {dial: PJSIP/%[1]d-soft, family: softphone}
-      - {dial: PJSIP/%[1]d-mobile, family: mobile}
-    queues: [{name: support, penalty: 0}, {name: sales, penalty: 1}]
-`, ext, testToken(fmt.Sprint("user", ext)), i%10000)
+// usersYAML is a configuration of n users as a large site has them
+// (testdata/config/large-site.yaml): extensions 20000 on, PINs 0000 on.
+func usersYAML(t testing.TB, n int) string {
+	t.Helper()
+	type user struct {
+		Ext int
+		PIN string
 	}
-	b.WriteString(profilesYAML[strings.Index(profilesYAML, "profiles:"):])
-	return b.String()
+	users := make([]user, n)
+	for i := range users {
+		users[i] = user{Ext: 20000 + i, PIN: fmt.Sprintf("%04d", i%10000)}
+	}
+	return fixture(t, "config/large-site.yaml", users)
 }
 
 // BenchmarkConfigLoadRSS loads a configuration of 100 and of 10,000 users in a process of its
@@ -72,7 +62,7 @@ func BenchmarkConfigLoadRSS(b *testing.B) {
 	dir := b.TempDir()
 	for _, n := range []int{100, 10000} {
 		path := filepath.Join(dir, fmt.Sprintf("users-%d.yaml", n))
-		if err := os.WriteFile(path, []byte(usersYAML(n)), 0o600); err != nil {
+		if err := os.WriteFile(path, []byte(usersYAML(b, n)), 0o600); err != nil {
 			b.Fatal(err)
 		}
 		for _, twice := range []bool{false, true} {
@@ -117,11 +107,11 @@ func TestConfigFileSplitDecodesAsWhole(t *testing.T) {
 		raw   []byte
 		split bool
 	}{
-		{"profilesYAML", []byte(profilesYAML), true},
-		{"issueConfig", []byte(issueConfig), true},
+		{"end-to-end", []byte(fixture(t, "config/end-to-end.yaml", nil)), true},
+		{"issue", []byte(fixture(t, "config/issue.yaml", nil)), true},
 		{"lab", read("presenced.lab.yaml"), true},
 		{"example", read("presenced.example.yaml"), true},
-		{"generated", []byte(usersYAML(50)), true},
+		{"generated", []byte(usersYAML(t, 50)), true},
 		{"list at column 0 with comments", []byte("users:\n# the first\n- id: a\n  extension: \"1\"\n  devices: [{dial: PJSIP/1, family: desk}]\n\n- id: b # second\n  extension: \"2\"\n  devices:\n  - {dial: PJSIP/2, family: desk}\nprofiles:\n  - id: x\n    on_enter:\n      - {action: dnd}\n"), true},
 		{"flow list", []byte("users: [{id: a, extension: \"1\", devices: [{dial: PJSIP/1, family: desk}]}]\n"), false},
 		{"an alias to another item: parsed whole", []byte("users:\n  - &a {id: a, extension: \"1\", devices: [{dial: PJSIP/1, family: desk}]}\n  - *a\n"), true},

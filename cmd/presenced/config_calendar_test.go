@@ -7,20 +7,20 @@ import (
 	"time"
 )
 
-// withCalendar is issueConfig with alice's calendar source (the YAML of users[0].calendar)
-// and extra top-level YAML.
-func withCalendar(source, extra string) string {
-	alice := "    token: " + testToken("alice") + "\n"
-	cfg := issueConfig
+// withCalendar is testdata/config/issue.yaml with alice's calendar source (the YAML of
+// users[0].calendar) and extra top-level YAML.
+func withCalendar(t testing.TB, source, extra string) string {
+	t.Helper()
+	keys := userKeys{}
 	if source != "" {
-		cfg = strings.Replace(cfg, alice, alice+"    calendar: "+source+"\n", 1)
+		keys["alice"] = []string{"calendar: " + source}
 	}
-	return cfg + extra + "\n"
+	return fixture(t, "config/issue.yaml", keys) + extra + "\n"
 }
 
 func TestCalendarConfigLoads(t *testing.T) {
 	pw := writeFile(t, "caldav-password", "s3cret\n")
-	yaml := withCalendar(`{type: caldav, url: "https://dav.example.com/alice/work/", username: alice, password_file: `+pw+
+	yaml := withCalendar(t, `{type: caldav, url: "https://dav.example.com/alice/work/", username: alice, password_file: `+pw+
 		`, poll_interval: 2m, rules: [{title_prefix: "L:", profile: lunch}, {show_as: busy, all_day: false, profile: lunch, priority: 9}]}`,
 		`calendar: {poll_interval: 10m, horizon: 72h, rules: [{title_contains: "out of office", profile: lunch}]}`)
 	cfg, _, err := loadConfig([]string{"-config", writeFile(t, "presenced.yaml", yaml)}, nil, &bytes.Buffer{})
@@ -37,7 +37,7 @@ func TestCalendarConfigLoads(t *testing.T) {
 		t.Fatalf("alice's calendar: %+v", c)
 	}
 	// Without a calendar section the defaults hold.
-	cfg, _, err = loadConfig([]string{"-config", writeFile(t, "presenced.yaml", issueConfig)}, nil, &bytes.Buffer{})
+	cfg, _, err = loadConfig([]string{"-config", writeFile(t, "presenced.yaml", fixture(t, "config/issue.yaml", nil))}, nil, &bytes.Buffer{})
 	if err != nil || cfg.Calendar.PollInterval != 5*time.Minute || cfg.Calendar.Horizon != 7*24*time.Hour {
 		t.Fatalf("defaults: %+v %v", cfg.Calendar, err)
 	}
@@ -63,11 +63,11 @@ func TestBadCalendarConfigNamesTheKey(t *testing.T) {
 		{"fast default poll", "", `calendar: {poll_interval: 5s}`, "calendar.poll_interval: 5s is out of range (allowed 10s to 24h"},
 		{"horizon", "", `calendar: {horizon: 90m0s}`, ""},
 		{"long horizon", "", `calendar: {horizon: 2000h}`, "calendar.horizon: 2000h is out of range (allowed 1h to 1488h)"},
-		// The default rules need a meeting or holiday profile; issueConfig has neither.
+		// The default rules need a meeting or holiday profile; issue.yaml has neither.
 		{"no rules at all", `{type: ics, url: "https://x.example/a.ics"}`, "", "users[0].calendar.rules: none"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := loadConfig([]string{"-config", writeFile(t, "presenced.yaml", withCalendar(tc.source, tc.extra))}, nil, &bytes.Buffer{})
+			_, _, err := loadConfig([]string{"-config", writeFile(t, "presenced.yaml", withCalendar(t, tc.source, tc.extra))}, nil, &bytes.Buffer{})
 			if tc.want == "" {
 				if err != nil {
 					t.Fatalf("refused: %v", err)

@@ -15,7 +15,7 @@ func TestUnknownIconWarns(t *testing.T) {
 		{"unknown", "rocket", `presenced: warning: profiles[1].icon: the web app has no icon "rocket"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			yaml := issueConfig
+			yaml := fixture(t, "config/issue.yaml", nil)
 			if tc.icon != "" {
 				yaml = strings.Replace(yaml, "    name: Lunch\n", "    name: Lunch\n    icon: "+tc.icon+"\n", 1)
 			}

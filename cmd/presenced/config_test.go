@@ -121,20 +121,7 @@ func TestBadConfigIsRefusedWithOneLineNamingTheKey(t *testing.T) {
 
 func TestConfigPrecedenceAndSecretFiles(t *testing.T) {
 	secret := writeFile(t, "ami-secret", "from-file\n")
-	file := writeFile(t, "presenced.yaml", `
-asterisk:
-  ami:
-    address: 10.0.0.1:5038
-    username: file-user
-    secret_file: `+secret+`
-  ari:
-    url: http://10.0.0.1:8088/ari
-    password: file-password
-log:
-  level: debug
-http:
-  listen: 127.0.0.1:9000
-`)
+	file := writeFile(t, "presenced.yaml", fixture(t, "config/precedence.yaml", map[string]string{"SecretFile": secret}))
 	env := []string{
 		"PRESENCED_ASTERISK_AMI_ADDRESS=127.0.0.1:25038", // env beats file
 		"PRESENCED_HTTP_LISTEN=127.0.0.1:9100",           // flag beats env
@@ -225,43 +212,10 @@ func TestTrustedContextsLoad(t *testing.T) {
 	}
 }
 
-// issueConfig is the configuration shape the profiles issue says presenced must accept.
-var issueConfig = `
-asterisk:
-  ami: {address: 127.0.0.1:5038, username: presenced, secret: s3cret}
-  ari: {url: http://127.0.0.1:8088/ari, username: presenced, password: s3cret, app: presenced}
-redis: {url: redis://127.0.0.1:6379/0}
-http: {listen: 127.0.0.1:8080}
-api: {admin_token: ` + testToken("admin") + `}
-users:
-  - id: alice
-    extension: "1001"
-    token: ` + testToken("alice") + `
-    devices:
-      - {dial: PJSIP/1001, family: desk}
-      - {dial: PJSIP/1001-mobile, family: mobile}
-    queues: [{name: support, penalty: 0}, {name: sales, penalty: 1}]
-profiles:
-  - id: available
-    name: Available
-    activation: "1"
-    presence: available
-    on_enter:
-      - {action: queue_login, queues: all}
-      - {action: queue_unpause, queues: all}
-      - {action: dnd, on: false}
-  - id: lunch
-    name: Lunch
-    activation: "3"
-    presence: away
-    on_enter:
-      - {action: queue_pause, queues: all, reason: Lunch}
-    on_exit:
-      - {action: queue_unpause, queues: all}
-`
-
+// TestIssueConfigShapeLoads: the configuration shape of the profiles issue
+// (testdata/config/issue.yaml) loads as it says.
 func TestIssueConfigShapeLoads(t *testing.T) {
-	cfg, _, err := loadConfig([]string{"-config", writeFile(t, "presenced.yaml", issueConfig)}, nil, &bytes.Buffer{})
+	cfg, _, err := loadConfig([]string{"-config", writeFile(t, "presenced.yaml", fixture(t, "config/issue.yaml", nil))}, nil, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +239,10 @@ func TestIssueConfigShapeLoads(t *testing.T) {
 	}
 }
 
+// TestBadProfilesAreRefusedAtStartup: each edit (from|to) of testdata/config/issue.yaml is
+// refused with one line naming the key.
 func TestBadProfilesAreRefusedAtStartup(t *testing.T) {
+	issue := fixture(t, "config/issue.yaml", nil)
 	for _, tc := range []struct{ name, edit, want string }{
 		{"unknown action", "{action: queue_pause, queues: all, reason: Lunch}|{action: queue_logon, queues: all}", `profiles[1] (lunch).on_enter[0]: unknown action "queue_logon"`},
 		{"unknown queue", "{action: queue_pause, queues: all, reason: Lunch}|{action: queue_pause, queues: [salse]}", `unknown queue "salse"`},
@@ -301,10 +258,10 @@ func TestBadProfilesAreRefusedAtStartup(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			from, to, _ := strings.Cut(tc.edit, "|")
-			if !strings.Contains(issueConfig, from) {
+			if !strings.Contains(issue, from) {
 				t.Fatalf("test edit %q does not apply", from)
 			}
-			yaml := strings.Replace(issueConfig, from, to, 1)
+			yaml := strings.Replace(issue, from, to, 1)
 			var stderr bytes.Buffer
 			code := realMain([]string{"-config", writeFile(t, "presenced.yaml", yaml), "-check-config"}, nil, &bytes.Buffer{}, &stderr)
 			out := strings.TrimRight(stderr.String(), "\n")
@@ -319,7 +276,7 @@ func TestBadProfilesAreRefusedAtStartup(t *testing.T) {
 // run without the AMI and ARI secrets and with secret files that are not there (a CI job, a
 // laptop): -check-config warns what the daemon would refuse; the daemon itself still refuses.
 func TestOfflineCommandsNeedNoSecrets(t *testing.T) {
-	path := writeFile(t, "presenced.yaml", profilesYAML)
+	path := writeFile(t, "presenced.yaml", fixture(t, "config/end-to-end.yaml", nil))
 	missing := filepath.Join(t.TempDir(), "no-such-secret")
 	for _, tc := range []struct {
 		name    string
@@ -377,7 +334,7 @@ func TestHelpAndVersion(t *testing.T) {
 
 // TestPrintHints: -print-hints prints the per-user BLF contexts of the configuration and exits.
 func TestPrintHints(t *testing.T) {
-	path := writeFile(t, "presenced.yaml", profilesYAML)
+	path := writeFile(t, "presenced.yaml", fixture(t, "config/end-to-end.yaml", nil))
 	var stdout, stderr strings.Builder
 	if code := realMain([]string{"-config", path, "-print-hints"}, minimalEnv, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
@@ -392,19 +349,13 @@ func TestPrintHints(t *testing.T) {
 	}
 }
 
-// triggerConfig is the triggers' configuration shape (README "Triggers").
-var triggerConfig = issueConfig + `
-schedules:
-  - {name: lunch, days: [mon, tue, wed, thu, fri], from: "12:00", to: "13:00", profile: lunch}
-  - {name: morning, days: [mon, tue, wed, thu, fri], at: "09:00", profile: available}
-holidays: ["2026-12-25", "2027-01-01"]
-triggers: {default_time_zone: Europe/Berlin, tick: 2s}
-`
-
+// TestTriggerConfigLoads: the triggers' configuration shape (testdata/config/triggers.yaml), with
+// a time zone and a schedule of alice's own, loads as it says; holidays come from the
+// environment too.
 func TestTriggerConfigLoads(t *testing.T) {
-	alice := "    token: " + testToken("alice") + "\n"
-	own := strings.Replace(triggerConfig, alice,
-		alice+"    time_zone: America/New_York\n    schedules: [{name: early, at: \"07:30\", profile: available}]\n", 1)
+	own := fixture(t, "config/triggers.yaml", userKeys{
+		"alice": {"time_zone: America/New_York", `schedules: [{name: early, at: "07:30", profile: available}]`},
+	})
 	cfg, _, err := loadConfig([]string{"-config", writeFile(t, "presenced.yaml", own)}, nil, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
@@ -417,14 +368,17 @@ func TestTriggerConfigLoads(t *testing.T) {
 	if len(u.Schedules) != 1 || u.Schedules[0].At != "07:30" {
 		t.Fatalf("alice's schedules: %+v", u.Schedules)
 	}
-	cfg, _, err = loadConfig([]string{"-config", writeFile(t, "presenced.yaml", issueConfig)},
+	cfg, _, err = loadConfig([]string{"-config", writeFile(t, "presenced.yaml", fixture(t, "config/issue.yaml", nil))},
 		[]string{"PRESENCED_HOLIDAYS=2026-12-25,2027-01-01"}, &bytes.Buffer{})
 	if err != nil || len(cfg.Holidays) != 2 || cfg.Holidays[1] != "2027-01-01" {
 		t.Fatalf("holidays from the environment: %v %v", cfg.Holidays, err)
 	}
 }
 
+// TestBadTriggerConfigNamesTheKey: each line added to testdata/config/issue.yaml is refused with
+// one line naming the key.
 func TestBadTriggerConfigNamesTheKey(t *testing.T) {
+	issue := fixture(t, "config/issue.yaml", nil)
 	for _, tc := range []struct{ name, yaml, want string }{
 		{"bad time", `schedules: [{name: x, at: "9am", profile: lunch}]`, `schedules[0].at: "9am" is not a time HH:MM`},
 		{"unknown profile", `schedules: [{name: x, at: "09:00", profile: nap}]`, `schedules[0].profile: "nap" is not a system-wide profile`},
@@ -439,7 +393,7 @@ func TestBadTriggerConfigNamesTheKey(t *testing.T) {
 		{"unanswered calls, bare window", `unanswered_calls: {profile: lunch, window: 60}`, "unanswered_calls.window: 60 has no unit"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := loadConfig([]string{"-config", writeFile(t, "presenced.yaml", issueConfig+tc.yaml+"\n")}, nil, &bytes.Buffer{})
+			_, _, err := loadConfig([]string{"-config", writeFile(t, "presenced.yaml", issue+tc.yaml+"\n")}, nil, &bytes.Buffer{})
 			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
 				t.Fatalf("got %v, want one line with %q", err, tc.want)
 			}
@@ -525,16 +479,7 @@ func TestDurationsNeedUnitsAndRanges(t *testing.T) {
 // environment's durations keep needing a unit and get one, and the embedded store's snapshot
 // keys are not checked when Redis is used.
 func TestDurationsAndRangesThatLoad(t *testing.T) {
-	yaml := `
-reconcile: {interval: 10s}
-triggers: {tick: 100ms}
-asterisk: {ami: {ping_interval: 1s, backoff_max: 1s}}
-store: {snapshot_interval: 1s, snapshot_timeout: 1s}
-feature_codes: {lockout: 24h, first_digit_timeout: 1s, digit_timeout: 30s, pin_attempts: 20}
-http: {max_connections: 8, max_header_bytes: 4096, read_header_timeout: 1s, read_timeout: 1s, write_timeout: 15s}
-api: {max_body_bytes: 1024}
-shutdown_timeout: 3s
-`
+	yaml := fixture(t, "config/range-edges.yaml", nil)
 	cfg, _, err := loadConfig([]string{"-config", writeFile(t, "presenced.yaml", yaml)},
 		append([]string{"PRESENCED_HTTP_IDLE_TIMEOUT=90s", "PRESENCED_HTTP_SHUTDOWN_TIMEOUT=1s"}, minimalEnv...), &bytes.Buffer{})
 	if err != nil {
@@ -587,18 +532,8 @@ shutdown_timeout: 3s
 // is refused in one line naming its key.
 func TestSentinelConfig(t *testing.T) {
 	pw := writeFile(t, "sentinel-password", "sentinel-s3cret\n")
-	cfg, _, err := loadConfig([]string{"-config", writeFile(t, "presenced.yaml", `
-redis:
-  password: master-s3cret
-  username: presenced
-  db: 2
-  sentinel:
-    master_name: presenced
-    addresses: [10.0.0.1:26379, "sentinel-b:26379"]
-    username: watcher
-    password_file: `+pw+`
-    wait_timeout: 250ms
-`)}, minimalEnv, &bytes.Buffer{})
+	yaml := fixture(t, "config/sentinel.yaml", map[string]string{"PasswordFile": pw})
+	cfg, _, err := loadConfig([]string{"-config", writeFile(t, "presenced.yaml", yaml)}, minimalEnv, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}

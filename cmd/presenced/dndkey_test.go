@@ -9,14 +9,6 @@ import (
 	"github.com/presenced/presenced/ari/featurecode"
 )
 
-// dndKeyYAML is profilesYAML with the DND key switching profiles: at most four switches of a
-// user within an hour, then DND is put back (enforce).
-var dndKeyYAML = fcYAML + `
-reconcile:
-  policy: {dnd: switch}
-dnd_key: {switches: 4, window: 1h, fallback: enforce}
-`
-
 // TestDNDKeySwitchesProfiles (issue 15, item 2): the DND key of a phone switches profiles.
 // *76 dialled from Alice's desk phone through the shipped dialplan (presenced-features) toggles
 // her into the dnd profile and back to the profile before; the DND key as FreePBX's *78/*79
@@ -25,7 +17,7 @@ dnd_key: {switches: 4, window: 1h, fallback: enforce}
 // second AMI login, switch her too, with source phone and an actor naming what was seen, in the
 // status and the journal; the fifth switch within the window is refused and DND put back.
 func TestDNDKeySwitchesProfiles(t *testing.T) {
-	cfg := profileConfig(t, dndKeyYAML)
+	cfg := profileConfig(t, fixture(t, "config/dnd-key.yaml", nil))
 	cfg.Reconcile.Interval = time.Second // astdb has no events: the periodic check finds *78
 	f := startFeatureCodeDaemonWith(t, cfg, 0)
 	d := f.d

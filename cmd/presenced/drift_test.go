@@ -18,24 +18,6 @@ import (
 // a user on a call. Each test has its own user and extension (26xx), so that what one leaves on
 // the PBX does not matter to another.
 
-// driftProfilesYAML are the profiles of the drift tests: in the queues and unpaused, or paused
-// for lunch (the built-in dnd profile turns DND on).
-const driftProfilesYAML = `
-profiles:
-  - id: available
-    name: Available
-    on_enter:
-      - {action: queue_login, queues: all}
-      - {action: queue_unpause, queues: all}
-      - {action: dnd, on: false}
-  - id: lunch
-    name: Lunch
-    on_enter:
-      - {action: queue_pause, queues: all, reason: Lunch}
-    on_exit:
-      - {action: queue_unpause, queues: all}
-`
-
 // driftUser is the one user of a drift test, in the queues support and sales.
 type driftUser struct {
 	id, ext string
@@ -48,31 +30,20 @@ func (u driftUser) iface() string { return "Local/" + u.ext + "@presenced-queue-
 // driftQueues are the queues every drift user is in.
 var driftQueues = []string{"support", "sales"}
 
-// startDriftDaemon runs presenced for u alone, with reconcile (the YAML value of the reconcile
-// key, e.g. "{policy: {queue_pause: report}}"; empty for the defaults), and returns it with an
-// admin's AMI connection to the lab Asterisk. The daemon reconnects quickly (as labConfig's).
-// tweaks change the loaded configuration, for values below the minimums loadConfig enforces.
-// When the test ends the daemon stops and u's queue members are removed.
+// startDriftDaemon runs presenced for u alone (testdata/config/drift.yaml), with reconcile (the
+// YAML value of the reconcile key, e.g. "{policy: {queue_pause: report}}"; empty for the
+// defaults), and returns it with an admin's AMI connection to the lab Asterisk. The daemon
+// reconnects quickly (as labConfig's). tweaks change the loaded configuration, for values below
+// the minimums loadConfig enforces. When the test ends the daemon stops and u's queue members
+// are removed.
 func startDriftDaemon(t *testing.T, u driftUser, reconcile string, tweaks ...func(*Config)) (*daemonUnderTest, *pbx) {
 	t.Helper()
 	if u.device == "" {
 		u.device = "PJSIP/" + u.ext
 	}
-	yaml := fmt.Sprintf(`
-api: {admin_token: %s}
-users:
-  - id: %s
-    name: Drift %s
-    extension: "%s"
-    token: %s
-    devices:
-      - {dial: "%s", family: desk}
-    queues: [{name: support, penalty: 0}, {name: sales, penalty: 1}]
-`, testToken("admin"), u.id, u.ext, u.ext, u.token(), u.device) + driftProfilesYAML
-	if reconcile != "" {
-		yaml += "reconcile: " + reconcile + "\n"
-	}
-	cfg := profileConfig(t, yaml)
+	cfg := profileConfig(t, fixture(t, "config/drift.yaml", map[string]string{
+		"ID": u.id, "Ext": u.ext, "Device": u.device, "Reconcile": reconcile,
+	}))
 	cfg.Asterisk.AMI.PingInterval = time.Second
 	cfg.Asterisk.AMI.BackoffMax = 500 * time.Millisecond
 	for _, tweak := range tweaks {
@@ -532,7 +503,7 @@ func TestAMIReconnectRepairsWhatChangedMeanwhile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer proxy.Close()
-	cfg := profileConfig(t, profilesYAML)
+	cfg := profileConfig(t, fixture(t, "config/end-to-end.yaml", nil))
 	cfg.Asterisk.AMI.Address = proxy.Addr()
 	cfg.Asterisk.AMI.PingInterval, cfg.Asterisk.AMI.BackoffMax = time.Second, 500*time.Millisecond
 	d := startDaemon(t, cfg)

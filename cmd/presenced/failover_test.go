@@ -30,7 +30,7 @@ func TestFailoverAfterKill(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	yaml := withPIN(fcYAML)
+	yaml := fixture(t, "config/feature-codes.yaml", carolPIN())
 	cfgB := profileConfig(t, yaml) // forgets alice and carol
 	cfgB.InstanceID = "fo-b"
 	path := filepath.Join(dir, "presenced.yaml")
@@ -189,7 +189,7 @@ func TestLeaderCutOffFromRedisStopsWriting(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer proxy.Close()
-	cfgA := profileConfig(t, profilesYAML)
+	cfgA := profileConfig(t, fixture(t, "config/end-to-end.yaml", nil))
 	cfgB := cfgA
 	cfgA.InstanceID, cfgB.InstanceID = "cut-a", "cut-b"
 	cfgA.Redis.URL = Secret("redis://" + proxy.Addr() + "/0")

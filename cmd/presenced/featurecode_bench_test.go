@@ -13,29 +13,15 @@ import (
 	"github.com/presenced/presenced/ari/featurecode"
 )
 
-// benchYAML has n users (extensions 2000...) and two profiles with PBX state to apply.
-func benchYAML(n int) string {
-	var b strings.Builder
-	b.WriteString("api: {admin_token: " + testToken("admin") + "}\nusers:\n")
-	for i := range n {
-		fmt.Fprintf(&b, "  - {id: u%d, extension: \"%d\", devices: [{dial: PJSIP/%d, family: desk}]}\n", 2000+i, 2000+i, 2000+i)
+// benchYAML has n users (extensions 2000...) and two profiles with PBX state to apply
+// (testdata/config/feature-code-bench.yaml).
+func benchYAML(t testing.TB, n int) string {
+	t.Helper()
+	exts := make([]int, n)
+	for i := range exts {
+		exts[i] = 2000 + i
 	}
-	// The users have no phones in the lab: their calls come through the lab trunk, whose
-	// context lab-trusted is trusted (testdata/asterisk/conf/pjsip.conf).
-	b.WriteString("feature_codes: {trusted_contexts: [lab-trusted]}\n")
-	b.WriteString(`profiles:
-  - id: available
-    name: Available
-    activation: "1"
-    presence: available
-    on_enter: [{action: dnd, on: false}]
-  - id: lunch
-    name: Lunch
-    activation: "3"
-    presence: away
-    on_enter: [{action: dnd}, {action: variable, name: "BENCH/lunch", value: "yes"}]
-`)
-	return b.String()
+	return fixture(t, "config/feature-code-bench.yaml", exts)
 }
 
 func percentile(ds []time.Duration, p float64) time.Duration {
@@ -62,7 +48,7 @@ func TestFeatureCodeLatencyAndLoad(t *testing.T) {
 		// much of what the daemon does in the burst.
 		level = slogInfo
 	}
-	f := startFeatureCodeDaemonAt(t, benchYAML(users), level)
+	f := startFeatureCodeDaemonAt(t, benchYAML(t, users), level)
 	for i := range users {
 		f.d.switchTo(t, fmt.Sprintf("u%d", 2000+i), "available", "")
 	}

@@ -18,20 +18,6 @@ import (
 	"github.com/presenced/presenced/presence"
 )
 
-// fcYAML is profilesYAML with a PIN for Carol and short digit timeouts.
-var fcYAML = profilesYAML + `
-feature_codes:
-  first_digit_timeout: 1500ms
-  digit_timeout: 1s
-  pin_attempts: 5
-  lockout: 10m
-`
-
-func withPIN(yaml string) string {
-	carol := "    token: " + testToken("carol") + "\n"
-	return strings.Replace(yaml, carol, carol+"    pin: \"4321\"\n", 1)
-}
-
 // fcLab drives feature-code calls against a daemon running in-process.
 type fcLab struct {
 	t        *testing.T
@@ -44,8 +30,9 @@ type fcLab struct {
 	level    slog.Level      // the daemon's log level
 }
 
-// startFeatureCodeDaemon runs presenced with yaml (profilesYAML's users) against the lab and
-// waits until the dialplan sends feature codes to it.
+// startFeatureCodeDaemon runs presenced with yaml (the users of
+// testdata/config/end-to-end.yaml) against the lab and waits until the dialplan sends feature
+// codes to it.
 func startFeatureCodeDaemon(t *testing.T, yaml string) *fcLab {
 	t.Helper()
 	return startFeatureCodeDaemonAt(t, yaml, slog.LevelDebug)
@@ -218,7 +205,7 @@ func (f *fcLab) expect(o featurecode.Outcome, result featurecode.Result, user, e
 // activation, toggling back, the menu, errors, timeouts, hangups, PINs and their lockout
 // (across a restart), lamps and hints.
 func TestFeatureCodes(t *testing.T) {
-	f := startFeatureCodeDaemon(t, withPIN(fcYAML))
+	f := startFeatureCodeDaemon(t, fixture(t, "config/feature-codes.yaml", carolPIN()))
 	f.d.switchTo(t, "alice", "available", "")
 	f.d.switchTo(t, "carol", "available", "")
 	p := &pbx{t: t, c: f.ami}
@@ -488,16 +475,19 @@ func loadHints(t *testing.T, conf string) {
 	}
 }
 
-// withBob adds Bob (extension 1002, no PIN) to a users list: his device is his mobile, so his
-// desk phone PJSIP/1002 (lab-phone-1002) is a phone of no user's, like a shared phone.
-func withBob(yaml string) string {
-	return strings.Replace(yaml, "  - id: carol\n", `  - id: bob
-    name: Bob
-    extension: "1002"
-    devices:
-      - {dial: PJSIP/1002-mobile, family: mobile}
-  - id: carol
-`, 1)
+// carolPIN gives Carol the PIN 4321 in a fixture's users (testdata/users/carol.yaml).
+func carolPIN() userKeys { return userKeys{"carol": {`pin: "4321"`}} }
+
+// withBob adds Bob with his mobile alone (testdata/users/bob-mobile.yaml) to yaml's users,
+// before Carol: his desk phone PJSIP/1002 (lab-phone-1002) is a phone of no user's, like a
+// shared phone.
+func withBob(t testing.TB, yaml string) string {
+	t.Helper()
+	carol := "  - id: carol\n"
+	if !strings.Contains(yaml, carol) {
+		t.Fatal("no user carol to add bob before")
+	}
+	return strings.Replace(yaml, carol, fixture(t, "users/bob-mobile.yaml", nil)+carol, 1)
 }
 
 // TestFeatureCodeForwards replays issue 10's attack through the shipped dialplan: a forward
@@ -508,7 +498,7 @@ func withBob(yaml string) string {
 // switches without one. Judged on the PBX through the test's own AMI login.
 func TestFeatureCodeForwards(t *testing.T) {
 	forgetUsers(t, "bob")
-	f := startFeatureCodeDaemon(t, withBob(withPIN(fcYAML)))
+	f := startFeatureCodeDaemon(t, withBob(t, fixture(t, "config/feature-codes.yaml", carolPIN())))
 	for _, u := range []string{"alice", "bob", "carol"} {
 		f.d.switchTo(t, u, "available", "")
 	}

@@ -9,56 +9,6 @@ import (
 	"github.com/presenced/presenced/ami"
 )
 
-// freePBXYAML is a presenced configured as docs/freepbx.md says for a FreePBX that keeps the
-// queue membership (presenced only pauses: FreePBX's member names, no queue_login or
-// queue_logout in the profiles) and whose DND codes *78/*79 switch profiles
-// (reconcile.policy.dnd: switch, watching FreePBX's DEVDND lamp, NOT_INUSE for off).
-var freePBXYAML = `
-api: {admin_token: ` + testToken("admin") + `}
-asterisk:
-  naming:
-    queue_interface: "Local/{ext}@from-queue/n"
-    state_interface: "hint:{ext}@ext-local"
-    dnd_lamp: "Custom:DEVDND{ext}"
-    lamp_off: NOT_INUSE
-reconcile:
-  policy: {dnd: switch}
-users:
-  - id: alice
-    name: Alice
-    extension: "1001"
-    token: ` + testToken("alice") + `
-    devices:
-      - {dial: PJSIP/1001, family: desk}
-    queues: [{name: support, penalty: 0}]
-profiles:
-  - id: available
-    name: Available
-    activation: "1"
-    presence: available
-    on_enter:
-      - {action: queue_unpause, queues: all}
-      - {action: dnd, on: false}
-  - id: dnd
-    name: Do not disturb
-    activation: "2"
-    presence: dnd
-    on_enter:
-      - {action: dnd}
-      - {action: queue_pause, queues: all, reason: DND}
-    on_exit:
-      - {action: dnd, on: false}
-      - {action: queue_unpause, queues: all}
-  - id: lunch
-    name: Lunch
-    activation: "3"
-    presence: away
-    on_enter:
-      - {action: queue_pause, queues: all, reason: Lunch}
-    on_exit:
-      - {action: queue_unpause, queues: all}
-`
-
 // TestFreePBXQueueMembersAndDNDCodes (docs/freepbx.md, sections 3 and 4) against the lab
 // Asterisk: FreePBX's own queue member of alice, Local/1001@from-queue/n with the state of
 // hint:1001@ext-local (added here as FreePBX adds it), is the one presenced's queue_pause and
@@ -87,7 +37,7 @@ func TestFreePBXQueueMembersAndDNDCodes(t *testing.T) {
 	probe.DBDel(p.ctx(), "DND", "1001")
 	probe.Setvar(p.ctx(), "", "DEVICE_STATE(Custom:DEVDND1001)", "NOT_INUSE")
 
-	cfg := profileConfig(t, freePBXYAML)
+	cfg := profileConfig(t, fixture(t, "config/freepbx.yaml", nil))
 	// No periodic look within the test: only the DEVDND lamp's DeviceStateChange can make
 	// presenced see *78 and *79 (astdb has no events).
 	cfg.Reconcile.Interval = time.Hour

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -144,7 +145,7 @@ func TestIdleConnectionsClosedOnTime(t *testing.T) {
 // sends its body (with a valid token) a byte at a time is cut at http.read_timeout, and its
 // switch does not happen.
 func TestSlowHeaderAndSlowBodyAreCut(t *testing.T) {
-	cfg := profileConfig(t, profilesYAML)
+	cfg := profileConfig(t, fixture(t, "config/end-to-end.yaml", nil))
 	cfg.HTTP.ReadHeaderTimeout = time.Second
 	cfg.HTTP.ReadTimeout = 3 * time.Second
 	d := startDaemon(t, cfg)
@@ -237,7 +238,7 @@ func TestSlowHeaderAndSlowBodyAreCut(t *testing.T) {
 // client that holds a connection keeps being served (a switch lands on the PBX). Once the idle
 // connections go, new clients are served again.
 func TestConnectionsOverTheCapAreRefused(t *testing.T) {
-	cfg := profileConfig(t, profilesYAML)
+	cfg := profileConfig(t, fixture(t, "config/end-to-end.yaml", nil))
 	cfg.HTTP.MaxConnections = 8
 	cfg.HTTP.ReadHeaderTimeout = 30 * time.Second // the idle holders stay for the whole test
 	cfg.HTTP.ReadTimeout = 30 * time.Second
@@ -472,7 +473,11 @@ func TestHandlerOutlivesReadTimeout(t *testing.T) {
 		IdleTimeout: 10 * time.Second, MaxConnections: 8, MaxHeaderBytes: 4096}
 	hs := httpserve.New(cfg.limits(1024), ln, handler, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	go hs.Serve()
-	defer hs.Close()
+	defer func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // stopped at once: the listener and every connection closed
+		hs.Stop(ctx)
+	}()
 	for _, tc := range []struct{ method, body string }{
 		{http.MethodGet, ""},
 		{http.MethodPut, `{"profile": "lunch"}`},

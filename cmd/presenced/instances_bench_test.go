@@ -14,7 +14,7 @@ import (
 //
 //	go test -run '^$' -bench SwitchLeaderVsStandby -benchtime 200x ./cmd/presenced
 func BenchmarkSwitchLeaderVsStandby(b *testing.B) {
-	cfgA := profileConfig(b, profilesYAML)
+	cfgA := profileConfig(b, fixture(b, "config/end-to-end.yaml", nil))
 	cfgB := cfgA
 	cfgA.InstanceID, cfgB.InstanceID = "bench-a", "bench-b"
 	leader := startDaemonAt(b, cfgA, slogInfo)

@@ -31,7 +31,7 @@ func (d *daemonUnderTest) waitRole(t testing.TB, role string, within time.Durati
 // carried out by the leader and answered with its outcomes; both answer the same status; a
 // hand unpause is repaired exactly once; when the leader stops, the standby takes over.
 func TestTwoInstancesOneWriter(t *testing.T) {
-	cfgA := profileConfig(t, profilesYAML)
+	cfgA := profileConfig(t, fixture(t, "config/end-to-end.yaml", nil))
 	cfgB := cfgA
 	cfgA.InstanceID, cfgB.InstanceID = "pair-a", "pair-b"
 	p := &pbx{t: t, c: newProbe(t).c}

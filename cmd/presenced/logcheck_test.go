@@ -304,7 +304,7 @@ func TestJSONLogDurationsAndKeys(t *testing.T) {
 		}
 	}))
 	defer slow.Close()
-	yaml := profilesYAML + `  - id: hooked
+	yaml := fixture(t, "config/end-to-end.yaml", nil) + `  - id: hooked
     name: Hooked
     activation: "8"
     on_enter:

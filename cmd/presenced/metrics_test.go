@@ -310,7 +310,7 @@ func shippedAlerts(t testing.TB) []shippedAlert {
 // and labels name ($labels.x); a vector with no series yet (a counter by kind nothing has
 // counted) must be registered and in registeredOnly, which says why it has none.
 func TestDashboardAndAlertsUseServedMetrics(t *testing.T) {
-	d := startDaemon(t, profileConfig(t, profilesYAML))
+	d := startDaemon(t, profileConfig(t, fixture(t, "config/end-to-end.yaml", nil)))
 	d.waitReady(t, 20*time.Second)
 	// A switch through the API: the switch and API series appear with it.
 	d.switchTo(t, "alice", "lunch", "")

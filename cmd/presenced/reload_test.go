@@ -18,9 +18,6 @@ import (
 	"github.com/presenced/presenced/ari/featurecode"
 )
 
-// bobYAML is Bob as a reload adds him: his desk phone 1002 (lab-phone-1002), the support queue.
-var bobYAML = userYAML("bob", "Bob", "1002", []string{"PJSIP/1002 desk"}, "[{name: support, penalty: 0}]")
-
 // reloadAnswer posts /-/reload with token and returns the status and the answer.
 func (d *daemonUnderTest) reload(t *testing.T, token string) (int, map[string]any) {
 	t.Helper()
@@ -34,10 +31,13 @@ func (d *daemonUnderTest) reload(t *testing.T, token string) (int, map[string]an
 // the daemon, and set the metric to 0; a changed system-wide profile reaches the user in it,
 // journaled as a reload, and what it no longer sets is taken off.
 func TestReload(t *testing.T) {
-	if !strings.Contains(fcYAML, carolYAML) {
-		t.Fatal("carolYAML is not Carol's entry of profilesYAML")
+	// The feature-code configuration and Carol's entry in it, which a reload replaces with Bob's.
+	fc := fixture(t, "config/feature-codes.yaml", nil)
+	carolYAML, bobYAML := fixture(t, "users/carol.yaml", nil), fixture(t, "users/bob.yaml", nil)
+	if !strings.Contains(fc, carolYAML) {
+		t.Fatal("users/carol.yaml is not Carol's entry of config/feature-codes.yaml")
 	}
-	cfg, path := profileConfigFile(t, fcYAML)
+	cfg, path := profileConfigFile(t, fc)
 	forgetUsers(t, "bob")
 	f := startFeatureCodeDaemonWith(t, cfg, slog.LevelDebug)
 	d := f.d
@@ -74,7 +74,7 @@ func TestReload(t *testing.T) {
 	})
 
 	t.Run("add bob, remove carol", func(t *testing.T) {
-		write(strings.Replace(fcYAML, carolYAML, bobYAML, 1))
+		write(strings.Replace(fc, carolYAML, bobYAML, 1))
 		time.Sleep(1100 * time.Millisecond) // the success timestamp has whole seconds
 		code, res := d.reload(t, admin)
 		if code != http.StatusOK || res["status"] != "ok" {
@@ -130,7 +130,7 @@ func TestReload(t *testing.T) {
 
 	// The PBX and the daemon as they are now, which a bad reload must not change.
 	bobMember := p.member("support", "Local/1002@presenced-queue-member/n")
-	good := strings.Replace(fcYAML, carolYAML, bobYAML, 1)
+	good := strings.Replace(fc, carolYAML, bobYAML, 1)
 	for _, tc := range []struct{ name, yaml, want string }{
 		{"unknown key", good + "profile_colours: {lunch: red}\n", "profile_colours"},
 		{"duplicate extension", strings.Replace(good, `extension: "1002"`, `extension: "1001"`, 1), `"1001" is already the extension`},
@@ -233,8 +233,7 @@ func anySlice(v any) []any {
 // logged and changes nothing, and SIGTERM still stops it cleanly. Asterisk is unreachable
 // here (port 1): reloading needs no PBX.
 func TestSIGHUPReloads(t *testing.T) {
-	users := "api: {admin_token: " + testToken("admin") + "}\nusers:\n" +
-		"  - {id: alice, extension: \"1001\", token: " + testToken("alice") + ", devices: [{dial: PJSIP/1001, family: desk}]}\n"
+	users := fixture(t, "config/alice-alone.yaml", nil)
 	path := writeFile(t, "presenced.yaml", users)
 	cmd := exec.Command(os.Args[0], "-config", path, "-log-format", "json")
 	cmd.Env = append([]string{"PRESENCED_TEST_RUN_MAIN=1", "PRESENCED_HTTP_LISTEN=127.0.0.1:0",

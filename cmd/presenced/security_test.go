@@ -24,52 +24,18 @@ const (
 	secBobToken   = "sec-Bob-5yJd2RkS8mLq4XtN"
 )
 
-// securityYAML opens a variable and a lamp namespace to personal profiles, so that the attacks
-// below meet the namespace checks and not only the default refusal of variable and lamp.
-const securityYAML = `
-api: {admin_token: ` + secAdminToken + `}
-personal_profiles:
-  allowed_actions: [queue_login, queue_logout, queue_pause, queue_unpause, dnd, followme, mobile, forward,
-    no_answer, caller_id, location, presence, lamp, variable]
-  variables: ["PROFILE/{ext}/var/*"]
-  lamps: ["Custom:USER{ext}-*"]
-hot_desks: [PJSIP/hotdesk-1]
-users:
-  - id: alice
-    name: Alice
-    extension: "1001"
-    token: ` + secAliceToken + `
-    caller_ids: ["+4930123451001"]
-    devices:
-      - {dial: PJSIP/1001, family: desk}
-    queues: [{name: support, penalty: 0}]
-  - id: bob
-    name: Bob
-    extension: "1002"
-    token: ` + secBobToken + `
-    devices:
-      - {dial: PJSIP/1002, family: desk}
-  - id: carol
-    name: Carol
-    extension: "1003"
-    devices:
-      - {dial: PJSIP/1003, family: desk}
-profiles:
-  - id: available
-    name: Available
-    activation: "1"
-    presence: available
-    on_enter:
-      - {action: queue_login, queues: all}
-      - {action: queue_unpause, queues: all}
-      - {action: dnd, on: false}
-`
+// securityYAML is the security tests' configuration (testdata/config/security.yaml) with their
+// tokens.
+func securityYAML(t testing.TB) string {
+	t.Helper()
+	return fixture(t, "config/security.yaml", map[string]string{"Admin": secAdminToken, "Alice": secAliceToken, "Bob": secBobToken})
+}
 
 // startSecurityDaemon runs presenced with securityYAML against the lab, with alice, bob and
 // carol never switched and the keys the attacks aim at absent from the PBX.
 func startSecurityDaemon(t *testing.T) (*daemonUnderTest, *pbx) {
 	t.Helper()
-	cfg := profileConfig(t, securityYAML)
+	cfg := profileConfig(t, securityYAML(t))
 	forgetUsers(t, "bob")
 	p := &pbx{t: t, c: newProbe(t).c}
 	clean := func() {
@@ -289,7 +255,7 @@ func TestPrivateProfileOnThePBX(t *testing.T) {
 // (permanent drift) is a configuration error naming the key, and presenced exits 2.
 func TestPenaltyAppQueueCannotKeepIsRefused(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "presenced.yaml")
-	yaml := strings.Replace(securityYAML, "queues: [{name: support, penalty: 0}]", "queues: [{name: support, penalty: 99999999999}]", 1)
+	yaml := strings.Replace(securityYAML(t), "queues: [{name: support, penalty: 0}]", "queues: [{name: support, penalty: 99999999999}]", 1)
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}

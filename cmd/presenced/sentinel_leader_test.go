@@ -37,7 +37,7 @@ func TestLeadershipAcrossSentinelFailover(t *testing.T) {
 	names := []string{"sl-a", "sl-b"}
 	var cfgs []Config
 	for _, name := range names {
-		cfg := profileConfig(t, profilesYAML)
+		cfg := profileConfig(t, fixture(t, "config/end-to-end.yaml", nil))
 		cfg.InstanceID = name
 		cfg.Redis.URL = ""
 		cfg.Redis.Password = Secret(g.Password)

@@ -88,7 +88,7 @@ func TestSentinelFailoverUnderAPISwitches(t *testing.T) {
 	// A cleanup, not a defer: the daemon (startDaemon's cleanup, registered later) stops first.
 	t.Cleanup(func() { g.Close(context.Background()) })
 
-	cfg := profileConfig(t, profilesYAML)
+	cfg := profileConfig(t, fixture(t, "config/end-to-end.yaml", nil))
 	cfg.Redis.URL = ""
 	cfg.Redis.Password = Secret(g.Password)
 	cfg.Redis.Sentinel = SentinelConfig{MasterName: g.MasterName, Addresses: g.Addresses, Password: Secret(g.SentinelPassword),
@@ -267,7 +267,7 @@ func TestShutdownWithEverySentinelGone(t *testing.T) {
 		// times out (elsewhere it may be refused at once, which holds nothing up either).
 		addrs = append(addrs, fmt.Sprintf("172.17.255.%d:26379", 251+i))
 	}
-	cfg := profileConfig(t, profilesYAML)
+	cfg := profileConfig(t, fixture(t, "config/end-to-end.yaml", nil))
 	cfg.Redis.URL = ""
 	cfg.Redis.Sentinel = SentinelConfig{MasterName: "presenced", Addresses: addrs, WaitTimeout: 500 * time.Millisecond}
 	cfg.Redis.DialTimeout, cfg.Redis.ReadTimeout, cfg.Redis.WriteTimeout = 300*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond

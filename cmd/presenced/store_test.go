@@ -23,7 +23,7 @@ func TestStoreOutageAndSchemaMismatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer proxy.Close()
-	cfg := profileConfig(t, profilesYAML)
+	cfg := profileConfig(t, fixture(t, "config/end-to-end.yaml", nil))
 	cfg.Redis.URL = Secret("redis://" + proxy.Addr() + "/0")
 	cfg.Redis.DialTimeout, cfg.Redis.ReadTimeout, cfg.Redis.WriteTimeout = 300*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond
 	d := startDaemon(t, cfg)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -18,83 +17,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/presenced/presenced/ami"
-	"github.com/presenced/presenced/api"
 	"github.com/presenced/presenced/internal/openapicheck"
 )
-
-// profilesYAML are the users and profiles of the end-to-end tests: the issue's shape plus a
-// profile using most action kinds.
-var profilesYAML = `
-api: {admin_token: ` + testToken("admin") + `}
-users:
-` + aliceYAML() + carolYAML + `profiles:
-  - id: available
-    name: Available
-    activation: "1"
-    presence: available
-    on_enter:
-      - {action: queue_login, queues: all}
-      - {action: queue_unpause, queues: all}
-      - {action: dnd, on: false}
-  - id: lunch
-    name: Lunch
-    activation: "3"
-    presence: away
-    on_enter:
-      - {action: queue_pause, queues: all, reason: Lunch}
-    on_exit:
-      - {action: queue_unpause, queues: all}
-  - id: meeting
-    name: In a meeting
-    activation: "4"
-    presence: dnd
-    on_enter:
-      - {action: dnd}
-      - {action: followme, families: [mobile], order: sequential, ring_time: 15}
-      - {action: forward, type: busy, to: "1002"}
-      - {action: caller_id, value: "Support <7001>"}
-      - {action: variable, name: "E2E/1001/meeting", value: "50%: yes, really"}
-    on_exit:
-      - {action: dnd, on: false}
-      - {action: forward, type: busy, on: false}
-      - {action: followme, families: [desk, mobile]}
-  - id: gone
-    name: Gone home
-    activation: "9"
-    on_enter:
-      - {action: queue_logout, queues: all}
-`
-
-// userYAML is a user's entry under users: in the tests' configurations, with the user's test
-// token (testToken(id)) and then the lines of more keys (e.g. "caller_ids: [...]"); devices are
-// "dial family" pairs, queues a YAML list (empty: none).
-func userYAML(id, name, extension string, devices []string, queues string, more ...string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "  - id: %s\n    name: %s\n    extension: %q\n    token: %s\n", id, name, extension, testToken(id))
-	for _, m := range more {
-		b.WriteString("    " + m + "\n")
-	}
-	b.WriteString("    devices:\n")
-	for _, d := range devices {
-		dial, family, _ := strings.Cut(d, " ")
-		fmt.Fprintf(&b, "      - {dial: %s, family: %s}\n", dial, family)
-	}
-	if queues != "" {
-		b.WriteString("    queues: " + queues + "\n")
-	}
-	return b.String()
-}
-
-// aliceYAML is Alice's entry in profilesYAML, with more keys: her desk phone and her mobile,
-// the support and sales queues.
-func aliceYAML(more ...string) string {
-	return userYAML("alice", "Alice", "1001", []string{"PJSIP/1001 desk", "PJSIP/1001-mobile mobile"},
-		"[{name: support, penalty: 0}, {name: sales, penalty: 1}]", more...)
-}
-
-// carolYAML is Carol's entry in profilesYAML (which the reload test removes): her desk phone,
-// the support queue.
-var carolYAML = userYAML("carol", "Carol", "1003", []string{"PJSIP/1003 desk"}, "[{name: support, penalty: 2}]")
 
 // profileConfig is the configuration of a presenced with the given YAML (users, profiles, ...)
 // against the lab Asterisk and Redis. The users alice and carol start with no state.
@@ -131,10 +55,11 @@ func profileConfigFile(t testing.TB, yaml string) (Config, string) {
 	return cfg, path
 }
 
-// startProfileDaemon runs presenced with profilesYAML against the lab.
+// startProfileDaemon runs presenced with the end-to-end configuration
+// (testdata/config/end-to-end.yaml) against the lab.
 func startProfileDaemon(t *testing.T) (*daemonUnderTest, Config) {
 	t.Helper()
-	cfg := profileConfig(t, profilesYAML)
+	cfg := profileConfig(t, fixture(t, "config/end-to-end.yaml", nil))
 	d := startDaemon(t, cfg)
 	d.waitReady(t, 15*time.Second)
 	return d, cfg
@@ -164,9 +89,14 @@ func forgetUsers(t testing.TB, ids ...string) {
 	}
 }
 
-// openAPIValidator checks the daemon's API answers against api/openapi.json (kin-openapi).
+// openAPIValidator checks the daemon's API answers against api/openapi.json (kin-openapi), the
+// document the daemon embeds and serves.
 var openAPIValidator = sync.OnceValues(func() (*openapicheck.Validator, error) {
-	return openapicheck.New(api.Document())
+	doc, err := os.ReadFile(filepath.Join("..", "..", "api", "openapi.json"))
+	if err != nil {
+		return nil, err
+	}
+	return openapicheck.New(doc)
 })
 
 // checkAnswer fails the test when an API answer is not as the OpenAPI document says.

@@ -141,8 +141,7 @@ func TestHTTPTLSConfigErrors(t *testing.T) {
 func TestTLSCertificateReloadOnSIGHUPAndReload(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile, _ := selfSigned(t, dir)
-	path := writeFile(t, "presenced.yaml", "api: {admin_token: "+testToken("admin")+"}\nusers:\n"+
-		"  - {id: alice, extension: \"1001\", token: "+testToken("alice")+", devices: [{dial: PJSIP/1001, family: desk}]}\n")
+	path := writeFile(t, "presenced.yaml", fixture(t, "config/alice-alone.yaml", nil))
 	cmd := exec.Command(os.Args[0], "-config", path, "-log-format", "json")
 	cmd.Env = append([]string{"PRESENCED_TEST_RUN_MAIN=1", "PRESENCED_HTTP_LISTEN=127.0.0.1:0",
 		"PRESENCED_HTTP_TLS_CERT_FILE=" + certFile, "PRESENCED_HTTP_TLS_KEY_FILE=" + keyFile,

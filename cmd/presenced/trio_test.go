@@ -91,15 +91,11 @@ func TestThreeInstancesOneWriter(t *testing.T) {
 	// Schedules have a minute's resolution: the entry is at the first whole minute (UTC) at
 	// least 25 s away, time for the daemons to start and the rest of the test to run.
 	due := time.Now().UTC().Add(25 * time.Second).Truncate(time.Minute).Add(time.Minute)
-	yaml := strings.Replace(profilesYAML, `    queues: [{name: support, penalty: 2}]
-`, `    queues: [{name: support, penalty: 2}]
-    time_zone: UTC
-    schedules:
-      - {name: trio-lunch, at: "`+due.Format("15:04")+`", profile: lunch}
-`, 1)
-	if yaml == profilesYAML {
-		t.Fatal("carol's entry in profilesYAML changed: the schedule was not added")
-	}
+	yaml := fixture(t, "config/end-to-end.yaml", userKeys{"carol": {
+		"time_zone: UTC",
+		"schedules:",
+		`  - {name: trio-lunch, at: "` + due.Format("15:04") + `", profile: lunch}`,
+	}})
 	names := []string{"trio-a", "trio-b", "trio-c"}
 	cfgs := make([]Config, 3)
 	for i, name := range names {

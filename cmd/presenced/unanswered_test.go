@@ -11,33 +11,6 @@ import (
 	"github.com/presenced/presenced/ami"
 )
 
-// unansweredYAML: Missy (extension 9601) is an agent of the lab's queue "unanswered" (rings a
-// member 2 s, reports AgentRingNoAnswer and AgentConnect: testdata/asterisk/conf/queues.conf);
-// her one device is a lab sink that rings without answering unless astdb LABSINK/9601 says
-// "answer". Two unanswered calls in a row switch her to "away".
-var unansweredYAML = `
-api: {admin_token: ` + testToken("admin") + `}
-unanswered_calls: {calls: 2, window: 10m, profile: away, queues: [unanswered]}
-users:
-  - id: missy
-    name: Missy
-    extension: "9601"
-    devices:
-      - {dial: Local/9601@lab-sink, family: desk}
-    queues: [{name: unanswered}]
-profiles:
-  - id: available
-    name: Available
-    on_enter:
-      - {action: queue_login, queues: all}
-      - {action: queue_unpause, queues: all}
-      - {action: followme, families: [desk]}
-  - id: away
-    name: Away, missed calls
-    on_enter:
-      - {action: queue_pause, queues: all, reason: Missed calls}
-`
-
 // TestUnansweredQueueCallsSwitchTheAgent places real calls into a queue whose only member
 // never answers: the first unanswered call is counted (the queue ringing her again for the
 // same caller counts once), the second switches her to the configured profile, which pauses
@@ -54,7 +27,7 @@ func TestUnansweredQueueCallsSwitchTheAgent(t *testing.T) {
 	t.Cleanup(func() { rdb.Close() })
 	const countKey = "presenced:unanswered:missy"
 	rdb.Del(context.Background(), countKey)
-	cfg := profileConfig(t, unansweredYAML)
+	cfg := profileConfig(t, fixture(t, "config/unanswered.yaml", nil))
 	d := startDaemon(t, cfg)
 	d.waitReady(t, 15*time.Second)
 	probe := newProbe(t)

@@ -39,23 +39,21 @@ func BenchmarkWebStreamsMemory(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var yaml strings.Builder
-	fmt.Fprintf(&yaml, "api: {admin_token: %s}\nusers:\n", testToken("admin"))
-	ids := make([]string, users)
+	type user struct {
+		ID     string
+		N, Ext int
+	}
+	ids, us := make([]string, users), make([]user, users)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("mem-%04d", i)
-		fmt.Fprintf(&yaml, "  - {id: %s, name: Memory User %d, extension: \"%d\", devices: [{dial: PJSIP/%d, family: desk}]}\n",
-			ids[i], i, 60000+i, 60000+i)
+		us[i] = user{ID: ids[i], N: i, Ext: 60000 + i}
 	}
-	yaml.WriteString(`profiles:
-  - {id: available, name: Available, colour: green, presence: available}
-  - {id: lunch, name: Lunch, colour: orange, presence: away}
-`)
+	yaml := fixture(b, "config/web-memory-bench.yaml", us)
 	path := filepath.Join(dir, "presenced.yaml")
-	if err := os.WriteFile(path, []byte(yaml.String()), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	cfg := profileConfig(b, yaml.String()) // the catalog, for the sessions below
+	cfg := profileConfig(b, yaml) // the catalog, for the sessions below
 	forgetUsers(b, ids...)
 	p, err := env.StartPresenced(ctx, bin, path, "web-memory", "PRESENCED_HTTP_MAX_CONNECTIONS=1100")
 	if err != nil {

@@ -66,54 +66,16 @@ func startWebDaemonFor(t *testing.T, more map[string]string, edit func(*Config))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var users strings.Builder
-	for _, u := range []driftUser{webAlice, webBob, webAdmin, webLock} {
-		fmt.Fprintf(&users, `
-  - id: %s
-    name: %s
-    extension: "%s"
-    token: %s
-    password_hash: '%s'
-    admin: %v
-    devices:
-      - {dial: "PJSIP/%s", family: desk}%s
-    queues: [{name: support, penalty: 0}, {name: sales, penalty: 1}]
-`, u.id, webName(u), u.ext, u.token(), hash, u == webAdmin, u.ext, map[driftUser]string{webAlice: `
-      - {dial: "PJSIP/` + u.ext + `-soft", family: softphone}`, webBob: `
-      - {dial: "` + webBobSink + `", family: softphone}`}[u])
-		users.WriteString(more[u.id])
+	type user struct {
+		ID, Name, Ext, Softphone, More string
+		Admin                          bool
 	}
-	yaml := fmt.Sprintf("api: {admin_token: %s}\nusers:%s", testToken("admin"), users.String()) + `
-profiles:
-  - id: available
-    name: Available
-    colour: green
-    icon: available
-    presence: available
-    on_enter:
-      - {action: queue_login, queues: all}
-      - {action: queue_unpause, queues: all}
-      - {action: dnd, on: false}
-  - id: lunch
-    name: Lunch
-    colour: orange
-    icon: lunch
-    presence: away
-    on_enter:
-      - {action: queue_pause, queues: all, reason: Lunch}
-    on_exit:
-      - {action: queue_unpause, queues: all}
-  - id: meeting
-    name: In a meeting
-    colour: red
-    visibility: private
-    presence: dnd
-    on_enter:
-      - {action: queue_pause, queues: all, reason: Meeting}
-    on_exit:
-      - {action: queue_unpause, queues: all}
-reconcile: {policy: {queue_pause: report}}
-`
+	var users []user
+	for _, u := range []driftUser{webAlice, webBob, webAdmin, webLock} {
+		soft := map[driftUser]string{webAlice: "PJSIP/" + u.ext + "-soft", webBob: webBobSink}[u]
+		users = append(users, user{ID: u.id, Name: webName(u), Ext: u.ext, Softphone: soft, More: more[u.id], Admin: u == webAdmin})
+	}
+	yaml := fixture(t, "config/web.yaml", map[string]any{"PasswordHash": hash, "Users": users})
 	cfg := profileConfig(t, yaml)
 	if edit != nil {
 		edit(&cfg)
@@ -829,12 +791,7 @@ func TestWebPersonalSchedule(t *testing.T) {
 // TestPasswordLinkCLI: presenced -password-link makes a set-password link in the configured
 // Redis, which the web app then accepts; with the embedded store it refuses, saying why.
 func TestPasswordLinkCLI(t *testing.T) {
-	path := writeFile(t, "presenced.yaml", `
-users:
-  - id: cli-user
-    extension: "2790"
-    devices: [{dial: PJSIP/2790, family: desk}]
-`)
+	path := writeFile(t, "presenced.yaml", fixture(t, "config/cli-user.yaml", nil))
 	var stdout, stderr strings.Builder
 	if code := realMain([]string{"-config", path, "-password-link", "2790"}, minimalEnv, &stdout, &stderr); code != 2 ||
 		!strings.Contains(stderr.String(), "embedded store") {

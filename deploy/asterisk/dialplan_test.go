@@ -818,10 +818,10 @@ func labUser(ext string) presence.User {
 // astdb, and returns the desired state.
 func apply(t *testing.T, c *ami.Client, u *presence.User, p *presence.Profile) *presence.Target {
 	t.Helper()
-	if _, err := presence.NewCatalog([]presence.User{*u}, []presence.Profile{*p}); err != nil {
+	if _, err := presence.NewCatalogFrom(presence.CatalogConfig{Users: []presence.User{*u}, Profiles: []presence.Profile{*p}}); err != nil {
 		t.Fatal(err)
 	}
-	in, _ := presence.Desire(u, presence.Intent{}, nil, p, "")
+	in := presence.FoldSteps(u, []presence.Step{{Profile: p.ID}}, []*presence.Profile{p}, nil)
 	want := presence.Compile(u, in, presence.Active{}, nil, presence.DefaultNaming())
 	for k, v := range want.AstDB {
 		if v != nil {

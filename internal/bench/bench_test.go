@@ -108,7 +108,7 @@ func newRigWith(tb testing.TB, users []presence.User, profiles []presence.Profil
 	rdb := redis.NewClient(opt)
 	tb.Cleanup(func() { rdb.Close() })
 	states := presence.NewStateStore(rdb, presence.StateStoreOptions{Prefix: fmt.Sprintf("bench:%d:", time.Now().UnixNano())})
-	cat, err := presence.NewCatalog(users, profiles)
+	cat, err := presence.NewCatalogFrom(presence.CatalogConfig{Users: users, Profiles: profiles})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -451,7 +451,7 @@ func BenchmarkMemory10kUsers(b *testing.B) {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		users := massUsers(10000)
-		cat, err := presence.NewCatalog(users, massProfiles())
+		cat, err := presence.NewCatalogFrom(presence.CatalogConfig{Users: users, Profiles: massProfiles()})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -17,7 +17,7 @@ import (
 func BenchmarkFullCheckOverhead(b *testing.B) {
 	ctx := context.Background()
 	naming := presence.DefaultNaming()
-	cat, err := presence.NewCatalog(rcUsers(*benchUsers), rcProfiles())
+	cat, err := presence.NewCatalogFrom(presence.CatalogConfig{Users: rcUsers(*benchUsers), Profiles: rcProfiles()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -84,8 +84,8 @@ type rcDesired struct {
 }
 
 // rcDesire computes, for the catalog's users, the state a switch to their profile from no
-// profile at all saves (its one step, whose fold is presence.Desire's) and what it compiles to (presence.Compile): the setup
-// writes exactly that to Redis and to the PBX.
+// profile at all saves (its one step, folded by presence.FoldSteps) and what it compiles to
+// (presence.Compile): the setup writes exactly that to Redis and to the PBX.
 func rcDesire(cat *presence.Catalog, naming presence.Naming) []rcDesired {
 	out := make([]rcDesired, len(cat.Users))
 	since := time.Now()
@@ -94,9 +94,9 @@ func rcDesire(cat *presence.Catalog, naming presence.Naming) []rcDesired {
 		if rcLunch(i) {
 			to, _ = cat.Profile("lunch")
 		}
-		in, _ := presence.Desire(u, presence.Intent{}, nil, to, "")
 		st := presence.UserState{Profile: to.ID, Since: since, Source: presence.SourceAPI, Actor: "bench",
 			Steps: []presence.Step{{Profile: to.ID}}}
+		in := presence.FoldSteps(u, st.Steps, cat.Profiles, nil)
 		out[i] = rcDesired{user: u, state: st,
 			target: presence.Compile(u, in, presence.Active{Profile: to}, cat.Profiles, naming)}
 	}

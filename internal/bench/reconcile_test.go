@@ -56,7 +56,7 @@ func TestReconcile(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Hour)
 	defer cancel()
 	naming := presence.DefaultNaming()
-	cat, err := presence.NewCatalog(rcUsers(sz.users), rcProfiles())
+	cat, err := presence.NewCatalogFrom(presence.CatalogConfig{Users: rcUsers(sz.users), Profiles: rcProfiles()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +205,7 @@ func TestReconcile(t *testing.T) {
 	if err := env.SetPersistentMembers(ctx, false); err != nil {
 		t.Fatal(err)
 	}
-	few, err := presence.NewCatalog(rcUsers(sz.noPersist), rcProfiles())
+	few, err := presence.NewCatalogFrom(presence.CatalogConfig{Users: rcUsers(sz.noPersist), Profiles: rcProfiles()})
 	if err != nil {
 		t.Fatal(err)
 	}

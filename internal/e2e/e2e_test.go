@@ -21,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/presenced/presenced/api"
 	"github.com/presenced/presenced/internal/lab"
 	"github.com/presenced/presenced/internal/openapicheck"
 )
@@ -208,12 +207,24 @@ type checkingProxy struct {
 	n    int
 }
 
-func newCheckingProxy(t *testing.T, target string) *checkingProxy {
+// openAPIValidator checks API answers against api/openapi.json, the document presenced embeds
+// and serves.
+func openAPIValidator(t *testing.T) *openapicheck.Validator {
 	t.Helper()
-	v, err := openapicheck.New(api.Document())
+	doc, err := os.ReadFile(filepath.Join(lab.RepoRoot(), "api", "openapi.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	v, err := openapicheck.New(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func newCheckingProxy(t *testing.T, target string) *checkingProxy {
+	t.Helper()
+	v := openAPIValidator(t)
 	u, err := url.Parse(target)
 	if err != nil {
 		t.Fatal(err)
@@ -321,10 +332,7 @@ func TestLabCalendar(t *testing.T) {
 // strings, never integer nanoseconds.
 func TestDaemonLog(t *testing.T) {
 	d := presenced(t)
-	v, err := openapicheck.New(api.Document())
-	if err != nil {
-		t.Fatal(err)
-	}
+	v := openAPIValidator(t)
 	for _, p := range []string{"available", "lunch"} {
 		req, _ := http.NewRequest(http.MethodPut, d.URL+"/api/v1/users/carol/profile", strings.NewReader(`{"profile":"`+p+`"}`))
 		req.Header.Set("Authorization", "Bearer lab-carol-gThzgK9i7GvUcaiB")

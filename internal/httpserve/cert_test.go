@@ -222,7 +222,7 @@ func TestTLSConnectionOverTheCapIsAnswered503(t *testing.T) {
 		TLS: cf.TLSConfig()}, ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }),
 		slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	go s.Serve()
-	defer s.Close()
+	defer stopNow(s)
 	dial := func() *tls.Conn {
 		c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: ca.pool})
 		if err != nil {

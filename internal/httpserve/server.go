@@ -160,9 +160,6 @@ func (f *inFlight) wait(ctx context.Context) (int, error) {
 // Wait returns when no handler runs, or with ctx's error and the number still running.
 func (h *Server) Wait(ctx context.Context) (int, error) { return h.requests.wait(ctx) }
 
-// Close closes the listener and every connection at once.
-func (h *Server) Close() error { return h.srv.Close() }
-
 // RegisterOnShutdown registers f to be called when Stop begins (http.Server.RegisterOnShutdown):
 // handlers that stream end there, so that they do not hold the shutdown to its budget.
 func (h *Server) RegisterOnShutdown(f func()) { h.srv.RegisterOnShutdown(f) }

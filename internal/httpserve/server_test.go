@@ -22,8 +22,15 @@ func start(t *testing.T, l Limits, h http.Handler) (*Server, string) {
 	}
 	s := New(l, ln, h, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	go s.Serve()
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() { stopNow(s) })
 	return s, ln.Addr().String()
+}
+
+// stopNow stops s at once: the listener and every connection closed.
+func stopNow(s *Server) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	s.Stop(ctx)
 }
 
 func TestConnectionOverTheCapIsAnswered503(t *testing.T) {
