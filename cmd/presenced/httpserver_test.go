@@ -270,6 +270,11 @@ func TestConnectionsOverTheCapAreRefused(t *testing.T) {
 	if code, _ := do(http.MethodGet, "/healthz", ""); code != http.StatusOK {
 		t.Fatalf("/healthz %d", code)
 	}
+	// Alice is logged in to her queues, whatever an earlier test left: the switch at the cap
+	// below pauses her there.
+	if code, body := do(http.MethodPut, "/api/v1/users/alice/profile", `{"profile": "available"}`); code != http.StatusOK {
+		t.Fatalf("switch to available: %d %s", code, body)
+	}
 	// Seven silent connections take the places left.
 	eventually(t, 5*time.Second, "only the client's connection open", func() bool {
 		return metric("presenced_http_connections_open") == 1

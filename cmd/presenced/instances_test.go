@@ -39,6 +39,9 @@ func TestTwoInstancesOneWriter(t *testing.T) {
 
 	a := startDaemon(t, cfgA)
 	a.waitRole(t, "leader", 20*time.Second)
+	// Alice out of her queues, whatever an earlier test left: the switch to available through
+	// the standby below has operations to answer with.
+	a.switchTo(t, "alice", "gone", "")
 	b := startDaemon(t, cfgB)
 	rd := b.waitRole(t, "standby", 20*time.Second)
 	if !strings.HasPrefix(rd.Leader, "pair-a ") {

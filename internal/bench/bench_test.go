@@ -40,12 +40,23 @@ var (
 	benchRounds  = flag.Int("bench.rounds", 3, "rounds of BenchmarkMassSwitch; each client's median is reported")
 	benchEvents  = flag.String("bench.events", "", `AMI event classes of presenced's connection ("" = the daemon's default, system,call,agent,user)`)
 	benchWorkers = flag.Int("bench.workers", 0, "the engine's workers (0 = the engine's default)")
+	benchDirect  = flag.Bool("bench.direct", false, "reach Asterisk and Redis at their containers' bridge addresses, not through Docker's userland port proxy (lab.Env.AMIDirectAddr)")
 	benchWriters = flag.Int("bench.writers", 3, "further AMI sessions for the queue concern's changes (queue.Options.Writers; 3 as the daemon's default asterisk.ami.write_sessions of 4)")
 )
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	os.Exit(lab.Main(m, lab.Options{Asterisk: true, Redis: true}, func(e *lab.Env) { env = e }))
+	os.Exit(lab.Main(m, lab.Options{Asterisk: true, Redis: true}, func(e *lab.Env) {
+		env = e
+		if *benchDirect {
+			if e.AMIDirectAddr == "" || e.RedisDirectURL == "" {
+				fmt.Fprintln(os.Stderr, "bench: -bench.direct: the lab containers have no bridge addresses")
+				e.Close(context.Background())
+				os.Exit(2)
+			}
+			e.AMIAddr, e.RedisURL = e.AMIDirectAddr, e.RedisDirectURL
+		}
+	}))
 }
 
 var massQueues = []string{"bench1", "bench2", "bench3", "bench4", "bench5"}

@@ -90,6 +90,13 @@ type Env struct {
 	// RadicaleURL is the base URL of the lab CalDAV server, e.g. http://127.0.0.1:32770/.
 	RadicaleURL string
 
+	// AMIDirectAddr and RedisDirectURL reach the same servers at their containers' own
+	// addresses on Docker's bridge network, which the host routes to without Docker's
+	// userland port proxy (a process copying every byte between two sockets). Empty when a
+	// container has no such address. The benchmarks use them on request (-bench.direct in
+	// internal/bench): presenced deployed beside Asterisk talks to it without that proxy.
+	AMIDirectAddr, RedisDirectURL string
+
 	asterisk *testcontainers.DockerContainer
 	redis    *testcontainers.DockerContainer
 	radicale *testcontainers.DockerContainer
@@ -219,6 +226,9 @@ func (e *Env) startAsterisk(ctx context.Context) error {
 		return fmt.Errorf("asterisk HTTP port: %w", err)
 	}
 	e.ARIURL = "http://" + e.HTTPAddr + "/ari"
+	if ip, err := ctr.ContainerIP(ctx); err == nil && ip != "" {
+		e.AMIDirectAddr = net.JoinHostPort(ip, "5038")
+	}
 	return nil
 }
 
@@ -243,6 +253,9 @@ func (e *Env) startRedis(ctx context.Context) error {
 		return fmt.Errorf("redis port: %w", err)
 	}
 	e.RedisURL = "redis://" + addr + "/0"
+	if ip, err := ctr.ContainerIP(ctx); err == nil && ip != "" {
+		e.RedisDirectURL = "redis://" + net.JoinHostPort(ip, "6379") + "/0"
+	}
 	return nil
 }
 
