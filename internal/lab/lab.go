@@ -17,6 +17,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -104,7 +105,18 @@ type Env struct {
 
 // Main starts the lab, hands it to set, runs the tests and stops the lab. It returns the exit
 // code for os.Exit. A lab that cannot start fails the package with the reason on stderr.
+//
+// A run of a fuzz target (go test -fuzz, and each fuzz worker it starts, which runs TestMain
+// too) starts no lab and does not call set: the fuzz targets of the packages that use Main
+// need none (a fuzz target that does must use Lazy), and a lab per worker would cost a minute
+// each and outlive the workers the fuzzing engine stops.
 func Main(m *testing.M, opts Options, set func(*Env)) int {
+	if !flag.Parsed() {
+		flag.Parse()
+	}
+	if fuzzing(flag.CommandLine) {
+		return m.Run()
+	}
 	timeout := opts.StartTimeout
 	if timeout == 0 {
 		timeout = 20 * time.Minute
@@ -382,4 +394,14 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// fuzzing reports whether the test binary's flags in fs run a fuzz target: -test.fuzz names
+// one, or the binary is one of the fuzzing engine's workers (-test.fuzzworker).
+func fuzzing(fs *flag.FlagSet) bool {
+	if f := fs.Lookup("test.fuzz"); f != nil && f.Value.String() != "" {
+		return true
+	}
+	w := fs.Lookup("test.fuzzworker")
+	return w != nil && w.Value.String() == "true"
 }

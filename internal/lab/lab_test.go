@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"errors"
+	"flag"
 	"net"
 	"os"
 	"strings"
@@ -186,5 +187,37 @@ func TestProxyHangsAndResumes(t *testing.T) {
 	p.SetHung(false)
 	if got, err := ping(5 * time.Second); err != nil || got != "+PONG\r\n" {
 		t.Fatalf("after resuming: %q, %v; want the held-back PONG", got, err)
+	}
+}
+
+// TestFuzzing: Main starts no lab for a run of a fuzz target or a fuzz worker, and does for
+// any other run.
+func TestFuzzing(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want bool
+	}{
+		{"tests", []string{"-test.run", "TestX"}, false},
+		{"no flags", nil, false},
+		{"fuzz target", []string{"-test.run", "^$", "-test.fuzz", "^FuzzExpand$"}, true},
+		{"fuzz worker", []string{"-test.fuzzworker", "-test.fuzz", "^FuzzExpand$"}, true},
+		{"worker alone", []string{"-test.fuzzworker"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			fs.String("test.run", "", "")
+			fs.String("test.fuzz", "", "")
+			fs.Bool("test.fuzzworker", false, "")
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			if got := fuzzing(fs); got != tc.want {
+				t.Errorf("fuzzing(%q) = %v, want %v", tc.args, got, tc.want)
+			}
+		})
+	}
+	if fuzzing(flag.NewFlagSet("bare", flag.ContinueOnError)) {
+		t.Error("fuzzing of a flag set without the test flags = true")
 	}
 }
