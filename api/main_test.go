@@ -27,10 +27,12 @@ import (
 	"github.com/presenced/presenced/presence/presencetest"
 )
 
-var env *lab.Env
+// theLab is the lab Redis, started by the first test that needs it: the fuzz targets need it
+// too, and lab.Main starts no lab for a fuzz run.
+var theLab = &lab.Lazy{Options: lab.Options{Redis: true}}
 
 func TestMain(m *testing.M) {
-	os.Exit(lab.Main(m, lab.Options{Redis: true}, func(e *lab.Env) { env = e }))
+	os.Exit(lab.MainLazy(m, theLab))
 }
 
 // Tokens of the test fixtures.
@@ -112,7 +114,7 @@ func newTestAPIWith(t testing.TB, users []presence.User, edit func(*Options)) *t
 // profiles, users, the state store's options and the engine's clock (nil: the real one).
 func newRig(t testing.TB, users []presence.User, states presence.StateStoreOptions, now func() time.Time) *presencetest.Rig {
 	t.Helper()
-	return presencetest.NewRig(t, presencetest.RigOptions{Redis: env.RedisClient(t, nil),
+	return presencetest.NewRig(t, presencetest.RigOptions{Redis: theLab.Env(t).RedisClient(t, nil),
 		Prefix: fmt.Sprintf("apitest:%s:%d:", t.Name(), time.Now().UnixNano()),
 		Users:  users, Profiles: fixtureProfiles(), States: states, Engine: presence.EngineOptions{Now: now}})
 }

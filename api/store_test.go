@@ -91,7 +91,7 @@ func (a *testAPI) counterValue(t *testing.T, name, label string) float64 {
 func storeOutageAPI(t *testing.T) (*testAPI, *lab.Proxy) {
 	t.Helper()
 	ctx := context.Background()
-	proxy, err := lab.NewProxy(strings.TrimSuffix(strings.TrimPrefix(env.RedisURL, "redis://"), "/0"))
+	proxy, err := lab.NewProxy(strings.TrimSuffix(strings.TrimPrefix(theLab.Env(t).RedisURL, "redis://"), "/0"))
 	if err != nil {
 		t.Fatal(err)
 	}
