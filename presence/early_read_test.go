@@ -28,15 +28,6 @@ func TestSwitchReadsThePBXOnce(t *testing.T) {
 	if _, err := e.Check(ctx, "alice"); err != nil { // the pass the saved profile asked for
 		t.Fatal(err)
 	}
-	astdb := func(key string) string {
-		var v string
-		pbx.Edit(func(s *presence.Target) {
-			if p := s.AstDB[key]; p != nil {
-				v = *p
-			}
-		})
-		return v
-	}
 
 	for _, p := range []string{"lunch", "mine", "lunch", "mine"} {
 		before := pbx.Observes()
@@ -51,7 +42,7 @@ func TestSwitchReadsThePBXOnce(t *testing.T) {
 			t.Errorf("switch to %s read the PBX %d times, want once", p, n)
 		}
 	}
-	if v := astdb("PROFILE/1001/var/x"); v != "1" {
+	if v := dbGet(pbx, "PROFILE/1001/var/x"); v != "1" {
 		t.Fatalf("PROFILE/1001/var/x = %q after switching to mine, want 1", v)
 	}
 
@@ -83,7 +74,7 @@ func TestSwitchReadsThePBXOnce(t *testing.T) {
 		}
 	}
 	pbx.SetObserveDelay(0)
-	if v := astdb("PROFILE/1001/var/x"); v != "2" {
+	if v := dbGet(pbx, "PROFILE/1001/var/x"); v != "2" {
 		t.Errorf("PROFILE/1001/var/x = %q, want 2: the pass applied the state the switch compiled, not the one it loaded", v)
 	}
 	// The check's read, the switch's early read, and the read again for the changed profile.

@@ -50,7 +50,8 @@ type request struct {
 	hookEvent *SwitchEvent
 	// want, for a switch, is the desired state of its version as the switch compiled it: the
 	// pass starts reading the PBX for it while it loads the user's state, and uses that read
-	// only if the state it loads wants nothing the read did not cover (pass).
+	// only if the state it loads, of the same version, compiles to the same desired state
+	// (pass).
 	want *Target
 }
 
