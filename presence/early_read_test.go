@@ -8,9 +8,9 @@ import (
 	"github.com/presenced/presenced/presence"
 )
 
-// TestSwitchReadsThePBXOnce: a switch's pass reads the PBX once, for the state the switch
-// saved, while it loads that state (engine_pass.go); when the state it loads wants something
-// else (here a personal profile changed in Redis between the switch's save and its pass), the
+// TestSwitchReadsThePBXOnce: a switch reads the PBX once, for the state it saves, while it
+// saves it (engine_switch.go), and its pass uses that read (engine_pass.go); when the state
+// the pass loads wants something else (here a personal profile changed in Redis between the switch's save and its pass), the
 // pass reads again and applies what the loaded state wants.
 func TestSwitchReadsThePBXOnce(t *testing.T) {
 	ctx := context.Background()
@@ -26,6 +26,11 @@ func TestSwitchReadsThePBXOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := e.Check(ctx, "alice"); err != nil { // the pass the saved profile asked for
+		t.Fatal(err)
+	}
+	// The full check the engine starts with is over too: a pass over alice between a switch's
+	// read and its pass makes the pass read again.
+	if _, err := e.CheckAll(ctx); err != nil {
 		t.Fatal(err)
 	}
 
@@ -77,8 +82,11 @@ func TestSwitchReadsThePBXOnce(t *testing.T) {
 	if v := dbGet(pbx, "PROFILE/1001/var/x"); v != "2" {
 		t.Errorf("PROFILE/1001/var/x = %q, want 2: the pass applied the state the switch compiled, not the one it loaded", v)
 	}
-	// The check's read, the switch's early read, and the read again for the changed profile.
+	// The check's read; the switch's early read, started before its save and not used (the
+	// check's pass ran since it started); and the pass's read, made while it loads the state.
+	// The read again for the profile as loaded joins that one: both wait for the switch's
+	// early read to end (300 ms), and the later want is the one read (observer.start).
 	if n := pbx.Observes() - before; n != 3 {
-		t.Errorf("%d reads, want 3 (the check's, the switch's early one, and one for the profile as loaded)", n)
+		t.Errorf("%d reads, want 3 (the check's, the switch's early one, and the pass's)", n)
 	}
 }

@@ -106,6 +106,8 @@ func (t *term) queueCheckAll(why string, done chan allResult) {
 		return
 	}
 	t.allWhy = append(t.allWhy, why)
+	t.seq++
+	t.allTouched = t.seq
 	if done != nil {
 		t.allWaiting = append(t.allWaiting, done)
 	}
@@ -145,7 +147,7 @@ func (t *term) passAll() {
 			"repaired", sum.Repaired, "out_of_sync", sum.Failed, "round_trips", sum.RoundTrips,
 			"took", sum.Took.Round(time.Millisecond))
 	}
-	check, sum, err := e.readAll(t.ctx, start)
+	check, sum, err := e.readAll(t.ctx, t.mark())
 	if err != nil {
 		answer(sum, err)
 		// Nothing was checked: try again (the PBX or the store may be coming back).
@@ -197,9 +199,9 @@ func (t *term) passAll() {
 
 // readAll reads every switched user's PBX state at once and returns the users that need a
 // pass, with what was read for them.
-func (e *Engine) readAll(ctx context.Context, start time.Time) (map[UserID]*observed, CheckSummary, error) {
-	// The PBX is surveyed while the states are read and compiled. A user whose pass changes
-	// the PBX meanwhile is looked at again by their own pass (passUser: changed after at).
+func (e *Engine) readAll(ctx context.Context, mark uint64) (map[UserID]*observed, CheckSummary, error) {
+	// The PBX is surveyed while the states are read and compiled. A user about whom something
+	// happened meanwhile (an event, a pass) is read again by their own pass (passUser).
 	sv := e.obs.survey()
 	checked := false
 	defer func() {
@@ -263,7 +265,7 @@ func (e *Engine) readAll(ctx context.Context, start time.Time) (map[UserID]*obse
 		// Users whose record is not settled are checked again too, so that what settled
 		// meanwhile is cleared, and a switch never applied (its record is older) is applied.
 		if drifted[i] || !st.Record.settled() || st.Record == nil || st.Version > st.Record.Version {
-			check[id] = &observed{version: st.Version, have: have[id], at: start}
+			check[id] = &observed{version: st.Version, have: have[id], mark: mark}
 		}
 	}
 	return check, sum, nil

@@ -18,8 +18,8 @@ func (t *term) passUser(key workKey) {
 	delete(t.waiting, key.user)
 	seen := t.seen[key.user]
 	delete(t.seen, key.user)
-	if seen != nil && !t.changed[key.user].Before(seen.at) {
-		seen = nil // a pass changed the PBX since the read: look again
+	if seen != nil && !t.untouchedSince(key.user, seen.mark) {
+		seen = nil // an event or a pass since the read: look again
 	}
 	t.mu.Unlock()
 
@@ -32,7 +32,7 @@ func (t *term) passUser(key workKey) {
 			m.switched = true
 			m.switches = append(m.switches, p.req)
 			if p.req.want != nil && p.req.version > m.wantVersion {
-				m.want, m.wantVersion = p.req.want, p.req.version
+				m.want, m.wantVersion, m.early = p.req.want, p.req.version, p.req.early
 			}
 		}
 		if len(p.req.hooks) > 0 {
@@ -40,6 +40,9 @@ func (t *term) passUser(key workKey) {
 		}
 	}
 	res, retry, err := t.e.pass(t.ctx, t, key.user, m, seen)
+	t.mu.Lock()
+	t.touchLocked(key.user) // a read started before this pass no longer stands for the PBX
+	t.mu.Unlock()
 	switch {
 	case errors.Is(err, ErrUnknownUser):
 		t.q.Forget(key) // nothing to retry: a CheckSoon of a user the catalog does not know
@@ -60,11 +63,6 @@ func (t *term) passUser(key workKey) {
 				err = fmt.Errorf("presence: %s of %s: the PBX is done, but the journal entry was not written (the next pass writes it): %w",
 					res.journal.Kind, key.user, rerr)
 			}
-		}
-		if slices.ContainsFunc(res.Outcomes, func(o Outcome) bool { return o.Result == ResultApplied }) {
-			t.mu.Lock()
-			t.changed[key.user] = t.e.now()
-			t.mu.Unlock()
 		}
 	}
 	t.mu.Lock()
@@ -108,10 +106,12 @@ type passMode struct {
 	switched bool   // a switch of this instance waits for the pass
 	switches []request
 	hooks    []*pending
-	// want is the desired state the latest switch among them compiled, of wantVersion: the
-	// pass reads the PBX for it while it loads the state.
+	// want is the desired state the latest switch among them compiled, of wantVersion, and
+	// early the read of the PBX for it that switch started: the pass uses that read, or reads
+	// the PBX for want while it loads the state.
 	want        *Target
 	wantVersion int64
+	early       *earlyRead
 }
 
 // check compares one user's PBX state with their desired state and deals with the
@@ -133,15 +133,18 @@ func (e *Engine) pass(ctx context.Context, t *term, id UserID, m passMode, seen 
 	if !ok {
 		return nil, false, fmt.Errorf("%w %q", ErrUnknownUser, id)
 	}
-	// A switch's pass reads the PBX for the state the switch saved while it loads the state
-	// (one round trip to Redis less before the PBX is read); the read is used only if the
-	// state loaded wants exactly that, as it does unless another switch came in between.
+	// A switch's pass uses the read of the PBX the switch started before it saved the state,
+	// if nothing happened about the user since; otherwise it reads the PBX for the state the
+	// switch saved while it loads the state. Either read is used only if the state loaded
+	// wants exactly that, as it does unless another switch came in between.
 	var early *observeBatch
 	if seen == nil && m.want != nil {
 		if t != nil {
-			t.expecting(u.ID, m.want)
+			early = t.expectingEarly(u.ID, m.want, m.early)
 		}
-		early = e.obs.start(u.ID, m.want)
+		if early == nil {
+			early = e.obs.start(u.ID, m.want)
+		}
 	}
 	st, found, profiles, err, perr := e.loadUser(ctx, u)
 	if early != nil && (err != nil || !found || perr != nil) && t != nil {

@@ -48,11 +48,19 @@ type request struct {
 	// hookEvent as their payload.
 	hooks     []Webhook
 	hookEvent *SwitchEvent
-	// want, for a switch, is the desired state of its version as the switch compiled it: the
-	// pass starts reading the PBX for it while it loads the user's state, and uses that read
-	// only if the state it loads, of the same version, compiles to the same desired state
-	// (pass).
-	want *Target
+	// want, for a switch, is the desired state of its version as the switch compiled it, and
+	// early the read of the PBX for it the switch started before it saved the state. The pass
+	// uses that read only if nothing happened about the user since it started and the state
+	// the pass loads, of the same version, compiles to the same desired state (pass).
+	want  *Target
+	early *earlyRead
+}
+
+// earlyRead is a read of the PBX a switch started for the desired state it compiled, with
+// the mark taken before it started.
+type earlyRead struct {
+	batch *observeBatch
+	mark  uint64
 }
 
 // pending is a request waiting for the pass that covers it: the first pass over its user that
@@ -78,8 +86,14 @@ type term struct {
 	mu         sync.Mutex
 	waiting    map[UserID][]*pending // requests not covered by a pass yet
 	lastSwitch map[UserID]*SwitchResult
-	seen       map[UserID]*observed   // what a full check read, for the next pass of the user
-	changed    map[UserID]time.Time   // when a pass last changed the user's PBX state
+	seen       map[UserID]*observed // what a full check read, for the next pass of the user
+	// A read of the PBX made before a pass (a full check's, a switch's early read) stands for
+	// the PBX only while nothing about the user happened since it started: touched is the
+	// sequence number (seq) of the last event or pass concerning the user, allTouched of the
+	// last event concerning everyone (term.untouchedSince).
+	seq        uint64
+	touched    map[UserID]uint64
+	allTouched uint64
 	flaps      map[UserID][]time.Time // repairs that changed the PBX, within the flap window
 	flapped    map[UserID]bool        // reported as flapping in this window
 	expect     map[UserID]*expectation
@@ -96,11 +110,11 @@ type term struct {
 }
 
 // observed is what a full check read of one user's PBX state, for the state version it read
-// it for, with when the read started.
+// it for, with the mark taken before the read started (term.mark).
 type observed struct {
 	version int64
 	have    *Target
-	at      time.Time
+	mark    uint64
 }
 
 type allResult struct {
@@ -159,7 +173,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	t := &term{e: e, ctx: ctx, q: q, reg: reg, waiting: map[UserID][]*pending{}, lastSwitch: map[UserID]*SwitchResult{},
-		seen: map[UserID]*observed{}, changed: map[UserID]time.Time{}, flaps: map[UserID][]time.Time{}, flapped: map[UserID]bool{},
+		seen: map[UserID]*observed{}, touched: map[UserID]uint64{}, flaps: map[UserID][]time.Time{}, flapped: map[UserID]bool{},
 		expect: map[UserID]*expectation{}, dndPending: map[UserID]bool{}, dndDeclined: map[UserID]dndDeclined{},
 		dndFlapUntil: map[UserID]time.Time{}}
 	e.runMu.Lock()
@@ -266,7 +280,33 @@ func (t *term) work() {
 }
 
 // queueCheck asks for a pass over a user (a PBX event concerning them, a profile edited).
-func (t *term) queueCheck(id UserID) { t.q.Add(workKey{user: id}, priorityLow) }
+func (t *term) queueCheck(id UserID) {
+	t.mu.Lock()
+	t.touchLocked(id)
+	t.mu.Unlock()
+	t.q.Add(workKey{user: id}, priorityLow)
+}
+
+// mark returns the sequence number a read of the PBX that starts now is checked against
+// (untouchedSince).
+func (t *term) mark() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.seq
+}
+
+// touchLocked notes that something happened about the user (an event, a pass): a read that
+// started before it no longer stands for their PBX state. The caller holds t.mu.
+func (t *term) touchLocked(id UserID) {
+	t.seq++
+	t.touched[id] = t.seq
+}
+
+// untouchedSince reports whether nothing happened about the user since mark was taken: no
+// event concerning them or everyone, no pass over them. The caller holds t.mu.
+func (t *term) untouchedSince(id UserID, mark uint64) bool {
+	return t.touched[id] <= mark && t.allTouched <= mark
+}
 
 // expectation is the desired state a pass over a user set out to apply: while the pass runs,
 // and after it if it left the PBX so, events showing the PBX as it says need no pass of their
@@ -283,6 +323,7 @@ type expectation struct {
 // saw is Watch.Saw: a pass over the user unless the expectation agrees with the event.
 func (t *term) saw(id UserID, agrees func(want *Target) bool) {
 	t.mu.Lock()
+	t.touchLocked(id)
 	x := t.expect[id]
 	ok := x != nil && agrees(x.want)
 	if ok && x.passing {
@@ -301,6 +342,20 @@ func (t *term) expecting(id UserID, want *Target) {
 	t.mu.Lock()
 	t.expect[id] = &expectation{want: want, passing: true}
 	t.mu.Unlock()
+}
+
+// expectingEarly is expecting, and returns the read the switch started (early) if nothing
+// happened about the user since it started; nil if none or if something did. Both under one
+// lock: an event about the user comes either before (the read is not used) or after (the
+// expectation deals with it, as with any read the pass makes).
+func (t *term) expectingEarly(id UserID, want *Target, early *earlyRead) *observeBatch {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.expect[id] = &expectation{want: want, passing: true}
+	if early == nil || !t.untouchedSince(id, early.mark) {
+		return nil
+	}
+	return early.batch
 }
 
 // expected ends the pass's expectation: it stays for the events to come when the pass left the

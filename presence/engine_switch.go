@@ -70,14 +70,15 @@ func (e *Engine) Switch(ctx context.Context, req SwitchRequest) (*SwitchResult, 
 	// the next is saved, so that every switch has its pass and the journal their order.
 	unlock := e.lock(u.ID)
 	defer unlock()
-	u, st, from, to, profiles, err := e.save(ctx, req)
+	sv, err := e.save(ctx, t, req)
 	if err != nil {
 		return nil, err
 	}
-	hooks := switchWebhooks(u, from, to, req.Info, e.allow(u))
-	ev := privateRedacted(st.event(u), from, to)
+	u, st := sv.user, sv.state
+	hooks := switchWebhooks(u, sv.from, sv.to, req.Info, e.allow(u))
+	ev := privateRedacted(st.event(u), sv.from, sv.to)
 	res, err := t.await(ctx, workKey{user: u.ID}, priorityHigh, request{version: st.Version, event: st.event(u),
-		hooks: hooks, hookEvent: &ev, want: &e.compile(u, st, profiles).Target})
+		hooks: hooks, hookEvent: &ev, want: sv.want, early: sv.early})
 	if err != nil {
 		return nil, err
 	}
@@ -87,29 +88,44 @@ func (e *Engine) Switch(ctx context.Context, req SwitchRequest) (*SwitchResult, 
 	return &out, nil
 }
 
-// save writes the state req asks for and returns it with what it was made of (the profiles
-// it was decided among included); the caller holds the user's lock.
-func (e *Engine) save(ctx context.Context, req SwitchRequest) (u *User, st UserState, from, to *Profile, profiles []*Profile, err error) {
+// saved is what a switch saved: the user's new state, with the profiles it switched from
+// and to, the desired state it compiles to and the read of the PBX started for it.
+type saved struct {
+	user     *User
+	state    UserState
+	from, to *Profile
+	want     *Target
+	early    *earlyRead
+}
+
+// save writes the state req asks for and returns it with what it was made of; the caller
+// holds the user's lock. Before it writes the state, it starts reading the PBX for the desired
+// state it compiles to (on t, the running term): the read and the write to Redis go on at
+// once, and the switch's pass uses the read if nothing happened about the user meanwhile.
+func (e *Engine) save(ctx context.Context, t *term, req SwitchRequest) (saved, error) {
 	u, ok := e.Catalog().User(req.User)
 	if !ok {
-		return nil, st, nil, nil, nil, fmt.Errorf("%w %q", ErrUnknownUser, req.User)
+		return saved{}, fmt.Errorf("%w %q", ErrUnknownUser, req.User)
 	}
 	if err := e.Catalog().ValidateInfo(req.Info); err != nil {
-		return nil, st, nil, nil, nil, err
+		return saved{}, err
 	}
 	for attempt := 0; ; attempt++ {
-		st, from, to, profiles, _, err = e.next(ctx, u, req, nil)
+		st, from, to, profiles, _, err := e.next(ctx, u, req, nil)
 		if err != nil {
-			return nil, st, nil, nil, nil, err
+			return saved{}, err
 		}
+		want := &e.compile(u, st, profiles).Target
+		early := &earlyRead{mark: t.mark()}
+		early.batch = e.obs.start(u.ID, want)
 		st, err = e.opts.States.Save(ctx, u.ID, st)
 		if errors.Is(err, ErrConflict) && attempt < 5 {
 			continue // another instance switched this user meanwhile: start over from its state
 		}
 		if err != nil {
-			return nil, st, nil, nil, nil, err
+			return saved{}, err
 		}
-		return u, st, from, to, profiles, nil
+		return saved{user: u, state: st, from: from, to: to, want: want, early: early}, nil
 	}
 }
 
