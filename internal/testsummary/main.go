@@ -1,6 +1,8 @@
 // Command testsummary reads `go test -json` on stdin and prints one line per test (so a CI log
-// shows which integration tests ran), the whole output of every test that failed, and a closing
-// "N passed, N failed, N skipped" line. It exits non-zero when anything failed, when a package
+// shows which integration tests ran), the whole output of every test that failed, then, just
+// before the closing "N passed, N failed, N skipped" line, what each failed test itself said
+// (its t.Error and t.Fatal lines, not the logs it relayed): a log cut to its last lines still
+// says why. It exits non-zero when anything failed, when a package
 // failed outside its tests (a lab that could not start), or when nothing ran.
 package main
 
@@ -10,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -31,6 +34,7 @@ func summarise(r io.Reader, w io.Writer) int {
 	output := map[string]*strings.Builder{} // package/test → its output
 	var passed, failed, skipped int
 	var failedPkgs []string
+	var said []string // what failed tests said (assertions), for the end
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1024*1024), 16*1024*1024)
 	for sc.Scan() {
@@ -84,6 +88,7 @@ func summarise(r io.Reader, w io.Writer) int {
 				failed++
 				if b := output[key]; b != nil {
 					fmt.Fprint(w, indent(b.String()))
+					said = append(said, assertions(e.Test, b.String())...)
 				}
 			}
 			delete(output, key)
@@ -92,6 +97,12 @@ func summarise(r io.Reader, w io.Writer) int {
 	if err := sc.Err(); err != nil {
 		fmt.Fprintf(w, "testsummary: read: %v\n", err)
 		return 1
+	}
+	if len(said) > 0 {
+		fmt.Fprintln(w, "what the failed tests said:")
+		for _, l := range said {
+			fmt.Fprintln(w, "    "+l)
+		}
 	}
 	sort.Strings(failedPkgs)
 	if len(failedPkgs) > 0 {
@@ -123,4 +134,26 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n") + "\n"
+}
+
+// assertion is a line a test wrote through t.Error, t.Fatal or t.Log ("    file_test.go:12: …"),
+// and logLine one of those that relays a log record (slog's text or the log package's format).
+var (
+	assertion = regexp.MustCompile(`^\s*\w+_test\.go:\d+: `)
+	logLine   = regexp.MustCompile(`^\s*\w+_test\.go:\d+: (time=|level=|\d{4}/\d\d/\d\d )`)
+)
+
+// assertions returns what a failed test said, its name first on each line: its own lines,
+// at most 10, without the logs it relayed and its panic's first line.
+func assertions(test, out string) []string {
+	var got []string
+	for _, l := range strings.Split(out, "\n") {
+		if (assertion.MatchString(l) && !logLine.MatchString(l)) || strings.HasPrefix(l, "panic: ") {
+			got = append(got, test+": "+strings.TrimSpace(l))
+		}
+	}
+	if len(got) > 10 {
+		got = append(got[:10], fmt.Sprintf("%s: … %d more lines", test, len(got)-10))
+	}
+	return got
 }

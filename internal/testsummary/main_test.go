@@ -39,6 +39,20 @@ func TestSummarise(t *testing.T) {
 			want:     []string{"--- FAIL: TestB", "b_test.go:9: boom", "failed packages: p", "1 passed, 1 failed, 0 skipped"},
 		},
 		{
+			name: "the failed tests' own lines at the end, without the logs they relayed",
+			in: `{"Action":"output","Package":"p","Test":"TestB","Output":"=== RUN   TestB\n"}
+{"Action":"output","Package":"p","Test":"TestB","Output":"    daemon_test.go:133: time=2026-12-06T16:13:53Z level=INFO msg=started\n"}
+{"Action":"output","Package":"p","Test":"TestB","Output":"    b_test.go:9: the sentinels had not failed over\n"}
+{"Action":"output","Package":"p","Test":"TestB","Output":"    b_test.go:12: 31 switches answered 200\n"}
+{"Action":"output","Package":"p","Test":"TestB","Output":"redis: 2026/12/06 16:13:53 sentinel.go:1081: selected\n"}
+{"Action":"fail","Package":"p","Test":"TestB"}
+{"Action":"output","Package":"p","Output":"    fixture_test.go:3: 2026/12/06 16:13:53 a log line\n"}
+{"Action":"fail","Package":"p"}`,
+			wantCode: 1,
+			want: []string{"what the failed tests said:\n    TestB: b_test.go:9: the sentinels had not failed over\n" +
+				"    TestB: b_test.go:12: 31 switches answered 200\nfailed packages: p"},
+		},
+		{
 			name: "package failing outside tests (lab did not start)",
 			in: `{"Action":"output","Package":"q","Output":"lab: cannot start the test lab\n"}
 {"Action":"fail","Package":"q"}
@@ -69,6 +83,9 @@ func TestSummarise(t *testing.T) {
 				if !strings.Contains(out.String(), w) {
 					t.Errorf("output lacks %q:\n%s", w, out.String())
 				}
+			}
+			if _, end, _ := strings.Cut(out.String(), "what the failed tests said:"); strings.Contains(end, "time=") || strings.Contains(end, "a log line") {
+				t.Errorf("a relayed log among what the failed tests said:\n%s", out.String())
 			}
 			if strings.Contains(out.String(), "noise") {
 				t.Errorf("output of a passing test shown:\n%s", out.String())
