@@ -2,22 +2,55 @@ package presence_test
 
 import (
 	"context"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/presenced/presenced/presence"
+	"github.com/presenced/presenced/presence/presencetest"
 )
 
+// stateReads counts the reads of a user's state (HMGET of their key) a Redis client sends.
+type stateReads struct {
+	key string // the user key's suffix, e.g. ":user:alice"
+	n   atomic.Int64
+}
+
+func (h *stateReads) count(cmds ...redis.Cmder) {
+	for _, c := range cmds {
+		if args := c.Args(); strings.EqualFold(c.Name(), "hmget") && len(args) > 1 {
+			if k, _ := args[1].(string); strings.HasSuffix(k, h.key) {
+				h.n.Add(1)
+			}
+		}
+	}
+}
+
+func (h *stateReads) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *stateReads) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { h.count(cmd); return next(ctx, cmd) }
+}
+
+func (h *stateReads) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { h.count(cmds...); return next(ctx, cmds) }
+}
+
 // TestSwitchReadsThePBXOnce: a switch reads the PBX once, for the state it saves, while it
-// saves it (engine_switch.go), and its pass uses that read (engine_pass.go); when the state
-// the pass loads wants something else (here a personal profile changed in Redis between the switch's save and its pass), the
+// saves it (engine_switch.go), and its pass uses that read and the state as saved, loading
+// nothing from Redis (engine_pass.go); when something happened about the user meanwhile (here
+// a pass), the pass loads the state, and when it wants something else (here a personal profile changed in Redis between the switch's save and its pass), the
 // pass reads again and applies what the loaded state wants.
 func TestSwitchReadsThePBXOnce(t *testing.T) {
 	ctx := context.Background()
 	cfg := presence.OpenRules()
 	cfg.Users = []presence.User{presence.Alice()}
 	cfg.Profiles = []presence.Profile{presence.Lunch()}
-	e, pbx, states := newTestEngineFrom(t, cfg, nil)
+	reads := &stateReads{key: ":user:alice"}
+	e, pbx, states := newTestEngineWith(t, cfg, func(o *presencetest.RigOptions) { o.Redis.AddHook(reads) })
 	mine := func(v string) *presence.Profile {
 		return &presence.Profile{ID: "mine", Name: "Mine", Owner: "alice", OnEnter: []presence.Action{
 			{Kind: presence.ActionVariable, Name: "PROFILE/1001/var/x", Value: v}}}
@@ -35,7 +68,7 @@ func TestSwitchReadsThePBXOnce(t *testing.T) {
 	}
 
 	for _, p := range []string{"lunch", "mine", "lunch", "mine"} {
-		before := pbx.Observes()
+		before, loads := pbx.Observes(), reads.n.Load()
 		res, err := e.Switch(ctx, presence.SwitchRequest{User: "alice", Profile: p, Source: presence.SourceAPI})
 		if err != nil {
 			t.Fatal(err)
@@ -45,6 +78,9 @@ func TestSwitchReadsThePBXOnce(t *testing.T) {
 		}
 		if n := pbx.Observes() - before; n != 1 {
 			t.Errorf("switch to %s read the PBX %d times, want once", p, n)
+		}
+		if n := reads.n.Load() - loads; n != 1 {
+			t.Errorf("switch to %s read alice's state from Redis %d times, want once (before saving it)", p, n)
 		}
 	}
 	if v := dbGet(pbx, "PROFILE/1001/var/x"); v != "1" {
@@ -80,7 +116,8 @@ func TestSwitchReadsThePBXOnce(t *testing.T) {
 	}
 	pbx.SetObserveDelay(0)
 	if v := dbGet(pbx, "PROFILE/1001/var/x"); v != "2" {
-		t.Errorf("PROFILE/1001/var/x = %q, want 2: the pass applied the state the switch compiled, not the one it loaded", v)
+		t.Errorf("PROFILE/1001/var/x = %q, want 2: the pass applied the state the switch compiled, not the one it loaded "+
+			"(a pass over alice ran since the switch loaded her state: its pass loads it again)", v)
 	}
 	// The check's read; the switch's early read, started before its save and not used (the
 	// check's pass ran since it started); and the pass's read, made while it loads the state.

@@ -32,7 +32,7 @@ func (t *term) passUser(key workKey) {
 			m.switched = true
 			m.switches = append(m.switches, p.req)
 			if p.req.want != nil && p.req.version > m.wantVersion {
-				m.want, m.wantVersion, m.early = p.req.want, p.req.version, p.req.early
+				m.want, m.wantVersion, m.early, m.saved = p.req.want, p.req.version, p.req.early, p.req.saved
 			}
 		}
 		if len(p.req.hooks) > 0 {
@@ -40,9 +40,6 @@ func (t *term) passUser(key workKey) {
 		}
 	}
 	res, retry, err := t.e.pass(t.ctx, t, key.user, m, seen)
-	t.mu.Lock()
-	t.touchLocked(key.user) // a read started before this pass no longer stands for the PBX
-	t.mu.Unlock()
 	switch {
 	case errors.Is(err, ErrUnknownUser):
 		t.q.Forget(key) // nothing to retry: a CheckSoon of a user the catalog does not know
@@ -66,6 +63,8 @@ func (t *term) passUser(key workKey) {
 		}
 	}
 	t.mu.Lock()
+	// What was read or loaded before this pass (the PBX, the user's record) no longer stands.
+	t.touchLocked(key.user)
 	last := t.lastSwitch[key.user]
 	t.mu.Unlock()
 	for _, p := range covered {
@@ -112,6 +111,7 @@ type passMode struct {
 	want        *Target
 	wantVersion int64
 	early       *earlyRead
+	saved       *storedState
 }
 
 // check compares one user's PBX state with their desired state and deals with the
@@ -138,15 +138,30 @@ func (e *Engine) pass(ctx context.Context, t *term, id UserID, m passMode, seen 
 	// switch saved while it loads the state. Either read is used only if the state loaded
 	// wants exactly that, as it does unless another switch came in between.
 	var early *observeBatch
+	untouched := false // nothing happened about the user since the switch loaded their state
 	if seen == nil && m.want != nil {
 		if t != nil {
 			early = t.expectingEarly(u.ID, m.want, m.early)
+			untouched = early != nil
 		}
 		if early == nil {
 			early = e.obs.start(u.ID, m.want)
 		}
 	}
-	st, found, profiles, err, perr := e.loadUser(ctx, u)
+	var (
+		st        UserState
+		found     bool
+		profiles  []*Profile
+		err, perr error
+	)
+	if s := m.saved; untouched && s != nil && s.state.Version == m.wantVersion && s.catalog == e.Catalog() {
+		// The switch saved this version (Save's compare-and-set: nobody saved in between),
+		// and no pass, event or profile edit about the user came since it loaded the state it
+		// started from: what Redis holds is what it saved.
+		st, found, profiles = s.state, true, s.profiles
+	} else {
+		st, found, profiles, err, perr = e.loadUser(ctx, u)
+	}
 	if early != nil && (err != nil || !found || perr != nil) && t != nil {
 		t.expected(u.ID, false)
 	}

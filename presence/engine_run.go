@@ -54,6 +54,9 @@ type request struct {
 	// the pass loads, of the same version, compiles to the same desired state (pass).
 	want  *Target
 	early *earlyRead
+	// saved is the state the switch stored: the pass takes it instead of loading the state
+	// when it uses early.
+	saved *storedState
 }
 
 // earlyRead is a read of the PBX a switch started for the desired state it compiled, with

@@ -78,7 +78,7 @@ func (e *Engine) Switch(ctx context.Context, req SwitchRequest) (*SwitchResult, 
 	hooks := switchWebhooks(u, sv.from, sv.to, req.Info, e.allow(u))
 	ev := privateRedacted(st.event(u), sv.from, sv.to)
 	res, err := t.await(ctx, workKey{user: u.ID}, priorityHigh, request{version: st.Version, event: st.event(u),
-		hooks: hooks, hookEvent: &ev, want: sv.want, early: sv.early})
+		hooks: hooks, hookEvent: &ev, want: sv.want, early: sv.early, saved: sv.stored})
 	if err != nil {
 		return nil, err
 	}
@@ -89,19 +89,32 @@ func (e *Engine) Switch(ctx context.Context, req SwitchRequest) (*SwitchResult, 
 }
 
 // saved is what a switch saved: the user's new state, with the profiles it switched from
-// and to, the desired state it compiles to and the read of the PBX started for it.
+// and to, the desired state it compiles to, the read of the PBX started for it, and the
+// state as stored, for its pass.
 type saved struct {
 	user     *User
 	state    UserState
 	from, to *Profile
 	want     *Target
 	early    *earlyRead
+	stored   *storedState
+}
+
+// storedState is a user's state as a switch stored it (with the record it found), the
+// profiles it was decided among and the catalog they came from: what the switch's pass
+// would load from Redis if nothing else happened about the user since the switch loaded it.
+type storedState struct {
+	state    UserState
+	profiles []*Profile
+	catalog  *Catalog
 }
 
 // save writes the state req asks for and returns it with what it was made of; the caller
 // holds the user's lock. Before it writes the state, it starts reading the PBX for the desired
 // state it compiles to (on t, the running term): the read and the write to Redis go on at
-// once, and the switch's pass uses the read if nothing happened about the user meanwhile.
+// once. If nothing happened about the user from before the switch loaded their state until
+// its pass starts (no event, no pass, no profile edited here: term.untouchedSince), the pass
+// uses that read and the state as saved, instead of reading both again.
 func (e *Engine) save(ctx context.Context, t *term, req SwitchRequest) (saved, error) {
 	u, ok := e.Catalog().User(req.User)
 	if !ok {
@@ -111,12 +124,13 @@ func (e *Engine) save(ctx context.Context, t *term, req SwitchRequest) (saved, e
 		return saved{}, err
 	}
 	for attempt := 0; ; attempt++ {
-		st, from, to, profiles, _, err := e.next(ctx, u, req, nil)
+		cat := e.Catalog()
+		early := &earlyRead{mark: t.mark()}
+		st, from, to, profiles, prev, err := e.next(ctx, u, req, nil)
 		if err != nil {
 			return saved{}, err
 		}
 		want := &e.compile(u, st, profiles).Target
-		early := &earlyRead{mark: t.mark()}
 		early.batch = e.obs.start(u.ID, want)
 		st, err = e.opts.States.Save(ctx, u.ID, st)
 		if errors.Is(err, ErrConflict) && attempt < 5 {
@@ -125,7 +139,13 @@ func (e *Engine) save(ctx context.Context, t *term, req SwitchRequest) (saved, e
 		if err != nil {
 			return saved{}, err
 		}
-		return saved{user: u, state: st, from: from, to: to, want: want, early: early}, nil
+		stored := st
+		stored.Record = prev.Record
+		if stored.Record == nil {
+			stored.Record = &Record{} // what Save writes for a user's first state
+		}
+		return saved{user: u, state: st, from: from, to: to, want: want, early: early,
+			stored: &storedState{state: stored, profiles: profiles, catalog: cat}}, nil
 	}
 }
 
