@@ -2,6 +2,7 @@ package presence_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -67,6 +68,10 @@ func TestSwitchReadsThePBXOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Each switch reads the PBX and alice's state once. A pass the engine starts on its own
+	// (a full check retried after a failure) may come between one switch's read and its pass:
+	// that switch then reads both again, as it must; one of the four may.
+	var again []string
 	for _, p := range []string{"lunch", "mine", "lunch", "mine"} {
 		before, loads := pbx.Observes(), reads.n.Load()
 		res, err := e.Switch(ctx, presence.SwitchRequest{User: "alice", Profile: p, Source: presence.SourceAPI})
@@ -76,12 +81,17 @@ func TestSwitchReadsThePBXOnce(t *testing.T) {
 		if !res.InSync {
 			t.Fatalf("switch to %s: not in sync: %+v", p, res.Outcomes)
 		}
-		if n := pbx.Observes() - before; n != 1 {
-			t.Errorf("switch to %s read the PBX %d times, want once", p, n)
+		observes, states := pbx.Observes()-before, reads.n.Load()-loads
+		switch {
+		case observes == 1 && states == 1:
+		case observes <= 2 && states <= 2:
+			again = append(again, fmt.Sprintf("switch to %s read the PBX %d times and alice's state %d times", p, observes, states))
+		default:
+			t.Errorf("switch to %s read the PBX %d times and alice's state from Redis %d times, want once each", p, observes, states)
 		}
-		if n := reads.n.Load() - loads; n != 1 {
-			t.Errorf("switch to %s read alice's state from Redis %d times, want once (before saving it)", p, n)
-		}
+	}
+	if len(again) > 1 {
+		t.Errorf("%d switches of 4 read again, want at most 1: %v", len(again), again)
 	}
 	if v := dbGet(pbx, "PROFILE/1001/var/x"); v != "1" {
 		t.Fatalf("PROFILE/1001/var/x = %q after switching to mine, want 1", v)
