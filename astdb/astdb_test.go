@@ -477,3 +477,47 @@ func TestSurvey(t *testing.T) {
 		}
 	}
 }
+
+// TestChangesOverWriter: with Options.Writer the changes go over that client, the reads over
+// Reader, and none over AMI (the session that carries the events).
+func TestChangesOverWriter(t *testing.T) {
+	events, _ := env.DaemonAMI(t)
+	writer, _ := env.DaemonAMI(t)
+	reader, _ := env.DaemonAMI(t)
+	con, err := astdb.New(astdb.Options{AMI: events, Writer: writer, Reader: reader, Logger: lab.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := env.AMI(t, true, nil)
+	ctx := lab.Context(t)
+	fam := lab.Unique("PDW")
+	t.Cleanup(func() { _ = check.DBDelTree(context.Background(), fam, "") })
+	u := &presence.User{ID: "writer", Extension: "9204"}
+	key := fam + "/9204"
+	e0, w0, r0 := events.ActionsSent(), writer.ActionsSent(), reader.ActionsSent()
+
+	out := con.Apply(ctx, u, []presence.Op{{Kind: presence.OpDBPut, Key: key, Value: "YES"}})
+	if len(out) != 1 || out[0].Result != presence.ResultApplied {
+		t.Fatalf("apply: %+v", out)
+	}
+	want := map[presence.UserID]*presence.Target{u.ID: {AstDB: map[string]*string{key: nil}}}
+	have := map[presence.UserID]*presence.Target{u.ID: presence.NewTarget()}
+	if err := con.Observe(ctx, want, have); err != nil {
+		t.Fatal(err)
+	}
+	if v := have[u.ID].AstDB[key]; v == nil || *v != "YES" {
+		t.Errorf("observed %s = %v, want YES", key, v)
+	}
+	if got, err := check.DBGet(ctx, fam, "9204"); err != nil || got != "YES" {
+		t.Errorf("PBX holds %s = %q, %v; want YES", key, got, err)
+	}
+	if n := writer.ActionsSent() - w0; n != 1 {
+		t.Errorf("%d actions over Writer, want the one change", n)
+	}
+	if n := reader.ActionsSent() - r0; n < 1 {
+		t.Errorf("%d actions over Reader, want the read", n)
+	}
+	if n := events.ActionsSent() - e0; n != 0 {
+		t.Errorf("%d actions over AMI, the events session; want none", n)
+	}
+}

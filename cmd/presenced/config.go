@@ -274,7 +274,8 @@ type AMIConfig struct {
 	BackoffMax   time.Duration `mapstructure:"backoff_max"`
 	// WriteSessions is how many sessions queue changes are spread over, the main one
 	// included (an interface's changes always over the same one): Asterisk applies changes of
-	// different sessions partly in parallel.
+	// different sessions partly in parallel. With more than one, the astdb and lamp changes go
+	// over the second, which receives no events.
 	WriteSessions int `mapstructure:"write_sessions"`
 }
 

@@ -303,11 +303,17 @@ func (d *daemon) buildEngine() error {
 	if err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
-	dc, err := astdb.New(astdb.Options{AMI: d.ami, Reader: d.amiRead, Logger: log, Registerer: d.reg})
+	// The astdb and lamp changes go over a write session without events when there is one:
+	// on the main session their replies would wait behind the events of a burst.
+	var writer *ami.Client
+	if len(d.amiWrite) > 0 {
+		writer = d.amiWrite[0]
+	}
+	dc, err := astdb.New(astdb.Options{AMI: d.ami, Reader: d.amiRead, Writer: writer, Logger: log, Registerer: d.reg})
 	if err != nil {
 		return fmt.Errorf("followme: %w", err)
 	}
-	bc, err := blf.New(blf.Options{AMI: d.ami, Reader: d.amiRead, Logger: log, Registerer: d.reg})
+	bc, err := blf.New(blf.Options{AMI: d.ami, Reader: d.amiRead, Writer: writer, Logger: log, Registerer: d.reg})
 	if err != nil {
 		return fmt.Errorf("blf: %w", err)
 	}

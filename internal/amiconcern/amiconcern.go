@@ -48,6 +48,11 @@ type Options struct {
 	// session's actions one at a time, so large lists on the session that carries the changes
 	// would hold them up. nil observes through AMI.
 	Reader *ami.Client
+	// Writer, when set, is the client the concern sends its changes through; AMI still
+	// carries its events. Asterisk answers a session's actions in line with the events it
+	// writes to that session, so during a burst (a mass switch's thousands of queue events) the
+	// changes' replies on the events connection wait behind them. nil changes through AMI.
+	Writer *ami.Client
 	// SmallBatch is the most users an observation reads thing by thing (what each concern
 	// reads says its Options); larger batches list everything once. 0 means
 	// DefaultSmallBatch.
@@ -95,9 +100,9 @@ type Spec struct {
 // and adds how it observes and applies. It is safe for concurrent use.
 type Base struct {
 	spec Spec
-	// AMI carries the changes; Reader the observations (AMI when no second client is
-	// configured).
-	AMI, Reader *ami.Client
+	// AMI carries the events; Writer the changes and Reader the observations (AMI when no
+	// other client is configured).
+	AMI, Writer, Reader *ami.Client
 	// Log is the concern's logger, its component named.
 	Log *slog.Logger
 	// SmallBatch is Options.SmallBatch, its default filled in.
@@ -124,6 +129,7 @@ func New(s Spec, o Options) (*Base, error) {
 		spec:       s,
 		AMI:        o.AMI,
 		Reader:     cmp.Or(o.Reader, o.AMI),
+		Writer:     cmp.Or(o.Writer, o.AMI),
 		Log:        log.With("component", s.Name),
 		SmallBatch: cmp.Or(o.SmallBatch, DefaultSmallBatch),
 		sem:        inflight.New(cmp.Or(o.MaxInFlight, DefaultMaxInFlight)),
@@ -151,13 +157,13 @@ func (b *Base) Apply(ctx context.Context, u *presence.User, ops []presence.Op, a
 	return out
 }
 
-// Do sends a over AMI within the bound on actions in flight.
+// Do sends the change a over Writer within the bound on actions in flight.
 func (b *Base) Do(ctx context.Context, a ami.Action) (*ami.Message, error) {
 	if err := b.Acquire(ctx); err != nil {
 		return nil, err
 	}
 	defer b.Release()
-	return b.AMI.Do(ctx, a)
+	return b.Writer.Do(ctx, a)
 }
 
 // Acquire takes one of the MaxInFlight slots, waiting while all are taken; Release gives it

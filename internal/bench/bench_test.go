@@ -100,11 +100,15 @@ func newRigWith(tb testing.TB, users []presence.User, profiles []presence.Profil
 	if err != nil {
 		tb.Fatal(err)
 	}
-	dc, err := astdb.New(astdb.Options{AMI: c, Reader: reader, Logger: log})
+	var writer *ami.Client // as the daemon does: astdb and lamp changes over a session without events
+	if len(more) > 0 {
+		writer = more[0]
+	}
+	dc, err := astdb.New(astdb.Options{AMI: c, Reader: reader, Writer: writer, Logger: log})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	bc, err := blf.New(blf.Options{AMI: c, Reader: reader, Logger: log})
+	bc, err := blf.New(blf.Options{AMI: c, Reader: reader, Writer: writer, Logger: log})
 	if err != nil {
 		tb.Fatal(err)
 	}
