@@ -31,8 +31,8 @@ func (t *term) passUser(key workKey) {
 		if p.req.version > 0 {
 			m.switched = true
 			m.switches = append(m.switches, p.req)
-			if p.req.want != nil && p.req.version > m.wantVersion {
-				m.want, m.wantVersion, m.early, m.saved = p.req.want, p.req.version, p.req.early, p.req.saved
+			if p.req.handoff != nil && p.req.version > m.wantVersion {
+				m.handoff, m.wantVersion = p.req.handoff, p.req.version
 			}
 		}
 		if len(p.req.hooks) > 0 {
@@ -105,13 +105,10 @@ type passMode struct {
 	switched bool   // a switch of this instance waits for the pass
 	switches []request
 	hooks    []*pending
-	// want is the desired state the latest switch among them compiled, of wantVersion, and
-	// early the read of the PBX for it that switch started: the pass uses that read, or reads
-	// the PBX for want while it loads the state.
-	want        *Target
+	// handoff is what the latest switch among them handed its pass, of wantVersion: the pass
+	// uses its read and state, or reads the PBX for its desired state while it loads the state.
+	handoff     *handoff
 	wantVersion int64
-	early       *earlyRead
-	saved       *storedState
 }
 
 // check compares one user's PBX state with their desired state and deals with the
@@ -139,13 +136,14 @@ func (e *Engine) pass(ctx context.Context, t *term, id UserID, m passMode, seen 
 	// wants exactly that, as it does unless another switch came in between.
 	var early *observeBatch
 	untouched := false // nothing happened about the user since the switch loaded their state
-	if seen == nil && m.want != nil {
+	h := m.handoff
+	if seen == nil && h != nil {
 		if t != nil {
-			early = t.expectingEarly(u.ID, m.want, m.early)
+			early = t.expectingEarly(u.ID, h.want, h)
 			untouched = early != nil
 		}
 		if early == nil {
-			early = e.obs.start(u.ID, m.want)
+			early = e.obs.start(u.ID, h.want)
 		}
 	}
 	var (
@@ -154,11 +152,11 @@ func (e *Engine) pass(ctx context.Context, t *term, id UserID, m passMode, seen 
 		profiles  []*Profile
 		err, perr error
 	)
-	if s := m.saved; untouched && s != nil && s.state.Version == m.wantVersion && s.catalog == e.Catalog() {
+	if untouched && h.catalog == e.Catalog() {
 		// The switch saved this version (Save's compare-and-set: nobody saved in between),
 		// and no pass, event or profile edit about the user came since it loaded the state it
 		// started from: what Redis holds is what it saved.
-		st, found, profiles = s.state, true, s.profiles
+		st, found, profiles = h.state, true, h.profiles
 	} else {
 		st, found, profiles, err, perr = e.loadUser(ctx, u)
 	}
@@ -180,7 +178,7 @@ func (e *Engine) pass(ctx context.Context, t *term, id UserID, m passMode, seen 
 		return nil, false, perr
 	}
 	want := e.compile(u, st, profiles)
-	if early != nil && (st.Version != m.wantVersion || !reflect.DeepEqual(m.want, &want.Target)) {
+	if early != nil && (st.Version != m.wantVersion || !reflect.DeepEqual(h.want, &want.Target)) {
 		early = nil // read again, for what the state loaded wants
 	}
 	if t != nil && early == nil {

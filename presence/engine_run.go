@@ -48,22 +48,23 @@ type request struct {
 	// hookEvent as their payload.
 	hooks     []Webhook
 	hookEvent *SwitchEvent
-	// want, for a switch, is the desired state of its version as the switch compiled it, and
-	// early the read of the PBX for it the switch started before it saved the state. The pass
-	// uses that read only if nothing happened about the user since it started and the state
-	// the pass loads, of the same version, compiles to the same desired state (pass).
-	want  *Target
-	early *earlyRead
-	// saved is the state the switch stored: the pass takes it instead of loading the state
-	// when it uses early.
-	saved *storedState
+	// handoff, for a switch, is what it hands its pass (nil for other requests).
+	handoff *handoff
 }
 
-// earlyRead is a read of the PBX a switch started for the desired state it compiled, with
-// the mark taken before it started.
-type earlyRead struct {
-	batch *observeBatch
-	mark  uint64
+// handoff is what a switch hands its pass: the desired state it compiled; the read of the PBX
+// it started for it, with the mark taken before it loaded the user's state; and the state as
+// it stored it (with the record it found), the profiles it was decided among and the catalog
+// they came from. The pass uses the read and the state only if nothing happened about the
+// user since the mark (term.untouchedSince), and the read only if the state it then has, of
+// the same version, compiles to the same desired state (pass).
+type handoff struct {
+	want     *Target
+	read     *observeBatch
+	mark     uint64
+	state    UserState
+	profiles []*Profile
+	catalog  *Catalog
 }
 
 // pending is a request waiting for the pass that covers it: the first pass over its user that
@@ -347,18 +348,18 @@ func (t *term) expecting(id UserID, want *Target) {
 	t.mu.Unlock()
 }
 
-// expectingEarly is expecting, and returns the read the switch started (early) if nothing
-// happened about the user since it started; nil if none or if something did. Both under one
-// lock: an event about the user comes either before (the read is not used) or after (the
-// expectation deals with it, as with any read the pass makes).
-func (t *term) expectingEarly(id UserID, want *Target, early *earlyRead) *observeBatch {
+// expectingEarly is expecting, and returns the read the switch started (h.read) if nothing
+// happened about the user since its mark; nil if there is no handoff or if something did.
+// Both under one lock: an event about the user comes either before (the read is not used) or
+// after (the expectation deals with it, as with any read the pass makes).
+func (t *term) expectingEarly(id UserID, want *Target, h *handoff) *observeBatch {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.expect[id] = &expectation{want: want, passing: true}
-	if early == nil || !t.untouchedSince(id, early.mark) {
+	if h == nil || !t.untouchedSince(id, h.mark) {
 		return nil
 	}
-	return early.batch
+	return h.read
 }
 
 // expected ends the pass's expectation: it stays for the events to come when the pass left the

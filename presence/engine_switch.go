@@ -78,7 +78,7 @@ func (e *Engine) Switch(ctx context.Context, req SwitchRequest) (*SwitchResult, 
 	hooks := switchWebhooks(u, sv.from, sv.to, req.Info, e.allow(u))
 	ev := privateRedacted(st.event(u), sv.from, sv.to)
 	res, err := t.await(ctx, workKey{user: u.ID}, priorityHigh, request{version: st.Version, event: st.event(u),
-		hooks: hooks, hookEvent: &ev, want: sv.want, early: sv.early, saved: sv.stored})
+		hooks: hooks, hookEvent: &ev, handoff: sv.handoff})
 	if err != nil {
 		return nil, err
 	}
@@ -89,24 +89,12 @@ func (e *Engine) Switch(ctx context.Context, req SwitchRequest) (*SwitchResult, 
 }
 
 // saved is what a switch saved: the user's new state, with the profiles it switched from
-// and to, the desired state it compiles to, the read of the PBX started for it, and the
-// state as stored, for its pass.
+// and to, and what the switch hands its pass.
 type saved struct {
 	user     *User
 	state    UserState
 	from, to *Profile
-	want     *Target
-	early    *earlyRead
-	stored   *storedState
-}
-
-// storedState is a user's state as a switch stored it (with the record it found), the
-// profiles it was decided among and the catalog they came from: what the switch's pass
-// would load from Redis if nothing else happened about the user since the switch loaded it.
-type storedState struct {
-	state    UserState
-	profiles []*Profile
-	catalog  *Catalog
+	handoff  *handoff
 }
 
 // save writes the state req asks for and returns it with what it was made of; the caller
@@ -124,14 +112,13 @@ func (e *Engine) save(ctx context.Context, t *term, req SwitchRequest) (saved, e
 		return saved{}, err
 	}
 	for attempt := 0; ; attempt++ {
-		cat := e.Catalog()
-		early := &earlyRead{mark: t.mark()}
+		h := &handoff{catalog: e.Catalog(), mark: t.mark()}
 		st, from, to, profiles, prev, err := e.next(ctx, u, req, nil)
 		if err != nil {
 			return saved{}, err
 		}
-		want := &e.compile(u, st, profiles).Target
-		early.batch = e.obs.start(u.ID, want)
+		h.want = &e.compile(u, st, profiles).Target
+		h.read = e.obs.start(u.ID, h.want)
 		st, err = e.opts.States.Save(ctx, u.ID, st)
 		if errors.Is(err, ErrConflict) && attempt < 5 {
 			continue // another instance switched this user meanwhile: start over from its state
@@ -139,13 +126,12 @@ func (e *Engine) save(ctx context.Context, t *term, req SwitchRequest) (saved, e
 		if err != nil {
 			return saved{}, err
 		}
-		stored := st
-		stored.Record = prev.Record
-		if stored.Record == nil {
-			stored.Record = &Record{} // what Save writes for a user's first state
+		h.state, h.profiles = st, profiles
+		h.state.Record = prev.Record
+		if h.state.Record == nil {
+			h.state.Record = &Record{} // what Save writes for a user's first state
 		}
-		return saved{user: u, state: st, from: from, to: to, want: want, early: early,
-			stored: &storedState{state: stored, profiles: profiles, catalog: cat}}, nil
+		return saved{user: u, state: st, from: from, to: to, handoff: h}, nil
 	}
 }
 

@@ -45,9 +45,9 @@ func TestReadStandsUntilSomethingHappens(t *testing.T) {
 			tm.saw("alice", agreeing) // what happened before the read does not count
 			tm.queueCheck("bob")
 			batch := &observeBatch{}
-			early := &earlyRead{mark: tm.mark(), batch: batch}
+			h := &handoff{want: want, read: batch, mark: tm.mark()}
 			tt.between(tm)
-			got := tm.expectingEarly("alice", want, early)
+			got := tm.expectingEarly("alice", want, h)
 			if used := got == batch; used != tt.used {
 				t.Errorf("read used: %v, want %v", used, tt.used)
 			}
