@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-
-	goami "github.com/heltonmarx/goami/ami"
 )
 
 // astdb actions (main/db.c). DBPut, DBDel and DBDelTree need write class
@@ -15,7 +13,7 @@ import (
 // In family and key names avoid '_' and '%': DBGetTree and DBDelTree match
 // with SQL LIKE, where they are wildcards (and LIKE ignores ASCII case).
 
-// DBPut is the DBPut action; encoded by goami.
+// DBPut is the DBPut action; encoded here, as goami would (TestEncodersMatchGoami).
 type DBPut struct {
 	Family, Key, Value string
 }
@@ -31,10 +29,8 @@ func (a DBPut) ActionHeaders() ([]Header, error) {
 	if err := checkValues("DBPut", "Family", a.Family, "Key", a.Key, "Value", a.Value); err != nil {
 		return nil, err
 	}
-	// goami leaves out an empty Val; Asterisk stores a missing Val as "".
-	return viaGoami("DBPut", func(ctx context.Context, c goami.Client) error {
-		return one(goami.DBPut(ctx, c, "", a.Family, a.Key, a.Value))
-	})
+	// An empty Val is left out, as goami does; Asterisk stores a missing Val as "".
+	return headers("Family", a.Family, "Key", a.Key, "?Val", a.Value), nil
 }
 
 // DBPut stores value under family/key.
@@ -45,7 +41,7 @@ func (c *Client) DBPut(ctx context.Context, family, key, value string) error {
 	return nil
 }
 
-// DBGet is the DBGet list action; encoded by goami.
+// DBGet is the DBGet list action; encoded here, as goami would (TestEncodersMatchGoami).
 type DBGet struct {
 	Family, Key string
 }
@@ -61,9 +57,7 @@ func (a DBGet) ActionHeaders() ([]Header, error) {
 	if err := checkValues("DBGet", "Family", a.Family, "Key", a.Key); err != nil {
 		return nil, err
 	}
-	return viaGoami("DBGet", func(ctx context.Context, c goami.Client) error {
-		return one(goami.DBGet(ctx, c, "", a.Family, a.Key))
-	})
+	return headers("Family", a.Family, "Key", a.Key), nil
 }
 
 // DBGet returns the value stored under family/key. A missing entry gives a
@@ -153,7 +147,7 @@ func splitDBKey(full, family string) (string, string) {
 	return f, n
 }
 
-// DBDel is the DBDel action; encoded by goami.
+// DBDel is the DBDel action; encoded here, as goami would (TestEncodersMatchGoami).
 type DBDel struct {
 	Family, Key string
 }
@@ -169,9 +163,7 @@ func (a DBDel) ActionHeaders() ([]Header, error) {
 	if err := checkValues("DBDel", "Family", a.Family, "Key", a.Key); err != nil {
 		return nil, err
 	}
-	return viaGoami("DBDel", func(ctx context.Context, c goami.Client) error {
-		return one(goami.DBDel(ctx, c, "", a.Family, a.Key))
-	})
+	return headers("Family", a.Family, "Key", a.Key), nil
 }
 
 // DBDel deletes family/key. Asterisk answers "Database entry could not be
@@ -183,7 +175,7 @@ func (c *Client) DBDel(ctx context.Context, family, key string) error {
 	return nil
 }
 
-// DBDelTree is the DBDelTree action; encoded by goami. Key is optional.
+// DBDelTree is the DBDelTree action; encoded here, as goami would (TestEncodersMatchGoami). Key is optional.
 type DBDelTree struct {
 	Family, Key string
 }
@@ -199,20 +191,9 @@ func (a DBDelTree) ActionHeaders() ([]Header, error) {
 	if err := checkValues("DBDelTree", "Family", a.Family, "Key", a.Key); err != nil {
 		return nil, err
 	}
-	hs, err := viaGoami("DBDelTree", func(ctx context.Context, c goami.Client) error {
-		return one(goami.DBDelTree(ctx, c, "", a.Family, a.Key))
-	})
-	if err != nil {
-		return nil, err
-	}
-	// goami always writes "Key:", also empty; drop it so that the intent
-	// (the whole family) is explicit on the wire.
-	if a.Key == "" {
-		m := Message{Headers: hs}
-		m.Del("Key")
-		hs = m.Headers
-	}
-	return hs, nil
+	// goami always writes "Key:", also empty; it is left out here so that the intent (the
+	// whole family) is explicit on the wire.
+	return headers("Family", a.Family, "?Key", a.Key), nil
 }
 
 // DBDelTree deletes everything under family (and key, if not ""). Nothing

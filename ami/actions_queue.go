@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"time"
-
-	goami "github.com/heltonmarx/goami/ami"
 )
 
 // Queue actions (apps/app_queue.c). QueueAdd, QueueRemove, QueuePause and
@@ -24,7 +22,7 @@ type QueueMemberSpec struct {
 	Reason         string // pause reason, used when Paused
 }
 
-// QueueAdd is the QueueAdd action; encoded by goami.
+// QueueAdd is the QueueAdd action; encoded here, as goami would (TestEncodersMatchGoami).
 type QueueAdd QueueMemberSpec
 
 // ActionName implements [Action].
@@ -42,17 +40,9 @@ func (a QueueAdd) ActionHeaders() ([]Header, error) {
 	if a.Penalty < 0 {
 		return nil, fmt.Errorf("%w: QueueAdd: Penalty must not be negative, got %d", ErrInvalidHeader, a.Penalty)
 	}
-	return viaGoami("QueueAdd", func(ctx context.Context, c goami.Client) error {
-		return one(goami.QueueAdd(ctx, c, "", goami.QueueData{
-			Queue:          a.Queue,
-			Interface:      a.Interface,
-			Penalty:        strconv.Itoa(a.Penalty), // a string: "0" survives goami's omitempty
-			Paused:         boolString(a.Paused),
-			MemberName:     a.MemberName,
-			StateInterface: a.StateInterface,
-			Reason:         a.Reason,
-		}))
-	})
+	return headers("Queue", a.Queue, "Interface", a.Interface, "Penalty", strconv.Itoa(a.Penalty),
+		"Paused", boolString(a.Paused), "?MemberName", a.MemberName, "?StateInterface", a.StateInterface,
+		"?Reason", a.Reason), nil
 }
 
 // QueueAdd adds a dynamic member to a queue. A member that is already
@@ -65,7 +55,7 @@ func (c *Client) QueueAdd(ctx context.Context, m QueueMemberSpec) error {
 	return nil
 }
 
-// QueueRemove is the QueueRemove action; encoded by goami.
+// QueueRemove is the QueueRemove action; encoded here, as goami would (TestEncodersMatchGoami).
 type QueueRemove struct {
 	Queue, Interface string
 }
@@ -81,9 +71,7 @@ func (a QueueRemove) ActionHeaders() ([]Header, error) {
 	if err := checkValues("QueueRemove", "Queue", a.Queue, "Interface", a.Interface); err != nil {
 		return nil, err
 	}
-	return viaGoami("QueueRemove", func(ctx context.Context, c goami.Client) error {
-		return one(goami.QueueRemove(ctx, c, "", goami.QueueData{Queue: a.Queue, Interface: a.Interface}))
-	})
+	return headers("Queue", a.Queue, "Interface", a.Interface), nil
 }
 
 // QueueRemove removes a dynamic member from a queue. Asterisk answers
@@ -96,7 +84,7 @@ func (c *Client) QueueRemove(ctx context.Context, iface, queue string) error {
 	return nil
 }
 
-// QueuePause is the QueuePause action; encoded by goami. Queue "" pauses
+// QueuePause is the QueuePause action; encoded here, as goami would (TestEncodersMatchGoami). Queue "" pauses
 // or unpauses the interface in every queue it is a member of.
 type QueuePause struct {
 	Queue     string
@@ -116,14 +104,7 @@ func (a QueuePause) ActionHeaders() ([]Header, error) {
 	if err := checkValues("QueuePause", "Queue", a.Queue, "Interface", a.Interface, "Reason", a.Reason); err != nil {
 		return nil, err
 	}
-	return viaGoami("QueuePause", func(ctx context.Context, c goami.Client) error {
-		return one(goami.QueuePause(ctx, c, "", goami.QueueData{
-			Queue:     a.Queue,
-			Interface: a.Interface,
-			Paused:    boolString(a.Paused), // "false" is sent, not omitted
-			Reason:    a.Reason,
-		}))
-	})
+	return headers("?Queue", a.Queue, "Interface", a.Interface, "Paused", boolString(a.Paused), "?Reason", a.Reason), nil
 }
 
 // QueuePause pauses or unpauses iface in queue ("" = all its queues).
@@ -147,7 +128,7 @@ func queueOrAll(q string) string {
 	return q
 }
 
-// QueuePenalty is the QueuePenalty action; encoded by goami. Queue ""
+// QueuePenalty is the QueuePenalty action; encoded here, as goami would (TestEncodersMatchGoami). Queue ""
 // sets the penalty in every queue.
 type QueuePenalty struct {
 	Queue     string
@@ -166,13 +147,7 @@ func (a QueuePenalty) ActionHeaders() ([]Header, error) {
 	if err := checkValues("QueuePenalty", "Queue", a.Queue, "Interface", a.Interface); err != nil {
 		return nil, err
 	}
-	return viaGoami("QueuePenalty", func(ctx context.Context, c goami.Client) error {
-		return one(goami.QueuePenalty(ctx, c, "", goami.QueueData{
-			Queue:     a.Queue,
-			Interface: a.Interface,
-			Penalty:   strconv.Itoa(a.Penalty), // "0" is sent, not omitted
-		}))
-	})
+	return headers("?Queue", a.Queue, "Interface", a.Interface, "Penalty", strconv.Itoa(a.Penalty)), nil
 }
 
 // QueuePenalty sets iface's penalty in queue ("" = all its queues).

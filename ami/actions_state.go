@@ -140,7 +140,7 @@ func (c *Client) DeviceStateList(ctx context.Context) ([]DeviceState, error) {
 	return out, nil
 }
 
-// PresenceState is the PresenceState action; encoded by goami.
+// PresenceState is the PresenceState action; encoded here, as goami would (TestEncodersMatchGoami).
 type PresenceState struct {
 	Provider string // e.g. "CustomPresence:1001"
 }
@@ -156,9 +156,7 @@ func (a PresenceState) ActionHeaders() ([]Header, error) {
 	if err := checkValues("PresenceState", "Provider", a.Provider); err != nil {
 		return nil, err
 	}
-	return viaGoami("PresenceState", func(ctx context.Context, c goami.Client) error {
-		return one(goami.PresenceState(ctx, c, "", a.Provider))
-	})
+	return headers("Provider", a.Provider), nil
 }
 
 // PresenceStatus is a presence provider's state.

@@ -3,11 +3,9 @@ package ami
 import (
 	"context"
 	"fmt"
-
-	goami "github.com/heltonmarx/goami/ami"
 )
 
-// Setvar is the Setvar action (write class call); encoded by goami.
+// Setvar is the Setvar action (write class call); encoded here, as goami would (TestEncodersMatchGoami).
 // Channel "" sets a global variable. Variable may be a writable function
 // such as DEVICE_STATE(Custom:DND1001) or PRESENCE_STATE(CustomPresence:1001).
 // Dangerous functions (DB, SHELL, ...) are refused by Asterisk over AMI.
@@ -26,9 +24,8 @@ func (a Setvar) ActionHeaders() ([]Header, error) {
 	if err := checkValues("Setvar", "Channel", a.Channel, "Variable", a.Variable, "Value", a.Value); err != nil {
 		return nil, err
 	}
-	return viaGoami("Setvar", func(ctx context.Context, c goami.Client) error {
-		return one(goami.Setvar(ctx, c, "", a.Channel, a.Variable, a.Value))
-	})
+	// goami writes all three, Channel and Value also when empty (a global, a deletion).
+	return headers("Channel", a.Channel, "Variable", a.Variable, "Value", a.Value), nil
 }
 
 // Setvar sets a variable or function on channel ("" = global). An empty
@@ -48,8 +45,8 @@ func channelOrGlobal(ch string) string {
 	return ch
 }
 
-// Getvar is the Getvar action (write class call or reporting); encoded by
-// goami. Channel "" reads a global or a function without channel.
+// Getvar is the Getvar action (write class call or reporting); encoded here,
+// as goami would (TestEncodersMatchGoami). Channel "" reads a global or a function without channel.
 type Getvar struct {
 	Channel, Variable string
 }
@@ -65,9 +62,7 @@ func (a Getvar) ActionHeaders() ([]Header, error) {
 	if err := checkValues("Getvar", "Channel", a.Channel, "Variable", a.Variable); err != nil {
 		return nil, err
 	}
-	return viaGoami("Getvar", func(ctx context.Context, c goami.Client) error {
-		return one(goami.Getvar(ctx, c, "", a.Channel, a.Variable))
-	})
+	return headers("Channel", a.Channel, "Variable", a.Variable), nil
 }
 
 // Getvar reads a variable or function on channel ("" = global). A missing

@@ -23,7 +23,11 @@ type conn struct {
 	ctx    context.Context // cancelled when the connection ends (OnReady's ctx)
 	cancel context.CancelFunc
 
-	wmu sync.Mutex // serialises writes
+	wmu   sync.Mutex // held by the sender writing to the socket
+	wbuf  []byte     // the batch being written; guarded by wmu
+	spare []*outgoing
+	qmu   sync.Mutex  // guards queue
+	queue []*outgoing // actions waiting for the next write
 
 	mu       sync.Mutex
 	pending  map[string]*call
@@ -96,7 +100,15 @@ func (cn *conn) close(cause error) {
 // send registers cl under id and writes msg. If the connection is already
 // closed nothing is written and the error wraps ErrNotConnected. A failed
 // write closes the connection (a partial write leaves the stream unusable)
-// and the error wraps ErrConnClosed.
+// and the error wraps ErrConnClosed; a write Config.Gate refuses wraps
+// ErrGated and is not written.
+//
+// Writes are combined: an action queued while another goroutine is writing
+// goes out with the others queued meanwhile, in one write, by whichever
+// sender takes the socket next (the group commit of a database log). A lone
+// action is written at once, as before; under a burst of actions (a mass
+// switch sends thousands) presenced makes a system call per batch instead of
+// per action, and Asterisk reads several actions per read.
 func (cn *conn) send(id string, cl *call, msg *Message) error {
 	cn.mu.Lock()
 	if cn.closed {
@@ -106,29 +118,88 @@ func (cn *conn) send(id string, cl *call, msg *Message) error {
 	cn.pending[id] = cl
 	cn.mu.Unlock()
 
-	b := msg.appendWire(nil)
+	e := &outgoing{wire: msg.appendWire(nil), id: id, cl: cl, gated: cn.c.cfg.Gate != nil && !ungated(cl.action)}
+	cn.qmu.Lock()
+	cn.queue = append(cn.queue, e)
+	cn.qmu.Unlock()
 	cn.wmu.Lock()
-	if gate := cn.c.cfg.Gate; gate != nil && !ungated(cl.action) {
-		// Asked as close to the socket as can be: the write follows at once.
-		if err := gate(); err != nil {
-			cn.wmu.Unlock()
-			cn.mu.Lock()
-			delete(cn.pending, id)
-			cn.mu.Unlock()
-			return fmt.Errorf("ami: %s: %w: %w", cl.action, ErrGated, err)
-		}
+	if !e.done {
+		cn.flushLocked()
 	}
-	_ = cn.nc.SetWriteDeadline(time.Now().Add(cn.c.cfg.DialTimeout))
-	_, err := cn.nc.Write(b)
+	err := e.err
 	cn.wmu.Unlock()
-	if err != nil {
-		cn.close(fmt.Errorf("write %s: %w", cl.action, err))
-		cn.mu.Lock()
-		delete(cn.pending, id)
-		cn.mu.Unlock()
-		return fmt.Errorf("ami: %s: %w: write: %v", cl.action, ErrConnClosed, err)
+	return err
+}
+
+// outgoing is an action queued for the socket. done and err are set by the
+// sender that wrote it (or refused it), under conn.wmu.
+type outgoing struct {
+	wire  []byte
+	id    string
+	cl    *call
+	gated bool // Config.Gate decides whether it is written
+	done  bool
+	err   error
+}
+
+// flushLocked writes every queued action in one write; the caller holds
+// wmu. Config.Gate is asked once for the batch, just before the write: the
+// gated actions it refuses are dropped from the batch and fail with ErrGated.
+func (cn *conn) flushLocked() {
+	cn.qmu.Lock()
+	batch := cn.queue
+	cn.queue = cn.spare[:0]
+	cn.qmu.Unlock()
+	buf := cn.wbuf[:0]
+	var gateErr error
+	asked := false
+	for _, e := range batch {
+		if e.gated {
+			if !asked {
+				// Asked as close to the socket as can be: the write follows at once.
+				gateErr, asked = cn.c.cfg.Gate(), true
+			}
+			if gateErr != nil {
+				e.err = fmt.Errorf("ami: %s: %w: %w", e.cl.action, ErrGated, gateErr)
+				cn.unregister(e.id)
+				continue
+			}
+		}
+		buf = append(buf, e.wire...)
 	}
-	return nil
+	var werr error
+	if len(buf) > 0 {
+		_ = cn.nc.SetWriteDeadline(time.Now().Add(cn.c.cfg.DialTimeout))
+		_, werr = cn.nc.Write(buf)
+	}
+	if werr != nil {
+		cn.close(fmt.Errorf("write %s: %w", batch[0].cl.action, werr))
+	}
+	for _, e := range batch {
+		if werr != nil && e.err == nil {
+			cn.unregister(e.id)
+			e.err = fmt.Errorf("ami: %s: %w: write: %v", e.cl.action, ErrConnClosed, werr)
+		}
+		e.done = true
+	}
+	clear(batch)
+	cn.spare = batch[:0]
+	if cap(buf) <= maxWriteBuffer {
+		cn.wbuf = buf[:0]
+	} else {
+		cn.wbuf = nil
+	}
+}
+
+// maxWriteBuffer is the largest write buffer a connection keeps between
+// writes; a larger one (after a burst) is left to the garbage collector.
+const maxWriteBuffer = 256 << 10
+
+// unregister drops the call registered under id.
+func (cn *conn) unregister(id string) {
+	cn.mu.Lock()
+	delete(cn.pending, id)
+	cn.mu.Unlock()
 }
 
 // abandon marks a call whose caller gave up. It reports false if the reply

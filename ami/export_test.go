@@ -61,3 +61,14 @@ func ParseDeviceStatus(name string) (DeviceStatus, bool) {
 	}
 	return DeviceUnknown, false
 }
+
+// QueuedForTest is how many actions wait for the socket on c's connection.
+func QueuedForTest(c *Client) int {
+	cn := c.current()
+	if cn == nil {
+		return 0
+	}
+	cn.qmu.Lock()
+	defer cn.qmu.Unlock()
+	return len(cn.queue)
+}

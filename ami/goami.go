@@ -27,15 +27,20 @@ import (
 // its own (goami is given no ActionID). goami's response handling is never
 // used.
 //
-// Encoded with goami: Login, Ping, QueueAdd, QueueRemove, QueuePause,
-// QueuePenalty, DBPut, DBGet, DBDel, DBDelTree, Setvar, Getvar,
-// ExtensionState, ExtensionStateList, DeviceStateList, PresenceState,
-// Originate, Hangup, CoreShowChannels, CoreStatus, Command. Caller values
-// are checked for CR/LF before they reach goami (a CR LF would already be
-// extra header lines in its output), and Originate's Variable values are
-// escaped here before goami sees them.
+// Encoded with goami: Login, Ping, ExtensionState, ExtensionStateList,
+// DeviceStateList, Originate, Hangup, CoreShowChannels, CoreStatus, Command.
+// Caller values are checked for CR/LF before they reach goami (a CR LF would
+// already be extra header lines in its output), and Originate's Variable
+// values are escaped here before goami sees them.
 //
 // Encoded here instead, and why:
+//   - QueueAdd, QueueRemove, QueuePause, QueuePenalty, DBPut, DBGet, DBDel,
+//     DBDelTree, Setvar, Getvar, PresenceState: the actions of every switch.
+//     goami's reflection, the capture and the parse of its text took about
+//     an eighth of presenced's CPU in a mass switch, beside Asterisk on the
+//     same cores (docs/BENCHMARKS.md). goami's encoders remain the reference:
+//     TestEncodersMatchGoami and FuzzEncodersMatchGoami require the same
+//     headers from both for any input.
 //   - DBGetTree, UserEvent: goami has no such action.
 //   - PlayDTMF: goami's encoder has no Receive parameter.
 //   - PresenceStateList: goami's function waits for the wrong event
