@@ -23,9 +23,13 @@ import (
 
 // Defaults applied by New to zero fields of Options.
 const (
-	// DefaultMaxInFlight bounds the AMI actions one Concern has waiting for their reply, as
-	// it does those of the other AMI-backed concerns.
-	DefaultMaxInFlight = amiconcern.DefaultMaxInFlight
+	// DefaultMaxInFlight bounds the AMI actions one Concern has waiting for their reply, over
+	// all its write sessions. It is larger than the other concerns' (amiconcern's 64): a queue
+	// change costs Asterisk a millisecond or more (rewriting the queue's member list), and
+	// with 64 slots over 4 sessions a mass switch left Asterisk's sessions waiting for
+	// presenced to send the next change; with 512 the engine came 10–25 % closer to the thin
+	// client sending the same actions at once (docs/BENCHMARKS.md, sixth round).
+	DefaultMaxInFlight = 512
 	// DefaultCoalesceWindow is how old an observation may be for Apply to trust it when it
 	// replaces per-queue pauses by one QueuePause for all queues.
 	DefaultCoalesceWindow = 15 * time.Second
@@ -41,8 +45,8 @@ type Options struct {
 	// Registerer receives the concern's metrics (presenced_queue_*). nil means no metrics.
 	Registerer prometheus.Registerer
 	// MaxInFlight bounds the actions the concern has sent and not yet got a reply for, over
-	// all concurrent Apply and Observe calls, so that a mass switch pipelines over the one
-	// AMI connection without flooding Asterisk. 0 means DefaultMaxInFlight.
+	// all concurrent Apply and Observe calls, so that a mass switch pipelines over its AMI
+	// sessions without flooding Asterisk. 0 means DefaultMaxInFlight.
 	MaxInFlight int
 	// CoalesceWindow is how old the last observation may be for Apply to rely on it when it
 	// pauses an interface in all its queues with one action (see Concern.Apply). 0 means

@@ -275,7 +275,7 @@ type AMIConfig struct {
 	// WriteSessions is how many sessions queue changes are spread over, the main one
 	// included (an interface's changes always over the same one): Asterisk applies changes of
 	// different sessions partly in parallel. With more than one, the astdb and lamp changes go
-	// over the second, which receives no events.
+	// over one more session of their own, which receives no events.
 	WriteSessions int `mapstructure:"write_sessions"`
 }
 

@@ -53,19 +53,22 @@ type daemon struct {
 	// amiWrite are the further sessions queue changes are spread over
 	// (asterisk.ami.write_sessions), gated like ami.
 	amiWrite []*ami.Client
-	ari      *ari.Client
-	store    *presence.Redis
-	states   *presence.StateStore
-	engine   *presence.Engine
-	api      *api.Handler
-	web      *web.Handler
-	acc      *account.Service
-	fc       *featurecode.App
-	trig     *trigger.Scheduler
-	missed   *missedcalls.Watcher // unanswered_calls; counts nothing while it is off
-	cal      *calendar.Connector  // users' calendars; runs on the leader, like the triggers
-	devices  *callstate.Phones    // the users' phones' states, for who is on a call
-	elector  *leader.Elector
+	// amiChanges, when asterisk.ami.write_sessions is 2 or more, is one more session, gated
+	// like ami, for the astdb and lamp changes alone (nil: they go over ami).
+	amiChanges *ami.Client
+	ari        *ari.Client
+	store      *presence.Redis
+	states     *presence.StateStore
+	engine     *presence.Engine
+	api        *api.Handler
+	web        *web.Handler
+	acc        *account.Service
+	fc         *featurecode.App
+	trig       *trigger.Scheduler
+	missed     *missedcalls.Watcher // unanswered_calls; counts nothing while it is off
+	cal        *calendar.Connector  // users' calendars; runs on the leader, like the triggers
+	devices    *callstate.Phones    // the users' phones' states, for who is on a call
+	elector    *leader.Elector
 	// certs is the HTTP listener's certificate with http.tls; nil without. It reads its files
 	// again when they change; Reload reads them now.
 	certs *httpserve.CertFiles
@@ -158,6 +161,19 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 		}
 		d.amiWrite = append(d.amiWrite, c)
 	}
+	if cfg.Asterisk.AMI.WriteSessions >= 2 {
+		// The astdb and lamp changes (a fraction of a millisecond each to Asterisk) over a
+		// session of their own: Asterisk serves a session's actions one after the other, so
+		// behind the queue changes of a mass switch (each rewriting a queue's member list) they
+		// waited in line, and every switch with them; on the main session their replies wait
+		// behind its events.
+		cc := amiConfig("changes")
+		cc.Events = "system"
+		cc.Gate = mainCfg.Gate
+		if d.amiChanges, err = ami.New(cc); err != nil {
+			return fmt.Errorf("ami: %w", err)
+		}
+	}
 	readCfg := amiConfig("read")
 	readCfg.Events = "system" // FullyBooted only: the main session receives the events
 	if d.amiRead, err = ami.New(readCfg); err != nil {
@@ -215,7 +231,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 5+len(d.amiWrite))
+	errc := make(chan error, 6+len(d.amiWrite))
 	wg.Go(func() {
 		if err := d.ami.Run(runCtx); err != nil {
 			errc <- fmt.Errorf("ami: %w", err)
@@ -230,6 +246,13 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 		wg.Go(func() {
 			if err := c.Run(runCtx); err != nil {
 				errc <- fmt.Errorf("ami (write connection %d): %w", i+2, err)
+			}
+		})
+	}
+	if d.amiChanges != nil {
+		wg.Go(func() {
+			if err := d.amiChanges.Run(runCtx); err != nil {
+				errc <- fmt.Errorf("ami (changes connection): %w", err)
 			}
 		})
 	}
@@ -303,17 +326,12 @@ func (d *daemon) buildEngine() error {
 	if err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
-	// The astdb and lamp changes go over a write session without events when there is one:
-	// on the main session their replies would wait behind the events of a burst.
-	var writer *ami.Client
-	if len(d.amiWrite) > 0 {
-		writer = d.amiWrite[0]
-	}
-	dc, err := astdb.New(astdb.Options{AMI: d.ami, Reader: d.amiRead, Writer: writer, Logger: log, Registerer: d.reg})
+	// The astdb and lamp changes go over their own session when there is one (nil: the main).
+	dc, err := astdb.New(astdb.Options{AMI: d.ami, Reader: d.amiRead, Writer: d.amiChanges, Logger: log, Registerer: d.reg})
 	if err != nil {
 		return fmt.Errorf("followme: %w", err)
 	}
-	bc, err := blf.New(blf.Options{AMI: d.ami, Reader: d.amiRead, Writer: writer, Logger: log, Registerer: d.reg})
+	bc, err := blf.New(blf.Options{AMI: d.ami, Reader: d.amiRead, Writer: d.amiChanges, Logger: log, Registerer: d.reg})
 	if err != nil {
 		return fmt.Errorf("blf: %w", err)
 	}
@@ -372,6 +390,9 @@ func (d *daemon) buildEngine() error {
 			n := d.ami.ActionsSent() + d.amiRead.ActionsSent()
 			for _, c := range d.amiWrite {
 				n += c.ActionsSent()
+			}
+			if d.amiChanges != nil {
+				n += d.amiChanges.ActionsSent()
 			}
 			return n
 		},

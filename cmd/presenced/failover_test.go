@@ -163,16 +163,16 @@ func waitRoleAt(t *testing.T, base, role string, within time.Duration) {
 	}
 }
 
-// amiWrites sums the daemon's AMI actions on the writing sessions (main, write2...) that went
-// on the wire, Pings aside: presenced_ami_actions_total{connection=~"main|write.*"} without
-// result "gated".
+// amiWrites sums the daemon's AMI actions on the writing sessions (main, write2..., changes)
+// that went on the wire, Pings aside: presenced_ami_actions_total{connection=~"main|write.*|changes"}
+// without result "gated".
 func (d *daemonUnderTest) amiWrites(t *testing.T) float64 {
 	t.Helper()
 	_, body := d.get(t, "/metrics")
 	var n float64
 	for _, s := range parseMetrics(t, body) {
 		conn := s.label["connection"]
-		if s.name == "presenced_ami_actions_total" && (conn == "main" || strings.HasPrefix(conn, "write")) &&
+		if s.name == "presenced_ami_actions_total" && (conn == "main" || conn == "changes" || strings.HasPrefix(conn, "write")) &&
 			s.label["action"] != "Ping" && s.label["result"] != "gated" {
 			n += s.value
 		}

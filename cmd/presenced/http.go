@@ -103,6 +103,11 @@ func (d *daemon) readiness(ctx context.Context) readiness {
 				break
 			}
 		}
+		if d.amiChanges != nil {
+			if w := d.amiChanges.Status(); !w.FullyBooted {
+				fail("ami", "changes connection not ready"+withReason(w.LastError))
+			}
+		}
 	}
 
 	if s := d.ari.Status(); s.Connected {
