@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -361,8 +362,8 @@ func TestMassSwitchSmall(t *testing.T) {
 // the engine's plan in parallel, rawN/naive says how far below naive Asterisk itself can go). The clients take turns over -bench.rounds
 // rounds, in a rotating order, and the medians are reported: users/s per client and phase, the
 // ratios engine time ÷ naive time and engine time ÷ raw time of the same actions (below 1: the
-// engine is faster), engine1 ÷ naive, and the engine's PBX reads per phase with the seconds
-// they took.
+// engine is faster), engine1 ÷ naive, the engine's PBX reads per phase with the seconds
+// they took, and the CPU time the benchmark's process (the engine) used in its turn.
 func BenchmarkMassSwitch(b *testing.B) {
 	users := massUsers(*benchUsers)
 	r := newRig(b, users, massProfiles())
@@ -397,6 +398,7 @@ func BenchmarkMassSwitch(b *testing.B) {
 		batches := map[string][]float64{}      // phase → the engine's PBX reads per round
 		reading := map[string][]float64{}      // phase → seconds the engine spent reading the PBX
 		queueReading := map[string][]float64{} // phase → of which the queue concern's reads
+		cpu := map[string][]float64{}          // phase → CPU seconds of this process (the engine's)
 		for round := range *benchRounds {
 			for i := range clients {
 				client := clients[(i+round)%len(clients)]
@@ -406,6 +408,7 @@ func BenchmarkMassSwitch(b *testing.B) {
 						d = r1.switchAll(b, users, engineProfile[phase])
 					} else if client == "engine" {
 						reads0, reading0 := r.hist(b, "presenced_observe_duration_seconds")
+						cpu0 := processCPU(b)
 						_, queueReading0 := r.hist(b, "presenced_queue_observe_duration_seconds")
 						d = r.switchAll(b, users, engineProfile[phase])
 						reads1, reading1 := r.hist(b, "presenced_observe_duration_seconds")
@@ -413,6 +416,7 @@ func BenchmarkMassSwitch(b *testing.B) {
 						batches[phase] = append(batches[phase], float64(reads1-reads0))
 						reading[phase] = append(reading[phase], reading1-reading0)
 						queueReading[phase] = append(queueReading[phase], queueReading1-queueReading0)
+						cpu[phase] = append(cpu[phase], (processCPU(b) - cpu0).Seconds())
 					} else if client == "sameN" {
 						var errs int
 						d, errs = runSplit(b, raws, rawActionsByUser(users, naming, "same", phase))
@@ -453,9 +457,22 @@ func BenchmarkMassSwitch(b *testing.B) {
 				b.ReportMetric(median(batches[phase]), "engine-reads-"+phase)
 				b.ReportMetric(median(reading[phase]), "engine-read-s-"+phase)
 				b.ReportMetric(median(queueReading[phase]), "engine-queue-read-s-"+phase)
+				b.ReportMetric(median(cpu[phase]), "engine-cpu-s-"+phase)
 			}
 		}
 	}
+}
+
+// processCPU is the CPU time (user and system) this process has used: during the engine's
+// turn, presenced's own work (and the rig's reading of the events its session receives), on the
+// cores it shares with Asterisk.
+func processCPU(tb testing.TB) time.Duration {
+	tb.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // hist is how many observations the engine's histogram name holds, and their sum.
