@@ -23,13 +23,14 @@ import (
 
 // Defaults applied by New to zero fields of Options.
 const (
-	// DefaultMaxInFlight bounds the AMI actions one Concern has waiting for their reply, over
-	// all its write sessions. It is larger than the other concerns' (amiconcern's 64): a queue
-	// change costs Asterisk a millisecond or more (rewriting the queue's member list), and
-	// with 64 slots over 4 sessions a mass switch left Asterisk's sessions waiting for
-	// presenced to send the next change; with 512 the engine came 10–25 % closer to the thin
-	// client sending the same actions at once (docs/BENCHMARKS.md, sixth round).
-	DefaultMaxInFlight = 512
+	// DefaultMaxInFlight bounds the AMI actions one Concern has waiting for their reply on
+	// each of its sessions, as the other AMI-backed concerns do on theirs. It is a bound per
+	// session, not a larger one in all, because what it must bound is how long an action (and
+	// the session's keepalive Ping) waits in line in Asterisk: a queue change with
+	// persistentmembers rewrites the queue's member list, 25 ms with 10,000 members, so 512
+	// changes on one session held a Ping for more than 10 s and the session was taken for
+	// dead (docs/BENCHMARKS.md, sixth round).
+	DefaultMaxInFlight = amiconcern.DefaultMaxInFlight
 	// DefaultCoalesceWindow is how old an observation may be for Apply to trust it when it
 	// replaces per-queue pauses by one QueuePause for all queues.
 	DefaultCoalesceWindow = 15 * time.Second
@@ -44,9 +45,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer receives the concern's metrics (presenced_queue_*). nil means no metrics.
 	Registerer prometheus.Registerer
-	// MaxInFlight bounds the actions the concern has sent and not yet got a reply for, over
-	// all concurrent Apply and Observe calls, so that a mass switch pipelines over its AMI
-	// sessions without flooding Asterisk. 0 means DefaultMaxInFlight.
+	// MaxInFlight bounds the actions the concern has sent and not yet got a reply for on each
+	// of its sessions (the reads, and every write session), over all concurrent Apply and
+	// Observe calls, so that a mass switch pipelines over its AMI sessions without any action
+	// waiting long in line in Asterisk. 0 means DefaultMaxInFlight.
 	MaxInFlight int
 	// CoalesceWindow is how old the last observation may be for Apply to rely on it when it
 	// pauses an interface in all its queues with one action (see Concern.Apply). 0 means
@@ -90,7 +92,8 @@ type Concern struct {
 	log     *slog.Logger
 	met     *metrics
 	window  time.Duration
-	sem     inflight.Limit // one slot per action in flight
+	sem     inflight.Limit   // reads: one slot per action in flight
+	wsem    []inflight.Limit // writes, one limit per session of writers
 	mem     *memberships
 	size    atomic.Pointer[pbxSize] // of the last read of every queue
 	// survey says whether Survey reads every queue: the last full check (Survey.Fill) wanted
@@ -143,6 +146,11 @@ func New(opts Options) (*Concern, error) {
 	if err != nil {
 		return nil, err
 	}
+	wsem := writeLimits(1+len(opts.Writers), opts.MaxInFlight)
+	sem := inflight.New(opts.MaxInFlight)
+	if opts.Reader == nil {
+		sem = wsem[0] // the reads go over the main session too: one bound for it
+	}
 	return &Concern{
 		ami:     opts.AMI,
 		writers: append([]*ami.Client{opts.AMI}, opts.Writers...),
@@ -150,7 +158,8 @@ func New(opts Options) (*Concern, error) {
 		log:     log.With("component", "queue"),
 		met:     met,
 		window:  opts.CoalesceWindow,
-		sem:     inflight.New(opts.MaxInFlight),
+		sem:     sem,
+		wsem:    wsem,
 		mem:     newMemberships(),
 	}, nil
 }
@@ -365,28 +374,36 @@ func (c *Concern) readMembers(ctx context.Context, ifaces map[string]string) (ma
 	return out, errors.Join(errs...)
 }
 
-// acquire takes one of the MaxInFlight slots.
-func (c *Concern) acquire(ctx context.Context) error {
+// writeLimits are the in-flight limits of n write sessions, perSession each.
+func writeLimits(n, perSession int) []inflight.Limit {
+	out := make([]inflight.Limit, n)
+	for i := range out {
+		out[i] = inflight.New(perSession)
+	}
+	return out
+}
+
+// acquire takes one of the MaxInFlight slots of l.
+func acquire(ctx context.Context, l inflight.Limit) error {
 	if err := ctx.Err(); err != nil { // a caller that gave up starts nothing
 		return fmt.Errorf("queue: %w", err)
 	}
-	if err := c.sem.Acquire(ctx); err != nil {
+	if err := l.Acquire(ctx); err != nil {
 		return fmt.Errorf("queue: waiting for an AMI slot: %w", err)
 	}
 	return nil
 }
 
-func (c *Concern) release() { c.sem.Release() }
-
 // send sends a, holding a slot while it is in flight, and counts it. unchanged reports that
 // Asterisk refused it with one of the idempotent answers given.
 func (c *Concern) send(ctx context.Context, a ami.Action, idempotent ...string) (unchanged bool, err error) {
-	if err := c.acquire(ctx); err != nil {
+	w := c.writer(a)
+	if err := acquire(ctx, c.wsem[w]); err != nil {
 		c.met.actions.WithLabelValues(a.ActionName(), resultTimeout).Inc()
 		return false, err
 	}
-	_, err = c.writer(a).Do(ctx, a)
-	c.release()
+	_, err = c.writers[w].Do(ctx, a)
+	c.wsem[w].Release()
 	if msg, ok := ami.ResponseMessage(err); ok {
 		for _, idem := range idempotent {
 			if strings.EqualFold(strings.TrimSpace(msg), idem) {
@@ -398,10 +415,11 @@ func (c *Concern) send(ctx context.Context, a ami.Action, idempotent ...string) 
 	return unchanged, err
 }
 
-// writer is the session the change a goes over: always the same for one interface.
-func (c *Concern) writer(a ami.Action) *ami.Client {
+// writer is the session (index into writers) the change a goes over: always the same for one
+// interface.
+func (c *Concern) writer(a ami.Action) int {
 	if len(c.writers) == 1 {
-		return c.ami
+		return 0
 	}
 	var iface string
 	switch a := a.(type) {
@@ -414,21 +432,21 @@ func (c *Concern) writer(a ami.Action) *ami.Client {
 	case ami.QueuePenalty:
 		iface = a.Interface
 	default:
-		return c.ami
+		return 0
 	}
 	h := fnv.New32a()
 	h.Write([]byte(key(iface)))
-	return c.writers[h.Sum32()%uint32(len(c.writers))]
+	return int(h.Sum32() % uint32(len(c.writers)))
 }
 
 // list sends the list action a like send, through the reading client.
 func (c *Concern) list(ctx context.Context, a ami.Action) (*ami.List, error) {
-	if err := c.acquire(ctx); err != nil {
+	if err := acquire(ctx, c.sem); err != nil {
 		c.met.actions.WithLabelValues(a.ActionName(), resultTimeout).Inc()
 		return nil, err
 	}
 	l, err := c.reader.List(ctx, a)
-	c.release()
+	c.sem.Release()
 	c.met.actions.WithLabelValues(a.ActionName(), resultOf(err, false)).Inc()
 	return l, err
 }

@@ -54,6 +54,9 @@ func TestNew(t *testing.T) {
 			if cap(c.sem) != tc.wantCap {
 				t.Errorf("MaxInFlight = %d, want %d", cap(c.sem), tc.wantCap)
 			}
+			if len(c.wsem) != 1 || cap(c.wsem[0]) != tc.wantCap {
+				t.Errorf("write limits: %d sessions, the first %d, want 1 of %d", len(c.wsem), cap(c.wsem[0]), tc.wantCap)
+			}
 			kinds := c.Kinds()
 			for _, k := range []presence.OpKind{presence.OpQueueAdd, presence.OpQueueRemove, presence.OpQueuePause, presence.OpQueuePenalty} {
 				if !slices.Contains(kinds, k) {

@@ -1,8 +1,10 @@
 package queue
 
 import (
+	"context"
 	"fmt"
 	"maps"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -707,5 +709,73 @@ func TestSurvey(t *testing.T) {
 	}
 	if n := f.count.count("QueueStatus") - before; n != 0 {
 		t.Errorf("survey after a check of few interfaces sent %d QueueStatus, want 0", n)
+	}
+}
+
+// TestInFlightPerSession: MaxInFlight bounds each session's actions waiting for a reply, not
+// all of them together: with 3 write sessions and a bound of 3, more than 3 actions are in
+// flight at once over the three, never more than 3 on one. The bound is what keeps an action
+// (and the session's keepalive Ping) from waiting long in line in Asterisk.
+func TestInFlightPerSession(t *testing.T) {
+	const users, maxInFlight = 60, 3
+	all := newCounter() // every session's actions
+	var counts []*counter
+	dialBoth := func(own *counter) func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return func(ctx context.Context, network, addr string) (net.Conn, error) {
+			nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &countingConn{Conn: &countingConn{Conn: nc, c: all}, c: own}, nil
+		}
+	}
+	f := newFixture(t, func(o *Options) {
+		o.MaxInFlight = maxInFlight
+		o.Reader = startClient(t, false, nil)
+		for range 2 {
+			own := newCounter()
+			counts = append(counts, own)
+			o.Writers = append(o.Writers, startClient(t, false, func(cfg *ami.Config) { cfg.Dial = dialBoth(own) }))
+		}
+	})
+	ctx := testCtx(t)
+	ifaces := make([]string, users)
+	for i := range ifaces {
+		ifaces[i] = iface(ext(t, i))
+	}
+	f.cleanup(t, ifaces...)
+	// The main session's connection is counted by the fixture alone; the peaks of all are the
+	// two further sessions' together, a lower bound of the three's.
+	var wg sync.WaitGroup
+	for i, me := range ifaces {
+		wg.Go(func() {
+			ops := []presence.Op{{Kind: presence.OpQueueAdd, Queue: "support", Member: &presence.QueueMember{Interface: me, MemberName: fmt.Sprint("User ", i)}}}
+			for _, o := range f.c.Apply(ctx, &presence.User{ID: presence.UserID(fmt.Sprint(i))}, ops) {
+				if o.Result != presence.ResultApplied {
+					t.Errorf("%s: %+v", me, o)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	sessions := append([]*counter{f.count}, counts...)
+	total := 0
+	for i, c := range sessions {
+		n := c.count("QueueAdd")
+		total += n
+		if peak := c.maxInFlight(); peak > maxInFlight {
+			t.Errorf("session %d: %d actions in flight at once, want at most %d", i, peak, maxInFlight)
+		}
+		if n == 0 {
+			t.Errorf("session %d carried no QueueAdd", i)
+		}
+	}
+	if total != users {
+		t.Errorf("%d QueueAdd over the sessions, want %d", total, users)
+	}
+	if peak := all.maxInFlight(); peak <= maxInFlight {
+		t.Errorf("the two further sessions had %d actions in flight at once at most, want more than %d (a bound per session, not for all)", peak, maxInFlight)
+	} else {
+		t.Logf("in flight at once over two sessions: %d", peak)
 	}
 }
