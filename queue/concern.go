@@ -27,11 +27,11 @@ const (
 	// each of its sessions. It is a bound per session, not one over all of them, because what
 	// it must bound is how long an action (and the session's keepalive Ping, answered within
 	// ami.DefaultPingInterval) waits in line in Asterisk: a queue change with
-	// persistentmembers rewrites the queue's member list, about 25 ms with 10,000 members, so
-	// 512 changes on one session held a Ping for more than 10 s and the session was taken for
-	// dead, while 128 wait about 3 s. A mass switch of 5,000 users went twice as fast with 512
-	// over 4 sessions as with 64 on each (docs/BENCHMARKS.md, sixth round).
-	DefaultMaxInFlight = 128
+	// persistentmembers rewrites the queue's member list, about 25 ms with 10,000 members and
+	// more for a pause in 5 queues of 5,000, so 512 changes on one session, and 128 pauses in
+	// all queues on each, held a Ping for more than 10 s and the session was taken for dead
+	// (docs/BENCHMARKS.md, sixth round). 64 on each passed both.
+	DefaultMaxInFlight = amiconcern.DefaultMaxInFlight
 	// DefaultCoalesceWindow is how old an observation may be for Apply to trust it when it
 	// replaces per-queue pauses by one QueuePause for all queues.
 	DefaultCoalesceWindow = 15 * time.Second
