@@ -911,10 +911,10 @@ func TestWebCalendarOnStatus(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
-	span := "–" + end.Format("15:04")
+	// An event that ends the next day shows "23:15–tomorrow 00:15".
 	line := calendarLine("the next event", func(l string) bool { return strings.Contains(l, "next event 'm: Budget review'") })
-	if !strings.Contains(line, span) || !strings.Contains(line, start.Format("15:04")) {
-		t.Fatalf("calendar line %q, want the event's times (…%s…%s)", line, start.Format("15:04"), span)
+	if !strings.Contains(line, start.Format("15:04")+"–") || !strings.Contains(line, end.Format("15:04")) {
+		t.Fatalf("calendar line %q, want the event's times (…%s–…%s)", line, start.Format("15:04"), end.Format("15:04"))
 	}
 	screenshot(t, ctx, "status-calendar")
 
