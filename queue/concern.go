@@ -88,13 +88,12 @@ func (o Options) validate() error {
 // state and penalties. Create one with New; its methods are safe for concurrent use.
 type Concern struct {
 	ami     *ami.Client
-	writers []*ami.Client // ami, then Options.Writers: an interface's changes go over one
-	reader  *ami.Client   // reads (QueueStatus); ami when no second client is configured
+	writers []writeSession // ami, then Options.Writers: an interface's changes go over one
+	reader  *ami.Client    // reads (QueueStatus); ami when no second client is configured
 	log     *slog.Logger
 	met     *metrics
 	window  time.Duration
-	sem     inflight.Limit   // reads: one slot per action in flight
-	wsem    []inflight.Limit // writes, one limit per session of writers
+	sem     inflight.Limit // reads: one slot per action in flight
 	mem     *memberships
 	size    atomic.Pointer[pbxSize] // of the last read of every queue
 	// survey says whether Survey reads every queue: the last full check (Survey.Fill) wanted
@@ -147,20 +146,22 @@ func New(opts Options) (*Concern, error) {
 	if err != nil {
 		return nil, err
 	}
-	wsem := writeLimits(1+len(opts.Writers), opts.MaxInFlight)
+	var writers []writeSession
+	for _, w := range append([]*ami.Client{opts.AMI}, opts.Writers...) {
+		writers = append(writers, writeSession{client: w, slots: inflight.New(opts.MaxInFlight)})
+	}
 	sem := inflight.New(opts.MaxInFlight)
 	if opts.Reader == nil {
-		sem = wsem[0] // the reads go over the main session too: one bound for it
+		sem = writers[0].slots // the reads go over the main session too: one bound for it
 	}
 	return &Concern{
 		ami:     opts.AMI,
-		writers: append([]*ami.Client{opts.AMI}, opts.Writers...),
+		writers: writers,
 		reader:  cmp.Or(opts.Reader, opts.AMI),
 		log:     log.With("component", "queue"),
 		met:     met,
 		window:  opts.CoalesceWindow,
 		sem:     sem,
-		wsem:    wsem,
 		mem:     newMemberships(),
 	}, nil
 }
@@ -375,13 +376,11 @@ func (c *Concern) readMembers(ctx context.Context, ifaces map[string]string) (ma
 	return out, errors.Join(errs...)
 }
 
-// writeLimits are the in-flight limits of n write sessions, perSession each.
-func writeLimits(n, perSession int) []inflight.Limit {
-	out := make([]inflight.Limit, n)
-	for i := range out {
-		out[i] = inflight.New(perSession)
-	}
-	return out
+// writeSession is a session the concern changes the PBX over, with its own bound on the
+// actions in flight on it (Options.MaxInFlight).
+type writeSession struct {
+	client *ami.Client
+	slots  inflight.Limit
 }
 
 // acquire takes one of the MaxInFlight slots of l.
@@ -399,12 +398,12 @@ func acquire(ctx context.Context, l inflight.Limit) error {
 // Asterisk refused it with one of the idempotent answers given.
 func (c *Concern) send(ctx context.Context, a ami.Action, idempotent ...string) (unchanged bool, err error) {
 	w := c.writer(a)
-	if err := acquire(ctx, c.wsem[w]); err != nil {
+	if err := acquire(ctx, w.slots); err != nil {
 		c.met.actions.WithLabelValues(a.ActionName(), resultTimeout).Inc()
 		return false, err
 	}
-	_, err = c.writers[w].Do(ctx, a)
-	c.wsem[w].Release()
+	_, err = w.client.Do(ctx, a)
+	w.slots.Release()
 	if msg, ok := ami.ResponseMessage(err); ok {
 		for _, idem := range idempotent {
 			if strings.EqualFold(strings.TrimSpace(msg), idem) {
@@ -416,11 +415,10 @@ func (c *Concern) send(ctx context.Context, a ami.Action, idempotent ...string) 
 	return unchanged, err
 }
 
-// writer is the session (index into writers) the change a goes over: always the same for one
-// interface.
-func (c *Concern) writer(a ami.Action) int {
+// writer is the session the change a goes over: always the same for one interface.
+func (c *Concern) writer(a ami.Action) writeSession {
 	if len(c.writers) == 1 {
-		return 0
+		return c.writers[0]
 	}
 	var iface string
 	switch a := a.(type) {
@@ -433,11 +431,11 @@ func (c *Concern) writer(a ami.Action) int {
 	case ami.QueuePenalty:
 		iface = a.Interface
 	default:
-		return 0
+		return c.writers[0]
 	}
 	h := fnv.New32a()
 	h.Write([]byte(key(iface)))
-	return int(h.Sum32() % uint32(len(c.writers)))
+	return c.writers[h.Sum32()%uint32(len(c.writers))]
 }
 
 // list sends the list action a like send, through the reading client.

@@ -54,8 +54,8 @@ func TestNew(t *testing.T) {
 			if cap(c.sem) != tc.wantCap {
 				t.Errorf("MaxInFlight = %d, want %d", cap(c.sem), tc.wantCap)
 			}
-			if len(c.wsem) != 1 || cap(c.wsem[0]) != tc.wantCap {
-				t.Errorf("write limits: %d sessions, the first %d, want 1 of %d", len(c.wsem), cap(c.wsem[0]), tc.wantCap)
+			if len(c.writers) != 1 || cap(c.writers[0].slots) != tc.wantCap {
+				t.Errorf("write limits: %d sessions, the first %d, want 1 of %d", len(c.writers), cap(c.writers[0].slots), tc.wantCap)
 			}
 			kinds := c.Kinds()
 			for _, k := range []presence.OpKind{presence.OpQueueAdd, presence.OpQueueRemove, presence.OpQueuePause, presence.OpQueuePenalty} {
