@@ -151,13 +151,21 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 	if d.ami, err = ami.New(mainCfg); err != nil {
 		return fmt.Errorf("ami: %w", err)
 	}
-	for i := 2; i <= cfg.Asterisk.AMI.WriteSessions; i++ {
-		wc := amiConfig(fmt.Sprintf("write%d", i))
-		wc.Events = "system" // FullyBooted only
+	// A further write session: gated like the main one, FullyBooted its only event.
+	gated := func(role string) (*ami.Client, error) {
+		wc := amiConfig(role)
+		wc.Events = "system"
 		wc.Gate = mainCfg.Gate
 		c, err := ami.New(wc)
 		if err != nil {
-			return fmt.Errorf("ami: %w", err)
+			return nil, fmt.Errorf("ami: %w", err)
+		}
+		return c, nil
+	}
+	for i := 2; i <= cfg.Asterisk.AMI.WriteSessions; i++ {
+		c, err := gated(fmt.Sprintf("write%d", i))
+		if err != nil {
+			return err
 		}
 		d.amiWrite = append(d.amiWrite, c)
 	}
@@ -167,11 +175,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 		// behind the queue changes of a mass switch (each rewriting a queue's member list) they
 		// waited in line, and every switch with them; on the main session their replies wait
 		// behind its events.
-		cc := amiConfig("changes")
-		cc.Events = "system"
-		cc.Gate = mainCfg.Gate
-		if d.amiChanges, err = ami.New(cc); err != nil {
-			return fmt.Errorf("ami: %w", err)
+		if d.amiChanges, err = gated("changes"); err != nil {
+			return err
 		}
 	}
 	readCfg := amiConfig("read")
@@ -242,17 +247,10 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 			errc <- fmt.Errorf("ami (read connection): %w", err)
 		}
 	})
-	for i, c := range d.amiWrite {
+	for _, g := range d.gatedSessions() {
 		wg.Go(func() {
-			if err := c.Run(runCtx); err != nil {
-				errc <- fmt.Errorf("ami (write connection %d): %w", i+2, err)
-			}
-		})
-	}
-	if d.amiChanges != nil {
-		wg.Go(func() {
-			if err := d.amiChanges.Run(runCtx); err != nil {
-				errc <- fmt.Errorf("ami (changes connection): %w", err)
+			if err := g.c.Run(runCtx); err != nil {
+				errc <- fmt.Errorf("ami (%s): %w", g.name, err)
 			}
 		})
 	}
@@ -388,11 +386,8 @@ func (d *daemon) buildEngine() error {
 		ArchiveKeys: func(id presence.UserID) []string { return d.trig.UserKeys(id) },
 		RoundTrips: func() uint64 {
 			n := d.ami.ActionsSent() + d.amiRead.ActionsSent()
-			for _, c := range d.amiWrite {
-				n += c.ActionsSent()
-			}
-			if d.amiChanges != nil {
-				n += d.amiChanges.ActionsSent()
+			for _, g := range d.gatedSessions() {
+				n += g.c.ActionsSent()
 			}
 			return n
 		},
@@ -666,4 +661,23 @@ func (d *daemon) lead(ctx context.Context, epoch int64) {
 func (d *daemon) asteriskReady(ctx context.Context) {
 	d.resyncs.Inc()
 	d.engine.AsteriskReady(ctx)
+}
+
+// amiSession is a further write session, by the name its errors and readiness give it.
+type amiSession struct {
+	name string
+	c    *ami.Client
+}
+
+// gatedSessions are the further sessions that write, gated like the main one: the changes
+// session first, then the queue write sessions.
+func (d *daemon) gatedSessions() []amiSession {
+	var out []amiSession
+	if d.amiChanges != nil {
+		out = append(out, amiSession{"changes connection", d.amiChanges})
+	}
+	for i, c := range d.amiWrite {
+		out = append(out, amiSession{fmt.Sprintf("write connection %d", i+2), c})
+	}
+	return out
 }

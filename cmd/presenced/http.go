@@ -97,15 +97,10 @@ func (d *daemon) readiness(ctx context.Context) readiness {
 		if r := d.amiRead.Status(); !r.FullyBooted {
 			fail("ami", "read connection not ready"+withReason(r.LastError))
 		}
-		for i, c := range d.amiWrite {
-			if w := c.Status(); !w.FullyBooted {
-				fail("ami", fmt.Sprintf("write connection %d not ready", i+2)+withReason(w.LastError))
+		for _, g := range d.gatedSessions() { // the first not ready is named
+			if w := g.c.Status(); !w.FullyBooted {
+				fail("ami", g.name+" not ready"+withReason(w.LastError))
 				break
-			}
-		}
-		if d.amiChanges != nil {
-			if w := d.amiChanges.Status(); !w.FullyBooted {
-				fail("ami", "changes connection not ready"+withReason(w.LastError))
 			}
 		}
 	}
