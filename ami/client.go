@@ -303,8 +303,16 @@ func (c *Client) serve(ctx context.Context, cn *conn) error {
 
 const bootWarnAfter = 30 * time.Second
 
-// keepalive pings every PingInterval; two unanswered Pings in a row close
-// the connection.
+// keepalive pings every PingInterval; two Pings in a row that go
+// unanswered while nothing else comes from Asterisk either close the
+// connection.
+//
+// Asterisk serves one session's actions in order, so a Ping sent behind
+// many slow actions (a mass switch, a repair wave into queues of thousands
+// of members) waits for all of them. A reply or event read while the Ping
+// waits shows that the session is alive, only busy: it does not count as a
+// miss. What counts is silence, which is what a dead peer, a half-open TCP
+// connection or a hung Asterisk gives.
 func (c *Client) keepalive(cn *conn) {
 	t := time.NewTicker(c.cfg.PingInterval)
 	defer t.Stop()
@@ -315,6 +323,7 @@ func (c *Client) keepalive(cn *conn) {
 			return
 		case <-t.C:
 		}
+		sent := cn.sinceStart()
 		ctx, cancel := context.WithTimeout(cn.ctx, c.cfg.PingInterval)
 		_, err := c.roundTrip(ctx, cn, Ping{}, false)
 		cancel()
@@ -325,6 +334,9 @@ func (c *Client) keepalive(cn *conn) {
 			missed = 0
 		case cn.isClosed():
 			return
+		case errors.Is(err, context.DeadlineExceeded) && cn.lastRead.Load() > sent:
+			missed = 0
+			c.log.Debug("AMI Ping waits behind earlier actions; the session answers them", "timeout", c.cfg.PingInterval)
 		case errors.Is(err, context.DeadlineExceeded):
 			missed++
 			c.log.Warn("AMI Ping unanswered", "missed", missed, "timeout", c.cfg.PingInterval)

@@ -805,6 +805,56 @@ func TestPingFailureReconnects(t *testing.T) {
 	}
 }
 
+// TestBusySessionSurvivesUnansweredPings: a Ping that waits unanswered while Asterisk keeps
+// sending on the session (replies to the actions ahead of it, events) is a busy session, not a
+// dead one, and keeps the connection; once the session falls silent, two unanswered Pings close
+// it as before.
+func TestBusySessionSurvivesUnansweredPings(t *testing.T) {
+	srv := amitest.NewServer(t)
+	srv.SetPingReplies(false)
+	cfg := testConfig(t, srv)
+	cfg.PingInterval = 20 * time.Millisecond
+	c, err := ami.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := c.Subscribe(1 << 12)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	expectEvents(t, sub, ami.EventConnected, ami.EventFullyBooted)
+
+	// Asterisk talks every 5 ms for 15 Ping intervals and never answers a Ping.
+	talking := time.Now().Add(300 * time.Millisecond)
+	for time.Now().Before(talking) {
+		srv.Broadcast(amitest.Event(nil, "VarSet", "Variable", "BUSY"))
+		time.Sleep(5 * time.Millisecond)
+	}
+	if pings := len(srv.ReceivedAction("Ping")); pings < 5 {
+		t.Fatalf("only %d Pings sent in 15 intervals", pings)
+	}
+	if srv.Logins() != 1 || !c.Status().LoggedIn {
+		t.Fatalf("a session that kept talking was dropped: logins %d, status %+v", srv.Logins(), c.Status())
+	}
+
+	// Silence: the next two unanswered Pings close the connection.
+	for {
+		ev := nextEvent(t, sub)
+		if ev.Event() != ami.EventDisconnected {
+			continue
+		}
+		if !strings.Contains(ev.Get("Reason"), "Pings unanswered") {
+			t.Errorf("Disconnected reason %q", ev.Get("Reason"))
+		}
+		break
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestOnReadyAfterFullyBootedOnEveryConnect(t *testing.T) {
 	srv := amitest.NewServer(t)
 	srv.SetBooted(false) // Asterisk still booting: Login works, no FullyBooted yet

@@ -38,8 +38,11 @@ type Config struct {
 	DialTimeout time.Duration
 
 	// PingInterval is the keepalive period: a Ping action is sent every
-	// interval and two unanswered Pings in a row close the connection,
-	// which is then re-established. 0 means DefaultPingInterval.
+	// interval, and two Pings in a row that go unanswered while Asterisk
+	// sends nothing else on the session either close the connection, which
+	// is then re-established. A Ping that waits behind slow actions while
+	// their replies come is a busy session, not a missed Ping. 0 means
+	// DefaultPingInterval.
 	PingInterval time.Duration
 
 	// BackoffMin and BackoffMax bound the exponential backoff (with

@@ -37,6 +37,12 @@ type conn struct {
 
 	booted         atomic.Bool  // first FullyBooted seen
 	protocolErrors atomic.Int64 // bad input seen on this connection
+
+	// start is when the connection was made; lastRead is when the reader last
+	// got a message from it, as time since start (monotonic). The keepalive asks
+	// it whether Asterisk answered anything while a Ping waited.
+	start    time.Time
+	lastRead atomic.Int64
 }
 
 // call is one action waiting for its reply.
@@ -58,8 +64,11 @@ type call struct {
 }
 
 func newConn(c *Client, nc net.Conn, rd *Reader) *conn {
-	return &conn{c: c, nc: nc, rd: rd, pending: make(map[string]*call), done: make(chan struct{})}
+	return &conn{c: c, nc: nc, rd: rd, pending: make(map[string]*call), done: make(chan struct{}), start: time.Now()}
 }
+
+// sinceStart is the time since the connection was made, the clock of lastRead.
+func (cn *conn) sinceStart() int64 { return int64(time.Since(cn.start)) }
 
 func (cn *conn) isClosed() bool {
 	cn.mu.Lock()
@@ -222,13 +231,17 @@ func (cn *conn) abandon(cl *call) bool {
 func (cn *conn) readLoop() {
 	for {
 		m, err := cn.rd.ReadMessage()
-		if err != nil {
-			var pe *ProtocolError
-			if errors.As(err, &pe) {
-				cn.c.protocolError(pe, cn)
-				cn.failCall(pe)
-				continue
-			}
+		var pe *ProtocolError
+		if err == nil || errors.As(err, &pe) {
+			cn.lastRead.Store(cn.sinceStart()) // Asterisk said something
+		}
+		switch {
+		case err == nil:
+			cn.dispatch(m)
+		case pe != nil:
+			cn.c.protocolError(pe, cn)
+			cn.failCall(pe)
+		default:
 			if errors.Is(err, io.EOF) {
 				err = errors.New("server closed the connection")
 			} else if cn.isClosed() {
@@ -237,7 +250,6 @@ func (cn *conn) readLoop() {
 			cn.close(fmt.Errorf("read: %w", err))
 			return
 		}
-		cn.dispatch(m)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/presenced/presenced/ami"
 	"github.com/presenced/presenced/internal/lab"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // faultyConn is a net.Conn in front of the real Asterisk that can delay
@@ -291,5 +293,69 @@ func TestOutageViaProxy(t *testing.T) {
 	waitFor(t, "OnReady after the outage", func() bool { return ready.count() == 2 })
 	if err := c.Ping(testCtx(t)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestBusySessionKeptAlive keeps a session's line in Asterisk many Ping intervals long (40
+// callers each looping a CLI command that takes Asterisk milliseconds), so every keepalive Ping
+// waits behind the commands far longer than its timeout. Asterisk answers the commands all the
+// while: the session is busy, not dead, and must be kept. Before, two late Pings closed it and
+// failed every call in flight.
+func TestBusySessionKeptAlive(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	const interval = 25 * time.Millisecond
+	c := newClient(t, clientOpts{test: true, mod: func(cfg *ami.Config) {
+		cfg.PingInterval = interval
+		cfg.Registerer = reg
+		cfg.Logger = slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}})
+	sub := c.Subscribe(1 << 10)
+	ctx := testCtx(t)
+
+	var wg sync.WaitGroup
+	var calls atomic.Int64
+	errs := make(chan error, 40)
+	flood := time.Now().Add(1500 * time.Millisecond)
+	var slowest atomic.Int64
+	for range 40 {
+		wg.Go(func() {
+			for time.Now().Before(flood) {
+				start := time.Now()
+				if _, err := c.Command(ctx, "core show help"); err != nil {
+					errs <- err
+					return
+				}
+				calls.Add(1)
+				if d := int64(time.Since(start)); d > slowest.Load() {
+					slowest.Store(d)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("a command during the flood: %v", err)
+	}
+	t.Logf("%d commands in 1.5 s; the slowest waited %v (Ping interval %v)", calls.Load(), time.Duration(slowest.Load()), interval)
+	if time.Duration(slowest.Load()) < 3*interval {
+		t.Fatalf("the line never got longer than 3 Ping intervals (slowest command %v): the test proves nothing", time.Duration(slowest.Load()))
+	}
+	if got := metricValue(t, reg, "presenced_ami_reconnects_total"); got != 0 {
+		t.Errorf("reconnects_total = %v: the busy session was dropped", got)
+	}
+	for {
+		select {
+		case m := <-sub.Events():
+			if m.Event() == ami.EventDisconnected {
+				t.Fatalf("the busy session was dropped: %s", m.Get("Reason"))
+			}
+			continue
+		default:
+		}
+		break
+	}
+	if _, err := c.Command(ctx, "core show version"); err != nil {
+		t.Errorf("after the flood: %v", err)
 	}
 }
