@@ -23,15 +23,22 @@ import (
 
 // Defaults applied by New to zero fields of Options.
 const (
-	// DefaultMaxInFlight bounds the AMI actions one Concern has waiting for their reply on
-	// each of its sessions. It is a bound per session, not one over all of them, because what
-	// it must bound is how long an action (and the session's keepalive Ping, answered within
-	// ami.DefaultPingInterval) waits in line in Asterisk: a queue change with
-	// persistentmembers rewrites the queue's member list, about 25 ms with 10,000 members and
-	// more for a pause in 5 queues of 5,000, so 512 changes on one session, and 128 pauses in
-	// all queues on each, held a Ping for more than 10 s and the session was taken for dead
-	// (docs/BENCHMARKS.md, sixth round). 64 on each passed both.
-	DefaultMaxInFlight = amiconcern.DefaultMaxInFlight
+	// DefaultMaxInFlight is the most AMI actions one Concern has waiting for their reply on
+	// each of its sessions, however fast Asterisk answers. Within it, the number follows
+	// MaxWait.
+	DefaultMaxInFlight = 512
+	// DefaultMaxWait is how long, at most, an action should wait in line in Asterisk behind the
+	// concern's other actions on its session. Asterisk serves a session's actions one at a time
+	// and a queue change costs it from a fraction of a millisecond to tens (with
+	// persistentmembers it rewrites the queue's member list: about 25 ms with 10,000 members),
+	// so no count of actions fits every site: 64 on each session made a mass switch of 5,000
+	// users half as fast as 512, and 512 put a switch seconds behind a wave of repairs into
+	// large queues (docs/BENCHMARKS.md, sixth and seventh rounds). The concern measures the
+	// time per action from the replies and keeps about MaxWait of them in flight.
+	DefaultMaxWait = time.Second
+	// minInFlight is the fewest actions kept in flight on a session, however slow Asterisk
+	// is (at most MaxInFlight).
+	minInFlight = 8
 	// DefaultCoalesceWindow is how old an observation may be for Apply to trust it when it
 	// replaces per-queue pauses by one QueuePause for all queues.
 	DefaultCoalesceWindow = 15 * time.Second
@@ -48,9 +55,14 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// MaxInFlight bounds the actions the concern has sent and not yet got a reply for on each
 	// of its sessions (the reads, and every write session), over all concurrent Apply and
-	// Observe calls, so that a mass switch pipelines over its AMI sessions without any action
-	// waiting long in line in Asterisk. 0 means DefaultMaxInFlight.
+	// Observe calls. Within it the bound follows MaxWait. 0 means DefaultMaxInFlight.
 	MaxInFlight int
+	// MaxWait is how long an action should wait in line on a session at most: the concern
+	// keeps as many actions in flight on each session as Asterisk answers within MaxWait, as
+	// measured from the replies, so a mass switch pipelines over its AMI sessions while a
+	// switch sent meanwhile, and the session's keepalive Ping, wait about MaxWait behind it.
+	// 0 means DefaultMaxWait.
+	MaxWait time.Duration
 	// CoalesceWindow is how old the last observation may be for Apply to rely on it when it
 	// pauses an interface in all its queues with one action (see Concern.Apply). 0 means
 	// DefaultCoalesceWindow; a negative value turns coalescing off.
@@ -71,12 +83,15 @@ type Options struct {
 
 // DefaultOptions returns Options with every default filled in (AMI is still to be set).
 func DefaultOptions() Options {
-	return Options{MaxInFlight: DefaultMaxInFlight, CoalesceWindow: DefaultCoalesceWindow}
+	return Options{MaxInFlight: DefaultMaxInFlight, MaxWait: DefaultMaxWait, CoalesceWindow: DefaultCoalesceWindow}
 }
 
 func (o Options) validate() error {
 	if err := amiconcern.Check("queue", o.AMI, o.MaxInFlight); err != nil {
 		return err
+	}
+	if o.MaxWait < 0 {
+		return fmt.Errorf("queue: Options.MaxWait must not be negative, got %v", o.MaxWait)
 	}
 	if slices.Contains(o.Writers, nil) {
 		return errors.New("queue: Options.Writers holds a nil client")
@@ -93,7 +108,7 @@ type Concern struct {
 	log     *slog.Logger
 	met     *metrics
 	window  time.Duration
-	sem     inflight.Limit // reads: one slot per action in flight
+	sem     *inflight.Paced // reads: one slot per action in flight
 	mem     *memberships
 	size    atomic.Pointer[pbxSize] // of the last read of every queue
 	// survey says whether Survey reads every queue: the last full check (Survey.Fill) wanted
@@ -135,8 +150,14 @@ func New(opts Options) (*Concern, error) {
 	if opts.MaxInFlight == 0 {
 		opts.MaxInFlight = def.MaxInFlight
 	}
+	if opts.MaxWait == 0 {
+		opts.MaxWait = def.MaxWait
+	}
 	if opts.CoalesceWindow == 0 {
 		opts.CoalesceWindow = def.CoalesceWindow
+	}
+	paced := func() *inflight.Paced {
+		return inflight.NewPaced(inflight.PacedOptions{Wait: opts.MaxWait, Min: min(minInFlight, opts.MaxInFlight), Max: opts.MaxInFlight})
 	}
 	log := opts.Logger
 	if log == nil {
@@ -148,9 +169,9 @@ func New(opts Options) (*Concern, error) {
 	}
 	var writers []writeSession
 	for _, w := range append([]*ami.Client{opts.AMI}, opts.Writers...) {
-		writers = append(writers, writeSession{client: w, slots: inflight.New(opts.MaxInFlight)})
+		writers = append(writers, writeSession{client: w, slots: paced()})
 	}
-	sem := inflight.New(opts.MaxInFlight)
+	sem := paced()
 	if opts.Reader == nil {
 		sem = writers[0].slots // the reads go over the main session too: one bound for it
 	}
@@ -377,14 +398,14 @@ func (c *Concern) readMembers(ctx context.Context, ifaces map[string]string) (ma
 }
 
 // writeSession is a session the concern changes the PBX over, with its own bound on the
-// actions in flight on it (Options.MaxInFlight).
+// actions in flight on it (Options.MaxInFlight and MaxWait).
 type writeSession struct {
 	client *ami.Client
-	slots  inflight.Limit
+	slots  *inflight.Paced
 }
 
-// acquire takes one of the MaxInFlight slots of l.
-func acquire(ctx context.Context, l inflight.Limit) error {
+// acquire takes one of the slots of l.
+func acquire(ctx context.Context, l *inflight.Paced) error {
 	if err := ctx.Err(); err != nil { // a caller that gave up starts nothing
 		return fmt.Errorf("queue: %w", err)
 	}
@@ -403,7 +424,7 @@ func (c *Concern) send(ctx context.Context, a ami.Action, idempotent ...string) 
 		return false, err
 	}
 	_, err = w.client.Do(ctx, a)
-	w.slots.Release()
+	w.slots.Release(answered(err))
 	if msg, ok := ami.ResponseMessage(err); ok {
 		for _, idem := range idempotent {
 			if strings.EqualFold(strings.TrimSpace(msg), idem) {
@@ -413,6 +434,13 @@ func (c *Concern) send(ctx context.Context, a ami.Action, idempotent ...string) 
 	}
 	c.met.actions.WithLabelValues(a.ActionName(), resultOf(err, unchanged)).Inc()
 	return unchanged, err
+}
+
+// answered reports whether err, an action's outcome, means Asterisk answered it: success, or
+// an error response of its own.
+func answered(err error) bool {
+	var re *ami.ResponseError
+	return err == nil || errors.As(err, &re)
 }
 
 // writer is the session the change a goes over: always the same for one interface.
@@ -445,7 +473,7 @@ func (c *Concern) list(ctx context.Context, a ami.Action) (*ami.List, error) {
 		return nil, err
 	}
 	l, err := c.reader.List(ctx, a)
-	c.sem.Release()
+	c.sem.Release(answered(err))
 	c.met.actions.WithLabelValues(a.ActionName(), resultOf(err, false)).Inc()
 	return l, err
 }

@@ -36,6 +36,7 @@ func TestNew(t *testing.T) {
 		{"everything", Options{AMI: client, MaxInFlight: 3, CoalesceWindow: -1, Registerer: prometheus.NewRegistry()}, 3, ""},
 		{"no client", Options{}, 0, "queue: Options.AMI is required"},
 		{"negative in flight", Options{AMI: client, MaxInFlight: -1}, 0, "queue: Options.MaxInFlight must not be negative, got -1"},
+		{"negative wait", Options{AMI: client, MaxWait: -time.Second}, 0, "queue: Options.MaxWait must not be negative, got -1s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := New(tc.opts)
@@ -51,11 +52,11 @@ func TestNew(t *testing.T) {
 			if c.Name() != "queue" {
 				t.Errorf("Name = %q", c.Name())
 			}
-			if cap(c.sem) != tc.wantCap {
-				t.Errorf("MaxInFlight = %d, want %d", cap(c.sem), tc.wantCap)
+			if c.sem.Max() != tc.wantCap {
+				t.Errorf("MaxInFlight = %d, want %d", c.sem.Max(), tc.wantCap)
 			}
-			if len(c.writers) != 1 || cap(c.writers[0].slots) != tc.wantCap {
-				t.Errorf("write limits: %d sessions, the first %d, want 1 of %d", len(c.writers), cap(c.writers[0].slots), tc.wantCap)
+			if len(c.writers) != 1 || c.writers[0].slots.Max() != tc.wantCap {
+				t.Errorf("write limits: %d sessions, the first %d, want 1 of %d", len(c.writers), c.writers[0].slots.Max(), tc.wantCap)
 			}
 			kinds := c.Kinds()
 			for _, k := range []presence.OpKind{presence.OpQueueAdd, presence.OpQueueRemove, presence.OpQueuePause, presence.OpQueuePenalty} {

@@ -779,3 +779,48 @@ func TestInFlightPerSession(t *testing.T) {
 		t.Logf("in flight at once over two sessions: %d", peak)
 	}
 }
+
+// TestInFlightFollowsMaxWait: the bound on a session is in time, not in actions. 200 users
+// joining a queue at once over one session: with a MaxWait far below the time Asterisk takes
+// per QueueAdd the concern keeps only the floor (8) in flight; with a MaxWait of seconds, the
+// same Asterisk answers that many within it, and the concern keeps many more in flight, up to
+// MaxInFlight.
+func TestInFlightFollowsMaxWait(t *testing.T) {
+	const users, ceiling = 200, 64
+	for _, tc := range []struct {
+		name     string
+		wait     time.Duration
+		atMost   int
+		atLeastN int
+	}{
+		{"a wait shorter than one action", time.Microsecond, minInFlight, 1},
+		{"a wait of seconds", 10 * time.Second, ceiling, minInFlight + 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, func(o *Options) { o.MaxInFlight, o.MaxWait = ceiling, tc.wait })
+			ctx := testCtx(t)
+			ifaces := make([]string, users)
+			for i := range ifaces {
+				ifaces[i] = iface(ext(t, i))
+			}
+			f.cleanup(t, ifaces...)
+			var wg sync.WaitGroup
+			for i, me := range ifaces {
+				wg.Go(func() {
+					ops := []presence.Op{{Kind: presence.OpQueueAdd, Queue: "support", Member: &presence.QueueMember{Interface: me, MemberName: fmt.Sprint("User ", i)}}}
+					for _, o := range f.c.Apply(ctx, &presence.User{ID: presence.UserID(fmt.Sprint(i))}, ops) {
+						if o.Result != presence.ResultApplied {
+							t.Errorf("%s: %+v", me, o)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			peak := f.count.maxInFlight()
+			t.Logf("MaxWait %v: %d in flight at most; %v per action measured, bound now %d", tc.wait, peak, f.c.writers[0].slots.PerReply(), f.c.writers[0].slots.Limit())
+			if peak > tc.atMost || peak < tc.atLeastN {
+				t.Errorf("%d actions in flight at once at most, want %d to %d", peak, tc.atLeastN, tc.atMost)
+			}
+		})
+	}
+}
