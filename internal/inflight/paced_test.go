@@ -10,7 +10,7 @@ import (
 // clock is a manual clock for Paced.
 type clock struct{ t time.Time }
 
-func (c *clock) now() time.Time           { return c.t }
+func (c *clock) now() time.Time          { return c.t }
 func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
 
 func newTestPaced(t *testing.T, min, max int) (*Paced, *clock) {
