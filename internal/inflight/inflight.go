@@ -1,5 +1,6 @@
 // Package inflight bounds how many actions the concern packages have sent to Asterisk and not
-// yet got a reply for, over all their concurrent Observe and Apply calls.
+// yet got a reply for, over all their concurrent Observe and Apply calls: Limit by a fixed
+// number, Paced by the time an action waits in line on its session, measured from the replies.
 package inflight
 
 import "context"
