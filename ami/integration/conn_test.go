@@ -296,14 +296,16 @@ func TestOutageViaProxy(t *testing.T) {
 	}
 }
 
-// TestBusySessionKeptAlive keeps a session's line in Asterisk many Ping intervals long (40
-// callers each looping a CLI command that takes Asterisk milliseconds), so every keepalive Ping
-// waits behind the commands far longer than its timeout. Asterisk answers the commands all the
-// while: the session is busy, not dead, and must be kept. Before, two late Pings closed it and
-// failed every call in flight.
+// TestBusySessionKeptAlive keeps a session's line in Asterisk several Ping intervals long (100
+// callers each looping a CLI command that takes Asterisk about 10 ms, 25 ms on a loaded
+// machine), so every keepalive Ping waits behind the commands far longer than its timeout.
+// Asterisk answers the commands all the while, a reply every few tens of milliseconds: the
+// session is busy, not dead, and must be kept. Before, two late Pings closed it and failed
+// every call in flight. (A gap of a whole interval between two replies is silence, and counts
+// as a missed Ping: the interval is set well above the time of one command.)
 func TestBusySessionKeptAlive(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	const interval = 25 * time.Millisecond
+	const interval = 150 * time.Millisecond
 	c := newClient(t, clientOpts{test: true, mod: func(cfg *ami.Config) {
 		cfg.PingInterval = interval
 		cfg.Registerer = reg
@@ -314,10 +316,11 @@ func TestBusySessionKeptAlive(t *testing.T) {
 
 	var wg sync.WaitGroup
 	var calls atomic.Int64
-	errs := make(chan error, 40)
-	flood := time.Now().Add(1500 * time.Millisecond)
+	const callers = 100
+	errs := make(chan error, callers)
+	flood := time.Now().Add(2500 * time.Millisecond)
 	var slowest atomic.Int64
-	for range 40 {
+	for range callers {
 		wg.Go(func() {
 			for time.Now().Before(flood) {
 				start := time.Now()
@@ -337,7 +340,7 @@ func TestBusySessionKeptAlive(t *testing.T) {
 	for err := range errs {
 		t.Errorf("a command during the flood: %v", err)
 	}
-	t.Logf("%d commands in 1.5 s; the slowest waited %v (Ping interval %v)", calls.Load(), time.Duration(slowest.Load()), interval)
+	t.Logf("%d commands in 2.5 s; the slowest waited %v (Ping interval %v)", calls.Load(), time.Duration(slowest.Load()), interval)
 	if time.Duration(slowest.Load()) < 3*interval {
 		t.Fatalf("the line never got longer than 3 Ping intervals (slowest command %v): the test proves nothing", time.Duration(slowest.Load()))
 	}
