@@ -145,7 +145,11 @@ func TestDriftPolicies(t *testing.T) {
 					t.Fatalf("after reconcile: warnings %v, out of sync %v", st.Warnings, outOfSync())
 				}
 			case presence.PolicyAdopt:
-				if m.Paused || !res.InSync || !strings.HasPrefix(got, "adopted queue_pause support") {
+				// Another pass (make test's load once ran one after CheckAll, the engine's
+				// own full check run late) may find the hand change and adopt it before Check
+				// looks: whichever pass looks first adopts, and Check then has nothing left to
+				// do. The adoption itself is proven below, by the state and the metric.
+				if m.Paused || !res.InSync || (got != "" && !strings.HasPrefix(got, "adopted queue_pause support")) {
 					t.Fatalf("adopt: paused %v, in sync %v, outcomes %s", m.Paused, res.InSync, got)
 				}
 				if len(st.Drift) != 0 || st.Desired.Queues["support"].Paused || st.State.Adopted == nil {
