@@ -145,10 +145,10 @@ func TestDriftPolicies(t *testing.T) {
 					t.Fatalf("after reconcile: warnings %v, out of sync %v", st.Warnings, outOfSync())
 				}
 			case presence.PolicyAdopt:
-				// Another pass (make test's load once ran one after CheckAll, the engine's
-				// own full check run late) may find the hand change and adopt it before Check
-				// looks: whichever pass looks first adopts, and Check then has nothing left to
-				// do. The adoption itself is proven below, by the state and the metric.
+				// Another pass may find the hand change and adopt it before Check looks (under
+				// make test's load one did, once): whichever pass looks first adopts, and Check
+				// then has nothing left to do. The adoption itself is proven below, by the
+				// state and the metric.
 				if m.Paused || !res.InSync || (got != "" && !strings.HasPrefix(got, "adopted queue_pause support")) {
 					t.Fatalf("adopt: paused %v, in sync %v, outcomes %s", m.Paused, res.InSync, got)
 				}
