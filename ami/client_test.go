@@ -54,6 +54,12 @@ func runClient(t testing.TB, cfg ami.Config) *ami.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
+	run(t, c)
+	return c
+}
+
+// run starts c's Run and stops it (checking it returns nil) at cleanup.
+func run(t testing.TB, c *ami.Client) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
@@ -68,7 +74,25 @@ func runClient(t testing.TB, cfg ami.Config) *ami.Client {
 			t.Errorf("Run did not return after cancel")
 		}
 	})
-	return c
+}
+
+// unansweredPings runs a client that pings every 20 ms against a server that never answers
+// a Ping, subscribed (with room for events) before it connects, and returns once Asterisk is
+// fully booted on it.
+func unansweredPings(t testing.TB, events int) (*amitest.Server, *ami.Client, *ami.Subscription) {
+	t.Helper()
+	srv := amitest.NewServer(t)
+	srv.SetPingReplies(false)
+	cfg := testConfig(t, srv)
+	cfg.PingInterval = 20 * time.Millisecond
+	c, err := ami.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := c.Subscribe(events)
+	run(t, c)
+	expectEvents(t, sub, ami.EventConnected, ami.EventFullyBooted)
+	return srv, c, sub
 }
 
 // startClient runs a client against srv and waits until it is logged in.
@@ -763,21 +787,7 @@ func TestConcurrentDo(t *testing.T) {
 }
 
 func TestPingFailureReconnects(t *testing.T) {
-	srv := amitest.NewServer(t)
-	srv.SetPingReplies(false)
-	cfg := testConfig(t, srv)
-	cfg.PingInterval = 20 * time.Millisecond
-	c, err := ami.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub := c.Subscribe(64)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-
-	expectEvents(t, sub, ami.EventConnected, ami.EventFullyBooted)
+	srv, c, sub := unansweredPings(t, 64)
 	ev := expectEvents(t, sub, ami.EventDisconnected)[0]
 	if !strings.Contains(ev.Get("Reason"), "Pings unanswered") {
 		t.Errorf("Disconnected reason %q", ev.Get("Reason"))
@@ -799,10 +809,6 @@ func TestPingFailureReconnects(t *testing.T) {
 	if testutil.ToFloat64(ami.MetricsForTest(c).Reconnects) < 1 {
 		t.Errorf("reconnects_total not counted")
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
 }
 
 // TestBusySessionSurvivesUnansweredPings: a Ping that waits unanswered while Asterisk keeps
@@ -810,20 +816,7 @@ func TestPingFailureReconnects(t *testing.T) {
 // dead one, and keeps the connection; once the session falls silent, two unanswered Pings close
 // it as before.
 func TestBusySessionSurvivesUnansweredPings(t *testing.T) {
-	srv := amitest.NewServer(t)
-	srv.SetPingReplies(false)
-	cfg := testConfig(t, srv)
-	cfg.PingInterval = 20 * time.Millisecond
-	c, err := ami.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub := c.Subscribe(1 << 12)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	expectEvents(t, sub, ami.EventConnected, ami.EventFullyBooted)
+	srv, c, sub := unansweredPings(t, 1<<12)
 
 	// Asterisk talks every 5 ms for 15 Ping intervals and never answers a Ping.
 	talking := time.Now().Add(300 * time.Millisecond)
@@ -848,10 +841,6 @@ func TestBusySessionSurvivesUnansweredPings(t *testing.T) {
 			t.Errorf("Disconnected reason %q", ev.Get("Reason"))
 		}
 		break
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
 	}
 }
 

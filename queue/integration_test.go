@@ -738,26 +738,9 @@ func TestInFlightPerSession(t *testing.T) {
 			o.Writers = append(o.Writers, startClient(t, false, func(cfg *ami.Config) { cfg.Dial = dialBoth(own) }))
 		}
 	})
-	ctx := testCtx(t)
-	ifaces := make([]string, users)
-	for i := range ifaces {
-		ifaces[i] = iface(ext(t, i))
-	}
-	f.cleanup(t, ifaces...)
+	joinAtOnce(t, f, users)
 	// The main session's connection is counted by the fixture alone; the peaks of all are the
 	// two further sessions' together, a lower bound of the three's.
-	var wg sync.WaitGroup
-	for i, me := range ifaces {
-		wg.Go(func() {
-			ops := []presence.Op{{Kind: presence.OpQueueAdd, Queue: "support", Member: &presence.QueueMember{Interface: me, MemberName: fmt.Sprint("User ", i)}}}
-			for _, o := range f.c.Apply(ctx, &presence.User{ID: presence.UserID(fmt.Sprint(i))}, ops) {
-				if o.Result != presence.ResultApplied {
-					t.Errorf("%s: %+v", me, o)
-				}
-			}
-		})
-	}
-	wg.Wait()
 	sessions := append([]*counter{f.count}, counts...)
 	total := 0
 	for i, c := range sessions {
@@ -780,6 +763,30 @@ func TestInFlightPerSession(t *testing.T) {
 	}
 }
 
+// joinAtOnce puts n users' interfaces into support at once, one Apply each, and requires each
+// applied. The interfaces leave every lab queue when the test ends.
+func joinAtOnce(t *testing.T, f *fixture, n int) {
+	t.Helper()
+	ctx := testCtx(t)
+	ifaces := make([]string, n)
+	for i := range ifaces {
+		ifaces[i] = iface(ext(t, i))
+	}
+	f.cleanup(t, ifaces...)
+	var wg sync.WaitGroup
+	for i, me := range ifaces {
+		wg.Go(func() {
+			ops := []presence.Op{{Kind: presence.OpQueueAdd, Queue: "support", Member: &presence.QueueMember{Interface: me, MemberName: fmt.Sprint("User ", i)}}}
+			for _, o := range f.c.Apply(ctx, &presence.User{ID: presence.UserID(fmt.Sprint(i))}, ops) {
+				if o.Result != presence.ResultApplied {
+					t.Errorf("%s: %+v", me, o)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // TestInFlightFollowsMaxWait: the bound on a session is in time, not in actions. 200 users
 // joining a queue at once over one session: with a MaxWait far below the time Asterisk takes
 // per QueueAdd the concern keeps only the floor (8) in flight; with a MaxWait of seconds, the
@@ -798,24 +805,7 @@ func TestInFlightFollowsMaxWait(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, func(o *Options) { o.MaxInFlight, o.MaxWait = ceiling, tc.wait })
-			ctx := testCtx(t)
-			ifaces := make([]string, users)
-			for i := range ifaces {
-				ifaces[i] = iface(ext(t, i))
-			}
-			f.cleanup(t, ifaces...)
-			var wg sync.WaitGroup
-			for i, me := range ifaces {
-				wg.Go(func() {
-					ops := []presence.Op{{Kind: presence.OpQueueAdd, Queue: "support", Member: &presence.QueueMember{Interface: me, MemberName: fmt.Sprint("User ", i)}}}
-					for _, o := range f.c.Apply(ctx, &presence.User{ID: presence.UserID(fmt.Sprint(i))}, ops) {
-						if o.Result != presence.ResultApplied {
-							t.Errorf("%s: %+v", me, o)
-						}
-					}
-				})
-			}
-			wg.Wait()
+			joinAtOnce(t, f, users)
 			peak := f.count.maxInFlight()
 			t.Logf("MaxWait %v: %d in flight at most; %v per action measured, bound now %d", tc.wait, peak, f.c.writers[0].slots.PerReply(), f.c.writers[0].slots.Limit())
 			if peak > tc.atMost || peak < tc.atLeastN {
