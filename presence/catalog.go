@@ -209,6 +209,13 @@ func (c *Catalog) HotDesks() []string {
 	return out
 }
 
+// IsHotDesk reports whether dial (case-insensitive) is one of HotDesks: a phone a user may be
+// bound to. A personal profile may name no other (CheckPersonalAction), and what it named under
+// looser rules no longer runs, so no user is bound to a phone that is not one.
+func (c *Catalog) IsHotDesk(dial string) bool {
+	return slices.ContainsFunc(c.HotDesks(), func(d string) bool { return strings.EqualFold(d, dial) })
+}
+
 // defaultProfiles are "available" and "dnd" as every user gets them when the configuration
 // does not define them.
 func defaultProfiles() []Profile {

@@ -410,3 +410,38 @@ func TestEventsRepairAndFlappingIsNotFought(t *testing.T) {
 		t.Fatalf("a reconcile of a flapping user: %v %v, member %v", err, resultsOf(res), isMember())
 	}
 }
+
+// BoundTo names the user bound to a hot desk, and asks the PBX about no phone that cannot be
+// one: a user's own phone, or a trunk whose calls come in through a trusted context.
+func TestBoundToAsksOnlyAboutHotDesks(t *testing.T) {
+	ctx := context.Background()
+	desk := presence.Profile{ID: "at-desk", Name: "At the hot desk", Activation: "7",
+		OnEnter: []presence.Action{{Kind: presence.ActionLocation, Device: "PJSIP/hotdesk-1"}}}
+	e, pbx, _ := newTestEngineFrom(t, presence.CatalogConfig{Users: []presence.User{presence.Alice()},
+		Profiles: []presence.Profile{desk}, HotDesks: []string{"PJSIP/hotdesk-2"}}, nil)
+	if _, err := e.Switch(ctx, presence.SwitchRequest{User: "alice", Profile: "at-desk", Source: presence.SourceAPI}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		device string
+		bound  bool
+		asks   bool // whether the PBX is read
+	}{
+		{"PJSIP/hotdesk-1", true, true},
+		{"PJSIP/hotdesk-2", false, true},
+		{"PJSIP/1001", false, false},
+		{"PJSIP/lab-trunk", false, false},
+	} {
+		before := pbx.Observes()
+		u, ok, err := e.BoundTo(ctx, tc.device)
+		if err != nil {
+			t.Fatalf("BoundTo(%s): %v", tc.device, err)
+		}
+		if ok != tc.bound || (ok && u.ID != "alice") {
+			t.Errorf("BoundTo(%s) = %v, %v; want bound %v", tc.device, u, ok, tc.bound)
+		}
+		if asked := pbx.Observes() > before; asked != tc.asks {
+			t.Errorf("BoundTo(%s) read the PBX: %v, want %v", tc.device, asked, tc.asks)
+		}
+	}
+}
