@@ -3,7 +3,9 @@ package bench
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"maps"
 	"net"
@@ -168,7 +170,7 @@ func rcLoadPBX(t *testing.T, ctx context.Context, r *rcRig, ds []rcDesired) (res
 		t.Fatal(err)
 	}
 	rcSetAstDBDir(t, ctx, dir, r.mainReady)
-	restart = rcRestart(t, ctx, r.mainReady, r.readReady)
+	restart = rcRestart(t, ctx, r.ready()...)
 
 	var puts []string
 	for _, d := range ds {
@@ -281,24 +283,30 @@ func rcRestartErr(ctx context.Context, ready ...*rcReady) (time.Duration, error)
 }
 
 // rcRig is presenced's engine over the lab as the daemon builds it (cmd/presenced
-// buildEngine): a main AMI session for changes and events, a read session for the bulk reads,
-// each counting its actions in its own registry, the queue, astdb, blf and webhook
+// buildEngine) with its default sessions: a main AMI session for changes and events, a read
+// session for the bulk reads, further write sessions for queue changes (-bench.writers, 3 as
+// the daemon's asterisk.ami.write_sessions of 4) and one for astdb and lamp changes, each
+// group counting its actions in its own registry; the queue, astdb, blf and webhook
 // concerns, the users' phones tracked for calls, and the states in Redis.
 type rcRig struct {
-	main, read       *ami.Client
-	mainReg, readReg *prometheus.Registry
-	concernReg       *prometheus.Registry // the concerns' metrics
-	mainReady        *rcReady
-	readReady        *rcReady
-	devices          *callstate.Phones
-	engine           *presence.Engine
+	main, read *ami.Client
+	// writers are the further write sessions: the queue concern's, then the astdb and lamp
+	// changes' (none when -bench.writers is 0).
+	writers                    []*ami.Client
+	mainReg, readReg, writeReg *prometheus.Registry
+	concernReg                 *prometheus.Registry // the concerns' metrics
+	mainReady                  *rcReady
+	readReady                  *rcReady
+	writeReady                 []*rcReady
+	devices                    *callstate.Phones
+	engine                     *presence.Engine
 }
 
 // newRCRig builds the rig for cat's users, their states in states; start runs its engine, and
 // it stops with the test.
 func newRCRig(t *testing.T, cat *presence.Catalog, states *presence.StateStore) *rcRig {
 	t.Helper()
-	r := &rcRig{mainReg: prometheus.NewRegistry(), readReg: prometheus.NewRegistry(),
+	r := &rcRig{mainReg: prometheus.NewRegistry(), readReg: prometheus.NewRegistry(), writeReg: prometheus.NewRegistry(),
 		mainReady: newRCReady(), readReady: newRCReady()}
 	r.main = env.AMI(t, false, func(c *ami.Config) { c.Registerer = r.mainReg; c.OnReady = r.mainReady.hook })
 	r.read = env.AMI(t, false, func(c *ami.Config) {
@@ -306,19 +314,38 @@ func newRCRig(t *testing.T, cat *presence.Catalog, states *presence.StateStore) 
 		c.Registerer = r.readReg
 		c.OnReady = r.readReady.hook
 	})
+	writer := func(role string) *ami.Client {
+		ready := newRCReady()
+		r.writeReady = append(r.writeReady, ready)
+		c := env.AMI(t, false, func(c *ami.Config) {
+			c.Events = "system" // as the daemon's further write sessions
+			c.Registerer = prometheus.WrapRegistererWith(prometheus.Labels{"connection": role}, r.writeReg)
+			c.OnReady = ready.hook
+		})
+		r.writers = append(r.writers, c)
+		return c
+	}
+	var queueWriters []*ami.Client
+	for i := range *benchWriters {
+		queueWriters = append(queueWriters, writer(fmt.Sprintf("write%d", i+2)))
+	}
+	var changes *ami.Client // nil: the main session, as the daemon with one write session
+	if *benchWriters > 0 {
+		changes = writer("changes")
+	}
 	// The engine's and the concerns' warnings (operations that failed) go to the test's log.
 	log := slog.New(slog.NewTextHandler(rcLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	reg := prometheus.NewRegistry()
 	r.concernReg = reg
-	qc, err := queue.New(queue.Options{AMI: r.main, Reader: r.read, Logger: log, Registerer: reg})
+	qc, err := queue.New(queue.Options{AMI: r.main, Reader: r.read, Writers: queueWriters, Logger: log, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dc, err := astdb.New(astdb.Options{AMI: r.main, Reader: r.read, Logger: log, Registerer: reg})
+	dc, err := astdb.New(astdb.Options{AMI: r.main, Reader: r.read, Writer: changes, Logger: log, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bc, err := blf.New(blf.Options{AMI: r.main, Reader: r.read, Logger: log, Registerer: reg})
+	bc, err := blf.New(blf.Options{AMI: r.main, Reader: r.read, Writer: changes, Logger: log, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,9 +362,15 @@ func newRCRig(t *testing.T, cat *presence.Catalog, states *presence.StateStore) 
 	r.devices = callstate.New(r.main, r.read, phones)
 	r.engine, err = presence.NewEngine(presence.EngineOptions{
 		Catalog: cat, Naming: presence.DefaultNaming(), States: states,
-		Concerns:       []presence.Concern{qc, dc, bc, wc},
-		Devices:        r.devices,
-		RoundTrips:     func() uint64 { return r.main.ActionsSent() + r.read.ActionsSent() },
+		Concerns: []presence.Concern{qc, dc, bc, wc},
+		Devices:  r.devices,
+		RoundTrips: func() uint64 {
+			n := r.main.ActionsSent() + r.read.ActionsSent()
+			for _, w := range r.writers {
+				n += w.ActionsSent()
+			}
+			return n
+		},
 		ObserveTimeout: 5 * time.Minute,
 		Logger:         log,
 	})
@@ -346,6 +379,14 @@ func newRCRig(t *testing.T, cat *presence.Catalog, states *presence.StateStore) 
 	}
 	return r
 }
+
+// ready are the readiness of every session of the rig, the main one first.
+func (r *rcRig) ready() []*rcReady {
+	return append([]*rcReady{r.mainReady, r.readReady}, r.writeReady...)
+}
+
+// queueSessions is how many sessions the rig's queue changes go over.
+func (r *rcRig) queueSessions() int { return 1 + *benchWriters }
 
 // start runs the rig's engine until the test ends. It checks everyone as it starts, as a
 // daemon does.
@@ -372,11 +413,11 @@ func rcStates(t testing.TB) *presence.StateStore {
 	return presence.NewStateStore(rdb, presence.StateStoreOptions{Prefix: lab.Unique("rcbench") + ":"})
 }
 
-// rcActions counts the actions a client sent by name (presenced_ami_actions_total, any
-// result), keepalive Pings left out.
-func rcActions(t *testing.T, reg prometheus.Gatherer) map[string]int {
+// rcActions counts the actions the clients whose metrics are in regs sent, by name
+// (presenced_ami_actions_total, any result), keepalive Pings left out.
+func rcActions(t *testing.T, regs ...prometheus.Gatherer) map[string]int {
 	t.Helper()
-	mfs, err := reg.Gather()
+	mfs, err := prometheus.Gatherers(regs).Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -499,6 +540,37 @@ func (rc *rcRaw) do(actions []string) (errs int, err error) {
 		}
 	}
 	return errs, <-sent
+}
+
+// rcDoSplit sends actions over the thin clients raws at once, each action over the client its
+// interface (the Interface header) picks, as the queue concern spreads its changes over its
+// sessions; it returns how many were errors.
+func rcDoSplit(raws []*rcRaw, actions []string) (errs int, err error) {
+	parts := make([][]string, len(raws))
+	for _, a := range actions {
+		_, rest, _ := strings.Cut(a, "Interface: ")
+		iface, _, _ := strings.Cut(rest, "\r\n")
+		h := fnv.New32a()
+		h.Write([]byte(iface))
+		i := int(h.Sum32() % uint32(len(raws)))
+		parts[i] = append(parts[i], a)
+	}
+	var (
+		mu   sync.Mutex
+		errl []error
+		wg   sync.WaitGroup
+	)
+	for i, part := range parts {
+		wg.Go(func() {
+			e, err := raws[i].do(part)
+			mu.Lock()
+			defer mu.Unlock()
+			errs += e
+			errl = append(errl, err)
+		})
+	}
+	wg.Wait()
+	return errs, errors.Join(errl...)
 }
 
 // getvars reads variables and functions (Getvar) pipelined: name → value.

@@ -86,7 +86,7 @@ func TestReconcile(t *testing.T) {
 	// Round trips: a reconcile of fewer users, then of all of them, in sync.
 	reconcile := func(what string, drifted int) (presence.CheckSummary, time.Duration, map[string]int, map[string]int) {
 		t.Helper()
-		m0, r0 := rcActions(t, r.mainReg), rcActions(t, r.readReg)
+		m0, r0 := rcActions(t, r.mainReg, r.writeReg), rcActions(t, r.readReg)
 		start := time.Now()
 		sum, err := r.engine.CheckAll(ctx)
 		took := time.Since(start)
@@ -94,14 +94,14 @@ func TestReconcile(t *testing.T) {
 			rcAsteriskLog(t)
 			t.Fatalf("%s: %v", what, err)
 		}
-		main, read := rcDiff(m0, rcActions(t, r.mainReg)), rcDiff(r0, rcActions(t, r.readReg))
+		main, read := rcDiff(m0, rcActions(t, r.mainReg, r.writeReg)), rcDiff(r0, rcActions(t, r.readReg))
 		if sum.Drifted != drifted || sum.Repaired != drifted || sum.Failed != 0 {
 			t.Fatalf("%s: %+v; want %d drifted, %d repaired, 0 failed", what, sum, drifted, drifted)
 		}
 		return sum, took, main, read
 	}
 	sum, took, mainFew, readFew := reconcile(fmt.Sprintf("reconcile of %d users in sync", sz.fewer), 0)
-	t.Logf("in sync, %d users: %v (engine %v); round trips: main %d %v, read %d %v",
+	t.Logf("in sync, %d users: %v (engine %v); round trips: writing sessions %d %v, read %d %v",
 		sum.Users, took.Round(time.Millisecond), sum.Took.Round(time.Millisecond), rcTotal(mainFew), mainFew, rcTotal(readFew), readFew)
 	start = time.Now()
 	if err := rcSaveStates(ctx, states, ds[sz.fewer:]); err != nil {
@@ -109,13 +109,13 @@ func TestReconcile(t *testing.T) {
 	}
 	t.Logf("setup: the other %d states saved in %v", sz.users-sz.fewer, time.Since(start).Round(time.Millisecond))
 	sum, took, mainAll, readAll := reconcile(fmt.Sprintf("reconcile of %d users in sync", sz.users), 0)
-	t.Logf("in sync, %d users: %v (engine %v); round trips: main %d %v, read %d %v",
+	t.Logf("in sync, %d users: %v (engine %v); round trips: writing sessions %d %v, read %d %v",
 		sum.Users, took.Round(time.Millisecond), sum.Took.Round(time.Millisecond), rcTotal(mainAll), mainAll, rcTotal(readAll), readAll)
 	if sum.Users != sz.users {
 		t.Fatalf("the reconcile checked %d users, want %d", sum.Users, sz.users)
 	}
 	if rcTotal(mainFew) != rcTotal(mainAll) || rcTotal(readFew) != rcTotal(readAll) {
-		t.Errorf("round trips grow with the users: %d users: main %v, read %v; %d users: main %v, read %v",
+		t.Errorf("round trips grow with the users: %d users: writing sessions %v, read %v; %d users: writing sessions %v, read %v",
 			sz.fewer, mainFew, readFew, sz.users, mainAll, readAll)
 	}
 
@@ -187,13 +187,30 @@ func TestReconcile(t *testing.T) {
 	t.Logf("drift: %d members removed and unpaused by hand (%d users) in %v; raw limit: the %d actions that repair it, pipelined, %v",
 		len(drift), users, driftTook.Round(time.Millisecond), len(fix), rawFix.Round(time.Millisecond))
 	rcVerifyPBX(t, raw, ds)
+	// The same over as many thin clients as the engine's queue changes go over, each action
+	// over the one its interface picks.
+	raws := make([]*rcRaw, r.queueSessions())
+	for i := range raws {
+		raws[i] = rcDialRaw(t)
+	}
+	if errs, err := raw.do(drift); err != nil || errs != 0 {
+		t.Fatalf("drift by hand: %d errors, %v", errs, err)
+	}
+	start = time.Now()
+	if errs, err := rcDoSplit(raws, fix); err != nil || errs != 0 {
+		t.Fatalf("raw repair over %d sessions: %d errors, %v", len(raws), errs, err)
+	}
+	rawFixN := time.Since(start)
+	t.Logf("drift: the same %d actions over %d sessions, pipelined, %v", len(fix), len(raws), rawFixN.Round(time.Millisecond))
+	rcVerifyPBX(t, raw, ds)
 	if errs, err := raw.do(drift); err != nil || errs != 0 {
 		t.Fatalf("drift by hand: %d errors, %v", errs, err)
 	}
 	sum, took, mainDrift, readDrift := reconcile("reconcile after drift by hand", users)
-	t.Logf("drift: reconcile %v (engine %v), %d users repaired; round trips: main %d %v, read %d %v; reconcile ÷ raw %.2f",
+	t.Logf("drift: reconcile %v (engine %v), %d users repaired; round trips: writing sessions %d %v, read %d %v; reconcile ÷ raw %.2f, ÷ raw over %d sessions %.2f",
 		took.Round(time.Millisecond), sum.Took.Round(time.Millisecond), sum.Repaired,
-		rcTotal(mainDrift), mainDrift, rcTotal(readDrift), readDrift, took.Seconds()/rawFix.Seconds())
+		rcTotal(mainDrift), mainDrift, rcTotal(readDrift), readDrift, took.Seconds()/rawFix.Seconds(),
+		len(raws), took.Seconds()/rawFixN.Seconds())
 	rcVerifyPBX(t, raw, ds)
 	reconcile("reconcile after the repair", 0)
 
@@ -238,8 +255,9 @@ func TestReconcile(t *testing.T) {
 // checked and in sync, and returns how long the reconcile took.
 func rcRestartReconcile(t *testing.T, ctx context.Context, r *rcRig, what string, drifted int) time.Duration {
 	t.Helper()
-	r.mainReady.drain()
-	r.readReady.drain()
+	for _, rd := range r.ready() {
+		rd.drain()
+	}
 	start := time.Now()
 	if _, err := env.CLI(ctx, "core restart now"); err != nil && !strings.Contains(err.Error(), "exit code") {
 		t.Fatalf("core restart now: %v", err)
@@ -252,7 +270,12 @@ func rcRestartReconcile(t *testing.T, ctx context.Context, r *rcRig, what string
 	if err != nil {
 		t.Fatal(err)
 	}
-	m0, r0 := rcActions(t, r.mainReg), rcActions(t, r.readReg)
+	for _, rd := range r.writeReady {
+		if _, err := rd.next(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m0, r0 := rcActions(t, r.mainReg, r.writeReg), rcActions(t, r.readReg)
 	r.devices.Reset()
 	reconcile := time.Now()
 	sum, err := r.engine.CheckAll(ctx)
@@ -261,12 +284,12 @@ func rcRestartReconcile(t *testing.T, ctx context.Context, r *rcRig, what string
 		rcAsteriskLog(t)
 		t.Fatalf("%s: reconcile after the restart: %v", what, err)
 	}
-	main, read := rcDiff(m0, rcActions(t, r.mainReg)), rcDiff(r0, rcActions(t, r.readReg))
+	main, read := rcDiff(m0, rcActions(t, r.mainReg, r.writeReg)), rcDiff(r0, rcActions(t, r.readReg))
 	if err := r.devices.Reload(ctx); err != nil {
 		t.Fatal(err)
 	}
 	devices := time.Since(done)
-	t.Logf("restart, %s, %d users: restart to FullyBooted %v; FullyBooted to every user in sync %v (read session ready +%v, reconcile %v: %d repaired; round trips: main %d %v, read %d %v); then the phones' states (DeviceStateList) %v",
+	t.Logf("restart, %s, %d users: restart to FullyBooted %v; FullyBooted to every user in sync %v (read session ready +%v, reconcile %v: %d repaired; round trips: writing sessions %d %v, read %d %v); then the phones' states (DeviceStateList) %v",
 		what, sum.Users, booted.Sub(start).Round(time.Millisecond), done.Sub(booted).Round(time.Millisecond),
 		max(readReady.Sub(booted), 0).Round(time.Millisecond), done.Sub(reconcile).Round(time.Millisecond),
 		sum.Repaired, rcTotal(main), main, rcTotal(read), read, devices.Round(time.Millisecond))
