@@ -60,7 +60,8 @@ const MaxEncodedMessage = 255
 // res_manager_presencestate. Registerer receives presenced_blf_ops_total (deprecated:
 // presenced_operations_total{concern="blf"} counts the same). SmallBatch is the most users an
 // observation reads lamp by lamp (Getvar DEVICE_STATE) and provider by provider
-// (PresenceState); larger batches list every device and presence state once.
+// (PresenceState); larger batches list every device and presence state once, unless reading
+// their lamps (providers) one by one costs Asterisk less, judged by the size of the last list.
 type Options = amiconcern.Options
 
 // Defaults applied by New to zero fields of Options.
@@ -76,6 +77,16 @@ type Concern struct {
 	// surveyDevices and surveyPresence say what Survey lists: what the last full check
 	// needed listed.
 	surveyDevices, surveyPresence atomic.Bool
+	// listedDevices and listedPresence are how many entries the last DeviceStateList and
+	// PresenceStateList had; 0 before the first.
+	listedDevices, listedPresence atomic.Int64
+}
+
+// oneByOne reports whether reading n things one by one costs Asterisk less than listing
+// all of them again, judged by the size of the last list: each read is a round trip of its
+// own, weighed double against one entry of a list. Unknown size: list.
+func oneByOne(n int, listed int64) bool {
+	return listed > 0 && 2*int64(n) <= listed
 }
 
 var (
@@ -170,12 +181,15 @@ func (c *Concern) observe(ctx context.Context, want map[presence.UserID]*presenc
 	}
 
 	// A small batch reads just its lamps and providers, so a switch of one user does not
-	// list every device of the PBX; a large batch lists everything once. Either way the round
-	// trips are bounded by a constant.
+	// list every device of the PBX; a large batch lists everything once, unless its lamps
+	// (providers) are few beside what the last list held: a burst of feature codes observes
+	// batches of tens of users while hundreds of calls swell the list of device states.
 	small := len(want) <= c.base.SmallBatch
+	readDevices := small || oneByOne(len(wantDevices), c.listedDevices.Load())
+	readPresence := small || oneByOne(len(wantPresence), c.listedPresence.Load())
 	if got.full {
-		c.surveyDevices.Store(!small && len(wantDevices) > 0)
-		c.surveyPresence.Store(!small && len(wantPresence) > 0)
+		c.surveyDevices.Store(!readDevices && len(wantDevices) > 0)
+		c.surveyPresence.Store(!readPresence && len(wantPresence) > 0)
 	}
 	var (
 		devices  = got.devices
@@ -186,14 +200,14 @@ func (c *Concern) observe(ctx context.Context, want map[presence.UserID]*presenc
 	)
 	switch {
 	case len(wantDevices) == 0, got.listedDevices:
-	case small:
+	case readDevices:
 		wg.Go(func() { devices, devErr = c.readDevices(ctx, wantDevices) })
 	default:
 		wg.Go(func() { devices, devErr = c.listDevices(ctx) })
 	}
 	switch {
 	case len(wantPresence) == 0, got.listedPresence:
-	case small:
+	case readPresence:
 		wg.Go(func() { presents, presErr = c.readPresence(ctx, wantPresence) })
 	default:
 		wg.Go(func() { presents, presErr = c.listPresence(ctx) })
@@ -241,6 +255,7 @@ func (c *Concern) listDevices(ctx context.Context) (map[string]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("blf: observe lamps: %w", err)
 	}
+	c.listedDevices.Store(int64(len(list)))
 	out := make(map[string]string, len(list))
 	for _, d := range list {
 		out[d.Device] = strings.ToUpper(d.State)
@@ -325,6 +340,7 @@ func (c *Concern) listPresence(ctx context.Context) (map[string]presence.Presenc
 	if err != nil {
 		return nil, fmt.Errorf("blf: observe presence: %w", err)
 	}
+	c.listedPresence.Store(int64(len(list)))
 	out := make(map[string]presence.PresenceValue, len(list))
 	for _, p := range list {
 		out[p.Provider] = presence.PresenceValue{State: p.State, Message: unescapeC(p.Message)}

@@ -449,3 +449,65 @@ func TestSurvey(t *testing.T) {
 		}
 	}
 }
+
+// TestObserveOneByOneWhenCheaper: a batch above SmallBatch whose lamps and providers are few
+// beside what the last lists held reads them one by one, and observes what the lists showed.
+func TestObserveOneByOneWhenCheaper(t *testing.T) {
+	b, reg := newConcern(t, 0)
+	ctx := lab.Context(t)
+	prefix := lab.Unique("TOne")
+	const users, batch = 100, 10
+	want := map[presence.UserID]*presence.Target{}
+	for i := range users {
+		ext := fmt.Sprint(9600 + i)
+		id := presence.UserID("one" + ext)
+		lamp, provider := "Custom:"+prefix+ext, "CustomPresence:"+prefix+ext
+		out := b.Apply(ctx, &presence.User{ID: id, Extension: ext}, []presence.Op{
+			{Kind: presence.OpDeviceState, Key: lamp, Value: "BUSY"},
+			{Kind: presence.OpPresence, Key: provider, Presence: &presence.PresenceValue{State: "away", Message: ext}},
+		})
+		if !slices.Equal(presencetest.Results(out), []presence.Result{presence.ResultApplied, presence.ResultApplied}) {
+			t.Fatalf("user %s: %+v", ext, out)
+		}
+		want[id] = &presence.Target{Devices: map[string]string{lamp: "BUSY"},
+			Presence: map[string]*presence.PresenceValue{provider: {State: "away", Message: ext}}}
+	}
+	observe := func(ids []presence.UserID) (map[presence.UserID]*presence.Target, map[string]int) {
+		t.Helper()
+		w, have := map[presence.UserID]*presence.Target{}, map[presence.UserID]*presence.Target{}
+		for _, id := range ids {
+			w[id], have[id] = want[id], presence.NewTarget()
+		}
+		actions := []string{"DeviceStateList", "PresenceStateList", "Getvar", "PresenceState"}
+		before := map[string]int{}
+		for _, a := range actions {
+			before[a] = lab.ActionCount(t, reg, a)
+		}
+		if err := b.Observe(ctx, w, have); err != nil {
+			t.Fatal(err)
+		}
+		sent := map[string]int{}
+		for _, a := range actions {
+			if n := lab.ActionCount(t, reg, a) - before[a]; n > 0 {
+				sent[a] = n
+			}
+		}
+		return have, sent
+	}
+	ids := slices.Sorted(maps.Keys(want))
+	all, sent := observe(ids)
+	if !maps.Equal(sent, map[string]int{"DeviceStateList": 1, "PresenceStateList": 1}) {
+		t.Errorf("%d users, nothing listed before: sent %v, want one list of each", users, sent)
+	}
+	few, sent := observe(ids[:batch])
+	if !maps.Equal(sent, map[string]int{"Getvar": batch, "PresenceState": batch}) {
+		t.Errorf("%d users after a list of at least %d: sent %v, want each lamp and provider read", batch, users, sent)
+	}
+	for _, id := range ids[:batch] {
+		h, l := few[id], all[id]
+		if !maps.Equal(h.Devices, l.Devices) || !maps.Equal(h.Devices, want[id].Devices) ||
+			len(h.Presence) != 1 || !maps.EqualFunc(h.Presence, l.Presence, func(a, b *presence.PresenceValue) bool { return *a == *b }) {
+			t.Errorf("%s: read one by one %v %v, listed %v %v", id, h.Devices, h.Presence, l.Devices, l.Presence)
+		}
+	}
+}

@@ -80,3 +80,21 @@ func TestCheckDevice(t *testing.T) {
 		}
 	}
 }
+
+func TestOneByOne(t *testing.T) {
+	for _, tc := range []struct {
+		n      int
+		listed int64
+		want   bool
+	}{
+		{1, 0, false}, // no list yet: list
+		{10, 20, true},
+		{10, 19, false},
+		{300, 1000, true},
+		{600, 1000, false},
+	} {
+		if got := oneByOne(tc.n, tc.listed); got != tc.want {
+			t.Errorf("oneByOne(%d, %d) = %v, want %v", tc.n, tc.listed, got, tc.want)
+		}
+	}
+}
