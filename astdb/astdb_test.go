@@ -521,3 +521,60 @@ func TestChangesOverWriter(t *testing.T) {
 		t.Errorf("%d actions over AMI, the events session; want none", n)
 	}
 }
+
+// TestObserveSubtreesWhenCheaper: a batch above SmallBatch reads a family whole the first
+// time; then, when its users' subtrees are few beside the family's entries, subtree by
+// subtree; and whole again when they are many.
+func TestObserveSubtreesWhenCheaper(t *testing.T) {
+	fm, reg := newConcern(t, 0)
+	check := env.AMI(t, true, nil)
+	ctx := lab.Context(t)
+	fam := lab.Unique("PDS")
+	t.Cleanup(func() { _ = check.DBDelTree(context.Background(), fam, "") })
+	const users = 200 // each with two keys: 400 entries in 200 subtrees
+	for i := range users {
+		ext := fmt.Sprint(95000 + i)
+		for _, k := range []string{"active", "info"} {
+			if err := check.DBPut(ctx, fam, ext+"/"+k, k+" of "+ext); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	observe := func(from, n int) (trees int) {
+		t.Helper()
+		want, have := map[presence.UserID]*presence.Target{}, map[presence.UserID]*presence.Target{}
+		for i := from; i < from+n; i++ {
+			ext := fmt.Sprint(95000 + i)
+			w := presence.NewTarget()
+			w.AstDB[fam+"/"+ext+"/active"], w.AstDB[fam+"/"+ext+"/info"] = nil, nil
+			id := presence.UserID("sub" + ext)
+			want[id], have[id] = w, presence.NewTarget()
+		}
+		before := lab.ActionCount(t, reg, "DBGetTree")
+		if err := fm.Observe(ctx, want, have); err != nil {
+			t.Fatal(err)
+		}
+		for id, h := range have {
+			ext := strings.TrimPrefix(string(id), "sub")
+			for _, k := range []string{"active", "info"} {
+				if v := h.AstDB[fam+"/"+ext+"/"+k]; v == nil || *v != k+" of "+ext {
+					t.Fatalf("%s: %s observed %v", id, k, v)
+				}
+			}
+		}
+		return lab.ActionCount(t, reg, "DBGetTree") - before
+	}
+	for _, tc := range []struct {
+		what        string
+		from, users int
+		trees       int
+	}{
+		{"never read whole: whole", 0, 10, 1},
+		{"10 of 200 subtrees: one by one", 10, 10, 10},
+		{"100 of 200 subtrees: whole", 20, 100, 1},
+	} {
+		if n := observe(tc.from, tc.users); n != tc.trees {
+			t.Errorf("%s: %d DBGetTree, want %d", tc.what, n, tc.trees)
+		}
+	}
+}
