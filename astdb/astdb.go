@@ -49,8 +49,7 @@ import (
 // (DBPut, DBDel, DBGetTree) and call (Setvar, Getvar). Registerer receives
 // presenced_followme_ops_total (deprecated: presenced_operations_total{concern="followme"}
 // counts the same). SmallBatch is the most users an observation reads key by key (one
-// DBGetTree per user subtree); larger batches read whole families, except a family whose
-// subtrees wanted are few beside the entries its last whole read returned.
+// DBGetTree per user subtree); larger batches read whole families.
 type Options = amiconcern.Options
 
 // Defaults applied by New to zero fields of Options.
@@ -69,24 +68,6 @@ type Concern struct {
 	mu            sync.Mutex
 	surveyTrees   map[tree]bool
 	surveyGlobals map[string]bool
-	// listed is what the last whole read of each family returned.
-	listed map[string]familySize
-}
-
-// familySize is what a whole read of a family returned: its entries, and the subtrees (the
-// first keys below the family) they are in.
-type familySize struct{ entries, subtrees int }
-
-// subtreeByTree reports whether reading n subtrees of a family one by one costs Asterisk
-// less than reading the whole family again, judged by its last whole read: a subtree costs its
-// entries (on average) and a round trip of its own, weighed double, against every entry of
-// the family at once. Family never read whole: read it whole.
-func subtreeByTree(n int, last familySize) bool {
-	if last.subtrees == 0 {
-		return false
-	}
-	one := (last.entries+last.subtrees-1)/last.subtrees + 1
-	return 2*n*one <= last.entries+1
 }
 
 var (
@@ -120,8 +101,7 @@ func (c *Concern) Kinds() []presence.OpKind { return c.base.Kinds() }
 // Asterisk does not distinguish). It touches no other field of have, so other concerns may
 // observe into the same targets concurrently; have must hold a target for every user of want.
 //
-// Cost: one DBGetTree per distinct family (per user subtree, for a small batch or for
-// subtrees few beside the family's entries) and one Getvar per distinct global, run
+// Cost: one DBGetTree per distinct family and one Getvar per distinct global, run
 // concurrently within Options.MaxInFlight. A key that is not "FAMILY/key" is recorded as
 // absent (applying it fails).
 func (c *Concern) Observe(ctx context.Context, want map[presence.UserID]*presence.Target, have map[presence.UserID]*presence.Target) error {
@@ -166,10 +146,11 @@ func (s *survey) Fill(ctx context.Context, want, have map[presence.UserID]*prese
 // what the next one reads.
 func (c *Concern) observe(ctx context.Context, want map[presence.UserID]*presence.Target, have map[presence.UserID]*presence.Target, got *survey) error {
 	// What to read: for a small batch each wanted key's subtree (DBGetTree Family=PROFILE
-	// Key=1001 answers /PROFILE/1001 and everything under it), for a large one whole families
-	// (but see below). A switch of one user does not pull every user's keys.
-	subtrees := map[string]map[string]bool{} // family → first key below it
-	small := len(want) <= c.base.SmallBatch
+	// Key=1001 answers /PROFILE/1001 and everything under it), for a large one whole families.
+	// Either way the round trips are bounded by a constant, and a switch of one user does not
+	// pull every user's keys.
+	trees := map[tree]bool{}
+	wholeFamilies := len(want) > c.base.SmallBatch
 	globals := map[string]bool{}
 	for u, w := range want {
 		if w == nil {
@@ -184,10 +165,10 @@ func (c *Concern) observe(ctx context.Context, want map[presence.UserID]*presenc
 				continue
 			}
 			first, _, _ := strings.Cut(rest, "/")
-			if subtrees[fam] == nil {
-				subtrees[fam] = map[string]bool{}
+			if wholeFamilies {
+				first = ""
 			}
-			subtrees[fam][first] = true
+			trees[tree{fam, first}] = true
 		}
 		for g := range w.Globals {
 			if presence.ValidVariableName(g) {
@@ -195,28 +176,14 @@ func (c *Concern) observe(ctx context.Context, want map[presence.UserID]*presenc
 			}
 		}
 	}
-	// A large batch reads whole families, unless a family's subtrees are few beside what its
-	// last whole read returned: with thousands of users, a burst of feature codes observes
-	// batches of tens.
-	trees, whole := map[tree]bool{}, map[tree]bool{}
-	c.mu.Lock()
-	for fam, firsts := range subtrees {
-		// A family a full check's survey read whole is taken from the survey.
-		if small || !got.trees[tree{fam, ""}] && subtreeByTree(len(firsts), c.listed[fam]) {
-			for first := range firsts {
-				trees[tree{fam, first}] = true
-			}
-			continue
-		}
-		trees[tree{fam, ""}], whole[tree{fam, ""}] = true, true
-	}
 	if got.full {
+		c.mu.Lock()
 		c.surveyTrees, c.surveyGlobals = nil, nil
-		if !small {
-			c.surveyTrees, c.surveyGlobals = whole, maps.Clone(globals)
+		if wholeFamilies {
+			c.surveyTrees, c.surveyGlobals = maps.Clone(trees), maps.Clone(globals)
 		}
+		c.mu.Unlock()
 	}
-	c.mu.Unlock()
 	db, vars := got.db, got.vars
 	if db == nil {
 		db, vars = map[string]string{}, map[string]string{}
@@ -290,20 +257,6 @@ func (c *Concern) read(ctx context.Context, trees map[tree]bool, globals map[str
 			if err != nil {
 				fail(fmt.Errorf("followme: observe astdb %s/%s: %w", fam, tr.key, err))
 				return
-			}
-			if tr.key == "" {
-				firsts := map[string]bool{}
-				for _, e := range entries {
-					rest, _ := strings.CutPrefix(strings.TrimPrefix(e.Key, "/"), fam+"/")
-					first, _, _ := strings.Cut(rest, "/")
-					firsts[first] = true
-				}
-				c.mu.Lock()
-				if c.listed == nil {
-					c.listed = map[string]familySize{}
-				}
-				c.listed[fam] = familySize{entries: len(entries), subtrees: len(firsts)}
-				c.mu.Unlock()
 			}
 			mu.Lock()
 			defer mu.Unlock()
