@@ -543,15 +543,16 @@ func (rc *rcRaw) do(actions []string) (errs int, err error) {
 }
 
 // rcDoSplit sends actions over the thin clients raws at once, each action over the client its
-// interface (the Interface header) picks, as the queue concern spreads its changes over its
-// sessions; it returns how many were errors.
+// interface (the Interface header) picks, as the queue concern picks among its sessions
+// (queue.Concern.writer: FNV-1a of the interface in lower case); it returns how many were
+// errors.
 func rcDoSplit(raws []*rcRaw, actions []string) (errs int, err error) {
 	parts := make([][]string, len(raws))
 	for _, a := range actions {
 		_, rest, _ := strings.Cut(a, "Interface: ")
 		iface, _, _ := strings.Cut(rest, "\r\n")
 		h := fnv.New32a()
-		h.Write([]byte(iface))
+		h.Write([]byte(strings.ToLower(iface)))
 		i := int(h.Sum32() % uint32(len(raws)))
 		parts[i] = append(parts[i], a)
 	}
