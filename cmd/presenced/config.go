@@ -2,7 +2,9 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"log/slog"
+	"net"
 	"os"
 	"time"
 
@@ -81,6 +83,8 @@ type Config struct {
 	reloadSignals <-chan os.Signal
 	// observeFeatureCode, set by tests, sees the outcome of every feature-code call.
 	observeFeatureCode func(featurecode.Outcome)
+	// amiDial, set by tests, opens every AMI session's connection (nil: a net.Dialer).
+	amiDial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // LeaderConfig configures the election of the one instance that writes to Asterisk (package

@@ -136,6 +136,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 			BackoffMax:   cfg.Asterisk.AMI.BackoffMax,
 			Logger:       log.With("connection", role),
 			Registerer:   prometheus.WrapRegistererWith(prometheus.Labels{"connection": role}, d.reg),
+			Dial:         cfg.amiDial,
 		}
 	}
 	mainCfg := amiConfig("main")

@@ -52,7 +52,10 @@ func TestFeatureCodeLatencyAndLoad(t *testing.T) {
 		// much of what the daemon does in the burst.
 		level = slogInfo
 	}
-	f := startFeatureCodeDaemonAt(t, benchYAML(t, users), level)
+	var tap amiTap
+	cfg := profileConfig(t, benchYAML(t, users))
+	cfg.amiDial = tap.dial
+	f := startFeatureCodeDaemonWith(t, cfg, level)
 	for i := range users {
 		f.d.switchTo(t, fmt.Sprintf("u%d", 2000+i), "available", "")
 	}
@@ -104,6 +107,7 @@ func TestFeatureCodeLatencyAndLoad(t *testing.T) {
 
 	// 200 calls at once, one per user.
 	before := f.d.histograms(t)
+	tap.start()
 	start := time.Now()
 	for i := range users {
 		originate("*553", fmt.Sprintf(`"U" <%d>`, 2000+i))
@@ -124,6 +128,7 @@ func TestFeatureCodeLatencyAndLoad(t *testing.T) {
 			t.Fatalf("only %d of %d calls ended within 90s", len(burst), users)
 		}
 	}
+	actions := tap.stop()
 	t.Logf("burst of %d concurrent calls: all ended in %v; %d switched, failures %v; latency p50 %v p99 %v max %v",
 		users, time.Since(start).Round(time.Millisecond), len(burst), failed,
 		percentile(burst, .5), percentile(burst, .99), slices.Max(burst))
@@ -154,6 +159,54 @@ func TestFeatureCodeLatencyAndLoad(t *testing.T) {
 	}
 	if p99 := percentile(seq, .99); p99 > 150*time.Millisecond {
 		t.Logf("NOTE: sequential p99 %v is above the 150 ms goal", p99)
+	}
+
+	// The raw limit, in the same run: the same calls taken by a thin feature-code application
+	// that sends, for each caller, the AMI actions presenced sent for them (featurecode_raw_test.go),
+	// from the same starting state (every user back to available) and with presenced stopped.
+	exts := make([]string, users)
+	for i := range exts {
+		exts[i] = fmt.Sprint(2000 + i)
+	}
+	shares, shared := shareByCaller(actions, exts)
+	reads := 0
+	for _, s := range shares {
+		reads += len(s.reads)
+	}
+	t.Logf("presenced sent %d AMI actions in the burst: %d reads, %d changes; %d name no single caller (spread over the callers)",
+		len(actions), reads, len(actions)-reads, shared)
+	var wg sync.WaitGroup
+	for i := range users {
+		wg.Go(func() { quickSwitch(t, f.d, fmt.Sprintf("u%d", 2000+i), "available") })
+	}
+	wg.Wait()
+	f.d.stop(t)
+	raw := startRawFeatureCodes(t, shares)
+	if err := f.ami.Setvar(f.ctx(), "", appVariable, raw.cli.AppName()); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	for i := range users {
+		originate("*553", fmt.Sprintf(`"U" <%d>`, 2000+i))
+	}
+	var thin []time.Duration
+	deadline = time.After(90 * time.Second)
+	for len(thin) < users {
+		select {
+		case d := <-raw.latencies:
+			thin = append(thin, d)
+		case msg := <-raw.failed:
+			t.Fatalf("raw feature-code application: %s", msg)
+		case <-deadline:
+			t.Fatalf("raw: only %d of %d calls confirmed within 90s", len(thin), users)
+		}
+	}
+	t.Logf("raw limit, the same burst through a thin application sending presenced's actions: all confirmed in %v; latency p50 %v p99 %v max %v; %d reads answered with an error (as presenced's were)",
+		time.Since(start).Round(time.Millisecond), percentile(thin, .5), percentile(thin, .99), slices.Max(thin), raw.readsFailed.Load())
+	t.Logf("presenced / raw: p50 %.2f, p99 %.2f",
+		percentile(burst, .5).Seconds()/percentile(thin, .5).Seconds(), percentile(burst, .99).Seconds()/percentile(thin, .99).Seconds())
+	if v, _ := p.db("PROFILE", "2001/active"); v != "lunch" {
+		t.Errorf("PROFILE/2001/active = %q after the raw burst: the thin application did not send presenced's changes", v)
 	}
 }
 
