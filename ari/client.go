@@ -72,7 +72,7 @@ func New(cfg Config) (*Client, error) {
 	return &Client{
 		cfg:        s,
 		log:        s.Logger.With("component", "ari", "app", s.appName),
-		http:       newHTTPClient(s.RequestTimeout),
+		http:       newHTTPClient(s.RequestTimeout, s.MaxConnections),
 		metrics:    m,
 		events:     make(chan Event, s.EventBuffer),
 		resyncKick: make(chan struct{}, 1),

@@ -18,7 +18,16 @@ const (
 	DefaultRequestTimeout = 5 * time.Second
 	DefaultEventBuffer    = 1024
 	DefaultPingInterval   = 10 * time.Second
+	// DefaultMaxConnections is a third of Asterisk's default HTTP sessionlimit (100), which
+	// the events websocket, other instances and other ARI clients share.
+	DefaultMaxConnections = 32
 )
+
+// idleConnTimeout is how long an unused REST connection is kept for the next request: less
+// than Asterisk's session_keep_alive (http.conf, 15 s by default), after which Asterisk closes
+// it, so that no request goes out on a connection Asterisk is closing at that moment (a POST
+// on it fails with EOF and is not retried).
+const idleConnTimeout = 10 * time.Second
 
 // Config configures a Client. The zero values of the optional fields select
 // the defaults documented on each field.
@@ -59,6 +68,13 @@ type Config struct {
 	// websocket within RequestTimeout. Two failed probes in a row end the
 	// connection. Zero means DefaultPingInterval.
 	PingInterval time.Duration
+
+	// MaxConnections bounds the HTTP connections REST requests use at once; further requests
+	// wait for one (within their RequestTimeout). Asterisk serves at most http.conf's
+	// sessionlimit sessions (100 by default) and closes any connection beyond them unanswered,
+	// which fails the request on it: a burst of calls (an answer, a playback and a hangup each)
+	// would otherwise open one connection per request. Zero means DefaultMaxConnections.
+	MaxConnections int
 
 	// OnReconnect, if set, is called after every successful (re)connect,
 	// after orphaned channels were hung up and device subscriptions were
@@ -155,6 +171,12 @@ func (cfg Config) settings() (settings, error) {
 		return s, fmt.Errorf("ari: Config.PingInterval %v must not be negative", cfg.PingInterval)
 	case cfg.PingInterval == 0:
 		s.PingInterval = DefaultPingInterval
+	}
+	switch {
+	case cfg.MaxConnections < 0:
+		return s, fmt.Errorf("ari: Config.MaxConnections %d must not be negative", cfg.MaxConnections)
+	case cfg.MaxConnections == 0:
+		s.MaxConnections = DefaultMaxConnections
 	}
 	if s.Logger == nil {
 		s.Logger = slog.New(slog.DiscardHandler)

@@ -24,6 +24,7 @@ func TestNewValidates(t *testing.T) {
 		{"app with slash", func(c *Config) { c.App = "a/b" }, "Config.App"},
 		{"instance with space", func(c *Config) { c.InstanceID = "a b" }, "Config.InstanceID"},
 		{"negative timeout", func(c *Config) { c.RequestTimeout = -time.Second }, "Config.RequestTimeout"},
+		{"negative connections", func(c *Config) { c.MaxConnections = -1 }, "Config.MaxConnections"},
 		{"negative buffer", func(c *Config) { c.EventBuffer = -1 }, "Config.EventBuffer"},
 		{"negative ping", func(c *Config) { c.PingInterval = -1 }, "Config.PingInterval"},
 	}
@@ -59,8 +60,8 @@ func TestSettingsDefaults(t *testing.T) {
 	if s.baseURL != "https://pbx.example:8089/ari" {
 		t.Errorf("base URL = %q", s.baseURL)
 	}
-	if s.RequestTimeout != DefaultRequestTimeout || s.EventBuffer != DefaultEventBuffer || s.PingInterval != DefaultPingInterval {
-		t.Errorf("defaults not applied: %v %v %v", s.RequestTimeout, s.EventBuffer, s.PingInterval)
+	if s.RequestTimeout != DefaultRequestTimeout || s.EventBuffer != DefaultEventBuffer || s.PingInterval != DefaultPingInterval || s.MaxConnections != DefaultMaxConnections {
+		t.Errorf("defaults not applied: %v %v %v %v", s.RequestTimeout, s.EventBuffer, s.PingInterval, s.MaxConnections)
 	}
 	if cap(c.Events()) != DefaultEventBuffer {
 		t.Errorf("cap(Events()) = %d", cap(c.Events()))

@@ -35,14 +35,17 @@ func (e *RequestError) Error() string {
 
 // newHTTPClient returns the client for REST requests. It has its own
 // transport (http.DefaultTransport is never touched) with every phase
-// bounded; the per-request context is the primary bound.
-func newHTTPClient(timeout time.Duration) *http.Client {
+// bounded; the per-request context is the primary bound. It opens at most
+// maxConns connections and keeps as many for reuse, for less than
+// Asterisk keeps them open (idleConnTimeout).
+func newHTTPClient(timeout time.Duration, maxConns int) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.DialContext = (&net.Dialer{Timeout: timeout, KeepAlive: 15 * time.Second}).DialContext
 	tr.TLSHandshakeTimeout = timeout
 	tr.ResponseHeaderTimeout = timeout
-	tr.MaxIdleConnsPerHost = 8
-	tr.IdleConnTimeout = 90 * time.Second
+	tr.MaxConnsPerHost = maxConns
+	tr.MaxIdleConnsPerHost = maxConns
+	tr.IdleConnTimeout = idleConnTimeout
 	return &http.Client{Transport: tr, Timeout: timeout}
 }
 

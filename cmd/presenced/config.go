@@ -291,6 +291,8 @@ type ARIConfig struct {
 	PasswordFile   string        `mapstructure:"password_file"`
 	App            string        `mapstructure:"app"`
 	RequestTimeout time.Duration `mapstructure:"request_timeout"`
+	// MaxConnections bounds the HTTP connections of REST requests at once (ari.Config).
+	MaxConnections int `mapstructure:"max_connections"`
 }
 
 // RedisConfig is the state store: a Redis server at URL, a master found through Sentinel, or

@@ -87,6 +87,7 @@ func (c *Config) limits() ([]durationLimit, []numberLimit) {
 	numbers := []numberLimit{
 		{"api.max_body_bytes", c.API.MaxBodyBytes, 1 << 10, 8 << 20},
 		{"asterisk.ami.write_sessions", int64(c.Asterisk.AMI.WriteSessions), 1, 16},
+		{"asterisk.ari.max_connections", int64(c.Asterisk.ARI.MaxConnections), 1, 1000},
 		{"feature_codes.pin_attempts", int64(c.FeatureCodes.PINAttempts), 1, 20},
 		{"web.password_attempts", int64(c.Web.PasswordAttempts), 1, 20},
 		{"http.max_connections", int64(c.HTTP.MaxConnections), 8, 65536},

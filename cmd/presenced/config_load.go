@@ -69,6 +69,7 @@ func defaults() map[string]any {
 		"asterisk.ari.password_file":               "",
 		"asterisk.ari.app":                         "presenced",
 		"asterisk.ari.request_timeout":             ari.DefaultRequestTimeout.String(),
+		"asterisk.ari.max_connections":             ari.DefaultMaxConnections,
 		"redis.url":                                "",
 		"redis.url_file":                           "",
 		"redis.username":                           "",

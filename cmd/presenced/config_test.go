@@ -445,6 +445,7 @@ func TestDurationsNeedUnitsAndRanges(t *testing.T) {
 			want: []string{"shutdown_timeout: 8s leaves the engine 0s after http.shutdown_timeout 5s and store.snapshot_timeout 3s, less than the 1s it needs"}},
 		{name: "body limit too small", yaml: "api: {max_body_bytes: 100}", want: []string{"api.max_body_bytes: 100 is out of range (allowed 1024 to 8388608)"}},
 		{name: "no write session", yaml: "asterisk: {ami: {write_sessions: 0}}", want: []string{"asterisk.ami.write_sessions: 0 is out of range (allowed 1 to 16)"}},
+		{name: "no ARI connection", yaml: "asterisk: {ari: {max_connections: 0}}", want: []string{"asterisk.ari.max_connections: 0 is out of range (allowed 1 to 1000)"}},
 		{name: "body limit too large", env: []string{"PRESENCED_API_MAX_BODY_BYTES=1000000000"}, want: []string{"api.max_body_bytes: 1000000000 is out of range"}},
 		{name: "PIN attempts too many", yaml: "feature_codes: {pin_attempts: 1000}", want: []string{"feature_codes.pin_attempts: 1000 is out of range (allowed 1 to 20)"}},
 		{name: "no connections", yaml: "http: {max_connections: 0}", want: []string{"http.max_connections: 0 is out of range (allowed 8 to 65536)"}},

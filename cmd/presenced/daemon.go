@@ -116,6 +116,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(httpAdd
 		App:            cfg.Asterisk.ARI.App,
 		InstanceID:     cfg.InstanceID,
 		RequestTimeout: cfg.Asterisk.ARI.RequestTimeout,
+		MaxConnections: cfg.Asterisk.ARI.MaxConnections,
 		Logger:         log,
 		Registerer:     d.reg,
 	})

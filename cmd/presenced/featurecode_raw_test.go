@@ -245,16 +245,23 @@ func (r *rawAMI) read(br *bufio.Reader) {
 type rawFeatureCodes struct {
 	cli            *ari.Client
 	reads, changes *rawAMI
-	shares         map[string]*rawShare
 	latencies      chan time.Duration
 	failed         chan string
 	readsFailed    atomic.Int64 // reads Asterisk answered with an error (as it did presenced's)
 
 	mu        sync.Mutex
+	shares    map[string]*rawShare     // by caller's extension
 	playbacks map[string]chan struct{} // playback id -> finished
 }
 
-func startRawFeatureCodes(t testing.TB, shares map[string]*rawShare) *rawFeatureCodes {
+// setShares sets what the calls of the next burst send.
+func (r *rawFeatureCodes) setShares(shares map[string]*rawShare) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.shares = shares
+}
+
+func startRawFeatureCodes(t testing.TB) *rawFeatureCodes {
 	t.Helper()
 	cli, err := ari.New(ari.Config{URL: env.ARIURL, Username: lab.ARIUser, Password: lab.ARIPassword,
 		App: "presenced-raw", InstanceID: uniqID("fc")})
@@ -264,8 +271,8 @@ func startRawFeatureCodes(t testing.TB, shares map[string]*rawShare) *rawFeature
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go cli.Run(ctx)
-	r := &rawFeatureCodes{cli: cli, reads: dialRawAMI(t), changes: dialRawAMI(t), shares: shares,
-		latencies: make(chan time.Duration, len(shares)), failed: make(chan string, len(shares)),
+	r := &rawFeatureCodes{cli: cli, reads: dialRawAMI(t), changes: dialRawAMI(t),
+		latencies: make(chan time.Duration, 1024), failed: make(chan string, 1024),
 		playbacks: map[string]chan struct{}{}}
 	deadline := time.Now().Add(10 * time.Second)
 	for !cli.Status().Connected {
@@ -310,7 +317,9 @@ func (r *rawFeatureCodes) call(ctx context.Context, decided time.Time, e *ari.St
 		fail("call %s: Stasis args %q", id, e.Args)
 		return
 	}
+	r.mu.Lock()
 	share := r.shares[e.Args[3]]
+	r.mu.Unlock()
 	if share == nil {
 		fail("call %s from %q: no recorded actions", id, e.Args[3])
 		return
