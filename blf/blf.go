@@ -5,7 +5,10 @@
 // # Observing
 //
 // Observe costs one DeviceStateList and one PresenceStateList (each only when some user wants
-// a lamp, respectively a presence state), whatever the number of users.
+// a lamp, respectively a presence state), whatever the number of users. A batch of few users
+// beside those lists reads its own lamps and providers instead, as many per Getvar as AMI's
+// line holds (about 25 lamps or 10 providers: EVAL of DEVICE_STATE and PRESENCE_STATE,
+// combined.go).
 //
 // Lamps are recorded upper-cased, as Asterisk reports them (it keeps a caller's "not_inuse"
 // spelling in astdb but lists NOT_INUSE). A device DeviceStateList does not list, such as a
@@ -80,6 +83,9 @@ type Concern struct {
 	// listedDevices and listedPresence are how many entries the last DeviceStateList and
 	// PresenceStateList had; 0 before the first.
 	listedDevices, listedPresence atomic.Int64
+	// combine says whether lamps and presence states read one by one go several per action
+	// (combined.go); it turns false for good when Asterisk cannot.
+	combine atomic.Bool
 }
 
 // oneByOne reports whether reading n things one by one costs Asterisk less than listing
@@ -105,7 +111,9 @@ func New(o Options) (*Concern, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Concern{base: b}, nil
+	c := &Concern{base: b}
+	c.combine.Store(true)
+	return c, nil
 }
 
 // Name implements presence.Concern: "blf".
@@ -261,74 +269,6 @@ func (c *Concern) listDevices(ctx context.Context) (map[string]string, error) {
 		out[d.Device] = strings.ToUpper(d.State)
 	}
 	return out, nil
-}
-
-// readDevices reads the given lamps one by one (Getvar DEVICE_STATE), concurrently. A lamp
-// never set reads UNKNOWN, as it is absent from DeviceStateList.
-func (c *Concern) readDevices(ctx context.Context, names map[string]bool) (map[string]string, error) {
-	var (
-		mu   sync.Mutex
-		out  = make(map[string]string, len(names))
-		errs []error
-		wg   sync.WaitGroup
-	)
-	for d := range names {
-		wg.Go(func() {
-			if err := c.base.Acquire(ctx); err != nil {
-				mu.Lock()
-				errs = append(errs, fmt.Errorf("blf: observe lamp %s: %w", d, err))
-				mu.Unlock()
-				return
-			}
-			v, err := c.base.Reader.Getvar(ctx, "", "DEVICE_STATE("+d+")")
-			c.base.Release()
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, fmt.Errorf("blf: observe lamp %s: %w", d, err))
-				return
-			}
-			if s := strings.ToUpper(v); s != UnknownState {
-				out[d] = s
-			}
-		})
-	}
-	wg.Wait()
-	return out, errors.Join(errs...)
-}
-
-// readPresence reads the given providers one by one (PresenceState), concurrently. A
-// provider never set (not_set) counts as absent, as it is absent from PresenceStateList.
-func (c *Concern) readPresence(ctx context.Context, providers map[string]bool) (map[string]presence.PresenceValue, error) {
-	var (
-		mu   sync.Mutex
-		out  = make(map[string]presence.PresenceValue, len(providers))
-		errs []error
-		wg   sync.WaitGroup
-	)
-	for p := range providers {
-		wg.Go(func() {
-			if err := c.base.Acquire(ctx); err != nil {
-				mu.Lock()
-				errs = append(errs, fmt.Errorf("blf: observe presence %s: %w", p, err))
-				mu.Unlock()
-				return
-			}
-			st, err := c.base.Reader.PresenceState(ctx, p)
-			c.base.Release()
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, fmt.Errorf("blf: observe presence %s: %w", p, err))
-				return
-			}
-			if !strings.EqualFold(st.State, "not_set") {
-				out[p] = presence.PresenceValue{State: strings.ToLower(st.State), Message: st.Message}
-			}
-		})
-	}
-	wg.Wait()
-	return out, errors.Join(errs...)
 }
 
 func (c *Concern) listPresence(ctx context.Context) (map[string]presence.PresenceValue, error) {
