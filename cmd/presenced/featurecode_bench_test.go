@@ -179,6 +179,7 @@ func TestFeatureCodeLatencyAndLoad(t *testing.T) {
 				t.Fatalf("raw: only %d of %d calls confirmed within 90s", len(thin), users)
 			}
 		}
+		raw.wait(t, 30*time.Second)
 		checkLunch("the thin application")
 		t.Logf("round %d: raw limit, the same burst through a thin application sending presenced's actions: all confirmed in %v; latency p50 %v p99 %v max %v; %d reads answered with an error (as presenced's were)",
 			round+1, time.Since(start).Round(time.Millisecond), percentile(thin, .5), percentile(thin, .99), slices.Max(thin), raw.readsFailed.Load())

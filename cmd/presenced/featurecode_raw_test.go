@@ -249,6 +249,11 @@ type rawFeatureCodes struct {
 	failed         chan string
 	readsFailed    atomic.Int64 // reads Asterisk answered with an error (as it did presenced's)
 
+	// calls are the calls under way: a call left in the application when the test ends
+	// would stay in Stasis (docs/asterisk.md §7) until its caller gives up, and be taken
+	// for another test's call.
+	calls sync.WaitGroup
+
 	mu        sync.Mutex
 	shares    map[string]*rawShare     // by caller's extension
 	playbacks map[string]chan struct{} // playback id -> finished
@@ -285,6 +290,18 @@ func startRawFeatureCodes(t testing.TB) *rawFeatureCodes {
 	return r
 }
 
+// wait waits until every call has ended (the confirmation played, the channel hung up).
+func (r *rawFeatureCodes) wait(t testing.TB, within time.Duration) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { r.calls.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(within):
+		t.Fatalf("raw feature-code application: calls still under way after %v", within)
+	}
+}
+
 func (r *rawFeatureCodes) events(ctx context.Context) {
 	for {
 		select {
@@ -293,7 +310,7 @@ func (r *rawFeatureCodes) events(ctx context.Context) {
 		case ev := <-r.cli.Events():
 			switch e := ev.(type) {
 			case *ari.StasisStart:
-				go r.call(ctx, time.Now(), e)
+				r.calls.Go(func() { r.call(ctx, time.Now(), e) })
 			case *ari.PlaybackFinished:
 				r.mu.Lock()
 				if ch := r.playbacks[e.Playback.ID]; ch != nil {
