@@ -145,7 +145,6 @@ type rawAMI struct {
 	mu      sync.Mutex
 	next    int
 	waiting map[string]chan bool // ActionID -> answered (true: Success)
-	err     error
 }
 
 func dialRawAMI(t testing.TB) *rawAMI {
