@@ -123,104 +123,99 @@ func (c *Concern) readCombined(ctx context.Context, group []string, terms func(s
 // readDevices reads the given lamps, as many per action as fit (or one by one), concurrently.
 // A lamp never set reads UNKNOWN, as it is absent from DeviceStateList.
 func (c *Concern) readDevices(ctx context.Context, names map[string]bool) (map[string]string, error) {
-	var (
-		mu   sync.Mutex
-		out  = make(map[string]string, len(names))
-		errs []error
-		wg   sync.WaitGroup
-	)
-	record := func(d, v string, err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("blf: observe lamp %s: %w", d, err))
-			return
-		}
-		if s := strings.ToUpper(v); s != UnknownState {
-			out[d] = s
-		}
-	}
-	one := func(d string) {
-		if err := c.base.Acquire(ctx); err != nil {
-			record(d, "", err)
-			return
-		}
-		v, err := c.base.Reader.Getvar(ctx, "", "DEVICE_STATE("+d+")")
-		c.base.Release()
-		record(d, v, err)
-	}
-	combined, single := c.split(names)
-	for _, d := range single {
-		wg.Go(func() { one(d) })
-	}
-	for _, g := range combinedGroups(combined, deviceTerms) {
-		wg.Go(func() {
-			values, ok, err := c.readCombined(ctx, g, deviceTerms)
-			for i, d := range g {
-				switch {
-				case err != nil:
-					record(d, "", err)
-				case ok:
-					record(d, values[i][0], nil)
-				default:
-					one(d)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return out, errors.Join(errs...)
+	return readEach(ctx, c, names, reading[string]{
+		what:  "lamp",
+		terms: deviceTerms,
+		decode: func(values []string) (string, bool) {
+			return strings.ToUpper(values[0]), true
+		},
+		single: func(ctx context.Context, d string) (string, error) {
+			v, err := c.base.Reader.Getvar(ctx, "", "DEVICE_STATE("+d+")")
+			return strings.ToUpper(v), err
+		},
+		present: func(s string) bool { return s != UnknownState },
+	})
 }
 
 // readPresence reads the given providers, as many per action as fit (or one by one with
 // PresenceState), concurrently. A provider never set (not_set) counts as absent, as it is
 // absent from PresenceStateList.
 func (c *Concern) readPresence(ctx context.Context, providers map[string]bool) (map[string]presence.PresenceValue, error) {
+	return readEach(ctx, c, providers, reading[presence.PresenceValue]{
+		what:  "presence",
+		terms: presenceTerms,
+		decode: func(values []string) (presence.PresenceValue, bool) {
+			msg, err := base64.StdEncoding.DecodeString(values[1])
+			return presence.PresenceValue{State: strings.ToLower(values[0]), Message: string(msg)}, err == nil
+		},
+		single: func(ctx context.Context, p string) (presence.PresenceValue, error) {
+			st, err := c.base.Reader.PresenceState(ctx, p)
+			return presence.PresenceValue{State: strings.ToLower(st.State), Message: st.Message}, err
+		},
+		present: func(v presence.PresenceValue) bool { return v.State != "not_set" },
+	})
+}
+
+// reading is what readEach needs to read one kind of thing: its name in errors, the EVAL
+// terms of one, what one's combined values mean (false: read it again alone), how to read
+// one alone, and whether a value read counts as present.
+type reading[V any] struct {
+	what    string
+	terms   func(name string) []string
+	decode  func(values []string) (V, bool)
+	single  func(ctx context.Context, name string) (V, error)
+	present func(V) bool
+}
+
+// readEach reads names concurrently: those that can be combined as many per Getvar as fit,
+// the others, and those whose combined answer is not of the shape asked for, one by one.
+func readEach[V any](ctx context.Context, c *Concern, names map[string]bool, r reading[V]) (map[string]V, error) {
 	var (
 		mu   sync.Mutex
-		out  = make(map[string]presence.PresenceValue, len(providers))
+		out  = make(map[string]V, len(names))
 		errs []error
 		wg   sync.WaitGroup
 	)
-	record := func(p, state, message string, err error) {
+	record := func(n string, v V, err error) {
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil {
-			errs = append(errs, fmt.Errorf("blf: observe presence %s: %w", p, err))
+			errs = append(errs, fmt.Errorf("blf: observe %s %s: %w", r.what, n, err))
 			return
 		}
-		if !strings.EqualFold(state, "not_set") {
-			out[p] = presence.PresenceValue{State: strings.ToLower(state), Message: message}
+		if r.present(v) {
+			out[n] = v
 		}
 	}
-	one := func(p string) {
-		if err := c.base.Acquire(ctx); err != nil {
-			record(p, "", "", err)
-			return
+	one := func(n string) {
+		var v V
+		err := c.base.Acquire(ctx)
+		if err == nil {
+			v, err = r.single(ctx, n)
+			c.base.Release()
 		}
-		st, err := c.base.Reader.PresenceState(ctx, p)
-		c.base.Release()
-		record(p, st.State, st.Message, err)
+		record(n, v, err)
 	}
-	combined, single := c.split(providers)
-	for _, p := range single {
-		wg.Go(func() { one(p) })
+	combined, single := c.split(names)
+	for _, n := range single {
+		wg.Go(func() { one(n) })
 	}
-	for _, g := range combinedGroups(combined, presenceTerms) {
+	for _, g := range combinedGroups(combined, r.terms) {
 		wg.Go(func() {
-			values, ok, err := c.readCombined(ctx, g, presenceTerms)
-			for i, p := range g {
+			values, ok, err := c.readCombined(ctx, g, r.terms)
+			for i, n := range g {
 				if err != nil {
-					record(p, "", "", err)
+					var zero V
+					record(n, zero, err)
 					continue
 				}
 				if ok {
-					if msg, derr := base64.StdEncoding.DecodeString(values[i][1]); derr == nil {
-						record(p, values[i][0], string(msg), nil)
+					if v, good := r.decode(values[i]); good {
+						record(n, v, nil)
 						continue
 					}
 				}
-				one(p)
+				one(n)
 			}
 		})
 	}
