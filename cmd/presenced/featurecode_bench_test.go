@@ -15,6 +15,7 @@ import (
 
 	"github.com/presenced/presenced/ami"
 	"github.com/presenced/presenced/ari/featurecode"
+	"github.com/presenced/presenced/internal/lab"
 )
 
 // benchYAML has n users (extensions 2000...) and two profiles with PBX state to apply
@@ -52,9 +53,9 @@ func TestFeatureCodeLatencyAndLoad(t *testing.T) {
 		// much of what the daemon does in the burst.
 		level = slogInfo
 	}
-	tap := &amiTap{}
+	tap := &lab.AMITap{}
 	cfg := profileConfig(t, benchYAML(t, users))
-	cfg.amiDial = tap.dial
+	cfg.amiDial = tap.Dial
 	f := startFeatureCodeDaemonWith(t, cfg, level)
 	for i := range users {
 		f.d.switchTo(t, fmt.Sprintf("u%d", 2000+i), "available", "")
@@ -201,10 +202,10 @@ func TestFeatureCodeLatencyAndLoad(t *testing.T) {
 // presencedBurst sends one *553 call from each of users at once, waits for presenced's
 // outcomes, and logs where the time went from the daemon's own metrics. It returns the
 // latencies and the AMI actions presenced sent meanwhile.
-func presencedBurst(t *testing.T, f *fcLab, tap *amiTap, users int, originate func(exten, caller string)) ([]time.Duration, []string) {
+func presencedBurst(t *testing.T, f *fcLab, tap *lab.AMITap, users int, originate func(exten, caller string)) ([]time.Duration, []string) {
 	t.Helper()
 	before := f.d.histograms(t)
-	tap.start()
+	tap.Start()
 	start := time.Now()
 	for i := range users {
 		originate("*553", fmt.Sprintf(`"U" <%d>`, 2000+i))
@@ -225,7 +226,7 @@ func presencedBurst(t *testing.T, f *fcLab, tap *amiTap, users int, originate fu
 			t.Fatalf("only %d of %d calls ended within 90s", len(burst), users)
 		}
 	}
-	actions := tap.stop()
+	actions := tap.Stop()
 	t.Logf("burst of %d concurrent calls: all ended in %v; %d switched, failures %v; latency p50 %v p99 %v max %v",
 		users, time.Since(start).Round(time.Millisecond), len(burst), failed,
 		percentile(burst, .5), percentile(burst, .99), slices.Max(burst))

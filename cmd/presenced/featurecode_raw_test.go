@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -24,70 +23,6 @@ import (
 // pipelined and awaited and then the changes, and plays the confirmation. No Redis, no plan, no
 // journal. Its latency runs as presenced's does: from the StasisStart of the number dialled
 // whole to the confirmation started.
-
-// amiTap records what the daemon's AMI sessions write while it is on, connection by connection
-// (one session's action may take several writes, and sessions write at once).
-type amiTap struct {
-	mu    sync.Mutex
-	on    bool
-	conns []*tappedConn
-}
-
-type tappedConn struct {
-	net.Conn
-	tap *amiTap
-	buf bytes.Buffer // guarded by tap.mu
-}
-
-// dial is a Config.amiDial.
-func (a *amiTap) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, network, addr)
-	if err != nil {
-		return nil, err
-	}
-	tc := &tappedConn{Conn: c, tap: a}
-	a.mu.Lock()
-	a.conns = append(a.conns, tc)
-	a.mu.Unlock()
-	return tc, nil
-}
-
-func (c *tappedConn) Write(p []byte) (int, error) {
-	c.tap.mu.Lock()
-	if c.tap.on {
-		c.buf.Write(p)
-	}
-	c.tap.mu.Unlock()
-	return c.Conn.Write(p)
-}
-
-func (a *amiTap) start() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.on = true
-	for _, c := range a.conns {
-		c.buf.Reset()
-	}
-}
-
-// stop ends the recording and returns the actions written since start, without the sessions'
-// own housekeeping (Login, Ping).
-func (a *amiTap) stop() []string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.on = false
-	var out []string
-	for _, c := range a.conns {
-		for block := range strings.SplitSeq(c.buf.String(), "\r\n\r\n") {
-			if block == "" || hasAnyPrefix(block, "Action: Ping\r\n", "Action: Login\r\n") {
-				continue
-			}
-			out = append(out, block+"\r\n\r\n")
-		}
-	}
-	return out
-}
 
 // readActions are the AMI actions that only read; presenced sends them on its read session.
 var readActions = []string{"Action: Getvar\r\n", "Action: DBGet\r\n", "Action: DBGetTree\r\n",

@@ -1,73 +1,17 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/presenced/presenced/ami"
+	"github.com/presenced/presenced/internal/lab"
 	"github.com/presenced/presenced/presence"
 )
-
-// amiRecorder records what an AMI client writes while it is on: the actions, byte for byte.
-type amiRecorder struct {
-	mu  sync.Mutex
-	on  bool
-	buf bytes.Buffer
-}
-
-// dial is an ami.Config.Dial that records the connection's writes.
-func (r *amiRecorder) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, network, addr)
-	if err != nil {
-		return nil, err
-	}
-	return &recordedConn{Conn: c, r: r}, nil
-}
-
-func (r *amiRecorder) start() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.on = true
-	r.buf.Reset()
-}
-
-// stop ends the recording and returns the actions written since start, without the
-// connection's own housekeeping (Ping).
-func (r *amiRecorder) stop() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.on = false
-	var out []string
-	for block := range strings.SplitSeq(r.buf.String(), "\r\n\r\n") {
-		if block == "" || strings.HasPrefix(block, "Action: Ping\r\n") {
-			continue
-		}
-		out = append(out, block+"\r\n\r\n")
-	}
-	return out
-}
-
-type recordedConn struct {
-	net.Conn
-	r *amiRecorder
-}
-
-func (c *recordedConn) Write(p []byte) (int, error) {
-	c.r.mu.Lock()
-	if c.r.on {
-		c.r.buf.Write(p)
-	}
-	c.r.mu.Unlock()
-	return c.Conn.Write(p)
-}
 
 // mixed sends actions pipelined, lists and simple ones alike, and reads until each has ended:
 // a simple action with its response, a list with its Complete event (or an error response).
@@ -128,12 +72,12 @@ func singleProfiles() []presence.Profile {
 // two take turns, one switch each; the ratios are engine ÷ raw at p50 and at p99.
 func BenchmarkSingleSwitch(b *testing.B) {
 	u := singleUser("69999")
-	var main, reader amiRecorder
+	var main, reader lab.AMITap
 	r := newRigWith(b, []presence.User{u}, singleProfiles(), *benchWriters, func(isReader bool, cfg *ami.Config) {
 		if isReader {
-			cfg.Dial = reader.dial
+			cfg.Dial = reader.Dial
 		} else {
-			cfg.Dial = main.dial
+			cfg.Dial = main.Dial
 		}
 	})
 	ctx := context.Background()
@@ -159,10 +103,10 @@ func BenchmarkSingleSwitch(b *testing.B) {
 		return out
 	}
 	for _, p := range []string{"available", "dnd"} {
-		main.start()
-		reader.start()
+		main.Start()
+		reader.Start()
 		sw(p)
-		writes, reads := main.stop(), reader.stop()
+		writes, reads := main.Stop(), reader.Stop()
 		if *benchReader {
 			actions[p] = recorded{reads: twin(reads), writes: twin(writes)}
 		} else {
