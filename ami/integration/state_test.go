@@ -114,6 +114,12 @@ func TestExtensionState(t *testing.T) {
 	if es, err := c.ExtensionState(ctx, "*761003", "hints"); err != nil || es.Status != 0 || es.StatusText != "Idle" {
 		t.Errorf("ExtensionState(*761003) after DND off = %+v, %v", es, err)
 	}
+	// ExtensionState computes the state when asked; ExtensionStateList reports
+	// the hint's last state, which Asterisk updates asynchronously: wait for the
+	// ExtensionStatus event that says it has.
+	waitEvent(t, sub, "ExtensionStatus *761003 idle", func(m *ami.Message) bool {
+		return m.Event() == "ExtensionStatus" && m.Get("Exten") == "*761003" && m.Get("Status") == "0"
+	})
 
 	list, err := c.ExtensionStateList(ctx)
 	if err != nil {
