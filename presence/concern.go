@@ -20,7 +20,10 @@ type Concern interface {
 	// not grow with the number of users beyond a constant number of round trips to Asterisk
 	// (bulk lists such as QueueStatus, DBGetTree, DeviceStateList, PresenceStateList); for a few
 	// users it may read what is theirs alone where that costs Asterisk less. It records absent
-	// state as nil entries for the keys want names.
+	// state as nil entries for the keys want names. A concern that follows its part of the
+	// PBX through events (its Watcher) may answer from what it knows instead of reading,
+	// where that is as current as a read; never when ReadNow(ctx) says the caller wants the
+	// PBX read (a full check, a reconcile, a status query).
 	Observe(ctx context.Context, want map[UserID]*Target, have map[UserID]*Target) error
 	// Apply performs one user's operations and reports one outcome per operation, in the
 	// same order. The operations of one plan name distinct things (a queue, an astdb key, a

@@ -248,7 +248,7 @@ func (e *Engine) readAll(ctx context.Context, mark uint64) (map[UserID]*observed
 	}
 	sum := CheckSummary{Users: len(switched)}
 	checked = true
-	have, err := e.obs.fill(sv, want)
+	have, err := e.obs.fill(sv, want, true)
 	if err != nil {
 		return nil, sum, fmt.Errorf("presence: full check: %w", err)
 	}

@@ -215,6 +215,8 @@ func (e *Engine) pass(ctx context.Context, t *term, id UserID, m passMode, seen 
 		have = seen.have
 	case early != nil:
 		have, err = early.wait(ctx, u.ID)
+	case m.enforced: // a reconcile someone asked for reads the PBX
+		have, err = e.obs.observeNow(ctx, u.ID, &want.Target)
 	default:
 		have, err = e.obs.observe(ctx, u.ID, &want.Target)
 	}

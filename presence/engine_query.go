@@ -82,7 +82,7 @@ func (e *Engine) StatusWith(ctx context.Context, id UserID, opts StatusOptions) 
 	if quiet := notRinging(&s.Desired.Target, e.opts.Naming, u, devices); len(quiet) > 0 {
 		s.Warnings = append(s.Warnings, willNotRingWarning(quiet))
 	}
-	s.Observed, err = e.obs.observe(ctx, u.ID, &s.Desired.Target)
+	s.Observed, err = e.obs.observeNow(ctx, u.ID, &s.Desired.Target)
 	if err != nil {
 		s.ObserveError = err.Error()
 		return s, nil

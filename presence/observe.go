@@ -24,6 +24,9 @@ type observer struct {
 
 type observeBatch struct {
 	want map[UserID]*Target
+	// now is set when a caller wants the PBX read, not answered from what the concerns know
+	// (ReadNow): the whole batch is then read.
+	now  bool
 	have map[UserID]*Target
 	err  error
 	done chan struct{}
@@ -35,9 +38,20 @@ func (o *observer) observe(ctx context.Context, id UserID, want *Target) (*Targe
 	return o.start(id, want).wait(ctx, id)
 }
 
+// observeNow is observe for a caller that wants the PBX read (ReadNow): a reconcile, a status
+// query.
+func (o *observer) observeNow(ctx context.Context, id UserID, want *Target) (*Target, error) {
+	return o.begin(id, want, true).wait(ctx, id)
+}
+
 // start puts id's want in the next read, starting it if none runs, and returns at once with
 // the read to wait for: a caller can read the PBX while it does something else.
 func (o *observer) start(id UserID, want *Target) *observeBatch {
+	return o.begin(id, want, false)
+}
+
+// begin is start; now asks for the PBX to be read (ReadNow).
+func (o *observer) begin(id UserID, want *Target, now bool) *observeBatch {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.pending == nil {
@@ -45,6 +59,7 @@ func (o *observer) start(id UserID, want *Target) *observeBatch {
 	}
 	b := o.pending
 	b.want[id] = want
+	b.now = b.now || now
 	if !o.running {
 		o.running = true
 		o.pending = nil
@@ -69,7 +84,7 @@ func (b *observeBatch) wait(ctx context.Context, id UserID) (*Target, error) {
 func (o *observer) run(b *observeBatch) {
 	for b != nil {
 		start := time.Now()
-		b.have, b.err = o.read(b.want)
+		b.have, b.err = o.read(b.want, b.now)
 		if o.onBatch != nil {
 			o.onBatch(len(b.want), time.Since(start), b.err)
 		}
@@ -83,9 +98,10 @@ func (o *observer) run(b *observeBatch) {
 	}
 }
 
-// read asks every concern at once. It runs on its own deadline: the batch serves many callers.
-func (o *observer) read(want map[UserID]*Target) (map[UserID]*Target, error) {
-	return o.fill(nil, want)
+// read asks every concern at once; now: to read the PBX (ReadNow). It runs on its own
+// deadline: the batch serves many callers.
+func (o *observer) read(want map[UserID]*Target, now bool) (map[UserID]*Target, error) {
+	return o.fill(nil, want, now)
 }
 
 // surveys are the surveys of a full check under way (observer.survey).
@@ -123,14 +139,18 @@ func (s *surveys) stop() {
 
 // fill is read with the surveys of a full check (nil: none): each concern whose survey
 // succeeded fills have from it, the others observe now. A failed survey is not an error of
-// the read: its concern observes instead.
-func (o *observer) fill(sv *surveys, want map[UserID]*Target) (map[UserID]*Target, error) {
+// the read: its concern observes instead. A full check always reads the PBX (ReadNow): it is
+// what finds whatever the concerns' events did not show.
+func (o *observer) fill(sv *surveys, want map[UserID]*Target, now bool) (map[UserID]*Target, error) {
 	if sv != nil {
 		<-sv.done
 		defer sv.cancel()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
+	if now || sv != nil {
+		ctx = WithReadNow(ctx)
+	}
 	have := make(map[UserID]*Target, len(want))
 	for id, w := range want {
 		t := NewTarget()
@@ -159,4 +179,19 @@ func (o *observer) fill(sv *surveys, want map[UserID]*Target) (map[UserID]*Targe
 		return nil, err
 	}
 	return have, nil
+}
+
+// readNowKey is the context key of WithReadNow.
+type readNowKey struct{}
+
+// WithReadNow returns a context that asks Concern.Observe to read the PBX rather than answer
+// from what the concern knows through its events.
+func WithReadNow(ctx context.Context) context.Context {
+	return context.WithValue(ctx, readNowKey{}, true)
+}
+
+// ReadNow reports whether ctx asks Concern.Observe to read the PBX (WithReadNow).
+func ReadNow(ctx context.Context) bool {
+	now, _ := ctx.Value(readNowKey{}).(bool)
+	return now
 }

@@ -93,6 +93,7 @@ func (c *Concern) Apply(ctx context.Context, u *presence.User, ops []presence.Op
 			return out
 		}
 		defer unlock()
+		defer c.mem.settle(iface)
 	}
 
 	done := make([]bool, len(ops))
@@ -190,6 +191,7 @@ func coversExactly(ops []presence.Op, group []int, in map[string]struct{}) bool 
 // It returns false, setting nothing, when Asterisk refused it and each op must be tried alone.
 func (c *Concern) pauseAll(ctx context.Context, log *slog.Logger, ops []presence.Op, group []int, out []presence.Outcome) bool {
 	m := ops[group[0]].Member
+	c.mem.expectChange(m.Interface, "", pausing(m))
 	_, err := c.send(ctx, ami.QueuePause{Interface: m.Interface, Paused: m.Paused, Reason: reasonOf(m)})
 	if _, refused := ami.ResponseMessage(err); refused {
 		log.Debug("queue pause in all queues refused; one action per queue instead", "interface", m.Interface, "err", err)
@@ -206,6 +208,9 @@ func (c *Concern) pauseAll(ctx context.Context, log *slog.Logger, ops []presence
 	}
 	if err == nil {
 		c.met.coalesced.Add(float64(len(group)))
+		c.mem.paused(m.Interface, "", m.Paused, reasonOf(m))
+	} else {
+		c.mem.forget(m.Interface)
 	}
 	log.Debug("queue pause in all queues", "interface", m.Interface, "paused", m.Paused, "ops", len(group), "err", err)
 	return true
@@ -227,26 +232,35 @@ func (c *Concern) apply(ctx context.Context, log *slog.Logger, op presence.Op) p
 	case presence.OpQueueAdd:
 		o = c.add(ctx, log, op)
 	case presence.OpQueueRemove:
+		c.mem.expect(w.Interface, q, nil)
 		unchanged, err := c.send(ctx, ami.QueueRemove{Queue: q, Interface: w.Interface}, msgNotThere)
 		switch {
 		case err == nil || unchanged:
 			c.mem.removed(w.Interface, q)
 			o = outcome(op, unchanged)
 		default:
-			c.uncertain(w.Interface, err)
+			c.failed(w.Interface, err)
 			o = presence.Failed(op, fmt.Errorf("queue remove %s from %s: %w", w.Interface, q, explain(err)))
 		}
 	case presence.OpQueuePause:
+		c.mem.expectChange(w.Interface, q, pausing(w))
 		_, err := c.send(ctx, ami.QueuePause{Queue: q, Interface: w.Interface, Paused: w.Paused, Reason: reasonOf(w)})
 		o = outcome(op, false)
 		if err != nil {
+			c.failed(w.Interface, err)
 			o = presence.Failed(op, fmt.Errorf("%s %s in %s: %w", pauseVerb(w.Paused), w.Interface, q, explain(err)))
+		} else {
+			c.mem.paused(w.Interface, q, w.Paused, reasonOf(w))
 		}
 	case presence.OpQueuePenalty:
+		c.mem.expectChange(w.Interface, q, func(m *presence.QueueMember) { m.Penalty = w.Penalty })
 		_, err := c.send(ctx, ami.QueuePenalty{Queue: q, Interface: w.Interface, Penalty: w.Penalty})
 		o = outcome(op, false)
 		if err != nil {
+			c.failed(w.Interface, err)
 			o = presence.Failed(op, fmt.Errorf("queue penalty %d for %s in %s: %w", w.Penalty, w.Interface, q, explain(err)))
+		} else {
+			c.mem.penalized(w.Interface, q, w.Penalty)
 		}
 	}
 	log.Debug("queue op", "op", op.String(), "result", o.Result, "err", o.Error)
@@ -256,17 +270,21 @@ func (c *Concern) apply(ctx context.Context, log *slog.Logger, op presence.Op) p
 // add performs a queue_add op.
 func (c *Concern) add(ctx context.Context, log *slog.Logger, op presence.Op) presence.Outcome {
 	w, q := op.Member, op.Queue
+	added := *w
+	added.Membership = presence.MembershipManaged
+	added.Reason = reasonOf(w)
+	c.mem.expect(w.Interface, q, &added)
 	unchanged, err := c.send(ctx, ami.QueueAdd{Queue: q, Interface: w.Interface, MemberName: w.MemberName,
 		StateInterface: w.StateInterface, Penalty: w.Penalty, Paused: w.Paused, Reason: reasonOf(w)}, msgAlreadyThere)
 	switch {
 	case err == nil:
-		c.mem.added(w.Interface, q)
+		c.mem.added(w.Interface, q, &added)
 		return outcome(op, false)
 	case unchanged:
-		c.mem.added(w.Interface, q)
+		c.mem.added(w.Interface, q, nil)
 		return c.alreadyThere(ctx, log, op)
 	default:
-		c.uncertain(w.Interface, err)
+		c.failed(w.Interface, err)
 		return presence.Failed(op, fmt.Errorf("queue add %s to %s: %w", w.Interface, q, explain(err)))
 	}
 }
@@ -311,9 +329,11 @@ func (c *Concern) alreadyThere(ctx context.Context, log *slog.Logger, op presenc
 	return outcome(op, false)
 }
 
-// uncertain forgets iface's membership when err leaves open whether Asterisk did the action.
-func (c *Concern) uncertain(iface string, err error) {
-	if _, refused := ami.ResponseMessage(err); refused || ami.SafeToRetry(err) || errors.Is(err, ami.ErrInvalidHeader) {
+// failed forgets what the concern knows of iface after an action on it failed with err:
+// Asterisk refused it (what the concern knew was wrong, as with "Interface not found"), or it
+// is unclear whether Asterisk did it. An action that was never sent changes nothing.
+func (c *Concern) failed(iface string, err error) {
+	if ami.SafeToRetry(err) || errors.Is(err, ami.ErrInvalidHeader) {
 		return
 	}
 	c.mem.forget(iface)
@@ -324,6 +344,11 @@ func outcome(op presence.Op, unchanged bool) presence.Outcome {
 		return presence.Outcome{Op: op, Result: presence.ResultUnchanged}
 	}
 	return presence.Outcome{Op: op, Result: presence.ResultApplied}
+}
+
+// pausing changes a member as pausing it (or not) as want says does.
+func pausing(want *presence.QueueMember) func(*presence.QueueMember) {
+	return func(m *presence.QueueMember) { m.Paused, m.Reason = want.Paused, reasonOf(want) }
 }
 
 // reasonOf is the pause reason to send: only a paused member has one.

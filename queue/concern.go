@@ -42,6 +42,10 @@ const (
 	// DefaultCoalesceWindow is how old an observation may be for Apply to trust it when it
 	// replaces per-queue pauses by one QueuePause for all queues.
 	DefaultCoalesceWindow = 15 * time.Second
+	// DefaultKnownFor is how long a read of an interface's members stands for the PBX while
+	// the concern's watch shows nothing it did not expect (Options.KnownFor). The periodic
+	// full check (5 minutes by default) reads every queue again well within it.
+	DefaultKnownFor = 10 * time.Minute
 )
 
 // Options configures a Concern.
@@ -67,6 +71,12 @@ type Options struct {
 	// pauses an interface in all its queues with one action (see Concern.Apply). 0 means
 	// DefaultCoalesceWindow; a negative value turns coalescing off.
 	CoalesceWindow time.Duration
+	// KnownFor is how old a read of an interface's members may be for Observe to answer from
+	// it, followed by the concern's own changes and by its events, instead of reading the
+	// interface again: only while the concern's Watch runs, and while nothing the events
+	// showed (or an action that failed) says otherwise. 0 means DefaultKnownFor; a negative
+	// value makes Observe always read.
+	KnownFor time.Duration
 	// Reader, when set, is a second client the concern reads through (QueueStatus): Asterisk
 	// serves one session's actions one at a time, so a large QueueStatus on the session that
 	// carries the changes would hold them up. nil reads through AMI.
@@ -83,7 +93,7 @@ type Options struct {
 
 // DefaultOptions returns Options with every default filled in (AMI is still to be set).
 func DefaultOptions() Options {
-	return Options{MaxInFlight: DefaultMaxInFlight, MaxWait: DefaultMaxWait, CoalesceWindow: DefaultCoalesceWindow}
+	return Options{MaxInFlight: DefaultMaxInFlight, MaxWait: DefaultMaxWait, CoalesceWindow: DefaultCoalesceWindow, KnownFor: DefaultKnownFor}
 }
 
 func (o Options) validate() error {
@@ -108,9 +118,11 @@ type Concern struct {
 	log     *slog.Logger
 	met     *metrics
 	window  time.Duration
-	sem     *inflight.Paced // reads: one slot per action in flight
-	mem     *memberships
-	size    atomic.Pointer[pbxSize] // of the last read of every queue
+	// knownFor is Options.KnownFor; not positive: Observe always reads.
+	knownFor time.Duration
+	sem      *inflight.Paced // reads: one slot per action in flight
+	mem      *memberships
+	size     atomic.Pointer[pbxSize] // of the last read of every queue
 	// survey says whether Survey reads every queue: the last full check (Survey.Fill) wanted
 	// enough interfaces to read every queue rather than one by one.
 	survey atomic.Bool
@@ -156,6 +168,9 @@ func New(opts Options) (*Concern, error) {
 	if opts.CoalesceWindow == 0 {
 		opts.CoalesceWindow = def.CoalesceWindow
 	}
+	if opts.KnownFor == 0 {
+		opts.KnownFor = def.KnownFor
+	}
 	paced := func() *inflight.Paced {
 		return inflight.NewPaced(inflight.PacedOptions{Wait: opts.MaxWait, Min: min(minInFlight, opts.MaxInFlight), Max: opts.MaxInFlight})
 	}
@@ -176,14 +191,15 @@ func New(opts Options) (*Concern, error) {
 		sem = writers[0].slots // the reads go over the main session too: one bound for it
 	}
 	return &Concern{
-		ami:     opts.AMI,
-		writers: writers,
-		reader:  cmp.Or(opts.Reader, opts.AMI),
-		log:     log.With("component", "queue"),
-		met:     met,
-		window:  opts.CoalesceWindow,
-		sem:     sem,
-		mem:     newMemberships(),
+		ami:      opts.AMI,
+		writers:  writers,
+		reader:   cmp.Or(opts.Reader, opts.AMI),
+		log:      log.With("component", "queue"),
+		met:      met,
+		window:   opts.CoalesceWindow,
+		knownFor: opts.KnownFor,
+		sem:      sem,
+		mem:      newMemberships(),
 	}, nil
 }
 
@@ -196,16 +212,25 @@ func (c *Concern) Kinds() []presence.OpKind {
 	return []presence.OpKind{presence.OpQueueAdd, presence.OpQueueRemove, presence.OpQueuePause, presence.OpQueuePenalty}
 }
 
-// Observe reads every queue with one QueueStatus (or, when that costs Asterisk more than
+// Observe reads every queue with one QueueStatus (or, when that costs Asterisk less than
 // reading the few users' interfaces one by one, judged by the size of the last read of every
-// queue, one QueueStatus per interface: perMember), and records in
-// have[u].Queues, for every queue want[u].Queues names (nil entries included), the member whose
-// interface is want[u].Interface (compared case-insensitively, as Asterisk does), or nil when
-// the interface is not in that queue. It also remembers which queues every interface is in,
-// for Apply.
+// queue, one QueueStatus per interface: perMember), and records in have[u].Queues, for every
+// queue want[u].Queues names (nil entries included), the member whose interface is
+// want[u].Interface (compared case-insensitively, as Asterisk does), or nil when the interface
+// is not in that queue. It also remembers which queues every interface is in and how, for
+// Apply and for the next Observe: an interface the concern knows (memberships.known: read
+// since its watch follows the events, changed since only by the concern itself or as the
+// events showed) is not read again, unless presence.ReadNow(ctx) or Options.KnownFor says so.
 func (c *Concern) Observe(ctx context.Context, want, have map[presence.UserID]*presence.Target) error {
 	start := time.Now()
+	if !presence.ReadNow(ctx) {
+		want = c.fillKnown(start, want, have)
+	}
 	ifaces := wantedInterfaces(want)
+	if len(ifaces) == 0 {
+		fillQueues(nil, want, have)
+		return nil
+	}
 	var (
 		members map[string]map[string]*ami.QueueMember // interface (lower case) → queue → member
 		err     error
@@ -218,11 +243,11 @@ func (c *Concern) Observe(ctx context.Context, want, have map[presence.UserID]*p
 		if err != nil {
 			return fmt.Errorf("queue: observe: %w", err)
 		}
-		in := make(map[string]map[string]struct{}, len(ifaces))
+		in := make(map[string]inQueues, len(ifaces))
 		for k := range ifaces {
-			in[k] = map[string]struct{}{}
-			for q := range members[k] {
-				in[k][q] = struct{}{}
+			in[k] = inQueues{}
+			for q, m := range members[k] {
+				in[k][q] = member(m)
 			}
 		}
 		c.mem.installFor(start, conn, seq, in)
@@ -233,6 +258,46 @@ func (c *Concern) Observe(ctx context.Context, want, have map[presence.UserID]*p
 	fillQueues(members, want, have)
 	c.log.Debug("queues observed", "interfaces", len(members), "users", len(want), "one_by_one", perMember, "duration", time.Since(start))
 	return nil
+}
+
+// fillKnown records in have the queues of the users of want whose interface the concern knows
+// (memberships.known), and returns the users left to read.
+func (c *Concern) fillKnown(now time.Time, want, have map[presence.UserID]*presence.Target) map[presence.UserID]*presence.Target {
+	if c.knownFor <= 0 {
+		return want
+	}
+	st := c.reader.Status()
+	if !st.LoggedIn {
+		return want
+	}
+	rest := make(map[presence.UserID]*presence.Target, len(want))
+	known := 0
+	for id, w := range want {
+		if w == nil || w.Interface == "" || len(w.Queues) == 0 {
+			rest[id] = w
+			continue
+		}
+		in, ok := c.mem.known(w.Interface, w.Queues, now, c.knownFor, st.Since)
+		if !ok {
+			rest[id] = w
+			continue
+		}
+		h := have[id]
+		if h == nil {
+			h = presence.NewTarget()
+			have[id] = h
+		}
+		h.Interface = w.Interface
+		if h.Queues == nil {
+			h.Queues = map[string]*presence.QueueMember{}
+		}
+		for q := range w.Queues {
+			h.Queues[q] = in[q] // nil: not in q
+		}
+		known++
+	}
+	c.met.observedKnown.Add(float64(known))
+	return rest
 }
 
 // Survey implements presence.Surveyor: when the last observation of many users read every
@@ -262,7 +327,7 @@ func (s *survey) Fill(ctx context.Context, want, have map[presence.UserID]*prese
 	ifaces := wantedInterfaces(want)
 	s.c.survey.Store(len(ifaces) > 0 && !s.c.perMember(len(ifaces)))
 	if !s.read {
-		return s.c.Observe(ctx, want, have)
+		return s.c.Observe(presence.WithReadNow(ctx), want, have)
 	}
 	fillQueues(s.members, want, have)
 	return nil
@@ -295,16 +360,16 @@ func (c *Concern) readAll(ctx context.Context) (map[string]map[string]*ami.Queue
 	c.met.observeDuration.Observe(time.Since(start).Seconds())
 	c.met.membersObserved.Set(float64(len(st.Members)))
 	members := make(map[string]map[string]*ami.QueueMember)
-	in := make(map[string]map[string]struct{}) // interface (lower case) → queues
+	in := make(map[string]inQueues) // interface (lower case) → queues
 	for i := range st.Members {
 		m := &st.Members[i]
 		k := key(m.Location)
 		if members[k] == nil {
 			members[k] = map[string]*ami.QueueMember{}
-			in[k] = map[string]struct{}{}
+			in[k] = inQueues{}
 		}
 		members[k][m.Queue] = m
-		in[k][m.Queue] = struct{}{}
+		in[k][m.Queue] = member(m)
 	}
 	c.mem.install(start, conn, seq, in)
 	c.size.Store(&pbxSize{queues: len(st.Params), members: len(st.Members), interfaces: len(members)})
@@ -332,21 +397,24 @@ func fillQueues(members map[string]map[string]*ami.QueueMember, want, have map[p
 			mine = members[key(w.Interface)]
 		}
 		for q := range w.Queues {
-			m := mine[q]
-			if m == nil {
-				h.Queues[q] = nil
-				continue
-			}
-			h.Queues[q] = &presence.QueueMember{
-				Interface:      m.Location,
-				MemberName:     m.Name,
-				StateInterface: m.StateInterface,
-				Penalty:        m.Penalty,
-				Paused:         m.Paused,
-				Reason:         m.PausedReason,
-				Membership:     membership(m.Membership),
-			}
+			h.Queues[q] = member(mine[q])
 		}
+	}
+}
+
+// member is m in presenced's terms; nil for nil.
+func member(m *ami.QueueMember) *presence.QueueMember {
+	if m == nil {
+		return nil
+	}
+	return &presence.QueueMember{
+		Interface:      m.Location,
+		MemberName:     m.Name,
+		StateInterface: m.StateInterface,
+		Penalty:        m.Penalty,
+		Paused:         m.Paused,
+		Reason:         m.PausedReason,
+		Membership:     membership(m.Membership),
 	}
 }
 

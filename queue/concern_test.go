@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -170,10 +172,11 @@ func TestPauseGroup(t *testing.T) {
 	}
 }
 
-func set(qs ...string) map[string]struct{} {
-	s := map[string]struct{}{}
+// set is an interface in the queues qs, how unknown.
+func set(qs ...string) inQueues {
+	s := inQueues{}
 	for _, q := range qs {
-		s[q] = struct{}{}
+		s[q] = nil
 	}
 	return s
 }
@@ -192,75 +195,75 @@ func TestMemberships(t *testing.T) {
 	}{
 		{"no observation", func(m *memberships) {}, t0, conn, nil, false},
 		{"observed", func(m *memberships) {
-			m.install(t0, conn, m.mark(), map[string]map[string]struct{}{"local/9200@presenced-queue-member/n": set("sales", "support")})
+			m.install(t0, conn, m.mark(), map[string]inQueues{"local/9200@presenced-queue-member/n": set("sales", "support")})
 		}, t0.Add(time.Second), conn, []string{"sales", "support"}, true},
 		{"observed absent", func(m *memberships) {
-			m.install(t0, conn, m.mark(), map[string]map[string]struct{}{})
+			m.install(t0, conn, m.mark(), map[string]inQueues{})
 		}, t0, conn, []string{}, true},
 		{"too old", func(m *memberships) {
-			m.install(t0, conn, m.mark(), map[string]map[string]struct{}{key(a): set("sales")})
+			m.install(t0, conn, m.mark(), map[string]inQueues{key(a): set("sales")})
 		}, t0.Add(time.Minute), conn, nil, false},
 		{"other connection", func(m *memberships) {
-			m.install(t0, conn, m.mark(), map[string]map[string]struct{}{key(a): set("sales")})
+			m.install(t0, conn, m.mark(), map[string]inQueues{key(a): set("sales")})
 		}, t0, conn.Add(time.Second), nil, false},
 		{"own add and remove followed", func(m *memberships) {
-			m.install(t0, conn, m.mark(), map[string]map[string]struct{}{key(a): set("sales")})
-			m.added(a, "support")
-			m.added(a, "x")
+			m.install(t0, conn, m.mark(), map[string]inQueues{key(a): set("sales")})
+			m.added(a, "support", nil)
+			m.added(a, "x", nil)
 			m.removed(strings.ToUpper(a), "sales")
 		}, t0, conn, []string{"support", "x"}, true},
 		{"timed out action", func(m *memberships) {
-			m.install(t0, conn, m.mark(), map[string]map[string]struct{}{key(a): set("sales")})
+			m.install(t0, conn, m.mark(), map[string]inQueues{key(a): set("sales")})
 			m.forget(a)
 		}, t0, conn, nil, false},
 		{"change racing the observation", func(m *memberships) {
 			seq := m.mark()
-			m.added(a, "support") // the QueueStatus may or may not have seen it
-			m.install(t0, conn, seq, map[string]map[string]struct{}{key(a): set("sales")})
+			m.added(a, "support", nil) // the QueueStatus may or may not have seen it
+			m.install(t0, conn, seq, map[string]inQueues{key(a): set("sales")})
 		}, t0, conn, nil, false},
 		{"change before the observation", func(m *memberships) {
 			m.forget(a)
-			m.install(t0, conn, m.mark(), map[string]map[string]struct{}{key(a): set("sales")})
+			m.install(t0, conn, m.mark(), map[string]inQueues{key(a): set("sales")})
 		}, t0, conn, []string{"sales"}, true},
 		{"interface read on its own", func(m *memberships) {
-			m.install(t0, conn, m.mark(), map[string]map[string]struct{}{key(a): set("sales")})
-			m.installFor(t0.Add(time.Second), conn, m.mark(), map[string]map[string]struct{}{key(a): set("support")})
+			m.install(t0, conn, m.mark(), map[string]inQueues{key(a): set("sales")})
+			m.installFor(t0.Add(time.Second), conn, m.mark(), map[string]inQueues{key(a): set("support")})
 		}, t0.Add(time.Second), conn, []string{"support"}, true},
 		{"interface read on its own after the snapshot aged", func(m *memberships) {
-			m.install(t0.Add(-time.Minute), conn, m.mark(), map[string]map[string]struct{}{key(a): set("sales")})
-			m.installFor(t0, conn, m.mark(), map[string]map[string]struct{}{key(a): set("support")})
+			m.install(t0.Add(-time.Minute), conn, m.mark(), map[string]inQueues{key(a): set("sales")})
+			m.installFor(t0, conn, m.mark(), map[string]inQueues{key(a): set("support")})
 		}, t0.Add(time.Second), conn, []string{"support"}, true},
 		{"interface read on its own, absent", func(m *memberships) {
-			m.install(t0, conn, m.mark(), map[string]map[string]struct{}{key(a): set("sales")})
-			m.installFor(t0.Add(time.Second), conn, m.mark(), map[string]map[string]struct{}{key(a): {}})
+			m.install(t0, conn, m.mark(), map[string]inQueues{key(a): set("sales")})
+			m.installFor(t0.Add(time.Second), conn, m.mark(), map[string]inQueues{key(a): {}})
 		}, t0.Add(time.Second), conn, []string{}, true},
 		{"interface read on its own outlives an older snapshot installed later", func(m *memberships) {
-			m.install(t0, conn, m.mark(), map[string]map[string]struct{}{key(a): set("sales")})
+			m.install(t0, conn, m.mark(), map[string]inQueues{key(a): set("sales")})
 			seq := m.mark()
-			m.installFor(t0.Add(2*time.Second), conn, m.mark(), map[string]map[string]struct{}{key(a): set("support")})
-			m.install(t0.Add(time.Second), conn, seq, map[string]map[string]struct{}{key(a): set("x")})
+			m.installFor(t0.Add(2*time.Second), conn, m.mark(), map[string]inQueues{key(a): set("support")})
+			m.install(t0.Add(time.Second), conn, seq, map[string]inQueues{key(a): set("x")})
 		}, t0.Add(2 * time.Second), conn, []string{"support"}, true},
 		{"newer snapshot replaces a read on its own", func(m *memberships) {
-			m.installFor(t0.Add(time.Second), conn, m.mark(), map[string]map[string]struct{}{key(a): set("support")})
-			m.install(t0.Add(2*time.Second), conn, m.mark(), map[string]map[string]struct{}{key(a): set("x")})
+			m.installFor(t0.Add(time.Second), conn, m.mark(), map[string]inQueues{key(a): set("support")})
+			m.install(t0.Add(2*time.Second), conn, m.mark(), map[string]inQueues{key(a): set("x")})
 		}, t0.Add(2 * time.Second), conn, []string{"x"}, true},
 		{"older read on its own is dropped", func(m *memberships) {
-			m.install(t0, conn, m.mark(), map[string]map[string]struct{}{key(a): set("sales")})
-			m.installFor(t0.Add(-time.Second), conn, m.mark(), map[string]map[string]struct{}{key(a): set("support")})
+			m.install(t0, conn, m.mark(), map[string]inQueues{key(a): set("sales")})
+			m.installFor(t0.Add(-time.Second), conn, m.mark(), map[string]inQueues{key(a): set("support")})
 		}, t0, conn, []string{"sales"}, true},
 		{"change racing a read on its own", func(m *memberships) {
-			m.install(t0, conn, m.mark(), map[string]map[string]struct{}{key(a): set("sales")})
+			m.install(t0, conn, m.mark(), map[string]inQueues{key(a): set("sales")})
 			seq := m.mark()
-			m.added(a, "support")
-			m.installFor(t0.Add(time.Second), conn, seq, map[string]map[string]struct{}{key(a): set("sales")})
+			m.added(a, "support", nil)
+			m.installFor(t0.Add(time.Second), conn, seq, map[string]inQueues{key(a): set("sales")})
 		}, t0.Add(time.Second), conn, nil, false},
 		{"read on its own on another connection", func(m *memberships) {
-			m.install(t0.Add(-time.Minute), conn, m.mark(), map[string]map[string]struct{}{key(a): set("sales")})
-			m.installFor(t0, conn.Add(time.Second), m.mark(), map[string]map[string]struct{}{key(a): set("support")})
+			m.install(t0.Add(-time.Minute), conn, m.mark(), map[string]inQueues{key(a): set("sales")})
+			m.installFor(t0, conn.Add(time.Second), m.mark(), map[string]inQueues{key(a): set("support")})
 		}, t0, conn, nil, false},
 		{"older observation finishing later is dropped", func(m *memberships) {
-			m.install(t0, conn, m.mark(), map[string]map[string]struct{}{key(a): set("sales")})
-			m.install(t0.Add(-time.Second), conn, m.mark(), map[string]map[string]struct{}{})
+			m.install(t0, conn, m.mark(), map[string]inQueues{key(a): set("sales")})
+			m.install(t0.Add(-time.Second), conn, m.mark(), map[string]inQueues{})
 		}, t0, conn, []string{"sales"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -394,4 +397,189 @@ func TestPerMember(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestKnown: what the concern knows of an interface stands for a read only while a watch has
+// followed the events since the read, nothing since disagreed with it, and it is young enough
+// and of the same connection.
+func TestKnown(t *testing.T) {
+	const a = "Local/9201@presenced-queue-member/n"
+	t0 := time.Now()
+	conn := t0.Add(-time.Hour)
+	in := func(paused bool, reason string, penalty int) *presence.QueueMember {
+		return &presence.QueueMember{Interface: a, Paused: paused, Reason: reason, Penalty: penalty}
+	}
+	read := func(m *memberships, members inQueues) {
+		m.install(t0, conn, m.mark(), map[string]inQueues{key(a): members})
+	}
+	watched := func(m *memberships) { m.watch(1) }
+	for _, tc := range []struct {
+		name  string
+		steps func(m *memberships)
+		at    time.Time
+		conn  time.Time
+		want  inQueues // nil: not known
+	}{
+		{"no watch", func(m *memberships) { read(m, inQueues{"sales": in(false, "", 0)}) }, t0, conn, nil},
+		{"read before the watch started", func(m *memberships) {
+			read(m, inQueues{"sales": in(false, "", 0)})
+			watched(m)
+		}, t0, conn, nil},
+		{"read while watched", func(m *memberships) {
+			watched(m)
+			read(m, inQueues{"sales": in(false, "", 2)})
+		}, t0, conn, inQueues{"sales": in(false, "", 2)}},
+		{"absent from every queue read", func(m *memberships) {
+			watched(m)
+			m.install(t0, conn, m.mark(), map[string]inQueues{})
+		}, t0, conn, inQueues{}},
+		{"watch ended", func(m *memberships) {
+			watched(m)
+			read(m, inQueues{"sales": in(false, "", 0)})
+			m.watch(-1)
+		}, t0, conn, nil},
+		{"too old", func(m *memberships) {
+			watched(m)
+			read(m, inQueues{"sales": in(false, "", 0)})
+		}, t0.Add(11 * time.Minute), conn, nil},
+		{"other connection", func(m *memberships) {
+			watched(m)
+			read(m, inQueues{"sales": in(false, "", 0)})
+		}, t0, conn.Add(time.Second), nil},
+		{"own changes followed, and their events agree", func(m *memberships) {
+			watched(m)
+			read(m, inQueues{"sales": in(false, "", 0)})
+			m.paused(a, "sales", true, "lunch")
+			m.added(a, "support", in(false, "", 1))
+			m.penalized(a, "support", 4)
+			m.saw(a, "sales", in(true, "lunch", 0))
+			m.saw(a, "support", in(false, "", 4))
+		}, t0, conn, inQueues{"sales": in(true, "lunch", 0), "support": in(false, "", 4)}},
+		{"an own change's event before its answer", func(m *memberships) {
+			watched(m)
+			read(m, inQueues{"sales": in(false, "", 0)})
+			m.expect(a, "support", in(false, "", 1))
+			m.expectChange(a, "sales", func(c *presence.QueueMember) { c.Paused, c.Reason = true, "lunch" })
+			m.saw(a, "support", in(false, "", 1))
+			m.saw(a, "sales", in(true, "lunch", 0))
+			m.added(a, "support", in(false, "", 1))
+			m.paused(a, "sales", true, "lunch")
+			m.settle(a)
+		}, t0, conn, inQueues{"sales": in(true, "lunch", 0), "support": in(false, "", 1)}},
+		{"someone else's change while an own one is under way", func(m *memberships) {
+			watched(m)
+			read(m, inQueues{"sales": in(false, "", 0)})
+			m.expect(a, "sales", nil)
+			m.saw(a, "sales", in(true, "by hand", 0))
+			m.removed(a, "sales")
+			m.settle(a)
+		}, t0, conn, nil},
+		{"an own removal's event before its answer", func(m *memberships) {
+			watched(m)
+			read(m, inQueues{"sales": in(false, "", 0)})
+			m.expect(a, "sales", nil)
+			m.saw(a, "sales", nil)
+			m.removed(a, "sales")
+			m.settle(a)
+		}, t0, conn, inQueues{}},
+		{"own pause in every queue", func(m *memberships) {
+			watched(m)
+			read(m, inQueues{"sales": in(false, "", 0), "support": in(false, "", 0)})
+			m.paused(a, "", true, "dnd")
+		}, t0, conn, inQueues{"sales": in(true, "dnd", 0), "support": in(true, "dnd", 0)}},
+		{"own removal and its event", func(m *memberships) {
+			watched(m)
+			read(m, inQueues{"sales": in(false, "", 0)})
+			m.removed(a, "sales")
+			m.saw(a, "sales", nil)
+		}, t0, conn, inQueues{}},
+		{"someone else's pause", func(m *memberships) {
+			watched(m)
+			read(m, inQueues{"sales": in(false, "", 0)})
+			m.saw(a, "sales", in(true, "by hand", 0))
+		}, t0, conn, nil},
+		{"someone else's removal", func(m *memberships) {
+			watched(m)
+			read(m, inQueues{"sales": in(false, "", 0)})
+			m.saw(a, "sales", nil)
+		}, t0, conn, nil},
+		{"someone else's add", func(m *memberships) {
+			watched(m)
+			read(m, inQueues{})
+			m.saw(a, "support", in(false, "", 0))
+		}, t0, conn, nil},
+		{"an own older change's event arriving late", func(m *memberships) {
+			watched(m)
+			read(m, inQueues{"sales": in(false, "", 0)})
+			m.paused(a, "sales", true, "lunch")
+			m.paused(a, "sales", false, "")
+			m.saw(a, "sales", in(true, "lunch", 0)) // the first pause's event, after the unpause
+		}, t0, conn, nil},
+		{"read again after someone else's change", func(m *memberships) {
+			watched(m)
+			read(m, inQueues{"sales": in(false, "", 0)})
+			m.saw(a, "sales", in(true, "by hand", 0))
+			read(m, inQueues{"sales": in(true, "by hand", 0)})
+		}, t0, conn, inQueues{"sales": in(true, "by hand", 0)}},
+		{"event during the read", func(m *memberships) {
+			watched(m)
+			seq := m.mark()
+			m.saw(a, "sales", in(true, "by hand", 0)) // the read may or may not show it
+			m.install(t0, conn, seq, map[string]inQueues{key(a): {"sales": in(true, "by hand", 0)}})
+		}, t0, conn, nil},
+		{"added by someone else before the concern's add", func(m *memberships) {
+			watched(m)
+			read(m, inQueues{})
+			m.added(a, "sales", nil) // Already there: how is unknown
+		}, t0, conn, nil},
+		{"a pause in a queue it is not known in", func(m *memberships) {
+			watched(m)
+			read(m, inQueues{})
+			m.paused(a, "sales", true, "x")
+		}, t0, conn, nil},
+		{"failed action", func(m *memberships) {
+			watched(m)
+			read(m, inQueues{"sales": in(false, "", 0)})
+			m.forget(a)
+		}, t0, conn, nil},
+		{"events lost", func(m *memberships) {
+			watched(m)
+			read(m, inQueues{"sales": in(false, "", 0)})
+			m.invalidate()
+		}, t0, conn, nil},
+		{"read after events were lost", func(m *memberships) {
+			watched(m)
+			m.invalidate()
+			read(m, inQueues{"sales": in(false, "", 0)})
+		}, t0, conn, inQueues{"sales": in(false, "", 0)}},
+		{"read on its own", func(m *memberships) {
+			watched(m)
+			m.installFor(t0, conn, m.mark(), map[string]inQueues{key(a): {"support": in(false, "", 0)}})
+		}, t0, conn, inQueues{"support": in(false, "", 0)}},
+		{"read on its own before the watch started", func(m *memberships) {
+			m.installFor(t0, conn, m.mark(), map[string]inQueues{key(a): {"support": in(false, "", 0)}})
+			watched(m)
+		}, t0, conn, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newMemberships()
+			tc.steps(m)
+			want := map[string]*presence.QueueMember{"sales": nil, "support": nil}
+			got, ok := m.known(strings.ToUpper(a), want, tc.at, 10*time.Minute, tc.conn)
+			if ok != (tc.want != nil) {
+				t.Fatalf("known = %v, want %v", ok, tc.want != nil)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("known members %s, want %s", describeIn(got), describeIn(tc.want))
+			}
+		})
+	}
+}
+
+func describeIn(in inQueues) string {
+	var parts []string
+	for _, q := range slices.Sorted(maps.Keys(in)) {
+		parts = append(parts, fmt.Sprintf("%s:%+v", q, *in[q]))
+	}
+	return "{" + strings.Join(parts, " ") + "}"
 }

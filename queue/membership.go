@@ -2,24 +2,41 @@ package queue
 
 import (
 	"context"
-	"maps"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/presenced/presenced/presence"
 )
 
-// memberships remembers, from the last observation, which queues each interface is in, and
-// keeps that up to date with the membership changes the concern itself makes. Apply uses it
-// to decide whether a set of queue_pause operations covers every queue of an interface (see
-// Concern.Apply). It also serialises Apply calls per interface. Interfaces are keyed in lower
-// case, as Asterisk matches them case-insensitively.
+// inQueues is an interface's queues: queue → the member there, nil when the concern knows the
+// interface is in that queue but not how it is (paused, penalty).
+type inQueues map[string]*presence.QueueMember
+
+// memberships remembers, from the last observation, which queues each interface is in and
+// how it is there, and keeps that up to date with the changes the concern itself makes and
+// with what the concern's events show (saw). Apply uses it to decide whether a set of
+// queue_pause operations covers every queue of an interface (see Concern.Apply); Observe
+// answers from it, without reading, for an interface it knows (known). It also serialises
+// Apply calls per interface. Interfaces are keyed in lower case, as Asterisk matches them
+// case-insensitively.
+//
+// What it knows of an interface is the last read of it (a read of every queue, or of the
+// interface alone), followed by the concern's own changes and by events. An event that shows
+// the interface otherwise than it says (someone else's change, or one of the concern's own
+// older changes arriving late: an event does not say which) makes the interface unsure until
+// it is read again; so does an action whose outcome is unclear or that Asterisk refused. Only
+// while a watch (Concern.Watch) receives every event since before the read is the
+// interface known: lost events, a reload of app_queue, a new AMI connection forget everything
+// read before them (invalidate).
 type memberships struct {
 	mu sync.Mutex
 	// taken is when the QueueStatus of the snapshot was sent (zero: no snapshot yet), conn
 	// the AMI client's Status.Since at that moment: a different Since later means the
 	// connection was re-established and Asterisk may have restarted meanwhile.
 	taken, conn time.Time
-	queues      map[string]map[string]struct{} // interface → the queues it is in
+	takenSeq    uint64              // the change counter when the snapshot's read was sent
+	queues      map[string]inQueues // interface → its queues
 	// unsure lists interfaces whose membership may have changed since the snapshot in a way
 	// the concern could not follow (an action that timed out, a change racing the snapshot).
 	unsure  map[string]struct{}
@@ -27,8 +44,17 @@ type memberships struct {
 	changed map[string]uint64 // interface → seq of its last recorded change
 	locks   map[string]*ifaceLock
 	// read and readConn are, for an interface read on its own (installFor) after the last
-	// whole snapshot, when and on which connection; its entry in queues is that read's.
+	// whole snapshot, when and on which connection; readSeq the change counter when it was
+	// sent; its entry in queues is that read's.
 	read, readConn map[string]time.Time
+	readSeq        map[string]uint64
+	// watchers counts the watches under way (Concern.Watch); floor is the change counter from
+	// which a read can be known: reads sent before the last invalidate are not.
+	watchers int
+	floor    uint64
+	// expected holds, while Apply changes an interface, what each queue's member will be once
+	// the action under way is done (nil: gone): its event may come before its answer.
+	expected map[string]inQueues
 }
 
 type ifaceLock struct {
@@ -38,12 +64,14 @@ type ifaceLock struct {
 
 func newMemberships() *memberships {
 	return &memberships{
-		queues:   map[string]map[string]struct{}{},
+		queues:   map[string]inQueues{},
 		unsure:   map[string]struct{}{},
 		changed:  map[string]uint64{},
 		locks:    map[string]*ifaceLock{},
 		read:     map[string]time.Time{},
 		readConn: map[string]time.Time{},
+		readSeq:  map[string]uint64{},
+		expected: map[string]inQueues{},
 	}
 }
 
@@ -61,14 +89,14 @@ func (m *memberships) mark() uint64 {
 // connection identified by conn, after change number seq. A snapshot older than the current
 // one (observations that overlapped) is dropped. Interfaces the concern changed after seq
 // may or may not be reflected in it, so they are marked unsure.
-func (m *memberships) install(taken, conn time.Time, seq uint64, queues map[string]map[string]struct{}) {
+func (m *memberships) install(taken, conn time.Time, seq uint64, queues map[string]inQueues) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if taken.Before(m.taken) {
 		return
 	}
 	old, oldUnsure := m.queues, m.unsure
-	m.taken, m.conn, m.queues = taken, conn, queues
+	m.taken, m.conn, m.takenSeq, m.queues = taken, conn, seq, queues
 	m.unsure = map[string]struct{}{}
 	for k, s := range m.changed {
 		if s > seq {
@@ -82,6 +110,7 @@ func (m *memberships) install(taken, conn time.Time, seq uint64, queues map[stri
 		if !t.After(taken) || !m.readConn[k].Equal(conn) {
 			delete(m.read, k)
 			delete(m.readConn, k)
+			delete(m.readSeq, k)
 			continue
 		}
 		if q, ok := old[k]; ok {
@@ -102,7 +131,7 @@ func (m *memberships) install(taken, conn time.Time, seq uint64, queues map[stri
 // interface read, the queues it is in. Each interface's entry is replaced unless a newer read
 // of it (or a newer whole snapshot) is installed already; one the concern changed after seq is
 // marked unsure.
-func (m *memberships) installFor(taken, conn time.Time, seq uint64, queues map[string]map[string]struct{}) {
+func (m *memberships) installFor(taken, conn time.Time, seq uint64, queues map[string]inQueues) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if taken.Before(m.taken) {
@@ -113,10 +142,10 @@ func (m *memberships) installFor(taken, conn time.Time, seq uint64, queues map[s
 			continue
 		}
 		if m.queues == nil {
-			m.queues = map[string]map[string]struct{}{}
+			m.queues = map[string]inQueues{}
 		}
 		m.queues[k] = q
-		m.read[k], m.readConn[k] = taken, conn
+		m.read[k], m.readConn[k], m.readSeq[k] = taken, conn, seq
 		if m.changed[k] > seq {
 			m.unsure[k] = struct{}{}
 		} else {
@@ -125,15 +154,188 @@ func (m *memberships) installFor(taken, conn time.Time, seq uint64, queues map[s
 	}
 }
 
-// added records that iface is now in q (QueueAdd succeeded or said "Already there").
-func (m *memberships) added(iface, q string) {
+// added records that iface is now in q (QueueAdd succeeded or said "Already there"), as
+// member (a copy is kept), or how is unknown (nil: somebody else added it).
+func (m *memberships) added(iface, q string, member *presence.QueueMember) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k := m.touch(iface)
 	if m.queues[k] == nil {
-		m.queues[k] = map[string]struct{}{}
+		m.queues[k] = inQueues{}
 	}
-	m.queues[k][q] = struct{}{}
+	if member != nil {
+		c := *member
+		member = &c
+	}
+	m.queues[k][q] = member
+}
+
+// paused records that iface is now paused or not, with reason, in q (QueuePause succeeded);
+// q "" is every queue it is in (QueuePause without Queue). A queue the interface is not
+// known to be in makes it unsure.
+func (m *memberships) paused(iface, q string, paused bool, reason string) {
+	m.set(iface, q, func(c *presence.QueueMember) {
+		c.Paused, c.Reason = paused, ""
+		if paused {
+			c.Reason = reason
+		}
+	})
+}
+
+// penalized records that iface now has penalty in q (QueuePenalty succeeded).
+func (m *memberships) penalized(iface, q string, penalty int) {
+	m.set(iface, q, func(c *presence.QueueMember) { c.Penalty = penalty })
+}
+
+// set changes the member of iface in q (every queue when q is "") with change, on copies.
+func (m *memberships) set(iface, q string, change func(*presence.QueueMember)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := m.touch(iface)
+	in := m.queues[k]
+	if q != "" {
+		if _, ok := in[q]; !ok {
+			m.unsure[k] = struct{}{}
+			return
+		}
+	}
+	for name, member := range in {
+		if (q != "" && name != q) || member == nil {
+			continue
+		}
+		c := *member
+		change(&c)
+		in[name] = &c
+	}
+}
+
+// expect records, before the concern sends an action on iface in q, what the member there will
+// be once it is done: member for an add, nil for a removal. An event showing just that is the
+// action's own, even when it comes before the answer (saw).
+func (m *memberships) expect(iface, q string, member *presence.QueueMember) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.expectLocked(key(iface), q, member)
+}
+
+// expectChange is expect for a change of the member iface is known to be in q (every queue it
+// is in when q is ""): a pause or a penalty.
+func (m *memberships) expectChange(iface, q string, change func(*presence.QueueMember)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := key(iface)
+	for name, member := range m.queues[k] {
+		if (q != "" && name != q) || member == nil {
+			continue
+		}
+		c := *member
+		change(&c)
+		m.expectLocked(k, name, &c)
+	}
+}
+
+func (m *memberships) expectLocked(k, q string, member *presence.QueueMember) {
+	if m.expected[k] == nil {
+		m.expected[k] = inQueues{}
+	}
+	m.expected[k][q] = member
+}
+
+// settle ends the expectations of Apply on iface: by then what it did is recorded.
+func (m *memberships) settle(iface string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.expected, key(iface))
+}
+
+// saw records what a member event showed of iface in queue q: member, or nil when the event
+// says it left q. When that is not what is known of the interface, it becomes unsure; either
+// way it counts as changed for the reads under way (install).
+func (m *memberships) saw(iface, q string, member *presence.QueueMember) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := m.touch(iface)
+	shows := func(in inQueues) bool {
+		got, ok := in[q]
+		switch {
+		case member == nil:
+			return !ok
+		case got != nil:
+			return sameMember(got, member)
+		}
+		return false
+	}
+	exp, expecting := m.expected[k][q]
+	own := expecting && ((exp == nil && member == nil) || (exp != nil && member != nil && sameMember(exp, member)))
+	if !own && !shows(m.queues[k]) {
+		m.unsure[k] = struct{}{}
+	}
+}
+
+// sameMember reports whether a and b are the same as Plan compares members: paused, the
+// reason if paused, the penalty, and whether the member is static.
+func sameMember(a, b *presence.QueueMember) bool {
+	return a.Paused == b.Paused && (!a.Paused || a.Reason == b.Reason) && a.Penalty == b.Penalty &&
+		(a.Membership == presence.MembershipStatic) == (b.Membership == presence.MembershipStatic)
+}
+
+// watch records that a watch starts (+1) or ends (-1). A starting one invalidates what was read
+// before it: the events of that time were not followed.
+func (m *memberships) watch(delta int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.watchers += delta
+	m.invalidateLocked()
+}
+
+// invalidate forgets, for known, whatever was read before now: events were lost, app_queue
+// was reloaded, the AMI connection changed.
+func (m *memberships) invalidate() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.invalidateLocked()
+}
+
+func (m *memberships) invalidateLocked() {
+	m.seq++
+	m.floor = m.seq
+}
+
+// known returns the members of iface in the queues want names (absent ones left out), when
+// they are known well enough to stand for a read: a watch has followed the events since the
+// read they come from was sent (floor); that read is at most maxAge old at now and was made
+// on the AMI connection identified by conn; nothing since made the interface unsure; and the
+// interface's member is known in every one of those queues it is in. The members are copies.
+func (m *memberships) known(iface string, want map[string]*presence.QueueMember, now time.Time, maxAge time.Duration, conn time.Time) (inQueues, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.watchers <= 0 {
+		return nil, false
+	}
+	k := key(iface)
+	if _, ok := m.unsure[k]; ok {
+		return nil, false
+	}
+	taken, on, seq := m.taken, m.conn, m.takenSeq
+	if t, own := m.read[k]; own {
+		taken, on, seq = t, m.readConn[k], m.readSeq[k]
+	}
+	if taken.IsZero() || now.Sub(taken) > maxAge || !on.Equal(conn) || seq < m.floor {
+		return nil, false
+	}
+	out := make(inQueues, len(want))
+	for q := range want {
+		member, in := m.queues[k][q]
+		if !in {
+			continue
+		}
+		if member == nil {
+			return nil, false
+		}
+		c := *member
+		out[q] = &c
+	}
+	return out, true
 }
 
 // removed records that iface is no longer in q (QueueRemove succeeded or said "Not there").
@@ -173,7 +375,11 @@ func (m *memberships) queuesOf(iface string, now time.Time, maxAge time.Duration
 	if _, ok := m.unsure[k]; ok {
 		return nil, false
 	}
-	return maps.Clone(m.queues[k]), true
+	in := make(map[string]struct{}, len(m.queues[k]))
+	for q := range m.queues[k] {
+		in[q] = struct{}{}
+	}
+	return in, true
 }
 
 // lock serialises Apply calls per interface, so that no other Apply changes an interface's

@@ -29,6 +29,7 @@ type metrics struct {
 	observeDuration prometheus.Histogram
 	membersObserved prometheus.Gauge
 	coalesced       prometheus.Counter
+	observedKnown   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -50,6 +51,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "presenced_queue_pause_coalesced_ops_total",
 			Help: "queue_pause operations served by one QueuePause without Queue instead of one action each.",
 		}),
+		observedKnown: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "presenced_queue_observed_known_total",
+			Help: "Users whose queue members an observation took from what the queue concern knew (its last read, its own changes and its events) instead of reading them.",
+		}),
 	}
 	for _, a := range actionNames {
 		for _, r := range []string{resultSuccess, resultUnchanged, resultError, resultTimeout, resultDisconnected} {
@@ -59,7 +64,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.actions, m.observeDuration, m.membersObserved, m.coalesced} {
+	for _, c := range []prometheus.Collector{m.actions, m.observeDuration, m.membersObserved, m.coalesced, m.observedKnown} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("queue: Options.Registerer: %w", err)
 		}

@@ -21,20 +21,60 @@ var _ presence.Watcher = (*Concern)(nil)
 // interface it is. A reload of app_queue keeps dynamic members but destroys the queues removed
 // from queues.conf with theirs, and lost events say nothing of whom they concerned: both ask
 // for everyone.
+//
+// While it runs, what the events show also keeps what the concern knows of each interface
+// (memberships.saw) for Observe, before the engine hears of the event: a pass the event causes
+// sees it. Lost events, a reload and a new AMI connection make the concern forget what it read
+// before them (memberships.invalidate).
 func (c *Concern) Watch(ctx context.Context, w presence.Watch) error {
 	members := presence.NewUserIndex(w.Catalog, func(u *presence.User) []string { return []string{w.Naming.Interface(u)} })
-	return amiwatch.Run(ctx, c.ami, watchBuffer, func() { w.All("queue events were dropped") }, func(ev *ami.Message) {
+	sub := c.ami.Subscribe(watchBuffer)
+	defer sub.Close()
+	c.mem.watch(1) // every event from here on is seen: reads sent from now on can be known
+	defer c.mem.watch(-1)
+	lost := func() {
+		c.mem.invalidate()
+		w.All("queue events were dropped")
+	}
+	return amiwatch.Serve(ctx, sub, lost, func(ev *ami.Message) {
 		switch ev.Event() {
 		case "QueueMemberAdded", "QueueMemberRemoved", "QueueMemberPause", "QueueMemberPenalty":
+			c.mem.saw(ev.Get("Interface"), ev.Get("Queue"), shownMember(ev))
 			if id, ok := members.User(ev.Get("Interface")); ok {
 				w.Saw(id, memberShown(ev))
 			}
 		case "Reload":
 			if m := strings.ToLower(ev.Get("Module")); m == "" || strings.Contains(m, "app_queue") || strings.Contains(m, "all") {
+				c.mem.invalidate()
 				w.All("reload of " + orEverything(ev.Get("Module")))
+			}
+		case ami.EventConnected, ami.EventDisconnected:
+			if ev.Synthetic() {
+				c.mem.invalidate()
 			}
 		}
 	})
+}
+
+// shownMember is the member a member event shows; nil for QueueMemberRemoved. A penalty that
+// is no number makes a member that agrees with nothing known.
+func shownMember(ev *ami.Message) *presence.QueueMember {
+	if ev.Event() == "QueueMemberRemoved" {
+		return nil
+	}
+	penalty, err := strconv.Atoi(ev.Get("Penalty"))
+	if err != nil {
+		penalty = -1
+	}
+	return &presence.QueueMember{
+		Interface:      ev.Get("Interface"),
+		MemberName:     ev.Get("MemberName"),
+		StateInterface: ev.Get("StateInterface"),
+		Penalty:        penalty,
+		Paused:         ev.Get("Paused") == "1",
+		Reason:         ev.Get("PausedReason"),
+		Membership:     membership(ev.Get("Membership")),
+	}
 }
 
 func orEverything(module string) string {

@@ -15,6 +15,12 @@ import (
 func Run(ctx context.Context, c *ami.Client, buffer int, lost func(), handle func(*ami.Message)) error {
 	sub := c.Subscribe(buffer)
 	defer sub.Close()
+	return Serve(ctx, sub, lost, handle)
+}
+
+// Serve is Run on a subscription the caller made (and closes): for a watcher that must know
+// from when on it receives every event.
+func Serve(ctx context.Context, sub *ami.Subscription, lost func(), handle func(*ami.Message)) error {
 	for {
 		select {
 		case <-ctx.Done():

@@ -43,6 +43,7 @@ var (
 	benchWorkers = flag.Int("bench.workers", 0, "the engine's workers (0 = the engine's default)")
 	benchClients = flag.String("bench.clients", "", "BenchmarkMassSwitch: the clients to run, comma-separated (default all: naive,same,sameN,engine,engine1); ratios to a client not run are not reported")
 	benchDirect  = flag.Bool("bench.direct", false, "reach Asterisk and Redis at their containers' bridge addresses, not through Docker's userland port proxy (lab.Env.AMIDirectAddr)")
+	benchKnown   = flag.Bool("bench.known", true, "let the queue concern answer from what it knows by its events (queue.Options.KnownFor); false: it reads every time")
 	benchWriters = flag.Int("bench.writers", 3, "further AMI sessions for the queue concern's changes (queue.Options.Writers; 3 as the daemon's default asterisk.ami.write_sessions of 4)")
 )
 
@@ -97,7 +98,11 @@ func newRigWith(tb testing.TB, users []presence.User, profiles []presence.Profil
 	}
 	log := slog.New(slog.DiscardHandler)
 	reg := prometheus.NewRegistry()
-	qc, err := queue.New(queue.Options{AMI: c, Reader: reader, Writers: more, Logger: log, Registerer: reg})
+	knownFor := time.Duration(0) // the default
+	if !*benchKnown {
+		knownFor = -1
+	}
+	qc, err := queue.New(queue.Options{AMI: c, Reader: reader, Writers: more, Logger: log, Registerer: reg, KnownFor: knownFor})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -132,7 +137,8 @@ func newRigWith(tb testing.TB, users []presence.User, profiles []presence.Profil
 		tb.Fatal(err)
 	}
 	e, err := presence.NewEngine(presence.EngineOptions{Catalog: cat, Naming: presence.DefaultNaming(), States: states,
-		Concerns: []presence.Concern{qc, dc, bc, wc}, Logger: log, ObserveTimeout: time.Minute, Workers: *benchWorkers, Registerer: reg})
+		Concerns: []presence.Concern{qc, dc, bc, wc}, Watchers: []presence.Watcher{qc, dc, bc}, // as the daemon
+		Logger: log, ObserveTimeout: time.Minute, Workers: *benchWorkers, Registerer: reg})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -141,10 +147,15 @@ func newRigWith(tb testing.TB, users []presence.User, profiles []presence.Profil
 }
 
 // massUsers are n users with extensions 60000.. in the 5 bench queues.
-func massUsers(n int) []presence.User {
+func massUsers(n int) []presence.User { return massUsersFrom(n, 60000) }
+
+// massUsersFrom is massUsers with extensions from first on: the raw clients change twins of
+// the engine's users (70000..), which the engine, watching the events of its own users, would
+// otherwise take for drift and repair, and the second engine has users of its own (80000..).
+func massUsersFrom(n, first int) []presence.User {
 	out := make([]presence.User, n)
 	for i := range out {
-		ext := fmt.Sprint(60000 + i)
+		ext := fmt.Sprint(first + i)
 		qs := make([]presence.QueueMembership, len(massQueues))
 		for j, q := range massQueues {
 			qs[j] = presence.QueueMembership{Name: q}
@@ -323,7 +334,7 @@ func membersIn(tb testing.TB, c *ami.Client) (members, paused int) {
 			tb.Fatal(err)
 		}
 		for _, m := range st.Members {
-			if strings.HasPrefix(m.Location, "Local/6") {
+			if strings.HasPrefix(m.Location, "Local/6") || strings.HasPrefix(m.Location, "Local/7") || strings.HasPrefix(m.Location, "Local/8") {
 				members++
 				if m.Paused {
 					paused++
@@ -364,8 +375,14 @@ func TestMassSwitchSmall(t *testing.T) {
 // ratios engine time ÷ naive time and engine time ÷ raw time of the same actions (below 1: the
 // engine is faster), engine1 ÷ naive, the engine's PBX reads per phase with the seconds
 // they took, and the CPU time the benchmark's process (the engine) used in its turn.
+//
+// The engine watches the PBX's events as the daemon's does (its concerns are its Watchers), so
+// the raw clients change twins of its users (extensions from 70000), which it does not manage,
+// and the second engine has users of its own (from 80000).
 func BenchmarkMassSwitch(b *testing.B) {
 	users := massUsers(*benchUsers)
+	twins := massUsersFrom(*benchUsers, 70000)  // the raw clients'
+	users1 := massUsersFrom(*benchUsers, 80000) // the second engine's
 	r := newRig(b, users, massProfiles())
 	raw := dialRaw(b)
 	// The thinnest client with as many sessions as the engine writes over: the raw limit of
@@ -390,7 +407,7 @@ func BenchmarkMassSwitch(b *testing.B) {
 	// rig's event session would read every event of the run on the cores Asterisk shares.
 	var r1 *rig
 	if slices.Contains(clients, "engine1") {
-		r1 = newRigWith(b, users, massProfiles(), 0, nil)
+		r1 = newRigWith(b, users1, massProfiles(), 0, nil)
 	}
 	engineProfile := map[string]string{"login": "available", "pause": "dnd", "logout": "out"}
 	for b.Loop() {
@@ -405,7 +422,7 @@ func BenchmarkMassSwitch(b *testing.B) {
 				for _, phase := range phases {
 					var d time.Duration
 					if client == "engine1" {
-						d = r1.switchAll(b, users, engineProfile[phase])
+						d = r1.switchAll(b, users1, engineProfile[phase])
 					} else if client == "engine" {
 						reads0, reading0 := r.hist(b, "presenced_observe_duration_seconds")
 						cpu0 := processCPU(b)
@@ -419,13 +436,13 @@ func BenchmarkMassSwitch(b *testing.B) {
 						cpu[phase] = append(cpu[phase], (processCPU(b) - cpu0).Seconds())
 					} else if client == "sameN" {
 						var errs int
-						d, errs = runSplit(b, raws, rawActionsByUser(users, naming, "same", phase))
+						d, errs = runSplit(b, raws, rawActionsByUser(twins, naming, "same", phase))
 						if errs != 0 {
 							b.Fatalf("%s %s: %d errors", client, phase, errs)
 						}
 					} else {
 						var errs int
-						d, errs = raw.run(b, rawActions(users, naming, client, phase))
+						d, errs = raw.run(b, rawActions(twins, naming, client, phase))
 						if errs != 0 {
 							b.Fatalf("%s %s: %d errors", client, phase, errs)
 						}
