@@ -172,7 +172,9 @@ type harness struct {
 	channels *fakeChannels
 	engine   *fakeEngine
 	outcomes chan Outcome
-	stop     func() // ends Run and waits for it
+	// ended holds the outcomes outcome read while it waited for another call's.
+	ended map[string]Outcome
+	stop  func() // ends Run and waits for it
 }
 
 // newHarness starts an App; opts may set AlwaysPIN and the timeouts, the rest is filled in.
@@ -182,6 +184,7 @@ func newHarness(t testing.TB, rdb redis.Cmdable, opts Options) *harness {
 		events:   make(chan ari.Event, 1024),
 		engine:   &fakeEngine{cat: identityCatalog(t), bound: map[string]presence.UserID{"PJSIP/hotdesk-1": "alice"}},
 		outcomes: make(chan Outcome, 16),
+		ended:    map[string]Outcome{},
 	}
 	h.channels = &fakeChannels{events: h.events, played: map[string][]string{}, hangups: map[string]int{}, answered: map[string]bool{}}
 	opts.Channels, opts.Engine, opts.States, opts.Redis = h.channels, h.engine, fakeStates{}, rdb
@@ -241,9 +244,13 @@ func (h *harness) send(c testCall) {
 	}
 }
 
-// outcome waits for the outcome of call id.
+// outcome waits for the outcome of call id, whichever call ends first.
 func (h *harness) outcome(t testing.TB, id string, within time.Duration) Outcome {
 	t.Helper()
+	if o, ok := h.ended[id]; ok {
+		delete(h.ended, id)
+		return o
+	}
 	timer := time.NewTimer(within)
 	defer timer.Stop()
 	for {
@@ -252,6 +259,7 @@ func (h *harness) outcome(t testing.TB, id string, within time.Duration) Outcome
 			if o.ChannelID == id {
 				return o
 			}
+			h.ended[o.ChannelID] = o
 		case <-timer.C:
 			t.Fatalf("call %s did not end within %v", id, within)
 			return Outcome{}
