@@ -736,6 +736,34 @@ func TestSlowSubscriber(t *testing.T) {
 	}
 }
 
+// TestSubscribeTo: a subscription to some events receives only those (in any case) and the
+// synthetic ones; a flood of other events does not overflow its small buffer.
+func TestSubscribeTo(t *testing.T) {
+	srv := amitest.NewServer(t)
+	c := startClient(t, srv, nil)
+	waitFor(t, "booted", func() bool { return c.Status().FullyBooted })
+	m := ami.MetricsForTest(c)
+	some := c.SubscribeTo(4, "Reload", "queuememberpause")
+	for i := range 200 {
+		srv.Broadcast(ami.NewMessage("Event", "QueueMemberAdded", "N", fmt.Sprint(i)))
+	}
+	srv.Broadcast(ami.NewMessage("Event", "QueueMemberPause", "N", "pause"))
+	srv.Broadcast(ami.NewMessage("Event", "Reload", "Module", "app_queue.so"))
+	if ev := nextEvent(t, some); ev.Event() != "QueueMemberPause" {
+		t.Fatalf("first event %s, want QueueMemberPause", ev)
+	}
+	if ev := nextEvent(t, some); ev.Event() != "Reload" {
+		t.Fatalf("second event %s, want Reload", ev)
+	}
+	if got := testutil.ToFloat64(m.EventsDropped); got != 0 {
+		t.Errorf("events_dropped_total = %v, want 0", got)
+	}
+	srv.Close()
+	if ev := nextEvent(t, some); ev.Event() != ami.EventDisconnected || !ev.Synthetic() {
+		t.Fatalf("after the server closed: %s, want the synthetic Disconnected", ev)
+	}
+}
+
 func TestConcurrentDo(t *testing.T) {
 	srv := amitest.NewServer(t)
 	srv.Handle("Getvar", func(c *amitest.Conn, req *ami.Message) {

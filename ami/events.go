@@ -44,6 +44,9 @@ type Subscription struct {
 	c     *Client
 	ch    chan *Message
 	limit int
+	// names, when not nil, are the events (in lower case) the subscription receives besides
+	// the synthetic ones (SubscribeTo).
+	names map[string]struct{}
 
 	// Guarded by c.subMu.
 	resyncQueued bool
@@ -61,11 +64,25 @@ type Subscription struct {
 // and logged), and a Resync event is queued telling it to re-list. Other
 // subscribers are not affected.
 func (c *Client) Subscribe(buffer int) *Subscription {
+	return c.SubscribeTo(buffer)
+}
+
+// SubscribeTo is Subscribe for the events named (compared case-insensitively) and the
+// synthetic ones; no names: every event. A subscriber that needs a few kinds of events among
+// many, as a watcher does, then holds only those in its buffer: a burst of other events
+// (thousands of queue member events in a mass switch) cannot overflow it.
+func (c *Client) SubscribeTo(buffer int, events ...string) *Subscription {
 	if buffer <= 0 {
 		buffer = DefaultSubscriptionBuffer
 	}
 	// One extra slot is reserved for the Resync event.
 	s := &Subscription{c: c, ch: make(chan *Message, buffer+1), limit: buffer}
+	if len(events) > 0 {
+		s.names = make(map[string]struct{}, len(events))
+		for _, e := range events {
+			s.names[strings.ToLower(e)] = struct{}{}
+		}
+	}
 	c.subMu.Lock()
 	defer c.subMu.Unlock()
 	if c.subsClosed {
@@ -98,6 +115,11 @@ func (s *Subscription) Close() {
 // is a single producer and the length checks below cannot race with
 // another send.
 func (s *Subscription) deliver(m *Message) {
+	if s.names != nil && !m.Synthetic() {
+		if _, ok := s.names[strings.ToLower(m.Event())]; !ok {
+			return
+		}
+	}
 	if len(s.ch) < s.limit {
 		s.ch <- m
 		s.resyncQueued = false

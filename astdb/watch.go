@@ -19,7 +19,7 @@ var _ presence.Watcher = (*Concern)(nil)
 // globals, and says nothing of whose: it asks for everyone. A plain "dialplan reload" sends no
 // event at all; the periodic check covers it too.
 func (c *Concern) Watch(ctx context.Context, w presence.Watch) error {
-	return amiwatch.Run(ctx, c.base.AMI, watchBuffer, func() { w.All("dialplan events were dropped") }, func(ev *ami.Message) {
+	return amiwatch.Run(ctx, c.base.AMI, watchBuffer, []string{"Reload"}, func() { w.All("dialplan events were dropped") }, func(ev *ami.Message) {
 		if ev.Event() == "Reload" && strings.Contains(strings.ToLower(ev.Get("Module")), "pbx_config") {
 			w.All("reload of " + ev.Get("Module"))
 		}

@@ -22,7 +22,7 @@ func (c *Concern) Watch(ctx context.Context, w presence.Watch) error {
 	owner := presence.NewUserIndex(w.Catalog, func(u *presence.User) []string {
 		return []string{w.Naming.DNDLampOf(u), w.Naming.PresenceProviderOf(u)}
 	})
-	return amiwatch.Run(ctx, c.base.AMI, watchBuffer, func() { w.All("lamp events were dropped") }, func(ev *ami.Message) {
+	return amiwatch.Run(ctx, c.base.AMI, watchBuffer, []string{"DeviceStateChange", "PresenceStateChange"}, func() { w.All("lamp events were dropped") }, func(ev *ami.Message) {
 		var name string
 		var agrees func(*presence.Target) bool
 		switch ev.Event() {

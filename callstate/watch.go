@@ -34,7 +34,7 @@ func (p *Phones) Watch(ctx context.Context, w presence.Watch) error {
 	})
 	var lookups sync.WaitGroup
 	defer lookups.Wait()
-	return amiwatch.Run(ctx, p.events, watchBuffer, func() { w.All("phone state events were dropped") }, func(ev *ami.Message) {
+	return amiwatch.Run(ctx, p.events, watchBuffer, nil, func() { w.All("phone state events were dropped") }, func(ev *ami.Message) {
 		dev, changed := p.Handle(ev)
 		if !changed {
 			return

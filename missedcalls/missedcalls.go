@@ -258,7 +258,7 @@ const watchBuffer = 1024
 // Run follows the queue events until ctx ends, also while the rules are off (a reload may turn
 // them on). Run it on the leader only (one instance counts).
 func (w *Watcher) Run(ctx context.Context) error {
-	return amiwatch.Run(ctx, w.opts.AMI, watchBuffer, func() {
+	return amiwatch.Run(ctx, w.opts.AMI, watchBuffer, []string{"AgentRingNoAnswer", "AgentConnect"}, func() {
 		w.log.Warn("queue call events were dropped: some unanswered calls are not counted")
 	}, func(ev *ami.Message) {
 		switch ev.Event() {

@@ -28,7 +28,7 @@ var _ presence.Watcher = (*Concern)(nil)
 // before them (memberships.invalidate).
 func (c *Concern) Watch(ctx context.Context, w presence.Watch) error {
 	members := presence.NewUserIndex(w.Catalog, func(u *presence.User) []string { return []string{w.Naming.Interface(u)} })
-	sub := c.ami.Subscribe(watchBuffer)
+	sub := c.ami.SubscribeTo(watchBuffer, "QueueMemberAdded", "QueueMemberRemoved", "QueueMemberPause", "QueueMemberPenalty", "Reload")
 	defer sub.Close()
 	c.mem.watch(1) // every event from here on is seen: reads sent from now on can be known
 	defer c.mem.watch(-1)

@@ -9,11 +9,12 @@ import (
 	"github.com/presenced/presenced/ami"
 )
 
-// Run subscribes to c with room for buffer events and hands each event to handle, on Run's
-// goroutine, until ctx ends; when the subscription lost events it calls lost instead. It
+// Run subscribes to c with room for buffer events of the kinds named in events (nil: every
+// event; the synthetic ones always) and hands each event to handle, on Run's goroutine, until
+// ctx ends; when the subscription lost events it calls lost instead. It
 // returns nil when ctx ends or the client's events end.
-func Run(ctx context.Context, c *ami.Client, buffer int, lost func(), handle func(*ami.Message)) error {
-	sub := c.Subscribe(buffer)
+func Run(ctx context.Context, c *ami.Client, buffer int, events []string, lost func(), handle func(*ami.Message)) error {
+	sub := c.SubscribeTo(buffer, events...)
 	defer sub.Close()
 	return Serve(ctx, sub, lost, handle)
 }
