@@ -56,8 +56,10 @@ const (
 // itself, and it is conservative about everything else:
 //
 //   - no queue_add or queue_remove among the ops (they change the membership as they go);
-//   - the observation is at most Options.CoalesceWindow old and was taken on the same AMI
-//     connection (a reconnect may hide an Asterisk restart or missed changes);
+//   - the observation is at most Options.CoalesceWindow old (or Options.KnownFor while the
+//     concern's watch has followed every event since it was taken, as Observe requires to
+//     answer from it) and was taken on the same AMI connection (a reconnect may hide an
+//     Asterisk restart or missed changes);
 //   - no action of the concern on that interface timed out or raced with the observation
 //     since it was taken, and no other Apply for the interface runs meanwhile (the per-interface
 //     lock), so between the observation and the action only somebody other than presenced
@@ -132,7 +134,7 @@ func (c *Concern) coalescible(ops []presence.Op) []int {
 	if !st.LoggedIn {
 		return nil
 	}
-	in, ok := c.mem.queuesOf(iface, time.Now(), c.window, st.Since)
+	in, ok := c.mem.queuesOf(iface, time.Now(), c.window, c.knownFor, st.Since)
 	if !ok || !coversExactly(ops, group, in) {
 		return nil
 	}

@@ -203,6 +203,18 @@ func TestMemberships(t *testing.T) {
 		{"too old", func(m *memberships) {
 			m.install(t0, conn, m.mark(), map[string]inQueues{key(a): set("sales")})
 		}, t0.Add(time.Minute), conn, nil, false},
+		{"older, while a watch follows the events", func(m *memberships) {
+			m.watch(1)
+			m.install(t0, conn, m.mark(), map[string]inQueues{key(a): set("sales")})
+		}, t0.Add(time.Minute), conn, []string{"sales"}, true},
+		{"older, read before the watch started", func(m *memberships) {
+			m.install(t0, conn, m.mark(), map[string]inQueues{key(a): set("sales")})
+			m.watch(1)
+		}, t0.Add(time.Minute), conn, nil, false},
+		{"too old even while a watch follows the events", func(m *memberships) {
+			m.watch(1)
+			m.install(t0, conn, m.mark(), map[string]inQueues{key(a): set("sales")})
+		}, t0.Add(11 * time.Minute), conn, nil, false},
 		{"other connection", func(m *memberships) {
 			m.install(t0, conn, m.mark(), map[string]inQueues{key(a): set("sales")})
 		}, t0, conn.Add(time.Second), nil, false},
@@ -269,7 +281,7 @@ func TestMemberships(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m := newMemberships()
 			tc.steps(m)
-			got, ok := m.queuesOf(a, tc.at, 15*time.Second, tc.conn)
+			got, ok := m.queuesOf(a, tc.at, 15*time.Second, 10*time.Minute, tc.conn)
 			if ok != tc.wantOK {
 				t.Fatalf("ok = %v, want %v", ok, tc.wantOK)
 			}

@@ -89,7 +89,7 @@ func TestObserve(t *testing.T) {
 				t.Errorf("presenced_queue_actions_total{QueueStatus,success} = %d, want %d", n, tc.reads)
 			}
 			// What Apply knows of the interfaces' queues afterwards: the same either way.
-			if in, ok := f.c.mem.queuesOf(paused, time.Now(), time.Minute, f.c.reader.Status().Since); !ok || len(in) != 1 {
+			if in, ok := f.c.mem.queuesOf(paused, time.Now(), time.Minute, 0, f.c.reader.Status().Since); !ok || len(in) != 1 {
 				t.Errorf("queues of %s after the read: %v (known %v), want support", paused, in, ok)
 			}
 		})

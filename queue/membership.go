@@ -360,15 +360,24 @@ func (m *memberships) touch(iface string) string {
 }
 
 // queuesOf returns the queues iface is in, and whether that is known well enough to act on:
-// there is a snapshot, or a read of iface on its own, at most maxAge old at now, taken on the
-// AMI connection identified by conn, and nothing since made iface's membership uncertain.
-func (m *memberships) queuesOf(iface string, now time.Time, maxAge time.Duration, conn time.Time) (map[string]struct{}, bool) {
+// there is a snapshot, or a read of iface on its own, taken on the AMI connection identified by
+// conn and at most maxAge old at now, or at most knownFor old while a watch has followed the
+// events since it was sent (as known requires); and nothing since made iface's membership
+// uncertain.
+func (m *memberships) queuesOf(iface string, now time.Time, maxAge, knownFor time.Duration, conn time.Time) (map[string]struct{}, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k := key(iface)
-	whole := !m.taken.IsZero() && now.Sub(m.taken) <= maxAge && conn.Equal(m.conn)
+	fresh := func(taken, on time.Time, seq uint64) bool {
+		if taken.IsZero() || !conn.Equal(on) {
+			return false
+		}
+		age := now.Sub(taken)
+		return age <= maxAge || (m.watchers > 0 && seq >= m.floor && age <= knownFor)
+	}
+	whole := fresh(m.taken, m.conn, m.takenSeq)
 	t, own := m.read[k]
-	own = own && now.Sub(t) <= maxAge && conn.Equal(m.readConn[k])
+	own = own && fresh(t, m.readConn[k], m.readSeq[k])
 	if !whole && !own {
 		return nil, false
 	}
