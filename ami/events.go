@@ -1,6 +1,7 @@
 package ami
 
 import (
+	"slices"
 	"strings"
 )
 
@@ -44,9 +45,9 @@ type Subscription struct {
 	c     *Client
 	ch    chan *Message
 	limit int
-	// names, when not nil, are the events (in lower case) the subscription receives besides
-	// the synthetic ones (SubscribeTo).
-	names map[string]struct{}
+	// names, when not empty, are the events the subscription receives besides the synthetic
+	// ones (SubscribeTo), compared case-insensitively.
+	names []string
 
 	// Guarded by c.subMu.
 	resyncQueued bool
@@ -76,13 +77,7 @@ func (c *Client) SubscribeTo(buffer int, events ...string) *Subscription {
 		buffer = DefaultSubscriptionBuffer
 	}
 	// One extra slot is reserved for the Resync event.
-	s := &Subscription{c: c, ch: make(chan *Message, buffer+1), limit: buffer}
-	if len(events) > 0 {
-		s.names = make(map[string]struct{}, len(events))
-		for _, e := range events {
-			s.names[strings.ToLower(e)] = struct{}{}
-		}
-	}
+	s := &Subscription{c: c, ch: make(chan *Message, buffer+1), limit: buffer, names: slices.Clone(events)}
 	c.subMu.Lock()
 	defer c.subMu.Unlock()
 	if c.subsClosed {
@@ -115,8 +110,9 @@ func (s *Subscription) Close() {
 // is a single producer and the length checks below cannot race with
 // another send.
 func (s *Subscription) deliver(m *Message) {
-	if s.names != nil && !m.Synthetic() {
-		if _, ok := s.names[strings.ToLower(m.Event())]; !ok {
+	if len(s.names) > 0 && !m.Synthetic() {
+		name := m.Event()
+		if !slices.ContainsFunc(s.names, func(n string) bool { return strings.EqualFold(n, name) }) {
 			return
 		}
 	}
