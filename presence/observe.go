@@ -139,8 +139,8 @@ func (s *surveys) stop() {
 
 // fill is read with the surveys of a full check (nil: none): each concern whose survey
 // succeeded fills have from it, the others observe now. A failed survey is not an error of
-// the read: its concern observes instead. A full check always reads the PBX (ReadNow): it is
-// what finds whatever the concerns' events did not show.
+// the read: its concern observes instead. now asks for the PBX to be read (ReadNow), as a full
+// check always does: it is what finds whatever the concerns' events did not show.
 func (o *observer) fill(sv *surveys, want map[UserID]*Target, now bool) (map[UserID]*Target, error) {
 	if sv != nil {
 		<-sv.done
@@ -148,7 +148,7 @@ func (o *observer) fill(sv *surveys, want map[UserID]*Target, now bool) (map[Use
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
-	if now || sv != nil {
+	if now {
 		ctx = WithReadNow(ctx)
 	}
 	have := make(map[UserID]*Target, len(want))

@@ -193,7 +193,8 @@ func coversExactly(ops []presence.Op, group []int, in map[string]struct{}) bool 
 // It returns false, setting nothing, when Asterisk refused it and each op must be tried alone.
 func (c *Concern) pauseAll(ctx context.Context, log *slog.Logger, ops []presence.Op, group []int, out []presence.Outcome) bool {
 	m := ops[group[0]].Member
-	c.mem.expectChange(m.Interface, "", pausing(m))
+	change := pausing(m)
+	c.mem.expectChange(m.Interface, "", change)
 	_, err := c.send(ctx, ami.QueuePause{Interface: m.Interface, Paused: m.Paused, Reason: reasonOf(m)})
 	if _, refused := ami.ResponseMessage(err); refused {
 		log.Debug("queue pause in all queues refused; one action per queue instead", "interface", m.Interface, "err", err)
@@ -210,7 +211,7 @@ func (c *Concern) pauseAll(ctx context.Context, log *slog.Logger, ops []presence
 	}
 	if err == nil {
 		c.met.coalesced.Add(float64(len(group)))
-		c.mem.paused(m.Interface, "", m.Paused, reasonOf(m))
+		c.mem.set(m.Interface, "", change)
 	} else {
 		c.mem.forget(m.Interface)
 	}
@@ -245,24 +246,26 @@ func (c *Concern) apply(ctx context.Context, log *slog.Logger, op presence.Op) p
 			o = presence.Failed(op, fmt.Errorf("queue remove %s from %s: %w", w.Interface, q, explain(err)))
 		}
 	case presence.OpQueuePause:
-		c.mem.expectChange(w.Interface, q, pausing(w))
+		change := pausing(w)
+		c.mem.expectChange(w.Interface, q, change)
 		_, err := c.send(ctx, ami.QueuePause{Queue: q, Interface: w.Interface, Paused: w.Paused, Reason: reasonOf(w)})
 		o = outcome(op, false)
 		if err != nil {
 			c.failed(w.Interface, err)
 			o = presence.Failed(op, fmt.Errorf("%s %s in %s: %w", pauseVerb(w.Paused), w.Interface, q, explain(err)))
 		} else {
-			c.mem.paused(w.Interface, q, w.Paused, reasonOf(w))
+			c.mem.set(w.Interface, q, change)
 		}
 	case presence.OpQueuePenalty:
-		c.mem.expectChange(w.Interface, q, func(m *presence.QueueMember) { m.Penalty = w.Penalty })
+		change := func(m *presence.QueueMember) { m.Penalty = w.Penalty }
+		c.mem.expectChange(w.Interface, q, change)
 		_, err := c.send(ctx, ami.QueuePenalty{Queue: q, Interface: w.Interface, Penalty: w.Penalty})
 		o = outcome(op, false)
 		if err != nil {
 			c.failed(w.Interface, err)
 			o = presence.Failed(op, fmt.Errorf("queue penalty %d for %s in %s: %w", w.Penalty, w.Interface, q, explain(err)))
 		} else {
-			c.mem.penalized(w.Interface, q, w.Penalty)
+			c.mem.set(w.Interface, q, change)
 		}
 	}
 	log.Debug("queue op", "op", op.String(), "result", o.Result, "err", o.Error)

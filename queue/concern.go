@@ -282,15 +282,7 @@ func (c *Concern) fillKnown(now time.Time, want, have map[presence.UserID]*prese
 			rest[id] = w
 			continue
 		}
-		h := have[id]
-		if h == nil {
-			h = presence.NewTarget()
-			have[id] = h
-		}
-		h.Interface = w.Interface
-		if h.Queues == nil {
-			h.Queues = map[string]*presence.QueueMember{}
-		}
+		h := targetFor(have, id, w)
 		for q := range w.Queues {
 			h.Queues[q] = in[q] // nil: not in q
 		}
@@ -383,15 +375,7 @@ func fillQueues(members map[string]map[string]*ami.QueueMember, want, have map[p
 		if w == nil {
 			continue
 		}
-		h := have[id]
-		if h == nil {
-			h = presence.NewTarget()
-			have[id] = h
-		}
-		if h.Queues == nil {
-			h.Queues = map[string]*presence.QueueMember{}
-		}
-		h.Interface = w.Interface
+		h := targetFor(have, id, w)
 		var mine map[string]*ami.QueueMember
 		if w.Interface != "" {
 			mine = members[key(w.Interface)]
@@ -400,6 +384,21 @@ func fillQueues(members map[string]map[string]*ami.QueueMember, want, have map[p
 			h.Queues[q] = member(mine[q])
 		}
 	}
+}
+
+// targetFor is have[id], made if missing, with its Queues map made and the interface of w, for
+// an observation to record id's queues in.
+func targetFor(have map[presence.UserID]*presence.Target, id presence.UserID, w *presence.Target) *presence.Target {
+	h := have[id]
+	if h == nil {
+		h = presence.NewTarget()
+		have[id] = h
+	}
+	if h.Queues == nil {
+		h.Queues = map[string]*presence.QueueMember{}
+	}
+	h.Interface = w.Interface
+	return h
 }
 
 // member is m in presenced's terms; nil for nil.

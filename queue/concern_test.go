@@ -461,9 +461,9 @@ func TestKnown(t *testing.T) {
 		{"own changes followed, and their events agree", func(m *memberships) {
 			watched(m)
 			read(m, inQueues{"sales": in(false, "", 0)})
-			m.paused(a, "sales", true, "lunch")
+			m.set(a, "sales", pausing(&presence.QueueMember{Paused: true, Reason: "lunch"}))
 			m.added(a, "support", in(false, "", 1))
-			m.penalized(a, "support", 4)
+			m.set(a, "support", func(c *presence.QueueMember) { c.Penalty = 4 })
 			m.saw(a, "sales", in(true, "lunch", 0))
 			m.saw(a, "support", in(false, "", 4))
 		}, t0, conn, inQueues{"sales": in(true, "lunch", 0), "support": in(false, "", 4)}},
@@ -475,7 +475,7 @@ func TestKnown(t *testing.T) {
 			m.saw(a, "support", in(false, "", 1))
 			m.saw(a, "sales", in(true, "lunch", 0))
 			m.added(a, "support", in(false, "", 1))
-			m.paused(a, "sales", true, "lunch")
+			m.set(a, "sales", pausing(&presence.QueueMember{Paused: true, Reason: "lunch"}))
 			m.settle(a)
 		}, t0, conn, inQueues{"sales": in(true, "lunch", 0), "support": in(false, "", 1)}},
 		{"someone else's change while an own one is under way", func(m *memberships) {
@@ -497,7 +497,7 @@ func TestKnown(t *testing.T) {
 		{"own pause in every queue", func(m *memberships) {
 			watched(m)
 			read(m, inQueues{"sales": in(false, "", 0), "support": in(false, "", 0)})
-			m.paused(a, "", true, "dnd")
+			m.set(a, "", pausing(&presence.QueueMember{Paused: true, Reason: "dnd"}))
 		}, t0, conn, inQueues{"sales": in(true, "dnd", 0), "support": in(true, "dnd", 0)}},
 		{"own removal and its event", func(m *memberships) {
 			watched(m)
@@ -523,8 +523,8 @@ func TestKnown(t *testing.T) {
 		{"an own older change's event arriving late", func(m *memberships) {
 			watched(m)
 			read(m, inQueues{"sales": in(false, "", 0)})
-			m.paused(a, "sales", true, "lunch")
-			m.paused(a, "sales", false, "")
+			m.set(a, "sales", pausing(&presence.QueueMember{Paused: true, Reason: "lunch"}))
+			m.set(a, "sales", pausing(&presence.QueueMember{}))
 			m.saw(a, "sales", in(true, "lunch", 0)) // the first pause's event, after the unpause
 		}, t0, conn, nil},
 		{"read again after someone else's change", func(m *memberships) {
@@ -547,7 +547,7 @@ func TestKnown(t *testing.T) {
 		{"a pause in a queue it is not known in", func(m *memberships) {
 			watched(m)
 			read(m, inQueues{})
-			m.paused(a, "sales", true, "x")
+			m.set(a, "sales", pausing(&presence.QueueMember{Paused: true, Reason: "x"}))
 		}, t0, conn, nil},
 		{"failed action", func(m *memberships) {
 			watched(m)

@@ -170,24 +170,9 @@ func (m *memberships) added(iface, q string, member *presence.QueueMember) {
 	m.queues[k][q] = member
 }
 
-// paused records that iface is now paused or not, with reason, in q (QueuePause succeeded);
-// q "" is every queue it is in (QueuePause without Queue). A queue the interface is not
-// known to be in makes it unsure.
-func (m *memberships) paused(iface, q string, paused bool, reason string) {
-	m.set(iface, q, func(c *presence.QueueMember) {
-		c.Paused, c.Reason = paused, ""
-		if paused {
-			c.Reason = reason
-		}
-	})
-}
-
-// penalized records that iface now has penalty in q (QueuePenalty succeeded).
-func (m *memberships) penalized(iface, q string, penalty int) {
-	m.set(iface, q, func(c *presence.QueueMember) { c.Penalty = penalty })
-}
-
-// set changes the member of iface in q (every queue when q is "") with change, on copies.
+// set records a change the concern made to the member of iface in q, or in every queue it is
+// in when q is "" (a QueuePause or QueuePenalty that succeeded): change applied to copies of
+// the members known. A queue the interface is not known to be in makes it unsure.
 func (m *memberships) set(iface, q string, change func(*presence.QueueMember)) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -199,14 +184,25 @@ func (m *memberships) set(iface, q string, change func(*presence.QueueMember)) {
 			return
 		}
 	}
-	for name, member := range in {
+	for name, c := range m.changedLocked(k, q, change) {
+		in[name] = c
+	}
+}
+
+// changedLocked returns copies of the members known of interface k in q (every queue when q
+// is ""), changed by change; members whose state is unknown are left out. The caller holds
+// m.mu.
+func (m *memberships) changedLocked(k, q string, change func(*presence.QueueMember)) inQueues {
+	out := inQueues{}
+	for name, member := range m.queues[k] {
 		if (q != "" && name != q) || member == nil {
 			continue
 		}
 		c := *member
 		change(&c)
-		in[name] = &c
+		out[name] = &c
 	}
+	return out
 }
 
 // expect records, before the concern sends an action on iface in q, what the member there will
@@ -224,13 +220,8 @@ func (m *memberships) expectChange(iface, q string, change func(*presence.QueueM
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k := key(iface)
-	for name, member := range m.queues[k] {
-		if (q != "" && name != q) || member == nil {
-			continue
-		}
-		c := *member
-		change(&c)
-		m.expectLocked(k, name, &c)
+	for name, c := range m.changedLocked(k, q, change) {
+		m.expectLocked(k, name, c)
 	}
 }
 
@@ -309,9 +300,6 @@ func (m *memberships) invalidateLocked() {
 func (m *memberships) known(iface string, want map[string]*presence.QueueMember, now time.Time, maxAge time.Duration, conn time.Time) (inQueues, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.watchers <= 0 {
-		return nil, false
-	}
 	k := key(iface)
 	if _, ok := m.unsure[k]; ok {
 		return nil, false
@@ -320,7 +308,7 @@ func (m *memberships) known(iface string, want map[string]*presence.QueueMember,
 	if t, own := m.read[k]; own {
 		taken, on, seq = t, m.readConn[k], m.readSeq[k]
 	}
-	if taken.IsZero() || now.Sub(taken) > maxAge || !on.Equal(conn) || seq < m.floor {
+	if !m.standsLocked(taken, on, seq, now, -1, maxAge, conn) {
 		return nil, false
 	}
 	out := make(inQueues, len(want))
@@ -368,16 +356,9 @@ func (m *memberships) queuesOf(iface string, now time.Time, maxAge, knownFor tim
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k := key(iface)
-	fresh := func(taken, on time.Time, seq uint64) bool {
-		if taken.IsZero() || !conn.Equal(on) {
-			return false
-		}
-		age := now.Sub(taken)
-		return age <= maxAge || (m.watchers > 0 && seq >= m.floor && age <= knownFor)
-	}
-	whole := fresh(m.taken, m.conn, m.takenSeq)
+	whole := m.standsLocked(m.taken, m.conn, m.takenSeq, now, maxAge, knownFor, conn)
 	t, own := m.read[k]
-	own = own && fresh(t, m.readConn[k], m.readSeq[k])
+	own = own && m.standsLocked(t, m.readConn[k], m.readSeq[k], now, maxAge, knownFor, conn)
 	if !whole && !own {
 		return nil, false
 	}
@@ -389,6 +370,18 @@ func (m *memberships) queuesOf(iface string, now time.Time, maxAge, knownFor tim
 		in[q] = struct{}{}
 	}
 	return in, true
+}
+
+// standsLocked reports whether a read sent at taken on the connection identified by on, after
+// change number seq, stands at now for the connection identified by conn: it was made on that
+// connection, and it is at most maxAge old (negative: never enough), or at most knownFor old
+// while a watch has followed the events since it was sent. The caller holds m.mu.
+func (m *memberships) standsLocked(taken, on time.Time, seq uint64, now time.Time, maxAge, knownFor time.Duration, conn time.Time) bool {
+	if taken.IsZero() || !conn.Equal(on) {
+		return false
+	}
+	age := now.Sub(taken)
+	return (maxAge >= 0 && age <= maxAge) || (m.watchers > 0 && seq >= m.floor && age <= knownFor)
 }
 
 // lock serialises Apply calls per interface, so that no other Apply changes an interface's

@@ -39,9 +39,11 @@ func (c *Concern) Watch(ctx context.Context, w presence.Watch) error {
 	return amiwatch.Serve(ctx, sub, lost, func(ev *ami.Message) {
 		switch ev.Event() {
 		case "QueueMemberAdded", "QueueMemberRemoved", "QueueMemberPause", "QueueMemberPenalty":
-			c.mem.saw(ev.Get("Interface"), ev.Get("Queue"), shownMember(ev))
+			q := ev.Get("Queue")
+			shown, penaltyOK := shownMember(ev)
+			c.mem.saw(ev.Get("Interface"), q, shown)
 			if id, ok := members.User(ev.Get("Interface")); ok {
-				w.Saw(id, memberShown(ev))
+				w.Saw(id, memberShown(q, shown, penaltyOK))
 			}
 		case "Reload":
 			if m := strings.ToLower(ev.Get("Module")); m == "" || strings.Contains(m, "app_queue") || strings.Contains(m, "all") {
@@ -56,11 +58,12 @@ func (c *Concern) Watch(ctx context.Context, w presence.Watch) error {
 	})
 }
 
-// shownMember is the member a member event shows; nil for QueueMemberRemoved. A penalty that
-// is no number makes a member that agrees with nothing known.
-func shownMember(ev *ami.Message) *presence.QueueMember {
+// shownMember is the member a member event shows; nil for QueueMemberRemoved. penaltyOK is
+// false when the event's Penalty is no number; the member then has penalty -1, which agrees
+// with nothing known.
+func shownMember(ev *ami.Message) (member *presence.QueueMember, penaltyOK bool) {
 	if ev.Event() == "QueueMemberRemoved" {
-		return nil
+		return nil, true
 	}
 	penalty, err := strconv.Atoi(ev.Get("Penalty"))
 	if err != nil {
@@ -74,7 +77,7 @@ func shownMember(ev *ami.Message) *presence.QueueMember {
 		Paused:         ev.Get("Paused") == "1",
 		Reason:         ev.Get("PausedReason"),
 		Membership:     membership(ev.Get("Membership")),
-	}
+	}, err == nil
 }
 
 func orEverything(module string) string {
@@ -84,24 +87,21 @@ func orEverything(module string) string {
 	return module
 }
 
-// memberShown is what a member event (QueueMemberAdded, QueueMemberRemoved, QueueMemberPause,
-// QueueMemberPenalty) shows of the member: whether a desired Target agrees with it, as Plan
-// would compare them. Every member event carries the member's whole state (docs/asterisk.md
-// §2.4): Paused, PausedReason (only meaningful while paused: an unpause with a reason shows
-// it in that one event) and Penalty. A queue the desired state does not name is not presenced's
-// business.
-func memberShown(ev *ami.Message) func(want *presence.Target) bool {
-	q := ev.Get("Queue")
-	if ev.Event() == "QueueMemberRemoved" {
+// memberShown is what a member event of queue q (QueueMemberAdded, QueueMemberRemoved,
+// QueueMemberPause, QueueMemberPenalty) shows of the member, shown (shownMember: nil when it
+// left q; penaltyOK false when its penalty was no number): whether a desired Target agrees with
+// it, as Plan would compare them. Every member event carries the member's whole state
+// (docs/asterisk.md §2.4): Paused, PausedReason (only meaningful while paused: an unpause with a
+// reason shows it in that one event) and Penalty. A queue the desired state does not name is
+// not presenced's business.
+func memberShown(q string, shown *presence.QueueMember, penaltyOK bool) func(want *presence.Target) bool {
+	if shown == nil {
 		return func(want *presence.Target) bool {
 			w, named := wantedIn(want, q)
 			return !named || w == nil || w.Membership == presence.MembershipOptional
 		}
 	}
-	paused := ev.Get("Paused") == "1"
-	reason := ev.Get("PausedReason")
-	penalty, err := strconv.Atoi(ev.Get("Penalty"))
-	static := strings.EqualFold(ev.Get("Membership"), "static")
+	static := shown.Membership == presence.MembershipStatic
 	return func(want *presence.Target) bool {
 		w, named := wantedIn(want, q)
 		switch {
@@ -110,10 +110,10 @@ func memberShown(ev *ami.Message) func(want *presence.Target) bool {
 		case w == nil:
 			return static // a static member cannot be removed: Plan leaves it
 		}
-		if w.Paused != paused || (paused && w.Reason != reason) {
+		if w.Paused != shown.Paused || (shown.Paused && w.Reason != shown.Reason) {
 			return false
 		}
-		return static || (err == nil && w.Penalty == penalty)
+		return static || (penaltyOK && w.Penalty == shown.Penalty)
 	}
 }
 
