@@ -28,10 +28,11 @@ if redis.call('GET', fencekey) ~= fencevalue then return redis.error_reply('FENC
 // script is a write of the store's, fenced when the store has a fence.
 type script struct {
 	plain, fenced *redis.Script
+	sources       [2]string // plain's, fenced's: what SCRIPT LOAD loads (runShared)
 }
 
 func newScript(src string) script {
-	return script{plain: redis.NewScript(src), fenced: redis.NewScript(fencePrelude + src)}
+	return script{plain: redis.NewScript(src), fenced: redis.NewScript(fencePrelude + src), sources: [2]string{src, fencePrelude + src}}
 }
 
 // run runs the script on c (the store's client, or the connection of a confirmed write), under

@@ -63,6 +63,7 @@ func (e *CorruptError) Unwrap() error { return e.Err }
 // StateStoreOptions.Logger).
 type StateStore struct {
 	rdb           *redis.Client
+	batch         *pipeBatcher // the hot path's round trips, shared between users (LoadUser, Save, SaveRecordJournal)
 	prefix        string
 	journalLength int64
 	save          script
@@ -159,7 +160,7 @@ func NewStateStore(rdb *redis.Client, opts StateStoreOptions) *StateStore {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &StateStore{rdb: rdb, prefix: opts.Prefix, journalLength: opts.JournalLength, save: newScript(saveScript), archive: newScript(archiveScript),
+	s := &StateStore{rdb: rdb, batch: &pipeBatcher{rdb: rdb}, prefix: opts.Prefix, journalLength: opts.JournalLength, save: newScript(saveScript), archive: newScript(archiveScript),
 		adopt: newScript(adoptScript), saveRecord: newScript(saveRecordScript), journal: newScript(journalScript), dndKey: newScript(dndKeyScript),
 		fence: opts.Fence, log: log, schemaEvery: opts.SchemaCheckInterval,
 		unreadable: newUnreadableRecords(log, opts.Registerer)}
@@ -354,11 +355,15 @@ func (s *StateStore) Save(ctx context.Context, id UserID, st UserState) (UserSta
 	}
 	key := s.userKey(id)
 	var n int64
-	err = s.confirmed(ctx, "save state of "+string(id), func(c redis.Cmdable) (err error) {
-		n, err = s.run(ctx, c, s.save, []string{key}, strconv.FormatInt(st.Version, 10), string(b), `{"version":0}`,
-			s.changesChannel(), string(id), st.Profile).Int64()
-		return err
-	})
+	args := []any{strconv.FormatInt(st.Version, 10), string(b), `{"version":0}`, s.changesChannel(), string(id), st.Profile}
+	if s.wait == nil {
+		n, err = s.runShared(ctx, s.save, []string{key}, args...).Int64()
+	} else {
+		err = s.confirmed(ctx, "save state of "+string(id), func(c redis.Cmdable) (err error) {
+			n, err = s.run(ctx, c, s.save, []string{key}, args...).Int64()
+			return err
+		})
+	}
 	if fenced(err) {
 		return st, ErrFenced
 	}
@@ -439,11 +444,13 @@ func (s *StateStore) LoadUser(ctx context.Context, id UserID) (st UserState, fou
 	key, pkey := s.userKey(id), s.profilesKey(id)
 	var stCmd *redis.SliceCmd
 	var pCmd *redis.MapStringStringCmd
-	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error { // each command is judged below
+	if err := s.batch.do(ctx, func(p redis.Pipeliner) { // each command is judged below
 		stCmd = p.HMGet(ctx, key, stateFields...)
 		pCmd = p.HGetAll(ctx, pkey)
-		return nil
-	})
+	}); err != nil {
+		err = s.fail(err, "load state of "+string(id), key)
+		return UserState{}, false, nil, err, err
+	}
 	if vals, err := stCmd.Result(); err != nil {
 		stateErr = s.fail(err, "load state of "+string(id), key)
 	} else {

@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -35,16 +36,18 @@ import (
 )
 
 var (
-	env          *lab.Env
-	benchUsers   = flag.Int("bench.users", 1000, "users in BenchmarkMassSwitch (each in 5 queues)")
-	benchReader  = flag.Bool("bench.reader", true, "give the concerns a second AMI connection to observe through, as the daemon does")
-	benchRounds  = flag.Int("bench.rounds", 3, "rounds of BenchmarkMassSwitch; each client's median is reported")
-	benchEvents  = flag.String("bench.events", "", `AMI event classes of presenced's connection ("" = the daemon's default, system,call,agent,user)`)
-	benchWorkers = flag.Int("bench.workers", 0, "the engine's workers (0 = the engine's default)")
-	benchClients = flag.String("bench.clients", "", "BenchmarkMassSwitch: the clients to run, comma-separated (default all: naive,same,sameN,engine,engine1); ratios to a client not run are not reported")
-	benchDirect  = flag.Bool("bench.direct", false, "reach Asterisk and Redis at their containers' bridge addresses, not through Docker's userland port proxy (lab.Env.AMIDirectAddr)")
-	benchKnown   = flag.Bool("bench.known", true, "let the queue concern answer from what it knows by its events (queue.Options.KnownFor); false: it reads every time")
-	benchWriters = flag.Int("bench.writers", 3, "further AMI sessions for the queue concern's changes (queue.Options.Writers; 3 as the daemon's default asterisk.ami.write_sessions of 4)")
+	env               *lab.Env
+	benchUsers        = flag.Int("bench.users", 1000, "users in BenchmarkMassSwitch (each in 5 queues)")
+	benchReader       = flag.Bool("bench.reader", true, "give the concerns a second AMI connection to observe through, as the daemon does")
+	benchRounds       = flag.Int("bench.rounds", 3, "rounds of BenchmarkMassSwitch; each client's median is reported")
+	benchEvents       = flag.String("bench.events", "", `AMI event classes of presenced's connection ("" = the daemon's default, system,call,agent,user)`)
+	benchWorkers      = flag.Int("bench.workers", 0, "the engine's workers (0 = the engine's default)")
+	benchClients      = flag.String("bench.clients", "", "BenchmarkMassSwitch: the clients to run, comma-separated (default all: naive,same,sameN,engine,engine1); ratios to a client not run are not reported")
+	benchDirect       = flag.Bool("bench.direct", false, "reach Asterisk and Redis at their containers' bridge addresses, not through Docker's userland port proxy (lab.Env.AMIDirectAddr)")
+	benchKnown        = flag.Bool("bench.known", true, "let the queue concern answer from what it knows by its events (queue.Options.KnownFor); false: it reads every time")
+	benchPhaseProfile = flag.String("bench.phaseprofile", "", "BenchmarkMassSwitch: write a CPU profile of the engine's turns at this phase only (login, pause or logout) to the file -bench.phaseprofile.out")
+	benchPhaseOut     = flag.String("bench.phaseprofile.out", "phase.cpu", "where -bench.phaseprofile writes")
+	benchWriters      = flag.Int("bench.writers", 3, "further AMI sessions for the queue concern's changes (queue.Options.Writers; 3 as the daemon's default asterisk.ami.write_sessions of 4)")
 )
 
 func TestMain(m *testing.M) {
@@ -323,6 +326,36 @@ func runSplit(tb testing.TB, sessions []*rawClient, byUser [][]string) (time.Dur
 	return time.Since(start), n
 }
 
+// phaseProfile starts the CPU profile of -bench.phaseprofile when phase is its phase, and
+// returns what stops it. Each round's profile goes to a file of its own: -bench.phaseprofile.out,
+// then the same name with .1, .2, ... (go tool pprof merges the files it is given).
+func phaseProfile(tb testing.TB, phase string) (stop func()) {
+	tb.Helper()
+	if *benchPhaseProfile != phase {
+		return func() {}
+	}
+	name := *benchPhaseOut
+	for i := 1; ; i++ {
+		if _, err := os.Stat(name); err != nil {
+			break
+		}
+		name = fmt.Sprintf("%s.%d", *benchPhaseOut, i)
+	}
+	f, err := os.Create(name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		tb.Fatal(err) // -cpuprofile too: one CPU profile at a time
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
 // membersIn counts the bench users' members in the bench queues and how many are paused.
 func membersIn(tb testing.TB, c *ami.Client) (members, paused int) {
 	tb.Helper()
@@ -439,7 +472,9 @@ func BenchmarkMassSwitch(b *testing.B) {
 						reads0, reading0 := r.hist(b, "presenced_observe_duration_seconds")
 						cpu0 := processCPU(b)
 						_, queueReading0 := r.hist(b, "presenced_queue_observe_duration_seconds")
+						stop := phaseProfile(b, phase)
 						d = r.switchAll(b, users, engineProfile[phase])
+						stop()
 						reads1, reading1 := r.hist(b, "presenced_observe_duration_seconds")
 						_, queueReading1 := r.hist(b, "presenced_queue_observe_duration_seconds")
 						batches[phase] = append(batches[phase], float64(reads1-reads0))
