@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -145,7 +146,9 @@ func TestReconcile(t *testing.T) {
 				rawTimes = append(rawTimes, time.Since(start).Seconds())
 			} else {
 				qs0, tree0, obs0 := hist()
+				stop := rcProfile(t, i)
 				_, took, _, _ := reconcile("reconcile in sync", 0)
+				stop()
 				qs1, tree1, obs1 := hist()
 				engineTimes = append(engineTimes, took.Seconds())
 				queueStatus = append(queueStatus, qs1-qs0)
@@ -251,6 +254,33 @@ func TestReconcile(t *testing.T) {
 	rcVerifyPBX(t, rcDialRaw(t), ds[:sz.noPersist])
 	if err := env.SetPersistentMembers(ctx, true); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// rcProfile starts the CPU profile of PRESENCED_RECONCILE_PROFILE for round i, if asked
+// for, and returns what stops it: round 0 writes to the file named, round i to that name
+// with .i after it (go tool pprof merges the files it is given).
+func rcProfile(t *testing.T, round int) (stop func()) {
+	t.Helper()
+	name := os.Getenv("PRESENCED_RECONCILE_PROFILE")
+	if name == "" {
+		return func() {}
+	}
+	if round > 0 {
+		name = fmt.Sprintf("%s.%d", name, round)
+	}
+	f, err := os.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
