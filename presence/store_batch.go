@@ -45,7 +45,9 @@ type batchCall struct {
 
 // do adds the commands queue adds to a shared pipeline and waits until the pipeline has been
 // answered; then the commands hold their replies and errors, as in one of go-redis's
-// pipelines. It returns an error only when the commands were not sent: ctx ended first.
+// pipelines. When ctx ends first it returns ctx's error at once: the commands were not sent,
+// or were and are not waited for, and the caller must not read them (the pipeline may still
+// be writing their replies).
 func (b *pipeBatcher) do(ctx context.Context, queue func(p redis.Pipeliner)) error {
 	c := &batchCall{ctx: ctx, queue: queue, done: make(chan struct{})}
 	b.mu.Lock()
@@ -149,7 +151,7 @@ func (s *StateStore) runShared(ctx context.Context, sc script, keys []string, ar
 func (s *StateStore) runOnce(ctx context.Context, sc script, keys []string, args []any) *redis.Cmd {
 	var cmd *redis.Cmd
 	if err := s.batch.do(ctx, func(p redis.Pipeliner) { cmd = s.run(ctx, p, sc, keys, args...) }); err != nil {
-		return unsent(ctx, err) // cmd may still be being set by the pipeline that left this call out
+		return unsent(ctx, err) // not sent, or not waited for: its pipeline may still write cmd
 	}
 	return cmd
 }
