@@ -106,14 +106,11 @@ func (s *StateStore) SaveRecordJournal(ctx context.Context, id UserID, r Record,
 	keys := []string{key, s.outOfSyncKey(), s.retriesKey(), s.journalKey(id)}
 	args := []any{string(b), string(id), inSync, retry, strconv.FormatInt(s.journalLength, 10), string(entry), s.changesChannel()}
 	op := "save record of " + string(id)
-	if e != nil {
-		op = "save record and journal of " + string(id)
-	}
-	// Only a write acknowledged to replicas needs a connection of its own (confirmed).
-	if e == nil || s.wait == nil {
+	if e == nil {
 		err = s.runShared(ctx, s.saveRecord, keys, args...).Err()
 	} else {
-		err = s.confirmed(ctx, op, func(c redis.Cmdable) error { return s.run(ctx, c, s.saveRecord, keys, args...).Err() })
+		op = "save record and journal of " + string(id)
+		err = s.runAcknowledged(ctx, op, s.saveRecord, keys, args...).Err()
 	}
 	if fenced(err) {
 		return ErrFenced

@@ -355,15 +355,8 @@ func (s *StateStore) Save(ctx context.Context, id UserID, st UserState) (UserSta
 	}
 	key := s.userKey(id)
 	var n int64
-	args := []any{strconv.FormatInt(st.Version, 10), string(b), `{"version":0}`, s.changesChannel(), string(id), st.Profile}
-	if s.wait == nil {
-		n, err = s.runShared(ctx, s.save, []string{key}, args...).Int64()
-	} else {
-		err = s.confirmed(ctx, "save state of "+string(id), func(c redis.Cmdable) (err error) {
-			n, err = s.run(ctx, c, s.save, []string{key}, args...).Int64()
-			return err
-		})
-	}
+	n, err = s.runAcknowledged(ctx, "save state of "+string(id), s.save, []string{key},
+		strconv.FormatInt(st.Version, 10), string(b), `{"version":0}`, s.changesChannel(), string(id), st.Profile).Int64()
 	if fenced(err) {
 		return st, ErrFenced
 	}

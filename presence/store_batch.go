@@ -134,12 +134,10 @@ func (s *StateStore) runShared(ctx context.Context, sc script, keys []string, ar
 	if err := s.batch.do(ctx, func(p redis.Pipeliner) {
 		load[0], load[1] = p.ScriptLoad(ctx, sc.sources[0]), p.ScriptLoad(ctx, sc.sources[1])
 	}); err != nil {
-		return unsent(ctx, err)
+		return errCmd(ctx, err)
 	}
 	if err := errors.Join(load[0].Err(), load[1].Err()); err != nil {
-		failed := redis.NewCmd(ctx)
-		failed.SetErr(err)
-		return failed
+		return errCmd(ctx, err)
 	}
 	if cmd = s.runOnce(ctx, sc, keys, args); redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
 		return s.run(ctx, s.rdb, sc, keys, args...) // flushed again meanwhile: EVAL it
@@ -151,13 +149,31 @@ func (s *StateStore) runShared(ctx context.Context, sc script, keys []string, ar
 func (s *StateStore) runOnce(ctx context.Context, sc script, keys []string, args []any) *redis.Cmd {
 	var cmd *redis.Cmd
 	if err := s.batch.do(ctx, func(p redis.Pipeliner) { cmd = s.run(ctx, p, sc, keys, args...) }); err != nil {
-		return unsent(ctx, err) // not sent, or not waited for: its pipeline may still write cmd
+		return errCmd(ctx, err) // not sent, or not waited for: its pipeline may still write cmd
 	}
 	return cmd
 }
 
-// unsent is the reply of a call that was not sent: err.
-func unsent(ctx context.Context, err error) *redis.Cmd {
+// runAcknowledged runs sc as a write presenced acknowledges: in a shared pipeline, or, when the
+// store waits for replicas, on a connection of its own followed by WAIT (confirmed), since
+// WAIT covers the writes of one connection. op says what the write is, as for confirmed. A
+// WAIT that failed is the reply's error.
+func (s *StateStore) runAcknowledged(ctx context.Context, op string, sc script, keys []string, args ...any) *redis.Cmd {
+	if s.wait == nil {
+		return s.runShared(ctx, sc, keys, args...)
+	}
+	var cmd *redis.Cmd
+	if err := s.confirmed(ctx, op, func(c redis.Cmdable) error {
+		cmd = s.run(ctx, c, sc, keys, args...)
+		return cmd.Err()
+	}); err != nil {
+		return errCmd(ctx, err)
+	}
+	return cmd
+}
+
+// errCmd is a reply that is err alone: a call not sent, or whose write failed beside its reply.
+func errCmd(ctx context.Context, err error) *redis.Cmd {
 	cmd := redis.NewCmd(ctx)
 	cmd.SetErr(err)
 	return cmd

@@ -341,6 +341,12 @@ func phaseProfile(tb testing.TB, phase string) (stop func()) {
 		}
 		name = fmt.Sprintf("%s.%d", *benchPhaseOut, i)
 	}
+	return cpuProfile(tb, name)
+}
+
+// cpuProfile starts a CPU profile written to the file name and returns what stops it.
+func cpuProfile(tb testing.TB, name string) (stop func()) {
+	tb.Helper()
 	f, err := os.Create(name)
 	if err != nil {
 		tb.Fatal(err)

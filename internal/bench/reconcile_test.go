@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -269,19 +268,7 @@ func rcProfile(t *testing.T, round int) (stop func()) {
 	if round > 0 {
 		name = fmt.Sprintf("%s.%d", name, round)
 	}
-	f, err := os.Create(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		t.Fatal(err)
-	}
-	return func() {
-		pprof.StopCPUProfile()
-		if err := f.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	return cpuProfile(t, name)
 }
 
 // rcRestartReconcile restarts Asterisk and does what the daemon does once it is ready again
